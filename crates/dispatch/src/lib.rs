@@ -1,0 +1,1 @@
+//! wagate-dispatch.

@@ -1,0 +1,830 @@
+//! Command handlers: `decide(state, command, now)` returns the events to append, or why not.
+//! Pure: the caller loads the state, passes the time, and appends what comes back with the
+//! expected versions of every stream it read.
+
+use std::collections::BTreeMap;
+
+use chrono::TimeDelta;
+
+use crate::classify::{
+    classify_code, classify_http_status, classify_transport, FollowUp, ProviderKind, Retry,
+};
+use crate::contact::ContactState;
+use crate::events::{
+    ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, MessagingLimit, OptInSource,
+    OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory, TemplateEvent,
+};
+use crate::gates::{self, SendContent, SendFacts};
+use crate::ids::{
+    ContactId, MessageId, PortfolioId, ProviderMessageRef, TemplateId, WhatsAppAddress,
+};
+use crate::keywords::{self, KeywordMatch};
+use crate::message::{DispatchPhase, MessageContent, MessageState};
+use crate::policy::Policy;
+use crate::portfolio::PortfolioState;
+use crate::rules::Refusal;
+use crate::sender::SenderState;
+use crate::template::TemplateState;
+use crate::Timestamp;
+
+/// A command that cannot be carried out for a reason other than a compliance rule: bad input or
+/// a missing aggregate. (Compliance refusals are `Refusal`s and are recorded.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("{field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("message {message_id} cannot be claimed: {reason}")]
+    NotClaimable {
+        message_id: MessageId,
+        reason: String,
+    },
+}
+
+fn require_text(field: &'static str, value: &str, len_max: usize) -> Result<(), CommandError> {
+    if value.trim().is_empty() {
+        return Err(CommandError::InvalidField {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    if value.chars().count() > len_max {
+        return Err(CommandError::InvalidField {
+            field,
+            reason: format!("longer than {len_max} characters"),
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOptIn {
+    pub contact: ContactId,
+    pub source: OptInSource,
+    pub evidence: String,
+    pub recorded_by: String,
+    pub wording_version: String,
+}
+
+/// Records an explicit opt-in. Always recorded, even over an earlier one: each is a receipt.
+pub fn opt_in(
+    _contact: &ContactState,
+    command: &RecordOptIn,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    require_text("evidence", &command.evidence, 4096)?;
+    require_text("recorded_by", &command.recorded_by, 256)?;
+    require_text("wording_version", &command.wording_version, 256)?;
+    Ok(vec![ContactEvent::OptedIn {
+        contact: command.contact.clone(),
+        source: command.source,
+        evidence: command.evidence.clone(),
+        recorded_by: command.recorded_by.clone(),
+        wording_version: command.wording_version.clone(),
+        at: now,
+    }
+    .into()])
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOptOut {
+    pub contact: ContactId,
+    pub source: OptOutSource,
+    pub detail: String,
+}
+
+/// Records an opt-out; a contact already opted out stays as it is (nothing appended).
+pub fn opt_out(contact: &ContactState, command: &RecordOptOut, now: Timestamp) -> Vec<Event> {
+    if contact.is_opted_out() {
+        return Vec::new();
+    }
+    vec![ContactEvent::OptedOut {
+        contact: command.contact.clone(),
+        source: command.source,
+        detail: command.detail.clone(),
+        at: now,
+    }
+    .into()]
+}
+
+/// An inbound message from a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveInbound {
+    pub contact: ContactId,
+    pub sender: Option<WhatsAppAddress>,
+    pub provider_ref: Option<ProviderMessageRef>,
+    pub kind: String,
+    pub text: String,
+}
+
+/// Message kinds whose text the contact typed or tapped; a document's body is its file name.
+const KEYWORD_KINDS: [&str; 3] = ["text", "button", "interactive"];
+
+/// Records the inbound (it opens the window) and applies STOP/START keywords.
+pub fn inbound(
+    contact: &ContactState,
+    command: &ReceiveInbound,
+    policy: &Policy,
+    now: Timestamp,
+) -> Vec<Event> {
+    let mut events: Vec<Event> = vec![ContactEvent::InboundReceived {
+        contact: command.contact.clone(),
+        sender: command.sender.clone(),
+        provider_ref: command.provider_ref.clone(),
+        kind: command.kind.clone(),
+        text: command.text.clone(),
+        at: now,
+    }
+    .into()];
+    if !KEYWORD_KINDS.contains(&command.kind.as_str()) {
+        return events;
+    }
+    let reference = command
+        .provider_ref
+        .as_ref()
+        .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+    let opt_in = |keyword: String| -> Event {
+        ContactEvent::OptedIn {
+            contact: command.contact.clone(),
+            source: OptInSource::Keyword,
+            evidence: format!("inbound message {reference}: {keyword}"),
+            recorded_by: "wagate:keyword".into(),
+            wording_version: policy.keyword_wording_version.clone(),
+            at: now,
+        }
+        .into()
+    };
+    match keywords::classify(&command.text) {
+        KeywordMatch::OptOut(keyword) if !contact.is_opted_out() => {
+            events.push(
+                ContactEvent::OptedOut {
+                    contact: command.contact.clone(),
+                    source: OptOutSource::Keyword,
+                    detail: keyword,
+                    at: now,
+                }
+                .into(),
+            );
+        }
+        KeywordMatch::OptIn(keyword) if !contact.is_opted_in() => events.push(opt_in(keyword)),
+        KeywordMatch::OptInIfOptedOut(keyword) if contact.is_opted_out() => {
+            events.push(opt_in(keyword))
+        }
+        KeywordMatch::OptOutMention(matched) if !contact.is_opted_out() => {
+            events.push(
+                ContactEvent::OptOutReviewRequested {
+                    contact: command.contact.clone(),
+                    text: command.text.clone(),
+                    matched,
+                    at: now,
+                }
+                .into(),
+            );
+        }
+        _ => {}
+    }
+    events
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetContactFlag {
+    pub contact: ContactId,
+    pub flag: ContactFlag,
+    pub raised: bool,
+    pub reason: String,
+}
+
+/// Raises or clears a flag; nothing is appended when it is already so.
+pub fn set_contact_flag(
+    contact: &ContactState,
+    command: &SetContactFlag,
+    now: Timestamp,
+) -> Vec<Event> {
+    let is_raised = contact.flag(command.flag).is_some();
+    if is_raised == command.raised {
+        return Vec::new();
+    }
+    let event = if command.raised {
+        ContactEvent::FlagRaised {
+            contact: command.contact.clone(),
+            flag: command.flag,
+            reason: command.reason.clone(),
+            at: now,
+        }
+    } else {
+        ContactEvent::FlagCleared {
+            contact: command.contact.clone(),
+            flag: command.flag,
+            reason: command.reason.clone(),
+            at: now,
+        }
+    };
+    vec![event.into()]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendMessage {
+    pub message_id: MessageId,
+    pub sender: WhatsAppAddress,
+    /// As given by the agent; an invalid number is a recorded `invalid_number` refusal.
+    pub to: String,
+    pub workflow: Option<String>,
+    pub content: SendContent,
+}
+
+/// The state a send decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct SendState<'a> {
+    pub sender: &'a SenderState,
+    pub contact: &'a ContactState,
+    pub template: &'a TemplateState,
+    pub portfolio: &'a PortfolioState,
+}
+
+/// Decides a send: the intent (plus the limit count), or the refusal. A refusal should be
+/// recorded with `refusal_event` (unless it was a dry run).
+pub fn send(
+    state: &SendState<'_>,
+    command: &SendMessage,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Vec<Event>, Refusal> {
+    let facts = SendFacts {
+        sender_address: &command.sender,
+        sender: state.sender,
+        to: &command.to,
+        contact: state.contact,
+        content: &command.content,
+        template: state.template,
+        workflow: command.workflow.as_deref(),
+        portfolio: state.portfolio,
+    };
+    let allowed = gates::check(&facts, policy, now)?;
+    let intent: Event = match &command.content {
+        SendContent::Template {
+            template,
+            variables,
+        } => MessageEvent::TemplateSent {
+            message_id: command.message_id,
+            contact: allowed.contact.clone(),
+            sender: command.sender.clone(),
+            template: template.clone(),
+            // Invariant: an allowed template send has a registered template, hence a category.
+            category: allowed.category.unwrap_or(TemplateCategory::Utility),
+            variables: variables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            workflow: allowed.workflow.clone(),
+            at: now,
+        }
+        .into(),
+        SendContent::Freeform { text } => MessageEvent::ReplySent {
+            message_id: command.message_id,
+            contact: allowed.contact.clone(),
+            sender: command.sender.clone(),
+            text: text.clone(),
+            workflow: allowed.workflow.clone(),
+            at: now,
+        }
+        .into(),
+    };
+    let mut events = vec![intent];
+    events.extend(limit_count(state, &allowed, command.message_id, now));
+    Ok(events)
+}
+
+fn limit_count(
+    state: &SendState<'_>,
+    allowed: &gates::Allowed,
+    message_id: MessageId,
+    now: Timestamp,
+) -> Option<Event> {
+    if !allowed.counts_toward_limit {
+        return None;
+    }
+    let portfolio = state.sender.registration.as_ref()?.portfolio.clone();
+    Some(
+        PortfolioEvent::RecipientReached {
+            portfolio,
+            contact: allowed.contact.clone(),
+            message_id,
+            at: now,
+        }
+        .into(),
+    )
+}
+
+/// The event that records a refused send.
+pub fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -> Event {
+    MessageEvent::SendRefused {
+        message_id: command.message_id,
+        to: command.to.clone(),
+        sender: command.sender.clone(),
+        rule: refusal.rule,
+        message: refusal.message.clone(),
+        at: now,
+    }
+    .into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+/// The dispatcher asks to send a message now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimDispatch {
+    pub message_id: MessageId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// Every gate holds: send it (events: the claim, maybe a limit count).
+    Claimed { attempt: u32, events: Vec<Event> },
+    /// A gate is broken now: the message is canceled (events: the refused claim).
+    Refused {
+        refusal: Refusal,
+        events: Vec<Event>,
+    },
+}
+
+/// Re-checks every gate against the newest state and claims the message for one attempt.
+pub fn claim(
+    message: &MessageState,
+    state: &SendState<'_>,
+    command: &ClaimDispatch,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<ClaimDecision, CommandError> {
+    let not_claimable = |reason: String| CommandError::NotClaimable {
+        message_id: command.message_id,
+        reason,
+    };
+    let attempt = match message.phase() {
+        DispatchPhase::NotAllowed => return Err(not_claimable("it was never allowed".into())),
+        DispatchPhase::Done => return Err(not_claimable(format!("it is {}", message.status))),
+        DispatchPhase::Claimed { attempt, .. } => {
+            return Err(not_claimable(format!(
+                "attempt {attempt} has no outcome yet"
+            )))
+        }
+        DispatchPhase::Pending {
+            not_before: Some(due),
+            ..
+        } if now < due => {
+            return Err(not_claimable(format!(
+                "its retry is due at {}",
+                due.to_rfc3339()
+            )))
+        }
+        DispatchPhase::Pending { next_attempt, .. } => next_attempt,
+    };
+    if attempt > policy.dispatch_attempts_max {
+        return Err(not_claimable(format!(
+            "all {} attempts are used",
+            policy.dispatch_attempts_max
+        )));
+    }
+    let Some(intent) = &message.intent else {
+        return Err(not_claimable("it was never allowed".into()));
+    };
+    let content = match &intent.content {
+        MessageContent::Template {
+            template,
+            variables,
+            ..
+        } => SendContent::Template {
+            template: template.clone(),
+            variables: variables.iter().cloned().collect::<BTreeMap<_, _>>(),
+        },
+        MessageContent::Freeform { text } => SendContent::Freeform { text: text.clone() },
+    };
+    let to = intent.contact.to_string();
+    let facts = SendFacts {
+        sender_address: &intent.sender,
+        sender: state.sender,
+        to: &to,
+        contact: state.contact,
+        content: &content,
+        template: state.template,
+        workflow: Some(intent.workflow.as_str()),
+        portfolio: state.portfolio,
+    };
+    match gates::check(&facts, policy, now) {
+        Ok(allowed) => {
+            let mut events: Vec<Event> = vec![MessageEvent::DispatchClaimed {
+                message_id: command.message_id,
+                attempt,
+                at: now,
+            }
+            .into()];
+            // The decision counted this recipient; a claim more than 24 h later counts again.
+            let counted = state.portfolio.reached_within_period(&allowed.contact, now);
+            if !counted {
+                events.extend(limit_count(state, &allowed, command.message_id, now));
+            }
+            Ok(ClaimDecision::Claimed { attempt, events })
+        }
+        Err(refusal) => {
+            let events = vec![MessageEvent::ClaimRefused {
+                message_id: command.message_id,
+                attempt,
+                rule: refusal.rule,
+                message: refusal.message.clone(),
+                at: now,
+            }
+            .into()];
+            Ok(ClaimDecision::Refused { refusal, events })
+        }
+    }
+}
+
+/// What happened when the dispatcher called the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchOutcome {
+    Accepted {
+        provider_ref: ProviderMessageRef,
+        provider_status: crate::status::MessageStatus,
+    },
+    /// The provider answered with an error.
+    Rejected { error: ProviderError },
+    /// No answer (timeout, connection error): the provider may or may not have the message.
+    Transport {
+        provider: ProviderKind,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub message_id: MessageId,
+    pub attempt: u32,
+    pub outcome: DispatchOutcome,
+    /// Drawn by the caller (the domain has no randomness): added to the backoff delay.
+    pub jitter: TimeDelta,
+}
+
+/// Records a provider call's outcome, schedules a retry when allowed, and emits the error's
+/// follow-ups (contact flags, sender suspension, …).
+pub fn record_outcome(
+    message: &MessageState,
+    command: &RecordOutcome,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    match message.phase() {
+        DispatchPhase::Claimed { attempt, .. } if attempt == command.attempt => {}
+        _ if message.attempts == command.attempt && message.dispatch_closed => {
+            // A callback resolved this attempt first (the response was slow): record the outcome
+            // for the audit trail, but it can no longer schedule anything.
+        }
+        _ => {
+            return Err(CommandError::NotClaimable {
+                message_id: command.message_id,
+                reason: format!("attempt {} is not the open claim", command.attempt),
+            })
+        }
+    }
+    let message_id = command.message_id;
+    let attempt = command.attempt;
+    let (error, class) = match &command.outcome {
+        DispatchOutcome::Accepted {
+            provider_ref,
+            provider_status,
+        } => {
+            return Ok(vec![MessageEvent::DispatchSucceeded {
+                message_id,
+                attempt,
+                provider_ref: provider_ref.clone(),
+                provider_status: provider_status.clone(),
+                at: now,
+            }
+            .into()]);
+        }
+        DispatchOutcome::Rejected { error } => {
+            let class = match error.code {
+                Some(code) => classify_code(error.provider, code),
+                None => classify_http_status(error.http_status.unwrap_or(0)),
+            };
+            (error.clone(), class)
+        }
+        DispatchOutcome::Transport { provider, message } => (
+            ProviderError {
+                provider: *provider,
+                code: None,
+                http_status: None,
+                message: message.clone(),
+            },
+            classify_transport(),
+        ),
+    };
+    let may_retry = class.retry == Retry::Retryable && attempt < policy.dispatch_attempts_max;
+    let retry_at = may_retry.then(|| now + policy.retry_delay(attempt + 1, command.jitter));
+    let mut events: Vec<Event> = vec![MessageEvent::DispatchFailed {
+        message_id,
+        attempt,
+        error: error.clone(),
+        retry: class.retry,
+        retry_at,
+        at: now,
+    }
+    .into()];
+    if let (Some(follow_up), Some(code)) = (class.follow_up, error.code) {
+        events.extend(follow_up_events(
+            message,
+            follow_up,
+            code,
+            error.provider,
+            now,
+        ));
+    }
+    Ok(events)
+}
+
+/// A provider status callback for a known message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordStatus {
+    pub message_id: MessageId,
+    pub provider: ProviderKind,
+    pub provider_ref: Option<ProviderMessageRef>,
+    pub status: crate::status::MessageStatus,
+    pub error_code: Option<u32>,
+}
+
+/// Records a status callback (even one that changes nothing, so auditors see it) with its
+/// error's follow-ups. The exact same observation twice appends nothing.
+pub fn record_status(message: &MessageState, command: &RecordStatus, now: Timestamp) -> Vec<Event> {
+    if message.has_observed(&command.status, command.error_code) {
+        return Vec::new();
+    }
+    let mut events: Vec<Event> = vec![MessageEvent::StatusChanged {
+        message_id: command.message_id,
+        provider_ref: command.provider_ref.clone(),
+        status: command.status.clone(),
+        error_code: command.error_code,
+        at: now,
+    }
+    .into()];
+    if let Some(code) = command.error_code {
+        if let Some(follow_up) = classify_code(command.provider, code).follow_up {
+            events.extend(follow_up_events(
+                message,
+                follow_up,
+                code,
+                command.provider,
+                now,
+            ));
+        }
+    }
+    events
+}
+
+/// Fails a claim that has had no outcome and no callback for the in-doubt timeout. It is not
+/// re-sent: a person looks at it.
+pub fn expire_in_doubt(message: &MessageState, policy: &Policy, now: Timestamp) -> Vec<Event> {
+    match (message.phase(), message.id) {
+        (DispatchPhase::Claimed { attempt, since }, Some(message_id))
+            if now - since >= policy.in_doubt_timeout =>
+        {
+            vec![MessageEvent::InDoubtExpired {
+                message_id,
+                attempt,
+                at: now,
+            }
+            .into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn follow_up_events(
+    message: &MessageState,
+    follow_up: FollowUp,
+    code: u32,
+    provider: ProviderKind,
+    now: Timestamp,
+) -> Vec<Event> {
+    let Some(intent) = &message.intent else {
+        return Vec::new();
+    };
+    let contact = intent.contact.clone();
+    let reason = format!("{} error {code}", provider.as_str());
+    let event: Event = match follow_up {
+        FollowUp::WindowClosed => ContactEvent::WindowReportedClosed {
+            contact,
+            code,
+            at: now,
+        }
+        .into(),
+        FollowUp::NotOnWhatsapp => ContactEvent::FlagRaised {
+            contact,
+            flag: ContactFlag::NotOnWhatsapp,
+            reason,
+            at: now,
+        }
+        .into(),
+        FollowUp::MarketingPaused => ContactEvent::FlagRaised {
+            contact,
+            flag: ContactFlag::MarketingPaused,
+            reason,
+            at: now,
+        }
+        .into(),
+        FollowUp::OptOut => ContactEvent::OptedOut {
+            contact,
+            source: OptOutSource::ProviderReport,
+            detail: reason,
+            at: now,
+        }
+        .into(),
+        FollowUp::SuspendSender => SenderEvent::Suspended {
+            sender: intent.sender.clone(),
+            reason,
+            at: now,
+        }
+        .into(),
+        FollowUp::TemplateNotApproved => match &intent.content {
+            MessageContent::Template { template, .. } => TemplateEvent::ApprovalChanged {
+                template: template.clone(),
+                status: ApprovalStatus::Paused,
+                reason,
+                at: now,
+            }
+            .into(),
+            MessageContent::Freeform { .. } => return Vec::new(),
+        },
+        // Recorded on the message itself; nothing to change elsewhere.
+        FollowUp::TemplateVariables | FollowUp::InvalidNumber => return Vec::new(),
+    };
+    vec![event]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Senders, templates, portfolios
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterSender {
+    pub sender: WhatsAppAddress,
+    pub provider: ProviderKind,
+    pub portfolio: PortfolioId,
+    pub meta_phone_number_id: Option<String>,
+}
+
+pub fn register_sender(
+    state: &SenderState,
+    command: &RegisterSender,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    if command.provider == ProviderKind::Meta && command.meta_phone_number_id.is_none() {
+        return Err(CommandError::InvalidField {
+            field: "meta_phone_number_id",
+            reason: "a Cloud API sender needs its phone-number id".into(),
+        });
+    }
+    if let Some(existing) = &state.registration {
+        let same = existing.provider == command.provider
+            && existing.portfolio == command.portfolio
+            && existing.meta_phone_number_id == command.meta_phone_number_id;
+        if same {
+            return Ok(Vec::new());
+        }
+    }
+    Ok(vec![SenderEvent::Registered {
+        sender: command.sender.clone(),
+        provider: command.provider,
+        portfolio: command.portfolio.clone(),
+        meta_phone_number_id: command.meta_phone_number_id.clone(),
+        at: now,
+    }
+    .into()])
+}
+
+pub fn authorize_sender(
+    state: &SenderState,
+    sender: &WhatsAppAddress,
+    by: &str,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    require_text("by", by, 256)?;
+    if state.registration.is_none() {
+        return Err(CommandError::NotFound {
+            what: format!("sender {sender}"),
+        });
+    }
+    if state.authorized_by.is_some() && state.suspended.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![SenderEvent::Authorized {
+        sender: sender.clone(),
+        by: by.to_owned(),
+        at: now,
+    }
+    .into()])
+}
+
+pub fn suspend_sender(
+    state: &SenderState,
+    sender: &WhatsAppAddress,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    require_text("reason", reason, 1024)?;
+    if state.registration.is_none() {
+        return Err(CommandError::NotFound {
+            what: format!("sender {sender}"),
+        });
+    }
+    if state.suspended.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![SenderEvent::Suspended {
+        sender: sender.clone(),
+        reason: reason.to_owned(),
+        at: now,
+    }
+    .into()])
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterTemplate {
+    pub template: TemplateId,
+    pub name: String,
+    pub language: String,
+    pub category: TemplateCategory,
+    pub placeholders: Vec<String>,
+}
+
+pub fn register_template(
+    _state: &TemplateState,
+    command: &RegisterTemplate,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    require_text("name", &command.name, 512)?;
+    require_text("language", &command.language, 16)?;
+    for (index, key) in command.placeholders.iter().enumerate() {
+        require_text("placeholders", key, 64)?;
+        if command.placeholders[..index].contains(key) {
+            return Err(CommandError::InvalidField {
+                field: "placeholders",
+                reason: format!("{key:?} appears twice"),
+            });
+        }
+    }
+    Ok(vec![TemplateEvent::Registered {
+        template: command.template.clone(),
+        name: command.name.clone(),
+        language: command.language.clone(),
+        category: command.category,
+        placeholders: command.placeholders.clone(),
+        at: now,
+    }
+    .into()])
+}
+
+pub fn set_template_status(
+    state: &TemplateState,
+    template: &TemplateId,
+    status: ApprovalStatus,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    if state.definition.is_none() {
+        return Err(CommandError::NotFound {
+            what: format!("template {template}"),
+        });
+    }
+    if state.approval == Some(status) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![TemplateEvent::ApprovalChanged {
+        template: template.clone(),
+        status,
+        reason: reason.to_owned(),
+        at: now,
+    }
+    .into()])
+}
+
+pub fn set_messaging_limit(
+    state: &PortfolioState,
+    portfolio: &PortfolioId,
+    limit: MessagingLimit,
+    now: Timestamp,
+) -> Vec<Event> {
+    if state.limit == Some(limit) {
+        return Vec::new();
+    }
+    vec![PortfolioEvent::MessagingLimitChanged {
+        portfolio: portfolio.clone(),
+        limit,
+        at: now,
+    }
+    .into()]
+}

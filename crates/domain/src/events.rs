@@ -1,0 +1,659 @@
+//! The event catalogue (docs/events.md). Plain Rust types: how they are persisted is the store's
+//! business, so nothing here worries about encodings. Every event carries its own timestamp and
+//! the id of the aggregate (stream) it belongs to.
+
+use std::fmt;
+
+use crate::classify::{ProviderKind, Retry};
+use crate::ids::{
+    ContactId, MessageId, PortfolioId, ProviderMessageRef, TemplateId, WhatsAppAddress, Workflow,
+};
+use crate::rules::RuleId;
+use crate::status::MessageStatus;
+use crate::Timestamp;
+
+/// Where an explicit opt-in was collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OptInSource {
+    WebForm,
+    QrCode,
+    ClickToWhatsappAd,
+    /// The contact sent START (or YES while opted out).
+    Keyword,
+    Operator,
+    Api,
+}
+
+impl OptInSource {
+    pub const ALL: [Self; 6] = [
+        Self::WebForm,
+        Self::QrCode,
+        Self::ClickToWhatsappAd,
+        Self::Keyword,
+        Self::Operator,
+        Self::Api,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebForm => "web_form",
+            Self::QrCode => "qr_code",
+            Self::ClickToWhatsappAd => "click_to_whatsapp_ad",
+            Self::Keyword => "keyword",
+            Self::Operator => "operator",
+            Self::Api => "api",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|source| source.as_str() == input)
+    }
+}
+
+/// How an opt-out reached wagate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OptOutSource {
+    /// A STOP-family keyword from the contact.
+    Keyword,
+    /// An operator recorded it (for example after reviewing a free-text request).
+    Operator,
+    /// The outreach agent reported it through the API.
+    Api,
+    /// The provider reported that the contact blocked the business (Twilio 63014).
+    ProviderReport,
+}
+
+impl OptOutSource {
+    pub const ALL: [Self; 4] = [
+        Self::Keyword,
+        Self::Operator,
+        Self::Api,
+        Self::ProviderReport,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyword => "keyword",
+            Self::Operator => "operator",
+            Self::Api => "api",
+            Self::ProviderReport => "provider_report",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|source| source.as_str() == input)
+    }
+}
+
+/// Facts about a contact that block some sends until cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContactFlag {
+    NotOnWhatsapp,
+    MarketingPaused,
+}
+
+impl ContactFlag {
+    pub const ALL: [Self; 2] = [Self::NotOnWhatsapp, Self::MarketingPaused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotOnWhatsapp => "not_on_whatsapp",
+            Self::MarketingPaused => "marketing_paused",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|flag| flag.as_str() == input)
+    }
+}
+
+/// Meta's template categories; only MARKETING is affected by `marketing_paused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TemplateCategory {
+    Marketing,
+    Utility,
+    Authentication,
+}
+
+impl TemplateCategory {
+    pub const ALL: [Self; 3] = [Self::Marketing, Self::Utility, Self::Authentication];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Utility => "utility",
+            Self::Authentication => "authentication",
+        }
+    }
+
+    /// Accepts Meta's upper-case spelling too.
+    pub fn parse(input: &str) -> Option<Self> {
+        let lower = input.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|category| category.as_str() == lower)
+    }
+}
+
+/// A template's approval at the provider. Only `Approved` may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApprovalStatus {
+    Unsubmitted,
+    Pending,
+    Approved,
+    Rejected,
+    Paused,
+    Disabled,
+}
+
+impl ApprovalStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Unsubmitted,
+        Self::Pending,
+        Self::Approved,
+        Self::Rejected,
+        Self::Paused,
+        Self::Disabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsubmitted => "unsubmitted",
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Paused => "paused",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Accepts provider spellings in any case; Twilio's `received` (just submitted) is pending.
+    pub fn parse(input: &str) -> Option<Self> {
+        let lower = input.to_ascii_lowercase();
+        if lower == "received" {
+            return Some(Self::Pending);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == lower)
+    }
+}
+
+/// A portfolio's messaging limit: unique recipients of business-initiated messages outside an
+/// open window, per rolling 24 h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessagingLimit {
+    Limited(u32),
+    Unlimited,
+}
+
+/// An error a provider returned, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProviderError {
+    pub provider: ProviderKind,
+    /// The provider's own error code (Twilio 63016, Meta 131047, …), when it gave one.
+    pub code: Option<u32>,
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.provider.as_str())?;
+        if let Some(code) = self.code {
+            write!(f, " error {code}")?;
+        }
+        if let Some(status) = self.http_status {
+            write!(f, " (HTTP {status})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactEvent {
+    /// Explicit consent to business-initiated messages, with its provenance (a consent receipt).
+    OptedIn {
+        contact: ContactId,
+        source: OptInSource,
+        /// Free text or a URL: the form submission, the ad click, the message.
+        evidence: String,
+        /// Who recorded it (an operator, an agent, `wagate:keyword`).
+        recorded_by: String,
+        /// Which version of the consent wording the contact agreed to.
+        wording_version: String,
+        at: Timestamp,
+    },
+    /// A message from the contact: opens the 24 h window for freeform replies (not an opt-in).
+    InboundReceived {
+        contact: ContactId,
+        /// The business number it was sent to, when known.
+        sender: Option<WhatsAppAddress>,
+        provider_ref: Option<ProviderMessageRef>,
+        /// `text`, `button`, `interactive`, `image`, …: a document's body is its file name.
+        kind: String,
+        text: String,
+        at: Timestamp,
+    },
+    OptedOut {
+        contact: ContactId,
+        source: OptOutSource,
+        detail: String,
+        at: Timestamp,
+    },
+    /// Free text that mentions opting out: a person must decide (free-text opt-out triage).
+    OptOutReviewRequested {
+        contact: ContactId,
+        text: String,
+        matched: String,
+        at: Timestamp,
+    },
+    FlagRaised {
+        contact: ContactId,
+        flag: ContactFlag,
+        reason: String,
+        at: Timestamp,
+    },
+    FlagCleared {
+        contact: ContactId,
+        flag: ContactFlag,
+        reason: String,
+        at: Timestamp,
+    },
+    /// The provider refused a freeform message as outside the window (63016, 131047): its clock
+    /// is the one that counts, so the window is closed until the next inbound.
+    WindowReportedClosed {
+        contact: ContactId,
+        code: u32,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageEvent {
+    /// A business-initiated template message was allowed: an outbound intent.
+    TemplateSent {
+        message_id: MessageId,
+        contact: ContactId,
+        sender: WhatsAppAddress,
+        template: TemplateId,
+        category: TemplateCategory,
+        /// Sorted by key.
+        variables: Vec<(String, String)>,
+        workflow: Workflow,
+        at: Timestamp,
+    },
+    /// A freeform reply inside the window was allowed: an outbound intent.
+    ReplySent {
+        message_id: MessageId,
+        contact: ContactId,
+        sender: WhatsAppAddress,
+        text: String,
+        workflow: Workflow,
+        at: Timestamp,
+    },
+    /// A send that broke a rule. Recorded so auditors see every attempt.
+    SendRefused {
+        message_id: MessageId,
+        /// The recipient as given (it may not have been a valid number).
+        to: String,
+        sender: WhatsAppAddress,
+        rule: RuleId,
+        message: String,
+        at: Timestamp,
+    },
+    /// The dispatcher claimed the message for a provider call; every gate held at this point.
+    DispatchClaimed {
+        message_id: MessageId,
+        attempt: u32,
+        at: Timestamp,
+    },
+    /// A claim that a gate refused (a STOP landed first, the window closed, …): the message is
+    /// canceled.
+    ClaimRefused {
+        message_id: MessageId,
+        attempt: u32,
+        rule: RuleId,
+        message: String,
+        at: Timestamp,
+    },
+    DispatchSucceeded {
+        message_id: MessageId,
+        attempt: u32,
+        provider_ref: ProviderMessageRef,
+        provider_status: MessageStatus,
+        at: Timestamp,
+    },
+    DispatchFailed {
+        message_id: MessageId,
+        attempt: u32,
+        error: ProviderError,
+        retry: Retry,
+        /// When the next attempt may be claimed; `None` means the message has failed for good.
+        retry_at: Option<Timestamp>,
+        at: Timestamp,
+    },
+    /// A provider status callback for this message (recorded even when it changes nothing).
+    StatusChanged {
+        message_id: MessageId,
+        provider_ref: Option<ProviderMessageRef>,
+        status: MessageStatus,
+        error_code: Option<u32>,
+        at: Timestamp,
+    },
+    /// A claim with no recorded outcome and no callback within the in-doubt timeout: failed, for
+    /// a person to look at. Never re-sent blindly.
+    InDoubtExpired {
+        message_id: MessageId,
+        attempt: u32,
+        at: Timestamp,
+    },
+    /// A genuine status callback that matches no message yet (kept, never dropped; joined when
+    /// the match appears).
+    UnmatchedStatusReceived {
+        provider_ref: ProviderMessageRef,
+        status: MessageStatus,
+        error_code: Option<u32>,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderEvent {
+    Registered {
+        sender: WhatsAppAddress,
+        provider: ProviderKind,
+        portfolio: PortfolioId,
+        /// Meta Cloud API senders are addressed by phone-number id.
+        meta_phone_number_id: Option<String>,
+        at: Timestamp,
+    },
+    Authorized {
+        sender: WhatsAppAddress,
+        by: String,
+        at: Timestamp,
+    },
+    Suspended {
+        sender: WhatsAppAddress,
+        reason: String,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateEvent {
+    Registered {
+        template: TemplateId,
+        name: String,
+        language: String,
+        category: TemplateCategory,
+        /// Placeholder keys (`"1"`, `"2"` for Twilio; names for named Meta parameters).
+        placeholders: Vec<String>,
+        at: Timestamp,
+    },
+    ApprovalChanged {
+        template: TemplateId,
+        status: ApprovalStatus,
+        reason: String,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortfolioEvent {
+    MessagingLimitChanged {
+        portfolio: PortfolioId,
+        limit: MessagingLimit,
+        at: Timestamp,
+    },
+    /// A business-initiated message to a contact outside an open window: counts toward the limit.
+    RecipientReached {
+        portfolio: PortfolioId,
+        contact: ContactId,
+        message_id: MessageId,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Contact(ContactEvent),
+    Message(MessageEvent),
+    Sender(SenderEvent),
+    Template(TemplateEvent),
+    Portfolio(PortfolioEvent),
+}
+
+/// The stream an event belongs to; `Display` gives the store's stream name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StreamKey {
+    Contact(ContactId),
+    Message(MessageId),
+    Sender(WhatsAppAddress),
+    Template(TemplateId),
+    Portfolio(PortfolioId),
+    /// Callbacks that matched no message yet, by provider id.
+    ProviderMessage(ProviderMessageRef),
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Contact(id) => write!(f, "contact:{id}"),
+            Self::Message(id) => write!(f, "message:{id}"),
+            Self::Sender(address) => write!(f, "sender:{address}"),
+            Self::Template(id) => write!(f, "template:{id}"),
+            Self::Portfolio(id) => write!(f, "portfolio:{id}"),
+            Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
+        }
+    }
+}
+
+impl Event {
+    pub fn stream(&self) -> StreamKey {
+        match self {
+            Self::Contact(event) => StreamKey::Contact(event.contact().clone()),
+            Self::Message(MessageEvent::UnmatchedStatusReceived { provider_ref, .. }) => {
+                StreamKey::ProviderMessage(provider_ref.clone())
+            }
+            Self::Message(event) => match event.message_id() {
+                Some(id) => StreamKey::Message(id),
+                // Invariant: only UnmatchedStatusReceived has no message id, handled above.
+                None => unreachable!("message event without message id: {event:?}"),
+            },
+            Self::Sender(event) => StreamKey::Sender(event.sender().clone()),
+            Self::Template(event) => StreamKey::Template(event.template().clone()),
+            Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::Contact(event) => event.at(),
+            Self::Message(event) => event.at(),
+            Self::Sender(event) => event.at(),
+            Self::Template(event) => event.at(),
+            Self::Portfolio(event) => event.at(),
+        }
+    }
+
+    /// The event's type name in the log export and the docs (`OptedIn`, `StatusChanged`, …).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Contact(event) => match event {
+                ContactEvent::OptedIn { .. } => "OptedIn",
+                ContactEvent::InboundReceived { .. } => "InboundReceived",
+                ContactEvent::OptedOut { .. } => "OptedOut",
+                ContactEvent::OptOutReviewRequested { .. } => "OptOutReviewRequested",
+                ContactEvent::FlagRaised { .. } => "FlagRaised",
+                ContactEvent::FlagCleared { .. } => "FlagCleared",
+                ContactEvent::WindowReportedClosed { .. } => "WindowReportedClosed",
+            },
+            Self::Message(event) => match event {
+                MessageEvent::TemplateSent { .. } => "TemplateSent",
+                MessageEvent::ReplySent { .. } => "ReplySent",
+                MessageEvent::SendRefused { .. } => "SendRefused",
+                MessageEvent::DispatchClaimed { .. } => "DispatchClaimed",
+                MessageEvent::ClaimRefused { .. } => "ClaimRefused",
+                MessageEvent::DispatchSucceeded { .. } => "DispatchSucceeded",
+                MessageEvent::DispatchFailed { .. } => "DispatchFailed",
+                MessageEvent::StatusChanged { .. } => "StatusChanged",
+                MessageEvent::InDoubtExpired { .. } => "InDoubtExpired",
+                MessageEvent::UnmatchedStatusReceived { .. } => "UnmatchedStatusReceived",
+            },
+            Self::Sender(event) => match event {
+                SenderEvent::Registered { .. } => "SenderRegistered",
+                SenderEvent::Authorized { .. } => "SenderAuthorized",
+                SenderEvent::Suspended { .. } => "SenderSuspended",
+            },
+            Self::Template(event) => match event {
+                TemplateEvent::Registered { .. } => "TemplateRegistered",
+                TemplateEvent::ApprovalChanged { .. } => "TemplateApprovalChanged",
+            },
+            Self::Portfolio(event) => match event {
+                PortfolioEvent::MessagingLimitChanged { .. } => "MessagingLimitChanged",
+                PortfolioEvent::RecipientReached { .. } => "RecipientReached",
+            },
+        }
+    }
+}
+
+impl ContactEvent {
+    pub fn contact(&self) -> &ContactId {
+        match self {
+            Self::OptedIn { contact, .. }
+            | Self::InboundReceived { contact, .. }
+            | Self::OptedOut { contact, .. }
+            | Self::OptOutReviewRequested { contact, .. }
+            | Self::FlagRaised { contact, .. }
+            | Self::FlagCleared { contact, .. }
+            | Self::WindowReportedClosed { contact, .. } => contact,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::OptedIn { at, .. }
+            | Self::InboundReceived { at, .. }
+            | Self::OptedOut { at, .. }
+            | Self::OptOutReviewRequested { at, .. }
+            | Self::FlagRaised { at, .. }
+            | Self::FlagCleared { at, .. }
+            | Self::WindowReportedClosed { at, .. } => *at,
+        }
+    }
+}
+
+impl MessageEvent {
+    /// `None` only for `UnmatchedStatusReceived`.
+    pub fn message_id(&self) -> Option<MessageId> {
+        match self {
+            Self::TemplateSent { message_id, .. }
+            | Self::ReplySent { message_id, .. }
+            | Self::SendRefused { message_id, .. }
+            | Self::DispatchClaimed { message_id, .. }
+            | Self::ClaimRefused { message_id, .. }
+            | Self::DispatchSucceeded { message_id, .. }
+            | Self::DispatchFailed { message_id, .. }
+            | Self::StatusChanged { message_id, .. }
+            | Self::InDoubtExpired { message_id, .. } => Some(*message_id),
+            Self::UnmatchedStatusReceived { .. } => None,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::TemplateSent { at, .. }
+            | Self::ReplySent { at, .. }
+            | Self::SendRefused { at, .. }
+            | Self::DispatchClaimed { at, .. }
+            | Self::ClaimRefused { at, .. }
+            | Self::DispatchSucceeded { at, .. }
+            | Self::DispatchFailed { at, .. }
+            | Self::StatusChanged { at, .. }
+            | Self::InDoubtExpired { at, .. }
+            | Self::UnmatchedStatusReceived { at, .. } => *at,
+        }
+    }
+}
+
+impl SenderEvent {
+    pub fn sender(&self) -> &WhatsAppAddress {
+        match self {
+            Self::Registered { sender, .. }
+            | Self::Authorized { sender, .. }
+            | Self::Suspended { sender, .. } => sender,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::Registered { at, .. }
+            | Self::Authorized { at, .. }
+            | Self::Suspended { at, .. } => *at,
+        }
+    }
+}
+
+impl TemplateEvent {
+    pub fn template(&self) -> &TemplateId {
+        match self {
+            Self::Registered { template, .. } | Self::ApprovalChanged { template, .. } => template,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::Registered { at, .. } | Self::ApprovalChanged { at, .. } => *at,
+        }
+    }
+}
+
+impl PortfolioEvent {
+    pub fn portfolio(&self) -> &PortfolioId {
+        match self {
+            Self::MessagingLimitChanged { portfolio, .. }
+            | Self::RecipientReached { portfolio, .. } => portfolio,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::MessagingLimitChanged { at, .. } | Self::RecipientReached { at, .. } => *at,
+        }
+    }
+}
+
+impl From<ContactEvent> for Event {
+    fn from(event: ContactEvent) -> Self {
+        Self::Contact(event)
+    }
+}
+
+impl From<MessageEvent> for Event {
+    fn from(event: MessageEvent) -> Self {
+        Self::Message(event)
+    }
+}
+
+impl From<SenderEvent> for Event {
+    fn from(event: SenderEvent) -> Self {
+        Self::Sender(event)
+    }
+}
+
+impl From<TemplateEvent> for Event {
+    fn from(event: TemplateEvent) -> Self {
+        Self::Template(event)
+    }
+}
+
+impl From<PortfolioEvent> for Event {
+    fn from(event: PortfolioEvent) -> Self {
+        Self::Portfolio(event)
+    }
+}

@@ -1,0 +1,299 @@
+//! The compliance gates: every rule of the table in docs/compliance.md, checked in its order.
+//! The same function decides a send and re-checks a dispatch claim, so the two cannot drift.
+
+use std::collections::BTreeMap;
+
+use crate::contact::ContactState;
+use crate::events::{ContactFlag, MessagingLimit, TemplateCategory};
+use crate::ids::{ContactId, PhoneNumber, TemplateId, WhatsAppAddress, Workflow};
+use crate::policy::Policy;
+use crate::portfolio::PortfolioState;
+use crate::rules::{Refusal, RuleId};
+use crate::sender::SenderState;
+use crate::template::TemplateState;
+use crate::Timestamp;
+
+/// What the agent asks to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendContent {
+    /// A business-initiated message: an approved template with its variables.
+    Template {
+        template: TemplateId,
+        variables: BTreeMap<String, String>,
+    },
+    /// Freeform text: only inside the 24 h window.
+    Freeform { text: String },
+}
+
+impl SendContent {
+    pub fn is_template(&self) -> bool {
+        matches!(self, Self::Template { .. })
+    }
+}
+
+/// Everything the gates look at, loaded from the newest state.
+#[derive(Debug, Clone, Copy)]
+pub struct SendFacts<'a> {
+    pub sender_address: &'a WhatsAppAddress,
+    pub sender: &'a SenderState,
+    /// The recipient as given: validated here so an invalid one is a recorded refusal.
+    pub to: &'a str,
+    /// The contact's state (empty for a contact wagate has never seen).
+    pub contact: &'a ContactState,
+    pub content: &'a SendContent,
+    /// The template's state when the content is a template (empty if unknown).
+    pub template: &'a TemplateState,
+    pub workflow: Option<&'a str>,
+    /// The sender's portfolio (empty when the sender is unknown).
+    pub portfolio: &'a PortfolioState,
+}
+
+/// The outcome of a gate check that passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub contact: ContactId,
+    pub workflow: Workflow,
+    pub category: Option<TemplateCategory>,
+    /// A business-initiated message outside an open window: counts toward the portfolio limit.
+    pub counts_toward_limit: bool,
+}
+
+/// Checks every rule; `Err` names the first one broken and lists the others.
+pub fn check(facts: &SendFacts<'_>, policy: &Policy, now: Timestamp) -> Result<Allowed, Refusal> {
+    let broken = broken_rules(facts, policy, now);
+    let mut broken = broken.into_iter();
+    if let Some((rule, message)) = broken.next() {
+        return Err(Refusal {
+            rule,
+            message,
+            also_broken: broken.map(|(rule, _)| rule).collect(),
+        });
+    }
+    // Every rule passed, so the number, the workflow and (for templates) the template are valid.
+    let number = PhoneNumber::parse(facts.to);
+    let workflow = facts.workflow.map(Workflow::parse);
+    match (number, workflow) {
+        (Ok(number), Some(Ok(workflow))) => {
+            let is_template = facts.content.is_template();
+            let window_open = facts
+                .contact
+                .is_window_open(now, policy.window_safety_margin);
+            Ok(Allowed {
+                contact: ContactId::Phone(number),
+                workflow,
+                category: facts
+                    .template
+                    .definition
+                    .as_ref()
+                    .filter(|_| is_template)
+                    .map(|d| d.category),
+                counts_toward_limit: is_template && !window_open,
+            })
+        }
+        // Unreachable while broken_rules checks both; kept as a refusal rather than a panic.
+        (Err(error), _) => Err(single(RuleId::InvalidNumber, error.to_string())),
+        (_, _) => Err(single(
+            RuleId::WorkflowNotAllowed,
+            "the workflow is missing or invalid".into(),
+        )),
+    }
+}
+
+fn single(rule: RuleId, message: String) -> Refusal {
+    Refusal {
+        rule,
+        message,
+        also_broken: Vec::new(),
+    }
+}
+
+/// Every broken rule, in check order, with a sentence for each.
+pub fn broken_rules(
+    facts: &SendFacts<'_>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Vec<(RuleId, String)> {
+    let mut broken = Vec::new();
+    let sender = facts.sender_address;
+
+    if facts.sender.registration.is_none() {
+        broken.push((
+            RuleId::ChannelNotAuthorized,
+            format!("sender {sender} is not registered"),
+        ));
+    } else if facts.sender.authorized_by.is_none() {
+        broken.push((
+            RuleId::ChannelNotAuthorized,
+            format!("sender {sender} has not been authorized by an operator"),
+        ));
+    } else if let Some(reason) = &facts.sender.suspended {
+        broken.push((
+            RuleId::ChannelNotAuthorized,
+            format!("sender {sender} is suspended: {reason}"),
+        ));
+    }
+
+    let number_valid = match PhoneNumber::parse(facts.to) {
+        Ok(_) => true,
+        Err(error) => {
+            broken.push((RuleId::InvalidNumber, error.to_string()));
+            false
+        }
+    };
+    let contact = facts.contact;
+    let to = facts.to;
+    let is_template = facts.content.is_template();
+    let window_open = contact.is_window_open(now, policy.window_safety_margin);
+
+    if number_valid && contact.is_opted_out() {
+        broken.push((
+            RuleId::OptedOut,
+            format!("{to} opted out and has not opted in again"),
+        ));
+    }
+    if number_valid && is_template && !contact.is_opted_in() {
+        broken.push((
+            RuleId::NoOptIn,
+            format!("{to} has no explicit opt-in on record: business-initiated messages need one"),
+        ));
+    }
+    if number_valid && !is_template && !window_open {
+        let message = match contact.last_inbound_at {
+            None => format!("{to} has never written to us: freeform text needs an open 24 h window; send a template"),
+            Some(last) => format!(
+                "the 24 h window after {to}'s last message ({}) is closed; send a template",
+                last.to_rfc3339()
+            ),
+        };
+        broken.push((RuleId::WindowClosed, message));
+    }
+
+    let mut category = None;
+    if let SendContent::Template {
+        template,
+        variables,
+    } = facts.content
+    {
+        match (&facts.template.definition, facts.template.approval) {
+            (None, _) => {
+                broken.push((
+                    RuleId::TemplateUnknown,
+                    format!("template {template} is not registered"),
+                ));
+            }
+            (Some(definition), approval) => {
+                category = Some(definition.category);
+                if !facts.template.is_approved() {
+                    let status = approval.map_or("unknown", |status| status.as_str());
+                    broken.push((
+                        RuleId::TemplateNotApproved,
+                        format!("template {template} is {status}, not approved"),
+                    ));
+                }
+                if let Some(problem) = variables_problem(&definition.placeholders, variables) {
+                    broken.push((RuleId::TemplateVariables, problem));
+                }
+            }
+        }
+    }
+
+    match facts.workflow {
+        None => broken.push((
+            RuleId::WorkflowNotAllowed,
+            "the send names no workflow: every message belongs to a task-specific workflow".into(),
+        )),
+        Some(name) => {
+            let allowed =
+                Workflow::parse(name).is_ok_and(|w| policy.workflows_allowed.contains(&w));
+            if !allowed {
+                let list: Vec<&str> = policy
+                    .workflows_allowed
+                    .iter()
+                    .map(Workflow::as_str)
+                    .collect();
+                broken.push((
+                    RuleId::WorkflowNotAllowed,
+                    format!(
+                        "workflow {name:?} is not allowed (allowed: {})",
+                        list.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+
+    if number_valid && is_template && !window_open {
+        if let Ok(number) = PhoneNumber::parse(to) {
+            let contact_id = ContactId::Phone(number);
+            let limit = facts
+                .portfolio
+                .limit
+                .unwrap_or(policy.default_messaging_limit);
+            if let MessagingLimit::Limited(limit) = limit {
+                let reached = facts.portfolio.recipients_within_period(now);
+                let already = facts.portfolio.reached_within_period(&contact_id, now);
+                if !already && reached >= limit as usize {
+                    broken.push((
+                        RuleId::TierLimit,
+                        format!(
+                            "the portfolio reached {reached} of its {limit} unique recipients in the last 24 h"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    if number_valid && contact.flag(ContactFlag::NotOnWhatsapp).is_some() {
+        broken.push((
+            RuleId::NotOnWhatsapp,
+            format!("{to} was reported not to be a WhatsApp user"),
+        ));
+    }
+    if number_valid
+        && category == Some(TemplateCategory::Marketing)
+        && contact.flag(ContactFlag::MarketingPaused).is_some()
+    {
+        broken.push((
+            RuleId::MarketingPaused,
+            format!("{to} stopped marketing messages from this business"),
+        ));
+    }
+    broken
+}
+
+/// The variables must name exactly the template's placeholders, none empty: Twilio silently fills
+/// a missing one with the template's sample value, so this gate is the only guard.
+fn variables_problem(
+    placeholders: &[String],
+    variables: &BTreeMap<String, String>,
+) -> Option<String> {
+    let missing: Vec<&str> = placeholders
+        .iter()
+        .filter(|key| !variables.contains_key(*key))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("missing variables: {}", missing.join(", ")));
+    }
+    let unknown: Vec<&str> = variables
+        .keys()
+        .filter(|key| !placeholders.contains(key))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Some(format!(
+            "the template has no placeholders named {}",
+            unknown.join(", ")
+        ));
+    }
+    let empty: Vec<&str> = variables
+        .iter()
+        .filter(|(_, value)| value.trim().is_empty())
+        .map(|(key, _)| key.as_str())
+        .collect();
+    if !empty.is_empty() {
+        return Some(format!("empty variables: {}", empty.join(", ")));
+    }
+    None
+}

@@ -1,0 +1,82 @@
+//! wagate's compliance core: identifiers, events, aggregates, the compliance gates, the message
+//! status machine and provider error classification.
+//!
+//! Architecture invariant: this crate does no I/O, has no async, and never reads the clock (time
+//! is an argument; `clippy.toml` forbids the clock functions). Its types are not serializable:
+//! the persisted forms live in `wagate-store`. So every decision here can be property-tested
+//! exhaustively and replayed by auditors.
+//!
+//! The shape is the Decider: `decide::*(state, command, now) -> events | refusal` and
+//! `State::apply(state, &event) -> state`.
+
+pub mod classify;
+pub mod contact;
+pub mod decide;
+pub mod events;
+pub mod gates;
+pub mod ids;
+pub mod keywords;
+pub mod message;
+pub mod policy;
+pub mod portfolio;
+pub mod rules;
+pub mod sender;
+pub mod status;
+pub mod template;
+
+/// All times in the domain: UTC instants supplied by the caller.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
+pub use contact::{Consent, ConsentReceipt, ContactState};
+pub use decide::CommandError;
+pub use events::{
+    ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, MessagingLimit, OptInSource,
+    OptOutSource, PortfolioEvent, ProviderError, SenderEvent, StreamKey, TemplateCategory,
+    TemplateEvent,
+};
+pub use gates::SendContent;
+pub use ids::{
+    BusinessScopedUserId, ContactId, IdError, MessageId, PhoneNumber, PortfolioId,
+    ProviderMessageRef, TemplateId, TwilioSid, TwilioSidKind, Wamid, WhatsAppAddress, Workflow,
+};
+pub use message::{DispatchPhase, Intent, MessageContent, MessageState, StatusObservation};
+pub use policy::Policy;
+pub use portfolio::PortfolioState;
+pub use rules::{Refusal, RuleId};
+pub use sender::SenderState;
+pub use status::MessageStatus;
+pub use template::TemplateState;
+
+/// An aggregate rebuilt by folding its events.
+pub trait Aggregate: Default + Clone {
+    type Event;
+
+    fn apply(self, event: &Self::Event) -> Self;
+
+    /// Folds a history; equal to applying the events one by one, in any chunking.
+    fn replay<'a>(self, events: impl IntoIterator<Item = &'a Self::Event>) -> Self
+    where
+        Self::Event: 'a,
+    {
+        events.into_iter().fold(self, Self::apply)
+    }
+}
+
+macro_rules! aggregate {
+    ($state:ty, $event:ty) => {
+        impl Aggregate for $state {
+            type Event = $event;
+
+            fn apply(self, event: &$event) -> Self {
+                <$state>::apply(self, event)
+            }
+        }
+    };
+}
+
+aggregate!(ContactState, ContactEvent);
+aggregate!(MessageState, MessageEvent);
+aggregate!(SenderState, SenderEvent);
+aggregate!(TemplateState, TemplateEvent);
+aggregate!(PortfolioState, PortfolioEvent);

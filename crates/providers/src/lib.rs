@@ -1,0 +1,33 @@
+//! wagate-providers: the wire formats of Twilio (as WhatsApp BSP) and Meta's Cloud API.
+//!
+//! * Webhooks: signature verification ([`twilio::verify_signature`],
+//!   [`meta::verify_signature`]), Meta's subscription handshake
+//!   ([`meta::verify_subscription`]) and parsing into provider-neutral [`WebhookEvent`]s, each
+//!   with a stable [`DedupKey`].
+//! * Sending: one [`Provider`] trait implemented by [`twilio::TwilioClient`] and
+//!   [`meta::MetaClient`], with errors ([`SendError`]) that keep the provider's code, the HTTP
+//!   status and the transport failure apart so the dispatcher can classify them (the
+//!   classification itself lives in `wagate-domain`).
+//!
+//! Ids, statuses and error classification belong to `wagate-domain`; this crate only maps
+//! wire formats onto them.
+
+mod error;
+pub mod event;
+mod http;
+pub mod meta;
+mod secret;
+mod send;
+pub mod twilio;
+
+pub use error::{ParseError, SignatureError};
+pub use event::{
+    BusinessEndpoint, ChannelErrors, ContactRef, DedupKey, InboundContent, InboundMessage,
+    MediaRef, PreferenceValue, ProviderErrorDetail, StatusUpdate, UserPreferenceChange,
+    WebhookEvent,
+};
+pub use secret::Secret;
+pub use send::{
+    ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture, Sender,
+    TemplateContent,
+};

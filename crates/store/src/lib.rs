@@ -1,0 +1,61 @@
+//! wagate-store: the durable event log on sled 0.34.
+//!
+//! - One global, gap-free position per event (our own counter, never sled's `generate_id`) and a
+//!   version per stream; both start at 1.
+//! - Atomic append to one or several streams, each with an [`ExpectedVersion`]; a mismatch is a
+//!   [`StoreError::Conflict`] and writes nothing. A retry with the same event ids is recognised.
+//! - Idempotency keys with expiry, recorded atomically with the events, swept in bounded slices.
+//! - Group commit: a single writer thread writes everything queued as one sled batch, then
+//!   `flush` + `fdatasync`, then answers. An answer means durable.
+//! - Reads never go past the durable head; [`Store::subscribe`] wakes consumers when it advances.
+//!
+//! Payloads are opaque bytes here; the typed layer sits on top. See `docs/storage.md` for the
+//! guarantees and the on-disk layout.
+
+mod envelope;
+mod error;
+mod keys;
+mod record;
+mod store;
+mod stream;
+mod writer;
+
+pub use envelope::EnvelopeError;
+pub use error::{Result, StoreError};
+pub use record::{
+    AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
+    NewEvent, RecordedEvent, StreamAppend,
+};
+pub use store::{Clock, Options, Pending, ReplayProgress, Store, VerifyReport};
+pub use stream::{StreamId, MAX_STREAM_ID_BYTES};
+
+/// Longest event type name.
+pub const MAX_EVENT_TYPE_BYTES: usize = 128;
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 512;
+/// Largest result attached to an idempotency key.
+pub const MAX_IDEMPOTENCY_RESULT_BYTES: usize = 16 * 1024;
+/// Longest checkpoint name.
+pub const MAX_CHECKPOINT_NAME_BYTES: usize = 128;
+
+/// Decodes one stored envelope exactly as the store does. Exposed for the benchmarks' raw-sled
+/// baseline (scan + decode of the same bytes) and for offline tools; not part of the stable API.
+#[doc(hidden)]
+pub fn decode_envelope(bytes: &[u8]) -> std::result::Result<RecordedEvent, EnvelopeError> {
+    envelope::decode(bytes)
+}
+
+/// Encodes one envelope exactly as the store does (benchmark baseline; not stable API).
+#[doc(hidden)]
+pub fn encode_envelope(event: &RecordedEvent) -> Vec<u8> {
+    envelope::encode(envelope::EnvelopeFields {
+        position: event.position,
+        stream: event.stream.as_str(),
+        version: event.version,
+        event_id: event.event_id,
+        event_type: &event.event_type,
+        schema_version: event.schema_version,
+        timestamp_ms: event.timestamp_ms,
+        payload: &event.payload,
+    })
+}
