@@ -28,6 +28,6 @@ pub use event::{
 };
 pub use secret::Secret;
 pub use send::{
-    ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture, Sender,
-    TemplateContent,
+    ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture,
+    Sender, TemplateContent,
 };

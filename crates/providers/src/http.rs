@@ -1,0 +1,106 @@
+//! What both HTTP clients share: building reqwest clients, validating base URLs and turning
+//! reqwest failures into [`SendError`]s without leaking URLs or credentials.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use wagate_domain::ProviderKind;
+
+use crate::send::{ConfigError, SendError};
+
+/// Provider answers are small JSON documents; anything larger is not one of them.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    if timeout.is_zero() {
+        return Err(ConfigError::Invalid {
+            name: "timeout",
+            reason: "must be greater than zero",
+        });
+    }
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(timeout)
+        // Redirects from an API endpoint would resend credentials elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(ConfigError::Http)
+}
+
+/// A base URL without its trailing slash, so paths can be appended with `format!`.
+pub(crate) fn base_url(raw: &str, name: &'static str) -> Result<String, ConfigError> {
+    let parsed = url::Url::parse(raw).map_err(|_| ConfigError::InvalidUrl { name })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::InvalidUrl { name });
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+pub(crate) fn transport_error(
+    provider: ProviderKind,
+    timeout: Duration,
+    error: reqwest::Error,
+) -> SendError {
+    // Connect first: a connect timeout also counts as a timeout, but it proves nothing left.
+    if error.is_connect() {
+        return SendError::Connect {
+            provider,
+            reason: describe(error),
+        };
+    }
+    if error.is_timeout() {
+        return SendError::Timeout { provider, timeout };
+    }
+    SendError::Transport {
+        provider,
+        reason: describe(error),
+    }
+}
+
+/// The error and its causes, without the URL (the account SID is in Twilio's path).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads the response body up to [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_body(
+    provider: ProviderKind,
+    timeout: Duration,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, SendError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(provider, timeout, e))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(SendError::UnexpectedResponse {
+                provider,
+                http_status: response.status().as_u16(),
+                reason: format!("body larger than {MAX_RESPONSE_BYTES} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A short, printable excerpt of a non-JSON error body (proxies answer with HTML).
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(MAX).collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,13 @@
+//! Meta WhatsApp Cloud API: webhook signature, subscription handshake, webhook JSON, the
+//! messages endpoint client.
+
+pub mod client;
+mod json;
+pub mod signature;
+pub mod verify;
+pub mod webhook;
+
+pub use client::{MetaClient, MetaConfig};
+pub use signature::{compute_signature, verify_signature};
+pub use verify::{verify_subscription, SubscriptionRefusal};
+pub use webhook::{parse_webhook, MetaWebhook};

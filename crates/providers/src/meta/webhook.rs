@@ -1,0 +1,362 @@
+//! Meta Cloud API webhook JSON: `{"object":"whatsapp_business_account","entry":[{"id",
+//! "changes":[{"field","value"}]}]}`. Every entry, change, message, status and error is read;
+//! unknown fields are ignored.
+//!
+//! A batch can hold up to 1000 updates. One malformed item must not hold the others hostage
+//! (Meta would redeliver the whole batch for 7 days), so item-level problems are collected in
+//! [`MetaWebhook::rejected`] next to the events that did parse; only an envelope that is not
+//! a WhatsApp webhook at all is an `Err`.
+
+use serde_json::Value;
+use wagate_domain::{
+    BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderMessageRef,
+    Wamid,
+};
+
+use super::json::{Node, Owned};
+use crate::event::{
+    BusinessEndpoint, ChannelErrors, ContactRef, InboundContent, InboundMessage, MediaRef,
+    PreferenceValue, ProviderErrorDetail, StatusUpdate, UserPreferenceChange, WebhookEvent,
+};
+use crate::ParseError;
+
+const OBJECT: &str = "whatsapp_business_account";
+const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
+
+/// The result of parsing one webhook POST.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaWebhook {
+    /// Events in payload order.
+    pub events: Vec<WebhookEvent>,
+    /// Items that could not be parsed, each naming its field; the caller records them.
+    pub rejected: Vec<ParseError>,
+    /// `field` values of changes this crate does not handle (e.g.
+    /// `message_template_status_update`), in payload order.
+    pub ignored_fields: Vec<String>,
+}
+
+/// Parses a webhook body. Verify the signature on the same bytes first.
+pub fn parse_webhook(body: &[u8]) -> Result<MetaWebhook, ParseError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| ParseError::Malformed {
+        format: "JSON",
+        reason: e.to_string(),
+    })?;
+    let root = Node::root(&root);
+    let object = root.req_str("object")?;
+    if object != OBJECT {
+        return Err(ParseError::invalid(
+            "object",
+            format!("expected {OBJECT:?}"),
+        ));
+    }
+    let entries = root.array("entry")?;
+    if entries.is_empty() {
+        return Err(ParseError::missing("entry"));
+    }
+    let mut out = MetaWebhook::default();
+    for entry in &entries {
+        if let Err(e) = parse_entry(entry.node(), &mut out) {
+            out.rejected.push(e);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_entry(entry: Node<'_>, out: &mut MetaWebhook) -> Result<(), ParseError> {
+    let account = entry.opt_str("id")?;
+    for change in entry.array("changes")? {
+        if let Err(e) = parse_change(change.node(), account.as_deref(), out) {
+            out.rejected.push(e);
+        }
+    }
+    Ok(())
+}
+
+fn parse_change(
+    change: Node<'_>,
+    account: Option<&str>,
+    out: &mut MetaWebhook,
+) -> Result<(), ParseError> {
+    let field = change.req_str("field")?;
+    match field {
+        "messages" | "user_preferences" => {}
+        other => {
+            out.ignored_fields.push(other.to_owned());
+            return Ok(());
+        }
+    }
+    let value = change.req_obj("value")?;
+    let value = value.node();
+    let business = business(value, account)?;
+    let contacts = value.array("contacts")?;
+    let mut push = |result: Result<WebhookEvent, ParseError>| match result {
+        Ok(event) => out.events.push(event),
+        Err(e) => out.rejected.push(e),
+    };
+
+    if field == "user_preferences" {
+        for item in value.array("user_preferences")? {
+            push(user_preference(item.node(), &business).map(WebhookEvent::UserPreference));
+        }
+        return Ok(());
+    }
+    for item in value.array("messages")? {
+        push(inbound(item.node(), &business, &contacts).map(WebhookEvent::Inbound));
+    }
+    for item in value.array("statuses")? {
+        push(status(item.node(), &business).map(WebhookEvent::Status));
+    }
+    let mut errors = Vec::new();
+    for item in value.array("errors")? {
+        match error_detail(item.node()) {
+            Ok(detail) => errors.push(detail),
+            Err(e) => out.rejected.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        out.events.push(WebhookEvent::ChannelErrors(ChannelErrors {
+            business,
+            errors,
+        }));
+    }
+    Ok(())
+}
+
+fn business(value: Node<'_>, account: Option<&str>) -> Result<BusinessEndpoint, ParseError> {
+    let (number, phone_number_id) = match value.obj("metadata")? {
+        None => (None, None),
+        Some(metadata) => {
+            let metadata = metadata.node();
+            // Display numbers are informational (phone_number_id is the key) and their format
+            // is not guaranteed: keep the digits, or nothing.
+            let number = metadata.str("display_phone_number")?.and_then(|display| {
+                let digits: String = display.chars().filter(char::is_ascii_digit).collect();
+                PhoneNumber::parse(&format!("+{digits}")).ok()
+            });
+            (number, metadata.opt_str("phone_number_id")?)
+        }
+    };
+    Ok(BusinessEndpoint {
+        number,
+        phone_number_id,
+        account: account.map(str::to_owned),
+    })
+}
+
+/// A contact from a phone-number field (digits without `+`, possibly empty) and a BSUID field.
+fn contact(
+    node: Node<'_>,
+    phone_field: &str,
+    bsuid_field: &str,
+) -> Result<Option<ContactRef>, ParseError> {
+    let phone = node
+        .str(phone_field)?
+        .filter(|s| !s.is_empty())
+        .map(|digits| {
+            PhoneNumber::parse(&format!("+{digits}"))
+                .map_err(|e| ParseError::invalid(node.child_path(phone_field), e.to_string()))
+        })
+        .transpose()?;
+    let bsuid = node
+        .str(bsuid_field)?
+        .filter(|s| !s.is_empty())
+        .map(|id| {
+            BusinessScopedUserId::parse(id)
+                .map_err(|e| ParseError::invalid(node.child_path(bsuid_field), e.to_string()))
+        })
+        .transpose()?;
+    let id = match (phone, &bsuid) {
+        (Some(phone), _) => ContactId::Phone(phone),
+        (None, Some(bsuid)) => ContactId::BusinessScoped(bsuid.clone()),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(ContactRef { id, bsuid }))
+}
+
+fn wamid(node: Node<'_>, field: &str) -> Result<Wamid, ParseError> {
+    Wamid::parse(node.req_str(field)?)
+        .map_err(|e| ParseError::invalid(node.child_path(field), e.to_string()))
+}
+
+fn inbound(
+    msg: Node<'_>,
+    business: &BusinessEndpoint,
+    contacts: &[Owned<'_>],
+) -> Result<InboundMessage, ParseError> {
+    let id = wamid(msg, "id")?;
+    let from = contact(msg, "from", "from_user_id")?
+        .ok_or_else(|| ParseError::missing(msg.child_path("from")))?;
+    let reply_to =
+        match msg.obj("context")? {
+            None => None,
+            Some(context) => {
+                let context = context.node();
+                match context.opt_str("id")? {
+                    None => None,
+                    Some(raw) => Some(ProviderMessageRef::parse(&raw).map_err(|e| {
+                        ParseError::invalid(context.child_path("id"), e.to_string())
+                    })?),
+                }
+            }
+        };
+    let mut errors = Vec::new();
+    for item in msg.array("errors")? {
+        errors.push(error_detail(item.node())?);
+    }
+    Ok(InboundMessage {
+        id: ProviderMessageRef::Meta(id),
+        profile_name: profile_name(contacts, &from)?,
+        from,
+        to: business.clone(),
+        timestamp: msg.timestamp("timestamp")?,
+        reply_to,
+        content: inbound_content(msg)?,
+        errors,
+    })
+}
+
+/// The profile name of the contact entry that matches the sender (by number or BSUID); with a
+/// single contact entry, that one.
+fn profile_name(contacts: &[Owned<'_>], from: &ContactRef) -> Result<Option<String>, ParseError> {
+    let phone_digits = from.id.phone().map(PhoneNumber::digits);
+    let bsuid = from.bsuid.as_ref().map(BusinessScopedUserId::as_str);
+    for entry in contacts {
+        let entry = entry.node();
+        let matches = (phone_digits.is_some() && entry.str("wa_id")? == phone_digits)
+            || (bsuid.is_some() && entry.str("user_id")? == bsuid)
+            || contacts.len() == 1;
+        if matches {
+            return match entry.obj("profile")? {
+                Some(profile) => profile.node().opt_str("name"),
+                None => Ok(None),
+            };
+        }
+    }
+    Ok(None)
+}
+
+fn inbound_content(msg: Node<'_>) -> Result<InboundContent, ParseError> {
+    let kind = msg.req_str("type")?;
+    match kind {
+        "text" => {
+            let text = msg.req_obj("text")?;
+            Ok(InboundContent::Text {
+                body: text.node().str("body")?.unwrap_or_default().to_owned(),
+            })
+        }
+        "button" => {
+            let button = msg.req_obj("button")?;
+            let button = button.node();
+            Ok(InboundContent::Button {
+                text: button.req_str("text")?.to_owned(),
+                payload: button.opt_str("payload")?,
+            })
+        }
+        "interactive" => {
+            let interactive = msg.req_obj("interactive")?;
+            let interactive = interactive.node();
+            match interactive.req_str("type")? {
+                "button_reply" => {
+                    let reply = interactive.req_obj("button_reply")?;
+                    let reply = reply.node();
+                    Ok(InboundContent::ButtonReply {
+                        id: reply.req_str("id")?.to_owned(),
+                        title: reply.str("title")?.unwrap_or_default().to_owned(),
+                    })
+                }
+                "list_reply" => {
+                    let reply = interactive.req_obj("list_reply")?;
+                    let reply = reply.node();
+                    Ok(InboundContent::ListReply {
+                        id: reply.req_str("id")?.to_owned(),
+                        title: reply.str("title")?.unwrap_or_default().to_owned(),
+                        description: reply.opt_str("description")?,
+                    })
+                }
+                // nfm_reply (Flows) and future interactive types: kept by name.
+                other => Ok(InboundContent::Other {
+                    kind: format!("interactive.{other}"),
+                    body: None,
+                }),
+            }
+        }
+        media if MEDIA_TYPES.contains(&media) => {
+            let item = msg.req_obj(media)?;
+            let item = item.node();
+            Ok(InboundContent::Media {
+                kind: media.to_owned(),
+                media: vec![MediaRef::MetaId {
+                    id: item.req_str("id")?.to_owned(),
+                    mime_type: item.opt_str("mime_type")?,
+                }],
+                caption: item.opt_str("caption")?,
+            })
+        }
+        other => Ok(InboundContent::Other {
+            kind: other.to_owned(),
+            body: None,
+        }),
+    }
+}
+
+fn status(item: Node<'_>, business: &BusinessEndpoint) -> Result<StatusUpdate, ParseError> {
+    let id = wamid(item, "id")?;
+    let status = MessageStatus::parse(item.req_str("status")?);
+    let mut errors = Vec::new();
+    for error in item.array("errors")? {
+        errors.push(error_detail(error.node())?);
+    }
+    // In group chats recipient_id is the group's id, which is not a contact.
+    let recipient = if item.str("recipient_type")? == Some("group") {
+        None
+    } else {
+        contact(item, "recipient_id", "recipient_user_id")?
+    };
+    let (message_id, callback_data) = match item.opt_str("biz_opaque_callback_data")? {
+        None => (None, None),
+        Some(raw) => match MessageId::parse(&raw) {
+            Ok(id) => (Some(id), None),
+            Err(_) => (None, Some(raw)),
+        },
+    };
+    Ok(StatusUpdate {
+        id: ProviderMessageRef::Meta(id),
+        status,
+        errors,
+        message_id,
+        callback_data,
+        recipient,
+        business: business.clone(),
+        timestamp: item.timestamp("timestamp")?,
+        event_type: None,
+    })
+}
+
+fn error_detail(item: Node<'_>) -> Result<ProviderErrorDetail, ParseError> {
+    let details = match item.obj("error_data")? {
+        Some(data) => data.node().opt_str("details")?,
+        None => None,
+    };
+    Ok(ProviderErrorDetail {
+        code: item.req_code("code")?,
+        title: item.opt_str("title")?,
+        message: item.opt_str("message")?,
+        details,
+    })
+}
+
+fn user_preference(
+    item: Node<'_>,
+    business: &BusinessEndpoint,
+) -> Result<UserPreferenceChange, ParseError> {
+    let contact = contact(item, "wa_id", "user_id")?
+        .ok_or_else(|| ParseError::missing(item.child_path("wa_id")))?;
+    Ok(UserPreferenceChange {
+        contact,
+        business: business.clone(),
+        category: item.req_str("category")?.to_owned(),
+        preference: PreferenceValue::parse(item.req_str("value")?),
+        detail: item.opt_str("detail")?,
+        timestamp: item.timestamp("timestamp")?,
+    })
+}

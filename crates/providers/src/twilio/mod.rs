@@ -1,0 +1,12 @@
+//! Twilio (as WhatsApp BSP): webhook signatures, webhook forms, the Messages API client.
+
+pub mod client;
+pub mod signature;
+pub mod webhook;
+
+pub use client::{TwilioClient, TwilioConfig};
+pub use signature::{
+    compute_signature, verify_signature, SignatureSettings, SigningAlgorithm, SortedParams,
+    TwilioSigningKeys, TwilioWebhookRequest,
+};
+pub use webhook::{callback_message_id, parse_inbound, parse_status};
