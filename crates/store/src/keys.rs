@@ -1,0 +1,169 @@
+//! Key layout of the single sled tree. Every key starts with a one-byte prefix naming its kind;
+//! integers are big-endian so that byte order is numeric order.
+//!
+//! | prefix | key                              | value                                   |
+//! |--------|----------------------------------|-----------------------------------------|
+//! | `l`    | position u64                     | envelope (see `envelope`)               |
+//! | `s`    | stream id, NUL, version u64      | position u64                            |
+//! | `h`    | stream id                        | version u64, position of that event u64 |
+//! | `e`    | event id (16 bytes)              | position u64                            |
+//! | `k`    | idempotency key                  | postcard `KeyRecordV1`                  |
+//! | `x`    | expiry (sortable i64), key       | empty (sweep index)                     |
+//! | `c`    | checkpoint name                  | position u64                            |
+//! | `m`    | meta name                        | meta value                              |
+
+use uuid::Uuid;
+
+pub(crate) const LOG: u8 = b'l';
+pub(crate) const STREAM: u8 = b's';
+pub(crate) const HEAD: u8 = b'h';
+pub(crate) const EVENT_ID: u8 = b'e';
+pub(crate) const IDEMPOTENCY: u8 = b'k';
+pub(crate) const EXPIRY: u8 = b'x';
+pub(crate) const CHECKPOINT: u8 = b'c';
+
+/// Meta key holding the magic bytes and on-disk format version.
+pub(crate) const META_MAGIC: &[u8] = b"mmagic";
+/// Value of [`META_MAGIC`]: the magic text followed by the format version (u32 big-endian).
+pub(crate) const MAGIC: &[u8] = b"wagate-store\0";
+/// The on-disk layout version this code reads and writes.
+pub(crate) const DISK_FORMAT: u32 = 1;
+
+pub(crate) fn magic_value() -> Vec<u8> {
+    let mut value = MAGIC.to_vec();
+    value.extend_from_slice(&DISK_FORMAT.to_be_bytes());
+    value
+}
+
+pub(crate) fn log(position: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = LOG;
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+/// Position encoded in a log key, if it is one.
+pub(crate) fn log_position(key: &[u8]) -> Option<u64> {
+    if key.len() != 9 || key[0] != LOG {
+        return None;
+    }
+    be_u64(&key[1..])
+}
+
+pub(crate) fn stream_prefix(stream: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 10);
+    key.push(STREAM);
+    key.extend_from_slice(stream.as_bytes());
+    key.push(0);
+    key
+}
+
+pub(crate) fn stream(stream: &str, version: u64) -> Vec<u8> {
+    let mut key = stream_prefix(stream);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// The version at the end of a stream-index key.
+pub(crate) fn stream_key_version(key: &[u8]) -> Option<u64> {
+    key.len().checked_sub(8).and_then(|at| be_u64(&key[at..]))
+}
+
+pub(crate) fn head(stream: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 1);
+    key.push(HEAD);
+    key.extend_from_slice(stream.as_bytes());
+    key
+}
+
+pub(crate) fn head_value(version: u64, position: u64) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&version.to_be_bytes());
+    value[8..].copy_from_slice(&position.to_be_bytes());
+    value
+}
+
+/// (version, position) from a head value.
+pub(crate) fn parse_head_value(value: &[u8]) -> Option<(u64, u64)> {
+    if value.len() != 16 {
+        return None;
+    }
+    Some((be_u64(&value[..8])?, be_u64(&value[8..])?))
+}
+
+pub(crate) fn event_id(id: Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = EVENT_ID;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+pub(crate) fn idempotency(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(IDEMPOTENCY);
+    out.extend_from_slice(key);
+    out
+}
+
+/// Maps an i64 to a u64 whose big-endian bytes sort like the i64 (flip the sign bit).
+pub(crate) fn sortable_i64(value: i64) -> u64 {
+    (value as u64) ^ (1 << 63)
+}
+
+pub(crate) fn expiry(expires_at_ms: i64, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 9);
+    out.push(EXPIRY);
+    out.extend_from_slice(&sortable_i64(expires_at_ms).to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// (expires_at_ms, key) from a sweep-index key.
+pub(crate) fn parse_expiry(key: &[u8]) -> Option<(i64, &[u8])> {
+    if key.len() < 9 || key[0] != EXPIRY {
+        return None;
+    }
+    let sortable = be_u64(&key[1..9])?;
+    Some(((sortable ^ (1 << 63)) as i64, &key[9..]))
+}
+
+pub(crate) fn checkpoint(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 1);
+    key.push(CHECKPOINT);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
+    let array: [u8; 8] = bytes.try_into().ok()?;
+    Some(u64::from_be_bytes(array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ranges_of_prefix_ids_are_disjoint() {
+        let short = stream("contact:+1234", u64::MAX);
+        let long = stream("contact:+12345", 0);
+        let short_prefix = stream_prefix("contact:+1234");
+        assert!(!long.starts_with(&short_prefix));
+        assert!(short < long);
+    }
+
+    #[test]
+    fn expiry_keys_sort_by_time_including_negative() {
+        let keys = [i64::MIN, -5, 0, 5, i64::MAX].map(|t| expiry(t, b"k"));
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(parse_expiry(&keys[1]), Some((-5, &b"k"[..])));
+    }
+
+    #[test]
+    fn log_keys_round_trip() {
+        assert_eq!(log_position(&log(42)), Some(42));
+        assert!(log(255) < log(256));
+        assert_eq!(parse_head_value(&head_value(3, 9)), Some((3, 9)));
+        assert_eq!(stream_key_version(&stream("a:b", 77)), Some(77));
+    }
+}

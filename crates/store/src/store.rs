@@ -1,0 +1,796 @@
+//! The store handle: open, append (through the writer), read, subscribe, close.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::envelope;
+use crate::error::{from_sled, Result, StoreError};
+use crate::keys;
+use crate::record::{AppendOutcome, AppendRequest, IdempotencyRecord, RecordedEvent};
+use crate::stream::StreamId;
+use crate::writer::{decode_key_record, Command, Durability, Shared, Writer};
+
+/// The store's source of "now" for idempotency-key expiry, in ms since the Unix epoch.
+/// Tests inject a fixed or manual clock; production uses [`Clock::system`].
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// Wall-clock time.
+    pub fn system() -> Self {
+        Clock(Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        }))
+    }
+
+    /// A clock backed by any function (e.g. reading an `AtomicI64` a test advances).
+    pub fn from_fn(now_ms: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now_ms))
+    }
+
+    /// The current time in ms since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Tuning knobs. Every sled setting that matters is set explicitly (sled's defaults are a 1 GiB
+/// cache and a background flush every 500 ms; we flush ourselves on every group commit).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// sled's page cache budget. Real RSS runs above it (sled counts on-disk page sizes).
+    pub cache_capacity_bytes: u64,
+    /// Most requests taken into one group commit.
+    pub max_batch_requests: usize,
+    /// Stream heads kept in the writer's in-memory cache before it is cleared and refilled lazily.
+    pub head_cache_streams: usize,
+    /// How often the writer sweeps expired idempotency keys when it has time.
+    pub sweep_interval_ms: u64,
+    /// Most expired keys removed in one sweep slice, which bounds how long a sweep delays appends.
+    pub sweep_slice_keys: usize,
+    /// Largest accepted event payload.
+    pub max_payload_bytes: usize,
+    /// How many events at the end of the log the open-time integrity check inspects.
+    pub tail_check_events: u64,
+    /// Source of "now" for idempotency-key expiry.
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            max_batch_requests: 1000,
+            head_cache_streams: 100_000,
+            sweep_interval_ms: 1000,
+            sweep_slice_keys: 1000,
+            max_payload_bytes: 64 * 1024,
+            tail_check_events: 1024,
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// A request's answer, to `.await` (async callers) or to [`Pending::wait`] for (threads).
+pub struct Pending<T> {
+    receiver: oneshot::Receiver<Result<T>>,
+}
+
+impl<T> Pending<T> {
+    fn ready(result: Result<T>) -> Self {
+        let (sender, receiver) = oneshot::channel();
+        // The receiver is alive right here, so the send cannot fail.
+        let _ = sender.send(result);
+        Pending { receiver }
+    }
+
+    /// Blocks the current thread until the answer arrives. Must not be called from inside an
+    /// async runtime (use `.await` there).
+    pub fn wait(self) -> Result<T> {
+        self.receiver
+            .blocking_recv()
+            .unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        Pin::new(&mut self.receiver)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
+impl<T> fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+/// Progress of a replay, handed to the progress callback and returned at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayProgress {
+    /// Events delivered so far.
+    pub events: u64,
+    /// Position of the last event delivered (0 before the first).
+    pub position: u64,
+    /// The durable head when the replay started; the replay stops there.
+    pub head: u64,
+    pub elapsed: Duration,
+}
+
+/// Result of a full consistency check ([`Store::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub streams: u64,
+}
+
+/// How often the replay calls its progress callback.
+const REPLAY_PROGRESS_EVERY: u64 = 65_536;
+
+/// The durable event log. Cheap to clone; all clones share one writer thread.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    queue: Sender<Command>,
+    shared: Arc<Shared>,
+    watch: watch::Receiver<u64>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    clock: Clock,
+    /// Keeps a temporary directory alive; dropped last (field order), after sled let go of it.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field(
+                "durable_position",
+                &self.shared.durable_position.load(Ordering::Acquire),
+            )
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        stop_writer(&self.queue, &self.shared, &self.writer);
+    }
+}
+
+fn stop_writer(queue: &Sender<Command>, shared: &Shared, writer: &Mutex<Option<JoinHandle<()>>>) {
+    shared.closed.store(true, Ordering::Release);
+    let handle = match writer.lock() {
+        Ok(mut guard) => guard.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    };
+    if let Some(handle) = handle {
+        // The writer may already be gone (it exits when the queue disconnects).
+        let _ = queue.send(Command::Shutdown);
+        if handle.join().is_err() {
+            tracing::error!("store writer thread panicked");
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in directory `path`.
+    ///
+    /// On open the store checks that the directory holds a wagate database of a supported format,
+    /// and checks the tail of the log: the last `tail_check_events` positions are contiguous, decode,
+    /// and agree with the stream index, the event-id index and the stream heads. Stream heads are
+    /// not loaded: the writer looks them up lazily and caches them.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        Self::open_inner(path.as_ref().to_path_buf(), options, None)
+    }
+
+    /// Opens a fresh store in a temporary directory removed when the last clone is dropped.
+    pub fn open_temporary() -> Result<Store> {
+        Self::open_temporary_with(Options::default())
+    }
+
+    /// [`Store::open_temporary`] with options (e.g. a test clock).
+    pub fn open_temporary_with(options: Options) -> Result<Store> {
+        let dir = tempfile::Builder::new().prefix("wagate-store-").tempdir()?;
+        Self::open_inner(dir.path().to_path_buf(), options, Some(dir))
+    }
+
+    fn open_inner(
+        path: PathBuf,
+        options: Options,
+        temporary: Option<tempfile::TempDir>,
+    ) -> Result<Store> {
+        std::fs::create_dir_all(&path)?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_capacity_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| from_sled(e, &path))?;
+        check_magic(&db, &path)?;
+        let last_position = check_tail(&db, &path, options.tail_check_events)?;
+        let mut durability = Durability::new(&path)?;
+        db.flush().map_err(|e| from_sled(e, &path))?;
+        durability.sync()?;
+
+        let shared = Arc::new(Shared {
+            durable_position: AtomicU64::new(last_position),
+            failed: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        let (watch_sender, watch_receiver) = watch::channel(last_position);
+        let (queue, commands) = mpsc::channel();
+        let clock = options.clock.clone();
+        let writer = Writer::new(
+            db.clone(),
+            path.clone(),
+            durability,
+            Arc::clone(&shared),
+            watch_sender,
+            last_position + 1,
+            options,
+        );
+        let handle = std::thread::Builder::new()
+            .name("wagate-store-writer".into())
+            .spawn(move || writer.run(commands))?;
+        tracing::info!(path = %path.display(), last_position, "store opened");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                db,
+                queue,
+                shared,
+                watch: watch_receiver,
+                writer: Mutex::new(Some(handle)),
+                clock,
+                _temporary: temporary,
+            }),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues an append; the answer arrives once the batch holding it is durable (or refused).
+    pub fn append(&self, request: AppendRequest) -> Pending<AppendOutcome> {
+        if let Some(error) = self.refusal() {
+            return Pending::ready(Err(error));
+        }
+        let (reply, receiver) = oneshot::channel();
+        match self.inner.queue.send(Command::Append { request, reply }) {
+            Ok(()) => Pending { receiver },
+            Err(_) => Pending::ready(Err(StoreError::Closed)),
+        }
+    }
+
+    /// [`Store::append`] for threads: blocks until the append is durable or refused.
+    pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        self.append(request).wait()
+    }
+
+    /// Durably records that consumer `name` has processed everything up to `position`.
+    pub fn save_checkpoint(&self, name: &str, position: u64) -> Pending<()> {
+        if let Some(error) = self.refusal() {
+            return Pending::ready(Err(error));
+        }
+        let (reply, receiver) = oneshot::channel();
+        let command = Command::Checkpoint {
+            name: name.to_owned(),
+            position,
+            reply,
+        };
+        match self.inner.queue.send(command) {
+            Ok(()) => Pending { receiver },
+            Err(_) => Pending::ready(Err(StoreError::Closed)),
+        }
+    }
+
+    /// The last saved checkpoint of consumer `name`.
+    pub fn checkpoint(&self, name: &str) -> Result<Option<u64>> {
+        let value = self.get(&keys::checkpoint(name))?;
+        value
+            .map(|v| keys::be_u64(&v).ok_or_else(|| self.corrupt("bad checkpoint value".into())))
+            .transpose()
+    }
+
+    /// The highest durable position (0 for an empty log). Reads never return anything past it.
+    pub fn head_position(&self) -> u64 {
+        self.inner.shared.durable_position.load(Ordering::Acquire)
+    }
+
+    /// A receiver of the durable head position. The writer updates it only after the batch is
+    /// flushed and fsynced, so a consumer woken by it can read everything up to the new value.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.watch.clone()
+    }
+
+    /// Current version of a stream (0 if it does not exist), as of the durable head.
+    pub fn stream_version(&self, stream: &StreamId) -> Result<u64> {
+        let head = self.head_position();
+        let Some(value) = self.get(&keys::head(stream.as_str()))? else {
+            return Ok(0);
+        };
+        let (version, position) = keys::parse_head_value(&value)
+            .ok_or_else(|| self.corrupt(format!("bad head value for {stream}")))?;
+        if position <= head {
+            return Ok(version);
+        }
+        // The head entry belongs to a batch still being made durable: find the newest durable one.
+        let prefix = keys::stream_prefix(stream.as_str());
+        for item in self.inner.db.scan_prefix(&prefix).rev() {
+            let (key, value) = item.map_err(|e| self.sled(e))?;
+            let position = keys::be_u64(&value)
+                .ok_or_else(|| self.corrupt(format!("bad stream index value for {stream}")))?;
+            if position <= head {
+                return keys::stream_key_version(&key)
+                    .ok_or_else(|| self.corrupt(format!("bad stream index key for {stream}")));
+            }
+        }
+        Ok(0)
+    }
+
+    /// Position of an event by its id, if it is durable.
+    pub fn position_of(&self, event_id: Uuid) -> Result<Option<u64>> {
+        let head = self.head_position();
+        match self.get(&keys::event_id(event_id))? {
+            None => Ok(None),
+            Some(value) => {
+                let position = keys::be_u64(&value)
+                    .ok_or_else(|| self.corrupt("bad event id index value".into()))?;
+                Ok((position <= head).then_some(position))
+            }
+        }
+    }
+
+    /// The unexpired idempotency key `key`, if any.
+    pub fn idempotency_key(&self, key: &[u8]) -> Result<Option<IdempotencyRecord>> {
+        let Some(value) = self.get(&keys::idempotency(key))? else {
+            return Ok(None);
+        };
+        let record = decode_key_record(&value)
+            .ok_or_else(|| self.corrupt("undecodable idempotency key record".into()))?;
+        Ok((record.expires_at_ms > self.inner.clock.now_ms()).then_some(record))
+    }
+
+    /// Events of one stream with version ≥ `from_version`, at most `limit` of them.
+    pub fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let head = self.head_position();
+        let start = keys::stream(stream.as_str(), from_version.max(1));
+        let end = keys::stream(stream.as_str(), u64::MAX);
+        let mut events = Vec::new();
+        let versions = from_version.max(1)..;
+        for (expected_version, item) in versions.zip(self.inner.db.range(start..=end)) {
+            if events.len() >= limit {
+                break;
+            }
+            let (key, value) = item.map_err(|e| self.sled(e))?;
+            let position = keys::be_u64(&value)
+                .ok_or_else(|| self.corrupt(format!("bad stream index value for {stream}")))?;
+            if position > head {
+                break;
+            }
+            let version = keys::stream_key_version(&key)
+                .ok_or_else(|| self.corrupt(format!("bad stream index key for {stream}")))?;
+            if version != expected_version {
+                return Err(self.corrupt(format!(
+                    "stream {stream} jumps from version {} to {version}",
+                    expected_version - 1
+                )));
+            }
+            let event = self.event_at(position)?;
+            if event.stream != *stream || event.version != version {
+                return Err(self.corrupt(format!(
+                    "stream index {stream}@{version} points at position {position} holding {}@{}",
+                    event.stream, event.version
+                )));
+            }
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// Events from position `from_position` on (inclusive), at most `limit` of them.
+    pub fn read_from(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let mut events = Vec::new();
+        self.scan(from_position, limit as u64, |event| events.push(event))?;
+        Ok(events)
+    }
+
+    /// Replays the log from `from_position` up to the durable head at the start of the call,
+    /// handing each event to `on_event`, and calling `on_progress` every 65,536 events and once at
+    /// the end.
+    pub fn replay(
+        &self,
+        from_position: u64,
+        mut on_event: impl FnMut(RecordedEvent),
+        mut on_progress: impl FnMut(ReplayProgress),
+    ) -> Result<ReplayProgress> {
+        let started = Instant::now();
+        let head = self.head_position();
+        let mut progress = ReplayProgress {
+            events: 0,
+            position: 0,
+            head,
+            elapsed: Duration::ZERO,
+        };
+        self.scan(from_position, u64::MAX, |event| {
+            progress.events += 1;
+            progress.position = event.position;
+            on_event(event);
+            if progress.events % REPLAY_PROGRESS_EVERY == 0 {
+                progress.elapsed = started.elapsed();
+                on_progress(progress);
+            }
+        })?;
+        progress.elapsed = started.elapsed();
+        on_progress(progress);
+        Ok(progress)
+    }
+
+    /// Scans the log in order, checking that positions are gap-free.
+    fn scan(
+        &self,
+        from_position: u64,
+        limit: u64,
+        mut each: impl FnMut(RecordedEvent),
+    ) -> Result<()> {
+        let head = self.head_position();
+        let start = from_position.max(1);
+        if start > head || limit == 0 {
+            return Ok(());
+        }
+        let mut expected = start;
+        let mut delivered = 0;
+        for item in self.inner.db.range(keys::log(start)..=keys::log(head)) {
+            let (key, value) = item.map_err(|e| self.sled(e))?;
+            let position =
+                keys::log_position(&key).ok_or_else(|| self.corrupt("bad log key".into()))?;
+            if position != expected {
+                return Err(self.corrupt(format!(
+                    "gap in the log: expected {expected}, found {position}"
+                )));
+            }
+            let event = envelope::decode(&value)
+                .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;
+            if event.position != position {
+                return Err(self.corrupt(format!(
+                    "log key {position} holds an envelope for position {}",
+                    event.position
+                )));
+            }
+            each(event);
+            expected += 1;
+            delivered += 1;
+            if delivered >= limit {
+                return Ok(());
+            }
+        }
+        if expected <= head {
+            return Err(self.corrupt(format!(
+                "log ends at {} before the head {head}",
+                expected - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the whole database: positions 1..=head contiguous, every stream's versions
+    /// contiguous from 1, and the stream index, event-id index and heads agreeing with the log.
+    /// Reads everything; meant for tests, audits and after-crash checks, not for the hot path.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut versions: std::collections::HashMap<StreamId, u64> = Default::default();
+        let mut problem: Option<String> = None;
+        let mut events = 0;
+        self.scan(1, u64::MAX, |event| {
+            events += 1;
+            if problem.is_some() {
+                return;
+            }
+            let last = versions.entry(event.stream.clone()).or_insert(0);
+            if event.version != *last + 1 {
+                problem = Some(format!(
+                    "stream {} jumps from {} to {} at position {}",
+                    event.stream, last, event.version, event.position
+                ));
+            }
+            *last = event.version;
+            match self.get(&keys::stream(event.stream.as_str(), event.version)) {
+                Ok(Some(v)) if keys::be_u64(&v) == Some(event.position) => {}
+                _ => problem = Some(format!("stream index disagrees at {}", event.position)),
+            }
+            match self.get(&keys::event_id(event.event_id)) {
+                Ok(Some(v)) if keys::be_u64(&v) == Some(event.position) => {}
+                _ => problem = Some(format!("event id index disagrees at {}", event.position)),
+            }
+        })?;
+        if let Some(problem) = problem {
+            return Err(self.corrupt(problem));
+        }
+        for (stream, version) in &versions {
+            let head = self
+                .get(&keys::head(stream.as_str()))?
+                .and_then(|v| keys::parse_head_value(&v));
+            if head.map(|(v, _)| v) != Some(*version) {
+                return Err(
+                    self.corrupt(format!("head of {stream} is {head:?}, log says {version}"))
+                );
+            }
+        }
+        Ok(VerifyReport {
+            events,
+            streams: versions.len() as u64,
+        })
+    }
+
+    /// Stops the writer after it has answered everything queued before this call, and flushes.
+    /// Later appends on any clone fail with `Closed`. sled's file lock is released when the last
+    /// clone of the store is dropped. Returns the failure if the store was in the failed state.
+    pub fn close(self) -> Result<()> {
+        stop_writer(&self.inner.queue, &self.inner.shared, &self.inner.writer);
+        match self.inner.shared.failed.lock() {
+            Ok(failed) => failed.clone().map_or(Ok(()), Err),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn refusal(&self) -> Option<StoreError> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Some(StoreError::Closed);
+        }
+        match self.inner.shared.failed.lock() {
+            Ok(failed) => failed.as_ref().map(|cause| StoreError::Failed {
+                cause: cause.to_string(),
+            }),
+            Err(_) => None,
+        }
+    }
+
+    fn event_at(&self, position: u64) -> Result<RecordedEvent> {
+        let value = self
+            .get(&keys::log(position))?
+            .ok_or_else(|| self.corrupt(format!("missing log entry {position}")))?;
+        let event = envelope::decode(&value)
+            .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;
+        if event.position != position {
+            return Err(self.corrupt(format!(
+                "log key {position} holds an envelope for position {}",
+                event.position
+            )));
+        }
+        Ok(event)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        self.inner.db.get(key).map_err(|e| self.sled(e))
+    }
+
+    fn sled(&self, error: sled::Error) -> StoreError {
+        from_sled(error, &self.inner.path)
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.inner.path.clone(),
+            detail,
+        }
+    }
+}
+
+/// Checks (or, for a brand-new database, writes) the magic key and format version.
+fn check_magic(db: &sled::Db, path: &Path) -> Result<()> {
+    let sled_error = |e| from_sled(e, path);
+    let foreign = |detail: String| StoreError::Foreign {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match db.get(keys::META_MAGIC).map_err(sled_error)? {
+        Some(value) => {
+            if !value.starts_with(keys::MAGIC) || value.len() != keys::MAGIC.len() + 4 {
+                return Err(foreign("the magic key does not hold wagate's magic".into()));
+            }
+            let format = u32::from_be_bytes(
+                value[keys::MAGIC.len()..]
+                    .try_into()
+                    .map_err(|_| foreign("bad format version".into()))?,
+            );
+            if format != keys::DISK_FORMAT {
+                return Err(foreign(format!(
+                    "on-disk format {format}, this build reads format {}",
+                    keys::DISK_FORMAT
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let other_trees = db
+                .tree_names()
+                .into_iter()
+                .filter(|name| name.as_ref() != b"__sled__default")
+                .count();
+            if db.first().map_err(sled_error)?.is_some() || other_trees > 0 {
+                return Err(foreign("sled database without wagate's magic key".into()));
+            }
+            db.insert(keys::META_MAGIC, keys::magic_value())
+                .map_err(sled_error)?;
+            Ok(())
+        }
+    }
+}
+
+/// Checks the last `count` log entries and returns the last position (0 for an empty log).
+fn check_tail(db: &sled::Db, path: &Path, count: u64) -> Result<u64> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let sled_error = |e| from_sled(e, path);
+    let log_range = keys::log(0)..=keys::log(u64::MAX);
+    let Some(first) = db.range(log_range.clone()).next() else {
+        return Ok(0);
+    };
+    let (first_key, _) = first.map_err(sled_error)?;
+    if keys::log_position(&first_key) != Some(1) {
+        return Err(corrupt("the log does not start at position 1".into()));
+    }
+    let mut last_position = 0;
+    let mut expected_next: Option<u64> = None;
+    let mut seen_streams = std::collections::HashSet::new();
+    for item in db.range(log_range).rev().take(count.max(2) as usize) {
+        let (key, value) = item.map_err(sled_error)?;
+        let position = keys::log_position(&key).ok_or_else(|| corrupt("bad log key".into()))?;
+        match expected_next {
+            None => last_position = position,
+            Some(expected) if expected != position => {
+                return Err(corrupt(format!(
+                    "gap in the log tail: position {} is followed by {}",
+                    position,
+                    expected + 1
+                )));
+            }
+            Some(_) => {}
+        }
+        expected_next = position.checked_sub(1);
+        let event =
+            envelope::decode(&value).map_err(|e| corrupt(format!("position {position}: {e}")))?;
+        if event.position != position {
+            return Err(corrupt(format!(
+                "log key {position} holds an envelope for position {}",
+                event.position
+            )));
+        }
+        let index = db
+            .get(keys::stream(event.stream.as_str(), event.version))
+            .map_err(sled_error)?;
+        if index.as_deref().and_then(keys::be_u64) != Some(position) {
+            return Err(corrupt(format!(
+                "stream index disagrees with position {position}"
+            )));
+        }
+        let by_id = db.get(keys::event_id(event.event_id)).map_err(sled_error)?;
+        if by_id.as_deref().and_then(keys::be_u64) != Some(position) {
+            return Err(corrupt(format!(
+                "event id index disagrees with position {position}"
+            )));
+        }
+        // Scanning backwards, the first time a stream shows up is its newest event: the head
+        // must point exactly there.
+        if seen_streams.insert(event.stream.clone()) {
+            let head = db
+                .get(keys::head(event.stream.as_str()))
+                .map_err(sled_error)?;
+            if head.as_deref().and_then(keys::parse_head_value) != Some((event.version, position)) {
+                return Err(corrupt(format!(
+                    "head of {} disagrees with its newest event at {position}",
+                    event.stream
+                )));
+            }
+        }
+    }
+    Ok(last_position)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+
+    use super::*;
+    use crate::record::{AppendRequest, IdempotencyKey};
+
+    fn key(name: &str, expires_at_ms: i64) -> AppendRequest {
+        AppendRequest::key_only(IdempotencyKey {
+            key: name.as_bytes().to_vec(),
+            expires_at_ms,
+            result: Vec::new(),
+        })
+    }
+
+    fn stored_keys(store: &Store, prefix: u8) -> Vec<Vec<u8>> {
+        store
+            .inner
+            .db
+            .scan_prefix([prefix])
+            .map(|item| item.expect("scan").0.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn the_writer_sweeps_expired_keys_in_slices() {
+        let now = Arc::new(AtomicI64::new(0));
+        let reader = Arc::clone(&now);
+        let store = Store::open_temporary_with(Options {
+            clock: Clock::from_fn(move || reader.load(Ordering::SeqCst)),
+            sweep_interval_ms: 1,
+            sweep_slice_keys: 2,
+            ..Options::default()
+        })
+        .expect("open");
+        for (name, expiry) in [
+            ("a", 100),
+            ("b", 200),
+            ("c", 210),
+            ("d", 220),
+            ("z", i64::MAX),
+        ] {
+            store.append_blocking(key(name, expiry)).expect("record");
+        }
+        // "a" expires and is recorded again with a later expiry before any sweep ran.
+        now.store(120, Ordering::SeqCst);
+        store.append_blocking(key("a", 300)).expect("re-record");
+        assert_eq!(stored_keys(&store, keys::EXPIRY).len(), 5);
+
+        now.store(250, Ordering::SeqCst);
+        // Slices of 2 keys: b, c, then d, each between batches or on the idle timer.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stored_keys(&store, keys::IDEMPOTENCY).len() > 2 {
+            assert!(Instant::now() < deadline, "sweep did not run");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            stored_keys(&store, keys::IDEMPOTENCY),
+            vec![b"ka".to_vec(), b"kz".to_vec()]
+        );
+        assert_eq!(stored_keys(&store, keys::EXPIRY).len(), 2);
+        assert!(store.idempotency_key(b"a").expect("lookup").is_some());
+    }
+
+    #[test]
+    fn enospc_maps_to_disk_full() {
+        let error = StoreError::from(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(error, StoreError::DiskFull { .. }));
+        assert!(error.is_io());
+    }
+}

@@ -1,0 +1,767 @@
+//! The single writer thread: group commit.
+//!
+//! All writes go through one thread. It takes everything queued (up to `max_batch_requests`),
+//! validates each request in order against the stream heads as they will be after the earlier
+//! requests of the same batch (a failing request fails alone), writes the whole batch as one sled
+//! `apply_batch`, makes it durable (`flush` + `fdatasync`, see [`Durability`]) and only then
+//! answers the callers and publishes the new durable head. One fsync thus covers every request that
+//! queued while the previous one ran, which is the whole throughput story on a slow-sync disk.
+//!
+//! Between batches the writer sweeps expired idempotency keys in bounded slices.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::envelope::{self, ByteBuf, EnvelopeFields};
+use crate::error::{from_sled, Result, StoreError};
+use crate::keys;
+use crate::record::{
+    AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
+};
+use crate::store::{Clock, Options};
+use crate::{
+    MAX_CHECKPOINT_NAME_BYTES, MAX_EVENT_TYPE_BYTES, MAX_IDEMPOTENCY_KEY_BYTES,
+    MAX_IDEMPOTENCY_RESULT_BYTES,
+};
+
+/// A request to the writer.
+pub(crate) enum Command {
+    Append {
+        request: AppendRequest,
+        reply: oneshot::Sender<Result<AppendOutcome>>,
+    },
+    Checkpoint {
+        name: String,
+        position: u64,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Finish what was queued before, answer `Closed` to anything after, then stop.
+    Shutdown,
+}
+
+/// State the writer shares with readers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Highest position that is durable; readers never look past it.
+    pub durable_position: AtomicU64,
+    /// Set once an I/O failure put the store in the failed state.
+    pub failed: Mutex<Option<StoreError>>,
+    /// Set by `close`, so new requests fail fast.
+    pub closed: AtomicBool,
+}
+
+/// How an idempotency key is stored under `k`+key.
+#[derive(Serialize, Deserialize)]
+struct KeyRecordV1 {
+    format: u8,
+    expires_at_ms: i64,
+    first_position: Option<u64>,
+    result: ByteBuf,
+}
+
+const KEY_RECORD_FORMAT: u8 = 1;
+
+pub(crate) fn encode_key_record(record: &IdempotencyRecord) -> Vec<u8> {
+    let stored = KeyRecordV1 {
+        format: KEY_RECORD_FORMAT,
+        expires_at_ms: record.expires_at_ms,
+        first_position: record.first_position,
+        result: ByteBuf(record.result.clone()),
+    };
+    // Invariant: plain struct into a Vec, cannot fail.
+    postcard::to_stdvec(&stored).expect("key record encoding into a Vec is infallible")
+}
+
+pub(crate) fn decode_key_record(bytes: &[u8]) -> Option<IdempotencyRecord> {
+    let (stored, rest) = postcard::take_from_bytes::<KeyRecordV1>(bytes).ok()?;
+    if !rest.is_empty() || stored.format != KEY_RECORD_FORMAT {
+        return None;
+    }
+    Some(IdempotencyRecord {
+        first_position: stored.first_position,
+        expires_at_ms: stored.expires_at_ms,
+        result: stored.result.0,
+    })
+}
+
+/// Makes sled's writes durable.
+///
+/// sled 0.34's `flush` writes its log with `pwrite` and then only `sync_file_range`, which flushes
+/// neither the drive's cache nor the file size (sled issue 1452). After every `flush` we therefore
+/// `fdatasync` the log file `<data>/db`. sled also writes large pages to `<data>/blobs/*` and
+/// snapshots to `<data>/snap.*` without any fsync, so we fsync every such file the first time we
+/// see it (or see it grown), and the directory that holds it.
+#[derive(Debug)]
+pub(crate) struct Durability {
+    dir: PathBuf,
+    db_file: File,
+    /// File name → length at our last fsync of it.
+    synced: HashMap<OsString, u64>,
+}
+
+impl Durability {
+    pub(crate) fn new(dir: &Path) -> std::io::Result<Self> {
+        let db_file = File::open(dir.join("db"))?;
+        Ok(Durability {
+            dir: dir.to_path_buf(),
+            db_file,
+            synced: HashMap::new(),
+        })
+    }
+
+    pub(crate) fn sync(&mut self) -> std::io::Result<()> {
+        self.db_file.sync_data()?;
+        let dir = self.dir.clone();
+        self.sync_new_files(&dir, |name| name != "db" && name != "blobs")?;
+        let blobs = dir.join("blobs");
+        if blobs.is_dir() {
+            self.sync_new_files(&blobs, |_| true)?;
+        }
+        Ok(())
+    }
+
+    fn sync_new_files(&mut self, dir: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<()> {
+        let mut dir_changed = false;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(&wanted) {
+                continue;
+            }
+            let Ok(metadata) = entry.metadata() else {
+                // sled removed it (snapshot rotation, blob GC) between readdir and stat.
+                continue;
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            let mut key = OsString::from(dir.as_os_str());
+            key.push("/");
+            key.push(&name);
+            if self.synced.get(&key) == Some(&metadata.len()) {
+                continue;
+            }
+            match File::open(entry.path()) {
+                Ok(file) => file.sync_all()?,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            }
+            self.synced.insert(key, metadata.len());
+            dir_changed = true;
+        }
+        if dir_changed {
+            File::open(dir)?.sync_all()?;
+        }
+        if self.synced.len() > 1024 {
+            // Blob files come and go; forget the ones that are gone so the map stays small.
+            self.synced.retain(|path, _| Path::new(path).exists());
+        }
+        Ok(())
+    }
+}
+
+/// Pending changes of the batch being built, consulted before the database.
+#[derive(Default)]
+struct Overlay {
+    heads: HashMap<String, (u64, u64)>,
+    event_ids: HashMap<Uuid, (u64, u64)>,
+    keys: HashMap<Vec<u8>, IdempotencyRecord>,
+}
+
+enum Answer {
+    Append(oneshot::Sender<Result<AppendOutcome>>, AppendOutcome),
+    Checkpoint(oneshot::Sender<Result<()>>),
+}
+
+pub(crate) struct Writer {
+    db: sled::Db,
+    path: PathBuf,
+    durability: Durability,
+    shared: Arc<Shared>,
+    watch: watch::Sender<u64>,
+    /// Next position to assign; everything below it is durable (between batches).
+    next_position: u64,
+    /// Stream id → version, for streams seen recently. Lazy: filled on first lookup from the
+    /// database, cleared when it outgrows `head_cache_streams` (a rebuild is cheap point reads).
+    heads: HashMap<String, u64>,
+    clock: Clock,
+    options: Options,
+    last_sweep: Instant,
+    /// The cause once a write failed; every later request is refused with it.
+    failure: Option<StoreError>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        db: sled::Db,
+        path: PathBuf,
+        durability: Durability,
+        shared: Arc<Shared>,
+        watch: watch::Sender<u64>,
+        next_position: u64,
+        options: Options,
+    ) -> Self {
+        Writer {
+            db,
+            path,
+            durability,
+            shared,
+            watch,
+            next_position,
+            heads: HashMap::new(),
+            clock: options.clock.clone(),
+            options,
+            last_sweep: Instant::now(),
+            failure: None,
+        }
+    }
+
+    pub(crate) fn run(mut self, queue: Receiver<Command>) {
+        let sweep_interval = Duration::from_millis(self.options.sweep_interval_ms.max(1));
+        loop {
+            let first = match queue.recv_timeout(sweep_interval) {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.maybe_sweep();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut commands = Vec::with_capacity(64);
+            let mut shutdown = matches!(first, Command::Shutdown);
+            if !shutdown {
+                commands.push(first);
+                while commands.len() < self.options.max_batch_requests {
+                    match queue.try_recv() {
+                        Ok(Command::Shutdown) => {
+                            shutdown = true;
+                            break;
+                        }
+                        Ok(command) => commands.push(command),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if !commands.is_empty() {
+                self.process(commands);
+            }
+            if shutdown {
+                // Everything queued before the shutdown was processed; refuse what came after.
+                while let Ok(command) = queue.try_recv() {
+                    refuse(command, StoreError::Closed);
+                }
+                break;
+            }
+            self.maybe_sweep();
+        }
+        if self.failure.is_none() {
+            // Nothing is pending (every batch was flushed); this makes sweeps durable too.
+            if let Err(error) = self.db.flush() {
+                tracing::warn!(error = %error, "final flush on close failed");
+            }
+        }
+    }
+
+    fn process(&mut self, commands: Vec<Command>) {
+        if let Some(failure) = &self.failure {
+            let error = StoreError::Failed {
+                cause: failure.to_string(),
+            };
+            for command in commands {
+                refuse(command, error.clone());
+            }
+            return;
+        }
+        let span = tracing::debug_span!(
+            "store.batch",
+            requests = commands.len(),
+            events = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            sync_us = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+
+        let mut batch = sled::Batch::default();
+        let mut overlay = Overlay::default();
+        let mut next_position = self.next_position;
+        let mut bytes = 0usize;
+        let mut answers = Vec::with_capacity(commands.len());
+        for command in commands {
+            match command {
+                Command::Append { request, reply } => {
+                    match self.prepare_append(
+                        &request,
+                        &mut overlay,
+                        &mut batch,
+                        &mut next_position,
+                        &mut bytes,
+                    ) {
+                        Ok(outcome) => answers.push(Answer::Append(reply, outcome)),
+                        Err(error) => {
+                            // The reader may have gone away; nothing to do then.
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+                Command::Checkpoint {
+                    name,
+                    position,
+                    reply,
+                } => match validate_checkpoint(&name, position, next_position) {
+                    Ok(()) => {
+                        batch.insert(keys::checkpoint(&name), position.to_be_bytes().to_vec());
+                        answers.push(Answer::Checkpoint(reply));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
+                Command::Shutdown => {
+                    // Invariant: `run` strips Shutdown before calling `process`.
+                    debug_assert!(false, "shutdown reached process()");
+                }
+            }
+        }
+        let events = next_position - self.next_position;
+        span.record("events", events);
+        span.record("bytes", bytes);
+        if answers.is_empty() {
+            return;
+        }
+
+        let started = Instant::now();
+        let committed = self.commit(batch);
+        span.record("sync_us", started.elapsed().as_micros() as u64);
+        match committed {
+            Ok(()) => {
+                self.next_position = next_position;
+                if self.heads.len() + overlay.heads.len() > self.options.head_cache_streams {
+                    self.heads.clear();
+                }
+                for (stream, (version, _)) in overlay.heads {
+                    self.heads.insert(stream, version);
+                }
+                let durable = next_position - 1;
+                self.shared
+                    .durable_position
+                    .store(durable, Ordering::Release);
+                // send_replace never fails, with or without subscribers.
+                self.watch.send_replace(durable);
+                for answer in answers {
+                    match answer {
+                        Answer::Append(reply, outcome) => {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "group commit failed; the store refuses further writes");
+                self.fail(error.clone());
+                for answer in answers {
+                    match answer {
+                        Answer::Append(reply, _) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: sled::Batch) -> Result<()> {
+        self.db
+            .apply_batch(batch)
+            .map_err(|e| from_sled(e, &self.path))?;
+        self.db.flush().map_err(|e| from_sled(e, &self.path))?;
+        self.durability.sync()?;
+        Ok(())
+    }
+
+    fn fail(&mut self, error: StoreError) {
+        if let Ok(mut failed) = self.shared.failed.lock() {
+            *failed = Some(error.clone());
+        }
+        self.failure = Some(error);
+    }
+
+    /// Validates one request against the heads as of the earlier requests of this batch and, if it
+    /// passes, adds its writes to `batch`. Nothing is added for a failing request.
+    fn prepare_append(
+        &mut self,
+        request: &AppendRequest,
+        overlay: &mut Overlay,
+        batch: &mut sled::Batch,
+        next_position: &mut u64,
+        bytes: &mut usize,
+    ) -> Result<AppendOutcome> {
+        self.validate_shape(request)?;
+
+        if let Some(key) = &request.idempotency_key {
+            if let Some(existing) = self.lookup_key(overlay, &key.key)? {
+                if existing.expires_at_ms > self.clock.now_ms() {
+                    return Ok(AppendOutcome::Duplicate {
+                        first_position: existing.first_position,
+                        result: existing.result,
+                        expires_at_ms: existing.expires_at_ms,
+                    });
+                }
+            }
+        }
+
+        // Idempotent retry by event ids (EventStoreDB's rule): all present → the original
+        // positions; some present → error; none → a normal append.
+        let total = request.event_count();
+        let mut found = Vec::new();
+        for append in &request.streams {
+            for event in &append.events {
+                if let Some(at) = self.lookup_event(overlay, event.event_id)? {
+                    found.push((event.event_id, at));
+                }
+            }
+        }
+        if !found.is_empty() {
+            if found.len() < total {
+                let new = total - found.len();
+                return Err(StoreError::EventIdsMismatch {
+                    already_written: found.into_iter().map(|(id, _)| id).collect(),
+                    new,
+                });
+            }
+            let positions = found.iter().map(|(_, (position, _))| *position).collect();
+            let mut stream_versions = Vec::with_capacity(request.streams.len());
+            let mut index = 0;
+            for append in &request.streams {
+                if append.events.is_empty() {
+                    stream_versions.push(self.lookup_head(overlay, append.stream.as_str())?);
+                } else {
+                    index += append.events.len();
+                    stream_versions.push(found[index - 1].1 .1);
+                }
+            }
+            let committed = Committed {
+                positions,
+                stream_versions,
+            };
+            if let Some(key) = &request.idempotency_key {
+                self.write_key(overlay, batch, key, committed.first_position())?;
+            }
+            return Ok(AppendOutcome::AlreadyAppended(committed));
+        }
+
+        let mut currents = Vec::with_capacity(request.streams.len());
+        for append in &request.streams {
+            let actual = self.lookup_head(overlay, append.stream.as_str())?;
+            if !append.expected.matches(actual) {
+                return Err(StoreError::Conflict {
+                    stream: append.stream.clone(),
+                    expected: append.expected,
+                    actual,
+                });
+            }
+            currents.push(actual);
+        }
+
+        // Every check passed: from here on the request is written.
+        let mut positions = Vec::with_capacity(total);
+        let mut stream_versions = Vec::with_capacity(request.streams.len());
+        for (append, current) in request.streams.iter().zip(currents) {
+            let stream = append.stream.as_str();
+            let mut version = current;
+            for event in &append.events {
+                version += 1;
+                let position = *next_position;
+                *next_position += 1;
+                let encoded = envelope::encode(EnvelopeFields {
+                    position,
+                    stream,
+                    version,
+                    event_id: event.event_id,
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    timestamp_ms: event.timestamp_ms,
+                    payload: &event.payload,
+                });
+                *bytes += encoded.len();
+                batch.insert(&keys::log(position), encoded);
+                batch.insert(keys::stream(stream, version), &position.to_be_bytes());
+                batch.insert(&keys::event_id(event.event_id), &position.to_be_bytes());
+                overlay
+                    .event_ids
+                    .insert(event.event_id, (position, version));
+                positions.push(position);
+            }
+            if version != current {
+                // Invariant: the events loop above ran, so `positions` is non-empty.
+                let last = *positions.last().expect("events were appended");
+                batch.insert(keys::head(stream), &keys::head_value(version, last));
+                overlay.heads.insert(stream.to_owned(), (version, last));
+            }
+            stream_versions.push(version);
+        }
+        let committed = Committed {
+            positions,
+            stream_versions,
+        };
+        if let Some(key) = &request.idempotency_key {
+            self.write_key(overlay, batch, key, committed.first_position())?;
+        }
+        Ok(AppendOutcome::Appended(committed))
+    }
+
+    fn validate_shape(&self, request: &AppendRequest) -> Result<()> {
+        if request.streams.is_empty() && request.idempotency_key.is_none() {
+            return Err(StoreError::InvalidRequest(
+                "an append needs streams or an idempotency key".into(),
+            ));
+        }
+        let mut streams = HashSet::with_capacity(request.streams.len());
+        let mut ids = HashSet::with_capacity(request.event_count());
+        for append in &request.streams {
+            if !streams.insert(append.stream.as_str()) {
+                return Err(StoreError::InvalidRequest(format!(
+                    "stream {} appears twice in one request",
+                    append.stream
+                )));
+            }
+            if let ExpectedVersion::Exact(v) = append.expected {
+                if v == u64::MAX {
+                    return Err(StoreError::InvalidRequest(
+                        "expected version overflow".into(),
+                    ));
+                }
+            }
+            for event in &append.events {
+                if !ids.insert(event.event_id) {
+                    return Err(StoreError::InvalidRequest(format!(
+                        "event id {} appears twice in one request",
+                        event.event_id
+                    )));
+                }
+                if event.event_type.is_empty() || event.event_type.len() > MAX_EVENT_TYPE_BYTES {
+                    return Err(StoreError::InvalidRequest(format!(
+                        "event type must be 1 to {MAX_EVENT_TYPE_BYTES} bytes"
+                    )));
+                }
+                if event.payload.len() > self.options.max_payload_bytes {
+                    return Err(StoreError::InvalidRequest(format!(
+                        "payload of {} bytes exceeds the limit of {}",
+                        event.payload.len(),
+                        self.options.max_payload_bytes
+                    )));
+                }
+            }
+        }
+        if let Some(key) = &request.idempotency_key {
+            if key.key.is_empty() || key.key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+                return Err(StoreError::InvalidRequest(format!(
+                    "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+                )));
+            }
+            if key.result.len() > MAX_IDEMPOTENCY_RESULT_BYTES {
+                return Err(StoreError::InvalidRequest(format!(
+                    "idempotency result exceeds {MAX_IDEMPOTENCY_RESULT_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn write_key(
+        &mut self,
+        overlay: &mut Overlay,
+        batch: &mut sled::Batch,
+        key: &IdempotencyKey,
+        first_position: Option<u64>,
+    ) -> Result<()> {
+        // An expired record may still be stored (not swept yet): drop its sweep entry.
+        if let Some(old) = self.lookup_key(overlay, &key.key)? {
+            if old.expires_at_ms != key.expires_at_ms {
+                batch.remove(keys::expiry(old.expires_at_ms, &key.key));
+            }
+        }
+        let record = IdempotencyRecord {
+            first_position,
+            expires_at_ms: key.expires_at_ms,
+            result: key.result.clone(),
+        };
+        batch.insert(keys::idempotency(&key.key), encode_key_record(&record));
+        batch.insert(keys::expiry(key.expires_at_ms, &key.key), &[][..]);
+        overlay.keys.insert(key.key.clone(), record);
+        Ok(())
+    }
+
+    fn lookup_head(&mut self, overlay: &Overlay, stream: &str) -> Result<u64> {
+        if let Some((version, _)) = overlay.heads.get(stream) {
+            return Ok(*version);
+        }
+        if let Some(version) = self.heads.get(stream) {
+            return Ok(*version);
+        }
+        let stored = self
+            .db
+            .get(keys::head(stream))
+            .map_err(|e| from_sled(e, &self.path))?;
+        let version = match stored {
+            None => 0,
+            Some(value) => match keys::parse_head_value(&value) {
+                Some((version, _)) => version,
+                None => return Err(self.corrupt(format!("bad head value for stream {stream}"))),
+            },
+        };
+        if self.heads.len() >= self.options.head_cache_streams {
+            self.heads.clear();
+        }
+        if let Entry::Vacant(slot) = self.heads.entry(stream.to_owned()) {
+            slot.insert(version);
+        }
+        Ok(version)
+    }
+
+    /// (position, version) of an event id already written or pending in this batch.
+    fn lookup_event(&self, overlay: &Overlay, id: Uuid) -> Result<Option<(u64, u64)>> {
+        if let Some(found) = overlay.event_ids.get(&id) {
+            return Ok(Some(*found));
+        }
+        let Some(value) = self
+            .db
+            .get(keys::event_id(id))
+            .map_err(|e| from_sled(e, &self.path))?
+        else {
+            return Ok(None);
+        };
+        let position = keys::be_u64(&value)
+            .ok_or_else(|| self.corrupt(format!("bad event id index value for {id}")))?;
+        let stored = self
+            .db
+            .get(keys::log(position))
+            .map_err(|e| from_sled(e, &self.path))?
+            .ok_or_else(|| self.corrupt(format!("event id {id} points at missing {position}")))?;
+        let event = envelope::decode(&stored)
+            .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;
+        Ok(Some((position, event.version)))
+    }
+
+    fn lookup_key(&self, overlay: &Overlay, key: &[u8]) -> Result<Option<IdempotencyRecord>> {
+        if let Some(record) = overlay.keys.get(key) {
+            return Ok(Some(record.clone()));
+        }
+        match self
+            .db
+            .get(keys::idempotency(key))
+            .map_err(|e| from_sled(e, &self.path))?
+        {
+            None => Ok(None),
+            Some(value) => decode_key_record(&value)
+                .map(Some)
+                .ok_or_else(|| self.corrupt("undecodable idempotency key record".into())),
+        }
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
+    fn maybe_sweep(&mut self) {
+        if self.failure.is_some()
+            || self.last_sweep.elapsed() < Duration::from_millis(self.options.sweep_interval_ms)
+        {
+            return;
+        }
+        match self.sweep_slice() {
+            // A full slice means more keys are due: leave the timer expired so the next pause
+            // between batches sweeps again.
+            Ok(removed) if removed >= self.options.sweep_slice_keys => {}
+            Ok(_) => self.last_sweep = Instant::now(),
+            Err(error) => {
+                tracing::error!(error = %error, "sweeping idempotency keys failed; the store refuses further writes");
+                self.fail(error);
+            }
+        }
+    }
+
+    /// Removes up to `sweep_slice_keys` expired idempotency keys. The removal is one atomic
+    /// `apply_batch` without its own flush: the next group commit's flush makes it durable, and a
+    /// sweep lost in a crash is simply done again.
+    pub(crate) fn sweep_slice(&mut self) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for item in self.db.range(vec![keys::EXPIRY]..vec![keys::EXPIRY + 1]) {
+            let (sweep_key, _) = item.map_err(|e| from_sled(e, &self.path))?;
+            let Some((expires_at_ms, key)) = keys::parse_expiry(&sweep_key) else {
+                return Err(self.corrupt("bad idempotency sweep key".into()));
+            };
+            if expires_at_ms > now || removed >= self.options.sweep_slice_keys {
+                break;
+            }
+            batch.remove(sweep_key.to_vec());
+            // Only remove the key itself if it was not re-recorded with a later expiry.
+            let record_key = keys::idempotency(key);
+            if let Some(value) = self
+                .db
+                .get(&record_key)
+                .map_err(|e| from_sled(e, &self.path))?
+            {
+                if decode_key_record(&value).is_some_and(|r| r.expires_at_ms == expires_at_ms) {
+                    batch.remove(record_key);
+                }
+            }
+            removed += 1;
+        }
+        if removed > 0 {
+            self.db
+                .apply_batch(batch)
+                .map_err(|e| from_sled(e, &self.path))?;
+            tracing::debug!(removed, "swept expired idempotency keys");
+        }
+        Ok(removed)
+    }
+}
+
+fn validate_checkpoint(name: &str, position: u64, next_position: u64) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_CHECKPOINT_NAME_BYTES {
+        return Err(StoreError::InvalidRequest(format!(
+            "checkpoint name must be 1 to {MAX_CHECKPOINT_NAME_BYTES} bytes"
+        )));
+    }
+    if position >= next_position {
+        return Err(StoreError::InvalidRequest(format!(
+            "checkpoint position {position} is past the head {}",
+            next_position - 1
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn refuse(command: Command, error: StoreError) {
+    match command {
+        Command::Append { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Checkpoint { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Shutdown => {}
+    }
+}

@@ -1,0 +1,688 @@
+//! Behaviour of the store through its public interface.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use uuid::Uuid;
+use wagate_store::{
+    AppendOutcome, AppendRequest, Clock, ExpectedVersion, IdempotencyKey, NewEvent, Options, Store,
+    StoreError, StreamId,
+};
+
+fn stream(id: &str) -> StreamId {
+    StreamId::new(id).expect("valid stream id")
+}
+
+fn event(kind: &str, payload: &[u8]) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: kind.to_owned(),
+        schema_version: 1,
+        timestamp_ms: 1_700_000_000_000,
+        payload: payload.to_vec(),
+    }
+}
+
+fn appended(outcome: AppendOutcome) -> wagate_store::Committed {
+    match outcome {
+        AppendOutcome::Appended(committed) => committed,
+        other => panic!("expected Appended, got {other:?}"),
+    }
+}
+
+fn manual_clock(start: i64) -> (Arc<AtomicI64>, Clock) {
+    let now = Arc::new(AtomicI64::new(start));
+    let reader = Arc::clone(&now);
+    (now, Clock::from_fn(move || reader.load(Ordering::SeqCst)))
+}
+
+#[test]
+fn appends_get_gap_free_positions_and_stream_versions() {
+    let store = Store::open_temporary().expect("open");
+    let contact = stream("contact:+41790000001");
+    let message = stream("message:0190b5a2-7c1e-7000-8000-000000000001");
+    assert_eq!(store.head_position(), 0);
+    assert_eq!(store.stream_version(&contact).expect("version"), 0);
+
+    let first = appended(
+        store
+            .append_blocking(AppendRequest::single(
+                contact.clone(),
+                ExpectedVersion::NoStream,
+                vec![event("OptedIn", b"a"), event("InboundReceived", b"b")],
+            ))
+            .expect("append"),
+    );
+    assert_eq!(first.positions, vec![1, 2]);
+    assert_eq!(first.stream_versions, vec![2]);
+
+    let second = appended(
+        store
+            .append_blocking(AppendRequest::single(
+                message.clone(),
+                ExpectedVersion::NoStream,
+                vec![event("SendDecided", b"c")],
+            ))
+            .expect("append"),
+    );
+    assert_eq!(second.positions, vec![3]);
+    let third = appended(
+        store
+            .append_blocking(AppendRequest::single(
+                contact.clone(),
+                ExpectedVersion::Exact(2),
+                vec![event("OptedOut", b"d")],
+            ))
+            .expect("append"),
+    );
+    assert_eq!(third.positions, vec![4]);
+    assert_eq!(third.stream_versions, vec![3]);
+
+    assert_eq!(store.head_position(), 4);
+    assert_eq!(store.stream_version(&contact).expect("version"), 3);
+    assert_eq!(store.stream_version(&message).expect("version"), 1);
+
+    let events = store.read_stream(&contact, 1, 100).expect("read");
+    let summary: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.position,
+                e.version,
+                e.event_type.as_str(),
+                e.payload.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, 1, "OptedIn", b"a".to_vec()),
+            (2, 2, "InboundReceived", b"b".to_vec()),
+            (4, 3, "OptedOut", b"d".to_vec()),
+        ]
+    );
+    assert_eq!(store.read_stream(&contact, 3, 100).expect("read").len(), 1);
+    assert_eq!(store.read_stream(&contact, 1, 2).expect("read").len(), 2);
+
+    let log = store.read_from(2, 2).expect("read");
+    assert_eq!(
+        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(log[1].stream, message);
+    assert!(store.read_from(5, 10).expect("read").is_empty());
+    assert_eq!(store.read_from(0, 10).expect("read").len(), 4);
+
+    assert_eq!(
+        store.position_of(events[2].event_id).expect("lookup"),
+        Some(4)
+    );
+    assert_eq!(store.position_of(Uuid::now_v7()).expect("lookup"), None);
+    assert_eq!(store.verify().expect("verify").events, 4);
+}
+
+#[test]
+fn a_conflict_writes_nothing_of_the_request() {
+    let store = Store::open_temporary().expect("open");
+    let contact = stream("contact:+41790000001");
+    let message = stream("message:m1");
+    store
+        .append_blocking(AppendRequest::single(
+            contact.clone(),
+            ExpectedVersion::NoStream,
+            vec![event("OptedIn", b"")],
+        ))
+        .expect("append");
+
+    // The message stream would be fine; the contact stream is stale.
+    let request = AppendRequest::single(
+        message.clone(),
+        ExpectedVersion::NoStream,
+        vec![event("SendDecided", b"")],
+    )
+    .with_stream(
+        contact.clone(),
+        ExpectedVersion::NoStream,
+        vec![event("X", b"")],
+    );
+    let error = store.append_blocking(request).expect_err("conflict");
+    assert_eq!(
+        error,
+        StoreError::Conflict {
+            stream: contact.clone(),
+            expected: ExpectedVersion::NoStream,
+            actual: 1,
+        }
+    );
+    assert_eq!(store.head_position(), 1);
+    assert_eq!(store.stream_version(&message).expect("version"), 0);
+
+    // An empty event list is a pure version check on that stream.
+    let guarded = AppendRequest::single(
+        message.clone(),
+        ExpectedVersion::NoStream,
+        vec![event("SendDecided", b"")],
+    )
+    .with_stream(contact.clone(), ExpectedVersion::Exact(1), vec![]);
+    let committed = appended(store.append_blocking(guarded).expect("append"));
+    assert_eq!(committed.positions, vec![2]);
+    assert_eq!(committed.stream_versions, vec![1, 1]);
+
+    let stale = AppendRequest::single(message, ExpectedVersion::Exact(1), vec![event("S", b"")])
+        .with_stream(contact, ExpectedVersion::Exact(0), vec![]);
+    assert!(matches!(
+        store.append_blocking(stale),
+        Err(StoreError::Conflict { actual: 1, .. })
+    ));
+    assert_eq!(store.head_position(), 2);
+}
+
+#[test]
+fn a_multi_stream_append_is_atomic_and_contiguous() {
+    let store = Store::open_temporary().expect("open");
+    let a = stream("contact:+1");
+    let b = stream("message:m1");
+    let c = stream("portfolio:default");
+    let request =
+        AppendRequest::single(a.clone(), ExpectedVersion::NoStream, vec![event("A", b"")])
+            .with_stream(
+                b.clone(),
+                ExpectedVersion::Any,
+                vec![event("B1", b""), event("B2", b"")],
+            )
+            .with_stream(c.clone(), ExpectedVersion::Exact(0), vec![event("C", b"")]);
+    let committed = appended(store.append_blocking(request).expect("append"));
+    assert_eq!(committed.positions, vec![1, 2, 3, 4]);
+    assert_eq!(committed.stream_versions, vec![1, 2, 1]);
+    let log = store.read_from(1, 10).expect("read");
+    let streams: Vec<_> = log
+        .iter()
+        .map(|e| (e.stream.as_str().to_owned(), e.version))
+        .collect();
+    assert_eq!(
+        streams,
+        vec![
+            ("contact:+1".to_owned(), 1),
+            ("message:m1".to_owned(), 1),
+            ("message:m1".to_owned(), 2),
+            ("portfolio:default".to_owned(), 1),
+        ]
+    );
+}
+
+#[test]
+fn malformed_requests_are_refused() {
+    let store = Store::open_temporary().expect("open");
+    let a = stream("contact:+1");
+    let twice = event("A", b"");
+    let cases =
+        vec![
+            AppendRequest::default(),
+            AppendRequest::single(a.clone(), ExpectedVersion::Any, vec![twice.clone(), twice])
+                .with_stream(stream("message:m"), ExpectedVersion::Any, vec![]),
+            AppendRequest::single(a.clone(), ExpectedVersion::Any, vec![event("A", b"")])
+                .with_stream(a.clone(), ExpectedVersion::Any, vec![event("B", b"")]),
+            AppendRequest::single(a.clone(), ExpectedVersion::Any, vec![event("", b"")]),
+            AppendRequest::single(a, ExpectedVersion::Any, vec![event("A", &vec![0; 70_000])]),
+        ];
+    for request in cases {
+        assert!(matches!(
+            store.append_blocking(request),
+            Err(StoreError::InvalidRequest(_))
+        ));
+    }
+    assert_eq!(store.head_position(), 0);
+}
+
+#[test]
+fn a_retried_append_with_the_same_event_ids_is_not_written_twice() {
+    let store = Store::open_temporary().expect("open");
+    let contact = stream("contact:+41790000001");
+    let message = stream("message:m1");
+    let request = AppendRequest::single(
+        contact.clone(),
+        ExpectedVersion::NoStream,
+        vec![event("A", b"1"), event("B", b"2")],
+    )
+    .with_stream(
+        message.clone(),
+        ExpectedVersion::NoStream,
+        vec![event("C", b"3")],
+    );
+    let first = appended(store.append_blocking(request.clone()).expect("append"));
+    // Something else lands in between; the retry's expected versions are now stale, but the
+    // event ids show it was already written.
+    store
+        .append_blocking(AppendRequest::single(
+            contact.clone(),
+            ExpectedVersion::Exact(2),
+            vec![event("D", b"")],
+        ))
+        .expect("append");
+    match store.append_blocking(request.clone()).expect("retry") {
+        AppendOutcome::AlreadyAppended(again) => {
+            assert_eq!(again.positions, first.positions);
+            assert_eq!(again.stream_versions, vec![2, 1]);
+        }
+        other => panic!("expected AlreadyAppended, got {other:?}"),
+    }
+    assert_eq!(store.head_position(), 4);
+
+    // Mixing an old event id with a new one is an error and writes nothing.
+    let mixed = AppendRequest::single(
+        contact,
+        ExpectedVersion::Any,
+        vec![request.streams[0].events[0].clone(), event("E", b"")],
+    );
+    match store.append_blocking(mixed) {
+        Err(StoreError::EventIdsMismatch {
+            already_written,
+            new,
+        }) => {
+            assert_eq!(already_written, vec![request.streams[0].events[0].event_id]);
+            assert_eq!(new, 1);
+        }
+        other => panic!("expected EventIdsMismatch, got {other:?}"),
+    }
+    assert_eq!(store.head_position(), 4);
+}
+
+#[test]
+fn identical_requests_in_one_batch_are_written_once() {
+    let store = Store::open_temporary().expect("open");
+    let request = AppendRequest::single(
+        stream("contact:+1"),
+        ExpectedVersion::Any,
+        vec![event("A", b"")],
+    );
+    // Queue both before waiting, so they very likely share a batch; either way the answer holds.
+    let first = store.append(request.clone());
+    let second = store.append(request);
+    let first = first.wait().expect("first");
+    let second = second.wait().expect("second");
+    assert_eq!(
+        first,
+        AppendOutcome::Appended(first.committed().expect("c").clone())
+    );
+    assert_eq!(
+        second,
+        AppendOutcome::AlreadyAppended(first.committed().expect("c").clone())
+    );
+    assert_eq!(store.head_position(), 1);
+}
+
+#[test]
+fn idempotency_keys_answer_duplicates_until_they_expire() {
+    let (now, clock) = manual_clock(1_000_000);
+    let options = Options {
+        clock,
+        ..Options::default()
+    };
+    let store = Store::open_temporary_with(options).expect("open");
+    let contact = stream("contact:+1");
+    let key = |result: &[u8]| IdempotencyKey {
+        key: b"twilio:SM123:delivered".to_vec(),
+        expires_at_ms: 1_000_000 + 86_400_000,
+        result: result.to_vec(),
+    };
+    let request = |result: &[u8]| {
+        AppendRequest::single(
+            contact.clone(),
+            ExpectedVersion::Any,
+            vec![event("Delivered", b"")],
+        )
+        .with_idempotency_key(key(result))
+    };
+    let first = appended(
+        store
+            .append_blocking(request(b"200 first"))
+            .expect("append"),
+    );
+    assert_eq!(first.positions, vec![1]);
+
+    // A duplicate (new event ids, same key) writes nothing and returns the first answer.
+    now.store(1_000_000 + 86_399_999, Ordering::SeqCst);
+    assert_eq!(
+        store
+            .append_blocking(request(b"ignored"))
+            .expect("duplicate"),
+        AppendOutcome::Duplicate {
+            first_position: Some(1),
+            result: b"200 first".to_vec(),
+            expires_at_ms: 1_000_000 + 86_400_000,
+        }
+    );
+    assert_eq!(store.head_position(), 1);
+    assert!(store
+        .idempotency_key(b"twilio:SM123:delivered")
+        .expect("lookup")
+        .is_some());
+
+    // At the expiry instant the key no longer counts.
+    now.store(1_000_000 + 86_400_000, Ordering::SeqCst);
+    assert!(store
+        .idempotency_key(b"twilio:SM123:delivered")
+        .expect("lookup")
+        .is_none());
+    let again = appended(store.append_blocking(request(b"second")).expect("append"));
+    assert_eq!(again.positions, vec![2]);
+}
+
+#[test]
+fn a_key_can_be_recorded_without_events() {
+    let store = Store::open_temporary().expect("open");
+    let key = IdempotencyKey {
+        key: b"meta:wamid.1".to_vec(),
+        expires_at_ms: i64::MAX,
+        result: b"ok".to_vec(),
+    };
+    let committed = appended(
+        store
+            .append_blocking(AppendRequest::key_only(key.clone()))
+            .expect("record"),
+    );
+    assert!(committed.positions.is_empty());
+    assert_eq!(store.head_position(), 0);
+    assert_eq!(
+        store
+            .append_blocking(AppendRequest::key_only(key))
+            .expect("dup"),
+        AppendOutcome::Duplicate {
+            first_position: None,
+            result: b"ok".to_vec(),
+            expires_at_ms: i64::MAX,
+        }
+    );
+}
+
+#[test]
+fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data");
+    let contact = stream("contact:+41790000001");
+    let ids: Vec<Uuid>;
+    {
+        let store = Store::open(&path, Options::default()).expect("open");
+        let events: Vec<_> = (0..10).map(|i| event("E", &[i])).collect();
+        ids = events.iter().map(|e| e.event_id).collect();
+        store
+            .append_blocking(AppendRequest::single(
+                contact.clone(),
+                ExpectedVersion::NoStream,
+                events,
+            ))
+            .expect("append");
+        store
+            .append_blocking(AppendRequest::key_only(IdempotencyKey {
+                key: b"k".to_vec(),
+                expires_at_ms: i64::MAX,
+                result: vec![1],
+            }))
+            .expect("key");
+        store
+            .save_checkpoint("dispatcher", 7)
+            .wait()
+            .expect("checkpoint");
+        assert!(matches!(
+            store.save_checkpoint("dispatcher", 11).wait(),
+            Err(StoreError::InvalidRequest(_))
+        ));
+        store.close().expect("close");
+    }
+    let store = Store::open(&path, Options::default()).expect("reopen");
+    assert_eq!(store.head_position(), 10);
+    assert_eq!(store.stream_version(&contact).expect("version"), 10);
+    assert_eq!(store.checkpoint("dispatcher").expect("checkpoint"), Some(7));
+    assert_eq!(store.checkpoint("projections").expect("checkpoint"), None);
+    assert_eq!(store.position_of(ids[9]).expect("lookup"), Some(10));
+    assert!(store.idempotency_key(b"k").expect("lookup").is_some());
+    let read = store.read_stream(&contact, 1, 100).expect("read");
+    assert_eq!(read.len(), 10);
+    assert_eq!(read[3].payload, vec![3]);
+    // Appends continue where the log ended.
+    let more = appended(
+        store
+            .append_blocking(AppendRequest::single(
+                contact,
+                ExpectedVersion::Exact(10),
+                vec![event("E", b"")],
+            ))
+            .expect("append"),
+    );
+    assert_eq!(more.positions, vec![11]);
+    assert_eq!(more.stream_versions, vec![11]);
+    assert_eq!(store.verify().expect("verify").events, 11);
+}
+
+#[test]
+fn a_closed_store_refuses_appends() {
+    let store = Store::open_temporary().expect("open");
+    let clone = store.clone();
+    store.close().expect("close");
+    assert_eq!(
+        clone.append_blocking(AppendRequest::single(
+            stream("contact:+1"),
+            ExpectedVersion::Any,
+            vec![event("A", b"")],
+        )),
+        Err(StoreError::Closed)
+    );
+}
+
+#[test]
+fn opening_an_open_database_again_is_already_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), Options::default()).expect("open");
+    match Store::open(dir.path(), Options::default()) {
+        Err(StoreError::AlreadyOpen { path }) => assert_eq!(path, dir.path()),
+        other => panic!("expected AlreadyOpen, got {other:?}"),
+    }
+    drop(store);
+    Store::open(dir.path(), Options::default()).expect("open after the first handle is gone");
+}
+
+#[test]
+fn a_foreign_sled_database_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        db.insert(b"users/1", b"alice".to_vec()).expect("insert");
+        db.flush().expect("flush");
+    }
+    assert!(matches!(
+        Store::open(dir.path(), Options::default()),
+        Err(StoreError::Foreign { .. })
+    ));
+}
+
+/// Opens the raw sled database behind a closed store (the key layout is in docs/storage.md).
+fn tamper(path: &std::path::Path, edit: impl FnOnce(&sled::Db)) {
+    let db = sled::open(path).expect("sled");
+    edit(&db);
+    db.flush().expect("flush");
+}
+
+fn log_key(position: u64) -> Vec<u8> {
+    let mut key = vec![b'l'];
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+fn filled_store(path: &std::path::Path) {
+    let store = Store::open(path, Options::default()).expect("open");
+    for i in 0..5u8 {
+        store
+            .append_blocking(AppendRequest::single(
+                stream("contact:+1"),
+                ExpectedVersion::Any,
+                vec![event("E", &[i])],
+            ))
+            .expect("append");
+    }
+    store.close().expect("close");
+}
+
+#[test]
+fn a_corrupt_envelope_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled_store(dir.path());
+    tamper(dir.path(), |db| {
+        db.insert(log_key(5), vec![1, 2, 3]).expect("insert");
+    });
+    match Store::open(dir.path(), Options::default()) {
+        Err(StoreError::Corrupt { detail, .. }) => {
+            assert!(detail.contains("position 5"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_gap_in_positions_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled_store(dir.path());
+    tamper(dir.path(), |db| {
+        db.remove(log_key(4)).expect("remove");
+    });
+    match Store::open(dir.path(), Options::default()) {
+        Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("gap"), "{detail}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled_store(dir.path());
+    tamper(dir.path(), |db| {
+        let mut value = b"wagate-store\0".to_vec();
+        value.extend_from_slice(&2u32.to_be_bytes());
+        db.insert(b"mmagic", value).expect("insert");
+    });
+    match Store::open(dir.path(), Options::default()) {
+        Err(StoreError::Foreign { detail, .. }) => assert!(detail.contains("format 2"), "{detail}"),
+        other => panic!("expected Foreign, got {other:?}"),
+    }
+}
+
+#[test]
+fn checkpoints_are_per_consumer_and_move_both_ways() {
+    let store = Store::open_temporary().expect("open");
+    for _ in 0..3 {
+        store
+            .append_blocking(AppendRequest::single(
+                stream("contact:+1"),
+                ExpectedVersion::Any,
+                vec![event("E", b"")],
+            ))
+            .expect("append");
+    }
+    store.save_checkpoint("a", 3).wait().expect("save");
+    store.save_checkpoint("b", 1).wait().expect("save");
+    // A consumer may rewind (reprocess from an earlier point); the store does not forbid it.
+    store.save_checkpoint("a", 2).wait().expect("save");
+    assert_eq!(store.checkpoint("a").expect("read"), Some(2));
+    assert_eq!(store.checkpoint("b").expect("read"), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_wake_once_events_are_durable() {
+    let store = Store::open_temporary().expect("open");
+    let mut durable = store.subscribe();
+    assert_eq!(*durable.borrow_and_update(), 0);
+    let consumer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut checkpoint = 0;
+            while seen.len() < 5 {
+                durable.changed().await.expect("store alive");
+                let head = *durable.borrow_and_update();
+                // Everything up to the announced head is readable right away.
+                let events = store.read_from(checkpoint + 1, 100).expect("read");
+                assert!(events.last().map_or(0, |e| e.position) >= head);
+                for event in events {
+                    checkpoint = event.position;
+                    seen.push(event.position);
+                }
+                store
+                    .save_checkpoint("test", checkpoint)
+                    .await
+                    .expect("checkpoint");
+            }
+            seen
+        })
+    };
+    for i in 0..5u8 {
+        let outcome = store
+            .append(AppendRequest::single(
+                stream("contact:+1"),
+                ExpectedVersion::Exact(u64::from(i)),
+                vec![event("E", &[i])],
+            ))
+            .await
+            .expect("append");
+        let position = outcome.committed().and_then(|c| c.first_position());
+        assert_eq!(position, Some(u64::from(i) + 1));
+        // The acknowledged event is already visible to readers.
+        assert!(store.head_position() > u64::from(i));
+    }
+    let seen = consumer.await.expect("consumer");
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    assert_eq!(store.checkpoint("test").expect("checkpoint"), Some(5));
+}
+
+#[test]
+fn concurrent_writers_with_expected_versions_keep_the_log_consistent() {
+    let store = Store::open_temporary().expect("open");
+    let streams: Vec<StreamId> = (0..3).map(|i| stream(&format!("contact:+{i}"))).collect();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            let streams = streams.clone();
+            std::thread::spawn(move || {
+                let mut conflicts = 0u64;
+                for i in 0..50usize {
+                    let target = &streams[(t + i) % streams.len()];
+                    let other = &streams[(t + i + 1) % streams.len()];
+                    loop {
+                        let version = store.stream_version(target).expect("version");
+                        let guard = store.stream_version(other).expect("version");
+                        let request = AppendRequest::single(
+                            target.clone(),
+                            ExpectedVersion::Exact(version),
+                            vec![event("E", &[t as u8, i as u8])],
+                        )
+                        .with_stream(
+                            other.clone(),
+                            ExpectedVersion::Exact(guard),
+                            vec![],
+                        );
+                        match store.append_blocking(request) {
+                            Ok(AppendOutcome::Appended(c)) => {
+                                assert_eq!(c.stream_versions[0], version + 1);
+                                break;
+                            }
+                            Err(StoreError::Conflict { .. }) => conflicts += 1,
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("writer");
+    }
+    assert_eq!(store.head_position(), 400);
+    let report = store.verify().expect("consistent");
+    assert_eq!(report.events, 400);
+    assert_eq!(report.streams, 3);
+    let total: u64 = streams
+        .iter()
+        .map(|s| store.stream_version(s).expect("version"))
+        .sum();
+    assert_eq!(total, 400);
+}
