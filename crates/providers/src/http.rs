@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wagate_domain::ProviderKind;
 
-use crate::send::{ConfigError, SendError};
+use crate::send::{ConfigError, SendAccepted, SendError};
 
 /// Provider answers are small JSON documents; anything larger is not one of them.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -103,4 +103,25 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+/// Records a send's outcome on the current span and as one event. A provider's rejection text
+/// can quote the recipient's number, so rejections are logged by code and status only.
+pub(crate) fn record_outcome(result: &Result<SendAccepted, SendError>) {
+    let span = tracing::Span::current();
+    match result {
+        Ok(accepted) => {
+            span.record("provider_message_id", accepted.provider_message_id.as_str());
+            tracing::info!("provider accepted the message");
+        }
+        Err(error @ SendError::Rejected { .. }) => {
+            if let Some(code) = error.code() {
+                span.record("error_code", code);
+            }
+            tracing::warn!(code = ?error.code(), http_status = ?error.http_status(), "provider rejected the message");
+        }
+        Err(error) => {
+            tracing::warn!(%error, transport = error.is_transport(), "send failed");
+        }
+    }
 }

@@ -8,12 +8,11 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 use wagate_domain::{MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid};
 
-use crate::http::{base_url, build_client, excerpt, read_body, transport_error};
+use crate::http::{base_url, build_client, excerpt, read_body, record_outcome, transport_error};
 use crate::send::{
     ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture,
     Sender, TemplateContent,
 };
-use crate::twilio::client::record_outcome;
 use crate::Secret;
 
 const PROVIDER: ProviderKind = ProviderKind::Meta;

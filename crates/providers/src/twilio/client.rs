@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use tracing::Instrument as _;
 use wagate_domain::{MessageStatus, ProviderKind, ProviderMessageRef, TwilioSid, TwilioSidKind};
 
-use crate::http::{base_url, build_client, excerpt, read_body, transport_error};
+use crate::http::{base_url, build_client, excerpt, read_body, record_outcome, transport_error};
 use crate::send::{
     ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture,
     Sender,
@@ -175,22 +175,6 @@ impl Provider for TwilioClient {
             }
             .instrument(span),
         )
-    }
-}
-
-pub(crate) fn record_outcome(result: &Result<SendAccepted, SendError>) {
-    let span = tracing::Span::current();
-    match result {
-        Ok(accepted) => {
-            span.record("provider_message_id", accepted.provider_message_id.as_str());
-            tracing::info!("provider accepted the message");
-        }
-        Err(error) => {
-            if let Some(code) = error.code() {
-                span.record("error_code", code);
-            }
-            tracing::warn!(%error, transport = error.is_transport(), "send failed");
-        }
     }
 }
 

@@ -51,3 +51,13 @@ pub fn signature_rows() -> Vec<SignatureRow> {
         })
         .collect()
 }
+
+/// A local port with nothing listening on it: bound, then released.
+pub fn refused_base_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+pub const MESSAGE_ID: &str = "0192f0c1-7a3b-7c4d-8e5f-0123456789ab";
