@@ -1,0 +1,60 @@
+//! The app's one error type: what a caller (the HTTP API, the CLI, the dispatcher) can act on.
+
+use wagate_domain::{CommandError, IdError, MessageId, Refusal};
+use wagate_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A compliance rule forbids the send; recorded in the log unless it was a dry run.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// Bad input, naming the field.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// The dispatcher asked for something the message's state does not allow.
+    #[error("message {message_id} cannot be dispatched now: {reason}")]
+    NotClaimable {
+        message_id: MessageId,
+        reason: String,
+    },
+    /// Optimistic concurrency kept failing: the streams changed under every attempt.
+    #[error("gave up after {attempts} attempts: the contact's state kept changing concurrently")]
+    Contended { attempts: u32 },
+    /// The log holds an event this version of wagate cannot read.
+    #[error("unreadable event at position {position}: {reason}")]
+    Corrupt { position: u64, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn from_id(field: &str, error: IdError) -> Self {
+        Self::invalid(field, error.to_string())
+    }
+}
+
+impl From<CommandError> for AppError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::InvalidField { field, reason } => Self::Invalid {
+                field: field.to_owned(),
+                reason,
+            },
+            CommandError::NotFound { what } => Self::NotFound { what },
+            CommandError::NotClaimable { message_id, reason } => {
+                Self::NotClaimable { message_id, reason }
+            }
+        }
+    }
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;

@@ -1,0 +1,1018 @@
+//! The command service: for each command, load the aggregates it reads, decide with the domain,
+//! and append the result with the expected version of every stream read, retrying a bounded
+//! number of times on conflict. Nothing here decides anything: the domain does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use tracing::{debug, info_span, Instrument};
+use wagate_domain::decide::{
+    self, ClaimDecision, ClaimDispatch, ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome,
+    RecordStatus, RegisterSender, RegisterTemplate, SendMessage, SendState, SetContactFlag,
+};
+use wagate_domain::{
+    ApprovalStatus, ContactId, ContactState, Event, MessageEvent, MessageId, MessageState,
+    MessagingLimit, PhoneNumber, Policy, PortfolioId, PortfolioState, ProviderKind,
+    ProviderMessageRef, SendContent, SenderState, StreamKey, TemplateId, TemplateState, Timestamp,
+    WhatsAppAddress,
+};
+use wagate_store::{
+    AppendOutcome, AppendRequest, ExpectedVersion, IdempotencyKey, Store, StoreError,
+};
+
+use crate::aggregates::{Cache, Loaded, Stored};
+use crate::clock::Clock;
+use crate::codec;
+use crate::error::{AppError, Result};
+use crate::locks::StreamLocks;
+use crate::projection::Projection;
+use crate::views::{
+    ClaimedMessage, ContactView, Ingested, MessageView, PendingMessage, SendAccepted,
+};
+
+/// Attempts per command before giving up on a conflict. Same-stream commands are serialized by
+/// the stream locks, so conflicts come only from streams shared across contacts (portfolios).
+const CONFLICT_ATTEMPTS_MAX: u32 = 16;
+
+/// Webhook de-duplication window: providers retry for hours (Meta up to 7 days, but the same
+/// event id arriving after a day is re-applied harmlessly: statuses only move forward).
+pub const WEBHOOK_DEDUP_TTL: TimeDelta = TimeDelta::hours(24);
+
+/// How long an `Idempotency-Key` of the command API is remembered.
+pub const COMMAND_KEY_TTL: TimeDelta = TimeDelta::hours(24);
+
+/// The hub's command service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    cache: Cache,
+    locks: StreamLocks,
+    projection: Projection,
+}
+
+/// A decision ready to append: the streams it read (with their versions) and what it writes.
+#[derive(Debug, Default)]
+struct Plan {
+    streams: BTreeMap<StreamKey, (ExpectedVersion, Vec<Event>)>,
+    order: Vec<StreamKey>,
+    key: Option<IdempotencyKey>,
+}
+
+impl Plan {
+    /// The decision read `key` at `version`: the append fails if it changed.
+    fn read(&mut self, key: StreamKey, version: u64) {
+        self.entry(key).0 = ExpectedVersion::Exact(version);
+    }
+
+    /// Appends `events`, each to its own stream (unread streams are appended at any version:
+    /// they receive facts, not decisions).
+    fn write(&mut self, events: Vec<Event>) {
+        for event in events {
+            self.entry(event.stream()).1.push(event);
+        }
+    }
+
+    fn entry(&mut self, key: StreamKey) -> &mut (ExpectedVersion, Vec<Event>) {
+        if !self.streams.contains_key(&key) {
+            self.order.push(key.clone());
+        }
+        self.streams
+            .entry(key)
+            .or_insert((ExpectedVersion::Any, Vec::new()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.streams.values().all(|(_, events)| events.is_empty())
+    }
+
+    fn into_request(mut self) -> Result<(AppendRequest, Vec<Event>)> {
+        let mut request = AppendRequest {
+            streams: Vec::new(),
+            idempotency_key: self.key.take(),
+        };
+        let mut written = Vec::new();
+        for key in self.order {
+            let Some((expected, events)) = self.streams.remove(&key) else {
+                continue;
+            };
+            let encoded = events
+                .iter()
+                .map(codec::encode)
+                .collect::<Result<Vec<_>>>()?;
+            request = request.with_stream(codec::stream_id(&key)?, expected, encoded);
+            written.extend(events);
+        }
+        Ok((request, written))
+    }
+}
+
+/// What an append did.
+enum Appended {
+    Written {
+        positions: Vec<u64>,
+        events: Vec<Event>,
+    },
+    Duplicate {
+        result: Vec<u8>,
+    },
+}
+
+fn is_conflict(error: &AppError) -> bool {
+    matches!(error, AppError::Store(StoreError::Conflict { .. }))
+}
+
+impl Hub {
+    /// Opens the service on `store`, rebuilding the in-memory indexes from the whole log.
+    pub fn open(store: Store, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
+        let hub = Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                policy,
+                cache: Cache::default(),
+                locks: StreamLocks::default(),
+                projection: Projection::default(),
+            }),
+        };
+        hub.rebuild_projection()?;
+        Ok(hub)
+    }
+
+    fn rebuild_projection(&self) -> Result<()> {
+        let mut messages: BTreeMap<MessageId, MessageState> = BTreeMap::new();
+        let mut failure = None;
+        let store = &self.inner.store;
+        let projection = &self.inner.projection;
+        store.replay(
+            1,
+            |record| {
+                if failure.is_some() {
+                    return;
+                }
+                match codec::decode(&record) {
+                    Ok(event) => {
+                        let state = match &event {
+                            Event::Message(message_event) => message_event.message_id().map(|id| {
+                                let state = messages
+                                    .remove(&id)
+                                    .unwrap_or_default()
+                                    .apply(message_event);
+                                messages.insert(id, state.clone());
+                                state
+                            }),
+                            _ => None,
+                        };
+                        projection.observe(&event, state.as_ref());
+                    }
+                    Err(error) => failure = Some(error),
+                }
+            },
+            |_| {},
+        )?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn load<A: Stored>(&self, key: &StreamKey) -> Result<Loaded<A>> {
+        self.inner.cache.load(&self.inner.store, key)
+    }
+
+    /// Appends a plan durably and indexes what it wrote.
+    async fn commit(&self, plan: Plan) -> Result<Appended> {
+        let (request, events) = plan.into_request()?;
+        let outcome = self.inner.store.append(request).await?;
+        match outcome {
+            AppendOutcome::Appended(committed) | AppendOutcome::AlreadyAppended(committed) => {
+                for event in &events {
+                    let state = match event {
+                        Event::Message(message_event) => match message_event.message_id() {
+                            Some(id) => {
+                                Some(self.load::<MessageState>(&StreamKey::Message(id))?.state)
+                            }
+                            None => None,
+                        },
+                        _ => None,
+                    };
+                    self.inner.projection.observe(event, state.as_ref());
+                }
+                Ok(Appended::Written {
+                    positions: committed.positions,
+                    events,
+                })
+            }
+            AppendOutcome::Duplicate { result, .. } => Ok(Appended::Duplicate { result }),
+        }
+    }
+
+    fn webhook_key(&self, dedup: &str) -> IdempotencyKey {
+        IdempotencyKey {
+            key: dedup.as_bytes().to_vec(),
+            expires_at_ms: self.expires_at_ms(WEBHOOK_DEDUP_TTL),
+            result: Vec::new(),
+        }
+    }
+
+    fn expires_at_ms(&self, ttl: TimeDelta) -> i64 {
+        (self.now() + ttl).timestamp_millis()
+    }
+
+    /// Runs `attempt` until it does not conflict, at most `CONFLICT_ATTEMPTS_MAX` times.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        for number in 1..=CONFLICT_ATTEMPTS_MAX {
+            match attempt().await {
+                Err(error) if is_conflict(&error) => {
+                    debug!(attempt = number, %error, "conflict, deciding again");
+                }
+                other => return other,
+            }
+        }
+        Err(AppError::Contended {
+            attempts: CONFLICT_ATTEMPTS_MAX,
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Consent and inbound
+
+    pub async fn opt_in(&self, command: RecordOptIn) -> Result<Vec<u64>> {
+        let key = StreamKey::Contact(command.contact.clone());
+        async {
+            let _guards = self.inner.locks.lock(&[&key]).await;
+            self.retrying(|| async {
+                let contact = self.load::<ContactState>(&key)?;
+                let events = decide::opt_in(&contact.state, &command, self.now())?;
+                self.commit_simple(key.clone(), contact.version, events)
+                    .await
+            })
+            .await
+        }
+        .instrument(info_span!("opt_in", contact = %command.contact))
+        .await
+    }
+
+    pub async fn opt_out(&self, command: RecordOptOut) -> Result<Vec<u64>> {
+        let key = StreamKey::Contact(command.contact.clone());
+        async {
+            let _guards = self.inner.locks.lock(&[&key]).await;
+            self.retrying(|| async {
+                let contact = self.load::<ContactState>(&key)?;
+                let events = decide::opt_out(&contact.state, &command, self.now());
+                self.commit_simple(key.clone(), contact.version, events)
+                    .await
+            })
+            .await
+        }
+        .instrument(info_span!("opt_out", contact = %command.contact))
+        .await
+    }
+
+    pub async fn set_contact_flag(&self, command: SetContactFlag) -> Result<Vec<u64>> {
+        let key = StreamKey::Contact(command.contact.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let contact = self.load::<ContactState>(&key)?;
+            let events = decide::set_contact_flag(&contact.state, &command, self.now());
+            self.commit_simple(key.clone(), contact.version, events)
+                .await
+        })
+        .await
+    }
+
+    /// Appends `events` to the stream they were decided on (read at `version`).
+    async fn commit_simple(
+        &self,
+        key: StreamKey,
+        version: u64,
+        events: Vec<Event>,
+    ) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut plan = Plan::default();
+        plan.read(key, version);
+        plan.write(events);
+        match self.commit(plan).await? {
+            Appended::Written { positions, .. } => Ok(positions),
+            Appended::Duplicate { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// An inbound message from a provider webhook, de-duplicated by `dedup_key`.
+    pub async fn receive_inbound(
+        &self,
+        command: ReceiveInbound,
+        dedup_key: &str,
+    ) -> Result<Ingested> {
+        let key = StreamKey::Contact(command.contact.clone());
+        let dedup = format!("webhook:{dedup_key}");
+        if self
+            .inner
+            .store
+            .idempotency_key(dedup.as_bytes())?
+            .is_some()
+        {
+            return Ok(Ingested::Duplicate);
+        }
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let contact = self.load::<ContactState>(&key)?;
+            let events = decide::inbound(&contact.state, &command, &self.inner.policy, self.now());
+            let mut plan = Plan::default();
+            plan.read(key.clone(), contact.version);
+            plan.write(events);
+            plan.key = Some(self.webhook_key(&dedup));
+            Ok(match self.commit(plan).await? {
+                Appended::Written { positions, events } => Ingested::Appended { positions, events },
+                Appended::Duplicate { .. } => Ingested::Duplicate,
+            })
+        })
+        .instrument(info_span!("inbound", contact = %command.contact))
+        .await
+    }
+
+    /// A provider status callback, de-duplicated by `dedup_key`. Matched to its message by the
+    /// wagate message id (callback URL, `biz_opaque_callback_data`) or the provider id; a
+    /// callback that matches nothing yet is kept on the provider id's stream and joined later.
+    pub async fn record_status_callback(
+        &self,
+        message_id: Option<MessageId>,
+        command: StatusCallback,
+        dedup_key: &str,
+    ) -> Result<Ingested> {
+        let dedup = format!("webhook:{dedup_key}");
+        if self
+            .inner
+            .store
+            .idempotency_key(dedup.as_bytes())?
+            .is_some()
+        {
+            return Ok(Ingested::Duplicate);
+        }
+        let by_ref = command
+            .provider_ref
+            .as_ref()
+            .and_then(|r| self.inner.projection.message_by_provider_ref(r));
+        let message_id = match message_id {
+            Some(id) if self.load::<MessageState>(&StreamKey::Message(id))?.version > 0 => Some(id),
+            _ => by_ref,
+        };
+        let lock_key = match (&message_id, &command.provider_ref) {
+            (Some(id), _) => StreamKey::Message(*id),
+            (None, Some(reference)) => StreamKey::ProviderMessage(reference.clone()),
+            (None, None) => {
+                return Err(AppError::invalid(
+                    "callback",
+                    "names neither a wagate message id nor a provider message id",
+                ))
+            }
+        };
+        let _guards = self.inner.locks.lock(&[&lock_key]).await;
+        let span =
+            info_span!("status_callback", status = %command.status, matched = message_id.is_some());
+        self.retrying(|| async {
+            let mut plan = Plan {
+                key: Some(self.webhook_key(&dedup)),
+                ..Plan::default()
+            };
+            let now = self.now();
+            match message_id {
+                Some(message_id) => {
+                    let key = StreamKey::Message(message_id);
+                    let message = self.load::<MessageState>(&key)?;
+                    let events = decide::record_status(
+                        &message.state,
+                        &RecordStatus {
+                            message_id,
+                            provider: command.provider,
+                            provider_ref: command.provider_ref.clone(),
+                            status: command.status.clone(),
+                            error_code: command.error_code,
+                        },
+                        now,
+                    );
+                    plan.read(key, message.version);
+                    plan.write(events);
+                }
+                None => {
+                    let Some(reference) = command.provider_ref.clone() else {
+                        return Err(AppError::invalid("callback", "no message to attach it to"));
+                    };
+                    plan.write(vec![MessageEvent::UnmatchedStatusReceived {
+                        provider_ref: reference,
+                        status: command.status.clone(),
+                        error_code: command.error_code,
+                        at: now,
+                    }
+                    .into()]);
+                }
+            }
+            Ok(match self.commit(plan).await? {
+                Appended::Written { positions, events } => Ingested::Appended { positions, events },
+                Appended::Duplicate { .. } => Ingested::Duplicate,
+            })
+        })
+        .instrument(span)
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Sending
+
+    /// Decides a send; appends the intent (or the refusal) unless `dry_run`.
+    pub async fn send(&self, request: SendRequest, options: SendOptions) -> Result<SendAccepted> {
+        let sender = match request.sender.clone() {
+            Some(sender) => sender,
+            None => self.only_sender()?,
+        };
+        let idempotency = options
+            .idempotency_key
+            .as_ref()
+            .map(|key| format!("send:{key}"));
+        if let Some(key) = &idempotency {
+            if let Some(record) = self.inner.store.idempotency_key(key.as_bytes())? {
+                return decode_send_result(&record.result);
+            }
+        }
+        let contact_key = PhoneNumber::parse(&request.to)
+            .ok()
+            .map(|n| StreamKey::Contact(ContactId::Phone(n)));
+        let sender_key = StreamKey::Sender(sender.clone());
+        let sender_state = self.load::<SenderState>(&sender_key)?;
+        let portfolio_id = sender_state
+            .state
+            .registration
+            .as_ref()
+            .map(|r| r.portfolio.clone());
+        let portfolio_key = portfolio_id.map(StreamKey::Portfolio);
+        let mut lock_keys: Vec<&StreamKey> = Vec::new();
+        lock_keys.extend(contact_key.as_ref());
+        if request.content.is_template() {
+            lock_keys.extend(portfolio_key.as_ref());
+        }
+        let _guards = self.inner.locks.lock(&lock_keys).await;
+        let span = info_span!(
+            "send",
+            dry_run = options.dry_run,
+            template = request.content.is_template()
+        );
+        self.retrying(|| async {
+            let message_id = MessageId::from_uuid(uuid::Uuid::now_v7())
+                .map_err(|e| AppError::from_id("message_id", e))?;
+            let command = SendMessage {
+                message_id,
+                sender: sender.clone(),
+                to: request.to.clone(),
+                workflow: request.workflow.clone(),
+                content: request.content.clone(),
+            };
+            let sender_state = self.load::<SenderState>(&sender_key)?;
+            let contact = match &contact_key {
+                Some(key) => self.load::<ContactState>(key)?,
+                None => Loaded {
+                    state: ContactState::default(),
+                    version: 0,
+                },
+            };
+            let template_key = match &request.content {
+                SendContent::Template { template, .. } => {
+                    Some(StreamKey::Template(template.clone()))
+                }
+                SendContent::Freeform { .. } => None,
+            };
+            let template = match &template_key {
+                Some(key) => self.load::<TemplateState>(key)?,
+                None => Loaded {
+                    state: TemplateState::default(),
+                    version: 0,
+                },
+            };
+            let portfolio = match &portfolio_key {
+                Some(key) => self.load::<PortfolioState>(key)?,
+                None => Loaded {
+                    state: PortfolioState::default(),
+                    version: 0,
+                },
+            };
+            let state = SendState {
+                sender: &sender_state.state,
+                contact: &contact.state,
+                template: &template.state,
+                portfolio: &portfolio.state,
+            };
+            let now = self.now();
+            let decision = decide::send(&state, &command, &self.inner.policy, now);
+            if options.dry_run {
+                return match decision {
+                    Ok(_) => Ok(SendAccepted {
+                        message_id,
+                        status: "queued".into(),
+                        dry_run: true,
+                    }),
+                    Err(refusal) => Err(AppError::Refused(refusal)),
+                };
+            }
+            let mut plan = Plan::default();
+            plan.read(StreamKey::Message(message_id), 0);
+            plan.read(sender_key.clone(), sender_state.version);
+            if let Some(key) = &contact_key {
+                plan.read(key.clone(), contact.version);
+            }
+            if let Some(key) = &template_key {
+                plan.read(key.clone(), template.version);
+            }
+            if let (Some(key), true) = (&portfolio_key, request.content.is_template()) {
+                plan.read(key.clone(), portfolio.version);
+            }
+            let accepted = SendAccepted {
+                message_id,
+                status: "queued".into(),
+                dry_run: false,
+            };
+            let refusal = match decision {
+                Ok(events) => {
+                    plan.write(events);
+                    None
+                }
+                Err(refusal) => {
+                    plan.write(vec![decide::refusal_event(&command, &refusal, now)]);
+                    Some(refusal)
+                }
+            };
+            if let Some(key) = &idempotency {
+                plan.key = Some(IdempotencyKey {
+                    key: key.clone().into_bytes(),
+                    expires_at_ms: self.expires_at_ms(COMMAND_KEY_TTL),
+                    result: encode_send_result(&accepted, refusal.as_ref()),
+                });
+            }
+            match self.commit(plan).await? {
+                Appended::Duplicate { result } => decode_send_result(&result),
+                Appended::Written { .. } => match refusal {
+                    Some(refusal) => Err(AppError::Refused(refusal)),
+                    None => Ok(accepted),
+                },
+            }
+        })
+        .instrument(span)
+        .await
+    }
+
+    fn only_sender(&self) -> Result<WhatsAppAddress> {
+        let senders = self.inner.projection.senders();
+        match senders.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(AppError::invalid("from", "no sender is registered yet")),
+            _ => Err(AppError::invalid(
+                "from",
+                "required when more than one sender is registered",
+            )),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Dispatch
+
+    /// Messages the dispatcher still has work for (pending, waiting for a retry, or claimed with
+    /// no outcome).
+    pub fn open_messages(&self) -> Result<Vec<PendingMessage>> {
+        let mut open = Vec::new();
+        for id in self.inner.projection.open_messages() {
+            let message = self.load::<MessageState>(&StreamKey::Message(id))?.state;
+            open.push(PendingMessage {
+                message_id: id,
+                phase: message.phase(),
+            });
+        }
+        Ok(open)
+    }
+
+    /// Claims a message for one provider call, re-checking every gate against the newest state.
+    pub async fn claim(&self, message_id: MessageId) -> Result<ClaimedMessage> {
+        let message_key = StreamKey::Message(message_id);
+        let first = self.load::<MessageState>(&message_key)?;
+        let Some(intent) = first.state.intent.clone() else {
+            return Err(match first.version {
+                0 => AppError::NotFound {
+                    what: format!("message {message_id}"),
+                },
+                _ => AppError::NotClaimable {
+                    message_id,
+                    reason: "it was never allowed".into(),
+                },
+            });
+        };
+        let contact_key = StreamKey::Contact(intent.contact.clone());
+        let sender_key = StreamKey::Sender(intent.sender.clone());
+        let sender_first = self.load::<SenderState>(&sender_key)?;
+        let portfolio_key = sender_first
+            .state
+            .registration
+            .as_ref()
+            .map(|r| StreamKey::Portfolio(r.portfolio.clone()));
+        let mut lock_keys = vec![&message_key, &contact_key];
+        lock_keys.extend(portfolio_key.as_ref());
+        let _guards = self.inner.locks.lock(&lock_keys).await;
+        self.retrying(|| async {
+            let message = self.load::<MessageState>(&message_key)?;
+            let sender = self.load::<SenderState>(&sender_key)?;
+            let contact = self.load::<ContactState>(&contact_key)?;
+            let template_key = match &intent.content {
+                wagate_domain::MessageContent::Template { template, .. } => {
+                    Some(StreamKey::Template(template.clone()))
+                }
+                wagate_domain::MessageContent::Freeform { .. } => None,
+            };
+            let template = match &template_key {
+                Some(key) => self.load::<TemplateState>(key)?,
+                None => Loaded {
+                    state: TemplateState::default(),
+                    version: 0,
+                },
+            };
+            let portfolio = match &portfolio_key {
+                Some(key) => self.load::<PortfolioState>(key)?,
+                None => Loaded {
+                    state: PortfolioState::default(),
+                    version: 0,
+                },
+            };
+            let state = SendState {
+                sender: &sender.state,
+                contact: &contact.state,
+                template: &template.state,
+                portfolio: &portfolio.state,
+            };
+            let decision = decide::claim(
+                &message.state,
+                &state,
+                &ClaimDispatch { message_id },
+                &self.inner.policy,
+                self.now(),
+            )?;
+            let mut plan = Plan::default();
+            plan.read(message_key.clone(), message.version);
+            plan.read(contact_key.clone(), contact.version);
+            plan.read(sender_key.clone(), sender.version);
+            if let Some(key) = &template_key {
+                plan.read(key.clone(), template.version);
+            }
+            if let Some(key) = &portfolio_key {
+                plan.read(key.clone(), portfolio.version);
+            }
+            let (attempt, refusal, events) = match decision {
+                ClaimDecision::Claimed { attempt, events } => (attempt, None, events),
+                ClaimDecision::Refused { refusal, events } => (0, Some(refusal), events),
+            };
+            plan.write(events);
+            self.commit(plan).await?;
+            if let Some(refusal) = refusal {
+                return Err(AppError::Refused(refusal));
+            }
+            Ok(ClaimedMessage {
+                message_id,
+                attempt,
+                intent: intent.clone(),
+                sender: sender.state.clone(),
+                template: template.state.definition.clone(),
+            })
+        })
+        .instrument(info_span!("claim", message_id = %message_id))
+        .await
+    }
+
+    /// Records a provider call's outcome; joins callbacks that arrived before it.
+    pub async fn record_outcome(&self, command: RecordOutcome) -> Result<Vec<u64>> {
+        let message_key = StreamKey::Message(command.message_id);
+        let _guards = self.inner.locks.lock(&[&message_key]).await;
+        self.retrying(|| async {
+            let message = self.load::<MessageState>(&message_key)?;
+            if message.version == 0 {
+                return Err(AppError::NotFound { what: format!("message {}", command.message_id) });
+            }
+            let now = self.now();
+            let events = decide::record_outcome(&message.state, &command, &self.inner.policy, now)?;
+            let mut plan = Plan::default();
+            plan.read(message_key.clone(), message.version);
+            // Callbacks that came before the response named this provider id: join them now.
+            if let wagate_domain::decide::DispatchOutcome::Accepted { provider_ref, .. } = &command.outcome {
+                let unmatched_key = StreamKey::ProviderMessage(provider_ref.clone());
+                let unmatched = self.unmatched_statuses(&unmatched_key)?;
+                let mut state = message.state.clone();
+                let mut joined = Vec::new();
+                for event in &events {
+                    if let Event::Message(message_event) = event {
+                        state = state.apply(message_event);
+                    }
+                }
+                for (status, error_code) in unmatched.1 {
+                    let status_events = decide::record_status(
+                        &state,
+                        &RecordStatus {
+                            message_id: command.message_id,
+                            provider: provider_of(provider_ref),
+                            provider_ref: Some(provider_ref.clone()),
+                            status,
+                            error_code,
+                        },
+                        now,
+                    );
+                    for event in &status_events {
+                        if let Event::Message(message_event) = event {
+                            state = state.apply(message_event);
+                        }
+                    }
+                    joined.extend(status_events);
+                }
+                plan.read(unmatched_key, unmatched.0);
+                plan.write(events);
+                plan.write(joined);
+            } else {
+                plan.write(events);
+            }
+            if plan.is_empty() {
+                return Ok(Vec::new());
+            }
+            match self.commit(plan).await? {
+                Appended::Written { positions, .. } => Ok(positions),
+                Appended::Duplicate { .. } => Ok(Vec::new()),
+            }
+        })
+        .instrument(info_span!("record_outcome", message_id = %command.message_id, attempt = command.attempt))
+        .await
+    }
+
+    fn unmatched_statuses(&self, key: &StreamKey) -> Result<(u64, Vec<UnmatchedStatus>)> {
+        let stream = codec::stream_id(key)?;
+        let records = self.inner.store.read_stream(&stream, 1, usize::MAX)?;
+        let version = records.last().map_or(0, |record| record.version);
+        let mut statuses = Vec::new();
+        for record in &records {
+            if let Event::Message(MessageEvent::UnmatchedStatusReceived {
+                status,
+                error_code,
+                ..
+            }) = codec::decode(record)?
+            {
+                statuses.push((status, error_code));
+            }
+        }
+        Ok((version, statuses))
+    }
+
+    /// Fails a claim that has been in doubt for longer than the policy allows.
+    pub async fn expire_in_doubt(&self, message_id: MessageId) -> Result<Vec<u64>> {
+        let key = StreamKey::Message(message_id);
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let message = self.load::<MessageState>(&key)?;
+            let events = decide::expire_in_doubt(&message.state, &self.inner.policy, self.now());
+            self.commit_simple(key.clone(), message.version, events)
+                .await
+        })
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Senders, templates, portfolios
+
+    pub async fn register_sender(&self, command: RegisterSender) -> Result<Vec<u64>> {
+        let key = StreamKey::Sender(command.sender.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let sender = self.load::<SenderState>(&key)?;
+            let events = decide::register_sender(&sender.state, &command, self.now())?;
+            self.commit_simple(key.clone(), sender.version, events)
+                .await
+        })
+        .await
+    }
+
+    pub async fn authorize_sender(&self, sender: &WhatsAppAddress, by: &str) -> Result<Vec<u64>> {
+        let key = StreamKey::Sender(sender.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let state = self.load::<SenderState>(&key)?;
+            let events = decide::authorize_sender(&state.state, sender, by, self.now())?;
+            self.commit_simple(key.clone(), state.version, events).await
+        })
+        .await
+    }
+
+    pub async fn suspend_sender(&self, sender: &WhatsAppAddress, reason: &str) -> Result<Vec<u64>> {
+        let key = StreamKey::Sender(sender.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let state = self.load::<SenderState>(&key)?;
+            let events = decide::suspend_sender(&state.state, sender, reason, self.now())?;
+            self.commit_simple(key.clone(), state.version, events).await
+        })
+        .await
+    }
+
+    pub async fn register_template(&self, command: RegisterTemplate) -> Result<Vec<u64>> {
+        let key = StreamKey::Template(command.template.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let template = self.load::<TemplateState>(&key)?;
+            let events = decide::register_template(&template.state, &command, self.now())?;
+            self.commit_simple(key.clone(), template.version, events)
+                .await
+        })
+        .await
+    }
+
+    pub async fn set_template_status(
+        &self,
+        template: &TemplateId,
+        status: ApprovalStatus,
+        reason: &str,
+    ) -> Result<Vec<u64>> {
+        let key = StreamKey::Template(template.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let state = self.load::<TemplateState>(&key)?;
+            let events =
+                decide::set_template_status(&state.state, template, status, reason, self.now())?;
+            self.commit_simple(key.clone(), state.version, events).await
+        })
+        .await
+    }
+
+    pub async fn set_messaging_limit(
+        &self,
+        portfolio: &PortfolioId,
+        limit: MessagingLimit,
+    ) -> Result<Vec<u64>> {
+        let key = StreamKey::Portfolio(portfolio.clone());
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let state = self.load::<PortfolioState>(&key)?;
+            let events = decide::set_messaging_limit(&state.state, portfolio, limit, self.now());
+            self.commit_simple(key.clone(), state.version, events).await
+        })
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Queries
+
+    pub fn contact(&self, contact: &ContactId) -> Result<ContactView> {
+        let loaded = self.load::<ContactState>(&StreamKey::Contact(contact.clone()))?;
+        let mut recent = Vec::new();
+        for id in self.inner.projection.recent_messages(contact) {
+            let message = self.load::<MessageState>(&StreamKey::Message(id))?.state;
+            recent.push((id, message));
+        }
+        Ok(ContactView {
+            contact: contact.clone(),
+            version: loaded.version,
+            window_open_until: loaded
+                .state
+                .window_open_until(self.inner.policy.window_safety_margin),
+            state: loaded.state,
+            recent_messages: recent,
+        })
+    }
+
+    pub fn message(&self, message_id: MessageId) -> Result<MessageView> {
+        let key = StreamKey::Message(message_id);
+        let stream = codec::stream_id(&key)?;
+        let records = self.inner.store.read_stream(&stream, 1, usize::MAX)?;
+        if records.is_empty() {
+            return Err(AppError::NotFound {
+                what: format!("message {message_id}"),
+            });
+        }
+        let mut state = MessageState::default();
+        let mut history = Vec::with_capacity(records.len());
+        for record in &records {
+            let event = codec::decode(record)?;
+            if let Event::Message(message_event) = &event {
+                state = state.apply(message_event);
+            }
+            history.push((record.position, event));
+        }
+        Ok(MessageView {
+            message_id,
+            state,
+            history,
+        })
+    }
+
+    pub fn sender(&self, sender: &WhatsAppAddress) -> Result<Loaded<SenderState>> {
+        self.load(&StreamKey::Sender(sender.clone()))
+    }
+
+    pub fn template(&self, template: &TemplateId) -> Result<Loaded<TemplateState>> {
+        self.load(&StreamKey::Template(template.clone()))
+    }
+
+    pub fn senders(&self) -> Vec<WhatsAppAddress> {
+        self.inner.projection.senders()
+    }
+
+    pub fn templates(&self) -> Vec<TemplateId> {
+        self.inner.projection.templates()
+    }
+}
+
+/// A status callback kept before its message was known: status and error code.
+type UnmatchedStatus = (wagate_domain::MessageStatus, Option<u32>);
+
+fn provider_of(reference: &ProviderMessageRef) -> ProviderKind {
+    match reference {
+        ProviderMessageRef::Twilio(_) => ProviderKind::Twilio,
+        ProviderMessageRef::Meta(_) => ProviderKind::Meta,
+    }
+}
+
+/// A provider status callback, parsed and validated by the webhook layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCallback {
+    pub provider: ProviderKind,
+    pub provider_ref: Option<ProviderMessageRef>,
+    pub status: wagate_domain::MessageStatus,
+    pub error_code: Option<u32>,
+}
+
+/// What the agent asks to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    pub to: String,
+    /// Optional when exactly one sender is registered.
+    pub sender: Option<WhatsAppAddress>,
+    pub workflow: Option<String>,
+    pub content: SendContent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    pub idempotency_key: Option<String>,
+    pub dry_run: bool,
+}
+
+/// The answer stored with an `Idempotency-Key`: the message id, or the refusal's rule.
+fn encode_send_result(
+    accepted: &SendAccepted,
+    refusal: Option<&wagate_domain::Refusal>,
+) -> Vec<u8> {
+    match refusal {
+        None => format!("ok\n{}", accepted.message_id).into_bytes(),
+        Some(refusal) => {
+            format!("refused\n{}\n{}", refusal.rule.as_str(), refusal.message).into_bytes()
+        }
+    }
+}
+
+fn decode_send_result(bytes: &[u8]) -> Result<SendAccepted> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut parts = text.splitn(3, '\n');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("ok"), Some(id), None) => Ok(SendAccepted {
+            message_id: MessageId::parse(id)
+                .map_err(|e| AppError::from_id("idempotency record", e))?,
+            status: "queued".into(),
+            dry_run: false,
+        }),
+        (Some("refused"), Some(rule), Some(message)) => {
+            let rule = wagate_domain::RuleId::parse(rule).ok_or_else(|| {
+                AppError::invalid("idempotency record", format!("unknown rule {rule}"))
+            })?;
+            Err(AppError::Refused(wagate_domain::Refusal {
+                rule,
+                message: message.to_owned(),
+                also_broken: Vec::new(),
+            }))
+        }
+        _ => Err(AppError::invalid(
+            "idempotency record",
+            "unreadable stored result",
+        )),
+    }
+}

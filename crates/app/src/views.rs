@@ -1,0 +1,61 @@
+//! What the service answers with: plain data for the HTTP layer and the CLI to render.
+
+use wagate_domain::template::TemplateDefinition;
+use wagate_domain::{
+    ContactId, ContactState, DispatchPhase, Event, Intent, MessageId, MessageState, SenderState,
+    Timestamp,
+};
+
+/// A send that was allowed (and, unless a dry run, recorded as an intent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendAccepted {
+    pub message_id: MessageId,
+    pub status: String,
+    pub dry_run: bool,
+}
+
+/// What a webhook did to the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingested {
+    Appended {
+        positions: Vec<u64>,
+        events: Vec<Event>,
+    },
+    /// The same provider event was already recorded: nothing appended.
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactView {
+    pub contact: ContactId,
+    pub version: u64,
+    pub state: ContactState,
+    pub window_open_until: Option<Timestamp>,
+    /// Newest first.
+    pub recent_messages: Vec<(MessageId, MessageState)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub message_id: MessageId,
+    pub state: MessageState,
+    /// Every event of the message's stream with its log position.
+    pub history: Vec<(u64, Event)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub message_id: MessageId,
+    pub phase: DispatchPhase,
+}
+
+/// A claimed message: everything the dispatcher needs for the provider call.
+#[derive(Debug, Clone)]
+pub struct ClaimedMessage {
+    pub message_id: MessageId,
+    pub attempt: u32,
+    pub intent: Intent,
+    pub sender: SenderState,
+    /// The template's registration, for template messages (Meta needs its name and language).
+    pub template: Option<TemplateDefinition>,
+}

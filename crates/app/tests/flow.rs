@@ -1,0 +1,193 @@
+//! The life of a message through the service, and the refusals on the way.
+
+use chrono::TimeDelta;
+use wagate_app::{AppError, SendOptions, SendRequest};
+use wagate_domain::decide::{DispatchOutcome, RecordOptOut, RecordOutcome};
+use wagate_domain::{
+    Event, MessageEvent, MessageStatus, OptOutSource, ProviderMessageRef, RuleId, SendContent,
+};
+
+use crate::support::*;
+
+fn rule(result: Result<impl std::fmt::Debug, AppError>) -> RuleId {
+    match result {
+        Err(AppError::Refused(refusal)) => refusal.rule,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn template_send_claim_and_outcome() {
+    let t = hub();
+    ready(&t.hub).await;
+    opt_in(&t.hub, &contact()).await;
+    let accepted = t
+        .hub
+        .send(template_request(CONTACT), no_options())
+        .await
+        .expect("send");
+    assert_eq!(accepted.status, "queued");
+    assert_eq!(t.hub.open_messages().expect("open").len(), 1);
+
+    let claimed = t.hub.claim(accepted.message_id).await.expect("claim");
+    assert_eq!(claimed.attempt, 1);
+    let reference = ProviderMessageRef::parse("SM0123456789abcdef0123456789abcdef").expect("sid");
+    t.hub
+        .record_outcome(RecordOutcome {
+            message_id: accepted.message_id,
+            attempt: 1,
+            outcome: DispatchOutcome::Accepted {
+                provider_ref: reference,
+                provider_status: MessageStatus::Queued,
+            },
+            jitter: TimeDelta::zero(),
+        })
+        .await
+        .expect("outcome");
+    let view = t.hub.message(accepted.message_id).expect("message");
+    assert_eq!(
+        view.state.status,
+        MessageStatus::Sending,
+        "provider's queued does not move sending back"
+    );
+    assert!(t.hub.open_messages().expect("open").is_empty());
+    let contact_view = t.hub.contact(&contact()).expect("contact");
+    assert_eq!(contact_view.recent_messages.len(), 1);
+}
+
+#[tokio::test]
+async fn refusals_are_recorded_and_dry_runs_are_not() {
+    let t = hub();
+    ready(&t.hub).await;
+    assert_eq!(
+        rule(t.hub.send(template_request(CONTACT), no_options()).await),
+        RuleId::NoOptIn
+    );
+    let dry = SendOptions {
+        dry_run: true,
+        ..SendOptions::default()
+    };
+    assert_eq!(
+        rule(t.hub.send(template_request("+41 79"), dry).await),
+        RuleId::InvalidNumber
+    );
+    let refused: Vec<_> = log(&t.hub)
+        .into_iter()
+        .filter(|(_, event)| matches!(event, Event::Message(MessageEvent::SendRefused { .. })))
+        .collect();
+    assert_eq!(refused.len(), 1, "the dry run appended nothing");
+}
+
+#[tokio::test]
+async fn a_stop_between_send_and_claim_cancels_the_message() {
+    let t = hub();
+    ready(&t.hub).await;
+    opt_in(&t.hub, &contact()).await;
+    let accepted = t
+        .hub
+        .send(template_request(CONTACT), no_options())
+        .await
+        .expect("send");
+    t.hub
+        .opt_out(RecordOptOut {
+            contact: contact(),
+            source: OptOutSource::Api,
+            detail: "agent".into(),
+        })
+        .await
+        .expect("opt out");
+    assert_eq!(
+        rule(t.hub.claim(accepted.message_id).await),
+        RuleId::OptedOut
+    );
+    let view = t.hub.message(accepted.message_id).expect("message");
+    assert_eq!(view.state.status, MessageStatus::Canceled);
+    assert!(matches!(
+        t.hub.claim(accepted.message_id).await,
+        Err(AppError::NotClaimable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn freeform_needs_the_window_and_the_clock_closes_it() {
+    let t = hub();
+    ready(&t.hub).await;
+    let freeform = SendRequest {
+        to: CONTACT.into(),
+        sender: None,
+        workflow: Some("lead_qualification".into()),
+        content: SendContent::Freeform {
+            text: "Thanks, when suits you?".into(),
+        },
+    };
+    assert_eq!(
+        rule(t.hub.send(freeform.clone(), no_options()).await),
+        RuleId::WindowClosed
+    );
+    t.hub
+        .receive_inbound(
+            wagate_domain::decide::ReceiveInbound {
+                contact: contact(),
+                sender: Some(sender()),
+                provider_ref: None,
+                kind: "text".into(),
+                text: "Is the flat still available?".into(),
+            },
+            "twilio:inbound:1",
+        )
+        .await
+        .expect("inbound");
+    t.hub
+        .send(freeform.clone(), no_options())
+        .await
+        .expect("inside the window");
+    t.clock
+        .advance(TimeDelta::hours(24) - TimeDelta::minutes(10));
+    assert_eq!(
+        rule(t.hub.send(freeform, no_options()).await),
+        RuleId::WindowClosed,
+        "safety margin"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_answer() {
+    let t = hub();
+    ready(&t.hub).await;
+    opt_in(&t.hub, &contact()).await;
+    let options = SendOptions {
+        idempotency_key: Some("agent-42".into()),
+        dry_run: false,
+    };
+    let first = t
+        .hub
+        .send(template_request(CONTACT), options.clone())
+        .await
+        .expect("first");
+    let second = t
+        .hub
+        .send(template_request(CONTACT), options)
+        .await
+        .expect("second");
+    assert_eq!(first.message_id, second.message_id);
+    let intents = log(&t.hub)
+        .into_iter()
+        .filter(|(_, event)| matches!(event, Event::Message(MessageEvent::TemplateSent { .. })))
+        .count();
+    assert_eq!(intents, 1);
+}
+
+#[tokio::test]
+async fn unknown_sender_and_missing_from() {
+    let t = hub();
+    assert!(matches!(
+        t.hub.send(template_request(CONTACT), no_options()).await,
+        Err(AppError::Invalid { field, .. }) if field == "from"
+    ));
+    let mut request = template_request(CONTACT);
+    request.sender = Some(sender());
+    assert_eq!(
+        rule(t.hub.send(request, no_options()).await),
+        RuleId::ChannelNotAuthorized
+    );
+}

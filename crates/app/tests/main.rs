@@ -1,0 +1,7 @@
+//! wagate-app integration tests: the command service against a real (temporary) store.
+
+mod support;
+
+mod concurrency;
+mod flow;
+mod webhooks;

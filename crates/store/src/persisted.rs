@@ -1,0 +1,860 @@
+//! The persisted forms of domain events, and the conversions both ways.
+//!
+//! Domain events are plain Rust types; what goes on disk is this module's mirror types, encoded
+//! with postcard. postcard is not self-describing, so the rules here are strict (design.md,
+//! "Traps"): one struct per event type and schema version, fields only ever appended by a new
+//! version with an upcaster, no `flatten`/`skip*`/`default`/tagged or untagged enums, no floats,
+//! no maps; small enums are stored as their stable string ids (a reordered Rust enum cannot turn
+//! `OptedOut` into `OptedIn`); times are integer nanoseconds since the epoch; decoding is strict
+//! (`take_from_bytes` with no leftover bytes). Identifiers are validated again on the way out, so
+//! a corrupt record is an error, never a wrong value.
+//!
+//! Golden byte files of every event type and version live in `fixtures/events/` and are decoded
+//! by a test forever (see `tests/golden.rs`).
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wagate_domain::{
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, MessageEvent, MessageId,
+    MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, PortfolioId,
+    ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent, TemplateCategory,
+    TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+};
+
+use crate::record::{NewEvent, RecordedEvent};
+
+/// Why a stored event could not be turned back into a domain event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {event_type:?}")]
+    UnknownType { event_type: String },
+    #[error("{event_type} has no schema version {version} (this wagate reads up to {current})")]
+    UnknownVersion { event_type: String, version: u16, current: u16 },
+    #[error("{event_type} v{version}: {reason}")]
+    Malformed { event_type: String, version: u16, reason: String },
+}
+
+/// The current schema version of every event type. A new shape of an event gets a new version,
+/// a new mirror struct, and an upcaster from the previous one in `decode`.
+pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+
+/// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
+pub const EVENT_TYPES: [&str; 24] = [
+    "OptedIn",
+    "InboundReceived",
+    "OptedOut",
+    "OptOutReviewRequested",
+    "FlagRaised",
+    "FlagCleared",
+    "WindowReportedClosed",
+    "TemplateSent",
+    "ReplySent",
+    "SendRefused",
+    "DispatchClaimed",
+    "ClaimRefused",
+    "DispatchSucceeded",
+    "DispatchFailed",
+    "StatusChanged",
+    "InDoubtExpired",
+    "UnmatchedStatusReceived",
+    "SenderRegistered",
+    "SenderAuthorized",
+    "SenderSuspended",
+    "TemplateRegistered",
+    "TemplateApprovalChanged",
+    "MessagingLimitChanged",
+    "RecipientReached",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Mirror types, schema version 1. Never edit these: add a V2 and an upcaster instead.
+
+#[derive(Serialize, Deserialize)]
+struct OptedInV1 {
+    contact: String,
+    source: String,
+    evidence: String,
+    recorded_by: String,
+    wording_version: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InboundReceivedV1 {
+    contact: String,
+    sender: Option<String>,
+    provider_ref: Option<String>,
+    kind: String,
+    text: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OptedOutV1 {
+    contact: String,
+    source: String,
+    detail: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OptOutReviewRequestedV1 {
+    contact: String,
+    text: String,
+    matched: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FlagV1 {
+    contact: String,
+    flag: String,
+    reason: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WindowReportedClosedV1 {
+    contact: String,
+    code: u32,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateSentV1 {
+    message_id: [u8; 16],
+    contact: String,
+    sender: String,
+    template: String,
+    category: String,
+    variables: Vec<(String, String)>,
+    workflow: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReplySentV1 {
+    message_id: [u8; 16],
+    contact: String,
+    sender: String,
+    text: String,
+    workflow: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SendRefusedV1 {
+    message_id: [u8; 16],
+    to: String,
+    sender: String,
+    rule: String,
+    message: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DispatchClaimedV1 {
+    message_id: [u8; 16],
+    attempt: u32,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClaimRefusedV1 {
+    message_id: [u8; 16],
+    attempt: u32,
+    rule: String,
+    message: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DispatchSucceededV1 {
+    message_id: [u8; 16],
+    attempt: u32,
+    provider_ref: String,
+    provider_status: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProviderErrorV1 {
+    provider: String,
+    code: Option<u32>,
+    http_status: Option<u16>,
+    message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DispatchFailedV1 {
+    message_id: [u8; 16],
+    attempt: u32,
+    error: ProviderErrorV1,
+    retryable: bool,
+    retry_at_ns: Option<i64>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StatusChangedV1 {
+    message_id: [u8; 16],
+    provider_ref: Option<String>,
+    status: String,
+    error_code: Option<u32>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InDoubtExpiredV1 {
+    message_id: [u8; 16],
+    attempt: u32,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UnmatchedStatusReceivedV1 {
+    provider_ref: String,
+    status: String,
+    error_code: Option<u32>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SenderRegisteredV1 {
+    sender: String,
+    provider: String,
+    portfolio: String,
+    meta_phone_number_id: Option<String>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SenderAuthorizedV1 {
+    sender: String,
+    by: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SenderSuspendedV1 {
+    sender: String,
+    reason: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateRegisteredV1 {
+    template: String,
+    name: String,
+    language: String,
+    category: String,
+    placeholders: Vec<String>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateApprovalChangedV1 {
+    template: String,
+    status: String,
+    reason: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MessagingLimitChangedV1 {
+    portfolio: String,
+    /// `None` is unlimited.
+    limit: Option<u32>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecipientReachedV1 {
+    portfolio: String,
+    contact: String,
+    message_id: [u8; 16],
+    at_ns: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// Encodes a domain event as a new log record with id `event_id`.
+pub fn encode(event: &Event, event_id: Uuid) -> NewEvent {
+    let at = event.at();
+    NewEvent {
+        event_id,
+        event_type: event.type_name().to_owned(),
+        schema_version: CURRENT_SCHEMA_VERSION,
+        timestamp_ms: at.timestamp_millis(),
+        payload: encode_payload(event),
+    }
+}
+
+fn bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    // Invariant: the mirror types hold only strings, integers, byte arrays, options and vectors,
+    // which postcard always encodes into a growable Vec.
+    postcard::to_allocvec(value).expect("postcard encodes plain mirror types into a Vec")
+}
+
+fn ns(at: Timestamp) -> i64 {
+    // Nanoseconds since the epoch fit in i64 until the year 2262.
+    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn id(message_id: &MessageId) -> [u8; 16] {
+    message_id.as_uuid().into_bytes()
+}
+
+fn encode_payload(event: &Event) -> Vec<u8> {
+    match event {
+        Event::Contact(event) => match event {
+            ContactEvent::OptedIn { contact, source, evidence, recorded_by, wording_version, at } => {
+                bytes(&OptedInV1 {
+                    contact: contact.to_string(),
+                    source: source.as_str().into(),
+                    evidence: evidence.clone(),
+                    recorded_by: recorded_by.clone(),
+                    wording_version: wording_version.clone(),
+                    at_ns: ns(*at),
+                })
+            }
+            ContactEvent::InboundReceived { contact, sender, provider_ref, kind, text, at } => {
+                bytes(&InboundReceivedV1 {
+                    contact: contact.to_string(),
+                    sender: sender.as_ref().map(ToString::to_string),
+                    provider_ref: provider_ref.as_ref().map(ToString::to_string),
+                    kind: kind.clone(),
+                    text: text.clone(),
+                    at_ns: ns(*at),
+                })
+            }
+            ContactEvent::OptedOut { contact, source, detail, at } => bytes(&OptedOutV1 {
+                contact: contact.to_string(),
+                source: source.as_str().into(),
+                detail: detail.clone(),
+                at_ns: ns(*at),
+            }),
+            ContactEvent::OptOutReviewRequested { contact, text, matched, at } => {
+                bytes(&OptOutReviewRequestedV1 {
+                    contact: contact.to_string(),
+                    text: text.clone(),
+                    matched: matched.clone(),
+                    at_ns: ns(*at),
+                })
+            }
+            ContactEvent::FlagRaised { contact, flag, reason, at }
+            | ContactEvent::FlagCleared { contact, flag, reason, at } => bytes(&FlagV1 {
+                contact: contact.to_string(),
+                flag: flag.as_str().into(),
+                reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
+            ContactEvent::WindowReportedClosed { contact, code, at } => {
+                bytes(&WindowReportedClosedV1 { contact: contact.to_string(), code: *code, at_ns: ns(*at) })
+            }
+        },
+        Event::Message(event) => encode_message(event),
+        Event::Sender(event) => match event {
+            SenderEvent::Registered { sender, provider, portfolio, meta_phone_number_id, at } => {
+                bytes(&SenderRegisteredV1 {
+                    sender: sender.to_string(),
+                    provider: provider.as_str().into(),
+                    portfolio: portfolio.to_string(),
+                    meta_phone_number_id: meta_phone_number_id.clone(),
+                    at_ns: ns(*at),
+                })
+            }
+            SenderEvent::Authorized { sender, by, at } => {
+                bytes(&SenderAuthorizedV1 { sender: sender.to_string(), by: by.clone(), at_ns: ns(*at) })
+            }
+            SenderEvent::Suspended { sender, reason, at } => bytes(&SenderSuspendedV1 {
+                sender: sender.to_string(),
+                reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
+        },
+        Event::Template(event) => match event {
+            TemplateEvent::Registered { template, name, language, category, placeholders, at } => {
+                bytes(&TemplateRegisteredV1 {
+                    template: template.to_string(),
+                    name: name.clone(),
+                    language: language.clone(),
+                    category: category.as_str().into(),
+                    placeholders: placeholders.clone(),
+                    at_ns: ns(*at),
+                })
+            }
+            TemplateEvent::ApprovalChanged { template, status, reason, at } => {
+                bytes(&TemplateApprovalChangedV1 {
+                    template: template.to_string(),
+                    status: status.as_str().into(),
+                    reason: reason.clone(),
+                    at_ns: ns(*at),
+                })
+            }
+        },
+        Event::Portfolio(event) => match event {
+            PortfolioEvent::MessagingLimitChanged { portfolio, limit, at } => {
+                bytes(&MessagingLimitChangedV1 {
+                    portfolio: portfolio.to_string(),
+                    limit: match limit {
+                        MessagingLimit::Limited(limit) => Some(*limit),
+                        MessagingLimit::Unlimited => None,
+                    },
+                    at_ns: ns(*at),
+                })
+            }
+            PortfolioEvent::RecipientReached { portfolio, contact, message_id, at } => {
+                bytes(&RecipientReachedV1 {
+                    portfolio: portfolio.to_string(),
+                    contact: contact.to_string(),
+                    message_id: id(message_id),
+                    at_ns: ns(*at),
+                })
+            }
+        },
+    }
+}
+
+fn encode_message(event: &MessageEvent) -> Vec<u8> {
+    match event {
+        MessageEvent::TemplateSent {
+            message_id, contact, sender, template, category, variables, workflow, at,
+        } => bytes(&TemplateSentV1 {
+            message_id: id(message_id),
+            contact: contact.to_string(),
+            sender: sender.to_string(),
+            template: template.to_string(),
+            category: category.as_str().into(),
+            variables: variables.clone(),
+            workflow: workflow.to_string(),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::ReplySent { message_id, contact, sender, text, workflow, at } => {
+            bytes(&ReplySentV1 {
+                message_id: id(message_id),
+                contact: contact.to_string(),
+                sender: sender.to_string(),
+                text: text.clone(),
+                workflow: workflow.to_string(),
+                at_ns: ns(*at),
+            })
+        }
+        MessageEvent::SendRefused { message_id, to, sender, rule, message, at } => {
+            bytes(&SendRefusedV1 {
+                message_id: id(message_id),
+                to: to.clone(),
+                sender: sender.to_string(),
+                rule: rule.as_str().into(),
+                message: message.clone(),
+                at_ns: ns(*at),
+            })
+        }
+        MessageEvent::DispatchClaimed { message_id, attempt, at } => bytes(&DispatchClaimedV1 {
+            message_id: id(message_id),
+            attempt: *attempt,
+            at_ns: ns(*at),
+        }),
+        MessageEvent::ClaimRefused { message_id, attempt, rule, message, at } => {
+            bytes(&ClaimRefusedV1 {
+                message_id: id(message_id),
+                attempt: *attempt,
+                rule: rule.as_str().into(),
+                message: message.clone(),
+                at_ns: ns(*at),
+            })
+        }
+        MessageEvent::DispatchSucceeded { message_id, attempt, provider_ref, provider_status, at } => {
+            bytes(&DispatchSucceededV1 {
+                message_id: id(message_id),
+                attempt: *attempt,
+                provider_ref: provider_ref.to_string(),
+                provider_status: provider_status.as_str().into(),
+                at_ns: ns(*at),
+            })
+        }
+        MessageEvent::DispatchFailed { message_id, attempt, error, retry, retry_at, at } => {
+            bytes(&DispatchFailedV1 {
+                message_id: id(message_id),
+                attempt: *attempt,
+                error: ProviderErrorV1 {
+                    provider: error.provider.as_str().into(),
+                    code: error.code,
+                    http_status: error.http_status,
+                    message: error.message.clone(),
+                },
+                retryable: *retry == Retry::Retryable,
+                retry_at_ns: retry_at.map(ns),
+                at_ns: ns(*at),
+            })
+        }
+        MessageEvent::StatusChanged { message_id, provider_ref, status, error_code, at } => {
+            bytes(&StatusChangedV1 {
+                message_id: id(message_id),
+                provider_ref: provider_ref.as_ref().map(ToString::to_string),
+                status: status.as_str().into(),
+                error_code: *error_code,
+                at_ns: ns(*at),
+            })
+        }
+        MessageEvent::InDoubtExpired { message_id, attempt, at } => bytes(&InDoubtExpiredV1 {
+            message_id: id(message_id),
+            attempt: *attempt,
+            at_ns: ns(*at),
+        }),
+        MessageEvent::UnmatchedStatusReceived { provider_ref, status, error_code, at } => {
+            bytes(&UnmatchedStatusReceivedV1 {
+                provider_ref: provider_ref.to_string(),
+                status: status.as_str().into(),
+                error_code: *error_code,
+                at_ns: ns(*at),
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// Decodes a stored record into the current domain event, upcasting older schema versions.
+pub fn decode(record: &RecordedEvent) -> Result<Event, DecodeError> {
+    decode_payload(&record.event_type, record.schema_version, &record.payload)
+}
+
+/// Decodes a payload by type name and schema version.
+pub fn decode_payload(event_type: &str, version: u16, payload: &[u8]) -> Result<Event, DecodeError> {
+    if !EVENT_TYPES.contains(&event_type) {
+        return Err(DecodeError::UnknownType { event_type: event_type.to_owned() });
+    }
+    if version != 1 {
+        // Upcasters go here: decode the older mirror, convert it to the newest one.
+        return Err(DecodeError::UnknownVersion {
+            event_type: event_type.to_owned(),
+            version,
+            current: CURRENT_SCHEMA_VERSION,
+        });
+    }
+    let mut reader = Reader { event_type, version, payload };
+    reader.decode_v1()
+}
+
+struct Reader<'a> {
+    event_type: &'a str,
+    version: u16,
+    payload: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn malformed(&self, reason: impl Into<String>) -> DecodeError {
+        DecodeError::Malformed {
+            event_type: self.event_type.to_owned(),
+            version: self.version,
+            reason: reason.into(),
+        }
+    }
+
+    fn mirror<T: DeserializeOwned>(&mut self) -> Result<T, DecodeError> {
+        let (value, rest) =
+            postcard::take_from_bytes::<T>(self.payload).map_err(|error| self.malformed(error.to_string()))?;
+        if !rest.is_empty() {
+            return Err(self.malformed(format!("{} bytes left over after the payload", rest.len())));
+        }
+        Ok(value)
+    }
+
+    fn at(&self, at_ns: i64) -> Timestamp {
+        DateTime::<Utc>::from_timestamp_nanos(at_ns)
+    }
+
+    fn contact(&self, text: &str) -> Result<ContactId, DecodeError> {
+        ContactId::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn address(&self, text: &str) -> Result<WhatsAppAddress, DecodeError> {
+        WhatsAppAddress::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn message_id(&self, raw: [u8; 16]) -> Result<MessageId, DecodeError> {
+        MessageId::from_uuid(Uuid::from_bytes(raw)).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn provider_ref(&self, text: &str) -> Result<ProviderMessageRef, DecodeError> {
+        ProviderMessageRef::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn template(&self, text: &str) -> Result<TemplateId, DecodeError> {
+        TemplateId::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn workflow(&self, text: &str) -> Result<Workflow, DecodeError> {
+        Workflow::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn portfolio(&self, text: &str) -> Result<PortfolioId, DecodeError> {
+        PortfolioId::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn known<T>(&self, what: &str, text: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, DecodeError> {
+        parse(text).ok_or_else(|| self.malformed(format!("unknown {what} {text:?}")))
+    }
+
+    fn rule(&self, text: &str) -> Result<RuleId, DecodeError> {
+        self.known("rule", text, RuleId::parse)
+    }
+
+    fn provider(&self, text: &str) -> Result<ProviderKind, DecodeError> {
+        self.known("provider", text, ProviderKind::parse)
+    }
+
+    fn decode_v1(&mut self) -> Result<Event, DecodeError> {
+        let event: Event = match self.event_type {
+            "OptedIn" => {
+                let m: OptedInV1 = self.mirror()?;
+                ContactEvent::OptedIn {
+                    contact: self.contact(&m.contact)?,
+                    source: self.known("opt-in source", &m.source, OptInSource::parse)?,
+                    evidence: m.evidence,
+                    recorded_by: m.recorded_by,
+                    wording_version: m.wording_version,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "InboundReceived" => {
+                let m: InboundReceivedV1 = self.mirror()?;
+                ContactEvent::InboundReceived {
+                    contact: self.contact(&m.contact)?,
+                    sender: m.sender.as_deref().map(|s| self.address(s)).transpose()?,
+                    provider_ref: m.provider_ref.as_deref().map(|r| self.provider_ref(r)).transpose()?,
+                    kind: m.kind,
+                    text: m.text,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "OptedOut" => {
+                let m: OptedOutV1 = self.mirror()?;
+                ContactEvent::OptedOut {
+                    contact: self.contact(&m.contact)?,
+                    source: self.known("opt-out source", &m.source, OptOutSource::parse)?,
+                    detail: m.detail,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "OptOutReviewRequested" => {
+                let m: OptOutReviewRequestedV1 = self.mirror()?;
+                ContactEvent::OptOutReviewRequested {
+                    contact: self.contact(&m.contact)?,
+                    text: m.text,
+                    matched: m.matched,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "FlagRaised" | "FlagCleared" => {
+                let m: FlagV1 = self.mirror()?;
+                let contact = self.contact(&m.contact)?;
+                let flag = self.known("flag", &m.flag, ContactFlag::parse)?;
+                let at = self.at(m.at_ns);
+                if self.event_type == "FlagRaised" {
+                    ContactEvent::FlagRaised { contact, flag, reason: m.reason, at }.into()
+                } else {
+                    ContactEvent::FlagCleared { contact, flag, reason: m.reason, at }.into()
+                }
+            }
+            "WindowReportedClosed" => {
+                let m: WindowReportedClosedV1 = self.mirror()?;
+                ContactEvent::WindowReportedClosed {
+                    contact: self.contact(&m.contact)?,
+                    code: m.code,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "SenderRegistered" => {
+                let m: SenderRegisteredV1 = self.mirror()?;
+                SenderEvent::Registered {
+                    sender: self.address(&m.sender)?,
+                    provider: self.provider(&m.provider)?,
+                    portfolio: self.portfolio(&m.portfolio)?,
+                    meta_phone_number_id: m.meta_phone_number_id,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "SenderAuthorized" => {
+                let m: SenderAuthorizedV1 = self.mirror()?;
+                SenderEvent::Authorized { sender: self.address(&m.sender)?, by: m.by, at: self.at(m.at_ns) }
+                    .into()
+            }
+            "SenderSuspended" => {
+                let m: SenderSuspendedV1 = self.mirror()?;
+                SenderEvent::Suspended {
+                    sender: self.address(&m.sender)?,
+                    reason: m.reason,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "TemplateRegistered" => {
+                let m: TemplateRegisteredV1 = self.mirror()?;
+                TemplateEvent::Registered {
+                    template: self.template(&m.template)?,
+                    name: m.name,
+                    language: m.language,
+                    category: self.known("template category", &m.category, TemplateCategory::parse)?,
+                    placeholders: m.placeholders,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "TemplateApprovalChanged" => {
+                let m: TemplateApprovalChangedV1 = self.mirror()?;
+                TemplateEvent::ApprovalChanged {
+                    template: self.template(&m.template)?,
+                    status: self.known("approval status", &m.status, ApprovalStatus::parse)?,
+                    reason: m.reason,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "MessagingLimitChanged" => {
+                let m: MessagingLimitChangedV1 = self.mirror()?;
+                PortfolioEvent::MessagingLimitChanged {
+                    portfolio: self.portfolio(&m.portfolio)?,
+                    limit: m.limit.map_or(MessagingLimit::Unlimited, MessagingLimit::Limited),
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "RecipientReached" => {
+                let m: RecipientReachedV1 = self.mirror()?;
+                PortfolioEvent::RecipientReached {
+                    portfolio: self.portfolio(&m.portfolio)?,
+                    contact: self.contact(&m.contact)?,
+                    message_id: self.message_id(m.message_id)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            _ => self.decode_message_v1()?.into(),
+        };
+        Ok(event)
+    }
+
+    fn decode_message_v1(&mut self) -> Result<MessageEvent, DecodeError> {
+        Ok(match self.event_type {
+            "TemplateSent" => {
+                let m: TemplateSentV1 = self.mirror()?;
+                MessageEvent::TemplateSent {
+                    message_id: self.message_id(m.message_id)?,
+                    contact: self.contact(&m.contact)?,
+                    sender: self.address(&m.sender)?,
+                    template: self.template(&m.template)?,
+                    category: self.known("template category", &m.category, TemplateCategory::parse)?,
+                    variables: m.variables,
+                    workflow: self.workflow(&m.workflow)?,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "ReplySent" => {
+                let m: ReplySentV1 = self.mirror()?;
+                MessageEvent::ReplySent {
+                    message_id: self.message_id(m.message_id)?,
+                    contact: self.contact(&m.contact)?,
+                    sender: self.address(&m.sender)?,
+                    text: m.text,
+                    workflow: self.workflow(&m.workflow)?,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "SendRefused" => {
+                let m: SendRefusedV1 = self.mirror()?;
+                MessageEvent::SendRefused {
+                    message_id: self.message_id(m.message_id)?,
+                    to: m.to,
+                    sender: self.address(&m.sender)?,
+                    rule: self.rule(&m.rule)?,
+                    message: m.message,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "DispatchClaimed" => {
+                let m: DispatchClaimedV1 = self.mirror()?;
+                MessageEvent::DispatchClaimed {
+                    message_id: self.message_id(m.message_id)?,
+                    attempt: m.attempt,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "ClaimRefused" => {
+                let m: ClaimRefusedV1 = self.mirror()?;
+                MessageEvent::ClaimRefused {
+                    message_id: self.message_id(m.message_id)?,
+                    attempt: m.attempt,
+                    rule: self.rule(&m.rule)?,
+                    message: m.message,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "DispatchSucceeded" => {
+                let m: DispatchSucceededV1 = self.mirror()?;
+                MessageEvent::DispatchSucceeded {
+                    message_id: self.message_id(m.message_id)?,
+                    attempt: m.attempt,
+                    provider_ref: self.provider_ref(&m.provider_ref)?,
+                    provider_status: MessageStatus::parse(&m.provider_status),
+                    at: self.at(m.at_ns),
+                }
+            }
+            "DispatchFailed" => {
+                let m: DispatchFailedV1 = self.mirror()?;
+                MessageEvent::DispatchFailed {
+                    message_id: self.message_id(m.message_id)?,
+                    attempt: m.attempt,
+                    error: ProviderError {
+                        provider: self.provider(&m.error.provider)?,
+                        code: m.error.code,
+                        http_status: m.error.http_status,
+                        message: m.error.message,
+                    },
+                    retry: if m.retryable { Retry::Retryable } else { Retry::Permanent },
+                    retry_at: m.retry_at_ns.map(|at| self.at(at)),
+                    at: self.at(m.at_ns),
+                }
+            }
+            "StatusChanged" => {
+                let m: StatusChangedV1 = self.mirror()?;
+                MessageEvent::StatusChanged {
+                    message_id: self.message_id(m.message_id)?,
+                    provider_ref: m.provider_ref.as_deref().map(|r| self.provider_ref(r)).transpose()?,
+                    status: MessageStatus::parse(&m.status),
+                    error_code: m.error_code,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "InDoubtExpired" => {
+                let m: InDoubtExpiredV1 = self.mirror()?;
+                MessageEvent::InDoubtExpired {
+                    message_id: self.message_id(m.message_id)?,
+                    attempt: m.attempt,
+                    at: self.at(m.at_ns),
+                }
+            }
+            "UnmatchedStatusReceived" => {
+                let m: UnmatchedStatusReceivedV1 = self.mirror()?;
+                MessageEvent::UnmatchedStatusReceived {
+                    provider_ref: self.provider_ref(&m.provider_ref)?,
+                    status: MessageStatus::parse(&m.status),
+                    error_code: m.error_code,
+                    at: self.at(m.at_ns),
+                }
+            }
+            other => return Err(DecodeError::UnknownType { event_type: other.to_owned() }),
+        })
+    }
+}
