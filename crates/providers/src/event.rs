@@ -4,8 +4,8 @@
 use std::fmt;
 
 use wagate_domain::{
-    BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderKind,
-    ProviderMessageRef,
+    BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderError,
+    ProviderKind, ProviderMessageRef,
 };
 
 /// One thing a provider told us.
@@ -272,6 +272,27 @@ pub struct StatusUpdate {
     pub timestamp: Option<u64>,
     /// Twilio `EventType` (`READ`, `DELIVERED`).
     pub event_type: Option<String>,
+}
+
+impl StatusUpdate {
+    /// The reported errors as the domain records them (no HTTP status: webhooks carry none).
+    pub fn provider_errors(&self) -> Vec<ProviderError> {
+        let provider = provider_of(&self.id);
+        self.errors
+            .iter()
+            .map(|detail| ProviderError {
+                provider,
+                code: Some(detail.code),
+                http_status: None,
+                message: [&detail.title, &detail.message, &detail.details]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(": "),
+            })
+            .collect()
+    }
 }
 
 /// Meta `user_preferences` change.

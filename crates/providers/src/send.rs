@@ -5,8 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use wagate_domain::classify::{classify_code, classify_http_status, classify_transport};
 use wagate_domain::{
-    MessageId, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, TemplateId, TwilioSid,
+    ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError, ProviderKind,
+    ProviderMessageRef, Retry, TemplateId, TwilioSid,
 };
 
 /// One message to hand to a provider.
@@ -45,6 +47,26 @@ pub enum OutboundContent {
     },
     /// A template.
     Template(TemplateContent),
+}
+
+impl OutboundContent {
+    /// The wire content for a domain message. The domain does not know Meta's language code
+    /// or button payloads; a Meta sender sets [`TemplateContent::language`] afterwards.
+    pub fn from_domain(content: &MessageContent) -> Self {
+        match content {
+            MessageContent::Freeform { text } => Self::Text { body: text.clone() },
+            MessageContent::Template {
+                template,
+                variables,
+                ..
+            } => Self::Template(TemplateContent {
+                template: template.clone(),
+                language: None,
+                variables: variables.clone(),
+                button_payloads: Vec::new(),
+            }),
+        }
+    }
 }
 
 /// A template and its variables.
@@ -195,6 +217,39 @@ impl SendError {
         matches!(self, Self::Timeout { .. })
     }
 
+    /// The domain's classification: the provider's code when there is one, else the HTTP
+    /// status, else transport. Check [`SendError::may_have_been_sent`] before retrying a
+    /// retryable error: a timed-out request may already have been accepted.
+    pub fn classify(&self) -> ErrorClass {
+        match self {
+            Self::Rejected {
+                provider,
+                code: Some(code),
+                ..
+            } => classify_code(*provider, *code),
+            Self::Rejected { http_status, .. } | Self::UnexpectedResponse { http_status, .. } => {
+                classify_http_status(*http_status)
+            }
+            Self::Timeout { .. } | Self::Connect { .. } | Self::Transport { .. } => {
+                classify_transport()
+            }
+            Self::InvalidRequest { .. } => ErrorClass {
+                retry: Retry::Permanent,
+                follow_up: None,
+            },
+        }
+    }
+
+    /// The error as the domain records it.
+    pub fn to_provider_error(&self) -> ProviderError {
+        ProviderError {
+            provider: self.provider(),
+            code: self.code(),
+            http_status: self.http_status(),
+            message: self.to_string(),
+        }
+    }
+
     /// Whether the provider may have accepted the message despite the error. A dispatcher
     /// must not blindly resend these; it waits for a status callback instead.
     pub fn may_have_been_sent(&self) -> bool {
@@ -239,4 +294,52 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Sends one message. One HTTP request, no retries: retrying is the dispatcher's decision.
     fn send<'a>(&'a self, request: &'a OutboundRequest) -> SendFuture<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use wagate_domain::FollowUp;
+
+    use super::*;
+
+    fn rejected(provider: ProviderKind, http_status: u16, code: Option<u32>) -> SendError {
+        SendError::Rejected {
+            provider,
+            http_status,
+            code,
+            message: "m".into(),
+            details: None,
+            reference: None,
+        }
+    }
+
+    #[test]
+    fn classification_uses_the_domain_rules() {
+        use ProviderKind::{Meta, Twilio};
+        let retryable = |e: SendError| e.classify().retry == Retry::Retryable;
+        assert!(retryable(rejected(Twilio, 429, Some(20429))));
+        assert!(retryable(rejected(Meta, 400, Some(130429))));
+        assert!(!retryable(rejected(Twilio, 400, Some(21211))));
+        assert!(!retryable(rejected(Meta, 401, Some(190))));
+        assert_eq!(
+            rejected(Twilio, 400, Some(63007)).classify().follow_up,
+            Some(FollowUp::SuspendSender)
+        );
+        // No code: the HTTP status decides.
+        assert!(retryable(rejected(Twilio, 503, None)));
+        assert!(!retryable(rejected(Twilio, 400, None)));
+        assert!(retryable(SendError::Timeout {
+            provider: Meta,
+            timeout: Duration::from_secs(1)
+        }));
+        assert!(!retryable(SendError::InvalidRequest {
+            provider: Meta,
+            reason: "r".into()
+        }));
+        let recorded = rejected(Twilio, 400, Some(21211)).to_provider_error();
+        assert_eq!(
+            (recorded.provider, recorded.code, recorded.http_status),
+            (Twilio, Some(21211), Some(400))
+        );
+    }
 }

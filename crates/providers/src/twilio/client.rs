@@ -86,20 +86,24 @@ impl TwilioClient {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("To", &format!("whatsapp:{}", request.to));
         match &request.from {
-            Sender::Number(number) => form.append_pair("From", &format!("whatsapp:{number}")),
+            Sender::Number(number) => {
+                form.append_pair("From", &format!("whatsapp:{number}"));
+            }
             Sender::TwilioMessagingService(sid)
                 if sid.kind() == TwilioSidKind::MessagingService =>
             {
-                form.append_pair("MessagingServiceSid", sid.as_str())
+                form.append_pair("MessagingServiceSid", sid.as_str());
             }
             Sender::TwilioMessagingService(_) | Sender::MetaPhoneNumberId(_) => {
                 return Err(invalid(
                     "the sender must be a number or a Messaging Service SID (MG…)",
                 ))
             }
-        };
+        }
         match &request.content {
-            OutboundContent::Text { body } => form.append_pair("Body", body),
+            OutboundContent::Text { body } => {
+                form.append_pair("Body", body);
+            }
             OutboundContent::Template(template) => {
                 if !template.template.as_str().starts_with("HX") {
                     return Err(invalid(
@@ -112,9 +116,8 @@ impl TwilioClient {
                         .map_err(|e| invalid(&format!("ContentVariables: {e}")))?;
                     form.append_pair("ContentVariables", &json);
                 }
-                &mut form
             }
-        };
+        }
         let callback = url::form_urlencoded::Serializer::new(String::new())
             .append_pair(CALLBACK_MESSAGE_ID_PARAM, &request.message_id.to_string())
             .finish();
