@@ -1,0 +1,12 @@
+//! Integration tests of the compliance core, one binary (ripgrep style).
+//!
+//! Status transitions and classified error codes are unit-tested next to their tables in
+//! `src/status.rs` and `src/classify.rs`; these tests drive the domain through its commands.
+
+mod consent;
+mod dispatch;
+mod keywords;
+mod rules;
+mod support;
+mod tier;
+mod window;
