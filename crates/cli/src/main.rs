@@ -1,1 +1,121 @@
-fn main() {}
+//! `wagate`: the compliance-gated WhatsApp Business messaging hub.
+//!
+//! Exit codes (documented in `wagate --help` and README.md):
+//! 0 success; 1 an error (bad input, a hub that cannot be reached, an I/O failure);
+//! 2 usage error (clap); 3 `audit` found a violation; 4 a send or claim was refused by a rule.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod client;
+mod demo;
+mod dispatch;
+mod export;
+mod ops;
+mod serve;
+
+/// Exit code when `audit` finds a violation.
+pub const EXIT_VIOLATION: u8 = 3;
+/// Exit code when a rule refused a send.
+pub const EXIT_REFUSED: u8 = 4;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wagate",
+    version,
+    about = "A compliance-gated WhatsApp Business messaging hub",
+    long_about = "wagate decides, from an append-only event log, whether a WhatsApp message may be sent \
+(opt-in, STOP, 24 h window, approved template, workflow, sender authorization, tier limit), records \
+every decision, and dispatches allowed messages through Twilio, Meta's Cloud API or a local sandbox.",
+    after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 audit found a violation, 4 refused by a rule."
+)]
+struct Cli {
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `wagate=debug`.
+    #[arg(long, global = true, env = "WAGATE_LOG", default_value = "info")]
+    log: String,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "WAGATE_LOG_JSON")]
+    log_json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub: webhooks, command API, and (by default) the dispatcher.
+    Serve(serve::ServeArgs),
+    /// Run the dispatcher as its own process against a running hub.
+    Dispatch(dispatch::DispatchArgs),
+    /// Walk through a complete scenario on a temporary hub with the sandbox provider.
+    Demo(demo::DemoArgs),
+    /// Ask a running hub to send a message.
+    Send(ops::SendArgs),
+    /// Record an explicit opt-in.
+    OptIn(ops::OptInArgs),
+    /// Record an opt-out.
+    OptOut(ops::OptOutArgs),
+    /// Show a contact: consent, window, flags, recent messages.
+    Contact(ops::ContactArgs),
+    /// Show a message: status and history.
+    Message(ops::MessageArgs),
+    /// Register templates, set their approval status, list them.
+    #[command(subcommand)]
+    Templates(ops::TemplatesCommand),
+    /// Register, authorize, suspend and list senders.
+    #[command(subcommand)]
+    Senders(ops::SendersCommand),
+    /// Replay the log and check every invariant independently of the command handlers.
+    Audit(audit::AuditArgs),
+    /// Write the log as JSON Lines (the auditors' format).
+    Export(export::ExportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Dispatch(args) => dispatch::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Send(args) => ops::send(args).await,
+            Command::OptIn(args) => ops::opt_in(args).await,
+            Command::OptOut(args) => ops::opt_out(args).await,
+            Command::Contact(args) => ops::contact(args).await,
+            Command::Message(args) => ops::message(args).await,
+            Command::Templates(command) => ops::templates(command).await,
+            Command::Senders(command) => ops::senders(command).await,
+            Command::Audit(args) => audit::run(args).await,
+            Command::Export(args) => export::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

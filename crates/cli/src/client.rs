@@ -1,0 +1,1 @@
+//! The HTTP client the operator commands use to reach a running hub.

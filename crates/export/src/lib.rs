@@ -1,0 +1,388 @@
+//! The auditors' format: the log as JSON Lines, one event per line.
+//!
+//! ```json
+//! {"position":7,"stream":"contact:+41790000001","version":2,"type":"OptedOut",
+//!  "timestamp":"2026-11-25T09:00:00.000000000Z","event_id":"0193…",
+//!  "payload":{"contact":"+41790000001","source":"keyword","detail":"STOP","at":"2026-11-25T09:00:00.000000000Z"}}
+//! ```
+//!
+//! This is a stable interface (design.md): fields are only ever added. Payload field names are
+//! the domain's, identifiers are in their canonical text form, times are RFC 3339 UTC with
+//! nanoseconds, enums are their stable snake_case ids. docs/events.md documents every type.
+//! `ExportedEvent` reads a line back, so `wagate audit` can check an export file with the same
+//! code it uses on a database.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use wagate_domain::{
+    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError, Retry,
+    SenderEvent, TemplateEvent, Timestamp,
+};
+use wagate_store::RecordedEvent;
+
+/// One line of the export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedEvent {
+    pub position: u64,
+    pub stream: String,
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub timestamp: String,
+    pub event_id: String,
+    pub payload: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("line {line}: {reason}")]
+    BadLine { line: u64, reason: String },
+}
+
+impl ExportedEvent {
+    pub fn from_event(record: &RecordedEvent, event: &Event) -> Self {
+        Self {
+            position: record.position,
+            stream: record.stream.as_str().to_owned(),
+            version: record.version,
+            event_type: event.type_name().to_owned(),
+            timestamp: time(event.at()),
+            event_id: record.event_id.to_string(),
+            payload: payload(event),
+        }
+    }
+
+    /// Parses one line of an export file (`line` is its 1-based number, for the error).
+    pub fn parse_line(text: &str, line: u64) -> Result<Self, ExportError> {
+        serde_json::from_str(text).map_err(|error| ExportError::BadLine {
+            line,
+            reason: error.to_string(),
+        })
+    }
+
+    /// The line, without its newline.
+    pub fn to_line(&self) -> String {
+        // Invariant: a struct of strings, integers and a JSON map always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A payload field as text (`""` when absent or not a string).
+    pub fn text(&self, field: &str) -> &str {
+        self.payload
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// A payload field as an unsigned integer.
+    pub fn number(&self, field: &str) -> Option<u64> {
+        self.payload.get(field).and_then(Value::as_u64)
+    }
+}
+
+/// RFC 3339, UTC, nanoseconds: sorts as text and round-trips exactly.
+pub fn time(at: Timestamp) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        // Invariant: every arm below builds an object with json!({...}).
+        _ => Map::new(),
+    }
+}
+
+fn provider_error(error: &ProviderError) -> Value {
+    json!({
+        "provider": error.provider.as_str(),
+        "code": error.code,
+        "http_status": error.http_status,
+        "message": error.message,
+    })
+}
+
+fn variables(pairs: &[(String, String)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// The payload of an event as a JSON object.
+pub fn payload(event: &Event) -> Map<String, Value> {
+    object(match event {
+        Event::Contact(event) => match event {
+            ContactEvent::OptedIn {
+                contact,
+                source,
+                evidence,
+                recorded_by,
+                wording_version,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "source": source.as_str(), "evidence": evidence,
+                "recorded_by": recorded_by, "wording_version": wording_version, "at": time(*at),
+            }),
+            ContactEvent::InboundReceived {
+                contact,
+                sender,
+                provider_ref,
+                kind,
+                text,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "sender": sender.as_ref().map(ToString::to_string),
+                "provider_ref": provider_ref.as_ref().map(ToString::to_string), "kind": kind,
+                "text": text, "at": time(*at),
+            }),
+            ContactEvent::OptedOut {
+                contact,
+                source,
+                detail,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "source": source.as_str(), "detail": detail, "at": time(*at),
+            }),
+            ContactEvent::OptOutReviewRequested {
+                contact,
+                text,
+                matched,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "text": text, "matched": matched, "at": time(*at),
+            }),
+            ContactEvent::FlagRaised {
+                contact,
+                flag,
+                reason,
+                at,
+            }
+            | ContactEvent::FlagCleared {
+                contact,
+                flag,
+                reason,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "flag": flag.as_str(), "reason": reason, "at": time(*at),
+            }),
+            ContactEvent::WindowReportedClosed { contact, code, at } => json!({
+                "contact": contact.to_string(), "code": code, "at": time(*at),
+            }),
+        },
+        Event::Message(event) => message_payload(event),
+        Event::Sender(event) => match event {
+            SenderEvent::Registered {
+                sender,
+                provider,
+                portfolio,
+                meta_phone_number_id,
+                at,
+            } => json!({
+                "sender": sender.to_string(), "provider": provider.as_str(), "portfolio": portfolio.as_str(),
+                "meta_phone_number_id": meta_phone_number_id, "at": time(*at),
+            }),
+            SenderEvent::Authorized { sender, by, at } => json!({
+                "sender": sender.to_string(), "by": by, "at": time(*at),
+            }),
+            SenderEvent::Suspended { sender, reason, at } => json!({
+                "sender": sender.to_string(), "reason": reason, "at": time(*at),
+            }),
+        },
+        Event::Template(event) => match event {
+            TemplateEvent::Registered {
+                template,
+                name,
+                language,
+                category,
+                placeholders,
+                at,
+            } => json!({
+                "template": template.as_str(), "name": name, "language": language,
+                "category": category.as_str(), "placeholders": placeholders, "at": time(*at),
+            }),
+            TemplateEvent::ApprovalChanged {
+                template,
+                status,
+                reason,
+                at,
+            } => json!({
+                "template": template.as_str(), "status": status.as_str(), "reason": reason, "at": time(*at),
+            }),
+        },
+        Event::Portfolio(event) => match event {
+            PortfolioEvent::MessagingLimitChanged {
+                portfolio,
+                limit,
+                at,
+            } => json!({
+                "portfolio": portfolio.as_str(),
+                "limit": match limit { MessagingLimit::Limited(n) => Some(*n), MessagingLimit::Unlimited => None },
+                "at": time(*at),
+            }),
+            PortfolioEvent::RecipientReached {
+                portfolio,
+                contact,
+                message_id,
+                at,
+            } => json!({
+                "portfolio": portfolio.as_str(), "contact": contact.to_string(),
+                "message_id": message_id.to_string(), "at": time(*at),
+            }),
+        },
+    })
+}
+
+fn message_payload(event: &MessageEvent) -> Value {
+    match event {
+        MessageEvent::TemplateSent {
+            message_id,
+            contact,
+            sender,
+            template,
+            category,
+            variables: vars,
+            workflow,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
+            "template": template.as_str(), "category": category.as_str(), "variables": variables(vars),
+            "workflow": workflow.as_str(), "at": time(*at),
+        }),
+        MessageEvent::ReplySent {
+            message_id,
+            contact,
+            sender,
+            text,
+            workflow,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
+            "text": text, "workflow": workflow.as_str(), "at": time(*at),
+        }),
+        MessageEvent::SendRefused {
+            message_id,
+            to,
+            sender,
+            rule,
+            message,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "to": to, "sender": sender.to_string(),
+            "rule": rule.as_str(), "message": message, "at": time(*at),
+        }),
+        MessageEvent::DispatchClaimed {
+            message_id,
+            attempt,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "attempt": attempt, "at": time(*at),
+        }),
+        MessageEvent::ClaimRefused {
+            message_id,
+            attempt,
+            rule,
+            message,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "attempt": attempt, "rule": rule.as_str(),
+            "message": message, "at": time(*at),
+        }),
+        MessageEvent::DispatchSucceeded {
+            message_id,
+            attempt,
+            provider_ref,
+            provider_status,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "attempt": attempt, "provider_ref": provider_ref.to_string(),
+            "provider_status": provider_status.as_str(), "at": time(*at),
+        }),
+        MessageEvent::DispatchFailed {
+            message_id,
+            attempt,
+            error,
+            retry,
+            retry_at,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "attempt": attempt, "error": provider_error(error),
+            "retryable": *retry == Retry::Retryable, "retry_at": retry_at.map(time), "at": time(*at),
+        }),
+        MessageEvent::StatusChanged {
+            message_id,
+            provider_ref,
+            status,
+            error_code,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "provider_ref": provider_ref.as_ref().map(ToString::to_string),
+            "status": status.as_str(), "error_code": error_code, "at": time(*at),
+        }),
+        MessageEvent::InDoubtExpired {
+            message_id,
+            attempt,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "attempt": attempt, "at": time(*at),
+        }),
+        MessageEvent::UnmatchedStatusReceived {
+            provider_ref,
+            status,
+            error_code,
+            at,
+        } => json!({
+            "provider_ref": provider_ref.to_string(), "status": status.as_str(),
+            "error_code": error_code, "at": time(*at),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use wagate_domain::{ContactId, OptOutSource, PhoneNumber};
+    use wagate_store::StreamId;
+
+    #[test]
+    fn a_line_round_trips_and_names_everything_an_auditor_needs() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+            .single()
+            .expect("time");
+        let contact = ContactId::Phone(PhoneNumber::parse("+41790000001").expect("number"));
+        let event: Event = ContactEvent::OptedOut {
+            contact,
+            source: OptOutSource::Keyword,
+            detail: "STOP".into(),
+            at,
+        }
+        .into();
+        let record = RecordedEvent {
+            position: 7,
+            stream: StreamId::new("contact:+41790000001").expect("stream"),
+            version: 2,
+            event_id: uuid_v7(),
+            event_type: "OptedOut".into(),
+            schema_version: 1,
+            timestamp_ms: at.timestamp_millis(),
+            payload: Vec::new(),
+        };
+        let line = ExportedEvent::from_event(&record, &event).to_line();
+        assert!(line.starts_with(r#"{"position":7,"stream":"contact:+41790000001","version":2,"type":"OptedOut","timestamp":"2026-11-25T09:00:00.000000000Z""#), "{line}");
+        let back = ExportedEvent::parse_line(&line, 1).expect("parse");
+        assert_eq!(back.text("source"), "keyword");
+        assert_eq!(back.text("contact"), "+41790000001");
+        assert!(ExportedEvent::parse_line("{not json", 3)
+            .expect_err("bad")
+            .to_string()
+            .starts_with("line 3:"));
+    }
+
+    fn uuid_v7() -> uuid::Uuid {
+        uuid::Uuid::parse_str("0192f0c1-7a3b-7c4d-8e5f-0123456789ab").expect("uuid")
+    }
+}
