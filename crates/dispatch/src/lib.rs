@@ -1,1 +1,55 @@
-//! wagate-dispatch.
+//! wagate-dispatch: turns allowed messages into provider calls.
+//!
+//! The logic is a pure step machine, [`Dispatcher::step`]`(input, now) -> effects` (module
+//! `machine`): it never reads a clock, never does I/O and owns its randomness (a seeded
+//! generator for backoff jitter), so a simulation can crash it between any two effects and
+//! replay a run exactly from its seed (`wagate-sim`). A thin driver performs the effects
+//! against the hub and a provider and feeds the answers back.
+//!
+//! # What the machine does
+//! - Claims every message through the hub, which re-checks every compliance gate against the
+//!   newest state and appends the claim atomically: a STOP, a closed window or a paused
+//!   template that landed first turns the claim into a refusal that cancels the message.
+//! - Calls the provider only with a `Claimed` answer for that attempt in hand, and never has
+//!   two calls in flight for one message.
+//! - Limits the rate per sender (token bucket, default 80 msg/s for Twilio, 1,000 msg/s for
+//!   the Cloud API) and per (sender, recipient) pair (default one message per 6 s). Tokens are
+//!   taken when the claim is asked for, so the call follows the claim without waiting.
+//! - Records every outcome through the hub (`decide::record_outcome`), which schedules retries
+//!   of retryable failures (backoff 1 s, 2 s, 4 s plus jitter, 3 retries) and the follow-ups of
+//!   permanent ones; a retry is claimed again once due, so a STOP during the backoff cancels it.
+//! - Never calls the provider for a claim it did not make itself in this incarnation: after a
+//!   restart, a claim with no outcome is *in doubt*. It is left to the status callback (which
+//!   carries the message id and settles it) or, past the in-doubt timeout, the hub is asked to
+//!   expire it (`decide::expire_in_doubt`: failed, for a person to look at).
+//! - On shutdown it stops claiming, lets outstanding claims, calls and records finish, saves
+//!   its checkpoint, and says `Stopped`.
+//!
+//! # Delivery guarantee
+//! - **At most one provider call per claim.** A call needs a `Claimed` answer for that attempt;
+//!   the answer is used once, and the machine that received it is the only one that can use
+//!   it (a restarted machine treats every open claim as in doubt).
+//! - **At most once per message, unless the log records an explicit retryable failure.** A
+//!   second call for a message needs a second claim, and the hub grants a second claim only
+//!   after a `DispatchFailed` with a `retry_at` for the previous attempt (an HTTP 429/5xx, a
+//!   retryable provider code, or a timeout/connection error, which the log then shows: a
+//!   timeout after the provider accepted is the one way a contact can receive a message
+//!   twice, and the status callback that arrives for it closes the message against retries).
+//! - **A crash between the provider accepting and the outcome being recorded leaves an
+//!   in-doubt claim**: never re-sent; the status callback resolves it, or it expires to
+//!   `failed` (`InDoubtExpired`) after the policy's timeout.
+//! - Nothing is sent after a STOP that the hub recorded before the claim. A STOP recorded
+//!   after the claim cannot un-send a message already on the wire.
+//!
+//! Messages are not lost either: the machine tracks each message until the hub reports it
+//! done, and `SaveCheckpoint(p)` never passes the intent position of a message it tracks.
+
+mod machine;
+mod rate;
+mod rng;
+
+pub use machine::{ClaimAnswer, Config, Dispatcher, Effect, HubAnswer, Input, PendingIntent};
+pub use rate::RateLimit;
+
+#[cfg(test)]
+mod tests;
