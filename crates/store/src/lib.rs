@@ -15,6 +15,9 @@
 mod envelope;
 mod error;
 mod keys;
+/// Persisted forms of domain events (written by the lead; extend with new schema versions and
+/// upcasters, keep the v1 mirrors byte-stable).
+pub mod persisted;
 mod record;
 mod store;
 mod stream;
@@ -26,7 +29,7 @@ pub use record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
     NewEvent, RecordedEvent, StreamAppend,
 };
-pub use store::{Clock, Options, Pending, ReplayProgress, Store, VerifyReport};
+pub use store::{Clock, Options, Pending, ReplayProgress, Store, StoreStats, VerifyReport};
 pub use stream::{StreamId, MAX_STREAM_ID_BYTES};
 
 /// Longest event type name.

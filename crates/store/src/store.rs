@@ -146,6 +146,25 @@ pub struct VerifyReport {
     pub streams: u64,
 }
 
+/// Counters since open, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Durable group commits (each one `flush` + `fdatasync`).
+    pub commits: u64,
+    /// Requests (appends and checkpoints) answered by those commits.
+    pub committed_requests: u64,
+    /// The durable head position.
+    pub head_position: u64,
+    /// Writer time spent validating requests and building batches, in µs.
+    pub prepare_us: u64,
+    /// Writer time spent in sled's `apply_batch`, in µs.
+    pub apply_us: u64,
+    /// Writer time spent in sled's `flush`, in µs.
+    pub flush_us: u64,
+    /// Writer time spent in fdatasync/fsync, in µs.
+    pub sync_us: u64,
+}
+
 /// How often the replay calls its progress callback.
 const REPLAY_PROGRESS_EVERY: u64 = 65_536;
 
@@ -244,6 +263,12 @@ impl Store {
             durable_position: AtomicU64::new(last_position),
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            committed_requests: AtomicU64::new(0),
+            prepare_us: AtomicU64::new(0),
+            apply_us: AtomicU64::new(0),
+            flush_us: AtomicU64::new(0),
+            sync_us: AtomicU64::new(0),
         });
         let (watch_sender, watch_receiver) = watch::channel(last_position);
         let (queue, commands) = mpsc::channel();
@@ -251,15 +276,13 @@ impl Store {
         let writer = Writer::new(
             db.clone(),
             path.clone(),
-            durability,
             Arc::clone(&shared),
-            watch_sender,
             last_position + 1,
             options,
         );
         let handle = std::thread::Builder::new()
             .name("wagate-store-writer".into())
-            .spawn(move || writer.run(commands))?;
+            .spawn(move || writer.run(commands, durability, watch_sender))?;
         tracing::info!(path = %path.display(), last_position, "store opened");
         Ok(Store {
             inner: Arc::new(Inner {
@@ -325,6 +348,20 @@ impl Store {
     /// The highest durable position (0 for an empty log). Reads never return anything past it.
     pub fn head_position(&self) -> u64 {
         self.inner.shared.durable_position.load(Ordering::Acquire)
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> StoreStats {
+        let shared = &self.inner.shared;
+        StoreStats {
+            commits: shared.commits.load(Ordering::Relaxed),
+            committed_requests: shared.committed_requests.load(Ordering::Relaxed),
+            head_position: self.head_position(),
+            prepare_us: shared.prepare_us.load(Ordering::Relaxed),
+            apply_us: shared.apply_us.load(Ordering::Relaxed),
+            flush_us: shared.flush_us.load(Ordering::Relaxed),
+            sync_us: shared.sync_us.load(Ordering::Relaxed),
+        }
     }
 
     /// A receiver of the durable head position. The writer updates it only after the batch is

@@ -1,11 +1,18 @@
-//! The single writer thread: group commit.
+//! The single writer: group commit in a two-stage pipeline.
 //!
-//! All writes go through one thread. It takes everything queued (up to `max_batch_requests`),
-//! validates each request in order against the stream heads as they will be after the earlier
-//! requests of the same batch (a failing request fails alone), writes the whole batch as one sled
-//! `apply_batch`, makes it durable (`flush` + `fdatasync`, see [`Durability`]) and only then
-//! answers the callers and publishes the new durable head. One fsync thus covers every request that
+//! All writes go through one writer thread. It takes everything queued (up to
+//! `max_batch_requests`), validates each request in order against the stream heads as they will
+//! be after the earlier requests of the same batch (a failing request fails alone), and writes
+//! the whole batch as one sled `apply_batch` on the one tree. It then hands the batch to a syncer
+//! thread, which makes it durable (`flush` + `fdatasync`, see [`Durability`]) and only then
+//! answers the callers and publishes the new durable head. While the syncer waits for the disk,
+//! the writer validates and applies the next batch. One fsync thus covers every request that
 //! queued while the previous one ran, which is the whole throughput story on a slow-sync disk.
+//!
+//! Ordering: batches reach the syncer in order and are synced in order, so a batch is never
+//! acknowledged before an earlier one. If one sync fails, every later batch is refused too (the
+//! failed state), even though sled's memory may already hold them: nothing unacknowledged is
+//! promised, and readers never look past the durable head.
 //!
 //! Between batches the writer sweeps expired idempotency keys in bounded slices.
 
@@ -15,7 +22,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +66,18 @@ pub(crate) struct Shared {
     pub failed: Mutex<Option<StoreError>>,
     /// Set by `close`, so new requests fail fast.
     pub closed: AtomicBool,
+    /// Group commits made durable since open (for metrics and the benchmarks' batch sizes).
+    pub commits: AtomicU64,
+    /// Requests answered by those commits.
+    pub committed_requests: AtomicU64,
+    /// Time the writer spent validating requests and building batches, in µs.
+    pub prepare_us: AtomicU64,
+    /// Time spent in sled's `apply_batch`, in µs.
+    pub apply_us: AtomicU64,
+    /// Time spent in sled's `flush`, in µs.
+    pub flush_us: AtomicU64,
+    /// Time spent in our fdatasync/fsync calls, in µs.
+    pub sync_us: AtomicU64,
 }
 
 /// How an idempotency key is stored under `k`+key.
@@ -184,13 +203,20 @@ enum Answer {
     Checkpoint(oneshot::Sender<Result<()>>),
 }
 
+/// A batch applied to sled's memory, on its way to disk.
+struct Flight {
+    answers: Vec<Answer>,
+    /// Highest position in the batch (or before it, if it holds no events).
+    last_position: u64,
+    span: tracing::Span,
+}
+
 pub(crate) struct Writer {
     db: sled::Db,
     path: PathBuf,
-    durability: Durability,
     shared: Arc<Shared>,
-    watch: watch::Sender<u64>,
-    /// Next position to assign; everything below it is durable (between batches).
+    /// Next position to assign. Everything below it is applied to sled; what is durable is
+    /// `shared.durable_position`.
     next_position: u64,
     /// Stream id → version, for streams seen recently. Lazy: filled on first lookup from the
     /// database, cleared when it outgrows `head_cache_streams` (a rebuild is cheap point reads).
@@ -206,18 +232,14 @@ impl Writer {
     pub(crate) fn new(
         db: sled::Db,
         path: PathBuf,
-        durability: Durability,
         shared: Arc<Shared>,
-        watch: watch::Sender<u64>,
         next_position: u64,
         options: Options,
     ) -> Self {
         Writer {
             db,
             path,
-            durability,
             shared,
-            watch,
             next_position,
             heads: HashMap::new(),
             clock: options.clock.clone(),
@@ -227,7 +249,56 @@ impl Writer {
         }
     }
 
-    pub(crate) fn run(mut self, queue: Receiver<Command>) {
+    /// Runs the two-stage pipeline: this thread validates and applies batch N+1 to sled while a
+    /// syncer thread makes batch N durable and answers it. The hand-over is a rendezvous, so at
+    /// most one applied batch waits behind the one being synced; requests arriving meanwhile
+    /// queue up and make the next batch larger.
+    pub(crate) fn run(
+        mut self,
+        queue: Receiver<Command>,
+        durability: Durability,
+        watch: watch::Sender<u64>,
+    ) {
+        let (flights, landing) = mpsc::sync_channel::<Flight>(0);
+        let syncer = Syncer {
+            db: self.db.clone(),
+            path: self.path.clone(),
+            durability,
+            shared: Arc::clone(&self.shared),
+            watch,
+            failure: None,
+        };
+        let syncer = match std::thread::Builder::new()
+            .name("wagate-store-sync".into())
+            .spawn(move || syncer.run(landing))
+        {
+            Ok(handle) => handle,
+            Err(error) => {
+                let error = StoreError::from(error);
+                self.fail(error.clone());
+                while let Ok(command) = queue.recv() {
+                    if matches!(command, Command::Shutdown) {
+                        break;
+                    }
+                    refuse(command, error.clone());
+                }
+                return;
+            }
+        };
+        self.serve(&queue, &flights);
+        drop(flights);
+        if syncer.join().is_err() {
+            tracing::error!("store sync thread panicked");
+        }
+        if self.shared_failure().is_none() {
+            // Nothing is pending (every batch was flushed); this makes sweeps durable too.
+            if let Err(error) = self.db.flush() {
+                tracing::warn!(error = %error, "final flush on close failed");
+            }
+        }
+    }
+
+    fn serve(&mut self, queue: &Receiver<Command>, flights: &SyncSender<Flight>) {
         let sweep_interval = Duration::from_millis(self.options.sweep_interval_ms.max(1));
         loop {
             let first = match queue.recv_timeout(sweep_interval) {
@@ -236,7 +307,7 @@ impl Writer {
                     self.maybe_sweep();
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut commands = Vec::with_capacity(64);
             let mut shutdown = matches!(first, Command::Shutdown);
@@ -254,26 +325,31 @@ impl Writer {
                 }
             }
             if !commands.is_empty() {
-                self.process(commands);
+                self.process(commands, flights);
             }
             if shutdown {
                 // Everything queued before the shutdown was processed; refuse what came after.
                 while let Ok(command) = queue.try_recv() {
                     refuse(command, StoreError::Closed);
                 }
-                break;
+                return;
             }
             self.maybe_sweep();
         }
-        if self.failure.is_none() {
-            // Nothing is pending (every batch was flushed); this makes sweeps durable too.
-            if let Err(error) = self.db.flush() {
-                tracing::warn!(error = %error, "final flush on close failed");
-            }
+    }
+
+    fn shared_failure(&self) -> Option<StoreError> {
+        match self.shared.failed.lock() {
+            Ok(failed) => failed.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    fn process(&mut self, commands: Vec<Command>) {
+    fn process(&mut self, commands: Vec<Command>, flights: &SyncSender<Flight>) {
+        if self.failure.is_none() {
+            // The syncer may have failed a batch since the last one.
+            self.failure = self.shared_failure();
+        }
         if let Some(failure) = &self.failure {
             let error = StoreError::Failed {
                 cause: failure.to_string(),
@@ -290,114 +366,95 @@ impl Writer {
             bytes = tracing::field::Empty,
             sync_us = tracing::field::Empty,
         );
-        let _entered = span.enter();
-
+        let prepare_started = Instant::now();
         let mut batch = sled::Batch::default();
         let mut overlay = Overlay::default();
         let mut next_position = self.next_position;
         let mut bytes = 0usize;
         let mut answers = Vec::with_capacity(commands.len());
-        for command in commands {
-            match command {
-                Command::Append { request, reply } => {
-                    match self.prepare_append(
-                        &request,
-                        &mut overlay,
-                        &mut batch,
-                        &mut next_position,
-                        &mut bytes,
-                    ) {
-                        Ok(outcome) => answers.push(Answer::Append(reply, outcome)),
-                        Err(error) => {
-                            // The reader may have gone away; nothing to do then.
-                            let _ = reply.send(Err(error));
+        {
+            let _entered = span.enter();
+            for command in commands {
+                match command {
+                    Command::Append { request, reply } => {
+                        match self.prepare_append(
+                            &request,
+                            &mut overlay,
+                            &mut batch,
+                            &mut next_position,
+                            &mut bytes,
+                        ) {
+                            Ok(outcome) => answers.push(Answer::Append(reply, outcome)),
+                            Err(error) => {
+                                // The caller may have gone away; nothing to do then.
+                                let _ = reply.send(Err(error));
+                            }
                         }
                     }
-                }
-                Command::Checkpoint {
-                    name,
-                    position,
-                    reply,
-                } => match validate_checkpoint(&name, position, next_position) {
-                    Ok(()) => {
-                        batch.insert(keys::checkpoint(&name), position.to_be_bytes().to_vec());
-                        answers.push(Answer::Checkpoint(reply));
+                    Command::Checkpoint {
+                        name,
+                        position,
+                        reply,
+                    } => match validate_checkpoint(&name, position, next_position) {
+                        Ok(()) => {
+                            batch.insert(keys::checkpoint(&name), position.to_be_bytes().to_vec());
+                            answers.push(Answer::Checkpoint(reply));
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    },
+                    Command::Shutdown => {
+                        // Invariant: `serve` strips Shutdown before calling `process`.
+                        debug_assert!(false, "shutdown reached process()");
                     }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                },
-                Command::Shutdown => {
-                    // Invariant: `run` strips Shutdown before calling `process`.
-                    debug_assert!(false, "shutdown reached process()");
                 }
             }
         }
-        let events = next_position - self.next_position;
-        span.record("events", events);
+        add_elapsed(&self.shared.prepare_us, prepare_started);
+        span.record("events", next_position - self.next_position);
         span.record("bytes", bytes);
         if answers.is_empty() {
             return;
         }
 
         let started = Instant::now();
-        let committed = self.commit(batch);
-        span.record("sync_us", started.elapsed().as_micros() as u64);
-        match committed {
-            Ok(()) => {
-                self.next_position = next_position;
-                if self.heads.len() + overlay.heads.len() > self.options.head_cache_streams {
-                    self.heads.clear();
-                }
-                for (stream, (version, _)) in overlay.heads {
-                    self.heads.insert(stream, version);
-                }
-                let durable = next_position - 1;
-                self.shared
-                    .durable_position
-                    .store(durable, Ordering::Release);
-                // send_replace never fails, with or without subscribers.
-                self.watch.send_replace(durable);
-                for answer in answers {
-                    match answer {
-                        Answer::Append(reply, outcome) => {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                        Answer::Checkpoint(reply) => {
-                            let _ = reply.send(Ok(()));
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(error = %error, "group commit failed; the store refuses further writes");
-                self.fail(error.clone());
-                for answer in answers {
-                    match answer {
-                        Answer::Append(reply, _) => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                        Answer::Checkpoint(reply) => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                    }
-                }
-            }
+        let applied = self.db.apply_batch(batch);
+        add_elapsed(&self.shared.apply_us, started);
+        if let Err(error) = applied {
+            let error = from_sled(error, &self.path);
+            tracing::error!(error = %error, "applying a batch failed; the store refuses further writes");
+            self.fail(error.clone());
+            answer_all(answers, &error);
+            return;
         }
-    }
-
-    fn commit(&mut self, batch: sled::Batch) -> Result<()> {
-        self.db
-            .apply_batch(batch)
-            .map_err(|e| from_sled(e, &self.path))?;
-        self.db.flush().map_err(|e| from_sled(e, &self.path))?;
-        self.durability.sync()?;
-        Ok(())
+        // sled's memory now holds the batch: later batches validate against it.
+        self.next_position = next_position;
+        if self.heads.len() + overlay.heads.len() > self.options.head_cache_streams {
+            self.heads.clear();
+        }
+        for (stream, (version, _)) in overlay.heads {
+            self.heads.insert(stream, version);
+        }
+        let flight = Flight {
+            answers,
+            last_position: next_position - 1,
+            span,
+        };
+        if let Err(mpsc::SendError(flight)) = flights.send(flight) {
+            // Invariant: the syncer only stops after this thread drops `flights`; if it died
+            // anyway (a panic), the batch cannot be made durable.
+            let error = StoreError::Failed {
+                cause: "the sync thread is gone".into(),
+            };
+            self.fail(error.clone());
+            answer_all(flight.answers, &error);
+        }
     }
 
     fn fail(&mut self, error: StoreError) {
         if let Ok(mut failed) = self.shared.failed.lock() {
-            *failed = Some(error.clone());
+            failed.get_or_insert(error.clone());
         }
         self.failure = Some(error);
     }
@@ -737,6 +794,107 @@ impl Writer {
         }
         Ok(removed)
     }
+}
+
+/// The second pipeline stage: makes applied batches durable, in order, and answers them.
+struct Syncer {
+    db: sled::Db,
+    path: PathBuf,
+    durability: Durability,
+    shared: Arc<Shared>,
+    watch: watch::Sender<u64>,
+    failure: Option<StoreError>,
+}
+
+impl Syncer {
+    fn run(mut self, landing: Receiver<Flight>) {
+        while let Ok(flight) = landing.recv() {
+            self.land(flight);
+        }
+    }
+
+    fn land(&mut self, flight: Flight) {
+        if let Some(failure) = &self.failure {
+            // An earlier batch failed to reach the disk: later ones must not be acknowledged
+            // either, even if their own sync would succeed, or the log could show a gap.
+            let error = StoreError::Failed {
+                cause: failure.to_string(),
+            };
+            answer_all(flight.answers, &error);
+            return;
+        }
+        let started = Instant::now();
+        let synced = self.sync();
+        flight
+            .span
+            .record("sync_us", started.elapsed().as_micros() as u64);
+        match synced {
+            Ok(()) => {
+                let durable = flight.last_position;
+                self.shared
+                    .durable_position
+                    .fetch_max(durable, Ordering::AcqRel);
+                // Wake subscribers only when the head moved (a checkpoint-only batch does not
+                // move it); send_if_modified never fails, with or without subscribers.
+                self.watch.send_if_modified(|head| {
+                    let advanced = durable > *head;
+                    if advanced {
+                        *head = durable;
+                    }
+                    advanced
+                });
+                self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .committed_requests
+                    .fetch_add(flight.answers.len() as u64, Ordering::Relaxed);
+                for answer in flight.answers {
+                    match answer {
+                        Answer::Append(reply, outcome) => {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "group commit failed; the store refuses further writes");
+                if let Ok(mut failed) = self.shared.failed.lock() {
+                    failed.get_or_insert(error.clone());
+                }
+                self.failure = Some(error.clone());
+                answer_all(flight.answers, &error);
+            }
+        }
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let started = Instant::now();
+        self.db.flush().map_err(|e| from_sled(e, &self.path))?;
+        add_elapsed(&self.shared.flush_us, started);
+        let started = Instant::now();
+        self.durability.sync()?;
+        add_elapsed(&self.shared.sync_us, started);
+        Ok(())
+    }
+}
+
+fn answer_all(answers: Vec<Answer>, error: &StoreError) {
+    for answer in answers {
+        match answer {
+            Answer::Append(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Answer::Checkpoint(reply) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn add_elapsed(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
 }
 
 fn validate_checkpoint(name: &str, position: u64, next_position: u64) -> Result<()> {
