@@ -137,3 +137,33 @@ fn window_reported_closed_closes_it_until_the_next_inbound() {
         .send(&command, t0() + hours(4) + hours(24) - mins(10) - ms(1))
         .is_ok());
 }
+
+#[test]
+fn an_inbound_in_the_same_millisecond_as_the_report_reopens_the_window() {
+    // Log order decides: report then inbound (same instant) → open; inbound then report → closed.
+    let report = |fx: &mut Fx| {
+        fx.apply(&[ContactEvent::WindowReportedClosed {
+            contact: fx.contact_id.clone(),
+            code: 63016,
+            at: t0() + hours(1),
+        }
+        .into()])
+    };
+    let mut fx = Fx::ready();
+    fx.inbound("text", "Hi", t0());
+    report(&mut fx);
+    fx.inbound("text", "Still there?", t0() + hours(1));
+    let command = fx.freeform_send();
+    assert!(fx.send(&command, t0() + hours(1)).is_ok());
+
+    let mut fx = Fx::ready();
+    fx.inbound("text", "Hi", t0() + hours(1));
+    report(&mut fx);
+    let command = fx.freeform_send();
+    check_refusal(
+        &fx.send(&command, t0() + hours(1)),
+        RuleId::WindowClosed,
+        "is closed",
+        &[],
+    );
+}

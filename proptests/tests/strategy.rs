@@ -1,0 +1,96 @@
+//! Strategies: random worlds (a setup and a sequence of steps) and the case count.
+
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+
+use crate::world::{Jump, Setup, Step, TEXTS};
+
+/// 256 cases per property by default; `PROPTEST_CASES` (read by proptest itself) raises them.
+pub fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 256;
+    }
+    config
+}
+
+pub fn setup() -> impl Strategy<Value = Setup> {
+    (
+        prop_oneof![3 => Just(10_i64), 1 => Just(0_i64), 1 => Just(60_i64)],
+        prop_oneof![Just(1_u32), Just(2_u32), Just(250_u32)],
+        prop::array::uniform2(prop::bool::weighted(0.8)),
+    )
+        .prop_map(|(margin_minutes, default_limit, approved)| Setup {
+            margin_minutes,
+            default_limit,
+            approved,
+        })
+}
+
+/// Clock jumps, biased toward the boundaries that matter: the window's edges (24 h and 24 h
+/// less the margin, ± 1 ms), retry due times ± 1 ms, the in-doubt timeout and the tier period.
+pub fn jump() -> impl Strategy<Value = Jump> {
+    prop_oneof![
+        3 => (0_u32..5_000).prop_map(Jump::Millis),
+        2 => (1_u32..600).prop_map(Jump::Minutes),
+        1 => (600_u32..2_000).prop_map(Jump::Minutes),
+        5 => (0_usize..3, 0_usize..6).prop_map(|(contact, edge)| Jump::WindowEdge { contact, edge }),
+        3 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::RetryEdge { message, offset }),
+        1 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::InDoubtEdge { message, offset }),
+        1 => (-1_i64..=1).prop_map(|offset| Jump::TierEdge { offset }),
+    ]
+}
+
+/// Mostly the authorized sender, a valid recipient and an allowed workflow, so that sends get
+/// far enough down the table to meet the later rules.
+fn sender() -> impl Strategy<Value = usize> {
+    prop_oneof![4 => Just(0_usize), 1 => Just(1_usize)]
+}
+
+fn recipient() -> impl Strategy<Value = usize> {
+    prop_oneof![8 => 0_usize..3, 1 => Just(3_usize)]
+}
+
+fn workflow() -> impl Strategy<Value = usize> {
+    prop_oneof![8 => 0_usize..3, 1 => 3_usize..5]
+}
+
+pub fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0_usize..3, 0_usize..6).prop_map(|(contact, source)| Step::OptIn { contact, source }),
+        7 => (0_usize..3, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4], 0..TEXTS.len())
+            .prop_map(|(contact, kind, text)| Step::Inbound { contact, kind, text }),
+        1 => (0_usize..3).prop_map(|contact| Step::OperatorOptOut { contact }),
+        2 => (0_usize..3, 0_usize..2, any::<bool>())
+            .prop_map(|(contact, flag, raised)| Step::Flag { contact, flag, raised }),
+        2 => (0_usize..3, prop_oneof![1 => Just(2_usize), 1 => 0_usize..6])
+            .prop_map(|(template, status)| Step::TemplateApproval { template, status }),
+        1 => (0_usize..2, prop::bool::weighted(0.7))
+            .prop_map(|(sender, authorize)| Step::Sender { sender, authorize }),
+        1 => (0_usize..4).prop_map(|limit| Step::SetLimit { limit }),
+        6 => (sender(), recipient(), prop_oneof![3 => 0_usize..2, 1 => Just(2_usize)],
+              prop_oneof![4 => Just(None), 1 => (0_usize..5).prop_map(Some)], workflow())
+            .prop_map(|(sender, to, template, variables, workflow)| Step::SendTemplate {
+                sender,
+                to,
+                template,
+                // Mostly the variables that fit the template.
+                variables: variables.unwrap_or(template % 2),
+                workflow,
+            }),
+        6 => (sender(), recipient(), workflow())
+            .prop_map(|(sender, to, workflow)| Step::SendFreeform { sender, to, workflow }),
+        8 => prop_oneof![3 => 0_usize..3, 1 => any::<usize>()].prop_map(|back| Step::Claim { back }),
+        4 => (any::<usize>(), 0_usize..40, prop_oneof![Just(0_i64), Just(1), Just(250), Just(999)])
+            .prop_map(|(message, outcome, jitter_ms)| Step::Outcome { message, outcome, jitter_ms }),
+        4 => (any::<usize>(), 0_usize..10, 0_usize..8)
+            .prop_map(|(message, status, code)| Step::Callback { message, status, code }),
+        2 => (0_usize..8).prop_map(|back| Step::RepeatCallback { back }),
+        1 => any::<usize>().prop_map(|message| Step::ExpireInDoubt { message }),
+        9 => jump().prop_map(Step::Advance),
+    ]
+}
+
+pub fn world() -> impl Strategy<Value = (Setup, Vec<Step>)> {
+    (setup(), prop::collection::vec(step(), 1..80))
+}

@@ -1,0 +1,912 @@
+//! A small in-memory "world" for the property tests: an event log (`Vec<Event>`), the domain
+//! aggregates folded from it one event at a time, and the steps that drive the domain's decide
+//! functions the way the hub and the dispatcher would.
+//!
+//! The world never asserts anything itself: it records what the domain answered (and what the
+//! reference check says, see `reference.rs`), and the properties in `props.rs` judge.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta};
+use wagate_domain::decide::{
+    self, ClaimDecision, ClaimDispatch, DispatchOutcome, ReceiveInbound, RecordOptIn, RecordOptOut,
+    RecordOutcome, RecordStatus, SendMessage, SendState, SetContactFlag,
+};
+use wagate_domain::{
+    Aggregate, ApprovalStatus, ContactFlag, ContactId, ContactState, Event, MessageEvent,
+    MessageId, MessageState, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PhoneNumber,
+    Policy, PortfolioId, PortfolioState, ProviderError, ProviderKind, ProviderMessageRef, RuleId,
+    SendContent, SenderState, TemplateCategory, TemplateId, TemplateState, Timestamp,
+    WhatsAppAddress,
+};
+
+use crate::reference::Reference;
+
+// ---------------------------------------------------------------------------------------------
+// The cast: fixed, small, so that steps collide on the same contacts, messages and templates.
+
+/// Recipients: three valid numbers and one that is not E.164.
+pub const RECIPIENTS: [&str; 4] = [
+    "+41790000001",
+    "+41790000002",
+    "+41790000003",
+    "+0790000004",
+];
+/// Senders: a Twilio number (authorized at the start) and a Cloud API number (not authorized).
+pub const SENDERS: [(&str, ProviderKind); 2] = [
+    ("+15550001111", ProviderKind::Twilio),
+    ("+15550002222", ProviderKind::Meta),
+];
+pub const PORTFOLIO: &str = "acme";
+/// Templates: two registered (utility with `1`, marketing with `1`, `2`), one never registered.
+pub const TEMPLATES: [(&str, TemplateCategory, &[&str]); 3] = [
+    ("visit_reminder", TemplateCategory::Utility, &["1"]),
+    ("spring_offer", TemplateCategory::Marketing, &["1", "2"]),
+    ("ghost_template", TemplateCategory::Utility, &["1"]),
+];
+pub const WORKFLOWS: [Option<&str>; 5] = [
+    Some("lead_qualification"),
+    Some("appointment_scheduling"),
+    Some("status_update"),
+    Some("open_chat"),
+    None,
+];
+/// Variable sets: right for template 0, right for template 1, missing, extra, empty value.
+pub const VARIABLES: [&[(&str, &str)]; 5] = [
+    &[("1", "Lea")],
+    &[("1", "Lea"), ("2", "-20%")],
+    &[],
+    &[("1", "Lea"), ("3", "x")],
+    &[("1", " ")],
+];
+/// Inbound texts: plain, STOP family, START family (YES included), and free-text mentions.
+pub const TEXTS: [&str; 14] = [
+    "When can I visit?",
+    "yes please, send the brochure",
+    "Can we cancel Thursday?",
+    "STOP",
+    " stop! ",
+    "Unsubscribe",
+    "opt-out",
+    "ARRÊT",
+    "START",
+    "unstop",
+    "yes",
+    "YES!",
+    "please stop texting me",
+    "remove me from your list",
+];
+pub const INBOUND_KINDS: [&str; 4] = ["text", "button", "image", "document"];
+pub const CALLBACK_STATUSES: [&str; 10] = [
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "undelivered",
+    "accepted",
+    "played",
+    "canceled",
+];
+/// Error codes a callback may carry (index 0: none).
+pub const CALLBACK_CODES: [Option<u32>; 8] = [
+    None,
+    None,
+    Some(63016),
+    Some(63003),
+    Some(63014),
+    Some(131047),
+    Some(131050),
+    Some(63032),
+];
+pub const TWILIO_CODES: [u32; 15] = [
+    63012, 63018, 20429, 20500, 20503, 63016, 63003, 63024, 63007, 63001, 63014, 63041, 21656,
+    21211, 63032,
+];
+pub const META_CODES: [u32; 12] = [
+    1, 130429, 131000, 131056, 131047, 131026, 131050, 368, 132001, 132015, 132000, 100,
+];
+pub const LIMITS: [MessagingLimit; 4] = [
+    MessagingLimit::Limited(0),
+    MessagingLimit::Limited(1),
+    MessagingLimit::Limited(2),
+    MessagingLimit::Unlimited,
+];
+pub const APPROVALS: [ApprovalStatus; 6] = ApprovalStatus::ALL;
+
+/// Offsets from a contact's last inbound that the clock may jump to: the margin's edge and the
+/// 24 h edge, each ± 1 ms.
+pub fn window_edges(margin: TimeDelta) -> [TimeDelta; 6] {
+    let day = TimeDelta::hours(24);
+    let ms = TimeDelta::milliseconds(1);
+    [
+        day - margin - ms,
+        day - margin,
+        day - margin + ms,
+        day - ms,
+        day,
+        day + ms,
+    ]
+}
+
+pub fn t0() -> Timestamp {
+    DateTime::from_timestamp(1_795_597_200, 0).expect("valid timestamp")
+}
+
+pub fn contact_of(recipient: &str) -> Option<ContactId> {
+    PhoneNumber::parse(recipient).ok().map(ContactId::Phone)
+}
+
+pub fn sender_address(index: usize) -> WhatsAppAddress {
+    WhatsAppAddress::parse(&format!("whatsapp:{}", SENDERS[index].0)).expect("valid sender")
+}
+
+pub fn template_id(index: usize) -> TemplateId {
+    TemplateId::parse(TEMPLATES[index].0).expect("valid template")
+}
+
+fn portfolio_id() -> PortfolioId {
+    PortfolioId::parse(PORTFOLIO).expect("valid portfolio")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+/// Where the clock jumps to (always forward; a target in the past is no jump).
+#[derive(Debug, Clone)]
+pub enum Jump {
+    Millis(u32),
+    Minutes(u32),
+    /// A contact's last inbound + one of `window_edges`.
+    WindowEdge {
+        contact: usize,
+        edge: usize,
+    },
+    /// A message's retry due time + `offset` ms.
+    RetryEdge {
+        message: usize,
+        offset: i64,
+    },
+    /// A claim's start + the in-doubt timeout + `offset` ms.
+    InDoubtEdge {
+        message: usize,
+        offset: i64,
+    },
+    /// The oldest reach still counted + 24 h + `offset` ms.
+    TierEdge {
+        offset: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    OptIn {
+        contact: usize,
+        source: usize,
+    },
+    Inbound {
+        contact: usize,
+        kind: usize,
+        text: usize,
+    },
+    OperatorOptOut {
+        contact: usize,
+    },
+    /// An operator or a webhook (Meta's `user_preferences`) raises or clears a flag.
+    Flag {
+        contact: usize,
+        flag: usize,
+        raised: bool,
+    },
+    TemplateApproval {
+        template: usize,
+        status: usize,
+    },
+    Sender {
+        sender: usize,
+        authorize: bool,
+    },
+    SetLimit {
+        limit: usize,
+    },
+    SendTemplate {
+        sender: usize,
+        to: usize,
+        template: usize,
+        variables: usize,
+        workflow: usize,
+    },
+    SendFreeform {
+        sender: usize,
+        to: usize,
+        workflow: usize,
+    },
+    /// Claims the `back`-th most recent message (recent ones are the interesting ones).
+    Claim {
+        back: usize,
+    },
+    Outcome {
+        message: usize,
+        outcome: usize,
+        jitter_ms: i64,
+    },
+    Callback {
+        message: usize,
+        status: usize,
+        code: usize,
+    },
+    /// Delivers an earlier callback again (providers retry and reorder).
+    RepeatCallback {
+        back: usize,
+    },
+    ExpireInDoubt {
+        message: usize,
+    },
+    Advance(Jump),
+}
+
+/// The world's starting configuration.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub margin_minutes: i64,
+    pub default_limit: u32,
+    pub approved: [bool; 2],
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the properties look at
+
+/// A gate decision (a send, or a claim that reached the gates) and the reference's answer.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub what: String,
+    pub at: Timestamp,
+    /// `None`: allowed; otherwise the named rule and the others listed.
+    pub refused: Option<(RuleId, Vec<RuleId>)>,
+    /// Every rule the reference says is broken, in table order.
+    pub reference: Vec<RuleId>,
+}
+
+/// A claim's claimability (phase) as the domain and the reference see it.
+#[derive(Debug, Clone)]
+pub struct Claimability {
+    pub message: MessageId,
+    pub at: Timestamp,
+    pub domain: Result<(), String>,
+    pub reference: bool,
+}
+
+/// A callback delivered again: what the domain emitted and whether the state changed.
+#[derive(Debug, Clone)]
+pub struct Redelivery {
+    pub callback: RecordStatus,
+    pub emitted: Vec<Event>,
+    pub state_changed: bool,
+}
+
+/// A status change of a message, as folded by the domain.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub message: MessageId,
+    pub event: &'static str,
+    pub from: MessageStatus,
+    pub to: MessageStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct World {
+    pub policy: Policy,
+    pub now: Timestamp,
+    pub log: Vec<Event>,
+    pub contacts: BTreeMap<ContactId, ContactState>,
+    pub messages: BTreeMap<MessageId, MessageState>,
+    pub senders: BTreeMap<WhatsAppAddress, SenderState>,
+    pub templates: BTreeMap<TemplateId, TemplateState>,
+    pub portfolios: BTreeMap<PortfolioId, PortfolioState>,
+    /// Every message a send was decided for, allowed or refused, in order.
+    pub message_ids: Vec<MessageId>,
+    /// Messages claimed at least once: the only ones a provider can call back about.
+    pub dispatched: Vec<MessageId>,
+    pub callbacks: Vec<RecordStatus>,
+    pub reference: Reference,
+    pub decisions: Vec<Decision>,
+    pub claimability: Vec<Claimability>,
+    pub redeliveries: Vec<Redelivery>,
+    pub transitions: Vec<Transition>,
+    next_id: u64,
+}
+
+impl World {
+    pub fn new(setup: &Setup) -> Self {
+        let policy = Policy {
+            window_safety_margin: TimeDelta::minutes(setup.margin_minutes),
+            default_messaging_limit: MessagingLimit::Limited(setup.default_limit),
+            ..Policy::default()
+        };
+        let mut world = Self {
+            policy,
+            now: t0(),
+            log: Vec::new(),
+            contacts: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            senders: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            portfolios: BTreeMap::new(),
+            message_ids: Vec::new(),
+            dispatched: Vec::new(),
+            callbacks: Vec::new(),
+            reference: Reference::default(),
+            decisions: Vec::new(),
+            claimability: Vec::new(),
+            redeliveries: Vec::new(),
+            transitions: Vec::new(),
+            next_id: 0,
+        };
+        let now = world.now;
+        for (index, (_, provider)) in SENDERS.iter().enumerate() {
+            let address = sender_address(index);
+            let command = decide::RegisterSender {
+                sender: address.clone(),
+                provider: *provider,
+                portfolio: portfolio_id(),
+                meta_phone_number_id: (*provider == ProviderKind::Meta)
+                    .then(|| "109876543210".to_owned()),
+            };
+            let events =
+                decide::register_sender(&world.sender(&address), &command, now).expect("registers");
+            world.append(&events);
+        }
+        world.set_sender(0, true);
+        for (index, (name, category, placeholders)) in TEMPLATES.iter().enumerate().take(2) {
+            let id = template_id(index);
+            let command = decide::RegisterTemplate {
+                template: id.clone(),
+                name: (*name).to_owned(),
+                language: "en".into(),
+                category: *category,
+                placeholders: placeholders.iter().map(|p| (*p).to_owned()).collect(),
+            };
+            let events =
+                decide::register_template(&world.template(&id), &command, now).expect("registers");
+            world.append(&events);
+            if setup.approved[index] {
+                let events = decide::set_template_status(
+                    &world.template(&id),
+                    &id,
+                    ApprovalStatus::Approved,
+                    "setup",
+                    now,
+                )
+                .expect("registered");
+                world.append(&events);
+            }
+        }
+        world
+    }
+
+    // -- folding ---------------------------------------------------------------------------
+
+    /// Appends events to the log and folds each into its aggregate, one at a time.
+    pub fn append(&mut self, events: &[Event]) {
+        for event in events {
+            self.log.push(event.clone());
+            self.reference.apply(event);
+            match event {
+                Event::Contact(e) => {
+                    let state = self.contacts.remove(e.contact()).unwrap_or_default();
+                    self.contacts.insert(e.contact().clone(), state.apply(e));
+                }
+                Event::Message(e) => {
+                    if let Some(id) = e.message_id() {
+                        let state = self.messages.remove(&id).unwrap_or_default();
+                        let from = state.status.clone();
+                        let state = state.apply(e);
+                        if state.status != from {
+                            self.transitions.push(Transition {
+                                message: id,
+                                event: event.type_name(),
+                                from,
+                                to: state.status.clone(),
+                            });
+                        }
+                        self.messages.insert(id, state);
+                    }
+                }
+                Event::Sender(e) => {
+                    let state = self.senders.remove(e.sender()).unwrap_or_default();
+                    self.senders.insert(e.sender().clone(), state.apply(e));
+                }
+                Event::Template(e) => {
+                    let state = self.templates.remove(e.template()).unwrap_or_default();
+                    self.templates.insert(e.template().clone(), state.apply(e));
+                }
+                Event::Portfolio(e) => {
+                    let state = self.portfolios.remove(e.portfolio()).unwrap_or_default();
+                    self.portfolios
+                        .insert(e.portfolio().clone(), state.apply(e));
+                }
+            }
+        }
+    }
+
+    pub fn contact(&self, id: Option<&ContactId>) -> ContactState {
+        id.and_then(|id| self.contacts.get(id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn sender(&self, address: &WhatsAppAddress) -> SenderState {
+        self.senders.get(address).cloned().unwrap_or_default()
+    }
+
+    pub fn template(&self, id: &TemplateId) -> TemplateState {
+        self.templates.get(id).cloned().unwrap_or_default()
+    }
+
+    fn portfolio_of(&self, sender: &SenderState) -> PortfolioState {
+        sender
+            .registration
+            .as_ref()
+            .and_then(|r| self.portfolios.get(&r.portfolio))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn pick<T: Copy>(items: &[T], index: usize) -> Option<T> {
+        (!items.is_empty()).then(|| items[index % items.len()])
+    }
+
+    fn next_message_id(&mut self) -> MessageId {
+        self.next_id += 1;
+        MessageId::parse(&format!("01900000-0000-7000-8000-{:012x}", self.next_id))
+            .expect("valid v7 id")
+    }
+
+    fn provider_of(&self, message: &MessageState) -> ProviderKind {
+        message
+            .intent
+            .as_ref()
+            .and_then(|intent| self.sender(&intent.sender).registration)
+            .map_or(ProviderKind::Twilio, |r| r.provider)
+    }
+
+    // -- steps -----------------------------------------------------------------------------
+
+    pub fn run(&mut self, steps: &[Step]) {
+        for step in steps {
+            self.step(step);
+        }
+    }
+
+    pub fn step(&mut self, step: &Step) {
+        let now = self.now;
+        match step {
+            Step::OptIn { contact, source } => {
+                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let command = RecordOptIn {
+                    contact: id.clone(),
+                    source: OptInSource::ALL[*source % OptInSource::ALL.len()],
+                    evidence: "https://acme.example/form".into(),
+                    recorded_by: "agent".into(),
+                    wording_version: "v1".into(),
+                };
+                let events =
+                    decide::opt_in(&self.contact(Some(&id)), &command, now).expect("valid");
+                self.append(&events);
+            }
+            Step::Inbound {
+                contact,
+                kind,
+                text,
+            } => {
+                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let command = ReceiveInbound {
+                    contact: id.clone(),
+                    sender: Some(sender_address(0)),
+                    provider_ref: None,
+                    kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
+                    text: TEXTS[*text % TEXTS.len()].into(),
+                };
+                let events = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
+                self.append(&events);
+            }
+            Step::OperatorOptOut { contact } => {
+                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let command = RecordOptOut {
+                    contact: id.clone(),
+                    source: OptOutSource::Operator,
+                    detail: "reviewed".into(),
+                };
+                let events = decide::opt_out(&self.contact(Some(&id)), &command, now);
+                self.append(&events);
+            }
+            Step::Flag {
+                contact,
+                flag,
+                raised,
+            } => {
+                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let command = SetContactFlag {
+                    contact: id.clone(),
+                    flag: ContactFlag::ALL[*flag % ContactFlag::ALL.len()],
+                    raised: *raised,
+                    reason: "operator".into(),
+                };
+                let events = decide::set_contact_flag(&self.contact(Some(&id)), &command, now);
+                self.append(&events);
+            }
+            Step::TemplateApproval { template, status } => {
+                let id = template_id(*template % TEMPLATES.len());
+                let status = APPROVALS[*status % APPROVALS.len()];
+                // The never-registered template cannot change status: NotFound, nothing appended.
+                if let Ok(events) =
+                    decide::set_template_status(&self.template(&id), &id, status, "meta", now)
+                {
+                    self.append(&events);
+                }
+            }
+            Step::Sender { sender, authorize } => {
+                self.set_sender(*sender % SENDERS.len(), *authorize)
+            }
+            Step::SetLimit { limit } => {
+                let portfolio = portfolio_id();
+                let state = self.portfolios.get(&portfolio).cloned().unwrap_or_default();
+                let events = decide::set_messaging_limit(
+                    &state,
+                    &portfolio,
+                    LIMITS[*limit % LIMITS.len()],
+                    now,
+                );
+                self.append(&events);
+            }
+            Step::SendTemplate {
+                sender,
+                to,
+                template,
+                variables,
+                workflow,
+            } => {
+                let content = SendContent::Template {
+                    template: template_id(*template % TEMPLATES.len()),
+                    variables: VARIABLES[*variables % VARIABLES.len()]
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                };
+                self.send(*sender, *to, *workflow, content);
+            }
+            Step::SendFreeform {
+                sender,
+                to,
+                workflow,
+            } => {
+                let content = SendContent::Freeform {
+                    text: "Thursday 10:00 works".into(),
+                };
+                self.send(*sender, *to, *workflow, content);
+            }
+            Step::Claim { back } => {
+                let ids = &self.message_ids;
+                if let Some(id) = ids
+                    .len()
+                    .checked_sub(1 + back % ids.len().max(1))
+                    .map(|index| ids[index])
+                {
+                    self.claim(id);
+                }
+            }
+            Step::Outcome {
+                message,
+                outcome,
+                jitter_ms,
+            } => {
+                if let Some(id) = Self::pick(&self.dispatched, *message) {
+                    self.outcome(id, *outcome, TimeDelta::milliseconds(*jitter_ms));
+                }
+            }
+            Step::Callback {
+                message,
+                status,
+                code,
+            } => {
+                if let Some(id) = Self::pick(&self.dispatched, *message) {
+                    let state = self.messages.get(&id).cloned().unwrap_or_default();
+                    let command = RecordStatus {
+                        message_id: id,
+                        provider: self.provider_of(&state),
+                        provider_ref: Some(provider_ref(id)),
+                        status: MessageStatus::parse(
+                            CALLBACK_STATUSES[*status % CALLBACK_STATUSES.len()],
+                        ),
+                        error_code: CALLBACK_CODES[*code % CALLBACK_CODES.len()],
+                    };
+                    self.callback(command);
+                }
+            }
+            Step::RepeatCallback { back } => {
+                if let Some(command) = self
+                    .callbacks
+                    .len()
+                    .checked_sub(1 + back % self.callbacks.len().max(1))
+                    .and_then(|index| self.callbacks.get(index))
+                    .cloned()
+                {
+                    self.callback(command);
+                }
+            }
+            Step::ExpireInDoubt { message } => {
+                if let Some(id) = Self::pick(&self.dispatched, *message) {
+                    let state = self.messages.get(&id).cloned().unwrap_or_default();
+                    let events = decide::expire_in_doubt(&state, &self.policy, now);
+                    self.append(&events);
+                }
+            }
+            Step::Advance(jump) => self.advance(jump),
+        }
+    }
+
+    fn set_sender(&mut self, index: usize, authorize: bool) {
+        let address = sender_address(index);
+        let state = self.sender(&address);
+        let result = if authorize {
+            decide::authorize_sender(&state, &address, "operator", self.now)
+        } else {
+            decide::suspend_sender(&state, &address, "operator hold", self.now)
+        };
+        let events = result.expect("registered sender");
+        self.append(&events);
+    }
+
+    fn send(&mut self, sender: usize, to: usize, workflow: usize, content: SendContent) {
+        let now = self.now;
+        let recipient = RECIPIENTS[to % RECIPIENTS.len()];
+        let command = SendMessage {
+            message_id: self.next_message_id(),
+            sender: sender_address(sender % SENDERS.len()),
+            to: recipient.to_owned(),
+            workflow: WORKFLOWS[workflow % WORKFLOWS.len()].map(str::to_owned),
+            content,
+        };
+        let sender_state = self.sender(&command.sender);
+        let contact = self.contact(contact_of(recipient).as_ref());
+        let template = match &command.content {
+            SendContent::Template { template, .. } => self.template(template),
+            SendContent::Freeform { .. } => TemplateState::default(),
+        };
+        let portfolio = self.portfolio_of(&sender_state);
+        let state = SendState {
+            sender: &sender_state,
+            contact: &contact,
+            template: &template,
+            portfolio: &portfolio,
+        };
+        let reference = self.reference.broken(
+            &command.sender,
+            &command.to,
+            &command.content,
+            command.workflow.as_deref(),
+            &self.policy,
+            now,
+        );
+        let result = decide::send(&state, &command, &self.policy, now);
+        self.decisions.push(Decision {
+            what: format!("send {} to {}", kind_of(&command.content), command.to),
+            at: now,
+            refused: result
+                .as_ref()
+                .err()
+                .map(|r| (r.rule, r.also_broken.clone())),
+            reference,
+        });
+        let events = match result {
+            Ok(events) => events,
+            Err(refusal) => vec![decide::refusal_event(&command, &refusal, now)],
+        };
+        self.append(&events);
+        self.message_ids.push(command.message_id);
+    }
+
+    fn claim(&mut self, id: MessageId) {
+        let now = self.now;
+        let message = self.messages.get(&id).cloned().unwrap_or_default();
+        let (sender_state, contact, template) = match &message.intent {
+            Some(intent) => {
+                let template = match &intent.content {
+                    wagate_domain::MessageContent::Template { template, .. } => {
+                        self.template(template)
+                    }
+                    wagate_domain::MessageContent::Freeform { .. } => TemplateState::default(),
+                };
+                (
+                    self.sender(&intent.sender),
+                    self.contact(Some(&intent.contact)),
+                    template,
+                )
+            }
+            None => Default::default(),
+        };
+        let portfolio = self.portfolio_of(&sender_state);
+        let state = SendState {
+            sender: &sender_state,
+            contact: &contact,
+            template: &template,
+            portfolio: &portfolio,
+        };
+        let claimable = self.reference.claimable(id, &self.policy, now);
+        let reference = self.reference.broken_at_claim(id, &self.policy, now);
+        let result = decide::claim(
+            &message,
+            &state,
+            &ClaimDispatch { message_id: id },
+            &self.policy,
+            now,
+        );
+        self.claimability.push(Claimability {
+            message: id,
+            at: now,
+            domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+            reference: claimable,
+        });
+        let Ok(decision) = result else {
+            return;
+        };
+        let (refused, events) = match decision {
+            ClaimDecision::Claimed { events, .. } => {
+                if !self.dispatched.contains(&id) {
+                    self.dispatched.push(id);
+                }
+                (None, events)
+            }
+            ClaimDecision::Refused { refusal, events } => {
+                (Some((refusal.rule, refusal.also_broken)), events)
+            }
+        };
+        if let Some(reference) = reference {
+            self.decisions.push(Decision {
+                what: format!("claim {id}"),
+                at: now,
+                refused,
+                reference,
+            });
+        }
+        self.append(&events);
+    }
+
+    fn outcome(&mut self, id: MessageId, outcome: usize, jitter: TimeDelta) {
+        let message = self.messages.get(&id).cloned().unwrap_or_default();
+        let provider = self.provider_of(&message);
+        let codes: &[u32] = match provider {
+            ProviderKind::Meta => &META_CODES,
+            ProviderKind::Twilio | ProviderKind::Sandbox => &TWILIO_CODES,
+        };
+        let error = |code: Option<u32>, http: Option<u16>| DispatchOutcome::Rejected {
+            error: ProviderError {
+                provider,
+                code,
+                http_status: http,
+                message: "provider error".into(),
+            },
+        };
+        let outcome = match outcome % (codes.len() + 5) {
+            0 => DispatchOutcome::Accepted {
+                provider_ref: provider_ref(id),
+                provider_status: MessageStatus::Queued,
+            },
+            1 => DispatchOutcome::Accepted {
+                provider_ref: provider_ref(id),
+                provider_status: MessageStatus::Accepted,
+            },
+            2 => DispatchOutcome::Transport {
+                provider,
+                message: "timeout".into(),
+            },
+            3 => error(None, Some(503)),
+            4 => error(None, Some(400)),
+            n => error(Some(codes[n - 5]), Some(400)),
+        };
+        let command = RecordOutcome {
+            message_id: id,
+            attempt: message.attempts,
+            outcome,
+            jitter,
+        };
+        if let Ok(events) = decide::record_outcome(&message, &command, &self.policy, self.now) {
+            self.append(&events);
+        }
+    }
+
+    fn callback(&mut self, command: RecordStatus) {
+        let before = self
+            .messages
+            .get(&command.message_id)
+            .cloned()
+            .unwrap_or_default();
+        let events = decide::record_status(&before, &command, self.now);
+        // Whether this exact observation was seen before, from the log alone.
+        let seen_before = self.log.iter().any(|event| {
+            matches!(event, Event::Message(MessageEvent::StatusChanged { message_id, status, error_code, .. })
+                if *message_id == command.message_id
+                    && *status == command.status
+                    && *error_code == command.error_code)
+        });
+        if seen_before {
+            let after = wagate_domain::MessageState::replay(
+                before.clone(),
+                events.iter().filter_map(|e| match e {
+                    Event::Message(m) => Some(m),
+                    _ => None,
+                }),
+            );
+            self.redeliveries.push(Redelivery {
+                callback: command.clone(),
+                emitted: events.clone(),
+                state_changed: after != before,
+            });
+        }
+        self.append(&events);
+        self.callbacks.push(command.clone());
+        // And the same callback again, at once: a duplicate delivery.
+        let before = self
+            .messages
+            .get(&command.message_id)
+            .cloned()
+            .unwrap_or_default();
+        let again = decide::record_status(&before, &command, self.now);
+        let after = wagate_domain::MessageState::replay(
+            before.clone(),
+            again.iter().filter_map(|e| match e {
+                Event::Message(m) => Some(m),
+                _ => None,
+            }),
+        );
+        self.redeliveries.push(Redelivery {
+            callback: command,
+            emitted: again.clone(),
+            state_changed: after != before,
+        });
+        self.append(&again);
+    }
+
+    fn advance(&mut self, jump: &Jump) {
+        let ms = TimeDelta::milliseconds;
+        let target = match jump {
+            Jump::Millis(n) => Some(self.now + ms(i64::from(*n))),
+            Jump::Minutes(n) => Some(self.now + TimeDelta::minutes(i64::from(*n))),
+            Jump::WindowEdge { contact, edge } => {
+                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let edges = window_edges(self.policy.window_safety_margin);
+                self.reference
+                    .last_inbound(&id)
+                    .map(|last| last + edges[*edge % edges.len()])
+            }
+            Jump::RetryEdge { message, offset } => Self::pick(&self.dispatched, *message)
+                .and_then(|id| self.messages.get(&id))
+                .and_then(|m| m.retry_at)
+                .map(|due| due + ms(*offset)),
+            Jump::InDoubtEdge { message, offset } => Self::pick(&self.dispatched, *message)
+                .and_then(|id| self.messages.get(&id))
+                .and_then(|m| m.claimed_at)
+                .map(|since| since + self.policy.in_doubt_timeout + ms(*offset)),
+            Jump::TierEdge { offset } => self
+                .reference
+                .oldest_reach_within(self.now)
+                .map(|at| at + TimeDelta::hours(24) + ms(*offset)),
+        };
+        if let Some(target) = target.filter(|t| *t > self.now) {
+            self.now = target;
+        }
+    }
+}
+
+pub fn provider_ref(id: MessageId) -> ProviderMessageRef {
+    let hex = id.as_uuid().simple().to_string();
+    ProviderMessageRef::parse(&format!("SM{hex}")).expect("valid sid")
+}
+
+fn kind_of(content: &SendContent) -> &'static str {
+    match content {
+        SendContent::Template { .. } => "template",
+        SendContent::Freeform { .. } => "freeform",
+    }
+}
