@@ -66,6 +66,14 @@ impl ContactState {
             }
             ContactEvent::InboundReceived { at, .. } => {
                 self.last_inbound_at = Some(self.last_inbound_at.map_or(*at, |last| last.max(*at)));
+                // The next inbound reopens a window the provider reported closed, even one
+                // recorded in the same millisecond as the report.
+                if self
+                    .window_reported_closed_at
+                    .is_some_and(|closed| closed <= *at)
+                {
+                    self.window_reported_closed_at = None;
+                }
                 // A message from the number proves it is on WhatsApp.
                 self.not_on_whatsapp_since = None;
             }
