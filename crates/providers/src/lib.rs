@@ -8,6 +8,8 @@
 //!   [`meta::MetaClient`], with errors ([`SendError`]) that keep the provider's code, the HTTP
 //!   status and the transport failure apart so the dispatcher can classify them (the
 //!   classification itself lives in `wagate-domain`).
+//! * [`sandbox::SandboxProvider`]: Twilio on loopback with no credentials (signed status
+//!   callbacks to the hub, test numbers that fail with Twilio's real codes).
 //!
 //! Ids, statuses and error classification belong to `wagate-domain`; this crate only maps
 //! wire formats onto them.
@@ -16,6 +18,7 @@ mod error;
 pub mod event;
 mod http;
 pub mod meta;
+pub mod sandbox;
 mod secret;
 mod send;
 pub mod twilio;
