@@ -1,8 +1,277 @@
-//! `wagate audit`.
+//! `wagate audit`: replays the whole log and checks every invariant independently of the command
+//! handlers (the checks live in `audit/checks.rs` and work on the exported records, so a database,
+//! an export file and a running hub are audited by the same code).
+
+mod checks;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use wagate_store::StoreError;
+
+use checks::{Auditor, Check, Summary};
+
+use crate::client::HubClient;
+use crate::source::{self, Flow};
+use crate::EXIT_VIOLATION;
 
 #[derive(Debug, clap::Args)]
-pub struct AuditArgs {}
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["data", "file", "hub"])),
+    after_help = "Checks, in log order: no dispatch after an opt-out without a new opt-in; no template \
+sent or claimed without an opt-in and an approved template (with matching variables); no freeform text \
+outside the 24 h window; no send or claim from an unauthorized sender; no claim that moves a message \
+backwards; no claim without its decision; positions and stream versions without gaps.\n\n\
+Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read.\n\n\
+Examples:\n  wagate audit --data ./wagate-data\n  wagate audit --file log.jsonl --json"
+)]
+pub struct AuditArgs {
+    /// Audit a stopped hub's database directory (a running hub holds its lock: use --hub).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 
-pub async fn run(_args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`wagate audit` is being built in this session")
+    /// Audit an export file (`wagate export` output, JSON Lines, the whole log from position 1).
+    #[arg(long, value_name = "EXPORT.jsonl")]
+    file: Option<PathBuf>,
+
+    /// Audit a running hub through its event feed (GET /v1/events), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    hub: Option<String>,
+
+    /// Bearer token for --hub.
+    #[arg(
+        long,
+        env = "WAGATE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+
+    /// Print the summary as one JSON object (for machines) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let (label, summary) = if let Some(dir) = args.data.clone() {
+        let label = format!("database {}", dir.display());
+        let summary = tokio::task::spawn_blocking(move || audit_database(&dir))
+            .await
+            .context("the audit thread stopped")??;
+        (label, summary)
+    } else if let Some(path) = args.file.clone() {
+        let label = format!("export file {}", path.display());
+        let summary = tokio::task::spawn_blocking(move || audit_file(&path))
+            .await
+            .context("the audit thread stopped")??;
+        (label, summary)
+    } else if let Some(hub) = &args.hub {
+        let client = HubClient::new(hub, args.token.clone())?;
+        (format!("hub {}", client.base()), audit_hub(&client).await?)
+    } else {
+        // Unreachable: clap requires one source.
+        anyhow::bail!("give --data DIR, --file EXPORT.jsonl or --hub URL");
+    };
+    if args.json {
+        println!("{}", to_json(&label, &summary));
+    } else {
+        print!("{}", render(&label, &summary));
+    }
+    Ok(if summary.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VIOLATION)
+    })
+}
+
+fn progress_bar(length: u64, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || length == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
+    let template = format!(
+        "replaying [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)"
+    );
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+pub fn audit_database(dir: &Path) -> anyhow::Result<Summary> {
+    let store = source::open_database(dir)?;
+    let bar = progress_bar(store.head_position(), "events");
+    let mut auditor = Auditor::new();
+    let replayed = store.replay(
+        1,
+        |record| match source::export_record(&record) {
+            Ok(event) => auditor.observe(&event),
+            Err(why) => auditor.observe_undecodable(
+                record.position,
+                record.stream.as_str(),
+                record.version,
+                &why,
+            ),
+        },
+        |progress| bar.set_position(progress.position),
+    );
+    bar.finish_and_clear();
+    match replayed {
+        Ok(_) => {}
+        Err(StoreError::Corrupt { detail, .. }) => {
+            let check = if detail.contains("gap") {
+                Check::PositionGap
+            } else {
+                Check::Malformed
+            };
+            auditor.report(
+                None,
+                check,
+                format!(
+                    "the store cannot read the log past position {}: {detail}",
+                    auditor.last_position()
+                ),
+            );
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!("replaying {}", dir.display())))
+        }
+    }
+    store
+        .close()
+        .context("closing the database after the audit")?;
+    Ok(auditor.finish())
+}
+
+pub fn audit_file(path: &Path) -> anyhow::Result<Summary> {
+    let length = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(length, "bytes");
+    let mut auditor = Auditor::new();
+    let result = source::file_records(
+        path,
+        |record| {
+            auditor.observe(&record);
+            Ok(Flow::Continue)
+        },
+        |bytes| bar.set_position(bytes),
+    );
+    bar.finish_and_clear();
+    result?;
+    Ok(auditor.finish())
+}
+
+pub async fn audit_hub(client: &HubClient) -> anyhow::Result<Summary> {
+    let mut auditor = Auditor::new();
+    source::hub_records(client, 1, None, |record| {
+        auditor.observe(&record);
+        Ok(Flow::Continue)
+    })
+    .await?;
+    Ok(auditor.finish())
+}
+
+pub fn to_json(label: &str, summary: &Summary) -> Value {
+    let mut value = serde_json::to_value(summary).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("source".into(), json!(label));
+        map.insert("ok".into(), json!(summary.is_clean()));
+    }
+    value
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    let mut pairs: Vec<(&String, &u64)> = map.iter().collect();
+    pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    pairs
+        .iter()
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The human summary.
+pub fn render(label: &str, summary: &Summary) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "wagate audit of {label}");
+    let positions = if summary.events == 0 {
+        "the log is empty".to_owned()
+    } else {
+        format!("positions 1..={}", summary.last_position)
+    };
+    let _ = writeln!(
+        out,
+        "  events              {} ({positions})",
+        summary.events
+    );
+    let _ = writeln!(
+        out,
+        "  contacts            {} ({} opted in, {} opted out)",
+        summary.contacts, summary.contacts_opted_in, summary.contacts_opted_out
+    );
+    let _ = writeln!(
+        out,
+        "  messages            {}: {}",
+        summary.messages,
+        counts(&summary.messages_by_status)
+    );
+    let _ = writeln!(out, "  dispatch claims     {}", summary.dispatch_claims);
+    let _ = writeln!(
+        out,
+        "  refusals by rule    {}",
+        counts(&summary.refusals_by_rule)
+    );
+    let _ = writeln!(
+        out,
+        "  claims refused      {}",
+        counts(&summary.claims_refused_by_rule)
+    );
+    if summary.unmatched_statuses > 0 {
+        let _ = writeln!(out, "  unmatched callbacks {}", summary.unmatched_statuses);
+    }
+    if !summary.unknown_event_types.is_empty() {
+        let _ = writeln!(
+            out,
+            "  unknown event types {} (not checked: a newer wagate wrote them)",
+            counts(&summary.unknown_event_types)
+        );
+    }
+    if summary.is_clean() {
+        let _ = writeln!(out, "violations: none, every invariant holds");
+        return out;
+    }
+    let _ = writeln!(out, "VIOLATIONS: {}", summary.violations_total);
+    for violation in &summary.violations {
+        let position = violation
+            .position
+            .map_or_else(|| "position ?".to_owned(), |p| format!("position {p}"));
+        let stream = violation
+            .stream
+            .as_deref()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {position} [{}]{stream}: {}",
+            violation.check.as_str(),
+            violation.message
+        );
+    }
+    let shown = summary.violations.len() as u64;
+    if summary.violations_total > shown {
+        let _ = writeln!(
+            out,
+            "  … and {} more (the first {shown} are listed)",
+            summary.violations_total - shown
+        );
+    }
+    out
 }

@@ -1,8 +1,269 @@
-//! `wagate export`.
+//! `wagate export`: the log as JSON Lines (the auditors' format, `wagate-export`), one event per
+//! line, streamed: memory stays flat for any number of events.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use wagate_export::ExportedEvent;
+
+use crate::client::HubClient;
+use crate::source::{self, Flow};
 
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {}
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["data", "hub"])),
+    after_help = "Examples:\n  wagate export --data ./wagate-data > log.jsonl\n  wagate export --hub http://127.0.0.1:8080 --from 1000 --output tail.jsonl\n\nThe format is documented in docs/events.md (\"Export format\")."
+)]
+pub struct ExportArgs {
+    /// Read a stopped hub's database directory directly (a running hub holds its lock: use --hub).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 
-pub async fn run(_args: ExportArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`wagate export` is being built in this session")
+    /// Read from a running hub's event feed (GET /v1/events), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    hub: Option<String>,
+
+    /// Bearer token for --hub.
+    #[arg(
+        long,
+        env = "WAGATE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+
+    /// First log position to export (inclusive; positions start at 1).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    from: u64,
+
+    /// Last log position to export (inclusive). Default: the head when the export starts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    to: Option<u64>,
+
+    /// Write to FILE instead of standard output. It is written as FILE.partial and renamed to FILE
+    /// only once complete.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(to) = args.to {
+        if to < args.from {
+            bail!("--to {to} is before --from {}", args.from);
+        }
+    }
+    let mut sink = Sink::open(args.output.as_deref())?;
+    let outcome = match (&args.data, &args.hub) {
+        (Some(dir), _) => {
+            let dir = dir.clone();
+            let (from, to) = (args.from, args.to);
+            let (result, sink_back) = tokio::task::spawn_blocking(move || {
+                let result = export_database(&dir, from, to, &mut sink);
+                (result, sink)
+            })
+            .await
+            .context("the export thread stopped")?;
+            sink = sink_back;
+            result
+        }
+        (None, Some(hub)) => export_hub(hub, &args, &mut sink).await,
+        // Unreachable: clap requires one of the two.
+        (None, None) => Err(anyhow::anyhow!("give --data DIR or --hub URL")),
+    };
+    let written = match outcome {
+        Ok(written) => written,
+        Err(error) => {
+            sink.abandon();
+            return Err(error);
+        }
+    };
+    let target = sink.finish()?;
+    let range = match (written.first, written.last) {
+        (Some(first), Some(last)) => format!(" (positions {first}..={last})"),
+        _ => String::new(),
+    };
+    if let Some(target) = target {
+        eprintln!(
+            "exported {} events{range} to {}",
+            written.events,
+            target.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Default)]
+struct Count {
+    events: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+}
+
+impl Count {
+    fn add(&mut self, position: u64) {
+        self.events += 1;
+        self.first.get_or_insert(position);
+        self.last = Some(position);
+    }
+}
+
+async fn export_hub(hub: &str, args: &ExportArgs, sink: &mut Sink) -> anyhow::Result<Count> {
+    let client = HubClient::new(hub, args.token.clone())?;
+    let mut count = Count::default();
+    source::hub_records(&client, args.from, args.to, |record| {
+        let flow = sink.line(&record.to_line())?;
+        if flow == Flow::Continue {
+            count.add(record.position);
+        }
+        Ok(flow)
+    })
+    .await?;
+    Ok(count)
+}
+
+fn export_database(
+    dir: &Path,
+    from: u64,
+    to: Option<u64>,
+    sink: &mut Sink,
+) -> anyhow::Result<Count> {
+    let store = source::open_database(dir)?;
+    let head = store.head_position();
+    let to = to.map_or(head, |to| to.min(head));
+    let mut count = Count::default();
+    source::database_records(&store, from, to, |record| {
+        let line = source::export_record(record)
+            .map(|event: ExportedEvent| event.to_line())
+            .map_err(|why| {
+                anyhow::anyhow!(
+                    "position {} ({} on {}) cannot be decoded: {why}",
+                    record.position,
+                    record.event_type,
+                    record.stream
+                )
+            })?;
+        let flow = sink.line(&line)?;
+        if flow == Flow::Continue {
+            count.add(record.position);
+        }
+        Ok(flow)
+    })?;
+    store
+        .close()
+        .context("closing the database after the export")?;
+    Ok(count)
+}
+
+/// Standard output or a file written under a temporary name.
+enum Sink {
+    Stdout {
+        out: BufWriter<io::Stdout>,
+        /// The reader went away (`wagate export | head`): stop quietly.
+        closed: bool,
+    },
+    File {
+        out: BufWriter<File>,
+        partial: PathBuf,
+        target: PathBuf,
+    },
+}
+
+impl Sink {
+    fn open(output: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(match output {
+            None => Sink::Stdout {
+                out: BufWriter::with_capacity(1 << 16, io::stdout()),
+                closed: false,
+            },
+            Some(target) => {
+                let mut partial = target.as_os_str().to_owned();
+                partial.push(".partial");
+                let partial = PathBuf::from(partial);
+                let file = File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?;
+                Sink::File {
+                    out: BufWriter::with_capacity(1 << 16, file),
+                    partial,
+                    target: target.to_path_buf(),
+                }
+            }
+        })
+    }
+
+    fn line(&mut self, line: &str) -> anyhow::Result<Flow> {
+        match self {
+            Sink::Stdout { out, closed } => {
+                if *closed {
+                    return Ok(Flow::Stop);
+                }
+                match writeln!(out, "{line}") {
+                    Ok(()) => Ok(Flow::Continue),
+                    Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                        *closed = true;
+                        Ok(Flow::Stop)
+                    }
+                    Err(error) => Err(error).context("writing to standard output"),
+                }
+            }
+            Sink::File { out, partial, .. } => {
+                writeln!(out, "{line}")
+                    .with_context(|| format!("writing {}", partial.display()))?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    /// Removes a partial file after a failure (standard output cannot be taken back).
+    fn abandon(self) {
+        if let Sink::File { out, partial, .. } = self {
+            drop(out);
+            // Best effort: the error that caused this is what the user needs to see.
+            let _ = std::fs::remove_file(&partial);
+        }
+    }
+
+    /// Flushes; a file is synced and renamed to its name. Returns the file written, if any.
+    fn finish(self) -> anyhow::Result<Option<PathBuf>> {
+        match self {
+            Sink::Stdout { mut out, closed } => {
+                if !closed {
+                    match out.flush() {
+                        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+                            return Err(error).context("writing to standard output")
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(None)
+            }
+            Sink::File {
+                out,
+                partial,
+                target,
+            } => {
+                let file = out
+                    .into_inner()
+                    .map_err(|error| error.into_error())
+                    .with_context(|| format!("writing {}", partial.display()))?;
+                file.sync_all()
+                    .with_context(|| format!("syncing {}", partial.display()))?;
+                std::fs::rename(&partial, &target).with_context(|| {
+                    format!("renaming {} to {}", partial.display(), target.display())
+                })?;
+                Ok(Some(target))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sink::Stdout { .. } => f.write_str("Sink::Stdout"),
+            Sink::File { target, .. } => write!(f, "Sink::File({})", target.display()),
+        }
+    }
 }

@@ -1,0 +1,952 @@
+//! The auditor's own checks, run on exported records (`ExportedEvent`), one at a time, in log
+//! order.
+//!
+//! Nothing here calls the domain's decide, gates or apply: consent, windows, approvals, sender
+//! authorization and message statuses are re-derived from the records with this module's own
+//! small code, so a bug in the command handlers cannot hide itself from the audit. The same
+//! checker runs on a database, an export file and a running hub's event feed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use wagate_export::ExportedEvent;
+
+/// Meta's customer-service window. The hub closes it a little earlier (a safety margin); the audit
+/// checks the hard limit.
+const WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// Most violations kept with their details; the count goes on.
+pub const VIOLATIONS_KEPT_MAX: usize = 1000;
+
+/// What kind of invariant a violation breaks. The ids are stable (`--json`, docs/cli.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Positions are not 1, 2, 3, … without a gap.
+    PositionGap,
+    /// A stream's versions are not 1, 2, 3, … without a gap.
+    VersionGap,
+    /// A record that cannot be read: undecodable, a missing field, an event on the wrong stream.
+    Malformed,
+    /// A dispatch claimed after the contact opted out, with no opt-in in between.
+    DispatchAfterOptOut,
+    /// A send allowed after the contact opted out, with no opt-in in between.
+    SendAfterOptOut,
+    /// A template sent or claimed without an explicit opt-in on record.
+    NoOptIn,
+    /// A template sent or claimed while not registered and approved.
+    TemplateNotApproved,
+    /// A template sent or claimed with variables that do not match its placeholders.
+    TemplateVariables,
+    /// Freeform text sent or claimed outside the 24 h window.
+    WindowClosed,
+    /// A send or claim from a sender that was not registered, authorized and unsuspended.
+    ChannelNotAuthorized,
+    /// A claim that would move a message backwards (after it was sent, or after dispatch ended).
+    StatusRegression,
+    /// A claim (or a claim's outcome) with no decision before it on its message stream.
+    ClaimWithoutDecision,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PositionGap => "position_gap",
+            Self::VersionGap => "version_gap",
+            Self::Malformed => "malformed",
+            Self::DispatchAfterOptOut => "dispatch_after_opt_out",
+            Self::SendAfterOptOut => "send_after_opt_out",
+            Self::NoOptIn => "no_opt_in",
+            Self::TemplateNotApproved => "template_not_approved",
+            Self::TemplateVariables => "template_variables",
+            Self::WindowClosed => "window_closed",
+            Self::ChannelNotAuthorized => "channel_not_authorized",
+            Self::StatusRegression => "status_regression",
+            Self::ClaimWithoutDecision => "claim_without_decision",
+        }
+    }
+}
+
+/// One broken invariant, where it happened, and a sentence for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The log position of the offending record (`None` when the log itself could not be read
+    /// further, e.g. a database the store reports as corrupt).
+    pub position: Option<u64>,
+    pub check: Check,
+    pub stream: Option<String>,
+    pub message: String,
+}
+
+/// Everything the audit found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Records checked.
+    pub events: u64,
+    /// Position of the last record checked.
+    pub last_position: u64,
+    pub contacts: u64,
+    pub contacts_opted_in: u64,
+    pub contacts_opted_out: u64,
+    pub messages: u64,
+    /// Every message by its final status (`refused` for a send that was never allowed).
+    pub messages_by_status: BTreeMap<String, u64>,
+    /// Sends refused (`SendRefused`), by rule.
+    pub refusals_by_rule: BTreeMap<String, u64>,
+    /// Claims refused at dispatch time (`ClaimRefused`: the message was canceled), by rule.
+    pub claims_refused_by_rule: BTreeMap<String, u64>,
+    pub dispatch_claims: u64,
+    /// Provider callbacks recorded before (or without) their message.
+    pub unmatched_statuses: u64,
+    /// Event types this version of wagate does not know (kept, not checked).
+    pub unknown_event_types: BTreeMap<String, u64>,
+    pub violations_total: u64,
+    /// The first [`VIOLATIONS_KEPT_MAX`] violations, in log order.
+    pub violations: Vec<Violation>,
+}
+
+impl Summary {
+    pub fn is_clean(&self) -> bool {
+        self.violations_total == 0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The auditor's own model: small, and deliberately not the domain's.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Consent {
+    #[default]
+    Unknown,
+    In,
+    Out,
+}
+
+#[derive(Debug, Default)]
+struct ContactFacts {
+    consent: Consent,
+    /// Latest `at` of an inbound message.
+    last_inbound: Option<DateTime<Utc>>,
+    /// Latest provider report that the window is closed.
+    window_reported_closed: Option<DateTime<Utc>>,
+}
+
+impl ContactFacts {
+    /// Why freeform text is not allowed at `at`, if it is not.
+    fn window_problem(&self, at: DateTime<Utc>) -> Option<String> {
+        let Some(last) = self.last_inbound else {
+            return Some("the contact had never written".into());
+        };
+        if let Some(closed) = self.window_reported_closed {
+            if closed >= last {
+                return Some(format!(
+                    "the provider reported the window closed at {} after the last inbound at {}",
+                    text_time(closed),
+                    text_time(last)
+                ));
+            }
+        }
+        if at - last >= WINDOW {
+            return Some(format!(
+                "the last inbound was at {}, {} before",
+                text_time(last),
+                human_duration(at - last)
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Debug, Default)]
+struct SenderFacts {
+    registered: bool,
+    authorized: bool,
+    suspended: bool,
+}
+
+#[derive(Debug, Default)]
+struct TemplateFacts {
+    registered: bool,
+    approval: Option<String>,
+    placeholders: Vec<String>,
+}
+
+/// The auditor's status table: position on the success path, and the terminal failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    /// Accepted or scheduled (Twilio), rank 0.
+    Early(String),
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    /// failed, undelivered, canceled.
+    Failure(String),
+    /// Anything else: recorded, never moves a message.
+    Unknown,
+}
+
+impl Status {
+    fn parse(text: &str) -> Self {
+        match text {
+            "accepted" | "scheduled" => Self::Early(text.to_owned()),
+            "queued" => Self::Queued,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "read" => Self::Read,
+            "failed" | "undelivered" | "canceled" => Self::Failure(text.to_owned()),
+            _ => Self::Unknown,
+        }
+    }
+
+    fn rank(&self) -> Option<u8> {
+        match self {
+            Self::Early(_) => Some(0),
+            Self::Queued => Some(1),
+            Self::Sending => Some(2),
+            Self::Sent => Some(3),
+            Self::Delivered => Some(4),
+            Self::Read => Some(5),
+            Self::Failure(_) | Self::Unknown => None,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Self::Early(name) | Self::Failure(name) => name,
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self, Self::Read | Self::Failure(_))
+    }
+
+    /// Forward only: read and failures are final, a failure cannot follow delivery, unknown
+    /// statuses never move anything.
+    fn advance(&mut self, observed: Status) {
+        if self.is_terminal() {
+            return;
+        }
+        let Some(current) = self.rank() else {
+            return;
+        };
+        let moves = match (&observed, observed.rank()) {
+            (Status::Failure(_), _) => current < 4,
+            (_, Some(rank)) => rank > current,
+            (_, None) => false,
+        };
+        if moves {
+            *self = observed;
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Content {
+    Template {
+        template: usize,
+        /// Variable keys, sorted, and whether one of the values is empty.
+        keys: Vec<String>,
+        any_empty: bool,
+    },
+    Freeform,
+}
+
+#[derive(Debug)]
+struct Intent {
+    contact: usize,
+    sender: usize,
+    content: Content,
+}
+
+#[derive(Debug)]
+struct MessageFacts {
+    intent: Option<Intent>,
+    refused: bool,
+    status: Status,
+    claims: u32,
+    /// Dispatch ended: succeeded, failed for good, canceled, expired, or a callback arrived.
+    dispatch_closed: bool,
+}
+
+impl Default for MessageFacts {
+    fn default() -> Self {
+        Self {
+            intent: None,
+            refused: false,
+            status: Status::Queued,
+            claims: 0,
+            dispatch_closed: false,
+        }
+    }
+}
+
+/// Interns names (contacts, senders, templates) to small indexes so large logs stay compact.
+#[derive(Debug)]
+struct Table<T> {
+    index: HashMap<Box<str>, usize>,
+    names: Vec<Box<str>>,
+    facts: Vec<T>,
+}
+
+impl<T: Default> Table<T> {
+    fn new() -> Self {
+        Self {
+            index: HashMap::new(),
+            names: Vec::new(),
+            facts: Vec::new(),
+        }
+    }
+
+    /// The index of `name`, added on first sight.
+    fn id(&mut self, name: &str) -> usize {
+        if let Some(id) = self.index.get(name) {
+            return *id;
+        }
+        let id = self.facts.len();
+        self.index.insert(name.into(), id);
+        self.names.push(name.into());
+        self.facts.push(T::default());
+        id
+    }
+
+    /// The facts of an index that [`Table::id`] returned (so always present).
+    fn get(&mut self, id: usize) -> &mut T {
+        &mut self.facts[id]
+    }
+
+    fn name(&self, id: usize) -> &str {
+        self.names.get(id).map_or("?", |name| name)
+    }
+
+    fn len(&self) -> usize {
+        self.facts.len()
+    }
+}
+
+/// Feeds on records in log order; [`Auditor::finish`] gives the summary.
+#[derive(Debug)]
+pub struct Auditor {
+    summary: Summary,
+    next_position: u64,
+    versions: HashMap<Box<str>, u64>,
+    contacts: Table<ContactFacts>,
+    senders: Table<SenderFacts>,
+    templates: Table<TemplateFacts>,
+    messages: HashMap<u128, MessageFacts>,
+}
+
+impl Default for Auditor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One record being checked: the record and its parsed time.
+struct At<'a> {
+    record: &'a ExportedEvent,
+    at: DateTime<Utc>,
+}
+
+impl Auditor {
+    pub fn new() -> Self {
+        Self {
+            summary: Summary::default(),
+            next_position: 1,
+            versions: HashMap::new(),
+            contacts: Table::new(),
+            senders: Table::new(),
+            templates: Table::new(),
+            messages: HashMap::new(),
+        }
+    }
+
+    /// Position of the last record seen (0 before the first).
+    pub fn last_position(&self) -> u64 {
+        self.summary.last_position
+    }
+
+    /// A violation found outside the records (the store refused to read further).
+    pub fn report(&mut self, position: Option<u64>, check: Check, message: String) {
+        self.summary.violations_total += 1;
+        if self.summary.violations.len() < VIOLATIONS_KEPT_MAX {
+            self.summary.violations.push(Violation {
+                position,
+                check,
+                stream: None,
+                message,
+            });
+        }
+    }
+
+    fn violation(&mut self, record: &ExportedEvent, check: Check, message: String) {
+        self.summary.violations_total += 1;
+        if self.summary.violations.len() < VIOLATIONS_KEPT_MAX {
+            self.summary.violations.push(Violation {
+                position: Some(record.position),
+                check,
+                stream: Some(record.stream.clone()),
+                message,
+            });
+        }
+    }
+
+    /// A record that could not be decoded at all: its place in the sequence is still checked.
+    pub fn observe_undecodable(&mut self, position: u64, stream: &str, version: u64, why: &str) {
+        let record = ExportedEvent {
+            position,
+            stream: stream.to_owned(),
+            version,
+            event_type: String::new(),
+            timestamp: String::new(),
+            event_id: String::new(),
+            payload: serde_json::Map::new(),
+        };
+        self.sequence(&record);
+        self.violation(
+            &record,
+            Check::Malformed,
+            format!("the record cannot be decoded: {why}"),
+        );
+    }
+
+    /// Checks one record and folds it into the auditor's model.
+    pub fn observe(&mut self, record: &ExportedEvent) {
+        self.sequence(record);
+        // The event's own time (the payload's `at`); the record's timestamp as a fallback.
+        let at = match parse_time(record.text("at")).or_else(|| parse_time(&record.timestamp)) {
+            Some(at) => at,
+            None => {
+                self.violation(
+                    record,
+                    Check::Malformed,
+                    format!(
+                        "{} has no readable timestamp ({:?})",
+                        record.event_type, record.timestamp
+                    ),
+                );
+                return;
+            }
+        };
+        let event = At { record, at };
+        match record.event_type.as_str() {
+            "OptedIn"
+            | "OptedOut"
+            | "InboundReceived"
+            | "WindowReportedClosed"
+            | "OptOutReviewRequested"
+            | "FlagRaised"
+            | "FlagCleared" => self.contact_event(&event),
+            "SenderRegistered" | "SenderAuthorized" | "SenderSuspended" => {
+                self.sender_event(&event)
+            }
+            "TemplateRegistered" | "TemplateApprovalChanged" => self.template_event(&event),
+            "TemplateSent" | "ReplySent" | "SendRefused" | "DispatchClaimed" | "ClaimRefused"
+            | "DispatchSucceeded" | "DispatchFailed" | "StatusChanged" | "InDoubtExpired" => {
+                self.message_event(&event)
+            }
+            "UnmatchedStatusReceived" => self.summary.unmatched_statuses += 1,
+            "MessagingLimitChanged" | "RecipientReached" => {}
+            other => {
+                *self
+                    .summary
+                    .unknown_event_types
+                    .entry(other.to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    fn sequence(&mut self, record: &ExportedEvent) {
+        self.summary.events += 1;
+        self.summary.last_position = record.position;
+        if record.position != self.next_position {
+            let message = if self.next_position == 1 {
+                format!(
+                    "the log starts at position {} instead of 1 (a partial export?)",
+                    record.position
+                )
+            } else {
+                format!(
+                    "positions jump from {} to {}",
+                    self.next_position - 1,
+                    record.position
+                )
+            };
+            self.violation(record, Check::PositionGap, message);
+        }
+        self.next_position = record.position.saturating_add(1);
+        let last = match self.versions.get_mut(record.stream.as_str()) {
+            Some(last) => last,
+            None => self
+                .versions
+                .entry(record.stream.as_str().into())
+                .or_insert(0),
+        };
+        let expected = last.saturating_add(1);
+        *last = record.version;
+        if record.version != expected {
+            let message = format!(
+                "stream {} jumps from version {} to {}",
+                record.stream,
+                expected - 1,
+                record.version
+            );
+            self.violation(record, Check::VersionGap, message);
+        }
+    }
+
+    /// A required text field; a `Malformed` violation when it is missing.
+    fn field<'r>(&mut self, record: &'r ExportedEvent, name: &str) -> Option<&'r str> {
+        let value = record.text(name);
+        if value.is_empty() {
+            self.violation(
+                record,
+                Check::Malformed,
+                format!("{} has no {name:?} field", record.event_type),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// The event must sit on the stream its payload names.
+    fn on_stream(&mut self, record: &ExportedEvent, category: &str, id: &str) -> bool {
+        let matches = record
+            .stream
+            .strip_prefix(category)
+            .and_then(|rest| rest.strip_prefix(':'))
+            == Some(id);
+        if !matches {
+            self.violation(
+                record,
+                Check::Malformed,
+                format!(
+                    "{} for {category} {id} is on stream {}",
+                    record.event_type, record.stream
+                ),
+            );
+        }
+        matches
+    }
+
+    fn contact_event(&mut self, event: &At<'_>) {
+        let record = event.record;
+        let Some(name) = self.field(record, "contact") else {
+            return;
+        };
+        if !self.on_stream(record, "contact", name) {
+            return;
+        }
+        let at = event.at;
+        let id = self.contacts.id(name);
+        let contact = self.contacts.get(id);
+        match record.event_type.as_str() {
+            "OptedIn" => contact.consent = Consent::In,
+            "OptedOut" => contact.consent = Consent::Out,
+            "InboundReceived" => {
+                contact.last_inbound = Some(contact.last_inbound.map_or(at, |last| last.max(at)));
+                // An inbound reopens a window the provider reported closed before it.
+                if contact
+                    .window_reported_closed
+                    .is_some_and(|closed| closed <= at)
+                {
+                    contact.window_reported_closed = None;
+                }
+            }
+            "WindowReportedClosed" => contact.window_reported_closed = Some(at),
+            _ => {}
+        }
+    }
+
+    fn sender_event(&mut self, event: &At<'_>) {
+        let record = event.record;
+        let Some(name) = self.field(record, "sender") else {
+            return;
+        };
+        if !self.on_stream(record, "sender", name) {
+            return;
+        }
+        let id = self.senders.id(name);
+        let sender = self.senders.get(id);
+        match record.event_type.as_str() {
+            "SenderRegistered" => sender.registered = true,
+            "SenderAuthorized" => {
+                sender.authorized = true;
+                sender.suspended = false;
+            }
+            "SenderSuspended" => sender.suspended = true,
+            _ => {}
+        }
+    }
+
+    fn template_event(&mut self, event: &At<'_>) {
+        let record = event.record;
+        let Some(name) = self.field(record, "template") else {
+            return;
+        };
+        if !self.on_stream(record, "template", name) {
+            return;
+        }
+        let id = self.templates.id(name);
+        match record.event_type.as_str() {
+            "TemplateRegistered" => {
+                let placeholders: Vec<String> = match record.payload.get("placeholders") {
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(|item| item.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let template = self.templates.get(id);
+                template.registered = true;
+                template.placeholders = placeholders;
+                template.approval.get_or_insert_with(|| "pending".into());
+            }
+            "TemplateApprovalChanged" => {
+                let status = record.text("status").to_owned();
+                self.templates.get(id).approval = Some(status);
+            }
+            _ => {}
+        }
+    }
+
+    fn message_event(&mut self, event: &At<'_>) {
+        let record = event.record;
+        let Some(text_id) = self.field(record, "message_id") else {
+            return;
+        };
+        if !self.on_stream(record, "message", text_id) {
+            return;
+        }
+        let Ok(uuid) = uuid::Uuid::parse_str(text_id) else {
+            self.violation(
+                record,
+                Check::Malformed,
+                format!("message id {text_id:?} is not a UUID"),
+            );
+            return;
+        };
+        let key = uuid.as_u128();
+        match record.event_type.as_str() {
+            "TemplateSent" | "ReplySent" => self.decision(event, key),
+            "SendRefused" => {
+                *self
+                    .summary
+                    .refusals_by_rule
+                    .entry(record.text("rule").to_owned())
+                    .or_default() += 1;
+                self.messages.entry(key).or_default().refused = true;
+            }
+            "DispatchClaimed" => self.claim(event, key),
+            "ClaimRefused" => {
+                *self
+                    .summary
+                    .claims_refused_by_rule
+                    .entry(record.text("rule").to_owned())
+                    .or_default() += 1;
+                let message = self.messages.entry(key).or_default();
+                let problem = claim_problem(message);
+                message.claims += 1;
+                message.dispatch_closed = true;
+                message.status.advance(Status::Failure("canceled".into()));
+                if let Some((check, sentence)) = problem {
+                    self.violation(record, check, format!("a refused claim {sentence}"));
+                }
+            }
+            "DispatchSucceeded" | "DispatchFailed" | "InDoubtExpired" => {
+                let message = self.messages.entry(key).or_default();
+                let unclaimed = message.claims == 0;
+                match record.event_type.as_str() {
+                    "DispatchSucceeded" => {
+                        message.dispatch_closed = true;
+                        message
+                            .status
+                            .advance(Status::parse(record.text("provider_status")));
+                    }
+                    "DispatchFailed" => {
+                        let final_failure =
+                            record.payload.get("retry_at").is_none_or(Value::is_null);
+                        if !message.dispatch_closed && final_failure {
+                            message.dispatch_closed = true;
+                            message.status.advance(Status::Failure("failed".into()));
+                        }
+                    }
+                    _ => {
+                        message.dispatch_closed = true;
+                        message.status.advance(Status::Failure("failed".into()));
+                    }
+                }
+                if unclaimed {
+                    self.violation(
+                        record,
+                        Check::ClaimWithoutDecision,
+                        format!(
+                            "{} for message {text_id}, which was never claimed",
+                            record.event_type
+                        ),
+                    );
+                }
+            }
+            "StatusChanged" => {
+                let message = self.messages.entry(key).or_default();
+                // A callback proves the provider has the message: once claimed, no new claim.
+                if message.claims > 0 {
+                    message.dispatch_closed = true;
+                }
+                message.status.advance(Status::parse(record.text("status")));
+            }
+            _ => {}
+        }
+    }
+
+    /// `TemplateSent` / `ReplySent`: an allowed send, checked against the facts at its position.
+    fn decision(&mut self, event: &At<'_>, key: u128) {
+        let record = event.record;
+        let (Some(contact_name), Some(sender_name)) =
+            (self.field(record, "contact"), self.field(record, "sender"))
+        else {
+            return;
+        };
+        let contact = self.contacts.id(contact_name);
+        let sender = self.senders.id(sender_name);
+        let content = if record.event_type == "TemplateSent" {
+            let Some(template_name) = self.field(record, "template") else {
+                return;
+            };
+            let template = self.templates.id(template_name);
+            let (keys, any_empty) = match record.payload.get("variables") {
+                Some(Value::Object(map)) => {
+                    let mut keys: Vec<String> = map.keys().cloned().collect();
+                    keys.sort();
+                    let any_empty = map
+                        .values()
+                        .any(|value| value.as_str().is_none_or(|text| text.trim().is_empty()));
+                    (keys, any_empty)
+                }
+                _ => (Vec::new(), false),
+            };
+            Content::Template {
+                template,
+                keys,
+                any_empty,
+            }
+        } else {
+            Content::Freeform
+        };
+        let intent = Intent {
+            contact,
+            sender,
+            content,
+        };
+        let problems = self.gate_problems(&intent, event.at, false);
+        for (check, sentence) in problems {
+            self.violation(
+                record,
+                check,
+                format!("{} to {contact_name} {sentence}", record.event_type),
+            );
+        }
+        let message = self.messages.entry(key).or_default();
+        message.intent = Some(intent);
+    }
+
+    fn claim(&mut self, event: &At<'_>, key: u128) {
+        let record = event.record;
+        self.summary.dispatch_claims += 1;
+        let message = self.messages.entry(key).or_default();
+        let regression = claim_problem(message);
+        message.claims += 1;
+        message.status.advance(Status::Sending);
+        let Some(intent) = message.intent.take() else {
+            self.violation(
+                record,
+                Check::ClaimWithoutDecision,
+                format!(
+                    "DispatchClaimed for message {} with no TemplateSent or ReplySent before it",
+                    record.text("message_id")
+                ),
+            );
+            return;
+        };
+        let mut problems = self.gate_problems(&intent, event.at, true);
+        problems.extend(regression);
+        let contact_name = self.contacts.name(intent.contact).to_owned();
+        if let Some(message) = self.messages.get_mut(&key) {
+            message.intent = Some(intent);
+        }
+        for (check, sentence) in problems {
+            self.violation(
+                record,
+                check,
+                format!(
+                    "DispatchClaimed (attempt {}) of a message to {contact_name} {sentence}",
+                    record.number("attempt").unwrap_or(0)
+                ),
+            );
+        }
+    }
+
+    /// Every rule the auditor re-checks for a send (`claim == false`) or a claim, at time `at`,
+    /// against the facts folded so far.
+    fn gate_problems(
+        &mut self,
+        intent: &Intent,
+        at: DateTime<Utc>,
+        claim: bool,
+    ) -> Vec<(Check, String)> {
+        let mut problems = Vec::new();
+        let sender_name = self.senders.name(intent.sender).to_owned();
+        let sender = self.senders.get(intent.sender);
+        if !sender.registered || !sender.authorized || sender.suspended {
+            let why = if !sender.registered {
+                "not registered"
+            } else if !sender.authorized {
+                "not authorized"
+            } else {
+                "suspended"
+            };
+            problems.push((
+                Check::ChannelNotAuthorized,
+                format!("from sender {sender_name}, which was {why} at that point"),
+            ));
+        }
+        let contact = self.contacts.get(intent.contact);
+        let consent = contact.consent;
+        let window = match intent.content {
+            Content::Freeform => contact.window_problem(at),
+            Content::Template { .. } => None,
+        };
+        if consent == Consent::Out {
+            let (check, what) = if claim {
+                (Check::DispatchAfterOptOut, "dispatched")
+            } else {
+                (Check::SendAfterOptOut, "allowed")
+            };
+            problems.push((
+                check,
+                format!("was {what} after the contact opted out, with no opt-in since"),
+            ));
+        }
+        match &intent.content {
+            Content::Freeform => {
+                if let Some(why) = window {
+                    problems.push((
+                        Check::WindowClosed,
+                        format!("was freeform text outside the 24 h window: {why}"),
+                    ));
+                }
+            }
+            Content::Template {
+                template,
+                keys,
+                any_empty,
+            } => {
+                if consent == Consent::Unknown {
+                    problems.push((
+                        Check::NoOptIn,
+                        "was a template with no explicit opt-in on record".into(),
+                    ));
+                }
+                let template_name = self.templates.name(*template).to_owned();
+                let facts = self.templates.get(*template);
+                if !facts.registered {
+                    problems.push((
+                        Check::TemplateNotApproved,
+                        format!("used template {template_name}, which was not registered"),
+                    ));
+                } else if facts.approval.as_deref() != Some("approved") {
+                    problems.push((
+                        Check::TemplateNotApproved,
+                        format!(
+                            "used template {template_name} while it was {}",
+                            facts.approval.as_deref().unwrap_or("pending")
+                        ),
+                    ));
+                } else {
+                    let mut placeholders = facts.placeholders.clone();
+                    placeholders.sort();
+                    if placeholders != *keys || *any_empty {
+                        problems.push((
+                            Check::TemplateVariables,
+                            format!(
+                                "filled template {template_name} with variables [{}] for placeholders [{}]{}",
+                                keys.join(", "),
+                                placeholders.join(", "),
+                                if *any_empty { ", one of them empty" } else { "" }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The summary; the auditor's model is dropped.
+    pub fn finish(mut self) -> Summary {
+        self.summary.contacts = self.contacts.len() as u64;
+        for contact in &self.contacts.facts {
+            match contact.consent {
+                Consent::In => self.summary.contacts_opted_in += 1,
+                Consent::Out => self.summary.contacts_opted_out += 1,
+                Consent::Unknown => {}
+            }
+        }
+        self.summary.messages = self.messages.len() as u64;
+        for message in self.messages.values() {
+            let status = match (&message.intent, message.refused) {
+                (None, true) => "refused",
+                (None, false) => "no_decision",
+                (Some(_), _) => message.status.name(),
+            };
+            *self
+                .summary
+                .messages_by_status
+                .entry(status.to_owned())
+                .or_default() += 1;
+        }
+        self.summary
+    }
+}
+
+/// A claim on a message that is already past dispatch: a status regression.
+fn claim_problem(message: &MessageFacts) -> Option<(Check, String)> {
+    let beyond_sending = message.status.rank().is_some_and(|rank| rank > 2);
+    if message.dispatch_closed || beyond_sending || message.status.is_terminal() {
+        let status = message.status.name();
+        return Some((
+            Check::StatusRegression,
+            format!(
+                "came after the message's dispatch had ended (it was {status}): it would move it back to sending"
+            ),
+        ));
+    }
+    None
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+fn text_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn human_duration(delta: TimeDelta) -> String {
+    let hours = delta.num_hours();
+    let minutes = delta.num_minutes() % 60;
+    format!("{hours} h {minutes:02} min")
+}

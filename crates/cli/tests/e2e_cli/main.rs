@@ -1,0 +1,6 @@
+//! End-to-end tests of the `wagate` binary: each starts the real binary (on 127.0.0.1 when it
+//! needs a hub) and checks what a person would see.
+
+mod audit;
+mod export;
+mod support;

@@ -1,0 +1,255 @@
+//! Shared helpers: run the binary, build realistic logs with the app's `Hub` on a directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use wagate_app::{FixedClock, Hub, SendOptions, SendRequest};
+use wagate_domain::decide::{
+    DispatchOutcome, ReceiveInbound, RecordOptIn, RecordOutcome, RegisterSender, RegisterTemplate,
+};
+use wagate_domain::{
+    ApprovalStatus, ContactId, MessageId, MessageStatus, OptInSource, PhoneNumber, Policy,
+    PortfolioId, ProviderKind, ProviderMessageRef, SendContent, TemplateCategory, TemplateId,
+    WhatsAppAddress,
+};
+use wagate_store::Store;
+
+pub const SENDER: &str = "whatsapp:+15550001111";
+pub const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
+pub const LEA: &str = "+41790000001";
+pub const MAX: &str = "+41790000002";
+
+/// Runs `wagate` with `args` and no hub-related environment.
+pub fn wagate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args(args)
+        .env_remove("WAGATE_HUB")
+        .env_remove("WAGATE_API_TOKEN")
+        .env("WAGATE_LOG", "warn")
+        .output()
+        .expect("run wagate")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A hub on the database at `dir` with a fixed clock.
+pub struct LogBuilder {
+    pub hub: Hub,
+    pub clock: FixedClock,
+}
+
+impl LogBuilder {
+    pub fn open(dir: &Path) -> Self {
+        let clock = FixedClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+                .single()
+                .expect("valid time"),
+        );
+        let store = Store::open(dir, wagate_store::Options::default()).expect("store");
+        let hub = Hub::open(store, Arc::new(clock.clone()), Policy::default()).expect("hub");
+        Self { hub, clock }
+    }
+
+    /// Closes the database so the binary can open it.
+    pub fn close(self) {
+        let store = self.hub.store().clone();
+        drop(self.hub);
+        store.close().expect("close store");
+    }
+
+    pub async fn ready(&self) {
+        self.hub
+            .register_sender(RegisterSender {
+                sender: sender(),
+                provider: ProviderKind::Sandbox,
+                portfolio: PortfolioId::parse("default").expect("portfolio"),
+                meta_phone_number_id: None,
+            })
+            .await
+            .expect("register sender");
+        self.hub
+            .authorize_sender(&sender(), "ops@example.com")
+            .await
+            .expect("authorize");
+        self.hub
+            .register_template(RegisterTemplate {
+                template: template(),
+                name: "viewing_reminder".into(),
+                language: "en".into(),
+                category: TemplateCategory::Utility,
+                placeholders: vec!["1".into(), "2".into()],
+            })
+            .await
+            .expect("register template");
+        self.hub
+            .set_template_status(&template(), ApprovalStatus::Approved, "approved by Meta")
+            .await
+            .expect("approve");
+    }
+
+    pub async fn opt_in(&self, number: &str) {
+        self.hub
+            .opt_in(RecordOptIn {
+                contact: contact(number),
+                source: OptInSource::WebForm,
+                evidence: "https://example.com/forms/123".into(),
+                recorded_by: "agent".into(),
+                wording_version: "v1".into(),
+            })
+            .await
+            .expect("opt in");
+    }
+
+    pub async fn inbound(&self, number: &str, text: &str, key: &str) {
+        self.hub
+            .receive_inbound(
+                ReceiveInbound {
+                    contact: contact(number),
+                    sender: Some(sender()),
+                    provider_ref: None,
+                    kind: "text".into(),
+                    text: text.into(),
+                },
+                key,
+            )
+            .await
+            .expect("inbound");
+    }
+
+    pub async fn send_template(&self, number: &str) -> Result<MessageId, wagate_app::AppError> {
+        let variables = [
+            ("1".to_owned(), "Lea".to_owned()),
+            ("2".to_owned(), "Thu 10:00".to_owned()),
+        ]
+        .into();
+        self.send(
+            number,
+            SendContent::Template {
+                template: template(),
+                variables,
+            },
+        )
+        .await
+    }
+
+    pub async fn send_text(
+        &self,
+        number: &str,
+        text: &str,
+    ) -> Result<MessageId, wagate_app::AppError> {
+        self.send(number, SendContent::Freeform { text: text.into() })
+            .await
+    }
+
+    async fn send(
+        &self,
+        number: &str,
+        content: SendContent,
+    ) -> Result<MessageId, wagate_app::AppError> {
+        self.hub
+            .send(
+                SendRequest {
+                    to: number.into(),
+                    sender: None,
+                    workflow: Some("appointment_scheduling".into()),
+                    content,
+                },
+                SendOptions::default(),
+            )
+            .await
+            .map(|accepted| accepted.message_id)
+    }
+
+    /// Claims, records the provider's acceptance, then the given callbacks.
+    pub async fn deliver(&self, message: MessageId, sid: &str, statuses: &[&str]) {
+        let claimed = self.hub.claim(message).await.expect("claim");
+        let reference = ProviderMessageRef::parse(sid).expect("sid");
+        self.hub
+            .record_outcome(RecordOutcome {
+                message_id: message,
+                attempt: claimed.attempt,
+                outcome: DispatchOutcome::Accepted {
+                    provider_ref: reference.clone(),
+                    provider_status: MessageStatus::Queued,
+                },
+                jitter: TimeDelta::zero(),
+            })
+            .await
+            .expect("outcome");
+        for status in statuses {
+            self.hub
+                .record_status_callback(
+                    Some(message),
+                    wagate_app::StatusCallback {
+                        provider: ProviderKind::Twilio,
+                        provider_ref: Some(reference.clone()),
+                        status: MessageStatus::parse(status),
+                        error_code: None,
+                    },
+                    &format!("{sid}:{status}"),
+                )
+                .await
+                .expect("status");
+        }
+    }
+
+    pub fn advance(&self, by: TimeDelta) {
+        self.clock.advance(by);
+    }
+}
+
+pub fn sender() -> WhatsAppAddress {
+    WhatsAppAddress::parse(SENDER).expect("sender")
+}
+
+pub fn contact(number: &str) -> ContactId {
+    ContactId::Phone(PhoneNumber::parse(number).expect("contact"))
+}
+
+pub fn template() -> TemplateId {
+    TemplateId::parse(TEMPLATE).expect("template")
+}
+
+/// A realistic clean log: templates delivered and read, a freeform reply inside the window, a
+/// STOP, refusals, a START. Returns the id of Lea's first (delivered) message.
+pub async fn clean_log(dir: &Path) -> MessageId {
+    let log = LogBuilder::open(dir);
+    log.ready().await;
+    log.opt_in(LEA).await;
+    let first = log.send_template(LEA).await.expect("template to Lea");
+    log.deliver(
+        first,
+        "SM00000000000000000000000000000001",
+        &["sent", "delivered", "read", "sent"],
+    )
+    .await;
+    // Freeform to Max: refused (never wrote), then allowed after an inbound.
+    let first_reply = log.send_text(MAX, "Hi").await;
+    assert!(first_reply.is_err(), "{first_reply:?}");
+    log.inbound(MAX, "Hello, is the flat still available?", "in-1")
+        .await;
+    log.advance(TimeDelta::minutes(5));
+    let reply = log.send_text(MAX, "Yes, it is.").await.expect("reply");
+    log.deliver(reply, "SM00000000000000000000000000000002", &["delivered"])
+        .await;
+    // A day later the window is closed again.
+    log.advance(TimeDelta::hours(25));
+    assert!(log.send_text(MAX, "Still interested?").await.is_err());
+    // Lea says STOP; the next template is refused; START re-opts her in.
+    log.inbound(LEA, "STOP", "in-2").await;
+    assert!(log.send_template(LEA).await.is_err());
+    log.inbound(LEA, "START", "in-3").await;
+    let again = log.send_template(LEA).await.expect("template after START");
+    log.deliver(again, "SM00000000000000000000000000000003", &["delivered"])
+        .await;
+    log.close();
+    first
+}
