@@ -1,1 +1,38 @@
-//! wagate-http.
+//! wagate-http: the hub's HTTP face.
+//!
+//! - Provider webhooks (`/webhooks/twilio/inbound`, `/webhooks/twilio/status`,
+//!   `/webhooks/meta`): signatures checked on the raw bytes before parsing, de-duplicated,
+//!   appended through the hub, rejects written to the webhook audit log.
+//! - The command API (`/v1/…`, bearer token): consent, sends (with `Idempotency-Key` and dry
+//!   runs), message state, templates, senders, the dispatcher's claim/outcome routes, and the
+//!   NDJSON event feed.
+//! - `/healthz` and `/metrics` (Prometheus text).
+//!
+//! [`Server`] / [`serve`] run it all from a [`ServeConfig`]; [`router`] builds the router alone
+//! (tests, embedding). The JSON shapes are in [`api`]; the auditors' event format in
+//! [`export_json`]. docs/api.md documents every route.
+
+pub mod api;
+pub mod audit;
+mod body;
+mod commands;
+pub mod config;
+mod dispatch;
+mod error;
+pub mod export_json;
+mod feed;
+mod metrics;
+mod routes;
+mod server;
+mod state;
+mod webhooks;
+
+pub use body::WEBHOOK_BODY_LIMIT;
+pub use config::{
+    ConfigError, Flags, GeneratedSecret, MetaSettings, OpCli, Providers, ServeConfig,
+    TwilioSettings,
+};
+pub use routes::{router, Access, ROUTES};
+pub use server::{serve, ServeError, Server};
+pub use state::{AppState, WebhookKeys};
+pub use webhooks::EMPTY_TWIML;

@@ -1,0 +1,495 @@
+//! The JSON shapes of the command API, in one place (docs/api.md and docs/openapi.yaml describe
+//! the same shapes). Every type is `Serialize + Deserialize`, so clients (the CLI, the
+//! out-of-process dispatcher) can reuse them.
+//!
+//! Conventions:
+//! - times are RFC 3339 strings in UTC with milliseconds (`2026-11-25T09:00:00.000Z`);
+//! - ids are their canonical strings: E.164 numbers (`+41790000001`), WhatsApp addresses
+//!   (`whatsapp:+15550001111`), message ids (UUID v7), template ids (Twilio Content SID `HX…`
+//!   or a Meta template name), provider message ids (`SM…`, `wamid.…`);
+//! - optional fields are `null` (or absent in requests);
+//! - an error is `{"error": {"code": "...", "message": "...", ...}}` (see [`ErrorBody`]).
+
+mod convert;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use convert::{
+    claimed, contact_view, message_view, pending, phase, sender_view, template_view, timestamp,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Every non-2xx answer of the command API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// `refused` (422), `invalid` (400), `not_found` (404), `not_claimable` (409),
+    /// `unauthorized` (401), `payload_too_large` (413), `unavailable` (503), `internal` (500).
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+    /// The compliance rule that refused the send (`opted_out`, `window_closed`, …): 422 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Other rules the same request also breaks, in check order: 422 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also_broken: Option<Vec<String>>,
+    /// The request field that is wrong: 400 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Where the message stands for the dispatcher: 409 on claim only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contacts
+
+/// `POST /v1/contacts/{e164}/opt-in`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptInRequest {
+    /// `web_form`, `qr_code`, `click_to_whatsapp_ad`, `keyword`, `operator` or `api`.
+    pub source: String,
+    /// Free text or a URL: the form submission, the ad click, …
+    pub evidence: String,
+    /// Who recorded it (an operator, an agent).
+    pub recorded_by: String,
+    /// Which version of the consent wording the contact agreed to (default `unversioned`).
+    #[serde(default)]
+    pub wording_version: Option<String>,
+}
+
+/// `POST /v1/contacts/{e164}/opt-out` (the body is optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutRequest {
+    /// `api` (default), `operator`, `keyword` or `provider_report`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Why (default: empty).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// The answer to a command that appended events (or found nothing to change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// Log positions of the appended events; empty when nothing changed.
+    pub positions: Vec<u64>,
+}
+
+/// `GET /v1/contacts/{e164}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactResponse {
+    pub contact: String,
+    /// The contact stream's version (0: nothing recorded yet).
+    pub version: u64,
+    pub consent: ConsentView,
+    /// Freeform replies may be sent until then (24 h after the last inbound, less the safety
+    /// margin); `null` when the window is closed or was never opened.
+    pub window_open_until: Option<String>,
+    pub last_inbound_at: Option<String>,
+    pub flags: FlagsView,
+    /// Free-text opt-out mentions waiting for a person.
+    pub reviews_requested: u32,
+    /// Newest first.
+    pub recent_messages: Vec<MessageSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentView {
+    /// `unknown`, `opted_in` or `opted_out`.
+    pub state: String,
+    /// The opt-in receipt (when opted in), or the opt-in withdrawn by the opt-out.
+    pub receipt: Option<ConsentReceiptView>,
+    /// The opt-out (when opted out).
+    pub opt_out: Option<OptOutView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentReceiptView {
+    pub source: String,
+    pub evidence: String,
+    pub recorded_by: String,
+    pub wording_version: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutView {
+    pub source: String,
+    pub detail: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagsView {
+    /// Since when the number is reported not on WhatsApp.
+    pub not_on_whatsapp: Option<String>,
+    /// Since when the contact stopped marketing messages.
+    pub marketing_paused: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    pub message_id: String,
+    pub status: String,
+    /// The rule that refused it, if it was refused.
+    pub refused: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+/// `POST /v1/messages` (with optional `Idempotency-Key` header and `?dry_run=true`).
+/// Exactly one of `template` and `text`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// The recipient, E.164.
+    pub to: String,
+    /// The sender, `whatsapp:+E164`; optional when exactly one sender is registered.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The task-specific workflow (`lead_qualification`, `appointment_scheduling`, …).
+    #[serde(default)]
+    pub workflow: Option<String>,
+    #[serde(default)]
+    pub template: Option<TemplateContentRequest>,
+    /// Freeform text: only inside the 24 h window.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateContentRequest {
+    /// The template id: a Twilio Content SID (`HX…`) or a Meta template name.
+    pub content_sid: String,
+    /// Placeholder key → value; must match the template's placeholders exactly.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// 202 answer of `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessageResponse {
+    pub message_id: String,
+    /// Always `queued`.
+    pub status: String,
+    /// True when nothing was recorded (`?dry_run=true`): the send would be allowed now.
+    pub dry_run: bool,
+}
+
+/// `GET /v1/messages/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageResponse {
+    pub message_id: String,
+    /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed`, `undelivered`, `canceled`, …
+    pub status: String,
+    /// What was allowed; `null` when the send was refused.
+    pub intent: Option<IntentView>,
+    /// The refusal, when the send broke a rule.
+    pub refused: Option<RefusedView>,
+    /// The rule that canceled the message at claim time.
+    pub canceled_by: Option<String>,
+    pub phase: Phase,
+    /// Provider calls claimed so far.
+    pub attempts: u32,
+    pub provider_ref: Option<String>,
+    pub last_error: Option<ProviderErrorView>,
+    /// Every status observation, applied or not.
+    pub statuses: Vec<StatusObservationView>,
+    /// Every event of the message's stream, in the export format.
+    pub history: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedView {
+    pub rule: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusObservationView {
+    pub status: String,
+    pub error_code: Option<u32>,
+    pub at: String,
+    /// Whether it moved the message's status (late or duplicate reports do not).
+    pub applied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderErrorView {
+    /// `twilio`, `meta` or `sandbox`.
+    pub provider: String,
+    pub code: Option<u32>,
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+/// An allowed message: who, from which number, what, in which workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentView {
+    /// The contact (E.164, or `bsuid:<id>`).
+    pub to: String,
+    /// The sender, `whatsapp:+E164`.
+    pub from: String,
+    pub workflow: String,
+    pub content: ContentView,
+    pub decided_at: String,
+}
+
+/// What the message says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentView {
+    Template {
+        /// The template id (Content SID or Meta template name).
+        template: String,
+        /// `marketing`, `utility` or `authentication`.
+        category: String,
+        variables: BTreeMap<String, String>,
+    },
+    Text {
+        text: String,
+    },
+}
+
+/// Where a message stands for the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// No intent: the send was refused (or there is no such message).
+    NotAllowed,
+    /// Waiting for its first claim, or for a retry due at `not_before`.
+    Pending {
+        next_attempt: u32,
+        not_before: Option<String>,
+    },
+    /// Claimed with no outcome recorded: in flight, or in doubt after a crash.
+    Claimed { attempt: u32, since: String },
+    /// Nothing more for the dispatcher to do.
+    Done,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates, senders, portfolios
+
+/// `POST /v1/templates`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterTemplateRequest {
+    /// The template id: a Twilio Content SID (`HX` + 32 hex) or a Meta template name.
+    pub content_sid: String,
+    /// The template's name at Meta (what the Cloud API sends).
+    pub name: String,
+    /// Language code, e.g. `en` or `de_CH`.
+    pub language: String,
+    /// `marketing`, `utility` or `authentication` (any case).
+    pub category: String,
+    /// Placeholder keys: `"1"`, `"2"` for Twilio; names for named Meta parameters.
+    #[serde(default)]
+    pub placeholders: Vec<String>,
+}
+
+/// `POST /v1/templates/{content_sid}/status`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateStatusRequest {
+    /// `unsubmitted`, `pending`, `approved`, `rejected`, `paused` or `disabled` (any case;
+    /// Twilio's `received` means pending).
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A template as registered, in `GET /v1/templates` and the answers of the template commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateView {
+    pub content_sid: String,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub category: Option<String>,
+    pub placeholders: Vec<String>,
+    /// `null` until registered.
+    pub status: Option<String>,
+}
+
+/// `POST /v1/senders`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSenderRequest {
+    /// `whatsapp:+E164`.
+    pub address: String,
+    /// `twilio`, `meta` or `sandbox`.
+    pub provider: String,
+    /// The Meta business portfolio whose messaging limit the number shares (default `default`).
+    #[serde(default)]
+    pub portfolio: Option<String>,
+    /// Cloud API senders are addressed by phone-number id.
+    #[serde(default)]
+    pub meta_phone_number_id: Option<String>,
+}
+
+/// `POST /v1/senders/{address}/authorize` (the body is optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeSenderRequest {
+    /// Who authorized it (default `api`).
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/senders/{address}/suspend`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendSenderRequest {
+    pub reason: String,
+}
+
+/// A sender, in `GET /v1/senders` and the answers of the sender commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderView {
+    pub address: String,
+    pub provider: Option<String>,
+    pub portfolio: Option<String>,
+    pub meta_phone_number_id: Option<String>,
+    pub authorized_by: Option<String>,
+    pub suspended: Option<String>,
+    /// Registered, authorized and not suspended.
+    pub may_send: bool,
+}
+
+/// `POST /v1/portfolios/{portfolio}/messaging-limit`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingLimitRequest {
+    /// Unique recipients per rolling 24 h (a number), or the string `unlimited`.
+    pub limit: serde_json::Value,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch (for a dispatcher running as its own process)
+
+/// One entry of `GET /v1/dispatch/pending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMessageView {
+    pub message_id: String,
+    /// The sender (`whatsapp:+E164`): the per-sender rate limit's key.
+    pub sender: String,
+    /// The contact: with `sender`, the pair rate limit's key.
+    pub recipient: String,
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// Log position of the message's intent event.
+    pub position: u64,
+}
+
+/// `GET /v1/dispatch/pending`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingResponse {
+    pub messages: Vec<PendingMessageView>,
+    /// The durable log head when the list was taken: every intent at or below it is listed
+    /// (unless done).
+    pub head: u64,
+}
+
+/// 200 answer of `POST /v1/messages/{id}/claim`: everything the provider call needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    pub message_id: String,
+    /// The attempt this claim is for; report it with the outcome.
+    pub attempt: u32,
+    pub intent: IntentView,
+    pub sender: SenderView,
+    /// For template messages: the registration (Meta needs name and language).
+    pub template: Option<TemplateDefinitionView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateDefinitionView {
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    pub placeholders: Vec<String>,
+}
+
+/// `POST /v1/messages/{id}/outcome`: exactly one of `accepted`, `rejected`, `transport`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRequest {
+    /// The attempt the claim answered with.
+    pub attempt: u32,
+    #[serde(default)]
+    pub accepted: Option<AcceptedOutcome>,
+    #[serde(default)]
+    pub rejected: Option<RejectedOutcome>,
+    #[serde(default)]
+    pub transport: Option<TransportOutcome>,
+    /// Added to the retry backoff (the dispatcher draws it), milliseconds.
+    #[serde(default)]
+    pub jitter_ms: u64,
+}
+
+/// The provider accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedOutcome {
+    /// `SM…` / `MM…` (Twilio, sandbox) or `wamid.…` (Meta).
+    pub provider_ref: String,
+    /// The status the provider answered with (`queued`, `accepted`, …).
+    pub provider_status: String,
+}
+
+/// The provider answered with an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedOutcome {
+    /// `twilio`, `meta` or `sandbox`.
+    pub provider: String,
+    #[serde(default)]
+    pub code: Option<u32>,
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+/// No answer from the provider (timeout, connection error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportOutcome {
+    pub provider: String,
+    pub message: String,
+}
+
+/// The answer to `outcome` and `expire-in-doubt`: what was appended and the phase now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchRecorded {
+    pub positions: Vec<u64>,
+    #[serde(flatten)]
+    pub phase: Phase,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+
+/// `GET /healthz`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
+    /// The durable log head.
+    pub head: u64,
+    /// `sandbox` or `providers`.
+    pub mode: String,
+}

@@ -1,0 +1,396 @@
+//! The command API for agents and operators: contacts, messages, templates, senders,
+//! portfolios. JSON in, JSON out (shapes in [`crate::api`]).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use wagate_app::{SendOptions, SendRequest};
+use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
+use wagate_domain::{
+    ApprovalStatus, ContactId, MessageId, OptInSource, OptOutSource, PortfolioId, ProviderKind,
+    SendContent, TemplateCategory, TemplateId, WhatsAppAddress,
+};
+
+use crate::api::{self, Recorded};
+use crate::body::{json, json_or_default};
+use crate::error::ApiError;
+use crate::metrics::Source;
+use crate::state::AppState;
+
+/// Longest accepted `Idempotency-Key`.
+const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
+    ContactId::parse(raw).map_err(|e| ApiError::invalid("contact", e.to_string()))
+}
+
+pub(crate) fn message_id(raw: &str) -> Result<MessageId, ApiError> {
+    MessageId::parse(raw).map_err(|e| ApiError::invalid("message_id", e.to_string()))
+}
+
+fn sender_address(field: &str, raw: &str) -> Result<WhatsAppAddress, ApiError> {
+    WhatsAppAddress::parse(raw).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+fn template_id(field: &str, raw: &str) -> Result<TemplateId, ApiError> {
+    TemplateId::parse(raw).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+pub(crate) fn recorded(state: &AppState, positions: Vec<u64>) -> Json<Recorded> {
+    state.metrics().appended(Source::Command, positions.len());
+    Json(Recorded { positions })
+}
+
+/// A query flag: absent, `true`/`1` or `false`/`0`.
+pub(crate) fn flag(query: &BTreeMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::invalid(
+            name,
+            format!("{other:?} is not true or false"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contacts
+
+/// `GET /v1/contacts/{contact}`
+pub async fn contact(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<api::ContactResponse>, ApiError> {
+    let contact = contact_id(&raw)?;
+    let view = state.hub().contact(&contact)?;
+    Ok(Json(api::contact_view(&view)))
+}
+
+/// `POST /v1/contacts/{contact}/opt-in`
+pub async fn opt_in(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<Recorded>, ApiError> {
+    let contact = contact_id(&raw)?;
+    let request: api::OptInRequest = json(&body)?;
+    let source = OptInSource::parse(&request.source).ok_or_else(|| {
+        ApiError::invalid(
+            "source",
+            format!(
+                "{:?} is not one of web_form, qr_code, click_to_whatsapp_ad, keyword, operator, api",
+                request.source
+            ),
+        )
+    })?;
+    let positions = state
+        .hub()
+        .opt_in(RecordOptIn {
+            contact,
+            source,
+            evidence: request.evidence,
+            recorded_by: request.recorded_by,
+            wording_version: request
+                .wording_version
+                .unwrap_or_else(|| "unversioned".into()),
+        })
+        .await?;
+    Ok(recorded(&state, positions))
+}
+
+/// `POST /v1/contacts/{contact}/opt-out`
+pub async fn opt_out(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<Recorded>, ApiError> {
+    let contact = contact_id(&raw)?;
+    let request: api::OptOutRequest = json_or_default(&body)?;
+    let source = match request.source.as_deref() {
+        None => OptOutSource::Api,
+        Some(raw) => OptOutSource::parse(raw).ok_or_else(|| {
+            ApiError::invalid(
+                "source",
+                format!("{raw:?} is not one of api, operator, keyword, provider_report"),
+            )
+        })?,
+    };
+    let positions = state
+        .hub()
+        .opt_out(RecordOptOut {
+            contact,
+            source,
+            detail: request.detail.unwrap_or_default(),
+        })
+        .await?;
+    Ok(recorded(&state, positions))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+/// `POST /v1/messages` → 202 `{message_id, status, dry_run}`; 422 when a rule refuses.
+pub async fn send(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let dry_run = flag(&query, "dry_run")?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key", "not visible ASCII"))?
+                .trim();
+            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX {
+                return Err(ApiError::invalid(
+                    "Idempotency-Key",
+                    format!("must be 1 to {IDEMPOTENCY_KEY_MAX} characters"),
+                ));
+            }
+            Some(key.to_owned())
+        }
+    };
+    let request: api::SendMessageRequest = json(&body)?;
+    let content = match (request.template, request.text) {
+        (Some(template), None) => SendContent::Template {
+            template: template_id("template.content_sid", &template.content_sid)?,
+            variables: template.variables,
+        },
+        (None, Some(text)) => SendContent::Freeform { text },
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "template",
+                "give either template or text, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "template",
+                "give a template (business-initiated) or text (a reply inside the 24 h window)",
+            ))
+        }
+    };
+    let sender = request
+        .from
+        .as_deref()
+        .map(|raw| sender_address("from", raw))
+        .transpose()?;
+    let accepted = state
+        .hub()
+        .send(
+            SendRequest {
+                to: request.to,
+                sender,
+                workflow: request.workflow,
+                content,
+            },
+            SendOptions {
+                idempotency_key,
+                dry_run,
+            },
+        )
+        .await?;
+    if !accepted.dry_run {
+        state.metrics().appended(Source::Command, 1);
+    }
+    let body = api::SendMessageResponse {
+        message_id: accepted.message_id.to_string(),
+        status: accepted.status,
+        dry_run: accepted.dry_run,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `GET /v1/messages/{message_id}`
+pub async fn message(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<api::MessageResponse>, ApiError> {
+    let id = message_id(&raw)?;
+    let view = state.hub().message(id)?;
+    Ok(Json(api::message_view(&view)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+
+fn template_view(state: &AppState, id: &TemplateId) -> Result<api::TemplateView, ApiError> {
+    let loaded = state.hub().template(id)?;
+    Ok(api::template_view(id.as_str(), &loaded.state))
+}
+
+/// `GET /v1/templates`
+pub async fn templates(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<api::TemplateView>>, ApiError> {
+    let views = state
+        .hub()
+        .templates()
+        .iter()
+        .map(|id| template_view(&state, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(views))
+}
+
+/// `POST /v1/templates` → 201 with the template.
+pub async fn register_template(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: api::RegisterTemplateRequest = json(&body)?;
+    let template = template_id("content_sid", &request.content_sid)?;
+    let category = TemplateCategory::parse(&request.category).ok_or_else(|| {
+        ApiError::invalid(
+            "category",
+            format!(
+                "{:?} is not one of marketing, utility, authentication",
+                request.category
+            ),
+        )
+    })?;
+    let positions = state
+        .hub()
+        .register_template(RegisterTemplate {
+            template: template.clone(),
+            name: request.name,
+            language: request.language,
+            category,
+            placeholders: request.placeholders,
+        })
+        .await?;
+    state.metrics().appended(Source::Command, positions.len());
+    Ok((StatusCode::CREATED, Json(template_view(&state, &template)?)).into_response())
+}
+
+/// `POST /v1/templates/{content_sid}/status`
+pub async fn template_status(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<api::TemplateView>, ApiError> {
+    let template = template_id("content_sid", &raw)?;
+    let request: api::TemplateStatusRequest = json(&body)?;
+    let status = ApprovalStatus::parse(&request.status).ok_or_else(|| {
+        ApiError::invalid(
+            "status",
+            format!(
+                "{:?} is not one of unsubmitted, pending, approved, rejected, paused, disabled",
+                request.status
+            ),
+        )
+    })?;
+    let positions = state
+        .hub()
+        .set_template_status(&template, status, request.reason.as_deref().unwrap_or(""))
+        .await?;
+    state.metrics().appended(Source::Command, positions.len());
+    Ok(Json(template_view(&state, &template)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Senders and portfolios
+
+fn sender_view(state: &AppState, address: &WhatsAppAddress) -> Result<api::SenderView, ApiError> {
+    let loaded = state.hub().sender(address)?;
+    Ok(api::sender_view(address, &loaded.state))
+}
+
+/// `GET /v1/senders`
+pub async fn senders(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<api::SenderView>>, ApiError> {
+    let views = state
+        .hub()
+        .senders()
+        .iter()
+        .map(|address| sender_view(&state, address))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(views))
+}
+
+/// `POST /v1/senders` → 201 with the sender (not yet authorized).
+pub async fn register_sender(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: api::RegisterSenderRequest = json(&body)?;
+    let address = sender_address("address", &request.address)?;
+    let provider = ProviderKind::parse(&request.provider).ok_or_else(|| {
+        ApiError::invalid(
+            "provider",
+            format!("{:?} is not one of twilio, meta, sandbox", request.provider),
+        )
+    })?;
+    let portfolio = PortfolioId::parse(request.portfolio.as_deref().unwrap_or("default"))
+        .map_err(|e| ApiError::invalid("portfolio", e.to_string()))?;
+    let positions = state
+        .hub()
+        .register_sender(RegisterSender {
+            sender: address.clone(),
+            provider,
+            portfolio,
+            meta_phone_number_id: request.meta_phone_number_id,
+        })
+        .await?;
+    state.metrics().appended(Source::Command, positions.len());
+    Ok((StatusCode::CREATED, Json(sender_view(&state, &address)?)).into_response())
+}
+
+/// `POST /v1/senders/{address}/authorize`
+pub async fn authorize_sender(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<api::SenderView>, ApiError> {
+    let address = sender_address("address", &raw)?;
+    let request: api::AuthorizeSenderRequest = json_or_default(&body)?;
+    let positions = state
+        .hub()
+        .authorize_sender(&address, request.by.as_deref().unwrap_or("api"))
+        .await?;
+    state.metrics().appended(Source::Command, positions.len());
+    Ok(Json(sender_view(&state, &address)?))
+}
+
+/// `POST /v1/senders/{address}/suspend`
+pub async fn suspend_sender(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<api::SenderView>, ApiError> {
+    let address = sender_address("address", &raw)?;
+    let request: api::SuspendSenderRequest = json(&body)?;
+    let positions = state
+        .hub()
+        .suspend_sender(&address, &request.reason)
+        .await?;
+    state.metrics().appended(Source::Command, positions.len());
+    Ok(Json(sender_view(&state, &address)?))
+}
+
+/// `POST /v1/portfolios/{portfolio}/messaging-limit`
+pub async fn messaging_limit(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<Recorded>, ApiError> {
+    let portfolio =
+        PortfolioId::parse(&raw).map_err(|e| ApiError::invalid("portfolio", e.to_string()))?;
+    let request: api::MessagingLimitRequest = json(&body)?;
+    let text = match &request.limit {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    let limit = crate::config::parse_messaging_limit(&text)
+        .ok_or_else(|| ApiError::invalid("limit", "a number of recipients, or \"unlimited\""))?;
+    let positions = state.hub().set_messaging_limit(&portfolio, limit).await?;
+    Ok(recorded(&state, positions))
+}

@@ -1,0 +1,182 @@
+//! How failures become HTTP answers: one JSON shape ([`crate::api::ErrorBody`]) for all of them.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use wagate_app::AppError;
+use wagate_domain::Refusal;
+use wagate_store::StoreError;
+
+use crate::api::{ErrorBody, ErrorDetail, Phase};
+
+/// Seconds a client should wait after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// The verdict a response carries to the metrics and tracing middleware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict(pub &'static str);
+
+/// The rule of a refusal, for the refusals-by-rule counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedRule(pub &'static str);
+
+#[derive(Debug)]
+pub enum ApiError {
+    Refused(Refusal),
+    Invalid {
+        field: String,
+        message: String,
+    },
+    NotFound(String),
+    NotClaimable {
+        message: String,
+        phase: Option<Phase>,
+    },
+    Unauthorized,
+    Forbidden(String),
+    TooLarge(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotClaimable { .. } => StatusCode::CONFLICT,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    fn detail(self) -> ErrorDetail {
+        let plain = |code: &str, message: String| ErrorDetail {
+            code: code.to_owned(),
+            message,
+            rule: None,
+            also_broken: None,
+            field: None,
+            phase: None,
+        };
+        match self {
+            Self::Refused(refusal) => ErrorDetail {
+                rule: Some(refusal.rule.as_str().to_owned()),
+                also_broken: Some(
+                    refusal
+                        .also_broken
+                        .iter()
+                        .map(|rule| rule.as_str().to_owned())
+                        .collect(),
+                ),
+                ..plain("refused", refusal.message)
+            },
+            Self::Invalid { field, message } => ErrorDetail {
+                field: Some(field),
+                ..plain("invalid", message)
+            },
+            Self::NotFound(message) => plain("not_found", message),
+            Self::NotClaimable { message, phase } => ErrorDetail {
+                phase,
+                ..plain("not_claimable", message)
+            },
+            Self::Unauthorized => plain(
+                "unauthorized",
+                "missing or wrong bearer token (Authorization: Bearer <WAGATE_API_TOKEN>)".into(),
+            ),
+            Self::Forbidden(message) => plain("forbidden", message),
+            Self::TooLarge(message) => plain("payload_too_large", message),
+            Self::Unavailable(message) => plain("unavailable", message),
+            Self::Internal(message) => plain("internal", message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let rule = match &self {
+            Self::Refused(refusal) => Some(RefusedRule(refusal.rule.as_str())),
+            _ => None,
+        };
+        let unavailable = self.is_unavailable();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response();
+        if unavailable {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        if let Some(rule) = rule {
+            response.extensions_mut().insert(rule);
+        }
+        response
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Refused(refusal) => Self::Refused(refusal),
+            AppError::Invalid { field, reason } => Self::Invalid {
+                message: format!("invalid {field}: {reason}"),
+                field,
+            },
+            AppError::NotFound { what } => Self::NotFound(format!("{what} not found")),
+            error @ AppError::NotClaimable { .. } => Self::NotClaimable {
+                message: error.to_string(),
+                phase: None,
+            },
+            error @ AppError::Contended { .. } => Self::Unavailable(error.to_string()),
+            error @ AppError::Corrupt { .. } => Self::Internal(error.to_string()),
+            AppError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { .. }
+            | StoreError::DiskFull { .. }
+            | StoreError::Io { .. }
+            | StoreError::Failed { .. }
+            | StoreError::Closed => {
+                Self::Unavailable(format!("the event log cannot be written now: {error}"))
+            }
+            StoreError::InvalidRequest(reason) => Self::invalid("body", reason),
+            StoreError::InvalidStreamId { id, reason } => {
+                Self::invalid("id", format!("{id:?}: {reason}"))
+            }
+            // EventIdsMismatch, Corrupt, Foreign, AlreadyOpen, and variants added later.
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Adds a verdict for the metrics to a response.
+pub fn with_verdict(mut response: Response, verdict: &'static str) -> Response {
+    response.extensions_mut().insert(Verdict(verdict));
+    response
+}

@@ -1,0 +1,167 @@
+//! The event feed (`GET /v1/events`, NDJSON), health and metrics.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::watch;
+use wagate_store::Store;
+
+use crate::api::Health;
+use crate::commands::flag;
+use crate::error::ApiError;
+use crate::export_json::event_to_json;
+use crate::state::AppState;
+
+/// Events read from the store per chunk of the response.
+const CHUNK_EVENTS: usize = 1000;
+
+/// `GET /healthz`
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        head: state.hub().store().head_position(),
+        mode: state.mode().into(),
+    })
+}
+
+/// `GET /metrics` (Prometheus text format).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.hub().store().stats();
+    let text = state.metrics().render(stats.head_position, stats.commits);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+struct Feed {
+    store: Store,
+    /// The next position to read.
+    next: u64,
+    /// Events still to send (`limit`), `None`: unbounded.
+    remaining: Option<u64>,
+    follow: bool,
+    head: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+    done: bool,
+}
+
+impl Feed {
+    /// The next chunk of NDJSON, or `None` at the end.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done || self.remaining == Some(0) || *self.shutdown.borrow() {
+                return None;
+            }
+            // Mark the current head seen before reading: an append after the read wakes us.
+            self.head.borrow_and_update();
+            let limit = match self.remaining {
+                Some(n) => usize::try_from(n).unwrap_or(CHUNK_EVENTS).min(CHUNK_EVENTS),
+                None => CHUNK_EVENTS,
+            };
+            let records = match self.store.read_from(self.next, limit) {
+                Ok(records) => records,
+                Err(error) => return Some(self.fail(&error.to_string())),
+            };
+            if records.is_empty() {
+                if !self.follow {
+                    return None;
+                }
+                tokio::select! {
+                    changed = self.head.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                    }
+                    _ = self.shutdown.changed() => return None,
+                }
+                continue;
+            }
+            let mut out = Vec::with_capacity(records.len() * 256);
+            for record in &records {
+                let event = match wagate_store::persisted::decode(record) {
+                    Ok(event) => event,
+                    Err(error) => {
+                        out.extend_from_slice(&self.fail(&format!(
+                            "unreadable event at position {}: {error}",
+                            record.position
+                        )));
+                        return Some(Bytes::from(out));
+                    }
+                };
+                // Serializing a Value cannot fail.
+                if serde_json::to_writer(&mut out, &event_to_json(record, &event)).is_ok() {
+                    out.push(b'\n');
+                }
+                self.next = record.position + 1;
+                if let Some(remaining) = &mut self.remaining {
+                    *remaining = remaining.saturating_sub(1);
+                }
+            }
+            return Some(Bytes::from(out));
+        }
+    }
+
+    /// A last line saying why the feed stops.
+    fn fail(&mut self, message: &str) -> Bytes {
+        self.done = true;
+        let mut line = json!({"error": {"code": "internal", "message": message}}).to_string();
+        line.push('\n');
+        Bytes::from(line)
+    }
+}
+
+/// `GET /v1/events?after=N[&follow=true][&limit=M]`: every event after position `N` as NDJSON
+/// (one [`event_to_json`] object per line), up to the durable head; with `follow=true` the
+/// response stays open and streams new events as they become durable.
+pub async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        query
+            .get(name)
+            .map(|raw| {
+                raw.parse::<u64>().map_err(|_| {
+                    ApiError::invalid(name, format!("{raw:?} is not a non-negative integer"))
+                })
+            })
+            .transpose()
+    };
+    let after = number("after")?.unwrap_or(0);
+    let remaining = number("limit")?;
+    let follow = flag(&query, "follow")?;
+    let store = state.hub().store().clone();
+    let feed = Feed {
+        head: store.subscribe(),
+        store,
+        next: after.saturating_add(1),
+        remaining,
+        follow,
+        shutdown: state.shutdown(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        feed.next_chunk()
+            .await
+            .map(|chunk| (Ok::<Bytes, Infallible>(chunk), feed))
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

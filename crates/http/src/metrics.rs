@@ -1,0 +1,245 @@
+//! A small Prometheus registry: the handful of series `GET /metrics` serves, in the text
+//! exposition format (version 0.0.4).
+//!
+//! - `wagate_http_requests_total{route, verdict}`: requests by matched route and verdict
+//!   (`ok`, `duplicate`, `forbidden`, `malformed`, `too_large`, `unauthorized`, `invalid`,
+//!   `not_found`, `refused`, `conflict`, `unavailable`, `error`, …);
+//! - `wagate_http_request_duration_seconds{route}`: latency histogram;
+//! - `wagate_refusals_total{rule}`: sends and claims refused, by compliance rule;
+//! - `wagate_events_appended_total{source}`: events appended by webhooks and by commands;
+//! - `wagate_webhook_duplicates_total{provider}`: webhook de-duplication hits;
+//! - `wagate_webhook_items_rejected_total{provider}`: items of a batch that could not be used;
+//! - `wagate_log_head_position`, `wagate_store_commits_total`: the store's own counters.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Histogram bucket upper bounds, seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Count per bucket (not cumulative); the last slot is +Inf.
+    buckets: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let index = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[index] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    verdicts: BTreeMap<&'static str, u64>,
+    latency: Histogram,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: Mutex<BTreeMap<String, RouteStats>>,
+    refusals: Mutex<BTreeMap<&'static str, u64>>,
+    duplicates: Mutex<BTreeMap<&'static str, u64>>,
+    items_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    appended_webhook: AtomicU64,
+    appended_command: AtomicU64,
+}
+
+/// Where appended events came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Webhook,
+    Command,
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, verdict: &'static str, latency: Duration) {
+        let mut routes = self.routes.lock();
+        let stats = match routes.get_mut(route) {
+            Some(stats) => stats,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        *stats.verdicts.entry(verdict).or_default() += 1;
+        stats.latency.observe(latency.as_secs_f64());
+    }
+
+    pub fn refusal(&self, rule: &'static str) {
+        *self.refusals.lock().entry(rule).or_default() += 1;
+    }
+
+    pub fn duplicate(&self, provider: &'static str) {
+        *self.duplicates.lock().entry(provider).or_default() += 1;
+    }
+
+    pub fn item_rejected(&self, provider: &'static str, count: u64) {
+        if count > 0 {
+            *self.items_rejected.lock().entry(provider).or_default() += count;
+        }
+    }
+
+    pub fn appended(&self, source: Source, events: usize) {
+        let counter = match source {
+            Source::Webhook => &self.appended_webhook,
+            Source::Command => &self.appended_command,
+        };
+        counter.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the store's head and commit counters.
+    pub fn render(&self, head: u64, commits: u64) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail: the results are ignored below for that reason.
+        let _ = writeln!(
+            out,
+            "# HELP wagate_http_requests_total HTTP requests by matched route and verdict.\n\
+             # TYPE wagate_http_requests_total counter"
+        );
+        let routes = self.routes.lock();
+        for (route, stats) in routes.iter() {
+            for (verdict, count) in &stats.verdicts {
+                let _ = writeln!(
+                    out,
+                    "wagate_http_requests_total{{route=\"{}\",verdict=\"{verdict}\"}} {count}",
+                    escape(route)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP wagate_http_request_duration_seconds HTTP request latency by matched route.\n\
+             # TYPE wagate_http_request_duration_seconds histogram"
+        );
+        for (route, stats) in routes.iter() {
+            let route = escape(route);
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(stats.latency.buckets.iter()) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "wagate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "wagate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                stats.latency.count
+            );
+            let _ = writeln!(
+                out,
+                "wagate_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                stats.latency.sum
+            );
+            let _ = writeln!(
+                out,
+                "wagate_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                stats.latency.count
+            );
+        }
+        drop(routes);
+        labelled(
+            &mut out,
+            "wagate_refusals_total",
+            "Sends and claims refused, by compliance rule.",
+            "rule",
+            &self.refusals.lock(),
+        );
+        labelled(
+            &mut out,
+            "wagate_webhook_duplicates_total",
+            "Webhook events recognised as already recorded.",
+            "provider",
+            &self.duplicates.lock(),
+        );
+        labelled(
+            &mut out,
+            "wagate_webhook_items_rejected_total",
+            "Webhook items that could not be used (written to the webhook audit log).",
+            "provider",
+            &self.items_rejected.lock(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP wagate_events_appended_total Events appended to the log through this server.\n\
+             # TYPE wagate_events_appended_total counter\n\
+             wagate_events_appended_total{{source=\"webhook\"}} {}\n\
+             wagate_events_appended_total{{source=\"command\"}} {}",
+            self.appended_webhook.load(Ordering::Relaxed),
+            self.appended_command.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP wagate_log_head_position The durable log head.\n\
+             # TYPE wagate_log_head_position gauge\n\
+             wagate_log_head_position {head}\n\
+             # HELP wagate_store_commits_total Group commits (one fsync each) since start.\n\
+             # TYPE wagate_store_commits_total counter\n\
+             wagate_store_commits_total {commits}"
+        );
+        out
+    }
+}
+
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &BTreeMap<&'static str, u64>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, count) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {count}", escape(value));
+    }
+}
+
+/// Label values escape `\`, `"` and newlines.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_histograms() {
+        let metrics = Metrics::default();
+        metrics.request("/healthz", "ok", Duration::from_micros(300));
+        metrics.request("/healthz", "ok", Duration::from_millis(3));
+        metrics.request("/healthz", "error", Duration::from_secs(20));
+        metrics.refusal("opted_out");
+        metrics.appended(Source::Webhook, 2);
+        let text = metrics.render(5, 1);
+        for line in [
+            "wagate_http_requests_total{route=\"/healthz\",verdict=\"ok\"} 2",
+            "wagate_http_requests_total{route=\"/healthz\",verdict=\"error\"} 1",
+            "wagate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0005\"} 1",
+            "wagate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} 2",
+            "wagate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"10\"} 2",
+            "wagate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 3",
+            "wagate_http_request_duration_seconds_count{route=\"/healthz\"} 3",
+            "wagate_refusals_total{rule=\"opted_out\"} 1",
+            "wagate_events_appended_total{source=\"webhook\"} 2",
+            "wagate_log_head_position 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use wagate_app::Hub;
+use wagate_providers::twilio::TwilioSigningKeys;
+use wagate_providers::Secret;
+
+use crate::audit::WebhookAudit;
+use crate::metrics::Metrics;
+
+/// The keys webhooks are checked with, and the public URL Twilio signs.
+#[derive(Debug, Clone)]
+pub struct WebhookKeys {
+    /// The base URL providers call, without a trailing slash (`https://hub.example.com`).
+    pub public_url: String,
+    /// Twilio (or sandbox) signing keys; `None`: Twilio webhooks are not configured.
+    pub twilio: Option<TwilioSigningKeys>,
+    /// Meta app secret (`X-Hub-Signature-256`); `None`: Meta webhooks are not configured.
+    pub meta_app_secret: Option<Secret>,
+    /// Meta subscription verify token.
+    pub meta_verify_token: Option<Secret>,
+}
+
+/// The router's state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    hub: Hub,
+    api_token: Secret,
+    keys: WebhookKeys,
+    audit: WebhookAudit,
+    metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+    mode: &'static str,
+}
+
+impl AppState {
+    /// `shutdown` turns true when the server stops: open event feeds end then.
+    pub fn new(
+        hub: Hub,
+        api_token: Secret,
+        keys: WebhookKeys,
+        audit: WebhookAudit,
+        shutdown: watch::Receiver<bool>,
+        sandbox: bool,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hub,
+                api_token,
+                keys,
+                audit,
+                metrics: Metrics::default(),
+                shutdown,
+                mode: if sandbox { "sandbox" } else { "providers" },
+            }),
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub(crate) fn api_token(&self) -> &Secret {
+        &self.inner.api_token
+    }
+
+    pub(crate) fn keys(&self) -> &WebhookKeys {
+        &self.inner.keys
+    }
+
+    pub(crate) fn audit(&self) -> &WebhookAudit {
+        &self.inner.audit
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.clone()
+    }
+
+    pub(crate) fn mode(&self) -> &'static str {
+        self.inner.mode
+    }
+}

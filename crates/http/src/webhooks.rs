@@ -1,0 +1,501 @@
+//! Provider webhooks. Each request is read raw (at most 1 MiB, else 413), its signature checked
+//! on the raw bytes and the public URL (`WAGATE_PUBLIC_URL` + path + query as received) before
+//! anything is parsed (403 when it fails), then parsed (400 with the reason), then appended
+//! through the hub with the event's de-duplication key (2xx once durable; a duplicate is 2xx and
+//! appends nothing). Every rejected request, every unusable item of a Meta batch and every genuine
+//! webhook the store could not take is written to the webhook audit log.
+
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::json;
+use wagate_app::{Ingested, StatusCallback};
+use wagate_domain::decide::{ReceiveInbound, SetContactFlag};
+use wagate_domain::{ContactFlag, ProviderKind, WhatsAppAddress};
+use wagate_providers::twilio::{self, TwilioWebhookRequest};
+use wagate_providers::{
+    meta, InboundContent, InboundMessage, PreferenceValue, StatusUpdate, UserPreferenceChange,
+    WebhookEvent,
+};
+
+use crate::audit::AuditEntry;
+use crate::body::{read_limited, ReadError, WEBHOOK_BODY_LIMIT};
+use crate::error::{with_verdict, ApiError};
+use crate::metrics::Source;
+use crate::state::AppState;
+
+/// The answer Twilio's inbound webhook expects: empty TwiML sends no reply.
+pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
+
+const TWILIO_SIGNATURE: &str = "x-twilio-signature";
+const TWILIO_SIGNATURE_SETTINGS: &str = "x-twilio-webhooks-signature-settings";
+const META_SIGNATURE: &str = "x-hub-signature-256";
+
+/// A webhook request, read.
+struct Raw {
+    route: &'static str,
+    /// Path and query exactly as received.
+    path_and_query: String,
+    query: String,
+    remote: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    route: &str,
+    remote: Option<String>,
+    verdict: &'static str,
+    reason: &str,
+    body: &[u8],
+) {
+    let entry = AuditEntry::new(state.hub().now(), route, remote, verdict, reason, body);
+    if let Err(error) = state.audit().record(vec![entry]).await {
+        tracing::error!(%error, route, verdict, "cannot write the webhook audit log");
+    }
+}
+
+/// Audits a rejected request and answers it.
+async fn reject(state: &AppState, raw: &Raw, verdict: &'static str, error: ApiError) -> Response {
+    let reason = match &error {
+        ApiError::Invalid { message, .. }
+        | ApiError::Forbidden(message)
+        | ApiError::TooLarge(message)
+        | ApiError::NotFound(message)
+        | ApiError::Unavailable(message)
+        | ApiError::Internal(message) => message.clone(),
+        other => format!("{other:?}"),
+    };
+    audit(
+        state,
+        raw.route,
+        raw.remote.clone(),
+        verdict,
+        &reason,
+        &raw.body,
+    )
+    .await;
+    tracing::info!(route = raw.route, verdict, %reason, "webhook rejected");
+    with_verdict(error.into_response(), verdict)
+}
+
+async fn read(state: &AppState, route: &'static str, request: Request) -> Result<Raw, Response> {
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.to_string());
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let declared_too_large = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|length| length > WEBHOOK_BODY_LIMIT as u64);
+    let body = if declared_too_large {
+        Err(ReadError::TooLarge(Bytes::new()))
+    } else {
+        read_limited(body, WEBHOOK_BODY_LIMIT).await
+    };
+    let mut raw = Raw {
+        route,
+        path_and_query,
+        query,
+        remote,
+        headers: parts.headers,
+        body: Bytes::new(),
+    };
+    match body {
+        Ok(body) => {
+            raw.body = body;
+            Ok(raw)
+        }
+        Err(ReadError::TooLarge(prefix)) => {
+            raw.body = prefix;
+            let error = ApiError::TooLarge(format!(
+                "webhook bodies are limited to {WEBHOOK_BODY_LIMIT} bytes"
+            ));
+            Err(reject(state, &raw, "too_large", error).await)
+        }
+        Err(ReadError::Broken(reason)) => {
+            let error = ApiError::invalid("body", format!("could not be read: {reason}"));
+            Err(reject(state, &raw, "malformed", error).await)
+        }
+    }
+}
+
+fn verify_twilio(state: &AppState, raw: &Raw) -> Result<(), ApiError> {
+    let keys = state.keys();
+    let Some(signing) = &keys.twilio else {
+        return Err(ApiError::Forbidden(
+            "Twilio webhooks are not configured (WAGATE_TWILIO_AUTH_TOKEN)".into(),
+        ));
+    };
+    let url = format!("{}{}", keys.public_url, raw.path_and_query);
+    twilio::verify_signature(
+        signing,
+        &TwilioWebhookRequest {
+            url: &url,
+            body: &raw.body,
+            signature: raw.header(TWILIO_SIGNATURE),
+            signature_settings: raw.header(TWILIO_SIGNATURE_SETTINGS),
+        },
+    )
+    .map_err(|e| ApiError::Forbidden(e.to_string()))
+}
+
+/// What ingesting one event did.
+enum Ingest {
+    Appended,
+    Duplicate,
+}
+
+fn provider_label(provider: ProviderKind) -> &'static str {
+    provider.as_str()
+}
+
+fn count(state: &AppState, provider: ProviderKind, ingested: &Ingested) -> Ingest {
+    match ingested {
+        Ingested::Appended { events, .. } => {
+            state.metrics().appended(Source::Webhook, events.len());
+            Ingest::Appended
+        }
+        Ingested::Duplicate => {
+            state.metrics().duplicate(provider_label(provider));
+            Ingest::Duplicate
+        }
+    }
+}
+
+/// The text the domain records (and reads keywords from, for text, button and interactive
+/// messages): what the contact typed, or the label they tapped, or a caption.
+fn inbound_text(content: &InboundContent) -> String {
+    match content {
+        InboundContent::Text { body } => body.clone(),
+        InboundContent::Button { text, .. } => text.clone(),
+        InboundContent::ButtonReply { title, .. } | InboundContent::ListReply { title, .. } => {
+            title.clone()
+        }
+        InboundContent::Media { caption, .. } => caption.clone().unwrap_or_default(),
+        InboundContent::Other { body, .. } => body.clone().unwrap_or_default(),
+    }
+}
+
+async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ingest, ApiError> {
+    let event = WebhookEvent::Inbound(message);
+    let key = event.dedup_key();
+    let provider = event.provider();
+    let WebhookEvent::Inbound(message) = event else {
+        // Invariant: built as Inbound two lines above.
+        return Err(ApiError::Internal("inbound event changed kind".into()));
+    };
+    let command = ReceiveInbound {
+        contact: message.from.id.clone(),
+        sender: message.to.number.clone().map(WhatsAppAddress::from_number),
+        provider_ref: Some(message.id.clone()),
+        kind: message.content.kind().to_owned(),
+        text: inbound_text(&message.content),
+    };
+    let ingested = state.hub().receive_inbound(command, key.as_str()).await?;
+    Ok(count(state, provider, &ingested))
+}
+
+async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest, ApiError> {
+    let event = WebhookEvent::Status(update);
+    let key = event.dedup_key();
+    let provider = event.provider();
+    let WebhookEvent::Status(update) = event else {
+        // Invariant: built as Status two lines above.
+        return Err(ApiError::Internal("status event changed kind".into()));
+    };
+    let callback = StatusCallback {
+        provider,
+        provider_ref: Some(update.id.clone()),
+        status: update.status.clone(),
+        error_code: update.errors.first().map(|e| e.code),
+    };
+    let ingested = state
+        .hub()
+        .record_status_callback(update.message_id, callback, key.as_str())
+        .await?;
+    Ok(count(state, provider, &ingested))
+}
+
+/// Meta `user_preferences`: marketing stop/resume raises/clears `marketing_paused`. Returns
+/// `None` for preferences wagate does not act on.
+async fn ingest_preference(
+    state: &AppState,
+    change: &UserPreferenceChange,
+) -> Result<Option<Ingest>, ApiError> {
+    if !change.category.to_ascii_lowercase().contains("marketing") {
+        return Ok(None);
+    }
+    let raised = match change.preference {
+        PreferenceValue::Stop => true,
+        PreferenceValue::Resume => false,
+        PreferenceValue::Other(_) => return Ok(None),
+    };
+    let positions = state
+        .hub()
+        .set_contact_flag(SetContactFlag {
+            contact: change.contact.id.clone(),
+            flag: ContactFlag::MarketingPaused,
+            raised,
+            reason: format!(
+                "meta user_preferences: {} {}",
+                change.category,
+                change.preference.as_str()
+            ),
+        })
+        .await?;
+    state.metrics().appended(Source::Webhook, positions.len());
+    Ok(Some(if positions.is_empty() {
+        Ingest::Duplicate
+    } else {
+        Ingest::Appended
+    }))
+}
+
+/// The answer when the hub could not take a genuine webhook: the body goes to the audit log
+/// (the provider retries; the file keeps it meanwhile).
+async fn hub_failed(state: &AppState, raw: &Raw, error: ApiError) -> Response {
+    let verdict = match &error {
+        ApiError::Unavailable(_) => "unavailable",
+        ApiError::Invalid { .. } => "malformed",
+        ApiError::Internal(_) => "error",
+        _ => "rejected",
+    };
+    reject(state, raw, verdict, error).await
+}
+
+fn ingest_response(ingest: &Ingest, body: Response) -> Response {
+    match ingest {
+        Ingest::Appended => with_verdict(body, "ok"),
+        Ingest::Duplicate => with_verdict(body, "duplicate"),
+    }
+}
+
+fn twiml() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        EMPTY_TWIML,
+    )
+        .into_response()
+}
+
+/// `POST /webhooks/twilio/inbound`
+pub async fn twilio_inbound(State(state): State<AppState>, request: Request) -> Response {
+    let raw = match read(&state, "/webhooks/twilio/inbound", request).await {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    if let Err(error) = verify_twilio(&state, &raw) {
+        return reject(&state, &raw, "forbidden", error).await;
+    }
+    let message = match twilio::parse_inbound(&raw.body) {
+        Ok(message) => message,
+        Err(e) => {
+            let field = e.field().unwrap_or("body").to_owned();
+            return reject(
+                &state,
+                &raw,
+                "malformed",
+                ApiError::invalid(field, e.to_string()),
+            )
+            .await;
+        }
+    };
+    match ingest_inbound(&state, message).await {
+        Ok(ingest) => ingest_response(&ingest, twiml()),
+        Err(error) => hub_failed(&state, &raw, error).await,
+    }
+}
+
+/// `POST /webhooks/twilio/status`
+pub async fn twilio_status(State(state): State<AppState>, request: Request) -> Response {
+    let raw = match read(&state, "/webhooks/twilio/status", request).await {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    if let Err(error) = verify_twilio(&state, &raw) {
+        return reject(&state, &raw, "forbidden", error).await;
+    }
+    let update = match twilio::parse_status(&raw.body, &raw.query) {
+        Ok(update) => update,
+        Err(e) => {
+            let field = e.field().unwrap_or("body").to_owned();
+            return reject(
+                &state,
+                &raw,
+                "malformed",
+                ApiError::invalid(field, e.to_string()),
+            )
+            .await;
+        }
+    };
+    match ingest_status(&state, update).await {
+        Ok(ingest) => ingest_response(&ingest, StatusCode::NO_CONTENT.into_response()),
+        Err(error) => hub_failed(&state, &raw, error).await,
+    }
+}
+
+/// `GET /webhooks/meta`: the subscription handshake.
+pub async fn meta_verify(State(state): State<AppState>, request: Request) -> Response {
+    let raw = match read(&state, "/webhooks/meta", request).await {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    let Some(token) = &state.keys().meta_verify_token else {
+        let error = ApiError::Forbidden(
+            "Meta webhooks are not configured (WAGATE_META_VERIFY_TOKEN)".into(),
+        );
+        return reject(&state, &raw, "forbidden", error).await;
+    };
+    match meta::verify_subscription(&raw.query, token) {
+        Ok(challenge) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            challenge,
+        )
+            .into_response(),
+        Err(refusal) => {
+            // The query (which holds the token tried) is not the body: audit without it.
+            let raw = Raw {
+                body: Bytes::new(),
+                ..raw
+            };
+            reject(
+                &state,
+                &raw,
+                "forbidden",
+                ApiError::Forbidden(refusal.to_string()),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /webhooks/meta`
+pub async fn meta_events(State(state): State<AppState>, request: Request) -> Response {
+    let raw = match read(&state, "/webhooks/meta", request).await {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    let Some(secret) = &state.keys().meta_app_secret else {
+        let error =
+            ApiError::Forbidden("Meta webhooks are not configured (WAGATE_META_APP_SECRET)".into());
+        return reject(&state, &raw, "forbidden", error).await;
+    };
+    if let Err(e) = meta::verify_signature(secret, &raw.body, raw.header(META_SIGNATURE)) {
+        return reject(
+            &state,
+            &raw,
+            "forbidden",
+            ApiError::Forbidden(e.to_string()),
+        )
+        .await;
+    }
+    let webhook = match meta::parse_webhook(&raw.body) {
+        Ok(webhook) => webhook,
+        Err(e) => {
+            let field = e.field().unwrap_or("body").to_owned();
+            return reject(
+                &state,
+                &raw,
+                "malformed",
+                ApiError::invalid(field, e.to_string()),
+            )
+            .await;
+        }
+    };
+    let mut notes: Vec<(&'static str, String)> = webhook
+        .rejected
+        .iter()
+        .map(|e| ("item_rejected", e.to_string()))
+        .collect();
+    state
+        .metrics()
+        .item_rejected("meta", webhook.rejected.len() as u64);
+    let (mut appended, mut duplicates) = (0_usize, 0_usize);
+    for event in webhook.events {
+        let result = match event {
+            WebhookEvent::Inbound(message) => ingest_inbound(&state, message).await.map(Some),
+            WebhookEvent::Status(update) => ingest_status(&state, update).await.map(Some),
+            WebhookEvent::UserPreference(change) => {
+                let result = ingest_preference(&state, &change).await;
+                if matches!(result, Ok(None)) {
+                    notes.push((
+                        "unhandled",
+                        format!(
+                            "user_preferences {} {} not acted on",
+                            change.category,
+                            change.preference.as_str()
+                        ),
+                    ));
+                }
+                result
+            }
+            WebhookEvent::ChannelErrors(errors) => {
+                let codes: Vec<String> = errors.errors.iter().map(|e| e.code.to_string()).collect();
+                tracing::warn!(codes = %codes.join(","), "Meta reported channel errors");
+                notes.push(("unhandled", format!("channel errors {}", codes.join(","))));
+                Ok(None)
+            }
+        };
+        match result {
+            Ok(Some(Ingest::Appended)) => appended += 1,
+            Ok(Some(Ingest::Duplicate)) => duplicates += 1,
+            Ok(None) => {}
+            // Meta redelivers the whole batch; what was appended is recognised then.
+            Err(error) if error.is_unavailable() => return hub_failed(&state, &raw, error).await,
+            Err(error) => notes.push(("item_rejected", format!("{error:?}"))),
+        }
+    }
+    if !notes.is_empty() {
+        let now = state.hub().now();
+        let entries = notes
+            .iter()
+            .map(|(verdict, reason)| {
+                AuditEntry::new(
+                    now,
+                    raw.route,
+                    raw.remote.clone(),
+                    verdict,
+                    reason,
+                    &raw.body,
+                )
+            })
+            .collect();
+        if let Err(error) = state.audit().record(entries).await {
+            tracing::error!(%error, "cannot write the webhook audit log");
+        }
+    }
+    let verdict = if appended == 0 && duplicates > 0 {
+        "duplicate"
+    } else {
+        "ok"
+    };
+    let body = Json(json!({
+        "appended": appended,
+        "duplicates": duplicates,
+        "rejected": notes.len(),
+    }));
+    with_verdict((StatusCode::OK, body).into_response(), verdict)
+}
