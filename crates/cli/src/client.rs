@@ -45,7 +45,7 @@ pub struct Refused {
 #[derive(Debug)]
 pub enum Answer {
     /// 2xx, with the body parsed as JSON (`null` when empty).
-    Ok(StatusCode, Value),
+    Ok(Value),
     /// 422: a compliance rule refused.
     Refused(Refused),
 }
@@ -88,12 +88,13 @@ impl HubClient {
         self.base.as_str().trim_end_matches('/')
     }
 
-    /// `path` relative to the base (no leading slash), with its query pairs.
-    pub fn url(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<reqwest::Url> {
-        let mut url = self
-            .base
-            .join(path.trim_start_matches('/'))
-            .with_context(|| format!("cannot build a URL for {path}"))?;
+    /// The URL of `segments` below the base (each percent-encoded), with its query pairs.
+    pub fn url(&self, segments: &[&str], query: &[(&str, String)]) -> anyhow::Result<reqwest::Url> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("--hub {} cannot be a base URL", self.base()))?
+            .pop_if_empty()
+            .extend(segments);
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (key, value) in query {
@@ -146,7 +147,7 @@ impl HubClient {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         if status.is_success() {
-            return Ok(Answer::Ok(status, body));
+            return Ok(Answer::Ok(body));
         }
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             if let Some(refused) = refusal(&body) {
@@ -187,21 +188,21 @@ impl HubClient {
         }
     }
 
-    pub async fn get(&self, path: &str, what: &str) -> anyhow::Result<Answer> {
-        let url = self.url(path, &[])?;
+    pub async fn get(&self, segments: &[&str], what: &str) -> anyhow::Result<Answer> {
+        let url = self.url(segments, &[])?;
         let response = self.send(self.request(Method::GET, url), what).await?;
         self.check(response, what).await
     }
 
     pub async fn post<B: Serialize + ?Sized>(
         &self,
-        path: &str,
+        segments: &[&str],
         query: &[(&str, String)],
         headers: &[(&str, String)],
         body: &B,
         what: &str,
     ) -> anyhow::Result<Answer> {
-        let url = self.url(path, query)?;
+        let url = self.url(segments, query)?;
         let mut builder = self.request(Method::POST, url).json(body);
         for (name, value) in headers {
             builder = builder.header(*name, value);
@@ -213,11 +214,11 @@ impl HubClient {
     /// A streaming GET (the event feed): the response once its status is 2xx.
     pub async fn get_stream(
         &self,
-        path: &str,
+        segments: &[&str],
         query: &[(&str, String)],
         what: &str,
     ) -> anyhow::Result<reqwest::Response> {
-        let url = self.url(path, query)?;
+        let url = self.url(segments, query)?;
         let response = self.send(self.request(Method::GET, url), what).await?;
         let status = response.status();
         if status.is_success() {

@@ -1,50 +1,855 @@
-//! Operator commands that act on a running hub through its HTTP API.
+//! Operator commands that act on a running hub through its HTTP API (`--hub`, `WAGATE_HUB`;
+//! token from `--token` / `WAGATE_API_TOKEN`). Human-readable output by default, `--json` for
+//! machines (the hub's own JSON answer, unchanged).
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use anyhow::{bail, Context as _};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use wagate_http::api;
+
+use crate::client::{Answer, HubArgs, HubClient, Refused};
+use crate::EXIT_REFUSED;
+
+/// What every hub command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub hub: HubArgs,
+
+    /// Print the hub's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, clap::Args)]
-pub struct SendArgs {}
+#[command(
+    after_help = "Examples:\n  wagate send --to +41790000001 --workflow appointment_scheduling \\\n      --template HX0123456789abcdef0123456789abcdef --var 1=Lea --var '2=Thu 10:00'\n  wagate send --to +41790000001 --workflow lead_qualification --text 'Yes, it is still available.'\n\nExit codes: 0 queued (or allowed, with --dry-run), 4 refused by a rule (the rule and its sentence are printed), 1 error."
+)]
+pub struct SendArgs {
+    /// The recipient, E.164 (`+41790000001`).
+    #[arg(long, value_name = "E164")]
+    to: String,
+
+    /// The sender, `whatsapp:+E164`; optional when the hub has exactly one sender.
+    #[arg(long, value_name = "ADDRESS")]
+    from: Option<String>,
+
+    /// The task-specific workflow (lead_qualification, appointment_scheduling, status_update, …).
+    #[arg(long, value_name = "NAME")]
+    workflow: Option<String>,
+
+    /// A business-initiated template message: the Content SID (`HX…`) or Meta template name.
+    #[arg(
+        long,
+        value_name = "CONTENT_SID",
+        conflicts_with = "text",
+        required_unless_present = "text"
+    )]
+    template: Option<String>,
+
+    /// A template variable, `KEY=VALUE` (repeat for each placeholder: --var 1=Lea --var 2=…).
+    #[arg(long = "var", value_name = "KEY=VALUE", requires = "template", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+
+    /// Freeform text: only allowed inside the contact's 24 h window.
+    #[arg(long, value_name = "TEXT")]
+    text: Option<String>,
+
+    /// Makes retries safe: the same key within 24 h returns the first answer, sends nothing new.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
+
+    /// Check every rule and answer, but record and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+fn parse_var(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{raw:?} is not KEY=VALUE (e.g. 1=Lea)")),
+    }
+}
+
 #[derive(Debug, clap::Args)]
-pub struct OptInArgs {}
+#[command(
+    after_help = "Example:\n  wagate opt-in +41790000001 --source web_form \\\n      --evidence https://example.com/forms/123 --recorded-by ops@example.com --wording-version v2"
+)]
+pub struct OptInArgs {
+    /// The contact, E.164.
+    #[arg(value_name = "E164")]
+    contact: String,
+
+    /// Where the consent was collected: web_form, qr_code, click_to_whatsapp_ad, keyword,
+    /// operator or api.
+    #[arg(long, value_name = "SOURCE")]
+    source: String,
+
+    /// The proof: free text or a URL (the form submission, the ad click, …).
+    #[arg(long, value_name = "TEXT")]
+    evidence: String,
+
+    /// Who records it (an operator's name or address).
+    #[arg(long, value_name = "WHO")]
+    recorded_by: String,
+
+    /// The version of the consent wording the contact agreed to (default: unversioned).
+    #[arg(long, value_name = "VERSION")]
+    wording_version: Option<String>,
+
+    #[command(flatten)]
+    common: Common,
+}
+
 #[derive(Debug, clap::Args)]
-pub struct OptOutArgs {}
+#[command(
+    after_help = "Example:\n  wagate opt-out +41790000001 --detail 'asked by phone to stop messages'"
+)]
+pub struct OptOutArgs {
+    /// The contact, E.164.
+    #[arg(value_name = "E164")]
+    contact: String,
+
+    /// How the opt-out reached you: operator (default), api, keyword or provider_report.
+    #[arg(long, value_name = "SOURCE", default_value = "operator")]
+    source: String,
+
+    /// Why, in a few words.
+    #[arg(long, value_name = "TEXT")]
+    detail: Option<String>,
+
+    #[command(flatten)]
+    common: Common,
+}
+
 #[derive(Debug, clap::Args)]
-pub struct ContactArgs {}
+pub struct ContactArgs {
+    /// The contact, E.164.
+    #[arg(value_name = "E164")]
+    contact: String,
+
+    #[command(flatten)]
+    common: Common,
+}
+
 #[derive(Debug, clap::Args)]
-pub struct MessageArgs {}
+pub struct MessageArgs {
+    /// The message id (a UUID, as `send` printed it).
+    #[arg(value_name = "ID")]
+    message_id: String,
+
+    #[command(flatten)]
+    common: Common,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum TemplatesCommand {
-    /// List templates.
-    List,
+    /// Register a template (it starts pending until its status is set to approved).
+    #[command(
+        after_help = "Example:\n  wagate templates register HX0123456789abcdef0123456789abcdef --name viewing_reminder \\\n      --language en --category utility --placeholder 1 --placeholder 2"
+    )]
+    Register {
+        /// The template id: a Twilio Content SID (`HX` + 32 hex) or a Meta template name.
+        #[arg(value_name = "CONTENT_SID")]
+        content_sid: String,
+        /// The template's name at Meta.
+        #[arg(long)]
+        name: String,
+        /// Language code, e.g. en or de_CH.
+        #[arg(long)]
+        language: String,
+        /// marketing, utility or authentication.
+        #[arg(long)]
+        category: String,
+        /// A placeholder key (repeat: --placeholder 1 --placeholder 2).
+        #[arg(long = "placeholder", value_name = "KEY")]
+        placeholders: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set a template's approval status (as Meta/Twilio reported it).
+    #[command(
+        after_help = "Example:\n  wagate templates status HX0123456789abcdef0123456789abcdef approved"
+    )]
+    Status {
+        #[arg(value_name = "CONTENT_SID")]
+        content_sid: String,
+        /// unsubmitted, pending, approved, rejected, paused or disabled.
+        #[arg(value_name = "STATUS")]
+        status: String,
+        /// Why (e.g. Meta's rejection reason).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the registered templates and their status.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
 }
+
 #[derive(Debug, clap::Subcommand)]
 pub enum SendersCommand {
-    /// List senders.
-    List,
+    /// Register a business number (it cannot send until an operator authorizes it).
+    #[command(
+        after_help = "Example:\n  wagate senders register whatsapp:+15550001111 --provider twilio"
+    )]
+    Register {
+        /// The sender, `whatsapp:+E164`.
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+        /// twilio, meta or sandbox.
+        #[arg(long)]
+        provider: String,
+        /// The Meta business portfolio whose messaging limit it shares (default: default).
+        #[arg(long)]
+        portfolio: Option<String>,
+        /// The Cloud API phone-number id (required for --provider meta).
+        #[arg(long, value_name = "ID")]
+        meta_phone_number_id: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Authorize a registered sender (also lifts a suspension).
+    Authorize {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+        /// Who authorizes it (default: api).
+        #[arg(long, value_name = "WHO")]
+        by: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Suspend a sender: every send and claim from it is refused until it is authorized again.
+    Suspend {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the senders and whether each may send.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
-fn pending() -> anyhow::Result<ExitCode> {
-    anyhow::bail!("operator commands are being built in this session")
+// ---------------------------------------------------------------------------------------------
+
+fn client(common: &Common) -> anyhow::Result<HubClient> {
+    HubClient::from_args(&common.hub)
 }
 
-pub async fn send(_args: SendArgs) -> anyhow::Result<ExitCode> {
-    pending()
+fn typed<T: DeserializeOwned>(body: Value, what: &str) -> anyhow::Result<T> {
+    serde_json::from_value(body)
+        .with_context(|| format!("the hub's answer to {what} is not what this wagate expects"))
 }
-pub async fn opt_in(_args: OptInArgs) -> anyhow::Result<ExitCode> {
-    pending()
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
 }
-pub async fn opt_out(_args: OptOutArgs) -> anyhow::Result<ExitCode> {
-    pending()
+
+/// Prints a refusal (stderr for people, the body on stdout with --json) and gives exit 4.
+fn refused(refusal: &Refused, json: bool) -> ExitCode {
+    if json {
+        print_json(&refusal.body);
+    } else {
+        eprintln!("refused by rule {}: {}", refusal.rule, refusal.message);
+        let also: Vec<&str> = refusal
+            .body
+            .pointer("/error/also_broken")
+            .and_then(Value::as_array)
+            .map(|rules| rules.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !also.is_empty() {
+            eprintln!("also broken: {}", also.join(", "));
+        }
+    }
+    ExitCode::from(EXIT_REFUSED)
 }
-pub async fn contact(_args: ContactArgs) -> anyhow::Result<ExitCode> {
-    pending()
+
+/// The body of a 2xx answer; a 422 where none is expected is an error.
+fn expect_ok(answer: Answer, what: &str) -> anyhow::Result<Value> {
+    match answer {
+        Answer::Ok(body) => Ok(body),
+        Answer::Refused(refusal) => bail!(
+            "{what} was refused by rule {}: {}",
+            refusal.rule,
+            refusal.message
+        ),
+    }
 }
-pub async fn message(_args: MessageArgs) -> anyhow::Result<ExitCode> {
-    pending()
+
+/// Prints `text` or, with --json, the body.
+fn output(
+    common: &Common,
+    body: &Value,
+    text: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<ExitCode> {
+    if common.json {
+        print_json(body);
+    } else {
+        print!("{}", text()?);
+    }
+    Ok(ExitCode::SUCCESS)
 }
-pub async fn templates(_command: TemplatesCommand) -> anyhow::Result<ExitCode> {
-    pending()
+
+fn positions(recorded: &api::Recorded) -> String {
+    match recorded.positions.as_slice() {
+        [] => "nothing changed (already so)".to_owned(),
+        [one] => format!("recorded at position {one}"),
+        many => format!(
+            "recorded at positions {}",
+            many.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
-pub async fn senders(_command: SendersCommand) -> anyhow::Result<ExitCode> {
-    pending()
+
+// ---------------------------------------------------------------------------------------------
+
+pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&args.common)?;
+    let request = api::SendMessageRequest {
+        to: args.to.clone(),
+        from: args.from.clone(),
+        workflow: args.workflow.clone(),
+        template: args
+            .template
+            .clone()
+            .map(|content_sid| api::TemplateContentRequest {
+                content_sid,
+                variables: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
+            }),
+        text: args.text.clone(),
+    };
+    let mut query = Vec::new();
+    if args.dry_run {
+        query.push(("dry_run", "true".to_owned()));
+    }
+    let mut headers = Vec::new();
+    if let Some(key) = &args.idempotency_key {
+        headers.push(("Idempotency-Key", key.clone()));
+    }
+    let what = "POST /v1/messages";
+    let answer = client
+        .post(&["v1", "messages"], &query, &headers, &request, what)
+        .await?;
+    let body = match answer {
+        Answer::Refused(refusal) => return Ok(refused(&refusal, args.common.json)),
+        Answer::Ok(body) => body,
+    };
+    output(&args.common, &body, || {
+        let sent: api::SendMessageResponse = typed(body.clone(), what)?;
+        let content = match (&args.template, &args.text) {
+            (Some(template), _) => format!("template {template}"),
+            _ => "freeform text".to_owned(),
+        };
+        Ok(if sent.dry_run {
+            format!(
+                "dry run: {content} to {} would be allowed now (nothing recorded, nothing sent)\n",
+                args.to
+            )
+        } else {
+            format!(
+                "queued: message {} ({content} to {})\nfollow it with: wagate message {}\n",
+                sent.message_id, args.to, sent.message_id
+            )
+        })
+    })
+}
+
+pub async fn opt_in(args: OptInArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&args.common)?;
+    let request = api::OptInRequest {
+        source: args.source.clone(),
+        evidence: args.evidence.clone(),
+        recorded_by: args.recorded_by.clone(),
+        wording_version: args.wording_version.clone(),
+    };
+    let what = &format!("POST /v1/contacts/{}/opt-in", args.contact);
+    let answer = client
+        .post(
+            &["v1", "contacts", &args.contact, "opt-in"],
+            &[],
+            &[],
+            &request,
+            what,
+        )
+        .await?;
+    let body = expect_ok(answer, what)?;
+    output(&args.common, &body, || {
+        let recorded: api::Recorded = typed(body.clone(), what)?;
+        Ok(format!(
+            "opt-in of {} ({}) {}\n",
+            args.contact,
+            args.source,
+            positions(&recorded)
+        ))
+    })
+}
+
+pub async fn opt_out(args: OptOutArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&args.common)?;
+    let request = api::OptOutRequest {
+        source: Some(args.source.clone()),
+        detail: args.detail.clone(),
+    };
+    let what = &format!("POST /v1/contacts/{}/opt-out", args.contact);
+    let answer = client
+        .post(
+            &["v1", "contacts", &args.contact, "opt-out"],
+            &[],
+            &[],
+            &request,
+            what,
+        )
+        .await?;
+    let body = expect_ok(answer, what)?;
+    output(&args.common, &body, || {
+        let recorded: api::Recorded = typed(body.clone(), what)?;
+        Ok(format!(
+            "opt-out of {} ({}) {}\n",
+            args.contact,
+            args.source,
+            positions(&recorded)
+        ))
+    })
+}
+
+pub async fn contact(args: ContactArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&args.common)?;
+    let what = &format!("GET /v1/contacts/{}", args.contact);
+    let answer = client.get(&["v1", "contacts", &args.contact], what).await?;
+    let body = expect_ok(answer, what)?;
+    output(&args.common, &body, || {
+        let contact: api::ContactResponse = typed(body.clone(), what)?;
+        Ok(render_contact(&contact))
+    })
+}
+
+fn or_none(value: Option<&str>) -> &str {
+    value.unwrap_or("-")
+}
+
+fn render_contact(contact: &api::ContactResponse) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "contact {}", contact.contact);
+    if contact.version == 0 {
+        let _ = writeln!(out, "  nothing recorded for this contact yet");
+    }
+    let consent = &contact.consent;
+    let _ = writeln!(out, "  consent          {}", consent.state);
+    if let Some(receipt) = &consent.receipt {
+        let label = if consent.state == "opted_in" {
+            "opt-in"
+        } else {
+            "withdrawn opt-in"
+        };
+        let _ = writeln!(
+            out,
+            "  {label:<16} {} at {}, by {}, wording {}, evidence: {}",
+            receipt.source,
+            receipt.at,
+            receipt.recorded_by,
+            receipt.wording_version,
+            receipt.evidence
+        );
+    }
+    if let Some(opt_out) = &consent.opt_out {
+        let detail = if opt_out.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", opt_out.detail)
+        };
+        let _ = writeln!(
+            out,
+            "  opt-out          {} at {}{detail}",
+            opt_out.source, opt_out.at
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  last inbound     {}",
+        or_none(contact.last_inbound_at.as_deref())
+    );
+    let _ = writeln!(
+        out,
+        "  window           {}",
+        contact.window_open_until.as_deref().map_or_else(
+            || "closed (templates only)".to_owned(),
+            |until| format!("open until {until}")
+        )
+    );
+    let mut flags = Vec::new();
+    if let Some(since) = &contact.flags.not_on_whatsapp {
+        flags.push(format!("not_on_whatsapp since {since}"));
+    }
+    if let Some(since) = &contact.flags.marketing_paused {
+        flags.push(format!("marketing_paused since {since}"));
+    }
+    let _ = writeln!(
+        out,
+        "  flags            {}",
+        if flags.is_empty() {
+            "none".to_owned()
+        } else {
+            flags.join(", ")
+        }
+    );
+    if contact.reviews_requested > 0 {
+        let _ = writeln!(
+            out,
+            "  opt-out reviews  {} free-text message(s) mention opting out: a person should decide",
+            contact.reviews_requested
+        );
+    }
+    if contact.recent_messages.is_empty() {
+        let _ = writeln!(out, "  recent messages  none");
+    } else {
+        let _ = writeln!(out, "  recent messages (newest first)");
+        for message in &contact.recent_messages {
+            let refused = message
+                .refused
+                .as_deref()
+                .map(|rule| format!(" (refused: {rule})"))
+                .unwrap_or_default();
+            let status = if message.refused.is_some() {
+                "refused"
+            } else {
+                message.status.as_str()
+            };
+            let _ = writeln!(out, "    {}  {status}{refused}", message.message_id);
+        }
+    }
+    out
+}
+
+pub async fn message(args: MessageArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&args.common)?;
+    let what = &format!("GET /v1/messages/{}", args.message_id);
+    let answer = client
+        .get(&["v1", "messages", &args.message_id], what)
+        .await?;
+    let body = expect_ok(answer, what)?;
+    output(&args.common, &body, || {
+        let message: api::MessageResponse = typed(body.clone(), what)?;
+        Ok(render_message(&message))
+    })
+}
+
+fn phase(phase: &api::Phase) -> String {
+    match phase {
+        api::Phase::NotAllowed => "not allowed (refused)".into(),
+        api::Phase::Pending {
+            next_attempt,
+            not_before: None,
+        } => format!("waiting for dispatch (attempt {next_attempt})"),
+        api::Phase::Pending {
+            next_attempt,
+            not_before: Some(at),
+        } => format!("waiting for retry (attempt {next_attempt} not before {at})"),
+        api::Phase::Claimed { attempt, since } => {
+            format!("claimed (attempt {attempt} since {since}, no outcome yet)")
+        }
+        api::Phase::Done => "done".into(),
+    }
+}
+
+fn render_message(message: &api::MessageResponse) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "message {}", message.message_id);
+    if let Some(refused) = &message.refused {
+        let _ = writeln!(
+            out,
+            "  refused          {}: {}",
+            refused.rule, refused.message
+        );
+    }
+    let _ = writeln!(out, "  status           {}", message.status);
+    if let Some(rule) = &message.canceled_by {
+        let _ = writeln!(out, "  canceled by      {rule} (at dispatch time)");
+    }
+    if let Some(intent) = &message.intent {
+        let content = match &intent.content {
+            api::ContentView::Template {
+                template,
+                category,
+                variables,
+            } => {
+                let vars: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("template {template} ({category}) {}", vars.join(" "))
+            }
+            api::ContentView::Text { text } => format!("text {text:?}"),
+        };
+        let _ = writeln!(out, "  to               {}", intent.to);
+        let _ = writeln!(out, "  from             {}", intent.from);
+        let _ = writeln!(out, "  workflow         {}", intent.workflow);
+        let _ = writeln!(out, "  content          {}", content.trim_end());
+        let _ = writeln!(out, "  decided at       {}", intent.decided_at);
+    }
+    let _ = writeln!(out, "  dispatch         {}", phase(&message.phase));
+    let _ = writeln!(out, "  attempts         {}", message.attempts);
+    if let Some(reference) = &message.provider_ref {
+        let _ = writeln!(out, "  provider id      {reference}");
+    }
+    if let Some(error) = &message.last_error {
+        let code = error.code.map(|c| format!(" {c}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  last error       {}{code}: {}",
+            error.provider, error.message
+        );
+    }
+    if !message.statuses.is_empty() {
+        let _ = writeln!(out, "  provider statuses");
+        for status in &message.statuses {
+            let code = status
+                .error_code
+                .map(|c| format!(" (error {c})"))
+                .unwrap_or_default();
+            let note = if status.applied {
+                ""
+            } else {
+                "  (recorded, changed nothing)"
+            };
+            let _ = writeln!(out, "    {}  {}{code}{note}", status.at, status.status);
+        }
+    }
+    if !message.history.is_empty() {
+        let _ = writeln!(out, "  history");
+        for event in &message.history {
+            let position = event.get("position").and_then(Value::as_u64).unwrap_or(0);
+            let kind = event.get("type").and_then(Value::as_str).unwrap_or("?");
+            let at = event
+                .pointer("/payload/at")
+                .and_then(Value::as_str)
+                .or_else(|| event.get("timestamp").and_then(Value::as_str))
+                .unwrap_or("");
+            let _ = writeln!(out, "    #{position:<8} {at}  {kind}");
+        }
+    }
+    out
+}
+
+pub async fn templates(command: TemplatesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TemplatesCommand::Register {
+            content_sid,
+            name,
+            language,
+            category,
+            placeholders,
+            common,
+        } => {
+            let client = client(&common)?;
+            let request = api::RegisterTemplateRequest {
+                content_sid: content_sid.clone(),
+                name,
+                language,
+                category,
+                placeholders,
+            };
+            let what = "POST /v1/templates";
+            let answer = client
+                .post(&["v1", "templates"], &[], &[], &request, what)
+                .await?;
+            let body = expect_ok(answer, what)?;
+            output(&common, &body, || {
+                let view: api::TemplateView = typed(body.clone(), what)?;
+                Ok(format!("registered {}\n", template_line(&view)))
+            })
+        }
+        TemplatesCommand::Status {
+            content_sid,
+            status,
+            reason,
+            common,
+        } => {
+            let client = client(&common)?;
+            let request = api::TemplateStatusRequest { status, reason };
+            let what = &format!("POST /v1/templates/{content_sid}/status");
+            let answer = client
+                .post(
+                    &["v1", "templates", &content_sid, "status"],
+                    &[],
+                    &[],
+                    &request,
+                    what,
+                )
+                .await?;
+            let body = expect_ok(answer, what)?;
+            output(&common, &body, || {
+                let view: api::TemplateView = typed(body.clone(), what)?;
+                Ok(format!("{}\n", template_line(&view)))
+            })
+        }
+        TemplatesCommand::List { common } => {
+            let client = client(&common)?;
+            let what = "GET /v1/templates";
+            let body = expect_ok(client.get(&["v1", "templates"], what).await?, what)?;
+            output(&common, &body, || {
+                let views: Vec<api::TemplateView> = typed(body.clone(), what)?;
+                if views.is_empty() {
+                    return Ok("no templates registered\n".into());
+                }
+                Ok(views
+                    .iter()
+                    .map(|view| format!("{}\n", template_line(view)))
+                    .collect())
+            })
+        }
+    }
+}
+
+fn template_line(view: &api::TemplateView) -> String {
+    format!(
+        "{}  {}  name={} language={} category={} placeholders=[{}]",
+        view.content_sid,
+        or_none(view.status.as_deref()),
+        or_none(view.name.as_deref()),
+        or_none(view.language.as_deref()),
+        or_none(view.category.as_deref()),
+        view.placeholders.join(", ")
+    )
+}
+
+pub async fn senders(command: SendersCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SendersCommand::Register {
+            address,
+            provider,
+            portfolio,
+            meta_phone_number_id,
+            common,
+        } => {
+            let client = client(&common)?;
+            let request = api::RegisterSenderRequest {
+                address,
+                provider,
+                portfolio,
+                meta_phone_number_id,
+            };
+            let what = "POST /v1/senders";
+            let answer = client
+                .post(&["v1", "senders"], &[], &[], &request, what)
+                .await?;
+            let body = expect_ok(answer, what)?;
+            output(&common, &body, || {
+                let view: api::SenderView = typed(body.clone(), what)?;
+                Ok(format!(
+                    "registered {}\nit cannot send until authorized: wagate senders authorize {}\n",
+                    sender_line(&view),
+                    view.address
+                ))
+            })
+        }
+        SendersCommand::Authorize {
+            address,
+            by,
+            common,
+        } => {
+            let client = client(&common)?;
+            let request = api::AuthorizeSenderRequest { by };
+            let what = &format!("POST /v1/senders/{address}/authorize");
+            let answer = client
+                .post(
+                    &["v1", "senders", &address, "authorize"],
+                    &[],
+                    &[],
+                    &request,
+                    what,
+                )
+                .await?;
+            let body = expect_ok(answer, what)?;
+            output(&common, &body, || {
+                let view: api::SenderView = typed(body.clone(), what)?;
+                Ok(format!("{}\n", sender_line(&view)))
+            })
+        }
+        SendersCommand::Suspend {
+            address,
+            reason,
+            common,
+        } => {
+            let client = client(&common)?;
+            let request = api::SuspendSenderRequest { reason };
+            let what = &format!("POST /v1/senders/{address}/suspend");
+            let answer = client
+                .post(
+                    &["v1", "senders", &address, "suspend"],
+                    &[],
+                    &[],
+                    &request,
+                    what,
+                )
+                .await?;
+            let body = expect_ok(answer, what)?;
+            output(&common, &body, || {
+                let view: api::SenderView = typed(body.clone(), what)?;
+                Ok(format!("{}\n", sender_line(&view)))
+            })
+        }
+        SendersCommand::List { common } => {
+            let client = client(&common)?;
+            let what = "GET /v1/senders";
+            let body = expect_ok(client.get(&["v1", "senders"], what).await?, what)?;
+            output(&common, &body, || {
+                let views: Vec<api::SenderView> = typed(body.clone(), what)?;
+                if views.is_empty() {
+                    return Ok("no senders registered\n".into());
+                }
+                Ok(views
+                    .iter()
+                    .map(|view| format!("{}\n", sender_line(view)))
+                    .collect())
+            })
+        }
+    }
+}
+
+fn sender_line(view: &api::SenderView) -> String {
+    let state = if view.may_send {
+        format!(
+            "may send (authorized by {})",
+            or_none(view.authorized_by.as_deref())
+        )
+    } else if let Some(reason) = &view.suspended {
+        format!("SUSPENDED: {reason}")
+    } else if view.authorized_by.is_none() {
+        "not authorized".to_owned()
+    } else {
+        "may not send".to_owned()
+    };
+    format!(
+        "{}  {}  provider={} portfolio={}{}",
+        view.address,
+        state,
+        or_none(view.provider.as_deref()),
+        or_none(view.portfolio.as_deref()),
+        view.meta_phone_number_id
+            .as_deref()
+            .map(|id| format!(" meta_phone_number_id={id}"))
+            .unwrap_or_default()
+    )
 }

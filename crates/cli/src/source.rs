@@ -39,7 +39,7 @@ pub fn open_database(dir: &Path) -> anyhow::Result<Store> {
     }
     Store::open(dir, Options::default()).map_err(|error| match error {
         StoreError::AlreadyOpen { .. } => anyhow::anyhow!(
-            "database at {} is in use by a running hub; use --hub URL to read it through the hub (or stop the hub first)",
+            "database is in use by a running hub; use --hub URL to read it through the hub, or stop the hub first ({})",
             dir.display()
         ),
         other => anyhow::Error::new(other).context(format!("cannot open the database at {}", dir.display())),
@@ -136,7 +136,7 @@ pub async fn hub_records(
         query.push(("limit", (to.saturating_sub(from) + 1).to_string()));
     }
     let mut response = client
-        .get_stream("v1/events", &query, "GET /v1/events")
+        .get_stream(&["v1", "events"], &query, "GET /v1/events")
         .await?;
     let mut buffer: Vec<u8> = Vec::new();
     let mut number = 0_u64;

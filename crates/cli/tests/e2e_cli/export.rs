@@ -87,8 +87,7 @@ async fn a_database_in_use_or_missing_is_named_clearly() {
         let output = wagate(&[command, "--data", data]);
         assert_eq!(output.status.code(), Some(1), "{command}");
         assert!(
-            stderr(&output).contains("database is in use by a running hub; use --hub")
-                || stderr(&output).contains("is in use by a running hub; use --hub"),
+            stderr(&output).contains("database is in use by a running hub; use --hub"),
             "{command}: {}",
             stderr(&output)
         );

@@ -3,4 +3,5 @@
 
 mod audit;
 mod export;
+mod ops;
 mod support;

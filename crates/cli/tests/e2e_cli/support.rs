@@ -253,3 +253,82 @@ pub async fn clean_log(dir: &Path) -> MessageId {
     log.close();
     first
 }
+
+/// A `wagate serve` child on 127.0.0.1 with a temporary database; killed on drop.
+pub struct ServedHub {
+    child: std::process::Child,
+    pub url: String,
+    pub token: String,
+    pub data: tempfile::TempDir,
+}
+
+impl ServedHub {
+    pub fn start() -> Self {
+        use std::io::BufRead as _;
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path().join("data"))
+            .env_remove("WAGATE_API_TOKEN")
+            .env_remove("WAGATE_TWILIO_AUTH_TOKEN")
+            .env_remove("WAGATE_META_APP_SECRET")
+            .env("WAGATE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start wagate serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut url = None;
+        let mut token = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while url.is_none() || token.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match received.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("wagate serve printed no address and token within 60 s");
+                }
+            };
+            if let Some(rest) = line.strip_prefix("wagate listening on ") {
+                url = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("api token: ") {
+                token = Some(rest.trim().to_owned());
+            }
+        }
+        Self {
+            child,
+            url: url.unwrap_or_default(),
+            token: token.unwrap_or_default(),
+            data,
+        }
+    }
+
+    /// Runs `wagate` against this hub (WAGATE_HUB and WAGATE_API_TOKEN set).
+    pub fn wagate(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_wagate"))
+            .args(args)
+            .env("WAGATE_HUB", &self.url)
+            .env("WAGATE_API_TOKEN", &self.token)
+            .env("WAGATE_LOG", "warn")
+            .output()
+            .expect("run wagate")
+    }
+}
+
+impl Drop for ServedHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
