@@ -1,0 +1,488 @@
+//! The hub, in memory: an append-only `Vec` of events with per-stream versions, aggregates
+//! folded as events land, and every command decided by `wagate_domain::decide`. This is what
+//! `wagate-app` does against sled, without the disk, the locks and the conflicts (the
+//! simulation is single-threaded, so every decision reads the newest state).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wagate_dispatch::{ClaimAnswer, HubAnswer, PendingIntent};
+use wagate_domain::decide::{
+    self, ClaimDecision, ClaimDispatch, ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome,
+    RecordStatus, RegisterSender, RegisterTemplate, SendMessage, SendState,
+};
+use wagate_domain::{
+    ApprovalStatus, CommandError, ContactEvent, ContactId, ContactState, DispatchPhase, Event,
+    MessageContent, MessageEvent, MessageId, MessageState, MessageStatus, MessagingLimit,
+    OptInSource, OptOutSource, Policy, PortfolioEvent, PortfolioId, PortfolioState, ProviderKind,
+    ProviderMessageRef, Refusal, SendContent, SenderEvent, SenderState, StreamKey, TemplateEvent,
+    TemplateId, TemplateState, Timestamp, WhatsAppAddress,
+};
+
+/// One event as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Contiguous from 0.
+    pub position: u64,
+    pub stream: StreamKey,
+    /// Contiguous from 1 within the stream.
+    pub version: u64,
+    pub event: Event,
+}
+
+/// What the dispatcher hands the provider: the claimed intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRequest {
+    pub message_id: MessageId,
+    pub attempt: u32,
+    pub sender: WhatsAppAddress,
+    pub to: ContactId,
+    pub content: MessageContent,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SimHub {
+    pub policy: Policy,
+    log: Vec<Recorded>,
+    versions: BTreeMap<StreamKey, u64>,
+    contacts: BTreeMap<ContactId, ContactState>,
+    messages: BTreeMap<MessageId, MessageState>,
+    senders: BTreeMap<WhatsAppAddress, SenderState>,
+    templates: BTreeMap<TemplateId, TemplateState>,
+    portfolios: BTreeMap<PortfolioId, PortfolioState>,
+    intent_positions: BTreeMap<MessageId, u64>,
+    webhook_ids: BTreeSet<u64>,
+    checkpoint: u64,
+}
+
+impl SimHub {
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            ..Self::default()
+        }
+    }
+
+    pub fn log(&self) -> &[Recorded] {
+        &self.log
+    }
+
+    /// The next position to be written: everything below it is in the log.
+    pub fn head(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    pub fn message(&self, id: MessageId) -> Option<&MessageState> {
+        self.messages.get(&id)
+    }
+
+    pub fn messages(&self) -> impl Iterator<Item = (&MessageId, &MessageState)> {
+        self.messages.iter()
+    }
+
+    pub fn contact(&self, id: &ContactId) -> ContactState {
+        self.contacts.get(id).cloned().unwrap_or_default()
+    }
+
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint
+    }
+
+    pub fn save_checkpoint(&mut self, position: u64) {
+        self.checkpoint = position;
+    }
+
+    fn append(&mut self, events: Vec<Event>) -> usize {
+        let count = events.len();
+        for event in events {
+            let stream = event.stream();
+            let version = self.versions.entry(stream.clone()).or_insert(0);
+            *version += 1;
+            let version = *version;
+            let position = self.head();
+            self.fold(&event, position);
+            self.log.push(Recorded {
+                position,
+                stream,
+                version,
+                event,
+            });
+        }
+        count
+    }
+
+    fn fold(&mut self, event: &Event, position: u64) {
+        match event {
+            Event::Contact(event) => {
+                let state = self.contacts.remove(event.contact()).unwrap_or_default();
+                self.contacts
+                    .insert(event.contact().clone(), state.apply(event));
+            }
+            Event::Message(event) => {
+                let Some(id) = event.message_id() else {
+                    return;
+                };
+                if matches!(
+                    event,
+                    MessageEvent::TemplateSent { .. } | MessageEvent::ReplySent { .. }
+                ) {
+                    self.intent_positions.insert(id, position);
+                }
+                let state = self.messages.remove(&id).unwrap_or_default();
+                self.messages.insert(id, state.apply(event));
+            }
+            Event::Sender(event) => {
+                let state = self.senders.remove(event.sender()).unwrap_or_default();
+                self.senders
+                    .insert(event.sender().clone(), state.apply(event));
+            }
+            Event::Template(event) => {
+                let state = self.templates.remove(event.template()).unwrap_or_default();
+                self.templates
+                    .insert(event.template().clone(), state.apply(event));
+            }
+            Event::Portfolio(event) => {
+                let state = self
+                    .portfolios
+                    .remove(event.portfolio())
+                    .unwrap_or_default();
+                self.portfolios
+                    .insert(event.portfolio().clone(), state.apply(event));
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Setup
+
+    /// Registers and authorizes a sender; its portfolio is unlimited so the tier gate stays out
+    /// of the way of what the simulation tests.
+    pub fn add_sender(
+        &mut self,
+        sender: &WhatsAppAddress,
+        portfolio: &PortfolioId,
+        now: Timestamp,
+    ) {
+        let command = RegisterSender {
+            sender: sender.clone(),
+            provider: ProviderKind::Twilio,
+            portfolio: portfolio.clone(),
+            meta_phone_number_id: None,
+        };
+        let state = self.senders.get(sender).cloned().unwrap_or_default();
+        if let Ok(events) = decide::register_sender(&state, &command, now) {
+            self.append(events);
+        }
+        self.authorize_sender(sender, now);
+        self.append(vec![PortfolioEvent::MessagingLimitChanged {
+            portfolio: portfolio.clone(),
+            limit: MessagingLimit::Unlimited,
+            at: now,
+        }
+        .into()]);
+    }
+
+    pub fn authorize_sender(&mut self, sender: &WhatsAppAddress, now: Timestamp) {
+        let state = self.senders.get(sender).cloned().unwrap_or_default();
+        if let Ok(events) = decide::authorize_sender(&state, sender, "sim-operator", now) {
+            self.append(events);
+        }
+    }
+
+    pub fn add_template(&mut self, command: &RegisterTemplate, now: Timestamp) {
+        let state = self
+            .templates
+            .get(&command.template)
+            .cloned()
+            .unwrap_or_default();
+        if let Ok(events) = decide::register_template(&state, command, now) {
+            self.append(events);
+        }
+    }
+
+    pub fn set_template_status(
+        &mut self,
+        template: &TemplateId,
+        status: ApprovalStatus,
+        now: Timestamp,
+    ) {
+        let state = self.templates.get(template).cloned().unwrap_or_default();
+        if let Ok(events) = decide::set_template_status(&state, template, status, "sim", now) {
+            self.append(events);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Contacts
+
+    pub fn opt_in(&mut self, contact: &ContactId, now: Timestamp) {
+        let command = RecordOptIn {
+            contact: contact.clone(),
+            source: OptInSource::WebForm,
+            evidence: "https://example.test/form".into(),
+            recorded_by: "sim".into(),
+            wording_version: "v1".into(),
+        };
+        if let Ok(events) = decide::opt_in(&self.contact(contact), &command, now) {
+            self.append(events);
+        }
+    }
+
+    pub fn opt_out(&mut self, contact: &ContactId, now: Timestamp) {
+        let command = RecordOptOut {
+            contact: contact.clone(),
+            source: OptOutSource::Operator,
+            detail: "sim operator".into(),
+        };
+        let events = decide::opt_out(&self.contact(contact), &command, now);
+        self.append(events);
+    }
+
+    pub fn inbound(&mut self, contact: &ContactId, text: &str, now: Timestamp) {
+        let command = ReceiveInbound {
+            contact: contact.clone(),
+            sender: None,
+            provider_ref: None,
+            kind: "text".into(),
+            text: text.into(),
+        };
+        let events = decide::inbound(&self.contact(contact), &command, &self.policy, now);
+        self.append(events);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Sending and dispatch
+
+    fn send_state<R>(
+        &self,
+        sender: &WhatsAppAddress,
+        contact: Option<&ContactId>,
+        template: Option<&TemplateId>,
+        read: impl FnOnce(SendState<'_>) -> R,
+    ) -> R {
+        let empty_sender = SenderState::default();
+        let empty_template = TemplateState::default();
+        let empty_portfolio = PortfolioState::default();
+        let empty_contact = ContactState::default();
+        let sender = self.senders.get(sender).unwrap_or(&empty_sender);
+        let portfolio = sender
+            .registration
+            .as_ref()
+            .and_then(|registration| self.portfolios.get(&registration.portfolio))
+            .unwrap_or(&empty_portfolio);
+        read(SendState {
+            sender,
+            contact: contact
+                .and_then(|contact| self.contacts.get(contact))
+                .unwrap_or(&empty_contact),
+            template: template
+                .and_then(|template| self.templates.get(template))
+                .unwrap_or(&empty_template),
+            portfolio,
+        })
+    }
+
+    /// Decides a send and records the intent or the refusal.
+    pub fn send(&mut self, command: &SendMessage, now: Timestamp) -> Result<(), Refusal> {
+        let contact = ContactId::parse(&command.to).ok();
+        let template = match &command.content {
+            SendContent::Template { template, .. } => Some(template.clone()),
+            SendContent::Freeform { .. } => None,
+        };
+        let decision = self.send_state(
+            &command.sender,
+            contact.as_ref(),
+            template.as_ref(),
+            |state| decide::send(&state, command, &self.policy, now),
+        );
+        match decision {
+            Ok(events) => {
+                self.append(events);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.append(vec![decide::refusal_event(command, &refusal, now)]);
+                Err(refusal)
+            }
+        }
+    }
+
+    fn phase(&self, id: MessageId) -> DispatchPhase {
+        self.messages
+            .get(&id)
+            .map_or(DispatchPhase::NotAllowed, MessageState::phase)
+    }
+
+    /// `decide::claim` against the newest state, appended at once.
+    pub fn claim(&mut self, id: MessageId, now: Timestamp) -> ClaimAnswer<SimRequest> {
+        let Some(message) = self.messages.get(&id) else {
+            return ClaimAnswer::NotClaimable {
+                phase: DispatchPhase::NotAllowed,
+            };
+        };
+        let Some(intent) = message.intent.clone() else {
+            return ClaimAnswer::NotClaimable {
+                phase: message.phase(),
+            };
+        };
+        let template = match &intent.content {
+            MessageContent::Template { template, .. } => Some(template),
+            MessageContent::Freeform { .. } => None,
+        };
+        let decision = self.send_state(&intent.sender, Some(&intent.contact), template, |state| {
+            decide::claim(
+                message,
+                &state,
+                &ClaimDispatch { message_id: id },
+                &self.policy,
+                now,
+            )
+        });
+        match decision {
+            Ok(ClaimDecision::Claimed { attempt, events }) => {
+                self.append(events);
+                ClaimAnswer::Claimed {
+                    attempt,
+                    request: SimRequest {
+                        message_id: id,
+                        attempt,
+                        sender: intent.sender,
+                        to: intent.contact,
+                        content: intent.content,
+                    },
+                }
+            }
+            Ok(ClaimDecision::Refused { refusal, events }) => {
+                self.append(events);
+                ClaimAnswer::Refused { rule: refusal.rule }
+            }
+            Err(
+                CommandError::NotClaimable { .. }
+                | CommandError::NotFound { .. }
+                | CommandError::InvalidField { .. },
+            ) => ClaimAnswer::NotClaimable {
+                phase: self.phase(id),
+            },
+        }
+    }
+
+    pub fn record_outcome(&mut self, command: &RecordOutcome, now: Timestamp) -> HubAnswer {
+        let id = command.message_id;
+        if let Some(message) = self.messages.get(&id) {
+            if let Ok(events) = decide::record_outcome(message, command, &self.policy, now) {
+                self.append(events);
+            }
+        }
+        HubAnswer::Phase(self.phase(id))
+    }
+
+    pub fn expire_in_doubt(&mut self, id: MessageId, now: Timestamp) -> HubAnswer {
+        if let Some(message) = self.messages.get(&id) {
+            let events = decide::expire_in_doubt(message, &self.policy, now);
+            self.append(events);
+        }
+        HubAnswer::Phase(self.phase(id))
+    }
+
+    pub fn has_webhook(&self, webhook_id: u64) -> bool {
+        self.webhook_ids.contains(&webhook_id)
+    }
+
+    /// A provider status callback, de-duplicated by its webhook id (as the real hub does with
+    /// idempotency keys); returns how many events it appended.
+    pub fn status_callback(
+        &mut self,
+        webhook_id: u64,
+        message_id: MessageId,
+        provider_ref: &ProviderMessageRef,
+        status: &MessageStatus,
+        error_code: Option<u32>,
+        now: Timestamp,
+    ) -> usize {
+        if !self.webhook_ids.insert(webhook_id) {
+            return 0;
+        }
+        let Some(message) = self.messages.get(&message_id) else {
+            let event = MessageEvent::UnmatchedStatusReceived {
+                provider_ref: provider_ref.clone(),
+                status: status.clone(),
+                error_code,
+                at: now,
+            };
+            return self.append(vec![event.into()]);
+        };
+        let command = RecordStatus {
+            message_id,
+            provider: ProviderKind::Twilio,
+            provider_ref: Some(provider_ref.clone()),
+            status: status.clone(),
+            error_code,
+        };
+        let events = decide::record_status(message, &command, now);
+        self.append(events)
+    }
+
+    /// What the dispatcher is told on start and on every poll: every message with dispatch
+    /// work, rebuilt from the log alone.
+    pub fn open_intents(&self) -> Vec<PendingIntent> {
+        self.messages
+            .iter()
+            .filter_map(|(id, message)| {
+                let phase = message.phase();
+                let open = matches!(
+                    phase,
+                    DispatchPhase::Pending { .. } | DispatchPhase::Claimed { .. }
+                );
+                let intent = message.intent.as_ref()?;
+                open.then(|| PendingIntent {
+                    message_id: *id,
+                    sender: intent.sender.clone(),
+                    recipient: intent.contact.clone(),
+                    phase,
+                    position: self.intent_positions.get(id).copied().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    pub fn intent_position(&self, id: MessageId) -> Option<u64> {
+        self.intent_positions.get(&id).copied()
+    }
+}
+
+/// Event kinds the invariant checks look for, without re-deciding anything.
+pub(crate) fn contact_of(event: &Event) -> Option<&ContactId> {
+    match event {
+        Event::Contact(event) => Some(event.contact()),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_consent(event: &Event) -> Option<bool> {
+    match event {
+        Event::Contact(ContactEvent::OptedIn { .. }) => Some(true),
+        Event::Contact(ContactEvent::OptedOut { .. }) => Some(false),
+        _ => None,
+    }
+}
+
+pub(crate) fn template_status(event: &Event, template: &TemplateId) -> Option<ApprovalStatus> {
+    match event {
+        Event::Template(TemplateEvent::Registered { template: t, .. }) if t == template => {
+            Some(ApprovalStatus::Pending)
+        }
+        Event::Template(TemplateEvent::ApprovalChanged {
+            template: t,
+            status,
+            ..
+        }) if t == template => Some(*status),
+        _ => None,
+    }
+}
+
+pub(crate) fn sender_may_send(event: &Event, sender: &WhatsAppAddress) -> Option<bool> {
+    match event {
+        Event::Sender(SenderEvent::Authorized { sender: s, .. }) if s == sender => Some(true),
+        Event::Sender(SenderEvent::Suspended { sender: s, .. }) if s == sender => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,8 @@
+//! The dispatcher in the simulated world: one test binary.
+
+// Random runs: every invariant after every action, then settled to rest.
+mod properties;
+// Named scenarios, each once a bug or a requirement.
+mod regressions;
+// Strategies and helpers.
+mod support;
