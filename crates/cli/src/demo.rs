@@ -1,8 +1,496 @@
-//! `wagate demo`.
+//! `wagate demo`: a hub on a temporary database with the sandbox provider (the real
+//! `wagate serve`, started as a child of this process on 127.0.0.1), driven through the whole
+//! compliance story over its HTTP API and signed webhooks, then audited. Nothing is left behind:
+//! the child is killed and the temporary directory removed, whatever happens.
+
+use std::collections::BTreeMap;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::{sleep, timeout, Instant};
+use wagate_http::api;
+use wagate_providers::twilio::{compute_signature, SigningAlgorithm, SortedParams};
+use wagate_providers::Secret;
+
+use crate::audit;
+use crate::client::{Answer, HubClient};
+
+const SENDER: &str = "whatsapp:+15550001111";
+const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
+const LEA: &str = "+41790000001";
+const MAX: &str = "+41790000002";
 
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+#[command(
+    after_help = "The demo starts `wagate serve` on 127.0.0.1 (a free port) with a temporary database \
+and the sandbox provider, walks through the scenario, audits the log, then stops the hub and removes \
+the database. Exit 0 when every step turned out as expected, 1 otherwise."
+)]
+pub struct DemoArgs {
+    /// Longest wait for the hub to start and for each message to reach its status, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+}
 
-pub async fn run(_args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`wagate demo` is being built in this session")
+/// The `wagate serve` child, killed when dropped.
+struct Hub {
+    child: Child,
+    url: String,
+    public_url: String,
+    api_token: String,
+    twilio_token: String,
+}
+
+impl Hub {
+    async fn start(data: &std::path::Path, wait: Duration) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the wagate binary itself")?;
+        let mut command = Command::new(exe);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data")
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // The demo runs on its own settings: no credentials (sandbox mode), default workflows.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("WAGATE_") {
+                command.env_remove(&key);
+            }
+        }
+        command.env("WAGATE_LOG", "warn");
+        let mut child = command.spawn().context("cannot start `wagate serve`")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("no stdout from `wagate serve`")?;
+        let stderr = child
+            .stderr
+            .take()
+            .context("no stderr from `wagate serve`")?;
+        // Keep the hub's warnings (shown if it fails) without letting its pipe fill up.
+        let errors = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut kept: Vec<String> = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if kept.len() < 50 {
+                    kept.push(line);
+                }
+            }
+            kept
+        });
+        let mut lines = BufReader::new(stdout).lines();
+        let mut settings: BTreeMap<String, String> = BTreeMap::new();
+        let read = timeout(wait, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("wagate listening on ") {
+                    settings.insert("url".into(), url.trim().into());
+                } else if let Some((key, value)) = line.split_once(": ") {
+                    settings.insert(key.trim().into(), value.trim().into());
+                }
+                let ready = [
+                    "url",
+                    "public url",
+                    "api token",
+                    "sandbox twilio auth token",
+                ]
+                .iter()
+                .all(|key| settings.contains_key(*key));
+                if ready {
+                    return Ok::<bool, std::io::Error>(true);
+                }
+            }
+            Ok(false)
+        })
+        .await;
+        let started = matches!(read, Ok(Ok(true)));
+        if !started {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            let log = errors.await.unwrap_or_default().join("\n");
+            bail!(
+                "`wagate serve` did not start{}{}",
+                if read.is_err() {
+                    format!(" within {} s", wait.as_secs())
+                } else {
+                    String::new()
+                },
+                if log.is_empty() {
+                    String::new()
+                } else {
+                    format!(":\n{log}")
+                }
+            );
+        }
+        // Keep reading stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let take = |key: &str| settings.get(key).cloned().unwrap_or_default();
+        Ok(Self {
+            url: take("url"),
+            public_url: take("public url"),
+            api_token: take("api token"),
+            twilio_token: take("sandbox twilio auth token"),
+            child,
+        })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+struct Demo {
+    client: HubClient,
+    http: reqwest::Client,
+    hub_url: String,
+    public_url: String,
+    twilio_token: Secret,
+    wait: Duration,
+    step: u32,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let wait = Duration::from_secs(args.timeout.max(1));
+    let dir = tempfile::Builder::new()
+        .prefix("wagate-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    println!("wagate demo: a hub with the sandbox provider on a temporary database");
+    let hub = Hub::start(&dir.path().join("data"), wait).await?;
+    println!(
+        "  hub listening on {} (data in {})",
+        hub.url,
+        dir.path().display()
+    );
+    let result = async {
+        let demo = Demo {
+            client: HubClient::new(&hub.url, Some(hub.api_token.clone()))?,
+            http: reqwest::Client::new(),
+            hub_url: hub.url.clone(),
+            public_url: hub.public_url.clone(),
+            twilio_token: Secret::new(hub.twilio_token.clone()),
+            wait,
+            step: 0,
+        };
+        demo.scenario().await
+    }
+    .await;
+    hub.stop().await;
+    let path = dir.path().to_path_buf();
+    let removed = dir.close();
+    match (&result, removed) {
+        (_, Err(error)) => eprintln!("warning: could not remove {}: {error}", path.display()),
+        (Ok(()), Ok(())) => println!(
+            "\nhub stopped, {} removed: nothing left behind",
+            path.display()
+        ),
+        (Err(_), Ok(())) => {}
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Demo {
+    fn step(&mut self, text: &str) {
+        self.step += 1;
+        println!("\n{:>2}. {text}", self.step);
+    }
+
+    fn outcome(text: impl AsRef<str>) {
+        println!("    ✓ {}", text.as_ref());
+    }
+
+    async fn post(&self, segments: &[&str], body: Value, what: &str) -> anyhow::Result<Answer> {
+        self.client.post(segments, &[], &[], &body, what).await
+    }
+
+    async fn ok(&self, segments: &[&str], body: Value, what: &str) -> anyhow::Result<Value> {
+        match self.post(segments, body, what).await? {
+            Answer::Ok(body) => Ok(body),
+            Answer::Refused(refusal) => bail!(
+                "{what} was refused unexpectedly: {}: {}",
+                refusal.rule,
+                refusal.message
+            ),
+        }
+    }
+
+    /// A send that must be queued; returns the message id.
+    async fn send_queued(&self, body: Value) -> anyhow::Result<String> {
+        let answer = self
+            .ok(&["v1", "messages"], body, "POST /v1/messages")
+            .await?;
+        let sent: api::SendMessageResponse =
+            serde_json::from_value(answer).context("unexpected answer to POST /v1/messages")?;
+        Ok(sent.message_id)
+    }
+
+    /// A send that must be refused by `rule`; returns the hub's sentence.
+    async fn send_refused(&self, body: Value, rule: &str) -> anyhow::Result<String> {
+        match self
+            .post(&["v1", "messages"], body, "POST /v1/messages")
+            .await?
+        {
+            Answer::Refused(refusal) if refusal.rule == rule => Ok(refusal.message),
+            Answer::Refused(refusal) => bail!(
+                "expected a refusal by {rule}, got {}: {}",
+                refusal.rule,
+                refusal.message
+            ),
+            Answer::Ok(body) => {
+                bail!("expected a refusal by {rule}, but the send was queued: {body}")
+            }
+        }
+    }
+
+    async fn message(&self, id: &str) -> anyhow::Result<api::MessageResponse> {
+        let what = format!("GET /v1/messages/{id}");
+        match self.client.get(&["v1", "messages", id], &what).await? {
+            Answer::Ok(body) => {
+                serde_json::from_value(body).with_context(|| format!("unexpected answer to {what}"))
+            }
+            Answer::Refused(refusal) => bail!("{what} refused: {}", refusal.message),
+        }
+    }
+
+    async fn contact(&self, number: &str) -> anyhow::Result<api::ContactResponse> {
+        let what = format!("GET /v1/contacts/{number}");
+        match self.client.get(&["v1", "contacts", number], &what).await? {
+            Answer::Ok(body) => {
+                serde_json::from_value(body).with_context(|| format!("unexpected answer to {what}"))
+            }
+            Answer::Refused(refusal) => bail!("{what} refused: {}", refusal.message),
+        }
+    }
+
+    /// Polls the message until it reaches `target` (printing each status it passes), bounded.
+    async fn follow(&self, id: &str, target: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + self.wait;
+        let mut seen = String::new();
+        loop {
+            let message = self.message(id).await?;
+            if message.status != seen {
+                println!("    … {}", message.status);
+                seen = message.status.clone();
+            }
+            if message.status == target {
+                return Ok(());
+            }
+            if matches!(
+                message.status.as_str(),
+                "failed" | "undelivered" | "canceled"
+            ) {
+                let error = message
+                    .last_error
+                    .map(|e| format!(" ({}: {})", e.provider, e.message))
+                    .unwrap_or_default();
+                bail!(
+                    "message {id} ended {}{error} instead of {target}",
+                    message.status
+                );
+            }
+            if Instant::now() >= deadline {
+                let hint = if message.attempts == 0 {
+                    ": no dispatcher claimed it (is the dispatcher running inside `wagate serve`?)"
+                } else {
+                    ""
+                };
+                bail!(
+                    "message {id} is still {} after {} s, not {target}{hint}",
+                    message.status,
+                    self.wait.as_secs()
+                );
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Posts an inbound WhatsApp message to the hub's Twilio webhook, signed as Twilio signs.
+    async fn inbound(&self, from: &str, body: &str) -> anyhow::Result<()> {
+        let sid = format!("SM{}", uuid::Uuid::now_v7().simple());
+        let wa_id = from.trim_start_matches('+');
+        let pairs: Vec<(&str, String)> = vec![
+            ("SmsMessageSid", sid.clone()),
+            ("NumMedia", "0".into()),
+            ("ProfileName", "Demo Contact".into()),
+            ("MessageType", "text".into()),
+            ("SmsSid", sid.clone()),
+            ("WaId", wa_id.into()),
+            ("SmsStatus", "received".into()),
+            ("Body", body.into()),
+            ("To", SENDER.into()),
+            ("NumSegments", "1".into()),
+            ("MessageSid", sid),
+            ("AccountSid", format!("AC{}", "0".repeat(32))),
+            ("From", format!("whatsapp:{from}")),
+            ("ApiVersion", "2010-04-01".into()),
+        ];
+        let path = "/webhooks/twilio/inbound";
+        let signed_url = format!("{}{path}", self.public_url.trim_end_matches('/'));
+        let signature = compute_signature(
+            &self.twilio_token,
+            SigningAlgorithm::HmacSha1,
+            &signed_url,
+            &SortedParams::from_pairs(pairs.iter().map(|(k, v)| (*k, v.clone()))),
+        );
+        let url = format!("{}{path}", self.hub_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&pairs)
+            .send()
+            .await
+            .with_context(|| format!("cannot post the inbound webhook to {url}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("the hub answered {status} to the signed inbound webhook: {text}");
+        }
+        Ok(())
+    }
+
+    async fn scenario(mut self) -> anyhow::Result<()> {
+        self.step(&format!(
+            "An operator registers the sender {SENDER} (sandbox) and authorizes it"
+        ));
+        self.ok(
+            &["v1", "senders"],
+            json!({"address": SENDER, "provider": "sandbox"}),
+            "POST /v1/senders",
+        )
+        .await?;
+        let sender = self
+            .ok(
+                &["v1", "senders", SENDER, "authorize"],
+                json!({"by": "ops@example.com"}),
+                "POST /v1/senders/…/authorize",
+            )
+            .await?;
+        let sender: api::SenderView = serde_json::from_value(sender)?;
+        if !sender.may_send {
+            bail!("the sender still may not send after its authorization");
+        }
+        Self::outcome("authorized by ops@example.com: it may send");
+
+        self.step(&format!(
+            "The template {TEMPLATE} (viewing_reminder, utility, placeholders 1 and 2) is registered, then approved"
+        ));
+        self.ok(
+            &["v1", "templates"],
+            json!({"content_sid": TEMPLATE, "name": "viewing_reminder", "language": "en",
+                   "category": "utility", "placeholders": ["1", "2"]}),
+            "POST /v1/templates",
+        )
+        .await?;
+        let template = self
+            .ok(
+                &["v1", "templates", TEMPLATE, "status"],
+                json!({"status": "approved", "reason": "approved by Meta"}),
+                "POST /v1/templates/…/status",
+            )
+            .await?;
+        let template: api::TemplateView = serde_json::from_value(template)?;
+        Self::outcome(format!(
+            "status {}",
+            template.status.as_deref().unwrap_or("unknown")
+        ));
+
+        self.step(&format!("Lea ({LEA}) opts in through the web form"));
+        self.ok(
+            &["v1", "contacts", LEA, "opt-in"],
+            json!({"source": "web_form", "evidence": "https://example.com/forms/viewing?id=123",
+                   "recorded_by": "website", "wording_version": "v1"}),
+            "POST /v1/contacts/…/opt-in",
+        )
+        .await?;
+        let lea = self.contact(LEA).await?;
+        Self::outcome(format!(
+            "consent {} (receipt: web_form, wording v1)",
+            lea.consent.state
+        ));
+
+        self.step("The agent sends Lea the viewing reminder template (appointment_scheduling)");
+        let template_send = json!({"to": LEA, "workflow": "appointment_scheduling",
+            "template": {"content_sid": TEMPLATE, "variables": {"1": "Lea", "2": "Thu 10:00"}}});
+        let first = self.send_queued(template_send.clone()).await?;
+        println!("    queued as message {first}; the dispatcher hands it to the sandbox, which calls back:");
+        self.follow(&first, "read").await?;
+        Self::outcome("delivered and read");
+
+        self.step(&format!(
+            "The agent tries a freeform reply to Max ({MAX}), who never wrote"
+        ));
+        let reply = json!({"to": MAX, "workflow": "lead_qualification",
+            "text": "Hi Max, the flat is still available."});
+        let sentence = self.send_refused(reply.clone(), "window_closed").await?;
+        Self::outcome(format!("refused by window_closed: {sentence}"));
+
+        self.step(
+            "Max writes \"Is the flat on Bahnhofstrasse still available?\" (signed Twilio webhook)",
+        );
+        self.inbound(MAX, "Is the flat on Bahnhofstrasse still available?")
+            .await?;
+        let max = self.contact(MAX).await?;
+        Self::outcome(format!(
+            "recorded; the 24 h window is open until {}",
+            max.window_open_until.as_deref().unwrap_or("?")
+        ));
+
+        self.step("The agent's freeform reply to Max, now inside the window");
+        let second = self.send_queued(reply).await?;
+        println!("    queued as message {second}:");
+        self.follow(&second, "delivered").await?;
+        Self::outcome("allowed and delivered");
+
+        self.step("Lea replies STOP (signed Twilio webhook)");
+        self.inbound(LEA, "STOP").await?;
+        let lea = self.contact(LEA).await?;
+        if lea.consent.state != "opted_out" {
+            bail!(
+                "Lea's consent is {} after STOP, not opted_out",
+                lea.consent.state
+            );
+        }
+        Self::outcome("Lea is opted out (source keyword)");
+
+        self.step("The agent tries the template again");
+        let sentence = self
+            .send_refused(template_send.clone(), "opted_out")
+            .await?;
+        Self::outcome(format!("refused by opted_out: {sentence}"));
+
+        self.step("Lea changes her mind and sends START (signed Twilio webhook)");
+        self.inbound(LEA, "START").await?;
+        let lea = self.contact(LEA).await?;
+        if lea.consent.state != "opted_in" {
+            bail!(
+                "Lea's consent is {} after START, not opted_in",
+                lea.consent.state
+            );
+        }
+        let again = self.send_queued(template_send).await?;
+        Self::outcome(format!(
+            "opted in again (source keyword); a new template is allowed (message {again})"
+        ));
+
+        self.step("An auditor replays the whole log and checks every invariant");
+        let summary = audit::audit_hub(&self.client).await?;
+        for line in audit::render(&format!("hub {}", self.client.base()), &summary).lines() {
+            println!("    {line}");
+        }
+        if !summary.is_clean() {
+            bail!("the audit found {} violation(s)", summary.violations_total);
+        }
+        Self::outcome("nothing wrong");
+        Ok(())
+    }
 }
