@@ -25,6 +25,8 @@ mod metrics;
 mod routes;
 mod server;
 mod state;
+#[cfg(test)]
+mod tests;
 mod webhooks;
 
 pub use body::WEBHOOK_BODY_LIMIT;

@@ -1,0 +1,10 @@
+//! End-to-end tests of `wagate serve`: each starts the real binary on 127.0.0.1 (port 0, the
+//! bound address read from its stdout) with a temporary data directory and the keys the signed
+//! fixtures in `fixtures/providers/` were made with, and drives it over HTTP. The child is
+//! killed when its guard drops, so a failing test never leaves a hub behind.
+
+mod support;
+
+mod commands;
+mod lifecycle;
+mod webhooks;

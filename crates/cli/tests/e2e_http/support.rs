@@ -1,0 +1,257 @@
+//! A `wagate serve` child process and helpers to talk to it.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+
+use serde_json::{json, Value};
+
+pub const PUBLIC_URL: &str = "https://hub.example.com";
+pub const TWILIO_AUTH_TOKEN: &str = "12345";
+pub const META_APP_SECRET: &str = "9d5e1c2b7a8f40136e2d9c8b7a6f5e4d";
+pub const API_TOKEN: &str = "e2e-token";
+pub const SENDER: &str = "whatsapp:+15555550100";
+pub const CONTACT: &str = "+41790000001";
+pub const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
+
+/// A running hub; killed on drop.
+pub struct Hub {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    /// What serve printed at start (address, URL, mode, generated secrets).
+    pub banner: Vec<String>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wagate"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("WAGATE_LOG", "warn");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WAGATE_") && name != "WAGATE_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Starts a hub with the fixtures' provider keys.
+pub fn start(data: &Path) -> Hub {
+    let mut command = command(data);
+    command
+        .env("WAGATE_PUBLIC_URL", PUBLIC_URL)
+        .env("WAGATE_API_TOKEN", API_TOKEN)
+        .env("WAGATE_TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN)
+        .env("WAGATE_META_APP_SECRET", META_APP_SECRET)
+        .env("WAGATE_META_VERIFY_TOKEN", "wagate-verify-token");
+    spawn(command, API_TOKEN.to_owned())
+}
+
+/// Starts a hub with no provider secret (sandbox mode); the token is read from its banner.
+pub fn start_sandbox(data: &Path) -> Hub {
+    spawn(command(data), String::new())
+}
+
+fn spawn(mut command: Command, token: String) -> Hub {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start wagate serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stdout = BufReader::new(stdout);
+    let mut banner = Vec::new();
+    // serve prints its banner, ending with the mode and any generated secrets, then nothing.
+    loop {
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).expect("read stdout");
+        if read == 0 {
+            let status = child.wait().expect("wait");
+            panic!("wagate serve exited ({status}) before it was ready: {banner:?}");
+        }
+        banner.push(line.trim_end().to_owned());
+        let mode = line.starts_with("mode: ");
+        if mode && !line.contains("sandbox") {
+            break;
+        }
+        if line.starts_with("sandbox twilio auth token: ") {
+            break;
+        }
+    }
+    let address = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("wagate listening on "))
+        .expect("listening line")
+        .to_owned();
+    let token = if token.is_empty() {
+        banner
+            .iter()
+            .find_map(|l| l.strip_prefix("api token: "))
+            .expect("generated api token")
+            .to_owned()
+    } else {
+        token
+    };
+    Hub {
+        child,
+        _stdout: stdout,
+        banner,
+        base: address,
+        http: reqwest::Client::new(),
+        token,
+    }
+}
+
+impl Hub {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Posts a Twilio form webhook with the given signature.
+    pub async fn twilio(&self, path: &str, body: Vec<u8>, signature: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("POST webhook")
+    }
+
+    /// Every event in the log, from the NDJSON feed.
+    pub async fn events(&self) -> Vec<Value> {
+        let text = self
+            .get("/v1/events?after=0")
+            .await
+            .text()
+            .await
+            .expect("feed");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+
+    /// Stops the hub with SIGTERM and waits for it.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        self.child.wait().expect("wait")
+    }
+
+    /// A sender, an approved template and an opted-in contact.
+    pub async fn ready(&self) {
+        let calls = [
+            (
+                "/v1/senders",
+                json!({"address": SENDER, "provider": "twilio"}),
+            ),
+            (
+                "/v1/senders/whatsapp:+15555550100/authorize",
+                json!({"by": "ops@example.com"}),
+            ),
+            (
+                "/v1/templates",
+                json!({"content_sid": TEMPLATE, "name": "viewing_reminder", "language": "en",
+                       "category": "utility", "placeholders": ["1", "2"]}),
+            ),
+            (
+                "/v1/templates/HX0123456789abcdef0123456789abcdef/status",
+                json!({"status": "approved"}),
+            ),
+            (
+                "/v1/contacts/+41790000001/opt-in",
+                json!({"source": "web_form", "evidence": "https://example.com/f/1",
+                       "recorded_by": "e2e"}),
+            ),
+        ];
+        for (path, body) in calls {
+            let response = self.post(path, body).await;
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+        }
+    }
+}
+
+pub fn template_send(to: &str) -> Value {
+    json!({"to": to, "workflow": "appointment_scheduling",
+           "template": {"content_sid": TEMPLATE, "variables": {"1": "Lea", "2": "Thu 10:00"}}})
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixtures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/providers")
+}
+
+/// The signature `signatures.tsv` lists for `file` signed over `url` with `key`.
+pub fn signature(url: &str, key: &str, file: &str) -> String {
+    let table = String::from_utf8(fixture("signatures.tsv")).expect("utf-8");
+    table
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .find(|cols| cols.len() >= 4 && cols[0] == url && cols[1] == key && cols[2] == file)
+        .map(|cols| cols[3].to_owned())
+        .unwrap_or_else(|| panic!("no signature for {file} at {url}"))
+}
+
+pub fn twilio_signature(path: &str, file: &str) -> String {
+    signature(&format!("{PUBLIC_URL}{path}"), TWILIO_AUTH_TOKEN, file)
+}
+
+pub fn meta_signature(file: &str) -> String {
+    signature(
+        &format!("{PUBLIC_URL}/webhooks/meta"),
+        META_APP_SECRET,
+        file,
+    )
+}
+
+/// The webhook audit log's lines.
+pub fn audit_lines(data: &Path) -> Vec<Value> {
+    std::fs::read_to_string(data.join("webhook-audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line"))
+        .collect()
+}

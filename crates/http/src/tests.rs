@@ -1,0 +1,721 @@
+//! Handler tests through the real router (`tower::ServiceExt::oneshot`), on a temporary store with
+//! a fixed clock, with the keys the signed fixtures in `fixtures/providers/` were made with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+use wagate_app::{FixedClock, Hub};
+use wagate_domain::Policy;
+use wagate_providers::twilio::{
+    compute_signature, SigningAlgorithm, SortedParams, TwilioSigningKeys,
+};
+use wagate_providers::Secret;
+use wagate_store::Store;
+
+use crate::audit::{WebhookAudit, AUDIT_FILE};
+use crate::routes::{router, ROUTES};
+use crate::state::{AppState, WebhookKeys};
+
+const TOKEN: &str = "test-token";
+const TWILIO_AUTH_TOKEN: &str = "12345";
+const META_APP_SECRET: &str = "9d5e1c2b7a8f40136e2d9c8b7a6f5e4d";
+const PUBLIC_URL: &str = "https://hub.example.com";
+const SENDER: &str = "whatsapp:+15555550100";
+const CONTACT: &str = "+41790000001";
+const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
+
+struct TestApp {
+    router: Router,
+    hub: Hub,
+    dir: tempfile::TempDir,
+    _stop: watch::Sender<bool>,
+}
+
+fn app() -> TestApp {
+    let clock = FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+            .single()
+            .expect("valid time"),
+    );
+    let store_clock = clock.clone();
+    let options = wagate_store::Options {
+        clock: wagate_store::Clock::from_fn(move || {
+            wagate_app::Clock::now(&store_clock).timestamp_millis()
+        }),
+        ..wagate_store::Options::default()
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(dir.path().join("log"), options).expect("store");
+    let hub = Hub::open(store, Arc::new(clock), Policy::default()).expect("hub");
+    let audit = WebhookAudit::open(dir.path()).expect("audit");
+    let keys = WebhookKeys {
+        public_url: PUBLIC_URL.into(),
+        twilio: Some(TwilioSigningKeys::new(Secret::new(TWILIO_AUTH_TOKEN))),
+        meta_app_secret: Some(Secret::new(META_APP_SECRET)),
+        meta_verify_token: Some(Secret::new("wagate-verify-token")),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let state = AppState::new(hub.clone(), Secret::new(TOKEN), keys, audit, stopped, false);
+    TestApp {
+        router: router(state),
+        hub,
+        dir,
+        _stop: stop,
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/providers")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The expected signature of a fixture from `signatures.tsv` (first row for the file).
+fn signature(file: &str) -> String {
+    let table = String::from_utf8(fixture("signatures.tsv")).expect("utf-8");
+    table
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .find(|cols| {
+            cols.len() >= 4
+                && cols[2] == file
+                && !cols[0].contains('?')
+                && !cols[0].contains(":443")
+                && cols[1] != "f3b9c0d1e2a34b5c6d7e8f90a1b2c3d4"
+        })
+        .map(|cols| cols[3].to_owned())
+        .unwrap_or_else(|| panic!("no signature for {file}"))
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn call(app: &TestApp, request: Request<Body>) -> Answer {
+    let response = app
+        .router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+fn twilio(path: &str, body: Vec<u8>, signature: Option<&str>) -> Request<Body> {
+    let mut builder =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(signature) = signature {
+        builder = builder.header("X-Twilio-Signature", signature);
+    }
+    builder.body(Body::from(body)).expect("request")
+}
+
+fn signed_twilio(path_and_query: &str, body: &str) -> Request<Body> {
+    let signature = compute_signature(
+        &Secret::new(TWILIO_AUTH_TOKEN),
+        SigningAlgorithm::HmacSha1,
+        &format!("{PUBLIC_URL}{path_and_query}"),
+        &SortedParams::from_form(body.as_bytes()),
+    );
+    twilio(path_and_query, body.as_bytes().to_vec(), Some(&signature))
+}
+
+fn api(method: Method, path: &str, body: Option<Value>) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json");
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    builder.body(body).expect("request")
+}
+
+fn audit_lines(app: &TestApp) -> Vec<Value> {
+    let text = std::fs::read_to_string(app.dir.path().join(AUDIT_FILE)).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("audit json"))
+        .collect()
+}
+
+fn head(app: &TestApp) -> u64 {
+    app.hub.store().head_position()
+}
+
+async fn ready(app: &TestApp) {
+    let calls = [
+        (
+            "/v1/senders",
+            json!({"address": SENDER, "provider": "twilio", "portfolio": "acme"}),
+        ),
+        (
+            "/v1/senders/whatsapp:+15555550100/authorize",
+            json!({"by": "ops@example.com"}),
+        ),
+        (
+            "/v1/templates",
+            json!({"content_sid": TEMPLATE, "name": "viewing_reminder", "language": "en",
+                   "category": "UTILITY", "placeholders": ["1", "2"]}),
+        ),
+        (
+            "/v1/templates/HX0123456789abcdef0123456789abcdef/status",
+            json!({"status": "approved", "reason": "Meta approved"}),
+        ),
+        (
+            "/v1/contacts/+41790000001/opt-in",
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent"}),
+        ),
+    ];
+    for (path, body) in calls {
+        let answer = call(app, api(Method::POST, path, Some(body))).await;
+        assert!(
+            answer.status.is_success(),
+            "{path}: {} {}",
+            answer.status,
+            answer.text()
+        );
+    }
+}
+
+fn template_send() -> Value {
+    json!({"to": CONTACT, "workflow": "appointment_scheduling",
+           "template": {"content_sid": TEMPLATE, "variables": {"1": "Lea", "2": "Thu 10:00"}}})
+}
+
+#[tokio::test]
+async fn signed_twilio_inbound_is_accepted_once() {
+    let app = app();
+    let request = || {
+        twilio(
+            "/webhooks/twilio/inbound",
+            fixture("twilio_inbound_text.form"),
+            Some(&signature("twilio_inbound_text.form")),
+        )
+    };
+    let first = call(&app, request()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert_eq!(first.text(), crate::EMPTY_TWIML);
+    assert!(first
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("text/xml")));
+    let after_first = head(&app);
+    assert_eq!(after_first, 1);
+    let second = call(&app, request()).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(head(&app), after_first, "a duplicate appends nothing");
+    let contact = call(&app, api(Method::GET, "/v1/contacts/+41790000001", None)).await;
+    assert!(
+        contact.json()["window_open_until"].is_string(),
+        "{}",
+        contact.text()
+    );
+}
+
+#[tokio::test]
+async fn tampered_or_unsigned_webhooks_are_403_and_audited() {
+    let app = app();
+    let mut tampered = fixture("twilio_status_delivered.form");
+    tampered.extend_from_slice(b"&Extra=1");
+    let cases = [
+        twilio(
+            "/webhooks/twilio/status",
+            tampered,
+            Some(&signature("twilio_status_delivered.form")),
+        ),
+        twilio(
+            "/webhooks/twilio/status",
+            fixture("twilio_status_delivered.form"),
+            None,
+        ),
+        // Signed for another URL.
+        twilio(
+            "/webhooks/twilio/status?tenant=evil",
+            fixture("twilio_status_delivered.form"),
+            Some(&signature("twilio_status_delivered.form")),
+        ),
+        Request::post("/webhooks/meta")
+            .header("X-Hub-Signature-256", "sha256=00")
+            .body(Body::from(fixture("meta_webhook_inbound_text.json")))
+            .expect("request"),
+    ];
+    for request in cases {
+        let answer = call(&app, request).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    }
+    assert_eq!(head(&app), 0, "nothing appended");
+    let lines = audit_lines(&app);
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|l| l["verdict"] == "forbidden"));
+    assert_eq!(lines[3]["route"], "/webhooks/meta");
+}
+
+#[tokio::test]
+async fn status_query_is_part_of_the_signed_url() {
+    let app = app();
+    // signatures.tsv signs this fixture with ?tenant=acme&attempt=1 too.
+    let table = String::from_utf8(fixture("signatures.tsv")).expect("utf-8");
+    let signature = table
+        .lines()
+        .find(|l| l.contains("?tenant=acme&attempt=1"))
+        .and_then(|l| l.split('\t').nth(3))
+        .expect("row")
+        .to_owned();
+    let answer = call(
+        &app,
+        twilio(
+            "/webhooks/twilio/status?tenant=acme&attempt=1",
+            fixture("twilio_status_delivered.form"),
+            Some(&signature),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    assert_eq!(head(&app), 1, "kept as an unmatched status");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_webhooks_are_rejected_and_audited() {
+    let app = app();
+    let malformed = call(
+        &app,
+        signed_twilio(
+            "/webhooks/twilio/status",
+            "MessageSid=nope&MessageStatus=sent",
+        ),
+    )
+    .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.json()["error"]["field"], "MessageSid");
+
+    let big = vec![b'a'; crate::WEBHOOK_BODY_LIMIT + 1];
+    let too_large = call(&app, twilio("/webhooks/twilio/inbound", big, Some("x"))).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let body = b"{\"object\":\"page\",\"entry\":[]}".to_vec();
+    let signature = wagate_providers::meta::compute_signature(&Secret::new(META_APP_SECRET), &body);
+    let meta = call(
+        &app,
+        Request::post("/webhooks/meta")
+            .header("X-Hub-Signature-256", signature)
+            .body(Body::from(body))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(meta.status, StatusCode::BAD_REQUEST, "{}", meta.text());
+    assert_eq!(meta.json()["error"]["field"], "object");
+
+    assert_eq!(head(&app), 0);
+    let verdicts: Vec<Value> = audit_lines(&app)
+        .iter()
+        .map(|l| l["verdict"].clone())
+        .collect();
+    assert_eq!(
+        verdicts,
+        [json!("malformed"), json!("too_large"), json!("malformed")]
+    );
+}
+
+#[tokio::test]
+async fn a_stop_makes_the_next_send_422_opted_out_and_start_reopens() {
+    let app = app();
+    ready(&app).await;
+    let allowed = call(
+        &app,
+        api(Method::POST, "/v1/messages", Some(template_send())),
+    )
+    .await;
+    assert_eq!(allowed.status, StatusCode::ACCEPTED, "{}", allowed.text());
+    assert_eq!(allowed.json()["status"], "queued");
+
+    let stop = call(
+        &app,
+        twilio(
+            "/webhooks/twilio/inbound",
+            fixture("twilio_inbound_stop.form"),
+            Some(&signature("twilio_inbound_stop.form")),
+        ),
+    )
+    .await;
+    assert_eq!(stop.status, StatusCode::OK);
+
+    let refused = call(
+        &app,
+        api(Method::POST, "/v1/messages", Some(template_send())),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = &refused.json()["error"];
+    assert_eq!(error["rule"], "opted_out");
+    assert_eq!(error["code"], "refused");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+
+    let contact = call(&app, api(Method::GET, "/v1/contacts/+41790000001", None)).await;
+    assert_eq!(contact.json()["consent"]["state"], "opted_out");
+
+    let start = call(
+        &app,
+        twilio(
+            "/webhooks/twilio/inbound",
+            fixture("twilio_inbound_start.form"),
+            Some(&signature("twilio_inbound_start.form")),
+        ),
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::OK);
+    let again = call(
+        &app,
+        api(Method::POST, "/v1/messages", Some(template_send())),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text());
+
+    let metrics = call(
+        &app,
+        Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    let text = metrics.text();
+    assert!(
+        text.contains("wagate_refusals_total{rule=\"opted_out\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wagate_http_requests_total{route=\"/v1/messages\",verdict=\"refused\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn meta_webhooks_verify_parse_batches_and_deduplicate() {
+    let app = app();
+    let query = String::from_utf8(fixture("meta_verify_request.query")).expect("query");
+    let verify = call(
+        &app,
+        Request::get(format!("/webhooks/meta?{query}"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(verify.status, StatusCode::OK);
+    assert_eq!(verify.text(), "1158201444");
+    let wrong = call(
+        &app,
+        Request::get("/webhooks/meta?hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+
+    let table = String::from_utf8(fixture("signatures.tsv")).expect("utf-8");
+    let signature = table
+        .lines()
+        .find(|l| l.contains("\tmeta_webhook_batched.json\t"))
+        .and_then(|l| l.split('\t').nth(3))
+        .expect("row")
+        .to_owned();
+    let request = || {
+        Request::post("/webhooks/meta")
+            .header("X-Hub-Signature-256", signature.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(fixture("meta_webhook_batched.json")))
+            .expect("request")
+    };
+    let first = call(&app, request()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let summary = first.json();
+    assert!(
+        summary["appended"].as_u64().is_some_and(|n| n >= 4),
+        "{summary}"
+    );
+    let after = head(&app);
+    let second = call(&app, request()).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.json()["appended"], 0);
+    assert_eq!(head(&app), after, "a redelivered batch appends nothing");
+}
+
+#[tokio::test]
+async fn the_command_api_needs_the_bearer_token() {
+    let app = app();
+    for auth in [None, Some("Bearer wrong"), Some("Basic dGVzdA==")] {
+        let mut builder = Request::get("/v1/senders");
+        if let Some(auth) = auth {
+            builder = builder.header(header::AUTHORIZATION, auth);
+        }
+        let answer = call(&app, builder.body(Body::empty()).expect("request")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(answer.json()["error"]["code"], "unauthorized");
+    }
+    let ok = call(&app, api(Method::GET, "/v1/senders", None)).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let health = call(
+        &app,
+        Request::get("/healthz")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(health.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_unknown_ids_are_404() {
+    let app = app();
+    ready(&app).await;
+    let cases = [
+        (json!({"workflow": "status_update", "text": "hi"}), "to"),
+        (
+            json!({"to": CONTACT, "from": "+15555550100", "text": "hi"}),
+            "from",
+        ),
+        (
+            json!({"to": CONTACT, "text": "hi", "template": {"content_sid": TEMPLATE}}),
+            "template",
+        ),
+        (
+            json!({"to": CONTACT, "template": {"content_sid": "HXnope"}}),
+            "template.content_sid",
+        ),
+        (json!({"to": CONTACT, "txt": "hi"}), "txt"),
+    ];
+    for (body, field) in cases {
+        let answer = call(&app, api(Method::POST, "/v1/messages", Some(body.clone()))).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer.json()["error"]["field"], field, "{body}");
+    }
+    let bad_contact = call(&app, api(Method::GET, "/v1/contacts/0041790000001", None)).await;
+    assert_eq!(bad_contact.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_contact.json()["error"]["field"], "contact");
+    let bad_source = call(
+        &app,
+        api(
+            Method::POST,
+            "/v1/contacts/+41790000002/opt-in",
+            Some(json!({"source": "rumour", "evidence": "x", "recorded_by": "y"})),
+        ),
+    )
+    .await;
+    assert_eq!(bad_source.json()["error"]["field"], "source");
+
+    let unknown = "01934b8e-0000-7000-8000-000000000000";
+    for (method, path) in [
+        (Method::GET, format!("/v1/messages/{unknown}")),
+        (Method::POST, format!("/v1/messages/{unknown}/claim")),
+    ] {
+        let answer = call(&app, api(method, &path, None)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            answer.text()
+        );
+    }
+    let bad_id = call(&app, api(Method::GET, "/v1/messages/nope", None)).await;
+    assert_eq!(bad_id.json()["error"]["field"], "message_id");
+    let no_route = call(&app, api(Method::GET, "/v1/nothing", None)).await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn dry_runs_record_nothing_and_idempotency_keys_repeat_the_answer() {
+    let app = app();
+    ready(&app).await;
+    let before = head(&app);
+    let dry = call(
+        &app,
+        api(
+            Method::POST,
+            "/v1/messages?dry_run=true",
+            Some(template_send()),
+        ),
+    )
+    .await;
+    assert_eq!(dry.status, StatusCode::ACCEPTED);
+    assert_eq!(dry.json()["dry_run"], true);
+    assert_eq!(head(&app), before);
+
+    let keyed = || {
+        let mut request = api(Method::POST, "/v1/messages", Some(template_send()));
+        request
+            .headers_mut()
+            .insert("Idempotency-Key", "order-42".parse().expect("header"));
+        request
+    };
+    let first = call(&app, keyed()).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let after_first = head(&app);
+    assert!(after_first > before);
+    let second = call(&app, keyed()).await;
+    assert_eq!(first.json()["message_id"], second.json()["message_id"]);
+    assert_eq!(
+        head(&app),
+        after_first,
+        "one intent for two identical keyed requests"
+    );
+}
+
+#[tokio::test]
+async fn the_dispatcher_routes_claim_record_and_report_phases() {
+    let app = app();
+    ready(&app).await;
+    let sent = call(
+        &app,
+        api(Method::POST, "/v1/messages", Some(template_send())),
+    )
+    .await;
+    let id = sent.json()["message_id"].as_str().expect("id").to_owned();
+
+    let pending = call(&app, api(Method::GET, "/v1/dispatch/pending", None)).await;
+    let pending = pending.json();
+    assert_eq!(pending["messages"][0]["message_id"], id.as_str());
+    assert_eq!(pending["messages"][0]["phase"], "pending");
+    assert_eq!(pending["messages"][0]["sender"], SENDER);
+
+    let claim = call(
+        &app,
+        api(Method::POST, &format!("/v1/messages/{id}/claim"), None),
+    )
+    .await;
+    assert_eq!(claim.status, StatusCode::OK, "{}", claim.text());
+    let claim = claim.json();
+    assert_eq!(claim["attempt"], 1);
+    assert_eq!(claim["intent"]["content"]["type"], "template");
+    assert_eq!(claim["template"]["name"], "viewing_reminder");
+    assert_eq!(claim["sender"]["provider"], "twilio");
+
+    let again = call(
+        &app,
+        api(Method::POST, &format!("/v1/messages/{id}/claim"), None),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+    assert_eq!(again.json()["error"]["phase"]["phase"], "claimed");
+
+    let outcome = call(
+        &app,
+        api(
+            Method::POST,
+            &format!("/v1/messages/{id}/outcome"),
+            Some(json!({"attempt": 1, "accepted": {"provider_ref": "SM9a4e1c7d3b2f8065e1d4c9b7a3f20e61", "provider_status": "queued"}})),
+        ),
+    )
+    .await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.text());
+    assert_eq!(outcome.json()["phase"], "done");
+
+    // The delivered callback for that SID now lands on the message.
+    let delivered = call(
+        &app,
+        twilio(
+            "/webhooks/twilio/status",
+            fixture("twilio_status_delivered.form"),
+            Some(&signature("twilio_status_delivered.form")),
+        ),
+    )
+    .await;
+    assert_eq!(delivered.status, StatusCode::NO_CONTENT);
+    let message = call(&app, api(Method::GET, &format!("/v1/messages/{id}"), None)).await;
+    let message = message.json();
+    assert_eq!(message["status"], "delivered", "{message}");
+    assert!(message["history"].as_array().is_some_and(|h| h.len() >= 4));
+
+    let two = call(
+        &app,
+        api(
+            Method::POST,
+            &format!("/v1/messages/{id}/outcome"),
+            Some(json!({"attempt": 1, "accepted": {"provider_ref": "SM1", "provider_status": "queued"},
+                        "transport": {"provider": "twilio", "message": "timeout"}})),
+        ),
+    )
+    .await;
+    assert_eq!(two.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_event_feed_is_ndjson_from_a_position() {
+    let app = app();
+    ready(&app).await;
+    let all = call(&app, api(Method::GET, "/v1/events?after=0", None)).await;
+    assert_eq!(all.content_type.as_deref(), Some("application/x-ndjson"));
+    let lines: Vec<Value> = all
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len() as u64, head(&app));
+    assert_eq!(lines[0]["position"], 1);
+    assert_eq!(lines[0]["type"], "SenderRegistered");
+    assert_eq!(lines[0]["timestamp"], "2026-11-25T09:00:00.000Z");
+    let tail = call(&app, api(Method::GET, "/v1/events?after=3&limit=1", None)).await;
+    let text = tail.text();
+    let tail: Vec<&str> = text.lines().collect();
+    assert_eq!(tail.len(), 1);
+    assert!(tail[0].contains("\"position\":4"));
+    let bad = call(&app, api(Method::GET, "/v1/events?after=-1", None)).await;
+    assert_eq!(bad.json()["error"]["field"], "after");
+}
+
+/// docs/openapi.yaml documents every route the router serves.
+#[test]
+fn every_route_is_in_openapi_yaml() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.yaml");
+    let spec = std::fs::read_to_string(&path).expect("docs/openapi.yaml");
+    let docs = std::fs::read_to_string(path.with_file_name("api.md")).expect("docs/api.md");
+    for (method, route, _) in ROUTES {
+        let header = format!("\n  {route}:\n");
+        let start = spec
+            .find(&header)
+            .unwrap_or_else(|| panic!("{route} is not a path in docs/openapi.yaml"));
+        // Keep the newline that ends the path line: operations start with one.
+        let rest = &spec[start + header.len() - 1..];
+        let end = rest.find("\n  /").unwrap_or(rest.len());
+        let operation = format!("\n    {}:", method.as_str().to_ascii_lowercase());
+        assert!(
+            rest[..end].contains(&operation),
+            "{method} {route} is not in docs/openapi.yaml"
+        );
+        assert!(
+            docs.contains(&format!("{method} {route}")),
+            "{method} {route} is not in docs/api.md"
+        );
+    }
+}
