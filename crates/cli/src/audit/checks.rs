@@ -950,3 +950,295 @@ fn human_duration(delta: TimeDelta) -> String {
     let minutes = delta.num_minutes() % 60;
     format!("{hours} h {minutes:02} min")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LEA: &str = "+41790000001";
+    const SENDER: &str = "whatsapp:+15550001111";
+    const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
+    const M1: &str = "0192f0c1-7a3b-7c4d-8e5f-000000000001";
+
+    /// Builds a log, numbering positions and stream versions itself.
+    #[derive(Default)]
+    struct Log {
+        records: Vec<ExportedEvent>,
+        versions: HashMap<String, u64>,
+        /// Minutes since 09:00.
+        minute: i64,
+    }
+
+    impl Log {
+        fn at(&self) -> String {
+            let base = DateTime::parse_from_rfc3339("2026-11-25T09:00:00Z")
+                .expect("time")
+                .with_timezone(&Utc);
+            text_time(base + TimeDelta::minutes(self.minute))
+        }
+
+        fn push(&mut self, stream: &str, event_type: &str, payload: Value) -> u64 {
+            let version = {
+                let version = self.versions.entry(stream.to_owned()).or_default();
+                *version += 1;
+                *version
+            };
+            let mut payload = match payload {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            payload.insert("at".into(), json!(self.at()));
+            let position = self.records.len() as u64 + 1;
+            self.records.push(ExportedEvent {
+                position,
+                stream: stream.to_owned(),
+                version,
+                event_type: event_type.to_owned(),
+                timestamp: self.at(),
+                event_id: format!("id-{position}"),
+                payload,
+            });
+            position
+        }
+
+        fn ready(&mut self) {
+            let sender = format!("sender:{SENDER}");
+            let template = format!("template:{TEMPLATE}");
+            self.push(&sender, "SenderRegistered", json!({"sender": SENDER}));
+            self.push(
+                &sender,
+                "SenderAuthorized",
+                json!({"sender": SENDER, "by": "ops"}),
+            );
+            self.push(
+                &template,
+                "TemplateRegistered",
+                json!({"template": TEMPLATE, "placeholders": ["1", "2"]}),
+            );
+            self.push(
+                &template,
+                "TemplateApprovalChanged",
+                json!({"template": TEMPLATE, "status": "approved"}),
+            );
+        }
+
+        fn contact(&mut self, event_type: &str) -> u64 {
+            self.push(
+                &format!("contact:{LEA}"),
+                event_type,
+                json!({"contact": LEA}),
+            )
+        }
+
+        fn message(&mut self, event_type: &str, mut payload: Value) -> u64 {
+            payload["message_id"] = json!(M1);
+            self.push(&format!("message:{M1}"), event_type, payload)
+        }
+
+        fn template_sent(&mut self) -> u64 {
+            self.message(
+                "TemplateSent",
+                json!({"contact": LEA, "sender": SENDER, "template": TEMPLATE,
+                       "variables": {"1": "Lea", "2": "Thu"}}),
+            )
+        }
+
+        fn reply_sent(&mut self) -> u64 {
+            self.message(
+                "ReplySent",
+                json!({"contact": LEA, "sender": SENDER, "text": "hi"}),
+            )
+        }
+
+        fn audit(&self) -> Summary {
+            let mut auditor = Auditor::new();
+            for record in &self.records {
+                auditor.observe(record);
+            }
+            auditor.finish()
+        }
+    }
+
+    fn checks(summary: &Summary) -> Vec<(Option<u64>, Check)> {
+        summary
+            .violations
+            .iter()
+            .map(|violation| (violation.position, violation.check))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_template_life_is_clean() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        log.template_sent();
+        log.message("DispatchClaimed", json!({"attempt": 1}));
+        log.message(
+            "DispatchSucceeded",
+            json!({"attempt": 1, "provider_status": "queued"}),
+        );
+        for status in ["sent", "read", "delivered", "sent"] {
+            log.message("StatusChanged", json!({"status": status}));
+        }
+        let summary = log.audit();
+        assert_eq!(checks(&summary), []);
+        assert_eq!(summary.messages_by_status.get("read"), Some(&1));
+    }
+
+    #[test]
+    fn a_template_needs_opt_in_approval_and_matching_variables() {
+        let mut log = Log::default();
+        log.ready();
+        let no_opt_in = log.template_sent();
+        log.contact("OptedIn");
+        log.push(
+            &format!("template:{TEMPLATE}"),
+            "TemplateApprovalChanged",
+            json!({"template": TEMPLATE, "status": "paused"}),
+        );
+        let paused = log.message("DispatchClaimed", json!({"attempt": 1}));
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(no_opt_in), Check::NoOptIn),
+                (Some(paused), Check::TemplateNotApproved)
+            ]
+        );
+        assert!(summary.violations[1]
+            .message
+            .contains("while it was paused"));
+    }
+
+    #[test]
+    fn a_claim_after_stop_is_found_and_start_lifts_it() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        log.template_sent();
+        log.contact("OptedOut");
+        let forged = log.message("DispatchClaimed", json!({"attempt": 1}));
+        log.contact("OptedIn");
+        log.message("DispatchFailed", json!({"attempt": 1, "retry_at": "x"}));
+        log.message("DispatchClaimed", json!({"attempt": 2}));
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [(Some(forged), Check::DispatchAfterOptOut)]
+        );
+    }
+
+    #[test]
+    fn freeform_needs_an_inbound_less_than_a_day_old_and_no_closing_report_after_it() {
+        let mut log = Log::default();
+        log.ready();
+        let never = log.reply_sent();
+        log.contact("InboundReceived");
+        log.minute = 60;
+        log.message("DispatchClaimed", json!({"attempt": 1}));
+        log.push(
+            &format!("contact:{LEA}"),
+            "WindowReportedClosed",
+            json!({"contact": LEA, "code": 63016}),
+        );
+        // A second message, claimed after the provider's report: closed.
+        let other = "0192f0c1-7a3b-7c4d-8e5f-000000000002";
+        log.push(
+            &format!("message:{other}"),
+            "ReplySent",
+            json!({"message_id": other, "contact": LEA, "sender": SENDER, "text": "x"}),
+        );
+        let reported = log.records.len() as u64;
+        // The next inbound reopens it; a day later it is closed again.
+        log.contact("InboundReceived");
+        log.minute = 60 + 23 * 60;
+        let inside = log.push(
+            &format!("message:{other}"),
+            "DispatchClaimed",
+            json!({"message_id": other, "attempt": 1}),
+        );
+        log.minute = 60 + 24 * 60;
+        let third = "0192f0c1-7a3b-7c4d-8e5f-000000000003";
+        let late = log.push(
+            &format!("message:{third}"),
+            "ReplySent",
+            json!({"message_id": third, "contact": LEA, "sender": SENDER, "text": "x"}),
+        );
+        let summary = log.audit();
+        assert!(inside > reported);
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(never), Check::WindowClosed),
+                (Some(reported), Check::WindowClosed),
+                (Some(late), Check::WindowClosed),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_claim_after_the_provider_accepted_is_a_regression() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        log.template_sent();
+        log.message("DispatchClaimed", json!({"attempt": 1}));
+        log.message(
+            "DispatchSucceeded",
+            json!({"attempt": 1, "provider_status": "queued"}),
+        );
+        let again = log.message("DispatchClaimed", json!({"attempt": 2}));
+        assert_eq!(
+            checks(&log.audit()),
+            [(Some(again), Check::StatusRegression)]
+        );
+    }
+
+    #[test]
+    fn claims_need_a_decision_and_an_authorized_sender() {
+        let mut log = Log::default();
+        let orphan = log.message("DispatchClaimed", json!({"attempt": 1}));
+        log.ready();
+        log.push(
+            &format!("sender:{SENDER}"),
+            "SenderSuspended",
+            json!({"sender": SENDER, "reason": "63007"}),
+        );
+        log.contact("OptedIn");
+        let suspended = log.template_sent();
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(orphan), Check::ClaimWithoutDecision),
+                (Some(suspended), Check::ChannelNotAuthorized)
+            ]
+        );
+    }
+
+    #[test]
+    fn gaps_in_positions_and_versions_are_reported_where_they_are() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        log.records.remove(1);
+        log.records[2].version = 5;
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [(Some(3), Check::PositionGap), (Some(4), Check::VersionGap)]
+        );
+        assert!(summary.violations[0].message.contains("from 1 to 3"));
+    }
+
+    #[test]
+    fn unknown_types_are_counted_not_checked() {
+        let mut log = Log::default();
+        log.push("future:1", "SomethingNew", json!({}));
+        let summary = log.audit();
+        assert!(summary.is_clean());
+        assert_eq!(summary.unknown_event_types.get("SomethingNew"), Some(&1));
+    }
+}
