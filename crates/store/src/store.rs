@@ -71,6 +71,9 @@ pub struct Options {
     pub max_payload_bytes: usize,
     /// How many events at the end of the log the open-time integrity check inspects.
     pub tail_check_events: u64,
+    /// Scanner threads a replay uses to read and decode ahead of the caller (1 = scan on the
+    /// calling thread only).
+    pub replay_threads: usize,
     /// Source of "now" for idempotency-key expiry.
     pub clock: Clock,
 }
@@ -85,6 +88,9 @@ impl Default for Options {
             sweep_slice_keys: 1000,
             max_payload_bytes: 64 * 1024,
             tail_check_events: 1024,
+            // Scanning ahead on more threads was slower on the 2-core machines we measure on
+            // (sled's page cache and LRU are shared); see docs/performance.md.
+            replay_threads: 1,
             clock: Clock::system(),
         }
     }
@@ -168,6 +174,10 @@ pub struct StoreStats {
 /// How often the replay calls its progress callback.
 const REPLAY_PROGRESS_EVERY: u64 = 65_536;
 
+/// Positions per chunk of a parallel replay: large enough to amortize the hand-over, small
+/// enough that the chunks in flight (two per scanner thread) stay a few MiB.
+const REPLAY_CHUNK_EVENTS: u64 = 8_192;
+
 /// The durable event log. Cheap to clone; all clones share one writer thread.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -182,6 +192,7 @@ struct Inner {
     watch: watch::Receiver<u64>,
     writer: Mutex<Option<JoinHandle<()>>>,
     clock: Clock,
+    replay_threads: usize,
     /// Keeps a temporary directory alive; dropped last (field order), after sled let go of it.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -273,6 +284,7 @@ impl Store {
         let (watch_sender, watch_receiver) = watch::channel(last_position);
         let (queue, commands) = mpsc::channel();
         let clock = options.clock.clone();
+        let replay_threads = options.replay_threads;
         let writer = Writer::new(
             db.clone(),
             path.clone(),
@@ -293,6 +305,7 @@ impl Store {
                 watch: watch_receiver,
                 writer: Mutex::new(Some(handle)),
                 clock,
+                replay_threads,
                 _temporary: temporary,
             }),
         })
@@ -468,8 +481,12 @@ impl Store {
     }
 
     /// Replays the log from `from_position` up to the durable head at the start of the call,
-    /// handing each event to `on_event`, and calling `on_progress` every 65,536 events and once at
-    /// the end.
+    /// handing each event to `on_event` in log order, and calling `on_progress` every 65,536
+    /// events and once at the end.
+    ///
+    /// With `Options::replay_threads` > 1, scanner threads read and decode chunks of
+    /// `REPLAY_CHUNK_EVENTS` positions ahead of the caller (a bounded number of chunks in flight,
+    /// so memory stays flat); `on_event` still runs on the calling thread, in order.
     pub fn replay(
         &self,
         from_position: u64,
@@ -484,7 +501,7 @@ impl Store {
             head,
             elapsed: Duration::ZERO,
         };
-        self.scan(from_position, u64::MAX, |event| {
+        let mut deliver = |event: RecordedEvent| {
             progress.events += 1;
             progress.position = event.position;
             on_event(event);
@@ -492,10 +509,67 @@ impl Store {
                 progress.elapsed = started.elapsed();
                 on_progress(progress);
             }
-        })?;
+        };
+        let start = from_position.max(1);
+        let threads = self.inner.replay_threads;
+        if threads <= 1 || head < start || head - start < 2 * REPLAY_CHUNK_EVENTS {
+            self.scan_range(start, head, u64::MAX, &mut deliver)?;
+        } else {
+            self.replay_parallel(start, head, threads, &mut deliver)?;
+        }
         progress.elapsed = started.elapsed();
         on_progress(progress);
         Ok(progress)
+    }
+
+    fn replay_parallel(
+        &self,
+        start: u64,
+        head: u64,
+        threads: usize,
+        deliver: &mut impl FnMut(RecordedEvent),
+    ) -> Result<()> {
+        let chunks = (head - start) / REPLAY_CHUNK_EVENTS + 1;
+        let chunk_bounds = |chunk: u64| {
+            let first = start + chunk * REPLAY_CHUNK_EVENTS;
+            (first, (first + REPLAY_CHUNK_EVENTS - 1).min(head))
+        };
+        std::thread::scope(|scope| {
+            // Worker w scans chunks w, w + threads, …; one channel per worker, read round-robin,
+            // gives back the chunks in log order. A capacity of 1 bounds the read-ahead.
+            let receivers: Vec<_> = (0..threads as u64)
+                .map(|worker| {
+                    let (sender, receiver) = mpsc::sync_channel::<Result<Vec<RecordedEvent>>>(1);
+                    scope.spawn(move || {
+                        let mut chunk = worker;
+                        while chunk < chunks {
+                            let (first, last) = chunk_bounds(chunk);
+                            let mut events = Vec::with_capacity(REPLAY_CHUNK_EVENTS as usize);
+                            let scanned =
+                                self.scan_range(first, last, u64::MAX, &mut |e| events.push(e));
+                            let failed = scanned.is_err();
+                            // The consumer stops reading after an error; stop with it.
+                            if sender.send(scanned.map(|()| events)).is_err() || failed {
+                                return;
+                            }
+                            chunk += threads as u64;
+                        }
+                    });
+                    receiver
+                })
+                .collect();
+            for chunk in 0..chunks {
+                let receiver = &receivers[(chunk % threads as u64) as usize];
+                let events = receiver.recv().map_err(|_| StoreError::Io {
+                    kind: std::io::ErrorKind::Other,
+                    detail: "a replay scanner thread stopped early".into(),
+                })??;
+                for event in events {
+                    deliver(event);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Scans the log in order, checking that positions are gap-free.
@@ -506,13 +580,25 @@ impl Store {
         mut each: impl FnMut(RecordedEvent),
     ) -> Result<()> {
         let head = self.head_position();
-        let start = from_position.max(1);
-        if start > head || limit == 0 {
+        self.scan_range(from_position.max(1), head, limit, &mut each)
+    }
+
+    /// Scans positions `start..=end` in order (stopping after `limit` events), checking that
+    /// every position in the range is present and holds its own envelope.
+    fn scan_range(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u64,
+        each: &mut impl FnMut(RecordedEvent),
+    ) -> Result<()> {
+        if start > end || limit == 0 {
             return Ok(());
         }
+        let head = end;
         let mut expected = start;
         let mut delivered = 0;
-        for item in self.inner.db.range(keys::log(start)..=keys::log(head)) {
+        for item in self.inner.db.range(keys::log(start)..=keys::log(end)) {
             let (key, value) = item.map_err(|e| self.sled(e))?;
             let position =
                 keys::log_position(&key).ok_or_else(|| self.corrupt("bad log key".into()))?;

@@ -686,3 +686,45 @@ fn concurrent_writers_with_expected_versions_keep_the_log_consistent() {
         .sum();
     assert_eq!(total, 400);
 }
+
+#[test]
+fn replay_delivers_every_event_in_order_with_progress() {
+    for threads in [1, 3] {
+        let store = Store::open_temporary_with(Options {
+            replay_threads: threads,
+            ..Options::default()
+        })
+        .expect("open");
+        // Enough events for several parallel chunks, in 1,000-event appends over 50 streams.
+        let total = 20_000u64;
+        for request in 0..total / 1000 {
+            let mut append = AppendRequest::default();
+            for s in 0..50 {
+                let id = stream(&format!("contact:+{}", (request * 50 + s) % 50));
+                let events = (0..20).map(|_| event("E", b"x")).collect();
+                append = append.with_stream(id, ExpectedVersion::Any, events);
+            }
+            store.append_blocking(append).expect("append");
+        }
+        let mut next = 1001;
+        let mut reports = Vec::new();
+        let done = store
+            .replay(
+                1001,
+                |event| {
+                    assert_eq!(event.position, next);
+                    next += 1;
+                },
+                |progress| reports.push(progress.events),
+            )
+            .expect("replay");
+        assert_eq!(done.events, total - 1000);
+        assert_eq!(done.position, total);
+        assert_eq!(next, total + 1);
+        assert_eq!(
+            reports,
+            vec![total - 1000],
+            "progress every 65,536 and once at the end"
+        );
+    }
+}
