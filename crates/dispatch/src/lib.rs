@@ -44,9 +44,17 @@
 //! Messages are not lost either: the machine tracks each message until the hub reports it
 //! done, and `SaveCheckpoint(p)` never passes the intent position of a message it tracks.
 
+pub mod driver;
+mod in_process;
 mod machine;
 mod rate;
 mod rng;
+
+pub use driver::{
+    run, ClaimedIntent, DriverError, DriverOptions, HubError, HubPort, Providers, RunReport,
+    Snapshot,
+};
+pub use in_process::CHECKPOINT_NAME;
 
 pub use machine::{ClaimAnswer, Config, Dispatcher, Effect, HubAnswer, Input, PendingIntent};
 pub use rate::RateLimit;

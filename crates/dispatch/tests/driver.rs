@@ -1,0 +1,379 @@
+//! The async driver against a real in-process hub (sled store in a temporary directory) and a
+//! scripted provider. Time is the system clock with the policy's delays shrunk to milliseconds;
+//! assertions are about what happened, never about how long it took (waits are bounded
+//! generously only so a bug fails instead of hanging).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use tokio::sync::{oneshot, Notify};
+use wagate_app::{Hub, SendOptions, SendRequest, SystemClock};
+use wagate_dispatch::{run, Config, DriverOptions, Providers, RateLimit, RunReport};
+use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
+use wagate_domain::{
+    ApprovalStatus, ContactId, DispatchPhase, Event, MessageEvent, MessageId, MessageStatus,
+    OptInSource, OptOutSource, PhoneNumber, Policy, PortfolioId, ProviderKind, ProviderMessageRef,
+    SendContent, TemplateCategory, TemplateId, TwilioSid, WhatsAppAddress,
+};
+use wagate_providers::{
+    OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture, Sender,
+};
+use wagate_store::Store;
+
+const SENDER: &str = "whatsapp:+15550001111";
+const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
+const CONTACT: &str = "+41790000001";
+
+/// What the scripted provider does with one call.
+#[derive(Debug, Clone)]
+enum Script {
+    Accept,
+    Reject(u32),
+    /// Waits for `release` before accepting.
+    Hold,
+}
+
+#[derive(Debug, Default)]
+struct FakeProvider {
+    script: Mutex<VecDeque<Script>>,
+    calls: Mutex<Vec<OutboundRequest>>,
+    release: Notify,
+    sids: Mutex<u64>,
+}
+
+impl FakeProvider {
+    fn new(script: impl IntoIterator<Item = Script>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(script.into_iter().collect()),
+            ..Self::default()
+        })
+    }
+
+    fn calls(&self) -> Vec<OutboundRequest> {
+        self.calls.lock().expect("calls lock").clone()
+    }
+
+    fn accepted(&self) -> SendAccepted {
+        let mut sids = self.sids.lock().expect("sids lock");
+        *sids += 1;
+        let sid = TwilioSid::parse(&format!("SM{:032x}", *sids)).expect("sid");
+        SendAccepted {
+            provider_message_id: ProviderMessageRef::Twilio(sid),
+            status: Some(MessageStatus::Queued),
+            http_status: 201,
+        }
+    }
+}
+
+impl Provider for FakeProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Sandbox
+    }
+
+    fn send<'a>(&'a self, request: &'a OutboundRequest) -> SendFuture<'a> {
+        Box::pin(async move {
+            self.calls.lock().expect("calls lock").push(request.clone());
+            let step = self
+                .script
+                .lock()
+                .expect("script lock")
+                .pop_front()
+                .unwrap_or(Script::Accept);
+            match step {
+                Script::Accept => Ok(self.accepted()),
+                Script::Hold => {
+                    self.release.notified().await;
+                    Ok(self.accepted())
+                }
+                Script::Reject(code) => Err(SendError::Rejected {
+                    provider: ProviderKind::Sandbox,
+                    http_status: if code == 20429 { 429 } else { 400 },
+                    code: Some(code),
+                    message: format!("error {code}"),
+                    details: None,
+                    reference: None,
+                }),
+            }
+        })
+    }
+}
+
+fn sender() -> WhatsAppAddress {
+    WhatsAppAddress::parse(SENDER).expect("sender")
+}
+
+fn contact() -> ContactId {
+    ContactId::Phone(PhoneNumber::parse(CONTACT).expect("contact"))
+}
+
+fn template() -> TemplateId {
+    TemplateId::parse(TEMPLATE).expect("template")
+}
+
+/// A hub with an authorized sandbox sender, an approved template and an opted-in contact; the
+/// retry backoff is 10 ms and the in-doubt timeout 200 ms.
+async fn hub() -> Hub {
+    let policy = Policy {
+        retry_backoff_base: TimeDelta::milliseconds(10),
+        in_doubt_timeout: TimeDelta::milliseconds(200),
+        ..Policy::default()
+    };
+    let store = Store::open_temporary().expect("temporary store");
+    let hub = Hub::open(store, Arc::new(SystemClock), policy).expect("hub");
+    hub.register_sender(RegisterSender {
+        sender: sender(),
+        provider: ProviderKind::Sandbox,
+        portfolio: PortfolioId::parse("default").expect("portfolio"),
+        meta_phone_number_id: None,
+    })
+    .await
+    .expect("register sender");
+    hub.authorize_sender(&sender(), "ops@example.com")
+        .await
+        .expect("authorize");
+    hub.register_template(RegisterTemplate {
+        template: template(),
+        name: "viewing_reminder".into(),
+        language: "en".into(),
+        category: TemplateCategory::Utility,
+        placeholders: vec!["1".into()],
+    })
+    .await
+    .expect("register template");
+    hub.set_template_status(&template(), ApprovalStatus::Approved, "approved")
+        .await
+        .expect("approve");
+    hub.opt_in(RecordOptIn {
+        contact: contact(),
+        source: OptInSource::WebForm,
+        evidence: "https://example.com/forms/1".into(),
+        recorded_by: "agent".into(),
+        wording_version: "v1".into(),
+    })
+    .await
+    .expect("opt in");
+    hub
+}
+
+async fn send(hub: &Hub) -> MessageId {
+    let variables: BTreeMap<String, String> = [("1".to_owned(), "Lea".to_owned())].into();
+    let request = SendRequest {
+        to: CONTACT.into(),
+        sender: None,
+        workflow: Some("appointment_scheduling".into()),
+        content: SendContent::Template {
+            template: template(),
+            variables,
+        },
+    };
+    hub.send(request, SendOptions::default())
+        .await
+        .expect("send allowed")
+        .message_id
+}
+
+/// The machine's configuration from the hub's own policy (as `wagate serve` does it).
+fn config(hub: &Hub) -> Config {
+    Config {
+        hub_retry_delay: TimeDelta::milliseconds(10),
+        jitter_max: TimeDelta::milliseconds(5),
+        pair_limit: None,
+        sender_limit_default: Some(RateLimit::per_second(1000)),
+        ..Config::from_policy(hub.policy(), 7)
+    }
+}
+
+/// The driver, running until the returned sender is used (or dropped).
+fn start(
+    hub: &Hub,
+    provider: Arc<FakeProvider>,
+    config: Config,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<RunReport>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let providers = Providers::new().with(ProviderKind::Sandbox, provider);
+    let options = DriverOptions {
+        poll_interval: Duration::from_millis(50),
+    };
+    let handle = tokio::spawn(run(
+        Arc::new(hub.clone()),
+        providers,
+        config,
+        options,
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let handle =
+        tokio::spawn(async move { handle.await.expect("driver task").expect("driver ran") });
+    (stop, handle)
+}
+
+/// Waits (bounded) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting for {what}");
+}
+
+fn phase(hub: &Hub, id: MessageId) -> DispatchPhase {
+    hub.message(id).expect("message").state.phase()
+}
+
+fn history(hub: &Hub, id: MessageId) -> Vec<Event> {
+    hub.message(id)
+        .expect("message")
+        .history
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect()
+}
+
+async fn stop(
+    stop: oneshot::Sender<()>,
+    handle: impl Future<Output = Result<RunReport, tokio::task::JoinError>>,
+) -> RunReport {
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), handle)
+        .await
+        .expect("the driver stops")
+        .expect("driver task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_an_allowed_template_once_and_records_it() {
+    let hub = hub().await;
+    let provider = FakeProvider::new([]);
+    let (stopper, handle) = start(&hub, Arc::clone(&provider), config(&hub));
+    let id = send(&hub).await;
+    until("the outcome", || phase(&hub, id) == DispatchPhase::Done).await;
+    let report = stop(stopper, handle).await;
+
+    let calls = provider.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.message_id, id);
+    assert_eq!(call.from, Sender::Number(sender().number().clone()));
+    assert_eq!(call.to, PhoneNumber::parse(CONTACT).expect("contact"));
+    let OutboundContent::Template(content) = &call.content else {
+        panic!("a template send: {call:?}");
+    };
+    assert_eq!(content.template, template());
+    assert_eq!(content.language.as_deref(), Some("en"));
+    assert_eq!(content.variables, [("1".to_owned(), "Lea".to_owned())]);
+    assert!(history(&hub, id).iter().any(|event| matches!(
+        event,
+        Event::Message(MessageEvent::DispatchSucceeded { attempt: 1, .. })
+    )));
+    assert_eq!(report.provider_calls, 1);
+    // The store keeps the last processed position: one below where the dispatcher resumes.
+    let saved = hub
+        .store()
+        .checkpoint(wagate_dispatch::CHECKPOINT_NAME)
+        .expect("checkpoint")
+        .map(|processed| processed + 1);
+    assert_eq!(saved, report.checkpoint);
+    assert!(
+        saved.is_some_and(|position| position > 0),
+        "saved {saved:?}, report {report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_a_retryable_failure_and_never_a_permanent_one() {
+    let hub = hub().await;
+    let provider =
+        FakeProvider::new([Script::Reject(20429), Script::Accept, Script::Reject(63003)]);
+    let (stopper, handle) = start(&hub, Arc::clone(&provider), config(&hub));
+    let retried = send(&hub).await;
+    until("the retry", || phase(&hub, retried) == DispatchPhase::Done).await;
+    let failed = send(&hub).await;
+    until("the failure", || phase(&hub, failed) == DispatchPhase::Done).await;
+    stop(stopper, handle).await;
+
+    let calls: Vec<MessageId> = provider
+        .calls()
+        .iter()
+        .map(|call| call.message_id)
+        .collect();
+    assert_eq!(calls, [retried, retried, failed]);
+    let state = hub.message(failed).expect("message").state;
+    assert_eq!(state.status, MessageStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_before_the_claim_cancels_the_send() {
+    let hub = hub().await;
+    let id = send(&hub).await;
+    hub.opt_out(RecordOptOut {
+        contact: contact(),
+        source: OptOutSource::Keyword,
+        detail: "STOP".into(),
+    })
+    .await
+    .expect("opt out");
+    let provider = FakeProvider::new([]);
+    let (stopper, handle) = start(&hub, Arc::clone(&provider), config(&hub));
+    until("the refusal", || phase(&hub, id) == DispatchPhase::Done).await;
+    stop(stopper, handle).await;
+    assert!(provider.calls().is_empty());
+    let state = hub.message(id).expect("message").state;
+    assert_eq!(state.status, MessageStatus::Canceled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_claim_from_before_a_restart_is_never_sent_and_expires() {
+    let hub = hub().await;
+    let id = send(&hub).await;
+    // A dispatcher claimed it and died before calling or recording anything.
+    hub.claim(id).await.expect("claimed");
+    let provider = FakeProvider::new([]);
+    let (stopper, handle) = start(&hub, Arc::clone(&provider), config(&hub));
+    until("the expiry", || phase(&hub, id) == DispatchPhase::Done).await;
+    let report = stop(stopper, handle).await;
+    assert!(
+        provider.calls().is_empty(),
+        "an in-doubt claim is never sent"
+    );
+    assert_eq!(report.expiries, 1);
+    assert!(history(&hub, id)
+        .iter()
+        .any(|event| matches!(event, Event::Message(MessageEvent::InDoubtExpired { .. }))));
+    let state = hub.message(id).expect("message").state;
+    assert_eq!(state.status, MessageStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_the_call_in_flight_and_records_it() {
+    let hub = hub().await;
+    let provider = FakeProvider::new([Script::Hold]);
+    let (stopper, handle) = start(&hub, Arc::clone(&provider), config(&hub));
+    let id = send(&hub).await;
+    until("the call", || provider.calls().len() == 1).await;
+    let _ = stopper.send(());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!handle.is_finished(), "a call is still in flight");
+    // A message sent during shutdown is not claimed.
+    let later = send(&hub).await;
+    provider.release.notify_one();
+    let report = tokio::time::timeout(Duration::from_secs(20), handle)
+        .await
+        .expect("the driver stops")
+        .expect("driver task");
+    assert_eq!(report.provider_calls, 1);
+    assert_eq!(phase(&hub, id), DispatchPhase::Done);
+    assert!(matches!(
+        phase(&hub, later),
+        DispatchPhase::Pending {
+            next_attempt: 1,
+            ..
+        }
+    ));
+}
