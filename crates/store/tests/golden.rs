@@ -1,0 +1,485 @@
+//! Persisted event encodings: every domain event variant round-trips, and the golden byte files
+//! in `fixtures/events/<Type>/v<N>.bin` decode forever.
+//!
+//! The golden files are the compatibility contract with every database ever written: a change
+//! to a v1 mirror type, to the order of its fields, or to how a domain value is spelled makes
+//! `golden_files_decode_forever` fail. To add the files of a new event type or schema version,
+//! run `WAGATE_BLESS=1 cargo test -p wagate-store --test golden` once and commit the new files;
+//! blessing writes only files that do not exist yet, never rewrites an existing one.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use wagate_domain::{
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, MessageEvent, MessageId,
+    MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, PortfolioId,
+    ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent, TemplateCategory,
+    TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+};
+use wagate_store::persisted::{self, CURRENT_SCHEMA_VERSION, EVENT_TYPES};
+use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/events")
+}
+
+fn at(seconds: i64, nanos: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, nanos).expect("valid timestamp")
+}
+
+fn contact() -> ContactId {
+    ContactId::parse("+41790000001").expect("contact")
+}
+
+fn bsuid() -> ContactId {
+    ContactId::parse("bsuid:US.13491208655302741918").expect("bsuid")
+}
+
+fn sender() -> WhatsAppAddress {
+    WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender")
+}
+
+fn message_id() -> MessageId {
+    MessageId::from_uuid(Uuid::from_u128(0x0190_b5a2_7c1e_7000_8000_0000_0000_0001))
+        .expect("message id")
+}
+
+fn twilio_ref() -> ProviderMessageRef {
+    ProviderMessageRef::parse("SM0123456789abcdef0123456789abcdef").expect("sid")
+}
+
+fn meta_ref() -> ProviderMessageRef {
+    ProviderMessageRef::parse("wamid.HBgLMTU1NTAwMDExMTEVAgARGBI").expect("wamid")
+}
+
+fn template() -> TemplateId {
+    TemplateId::parse("HXb5b62575e6e4ff6129ad7c8efe1f983e").expect("template")
+}
+
+fn workflow() -> Workflow {
+    Workflow::parse("appointment_scheduling").expect("workflow")
+}
+
+fn portfolio() -> PortfolioId {
+    PortfolioId::parse("default").expect("portfolio")
+}
+
+/// The golden sample of every event type: every optional field set, non-trivial values.
+fn golden_samples() -> Vec<Event> {
+    let t = at(1_764_000_000, 123_456_789);
+    vec![
+        Event::Contact(ContactEvent::OptedIn {
+            contact: contact(),
+            source: OptInSource::WebForm,
+            evidence: "https://example.com/forms/42?submission=7".into(),
+            recorded_by: "operator:alice".into(),
+            wording_version: "2026-01".into(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::InboundReceived {
+            contact: contact(),
+            sender: Some(sender()),
+            provider_ref: Some(twilio_ref()),
+            kind: "text".into(),
+            text: "Yes, Tuesday works ✓".into(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::OptedOut {
+            contact: contact(),
+            source: OptOutSource::Keyword,
+            detail: "STOP".into(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::OptOutReviewRequested {
+            contact: contact(),
+            text: "please don't text me anymore".into(),
+            matched: "don't text".into(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::FlagRaised {
+            contact: contact(),
+            flag: ContactFlag::MarketingPaused,
+            reason: "meta 131050".into(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::FlagCleared {
+            contact: contact(),
+            flag: ContactFlag::NotOnWhatsapp,
+            reason: "inbound received".into(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::WindowReportedClosed {
+            contact: contact(),
+            code: 63016,
+            at: t,
+        }),
+        Event::Message(MessageEvent::TemplateSent {
+            message_id: message_id(),
+            contact: contact(),
+            sender: sender(),
+            template: template(),
+            category: TemplateCategory::Utility,
+            variables: vec![
+                ("1".into(), "Alice".into()),
+                ("2".into(), "Tue 10:00".into()),
+            ],
+            workflow: workflow(),
+            at: t,
+        }),
+        Event::Message(MessageEvent::ReplySent {
+            message_id: message_id(),
+            contact: contact(),
+            sender: sender(),
+            text: "See you on Tuesday.".into(),
+            workflow: workflow(),
+            at: t,
+        }),
+        Event::Message(MessageEvent::SendRefused {
+            message_id: message_id(),
+            to: "+41 79 not a number".into(),
+            sender: sender(),
+            rule: RuleId::TierLimit,
+            message: "the portfolio reached its messaging limit".into(),
+            at: t,
+        }),
+        Event::Message(MessageEvent::DispatchClaimed {
+            message_id: message_id(),
+            attempt: 2,
+            at: t,
+        }),
+        Event::Message(MessageEvent::ClaimRefused {
+            message_id: message_id(),
+            attempt: 1,
+            rule: RuleId::OptedOut,
+            message: "the contact opted out".into(),
+            at: t,
+        }),
+        Event::Message(MessageEvent::DispatchSucceeded {
+            message_id: message_id(),
+            attempt: 1,
+            provider_ref: twilio_ref(),
+            provider_status: MessageStatus::Queued,
+            at: t,
+        }),
+        Event::Message(MessageEvent::DispatchFailed {
+            message_id: message_id(),
+            attempt: 3,
+            error: ProviderError {
+                provider: ProviderKind::Twilio,
+                code: Some(20429),
+                http_status: Some(429),
+                message: "Too Many Requests".into(),
+            },
+            retry: Retry::Retryable,
+            retry_at: Some(at(1_764_000_004, 0)),
+            at: t,
+        }),
+        Event::Message(MessageEvent::StatusChanged {
+            message_id: message_id(),
+            provider_ref: Some(meta_ref()),
+            status: MessageStatus::Delivered,
+            error_code: Some(0),
+            at: t,
+        }),
+        Event::Message(MessageEvent::InDoubtExpired {
+            message_id: message_id(),
+            attempt: 4,
+            at: t,
+        }),
+        Event::Message(MessageEvent::UnmatchedStatusReceived {
+            provider_ref: twilio_ref(),
+            status: MessageStatus::Other("played".into()),
+            error_code: Some(63016),
+            at: t,
+        }),
+        Event::Sender(SenderEvent::Registered {
+            sender: sender(),
+            provider: ProviderKind::Meta,
+            portfolio: portfolio(),
+            meta_phone_number_id: Some("106540352242922".into()),
+            at: t,
+        }),
+        Event::Sender(SenderEvent::Authorized {
+            sender: sender(),
+            by: "operator:alice".into(),
+            at: t,
+        }),
+        Event::Sender(SenderEvent::Suspended {
+            sender: sender(),
+            reason: "twilio 63007: sender not found".into(),
+            at: t,
+        }),
+        Event::Template(TemplateEvent::Registered {
+            template: template(),
+            name: "appointment_reminder".into(),
+            language: "en_US".into(),
+            category: TemplateCategory::Marketing,
+            placeholders: vec!["1".into(), "2".into()],
+            at: t,
+        }),
+        Event::Template(TemplateEvent::ApprovalChanged {
+            template: template(),
+            status: ApprovalStatus::Approved,
+            reason: "approved by Meta".into(),
+            at: t,
+        }),
+        Event::Portfolio(PortfolioEvent::MessagingLimitChanged {
+            portfolio: portfolio(),
+            limit: MessagingLimit::Limited(2000),
+            at: t,
+        }),
+        Event::Portfolio(PortfolioEvent::RecipientReached {
+            portfolio: portfolio(),
+            contact: contact(),
+            message_id: message_id(),
+            at: t,
+        }),
+    ]
+}
+
+/// More shapes for the round trip: absent optional fields, other enum values, edge times.
+fn other_samples() -> Vec<Event> {
+    let mut events = vec![
+        Event::Contact(ContactEvent::InboundReceived {
+            contact: bsuid(),
+            sender: None,
+            provider_ref: None,
+            kind: "image".into(),
+            text: String::new(),
+            at: at(0, 0),
+        }),
+        Event::Message(MessageEvent::DispatchFailed {
+            message_id: message_id(),
+            attempt: u32::MAX,
+            error: ProviderError {
+                provider: ProviderKind::Sandbox,
+                code: None,
+                http_status: None,
+                message: "timeout".into(),
+            },
+            retry: Retry::Permanent,
+            retry_at: None,
+            at: at(-86_400, 999_999_999),
+        }),
+        Event::Message(MessageEvent::StatusChanged {
+            message_id: message_id(),
+            provider_ref: None,
+            status: MessageStatus::Read,
+            error_code: None,
+            at: at(1_764_000_000, 0),
+        }),
+        Event::Sender(SenderEvent::Registered {
+            sender: sender(),
+            provider: ProviderKind::Twilio,
+            portfolio: portfolio(),
+            meta_phone_number_id: None,
+            at: at(1_764_000_000, 1),
+        }),
+        Event::Portfolio(PortfolioEvent::MessagingLimitChanged {
+            portfolio: portfolio(),
+            limit: MessagingLimit::Unlimited,
+            at: at(1_764_000_000, 0),
+        }),
+        Event::Template(TemplateEvent::Registered {
+            template: TemplateId::parse("order_update").expect("meta template name"),
+            name: "order_update".into(),
+            language: "de".into(),
+            category: TemplateCategory::Authentication,
+            placeholders: Vec::new(),
+            at: at(1_764_000_000, 0),
+        }),
+    ];
+    let t = at(1_764_000_000, 0);
+    for source in OptInSource::ALL {
+        events.push(Event::Contact(ContactEvent::OptedIn {
+            contact: contact(),
+            source,
+            evidence: String::new(),
+            recorded_by: "api".into(),
+            wording_version: "v1".into(),
+            at: t,
+        }));
+    }
+    for source in OptOutSource::ALL {
+        events.push(Event::Contact(ContactEvent::OptedOut {
+            contact: bsuid(),
+            source,
+            detail: String::new(),
+            at: t,
+        }));
+    }
+    for rule in RuleId::ALL {
+        events.push(Event::Message(MessageEvent::SendRefused {
+            message_id: message_id(),
+            to: "+41790000001".into(),
+            sender: sender(),
+            rule,
+            message: rule.to_string(),
+            at: t,
+        }));
+    }
+    for status in ApprovalStatus::ALL {
+        events.push(Event::Template(TemplateEvent::ApprovalChanged {
+            template: template(),
+            status,
+            reason: String::new(),
+            at: t,
+        }));
+    }
+    for status in [
+        MessageStatus::Accepted,
+        MessageStatus::Scheduled,
+        MessageStatus::Queued,
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Read,
+        MessageStatus::Failed,
+        MessageStatus::Undelivered,
+        MessageStatus::Canceled,
+        MessageStatus::Other("scheduled_later".into()),
+    ] {
+        events.push(Event::Message(MessageEvent::DispatchSucceeded {
+            message_id: message_id(),
+            attempt: 1,
+            provider_ref: meta_ref(),
+            provider_status: status,
+            at: t,
+        }));
+    }
+    for flag in ContactFlag::ALL {
+        events.push(Event::Contact(ContactEvent::FlagRaised {
+            contact: contact(),
+            flag,
+            reason: String::new(),
+            at: t,
+        }));
+    }
+    events
+}
+
+#[test]
+fn there_is_a_golden_sample_of_every_event_type() {
+    let sampled: BTreeSet<&str> = golden_samples().iter().map(Event::type_name).collect();
+    let known: BTreeSet<&str> = EVENT_TYPES.into_iter().collect();
+    assert_eq!(sampled, known);
+    assert_eq!(golden_samples().len(), EVENT_TYPES.len());
+}
+
+#[test]
+fn every_variant_round_trips() {
+    for event in golden_samples().into_iter().chain(other_samples()) {
+        let id = Uuid::now_v7();
+        let record = persisted::encode(&event, id);
+        assert_eq!(record.event_id, id);
+        assert_eq!(record.event_type, event.type_name());
+        assert_eq!(record.schema_version, CURRENT_SCHEMA_VERSION);
+        assert_eq!(record.timestamp_ms, event.at().timestamp_millis());
+        let decoded =
+            persisted::decode_payload(&record.event_type, record.schema_version, &record.payload)
+                .unwrap_or_else(|e| panic!("{}: {e}", event.type_name()));
+        assert_eq!(decoded, event);
+    }
+}
+
+#[test]
+fn every_variant_round_trips_through_the_log() {
+    let store = Store::open_temporary().expect("open");
+    let events: Vec<Event> = golden_samples()
+        .into_iter()
+        .chain(other_samples())
+        .collect();
+    for event in &events {
+        let stream = StreamId::new(event.stream().to_string()).expect("stream id");
+        let record = persisted::encode(event, Uuid::now_v7());
+        store
+            .append_blocking(AppendRequest::single(
+                stream,
+                ExpectedVersion::Any,
+                vec![record],
+            ))
+            .expect("append");
+    }
+    let stored = store.read_from(1, usize::MAX).expect("read");
+    assert_eq!(stored.len(), events.len());
+    for (recorded, event) in stored.iter().zip(&events) {
+        assert_eq!(&persisted::decode(recorded).expect("decode"), event);
+    }
+}
+
+#[test]
+fn unknown_types_and_versions_and_trailing_bytes_are_errors() {
+    let record = persisted::encode(&golden_samples()[0], Uuid::now_v7());
+    assert!(persisted::decode_payload("NoSuchEvent", 1, &record.payload).is_err());
+    assert!(persisted::decode_payload(&record.event_type, 99, &record.payload).is_err());
+    let mut longer = record.payload.clone();
+    longer.push(0);
+    assert!(persisted::decode_payload(&record.event_type, 1, &longer).is_err());
+    let shorter = &record.payload[..record.payload.len() - 1];
+    assert!(persisted::decode_payload(&record.event_type, 1, shorter).is_err());
+}
+
+#[test]
+fn golden_files_decode_forever() {
+    let dir = fixtures_dir();
+    let bless = std::env::var_os("WAGATE_BLESS").is_some();
+    let samples = golden_samples();
+    if bless {
+        for event in &samples {
+            let path = dir
+                .join(event.type_name())
+                .join(format!("v{CURRENT_SCHEMA_VERSION}.bin"));
+            if path.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("fixture dir");
+            let record = persisted::encode(event, Uuid::nil());
+            std::fs::write(&path, &record.payload).expect("write fixture");
+            eprintln!("blessed {}", path.display());
+        }
+    }
+
+    // Every file there decodes, whatever its version: old versions through their upcasters.
+    let mut seen = BTreeSet::new();
+    for type_dir in std::fs::read_dir(&dir).expect("fixtures/events exists") {
+        let type_dir = type_dir.expect("entry").path();
+        let event_type = type_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 type name")
+            .to_owned();
+        for file in std::fs::read_dir(&type_dir).expect("type dir") {
+            let file = file.expect("entry").path();
+            let name = file.file_name().and_then(|n| n.to_str()).expect("name");
+            let version: u16 = name
+                .strip_prefix('v')
+                .and_then(|rest| rest.strip_suffix(".bin"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected fixture {}", file.display()));
+            let bytes = std::fs::read(&file).expect("read fixture");
+            let decoded = persisted::decode_payload(&event_type, version, &bytes)
+                .unwrap_or_else(|e| panic!("{} no longer decodes: {e}", file.display()));
+            assert_eq!(decoded.type_name(), event_type);
+            seen.insert((event_type.clone(), version));
+
+            if version == CURRENT_SCHEMA_VERSION {
+                // The current version must also still encode to exactly these bytes.
+                let sample = samples
+                    .iter()
+                    .find(|e| e.type_name() == event_type)
+                    .unwrap_or_else(|| panic!("no golden sample for {event_type}"));
+                assert_eq!(&decoded, sample, "{} decodes differently", file.display());
+                let encoded = persisted::encode(sample, Uuid::nil()).payload;
+                assert_eq!(encoded, bytes, "{} encodes differently", file.display());
+            }
+        }
+    }
+    for event_type in EVENT_TYPES {
+        assert!(
+            seen.contains(&(event_type.to_owned(), 1)),
+            "fixtures/events/{event_type}/v1.bin is missing (run with WAGATE_BLESS=1 once)"
+        );
+    }
+}
