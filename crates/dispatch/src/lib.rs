@@ -43,11 +43,21 @@
 //!
 //! Messages are not lost either: the machine tracks each message until the hub reports it
 //! done, and `SaveCheckpoint(p)` never passes the intent position of a message it tracks.
+//!
+//! # Driver
+//! [`run`] drives the machine with tokio: one task per effect, answers back through a channel,
+//! a timer for `SleepUntil`, polls of the hub's open messages on an interval and whenever the
+//! hub's durable head moves, a `dispatch` tracing span per provider call. The hub is a
+//! [`HubPort`]: `wagate_app::Hub` itself in `wagate serve` (checkpoint saved in the store as
+//! [`CHECKPOINT_NAME`]), or [`RemoteHub`] over the command API for `wagate dispatch --hub URL`
+//! (the process that holds the provider credentials). [`Providers`] routes each claim to the
+//! provider its sender is registered with.
 
 pub mod driver;
 mod in_process;
 mod machine;
 mod rate;
+mod remote;
 mod rng;
 
 pub use driver::{
@@ -55,6 +65,7 @@ pub use driver::{
     Snapshot,
 };
 pub use in_process::CHECKPOINT_NAME;
+pub use remote::RemoteHub;
 
 pub use machine::{ClaimAnswer, Config, Dispatcher, Effect, HubAnswer, Input, PendingIntent};
 pub use rate::RateLimit;

@@ -113,16 +113,24 @@ fn template() -> TemplateId {
     TemplateId::parse(TEMPLATE).expect("template")
 }
 
-/// A hub with an authorized sandbox sender, an approved template and an opted-in contact; the
-/// retry backoff is 10 ms and the in-doubt timeout 200 ms.
-async fn hub() -> Hub {
-    let policy = Policy {
+/// The retry backoff is 10 ms and the in-doubt timeout 200 ms.
+fn policy() -> Policy {
+    Policy {
         retry_backoff_base: TimeDelta::milliseconds(10),
         in_doubt_timeout: TimeDelta::milliseconds(200),
         ..Policy::default()
-    };
+    }
+}
+
+/// A hub with an authorized sandbox sender, an approved template and an opted-in contact.
+async fn hub() -> Hub {
     let store = Store::open_temporary().expect("temporary store");
-    let hub = Hub::open(store, Arc::new(SystemClock), policy).expect("hub");
+    let hub = Hub::open(store, Arc::new(SystemClock), policy()).expect("hub");
+    prepare(&hub).await;
+    hub
+}
+
+async fn prepare(hub: &Hub) {
     hub.register_sender(RegisterSender {
         sender: sender(),
         provider: ProviderKind::Sandbox,
@@ -155,7 +163,6 @@ async fn hub() -> Hub {
     })
     .await
     .expect("opt in");
-    hub
 }
 
 async fn send(hub: &Hub) -> MessageId {
@@ -376,4 +383,83 @@ async fn shutdown_waits_for_the_call_in_flight_and_records_it() {
             ..
         }
     ));
+}
+
+/// `wagate dispatch --hub URL`: the same flow through the hub's HTTP API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_dispatcher_sends_through_the_http_api() {
+    use wagate_http::{Providers as HubProviders, ServeConfig, Server};
+    use wagate_providers::Secret;
+
+    let data = tempfile::tempdir().expect("temporary directory");
+    let token = Secret::new("test-token");
+    let mut serve = ServeConfig::new(
+        "127.0.0.1:0".parse().expect("address"),
+        data.path(),
+        token.clone(),
+        HubProviders::Sandbox {
+            twilio_auth_token: Secret::new("sandbox-auth-token"),
+        },
+    );
+    serve.policy = policy();
+    let server = Server::bind(&serve).await.expect("hub binds");
+    let hub = server.hub().clone();
+    let url = format!("http://{}", server.local_addr());
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async move {
+        let _ = server_stopped.await;
+    }));
+    prepare(&hub).await;
+    let refused = send(&hub).await;
+    hub.claim(refused)
+        .await
+        .expect("claimed by a dispatcher that died");
+    let id = send(&hub).await;
+
+    let remote =
+        wagate_dispatch::RemoteHub::new(&url, token, Duration::from_secs(5)).expect("client");
+    let provider = FakeProvider::new([Script::Reject(20429)]);
+    let (stop_driver, stopped) = oneshot::channel::<()>();
+    let driver = tokio::spawn(run(
+        Arc::new(remote),
+        Providers::new().with(ProviderKind::Sandbox, provider.clone()),
+        config(&hub),
+        DriverOptions {
+            poll_interval: Duration::from_millis(20),
+        },
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    until("the retried send", || {
+        phase(&hub, id) == DispatchPhase::Done
+    })
+    .await;
+    until("the expiry", || phase(&hub, refused) == DispatchPhase::Done).await;
+    let _ = stop_driver.send(());
+    let report = tokio::time::timeout(Duration::from_secs(20), driver)
+        .await
+        .expect("the driver stops")
+        .expect("driver task")
+        .expect("driver ran");
+    let _ = stop_server.send(());
+    let _ = serving.await;
+
+    let calls: Vec<MessageId> = provider
+        .calls()
+        .iter()
+        .map(|call| call.message_id)
+        .collect();
+    assert_eq!(
+        calls,
+        [id, id],
+        "retried once; the in-doubt claim never sent"
+    );
+    assert_eq!(report.expiries, 1);
+    let state = hub.message(id).expect("message").state;
+    assert_eq!(state.attempts, 2);
+    assert!(state.provider_ref.is_some());
+    let expired = hub.message(refused).expect("message").state;
+    assert_eq!(expired.status, MessageStatus::Failed);
 }
