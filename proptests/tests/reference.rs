@@ -7,7 +7,11 @@
 //! - template_variables and marketing_paused need a registered template (placeholders, category);
 //! - an inbound message proves the number is on WhatsApp (it clears not_on_whatsapp);
 //! - the window closes `margin` before 24 h, and a provider's window report closes it until the
-//!   next inbound (in log order).
+//!   next inbound (in log order);
+//! - a recipient counts toward the tier when a template to them is allowed (or claimed) outside
+//!   an open window and they were not already reached in the last 24 h. The reference keeps its
+//!   own count from the intents and claims; the domain's `RecipientReached` events are only
+//!   collected, to be compared with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,13 +68,19 @@ struct RefDispatch {
     closed: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Reference {
     contacts: BTreeMap<ContactId, RefContact>,
     senders: BTreeMap<WhatsAppAddress, RefSender>,
     templates: BTreeMap<TemplateId, RefTemplate>,
     limits: BTreeMap<PortfolioId, MessagingLimit>,
+    /// The reference's own count of reaches, per portfolio.
     reaches: BTreeMap<PortfolioId, Vec<(ContactId, Timestamp)>>,
+    /// What the domain recorded (`RecipientReached`), in log order.
+    pub logged_reaches: Vec<(PortfolioId, ContactId, Timestamp)>,
+    /// What the reference expects it to have recorded, in log order.
+    pub expected_reaches: Vec<(PortfolioId, ContactId, Timestamp)>,
+    margin: TimeDelta,
     pub intents: BTreeMap<MessageId, RefIntent>,
     dispatch: BTreeMap<MessageId, RefDispatch>,
 }
@@ -87,6 +97,21 @@ fn is_e164(text: &str) -> bool {
 }
 
 impl Reference {
+    pub fn new(margin: TimeDelta) -> Self {
+        Self {
+            contacts: BTreeMap::new(),
+            senders: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            limits: BTreeMap::new(),
+            reaches: BTreeMap::new(),
+            logged_reaches: Vec::new(),
+            expected_reaches: Vec::new(),
+            margin,
+            intents: BTreeMap::new(),
+            dispatch: BTreeMap::new(),
+        }
+    }
+
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::Contact(e) => {
@@ -165,10 +190,8 @@ impl Reference {
                     at,
                     ..
                 } => self
-                    .reaches
-                    .entry(portfolio.clone())
-                    .or_default()
-                    .push((contact.clone(), *at)),
+                    .logged_reaches
+                    .push((portfolio.clone(), contact.clone(), *at)),
             },
             Event::Message(e) => self.apply_message(e),
         }
@@ -183,8 +206,10 @@ impl Reference {
                 template,
                 variables,
                 workflow,
+                at,
                 ..
             } => {
+                self.count_reach(sender, contact, *at, false);
                 self.intents.insert(
                     *message_id,
                     RefIntent {
@@ -219,8 +244,13 @@ impl Reference {
             MessageEvent::DispatchClaimed {
                 message_id,
                 attempt,
-                ..
+                at,
             } => {
+                if let Some(intent) = self.intents.get(message_id).cloned() {
+                    if matches!(intent.content, SendContent::Template { .. }) {
+                        self.count_reach(&intent.sender, &intent.contact, *at, true);
+                    }
+                }
                 let d = self.dispatch.entry(*message_id).or_default();
                 d.claimed = true;
                 d.attempts = *attempt;
@@ -258,6 +288,34 @@ impl Reference {
             }
             MessageEvent::SendRefused { .. } | MessageEvent::UnmatchedStatusReceived { .. } => {}
         }
+    }
+
+    /// A template to `contact` outside an open window counts, unless (at a claim) the contact
+    /// was already reached in the last 24 h.
+    fn count_reach(
+        &mut self,
+        sender: &WhatsAppAddress,
+        contact: &ContactId,
+        at: Timestamp,
+        unless_reached: bool,
+    ) {
+        let open = self.contacts.get(contact).is_some_and(|c| {
+            !c.reported_closed
+                && c.last_inbound
+                    .is_some_and(|last| at < last + DAY - self.margin)
+        });
+        let Some(portfolio) = self.senders.get(sender).and_then(|s| s.portfolio.clone()) else {
+            return;
+        };
+        let reaches = self.reaches.entry(portfolio.clone()).or_default();
+        let reached = reaches
+            .iter()
+            .any(|(id, t)| id == contact && *t <= at && at - *t < DAY);
+        if open || (unless_reached && reached) {
+            return;
+        }
+        reaches.push((contact.clone(), at));
+        self.expected_reaches.push((portfolio, contact.clone(), at));
     }
 
     pub fn last_inbound(&self, contact: &ContactId) -> Option<Timestamp> {

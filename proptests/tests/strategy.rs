@@ -61,7 +61,7 @@ pub fn step() -> impl Strategy<Value = Step> {
         7 => (0_usize..3, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4], 0..TEXTS.len())
             .prop_map(|(contact, kind, text)| Step::Inbound { contact, kind, text }),
         1 => (0_usize..3).prop_map(|contact| Step::OperatorOptOut { contact }),
-        2 => (0_usize..3, 0_usize..2, any::<bool>())
+        3 => (0_usize..3, 0_usize..2, prop::bool::weighted(0.75))
             .prop_map(|(contact, flag, raised)| Step::Flag { contact, flag, raised }),
         2 => (0_usize..3, prop_oneof![1 => Just(2_usize), 1 => 0_usize..6])
             .prop_map(|(template, status)| Step::TemplateApproval { template, status }),
@@ -80,9 +80,11 @@ pub fn step() -> impl Strategy<Value = Step> {
             }),
         6 => (sender(), recipient(), workflow())
             .prop_map(|(sender, to, workflow)| Step::SendFreeform { sender, to, workflow }),
-        8 => prop_oneof![3 => 0_usize..3, 1 => any::<usize>()].prop_map(|back| Step::Claim { back }),
-        4 => (any::<usize>(), 0_usize..40, prop_oneof![Just(0_i64), Just(1), Just(250), Just(999)])
-            .prop_map(|(message, outcome, jitter_ms)| Step::Outcome { message, outcome, jitter_ms }),
+        6 => prop_oneof![3 => 0_usize..3, 1 => any::<usize>()].prop_map(|back| Step::Claim { back }),
+        3 => any::<usize>().prop_map(|index| Step::ClaimPending { index }),
+        4 => (prop_oneof![3 => 0_usize..2, 1 => any::<usize>()], 0_usize..40,
+              prop_oneof![Just(0_i64), Just(1), Just(250), Just(999)])
+            .prop_map(|(back, outcome, jitter_ms)| Step::Outcome { back, outcome, jitter_ms }),
         4 => (any::<usize>(), 0_usize..10, 0_usize..8)
             .prop_map(|(message, status, code)| Step::Callback { message, status, code }),
         2 => (0_usize..8).prop_map(|back| Step::RepeatCallback { back }),

@@ -226,8 +226,14 @@ pub enum Step {
     Claim {
         back: usize,
     },
+    /// Reports the outcome of the `back`-th most recently dispatched message's open attempt.
+    /// Claims one of the messages waiting for a claim (allowed, not yet dispatched): these are
+    /// the ones whose world may have changed since their decision.
+    ClaimPending {
+        index: usize,
+    },
     Outcome {
-        message: usize,
+        back: usize,
         outcome: usize,
         jitter_ms: i64,
     },
@@ -336,7 +342,7 @@ impl World {
             message_ids: Vec::new(),
             dispatched: Vec::new(),
             callbacks: Vec::new(),
-            reference: Reference::default(),
+            reference: Reference::new(TimeDelta::minutes(setup.margin_minutes)),
             decisions: Vec::new(),
             claimability: Vec::new(),
             redeliveries: Vec::new(),
@@ -596,12 +602,32 @@ impl World {
                     self.claim(id);
                 }
             }
+            Step::ClaimPending { index } => {
+                let pending: Vec<MessageId> = self
+                    .message_ids
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        self.messages.get(id).is_some_and(|m| {
+                            matches!(m.phase(), wagate_domain::DispatchPhase::Pending { .. })
+                        })
+                    })
+                    .collect();
+                if let Some(id) = Self::pick(&pending, *index) {
+                    self.claim(id);
+                }
+            }
             Step::Outcome {
-                message,
+                back,
                 outcome,
                 jitter_ms,
             } => {
-                if let Some(id) = Self::pick(&self.dispatched, *message) {
+                let ids = &self.dispatched;
+                if let Some(id) = ids
+                    .len()
+                    .checked_sub(1 + back % ids.len().max(1))
+                    .map(|index| ids[index])
+                {
                     self.outcome(id, *outcome, TimeDelta::milliseconds(*jitter_ms));
                 }
             }
