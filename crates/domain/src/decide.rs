@@ -479,6 +479,15 @@ pub fn record_outcome(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
+    if message.outcome_recorded_for == Some(command.attempt) {
+        return Err(CommandError::NotClaimable {
+            message_id: command.message_id,
+            reason: format!(
+                "the outcome of attempt {} is already recorded",
+                command.attempt
+            ),
+        });
+    }
     match message.phase() {
         DispatchPhase::Claimed { attempt, .. } if attempt == command.attempt => {}
         _ if message.attempts == command.attempt && message.dispatch_closed => {

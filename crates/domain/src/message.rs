@@ -68,6 +68,9 @@ pub struct MessageState {
     pub retry_at: Option<Timestamp>,
     /// No more attempts: failed, canceled or in doubt expired.
     pub dispatch_closed: bool,
+    /// The attempt whose provider outcome was recorded last: a second report of the same attempt
+    /// (a dispatcher retrying its own report) must not append anything.
+    pub outcome_recorded_for: Option<u32>,
     pub canceled_by: Option<RuleId>,
     pub provider_ref: Option<ProviderMessageRef>,
     pub last_error: Option<ProviderError>,
@@ -85,6 +88,7 @@ impl Default for MessageState {
             claimed_at: None,
             retry_at: None,
             dispatch_closed: false,
+            outcome_recorded_for: None,
             canceled_by: None,
             provider_ref: None,
             last_error: None,
@@ -153,10 +157,12 @@ impl MessageState {
                 self.advance(&MessageStatus::Canceled);
             }
             MessageEvent::DispatchSucceeded {
+                attempt,
                 provider_ref,
                 provider_status,
                 ..
             } => {
+                self.outcome_recorded_for = Some(*attempt);
                 self.claimed_at = None;
                 self.dispatch_closed = true;
                 self.provider_ref
@@ -164,8 +170,12 @@ impl MessageState {
                 self.advance(provider_status);
             }
             MessageEvent::DispatchFailed {
-                error, retry_at, ..
+                attempt,
+                error,
+                retry_at,
+                ..
             } => {
+                self.outcome_recorded_for = Some(*attempt);
                 self.claimed_at = None;
                 self.last_error = Some(error.clone());
                 if self.dispatch_closed {

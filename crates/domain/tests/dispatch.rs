@@ -417,6 +417,17 @@ fn an_outcome_must_match_the_open_claim() {
         jitter: TimeDelta::zero(),
     };
     assert!(decide::record_outcome(&after, &again, &fx.policy, t0()).is_err());
+    // A second report of the recorded attempt (the dispatcher retrying its own report) appends
+    // nothing: it must not turn a success into a failure or suspend the sender.
+    let duplicate = RecordOutcome {
+        message_id: message.id.expect("id"),
+        attempt: 1,
+        outcome: rejected(ProviderKind::Twilio, 63007),
+        jitter: TimeDelta::zero(),
+    };
+    let error =
+        decide::record_outcome(&after, &duplicate, &fx.policy, t0()).expect_err("duplicate");
+    assert!(error.to_string().contains("already recorded"), "{error}");
 }
 
 #[test]
