@@ -31,9 +31,17 @@ pub enum DecodeError {
     #[error("unknown event type {event_type:?}")]
     UnknownType { event_type: String },
     #[error("{event_type} has no schema version {version} (this wagate reads up to {current})")]
-    UnknownVersion { event_type: String, version: u16, current: u16 },
+    UnknownVersion {
+        event_type: String,
+        version: u16,
+        current: u16,
+    },
     #[error("{event_type} v{version}: {reason}")]
-    Malformed { event_type: String, version: u16, reason: String },
+    Malformed {
+        event_type: String,
+        version: u16,
+        reason: String,
+    },
 }
 
 /// The current schema version of every event type. A new shape of an event gets a new version,
@@ -311,65 +319,103 @@ fn id(message_id: &MessageId) -> [u8; 16] {
 fn encode_payload(event: &Event) -> Vec<u8> {
     match event {
         Event::Contact(event) => match event {
-            ContactEvent::OptedIn { contact, source, evidence, recorded_by, wording_version, at } => {
-                bytes(&OptedInV1 {
-                    contact: contact.to_string(),
-                    source: source.as_str().into(),
-                    evidence: evidence.clone(),
-                    recorded_by: recorded_by.clone(),
-                    wording_version: wording_version.clone(),
-                    at_ns: ns(*at),
-                })
-            }
-            ContactEvent::InboundReceived { contact, sender, provider_ref, kind, text, at } => {
-                bytes(&InboundReceivedV1 {
-                    contact: contact.to_string(),
-                    sender: sender.as_ref().map(ToString::to_string),
-                    provider_ref: provider_ref.as_ref().map(ToString::to_string),
-                    kind: kind.clone(),
-                    text: text.clone(),
-                    at_ns: ns(*at),
-                })
-            }
-            ContactEvent::OptedOut { contact, source, detail, at } => bytes(&OptedOutV1 {
+            ContactEvent::OptedIn {
+                contact,
+                source,
+                evidence,
+                recorded_by,
+                wording_version,
+                at,
+            } => bytes(&OptedInV1 {
+                contact: contact.to_string(),
+                source: source.as_str().into(),
+                evidence: evidence.clone(),
+                recorded_by: recorded_by.clone(),
+                wording_version: wording_version.clone(),
+                at_ns: ns(*at),
+            }),
+            ContactEvent::InboundReceived {
+                contact,
+                sender,
+                provider_ref,
+                kind,
+                text,
+                at,
+            } => bytes(&InboundReceivedV1 {
+                contact: contact.to_string(),
+                sender: sender.as_ref().map(ToString::to_string),
+                provider_ref: provider_ref.as_ref().map(ToString::to_string),
+                kind: kind.clone(),
+                text: text.clone(),
+                at_ns: ns(*at),
+            }),
+            ContactEvent::OptedOut {
+                contact,
+                source,
+                detail,
+                at,
+            } => bytes(&OptedOutV1 {
                 contact: contact.to_string(),
                 source: source.as_str().into(),
                 detail: detail.clone(),
                 at_ns: ns(*at),
             }),
-            ContactEvent::OptOutReviewRequested { contact, text, matched, at } => {
-                bytes(&OptOutReviewRequestedV1 {
-                    contact: contact.to_string(),
-                    text: text.clone(),
-                    matched: matched.clone(),
-                    at_ns: ns(*at),
-                })
+            ContactEvent::OptOutReviewRequested {
+                contact,
+                text,
+                matched,
+                at,
+            } => bytes(&OptOutReviewRequestedV1 {
+                contact: contact.to_string(),
+                text: text.clone(),
+                matched: matched.clone(),
+                at_ns: ns(*at),
+            }),
+            ContactEvent::FlagRaised {
+                contact,
+                flag,
+                reason,
+                at,
             }
-            ContactEvent::FlagRaised { contact, flag, reason, at }
-            | ContactEvent::FlagCleared { contact, flag, reason, at } => bytes(&FlagV1 {
+            | ContactEvent::FlagCleared {
+                contact,
+                flag,
+                reason,
+                at,
+            } => bytes(&FlagV1 {
                 contact: contact.to_string(),
                 flag: flag.as_str().into(),
                 reason: reason.clone(),
                 at_ns: ns(*at),
             }),
             ContactEvent::WindowReportedClosed { contact, code, at } => {
-                bytes(&WindowReportedClosedV1 { contact: contact.to_string(), code: *code, at_ns: ns(*at) })
+                bytes(&WindowReportedClosedV1 {
+                    contact: contact.to_string(),
+                    code: *code,
+                    at_ns: ns(*at),
+                })
             }
         },
         Event::Message(event) => encode_message(event),
         Event::Sender(event) => match event {
-            SenderEvent::Registered { sender, provider, portfolio, meta_phone_number_id, at } => {
-                bytes(&SenderRegisteredV1 {
-                    sender: sender.to_string(),
-                    provider: provider.as_str().into(),
-                    portfolio: portfolio.to_string(),
-                    meta_phone_number_id: meta_phone_number_id.clone(),
-                    at_ns: ns(*at),
-                })
-            }
-            SenderEvent::Authorized { sender, by, at } => {
-                bytes(&SenderAuthorizedV1 { sender: sender.to_string(), by: by.clone(), at_ns: ns(*at) })
-            }
+            SenderEvent::Registered {
+                sender,
+                provider,
+                portfolio,
+                meta_phone_number_id,
+                at,
+            } => bytes(&SenderRegisteredV1 {
+                sender: sender.to_string(),
+                provider: provider.as_str().into(),
+                portfolio: portfolio.to_string(),
+                meta_phone_number_id: meta_phone_number_id.clone(),
+                at_ns: ns(*at),
+            }),
+            SenderEvent::Authorized { sender, by, at } => bytes(&SenderAuthorizedV1 {
+                sender: sender.to_string(),
+                by: by.clone(),
+                at_ns: ns(*at),
+            }),
             SenderEvent::Suspended { sender, reason, at } => bytes(&SenderSuspendedV1 {
                 sender: sender.to_string(),
                 reason: reason.clone(),
@@ -377,44 +423,57 @@ fn encode_payload(event: &Event) -> Vec<u8> {
             }),
         },
         Event::Template(event) => match event {
-            TemplateEvent::Registered { template, name, language, category, placeholders, at } => {
-                bytes(&TemplateRegisteredV1 {
-                    template: template.to_string(),
-                    name: name.clone(),
-                    language: language.clone(),
-                    category: category.as_str().into(),
-                    placeholders: placeholders.clone(),
-                    at_ns: ns(*at),
-                })
-            }
-            TemplateEvent::ApprovalChanged { template, status, reason, at } => {
-                bytes(&TemplateApprovalChangedV1 {
-                    template: template.to_string(),
-                    status: status.as_str().into(),
-                    reason: reason.clone(),
-                    at_ns: ns(*at),
-                })
-            }
+            TemplateEvent::Registered {
+                template,
+                name,
+                language,
+                category,
+                placeholders,
+                at,
+            } => bytes(&TemplateRegisteredV1 {
+                template: template.to_string(),
+                name: name.clone(),
+                language: language.clone(),
+                category: category.as_str().into(),
+                placeholders: placeholders.clone(),
+                at_ns: ns(*at),
+            }),
+            TemplateEvent::ApprovalChanged {
+                template,
+                status,
+                reason,
+                at,
+            } => bytes(&TemplateApprovalChangedV1 {
+                template: template.to_string(),
+                status: status.as_str().into(),
+                reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
         },
         Event::Portfolio(event) => match event {
-            PortfolioEvent::MessagingLimitChanged { portfolio, limit, at } => {
-                bytes(&MessagingLimitChangedV1 {
-                    portfolio: portfolio.to_string(),
-                    limit: match limit {
-                        MessagingLimit::Limited(limit) => Some(*limit),
-                        MessagingLimit::Unlimited => None,
-                    },
-                    at_ns: ns(*at),
-                })
-            }
-            PortfolioEvent::RecipientReached { portfolio, contact, message_id, at } => {
-                bytes(&RecipientReachedV1 {
-                    portfolio: portfolio.to_string(),
-                    contact: contact.to_string(),
-                    message_id: id(message_id),
-                    at_ns: ns(*at),
-                })
-            }
+            PortfolioEvent::MessagingLimitChanged {
+                portfolio,
+                limit,
+                at,
+            } => bytes(&MessagingLimitChangedV1 {
+                portfolio: portfolio.to_string(),
+                limit: match limit {
+                    MessagingLimit::Limited(limit) => Some(*limit),
+                    MessagingLimit::Unlimited => None,
+                },
+                at_ns: ns(*at),
+            }),
+            PortfolioEvent::RecipientReached {
+                portfolio,
+                contact,
+                message_id,
+                at,
+            } => bytes(&RecipientReachedV1 {
+                portfolio: portfolio.to_string(),
+                contact: contact.to_string(),
+                message_id: id(message_id),
+                at_ns: ns(*at),
+            }),
         },
     }
 }
@@ -422,7 +481,14 @@ fn encode_payload(event: &Event) -> Vec<u8> {
 fn encode_message(event: &MessageEvent) -> Vec<u8> {
     match event {
         MessageEvent::TemplateSent {
-            message_id, contact, sender, template, category, variables, workflow, at,
+            message_id,
+            contact,
+            sender,
+            template,
+            category,
+            variables,
+            workflow,
+            at,
         } => bytes(&TemplateSentV1 {
             message_id: id(message_id),
             contact: contact.to_string(),
@@ -433,86 +499,124 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             workflow: workflow.to_string(),
             at_ns: ns(*at),
         }),
-        MessageEvent::ReplySent { message_id, contact, sender, text, workflow, at } => {
-            bytes(&ReplySentV1 {
-                message_id: id(message_id),
-                contact: contact.to_string(),
-                sender: sender.to_string(),
-                text: text.clone(),
-                workflow: workflow.to_string(),
-                at_ns: ns(*at),
-            })
-        }
-        MessageEvent::SendRefused { message_id, to, sender, rule, message, at } => {
-            bytes(&SendRefusedV1 {
-                message_id: id(message_id),
-                to: to.clone(),
-                sender: sender.to_string(),
-                rule: rule.as_str().into(),
-                message: message.clone(),
-                at_ns: ns(*at),
-            })
-        }
-        MessageEvent::DispatchClaimed { message_id, attempt, at } => bytes(&DispatchClaimedV1 {
+        MessageEvent::ReplySent {
+            message_id,
+            contact,
+            sender,
+            text,
+            workflow,
+            at,
+        } => bytes(&ReplySentV1 {
+            message_id: id(message_id),
+            contact: contact.to_string(),
+            sender: sender.to_string(),
+            text: text.clone(),
+            workflow: workflow.to_string(),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::SendRefused {
+            message_id,
+            to,
+            sender,
+            rule,
+            message,
+            at,
+        } => bytes(&SendRefusedV1 {
+            message_id: id(message_id),
+            to: to.clone(),
+            sender: sender.to_string(),
+            rule: rule.as_str().into(),
+            message: message.clone(),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::DispatchClaimed {
+            message_id,
+            attempt,
+            at,
+        } => bytes(&DispatchClaimedV1 {
             message_id: id(message_id),
             attempt: *attempt,
             at_ns: ns(*at),
         }),
-        MessageEvent::ClaimRefused { message_id, attempt, rule, message, at } => {
-            bytes(&ClaimRefusedV1 {
-                message_id: id(message_id),
-                attempt: *attempt,
-                rule: rule.as_str().into(),
-                message: message.clone(),
-                at_ns: ns(*at),
-            })
-        }
-        MessageEvent::DispatchSucceeded { message_id, attempt, provider_ref, provider_status, at } => {
-            bytes(&DispatchSucceededV1 {
-                message_id: id(message_id),
-                attempt: *attempt,
-                provider_ref: provider_ref.to_string(),
-                provider_status: provider_status.as_str().into(),
-                at_ns: ns(*at),
-            })
-        }
-        MessageEvent::DispatchFailed { message_id, attempt, error, retry, retry_at, at } => {
-            bytes(&DispatchFailedV1 {
-                message_id: id(message_id),
-                attempt: *attempt,
-                error: ProviderErrorV1 {
-                    provider: error.provider.as_str().into(),
-                    code: error.code,
-                    http_status: error.http_status,
-                    message: error.message.clone(),
-                },
-                retryable: *retry == Retry::Retryable,
-                retry_at_ns: retry_at.map(ns),
-                at_ns: ns(*at),
-            })
-        }
-        MessageEvent::StatusChanged { message_id, provider_ref, status, error_code, at } => {
-            bytes(&StatusChangedV1 {
-                message_id: id(message_id),
-                provider_ref: provider_ref.as_ref().map(ToString::to_string),
-                status: status.as_str().into(),
-                error_code: *error_code,
-                at_ns: ns(*at),
-            })
-        }
-        MessageEvent::InDoubtExpired { message_id, attempt, at } => bytes(&InDoubtExpiredV1 {
+        MessageEvent::ClaimRefused {
+            message_id,
+            attempt,
+            rule,
+            message,
+            at,
+        } => bytes(&ClaimRefusedV1 {
+            message_id: id(message_id),
+            attempt: *attempt,
+            rule: rule.as_str().into(),
+            message: message.clone(),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::DispatchSucceeded {
+            message_id,
+            attempt,
+            provider_ref,
+            provider_status,
+            at,
+        } => bytes(&DispatchSucceededV1 {
+            message_id: id(message_id),
+            attempt: *attempt,
+            provider_ref: provider_ref.to_string(),
+            provider_status: provider_status.as_str().into(),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::DispatchFailed {
+            message_id,
+            attempt,
+            error,
+            retry,
+            retry_at,
+            at,
+        } => bytes(&DispatchFailedV1 {
+            message_id: id(message_id),
+            attempt: *attempt,
+            error: ProviderErrorV1 {
+                provider: error.provider.as_str().into(),
+                code: error.code,
+                http_status: error.http_status,
+                message: error.message.clone(),
+            },
+            retryable: *retry == Retry::Retryable,
+            retry_at_ns: retry_at.map(ns),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::StatusChanged {
+            message_id,
+            provider_ref,
+            status,
+            error_code,
+            at,
+        } => bytes(&StatusChangedV1 {
+            message_id: id(message_id),
+            provider_ref: provider_ref.as_ref().map(ToString::to_string),
+            status: status.as_str().into(),
+            error_code: *error_code,
+            at_ns: ns(*at),
+        }),
+        MessageEvent::InDoubtExpired {
+            message_id,
+            attempt,
+            at,
+        } => bytes(&InDoubtExpiredV1 {
             message_id: id(message_id),
             attempt: *attempt,
             at_ns: ns(*at),
         }),
-        MessageEvent::UnmatchedStatusReceived { provider_ref, status, error_code, at } => {
-            bytes(&UnmatchedStatusReceivedV1 {
-                provider_ref: provider_ref.to_string(),
-                status: status.as_str().into(),
-                error_code: *error_code,
-                at_ns: ns(*at),
-            })
-        }
+        MessageEvent::UnmatchedStatusReceived {
+            provider_ref,
+            status,
+            error_code,
+            at,
+        } => bytes(&UnmatchedStatusReceivedV1 {
+            provider_ref: provider_ref.to_string(),
+            status: status.as_str().into(),
+            error_code: *error_code,
+            at_ns: ns(*at),
+        }),
     }
 }
 
@@ -525,9 +629,15 @@ pub fn decode(record: &RecordedEvent) -> Result<Event, DecodeError> {
 }
 
 /// Decodes a payload by type name and schema version.
-pub fn decode_payload(event_type: &str, version: u16, payload: &[u8]) -> Result<Event, DecodeError> {
+pub fn decode_payload(
+    event_type: &str,
+    version: u16,
+    payload: &[u8],
+) -> Result<Event, DecodeError> {
     if !EVENT_TYPES.contains(&event_type) {
-        return Err(DecodeError::UnknownType { event_type: event_type.to_owned() });
+        return Err(DecodeError::UnknownType {
+            event_type: event_type.to_owned(),
+        });
     }
     if version != 1 {
         // Upcasters go here: decode the older mirror, convert it to the newest one.
@@ -537,7 +647,11 @@ pub fn decode_payload(event_type: &str, version: u16, payload: &[u8]) -> Result<
             current: CURRENT_SCHEMA_VERSION,
         });
     }
-    let mut reader = Reader { event_type, version, payload };
+    let mut reader = Reader {
+        event_type,
+        version,
+        payload,
+    };
     reader.decode_v1()
 }
 
@@ -557,8 +671,8 @@ impl Reader<'_> {
     }
 
     fn mirror<T: DeserializeOwned>(&mut self) -> Result<T, DecodeError> {
-        let (value, rest) =
-            postcard::take_from_bytes::<T>(self.payload).map_err(|error| self.malformed(error.to_string()))?;
+        let (value, rest) = postcard::take_from_bytes::<T>(self.payload)
+            .map_err(|error| self.malformed(error.to_string()))?;
         if !rest.is_empty() {
             return Err(self.malformed(format!("{} bytes left over after the payload", rest.len())));
         }
@@ -578,7 +692,8 @@ impl Reader<'_> {
     }
 
     fn message_id(&self, raw: [u8; 16]) -> Result<MessageId, DecodeError> {
-        MessageId::from_uuid(Uuid::from_bytes(raw)).map_err(|error| self.malformed(error.to_string()))
+        MessageId::from_uuid(Uuid::from_bytes(raw))
+            .map_err(|error| self.malformed(error.to_string()))
     }
 
     fn provider_ref(&self, text: &str) -> Result<ProviderMessageRef, DecodeError> {
@@ -597,7 +712,12 @@ impl Reader<'_> {
         PortfolioId::parse(text).map_err(|error| self.malformed(error.to_string()))
     }
 
-    fn known<T>(&self, what: &str, text: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, DecodeError> {
+    fn known<T>(
+        &self,
+        what: &str,
+        text: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, DecodeError> {
         parse(text).ok_or_else(|| self.malformed(format!("unknown {what} {text:?}")))
     }
 
@@ -628,7 +748,11 @@ impl Reader<'_> {
                 ContactEvent::InboundReceived {
                     contact: self.contact(&m.contact)?,
                     sender: m.sender.as_deref().map(|s| self.address(s)).transpose()?,
-                    provider_ref: m.provider_ref.as_deref().map(|r| self.provider_ref(r)).transpose()?,
+                    provider_ref: m
+                        .provider_ref
+                        .as_deref()
+                        .map(|r| self.provider_ref(r))
+                        .transpose()?,
                     kind: m.kind,
                     text: m.text,
                     at: self.at(m.at_ns),
@@ -661,9 +785,21 @@ impl Reader<'_> {
                 let flag = self.known("flag", &m.flag, ContactFlag::parse)?;
                 let at = self.at(m.at_ns);
                 if self.event_type == "FlagRaised" {
-                    ContactEvent::FlagRaised { contact, flag, reason: m.reason, at }.into()
+                    ContactEvent::FlagRaised {
+                        contact,
+                        flag,
+                        reason: m.reason,
+                        at,
+                    }
+                    .into()
                 } else {
-                    ContactEvent::FlagCleared { contact, flag, reason: m.reason, at }.into()
+                    ContactEvent::FlagCleared {
+                        contact,
+                        flag,
+                        reason: m.reason,
+                        at,
+                    }
+                    .into()
                 }
             }
             "WindowReportedClosed" => {
@@ -688,8 +824,12 @@ impl Reader<'_> {
             }
             "SenderAuthorized" => {
                 let m: SenderAuthorizedV1 = self.mirror()?;
-                SenderEvent::Authorized { sender: self.address(&m.sender)?, by: m.by, at: self.at(m.at_ns) }
-                    .into()
+                SenderEvent::Authorized {
+                    sender: self.address(&m.sender)?,
+                    by: m.by,
+                    at: self.at(m.at_ns),
+                }
+                .into()
             }
             "SenderSuspended" => {
                 let m: SenderSuspendedV1 = self.mirror()?;
@@ -706,7 +846,11 @@ impl Reader<'_> {
                     template: self.template(&m.template)?,
                     name: m.name,
                     language: m.language,
-                    category: self.known("template category", &m.category, TemplateCategory::parse)?,
+                    category: self.known(
+                        "template category",
+                        &m.category,
+                        TemplateCategory::parse,
+                    )?,
                     placeholders: m.placeholders,
                     at: self.at(m.at_ns),
                 }
@@ -726,7 +870,9 @@ impl Reader<'_> {
                 let m: MessagingLimitChangedV1 = self.mirror()?;
                 PortfolioEvent::MessagingLimitChanged {
                     portfolio: self.portfolio(&m.portfolio)?,
-                    limit: m.limit.map_or(MessagingLimit::Unlimited, MessagingLimit::Limited),
+                    limit: m
+                        .limit
+                        .map_or(MessagingLimit::Unlimited, MessagingLimit::Limited),
                     at: self.at(m.at_ns),
                 }
                 .into()
@@ -755,7 +901,11 @@ impl Reader<'_> {
                     contact: self.contact(&m.contact)?,
                     sender: self.address(&m.sender)?,
                     template: self.template(&m.template)?,
-                    category: self.known("template category", &m.category, TemplateCategory::parse)?,
+                    category: self.known(
+                        "template category",
+                        &m.category,
+                        TemplateCategory::parse,
+                    )?,
                     variables: m.variables,
                     workflow: self.workflow(&m.workflow)?,
                     at: self.at(m.at_ns),
@@ -822,7 +972,11 @@ impl Reader<'_> {
                         http_status: m.error.http_status,
                         message: m.error.message,
                     },
-                    retry: if m.retryable { Retry::Retryable } else { Retry::Permanent },
+                    retry: if m.retryable {
+                        Retry::Retryable
+                    } else {
+                        Retry::Permanent
+                    },
                     retry_at: m.retry_at_ns.map(|at| self.at(at)),
                     at: self.at(m.at_ns),
                 }
@@ -831,7 +985,11 @@ impl Reader<'_> {
                 let m: StatusChangedV1 = self.mirror()?;
                 MessageEvent::StatusChanged {
                     message_id: self.message_id(m.message_id)?,
-                    provider_ref: m.provider_ref.as_deref().map(|r| self.provider_ref(r)).transpose()?,
+                    provider_ref: m
+                        .provider_ref
+                        .as_deref()
+                        .map(|r| self.provider_ref(r))
+                        .transpose()?,
                     status: MessageStatus::parse(&m.status),
                     error_code: m.error_code,
                     at: self.at(m.at_ns),
@@ -854,7 +1012,11 @@ impl Reader<'_> {
                     at: self.at(m.at_ns),
                 }
             }
-            other => return Err(DecodeError::UnknownType { event_type: other.to_owned() }),
+            other => {
+                return Err(DecodeError::UnknownType {
+                    event_type: other.to_owned(),
+                })
+            }
         })
     }
 }
