@@ -15,6 +15,9 @@ use crate::client::HubClient;
 /// Records read from the database per call.
 const PAGE: usize = 4096;
 
+/// sled's page cache when reading a stopped database from end to end.
+const READ_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Whether a reader should go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -37,7 +40,12 @@ pub fn open_database(dir: &Path) -> anyhow::Result<Store> {
             dir.display()
         );
     }
-    Store::open(dir, Options::default()).map_err(|error| match error {
+    // A sequential scan gains nothing from a large page cache: keep memory low.
+    let options = Options {
+        cache_capacity_bytes: READ_CACHE_BYTES,
+        ..Options::default()
+    };
+    Store::open(dir, options).map_err(|error| match error {
         StoreError::AlreadyOpen { .. } => anyhow::anyhow!(
             "database is in use by a running hub; use --hub URL to read it through the hub, or stop the hub first ({})",
             dir.display()
