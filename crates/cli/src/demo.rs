@@ -170,7 +170,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         hub.url,
         dir.path().display()
     );
-    let result = async {
+    let scenario = async {
         let demo = Demo {
             client: HubClient::new(&hub.url, Some(hub.api_token.clone()))?,
             http: reqwest::Client::new(),
@@ -181,8 +181,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             step: 0,
         };
         demo.scenario().await
-    }
-    .await;
+    };
+    // Ctrl-C stops the scenario but not the clean-up.
+    let result = tokio::select! {
+        result = scenario => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
     hub.stop().await;
     let path = dir.path().to_path_buf();
     let removed = dir.close();
