@@ -28,7 +28,7 @@ use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
 use crate::views::{
-    ClaimedMessage, ContactView, Ingested, MessageView, PendingMessage, SendAccepted,
+    ClaimedMessage, ContactView, HistoryEntry, Ingested, MessageView, PendingMessage, SendAccepted,
 };
 
 /// Attempts per command before giving up on a conflict. Same-stream commands are serialized by
@@ -916,7 +916,13 @@ impl Hub {
             if let Event::Message(message_event) = &event {
                 state = state.apply(message_event);
             }
-            history.push((record.position, event));
+            history.push(HistoryEntry {
+                position: record.position,
+                stream: record.stream.as_str().to_owned(),
+                version: record.version,
+                event_id: record.event_id,
+                event,
+            });
         }
         Ok(MessageView {
             message_id,

@@ -19,4 +19,6 @@ pub use aggregates::Loaded;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, Result};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
-pub use views::{ClaimedMessage, ContactView, Ingested, MessageView, PendingMessage, SendAccepted};
+pub use views::{
+    ClaimedMessage, ContactView, HistoryEntry, Ingested, MessageView, PendingMessage, SendAccepted,
+};

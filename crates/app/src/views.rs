@@ -39,8 +39,18 @@ pub struct ContactView {
 pub struct MessageView {
     pub message_id: MessageId,
     pub state: MessageState,
-    /// Every event of the message's stream with its log position.
-    pub history: Vec<(u64, Event)>,
+    /// Every event of the message's stream, in order.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One event of a stream with where it sits in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub position: u64,
+    pub stream: String,
+    pub version: u64,
+    pub event_id: uuid::Uuid,
+    pub event: Event,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

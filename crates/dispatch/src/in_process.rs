@@ -4,7 +4,7 @@
 
 use wagate_app::{AppError, Hub};
 use wagate_domain::decide::RecordOutcome;
-use wagate_domain::{DispatchPhase, Event, MessageContent, MessageId};
+use wagate_domain::{DispatchPhase, Event, MessageContent, MessageEvent, MessageId};
 
 use crate::driver::{BoxFuture, ClaimedIntent, HubError, HubPort, Snapshot};
 use crate::machine::{ClaimAnswer, HubAnswer, PendingIntent};
@@ -53,16 +53,15 @@ fn snapshot(hub: &Hub) -> Result<Snapshot, HubError> {
         let position = view
             .history
             .iter()
-            .find(|(_, event)| {
+            .find(|entry| {
                 matches!(
-                    event,
+                    entry.event,
                     Event::Message(
-                        wagate_domain::MessageEvent::TemplateSent { .. }
-                            | wagate_domain::MessageEvent::ReplySent { .. }
+                        MessageEvent::TemplateSent { .. } | MessageEvent::ReplySent { .. }
                     )
                 )
             })
-            .map_or(0, |(position, _)| *position);
+            .map_or(0, |entry| entry.position);
         intents.push(PendingIntent {
             message_id: open.message_id,
             sender: intent.sender.clone(),
@@ -74,12 +73,71 @@ fn snapshot(hub: &Hub) -> Result<Snapshot, HubError> {
     Ok(Snapshot {
         intents,
         read_up_to: head + 1,
+        more: false,
+    })
+}
+
+/// Events read per incremental poll.
+const READ_LIMIT: usize = 4096;
+
+/// The intents among the events from `from` on: only their event type is looked at until one
+/// is an intent, which is then decoded.
+fn intents_since(hub: &Hub, from: u64) -> Result<Snapshot, HubError> {
+    let from = from.max(1);
+    let records = hub
+        .store()
+        .read_from(from, READ_LIMIT)
+        .map_err(|error| HubError::Unavailable(error.to_string()))?;
+    let mut intents = Vec::new();
+    for record in &records {
+        if !matches!(record.event_type.as_str(), "TemplateSent" | "ReplySent") {
+            continue;
+        }
+        let event = wagate_store::persisted::decode(record)
+            .map_err(|error| HubError::Protocol(error.to_string()))?;
+        let (message_id, contact, sender) = match &event {
+            Event::Message(
+                MessageEvent::TemplateSent {
+                    message_id,
+                    contact,
+                    sender,
+                    ..
+                }
+                | MessageEvent::ReplySent {
+                    message_id,
+                    contact,
+                    sender,
+                    ..
+                },
+            ) => (*message_id, contact.clone(), sender.clone()),
+            _ => continue,
+        };
+        intents.push(PendingIntent {
+            message_id,
+            sender,
+            recipient: contact,
+            phase: DispatchPhase::Pending {
+                next_attempt: 1,
+                not_before: None,
+            },
+            position: record.position,
+        });
+    }
+    let read_up_to = records.last().map_or(from, |record| record.position + 1);
+    Ok(Snapshot {
+        intents,
+        read_up_to,
+        more: records.len() == READ_LIMIT,
     })
 }
 
 impl HubPort for Hub {
     fn pending(&self) -> BoxFuture<'_, Result<Snapshot, HubError>> {
         Box::pin(async move { snapshot(self) })
+    }
+
+    fn intents_since(&self, from: u64) -> BoxFuture<'_, Result<Snapshot, HubError>> {
+        Box::pin(async move { intents_since(self, from) })
     }
 
     fn claim(&self, message_id: MessageId) -> BoxFuture<'_, ClaimAnswer<ClaimedIntent>> {

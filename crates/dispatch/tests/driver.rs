@@ -52,6 +52,10 @@ impl FakeProvider {
         })
     }
 
+    fn call_count(&self) -> usize {
+        self.calls.lock().expect("calls lock").len()
+    }
+
     fn calls(&self) -> Vec<OutboundRequest> {
         self.calls.lock().expect("calls lock").clone()
     }
@@ -199,11 +203,21 @@ fn start(
     provider: Arc<FakeProvider>,
     config: Config,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<RunReport>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let providers = Providers::new().with(ProviderKind::Sandbox, provider);
     let options = DriverOptions {
         poll_interval: Duration::from_millis(50),
+        poll_gap_min: Duration::from_millis(10),
     };
+    start_with(hub, provider, config, options)
+}
+
+fn start_with(
+    hub: &Hub,
+    provider: Arc<FakeProvider>,
+    config: Config,
+    options: DriverOptions,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<RunReport>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let providers = Providers::new().with(ProviderKind::Sandbox, provider);
     let handle = tokio::spawn(run(
         Arc::new(hub.clone()),
         providers,
@@ -239,7 +253,7 @@ fn history(hub: &Hub, id: MessageId) -> Vec<Event> {
         .expect("message")
         .history
         .into_iter()
-        .map(|(_, event)| event)
+        .map(|entry| entry.event)
         .collect()
 }
 
@@ -363,7 +377,7 @@ async fn shutdown_waits_for_the_call_in_flight_and_records_it() {
     let provider = FakeProvider::new([Script::Hold]);
     let (stopper, handle) = start(&hub, Arc::clone(&provider), config(&hub));
     let id = send(&hub).await;
-    until("the call", || provider.calls().len() == 1).await;
+    until("the call", || provider.call_count() == 1).await;
     let _ = stopper.send(());
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!handle.is_finished(), "a call is still in flight");
@@ -426,6 +440,7 @@ async fn a_separate_dispatcher_sends_through_the_http_api() {
         config(&hub),
         DriverOptions {
             poll_interval: Duration::from_millis(20),
+            poll_gap_min: Duration::from_millis(10),
         },
         Arc::new(SystemClock),
         async move {
@@ -462,4 +477,92 @@ async fn a_separate_dispatcher_sends_through_the_http_api() {
     assert!(state.provider_ref.is_some());
     let expired = hub.message(refused).expect("message").state;
     assert_eq!(expired.status, MessageStatus::Failed);
+}
+
+/// Not a test: a measurement (`cargo test --release -p wagate-dispatch --test driver --
+/// --ignored --nocapture`). Unthrottled dispatch of queued messages through the in-process
+/// hub (sled, durable appends) and a zero-latency provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn measure_unthrottled_dispatch_rate() {
+    let hub = hub().await;
+    let count = 5_000;
+    hub.set_messaging_limit(
+        &PortfolioId::parse("default").expect("portfolio"),
+        wagate_domain::MessagingLimit::Unlimited,
+    )
+    .await
+    .expect("limit");
+    // One message to each of `count` opted-in contacts (claims of one contact serialize on
+    // its stream, as they must).
+    let sends: Vec<_> = (0..count)
+        .map(|n| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let to = format!("+4179{n:07}");
+                let contact = ContactId::Phone(PhoneNumber::parse(&to).expect("number"));
+                hub.opt_in(RecordOptIn {
+                    contact,
+                    source: OptInSource::WebForm,
+                    evidence: "https://example.com/forms/1".into(),
+                    recorded_by: "agent".into(),
+                    wording_version: "v1".into(),
+                })
+                .await
+                .expect("opt in");
+                let variables: BTreeMap<String, String> =
+                    [("1".to_owned(), "Lea".to_owned())].into();
+                let request = SendRequest {
+                    to,
+                    sender: None,
+                    workflow: Some("appointment_scheduling".into()),
+                    content: SendContent::Template {
+                        template: template(),
+                        variables,
+                    },
+                };
+                hub.send(request, SendOptions::default())
+                    .await
+                    .expect("send allowed")
+                    .message_id
+            })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(count);
+    for send in sends {
+        ids.push(send.await.expect("send task"));
+    }
+    let provider = FakeProvider::new([]);
+    let unthrottled = Config {
+        sender_limit_default: None,
+        pair_limit: None,
+        ..config(&hub)
+    };
+    let started = std::time::Instant::now();
+    let (stopper, handle) = start_with(
+        &hub,
+        Arc::clone(&provider),
+        unthrottled,
+        DriverOptions::default(),
+    );
+    let mut last_print = std::time::Instant::now();
+    until("every call", || {
+        let calls = provider.call_count();
+        if last_print.elapsed() > Duration::from_secs(2) {
+            println!("{:?}: {calls} calls", started.elapsed());
+            last_print = std::time::Instant::now();
+        }
+        calls == count
+    })
+    .await;
+    let called = started.elapsed();
+    let report = stop(stopper, handle).await;
+    let elapsed = started.elapsed();
+    assert_eq!(report.outcomes_recorded, count as u64);
+    assert!(ids.iter().all(|id| phase(&hub, *id) == DispatchPhase::Done));
+    println!("all {count} provider calls after {called:?}");
+    println!(
+        "{count} messages dispatched in {elapsed:?}: {:.0} msg/s",
+        count as f64 / elapsed.as_secs_f64()
+    );
 }

@@ -330,6 +330,7 @@ pub fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -
         sender: command.sender.clone(),
         rule: refusal.rule,
         message: refusal.message.clone(),
+        also_broken: refusal.also_broken.clone(),
         at: now,
     }
     .into()

@@ -304,6 +304,8 @@ pub enum MessageEvent {
         sender: WhatsAppAddress,
         rule: RuleId,
         message: String,
+        /// Every other rule the send broke, in check order (schema v2; empty when read from v1).
+        also_broken: Vec<RuleId>,
         at: Timestamp,
     },
     /// The dispatcher claimed the message for a provider call; every gate held at this point.

@@ -273,9 +273,11 @@ fn every_rule_refuses_a_send_with_its_sentence() {
             Some(wagate_domain::Event::Message(MessageEvent::SendRefused {
                 rule: recorded,
                 message_id,
+                also_broken,
                 ..
             })) => {
                 assert_eq!((*recorded, *message_id), (rule, command.message_id));
+                assert_eq!(also_broken, &also, "{rule}: every broken rule is recorded");
             }
             other => panic!("{rule}: refusal not recorded, last event {other:?}"),
         }

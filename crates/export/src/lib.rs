@@ -41,13 +41,30 @@ pub enum ExportError {
 
 impl ExportedEvent {
     pub fn from_event(record: &RecordedEvent, event: &Event) -> Self {
+        Self::from_parts(
+            record.position,
+            record.stream.as_str(),
+            record.version,
+            &record.event_id.to_string(),
+            event,
+        )
+    }
+
+    /// The same line from an event's coordinates in the log.
+    pub fn from_parts(
+        position: u64,
+        stream: &str,
+        version: u64,
+        event_id: &str,
+        event: &Event,
+    ) -> Self {
         Self {
-            position: record.position,
-            stream: record.stream.as_str().to_owned(),
-            version: record.version,
+            position,
+            stream: stream.to_owned(),
+            version,
             event_type: event.type_name().to_owned(),
             timestamp: time(event.at()),
-            event_id: record.event_id.to_string(),
+            event_id: event_id.to_owned(),
             payload: payload(event),
         }
     }
@@ -268,10 +285,13 @@ fn message_payload(event: &MessageEvent) -> Value {
             sender,
             rule,
             message,
+            also_broken,
             at,
         } => json!({
             "message_id": message_id.to_string(), "to": to, "sender": sender.to_string(),
-            "rule": rule.as_str(), "message": message, "at": time(*at),
+            "rule": rule.as_str(), "message": message,
+            "also_broken": also_broken.iter().map(|rule| rule.as_str()).collect::<Vec<_>>(),
+            "at": time(*at),
         }),
         MessageEvent::DispatchClaimed {
             message_id,

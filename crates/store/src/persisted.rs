@@ -44,9 +44,18 @@ pub enum DecodeError {
     },
 }
 
-/// The current schema version of every event type. A new shape of an event gets a new version,
-/// a new mirror struct, and an upcaster from the previous one in `decode`.
-pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+/// The schema version each event type is written with. A new shape of an event gets a new
+/// version, a new mirror struct, and an upcaster from the previous one in the decoder; older
+/// versions stay readable forever.
+///
+/// History: `SendRefused` v2 added `also_broken` (every rule a refused send broke, not only the
+/// first), so auditors see the whole refusal; v1 records read as v2 with an empty list.
+pub fn current_version(event_type: &str) -> u16 {
+    match event_type {
+        "SendRefused" => 2,
+        _ => 1,
+    }
+}
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
 pub const EVENT_TYPES: [&str; 24] = [
@@ -160,6 +169,33 @@ struct SendRefusedV1 {
     rule: String,
     message: String,
     at_ns: i64,
+}
+
+/// v2: adds `also_broken`.
+#[derive(Serialize, Deserialize)]
+struct SendRefusedV2 {
+    message_id: [u8; 16],
+    to: String,
+    sender: String,
+    rule: String,
+    message: String,
+    also_broken: Vec<String>,
+    at_ns: i64,
+}
+
+impl From<SendRefusedV1> for SendRefusedV2 {
+    /// The upcaster: a v1 refusal recorded only its first rule.
+    fn from(v1: SendRefusedV1) -> Self {
+        Self {
+            message_id: v1.message_id,
+            to: v1.to,
+            sender: v1.sender,
+            rule: v1.rule,
+            message: v1.message,
+            also_broken: Vec::new(),
+            at_ns: v1.at_ns,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -295,7 +331,7 @@ pub fn encode(event: &Event, event_id: Uuid) -> NewEvent {
     NewEvent {
         event_id,
         event_type: event.type_name().to_owned(),
-        schema_version: CURRENT_SCHEMA_VERSION,
+        schema_version: current_version(event.type_name()),
         timestamp_ms: at.timestamp_millis(),
         payload: encode_payload(event),
     }
@@ -520,13 +556,18 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             sender,
             rule,
             message,
+            also_broken,
             at,
-        } => bytes(&SendRefusedV1 {
+        } => bytes(&SendRefusedV2 {
             message_id: id(message_id),
             to: to.clone(),
             sender: sender.to_string(),
             rule: rule.as_str().into(),
             message: message.clone(),
+            also_broken: also_broken
+                .iter()
+                .map(|rule| rule.as_str().to_owned())
+                .collect(),
             at_ns: ns(*at),
         }),
         MessageEvent::DispatchClaimed {
@@ -639,12 +680,12 @@ pub fn decode_payload(
             event_type: event_type.to_owned(),
         });
     }
-    if version != 1 {
-        // Upcasters go here: decode the older mirror, convert it to the newest one.
+    let current = current_version(event_type);
+    if version == 0 || version > current {
         return Err(DecodeError::UnknownVersion {
             event_type: event_type.to_owned(),
             version,
-            current: CURRENT_SCHEMA_VERSION,
+            current,
         });
     }
     let mut reader = Reader {
@@ -652,7 +693,7 @@ pub fn decode_payload(
         version,
         payload,
     };
-    reader.decode_v1()
+    reader.decode()
 }
 
 struct Reader<'a> {
@@ -729,7 +770,7 @@ impl Reader<'_> {
         self.known("provider", text, ProviderKind::parse)
     }
 
-    fn decode_v1(&mut self) -> Result<Event, DecodeError> {
+    fn decode(&mut self) -> Result<Event, DecodeError> {
         let event: Event = match self.event_type {
             "OptedIn" => {
                 let m: OptedInV1 = self.mirror()?;
@@ -887,12 +928,12 @@ impl Reader<'_> {
                 }
                 .into()
             }
-            _ => self.decode_message_v1()?.into(),
+            _ => self.decode_message()?.into(),
         };
         Ok(event)
     }
 
-    fn decode_message_v1(&mut self) -> Result<MessageEvent, DecodeError> {
+    fn decode_message(&mut self) -> Result<MessageEvent, DecodeError> {
         Ok(match self.event_type {
             "TemplateSent" => {
                 let m: TemplateSentV1 = self.mirror()?;
@@ -923,13 +964,21 @@ impl Reader<'_> {
                 }
             }
             "SendRefused" => {
-                let m: SendRefusedV1 = self.mirror()?;
+                let m: SendRefusedV2 = match self.version {
+                    1 => self.mirror::<SendRefusedV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 MessageEvent::SendRefused {
                     message_id: self.message_id(m.message_id)?,
                     to: m.to,
                     sender: self.address(&m.sender)?,
                     rule: self.rule(&m.rule)?,
                     message: m.message,
+                    also_broken: m
+                        .also_broken
+                        .iter()
+                        .map(|rule| self.rule(rule))
+                        .collect::<Result<_, _>>()?,
                     at: self.at(m.at_ns),
                 }
             }

@@ -18,7 +18,7 @@ use wagate_domain::{
     ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent, TemplateCategory,
     TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
-use wagate_store::persisted::{self, CURRENT_SCHEMA_VERSION, EVENT_TYPES};
+use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
 
 fn fixtures_dir() -> PathBuf {
@@ -142,6 +142,7 @@ fn golden_samples() -> Vec<Event> {
             sender: sender(),
             rule: RuleId::TierLimit,
             message: "the portfolio reached its messaging limit".into(),
+            also_broken: vec![RuleId::NotOnWhatsapp, RuleId::MarketingPaused],
             at: t,
         }),
         Event::Message(MessageEvent::DispatchClaimed {
@@ -317,6 +318,10 @@ fn other_samples() -> Vec<Event> {
             sender: sender(),
             rule,
             message: rule.to_string(),
+            also_broken: RuleId::ALL
+                .into_iter()
+                .filter(|other| *other > rule)
+                .collect(),
             at: t,
         }));
     }
@@ -375,7 +380,7 @@ fn every_variant_round_trips() {
         let record = persisted::encode(&event, id);
         assert_eq!(record.event_id, id);
         assert_eq!(record.event_type, event.type_name());
-        assert_eq!(record.schema_version, CURRENT_SCHEMA_VERSION);
+        assert_eq!(record.schema_version, current_version(&record.event_type));
         assert_eq!(record.timestamp_ms, event.at().timestamp_millis());
         let decoded =
             persisted::decode_payload(&record.event_type, record.schema_version, &record.payload)
@@ -430,7 +435,7 @@ fn golden_files_decode_forever() {
         for event in &samples {
             let path = dir
                 .join(event.type_name())
-                .join(format!("v{CURRENT_SCHEMA_VERSION}.bin"));
+                .join(format!("v{}.bin", current_version(event.type_name())));
             if path.exists() {
                 continue;
             }
@@ -464,7 +469,7 @@ fn golden_files_decode_forever() {
             assert_eq!(decoded.type_name(), event_type);
             seen.insert((event_type.clone(), version));
 
-            if version == CURRENT_SCHEMA_VERSION {
+            if version == current_version(&event_type) {
                 // The current version must also still encode to exactly these bytes.
                 let sample = samples
                     .iter()
@@ -482,4 +487,50 @@ fn golden_files_decode_forever() {
             "fixtures/events/{event_type}/v1.bin is missing (run with WAGATE_BLESS=1 once)"
         );
     }
+}
+
+/// `SendRefused` v1 (no `also_broken`) is upcast to the current shape: every other field as
+/// written, and an empty `also_broken`.
+#[test]
+fn send_refused_v1_is_upcast_to_v2() {
+    let dir = fixtures_dir().join("SendRefused");
+    let v1 = std::fs::read(dir.join("v1.bin")).expect("v1 fixture");
+    let upcast = persisted::decode_payload("SendRefused", 1, &v1).expect("v1 decodes");
+    let sample = golden_samples()
+        .into_iter()
+        .find(|event| event.type_name() == "SendRefused")
+        .expect("sample");
+    let Event::Message(MessageEvent::SendRefused { also_broken, .. }) = &upcast else {
+        panic!("decoded {upcast:?}");
+    };
+    assert!(also_broken.is_empty());
+    let Event::Message(MessageEvent::SendRefused {
+        message_id,
+        to,
+        sender,
+        rule,
+        message,
+        at,
+        ..
+    }) = sample
+    else {
+        panic!("sample");
+    };
+    assert_eq!(
+        upcast,
+        Event::Message(MessageEvent::SendRefused {
+            message_id,
+            to,
+            sender,
+            rule,
+            message,
+            also_broken: Vec::new(),
+            at
+        })
+    );
+    assert_eq!(current_version("SendRefused"), 2);
+    assert!(
+        persisted::decode_payload("SendRefused", 3, &v1).is_err(),
+        "no version from the future"
+    );
 }

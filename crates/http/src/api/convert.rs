@@ -159,20 +159,11 @@ fn message_state(message_id: String, state: &MessageState) -> MessageResponse {
 }
 
 pub fn message_view(view: &MessageView) -> MessageResponse {
-    let stream = wagate_domain::StreamKey::Message(view.message_id).to_string();
     let mut response = message_state(view.message_id.to_string(), &view.state);
     response.history = view
         .history
         .iter()
-        .enumerate()
-        .map(|(index, (position, event))| {
-            export_json::event_fields_to_json(
-                *position,
-                &stream,
-                u64::try_from(index).map_or(u64::MAX, |i| i + 1),
-                event,
-            )
-        })
+        .map(export_json::history_entry_to_json)
         .collect();
     response
 }
@@ -229,8 +220,8 @@ pub fn pending(view: &MessageView) -> Option<super::PendingMessageView> {
     let position = view
         .history
         .iter()
-        .find(|(_, event)| matches!(event.type_name(), "TemplateSent" | "ReplySent"))
-        .map(|(position, _)| *position)?;
+        .find(|entry| matches!(entry.event.type_name(), "TemplateSent" | "ReplySent"))
+        .map(|entry| entry.position)?;
     Some(super::PendingMessageView {
         message_id: view.message_id.to_string(),
         sender: intent.sender.to_string(),
