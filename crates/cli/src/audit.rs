@@ -89,15 +89,19 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn progress_bar(length: u64, unit: &str) -> ProgressBar {
+/// A progress bar on stderr when it is a terminal (hidden otherwise, so logs and pipes stay
+/// clean). `bytes`: the length is a file size.
+fn progress_bar(length: u64, bytes: bool) -> ProgressBar {
     if !std::io::stderr().is_terminal() || length == 0 {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
-    let template = format!(
-        "replaying [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, {{eta}} left)"
-    );
-    if let Ok(style) = ProgressStyle::with_template(&template) {
+    let template = if bytes {
+        "replaying {wide_bar} {bytes}/{total_bytes} (eta {eta})"
+    } else {
+        "replaying {wide_bar} {human_pos}/{human_len} events (eta {eta})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -105,7 +109,7 @@ fn progress_bar(length: u64, unit: &str) -> ProgressBar {
 
 pub fn audit_database(dir: &Path) -> anyhow::Result<Summary> {
     let store = source::open_database(dir)?;
-    let bar = progress_bar(store.head_position(), "events");
+    let bar = progress_bar(store.head_position(), false);
     let mut auditor = Auditor::new();
     let replayed = store.replay(
         1,
@@ -150,7 +154,7 @@ pub fn audit_database(dir: &Path) -> anyhow::Result<Summary> {
 
 pub fn audit_file(path: &Path) -> anyhow::Result<Summary> {
     let length = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let bar = progress_bar(length, "bytes");
+    let bar = progress_bar(length, true);
     let mut auditor = Auditor::new();
     let result = source::file_records(
         path,
