@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub intents: Vec<PendingIntent>,
     /// Every intent below this position is in `intents` (unless done).
     pub read_up_to: u64,
+    /// More may follow at once (a bounded read stopped short of the head): ask again.
+    pub more: bool,
 }
 
 /// A granted claim: what the provider call needs.
@@ -76,6 +78,10 @@ pub struct ClaimedIntent {
 pub trait HubPort: Send + Sync + 'static {
     /// Every message with dispatch work.
     fn pending(&self) -> BoxFuture<'_, Result<Snapshot, HubError>>;
+    /// Messages whose intents landed at `from` or later (phase `Pending` for the first
+    /// attempt: the claim tells the truth). An implementation without a cheaper way may
+    /// answer with [`HubPort::pending`].
+    fn intents_since(&self, from: u64) -> BoxFuture<'_, Result<Snapshot, HubError>>;
     fn claim(&self, message_id: MessageId) -> BoxFuture<'_, ClaimAnswer<ClaimedIntent>>;
     fn record_outcome(&self, command: RecordOutcome) -> BoxFuture<'_, HubAnswer>;
     fn expire_in_doubt(&self, message_id: MessageId) -> BoxFuture<'_, HubAnswer>;
@@ -228,12 +234,16 @@ fn not_callable(kind: ProviderKind, reason: String) -> DispatchOutcome {
 pub struct DriverOptions {
     /// Ask the hub for open messages at least this often (and whenever its head moves).
     pub poll_interval: Duration,
+    /// But not more often than this: a busy hub's head moves with every append (most of them
+    /// the dispatcher's own claims and outcomes), and each poll lists every open message.
+    pub poll_gap_min: Duration,
 }
 
 impl Default for DriverOptions {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(5),
+            poll_gap_min: Duration::from_millis(200),
         }
     }
 }
@@ -250,7 +260,10 @@ pub struct RunReport {
 
 enum Message {
     Input(Input<Prepared>),
-    Polled(Result<Snapshot, HubError>),
+    Polled {
+        full: bool,
+        result: Result<Snapshot, HubError>,
+    },
 }
 
 /// Runs the dispatcher until `shutdown` completes and the machine has finished what was in
@@ -273,6 +286,10 @@ pub async fn run<H: HubPort>(
         wake: None,
         polling: false,
         poll_again: false,
+        poll_started: None,
+        poll_gap_min: options.poll_gap_min,
+        read_from: None,
+        full_again: false,
         stopped: false,
         checkpoints: None,
     };
@@ -296,6 +313,7 @@ pub async fn run<H: HubPort>(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut shutdown_done = false;
+    let mut change_poll_at: Option<Instant> = None;
     info!(checkpoint, "dispatcher started");
     loop {
         let wake = loop_state.wake;
@@ -307,20 +325,27 @@ pub async fn run<H: HubPort>(
             }
             Some(message) = receiver.recv() => match message {
                 Message::Input(input) => loop_state.feed(input, &sender),
-                Message::Polled(result) => {
+                Message::Polled { full, result } => {
                     loop_state.polling = false;
                     match result {
-                        Ok(snapshot) => loop_state.feed(
-                            Input::IntentsAvailable {
-                                intents: snapshot.intents,
-                                read_up_to: snapshot.read_up_to,
-                            },
-                            &sender,
-                        ),
+                        Ok(snapshot) => {
+                            let next = loop_state.read_from.unwrap_or(0).max(snapshot.read_up_to);
+                            // A full snapshot lists everything below its head: read on from there.
+                            loop_state.read_from = Some(if full { snapshot.read_up_to } else { next });
+                            loop_state.poll_again |= snapshot.more;
+                            loop_state.feed(
+                                Input::IntentsAvailable {
+                                    intents: snapshot.intents,
+                                    read_up_to: snapshot.read_up_to,
+                                },
+                                &sender,
+                            );
+                        }
                         Err(error) => warn!(%error, "cannot list open messages"),
                     }
                     if std::mem::take(&mut loop_state.poll_again) {
-                        loop_state.poll(&sender);
+                        let full = std::mem::take(&mut loop_state.full_again);
+                        loop_state.poll(full, &sender);
                     }
                 }
             },
@@ -328,8 +353,23 @@ pub async fn run<H: HubPort>(
                 loop_state.wake = None;
                 loop_state.feed(Input::Tick, &sender);
             }
-            Some(()) = changed(&mut changes) => loop_state.poll(&sender),
-            _ = interval.tick() => loop_state.poll(&sender),
+            Some(()) = changed(&mut changes) => {
+                // At most one poll per gap: a change inside the gap polls when it ends.
+                let due = loop_state.poll_started.map(|at| at + loop_state.poll_gap_min);
+                match due {
+                    Some(due) if due > Instant::now() => {
+                        change_poll_at.get_or_insert(due);
+                    }
+                    _ => loop_state.poll(false, &sender),
+                }
+            }
+            () = sleep_until_instant(change_poll_at), if change_poll_at.is_some() => {
+                change_poll_at = None;
+                loop_state.poll(false, &sender);
+            }
+            // The full list now and then: callbacks, expiries and other dispatchers change
+            // messages without new intents.
+            _ = interval.tick() => loop_state.poll(true, &sender),
         }
         if loop_state.stopped {
             break;
@@ -353,6 +393,13 @@ async fn sleep_until(wake: Option<Timestamp>, now: Timestamp) {
     };
     let delay = (wake - now).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep_until(Instant::now() + delay).await;
+}
+
+async fn sleep_until_instant(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next change of the hub's head; `None` (never ready) when there is no signal or it is
@@ -379,27 +426,39 @@ struct Loop<H> {
     wake: Option<Timestamp>,
     polling: bool,
     poll_again: bool,
+    poll_started: Option<Instant>,
+    poll_gap_min: Duration,
+    /// Where the next incremental read starts; `None` until the first full snapshot.
+    read_from: Option<u64>,
+    full_again: bool,
     stopped: bool,
     checkpoints: Option<watch::Sender<Option<u64>>>,
 }
 
 impl<H: HubPort> Loop<H> {
-    /// One poll at a time; a request during a poll runs one more after it.
-    fn poll(&mut self, sender: &mpsc::UnboundedSender<Message>) {
+    /// One poll at a time; a request during a poll runs one more after it. A full poll lists
+    /// every open message; otherwise only intents since the last read are fetched.
+    fn poll(&mut self, full: bool, sender: &mpsc::UnboundedSender<Message>) {
         if self.stopped || self.machine.is_stopped() {
             return;
         }
         if self.polling {
             self.poll_again = true;
+            self.full_again |= full;
             return;
         }
         self.polling = true;
+        self.poll_started = Some(Instant::now());
+        let from = if full { None } else { self.read_from };
         let hub = Arc::clone(&self.hub);
         let sender = sender.clone();
         tokio::spawn(async move {
-            let result = hub.pending().await;
+            let (full, result) = match from {
+                Some(from) => (false, hub.intents_since(from).await),
+                None => (true, hub.pending().await),
+            };
             // The loop may be gone (stopped): nothing to tell then.
-            let _ = sender.send(Message::Polled(result));
+            let _ = sender.send(Message::Polled { full, result });
         });
     }
 

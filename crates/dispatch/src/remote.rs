@@ -253,8 +253,13 @@ impl HubPort for RemoteHub {
             Ok(Snapshot {
                 intents,
                 read_up_to: pending.head + 1,
+                more: false,
             })
         })
+    }
+
+    fn intents_since(&self, _from: u64) -> BoxFuture<'_, Result<Snapshot, HubError>> {
+        self.pending()
     }
 
     fn claim(&self, message_id: MessageId) -> BoxFuture<'_, ClaimAnswer<ClaimedIntent>> {
