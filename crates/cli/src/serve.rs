@@ -6,9 +6,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use wagate_http::{Flags, ServeConfig, Server};
+use wagate_http::{Flags, Providers, ServeConfig, Server};
+
+use crate::outbound;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -32,6 +35,11 @@ pub struct ServeArgs {
     /// api_token, twilio_auth_token, meta_app_secret, workflows, messaging_limit, …).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Do not run the dispatcher inside the hub (run `wagate dispatch --hub URL` instead, which
+    /// then holds the provider credentials).
+    #[arg(long, env = "WAGATE_NO_DISPATCH")]
+    no_dispatch: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -65,12 +73,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .flush()
         .context("cannot write to stdout")?;
 
-    // Dispatcher hook: the in-process dispatcher (wagate-dispatch's driver, fed with
-    // `server.hub()` and `config.providers`) is spawned here once that crate provides it.
-    // Until then, run `wagate dispatch --hub URL` beside the hub.
+    // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
+    // stops accepting and closes the store: outcomes are never written to a closed log.
+    let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = if args.no_dispatch {
+        None
+    } else {
+        let providers = providers_for(&config, &server)?;
+        let hub = Arc::new(server.hub().clone());
+        let dispatch_config =
+            wagate_dispatch::Config::from_policy(server.hub().policy(), rand_seed());
+        let mut stopped = dispatch_stopped;
+        Some(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            wagate_dispatch::run(
+                hub,
+                providers,
+                dispatch_config,
+                wagate_dispatch::DriverOptions::default(),
+                Arc::new(wagate_app::SystemClock),
+                shutdown,
+            )
+            .await
+        }))
+    };
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_dispatch.send(true);
+        if let Some(dispatcher) = dispatcher {
+            match dispatcher.await {
+                Ok(Ok(report)) => tracing::info!(?report, "dispatcher stopped"),
+                Ok(Err(error)) => tracing::error!(%error, "dispatcher stopped with an error"),
+                Err(error) => tracing::error!(%error, "dispatcher task failed"),
+            }
+        }
+    };
 
     server
-        .run(shutdown_signal())
+        .run(shutdown)
         .await
         .context("the hub stopped with an error")?;
     tracing::info!("stopped");
@@ -104,4 +146,38 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+/// The providers of the in-process dispatcher: the sandbox in sandbox mode (calling back this very
+/// hub), otherwise the real clients the credentials allow.
+fn providers_for(
+    config: &ServeConfig,
+    server: &Server,
+) -> anyhow::Result<wagate_dispatch::Providers> {
+    match &config.providers {
+        Providers::Sandbox { twilio_auth_token } => {
+            let sandbox = outbound::sandbox(
+                &outbound::loopback_url(server.local_addr()),
+                server.public_url(),
+                twilio_auth_token.clone(),
+            )?;
+            Ok(wagate_dispatch::Providers::new()
+                .with(wagate_domain::ProviderKind::Sandbox, sandbox))
+        }
+        Providers::Live { twilio, meta } => outbound::live(
+            &outbound::LiveCredentials {
+                twilio_account_sid: twilio.as_ref().and_then(|t| t.account_sid.clone()),
+                twilio_auth_token: twilio.as_ref().map(|t| t.auth_token.clone()),
+                meta_access_token: meta.access_token.clone(),
+            },
+            server.public_url(),
+        ),
+    }
+}
+
+/// Seeds the dispatcher's retry jitter; any value works, it only spreads retries apart.
+fn rand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }

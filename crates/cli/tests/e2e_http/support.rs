@@ -58,6 +58,20 @@ pub fn start(data: &Path) -> Hub {
     spawn(command, API_TOKEN.to_owned())
 }
 
+/// Starts a hub with the fixtures' public URL and API token, plus `env` and extra `args`.
+#[allow(dead_code)] // Used by the e2e_dispatch target, which shares this module.
+pub fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Hub {
+    let mut command = command(data);
+    command
+        .args(args)
+        .env("WAGATE_PUBLIC_URL", PUBLIC_URL)
+        .env("WAGATE_API_TOKEN", API_TOKEN);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    spawn(command, API_TOKEN.to_owned())
+}
+
 /// Starts a hub with no provider secret (sandbox mode); the token is read from its banner.
 pub fn start_sandbox(data: &Path) -> Hub {
     spawn(command(data), String::new())

@@ -1,0 +1,189 @@
+//! End-to-end: a message from `POST /v1/messages` through the dispatcher and the sandbox to
+//! `read`, with the dispatcher inside `wagate serve` and as its own `wagate dispatch` process.
+
+#[path = "../e2e_http/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::Hub;
+
+/// A `wagate dispatch` child; killed on drop.
+struct Dispatcher(Child);
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SANDBOX_SENDER: &str = "whatsapp:+15550001111";
+
+async fn sandbox_ready(hub: &Hub, contact: &str) {
+    let calls = [
+        (
+            "/v1/senders".to_owned(),
+            json!({"address": SANDBOX_SENDER, "provider": "sandbox"}),
+        ),
+        (
+            format!("/v1/senders/{SANDBOX_SENDER}/authorize"),
+            json!({"by": "e2e"}),
+        ),
+        (
+            "/v1/templates".to_owned(),
+            json!({"content_sid": support::TEMPLATE, "name": "viewing_reminder", "language": "en",
+                   "category": "utility", "placeholders": ["1", "2"]}),
+        ),
+        (
+            format!("/v1/templates/{}/status", support::TEMPLATE),
+            json!({"status": "approved"}),
+        ),
+        (
+            format!("/v1/contacts/{contact}/opt-in"),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+        ),
+    ];
+    for (path, body) in calls {
+        let response = hub.post(&path, body).await;
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+}
+
+/// Sends a template and waits (bounded) until the message reaches `status`.
+async fn send_and_wait(hub: &Hub, to: &str, status: &str) -> Value {
+    let response = hub.post("/v1/messages", support::template_send(to)).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    let id = accepted["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view: Value = hub
+            .get(&format!("/v1/messages/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if view["status"] == status {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "message never reached {status}: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn history_types(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|event| event["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn serve_carries_a_message_through_the_sandbox_to_read() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let hub = support::start_sandbox(data.path());
+    sandbox_ready(&hub, support::CONTACT).await;
+    let view = send_and_wait(&hub, support::CONTACT, "read").await;
+    let types = history_types(&view);
+    assert_eq!(
+        &types[..3],
+        ["TemplateSent", "DispatchClaimed", "DispatchSucceeded"],
+        "{types:?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "StatusChanged").count(),
+        4,
+        "queued, sent, delivered, read"
+    );
+}
+
+#[tokio::test]
+async fn a_number_that_is_not_on_whatsapp_fails_and_flags_the_contact() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let hub = support::start_sandbox(data.path());
+    // The sandbox's test number for "not on WhatsApp" (63024).
+    let contact = "+15550100001";
+    sandbox_ready(&hub, contact).await;
+    send_and_wait(&hub, contact, "undelivered").await;
+    let view: Value = hub
+        .get(&format!("/v1/contacts/{contact}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(view["flags"]["not_on_whatsapp"].is_string(), "{view}");
+    let again = hub
+        .post("/v1/messages", support::template_send(contact))
+        .await;
+    assert_eq!(again.status().as_u16(), 422);
+    let body: Value = again.json().await.expect("json");
+    assert_eq!(body["error"]["rule"], "not_on_whatsapp");
+}
+
+#[tokio::test]
+async fn wagate_dispatch_as_a_second_process() {
+    let data = tempfile::tempdir().expect("tempdir");
+    // The hub checks Twilio-style webhooks with this token; the dispatcher's sandbox signs with it.
+    let token = "e2e-sandbox-token";
+    let hub = support::start_with(
+        data.path(),
+        &[("WAGATE_TWILIO_AUTH_TOKEN", token)],
+        &["--no-dispatch"],
+    );
+    sandbox_ready(&hub, support::CONTACT).await;
+    let response = hub
+        .post("/v1/messages", support::template_send(support::CONTACT))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    let id = accepted["message_id"].as_str().expect("id").to_owned();
+    // Nothing dispatches it while no dispatcher runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let view: Value = hub
+        .get(&format!("/v1/messages/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["status"], "queued");
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wagate"));
+    command
+        .args(["dispatch", "--sandbox", "--hub", &hub.base])
+        .env("WAGATE_API_TOKEN", &hub.token)
+        .env("WAGATE_TWILIO_AUTH_TOKEN", token)
+        .env("WAGATE_PUBLIC_URL", support::PUBLIC_URL)
+        .env("WAGATE_LOG", "warn")
+        .stdout(Stdio::null());
+    let _dispatcher = Dispatcher(command.spawn().expect("start wagate dispatch"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view: Value = hub
+            .get(&format!("/v1/messages/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if view["status"] == "read" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reached read: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
