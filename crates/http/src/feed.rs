@@ -33,8 +33,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
 
 /// `GET /metrics` (Prometheus text format).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state.hub().store().stats();
-    let text = state.metrics().render(stats.head_position, stats.commits);
+    let text = state.metrics().render(&state.hub().store().stats());
     (
         StatusCode::OK,
         [(

@@ -9,7 +9,9 @@
 //! - `wagate_events_appended_total{source}`: events appended by webhooks and by commands;
 //! - `wagate_webhook_duplicates_total{provider}`: webhook de-duplication hits;
 //! - `wagate_webhook_items_rejected_total{provider}`: items of a batch that could not be used;
-//! - `wagate_log_head_position`, `wagate_store_commits_total`: the store's own counters.
+//! - `wagate_log_head_position`, `wagate_store_commits_total`,
+//!   `wagate_store_committed_requests_total`, `wagate_store_writer_seconds_total{stage}`
+//!   (prepare, apply, flush, sync): the store's own counters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use wagate_store::StoreStats;
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 14] = [
@@ -99,8 +102,8 @@ impl Metrics {
         counter.fetch_add(events as u64, Ordering::Relaxed);
     }
 
-    /// The text exposition, with the store's head and commit counters.
-    pub fn render(&self, head: u64, commits: u64) -> String {
+    /// The text exposition, with the store's counters.
+    pub fn render(&self, store: &StoreStats) -> String {
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail: the results are ignored below for that reason.
         let _ = writeln!(
@@ -184,11 +187,32 @@ impl Metrics {
             out,
             "# HELP wagate_log_head_position The durable log head.\n\
              # TYPE wagate_log_head_position gauge\n\
-             wagate_log_head_position {head}\n\
+             wagate_log_head_position {}\n\
              # HELP wagate_store_commits_total Group commits (one fsync each) since start.\n\
              # TYPE wagate_store_commits_total counter\n\
-             wagate_store_commits_total {commits}"
+             wagate_store_commits_total {}\n\
+             # HELP wagate_store_committed_requests_total Requests answered by those commits.\n\
+             # TYPE wagate_store_committed_requests_total counter\n\
+             wagate_store_committed_requests_total {}",
+            store.head_position, store.commits, store.committed_requests
         );
+        let _ = writeln!(
+            out,
+            "# HELP wagate_store_writer_seconds_total Store writer time by stage since start.\n\
+             # TYPE wagate_store_writer_seconds_total counter"
+        );
+        for (stage, micros) in [
+            ("prepare", store.prepare_us),
+            ("apply", store.apply_us),
+            ("flush", store.flush_us),
+            ("sync", store.sync_us),
+        ] {
+            let _ = writeln!(
+                out,
+                "wagate_store_writer_seconds_total{{stage=\"{stage}\"}} {}",
+                micros as f64 / 1e6
+            );
+        }
         out
     }
 }
@@ -226,7 +250,15 @@ mod tests {
         metrics.request("/healthz", "error", Duration::from_secs(20));
         metrics.refusal("opted_out");
         metrics.appended(Source::Webhook, 2);
-        let text = metrics.render(5, 1);
+        let text = metrics.render(&StoreStats {
+            commits: 1,
+            committed_requests: 2,
+            head_position: 5,
+            prepare_us: 0,
+            apply_us: 1_500_000,
+            flush_us: 0,
+            sync_us: 0,
+        });
         for line in [
             "wagate_http_requests_total{route=\"/healthz\",verdict=\"ok\"} 2",
             "wagate_http_requests_total{route=\"/healthz\",verdict=\"error\"} 1",
@@ -238,6 +270,7 @@ mod tests {
             "wagate_refusals_total{rule=\"opted_out\"} 1",
             "wagate_events_appended_total{source=\"webhook\"} 2",
             "wagate_log_head_position 5",
+            "wagate_store_writer_seconds_total{stage=\"apply\"} 1.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
