@@ -481,10 +481,11 @@ impl Demo {
                 lea.consent.state
             );
         }
+        Self::outcome("Lea is opted in again (source keyword)");
         let again = self.send_queued(template_send).await?;
-        Self::outcome(format!(
-            "opted in again (source keyword); a new template is allowed (message {again})"
-        ));
+        println!("    the template is allowed again, queued as message {again}:");
+        self.follow(&again, "delivered").await?;
+        Self::outcome("dispatched and delivered");
 
         self.step("An auditor replays the whole log and checks every invariant");
         let summary = audit::audit_hub(&self.client).await?;

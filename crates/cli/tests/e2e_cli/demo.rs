@@ -50,7 +50,8 @@ fn the_demo_walks_the_whole_scenario_and_leaves_nothing_behind() {
         "✓ allowed and delivered",
         "✓ Lea is opted out",
         "✓ refused by opted_out",
-        "✓ opted in again",
+        "✓ Lea is opted in again",
+        "✓ dispatched and delivered",
         "violations: none, every invariant holds",
         "nothing left behind",
     ] {
