@@ -326,6 +326,14 @@ impl ServedHub {
     }
 }
 
+impl ServedHub {
+    /// Stops the hub (its database stays, for `--data` commands).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ServedHub {
     fn drop(&mut self) {
         let _ = self.child.kill();
