@@ -635,9 +635,11 @@ impl Hub {
             .registration
             .as_ref()
             .map(|r| StreamKey::Portfolio(r.portfolio.clone()));
-        let mut lock_keys = vec![&message_key, &contact_key];
-        lock_keys.extend(portfolio_key.as_ref());
-        let _guards = self.inner.locks.lock(&lock_keys).await;
+        // The portfolio is read (the tier gate) and its version asserted, but not locked: a
+        // claim almost never writes to it (the send already counted the recipient), so claims
+        // for different contacts need not queue behind each other; a concurrent change to the
+        // portfolio makes the append conflict and the claim is decided again.
+        let _guards = self.inner.locks.lock(&[&message_key, &contact_key]).await;
         self.retrying(|| async {
             let message = self.load::<MessageState>(&message_key)?;
             let sender = self.load::<SenderState>(&sender_key)?;

@@ -16,8 +16,8 @@ use wagate_store::Store;
 use crate::api::Health;
 use crate::commands::flag;
 use crate::error::ApiError;
-use crate::export_json::event_to_json;
 use crate::state::AppState;
+use wagate_export::ExportedEvent;
 
 /// Events read from the store per chunk of the response.
 const CHUNK_EVENTS: usize = 1000;
@@ -101,7 +101,10 @@ impl Feed {
                     }
                 };
                 // Serializing a Value cannot fail.
-                if serde_json::to_writer(&mut out, &event_to_json(record, &event)).is_ok() {
+                // Written from the struct, not a `Value`, so the fields keep the export's order.
+                if serde_json::to_writer(&mut out, &ExportedEvent::from_event(record, &event))
+                    .is_ok()
+                {
                     out.push(b'\n');
                 }
                 self.next = record.position + 1;
@@ -123,7 +126,7 @@ impl Feed {
 }
 
 /// `GET /v1/events?after=N[&follow=true][&limit=M]`: every event after position `N` as NDJSON
-/// (one [`event_to_json`] object per line), up to the durable head; with `follow=true` the
+/// (one `wagate_export::ExportedEvent` per line), up to the durable head; with `follow=true` the
 /// response stays open and streams new events as they become durable.
 pub async fn events(
     State(state): State<AppState>,
