@@ -538,6 +538,7 @@ async fn measure_unthrottled_dispatch_rate() {
         pair_limit: None,
         ..config(&hub)
     };
+    let stats_before = hub.store().stats();
     let started = std::time::Instant::now();
     let (stopper, handle) = start_with(
         &hub,
@@ -564,5 +565,17 @@ async fn measure_unthrottled_dispatch_rate() {
     println!(
         "{count} messages dispatched in {elapsed:?}: {:.0} msg/s",
         count as f64 / elapsed.as_secs_f64()
+    );
+    let stats = hub.store().stats();
+    let commits = stats.commits - stats_before.commits;
+    let requests = stats.committed_requests - stats_before.committed_requests;
+    println!(
+        "store: {requests} requests in {commits} durable commits ({:.1} per commit); writer µs: \
+         prepare {}, apply {}, flush {}, sync {}",
+        requests as f64 / commits.max(1) as f64,
+        stats.prepare_us - stats_before.prepare_us,
+        stats.apply_us - stats_before.apply_us,
+        stats.flush_us - stats_before.flush_us,
+        stats.sync_us - stats_before.sync_us,
     );
 }
