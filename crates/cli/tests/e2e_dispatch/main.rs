@@ -5,6 +5,8 @@
 #[allow(dead_code)]
 mod support;
 
+mod live;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
