@@ -199,6 +199,18 @@ impl Hub {
         self.inner.cache.load(&self.inner.store, key)
     }
 
+    /// Loads `key`'s aggregate, or an empty one at version 0 when the decision reads no such
+    /// stream (no template for freeform text, no portfolio for an unknown sender).
+    fn load_or_empty<A: Stored>(&self, key: Option<&StreamKey>) -> Result<Loaded<A>> {
+        match key {
+            Some(key) => self.load(key),
+            None => Ok(Loaded {
+                state: A::default(),
+                version: 0,
+            }),
+        }
+    }
+
     /// Appends a plan durably and indexes what it wrote.
     async fn commit(&self, plan: Plan) -> Result<Appended> {
         let (request, events) = plan.into_request()?;
@@ -492,33 +504,15 @@ impl Hub {
                 content: request.content.clone(),
             };
             let sender_state = self.load::<SenderState>(&sender_key)?;
-            let contact = match &contact_key {
-                Some(key) => self.load::<ContactState>(key)?,
-                None => Loaded {
-                    state: ContactState::default(),
-                    version: 0,
-                },
-            };
+            let contact = self.load_or_empty::<ContactState>(contact_key.as_ref())?;
             let template_key = match &request.content {
                 SendContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
                 }
                 SendContent::Freeform { .. } => None,
             };
-            let template = match &template_key {
-                Some(key) => self.load::<TemplateState>(key)?,
-                None => Loaded {
-                    state: TemplateState::default(),
-                    version: 0,
-                },
-            };
-            let portfolio = match &portfolio_key {
-                Some(key) => self.load::<PortfolioState>(key)?,
-                None => Loaded {
-                    state: PortfolioState::default(),
-                    version: 0,
-                },
-            };
+            let template = self.load_or_empty::<TemplateState>(template_key.as_ref())?;
+            let portfolio = self.load_or_empty::<PortfolioState>(portfolio_key.as_ref())?;
             let state = SendState {
                 sender: &sender_state.state,
                 contact: &contact.state,
@@ -650,20 +644,8 @@ impl Hub {
                 }
                 wagate_domain::MessageContent::Freeform { .. } => None,
             };
-            let template = match &template_key {
-                Some(key) => self.load::<TemplateState>(key)?,
-                None => Loaded {
-                    state: TemplateState::default(),
-                    version: 0,
-                },
-            };
-            let portfolio = match &portfolio_key {
-                Some(key) => self.load::<PortfolioState>(key)?,
-                None => Loaded {
-                    state: PortfolioState::default(),
-                    version: 0,
-                },
-            };
+            let template = self.load_or_empty::<TemplateState>(template_key.as_ref())?;
+            let portfolio = self.load_or_empty::<PortfolioState>(portfolio_key.as_ref())?;
             let state = SendState {
                 sender: &sender.state,
                 contact: &contact.state,

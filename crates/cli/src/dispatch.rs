@@ -12,7 +12,7 @@ use wagate_dispatch::{Config, DriverOptions, Providers, RemoteHub};
 use wagate_domain::{Policy, ProviderKind};
 use wagate_providers::Secret;
 
-use crate::outbound;
+use crate::{outbound, signals};
 
 /// How long one call to the hub's API may take.
 const HUB_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +53,7 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<ExitCode> {
     let providers = providers(&args, &public_url)?;
     let hub = RemoteHub::new(&args.hub, Secret::new(args.token.clone()), HUB_TIMEOUT)
         .with_context(|| format!("hub at {}", args.hub))?;
-    let mut config = Config::from_policy(&Policy::default(), seed());
+    let mut config = Config::from_policy(&Policy::default(), outbound::jitter_seed());
     if let Some(rate) = args.sender_rate {
         config.sender_limit_default = Some(wagate_dispatch::RateLimit::per_second(rate));
     }
@@ -64,7 +64,7 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<ExitCode> {
         config,
         DriverOptions::default(),
         Arc::new(wagate_app::SystemClock),
-        shutdown_signal(),
+        signals::shutdown(),
     )
     .await
     .context("the dispatcher stopped with an error")?;
@@ -97,34 +97,4 @@ fn providers(args: &DispatchArgs, public_url: &str) -> anyhow::Result<Providers>
         );
     }
     outbound::live(&credentials, public_url)
-}
-
-fn seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

@@ -16,6 +16,7 @@ mod export;
 mod ops;
 mod outbound;
 mod serve;
+mod signals;
 mod source;
 
 /// Exit code when `audit` finds a violation.

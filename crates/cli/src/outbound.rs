@@ -97,3 +97,10 @@ pub fn loopback_url(address: std::net::SocketAddr) -> String {
     };
     format!("http://{}", std::net::SocketAddr::new(ip, address.port()))
 }
+
+/// Seeds the dispatcher's retry jitter; any value works, it only spreads retries apart.
+pub fn jitter_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use wagate_http::{Flags, Providers, ServeConfig, Server};
 
-use crate::outbound;
+use crate::{outbound, signals};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -82,7 +82,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let providers = providers_for(&config, &server)?;
         let hub = Arc::new(server.hub().clone());
         let dispatch_config =
-            wagate_dispatch::Config::from_policy(server.hub().policy(), rand_seed());
+            wagate_dispatch::Config::from_policy(server.hub().policy(), outbound::jitter_seed());
         let mut stopped = dispatch_stopped;
         Some(tokio::spawn(async move {
             let shutdown = async move {
@@ -100,7 +100,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }))
     };
     let shutdown = async move {
-        shutdown_signal().await;
+        signals::shutdown().await;
         let _ = stop_dispatch.send(true);
         if let Some(dispatcher) = dispatcher {
             match dispatcher.await {
@@ -117,35 +117,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("the hub stopped with an error")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
 }
 
 /// The providers of the in-process dispatcher: the sandbox in sandbox mode (calling back this very
@@ -173,11 +144,4 @@ fn providers_for(
             server.public_url(),
         ),
     }
-}
-
-/// Seeds the dispatcher's retry jitter; any value works, it only spreads retries apart.
-fn rand_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
