@@ -21,13 +21,29 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: the store (group commit, replay vs raw sled) and the dispatcher.
+# Benchmarks: the store (group commit, replay vs raw sled).
 bench:
     cargo bench -p wagate-store
 
-# Load generator against a hub started on loopback: signed, distinct status callbacks.
-load requests="200000" concurrency="256":
-    cargo run --release -p wagate-http --example load -- --requests {{requests}} --concurrency {{concurrency}}
+# Load generator: starts a release hub on loopback with a temporary database, fires signed,
+# distinct Twilio status callbacks at it (then the same again, as duplicates), stops it.
+load requests="100000" concurrency="64":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p wagate-cli -p wagate-http --example load
+    data=$(mktemp -d)
+    WAGATE_LOG=warn WAGATE_TWILIO_AUTH_TOKEN=12345 WAGATE_API_TOKEN=load \
+      WAGATE_PUBLIC_URL=https://hub.example.com \
+      target/release/wagate serve --listen 127.0.0.1:18080 --data "$data" --no-dispatch &
+    hub=$!
+    trap 'kill "$hub"; wait "$hub" || true; rm -rf "$data"' EXIT
+    for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
+    target/release/examples/load --hub http://127.0.0.1:18080 --public-url https://hub.example.com \
+      --auth-token 12345 -n {{requests}} -c {{concurrency}} --duplicates
+
+# Dispatch throughput measurement (in-process hub, zero-latency fake provider), by hand.
+bench-dispatch:
+    cargo test --release -p wagate-dispatch --test driver -- --ignored --nocapture
 
 # The full CI script, as CI runs it.
 ci:
