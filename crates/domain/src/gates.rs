@@ -230,8 +230,14 @@ pub fn broken_rules(
                 .limit
                 .unwrap_or(policy.default_messaging_limit);
             if let MessagingLimit::Limited(limit) = limit {
-                let reached = facts.portfolio.recipients_within_period(now);
+                // A recipient already counted in the period costs nothing more; only count the
+                // portfolio's recipients (a sort over the day's reaches) when it is new.
                 let already = facts.portfolio.reached_within_period(&contact_id, now);
+                let reached = if already {
+                    0
+                } else {
+                    facts.portfolio.recipients_within_period(now)
+                };
                 if !already && reached >= limit as usize {
                     broken.push((
                         RuleId::TierLimit,

@@ -2,6 +2,8 @@
 //! shared by all its numbers, and counts unique recipients reached outside an open window in a
 //! moving 24 h.
 
+use std::sync::Arc;
+
 use crate::events::{MessagingLimit, PortfolioEvent};
 use crate::ids::{ContactId, PortfolioId};
 use crate::policy::TIER_PERIOD;
@@ -13,8 +15,9 @@ pub struct PortfolioState {
     /// `None` until an event sets it: the policy's default applies.
     pub limit: Option<MessagingLimit>,
     /// Recent reaches, in log order; entries older than two periods are pruned, which cannot
-    /// change any count taken at or after the newest event.
-    reached: Vec<(ContactId, Timestamp)>,
+    /// change any count taken at or after the newest event. Shared copy-on-write: states are
+    /// cloned on every load (one entry per recipient of the last day), and rarely changed.
+    reached: Arc<Vec<(ContactId, Timestamp)>>,
 }
 
 impl PortfolioState {
@@ -24,8 +27,9 @@ impl PortfolioState {
             PortfolioEvent::MessagingLimitChanged { limit, .. } => self.limit = Some(*limit),
             PortfolioEvent::RecipientReached { contact, at, .. } => {
                 let horizon = *at - TIER_PERIOD - TIER_PERIOD;
-                self.reached.retain(|(_, reached_at)| *reached_at > horizon);
-                self.reached.push((contact.clone(), *at));
+                let reached = Arc::make_mut(&mut self.reached);
+                reached.retain(|(_, reached_at)| *reached_at > horizon);
+                reached.push((contact.clone(), *at));
             }
         }
         self
