@@ -70,8 +70,51 @@ fn describe(error: reqwest::Error) -> String {
     text
 }
 
+/// Sends a prepared provider request and reads the answer: its HTTP status (also recorded on the
+/// current span) and body, or the transport failure.
+pub(crate) async fn exchange(
+    provider: ProviderKind,
+    timeout: Duration,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>), SendError> {
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(provider, timeout, e))?;
+    let http_status = response.status().as_u16();
+    tracing::Span::current().record("http_status", http_status);
+    let body = read_body(provider, timeout, response).await?;
+    Ok((http_status, body))
+}
+
+/// Runs one provider call in its `provider.send` span (ids and outcome only: never the
+/// recipient's text, never credentials) and records the outcome on it.
+pub(crate) fn instrumented_send<'a>(
+    provider: ProviderKind,
+    message_id: wagate_domain::MessageId,
+    call: impl std::future::Future<Output = Result<SendAccepted, SendError>> + Send + 'a,
+) -> crate::send::SendFuture<'a> {
+    let span = tracing::info_span!(
+        "provider.send",
+        provider = provider.as_str(),
+        message_id = %message_id,
+        http_status = tracing::field::Empty,
+        provider_message_id = tracing::field::Empty,
+        error_code = tracing::field::Empty,
+    );
+    Box::pin(tracing::Instrument::instrument(
+        async move {
+            let result = call.await;
+            record_outcome(&result);
+            result
+        },
+        span,
+    ))
+}
+
 /// Reads the response body up to [`MAX_RESPONSE_BYTES`].
-pub(crate) async fn read_body(
+async fn read_body(
     provider: ProviderKind,
     timeout: Duration,
     mut response: reqwest::Response,

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tracing::Instrument as _;
 use wagate_domain::{MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid};
 
-use crate::http::{base_url, build_client, excerpt, read_body, record_outcome, transport_error};
+use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
 use crate::send::{
     ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture,
     Sender, TemplateContent,
@@ -133,19 +132,13 @@ impl MetaClient {
             self.phone_number_id(&request.from)?
         );
         let body = self.json_body(request)?;
-        let response = self
+        let request = self
             .http
             .post(url)
             .bearer_auth(self.access_token.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(self.timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, self.timeout, e))?;
-        let http_status = response.status().as_u16();
-        tracing::Span::current().record("http_status", http_status);
-        let body = read_body(PROVIDER, self.timeout, response).await?;
+            .body(body);
+        let (http_status, body) = exchange(PROVIDER, self.timeout, request).await?;
         if (200..300).contains(&http_status) {
             parse_accepted(http_status, &body)
         } else {
@@ -160,23 +153,7 @@ impl Provider for MetaClient {
     }
 
     fn send<'a>(&'a self, request: &'a OutboundRequest) -> SendFuture<'a> {
-        // Ids and outcome only: never the recipient's text, never credentials.
-        let span = tracing::info_span!(
-            "provider.send",
-            provider = "meta",
-            message_id = %request.message_id,
-            http_status = tracing::field::Empty,
-            provider_message_id = tracing::field::Empty,
-            error_code = tracing::field::Empty,
-        );
-        Box::pin(
-            async move {
-                let result = self.send_inner(request).await;
-                record_outcome(&result);
-                result
-            }
-            .instrument(span),
-        )
+        instrumented_send(PROVIDER, request.message_id, self.send_inner(request))
     }
 }
 

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
-use tracing::Instrument as _;
 use wagate_domain::{MessageStatus, ProviderKind, ProviderMessageRef, TwilioSid, TwilioSidKind};
 
-use crate::http::{base_url, build_client, excerpt, read_body, record_outcome, transport_error};
+use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
 use crate::send::{
     ConfigError, OutboundContent, OutboundRequest, Provider, SendAccepted, SendError, SendFuture,
     Sender,
@@ -130,7 +129,7 @@ impl TwilioClient {
 
     async fn send_inner(&self, request: &OutboundRequest) -> Result<SendAccepted, SendError> {
         let body = self.form_body(request)?;
-        let response = self
+        let request = self
             .http
             .post(&self.messages_url)
             .basic_auth(self.account_sid.as_str(), Some(self.auth_token.expose()))
@@ -139,14 +138,8 @@ impl TwilioClient {
                 "application/x-www-form-urlencoded",
             )
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(self.timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, self.timeout, e))?;
-        let http_status = response.status().as_u16();
-        tracing::Span::current().record("http_status", http_status);
-        let body = read_body(PROVIDER, self.timeout, response).await?;
+            .body(body);
+        let (http_status, body) = exchange(PROVIDER, self.timeout, request).await?;
         if (200..300).contains(&http_status) {
             parse_created(http_status, &body)
         } else {
@@ -161,23 +154,7 @@ impl Provider for TwilioClient {
     }
 
     fn send<'a>(&'a self, request: &'a OutboundRequest) -> SendFuture<'a> {
-        // Ids and outcome only: never the recipient's text, never credentials.
-        let span = tracing::info_span!(
-            "provider.send",
-            provider = "twilio",
-            message_id = %request.message_id,
-            http_status = tracing::field::Empty,
-            provider_message_id = tracing::field::Empty,
-            error_code = tracing::field::Empty,
-        );
-        Box::pin(
-            async move {
-                let result = self.send_inner(request).await;
-                record_outcome(&result);
-                result
-            }
-            .instrument(span),
-        )
+        instrumented_send(PROVIDER, request.message_id, self.send_inner(request))
     }
 }
 
