@@ -274,43 +274,42 @@ impl Hub {
 
     pub async fn opt_in(&self, command: RecordOptIn) -> Result<Vec<u64>> {
         let key = StreamKey::Contact(command.contact.clone());
-        async {
-            let _guards = self.inner.locks.lock(&[&key]).await;
-            self.retrying(|| async {
-                let contact = self.load::<ContactState>(&key)?;
-                let events = decide::opt_in(&contact.state, &command, self.now())?;
-                self.commit_simple(key.clone(), contact.version, events)
-                    .await
-            })
-            .await
-        }
+        self.decide_one(key, |contact: &ContactState, now| {
+            Ok(decide::opt_in(contact, &command, now)?)
+        })
         .instrument(info_span!("opt_in", contact = %command.contact))
         .await
     }
 
     pub async fn opt_out(&self, command: RecordOptOut) -> Result<Vec<u64>> {
         let key = StreamKey::Contact(command.contact.clone());
-        async {
-            let _guards = self.inner.locks.lock(&[&key]).await;
-            self.retrying(|| async {
-                let contact = self.load::<ContactState>(&key)?;
-                let events = decide::opt_out(&contact.state, &command, self.now());
-                self.commit_simple(key.clone(), contact.version, events)
-                    .await
-            })
-            .await
-        }
+        self.decide_one(key, |contact: &ContactState, now| {
+            Ok(decide::opt_out(contact, &command, now))
+        })
         .instrument(info_span!("opt_out", contact = %command.contact))
         .await
     }
 
     pub async fn set_contact_flag(&self, command: SetContactFlag) -> Result<Vec<u64>> {
         let key = StreamKey::Contact(command.contact.clone());
+        self.decide_one(key, |contact: &ContactState, now| {
+            Ok(decide::set_contact_flag(contact, &command, now))
+        })
+        .await
+    }
+
+    /// Runs a command that reads and writes one stream: lock it, load it, decide, append at the
+    /// version read, and decide again on a conflict.
+    async fn decide_one<A, F>(&self, key: StreamKey, decide: F) -> Result<Vec<u64>>
+    where
+        A: Stored,
+        F: Fn(&A, Timestamp) -> Result<Vec<Event>>,
+    {
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
-            let contact = self.load::<ContactState>(&key)?;
-            let events = decide::set_contact_flag(&contact.state, &command, self.now());
-            self.commit_simple(key.clone(), contact.version, events)
+            let loaded = self.load::<A>(&key)?;
+            let events = decide(&loaded.state, self.now())?;
+            self.commit_simple(key.clone(), loaded.version, events)
                 .await
         })
         .await
@@ -771,14 +770,11 @@ impl Hub {
 
     /// Fails a claim that has been in doubt for longer than the policy allows.
     pub async fn expire_in_doubt(&self, message_id: MessageId) -> Result<Vec<u64>> {
-        let key = StreamKey::Message(message_id);
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let message = self.load::<MessageState>(&key)?;
-            let events = decide::expire_in_doubt(&message.state, &self.inner.policy, self.now());
-            self.commit_simple(key.clone(), message.version, events)
-                .await
-        })
+        let policy = &self.inner.policy;
+        self.decide_one(
+            StreamKey::Message(message_id),
+            |message: &MessageState, now| Ok(decide::expire_in_doubt(message, policy, now)),
+        )
         .await
     }
 
@@ -787,46 +783,32 @@ impl Hub {
 
     pub async fn register_sender(&self, command: RegisterSender) -> Result<Vec<u64>> {
         let key = StreamKey::Sender(command.sender.clone());
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let sender = self.load::<SenderState>(&key)?;
-            let events = decide::register_sender(&sender.state, &command, self.now())?;
-            self.commit_simple(key.clone(), sender.version, events)
-                .await
+        self.decide_one(key, |sender: &SenderState, now| {
+            Ok(decide::register_sender(sender, &command, now)?)
         })
         .await
     }
 
     pub async fn authorize_sender(&self, sender: &WhatsAppAddress, by: &str) -> Result<Vec<u64>> {
-        let key = StreamKey::Sender(sender.clone());
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let state = self.load::<SenderState>(&key)?;
-            let events = decide::authorize_sender(&state.state, sender, by, self.now())?;
-            self.commit_simple(key.clone(), state.version, events).await
-        })
+        self.decide_one(
+            StreamKey::Sender(sender.clone()),
+            |state: &SenderState, now| Ok(decide::authorize_sender(state, sender, by, now)?),
+        )
         .await
     }
 
     pub async fn suspend_sender(&self, sender: &WhatsAppAddress, reason: &str) -> Result<Vec<u64>> {
-        let key = StreamKey::Sender(sender.clone());
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let state = self.load::<SenderState>(&key)?;
-            let events = decide::suspend_sender(&state.state, sender, reason, self.now())?;
-            self.commit_simple(key.clone(), state.version, events).await
-        })
+        self.decide_one(
+            StreamKey::Sender(sender.clone()),
+            |state: &SenderState, now| Ok(decide::suspend_sender(state, sender, reason, now)?),
+        )
         .await
     }
 
     pub async fn register_template(&self, command: RegisterTemplate) -> Result<Vec<u64>> {
         let key = StreamKey::Template(command.template.clone());
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let template = self.load::<TemplateState>(&key)?;
-            let events = decide::register_template(&template.state, &command, self.now())?;
-            self.commit_simple(key.clone(), template.version, events)
-                .await
+        self.decide_one(key, |template: &TemplateState, now| {
+            Ok(decide::register_template(template, &command, now)?)
         })
         .await
     }
@@ -837,14 +819,14 @@ impl Hub {
         status: ApprovalStatus,
         reason: &str,
     ) -> Result<Vec<u64>> {
-        let key = StreamKey::Template(template.clone());
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let state = self.load::<TemplateState>(&key)?;
-            let events =
-                decide::set_template_status(&state.state, template, status, reason, self.now())?;
-            self.commit_simple(key.clone(), state.version, events).await
-        })
+        self.decide_one(
+            StreamKey::Template(template.clone()),
+            |state: &TemplateState, now| {
+                Ok(decide::set_template_status(
+                    state, template, status, reason, now,
+                )?)
+            },
+        )
         .await
     }
 
@@ -853,13 +835,12 @@ impl Hub {
         portfolio: &PortfolioId,
         limit: MessagingLimit,
     ) -> Result<Vec<u64>> {
-        let key = StreamKey::Portfolio(portfolio.clone());
-        let _guards = self.inner.locks.lock(&[&key]).await;
-        self.retrying(|| async {
-            let state = self.load::<PortfolioState>(&key)?;
-            let events = decide::set_messaging_limit(&state.state, portfolio, limit, self.now());
-            self.commit_simple(key.clone(), state.version, events).await
-        })
+        self.decide_one(
+            StreamKey::Portfolio(portfolio.clone()),
+            |state: &PortfolioState, now| {
+                Ok(decide::set_messaging_limit(state, portfolio, limit, now))
+            },
+        )
         .await
     }
 
