@@ -311,6 +311,44 @@ fn output(
     Ok(ExitCode::SUCCESS)
 }
 
+/// POSTs `request` to the route `segments` and prints the answer's view with `render`
+/// (or, with --json, the body).
+async fn post_and_show<R: serde::Serialize, V: DeserializeOwned>(
+    common: &Common,
+    segments: &[&str],
+    request: &R,
+    render: impl FnOnce(&V) -> String,
+) -> anyhow::Result<ExitCode> {
+    let what = format!("POST /{}", segments.join("/"));
+    let answer = client(common)?
+        .post(segments, &[], &[], request, &what)
+        .await?;
+    let body = expect_ok(answer, &what)?;
+    output(common, &body, || Ok(render(&typed(body.clone(), &what)?)))
+}
+
+/// GETs the list at the route `segments` and prints one `line` per item (`empty` when there is
+/// none; with --json, the body).
+async fn list<V: DeserializeOwned>(
+    common: &Common,
+    segments: &[&str],
+    empty: &str,
+    line: fn(&V) -> String,
+) -> anyhow::Result<ExitCode> {
+    let what = format!("GET /{}", segments.join("/"));
+    let body = expect_ok(client(common)?.get(segments, &what).await?, &what)?;
+    output(common, &body, || {
+        let views: Vec<V> = typed(body.clone(), &what)?;
+        if views.is_empty() {
+            return Ok(format!("{empty}\n"));
+        }
+        Ok(views
+            .iter()
+            .map(|view| format!("{}\n", line(view)))
+            .collect())
+    })
+}
+
 fn positions(recorded: &api::Recorded) -> String {
     match recorded.positions.as_slice() {
         [] => "nothing changed (already so)".to_owned(),
@@ -662,23 +700,17 @@ pub async fn templates(command: TemplatesCommand) -> anyhow::Result<ExitCode> {
             placeholders,
             common,
         } => {
-            let client = client(&common)?;
             let request = api::RegisterTemplateRequest {
-                content_sid: content_sid.clone(),
+                content_sid,
                 name,
                 language,
                 category,
                 placeholders,
             };
-            let what = "POST /v1/templates";
-            let answer = client
-                .post(&["v1", "templates"], &[], &[], &request, what)
-                .await?;
-            let body = expect_ok(answer, what)?;
-            output(&common, &body, || {
-                let view: api::TemplateView = typed(body.clone(), what)?;
-                Ok(format!("registered {}\n", template_line(&view)))
+            post_and_show(&common, &["v1", "templates"], &request, |view| {
+                format!("registered {}\n", template_line(view))
             })
+            .await
         }
         TemplatesCommand::Status {
             content_sid,
@@ -686,38 +718,21 @@ pub async fn templates(command: TemplatesCommand) -> anyhow::Result<ExitCode> {
             reason,
             common,
         } => {
-            let client = client(&common)?;
             let request = api::TemplateStatusRequest { status, reason };
-            let what = &format!("POST /v1/templates/{content_sid}/status");
-            let answer = client
-                .post(
-                    &["v1", "templates", &content_sid, "status"],
-                    &[],
-                    &[],
-                    &request,
-                    what,
-                )
-                .await?;
-            let body = expect_ok(answer, what)?;
-            output(&common, &body, || {
-                let view: api::TemplateView = typed(body.clone(), what)?;
-                Ok(format!("{}\n", template_line(&view)))
+            let segments = ["v1", "templates", &content_sid, "status"];
+            post_and_show(&common, &segments, &request, |view| {
+                format!("{}\n", template_line(view))
             })
+            .await
         }
         TemplatesCommand::List { common } => {
-            let client = client(&common)?;
-            let what = "GET /v1/templates";
-            let body = expect_ok(client.get(&["v1", "templates"], what).await?, what)?;
-            output(&common, &body, || {
-                let views: Vec<api::TemplateView> = typed(body.clone(), what)?;
-                if views.is_empty() {
-                    return Ok("no templates registered\n".into());
-                }
-                Ok(views
-                    .iter()
-                    .map(|view| format!("{}\n", template_line(view)))
-                    .collect())
-            })
+            list(
+                &common,
+                &["v1", "templates"],
+                "no templates registered",
+                template_line,
+            )
+            .await
         }
     }
 }
@@ -743,87 +758,58 @@ pub async fn senders(command: SendersCommand) -> anyhow::Result<ExitCode> {
             meta_phone_number_id,
             common,
         } => {
-            let client = client(&common)?;
             let request = api::RegisterSenderRequest {
                 address,
                 provider,
                 portfolio,
                 meta_phone_number_id,
             };
-            let what = "POST /v1/senders";
-            let answer = client
-                .post(&["v1", "senders"], &[], &[], &request, what)
-                .await?;
-            let body = expect_ok(answer, what)?;
-            output(&common, &body, || {
-                let view: api::SenderView = typed(body.clone(), what)?;
-                Ok(format!(
+            post_and_show(
+                &common,
+                &["v1", "senders"],
+                &request,
+                |view: &api::SenderView| {
+                    format!(
                     "registered {}\nit cannot send until authorized: wagate senders authorize {}\n",
-                    sender_line(&view),
+                    sender_line(view),
                     view.address
-                ))
-            })
+                )
+                },
+            )
+            .await
         }
         SendersCommand::Authorize {
             address,
             by,
             common,
         } => {
-            let client = client(&common)?;
             let request = api::AuthorizeSenderRequest { by };
-            let what = &format!("POST /v1/senders/{address}/authorize");
-            let answer = client
-                .post(
-                    &["v1", "senders", &address, "authorize"],
-                    &[],
-                    &[],
-                    &request,
-                    what,
-                )
-                .await?;
-            let body = expect_ok(answer, what)?;
-            output(&common, &body, || {
-                let view: api::SenderView = typed(body.clone(), what)?;
-                Ok(format!("{}\n", sender_line(&view)))
+            let segments = ["v1", "senders", &address, "authorize"];
+            post_and_show(&common, &segments, &request, |view| {
+                format!("{}\n", sender_line(view))
             })
+            .await
         }
         SendersCommand::Suspend {
             address,
             reason,
             common,
         } => {
-            let client = client(&common)?;
             let request = api::SuspendSenderRequest { reason };
-            let what = &format!("POST /v1/senders/{address}/suspend");
-            let answer = client
-                .post(
-                    &["v1", "senders", &address, "suspend"],
-                    &[],
-                    &[],
-                    &request,
-                    what,
-                )
-                .await?;
-            let body = expect_ok(answer, what)?;
-            output(&common, &body, || {
-                let view: api::SenderView = typed(body.clone(), what)?;
-                Ok(format!("{}\n", sender_line(&view)))
+            let segments = ["v1", "senders", &address, "suspend"];
+            post_and_show(&common, &segments, &request, |view| {
+                format!("{}\n", sender_line(view))
             })
+            .await
         }
         SendersCommand::List { common } => {
-            let client = client(&common)?;
-            let what = "GET /v1/senders";
-            let body = expect_ok(client.get(&["v1", "senders"], what).await?, what)?;
-            output(&common, &body, || {
-                let views: Vec<api::SenderView> = typed(body.clone(), what)?;
-                if views.is_empty() {
-                    return Ok("no senders registered\n".into());
-                }
-                Ok(views
-                    .iter()
-                    .map(|view| format!("{}\n", sender_line(view)))
-                    .collect())
-            })
+            list(
+                &common,
+                &["v1", "senders"],
+                "no senders registered",
+                sender_line,
+            )
+            .await
         }
     }
 }
