@@ -300,6 +300,18 @@ fn twiml() -> Response {
         .into_response()
 }
 
+/// Rejects a webhook whose body does not parse: 400 naming the field, written to the audit log.
+async fn malformed(state: &AppState, raw: &Raw, error: &wagate_providers::ParseError) -> Response {
+    let field = error.field().unwrap_or("body").to_owned();
+    reject(
+        state,
+        raw,
+        "malformed",
+        ApiError::invalid(field, error.to_string()),
+    )
+    .await
+}
+
 /// `POST /webhooks/twilio/inbound`
 pub async fn twilio_inbound(State(state): State<AppState>, request: Request) -> Response {
     let raw = match read(&state, "/webhooks/twilio/inbound", request).await {
@@ -311,16 +323,7 @@ pub async fn twilio_inbound(State(state): State<AppState>, request: Request) -> 
     }
     let message = match twilio::parse_inbound(&raw.body) {
         Ok(message) => message,
-        Err(e) => {
-            let field = e.field().unwrap_or("body").to_owned();
-            return reject(
-                &state,
-                &raw,
-                "malformed",
-                ApiError::invalid(field, e.to_string()),
-            )
-            .await;
-        }
+        Err(error) => return malformed(&state, &raw, &error).await,
     };
     match ingest_inbound(&state, message).await {
         Ok(ingest) => ingest_response(&ingest, twiml()),
@@ -339,16 +342,7 @@ pub async fn twilio_status(State(state): State<AppState>, request: Request) -> R
     }
     let update = match twilio::parse_status(&raw.body, &raw.query) {
         Ok(update) => update,
-        Err(e) => {
-            let field = e.field().unwrap_or("body").to_owned();
-            return reject(
-                &state,
-                &raw,
-                "malformed",
-                ApiError::invalid(field, e.to_string()),
-            )
-            .await;
-        }
+        Err(error) => return malformed(&state, &raw, &error).await,
     };
     match ingest_status(&state, update).await {
         Ok(ingest) => ingest_response(&ingest, StatusCode::NO_CONTENT.into_response()),
@@ -414,16 +408,7 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
     }
     let webhook = match meta::parse_webhook(&raw.body) {
         Ok(webhook) => webhook,
-        Err(e) => {
-            let field = e.field().unwrap_or("body").to_owned();
-            return reject(
-                &state,
-                &raw,
-                "malformed",
-                ApiError::invalid(field, e.to_string()),
-            )
-            .await;
-        }
+        Err(error) => return malformed(&state, &raw, &error).await,
     };
     let mut notes: Vec<(&'static str, String)> = webhook
         .rejected
