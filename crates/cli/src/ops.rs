@@ -417,61 +417,49 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn opt_in(args: OptInArgs) -> anyhow::Result<ExitCode> {
-    let client = client(&args.common)?;
     let request = api::OptInRequest {
         source: args.source.clone(),
         evidence: args.evidence.clone(),
         recorded_by: args.recorded_by.clone(),
         wording_version: args.wording_version.clone(),
     };
-    let what = &format!("POST /v1/contacts/{}/opt-in", args.contact);
-    let answer = client
-        .post(
-            &["v1", "contacts", &args.contact, "opt-in"],
-            &[],
-            &[],
-            &request,
-            what,
-        )
-        .await?;
-    let body = expect_ok(answer, what)?;
-    output(&args.common, &body, || {
-        let recorded: api::Recorded = typed(body.clone(), what)?;
-        Ok(format!(
-            "opt-in of {} ({}) {}\n",
-            args.contact,
-            args.source,
-            positions(&recorded)
-        ))
-    })
+    let segments = ["v1", "contacts", &args.contact, "opt-in"];
+    post_and_show(
+        &args.common,
+        &segments,
+        &request,
+        |recorded: &api::Recorded| {
+            format!(
+                "opt-in of {} ({}) {}\n",
+                args.contact,
+                args.source,
+                positions(recorded)
+            )
+        },
+    )
+    .await
 }
 
 pub async fn opt_out(args: OptOutArgs) -> anyhow::Result<ExitCode> {
-    let client = client(&args.common)?;
     let request = api::OptOutRequest {
         source: Some(args.source.clone()),
         detail: args.detail.clone(),
     };
-    let what = &format!("POST /v1/contacts/{}/opt-out", args.contact);
-    let answer = client
-        .post(
-            &["v1", "contacts", &args.contact, "opt-out"],
-            &[],
-            &[],
-            &request,
-            what,
-        )
-        .await?;
-    let body = expect_ok(answer, what)?;
-    output(&args.common, &body, || {
-        let recorded: api::Recorded = typed(body.clone(), what)?;
-        Ok(format!(
-            "opt-out of {} ({}) {}\n",
-            args.contact,
-            args.source,
-            positions(&recorded)
-        ))
-    })
+    let segments = ["v1", "contacts", &args.contact, "opt-out"];
+    post_and_show(
+        &args.common,
+        &segments,
+        &request,
+        |recorded: &api::Recorded| {
+            format!(
+                "opt-out of {} ({}) {}\n",
+                args.contact,
+                args.source,
+                positions(recorded)
+            )
+        },
+    )
+    .await
 }
 
 pub async fn contact(args: ContactArgs) -> anyhow::Result<ExitCode> {
