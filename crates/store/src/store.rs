@@ -215,6 +215,32 @@ impl Drop for Inner {
     }
 }
 
+/// How long `close` waits for sled to let go of its file lock.
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits until nothing in this process holds sled's lock on `db_file` any more. sled's I/O
+/// threads drop their last references to the file a moment after the last `Db` handle goes, so
+/// without this a close followed at once by an open (an audit after a run, a test) could be
+/// refused as `AlreadyOpen`. Probes with the same kind of lock sled takes (`flock`), bounded.
+fn wait_until_unlocked(db_file: &Path) {
+    use fs2::FileExt as _;
+    let Ok(file) = std::fs::File::open(db_file) else {
+        return;
+    };
+    let deadline = Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        if file.try_lock_exclusive().is_ok() {
+            let _ = fs2::FileExt::unlock(&file);
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(path = %db_file.display(), "sled still holds the database lock after close");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn stop_writer(queue: &Sender<Command>, shared: &Shared, writer: &Mutex<Option<JoinHandle<()>>>) {
     shared.closed.store(true, Ordering::Release);
     let handle = match writer.lock() {
@@ -684,10 +710,17 @@ impl Store {
     /// clone of the store is dropped. Returns the failure if the store was in the failed state.
     pub fn close(self) -> Result<()> {
         stop_writer(&self.inner.queue, &self.inner.shared, &self.inner.writer);
-        match self.inner.shared.failed.lock() {
+        let outcome = match self.inner.shared.failed.lock() {
             Ok(failed) => failed.clone().map_or(Ok(()), Err),
             Err(_) => Ok(()),
+        };
+        let db_file = self.inner.path.join("db");
+        let last_handle = Arc::strong_count(&self.inner) == 1;
+        drop(self);
+        if last_handle {
+            wait_until_unlocked(&db_file);
         }
+        outcome
     }
 
     fn refusal(&self) -> Option<StoreError> {
