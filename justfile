@@ -21,6 +21,11 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Dependency checks: advisories (the RustSec snapshot in .ci/advisory-db), licences, sources,
+# duplicate versions (shown as warnings here).
+deny:
+    DENY_LOG_LEVEL=warn bash .ci/deny
+
 # Benchmarks: the store (group commit, replay vs raw sled).
 bench:
     cargo bench -p wagate-store
