@@ -214,7 +214,7 @@ fn templates_need_opt_in_and_approval(log: &[Event]) -> Checked {
 // ---------------------------------------------------------------------------------------------
 // 4. Status only moves forward; the same callback twice changes nothing.
 
-/// The success path, in order (design.md): accepted|scheduled < queued < sending < sent <
+/// The success path, in order (docs/providers.md, "Common misreadings"): accepted|scheduled < queued < sending < sent <
 /// delivered < read. Failures are terminal and can only happen before delivery.
 fn success_rank(status: &MessageStatus) -> Option<u8> {
     Some(match status.as_str() {

@@ -1,5 +1,5 @@
 //! The reference check: which rules a request breaks, written from the rule table in
-//! docs/compliance.md (and design.md), folding the event log on its own. It shares no code with
+//! docs/compliance.md, folding the event log on its own. It shares no code with
 //! the domain's gates or aggregates: only the event types and the ids.
 //!
 //! Where the table leaves a detail open, the reference follows what the table implies:

@@ -1,5 +1,6 @@
 //! Provider error classification: which errors may be retried, and what each one tells us about
-//! the contact, the sender or the template. Codes and meanings from protocol-facts.md §1d and §1i.
+//! the contact, the sender or the template. Codes and meanings: docs/providers.md, "Twilio error
+//! codes" and "Meta error codes".
 
 /// Which provider produced an error code: Twilio and Meta codes overlap numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

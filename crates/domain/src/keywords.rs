@@ -1,7 +1,7 @@
 //! STOP/START keyword recognition for inbound WhatsApp messages.
 //!
 //! Twilio's keyword handling is documented for SMS only, so wagate applies the same keyword sets
-//! to WhatsApp itself (protocol-facts.md §1f). A keyword counts only when it is the whole message
+//! to WhatsApp itself (docs/providers.md, "Keywords"). A keyword counts only when it is the whole message
 //! (case, surrounding whitespace and punctuation ignored): "stop" and " Stop! " opt out, "don't
 //! stop" does not. A message that merely mentions opting out ("please stop texting me") is neither
 //! ignored nor applied: it is flagged for a person to review.

@@ -1,5 +1,5 @@
 //! `wagate serve` with real-provider configuration speaks Twilio's and Meta's APIs: their base
-//! URLs point at local fakes built from the fixtures (protocol-facts.md), and the requests the
+//! URLs point at local fakes built from the fixtures (docs/providers.md), and the requests the
 //! fakes receive are checked field by field.
 
 use std::time::{Duration, Instant};
@@ -129,7 +129,7 @@ async fn serve_sends_through_twilio_and_matches_its_callbacks() {
         .expect("succeeded");
     assert_eq!(succeeded["payload"]["provider_ref"], TWILIO_SID);
 
-    // The request Twilio received: the Messages API form, exactly as protocol-facts.md says.
+    // The request Twilio received: the Messages API form, exactly as Twilio specifies it (docs/providers.md).
     let requests = twilio.received_requests().await.expect("recorded");
     assert_eq!(requests.len(), 1);
     let body = &requests[0].body;
