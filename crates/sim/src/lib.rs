@@ -1,5 +1,6 @@
-//! wagate-sim: a seeded, single-threaded simulated world for the dispatcher. The real `wagate_dispatch::Dispatcher` runs against an in-memory hub built directly
-//! on `wagate_domain::decide` (what `wagate-app` does against sled), a scripted provider, and a
+//! wagate-sim: a seeded, single-threaded simulated world for the dispatcher. The real
+//! `wagate_dispatch::Dispatcher` runs against an in-memory hub built directly on
+//! `wagate_domain::decide` (what `wagate-app` does against sled), a scripted provider, and a
 //! webhook queue that duplicates, reorders, delays and drops status callbacks. The property
 //! tests in `tests/` crash the dispatcher between any two effects, lose provider and hub
 //! answers, jump the clock across the 24 h window and the backoff boundaries, and check the
