@@ -35,7 +35,7 @@ pub use events::{
     OptOutSource, PortfolioEvent, ProviderError, SenderEvent, StreamKey, TemplateCategory,
     TemplateEvent,
 };
-pub use gates::SendContent;
+pub use gates::{Recipient, SendContent};
 pub use ids::{
     BusinessScopedUserId, ContactId, IdError, MessageId, PhoneNumber, PortfolioId,
     ProviderMessageRef, TemplateId, TwilioSid, TwilioSidKind, Wamid, WhatsAppAddress, Workflow,
