@@ -16,6 +16,7 @@ use wagate_domain::{
     Policy, PortfolioId, PortfolioState, Recipient, SendContent, SenderState, StreamKey,
     TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
+use wagate_store::send_result::{self, SendResult};
 use wagate_store::{
     AppendOutcome, AppendRequest, ExpectedVersion, IdempotencyKey, Store, StoreError,
 };
@@ -886,42 +887,28 @@ pub struct SendOptions {
     pub dry_run: bool,
 }
 
-/// The answer stored with an `Idempotency-Key`: the message id, or the refusal's rule.
+/// The answer stored with an `Idempotency-Key`: the message id, or the refusal (a versioned
+/// persisted form, `wagate_store::send_result`).
 fn encode_send_result(
     accepted: &SendAccepted,
     refusal: Option<&wagate_domain::Refusal>,
 ) -> Vec<u8> {
-    match refusal {
-        None => format!("ok\n{}", accepted.message_id).into_bytes(),
-        Some(refusal) => {
-            format!("refused\n{}\n{}", refusal.rule.as_str(), refusal.message).into_bytes()
-        }
-    }
+    send_result::encode(&match refusal {
+        None => SendResult::Accepted {
+            message_id: accepted.message_id,
+        },
+        Some(refusal) => SendResult::Refused(refusal.clone()),
+    })
 }
 
 fn decode_send_result(bytes: &[u8]) -> Result<SendAccepted> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut parts = text.splitn(3, '\n');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("ok"), Some(id), None) => Ok(SendAccepted {
-            message_id: MessageId::parse(id)
-                .map_err(|e| AppError::from_id("idempotency record", e))?,
+    match send_result::decode(bytes) {
+        Ok(SendResult::Accepted { message_id }) => Ok(SendAccepted {
+            message_id,
             status: "queued".into(),
             dry_run: false,
         }),
-        (Some("refused"), Some(rule), Some(message)) => {
-            let rule = wagate_domain::RuleId::parse(rule).ok_or_else(|| {
-                AppError::invalid("idempotency record", format!("unknown rule {rule}"))
-            })?;
-            Err(AppError::Refused(wagate_domain::Refusal {
-                rule,
-                message: message.to_owned(),
-                also_broken: Vec::new(),
-            }))
-        }
-        _ => Err(AppError::invalid(
-            "idempotency record",
-            "unreadable stored result",
-        )),
+        Ok(SendResult::Refused(refusal)) => Err(AppError::Refused(refusal)),
+        Err(error) => Err(AppError::invalid("idempotency record", error.to_string())),
     }
 }
