@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, MessageEvent, MessageId,
-    MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, PortfolioId,
-    ProviderError, ProviderKind, ProviderMessageRef, Refusal, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, MessageEvent,
+    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Refusal, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, SendResult};
@@ -371,6 +371,11 @@ fn there_is_a_golden_sample_of_every_event_type() {
     let sampled: BTreeSet<&str> = golden_samples().iter().map(Event::type_name).collect();
     let known: BTreeSet<&str> = EVENT_TYPES.into_iter().collect();
     assert_eq!(sampled, known);
+    let domain: BTreeSet<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(
+        known, domain,
+        "EVENT_TYPES lists every type the domain defines"
+    );
     assert_eq!(golden_samples().len(), EVENT_TYPES.len());
 }
 
