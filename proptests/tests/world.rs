@@ -15,9 +15,9 @@ use wagate_domain::decide::{
 use wagate_domain::{
     Aggregate, ApprovalStatus, ContactFlag, ContactId, ContactState, Event, MessageEvent,
     MessageId, MessageState, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PhoneNumber,
-    Policy, PortfolioId, PortfolioState, ProviderError, ProviderKind, ProviderMessageRef, RuleId,
-    SendContent, SenderState, TemplateCategory, TemplateId, TemplateState, Timestamp,
-    WhatsAppAddress,
+    Policy, PortfolioId, PortfolioState, ProviderError, ProviderKind, ProviderMessageRef,
+    Recipient, RuleId, SendContent, SenderState, TemplateCategory, TemplateId, TemplateState,
+    Timestamp, WhatsAppAddress,
 };
 
 use crate::reference::Reference;
@@ -690,7 +690,7 @@ impl World {
         let command = SendMessage {
             message_id: self.next_message_id(),
             sender: sender_address(sender % SENDERS.len()),
-            to: recipient.to_owned(),
+            to: Recipient::parse(recipient),
             workflow: WORKFLOWS[workflow % WORKFLOWS.len()].map(str::to_owned),
             content,
         };
@@ -709,27 +709,20 @@ impl World {
         };
         let reference = self.reference.broken(
             &command.sender,
-            &command.to,
+            recipient,
             &command.content,
             command.workflow.as_deref(),
             &self.policy,
             now,
         );
-        let result = decide::send(&state, &command, &self.policy, now);
+        let decision = decide::send(&state, &command, &self.policy, now);
         self.decisions.push(Decision {
             what: format!("send {} to {}", kind_of(&command.content), command.to),
             at: now,
-            refused: result
-                .as_ref()
-                .err()
-                .map(|r| (r.rule, r.also_broken.clone())),
+            refused: decision.refusal().map(|r| (r.rule, r.also_broken.clone())),
             reference,
         });
-        let events = match result {
-            Ok(events) => events,
-            Err(refusal) => vec![decide::refusal_event(&command, &refusal, now)],
-        };
-        self.append(&events);
+        self.append(decision.events());
         self.message_ids.push(command.message_id);
     }
 
@@ -837,7 +830,8 @@ impl World {
             outcome,
             jitter,
         };
-        if let Ok(events) = decide::record_outcome(&message, &command, &self.policy, self.now) {
+        if let Ok(events) = decide::record_outcome(&message, &command, &[], &self.policy, self.now)
+        {
             self.append(&events);
         }
     }

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use tracing::{debug, info_span, Instrument};
 use wagate_domain::decide::{
-    self, ClaimDecision, ClaimDispatch, ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome,
-    RecordStatus, RegisterSender, RegisterTemplate, SendMessage, SendState, SetContactFlag,
+    self, ClaimDecision, ClaimDispatch, EarlyStatus, ReceiveInbound, RecordOptIn, RecordOptOut,
+    RecordOutcome, RegisterSender, RegisterTemplate, SendMessage, SendState, SetContactFlag,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactId, ContactState, Event, MessageEvent, MessageId, MessageState,
-    MessagingLimit, PhoneNumber, Policy, PortfolioId, PortfolioState, ProviderKind,
-    ProviderMessageRef, SendContent, SenderState, StreamKey, TemplateId, TemplateState, Timestamp,
-    WhatsAppAddress,
+    ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
+    Policy, PortfolioId, PortfolioState, Recipient, SendContent, SenderState, StreamKey,
+    TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
+use wagate_store::send_result::{self, SendResult};
 use wagate_store::{
     AppendOutcome, AppendRequest, ExpectedVersion, IdempotencyKey, Store, StoreError,
 };
@@ -412,37 +412,21 @@ impl Hub {
                 ..Plan::default()
             };
             let now = self.now();
-            match message_id {
+            let matched = match message_id {
                 Some(message_id) => {
                     let key = StreamKey::Message(message_id);
                     let message = self.load::<MessageState>(&key)?;
-                    let events = decide::record_status(
-                        &message.state,
-                        &RecordStatus {
-                            message_id,
-                            provider: command.provider,
-                            provider_ref: command.provider_ref.clone(),
-                            status: command.status.clone(),
-                            error_code: command.error_code,
-                        },
-                        now,
-                    );
                     plan.read(key, message.version);
-                    plan.write(events);
+                    Some((message_id, message.state))
                 }
-                None => {
-                    let Some(reference) = command.provider_ref.clone() else {
-                        return Err(AppError::invalid("callback", "no message to attach it to"));
-                    };
-                    plan.write(vec![MessageEvent::UnmatchedStatusReceived {
-                        provider_ref: reference,
-                        status: command.status.clone(),
-                        error_code: command.error_code,
-                        at: now,
-                    }
-                    .into()]);
-                }
-            }
+                None => None,
+            };
+            let decision = decide::status_callback(
+                matched.as_ref().map(|(id, state)| (*id, state)),
+                &command,
+                now,
+            )?;
+            plan.write(decision.into_events());
             Ok(match self.commit(plan).await? {
                 Appended::Written { positions, events } => Ingested::Appended { positions, events },
                 Appended::Duplicate { .. } => Ingested::Duplicate,
@@ -470,9 +454,10 @@ impl Hub {
                 return decode_send_result(&record.result);
             }
         }
-        let contact_key = PhoneNumber::parse(&request.to)
-            .ok()
-            .map(|n| StreamKey::Contact(ContactId::Phone(n)));
+        let recipient = Recipient::parse(&request.to);
+        let contact_key = recipient
+            .number()
+            .map(|n| StreamKey::Contact(ContactId::Phone(n.clone())));
         let sender_key = StreamKey::Sender(sender.clone());
         let sender_state = self.load::<SenderState>(&sender_key)?;
         let portfolio_id = sender_state
@@ -498,7 +483,7 @@ impl Hub {
             let command = SendMessage {
                 message_id,
                 sender: sender.clone(),
-                to: request.to.clone(),
+                to: recipient.clone(),
                 workflow: request.workflow.clone(),
                 content: request.content.clone(),
             };
@@ -520,14 +505,15 @@ impl Hub {
             };
             let now = self.now();
             let decision = decide::send(&state, &command, &self.inner.policy, now);
+            let (events, refusal) = decision.into_parts();
             if options.dry_run {
-                return match decision {
-                    Ok(_) => Ok(SendAccepted {
+                return match refusal {
+                    None => Ok(SendAccepted {
                         message_id,
                         status: "queued".into(),
                         dry_run: true,
                     }),
-                    Err(refusal) => Err(AppError::Refused(refusal)),
+                    Some(refusal) => Err(AppError::Refused(refusal)),
                 };
             }
             let mut plan = Plan::default();
@@ -547,16 +533,7 @@ impl Hub {
                 status: "queued".into(),
                 dry_run: false,
             };
-            let refusal = match decision {
-                Ok(events) => {
-                    plan.write(events);
-                    None
-                }
-                Err(refusal) => {
-                    plan.write(vec![decide::refusal_event(&command, &refusal, now)]);
-                    Some(refusal)
-                }
-            };
+            plan.write(events);
             if let Some(key) = &idempotency {
                 plan.key = Some(IdempotencyKey {
                     key: key.clone().into_bytes(),
@@ -699,45 +676,27 @@ impl Hub {
                 return Err(AppError::NotFound { what: format!("message {}", command.message_id) });
             }
             let now = self.now();
-            let events = decide::record_outcome(&message.state, &command, &self.inner.policy, now)?;
             let mut plan = Plan::default();
             plan.read(message_key.clone(), message.version);
-            // Callbacks that came before the response named this provider id: join them now.
-            if let wagate_domain::decide::DispatchOutcome::Accepted { provider_ref, .. } = &command.outcome {
-                let unmatched_key = StreamKey::ProviderMessage(provider_ref.clone());
-                let unmatched = self.unmatched_statuses(&unmatched_key)?;
-                let mut state = message.state.clone();
-                let mut joined = Vec::new();
-                for event in &events {
-                    if let Event::Message(message_event) = event {
-                        state = state.apply(message_event);
-                    }
+            // Callbacks that came before the response named this provider id: the decision
+            // joins them, and their stream is read so a callback landing meanwhile conflicts.
+            let early = match command.joins() {
+                Some(provider_ref) => {
+                    let key = StreamKey::ProviderMessage(provider_ref.clone());
+                    let (version, early) = self.early_statuses(&key)?;
+                    plan.read(key, version);
+                    early
                 }
-                for (status, error_code) in unmatched.1 {
-                    let status_events = decide::record_status(
-                        &state,
-                        &RecordStatus {
-                            message_id: command.message_id,
-                            provider: provider_of(provider_ref),
-                            provider_ref: Some(provider_ref.clone()),
-                            status,
-                            error_code,
-                        },
-                        now,
-                    );
-                    for event in &status_events {
-                        if let Event::Message(message_event) = event {
-                            state = state.apply(message_event);
-                        }
-                    }
-                    joined.extend(status_events);
-                }
-                plan.read(unmatched_key, unmatched.0);
-                plan.write(events);
-                plan.write(joined);
-            } else {
-                plan.write(events);
-            }
+                None => Vec::new(),
+            };
+            let events = decide::record_outcome(
+                &message.state,
+                &command,
+                &early,
+                &self.inner.policy,
+                now,
+            )?;
+            plan.write(events);
             if plan.is_empty() {
                 return Ok(Vec::new());
             }
@@ -750,20 +709,15 @@ impl Hub {
         .await
     }
 
-    fn unmatched_statuses(&self, key: &StreamKey) -> Result<(u64, Vec<UnmatchedStatus>)> {
+    /// The callbacks kept on a provider id's stream before its message was known, and the
+    /// stream's version.
+    fn early_statuses(&self, key: &StreamKey) -> Result<(u64, Vec<EarlyStatus>)> {
         let stream = codec::stream_id(key)?;
         let records = self.inner.store.read_stream(&stream, 1, usize::MAX)?;
         let version = records.last().map_or(0, |record| record.version);
         let mut statuses = Vec::new();
         for record in &records {
-            if let Event::Message(MessageEvent::UnmatchedStatusReceived {
-                status,
-                error_code,
-                ..
-            }) = codec::decode(record)?
-            {
-                statuses.push((status, error_code));
-            }
+            statuses.extend(EarlyStatus::of(&codec::decode(record)?));
         }
         Ok((version, statuses))
     }
@@ -913,24 +867,9 @@ impl Hub {
     }
 }
 
-/// A status callback kept before its message was known: status and error code.
-type UnmatchedStatus = (wagate_domain::MessageStatus, Option<u32>);
-
-fn provider_of(reference: &ProviderMessageRef) -> ProviderKind {
-    match reference {
-        ProviderMessageRef::Twilio(_) => ProviderKind::Twilio,
-        ProviderMessageRef::Meta(_) => ProviderKind::Meta,
-    }
-}
-
-/// A provider status callback, parsed and validated by the webhook layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusCallback {
-    pub provider: ProviderKind,
-    pub provider_ref: Option<ProviderMessageRef>,
-    pub status: wagate_domain::MessageStatus,
-    pub error_code: Option<u32>,
-}
+/// A provider status callback, parsed and validated by the webhook layer; decided by the
+/// domain.
+pub use wagate_domain::decide::StatusCallback;
 
 /// What the agent asks to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -948,42 +887,28 @@ pub struct SendOptions {
     pub dry_run: bool,
 }
 
-/// The answer stored with an `Idempotency-Key`: the message id, or the refusal's rule.
+/// The answer stored with an `Idempotency-Key`: the message id, or the refusal (a versioned
+/// persisted form, `wagate_store::send_result`).
 fn encode_send_result(
     accepted: &SendAccepted,
     refusal: Option<&wagate_domain::Refusal>,
 ) -> Vec<u8> {
-    match refusal {
-        None => format!("ok\n{}", accepted.message_id).into_bytes(),
-        Some(refusal) => {
-            format!("refused\n{}\n{}", refusal.rule.as_str(), refusal.message).into_bytes()
-        }
-    }
+    send_result::encode(&match refusal {
+        None => SendResult::Accepted {
+            message_id: accepted.message_id,
+        },
+        Some(refusal) => SendResult::Refused(refusal.clone()),
+    })
 }
 
 fn decode_send_result(bytes: &[u8]) -> Result<SendAccepted> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut parts = text.splitn(3, '\n');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("ok"), Some(id), None) => Ok(SendAccepted {
-            message_id: MessageId::parse(id)
-                .map_err(|e| AppError::from_id("idempotency record", e))?,
+    match send_result::decode(bytes) {
+        Ok(SendResult::Accepted { message_id }) => Ok(SendAccepted {
+            message_id,
             status: "queued".into(),
             dry_run: false,
         }),
-        (Some("refused"), Some(rule), Some(message)) => {
-            let rule = wagate_domain::RuleId::parse(rule).ok_or_else(|| {
-                AppError::invalid("idempotency record", format!("unknown rule {rule}"))
-            })?;
-            Err(AppError::Refused(wagate_domain::Refusal {
-                rule,
-                message: message.to_owned(),
-                also_broken: Vec::new(),
-            }))
-        }
-        _ => Err(AppError::invalid(
-            "idempotency record",
-            "unreadable stored result",
-        )),
+        Ok(SendResult::Refused(refusal)) => Err(AppError::Refused(refusal)),
+        Err(error) => Err(AppError::invalid("idempotency record", error.to_string())),
     }
 }

@@ -181,7 +181,7 @@ impl FakeHub {
         let Some((state, ..)) = self.messages.get(&id) else {
             return HubAnswer::Phase(DispatchPhase::NotAllowed);
         };
-        if let Ok(events) = decide::record_outcome(state, command, &self.policy, now) {
+        if let Ok(events) = decide::record_outcome(state, command, &[], &self.policy, now) {
             self.apply(id, &events);
         }
         HubAnswer::Phase(self.phase(id))

@@ -14,7 +14,7 @@ use crate::events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, MessagingLimit, OptInSource,
     OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory, TemplateEvent,
 };
-use crate::gates::{self, SendContent, SendFacts};
+use crate::gates::{self, Recipient, SendContent, SendFacts};
 use crate::ids::{
     ContactId, MessageId, PortfolioId, ProviderMessageRef, TemplateId, WhatsAppAddress,
 };
@@ -233,8 +233,8 @@ pub fn set_contact_flag(
 pub struct SendMessage {
     pub message_id: MessageId,
     pub sender: WhatsAppAddress,
-    /// As given by the agent; an invalid number is a recorded `invalid_number` refusal.
-    pub to: String,
+    /// Parsed once by the caller; an invalid number is a recorded `invalid_number` refusal.
+    pub to: Recipient,
     pub workflow: Option<String>,
     pub content: SendContent,
 }
@@ -248,14 +248,50 @@ pub struct SendState<'a> {
     pub portfolio: &'a PortfolioState,
 }
 
-/// Decides a send: the intent (plus the limit count), or the refusal. A refusal should be
-/// recorded with `refusal_event` (unless it was a dry run).
+/// What a send decision appends (unless it was a dry run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendDecision {
+    /// Every gate holds (events: the intent, maybe a limit count).
+    Allowed { events: Vec<Event> },
+    /// A rule is broken (events: the `SendRefused` that records it, so auditors see every
+    /// attempt).
+    Refused {
+        refusal: Refusal,
+        events: Vec<Event>,
+    },
+}
+
+impl SendDecision {
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Self::Allowed { events } | Self::Refused { events, .. } => events,
+        }
+    }
+
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Allowed { .. } => None,
+            Self::Refused { refusal, .. } => Some(refusal),
+        }
+    }
+
+    /// The events to append, and the refusal to answer with once they are durable.
+    pub fn into_parts(self) -> (Vec<Event>, Option<Refusal>) {
+        match self {
+            Self::Allowed { events } => (events, None),
+            Self::Refused { refusal, events } => (events, Some(refusal)),
+        }
+    }
+}
+
+/// Decides a send: the intent (plus the limit count), or the refusal with the event that
+/// records it.
 pub fn send(
     state: &SendState<'_>,
     command: &SendMessage,
     policy: &Policy,
     now: Timestamp,
-) -> Result<Vec<Event>, Refusal> {
+) -> SendDecision {
     let facts = SendFacts {
         sender_address: &command.sender,
         sender: state.sender,
@@ -266,7 +302,13 @@ pub fn send(
         workflow: command.workflow.as_deref(),
         portfolio: state.portfolio,
     };
-    let allowed = gates::check(&facts, policy, now)?;
+    let allowed = match gates::check(&facts, policy, now) {
+        Ok(allowed) => allowed,
+        Err(refusal) => {
+            let events = vec![refusal_event(command, &refusal, now)];
+            return SendDecision::Refused { refusal, events };
+        }
+    };
     let intent: Event = match &command.content {
         SendContent::Template {
             template,
@@ -276,8 +318,9 @@ pub fn send(
             contact: allowed.contact.clone(),
             sender: command.sender.clone(),
             template: template.clone(),
-            // Invariant: an allowed template send has a registered template, hence a category.
-            category: allowed.category.unwrap_or(TemplateCategory::Utility),
+            category: allowed
+                .category
+                .expect("an allowed template send has a registered template, hence a category"),
             variables: variables
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -298,7 +341,7 @@ pub fn send(
     };
     let mut events = vec![intent];
     events.extend(limit_count(state, &allowed, command.message_id, now));
-    Ok(events)
+    SendDecision::Allowed { events }
 }
 
 fn limit_count(
@@ -322,11 +365,11 @@ fn limit_count(
     )
 }
 
-/// The event that records a refused send.
-pub fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -> Event {
+/// The event that records a refused send: the recipient exactly as given.
+fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -> Event {
     MessageEvent::SendRefused {
         message_id: command.message_id,
-        to: command.to.clone(),
+        to: command.to.to_string(),
         sender: command.sender.clone(),
         rule: refusal.rule,
         message: refusal.message.clone(),
@@ -407,7 +450,7 @@ pub fn claim(
         },
         MessageContent::Freeform { text } => SendContent::Freeform { text: text.clone() },
     };
-    let to = intent.contact.to_string();
+    let to = Recipient::of_contact(&intent.contact);
     let facts = SendFacts {
         sender_address: &intent.sender,
         sender: state.sender,
@@ -472,9 +515,84 @@ pub struct RecordOutcome {
     pub jitter: TimeDelta,
 }
 
+impl RecordOutcome {
+    /// The provider id whose early callbacks this outcome joins: the caller loads them from
+    /// that id's stream (`StreamKey::ProviderMessage`) and passes them to `record_outcome`.
+    pub fn joins(&self) -> Option<&ProviderMessageRef> {
+        match &self.outcome {
+            DispatchOutcome::Accepted { provider_ref, .. } => Some(provider_ref),
+            DispatchOutcome::Rejected { .. } | DispatchOutcome::Transport { .. } => None,
+        }
+    }
+}
+
+/// A status callback that arrived before its message was known (providers often post `queued`
+/// or `sent` before the send's HTTP response is recorded): kept as `UnmatchedStatusReceived` on
+/// the provider id's stream until an outcome names that id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyStatus {
+    pub status: crate::status::MessageStatus,
+    pub error_code: Option<u32>,
+}
+
+impl EarlyStatus {
+    /// The early status an event records, if it records one.
+    pub fn of(event: &Event) -> Option<Self> {
+        match event {
+            Event::Message(MessageEvent::UnmatchedStatusReceived {
+                status, error_code, ..
+            }) => Some(Self {
+                status: status.clone(),
+                error_code: *error_code,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Records a provider call's outcome, schedules a retry when allowed, and emits the error's
-/// follow-ups (contact flags, sender suspension, …).
+/// follow-ups (contact flags, sender suspension, …). An accepted outcome also joins `early`,
+/// the callbacks kept on the stream of the provider id it names (`RecordOutcome::joins`), in
+/// their order, as if each had arrived just now; other outcomes ignore them.
 pub fn record_outcome(
+    message: &MessageState,
+    command: &RecordOutcome,
+    early: &[EarlyStatus],
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    let mut events = outcome_events(message, command, policy, now)?;
+    let Some(provider_ref) = command.joins() else {
+        return Ok(events);
+    };
+    let mut state = fold_message(message.clone(), &events);
+    for early in early {
+        let joined = record_status(
+            &state,
+            &RecordStatus {
+                message_id: command.message_id,
+                provider: provider_ref.provider(),
+                provider_ref: Some(provider_ref.clone()),
+                status: early.status.clone(),
+                error_code: early.error_code,
+            },
+            now,
+        );
+        state = fold_message(state, &joined);
+        events.extend(joined);
+    }
+    Ok(events)
+}
+
+/// The message's state after `events` (events of other aggregates are skipped).
+fn fold_message(state: MessageState, events: &[Event]) -> MessageState {
+    events.iter().fold(state, |state, event| match event {
+        Event::Message(event) => state.apply(event),
+        _ => state,
+    })
+}
+
+fn outcome_events(
     message: &MessageState,
     command: &RecordOutcome,
     policy: &Policy,
@@ -594,6 +712,84 @@ pub fn record_status(message: &MessageState, command: &RecordStatus, now: Timest
         }
     }
     events
+}
+
+/// A provider status callback as the webhook layer parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCallback {
+    pub provider: ProviderKind,
+    pub provider_ref: Option<ProviderMessageRef>,
+    pub status: crate::status::MessageStatus,
+    pub error_code: Option<u32>,
+}
+
+/// Where a status callback goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusDecision {
+    /// Matched to its message (events: `record_status`'s, none for an exact repeat).
+    Matched {
+        message_id: MessageId,
+        events: Vec<Event>,
+    },
+    /// No message matches yet (events: `UnmatchedStatusReceived` on the provider id's stream,
+    /// joined by `record_outcome` when an outcome names that id).
+    Unmatched {
+        provider_ref: ProviderMessageRef,
+        events: Vec<Event>,
+    },
+}
+
+impl StatusDecision {
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Self::Matched { events, .. } | Self::Unmatched { events, .. } => events,
+        }
+    }
+
+    pub fn into_events(self) -> Vec<Event> {
+        match self {
+            Self::Matched { events, .. } | Self::Unmatched { events, .. } => events,
+        }
+    }
+}
+
+/// Decides a status callback: `matched` is the message it names (by wagate id or by the
+/// provider id of a recorded outcome), if any is known. A callback that matches nothing and
+/// names no provider id cannot be kept anywhere and is an error.
+pub fn status_callback(
+    matched: Option<(MessageId, &MessageState)>,
+    callback: &StatusCallback,
+    now: Timestamp,
+) -> Result<StatusDecision, CommandError> {
+    match (matched, &callback.provider_ref) {
+        (Some((message_id, message)), _) => {
+            let command = RecordStatus {
+                message_id,
+                provider: callback.provider,
+                provider_ref: callback.provider_ref.clone(),
+                status: callback.status.clone(),
+                error_code: callback.error_code,
+            };
+            Ok(StatusDecision::Matched {
+                message_id,
+                events: record_status(message, &command, now),
+            })
+        }
+        (None, Some(provider_ref)) => Ok(StatusDecision::Unmatched {
+            provider_ref: provider_ref.clone(),
+            events: vec![MessageEvent::UnmatchedStatusReceived {
+                provider_ref: provider_ref.clone(),
+                status: callback.status.clone(),
+                error_code: callback.error_code,
+                at: now,
+            }
+            .into()],
+        }),
+        (None, None) => Err(CommandError::InvalidField {
+            field: "callback",
+            reason: "names neither a wagate message id nor a provider message id".into(),
+        }),
+    }
 }
 
 /// Fails a claim that has had no outcome and no callback for the in-doubt timeout. It is not

@@ -485,40 +485,47 @@ impl Event {
 
     /// The event's type name in the log export and the docs (`OptedIn`, `StatusChanged`, …).
     pub fn type_name(&self) -> &'static str {
+        self.event_type().as_str()
+    }
+
+    /// The event's type. Exhaustive, so a new event variant does not compile until it has a
+    /// type, and a new type is in `EventType::ALL`, which the tests walk (persisted form,
+    /// export form, golden fixture, docs/events.md).
+    pub fn event_type(&self) -> EventType {
         match self {
             Self::Contact(event) => match event {
-                ContactEvent::OptedIn { .. } => "OptedIn",
-                ContactEvent::InboundReceived { .. } => "InboundReceived",
-                ContactEvent::OptedOut { .. } => "OptedOut",
-                ContactEvent::OptOutReviewRequested { .. } => "OptOutReviewRequested",
-                ContactEvent::FlagRaised { .. } => "FlagRaised",
-                ContactEvent::FlagCleared { .. } => "FlagCleared",
-                ContactEvent::WindowReportedClosed { .. } => "WindowReportedClosed",
+                ContactEvent::OptedIn { .. } => EventType::OptedIn,
+                ContactEvent::InboundReceived { .. } => EventType::InboundReceived,
+                ContactEvent::OptedOut { .. } => EventType::OptedOut,
+                ContactEvent::OptOutReviewRequested { .. } => EventType::OptOutReviewRequested,
+                ContactEvent::FlagRaised { .. } => EventType::FlagRaised,
+                ContactEvent::FlagCleared { .. } => EventType::FlagCleared,
+                ContactEvent::WindowReportedClosed { .. } => EventType::WindowReportedClosed,
             },
             Self::Message(event) => match event {
-                MessageEvent::TemplateSent { .. } => "TemplateSent",
-                MessageEvent::ReplySent { .. } => "ReplySent",
-                MessageEvent::SendRefused { .. } => "SendRefused",
-                MessageEvent::DispatchClaimed { .. } => "DispatchClaimed",
-                MessageEvent::ClaimRefused { .. } => "ClaimRefused",
-                MessageEvent::DispatchSucceeded { .. } => "DispatchSucceeded",
-                MessageEvent::DispatchFailed { .. } => "DispatchFailed",
-                MessageEvent::StatusChanged { .. } => "StatusChanged",
-                MessageEvent::InDoubtExpired { .. } => "InDoubtExpired",
-                MessageEvent::UnmatchedStatusReceived { .. } => "UnmatchedStatusReceived",
+                MessageEvent::TemplateSent { .. } => EventType::TemplateSent,
+                MessageEvent::ReplySent { .. } => EventType::ReplySent,
+                MessageEvent::SendRefused { .. } => EventType::SendRefused,
+                MessageEvent::DispatchClaimed { .. } => EventType::DispatchClaimed,
+                MessageEvent::ClaimRefused { .. } => EventType::ClaimRefused,
+                MessageEvent::DispatchSucceeded { .. } => EventType::DispatchSucceeded,
+                MessageEvent::DispatchFailed { .. } => EventType::DispatchFailed,
+                MessageEvent::StatusChanged { .. } => EventType::StatusChanged,
+                MessageEvent::InDoubtExpired { .. } => EventType::InDoubtExpired,
+                MessageEvent::UnmatchedStatusReceived { .. } => EventType::UnmatchedStatusReceived,
             },
             Self::Sender(event) => match event {
-                SenderEvent::Registered { .. } => "SenderRegistered",
-                SenderEvent::Authorized { .. } => "SenderAuthorized",
-                SenderEvent::Suspended { .. } => "SenderSuspended",
+                SenderEvent::Registered { .. } => EventType::SenderRegistered,
+                SenderEvent::Authorized { .. } => EventType::SenderAuthorized,
+                SenderEvent::Suspended { .. } => EventType::SenderSuspended,
             },
             Self::Template(event) => match event {
-                TemplateEvent::Registered { .. } => "TemplateRegistered",
-                TemplateEvent::ApprovalChanged { .. } => "TemplateApprovalChanged",
+                TemplateEvent::Registered { .. } => EventType::TemplateRegistered,
+                TemplateEvent::ApprovalChanged { .. } => EventType::TemplateApprovalChanged,
             },
             Self::Portfolio(event) => match event {
-                PortfolioEvent::MessagingLimitChanged { .. } => "MessagingLimitChanged",
-                PortfolioEvent::RecipientReached { .. } => "RecipientReached",
+                PortfolioEvent::MessagingLimitChanged { .. } => EventType::MessagingLimitChanged,
+                PortfolioEvent::RecipientReached { .. } => EventType::RecipientReached,
             },
         }
     }
@@ -657,5 +664,61 @@ impl From<TemplateEvent> for Event {
 impl From<PortfolioEvent> for Event {
     fn from(event: PortfolioEvent) -> Self {
         Self::Portfolio(event)
+    }
+}
+
+/// Declares `EventType` with its variants' names and the list of them all, from one list, so no
+/// type can be missing from `ALL`.
+macro_rules! event_types {
+    ($($name:ident),+ $(,)?) => {
+        /// Every type of event the log holds, named as in the export, the envelope and
+        /// docs/events.md.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum EventType {
+            $($name),+
+        }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$name),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$name => stringify!($name)),+
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    OptedIn,
+    InboundReceived,
+    OptedOut,
+    OptOutReviewRequested,
+    FlagRaised,
+    FlagCleared,
+    WindowReportedClosed,
+    TemplateSent,
+    ReplySent,
+    SendRefused,
+    DispatchClaimed,
+    ClaimRefused,
+    DispatchSucceeded,
+    DispatchFailed,
+    StatusChanged,
+    InDoubtExpired,
+    UnmatchedStatusReceived,
+    SenderRegistered,
+    SenderAuthorized,
+    SenderSuspended,
+    TemplateRegistered,
+    TemplateApprovalChanged,
+    MessagingLimitChanged,
+    RecipientReached,
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

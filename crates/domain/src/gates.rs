@@ -2,10 +2,11 @@
 //! The same function decides a send and re-checks a dispatch claim, so the two cannot drift.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::contact::ContactState;
 use crate::events::{ContactFlag, MessagingLimit, TemplateCategory};
-use crate::ids::{ContactId, PhoneNumber, TemplateId, WhatsAppAddress, Workflow};
+use crate::ids::{ContactId, IdError, PhoneNumber, TemplateId, WhatsAppAddress, Workflow};
 use crate::policy::Policy;
 use crate::portfolio::PortfolioState;
 use crate::rules::{Refusal, RuleId};
@@ -31,13 +32,67 @@ impl SendContent {
     }
 }
 
+/// The recipient of a send as the agent gave it, parsed once at the edge and carried typed.
+/// An invalid number is not an input error: it is a recorded `invalid_number` refusal, so the
+/// text as given and the reason travel with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    Phone(PhoneNumber),
+    Invalid { given: String, error: IdError },
+}
+
+impl Recipient {
+    pub fn parse(input: &str) -> Self {
+        match PhoneNumber::parse(input) {
+            Ok(number) => Self::Phone(number),
+            Err(error) => Self::Invalid {
+                given: input.to_owned(),
+                error,
+            },
+        }
+    }
+
+    /// An intent's contact as a recipient: a phone number as it is; any other contact id (a
+    /// business-scoped user id cannot be messaged by number) is invalid exactly as its text is.
+    pub fn of_contact(contact: &ContactId) -> Self {
+        match contact {
+            ContactId::Phone(number) => Self::Phone(number.clone()),
+            ContactId::BusinessScoped(_) => Self::parse(&contact.to_string()),
+        }
+    }
+
+    pub fn number(&self) -> Option<&PhoneNumber> {
+        match self {
+            Self::Phone(number) => Some(number),
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
+impl From<PhoneNumber> for Recipient {
+    fn from(number: PhoneNumber) -> Self {
+        Self::Phone(number)
+    }
+}
+
+/// The recipient as given: `PhoneNumber` keeps its input unchanged, so a valid number displays
+/// exactly as the agent wrote it.
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Phone(number) => number.fmt(f),
+            Self::Invalid { given, .. } => f.write_str(given),
+        }
+    }
+}
+
 /// Everything the gates look at, loaded from the newest state.
 #[derive(Debug, Clone, Copy)]
 pub struct SendFacts<'a> {
     pub sender_address: &'a WhatsAppAddress,
     pub sender: &'a SenderState,
-    /// The recipient as given: validated here so an invalid one is a recorded refusal.
-    pub to: &'a str,
+    /// The recipient: an invalid one is a recorded refusal, checked here in rule order.
+    pub to: &'a Recipient,
     /// The contact's state (empty for a contact wagate has never seen).
     pub contact: &'a ContactState,
     pub content: &'a SendContent,
@@ -70,16 +125,15 @@ pub fn check(facts: &SendFacts<'_>, policy: &Policy, now: Timestamp) -> Result<A
         });
     }
     // Every rule passed, so the number, the workflow and (for templates) the template are valid.
-    let number = PhoneNumber::parse(facts.to);
     let workflow = facts.workflow.map(Workflow::parse);
-    match (number, workflow) {
-        (Ok(number), Some(Ok(workflow))) => {
+    match (facts.to, workflow) {
+        (Recipient::Phone(number), Some(Ok(workflow))) => {
             let is_template = facts.content.is_template();
             let window_open = facts
                 .contact
                 .is_window_open(now, policy.window_safety_margin);
             Ok(Allowed {
-                contact: ContactId::Phone(number),
+                contact: ContactId::Phone(number.clone()),
                 workflow,
                 category: facts
                     .template
@@ -91,7 +145,9 @@ pub fn check(facts: &SendFacts<'_>, policy: &Policy, now: Timestamp) -> Result<A
             })
         }
         // Unreachable while broken_rules checks both; kept as a refusal rather than a panic.
-        (Err(error), _) => Err(single(RuleId::InvalidNumber, error.to_string())),
+        (Recipient::Invalid { error, .. }, _) => {
+            Err(single(RuleId::InvalidNumber, error.to_string()))
+        }
         (_, _) => Err(single(
             RuleId::WorkflowNotAllowed,
             "the workflow is missing or invalid".into(),
@@ -133,9 +189,9 @@ pub fn broken_rules(
         ));
     }
 
-    let number_valid = match PhoneNumber::parse(facts.to) {
-        Ok(_) => true,
-        Err(error) => {
+    let number_valid = match facts.to {
+        Recipient::Phone(_) => true,
+        Recipient::Invalid { error, .. } => {
             broken.push((RuleId::InvalidNumber, error.to_string()));
             false
         }
@@ -223,8 +279,8 @@ pub fn broken_rules(
     }
 
     if number_valid && is_template && !window_open {
-        if let Ok(number) = PhoneNumber::parse(to) {
-            let contact_id = ContactId::Phone(number);
+        if let Some(number) = to.number() {
+            let contact_id = ContactId::Phone(number.clone());
             let limit = facts
                 .portfolio
                 .limit

@@ -334,6 +334,15 @@ impl ProviderMessageRef {
             Self::Meta(wamid) => wamid.as_str(),
         }
     }
+
+    /// The provider whose id format this is, for classifying a callback's error code (the
+    /// sandbox issues Twilio-format ids and Twilio's codes, so its ids read as Twilio's).
+    pub fn provider(&self) -> crate::classify::ProviderKind {
+        match self {
+            Self::Twilio(_) => crate::classify::ProviderKind::Twilio,
+            Self::Meta(_) => crate::classify::ProviderKind::Meta,
+        }
+    }
 }
 
 impl fmt::Display for ProviderMessageRef {

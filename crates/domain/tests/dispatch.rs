@@ -2,7 +2,8 @@
 
 use chrono::TimeDelta;
 use wagate_domain::decide::{
-    self, ClaimDecision, ClaimDispatch, CommandError, DispatchOutcome, RecordOutcome, RecordStatus,
+    self, ClaimDecision, ClaimDispatch, CommandError, DispatchOutcome, EarlyStatus, RecordOutcome,
+    RecordStatus, StatusCallback, StatusDecision,
 };
 use wagate_domain::{
     ContactEvent, ContactFlag, DispatchPhase, Event, MessageEvent, MessageState, MessageStatus,
@@ -84,7 +85,7 @@ fn outcome(
         jitter,
     };
     let events =
-        decide::record_outcome(message, &command, &fx.policy, now).expect("outcome recorded");
+        decide::record_outcome(message, &command, &[], &fx.policy, now).expect("outcome recorded");
     fx.apply(&events);
     let after = fold_message(message.clone(), &events);
     (events, after)
@@ -140,8 +141,9 @@ fn a_refused_or_unknown_message_cannot_be_claimed() {
     let mut fx = Fx::ready();
     fx.sender = Default::default();
     let command = fx.default_template_send();
-    let refusal = fx.send(&command, t0()).expect_err("refused");
-    let message = message_state(&[decide::refusal_event(&command, &refusal, t0())]);
+    let decision = decide::send(&fx.state(), &command, &fx.policy, t0());
+    let refusal = decision.refusal().expect("refused").clone();
+    let message = message_state(decision.events());
     assert_eq!(message.refused.as_ref().map(|r| r.0), Some(refusal.rule));
     not_claimable(try_claim(&fx, &message, t0()), "never allowed");
 }
@@ -390,7 +392,7 @@ fn an_outcome_must_match_the_open_claim() {
         outcome: rejected(ProviderKind::Twilio, 63012),
         jitter: TimeDelta::zero(),
     };
-    assert!(decide::record_outcome(&message, &command, &fx.policy, t0()).is_err());
+    assert!(decide::record_outcome(&message, &command, &[], &fx.policy, t0()).is_err());
     let (events, after) = outcome(
         &mut fx,
         &message,
@@ -416,7 +418,7 @@ fn an_outcome_must_match_the_open_claim() {
         outcome: rejected(ProviderKind::Twilio, 63012),
         jitter: TimeDelta::zero(),
     };
-    assert!(decide::record_outcome(&after, &again, &fx.policy, t0()).is_err());
+    assert!(decide::record_outcome(&after, &again, &[], &fx.policy, t0()).is_err());
     // A second report of the recorded attempt (the dispatcher retrying its own report) appends
     // nothing: it must not turn a success into a failure or suspend the sender.
     let duplicate = RecordOutcome {
@@ -426,7 +428,7 @@ fn an_outcome_must_match_the_open_claim() {
         jitter: TimeDelta::zero(),
     };
     let error =
-        decide::record_outcome(&after, &duplicate, &fx.policy, t0()).expect_err("duplicate");
+        decide::record_outcome(&after, &duplicate, &[], &fx.policy, t0()).expect_err("duplicate");
     assert!(error.to_string().contains("already recorded"), "{error}");
 }
 
@@ -583,4 +585,156 @@ fn an_unanswered_claim_expires_in_doubt_and_is_not_resent() {
     let command = fx.default_template_send();
     let pending = fx.allowed(&command, t0());
     assert!(decide::expire_in_doubt(&pending, &fx.policy, t0() + hours(5)).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status callbacks that match nothing yet, and their joining.
+
+fn callback(status: &str, error_code: Option<u32>) -> StatusCallback {
+    StatusCallback {
+        provider: ProviderKind::Twilio,
+        provider_ref: Some(sid()),
+        status: MessageStatus::parse(status),
+        error_code,
+    }
+}
+
+#[test]
+fn a_callback_for_a_known_message_is_its_status() {
+    let (_, message) = claimed();
+    let id = message.id.expect("id");
+    let decision =
+        decide::status_callback(Some((id, &message)), &callback("sent", None), t0()).expect("ok");
+    let StatusDecision::Matched { message_id, events } = decision else {
+        panic!("expected a match, got {decision:?}");
+    };
+    assert_eq!(message_id, id);
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Message(MessageEvent::StatusChanged {
+            status: MessageStatus::Sent,
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn a_callback_that_matches_nothing_is_kept_on_the_provider_id_stream() {
+    let decision = decide::status_callback(None, &callback("queued", Some(0)), t0()).expect("ok");
+    let StatusDecision::Unmatched {
+        provider_ref,
+        events,
+    } = &decision
+    else {
+        panic!("expected no match, got {decision:?}");
+    };
+    assert_eq!(provider_ref, &sid());
+    assert_eq!(
+        events,
+        &[Event::Message(MessageEvent::UnmatchedStatusReceived {
+            provider_ref: sid(),
+            status: MessageStatus::Queued,
+            error_code: Some(0),
+            at: t0(),
+        })]
+    );
+    assert_eq!(
+        events[0].stream(),
+        wagate_domain::StreamKey::ProviderMessage(sid())
+    );
+    let early: Vec<EarlyStatus> = events.iter().filter_map(EarlyStatus::of).collect();
+    assert_eq!(
+        early,
+        [EarlyStatus {
+            status: MessageStatus::Queued,
+            error_code: Some(0)
+        }]
+    );
+}
+
+#[test]
+fn a_callback_with_no_id_at_all_is_an_error() {
+    let mut nameless = callback("sent", None);
+    nameless.provider_ref = None;
+    assert!(matches!(
+        decide::status_callback(None, &nameless, t0()),
+        Err(CommandError::InvalidField {
+            field: "callback",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_accepted_outcome_joins_the_callbacks_that_came_before_it() {
+    let (fx, message) = claimed();
+    let early = [
+        EarlyStatus {
+            status: MessageStatus::Sent,
+            error_code: None,
+        },
+        EarlyStatus {
+            status: MessageStatus::Delivered,
+            error_code: None,
+        },
+        // A provider retry of the same callback is joined once.
+        EarlyStatus {
+            status: MessageStatus::Delivered,
+            error_code: None,
+        },
+    ];
+    let command = RecordOutcome {
+        message_id: message.id.expect("id"),
+        attempt: 1,
+        outcome: DispatchOutcome::Accepted {
+            provider_ref: sid(),
+            provider_status: MessageStatus::Queued,
+        },
+        jitter: TimeDelta::zero(),
+    };
+    assert_eq!(command.joins(), Some(&sid()));
+    let events = decide::record_outcome(&message, &command, &early, &fx.policy, t0())
+        .expect("outcome recorded");
+    let kinds: Vec<(&str, Option<&MessageStatus>)> = events
+        .iter()
+        .map(|event| match event {
+            Event::Message(MessageEvent::StatusChanged { status, .. }) => {
+                (event.type_name(), Some(status))
+            }
+            _ => (event.type_name(), None),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("DispatchSucceeded", None),
+            ("StatusChanged", Some(&MessageStatus::Sent)),
+            ("StatusChanged", Some(&MessageStatus::Delivered)),
+        ]
+    );
+    assert_eq!(
+        fold_message(message, &events).status,
+        MessageStatus::Delivered
+    );
+}
+
+#[test]
+fn a_failed_outcome_joins_nothing() {
+    let (fx, message) = claimed();
+    let early = [EarlyStatus {
+        status: MessageStatus::Delivered,
+        error_code: None,
+    }];
+    let command = RecordOutcome {
+        message_id: message.id.expect("id"),
+        attempt: 1,
+        outcome: rejected(ProviderKind::Twilio, 21211),
+        jitter: TimeDelta::zero(),
+    };
+    assert_eq!(command.joins(), None);
+    let events = decide::record_outcome(&message, &command, &early, &fx.policy, t0())
+        .expect("outcome recorded");
+    assert!(events
+        .iter()
+        .all(|event| !matches!(event, Event::Message(MessageEvent::StatusChanged { .. }))));
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use wagate_domain::decide::{self, ClaimDecision, ClaimDispatch, SendMessage};
+use wagate_domain::Recipient;
 use wagate_domain::{
     Aggregate, ApprovalStatus, BusinessScopedUserId, ContactFlag, ContactId, ContactState,
     MessageEvent, MessageState, MessageStatus, MessagingLimit, PortfolioEvent, PortfolioId, RuleId,
@@ -84,7 +85,7 @@ fn send_cases() -> Vec<SendCase> {
         let mut fx = Fx::ready();
         fx.contact = ContactState::default();
         let mut command = fx.default_template_send();
-        command.to = to.into();
+        command.to = Recipient::parse(to);
         cases.push(case(fx, command, RuleId::InvalidNumber, fragment, &[]));
     }
 
@@ -363,7 +364,7 @@ fn a_request_breaking_several_rules_names_the_first_and_lists_the_rest() {
     let mut fx = Fx::ready();
     fx.contact = ContactState::default();
     let mut command = fx.freeform_send();
-    command.to = "nobody".into();
+    command.to = Recipient::parse("nobody");
     command.workflow = None;
     check_refusal(
         &fx.send(&command, t0()),
@@ -382,7 +383,7 @@ fn the_same_request_gets_the_same_answer() {
     let first = decide::send(&fx.state(), &command, &fx.policy, t0());
     let second = decide::send(&fx.state(), &command, &fx.policy, t0());
     assert_eq!(first, second);
-    assert!(first.is_err());
+    assert!(first.refusal().is_some());
 }
 
 // ---------------------------------------------------------------------------------------------

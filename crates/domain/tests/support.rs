@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta};
-use wagate_domain::decide::{self, ClaimDecision, ClaimDispatch, SendMessage, SendState};
+use wagate_domain::decide::{
+    self, ClaimDecision, ClaimDispatch, SendDecision, SendMessage, SendState,
+};
 use wagate_domain::{
     Aggregate, ApprovalStatus, ContactEvent, ContactFlag, ContactId, ContactState, Event,
     MessageEvent, MessageId, MessageState, MessagingLimit, OptInSource, PhoneNumber, Policy,
-    PortfolioId, PortfolioState, ProviderKind, Refusal, RuleId, SendContent, SenderState,
-    TemplateCategory, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
+    PortfolioId, PortfolioState, ProviderKind, Recipient, Refusal, RuleId, SendContent,
+    SenderState, TemplateCategory, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 
 /// 2026-11-25 09:00:00 UTC: every test counts from here, never from the wall clock.
@@ -247,7 +249,7 @@ impl Fx {
         SendMessage {
             message_id: self.next_message_id(),
             sender: self.sender_address.clone(),
-            to: TO.into(),
+            to: Recipient::parse(TO),
             workflow: Some(WORKFLOW.into()),
             content: SendContent::Template {
                 template: self.template_id.clone(),
@@ -264,7 +266,7 @@ impl Fx {
         SendMessage {
             message_id: self.next_message_id(),
             sender: self.sender_address.clone(),
-            to: TO.into(),
+            to: Recipient::parse(TO),
             workflow: Some(WORKFLOW.into()),
             content: SendContent::Freeform {
                 text: "Thursday at 10 works".into(),
@@ -273,12 +275,12 @@ impl Fx {
     }
 
     pub fn send(&mut self, command: &SendMessage, now: Timestamp) -> Result<Vec<Event>, Refusal> {
-        let result = decide::send(&self.state(), command, &self.policy, now);
-        match &result {
-            Ok(events) => self.apply(events),
-            Err(refusal) => self.apply(&[decide::refusal_event(command, refusal, now)]),
+        let decision = decide::send(&self.state(), command, &self.policy, now);
+        self.apply(decision.events());
+        match decision {
+            SendDecision::Allowed { events } => Ok(events),
+            SendDecision::Refused { refusal, .. } => Err(refusal),
         }
-        result
     }
 
     /// Sends and expects it allowed; returns the message's state after the decision.

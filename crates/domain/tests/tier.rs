@@ -1,7 +1,8 @@
 //! The portfolio messaging limit: unique recipients of business-initiated messages outside an
 //! open window, over a rolling 24 h, shared by every number of the portfolio.
 
-use wagate_domain::decide::{self, SendMessage};
+use wagate_domain::decide::{self, SendDecision, SendMessage};
+use wagate_domain::Recipient;
 use wagate_domain::{
     ContactState, Event, MessagingLimit, PortfolioEvent, RuleId, SendContent, Timestamp,
 };
@@ -34,18 +35,20 @@ impl Hub {
         let command = SendMessage {
             message_id,
             sender: self.fx.sender_address.clone(),
-            to,
+            to: Recipient::parse(&to),
             workflow: Some(WORKFLOW.into()),
             content: SendContent::Template {
                 template: self.fx.template_id.clone(),
                 variables: vars(&[("1", "Lea")]),
             },
         };
-        let result = decide::send(&self.fx.state(), &command, &self.fx.policy, now);
-        if let Ok(events) = &result {
-            self.fx.apply(events);
+        match decide::send(&self.fx.state(), &command, &self.fx.policy, now) {
+            SendDecision::Allowed { events } => {
+                self.fx.apply(&events);
+                Ok(events)
+            }
+            SendDecision::Refused { refusal, .. } => Err(refusal.rule),
         }
-        result.map_err(|refusal| refusal.rule)
     }
 
     fn reaches(events: &[Event]) -> usize {

@@ -101,7 +101,7 @@ fn window_reported_closed_closes_it_until_the_next_inbound() {
         },
         jitter: TimeDelta::zero(),
     };
-    let events = decide::record_outcome(&message, &outcome, &fx.policy, t0() + hours(2))
+    let events = decide::record_outcome(&message, &outcome, &[], &fx.policy, t0() + hours(2))
         .expect("open claim");
     assert_eq!(
         type_names(&events),

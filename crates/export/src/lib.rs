@@ -6,9 +6,10 @@
 //!  "payload":{"contact":"+41790000001","source":"keyword","detail":"STOP","at":"2026-11-25T09:00:00.000000000Z"}}
 //! ```
 //!
-//! This is a stable interface (design.md): fields are only ever added. Payload field names are
-//! the domain's, identifiers are in their canonical text form, times are RFC 3339 UTC with
-//! nanoseconds, enums are their stable snake_case ids. docs/events.md documents every type.
+//! This is a stable interface (docs/events.md, "Export format"): fields are only ever added.
+//! Payload field names are the domain's, identifiers are in their canonical text form, times are
+//! RFC 3339 UTC with nanoseconds, enums are their stable snake_case ids. docs/events.md documents
+//! every type.
 //! `ExportedEvent` reads a line back, so `wagate audit` can check an export file with the same
 //! code it uses on a database.
 
@@ -79,8 +80,8 @@ impl ExportedEvent {
 
     /// The line, without its newline.
     pub fn to_line(&self) -> String {
-        // Invariant: a struct of strings, integers and a JSON map always serializes.
-        serde_json::to_string(self).unwrap_or_default()
+        serde_json::to_string(self)
+            .expect("a struct of strings, integers and a JSON map (string keys) always serializes")
     }
 
     /// A payload field as text (`""` when absent or not a string).
@@ -105,8 +106,9 @@ pub fn time(at: Timestamp) -> String {
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
-        // Invariant: every arm below builds an object with json!({...}).
-        _ => Map::new(),
+        other => {
+            unreachable!("every payload arm builds an object with json!({{...}}), got {other}")
+        }
     }
 }
 

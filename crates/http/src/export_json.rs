@@ -18,6 +18,6 @@ pub fn history_entry_to_json(entry: &HistoryEntry) -> Value {
 }
 
 fn to_value(event: ExportedEvent) -> Value {
-    // Invariant: an ExportedEvent is strings, integers and a JSON map, which always convert.
-    serde_json::to_value(event).unwrap_or(Value::Null)
+    serde_json::to_value(event)
+        .expect("an ExportedEvent is strings, integers and a JSON map, which always convert")
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wagate_dispatch::{ClaimAnswer, HubAnswer, PendingIntent};
 use wagate_domain::decide::{
-    self, ClaimDecision, ClaimDispatch, ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome,
-    RecordStatus, RegisterSender, RegisterTemplate, SendMessage, SendState,
+    self, ClaimDecision, ClaimDispatch, EarlyStatus, ReceiveInbound, RecordOptIn, RecordOptOut,
+    RecordOutcome, RegisterSender, RegisterTemplate, SendMessage, SendState, StatusCallback,
 };
 use wagate_domain::{
     ApprovalStatus, CommandError, ContactEvent, ContactId, ContactState, DispatchPhase, Event,
@@ -50,6 +50,10 @@ pub struct SimHub {
     templates: BTreeMap<TemplateId, TemplateState>,
     portfolios: BTreeMap<PortfolioId, PortfolioState>,
     intent_positions: BTreeMap<MessageId, u64>,
+    /// Which message a provider id belongs to (as the app's projection indexes it).
+    by_provider_ref: BTreeMap<ProviderMessageRef, MessageId>,
+    /// Callbacks kept on a provider id's stream before its message was known.
+    early: BTreeMap<ProviderMessageRef, Vec<EarlyStatus>>,
     webhook_ids: BTreeSet<u64>,
     checkpoint: u64,
 }
@@ -118,6 +122,33 @@ impl SimHub {
                     .insert(event.contact().clone(), state.apply(event));
             }
             Event::Message(event) => {
+                match event {
+                    MessageEvent::DispatchSucceeded {
+                        message_id,
+                        provider_ref,
+                        ..
+                    } => {
+                        self.by_provider_ref
+                            .insert(provider_ref.clone(), *message_id);
+                    }
+                    MessageEvent::StatusChanged {
+                        message_id,
+                        provider_ref: Some(reference),
+                        ..
+                    } => {
+                        self.by_provider_ref
+                            .entry(reference.clone())
+                            .or_insert(*message_id);
+                    }
+                    MessageEvent::UnmatchedStatusReceived { provider_ref, .. } => {
+                        let early = EarlyStatus::of(&Event::Message(event.clone()));
+                        self.early
+                            .entry(provider_ref.clone())
+                            .or_default()
+                            .extend(early);
+                    }
+                    _ => {}
+                }
                 let Some(id) = event.message_id() else {
                     return;
                 };
@@ -283,7 +314,7 @@ impl SimHub {
 
     /// Decides a send and records the intent or the refusal.
     pub fn send(&mut self, command: &SendMessage, now: Timestamp) -> Result<(), Refusal> {
-        let contact = ContactId::parse(&command.to).ok();
+        let contact = command.to.number().cloned().map(ContactId::Phone);
         let template = match &command.content {
             SendContent::Template { template, .. } => Some(template.clone()),
             SendContent::Freeform { .. } => None,
@@ -294,15 +325,11 @@ impl SimHub {
             template.as_ref(),
             |state| decide::send(&state, command, &self.policy, now),
         );
-        match decision {
-            Ok(events) => {
-                self.append(events);
-                Ok(())
-            }
-            Err(refusal) => {
-                self.append(vec![decide::refusal_event(command, &refusal, now)]);
-                Err(refusal)
-            }
+        let (events, refusal) = decision.into_parts();
+        self.append(events);
+        match refusal {
+            None => Ok(()),
+            Some(refusal) => Err(refusal),
         }
     }
 
@@ -367,8 +394,12 @@ impl SimHub {
 
     pub fn record_outcome(&mut self, command: &RecordOutcome, now: Timestamp) -> HubAnswer {
         let id = command.message_id;
+        let early = command
+            .joins()
+            .and_then(|provider_ref| self.early.get(provider_ref))
+            .map_or(&[][..], Vec::as_slice);
         if let Some(message) = self.messages.get(&id) {
-            if let Ok(events) = decide::record_outcome(message, command, &self.policy, now) {
+            if let Ok(events) = decide::record_outcome(message, command, early, &self.policy, now) {
                 self.append(events);
             }
         }
@@ -388,11 +419,13 @@ impl SimHub {
     }
 
     /// A provider status callback, de-duplicated by its webhook id (as the real hub does with
-    /// idempotency keys); returns how many events it appended.
+    /// idempotency keys), matched like the real hub: by the wagate message id when it names a
+    /// known message, else by the provider id; one that matches nothing is kept for the outcome
+    /// that names its provider id. Returns how many events it appended.
     pub fn status_callback(
         &mut self,
         webhook_id: u64,
-        message_id: MessageId,
+        message_id: Option<MessageId>,
         provider_ref: &ProviderMessageRef,
         status: &MessageStatus,
         error_code: Option<u32>,
@@ -401,24 +434,19 @@ impl SimHub {
         if !self.webhook_ids.insert(webhook_id) {
             return 0;
         }
-        let Some(message) = self.messages.get(&message_id) else {
-            let event = MessageEvent::UnmatchedStatusReceived {
-                provider_ref: provider_ref.clone(),
-                status: status.clone(),
-                error_code,
-                at: now,
-            };
-            return self.append(vec![event.into()]);
-        };
-        let command = RecordStatus {
-            message_id,
-            provider: ProviderKind::Twilio,
+        let matched = message_id
+            .filter(|id| self.messages.contains_key(id))
+            .or_else(|| self.by_provider_ref.get(provider_ref).copied())
+            .and_then(|id| Some((id, self.messages.get(&id)?)));
+        let callback = StatusCallback {
+            provider: provider_ref.provider(),
             provider_ref: Some(provider_ref.clone()),
             status: status.clone(),
             error_code,
         };
-        let events = decide::record_status(message, &command, now);
-        self.append(events)
+        let decision = decide::status_callback(matched, &callback, now)
+            .expect("a callback that names a provider id can always be kept");
+        self.append(decision.into_events())
     }
 
     /// What the dispatcher is told on start and on every poll: every message with dispatch

@@ -15,7 +15,7 @@ use wagate_dispatch::{ClaimAnswer, Config, Dispatcher, Effect, HubAnswer, Input}
 use wagate_domain::decide::{RegisterTemplate, SendMessage};
 use wagate_domain::{
     ApprovalStatus, ContactId, MessageId, MessageStatus, PhoneNumber, Policy, PortfolioId,
-    SendContent, TemplateCategory, TemplateId, Timestamp, WhatsAppAddress,
+    Recipient, SendContent, TemplateCategory, TemplateId, Timestamp, WhatsAppAddress,
 };
 
 use crate::check::{self, Violation};
@@ -320,7 +320,7 @@ impl World {
         let command = SendMessage {
             message_id,
             sender: self.sender.clone(),
-            to: self.contact(contact).to_string(),
+            to: Recipient::of_contact(self.contact(contact)),
             workflow: Some("appointment_scheduling".into()),
             content,
         };
@@ -472,7 +472,7 @@ impl World {
         let seen_before = self.hub.has_webhook(callback.webhook_id);
         let appended = self.hub.status_callback(
             callback.webhook_id,
-            callback.message_id,
+            Some(callback.message_id),
             &callback.provider_ref,
             &callback.status,
             callback.error_code,

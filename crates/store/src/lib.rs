@@ -19,6 +19,8 @@ mod keys;
 /// upcasters, keep the v1 mirrors byte-stable).
 pub mod persisted;
 mod record;
+/// The persisted form of a send's answer, kept with its idempotency key.
+pub mod send_result;
 mod store;
 mod stream;
 mod writer;

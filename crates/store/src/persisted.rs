@@ -1,10 +1,10 @@
 //! The persisted forms of domain events, and the conversions both ways.
 //!
 //! Domain events are plain Rust types; what goes on disk is this module's mirror types, encoded
-//! with postcard. postcard is not self-describing, so the rules here are strict (design.md,
-//! "Traps"): one struct per event type and schema version, fields only ever appended by a new
-//! version with an upcaster, no `flatten`/`skip*`/`default`/tagged or untagged enums, no floats,
-//! no maps; small enums are stored as their stable string ids (a reordered Rust enum cannot turn
+//! with postcard. postcard is not self-describing, so the rules here are strict (docs/events.md,
+//! "Schema versions"): one struct per event type and schema version, fields only ever appended
+//! by a new version with an upcaster, no `flatten`/`skip*`/`default`/tagged or untagged enums,
+//! no floats, no maps; small enums are stored as their stable string ids (a reordered Rust enum cannot turn
 //! `OptedOut` into `OptedIn`); times are integer nanoseconds since the epoch; decoding is strict
 //! (`take_from_bytes` with no leftover bytes). Identifiers are validated again on the way out, so
 //! a corrupt record is an error, never a wrong value.

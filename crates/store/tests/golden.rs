@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, MessageEvent, MessageId,
-    MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, PortfolioId,
-    ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent, TemplateCategory,
-    TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, MessageEvent,
+    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Refusal, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
+use wagate_store::send_result::{self, SendResult};
 use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
 
 fn fixtures_dir() -> PathBuf {
@@ -370,6 +371,11 @@ fn there_is_a_golden_sample_of_every_event_type() {
     let sampled: BTreeSet<&str> = golden_samples().iter().map(Event::type_name).collect();
     let known: BTreeSet<&str> = EVENT_TYPES.into_iter().collect();
     assert_eq!(sampled, known);
+    let domain: BTreeSet<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(
+        known, domain,
+        "EVENT_TYPES lists every type the domain defines"
+    );
     assert_eq!(golden_samples().len(), EVENT_TYPES.len());
 }
 
@@ -533,4 +539,102 @@ fn send_refused_v1_is_upcast_to_v2() {
         persisted::decode_payload("SendRefused", 3, &v1).is_err(),
         "no version from the future"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Send results kept with an idempotency key: the same contract, in `fixtures/send_results/`.
+
+fn send_results_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/send_results")
+}
+
+/// The golden sample of each shape of the current format, by fixture name.
+fn send_result_samples() -> Vec<(&'static str, SendResult)> {
+    vec![
+        (
+            "accepted.v1.bin",
+            SendResult::Accepted {
+                message_id: message_id(),
+            },
+        ),
+        (
+            "refused.v1.bin",
+            SendResult::Refused(Refusal {
+                rule: RuleId::TierLimit,
+                message: "the portfolio reached 2000 of its 2000 unique recipients ✓".into(),
+                also_broken: vec![RuleId::NotOnWhatsapp, RuleId::MarketingPaused],
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn send_result_golden_files_decode_forever() {
+    let dir = send_results_dir();
+    if std::env::var_os("WAGATE_BLESS").is_some() {
+        for (name, sample) in send_result_samples() {
+            let path = dir.join(name);
+            if !path.exists() {
+                std::fs::create_dir_all(&dir).expect("fixture dir");
+                std::fs::write(&path, send_result::encode(&sample)).expect("write fixture");
+                eprintln!("blessed {}", path.display());
+            }
+        }
+    }
+    for (name, sample) in send_result_samples() {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{} is missing (run with WAGATE_BLESS=1 once): {e}",
+                path.display()
+            )
+        });
+        let decoded = send_result::decode(&bytes)
+            .unwrap_or_else(|e| panic!("{} no longer decodes: {e}", path.display()));
+        assert_eq!(decoded, sample, "{} decodes differently", path.display());
+        assert_eq!(
+            send_result::encode(&sample),
+            bytes,
+            "{} encodes differently",
+            path.display()
+        );
+    }
+}
+
+/// Keys written before the versioned form (text, live for 24 h) still answer after an upgrade.
+#[test]
+fn legacy_text_send_results_still_decode() {
+    let dir = send_results_dir();
+    let accepted = std::fs::read(dir.join("legacy_accepted.txt")).expect("legacy fixture");
+    assert_eq!(
+        send_result::decode(&accepted).expect("legacy ok decodes"),
+        SendResult::Accepted {
+            message_id: message_id()
+        }
+    );
+    let refused = std::fs::read(dir.join("legacy_refused.txt")).expect("legacy fixture");
+    assert_eq!(
+        send_result::decode(&refused).expect("legacy refusal decodes"),
+        SendResult::Refused(Refusal {
+            rule: RuleId::OptedOut,
+            message: "+41790000001 opted out and has not opted in again\n(second line)".into(),
+            also_broken: Vec::new(),
+        })
+    );
+}
+
+#[test]
+fn corrupt_send_results_are_errors() {
+    let mut bytes = send_result::encode(&send_result_samples()[1].1);
+    assert!(send_result::decode(&[]).is_err());
+    assert!(send_result::decode(&[9]).is_err(), "unknown format");
+    assert!(send_result::decode(b"ok\nnot-a-uuid").is_err());
+    assert!(send_result::decode(b"refused\nno_such_rule\nwhy").is_err());
+    assert!(send_result::decode(b"ok").is_err());
+    assert!(
+        send_result::decode(&bytes[..bytes.len() - 1]).is_err(),
+        "truncated"
+    );
+    bytes.push(0);
+    assert!(send_result::decode(&bytes).is_err(), "trailing bytes");
 }

@@ -4,5 +4,7 @@
 mod properties;
 // Named scenarios, each once a bug or a requirement.
 mod regressions;
+// Callbacks before the response, joined later.
+mod early_callbacks;
 // Strategies and helpers.
 mod support;

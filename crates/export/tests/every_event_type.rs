@@ -1,0 +1,294 @@
+//! Adding an event type touches the domain, its persisted form, its export form, its golden
+//! fixture and docs/events.md. This test fails (or, for `sample`, does not compile) when one of
+//! them is forgotten: it walks `EventType::ALL`, which the domain generates from the same list
+//! as the enum, and `Event::event_type` is an exhaustive match over every event variant.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use wagate_domain::{
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, MessageEvent,
+    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+};
+use wagate_export::ExportedEvent;
+use wagate_store::persisted;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn at() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_764_000_000, 0).expect("valid timestamp")
+}
+
+/// One event of `event_type`. Exhaustive over `EventType`: a new type does not compile here.
+fn sample(event_type: EventType) -> Event {
+    let contact = ContactId::parse("+41790000001").expect("contact");
+    let sender = WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender");
+    let message_id =
+        MessageId::from_uuid(Uuid::from_u128(0x0190_b5a2_7c1e_7000_8000_0000_0000_0001))
+            .expect("message id");
+    let provider_ref =
+        ProviderMessageRef::parse("SM0123456789abcdef0123456789abcdef").expect("sid");
+    let template = TemplateId::parse("appointment_reminder").expect("template");
+    let workflow = Workflow::parse("appointment_scheduling").expect("workflow");
+    let portfolio = PortfolioId::parse("default").expect("portfolio");
+    let at = at();
+    match event_type {
+        EventType::OptedIn => ContactEvent::OptedIn {
+            contact,
+            source: OptInSource::WebForm,
+            evidence: "form 42".into(),
+            recorded_by: "operator".into(),
+            wording_version: "v1".into(),
+            at,
+        }
+        .into(),
+        EventType::InboundReceived => ContactEvent::InboundReceived {
+            contact,
+            sender: Some(sender),
+            provider_ref: Some(provider_ref),
+            kind: "text".into(),
+            text: "hello".into(),
+            at,
+        }
+        .into(),
+        EventType::OptedOut => ContactEvent::OptedOut {
+            contact,
+            source: OptOutSource::Keyword,
+            detail: "STOP".into(),
+            at,
+        }
+        .into(),
+        EventType::OptOutReviewRequested => ContactEvent::OptOutReviewRequested {
+            contact,
+            text: "please stop".into(),
+            matched: "stop".into(),
+            at,
+        }
+        .into(),
+        EventType::FlagRaised => ContactEvent::FlagRaised {
+            contact,
+            flag: ContactFlag::NotOnWhatsapp,
+            reason: "twilio error 63003".into(),
+            at,
+        }
+        .into(),
+        EventType::FlagCleared => ContactEvent::FlagCleared {
+            contact,
+            flag: ContactFlag::MarketingPaused,
+            reason: "operator".into(),
+            at,
+        }
+        .into(),
+        EventType::WindowReportedClosed => ContactEvent::WindowReportedClosed {
+            contact,
+            code: 63016,
+            at,
+        }
+        .into(),
+        EventType::TemplateSent => MessageEvent::TemplateSent {
+            message_id,
+            contact,
+            sender,
+            template,
+            category: TemplateCategory::Utility,
+            variables: vec![("1".into(), "Lea".into())],
+            workflow,
+            at,
+        }
+        .into(),
+        EventType::ReplySent => MessageEvent::ReplySent {
+            message_id,
+            contact,
+            sender,
+            text: "see you".into(),
+            workflow,
+            at,
+        }
+        .into(),
+        EventType::SendRefused => MessageEvent::SendRefused {
+            message_id,
+            to: "+41790000001".into(),
+            sender,
+            rule: RuleId::OptedOut,
+            message: "opted out".into(),
+            also_broken: vec![RuleId::NoOptIn],
+            at,
+        }
+        .into(),
+        EventType::DispatchClaimed => MessageEvent::DispatchClaimed {
+            message_id,
+            attempt: 1,
+            at,
+        }
+        .into(),
+        EventType::ClaimRefused => MessageEvent::ClaimRefused {
+            message_id,
+            attempt: 1,
+            rule: RuleId::WindowClosed,
+            message: "window closed".into(),
+            at,
+        }
+        .into(),
+        EventType::DispatchSucceeded => MessageEvent::DispatchSucceeded {
+            message_id,
+            attempt: 1,
+            provider_ref,
+            provider_status: MessageStatus::Queued,
+            at,
+        }
+        .into(),
+        EventType::DispatchFailed => MessageEvent::DispatchFailed {
+            message_id,
+            attempt: 1,
+            error: ProviderError {
+                provider: ProviderKind::Twilio,
+                code: Some(20429),
+                http_status: Some(429),
+                message: "Too Many Requests".into(),
+            },
+            retry: Retry::Retryable,
+            retry_at: Some(at),
+            at,
+        }
+        .into(),
+        EventType::StatusChanged => MessageEvent::StatusChanged {
+            message_id,
+            provider_ref: Some(provider_ref),
+            status: MessageStatus::Delivered,
+            error_code: None,
+            at,
+        }
+        .into(),
+        EventType::InDoubtExpired => MessageEvent::InDoubtExpired {
+            message_id,
+            attempt: 1,
+            at,
+        }
+        .into(),
+        EventType::UnmatchedStatusReceived => MessageEvent::UnmatchedStatusReceived {
+            provider_ref,
+            status: MessageStatus::Sent,
+            error_code: None,
+            at,
+        }
+        .into(),
+        EventType::SenderRegistered => SenderEvent::Registered {
+            sender,
+            provider: ProviderKind::Twilio,
+            portfolio,
+            meta_phone_number_id: None,
+            at,
+        }
+        .into(),
+        EventType::SenderAuthorized => SenderEvent::Authorized {
+            sender,
+            by: "operator".into(),
+            at,
+        }
+        .into(),
+        EventType::SenderSuspended => SenderEvent::Suspended {
+            sender,
+            reason: "operator".into(),
+            at,
+        }
+        .into(),
+        EventType::TemplateRegistered => TemplateEvent::Registered {
+            template,
+            name: "appointment_reminder".into(),
+            language: "en".into(),
+            category: TemplateCategory::Utility,
+            placeholders: vec!["1".into()],
+            at,
+        }
+        .into(),
+        EventType::TemplateApprovalChanged => TemplateEvent::ApprovalChanged {
+            template,
+            status: ApprovalStatus::Approved,
+            reason: "approved".into(),
+            at,
+        }
+        .into(),
+        EventType::MessagingLimitChanged => PortfolioEvent::MessagingLimitChanged {
+            portfolio,
+            limit: MessagingLimit::Limited(250),
+            at,
+        }
+        .into(),
+        EventType::RecipientReached => PortfolioEvent::RecipientReached {
+            portfolio,
+            contact,
+            message_id,
+            at,
+        }
+        .into(),
+    }
+}
+
+#[test]
+fn every_event_type_has_a_persisted_form_an_export_form_a_fixture_and_docs() {
+    let docs = std::fs::read_to_string(repo().join("docs/events.md")).expect("docs/events.md");
+    let mut missing = Vec::new();
+    for &event_type in EventType::ALL {
+        let name = event_type.as_str();
+        let event = sample(event_type);
+        assert_eq!(
+            event.event_type(),
+            event_type,
+            "sample({name}) is another type"
+        );
+
+        // Persisted form: encodes under its name and decodes to the same event.
+        let record = persisted::encode(&event, Uuid::nil());
+        assert_eq!(record.event_type, name);
+        match persisted::decode_payload(&record.event_type, record.schema_version, &record.payload)
+        {
+            Ok(decoded) if decoded == event => {}
+            other => missing.push(format!("{name}: persisted round trip gave {other:?}")),
+        }
+        if !persisted::EVENT_TYPES.contains(&name) {
+            missing.push(format!(
+                "{name}: not in wagate_store::persisted::EVENT_TYPES"
+            ));
+        }
+
+        // Export form: a line of its type whose payload names its time, read back unchanged.
+        let line = ExportedEvent::from_parts(1, &event.stream().to_string(), 1, "id", &event);
+        if line.event_type != name || line.text("at").is_empty() {
+            missing.push(format!("{name}: export payload {:?}", line.payload));
+        }
+        match ExportedEvent::parse_line(&line.to_line(), 1) {
+            Ok(read) if read == line => {}
+            other => missing.push(format!("{name}: export line reads back as {other:?}")),
+        }
+
+        // Golden fixture of its current schema version.
+        let fixture = repo()
+            .join("fixtures/events")
+            .join(name)
+            .join(format!("v{}.bin", persisted::current_version(name)));
+        match std::fs::read(&fixture) {
+            Ok(bytes) => {
+                if let Err(error) =
+                    persisted::decode_payload(name, persisted::current_version(name), &bytes)
+                {
+                    missing.push(format!("{}: {error}", fixture.display()));
+                }
+            }
+            Err(error) => missing.push(format!(
+                "{}: {error} (bless it: WAGATE_BLESS=1 cargo test -p wagate-store --test golden)",
+                fixture.display()
+            )),
+        }
+
+        // A row in the catalogue of docs/events.md.
+        if !docs.contains(&format!("| `{name}` |")) {
+            missing.push(format!("{name}: no \"| `{name}` |\" row in docs/events.md"));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
