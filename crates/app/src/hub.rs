@@ -142,6 +142,18 @@ impl Hub {
         Ok(hub)
     }
 
+    /// A hub on a fresh sled log in a temporary directory (removed when the hub and the log are
+    /// gone), whose idempotency keys expire on `clock` too: for tests and demos, which would
+    /// otherwise each compose a store and a hub by hand.
+    pub fn open_temporary(clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
+        let keys_clock = Arc::clone(&clock);
+        let log = wagate_store::Store::open_temporary_with(wagate_store::Options {
+            clock: wagate_store::Clock::from_fn(move || keys_clock.now().timestamp_millis()),
+            ..wagate_store::Options::default()
+        })?;
+        Self::open(Arc::new(log), clock, policy)
+    }
+
     fn rebuild_projection(&self) -> Result<()> {
         let mut messages: BTreeMap<MessageId, MessageState> = BTreeMap::new();
         let mut failure = None;
