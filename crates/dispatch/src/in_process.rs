@@ -2,7 +2,7 @@
 //! Failures of the command service's storage become `Unavailable` (the machine asks again);
 //! refusals of the domain come back as the message's phase.
 
-use wagate_app::{AppError, DispatchUpdate, Hub, OpenIntent};
+use wagate_app::{AppError, DispatchUpdate, Hub};
 use wagate_domain::decide::RecordOutcome;
 use wagate_domain::{DispatchPhase, MessageContent, MessageId};
 
@@ -34,16 +34,6 @@ fn answer(hub: &Hub, message_id: MessageId, result: Result<DispatchUpdate, AppEr
     phase.map_or(HubAnswer::Unavailable, HubAnswer::Phase)
 }
 
-fn pending_intent(intent: OpenIntent) -> PendingIntent {
-    PendingIntent {
-        message_id: intent.message_id,
-        sender: intent.sender,
-        recipient: intent.recipient,
-        phase: intent.phase,
-        position: intent.position,
-    }
-}
-
 fn unavailable(error: AppError) -> HubError {
     HubError::Unavailable(error.to_string())
 }
@@ -51,7 +41,7 @@ fn unavailable(error: AppError) -> HubError {
 fn snapshot(hub: &Hub) -> Result<Snapshot, HubError> {
     let open = hub.open_intents().map_err(unavailable)?;
     Ok(Snapshot {
-        intents: open.intents.into_iter().map(pending_intent).collect(),
+        intents: open.intents.into_iter().map(PendingIntent::from).collect(),
         read_up_to: open.head + 1,
         more: false,
     })
@@ -70,7 +60,7 @@ fn intents_since(hub: &Hub, from: u64) -> Result<Snapshot, HubError> {
             other => unavailable(other),
         })?;
     Ok(Snapshot {
-        intents: new.intents.into_iter().map(pending_intent).collect(),
+        intents: new.intents.into_iter().map(PendingIntent::from).collect(),
         read_up_to: new.last_position.map_or(from, |position| position + 1),
         more: new.events_read == READ_LIMIT,
     })
