@@ -11,7 +11,7 @@ use wagate_domain::{
     Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, SenderState,
     StreamKey, TemplateState,
 };
-use wagate_store::Store;
+use wagate_store::EventLog;
 
 use crate::codec;
 use crate::error::{AppError, Result};
@@ -102,7 +102,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn load<A: Stored>(&self, store: &Store, key: &StreamKey) -> Result<Loaded<A>> {
+    pub fn load<A: Stored>(&self, log: &dyn EventLog, key: &StreamKey) -> Result<Loaded<A>> {
         let cached =
             self.entries.lock().get(key).and_then(|(version, cached)| {
                 A::from_cached(cached).map(|state| (*version, state))
@@ -110,7 +110,7 @@ impl Cache {
         let (mut version, mut state) = cached.unwrap_or_default();
         let stream = codec::stream_id(key)?;
         loop {
-            let records = store.read_stream(&stream, version + 1, READ_CHUNK)?;
+            let records = log.read_stream(&stream, version + 1, READ_CHUNK)?;
             let count = records.len();
             for record in records {
                 let event = codec::decode(&record)?;

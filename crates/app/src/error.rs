@@ -25,11 +25,54 @@ pub enum AppError {
     /// The log holds an event this version of wagate cannot read.
     #[error("unreadable event at position {position}: {reason}")]
     Corrupt { position: u64, reason: String },
+    /// The log cannot do it now: an I/O failure, a full disk, a log that refuses writes after
+    /// an earlier failure or is closed, or a version conflict that outlived the retries.
+    /// Everything acknowledged before is durable; retrying later may succeed.
+    #[error("the event log cannot be written now: {0}")]
+    Unavailable(#[source] StoreError),
+    /// The log refused a value of the request (an id too long for a stream name, an oversized
+    /// event): retrying cannot help. `field` names what to fix.
+    #[error("invalid {field}: {message}")]
+    Rejected {
+        field: &'static str,
+        message: String,
+    },
+    /// The log failed in a way no retry fixes (a damaged or foreign database, a retry that
+    /// mixes written and new events): stop and look.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Log(StoreError),
+}
+
+/// Sorts the log's failures by what a caller can do about them.
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { .. }
+            | StoreError::DiskFull { .. }
+            | StoreError::Io { .. }
+            | StoreError::Failed { .. }
+            | StoreError::Closed => Self::Unavailable(error),
+            StoreError::InvalidRequest(message) => Self::Rejected {
+                field: "body",
+                message,
+            },
+            StoreError::InvalidStreamId { id, reason } => Self::Rejected {
+                field: "id",
+                message: format!("{id:?}: {reason}"),
+            },
+            // EventIdsMismatch, Corrupt, Foreign, AlreadyOpen, and variants added later.
+            other => Self::Log(other),
+        }
+    }
 }
 
 impl AppError {
+    /// True when the log refused the append because a stream it read has changed since: decide
+    /// again.
+    pub(crate) fn is_conflict(&self) -> bool {
+        matches!(self, Self::Unavailable(StoreError::Conflict { .. }))
+    }
+
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.to_owned(),

@@ -17,9 +17,7 @@ use wagate_domain::{
     TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 use wagate_store::send_result::{self, SendResult};
-use wagate_store::{
-    AppendOutcome, AppendRequest, ExpectedVersion, IdempotencyKey, Store, StoreError,
-};
+use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, IdempotencyKey};
 
 use crate::aggregates::{Cache, Loaded, Stored};
 use crate::clock::Clock;
@@ -27,8 +25,9 @@ use crate::codec;
 use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
+use crate::reads::LoggedEvent;
 use crate::views::{
-    ClaimedMessage, ContactView, HistoryEntry, Ingested, MessageView, PendingMessage, SendAccepted,
+    ClaimedMessage, ContactView, DispatchUpdate, Ingested, MessageView, SendAccepted,
 };
 
 /// Attempts per command before giving up on a conflict. Same-stream commands are serialized by
@@ -45,17 +44,17 @@ pub const COMMAND_KEY_TTL: TimeDelta = TimeDelta::hours(24);
 /// The hub's command service. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hub {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    store: Store,
+pub(crate) struct Inner {
+    pub(crate) log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
     policy: Policy,
     cache: Cache,
     locks: StreamLocks,
-    projection: Projection,
+    pub(crate) projection: Projection,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -125,16 +124,13 @@ enum Appended {
     },
 }
 
-fn is_conflict(error: &AppError) -> bool {
-    matches!(error, AppError::Store(StoreError::Conflict { .. }))
-}
-
 impl Hub {
-    /// Opens the service on `store`, rebuilding the in-memory indexes from the whole log.
-    pub fn open(store: Store, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
+    /// Opens the service on `log`, rebuilding the in-memory indexes from the whole log. The hub
+    /// is the log's only writer and, through its read side (`reads`), the only door to it.
+    pub fn open(log: Arc<dyn EventLog>, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
         let hub = Self {
             inner: Arc::new(Inner {
-                store,
+                log,
                 clock,
                 policy,
                 cache: Cache::default(),
@@ -146,45 +142,48 @@ impl Hub {
         Ok(hub)
     }
 
+    /// A hub on a fresh sled log in a temporary directory (removed when the hub and the log are
+    /// gone), whose idempotency keys expire on `clock` too: for tests and demos, which would
+    /// otherwise each compose a store and a hub by hand.
+    pub fn open_temporary(clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
+        let keys_clock = Arc::clone(&clock);
+        let log = wagate_store::Store::open_temporary_with(wagate_store::Options {
+            clock: wagate_store::Clock::from_fn(move || keys_clock.now().timestamp_millis()),
+            ..wagate_store::Options::default()
+        })?;
+        Self::open(Arc::new(log), clock, policy)
+    }
+
     fn rebuild_projection(&self) -> Result<()> {
         let mut messages: BTreeMap<MessageId, MessageState> = BTreeMap::new();
         let mut failure = None;
-        let store = &self.inner.store;
         let projection = &self.inner.projection;
-        store.replay(
-            1,
-            |record| {
-                if failure.is_some() {
-                    return;
+        self.inner.log.replay(1, &mut |record| {
+            if failure.is_some() {
+                return;
+            }
+            match codec::decode(&record) {
+                Ok(event) => {
+                    let state = match &event {
+                        Event::Message(message_event) => message_event.message_id().map(|id| {
+                            let state = messages
+                                .remove(&id)
+                                .unwrap_or_default()
+                                .apply(message_event);
+                            messages.insert(id, state.clone());
+                            state
+                        }),
+                        _ => None,
+                    };
+                    projection.observe(&event, record.position, state.as_ref());
                 }
-                match codec::decode(&record) {
-                    Ok(event) => {
-                        let state = match &event {
-                            Event::Message(message_event) => message_event.message_id().map(|id| {
-                                let state = messages
-                                    .remove(&id)
-                                    .unwrap_or_default()
-                                    .apply(message_event);
-                                messages.insert(id, state.clone());
-                                state
-                            }),
-                            _ => None,
-                        };
-                        projection.observe(&event, state.as_ref());
-                    }
-                    Err(error) => failure = Some(error),
-                }
-            },
-            |_| {},
-        )?;
+                Err(error) => failure = Some(error),
+            }
+        })?;
         match failure {
             Some(error) => Err(error),
             None => Ok(()),
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     pub fn policy(&self) -> &Policy {
@@ -195,8 +194,8 @@ impl Hub {
         self.inner.clock.now()
     }
 
-    fn load<A: Stored>(&self, key: &StreamKey) -> Result<Loaded<A>> {
-        self.inner.cache.load(&self.inner.store, key)
+    pub(crate) fn load<A: Stored>(&self, key: &StreamKey) -> Result<Loaded<A>> {
+        self.inner.cache.load(self.inner.log.as_ref(), key)
     }
 
     /// Loads `key`'s aggregate, or an empty one at version 0 when the decision reads no such
@@ -214,10 +213,11 @@ impl Hub {
     /// Appends a plan durably and indexes what it wrote.
     async fn commit(&self, plan: Plan) -> Result<Appended> {
         let (request, events) = plan.into_request()?;
-        let outcome = self.inner.store.append(request).await?;
+        let outcome = self.inner.log.append(request).await?;
         match outcome {
             AppendOutcome::Appended(committed) | AppendOutcome::AlreadyAppended(committed) => {
-                for event in &events {
+                // The log answers the positions in request order, which is `events`' order.
+                for (event, position) in events.iter().zip(&committed.positions) {
                     let state = match event {
                         Event::Message(message_event) => match message_event.message_id() {
                             Some(id) => {
@@ -227,7 +227,9 @@ impl Hub {
                         },
                         _ => None,
                     };
-                    self.inner.projection.observe(event, state.as_ref());
+                    self.inner
+                        .projection
+                        .observe(event, *position, state.as_ref());
                 }
                 Ok(Appended::Written {
                     positions: committed.positions,
@@ -258,7 +260,7 @@ impl Hub {
     {
         for number in 1..=CONFLICT_ATTEMPTS_MAX {
             match attempt().await {
-                Err(error) if is_conflict(&error) => {
+                Err(error) if error.is_conflict() => {
                     debug!(attempt = number, %error, "conflict, deciding again");
                 }
                 other => return other,
@@ -342,12 +344,7 @@ impl Hub {
     ) -> Result<Ingested> {
         let key = StreamKey::Contact(command.contact.clone());
         let dedup = format!("webhook:{dedup_key}");
-        if self
-            .inner
-            .store
-            .idempotency_key(dedup.as_bytes())?
-            .is_some()
-        {
+        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
             return Ok(Ingested::Duplicate);
         }
         let _guards = self.inner.locks.lock(&[&key]).await;
@@ -377,12 +374,7 @@ impl Hub {
         dedup_key: &str,
     ) -> Result<Ingested> {
         let dedup = format!("webhook:{dedup_key}");
-        if self
-            .inner
-            .store
-            .idempotency_key(dedup.as_bytes())?
-            .is_some()
-        {
+        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
             return Ok(Ingested::Duplicate);
         }
         let by_ref = command
@@ -450,7 +442,7 @@ impl Hub {
             .as_ref()
             .map(|key| format!("send:{key}"));
         if let Some(key) = &idempotency {
-            if let Some(record) = self.inner.store.idempotency_key(key.as_bytes())? {
+            if let Some(record) = self.inner.log.idempotency_key(key.as_bytes())? {
                 return decode_send_result(&record.result);
             }
         }
@@ -566,21 +558,7 @@ impl Hub {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Dispatch
-
-    /// Messages the dispatcher still has work for (pending, waiting for a retry, or claimed with
-    /// no outcome).
-    pub fn open_messages(&self) -> Result<Vec<PendingMessage>> {
-        let mut open = Vec::new();
-        for id in self.inner.projection.open_messages() {
-            let message = self.load::<MessageState>(&StreamKey::Message(id))?.state;
-            open.push(PendingMessage {
-                message_id: id,
-                phase: message.phase(),
-            });
-        }
-        Ok(open)
-    }
+    // Dispatch (the work list is on the read side: `reads::open_intents`)
 
     /// Claims a message for one provider call, re-checking every gate against the newest state.
     pub async fn claim(&self, message_id: MessageId) -> Result<ClaimedMessage> {
@@ -666,8 +644,15 @@ impl Hub {
         .await
     }
 
-    /// Records a provider call's outcome; joins callbacks that arrived before it.
-    pub async fn record_outcome(&self, command: RecordOutcome) -> Result<Vec<u64>> {
+    /// Records a provider call's outcome; joins callbacks that arrived before it. Answers the
+    /// positions appended and the message's dispatch phase after them.
+    pub async fn record_outcome(&self, command: RecordOutcome) -> Result<DispatchUpdate> {
+        let message_id = command.message_id;
+        let positions = self.append_outcome(command).await?;
+        self.dispatch_update(message_id, positions)
+    }
+
+    async fn append_outcome(&self, command: RecordOutcome) -> Result<Vec<u64>> {
         let message_key = StreamKey::Message(command.message_id);
         let _guards = self.inner.locks.lock(&[&message_key]).await;
         self.retrying(|| async {
@@ -713,7 +698,7 @@ impl Hub {
     /// stream's version.
     fn early_statuses(&self, key: &StreamKey) -> Result<(u64, Vec<EarlyStatus>)> {
         let stream = codec::stream_id(key)?;
-        let records = self.inner.store.read_stream(&stream, 1, usize::MAX)?;
+        let records = self.inner.log.read_stream(&stream, 1, usize::MAX)?;
         let version = records.last().map_or(0, |record| record.version);
         let mut statuses = Vec::new();
         for record in &records {
@@ -722,14 +707,31 @@ impl Hub {
         Ok((version, statuses))
     }
 
-    /// Fails a claim that has been in doubt for longer than the policy allows.
-    pub async fn expire_in_doubt(&self, message_id: MessageId) -> Result<Vec<u64>> {
+    /// Fails a claim that has been in doubt for longer than the policy allows. Answers the
+    /// positions appended (none when the claim is not in doubt long enough) and the message's
+    /// dispatch phase after them.
+    pub async fn expire_in_doubt(&self, message_id: MessageId) -> Result<DispatchUpdate> {
         let policy = &self.inner.policy;
-        self.decide_one(
-            StreamKey::Message(message_id),
-            |message: &MessageState, now| Ok(decide::expire_in_doubt(message, policy, now)),
-        )
-        .await
+        let positions = self
+            .decide_one(
+                StreamKey::Message(message_id),
+                |message: &MessageState, now| Ok(decide::expire_in_doubt(message, policy, now)),
+            )
+            .await?;
+        self.dispatch_update(message_id, positions)
+    }
+
+    /// The answer of a dispatch write: its positions and the phase now. The load is served by
+    /// the cache the write just updated (it reads only what the stream gained since).
+    fn dispatch_update(
+        &self,
+        message_id: MessageId,
+        positions: Vec<u64>,
+    ) -> Result<DispatchUpdate> {
+        Ok(DispatchUpdate {
+            positions,
+            phase: self.dispatch_phase(message_id)?,
+        })
     }
 
     // -----------------------------------------------------------------------------------------
@@ -822,7 +824,7 @@ impl Hub {
     pub fn message(&self, message_id: MessageId) -> Result<MessageView> {
         let key = StreamKey::Message(message_id);
         let stream = codec::stream_id(&key)?;
-        let records = self.inner.store.read_stream(&stream, 1, usize::MAX)?;
+        let records = self.inner.log.read_stream(&stream, 1, usize::MAX)?;
         if records.is_empty() {
             return Err(AppError::NotFound {
                 what: format!("message {message_id}"),
@@ -831,17 +833,11 @@ impl Hub {
         let mut state = MessageState::default();
         let mut history = Vec::with_capacity(records.len());
         for record in &records {
-            let event = codec::decode(record)?;
-            if let Event::Message(message_event) = &event {
+            let entry = LoggedEvent::decode(record)?;
+            if let Event::Message(message_event) = &entry.event {
                 state = state.apply(message_event);
             }
-            history.push(HistoryEntry {
-                position: record.position,
-                stream: record.stream.as_str().to_owned(),
-                version: record.version,
-                event_id: record.event_id,
-                event,
-            });
+            history.push(entry);
         }
         Ok(MessageView {
             message_id,

@@ -1,4 +1,7 @@
-//! wagate-app: the command service, the only crate that knows both the domain and the store.
+//! wagate-app: the command service, and the only door to the event log: it writes every event
+//! and, through its read side (`reads.rs`: [`Hub::events_after`], [`Hub::open_intents`], …),
+//! answers every read. It holds the log as an `Arc<dyn wagate_store::EventLog>`, so it does not
+//! depend on the backend.
 //!
 //! For each command it loads the aggregates the decision reads (through a cache that is never
 //! trusted for correctness), calls the domain's pure `decide`, and appends the events with the
@@ -13,12 +16,17 @@ mod error;
 mod hub;
 mod locks;
 mod projection;
+mod reads;
 mod views;
 
 pub use aggregates::Loaded;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, Result};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
+pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use views::{
-    ClaimedMessage, ContactView, HistoryEntry, Ingested, MessageView, PendingMessage, SendAccepted,
+    ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,
 };
+pub use wagate_domain::OpenIntent;
+/// The log interface [`Hub::open`] takes (re-exported for the composition root).
+pub use wagate_store::EventLog;

@@ -3,12 +3,13 @@
 //! the messages the dispatcher still has work for. Rebuilt by replaying the log at start, then
 //! kept current by the service after each of its own appends (the hub is the log's only writer).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use parking_lot::RwLock;
+use wagate_domain::open_intent::is_open;
 use wagate_domain::{
-    ContactId, DispatchPhase, Event, MessageEvent, MessageId, MessageState, ProviderMessageRef,
-    SenderEvent, TemplateEvent, TemplateId, WhatsAppAddress,
+    ContactId, Event, MessageEvent, MessageId, MessageState, ProviderMessageRef, SenderEvent,
+    TemplateEvent, TemplateId, WhatsAppAddress,
 };
 
 /// How many message ids a contact view lists.
@@ -20,8 +21,9 @@ struct Indexes {
     recent_by_contact: HashMap<ContactId, VecDeque<MessageId>>,
     senders: BTreeSet<WhatsAppAddress>,
     templates: BTreeSet<TemplateId>,
-    /// Messages with an intent that are not done: the dispatcher's work list.
-    open_messages: BTreeSet<MessageId>,
+    /// Messages with an intent that are not done (the dispatcher's work list), with the log
+    /// position of their intent event, so the list is built without reading any stream.
+    open_messages: BTreeMap<MessageId, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -30,8 +32,9 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Indexes one event; `message` is the message's state after it, for message events.
-    pub fn observe(&self, event: &Event, message: Option<&MessageState>) {
+    /// Indexes one event at log `position`; `message` is the message's state after it, for
+    /// message events.
+    pub fn observe(&self, event: &Event, position: u64, message: Option<&MessageState>) {
         let mut indexes = self.indexes.write();
         match event {
             Event::Message(message_event) => {
@@ -52,6 +55,8 @@ impl Projection {
                             .or_default();
                         recent.push_front(*message_id);
                         recent.truncate(RECENT_MESSAGES_MAX);
+                        // Kept only while the message is open (the phase check below).
+                        indexes.open_messages.insert(*message_id, position);
                     }
                     MessageEvent::DispatchSucceeded {
                         message_id,
@@ -75,13 +80,9 @@ impl Projection {
                     _ => {}
                 }
                 if let (Some(id), Some(state)) = (message_event.message_id(), message) {
-                    match state.phase() {
-                        DispatchPhase::Pending { .. } | DispatchPhase::Claimed { .. } => {
-                            indexes.open_messages.insert(id);
-                        }
-                        DispatchPhase::Done | DispatchPhase::NotAllowed => {
-                            indexes.open_messages.remove(&id);
-                        }
+                    // An open message has an intent, whose event was observed first.
+                    if !is_open(&state.phase()) {
+                        indexes.open_messages.remove(&id);
                     }
                 }
             }
@@ -116,7 +117,13 @@ impl Projection {
         self.indexes.read().templates.iter().cloned().collect()
     }
 
-    pub fn open_messages(&self) -> Vec<MessageId> {
-        self.indexes.read().open_messages.iter().copied().collect()
+    /// The open messages with the position of their intent event, by message id.
+    pub fn open_messages(&self) -> Vec<(MessageId, u64)> {
+        self.indexes
+            .read()
+            .open_messages
+            .iter()
+            .map(|(id, position)| (*id, *position))
+            .collect()
     }
 }

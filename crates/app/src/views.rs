@@ -1,6 +1,8 @@
 //! What the service answers with: plain data for the HTTP layer and the CLI to render.
 
 use wagate_domain::template::TemplateDefinition;
+
+use crate::reads::LoggedEvent;
 use wagate_domain::{
     ContactId, ContactState, DispatchPhase, Event, Intent, MessageId, MessageState, SenderState,
     Timestamp,
@@ -43,19 +45,15 @@ pub struct MessageView {
     pub history: Vec<HistoryEntry>,
 }
 
-/// One event of a stream with where it sits in the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryEntry {
-    pub position: u64,
-    pub stream: String,
-    pub version: u64,
-    pub event_id: uuid::Uuid,
-    pub event: Event,
-}
+/// One event of a stream with where it sits in the log (the read side's [`LoggedEvent`]).
+pub type HistoryEntry = LoggedEvent;
 
+/// What a dispatch write (an outcome, an in-doubt expiry) did: the positions it appended (none
+/// when it changed nothing) and the message's dispatch phase after it, so the caller need not
+/// read the message again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingMessage {
-    pub message_id: MessageId,
+pub struct DispatchUpdate {
+    pub positions: Vec<u64>,
     pub phase: DispatchPhase,
 }
 

@@ -83,8 +83,7 @@ async fn no_claim_after_opt_out_under_concurrency() {
     // Every allowed send was either claimed or had its claim refused, never both, never lost.
     assert_eq!(claims + claim_refusals, sends_allowed);
     let report = t
-        .hub
-        .store()
+        .store
         .verify()
         .expect("the log is gap-free and consistent");
     assert_eq!(report.events, log(&t.hub).len() as u64);

@@ -4,7 +4,8 @@ use chrono::TimeDelta;
 use wagate_app::{AppError, SendOptions, SendRequest};
 use wagate_domain::decide::{DispatchOutcome, RecordOptOut, RecordOutcome};
 use wagate_domain::{
-    Event, MessageEvent, MessageStatus, OptOutSource, ProviderMessageRef, RuleId, SendContent,
+    DispatchPhase, Event, MessageEvent, MessageStatus, OptOutSource, ProviderMessageRef, RuleId,
+    SendContent,
 };
 
 use crate::support::*;
@@ -27,12 +28,34 @@ async fn template_send_claim_and_outcome() {
         .await
         .expect("send");
     assert_eq!(accepted.status, "queued");
-    assert_eq!(t.hub.open_messages().expect("open").len(), 1);
+    let open = t.hub.open_intents().expect("open");
+    assert_eq!(open.head, log(&t.hub).len() as u64);
+    assert_eq!(open.intents.len(), 1);
+    let intent = &open.intents[0];
+    assert_eq!(intent.message_id, accepted.message_id);
+    assert_eq!(intent.recipient, contact());
+    assert_eq!(intent.sender, sender());
+    let (intent_position, _) = log(&t.hub)
+        .into_iter()
+        .find(|(_, event)| matches!(event.type_name(), "TemplateSent"))
+        .expect("intent event");
+    assert_eq!(intent.position, intent_position);
+    // A reader of new events sees the same intent, announced by its event.
+    let new = t.hub.intents_after(0, 1000).expect("new intents");
+    assert_eq!(new.intents, open.intents);
+    assert_eq!(new.last_position, Some(open.head));
+    assert!(t
+        .hub
+        .intents_after(intent_position, 1000)
+        .expect("new intents")
+        .intents
+        .is_empty());
 
     let claimed = t.hub.claim(accepted.message_id).await.expect("claim");
     assert_eq!(claimed.attempt, 1);
     let reference = ProviderMessageRef::parse("SM0123456789abcdef0123456789abcdef").expect("sid");
-    t.hub
+    let update = t
+        .hub
         .record_outcome(RecordOutcome {
             message_id: accepted.message_id,
             attempt: 1,
@@ -44,13 +67,20 @@ async fn template_send_claim_and_outcome() {
         })
         .await
         .expect("outcome");
+    // The write answers the phase after it: an accepted call leaves nothing to dispatch.
+    assert_eq!(update.phase, DispatchPhase::Done);
+    assert_eq!(update.positions.len(), 1);
+    assert_eq!(
+        t.hub.dispatch_phase(accepted.message_id).expect("phase"),
+        DispatchPhase::Done
+    );
     let view = t.hub.message(accepted.message_id).expect("message");
     assert_eq!(
         view.state.status,
         MessageStatus::Sending,
         "provider's queued does not move sending back"
     );
-    assert!(t.hub.open_messages().expect("open").is_empty());
+    assert!(t.hub.open_intents().expect("open").intents.is_empty());
     let contact_view = t.hub.contact(&contact()).expect("contact");
     assert_eq!(contact_view.recent_messages.len(), 1);
 }
@@ -190,4 +220,33 @@ async fn unknown_sender_and_missing_from() {
         rule(t.hub.send(request, no_options()).await),
         RuleId::ChannelNotAuthorized
     );
+}
+
+#[tokio::test]
+async fn the_event_reader_stops_before_an_unreadable_event() {
+    let t = hub();
+    ready(&t.hub).await;
+    let readable = log(&t.hub).len() as u64;
+    // An event this version cannot decode, written past the hub (only a damaged or newer log
+    // holds one).
+    t.store
+        .append(wagate_store::AppendRequest::single(
+            wagate_store::StreamId::new("contact:+41790000009").expect("stream"),
+            wagate_store::ExpectedVersion::Any,
+            vec![wagate_store::NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "FromTheFuture".into(),
+                schema_version: 99,
+                timestamp_ms: 0,
+                payload: vec![1, 2, 3],
+            }],
+        ))
+        .await
+        .expect("append");
+    let events = t.hub.events_after(0, 100).expect("the readable prefix");
+    assert_eq!(events.len() as u64, readable);
+    match t.hub.events_after(readable, 100) {
+        Err(AppError::Corrupt { position, .. }) => assert_eq!(position, readable + 1),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }

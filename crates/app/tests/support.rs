@@ -19,6 +19,9 @@ pub const CONTACT: &str = "+41790000001";
 pub struct TestHub {
     pub hub: Hub,
     pub clock: FixedClock,
+    /// The sled store behind the hub, for sled-only checks (`verify`, `close`): the tests are the
+    /// composition root here.
+    pub store: Store,
 }
 
 /// A hub whose store shares its fixed clock (so idempotency keys expire on the test's time).
@@ -36,8 +39,13 @@ pub fn hub() -> TestHub {
         ..wagate_store::Options::default()
     };
     let store = Store::open_temporary_with(options).expect("temporary store");
-    let hub = Hub::open(store, Arc::new(clock.clone()), Policy::default()).expect("hub");
-    TestHub { hub, clock }
+    let hub = Hub::open(
+        Arc::new(store.clone()),
+        Arc::new(clock.clone()),
+        Policy::default(),
+    )
+    .expect("hub");
+    TestHub { hub, clock, store }
 }
 
 pub fn sender() -> WhatsAppAddress {
@@ -112,16 +120,11 @@ pub fn no_options() -> SendOptions {
     SendOptions::default()
 }
 
-/// Every event in the log, in order.
+/// Every event in the log, in order, through the hub's read side.
 pub fn log(hub: &Hub) -> Vec<(u64, Event)> {
-    let records = hub.store().read_from(1, usize::MAX).expect("read log");
-    records
-        .iter()
-        .map(|record| {
-            (
-                record.position,
-                wagate_store::persisted::decode(record).expect("decode"),
-            )
-        })
+    hub.events_after(0, usize::MAX)
+        .expect("read log")
+        .into_iter()
+        .map(|logged| (logged.position, logged.event))
         .collect()
 }

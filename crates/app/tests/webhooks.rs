@@ -154,15 +154,26 @@ async fn the_projection_survives_a_restart() {
             .await
             .expect("send")
             .message_id;
-        t.hub.store().clone().close().expect("close");
+        drop(t.hub);
+        t.store.close().expect("close");
         id
     };
     let store =
         wagate_store::Store::open(dir.path(), wagate_store::Options::default()).expect("reopen");
     let t = hub_on(store);
-    let open = t.hub.open_messages().expect("open");
+    let open = t.hub.open_intents().expect("open").intents;
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].message_id, message_id);
+    // The intent's position is rebuilt from the log, not re-read from the message's stream.
+    let intent_position = t
+        .hub
+        .message(message_id)
+        .expect("view")
+        .history
+        .first()
+        .expect("intent event")
+        .position;
+    assert_eq!(open[0].position, intent_position);
     assert_eq!(t.hub.senders(), vec![sender()]);
 }
 
@@ -174,10 +185,10 @@ fn hub_on(store: wagate_store::Store) -> TestHub {
             .expect("time"),
     );
     let hub = wagate_app::Hub::open(
-        store,
+        std::sync::Arc::new(store.clone()),
         std::sync::Arc::new(clock.clone()),
         wagate_domain::Policy::default(),
     )
     .expect("hub");
-    TestHub { hub, clock }
+    TestHub { hub, clock, store }
 }

@@ -2,9 +2,9 @@
 //! Failures of the command service's storage become `Unavailable` (the machine asks again);
 //! refusals of the domain come back as the message's phase.
 
-use wagate_app::{AppError, Hub};
+use wagate_app::{AppError, DispatchUpdate, Hub};
 use wagate_domain::decide::RecordOutcome;
-use wagate_domain::{DispatchPhase, Event, MessageContent, MessageEvent, MessageId};
+use wagate_domain::{DispatchPhase, MessageContent, MessageId};
 
 use crate::driver::{BoxFuture, ClaimedIntent, HubError, HubPort, Snapshot};
 use crate::machine::{ClaimAnswer, HubAnswer, PendingIntent};
@@ -14,65 +14,35 @@ pub const CHECKPOINT_NAME: &str = "dispatcher";
 
 /// The hub's view of the message's dispatch phase; `None` when it cannot be read now.
 fn phase_of(hub: &Hub, message_id: MessageId) -> Option<DispatchPhase> {
-    match hub.message(message_id) {
-        Ok(view) => Some(view.state.phase()),
+    match hub.dispatch_phase(message_id) {
+        Ok(phase) => Some(phase),
         Err(AppError::NotFound { .. }) => Some(DispatchPhase::NotAllowed),
         Err(_) => None,
     }
 }
 
-/// After a write: the phase, unless the write failed for a reason other than the domain's.
-fn answer(hub: &Hub, message_id: MessageId, result: Result<Vec<u64>, AppError>) -> HubAnswer {
-    let decided = match result {
-        Ok(_) => true,
+/// After a write: the phase it answered; after a refusal by the domain, the phase now; after a
+/// failure of the log, unavailable.
+fn answer(hub: &Hub, message_id: MessageId, result: Result<DispatchUpdate, AppError>) -> HubAnswer {
+    let phase = match result {
+        Ok(update) => Some(update.phase),
         Err(
             AppError::NotClaimable { .. } | AppError::NotFound { .. } | AppError::Invalid { .. },
-        ) => true,
-        Err(_) => false,
+        ) => phase_of(hub, message_id),
+        Err(_) => None,
     };
-    match (decided, phase_of(hub, message_id)) {
-        (true, Some(phase)) => HubAnswer::Phase(phase),
-        _ => HubAnswer::Unavailable,
-    }
+    phase.map_or(HubAnswer::Unavailable, HubAnswer::Phase)
+}
+
+fn unavailable(error: AppError) -> HubError {
+    HubError::Unavailable(error.to_string())
 }
 
 fn snapshot(hub: &Hub) -> Result<Snapshot, HubError> {
-    // The head first: every intent at or below it is then in the list.
-    let head = hub.store().head_position();
-    let unavailable = |error: AppError| HubError::Unavailable(error.to_string());
-    let mut intents = Vec::new();
-    for open in hub.open_messages().map_err(unavailable)? {
-        let view = match hub.message(open.message_id) {
-            Ok(view) => view,
-            Err(AppError::NotFound { .. }) => continue,
-            Err(error) => return Err(unavailable(error)),
-        };
-        let Some(intent) = &view.state.intent else {
-            continue;
-        };
-        let position = view
-            .history
-            .iter()
-            .find(|entry| {
-                matches!(
-                    entry.event,
-                    Event::Message(
-                        MessageEvent::TemplateSent { .. } | MessageEvent::ReplySent { .. }
-                    )
-                )
-            })
-            .map_or(0, |entry| entry.position);
-        intents.push(PendingIntent {
-            message_id: open.message_id,
-            sender: intent.sender.clone(),
-            recipient: intent.contact.clone(),
-            phase: view.state.phase(),
-            position,
-        });
-    }
+    let open = hub.open_intents().map_err(unavailable)?;
     Ok(Snapshot {
-        intents,
-        read_up_to: head + 1,
+        intents: open.intents.into_iter().map(PendingIntent::from).collect(),
+        read_up_to: open.head + 1,
         more: false,
     })
 }
@@ -80,54 +50,19 @@ fn snapshot(hub: &Hub) -> Result<Snapshot, HubError> {
 /// Events read per incremental poll.
 const READ_LIMIT: usize = 4096;
 
-/// The intents among the events from `from` on: only their event type is looked at until one
-/// is an intent, which is then decoded.
+/// The intents among the events from `from` on.
 fn intents_since(hub: &Hub, from: u64) -> Result<Snapshot, HubError> {
     let from = from.max(1);
-    let records = hub
-        .store()
-        .read_from(from, READ_LIMIT)
-        .map_err(|error| HubError::Unavailable(error.to_string()))?;
-    let mut intents = Vec::new();
-    for record in &records {
-        if !matches!(record.event_type.as_str(), "TemplateSent" | "ReplySent") {
-            continue;
-        }
-        let event = wagate_store::persisted::decode(record)
-            .map_err(|error| HubError::Protocol(error.to_string()))?;
-        let (message_id, contact, sender) = match &event {
-            Event::Message(
-                MessageEvent::TemplateSent {
-                    message_id,
-                    contact,
-                    sender,
-                    ..
-                }
-                | MessageEvent::ReplySent {
-                    message_id,
-                    contact,
-                    sender,
-                    ..
-                },
-            ) => (*message_id, contact.clone(), sender.clone()),
-            _ => continue,
-        };
-        intents.push(PendingIntent {
-            message_id,
-            sender,
-            recipient: contact,
-            phase: DispatchPhase::Pending {
-                next_attempt: 1,
-                not_before: None,
-            },
-            position: record.position,
-        });
-    }
-    let read_up_to = records.last().map_or(from, |record| record.position + 1);
+    let new = hub
+        .intents_after(from - 1, READ_LIMIT)
+        .map_err(|error| match error {
+            AppError::Corrupt { .. } => HubError::Protocol(error.to_string()),
+            other => unavailable(other),
+        })?;
     Ok(Snapshot {
-        intents,
-        read_up_to,
-        more: records.len() == READ_LIMIT,
+        intents: new.intents.into_iter().map(PendingIntent::from).collect(),
+        read_up_to: new.last_position.map_or(from, |position| position + 1),
+        more: new.events_read == READ_LIMIT,
     })
 }
 
@@ -196,10 +131,9 @@ impl HubPort for Hub {
     // position to resume from, one past it.
     fn checkpoint(&self) -> BoxFuture<'_, Result<u64, HubError>> {
         Box::pin(async move {
-            self.store()
-                .checkpoint(CHECKPOINT_NAME)
+            Hub::checkpoint(self, CHECKPOINT_NAME)
                 .map(|processed| processed.map_or(0, |position| position + 1))
-                .map_err(|error| HubError::Unavailable(error.to_string()))
+                .map_err(unavailable)
         })
     }
 
@@ -208,14 +142,13 @@ impl HubPort for Hub {
             let Some(processed) = resume_from.checked_sub(1) else {
                 return Ok(());
             };
-            self.store()
-                .save_checkpoint(CHECKPOINT_NAME, processed)
+            Hub::save_checkpoint(self, CHECKPOINT_NAME, processed)
                 .await
-                .map_err(|error| HubError::Unavailable(error.to_string()))
+                .map_err(unavailable)
         })
     }
 
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.store().subscribe())
+        Some(Hub::subscribe(self))
     }
 }

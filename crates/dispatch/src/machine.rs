@@ -39,6 +39,19 @@ pub struct PendingIntent {
     pub position: u64,
 }
 
+/// The hub's work-list entry (`wagate_domain::OpenIntent`) is exactly what the machine tracks.
+impl From<wagate_domain::OpenIntent> for PendingIntent {
+    fn from(open: wagate_domain::OpenIntent) -> Self {
+        PendingIntent {
+            message_id: open.message_id,
+            sender: open.sender,
+            recipient: open.recipient,
+            phase: open.phase,
+            position: open.position,
+        }
+    }
+}
+
 /// The hub's answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimAnswer<R> {

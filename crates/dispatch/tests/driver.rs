@@ -129,7 +129,7 @@ fn policy() -> Policy {
 /// A hub with an authorized sandbox sender, an approved template and an opted-in contact.
 async fn hub() -> Hub {
     let store = Store::open_temporary().expect("temporary store");
-    let hub = Hub::open(store, Arc::new(SystemClock), policy()).expect("hub");
+    let hub = Hub::open(Arc::new(store), Arc::new(SystemClock), policy()).expect("hub");
     prepare(&hub).await;
     hub
 }
@@ -296,7 +296,6 @@ async fn sends_an_allowed_template_once_and_records_it() {
     assert_eq!(report.provider_calls, 1);
     // The store keeps the last processed position: one below where the dispatcher resumes.
     let saved = hub
-        .store()
         .checkpoint(wagate_dispatch::CHECKPOINT_NAME)
         .expect("checkpoint")
         .map(|processed| processed + 1);
@@ -538,7 +537,7 @@ async fn measure_unthrottled_dispatch_rate() {
         pair_limit: None,
         ..config(&hub)
     };
-    let stats_before = hub.store().stats();
+    let stats_before = hub.log_stats();
     let started = std::time::Instant::now();
     let (stopper, handle) = start_with(
         &hub,
@@ -566,7 +565,7 @@ async fn measure_unthrottled_dispatch_rate() {
         "{count} messages dispatched in {elapsed:?}: {:.0} msg/s",
         count as f64 / elapsed.as_secs_f64()
     );
-    let stats = hub.store().stats();
+    let stats = hub.log_stats();
     let commits = stats.commits - stats_before.commits;
     let requests = stats.committed_requests - stats_before.committed_requests;
     println!(

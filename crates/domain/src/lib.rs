@@ -17,6 +17,7 @@ pub mod gates;
 pub mod ids;
 pub mod keywords;
 pub mod message;
+pub mod open_intent;
 pub mod policy;
 pub mod portfolio;
 pub mod rules;
@@ -41,6 +42,7 @@ pub use ids::{
     ProviderMessageRef, TemplateId, TwilioSid, TwilioSidKind, Wamid, WhatsAppAddress, Workflow,
 };
 pub use message::{DispatchPhase, Intent, MessageContent, MessageState, StatusObservation};
+pub use open_intent::OpenIntent;
 pub use policy::Policy;
 pub use portfolio::PortfolioState;
 pub use rules::{Refusal, RuleId};

@@ -6,6 +6,7 @@
 mod consent;
 mod dispatch;
 mod keywords;
+mod open_intent;
 mod rules;
 mod support;
 mod tier;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use chrono::TimeDelta;
-use wagate_app::AppError;
+use wagate_app::{AppError, DispatchUpdate};
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
 use wagate_domain::{MessageId, MessageStatus, ProviderError, ProviderKind, ProviderMessageRef};
 
@@ -21,19 +21,16 @@ use crate::state::AppState;
 const JITTER_MS_MAX: u64 = 60_000;
 
 fn phase_of(state: &AppState, id: MessageId) -> Result<api::Phase, ApiError> {
-    let view = state.hub().message(id)?;
-    Ok(api::phase(&view.state.phase()))
+    Ok(api::phase(&state.hub().dispatch_phase(id)?))
 }
 
 /// `GET /v1/dispatch/pending`
 pub async fn pending(State(state): State<AppState>) -> Result<Json<PendingResponse>, ApiError> {
-    let head = state.hub().store().head_position();
-    let mut messages = Vec::new();
-    for open in state.hub().open_messages()? {
-        let view = state.hub().message(open.message_id)?;
-        messages.extend(api::pending(&view));
-    }
-    Ok(Json(PendingResponse { messages, head }))
+    let open = state.hub().open_intents()?;
+    Ok(Json(PendingResponse {
+        messages: open.intents.iter().map(api::pending).collect(),
+        head: open.head,
+    }))
 }
 
 /// `POST /v1/messages/{message_id}/claim`: 200 with the provider call's inputs, 422 when a
@@ -108,7 +105,7 @@ pub async fn outcome(
     let attempt = request.attempt;
     // Bounded by JITTER_MS_MAX above, so the conversion cannot fail.
     let jitter = TimeDelta::milliseconds(i64::try_from(request.jitter_ms).unwrap_or(0));
-    let positions = state
+    let update = state
         .hub()
         .record_outcome(RecordOutcome {
             message_id: id,
@@ -117,11 +114,7 @@ pub async fn outcome(
             jitter,
         })
         .await?;
-    state.metrics().appended(Source::Command, positions.len());
-    Ok(Json(DispatchRecorded {
-        positions,
-        phase: phase_of(&state, id)?,
-    }))
+    Ok(recorded(&state, update))
 }
 
 /// `POST /v1/messages/{message_id}/expire-in-doubt`
@@ -130,10 +123,17 @@ pub async fn expire_in_doubt(
     Path(raw): Path<String>,
 ) -> Result<Json<DispatchRecorded>, ApiError> {
     let id = message_id(&raw)?;
-    let positions = state.hub().expire_in_doubt(id).await?;
-    state.metrics().appended(Source::Command, positions.len());
-    Ok(Json(DispatchRecorded {
-        positions,
-        phase: phase_of(&state, id)?,
-    }))
+    let update = state.hub().expire_in_doubt(id).await?;
+    Ok(recorded(&state, update))
+}
+
+/// The answer to a dispatch write: what it appended and the phase it left the message in.
+fn recorded(state: &AppState, update: DispatchUpdate) -> Json<DispatchRecorded> {
+    state
+        .metrics()
+        .appended(Source::Command, update.positions.len());
+    Json(DispatchRecorded {
+        positions: update.positions,
+        phase: api::phase(&update.phase),
+    })
 }

@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use wagate_app::AppError;
 use wagate_domain::Refusal;
-use wagate_store::StoreError;
 
 use crate::api::{ErrorBody, ErrorDetail, Phase};
 
@@ -150,27 +149,10 @@ impl From<AppError> for ApiError {
             },
             error @ AppError::Contended { .. } => Self::Unavailable(error.to_string()),
             error @ AppError::Corrupt { .. } => Self::Internal(error.to_string()),
-            AppError::Store(store) => store.into(),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Conflict { .. }
-            | StoreError::DiskFull { .. }
-            | StoreError::Io { .. }
-            | StoreError::Failed { .. }
-            | StoreError::Closed => {
-                Self::Unavailable(format!("the event log cannot be written now: {error}"))
-            }
-            StoreError::InvalidRequest(reason) => Self::invalid("body", reason),
-            StoreError::InvalidStreamId { id, reason } => {
-                Self::invalid("id", format!("{id:?}: {reason}"))
-            }
-            // EventIdsMismatch, Corrupt, Foreign, AlreadyOpen, and variants added later.
-            other => Self::Internal(other.to_string()),
+            // "the event log cannot be written now: …"
+            error @ AppError::Unavailable(_) => Self::Unavailable(error.to_string()),
+            AppError::Rejected { field, message } => Self::invalid(field, message),
+            error @ AppError::Log(_) => Self::Internal(error.to_string()),
         }
     }
 }

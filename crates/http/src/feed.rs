@@ -11,7 +11,7 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
-use wagate_store::Store;
+use wagate_app::Hub;
 
 use crate::api::Health;
 use crate::commands::flag;
@@ -26,14 +26,14 @@ const CHUNK_EVENTS: usize = 1000;
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
-        head: state.hub().store().head_position(),
+        head: state.hub().head_position(),
         mode: state.mode().into(),
     })
 }
 
 /// `GET /metrics` (Prometheus text format).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics().render(&state.hub().store().stats());
+    let text = state.metrics().render(&state.hub().log_stats());
     (
         StatusCode::OK,
         [(
@@ -46,7 +46,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 struct Feed {
-    store: Store,
+    hub: Hub,
     /// The next position to read.
     next: u64,
     /// Events still to send (`limit`), `None`: unbounded.
@@ -70,11 +70,12 @@ impl Feed {
                 Some(n) => usize::try_from(n).unwrap_or(CHUNK_EVENTS).min(CHUNK_EVENTS),
                 None => CHUNK_EVENTS,
             };
-            let records = match self.store.read_from(self.next, limit) {
-                Ok(records) => records,
+            // An unreadable event ends the feed: the events before it come first, then the error.
+            let events = match self.hub.events_after(self.next - 1, limit) {
+                Ok(events) => events,
                 Err(error) => return Some(self.fail(&error.to_string())),
             };
-            if records.is_empty() {
+            if events.is_empty() {
                 if !self.follow {
                     return None;
                 }
@@ -88,26 +89,21 @@ impl Feed {
                 }
                 continue;
             }
-            let mut out = Vec::with_capacity(records.len() * 256);
-            for record in &records {
-                let event = match wagate_store::persisted::decode(record) {
-                    Ok(event) => event,
-                    Err(error) => {
-                        out.extend_from_slice(&self.fail(&format!(
-                            "unreadable event at position {}: {error}",
-                            record.position
-                        )));
-                        return Some(Bytes::from(out));
-                    }
-                };
+            let mut out = Vec::with_capacity(events.len() * 256);
+            for logged in &events {
+                let line = ExportedEvent::from_parts(
+                    logged.position,
+                    &logged.stream,
+                    logged.version,
+                    &logged.event_id.to_string(),
+                    &logged.event,
+                );
                 // Serializing a Value cannot fail.
                 // Written from the struct, not a `Value`, so the fields keep the export's order.
-                if serde_json::to_writer(&mut out, &ExportedEvent::from_event(record, &event))
-                    .is_ok()
-                {
+                if serde_json::to_writer(&mut out, &line).is_ok() {
                     out.push(b'\n');
                 }
-                self.next = record.position + 1;
+                self.next = logged.position + 1;
                 if let Some(remaining) = &mut self.remaining {
                     *remaining = remaining.saturating_sub(1);
                 }
@@ -145,10 +141,10 @@ pub async fn events(
     let after = number("after")?.unwrap_or(0);
     let remaining = number("limit")?;
     let follow = flag(&query, "follow")?;
-    let store = state.hub().store().clone();
+    let hub = state.hub().clone();
     let feed = Feed {
-        head: store.subscribe(),
-        store,
+        head: hub.subscribe(),
+        hub,
         next: after.saturating_add(1),
         remaining,
         follow,

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use wagate_store::StoreStats;
+use wagate_app::StoreStats;
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 14] = [

@@ -72,7 +72,7 @@ impl Server {
         let policy = config.policy.clone();
         let (store, hub) = tokio::task::spawn_blocking(move || -> Result<_, ServeError> {
             let store = Store::open(&data_dir, Options::default())?;
-            let hub = Hub::open(store.clone(), Arc::new(SystemClock), policy)?;
+            let hub = Hub::open(Arc::new(store.clone()), Arc::new(SystemClock), policy)?;
             Ok((store, hub))
         })
         .await

@@ -17,7 +17,6 @@ use wagate_providers::twilio::{
     compute_signature, SigningAlgorithm, SortedParams, TwilioSigningKeys,
 };
 use wagate_providers::Secret;
-use wagate_store::Store;
 
 use crate::audit::{WebhookAudit, AUDIT_FILE};
 use crate::routes::{router, ROUTES};
@@ -44,16 +43,8 @@ fn app() -> TestApp {
             .single()
             .expect("valid time"),
     );
-    let store_clock = clock.clone();
-    let options = wagate_store::Options {
-        clock: wagate_store::Clock::from_fn(move || {
-            wagate_app::Clock::now(&store_clock).timestamp_millis()
-        }),
-        ..wagate_store::Options::default()
-    };
     let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open(dir.path().join("log"), options).expect("store");
-    let hub = Hub::open(store, Arc::new(clock), Policy::default()).expect("hub");
+    let hub = Hub::open_temporary(Arc::new(clock), Policy::default()).expect("hub");
     let audit = WebhookAudit::open(dir.path()).expect("audit");
     let keys = WebhookKeys {
         public_url: PUBLIC_URL.into(),
@@ -173,7 +164,7 @@ fn audit_lines(app: &TestApp) -> Vec<Value> {
 }
 
 fn head(app: &TestApp) -> u64 {
-    app.hub.store().head_position()
+    app.hub.head_position()
 }
 
 async fn ready(app: &TestApp) {

@@ -13,9 +13,9 @@ use wagate_domain::decide::{
 use wagate_domain::{
     ApprovalStatus, CommandError, ContactEvent, ContactId, ContactState, DispatchPhase, Event,
     MessageContent, MessageEvent, MessageId, MessageState, MessageStatus, MessagingLimit,
-    OptInSource, OptOutSource, Policy, PortfolioEvent, PortfolioId, PortfolioState, ProviderKind,
-    ProviderMessageRef, Refusal, SendContent, SenderEvent, SenderState, StreamKey, TemplateEvent,
-    TemplateId, TemplateState, Timestamp, WhatsAppAddress,
+    OpenIntent, OptInSource, OptOutSource, Policy, PortfolioEvent, PortfolioId, PortfolioState,
+    ProviderKind, ProviderMessageRef, Refusal, SendContent, SenderEvent, SenderState, StreamKey,
+    TemplateEvent, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 
 /// One event as the log holds it.
@@ -451,23 +451,18 @@ impl SimHub {
 
     /// What the dispatcher is told on start and on every poll: every message with dispatch
     /// work, rebuilt from the log alone.
+    /// The dispatcher's work list, built by the domain's one definition (`OpenIntent::of`), as
+    /// the hub's read side builds it.
     pub fn open_intents(&self) -> Vec<PendingIntent> {
         self.messages
             .iter()
             .filter_map(|(id, message)| {
-                let phase = message.phase();
-                let open = matches!(
-                    phase,
-                    DispatchPhase::Pending { .. } | DispatchPhase::Claimed { .. }
+                let position = self.intent_positions.get(id).copied();
+                debug_assert!(
+                    message.intent.is_none() || position.is_some(),
+                    "a message with an intent has its intent event's position"
                 );
-                let intent = message.intent.as_ref()?;
-                open.then(|| PendingIntent {
-                    message_id: *id,
-                    sender: intent.sender.clone(),
-                    recipient: intent.contact.clone(),
-                    phase,
-                    position: self.intent_positions.get(id).copied().unwrap_or(0),
-                })
+                OpenIntent::of(*id, message, position.unwrap_or(0)).map(PendingIntent::from)
             })
             .collect()
     }

@@ -8,6 +8,8 @@
 //! - Group commit: a single writer thread writes everything queued as one sled batch, then
 //!   `flush` + `fdatasync`, then answers. An answer means durable.
 //! - Reads never go past the durable head; [`Store::subscribe`] wakes consumers when it advances.
+//! - [`EventLog`] is the interface the command service uses; [`Store`] implements it, and so can a
+//!   second backend, held by the service as `Arc<dyn EventLog>`.
 //!
 //! Payloads are opaque bytes here; the typed layer sits on top. See `docs/storage.md` for the
 //! guarantees and the on-disk layout.
@@ -15,6 +17,7 @@
 mod envelope;
 mod error;
 mod keys;
+mod log;
 /// Persisted forms of domain events (written by the lead; extend with new schema versions and
 /// upcasters, keep the v1 mirrors byte-stable).
 pub mod persisted;
@@ -27,6 +30,7 @@ mod writer;
 
 pub use envelope::EnvelopeError;
 pub use error::{Result, StoreError};
+pub use log::{EventLog, LogFuture};
 pub use record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
     NewEvent, RecordedEvent, StreamAppend,

@@ -44,6 +44,8 @@ pub fn stderr(output: &Output) -> String {
 pub struct LogBuilder {
     pub hub: Hub,
     pub clock: FixedClock,
+    /// The sled store behind the hub (this helper is the composition root), to close it.
+    store: Store,
 }
 
 impl LogBuilder {
@@ -54,15 +56,19 @@ impl LogBuilder {
                 .expect("valid time"),
         );
         let store = Store::open(dir, wagate_store::Options::default()).expect("store");
-        let hub = Hub::open(store, Arc::new(clock.clone()), Policy::default()).expect("hub");
-        Self { hub, clock }
+        let hub = Hub::open(
+            Arc::new(store.clone()),
+            Arc::new(clock.clone()),
+            Policy::default(),
+        )
+        .expect("hub");
+        Self { hub, clock, store }
     }
 
     /// Closes the database so the binary can open it.
     pub fn close(self) {
-        let store = self.hub.store().clone();
         drop(self.hub);
-        store.close().expect("close store");
+        self.store.close().expect("close store");
     }
 
     pub async fn ready(&self) {

@@ -1,7 +1,7 @@
 //! From the app's views to the API's JSON shapes.
 
 use chrono::SecondsFormat;
-use wagate_app::{ClaimedMessage, ContactView, MessageView};
+use wagate_app::{ClaimedMessage, ContactView, MessageView, OpenIntent};
 use wagate_domain::template::TemplateDefinition;
 use wagate_domain::{
     Consent, DispatchPhase, Intent, MessageContent, MessageState, SenderState, TemplateState,
@@ -214,19 +214,13 @@ pub fn claimed(claim: &ClaimedMessage) -> ClaimResponse {
     }
 }
 
-/// A message's dispatch entry, from its full view (the intent's position is in its history).
-pub fn pending(view: &MessageView) -> Option<super::PendingMessageView> {
-    let intent = view.state.intent.as_ref()?;
-    let position = view
-        .history
-        .iter()
-        .find(|entry| matches!(entry.event.type_name(), "TemplateSent" | "ReplySent"))
-        .map(|entry| entry.position)?;
-    Some(super::PendingMessageView {
-        message_id: view.message_id.to_string(),
-        sender: intent.sender.to_string(),
-        recipient: intent.contact.to_string(),
-        phase: phase(&view.state.phase()),
-        position,
-    })
+/// A message's dispatch entry.
+pub fn pending(open: &OpenIntent) -> super::PendingMessageView {
+    super::PendingMessageView {
+        message_id: open.message_id.to_string(),
+        sender: open.sender.to_string(),
+        recipient: open.recipient.to_string(),
+        phase: phase(&open.phase),
+        position: open.position,
+    }
 }
