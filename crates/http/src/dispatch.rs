@@ -13,6 +13,7 @@ use wagate_domain::{MessageId, MessageStatus, ProviderError, ProviderKind, Provi
 use crate::api::{self, DispatchRecorded, OutcomeRequest, PendingResponse};
 use crate::body::json;
 use crate::commands::message_id;
+use crate::convert;
 use crate::error::ApiError;
 use crate::metrics::Source;
 use crate::state::AppState;
@@ -22,7 +23,7 @@ const JITTER_MS_MAX: u64 = 60_000;
 
 fn phase_of(state: &AppState, id: MessageId) -> Result<api::Phase, ApiError> {
     let view = state.hub().message(id)?;
-    Ok(api::phase(&view.state.phase()))
+    Ok(convert::phase(&view.state.phase()))
 }
 
 /// `GET /v1/dispatch/pending`
@@ -31,7 +32,7 @@ pub async fn pending(State(state): State<AppState>) -> Result<Json<PendingRespon
     let mut messages = Vec::new();
     for open in state.hub().open_messages()? {
         let view = state.hub().message(open.message_id)?;
-        messages.extend(api::pending(&view));
+        messages.extend(convert::pending(&view));
     }
     Ok(Json(PendingResponse { messages, head }))
 }
@@ -46,7 +47,7 @@ pub async fn claim(
     match state.hub().claim(id).await {
         Ok(claimed) => {
             state.metrics().appended(Source::Command, 1);
-            Ok(Json(api::claimed(&claimed)).into_response())
+            Ok(Json(convert::claimed(&claimed)).into_response())
         }
         Err(error @ AppError::NotClaimable { .. }) => Err(ApiError::NotClaimable {
             message: error.to_string(),
