@@ -609,3 +609,78 @@ fn messaging_limit_schema() -> Schema {
         ))
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The tagged and flattened shapes are the ones clients parse: pin them.
+    #[test]
+    fn phases_are_tagged_and_flattened_into_their_parents() {
+        let pending = PendingMessageView {
+            message_id: "01934b8e-0000-7000-8000-000000000000".into(),
+            sender: "whatsapp:+15550001111".into(),
+            recipient: "+41790000001".into(),
+            phase: Phase::Pending {
+                next_attempt: 2,
+                not_before: None,
+            },
+            position: 7,
+        };
+        let wire = json!({
+            "message_id": "01934b8e-0000-7000-8000-000000000000",
+            "sender": "whatsapp:+15550001111",
+            "recipient": "+41790000001",
+            "phase": "pending",
+            "next_attempt": 2,
+            "not_before": null,
+            "position": 7,
+        });
+        assert_eq!(serde_json::to_value(&pending).expect("json"), wire);
+        let back: PendingMessageView = serde_json::from_value(wire).expect("parses");
+        assert_eq!(back, pending);
+
+        let recorded = DispatchRecorded {
+            positions: vec![9],
+            phase: Phase::Done,
+        };
+        assert_eq!(
+            serde_json::to_value(&recorded).expect("json"),
+            json!({"positions": [9], "phase": "done"})
+        );
+    }
+
+    #[test]
+    fn content_is_tagged_by_type_and_errors_omit_absent_details() {
+        let text = ContentView::Text { text: "hi".into() };
+        assert_eq!(
+            serde_json::to_value(&text).expect("json"),
+            json!({"type": "text", "text": "hi"})
+        );
+        let error = ErrorBody {
+            error: ErrorDetail {
+                code: "invalid".into(),
+                message: "invalid to".into(),
+                rule: None,
+                also_broken: None,
+                field: Some("to".into()),
+                phase: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&error).expect("json"),
+            json!({"error": {"code": "invalid", "message": "invalid to", "field": "to"}})
+        );
+    }
+
+    /// An opt-out's `detail` may be absent or `null`; unknown fields are refused.
+    #[test]
+    fn opt_out_detail_may_be_null() {
+        let request: OptOutRequest =
+            serde_json::from_value(json!({"detail": null})).expect("null detail");
+        assert_eq!(request, OptOutRequest::default());
+        assert!(serde_json::from_value::<OptOutRequest>(json!({"details": "x"})).is_err());
+    }
+}
