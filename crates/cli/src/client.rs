@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::Value;
+use wagate_api::{ErrorBody, ErrorDetail};
 
 /// Where the hub is and how to authenticate (shared by every command that talks to a hub).
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +38,8 @@ pub struct HubArgs {
 pub struct Refused {
     pub rule: String,
     pub message: String,
+    /// Other rules the same request also breaks, in check order.
+    pub also_broken: Vec<String>,
     /// The whole response body, for `--json`.
     pub body: Value,
 }
@@ -234,24 +237,31 @@ impl HubClient {
     }
 }
 
-/// `{"error": {"rule": …, "message": …}}` (or the same fields at the top level).
+/// The hub's error shape ([`ErrorBody`]), when the body is one.
+fn error_detail(body: &Value) -> Option<ErrorDetail> {
+    ErrorBody::deserialize(body).ok().map(|body| body.error)
+}
+
+/// A refusal: an [`ErrorBody`] that names the rule.
 fn refusal(body: &Value) -> Option<Refused> {
-    let error = body.get("error").unwrap_or(body);
-    let rule = error.get("rule")?.as_str()?.to_owned();
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let error = error_detail(body)?;
     Some(Refused {
-        rule,
-        message,
+        rule: error.rule?,
+        message: error.message,
+        also_broken: error.also_broken.unwrap_or_default(),
         body: body.clone(),
     })
 }
 
-/// The sentence of an error body: `{"error": {"message", "field"}}`, `{"error": "…"}`, or text.
+/// The sentence of an error body: the hub's [`ErrorBody`] (`field: message`), or what a proxy
+/// in front of it answered (`{"error": "…"}`, `{"message": "…"}`, or text).
 fn error_sentence(body: &Value) -> Option<String> {
+    if let Some(error) = error_detail(body) {
+        return Some(match error.field {
+            Some(field) => format!("{field}: {}", error.message),
+            None => error.message,
+        });
+    }
     match body {
         Value::Null => None,
         Value::String(text) if text.trim().is_empty() => None,
@@ -261,12 +271,9 @@ fn error_sentence(body: &Value) -> Option<String> {
             if let Some(text) = error.as_str() {
                 return Some(text.to_owned());
             }
-            let message = error.get("message").and_then(Value::as_str);
-            let field = error.get("field").and_then(Value::as_str);
-            match (field, message) {
-                (Some(field), Some(message)) => Some(format!("{field}: {message}")),
-                (None, Some(message)) => Some(message.to_owned()),
-                _ => Some(body.to_string()),
+            match error.get("message").and_then(Value::as_str) {
+                Some(message) => Some(message.to_owned()),
+                None => Some(body.to_string()),
             }
         }
     }

@@ -8,11 +8,12 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::{sleep, timeout, Instant};
-use wagate_http::api;
+use wagate_api as api;
 use wagate_providers::twilio::{compute_signature, SigningAlgorithm, SortedParams};
 use wagate_providers::Secret;
 
@@ -212,11 +213,21 @@ impl Demo {
         println!("    ✓ {}", text.as_ref());
     }
 
-    async fn post(&self, segments: &[&str], body: Value, what: &str) -> anyhow::Result<Answer> {
-        self.client.post(segments, &[], &[], &body, what).await
+    async fn post<B: Serialize>(
+        &self,
+        segments: &[&str],
+        body: &B,
+        what: &str,
+    ) -> anyhow::Result<Answer> {
+        self.client.post(segments, &[], &[], body, what).await
     }
 
-    async fn ok(&self, segments: &[&str], body: Value, what: &str) -> anyhow::Result<Value> {
+    async fn ok<B: Serialize>(
+        &self,
+        segments: &[&str],
+        body: &B,
+        what: &str,
+    ) -> anyhow::Result<Value> {
         match self.post(segments, body, what).await? {
             Answer::Ok(body) => Ok(body),
             Answer::Refused(refusal) => bail!(
@@ -228,7 +239,7 @@ impl Demo {
     }
 
     /// A send that must be queued; returns the message id.
-    async fn send_queued(&self, body: Value) -> anyhow::Result<String> {
+    async fn send_queued(&self, body: &api::SendMessageRequest) -> anyhow::Result<String> {
         let answer = self
             .ok(&["v1", "messages"], body, "POST /v1/messages")
             .await?;
@@ -238,7 +249,11 @@ impl Demo {
     }
 
     /// A send that must be refused by `rule`; returns the hub's sentence.
-    async fn send_refused(&self, body: Value, rule: &str) -> anyhow::Result<String> {
+    async fn send_refused(
+        &self,
+        body: &api::SendMessageRequest,
+        rule: &str,
+    ) -> anyhow::Result<String> {
         match self
             .post(&["v1", "messages"], body, "POST /v1/messages")
             .await?
@@ -368,14 +383,21 @@ impl Demo {
         ));
         self.ok(
             &["v1", "senders"],
-            json!({"address": SENDER, "provider": "sandbox"}),
+            &api::RegisterSenderRequest {
+                address: SENDER.into(),
+                provider: "sandbox".into(),
+                portfolio: None,
+                meta_phone_number_id: None,
+            },
             "POST /v1/senders",
         )
         .await?;
         let sender = self
             .ok(
                 &["v1", "senders", SENDER, "authorize"],
-                json!({"by": "ops@example.com"}),
+                &api::AuthorizeSenderRequest {
+                    by: Some("ops@example.com".into()),
+                },
                 "POST /v1/senders/…/authorize",
             )
             .await?;
@@ -390,15 +412,23 @@ impl Demo {
         ));
         self.ok(
             &["v1", "templates"],
-            json!({"content_sid": TEMPLATE, "name": "viewing_reminder", "language": "en",
-                   "category": "utility", "placeholders": ["1", "2"]}),
+            &api::RegisterTemplateRequest {
+                content_sid: TEMPLATE.into(),
+                name: "viewing_reminder".into(),
+                language: "en".into(),
+                category: "utility".into(),
+                placeholders: vec!["1".into(), "2".into()],
+            },
             "POST /v1/templates",
         )
         .await?;
         let template = self
             .ok(
                 &["v1", "templates", TEMPLATE, "status"],
-                json!({"status": "approved", "reason": "approved by Meta"}),
+                &api::TemplateStatusRequest {
+                    status: "approved".into(),
+                    reason: Some("approved by Meta".into()),
+                },
                 "POST /v1/templates/…/status",
             )
             .await?;
@@ -411,8 +441,12 @@ impl Demo {
         self.step(&format!("Lea ({LEA}) opts in through the web form"));
         self.ok(
             &["v1", "contacts", LEA, "opt-in"],
-            json!({"source": "web_form", "evidence": "https://example.com/forms/viewing?id=123",
-                   "recorded_by": "website", "wording_version": "v1"}),
+            &api::OptInRequest {
+                source: "web_form".into(),
+                evidence: "https://example.com/forms/viewing?id=123".into(),
+                recorded_by: "website".into(),
+                wording_version: Some("v1".into()),
+            },
             "POST /v1/contacts/…/opt-in",
         )
         .await?;
@@ -423,9 +457,19 @@ impl Demo {
         ));
 
         self.step("The agent sends Lea the viewing reminder template (appointment_scheduling)");
-        let template_send = json!({"to": LEA, "workflow": "appointment_scheduling",
-            "template": {"content_sid": TEMPLATE, "variables": {"1": "Lea", "2": "Thu 10:00"}}});
-        let first = self.send_queued(template_send.clone()).await?;
+        let template_send = api::SendMessageRequest {
+            to: LEA.into(),
+            from: None,
+            workflow: Some("appointment_scheduling".into()),
+            template: Some(api::TemplateContentRequest {
+                content_sid: TEMPLATE.into(),
+                variables: [("1", "Lea"), ("2", "Thu 10:00")]
+                    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                    .into(),
+            }),
+            text: None,
+        };
+        let first = self.send_queued(&template_send).await?;
         println!("    queued as message {first}; the dispatcher hands it to the sandbox, which calls back:");
         self.follow(&first, "read").await?;
         Self::outcome("delivered and read");
@@ -433,9 +477,14 @@ impl Demo {
         self.step(&format!(
             "The agent tries a freeform reply to Max ({MAX}), who never wrote"
         ));
-        let reply = json!({"to": MAX, "workflow": "lead_qualification",
-            "text": "Hi Max, the flat is still available."});
-        let sentence = self.send_refused(reply.clone(), "window_closed").await?;
+        let reply = api::SendMessageRequest {
+            to: MAX.into(),
+            from: None,
+            workflow: Some("lead_qualification".into()),
+            template: None,
+            text: Some("Hi Max, the flat is still available.".into()),
+        };
+        let sentence = self.send_refused(&reply, "window_closed").await?;
         Self::outcome(format!("refused by window_closed: {sentence}"));
 
         self.step(
@@ -450,7 +499,7 @@ impl Demo {
         ));
 
         self.step("The agent's freeform reply to Max, now inside the window");
-        let second = self.send_queued(reply).await?;
+        let second = self.send_queued(&reply).await?;
         println!("    queued as message {second}:");
         self.follow(&second, "delivered").await?;
         Self::outcome("allowed and delivered");
@@ -467,9 +516,7 @@ impl Demo {
         Self::outcome("Lea is opted out (source keyword)");
 
         self.step("The agent tries the template again");
-        let sentence = self
-            .send_refused(template_send.clone(), "opted_out")
-            .await?;
+        let sentence = self.send_refused(&template_send, "opted_out").await?;
         Self::outcome(format!("refused by opted_out: {sentence}"));
 
         self.step("Lea changes her mind and sends START (signed Twilio webhook)");
@@ -482,7 +529,7 @@ impl Demo {
             );
         }
         Self::outcome("Lea is opted in again (source keyword)");
-        let again = self.send_queued(template_send).await?;
+        let again = self.send_queued(&template_send).await?;
         println!("    the template is allowed again, queued as message {again}:");
         self.follow(&again, "delivered").await?;
         Self::outcome("dispatched and delivered");

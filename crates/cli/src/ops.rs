@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use wagate_http::api;
+use wagate_api as api;
 
 use crate::client::{Answer, HubArgs, HubClient, Refused};
 use crate::EXIT_REFUSED;
@@ -272,14 +272,8 @@ fn refused(refusal: &Refused, json: bool) -> ExitCode {
         print_json(&refusal.body);
     } else {
         eprintln!("refused by rule {}: {}", refusal.rule, refusal.message);
-        let also: Vec<&str> = refusal
-            .body
-            .pointer("/error/also_broken")
-            .and_then(Value::as_array)
-            .map(|rules| rules.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if !also.is_empty() {
-            eprintln!("also broken: {}", also.join(", "));
+        if !refusal.also_broken.is_empty() {
+            eprintln!("also broken: {}", refusal.also_broken.join(", "));
         }
     }
     ExitCode::from(EXIT_REFUSED)

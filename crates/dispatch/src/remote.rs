@@ -1,6 +1,6 @@
 //! [`HubPort`] over the hub's HTTP API, for a dispatcher in its own process
 //! (`wagate dispatch --hub URL`): `GET /v1/dispatch/pending`, `POST /v1/messages/{id}/claim`,
-//! `…/outcome`, `…/expire-in-doubt`, with the JSON shapes of `wagate_http::api`.
+//! `…/outcome`, `…/expire-in-doubt`, with the JSON shapes of `wagate_api`.
 //!
 //! A lost answer is `Unavailable`: the machine asks again, and the hub then reports where the
 //! message stands (a claim that did land shows up as claimed, so it is never used twice).
@@ -15,14 +15,14 @@ use std::time::Duration;
 use chrono::DateTime;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
+use wagate_api::{
+    AcceptedOutcome, ClaimResponse, ContentView, DispatchRecorded, ErrorBody, MessageResponse,
+    OutcomeRequest, PendingMessageView, PendingResponse, Phase, RejectedOutcome, TransportOutcome,
+};
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
 use wagate_domain::{
     ContactId, DispatchPhase, MessageContent, MessageId, ProviderKind, RuleId, TemplateCategory,
     TemplateId, Timestamp, WhatsAppAddress,
-};
-use wagate_http::api::{
-    AcceptedOutcome, ClaimResponse, ContentView, DispatchRecorded, ErrorBody, MessageResponse,
-    OutcomeRequest, PendingMessageView, PendingResponse, Phase, RejectedOutcome, TransportOutcome,
 };
 use wagate_providers::Secret;
 

@@ -56,7 +56,7 @@ impl AuditEntry {
         body: &[u8],
     ) -> Self {
         Self {
-            time: crate::api::timestamp(at),
+            time: crate::convert::timestamp(at),
             route: route.to_owned(),
             remote,
             verdict,

@@ -1,5 +1,5 @@
 //! The command API for agents and operators: contacts, messages, templates, senders,
-//! portfolios. JSON in, JSON out (shapes in [`crate::api`]).
+//! portfolios. JSON in, JSON out (shapes in [`wagate_api`]).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,7 @@ use wagate_domain::{
 
 use crate::api::{self, Recorded};
 use crate::body::{json, json_or_default};
+use crate::convert;
 use crate::error::ApiError;
 use crate::metrics::Source;
 use crate::state::AppState;
@@ -67,7 +68,7 @@ pub async fn contact(
 ) -> Result<Json<api::ContactResponse>, ApiError> {
     let contact = contact_id(&raw)?;
     let view = state.hub().contact(&contact)?;
-    Ok(Json(api::contact_view(&view)))
+    Ok(Json(convert::contact_view(&view)))
 }
 
 /// `POST /v1/contacts/{contact}/opt-in`
@@ -215,7 +216,7 @@ pub async fn message(
 ) -> Result<Json<api::MessageResponse>, ApiError> {
     let id = message_id(&raw)?;
     let view = state.hub().message(id)?;
-    Ok(Json(api::message_view(&view)))
+    Ok(Json(convert::message_view(&view)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +224,7 @@ pub async fn message(
 
 fn template_view(state: &AppState, id: &TemplateId) -> Result<api::TemplateView, ApiError> {
     let loaded = state.hub().template(id)?;
-    Ok(api::template_view(id.as_str(), &loaded.state))
+    Ok(convert::template_view(id.as_str(), &loaded.state))
 }
 
 /// `GET /v1/templates`
@@ -299,7 +300,7 @@ pub async fn template_status(
 
 fn sender_view(state: &AppState, address: &WhatsAppAddress) -> Result<api::SenderView, ApiError> {
     let loaded = state.hub().sender(address)?;
-    Ok(api::sender_view(address, &loaded.state))
+    Ok(convert::sender_view(address, &loaded.state))
 }
 
 /// `GET /v1/senders`

@@ -13,6 +13,7 @@ use wagate_domain::{MessageId, MessageStatus, ProviderError, ProviderKind, Provi
 use crate::api::{self, DispatchRecorded, OutcomeRequest, PendingResponse};
 use crate::body::json;
 use crate::commands::message_id;
+use crate::convert;
 use crate::error::ApiError;
 use crate::metrics::Source;
 use crate::state::AppState;
@@ -21,14 +22,14 @@ use crate::state::AppState;
 const JITTER_MS_MAX: u64 = 60_000;
 
 fn phase_of(state: &AppState, id: MessageId) -> Result<api::Phase, ApiError> {
-    Ok(api::phase(&state.hub().dispatch_phase(id)?))
+    Ok(convert::phase(&state.hub().dispatch_phase(id)?))
 }
 
 /// `GET /v1/dispatch/pending`
 pub async fn pending(State(state): State<AppState>) -> Result<Json<PendingResponse>, ApiError> {
     let open = state.hub().open_intents()?;
     Ok(Json(PendingResponse {
-        messages: open.intents.iter().map(api::pending).collect(),
+        messages: open.intents.iter().map(convert::pending).collect(),
         head: open.head,
     }))
 }
@@ -43,7 +44,7 @@ pub async fn claim(
     match state.hub().claim(id).await {
         Ok(claimed) => {
             state.metrics().appended(Source::Command, 1);
-            Ok(Json(api::claimed(&claimed)).into_response())
+            Ok(Json(convert::claimed(&claimed)).into_response())
         }
         Err(error @ AppError::NotClaimable { .. }) => Err(ApiError::NotClaimable {
             message: error.to_string(),
@@ -134,6 +135,6 @@ fn recorded(state: &AppState, update: DispatchUpdate) -> Json<DispatchRecorded> 
         .appended(Source::Command, update.positions.len());
     Json(DispatchRecorded {
         positions: update.positions,
-        phase: api::phase(&update.phase),
+        phase: convert::phase(&update.phase),
     })
 }

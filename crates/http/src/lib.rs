@@ -9,19 +9,21 @@
 //! - `/healthz` and `/metrics` (Prometheus text).
 //!
 //! [`Server`] / [`serve`] run it all from a [`ServeConfig`]; [`router`] builds the router alone
-//! (tests, embedding). The JSON shapes are in [`api`]; the auditors' event format in
+//! (tests, embedding). The JSON shapes are in [`wagate_api`] (re-exported as [`api`]), the OpenAPI document built
+//! from them and the route table in [`openapi`]; the auditors' event format in
 //! [`export_json`]. docs/api.md documents every route.
 
-pub mod api;
 pub mod audit;
 mod body;
 mod commands;
 pub mod config;
+mod convert;
 mod dispatch;
 mod error;
 pub mod export_json;
 mod feed;
 mod metrics;
+pub mod openapi;
 mod routes;
 mod server;
 mod state;
@@ -37,4 +39,7 @@ pub use config::{
 pub use routes::{router, Access, ROUTES};
 pub use server::{serve, ServeError, Server};
 pub use state::{AppState, WebhookKeys};
+/// The JSON shapes, re-exported so `wagate_http::api::…` paths keep working; clients depend on
+/// `wagate-api` directly.
+pub use wagate_api as api;
 pub use webhooks::EMPTY_TWIML;

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::json;
+use wagate_api::MetaWebhookSummary;
 use wagate_app::{Ingested, StatusCallback};
 use wagate_domain::decide::{ReceiveInbound, SetContactFlag};
 use wagate_domain::{ContactFlag, ProviderKind, WhatsAppAddress};
@@ -477,10 +477,10 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
     } else {
         "ok"
     };
-    let body = Json(json!({
-        "appended": appended,
-        "duplicates": duplicates,
-        "rejected": notes.len(),
-    }));
+    let body = Json(MetaWebhookSummary {
+        appended: appended as u64,
+        duplicates: duplicates as u64,
+        rejected: notes.len() as u64,
+    });
     with_verdict((StatusCode::OK, body).into_response(), verdict)
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod live;
+mod remote_driver;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

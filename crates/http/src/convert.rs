@@ -1,4 +1,5 @@
-//! From the app's views to the API's JSON shapes.
+//! From the app's views to the API's JSON shapes ([`wagate_api`]). This stays in wagate-http
+//! because it knows the app; the shapes themselves know nothing but serde.
 
 use chrono::SecondsFormat;
 use wagate_app::{ClaimedMessage, ContactView, MessageView, OpenIntent};
@@ -8,12 +9,12 @@ use wagate_domain::{
     Timestamp, WhatsAppAddress,
 };
 
-use super::{
+use crate::export_json;
+use wagate_api::{
     ClaimResponse, ConsentReceiptView, ConsentView, ContactResponse, ContentView, FlagsView,
     IntentView, MessageResponse, MessageSummary, OptOutView, Phase, ProviderErrorView, RefusedView,
     SenderView, StatusObservationView, TemplateDefinitionView, TemplateView,
 };
-use crate::export_json;
 
 /// RFC 3339, UTC, milliseconds: `2026-11-25T09:00:00.000Z`.
 pub fn timestamp(at: Timestamp) -> String {
@@ -215,8 +216,8 @@ pub fn claimed(claim: &ClaimedMessage) -> ClaimResponse {
 }
 
 /// A message's dispatch entry.
-pub fn pending(open: &OpenIntent) -> super::PendingMessageView {
-    super::PendingMessageView {
+pub fn pending(open: &OpenIntent) -> wagate_api::PendingMessageView {
+    wagate_api::PendingMessageView {
         message_id: open.message_id.to_string(),
         sender: open.sender.to_string(),
         recipient: open.recipient.to_string(),

@@ -1,6 +1,9 @@
-//! The JSON shapes of the command API, in one place (docs/api.md and docs/openapi.yaml describe
-//! the same shapes). Every type is `Serialize + Deserialize`, so clients (the CLI, the
-//! out-of-process dispatcher) can reuse them.
+//! wagate-api: the JSON shapes of the hub's HTTP API, in one place, shared by the server
+//! (wagate-http), the out-of-process dispatcher (wagate-dispatch) and the CLI client. Every type
+//! is `Serialize + Deserialize + ToSchema`: docs/openapi.yaml is generated from these types (by
+//! wagate-http, which adds the routes), and docs/api.md describes them with examples.
+//!
+//! This crate knows no server, no app and no store, so a client links only these shapes.
 //!
 //! Conventions:
 //! - times are RFC 3339 strings in UTC with milliseconds (`2026-11-25T09:00:00.000Z`);
@@ -10,29 +13,29 @@
 //! - optional fields are `null` (or absent in requests);
 //! - an error is `{"error": {"code": "...", "message": "...", ...}}` (see [`ErrorBody`]).
 
-mod convert;
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-pub use convert::{
-    claimed, contact_view, message_view, pending, phase, sender_view, template_view, timestamp,
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
+use utoipa::openapi::Ref;
+use utoipa::ToSchema;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 
 /// Every non-2xx answer of the command API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// `refused` (422), `invalid` (400), `not_found` (404), `not_claimable` (409),
-    /// `unauthorized` (401), `payload_too_large` (413), `unavailable` (503), `internal` (500).
+    /// `unauthorized` (401), `forbidden` (403), `payload_too_large` (413), `unavailable` (503),
+    /// `internal` (500).
     pub code: String,
     /// A sentence for a person.
     pub message: String,
@@ -54,7 +57,7 @@ pub struct ErrorDetail {
 // Contacts
 
 /// `POST /v1/contacts/{e164}/opt-in`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptInRequest {
     /// `web_form`, `qr_code`, `click_to_whatsapp_ad`, `keyword`, `operator` or `api`.
@@ -69,7 +72,7 @@ pub struct OptInRequest {
 }
 
 /// `POST /v1/contacts/{e164}/opt-out` (the body is optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptOutRequest {
     /// `api` (default), `operator`, `keyword` or `provider_report`.
@@ -81,14 +84,14 @@ pub struct OptOutRequest {
 }
 
 /// The answer to a command that appended events (or found nothing to change).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Recorded {
     /// Log positions of the appended events; empty when nothing changed.
     pub positions: Vec<u64>,
 }
 
 /// `GET /v1/contacts/{e164}`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ContactResponse {
     pub contact: String,
     /// The contact stream's version (0: nothing recorded yet).
@@ -96,7 +99,9 @@ pub struct ContactResponse {
     pub consent: ConsentView,
     /// Freeform replies may be sent until then (24 h after the last inbound, less the safety
     /// margin); `null` when the window is closed or was never opened.
+    #[schema(format = DateTime)]
     pub window_open_until: Option<String>,
+    #[schema(format = DateTime)]
     pub last_inbound_at: Option<String>,
     pub flags: FlagsView,
     /// Free-text opt-out mentions waiting for a person.
@@ -105,7 +110,7 @@ pub struct ContactResponse {
     pub recent_messages: Vec<MessageSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConsentView {
     /// `unknown`, `opted_in` or `opted_out`.
     pub state: String,
@@ -115,32 +120,37 @@ pub struct ConsentView {
     pub opt_out: Option<OptOutView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConsentReceiptView {
     pub source: String,
     pub evidence: String,
     pub recorded_by: String,
     pub wording_version: String,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OptOutView {
     pub source: String,
     pub detail: String,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FlagsView {
     /// Since when the number is reported not on WhatsApp.
+    #[schema(format = DateTime)]
     pub not_on_whatsapp: Option<String>,
     /// Since when the contact stopped marketing messages.
+    #[schema(format = DateTime)]
     pub marketing_paused: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MessageSummary {
+    #[schema(format = "uuid")]
     pub message_id: String,
     pub status: String,
     /// The rule that refused it, if it was refused.
@@ -152,7 +162,7 @@ pub struct MessageSummary {
 
 /// `POST /v1/messages` (with optional `Idempotency-Key` header and `?dry_run=true`).
 /// Exactly one of `template` and `text`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     /// The recipient, E.164.
@@ -170,7 +180,7 @@ pub struct SendMessageRequest {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateContentRequest {
     /// The template id: a Twilio Content SID (`HX…`) or a Meta template name.
@@ -181,8 +191,9 @@ pub struct TemplateContentRequest {
 }
 
 /// 202 answer of `POST /v1/messages`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SendMessageResponse {
+    #[schema(format = "uuid")]
     pub message_id: String,
     /// Always `queued`.
     pub status: String,
@@ -191,8 +202,9 @@ pub struct SendMessageResponse {
 }
 
 /// `GET /v1/messages/{id}`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MessageResponse {
+    #[schema(format = "uuid")]
     pub message_id: String,
     /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed`, `undelivered`, `canceled`, …
     pub status: String,
@@ -210,25 +222,27 @@ pub struct MessageResponse {
     /// Every status observation, applied or not.
     pub statuses: Vec<StatusObservationView>,
     /// Every event of the message's stream, in the export format.
+    #[schema(schema_with = history_schema)]
     pub history: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RefusedView {
     pub rule: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusObservationView {
     pub status: String,
     pub error_code: Option<u32>,
+    #[schema(format = DateTime)]
     pub at: String,
     /// Whether it moved the message's status (late or duplicate reports do not).
     pub applied: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderErrorView {
     /// `twilio`, `meta` or `sandbox`.
     pub provider: String,
@@ -238,7 +252,7 @@ pub struct ProviderErrorView {
 }
 
 /// An allowed message: who, from which number, what, in which workflow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IntentView {
     /// The contact (E.164, or `bsuid:<id>`).
     pub to: String,
@@ -246,11 +260,12 @@ pub struct IntentView {
     pub from: String,
     pub workflow: String,
     pub content: ContentView,
+    #[schema(format = DateTime)]
     pub decided_at: String,
 }
 
 /// What the message says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentView {
     Template {
@@ -266,7 +281,7 @@ pub enum ContentView {
 }
 
 /// Where a message stands for the dispatcher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
     /// No intent: the send was refused (or there is no such message).
@@ -274,10 +289,15 @@ pub enum Phase {
     /// Waiting for its first claim, or for a retry due at `not_before`.
     Pending {
         next_attempt: u32,
+        #[schema(format = DateTime)]
         not_before: Option<String>,
     },
     /// Claimed with no outcome recorded: in flight, or in doubt after a crash.
-    Claimed { attempt: u32, since: String },
+    Claimed {
+        attempt: u32,
+        #[schema(format = DateTime)]
+        since: String,
+    },
     /// Nothing more for the dispatcher to do.
     Done,
 }
@@ -286,7 +306,7 @@ pub enum Phase {
 // Templates, senders, portfolios
 
 /// `POST /v1/templates`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterTemplateRequest {
     /// The template id: a Twilio Content SID (`HX` + 32 hex) or a Meta template name.
@@ -303,7 +323,7 @@ pub struct RegisterTemplateRequest {
 }
 
 /// `POST /v1/templates/{content_sid}/status`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateStatusRequest {
     /// `unsubmitted`, `pending`, `approved`, `rejected`, `paused` or `disabled` (any case;
@@ -314,7 +334,7 @@ pub struct TemplateStatusRequest {
 }
 
 /// A template as registered, in `GET /v1/templates` and the answers of the template commands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TemplateView {
     pub content_sid: String,
     pub name: Option<String>,
@@ -326,7 +346,7 @@ pub struct TemplateView {
 }
 
 /// `POST /v1/senders`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterSenderRequest {
     /// `whatsapp:+E164`.
@@ -342,7 +362,7 @@ pub struct RegisterSenderRequest {
 }
 
 /// `POST /v1/senders/{address}/authorize` (the body is optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeSenderRequest {
     /// Who authorized it (default `api`).
@@ -351,14 +371,14 @@ pub struct AuthorizeSenderRequest {
 }
 
 /// `POST /v1/senders/{address}/suspend`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendSenderRequest {
     pub reason: String,
 }
 
 /// A sender, in `GET /v1/senders` and the answers of the sender commands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SenderView {
     pub address: String,
     pub provider: Option<String>,
@@ -371,10 +391,11 @@ pub struct SenderView {
 }
 
 /// `POST /v1/portfolios/{portfolio}/messaging-limit`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessagingLimitRequest {
     /// Unique recipients per rolling 24 h (a number), or the string `unlimited`.
+    #[schema(schema_with = messaging_limit_schema)]
     pub limit: serde_json::Value,
 }
 
@@ -382,8 +403,9 @@ pub struct MessagingLimitRequest {
 // Dispatch (for a dispatcher running as its own process)
 
 /// One entry of `GET /v1/dispatch/pending`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PendingMessageView {
+    #[schema(format = "uuid")]
     pub message_id: String,
     /// The sender (`whatsapp:+E164`): the per-sender rate limit's key.
     pub sender: String,
@@ -396,7 +418,7 @@ pub struct PendingMessageView {
 }
 
 /// `GET /v1/dispatch/pending`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PendingResponse {
     pub messages: Vec<PendingMessageView>,
     /// The durable log head when the list was taken: every intent at or below it is listed
@@ -405,8 +427,9 @@ pub struct PendingResponse {
 }
 
 /// 200 answer of `POST /v1/messages/{id}/claim`: everything the provider call needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ClaimResponse {
+    #[schema(format = "uuid")]
     pub message_id: String,
     /// The attempt this claim is for; report it with the outcome.
     pub attempt: u32,
@@ -416,7 +439,7 @@ pub struct ClaimResponse {
     pub template: Option<TemplateDefinitionView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TemplateDefinitionView {
     pub name: String,
     pub language: String,
@@ -425,7 +448,7 @@ pub struct TemplateDefinitionView {
 }
 
 /// `POST /v1/messages/{id}/outcome`: exactly one of `accepted`, `rejected`, `transport`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeRequest {
     /// The attempt the claim answered with.
@@ -442,7 +465,7 @@ pub struct OutcomeRequest {
 }
 
 /// The provider accepted the message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptedOutcome {
     /// `SM…` / `MM…` (Twilio, sandbox) or `wamid.…` (Meta).
@@ -452,7 +475,7 @@ pub struct AcceptedOutcome {
 }
 
 /// The provider answered with an error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectedOutcome {
     /// `twilio`, `meta` or `sandbox`.
@@ -465,7 +488,7 @@ pub struct RejectedOutcome {
 }
 
 /// No answer from the provider (timeout, connection error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransportOutcome {
     pub provider: String,
@@ -473,7 +496,7 @@ pub struct TransportOutcome {
 }
 
 /// The answer to `outcome` and `expire-in-doubt`: what was appended and the phase now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DispatchRecorded {
     pub positions: Vec<u64>,
     #[serde(flatten)]
@@ -484,7 +507,7 @@ pub struct DispatchRecorded {
 // Health
 
 /// `GET /healthz`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// `ok`
     pub status: String,
@@ -492,4 +515,172 @@ pub struct Health {
     pub head: u64,
     /// `sandbox` or `providers`.
     pub mode: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+/// 200 answer of `POST /webhooks/meta`: what became of the batch's items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MetaWebhookSummary {
+    /// Items appended to the log.
+    pub appended: u64,
+    /// Items already in the log (a redelivery).
+    pub duplicates: u64,
+    /// Items not used (written to the webhook audit log).
+    pub rejected: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas written by hand: values the types above carry as `serde_json::Value`.
+
+/// The name of [`exported_event_schema`] among the document's schemas.
+pub const EXPORTED_EVENT: &str = "ExportedEvent";
+
+/// One event in the export format (wagate-export's `ExportedEvent`, see docs/events.md): a line
+/// of `GET /v1/events` and an entry of a message's `history`. Written by hand because the type
+/// lives in wagate-export, which this crate must not depend on; wagate-http's tests check that
+/// a real exported event has exactly these properties.
+pub fn exported_event_schema() -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let position = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+    };
+    ObjectBuilder::new()
+        .description(Some("One event in the export format (docs/events.md)."))
+        .property("position", position())
+        .property("stream", string())
+        .property("version", position())
+        .property(
+            "type",
+            string().description(Some("The event type, e.g. `TemplateSent`.")),
+        )
+        .property(
+            "timestamp",
+            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .property(
+            "event_id",
+            string().format(Some(SchemaFormat::Custom("uuid".into()))),
+        )
+        .property(
+            "payload",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some("The event's fields; per type in docs/events.md.")),
+        )
+        .required("position")
+        .required("stream")
+        .required("version")
+        .required("type")
+        .required("timestamp")
+        .required("event_id")
+        .required("payload")
+        .into()
+}
+
+fn history_schema() -> Schema {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(EXPORTED_EVENT))
+        .description(Some(
+            "Every event of the message's stream, in the export format.",
+        ))
+        .into()
+}
+
+fn messaging_limit_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["unlimited"])),
+        )
+        .description(Some(
+            "Unique recipients per rolling 24 h (a number), or the string `unlimited`.",
+        ))
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The tagged and flattened shapes are the ones clients parse: pin them.
+    #[test]
+    fn phases_are_tagged_and_flattened_into_their_parents() {
+        let pending = PendingMessageView {
+            message_id: "01934b8e-0000-7000-8000-000000000000".into(),
+            sender: "whatsapp:+15550001111".into(),
+            recipient: "+41790000001".into(),
+            phase: Phase::Pending {
+                next_attempt: 2,
+                not_before: None,
+            },
+            position: 7,
+        };
+        let wire = json!({
+            "message_id": "01934b8e-0000-7000-8000-000000000000",
+            "sender": "whatsapp:+15550001111",
+            "recipient": "+41790000001",
+            "phase": "pending",
+            "next_attempt": 2,
+            "not_before": null,
+            "position": 7,
+        });
+        assert_eq!(serde_json::to_value(&pending).expect("json"), wire);
+        let back: PendingMessageView = serde_json::from_value(wire).expect("parses");
+        assert_eq!(back, pending);
+
+        let recorded = DispatchRecorded {
+            positions: vec![9],
+            phase: Phase::Done,
+        };
+        assert_eq!(
+            serde_json::to_value(&recorded).expect("json"),
+            json!({"positions": [9], "phase": "done"})
+        );
+    }
+
+    #[test]
+    fn content_is_tagged_by_type_and_errors_omit_absent_details() {
+        let text = ContentView::Text { text: "hi".into() };
+        assert_eq!(
+            serde_json::to_value(&text).expect("json"),
+            json!({"type": "text", "text": "hi"})
+        );
+        let error = ErrorBody {
+            error: ErrorDetail {
+                code: "invalid".into(),
+                message: "invalid to".into(),
+                rule: None,
+                also_broken: None,
+                field: Some("to".into()),
+                phase: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&error).expect("json"),
+            json!({"error": {"code": "invalid", "message": "invalid to", "field": "to"}})
+        );
+    }
+
+    /// An opt-out's `detail` may be absent or `null`; unknown fields are refused.
+    #[test]
+    fn opt_out_detail_may_be_null() {
+        let request: OptOutRequest =
+            serde_json::from_value(json!({"detail": null})).expect("null detail");
+        assert_eq!(request, OptOutRequest::default());
+        assert!(serde_json::from_value::<OptOutRequest>(json!({"details": "x"})).is_err());
+    }
 }

@@ -1,0 +1,976 @@
+//! The OpenAPI document of the hub's HTTP API, generated: the schemas come from the wire types in
+//! [`wagate_api`] (`ToSchema`), the paths from the route table ([`ROUTES`]) and the operations
+//! below. docs/openapi.yaml is [`yaml`]'s output; a test fails when the file is stale
+//! (`WAGATE_WRITE_OPENAPI=1 cargo test -p wagate-http openapi` rewrites it), and the handler
+//! tests fail when a handler answers a status its operation does not list.
+
+use std::collections::BTreeMap;
+
+use axum::http::Method;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, Paths,
+};
+use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Schema,
+    SchemaFormat, Type,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    Content, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
+};
+use utoipa::ToSchema;
+use wagate_api as api;
+
+use crate::routes::{Access, ROUTES};
+
+/// The bearer scheme's name in the document.
+const BEARER: &str = "bearer";
+
+const TAGS: &[(&str, &str)] = &[
+    (
+        "webhooks",
+        "Provider webhooks, each checked by its provider's signature.",
+    ),
+    ("contacts", "Consent and the 24 h window."),
+    ("messages", "Sends and their state."),
+    ("templates", "Message templates and their approval."),
+    (
+        "senders",
+        "Business numbers and portfolio messaging limits.",
+    ),
+    (
+        "dispatch",
+        "For a dispatcher running as its own process (`wagate dispatch --hub URL`).",
+    ),
+    ("feed", "The log as NDJSON."),
+    ("ops", "Health and metrics."),
+];
+
+/// A non-2xx answer an operation can give: every one has the [`api::ErrorBody`] shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Invalid,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    NotClaimable,
+    TooLarge,
+    Refused,
+    Unavailable,
+    Internal,
+}
+
+impl Failure {
+    const ALL: [Failure; 9] = [
+        Self::Invalid,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::NotClaimable,
+        Self::TooLarge,
+        Self::Refused,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    fn status(self) -> &'static str {
+        match self {
+            Self::Invalid => "400",
+            Self::Unauthorized => "401",
+            Self::Forbidden => "403",
+            Self::NotFound => "404",
+            Self::NotClaimable => "409",
+            Self::TooLarge => "413",
+            Self::Refused => "422",
+            Self::Unavailable => "503",
+            Self::Internal => "500",
+        }
+    }
+
+    /// The response's name among the document's components.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Invalid => "Invalid",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "NotFound",
+            Self::NotClaimable => "NotClaimable",
+            Self::TooLarge => "TooLarge",
+            Self::Refused => "Refused",
+            Self::Unavailable => "Unavailable",
+            Self::Internal => "Internal",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::Invalid => "Bad input; `error.field` names the field (`body` when the JSON itself is broken).",
+            Self::Unauthorized => "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
+            Self::Forbidden => "Missing or wrong webhook signature, or the provider is not configured (recorded in the webhook audit log).",
+            Self::NotFound => "Unknown id.",
+            Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
+            Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
+            Self::Refused => "A compliance rule forbids it; `error.rule` names the rule, `error.also_broken` the others.",
+            Self::Unavailable => "The log cannot be written now; retry after `Retry-After` seconds.",
+            Self::Internal => "The hub failed (an unreadable event in the log); nothing was recorded by this request.",
+        }
+    }
+}
+
+/// Failures of every route that reads or writes the log.
+const HUB: [Failure; 2] = [Failure::Unavailable, Failure::Internal];
+
+/// The schemas the operations refer to, collected while they are built.
+#[derive(Default)]
+struct Schemas(BTreeMap<String, RefOr<Schema>>);
+
+impl Schemas {
+    /// A reference to `T`'s schema, which (with the schemas it refers to) joins the document.
+    fn of<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        let mut referred = Vec::new();
+        T::schemas(&mut referred);
+        self.0.extend(referred);
+        self.0.insert(T::name().into_owned(), T::schema());
+        Ref::from_schema_name(T::name()).into()
+    }
+
+    fn json<T: ToSchema>(&mut self) -> Content {
+        ContentBuilder::new().schema(Some(self.of::<T>())).build()
+    }
+
+    fn json_list<T: ToSchema>(&mut self) -> Content {
+        let list = ArrayBuilder::new().items(self.of::<T>());
+        ContentBuilder::new().schema(Some(list)).build()
+    }
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn text(media_type: &str, description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            media_type,
+            ContentBuilder::new().schema(Some(string())).build(),
+        )
+        .build()
+}
+
+fn json(description: &str, content: Content) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .build()
+}
+
+fn body(required: bool, media_type: &str, content: Content) -> Option<RequestBody> {
+    let required = if required {
+        Required::True
+    } else {
+        Required::False
+    };
+    Some(
+        RequestBodyBuilder::new()
+            .required(Some(required))
+            .content(media_type, content)
+            .build(),
+    )
+}
+
+fn parameter(
+    name: &str,
+    place: ParameterIn,
+    required: bool,
+    description: &str,
+    schema: ObjectBuilder,
+) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(place)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn contact() -> Parameter {
+    parameter(
+        "contact",
+        ParameterIn::Path,
+        true,
+        "E.164 number (`+41790000001`), or `bsuid:<id>`.",
+        string(),
+    )
+}
+
+fn message_id() -> Parameter {
+    parameter(
+        "message_id",
+        ParameterIn::Path,
+        true,
+        "The message id (UUID v7).",
+        string().format(Some(SchemaFormat::Custom("uuid".into()))),
+    )
+}
+
+fn address() -> Parameter {
+    parameter(
+        "address",
+        ParameterIn::Path,
+        true,
+        "The sender, `whatsapp:+E164`.",
+        string(),
+    )
+}
+
+fn twilio_signature() -> Parameter {
+    parameter(
+        "X-Twilio-Signature",
+        ParameterIn::Header,
+        true,
+        "Twilio's signature of the public URL and the form fields.",
+        string(),
+    )
+}
+
+fn form() -> Content {
+    let fields = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(string().into())));
+    ContentBuilder::new().schema(Some(fields)).build()
+}
+
+fn flag() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .default(Some(false.into()))
+}
+
+fn count() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0))
+}
+
+/// One operation: its identity, what it takes, its success and its failures.
+struct Spec {
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    parameters: Vec<Parameter>,
+    body: Option<RequestBody>,
+    success: (&'static str, Response),
+    failures: Vec<Failure>,
+}
+
+impl Spec {
+    fn new(id: &'static str, tag: &'static str, summary: &'static str) -> Self {
+        Self {
+            id,
+            tag,
+            summary,
+            parameters: Vec::new(),
+            body: None,
+            success: ("200", ResponseBuilder::new().description("OK").build()),
+            failures: Vec::new(),
+        }
+    }
+
+    fn parameters(mut self, parameters: impl IntoIterator<Item = Parameter>) -> Self {
+        self.parameters.extend(parameters);
+        self
+    }
+
+    fn body(mut self, body: Option<RequestBody>) -> Self {
+        self.body = body;
+        self
+    }
+
+    fn answers(mut self, status: &'static str, response: Response) -> Self {
+        self.success = (status, response);
+        self
+    }
+
+    fn fails(mut self, failures: impl IntoIterator<Item = Failure>) -> Self {
+        self.failures.extend(failures);
+        self
+    }
+
+    fn build(mut self, access: Access) -> Operation {
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(self.id))
+            .tag(self.tag)
+            .summary(Some(self.summary))
+            .parameters(Some(self.parameters))
+            .request_body(self.body)
+            .response(self.success.0, self.success.1);
+        match access {
+            // An open route overrides the document's bearer requirement with none.
+            Access::Open => {
+                operation = operation.securities(Some(Vec::<SecurityRequirement>::new()));
+            }
+            Access::Bearer => self.failures.push(Failure::Unauthorized),
+        }
+        self.failures.sort_by_key(|failure| failure.status());
+        self.failures.dedup();
+        for failure in self.failures {
+            operation =
+                operation.response(failure.status(), Ref::from_response_name(failure.name()));
+        }
+        operation.build()
+    }
+}
+
+/// The operation of one route (`None` for a route this table does not know: a unit test checks
+/// there is none).
+fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
+    use Failure::*;
+    let recorded = |schemas: &mut Schemas| {
+        json(
+            "Appended (`positions` empty when nothing changed).",
+            schemas.json::<api::Recorded>(),
+        )
+    };
+    let dispatch_recorded = |schemas: &mut Schemas| {
+        json(
+            "What was appended, and the phase now.",
+            schemas.json::<api::DispatchRecorded>(),
+        )
+    };
+    let spec = match (method.as_str(), path) {
+        ("POST", "/webhooks/twilio/inbound") => Spec::new(
+            "twilio_inbound",
+            "webhooks",
+            "Twilio inbound message (signed with X-Twilio-Signature)",
+        )
+        .parameters([twilio_signature()])
+        .body(body(true, "application/x-www-form-urlencoded", form()))
+        .answers(
+            "200",
+            text(
+                "text/xml",
+                "Recorded (or a duplicate); an empty TwiML answer.",
+            ),
+        )
+        .fails([Invalid, Forbidden, TooLarge])
+        .fails(HUB),
+        ("POST", "/webhooks/twilio/status") => Spec::new(
+            "twilio_status",
+            "webhooks",
+            "Twilio status callback (signed; `?message_id=` names the wagate message)",
+        )
+        .parameters([
+            twilio_signature(),
+            parameter(
+                "message_id",
+                ParameterIn::Query,
+                false,
+                "The wagate message the callback is for (part of the signed URL).",
+                string().format(Some(SchemaFormat::Custom("uuid".into()))),
+            ),
+        ])
+        .body(body(true, "application/x-www-form-urlencoded", form()))
+        .answers(
+            "204",
+            ResponseBuilder::new()
+                .description("Recorded (or a duplicate).")
+                .build(),
+        )
+        .fails([Invalid, Forbidden, TooLarge])
+        .fails(HUB),
+        ("GET", "/webhooks/meta") => {
+            Spec::new("meta_verify", "webhooks", "Meta subscription handshake")
+                .parameters([
+                    parameter(
+                        "hub.mode",
+                        ParameterIn::Query,
+                        true,
+                        "Always `subscribe`.",
+                        string().enum_values(Some(["subscribe"])),
+                    ),
+                    parameter(
+                        "hub.verify_token",
+                        ParameterIn::Query,
+                        true,
+                        "WAGATE_META_VERIFY_TOKEN.",
+                        string(),
+                    ),
+                    parameter(
+                        "hub.challenge",
+                        ParameterIn::Query,
+                        true,
+                        "Echoed on success.",
+                        string(),
+                    ),
+                ])
+                .answers("200", text("text/plain", "The challenge, echoed."))
+                .fails([Invalid, Forbidden, TooLarge])
+        }
+        ("POST", "/webhooks/meta") => Spec::new(
+            "meta_events",
+            "webhooks",
+            "Meta Cloud API webhook (signed with X-Hub-Signature-256)",
+        )
+        .parameters([parameter(
+            "X-Hub-Signature-256",
+            ParameterIn::Header,
+            true,
+            "`sha256=` and the HMAC of the body with the app secret.",
+            string(),
+        )])
+        .body(body(
+            true,
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                .build(),
+        ))
+        .answers(
+            "200",
+            json(
+                "The batch was taken (items that could not be used are in the audit log).",
+                schemas.json::<api::MetaWebhookSummary>(),
+            ),
+        )
+        .fails([Invalid, Forbidden, TooLarge])
+        .fails(HUB),
+        ("GET", "/healthz") => Spec::new("healthz", "ops", "Liveness and the durable log head")
+            .answers("200", json("OK", schemas.json::<api::Health>())),
+        ("GET", "/metrics") => {
+            Spec::new("metrics", "ops", "Prometheus metrics (text format 0.0.4)")
+                .answers("200", text("text/plain", "OK"))
+        }
+        ("GET", "/v1/contacts/{contact}") => Spec::new(
+            "get_contact",
+            "contacts",
+            "Consent, window, flags and recent messages of a contact",
+        )
+        .parameters([contact()])
+        .answers("200", json("OK", schemas.json::<api::ContactResponse>()))
+        .fails([Invalid])
+        .fails(HUB),
+        ("POST", "/v1/contacts/{contact}/opt-in") => Spec::new(
+            "opt_in",
+            "contacts",
+            "Record an explicit opt-in with its provenance",
+        )
+        .parameters([contact()])
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::OptInRequest>(),
+        ))
+        .answers("200", recorded(schemas))
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/contacts/{contact}/opt-out") => Spec::new(
+            "opt_out",
+            "contacts",
+            "Record an opt-out (the body is optional)",
+        )
+        .parameters([contact()])
+        .body(body(
+            false,
+            "application/json",
+            schemas.json::<api::OptOutRequest>(),
+        ))
+        .answers("200", recorded(schemas))
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/messages") => Spec::new(
+            "send_message",
+            "messages",
+            "Ask to send a template or freeform message",
+        )
+        .parameters([
+            parameter(
+                "Idempotency-Key",
+                ParameterIn::Header,
+                false,
+                "The same key again answers the first request's result and records nothing.",
+                string().min_length(Some(1)).max_length(Some(255)),
+            ),
+            parameter(
+                "dry_run",
+                ParameterIn::Query,
+                false,
+                "Check every rule, record nothing.",
+                flag(),
+            ),
+        ])
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::SendMessageRequest>(),
+        ))
+        .answers(
+            "202",
+            json(
+                "Allowed (and recorded as an intent unless a dry run).",
+                schemas.json::<api::SendMessageResponse>(),
+            ),
+        )
+        .fails([Invalid, TooLarge, Refused])
+        .fails(HUB),
+        ("GET", "/v1/messages/{message_id}") => Spec::new(
+            "get_message",
+            "messages",
+            "A message's status, intent, dispatch phase and history",
+        )
+        .parameters([message_id()])
+        .answers("200", json("OK", schemas.json::<api::MessageResponse>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/messages/{message_id}/claim") => Spec::new(
+            "claim_message",
+            "dispatch",
+            "Claim a message for one provider call (every gate re-checked; a refusal cancels it)",
+        )
+        .parameters([message_id()])
+        .answers(
+            "200",
+            json(
+                "Claimed: the provider call's inputs.",
+                schemas.json::<api::ClaimResponse>(),
+            ),
+        )
+        .fails([Invalid, NotFound, NotClaimable, Refused])
+        .fails(HUB),
+        ("POST", "/v1/messages/{message_id}/outcome") => Spec::new(
+            "record_outcome",
+            "dispatch",
+            "Record a provider call's outcome",
+        )
+        .parameters([message_id()])
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::OutcomeRequest>(),
+        ))
+        .answers("200", dispatch_recorded(schemas))
+        .fails([Invalid, NotFound, NotClaimable, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/messages/{message_id}/expire-in-doubt") => Spec::new(
+            "expire_in_doubt",
+            "dispatch",
+            "Fail a claim that has been in doubt past the timeout",
+        )
+        .parameters([message_id()])
+        .answers("200", dispatch_recorded(schemas))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("GET", "/v1/dispatch/pending") => Spec::new(
+            "pending_messages",
+            "dispatch",
+            "Messages with dispatch work",
+        )
+        .answers("200", json("OK", schemas.json::<api::PendingResponse>()))
+        .fails(HUB),
+        ("GET", "/v1/templates") => {
+            Spec::new("list_templates", "templates", "Registered templates")
+                .answers("200", json("OK", schemas.json_list::<api::TemplateView>()))
+                .fails(HUB)
+        }
+        ("POST", "/v1/templates") => Spec::new(
+            "register_template",
+            "templates",
+            "Register a template (approval starts pending)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::RegisterTemplateRequest>(),
+        ))
+        .answers(
+            "201",
+            json("Registered.", schemas.json::<api::TemplateView>()),
+        )
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/templates/{content_sid}/status") => Spec::new(
+            "set_template_status",
+            "templates",
+            "Set a template's approval status",
+        )
+        .parameters([parameter(
+            "content_sid",
+            ParameterIn::Path,
+            true,
+            "The template id: a Twilio Content SID (`HX…`) or a Meta template name.",
+            string(),
+        )])
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::TemplateStatusRequest>(),
+        ))
+        .answers("200", json("OK", schemas.json::<api::TemplateView>()))
+        .fails([Invalid, NotFound, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/senders") => Spec::new("list_senders", "senders", "Registered senders")
+            .answers("200", json("OK", schemas.json_list::<api::SenderView>()))
+            .fails(HUB),
+        ("POST", "/v1/senders") => Spec::new(
+            "register_sender",
+            "senders",
+            "Register a business number (not yet authorized)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::RegisterSenderRequest>(),
+        ))
+        .answers(
+            "201",
+            json("Registered.", schemas.json::<api::SenderView>()),
+        )
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/senders/{address}/authorize") => Spec::new(
+            "authorize_sender",
+            "senders",
+            "Authorize a sender (also lifts a suspension; the body is optional)",
+        )
+        .parameters([address()])
+        .body(body(
+            false,
+            "application/json",
+            schemas.json::<api::AuthorizeSenderRequest>(),
+        ))
+        .answers("200", json("OK", schemas.json::<api::SenderView>()))
+        .fails([Invalid, NotFound, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/senders/{address}/suspend") => {
+            Spec::new("suspend_sender", "senders", "Suspend a sender")
+                .parameters([address()])
+                .body(body(
+                    true,
+                    "application/json",
+                    schemas.json::<api::SuspendSenderRequest>(),
+                ))
+                .answers("200", json("OK", schemas.json::<api::SenderView>()))
+                .fails([Invalid, NotFound, TooLarge])
+                .fails(HUB)
+        }
+        ("POST", "/v1/portfolios/{portfolio}/messaging-limit") => Spec::new(
+            "set_messaging_limit",
+            "senders",
+            "Set a business portfolio's messaging limit",
+        )
+        .parameters([parameter(
+            "portfolio",
+            ParameterIn::Path,
+            true,
+            "The Meta business portfolio.",
+            string().pattern(Some("^[a-z0-9_]{1,64}$")),
+        )])
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::MessagingLimitRequest>(),
+        ))
+        .answers("200", recorded(schemas))
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/events") => {
+            schemas.0.insert(
+                api::EXPORTED_EVENT.into(),
+                api::exported_event_schema().into(),
+            );
+            let line = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(api::EXPORTED_EVENT)))
+                .build();
+            Spec::new(
+                "events",
+                "feed",
+                "The log as NDJSON after a position, optionally followed",
+            )
+            .parameters([
+                parameter(
+                    "after",
+                    ParameterIn::Query,
+                    false,
+                    "Events after this position (default 0: from the start).",
+                    count().default(Some(0.into())),
+                ),
+                parameter(
+                    "limit",
+                    ParameterIn::Query,
+                    false,
+                    "At most this many events.",
+                    count(),
+                ),
+                parameter(
+                    "follow",
+                    ParameterIn::Query,
+                    false,
+                    "Keep the response open and stream new events as they become durable.",
+                    flag(),
+                ),
+            ])
+            .answers(
+                "200",
+                ResponseBuilder::new()
+                    .description("One event per line, in the export format.")
+                    .content("application/x-ndjson", line)
+                    .build(),
+            )
+            .fails([Invalid])
+            .fails(HUB)
+        }
+        _ => return None,
+    };
+    Some(spec)
+}
+
+fn http_method(method: &Method) -> Option<HttpMethod> {
+    match *method {
+        Method::GET => Some(HttpMethod::Get),
+        Method::POST => Some(HttpMethod::Post),
+        Method::PUT => Some(HttpMethod::Put),
+        Method::DELETE => Some(HttpMethod::Delete),
+        Method::PATCH => Some(HttpMethod::Patch),
+        _ => None,
+    }
+}
+
+/// The whole document: every route of [`ROUTES`], in its order.
+pub fn document() -> OpenApi {
+    let mut schemas = Schemas::default();
+    let mut paths = Paths::new();
+    for (method, path, access) in ROUTES {
+        // Invariant: every ROUTES entry has an operation and an OpenAPI method (unit test).
+        let (Some(spec), Some(http_method)) =
+            (spec(method, path, &mut schemas), http_method(method))
+        else {
+            continue;
+        };
+        paths.add_path_operation(path, vec![http_method], spec.build(*access));
+    }
+    // Every failure answers the same error shape.
+    let error = schemas.json::<api::ErrorBody>();
+    let responses = Failure::ALL.map(|failure| {
+        let mut response = ResponseBuilder::new()
+            .description(failure.description())
+            .content("application/json", error.clone());
+        if failure == Failure::Unavailable {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("Seconds to wait before retrying."))
+                    .build(),
+            );
+        }
+        (failure.name(), response.build())
+    });
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas.0)
+        .responses_from_iter(responses)
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("WAGATE_API_TOKEN"))
+                    .build(),
+            ),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("wagate hub API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The command API of wagate, a compliance-gated WhatsApp Business messaging \
+                     hub, plus its provider webhooks, health and metrics. docs/api.md has an \
+                     example for every route. Generated from the wire types of the `wagate-api` \
+                     crate by `wagate_http::openapi`; do not edit by hand \
+                     (`WAGATE_WRITE_OPENAPI=1 cargo test -p wagate-http openapi` rewrites it).",
+                ))
+                .build(),
+        )
+        .servers(Some([ServerBuilder::new()
+            .url("http://127.0.0.1:8080")
+            .build()]))
+        .security(Some([SecurityRequirement::new(
+            BEARER,
+            Vec::<String>::new(),
+        )]))
+        .tags(Some(TAGS.iter().map(|(name, description)| {
+            TagBuilder::new()
+                .name(*name)
+                .description(Some(*description))
+                .build()
+        })))
+        .paths(paths)
+        .components(Some(components))
+        .build()
+}
+
+/// docs/openapi.yaml's content.
+pub fn yaml() -> String {
+    // Serializing plain maps and strings to YAML cannot fail; an error here is a bug in the
+    // document's construction.
+    document()
+        .to_yaml()
+        .expect("the OpenAPI document serializes to YAML")
+}
+
+/// The statuses the document lists for an operation (`None`: no such operation). The handler
+/// tests check every answer against it.
+pub fn documented_statuses(document: &OpenApi, method: &Method, path: &str) -> Option<Vec<String>> {
+    let item = document.paths.paths.get(path)?;
+    let operation = match *method {
+        Method::GET => item.get.as_ref(),
+        Method::POST => item.post.as_ref(),
+        Method::PUT => item.put.as_ref(),
+        Method::DELETE => item.delete.as_ref(),
+        Method::PATCH => item.patch.as_ref(),
+        _ => None,
+    }?;
+    Some(operation.responses.responses.keys().cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn openapi_yaml() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.yaml")
+    }
+
+    #[test]
+    fn every_route_has_an_operation() {
+        let mut schemas = Schemas::default();
+        for (method, path, _) in ROUTES {
+            assert!(
+                spec(method, path, &mut schemas).is_some(),
+                "{method} {path}"
+            );
+            assert!(http_method(method).is_some(), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn every_operation_has_a_unique_operation_id() {
+        let document = document();
+        let mut ids = Vec::new();
+        for (method, path, _) in ROUTES {
+            let item = &document.paths.paths[*path];
+            let operation = match *method {
+                Method::GET => item.get.as_ref(),
+                _ => item.post.as_ref(),
+            }
+            .unwrap_or_else(|| panic!("{method} {path} is not in the document"));
+            let id = operation
+                .operation_id
+                .clone()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(!ids.contains(&id), "operationId {id} twice");
+            ids.push(id);
+        }
+    }
+
+    /// Every `$ref` in the document points at a schema or response it defines.
+    #[test]
+    fn every_reference_resolves() {
+        let value = serde_json::to_value(document()).expect("json");
+        let components = &value["components"];
+        let mut stack = vec![&value];
+        while let Some(node) = stack.pop() {
+            match node {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                        let mut parts = target.trim_start_matches("#/components/").split('/');
+                        let (kind, name) = (parts.next(), parts.next());
+                        let defined = kind
+                            .zip(name)
+                            .is_some_and(|(kind, name)| components[kind].get(name).is_some());
+                        assert!(defined, "{target} is not defined");
+                    }
+                    stack.extend(map.values());
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+    }
+
+    /// docs/openapi.yaml is the generated document, byte for byte.
+    #[test]
+    fn openapi_yaml_is_up_to_date() {
+        let path = openapi_yaml();
+        let generated = yaml();
+        if std::env::var_os("WAGATE_WRITE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).expect("write docs/openapi.yaml");
+            return;
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            written == generated,
+            "docs/openapi.yaml is stale: regenerate it with \
+             `WAGATE_WRITE_OPENAPI=1 cargo test -p wagate-http openapi` and commit it"
+        );
+    }
+
+    /// What wave 1's hand-written document got wrong, now derived from the handlers' types.
+    #[test]
+    fn claim_and_expiry_list_400_and_opt_out_detail_is_nullable() {
+        let document = document();
+        for path in [
+            "/v1/messages/{message_id}/claim",
+            "/v1/messages/{message_id}/expire-in-doubt",
+        ] {
+            let statuses = documented_statuses(&document, &Method::POST, path).expect(path);
+            assert!(statuses.iter().any(|s| s == "400"), "{path}: {statuses:?}");
+        }
+        let value = serde_json::to_value(&document).expect("json");
+        let detail = &value["components"]["schemas"]["OptOutRequest"]["properties"]["detail"];
+        assert_eq!(
+            detail["type"],
+            serde_json::json!(["string", "null"]),
+            "{detail}"
+        );
+    }
+
+    /// The hand-written ExportedEvent schema has exactly the properties of a real exported event.
+    #[test]
+    fn the_exported_event_schema_matches_the_export_format() {
+        let schema = serde_json::to_value(api::exported_event_schema()).expect("json");
+        let mut documented: Vec<&String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .collect();
+        documented.sort();
+        let event = wagate_export::ExportedEvent {
+            position: 1,
+            stream: "contact:+41790000001".into(),
+            version: 1,
+            event_type: "OptedIn".into(),
+            timestamp: "2026-11-25T09:00:00.000Z".into(),
+            event_id: "01934b8e-0000-7000-8000-000000000000".into(),
+            payload: serde_json::Map::new(),
+        };
+        let exported = serde_json::to_value(&event).expect("json");
+        let mut keys: Vec<&String> = exported.as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(documented, keys);
+    }
+}
