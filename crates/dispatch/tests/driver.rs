@@ -402,22 +402,23 @@ async fn shutdown_waits_for_the_call_in_flight_and_records_it() {
 /// `wagate dispatch --hub URL`: the same flow through the hub's HTTP API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_dispatcher_sends_through_the_http_api() {
-    use wagate_http::{Providers as HubProviders, ServeConfig, Server};
+    use wagate_http::{HttpSettings, Server};
     use wagate_providers::Secret;
 
     let data = tempfile::tempdir().expect("temporary directory");
     let token = Secret::new("test-token");
-    let mut serve = ServeConfig::new(
+    let mut settings = HttpSettings::new(
         "127.0.0.1:0".parse().expect("address"),
         data.path(),
         token.clone(),
-        HubProviders::Sandbox {
-            twilio_auth_token: Secret::new("sandbox-auth-token"),
-        },
     );
-    serve.policy = policy();
-    let server = Server::bind(&serve).await.expect("hub binds");
-    let hub = server.hub().clone();
+    settings.webhooks.twilio_auth_token = Some(Secret::new("sandbox-auth-token"));
+    settings.sandbox = true;
+    let store = Store::open_temporary().expect("temporary store");
+    let hub = Hub::open(store, Arc::new(SystemClock), policy()).expect("hub");
+    let server = Server::bind(&settings, hub.clone())
+        .await
+        .expect("hub binds");
     let url = format!("http://{}", server.local_addr());
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async move {

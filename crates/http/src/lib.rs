@@ -8,7 +8,8 @@
 //!   NDJSON event feed.
 //! - `/healthz` and `/metrics` (Prometheus text).
 //!
-//! [`Server`] / [`serve`] run it all from a [`ServeConfig`]; [`router`] builds the router alone
+//! [`Server`] / [`serve`] run it all for a [`Hub`](wagate_app::Hub) the caller opened, from
+//! ready-made [`HttpSettings`] (the binary resolves them); [`router`] builds the router alone
 //! (tests, embedding). The JSON shapes are in [`api`]; the auditors' event format in
 //! [`export_json`]. docs/api.md documents every route.
 
@@ -16,7 +17,6 @@ pub mod api;
 pub mod audit;
 mod body;
 mod commands;
-pub mod config;
 mod dispatch;
 mod error;
 pub mod export_json;
@@ -24,17 +24,15 @@ mod feed;
 mod metrics;
 mod routes;
 mod server;
+mod settings;
 mod state;
 #[cfg(test)]
 mod tests;
 mod webhooks;
 
 pub use body::WEBHOOK_BODY_LIMIT;
-pub use config::{
-    ConfigError, Flags, GeneratedSecret, MetaSettings, OpCli, Providers, ServeConfig,
-    TwilioSettings,
-};
 pub use routes::{router, Access, ROUTES};
 pub use server::{serve, ServeError, Server};
+pub use settings::{parse_messaging_limit, HttpSettings, WebhookSecrets};
 pub use state::{AppState, WebhookKeys};
 pub use webhooks::EMPTY_TWIML;
