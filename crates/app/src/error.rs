@@ -25,8 +25,22 @@ pub enum AppError {
     /// The log holds an event this version of wagate cannot read.
     #[error("unreadable event at position {position}: {reason}")]
     Corrupt { position: u64, reason: String },
+    /// The log's write queue is full (the disk is behind): nothing was written; retry shortly.
+    #[error("the log's write queue is full ({capacity} requests); retry")]
+    Busy { capacity: usize },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            // Lifted out of `Store`: the one store error every caller should answer the same
+            // way (back off, retry), whatever the command.
+            StoreError::Busy { capacity } => Self::Busy { capacity },
+            other => Self::Store(other),
+        }
+    }
 }
 
 impl AppError {
