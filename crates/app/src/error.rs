@@ -41,12 +41,18 @@ pub enum AppError {
     /// mixes written and new events): stop and look.
     #[error(transparent)]
     Log(StoreError),
+    /// The log's write queue is full (the disk is behind): nothing was written; retry shortly.
+    #[error("the log's write queue is full ({capacity} requests); retry")]
+    Busy { capacity: usize },
 }
 
 /// Sorts the log's failures by what a caller can do about them.
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
+            // The one store error every caller answers the same way (back off, retry), whatever
+            // the command.
+            StoreError::Busy { capacity } => Self::Busy { capacity },
             StoreError::Conflict { .. }
             | StoreError::DiskFull { .. }
             | StoreError::Io { .. }

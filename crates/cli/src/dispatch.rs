@@ -3,6 +3,7 @@
 //! through it (the hub re-checks every rule on its newest state), calls the provider, and reports
 //! the outcome back. Stops on Ctrl-C or SIGTERM after finishing what is in flight.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use wagate_dispatch::{Config, DriverOptions, Providers, RemoteHub};
 use wagate_domain::{Policy, ProviderKind};
-use wagate_providers::Secret;
 
+use crate::settings::{DispatchConfig, DispatchFlags, DispatchProviders};
 use crate::{outbound, signals};
 
 /// How long one call to the hub's API may take.
@@ -19,25 +20,31 @@ const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Provider credentials come from the environment, as for `serve`: \
-WAGATE_TWILIO_ACCOUNT_SID + WAGATE_TWILIO_AUTH_TOKEN, WAGATE_META_ACCESS_TOKEN (base URLs: \
-WAGATE_TWILIO_API_BASE, WAGATE_META_API_BASE). With --sandbox, the loopback sandbox sends instead \
-and posts its signed callbacks to the hub, signed with WAGATE_TWILIO_AUTH_TOKEN (the hub must check \
-Twilio webhooks with the same token)."
+    after_help = "Provider credentials come from the environment or the --config file, as for \
+`serve`: WAGATE_TWILIO_ACCOUNT_SID + WAGATE_TWILIO_AUTH_TOKEN, WAGATE_META_ACCESS_TOKEN (base URLs: \
+WAGATE_TWILIO_API_BASE, WAGATE_META_API_BASE). The API token and every secret may be an \
+op://vault/item/field reference, read with the 1Password CLI. With --sandbox, the loopback sandbox \
+sends instead and posts its signed callbacks to the hub, signed with WAGATE_TWILIO_AUTH_TOKEN (the \
+hub must check Twilio webhooks with the same token)."
 )]
 pub struct DispatchArgs {
-    /// The hub's base URL.
-    #[arg(long, env = "WAGATE_HUB", default_value = "http://127.0.0.1:8080")]
-    hub: String,
+    /// The hub's base URL [default: http://127.0.0.1:8080].
+    #[arg(long, env = "WAGATE_HUB")]
+    hub: Option<String>,
 
     /// The hub's API token.
     #[arg(long, env = "WAGATE_API_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
 
     /// The URL providers reach the hub at (Twilio's StatusCallback; what signatures cover).
     /// Defaults to --hub.
     #[arg(long, env = "WAGATE_PUBLIC_URL")]
     public_url: Option<String>,
+
+    /// Optional TOML file with the same settings as `serve`'s (lower-case names: hub, api_token,
+    /// public_url, twilio_account_sid, twilio_auth_token, meta_access_token, …).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// Send through the loopback sandbox instead of real providers.
     #[arg(long)]
@@ -49,15 +56,21 @@ pub struct DispatchArgs {
 }
 
 pub async fn run(args: DispatchArgs) -> anyhow::Result<ExitCode> {
-    let public_url = args.public_url.clone().unwrap_or_else(|| args.hub.clone());
-    let providers = providers(&args, &public_url)?;
-    let hub = RemoteHub::new(&args.hub, Secret::new(args.token.clone()), HUB_TIMEOUT)
-        .with_context(|| format!("hub at {}", args.hub))?;
+    let settings = DispatchConfig::load(&DispatchFlags {
+        hub: args.hub,
+        token: args.token,
+        public_url: args.public_url,
+        sandbox: args.sandbox,
+        config: args.config,
+    })?;
+    let providers = providers(&settings)?;
+    let hub = RemoteHub::new(&settings.hub, settings.api_token.clone(), HUB_TIMEOUT)
+        .with_context(|| format!("hub at {}", settings.hub))?;
     let mut config = Config::from_policy(&Policy::default(), outbound::jitter_seed());
     if let Some(rate) = args.sender_rate {
         config.sender_limit_default = Some(wagate_dispatch::RateLimit::per_second(rate));
     }
-    println!("wagate dispatch: hub {}, {providers:?}", args.hub);
+    println!("wagate dispatch: hub {}, {providers:?}", settings.hub);
     let report = wagate_dispatch::run(
         Arc::new(hub),
         providers,
@@ -72,29 +85,16 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn providers(args: &DispatchArgs, public_url: &str) -> anyhow::Result<Providers> {
-    let env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-    };
-    let twilio_auth_token = env("WAGATE_TWILIO_AUTH_TOKEN").map(Secret::new);
-    if args.sandbox {
-        let token = twilio_auth_token
-            .context("--sandbox needs WAGATE_TWILIO_AUTH_TOKEN: the token the hub checks Twilio webhooks with")?;
-        let sandbox = outbound::sandbox(&args.hub, public_url, token)?;
-        return Ok(Providers::new().with(ProviderKind::Sandbox, sandbox));
+fn providers(settings: &DispatchConfig) -> anyhow::Result<Providers> {
+    match &settings.providers {
+        DispatchProviders::Sandbox { twilio_auth_token } => {
+            let sandbox = outbound::sandbox(
+                &settings.hub,
+                &settings.public_url,
+                twilio_auth_token.clone(),
+            )?;
+            Ok(Providers::new().with(ProviderKind::Sandbox, sandbox))
+        }
+        DispatchProviders::Live(credentials) => outbound::live(credentials, &settings.public_url),
     }
-    let credentials = outbound::LiveCredentials {
-        twilio_account_sid: env("WAGATE_TWILIO_ACCOUNT_SID"),
-        twilio_auth_token,
-        meta_access_token: env("WAGATE_META_ACCESS_TOKEN").map(Secret::new),
-    };
-    if credentials.twilio_account_sid.is_none() && credentials.meta_access_token.is_none() {
-        anyhow::bail!(
-            "no provider credentials: set WAGATE_TWILIO_ACCOUNT_SID and WAGATE_TWILIO_AUTH_TOKEN, \
-             or WAGATE_META_ACCESS_TOKEN, or pass --sandbox"
-        );
-    }
-    outbound::live(&credentials, public_url)
 }

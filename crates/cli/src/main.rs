@@ -10,12 +10,14 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod client;
+mod compose;
 mod demo;
 mod dispatch;
 mod export;
 mod ops;
 mod outbound;
 mod serve;
+mod settings;
 mod signals;
 mod source;
 

@@ -1,17 +1,18 @@
 //! `wagate serve`: the hub (webhooks, command API, event feed, health, metrics) on one address.
 //!
 //! Prints, once, on stdout: the bound address, the public URL, the mode, and any secret it
-//! generated (sandbox mode). Runs until Ctrl-C or SIGTERM, then shuts down gracefully: stops
-//! accepting, lets open requests finish, closes the store.
+//! generated (sandbox mode). Runs until Ctrl-C or SIGTERM, then shuts down gracefully: the
+//! dispatcher drains, the server stops accepting and lets open requests finish, the store closes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use wagate_http::{Flags, Providers, ServeConfig, Server};
+use wagate_http::Server;
 
-use crate::{outbound, signals};
+use crate::settings::{Providers, ServeConfig, ServeFlags};
+use crate::{compose, outbound, signals};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -43,15 +44,22 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let flags = Flags {
+    let flags = ServeFlags {
         listen: args.listen,
         data: args.data,
         config: args.config,
     };
     let config = ServeConfig::load(&flags)?;
-    let server = Server::bind(&config)
+    let compose::Opened { store, hub } = compose::open(&config.data_dir, config.policy.clone())
         .await
         .context("cannot start the hub")?;
+    let server = match Server::bind(&config.http_settings(), hub).await {
+        Ok(server) => server,
+        Err(error) => {
+            compose::close(store).await?;
+            return Err(error).context("cannot start the hub");
+        }
+    };
 
     println!("wagate listening on http://{}", server.local_addr());
     println!("public url: {}", server.public_url());
@@ -74,7 +82,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot write to stdout")?;
 
     // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
-    // stops accepting and closes the store: outcomes are never written to a closed log.
+    // stops accepting, then the store closes: outcomes are never written to a closed log.
     let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
     let dispatcher = if args.no_dispatch {
         None
@@ -111,10 +119,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    server
-        .run(shutdown)
-        .await
-        .context("the hub stopped with an error")?;
+    let served = server.run(shutdown).await;
+    // Every user of the hub has stopped (the dispatcher drained, the server's requests ended).
+    let closed = compose::close(store).await;
+    served.context("the hub stopped with an error")?;
+    closed?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

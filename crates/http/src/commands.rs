@@ -390,7 +390,7 @@ pub async fn messaging_limit(
         serde_json::Value::String(s) => s.clone(),
         _ => String::new(),
     };
-    let limit = crate::config::parse_messaging_limit(&text)
+    let limit = crate::settings::parse_messaging_limit(&text)
         .ok_or_else(|| ApiError::invalid("limit", "a number of recipients, or \"unlimited\""))?;
     let positions = state.hub().set_messaging_limit(&portfolio, limit).await?;
     Ok(recorded(&state, positions))

@@ -8,7 +8,8 @@ use wagate_domain::Refusal;
 
 use crate::api::{ErrorBody, ErrorDetail, Phase};
 
-/// Seconds a client should wait after a 503.
+/// Seconds a client should wait after a 503 (a full write queue drains within a few group
+/// commits; a contended stream settles as fast).
 const RETRY_AFTER_SECONDS: &str = "1";
 
 /// The verdict a response carries to the metrics and tracing middleware.
@@ -147,7 +148,9 @@ impl From<AppError> for ApiError {
                 message: error.to_string(),
                 phase: None,
             },
-            error @ AppError::Contended { .. } => Self::Unavailable(error.to_string()),
+            error @ (AppError::Contended { .. } | AppError::Busy { .. }) => {
+                Self::Unavailable(error.to_string())
+            }
             error @ AppError::Corrupt { .. } => Self::Internal(error.to_string()),
             // "the event log cannot be written now: …"
             error @ AppError::Unavailable(_) => Self::Unavailable(error.to_string()),
@@ -161,4 +164,41 @@ impl From<AppError> for ApiError {
 pub fn with_verdict(mut response: Response, verdict: &'static str) -> Response {
     response.extensions_mut().insert(Verdict(verdict));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|value| value.to_str().expect("ascii").to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        (
+            status,
+            retry_after,
+            serde_json::from_slice(&body).expect("json"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_is_503_with_retry_after_naming_the_cause() {
+        {
+            let (status, retry_after, body) =
+                answer(ApiError::from(AppError::Busy { capacity: 2048 })).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(retry_after.as_deref(), Some(RETRY_AFTER_SECONDS));
+            assert_eq!(body["error"]["code"], "unavailable");
+            assert_eq!(
+                body["error"]["message"],
+                "the log's write queue is full (2048 requests); retry"
+            );
+        }
+    }
 }

@@ -8,15 +8,16 @@
 //!   NDJSON event feed.
 //! - `/healthz` and `/metrics` (Prometheus text).
 //!
-//! [`Server`] / [`serve`] run it all from a [`ServeConfig`]; [`router`] builds the router alone
-//! (tests, embedding). The JSON shapes are in [`wagate_api`] (re-exported as [`api`]), the OpenAPI document built
-//! from them and the route table in [`openapi`]; the auditors' event format in
+//! [`Server`] / [`serve`] run it all for a [`Hub`](wagate_app::Hub) the caller opened, from
+//! ready-made [`HttpSettings`] (the binary resolves them); [`router`] builds the router alone
+//! (tests, embedding). The JSON shapes are in [`wagate_api`] (re-exported as [`api`]), the
+//! OpenAPI document built from them and the route table in [`openapi`]; the auditors' event
+//! format in
 //! [`export_json`]. docs/api.md documents every route.
 
 pub mod audit;
 mod body;
 mod commands;
-pub mod config;
 mod convert;
 mod dispatch;
 mod error;
@@ -26,18 +27,16 @@ mod metrics;
 pub mod openapi;
 mod routes;
 mod server;
+mod settings;
 mod state;
 #[cfg(test)]
 mod tests;
 mod webhooks;
 
 pub use body::WEBHOOK_BODY_LIMIT;
-pub use config::{
-    ConfigError, Flags, GeneratedSecret, MetaSettings, OpCli, Providers, ServeConfig,
-    TwilioSettings,
-};
 pub use routes::{router, Access, ROUTES};
 pub use server::{serve, ServeError, Server};
+pub use settings::{parse_messaging_limit, HttpSettings, WebhookSecrets};
 pub use state::{AppState, WebhookKeys};
 /// The JSON shapes, re-exported so `wagate_http::api::…` paths keep working; clients depend on
 /// `wagate-api` directly.

@@ -73,6 +73,12 @@ pub enum StoreError {
     #[error("store refuses writes after an earlier write failure: {cause}")]
     Failed { cause: String },
 
+    /// The writer's queue holds [`Options::max_queued_requests`](crate::Options) requests
+    /// already: the disk is behind. Nothing of this request was queued or written; retry after a
+    /// short wait (the HTTP API answers 503 with `Retry-After`).
+    #[error("the log's write queue is full ({capacity} requests); retry")]
+    Busy { capacity: usize },
+
     /// The store was closed (or its writer thread is gone).
     #[error("store is closed")]
     Closed,

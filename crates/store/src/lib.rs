@@ -35,7 +35,10 @@ pub use record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
     NewEvent, RecordedEvent, StreamAppend,
 };
-pub use store::{Clock, Options, Pending, ReplayProgress, Store, StoreStats, VerifyReport};
+pub use store::{
+    Clock, Options, Pending, ReplayProgress, Store, StoreStats, VerifyReport,
+    DEFAULT_MAX_QUEUED_REQUESTS,
+};
 pub use stream::{StreamId, MAX_STREAM_ID_BYTES};
 
 /// Longest event type name.

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -74,9 +74,19 @@ pub struct Options {
     /// Scanner threads a replay uses to read and decode ahead of the caller (1 = scan on the
     /// calling thread only).
     pub replay_threads: usize,
+    /// Most requests (appends and checkpoints) waiting for the writer; past it, a request is
+    /// refused at once with [`StoreError::Busy`] instead of queueing without bound. At least 1.
+    pub max_queued_requests: usize,
     /// Source of "now" for idempotency-key expiry.
     pub clock: Clock,
 }
+
+/// Default [`Options::max_queued_requests`]: two full group commits (`max_batch_requests` is
+/// 1,000), so one batch can wait while another is being written and bursts are absorbed; a queue
+/// longer than that means the disk is behind by more than two fsyncs, and callers are better told
+/// to retry than left holding memory. At the 64 KiB payload limit it bounds the queue to about
+/// 128 MiB; typical events (well under 1 KiB) keep it in single megabytes.
+pub const DEFAULT_MAX_QUEUED_REQUESTS: usize = 2048;
 
 impl Default for Options {
     fn default() -> Self {
@@ -91,6 +101,7 @@ impl Default for Options {
             // Scanning ahead on more threads was slower on the 2-core machines we measure on
             // (sled's page cache and LRU are shared); see docs/performance.md.
             replay_threads: 1,
+            max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
             clock: Clock::system(),
         }
     }
@@ -187,7 +198,9 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     db: sled::Db,
-    queue: Sender<Command>,
+    queue: SyncSender<Command>,
+    /// The queue's bound (for [`StoreError::Busy`]).
+    queue_capacity: usize,
     shared: Arc<Shared>,
     watch: watch::Receiver<u64>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -241,14 +254,20 @@ fn wait_until_unlocked(db_file: &Path) {
     }
 }
 
-fn stop_writer(queue: &Sender<Command>, shared: &Shared, writer: &Mutex<Option<JoinHandle<()>>>) {
+fn stop_writer(
+    queue: &SyncSender<Command>,
+    shared: &Shared,
+    writer: &Mutex<Option<JoinHandle<()>>>,
+) {
     shared.closed.store(true, Ordering::Release);
     let handle = match writer.lock() {
         Ok(mut guard) => guard.take(),
         Err(poisoned) => poisoned.into_inner().take(),
     };
     if let Some(handle) = handle {
-        // The writer may already be gone (it exits when the queue disconnects).
+        // The writer may already be gone (it exits when the queue disconnects). A full queue
+        // blocks this send until the writer has taken requests off it: shutdown is never
+        // refused as busy.
         let _ = queue.send(Command::Shutdown);
         if handle.join().is_err() {
             tracing::error!("store writer thread panicked");
@@ -308,7 +327,10 @@ impl Store {
             sync_us: AtomicU64::new(0),
         });
         let (watch_sender, watch_receiver) = watch::channel(last_position);
-        let (queue, commands) = mpsc::channel();
+        // A zero bound would be a rendezvous channel: every request busy unless the writer
+        // happens to be waiting.
+        let queue_capacity = options.max_queued_requests.max(1);
+        let (queue, commands) = mpsc::sync_channel(queue_capacity);
         let clock = options.clock.clone();
         let replay_threads = options.replay_threads;
         let writer = Writer::new(
@@ -327,6 +349,7 @@ impl Store {
                 path,
                 db,
                 queue,
+                queue_capacity,
                 shared,
                 watch: watch_receiver,
                 writer: Mutex::new(Some(handle)),
@@ -348,10 +371,7 @@ impl Store {
             return Pending::ready(Err(error));
         }
         let (reply, receiver) = oneshot::channel();
-        match self.inner.queue.send(Command::Append { request, reply }) {
-            Ok(()) => Pending { receiver },
-            Err(_) => Pending::ready(Err(StoreError::Closed)),
-        }
+        self.enqueue(Command::Append { request, reply }, receiver)
     }
 
     /// [`Store::append`] for threads: blocks until the append is durable or refused.
@@ -370,9 +390,18 @@ impl Store {
             position,
             reply,
         };
-        match self.inner.queue.send(command) {
+        self.enqueue(command, receiver)
+    }
+
+    /// Hands `command` to the writer without waiting for room: a full queue answers
+    /// [`StoreError::Busy`] at once.
+    fn enqueue<T>(&self, command: Command, receiver: oneshot::Receiver<Result<T>>) -> Pending<T> {
+        match self.inner.queue.try_send(command) {
             Ok(()) => Pending { receiver },
-            Err(_) => Pending::ready(Err(StoreError::Closed)),
+            Err(TrySendError::Full(_)) => Pending::ready(Err(StoreError::Busy {
+                capacity: self.inner.queue_capacity,
+            })),
+            Err(TrySendError::Disconnected(_)) => Pending::ready(Err(StoreError::Closed)),
         }
     }
 
@@ -941,6 +970,83 @@ mod tests {
         );
         assert_eq!(stored_keys(&store, keys::EXPIRY).len(), 2);
         assert!(store.idempotency_key(b"a").expect("lookup").is_some());
+    }
+
+    /// A clock the writer can be stopped in: while the gate is shut, a call blocks (and says it
+    /// is waiting), so the writer stays busy on one request and the queue behind it fills up.
+    struct Gate {
+        shut: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+        waiting: AtomicBool,
+    }
+
+    impl Gate {
+        fn pass(&self) {
+            let mut shut = self.shut.lock().expect("gate");
+            while *shut {
+                self.waiting.store(true, Ordering::SeqCst);
+                shut = self.opened.wait(shut).expect("gate");
+            }
+        }
+
+        fn set(&self, shut: bool) {
+            *self.shut.lock().expect("gate") = shut;
+            self.opened.notify_all();
+        }
+    }
+
+    #[test]
+    fn a_full_write_queue_refuses_at_once_as_busy_and_drains() {
+        let gate = Arc::new(Gate {
+            shut: std::sync::Mutex::new(false),
+            opened: std::sync::Condvar::new(),
+            waiting: AtomicBool::new(false),
+        });
+        let clock_gate = Arc::clone(&gate);
+        let store = Store::open_temporary_with(Options {
+            clock: Clock::from_fn(move || {
+                clock_gate.pass();
+                0
+            }),
+            // No sweep: the clock is read only when a request repeats a stored key.
+            sweep_interval_ms: 3_600_000,
+            max_queued_requests: 2,
+            ..Options::default()
+        })
+        .expect("open");
+        store.append_blocking(key("k", 100)).expect("first");
+
+        // The writer reads the clock for the repeated key and stops at the gate.
+        gate.set(true);
+        let stuck = store.append(key("k", 100));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !gate.waiting.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never reached the gate"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let queued = (store.append(key("a", 100)), store.save_checkpoint("c", 0));
+        let busy = store.append(key("b", 100)).wait();
+        assert_eq!(busy, Err(StoreError::Busy { capacity: 2 }));
+        assert_eq!(
+            busy.expect_err("busy").to_string(),
+            "the log's write queue is full (2 requests); retry"
+        );
+        assert_eq!(
+            store.save_checkpoint("c", 0).wait(),
+            Err(StoreError::Busy { capacity: 2 })
+        );
+
+        gate.set(false);
+        assert!(matches!(stuck.wait(), Ok(AppendOutcome::Duplicate { .. })));
+        let (append, checkpoint) = queued;
+        append.wait().expect("queued append");
+        checkpoint.wait().expect("queued checkpoint");
+        // Room again: the refused request succeeds when retried.
+        store.append_blocking(key("b", 100)).expect("retried");
+        assert!(store.idempotency_key(b"b").expect("lookup").is_some());
     }
 
     #[test]

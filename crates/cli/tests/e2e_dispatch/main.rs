@@ -139,13 +139,11 @@ async fn a_number_that_is_not_on_whatsapp_fails_and_flags_the_contact() {
     assert_eq!(body["error"]["rule"], "not_on_whatsapp");
 }
 
-#[tokio::test]
-async fn wagate_dispatch_as_a_second_process() {
-    let data = tempfile::tempdir().expect("tempdir");
-    // The hub checks Twilio-style webhooks with this token; the dispatcher's sandbox signs with it.
-    let token = "e2e-sandbox-token";
+/// A hub without an in-process dispatcher that checks Twilio-style webhooks with `token`, and a
+/// message queued on it that nothing dispatches yet.
+async fn hub_with_a_queued_message(data: &std::path::Path, token: &str) -> (Hub, String) {
     let hub = support::start_with(
-        data.path(),
+        data,
         &[("WAGATE_TWILIO_AUTH_TOKEN", token)],
         &["--no-dispatch"],
     );
@@ -165,16 +163,22 @@ async fn wagate_dispatch_as_a_second_process() {
         .await
         .expect("json");
     assert_eq!(view["status"], "queued");
+    (hub, id)
+}
 
+/// `wagate dispatch` with no `WAGATE_*` variable inherited from the test's environment.
+fn dispatch_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wagate"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WAGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("WAGATE_LOG", "warn").stdout(Stdio::null());
     command
-        .args(["dispatch", "--sandbox", "--hub", &hub.base])
-        .env("WAGATE_API_TOKEN", &hub.token)
-        .env("WAGATE_TWILIO_AUTH_TOKEN", token)
-        .env("WAGATE_PUBLIC_URL", support::PUBLIC_URL)
-        .env("WAGATE_LOG", "warn")
-        .stdout(Stdio::null());
-    let _dispatcher = Dispatcher(command.spawn().expect("start wagate dispatch"));
+}
+
+async fn wait_until_read(hub: &Hub, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let view: Value = hub
@@ -189,4 +193,92 @@ async fn wagate_dispatch_as_a_second_process() {
         assert!(Instant::now() < deadline, "never reached read: {view}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn wagate_dispatch_as_a_second_process() {
+    let data = tempfile::tempdir().expect("tempdir");
+    // The hub checks Twilio-style webhooks with this token; the dispatcher's sandbox signs with it.
+    let token = "e2e-sandbox-token";
+    let (hub, id) = hub_with_a_queued_message(data.path(), token).await;
+
+    let mut command = dispatch_command();
+    command
+        .args(["dispatch", "--sandbox", "--hub", &hub.base])
+        .env("WAGATE_API_TOKEN", &hub.token)
+        .env("WAGATE_TWILIO_AUTH_TOKEN", token)
+        .env("WAGATE_PUBLIC_URL", support::PUBLIC_URL);
+    let _dispatcher = Dispatcher(command.spawn().expect("start wagate dispatch"));
+    wait_until_read(&hub, &id).await;
+}
+
+/// `wagate dispatch --config FILE`: the hub URL, its API token and the sandbox's signing token come
+/// from the file, the two secrets as `op://` references read with the 1Password CLI (a fake `op`
+/// first on PATH).
+#[cfg(unix)]
+#[tokio::test]
+async fn wagate_dispatch_reads_a_config_file_with_op_references() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let token = "e2e-sandbox-token";
+    let (hub, id) = hub_with_a_queued_message(data.path(), token).await;
+
+    let tools = tempfile::tempdir().expect("tempdir");
+    let op = tools.path().join("op");
+    std::fs::write(
+        &op,
+        format!(
+            "#!/bin/sh\n\
+             [ \"$1 $2\" = \"read --no-newline\" ] || exit 2\n\
+             case \"$3\" in\n\
+             op://e2e/hub/api_token) printf '%s' '{}' ;;\n\
+             op://e2e/sandbox/auth_token) printf '%s' '{token}' ;;\n\
+             *) echo \"item not found\" >&2; exit 1 ;;\n\
+             esac\n",
+            hub.token
+        ),
+    )
+    .expect("write fake op");
+    std::fs::set_permissions(&op, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = tools.path().join("dispatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hub = \"{}\"\npublic_url = \"{}\"\napi_token = \"op://e2e/hub/api_token\"\n\
+             twilio_auth_token = \"op://e2e/sandbox/auth_token\"\n",
+            hub.base,
+            support::PUBLIC_URL
+        ),
+    )
+    .expect("write config");
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let mut command = dispatch_command();
+    command
+        .args(["dispatch", "--sandbox", "--config"])
+        .arg(&config)
+        .env("PATH", path);
+    let _dispatcher = Dispatcher(command.spawn().expect("start wagate dispatch"));
+    wait_until_read(&hub, &id).await;
+}
+
+#[test]
+fn wagate_dispatch_names_a_missing_hub_token() {
+    let output = dispatch_command()
+        .args(["dispatch", "--sandbox"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run wagate dispatch");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the hub's API token is required"),
+        "{stderr}"
+    );
 }

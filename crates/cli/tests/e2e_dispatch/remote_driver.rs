@@ -17,7 +17,7 @@ use wagate_domain::{
     Policy, PortfolioId, ProviderKind, ProviderMessageRef, SendContent, TemplateCategory,
     TemplateId, TwilioSid, WhatsAppAddress,
 };
-use wagate_http::{Providers as HubProviders, ServeConfig, Server};
+use wagate_http::{HttpSettings, Server};
 use wagate_providers::{OutboundRequest, Provider, Secret, SendAccepted, SendError, SendFuture};
 
 const SENDER: &str = "whatsapp:+15550001111";
@@ -192,17 +192,17 @@ fn phase(hub: &Hub, id: MessageId) -> DispatchPhase {
 async fn a_separate_dispatcher_sends_through_the_http_api() {
     let data = tempfile::tempdir().expect("temporary directory");
     let token = Secret::new("test-token");
-    let mut serve = ServeConfig::new(
+    let mut settings = HttpSettings::new(
         "127.0.0.1:0".parse().expect("address"),
         data.path(),
         token.clone(),
-        HubProviders::Sandbox {
-            twilio_auth_token: Secret::new("sandbox-auth-token"),
-        },
     );
-    serve.policy = policy();
-    let server = Server::bind(&serve).await.expect("hub binds");
-    let hub = server.hub().clone();
+    settings.webhooks.twilio_auth_token = Some(Secret::new("sandbox-auth-token"));
+    settings.sandbox = true;
+    let hub = Hub::open_temporary(Arc::new(SystemClock), policy()).expect("hub");
+    let server = Server::bind(&settings, hub.clone())
+        .await
+        .expect("hub binds");
     let url = format!("http://{}", server.local_addr());
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async move {

@@ -1,0 +1,66 @@
+//! The composition root of `wagate serve`: opens the event log, builds the hub on it, and closes
+//! the log once nothing uses it any more. The libraries take what is built here; only the binary
+//! knows which log implementation backs the hub.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wagate_app::{AppError, Hub, SystemClock};
+use wagate_domain::Policy;
+use wagate_store::{Options, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the event log: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot load the event log: {0}")]
+    App(#[from] AppError),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+/// The open log and the hub on it.
+#[derive(Debug)]
+pub struct Opened {
+    pub store: Store,
+    pub hub: Hub,
+}
+
+/// Creates `data_dir` if missing, opens the log in it and rebuilds the hub's indexes from it
+/// (blocking work, off the async threads).
+pub async fn open(data_dir: &Path, policy: Policy) -> Result<Opened, StartError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let data_dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<Opened, StartError> {
+        let store = Store::open(&data_dir, Options::default())?;
+        match Hub::open(Arc::new(store.clone()), Arc::new(SystemClock), policy) {
+            Ok(hub) => Ok(Opened { store, hub }),
+            Err(error) => {
+                // The log is open but unusable: release sled's lock before reporting.
+                if let Err(close) = store.close() {
+                    tracing::warn!(error = %close, "cannot close the event log");
+                }
+                Err(error.into())
+            }
+        }
+    })
+    .await
+    .map_err(|e| StartError::Task(e.to_string()))?
+}
+
+/// Closes the log (flushes, releases sled's file lock). Call it after every user of the hub has
+/// stopped: a write after close fails as `Closed`.
+pub async fn close(store: Store) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .map_err(|e| anyhow::anyhow!("a background task failed: {e}"))?
+        .map_err(|e| anyhow::anyhow!("cannot close the event log: {e}"))
+}

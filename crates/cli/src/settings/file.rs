@@ -1,0 +1,59 @@
+//! The optional TOML file (`--config FILE`): the settings by lower-case name. One file format for
+//! every command, so one file can configure both `serve` and `dispatch`; each command reads the
+//! keys it uses.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    /// `dispatch` only: the hub's base URL.
+    pub hub: Option<String>,
+    pub public_url: Option<String>,
+    pub api_token: Option<String>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub meta_app_secret: Option<String>,
+    pub meta_verify_token: Option<String>,
+    pub meta_access_token: Option<String>,
+    pub workflows: Option<Vec<String>>,
+    pub window_margin_seconds: Option<i64>,
+    pub messaging_limit: Option<toml::Value>,
+}
+
+impl FileConfig {
+    /// The file at `path`, or all-absent settings without one.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => read(path),
+            None => Ok(Self::default()),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::FileUnreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::FileInvalid {
+        path: path.to_path_buf(),
+        // toml's message names the key and the line; it quotes the offending line, which may
+        // be a secret: keep only the first line of the message.
+        reason: e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("parse error")
+            .to_owned()
+            + &e.span()
+                .map(|span| format!(" (at byte {})", span.start))
+                .unwrap_or_default(),
+    })
+}

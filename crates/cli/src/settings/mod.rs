@@ -1,0 +1,71 @@
+//! Settings of the processes this binary runs (`wagate serve`, `wagate dispatch`), resolved the
+//! same way for both: flags, then environment, then an optional TOML file (`--config FILE`), then
+//! defaults. Secrets may be `op://vault/item/field` references, resolved with the 1Password CLI
+//! (`op read`). Secrets are held as [`Secret`](wagate_providers::Secret)s and never printed;
+//! errors name the setting and the reference, never a value.
+//!
+//! The libraries take ready-made values: `wagate-http` gets a
+//! [`HttpSettings`](wagate_http::HttpSettings), the dispatcher its providers and hub client.
+
+mod dispatch;
+mod error;
+mod file;
+mod op;
+mod policy;
+mod serve;
+mod sources;
+
+pub use dispatch::{DispatchConfig, DispatchFlags, DispatchProviders};
+pub use error::ConfigError;
+pub use op::OpCli;
+pub use serve::{Providers, ServeConfig, ServeFlags};
+
+/// Environment variables the settings are read from.
+pub mod env {
+    pub const PUBLIC_URL: &str = "WAGATE_PUBLIC_URL";
+    pub const API_TOKEN: &str = "WAGATE_API_TOKEN";
+    pub const TWILIO_ACCOUNT_SID: &str = "WAGATE_TWILIO_ACCOUNT_SID";
+    pub const TWILIO_AUTH_TOKEN: &str = "WAGATE_TWILIO_AUTH_TOKEN";
+    pub const META_APP_SECRET: &str = "WAGATE_META_APP_SECRET";
+    pub const META_VERIFY_TOKEN: &str = "WAGATE_META_VERIFY_TOKEN";
+    pub const META_ACCESS_TOKEN: &str = "WAGATE_META_ACCESS_TOKEN";
+    pub const WORKFLOWS: &str = "WAGATE_WORKFLOWS";
+    pub const WINDOW_MARGIN_SECONDS: &str = "WAGATE_WINDOW_MARGIN_SECONDS";
+    pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::OpCli;
+
+    /// An environment holding exactly `pairs`.
+    pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    /// A fake `op` CLI in `dir`: `op read --no-newline <reference>` prints the value paired with
+    /// the reference in `known`; any other reference fails with "item not found" on stderr.
+    #[cfg(unix)]
+    pub fn fake_op(dir: &Path, known: &[(&str, &str)]) -> OpCli {
+        use std::os::unix::fs::PermissionsExt;
+
+        let path = dir.join("op");
+        let mut script = String::from("#!/bin/sh\n");
+        for (reference, value) in known {
+            script.push_str(&format!(
+                "if [ \"$3\" = \"{reference}\" ]; then printf '{value}'; exit 0; fi\n"
+            ));
+        }
+        script.push_str("echo \"item not found\" >&2\nexit 1\n");
+        std::fs::write(&path, script).expect("write fake op");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        OpCli::with_program(&path)
+    }
+}

@@ -1,0 +1,87 @@
+//! The compliance policy's configurable parts: allowed workflows, the window safety margin, the
+//! default messaging limit.
+
+use std::collections::BTreeSet;
+
+use chrono::TimeDelta;
+use wagate_domain::{Policy, Workflow};
+
+use super::{env, ConfigError};
+
+pub(super) fn policy(
+    workflows_env: Option<String>,
+    workflows_file: Option<Vec<String>>,
+    margin_env: Option<String>,
+    margin_file: Option<i64>,
+    limit_env: Option<String>,
+    limit_file: Option<toml::Value>,
+) -> Result<Policy, ConfigError> {
+    let mut policy = Policy::default();
+    let workflows: Option<Vec<String>> = workflows_env
+        .map(|list| list.split(',').map(|w| w.trim().to_owned()).collect())
+        .or(workflows_file);
+    if let Some(names) = workflows {
+        let parsed: Result<BTreeSet<Workflow>, ConfigError> = names
+            .iter()
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                Workflow::parse(name).map_err(|e| ConfigError::Invalid {
+                    setting: env::WORKFLOWS.into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect();
+        let parsed = parsed?;
+        if parsed.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: env::WORKFLOWS.into(),
+                reason: "names no workflow".into(),
+            });
+        }
+        policy.workflows_allowed = parsed;
+    }
+    let margin = match margin_env {
+        Some(raw) => Some(
+            raw.trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::Invalid {
+                    setting: env::WINDOW_MARGIN_SECONDS.into(),
+                    reason: format!("{raw:?} is not a whole number of seconds"),
+                })?,
+        ),
+        None => margin_file,
+    };
+    if let Some(seconds) = margin {
+        // The window is 24 h: a margin must leave some of it open.
+        if !(0..86_400).contains(&seconds) {
+            return Err(ConfigError::Invalid {
+                setting: env::WINDOW_MARGIN_SECONDS.into(),
+                reason: format!("{seconds} is not between 0 and 86399"),
+            });
+        }
+        policy.window_safety_margin = TimeDelta::seconds(seconds);
+    }
+    let limit = match (limit_env, limit_file) {
+        (Some(raw), _) => Some(raw),
+        (None, Some(toml::Value::Integer(n))) => Some(n.to_string()),
+        (None, Some(toml::Value::String(s))) => Some(s),
+        (None, Some(other)) => {
+            return Err(ConfigError::Invalid {
+                setting: "messaging_limit".into(),
+                reason: format!(
+                    "expected a number or \"unlimited\", found a {}",
+                    other.type_str()
+                ),
+            })
+        }
+        (None, None) => None,
+    };
+    if let Some(raw) = limit {
+        policy.default_messaging_limit =
+            wagate_http::parse_messaging_limit(&raw).ok_or_else(|| ConfigError::Invalid {
+                setting: env::MESSAGING_LIMIT.into(),
+                reason: format!("{raw:?} is neither a number of recipients nor \"unlimited\""),
+            })?;
+    }
+    Ok(policy)
+}

@@ -1,0 +1,61 @@
+//! What the HTTP face runs with: ready-made values. Where they come from (flags, environment,
+//! files, vaults) is the binary's business; this crate only uses them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use wagate_domain::MessagingLimit;
+use wagate_providers::Secret;
+
+/// The server's settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The address to bind (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The directory the webhook audit log is written to (the data directory).
+    pub audit_dir: PathBuf,
+    /// The base URL providers call (signatures cover it); `None`: `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// The bearer token of the command API.
+    pub api_token: Secret,
+    pub webhooks: WebhookSecrets,
+    /// The sandbox provider stands in for real ones (reported by `/healthz` and `/metrics`).
+    pub sandbox: bool,
+}
+
+/// The secrets provider webhooks are checked with; `None`: that provider's webhooks are not
+/// configured and are refused.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecrets {
+    /// Twilio's (or the sandbox's) auth token: `X-Twilio-Signature`.
+    pub twilio_auth_token: Option<Secret>,
+    /// Meta's app secret: `X-Hub-Signature-256`.
+    pub meta_app_secret: Option<Secret>,
+    /// Meta's subscription verify token.
+    pub meta_verify_token: Option<Secret>,
+}
+
+impl HttpSettings {
+    /// Settings for tests and embedding: listen on `listen`, the audit log in `audit_dir`, the
+    /// given API token, no webhook secrets, not sandbox.
+    pub fn new(listen: SocketAddr, audit_dir: impl Into<PathBuf>, api_token: Secret) -> Self {
+        Self {
+            listen,
+            audit_dir: audit_dir.into(),
+            public_url: None,
+            api_token,
+            webhooks: WebhookSecrets::default(),
+            sandbox: false,
+        }
+    }
+}
+
+/// `"250"` → `Limited(250)`, `"unlimited"` → `Unlimited`: the messaging-limit syntax of the API
+/// and of the binary's settings.
+pub fn parse_messaging_limit(raw: &str) -> Option<MessagingLimit> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("unlimited") {
+        return Some(MessagingLimit::Unlimited);
+    }
+    raw.parse::<u32>().ok().map(MessagingLimit::Limited)
+}
