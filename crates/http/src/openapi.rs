@@ -751,12 +751,12 @@ pub fn document() -> OpenApi {
     let mut schemas = Schemas::default();
     let mut paths = Paths::new();
     for (method, path, access) in ROUTES {
-        // Invariant: every ROUTES entry has an operation and an OpenAPI method (unit test).
-        let (Some(spec), Some(http_method)) =
-            (spec(method, path, &mut schemas), http_method(method))
-        else {
-            continue;
-        };
+        // Every ROUTES entry has an operation and an OpenAPI method (a unit test checks it too):
+        // a route missing from the document is a programming error, never silently left out.
+        let spec = spec(method, path, &mut schemas)
+            .unwrap_or_else(|| panic!("ROUTES lists {method} {path} without an operation"));
+        let http_method = http_method(method)
+            .unwrap_or_else(|| panic!("{method} ({path}) has no OpenAPI method"));
         paths.add_path_operation(path, vec![http_method], spec.build(*access));
     }
     // Every failure answers the same error shape.

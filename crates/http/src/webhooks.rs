@@ -202,8 +202,7 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
     let key = event.dedup_key();
     let provider = event.provider();
     let WebhookEvent::Inbound(message) = event else {
-        // Invariant: built as Inbound two lines above.
-        return Err(ApiError::Internal("inbound event changed kind".into()));
+        unreachable!("built as WebhookEvent::Inbound three lines above");
     };
     let command = ReceiveInbound {
         contact: message.from.id.clone(),
@@ -221,8 +220,7 @@ async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest,
     let key = event.dedup_key();
     let provider = event.provider();
     let WebhookEvent::Status(update) = event else {
-        // Invariant: built as Status two lines above.
-        return Err(ApiError::Internal("status event changed kind".into()));
+        unreachable!("built as WebhookEvent::Status three lines above");
     };
     let callback = StatusCallback {
         provider,
