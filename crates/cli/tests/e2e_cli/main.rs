@@ -4,5 +4,6 @@
 mod audit;
 mod demo;
 mod export;
+mod golden_log;
 mod ops;
 mod support;
