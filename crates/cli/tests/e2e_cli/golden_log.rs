@@ -35,18 +35,19 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn objects(text: &str) -> Vec<Map<String, Value>> {
     text.lines()
-        .map(|line| match serde_json::from_str(line).expect("a JSON line") {
-            Value::Object(object) => object,
-            other => panic!("not an object: {other}"),
-        })
+        .map(
+            |line| match serde_json::from_str(line).expect("a JSON line") {
+                Value::Object(object) => object,
+                other => panic!("not an object: {other}"),
+            },
+        )
         .collect()
 }
 
 #[test]
 fn a_wave_1_log_opens_and_exports_what_it_exported_then() {
-    let expected = objects(
-        &std::fs::read_to_string(golden().join("export.jsonl")).expect("golden export"),
-    );
+    let expected =
+        objects(&std::fs::read_to_string(golden().join("export.jsonl")).expect("golden export"));
     assert!(expected.len() >= 20, "a realistic golden log");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
