@@ -1774,8 +1774,10 @@ mod tests {
             .contains("portfolio default had already reached its limit of 2 unique recipients"));
 
         // The same log with a limit of 3 set in it, or none set and an unlimited default: clean.
-        let mut wider = Log::default();
-        wider.records = log.records.clone();
+        let mut wider = Log {
+            records: log.records.clone(),
+            ..Log::default()
+        };
         for record in &mut wider.records {
             if record.event_type == "MessagingLimitChanged" {
                 record.payload.insert("limit".into(), json!(3));
