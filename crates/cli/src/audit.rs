@@ -33,7 +33,7 @@ decision; positions and stream versions without gaps.\n\n\
 The allowlist and the default messaging limit are the hub's settings, not facts in the log: give the \
 hub's values (--workflows, --messaging-limit, or the same WAGATE_WORKFLOWS and WAGATE_MESSAGING_LIMIT \
 the hub reads); without them the hub's defaults are assumed.\n\n\
-Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read.\n\n\
+Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read or a setting is invalid.\n\n\
 Examples:\n  wagate audit --data ./wagate-data\n  wagate audit --file log.jsonl --json"
 )]
 pub struct AuditArgs {
