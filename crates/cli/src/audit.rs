@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 use wagate_store::StoreError;
 
-use checks::{Auditor, Check, Summary};
+use checks::{AuditPolicy, Auditor, Check, Summary};
 
 use crate::client::HubClient;
 use crate::source::{self, Flow};
@@ -25,9 +25,15 @@ use crate::EXIT_VIOLATION;
     group(clap::ArgGroup::new("source").required(true).args(["data", "file", "hub"])),
     after_help = "Checks, in log order: no dispatch after an opt-out without a new opt-in; no template \
 sent or claimed without an opt-in and an approved template (with matching variables); no freeform text \
-outside the 24 h window; no send or claim from an unauthorized sender; no claim that moves a message \
-backwards; no claim without its decision; positions and stream versions without gaps.\n\n\
-Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read.\n\n\
+outside the 24 h window; no send or claim from an unauthorized sender, to an invalid number, naming a \
+workflow outside the allowlist, to a contact flagged not on WhatsApp, or of a marketing template to a \
+contact who paused marketing; no template to a new recipient outside a window once the portfolio reached \
+its messaging limit in the rolling 24 h; no claim that moves a message backwards; no claim without its \
+decision; positions and stream versions without gaps.\n\n\
+The allowlist and the default messaging limit are the hub's settings, not facts in the log: give the \
+hub's values (--workflows, --messaging-limit, or the same WAGATE_WORKFLOWS and WAGATE_MESSAGING_LIMIT \
+the hub reads); without them the hub's defaults are assumed.\n\n\
+Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read or a setting is invalid.\n\n\
 Examples:\n  wagate audit --data ./wagate-data\n  wagate audit --file log.jsonl --json"
 )]
 pub struct AuditArgs {
@@ -52,27 +58,89 @@ pub struct AuditArgs {
     )]
     token: Option<String>,
 
+    /// The workflows the hub allows, comma-separated, as the hub's own setting (default: the
+    /// hub's default allowlist, lead_qualification,appointment_scheduling,status_update).
+    #[arg(long, env = "WAGATE_WORKFLOWS", value_name = "LIST")]
+    workflows: Option<String>,
+
+    /// The hub's default messaging limit per portfolio, a number of recipients or `unlimited`,
+    /// as the hub's own setting (default: the hub's default, 250). A portfolio's
+    /// `MessagingLimitChanged` in the log overrides it.
+    #[arg(long, env = "WAGATE_MESSAGING_LIMIT", value_name = "N|unlimited")]
+    messaging_limit: Option<String>,
+
     /// Print the summary as one JSON object (for machines) instead of text.
     #[arg(long)]
     json: bool,
 }
 
+/// The hub's default policy, as the auditor needs it. Taken from the domain's `Policy::default`
+/// so the two defaults cannot disagree: they are settings, not rules (the rules the auditor
+/// checks are its own code).
+pub fn hub_default_policy() -> AuditPolicy {
+    let policy = wagate_domain::Policy::default();
+    AuditPolicy {
+        workflows: policy
+            .workflows_allowed
+            .iter()
+            .map(|workflow| workflow.as_str().to_owned())
+            .collect(),
+        default_limit: limit(policy.default_messaging_limit),
+    }
+}
+
+fn limit(limit: wagate_domain::MessagingLimit) -> Option<u64> {
+    match limit {
+        wagate_domain::MessagingLimit::Limited(n) => Some(u64::from(n)),
+        wagate_domain::MessagingLimit::Unlimited => None,
+    }
+}
+
+/// The policy the audit checks against: the hub's defaults, overridden by the flags.
+fn audit_policy(args: &AuditArgs) -> anyhow::Result<AuditPolicy> {
+    let mut policy = hub_default_policy();
+    if let Some(list) = &args.workflows {
+        // Read as the hub reads WAGATE_WORKFLOWS: comma-separated, trimmed, empty entries skipped.
+        let workflows: std::collections::BTreeSet<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if workflows.is_empty() {
+            anyhow::bail!("--workflows (WAGATE_WORKFLOWS) names no workflow: {list:?}");
+        }
+        policy.workflows = workflows;
+    }
+    if let Some(raw) = &args.messaging_limit {
+        let parsed = wagate_http::parse_messaging_limit(raw).with_context(|| {
+            format!(
+                "--messaging-limit (WAGATE_MESSAGING_LIMIT) {raw:?} is neither a number of recipients nor \"unlimited\""
+            )
+        })?;
+        policy.default_limit = limit(parsed);
+    }
+    Ok(policy)
+}
+
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let policy = audit_policy(&args)?;
     let (label, summary) = if let Some(dir) = args.data.clone() {
         let label = format!("database {}", dir.display());
-        let summary = tokio::task::spawn_blocking(move || audit_database(&dir))
+        let summary = tokio::task::spawn_blocking(move || audit_database(&dir, policy))
             .await
             .context("the audit thread stopped")??;
         (label, summary)
     } else if let Some(path) = args.file.clone() {
         let label = format!("export file {}", path.display());
-        let summary = tokio::task::spawn_blocking(move || audit_file(&path))
+        let summary = tokio::task::spawn_blocking(move || audit_file(&path, policy))
             .await
             .context("the audit thread stopped")??;
         (label, summary)
     } else if let Some(hub) = &args.hub {
         let client = HubClient::new(hub, args.token.clone())?;
-        (format!("hub {}", client.base()), audit_hub(&client).await?)
+        let summary = audit_hub_with(&client, policy).await?;
+        (format!("hub {}", client.base()), summary)
     } else {
         // Unreachable: clap requires one source.
         anyhow::bail!("give --data DIR, --file EXPORT.jsonl or --hub URL");
@@ -107,10 +175,10 @@ fn progress_bar(length: u64, bytes: bool) -> ProgressBar {
     bar
 }
 
-pub fn audit_database(dir: &Path) -> anyhow::Result<Summary> {
+pub fn audit_database(dir: &Path, policy: AuditPolicy) -> anyhow::Result<Summary> {
     let store = source::open_database(dir)?;
     let bar = progress_bar(store.head_position(), false);
-    let mut auditor = Auditor::new();
+    let mut auditor = Auditor::new(policy);
     let replayed = store.replay(
         1,
         |record| match source::export_record(&record) {
@@ -152,10 +220,10 @@ pub fn audit_database(dir: &Path) -> anyhow::Result<Summary> {
     Ok(auditor.finish())
 }
 
-pub fn audit_file(path: &Path) -> anyhow::Result<Summary> {
+pub fn audit_file(path: &Path, policy: AuditPolicy) -> anyhow::Result<Summary> {
     let length = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(length, true);
-    let mut auditor = Auditor::new();
+    let mut auditor = Auditor::new(policy);
     let result = source::file_records(
         path,
         |record| {
@@ -169,8 +237,13 @@ pub fn audit_file(path: &Path) -> anyhow::Result<Summary> {
     Ok(auditor.finish())
 }
 
+/// Audits a running hub that runs with the default policy (what `wagate demo` starts).
 pub async fn audit_hub(client: &HubClient) -> anyhow::Result<Summary> {
-    let mut auditor = Auditor::new();
+    audit_hub_with(client, hub_default_policy()).await
+}
+
+pub async fn audit_hub_with(client: &HubClient, policy: AuditPolicy) -> anyhow::Result<Summary> {
+    let mut auditor = Auditor::new(policy);
     source::hub_records(client, 1, None, |record| {
         auditor.observe(&record);
         Ok(Flow::Continue)

@@ -5,8 +5,12 @@
 //! authorization and message statuses are re-derived from the records with this module's own
 //! small code, so a bug in the command handlers cannot hide itself from the audit. The same
 //! checker runs on a database, an export file and a running hub's event feed.
+//!
+//! Records are read leniently: an event type this version does not know is counted and skipped,
+//! and payload fields it does not know are ignored, so a log written by a newer wagate (new
+//! events, new fields) is still checked for every rule this version knows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -16,6 +20,19 @@ use wagate_export::ExportedEvent;
 /// Meta's customer-service window. The hub closes it a little earlier (a safety margin); the audit
 /// checks the hard limit.
 const WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// Messaging limits count unique recipients over a rolling 24 h (Meta, per business portfolio).
+const TIER_PERIOD: TimeDelta = TimeDelta::hours(24);
+
+/// The policy settings the rules are parameterised by. They are configuration, not facts in the
+/// log, so the auditor is told them (`wagate audit --workflows`, `--messaging-limit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPolicy {
+    /// The workflows a send may name.
+    pub workflows: BTreeSet<String>,
+    /// The portfolio limit until a `MessagingLimitChanged` sets one (`None`: unlimited).
+    pub default_limit: Option<u64>,
+}
 
 /// Most violations kept with their details; the count goes on.
 pub const VIOLATIONS_KEPT_MAX: usize = 1000;
@@ -48,6 +65,17 @@ pub enum Check {
     StatusRegression,
     /// A claim (or a claim's outcome) with no decision before it on its message stream.
     ClaimWithoutDecision,
+    /// A send or claim for a recipient that is not an E.164 number.
+    InvalidNumber,
+    /// A send or claim naming no workflow, or one outside the allowlist.
+    WorkflowNotAllowed,
+    /// A template to a new recipient outside an open window while the portfolio had already
+    /// reached its limit of unique recipients in the rolling 24 h.
+    TierLimit,
+    /// A send or claim for a contact reported not to be on WhatsApp (no inbound or clearing since).
+    NotOnWhatsapp,
+    /// A marketing template sent or claimed for a contact who paused marketing messages.
+    MarketingPaused,
 }
 
 impl Check {
@@ -65,6 +93,11 @@ impl Check {
             Self::ChannelNotAuthorized => "channel_not_authorized",
             Self::StatusRegression => "status_regression",
             Self::ClaimWithoutDecision => "claim_without_decision",
+            Self::InvalidNumber => "invalid_number",
+            Self::WorkflowNotAllowed => "workflow_not_allowed",
+            Self::TierLimit => "tier_limit",
+            Self::NotOnWhatsapp => "not_on_whatsapp",
+            Self::MarketingPaused => "marketing_paused",
         }
     }
 }
@@ -131,6 +164,10 @@ struct ContactFacts {
     last_inbound: Option<DateTime<Utc>>,
     /// Latest provider report that the window is closed.
     window_reported_closed: Option<DateTime<Utc>>,
+    /// Flagged not on WhatsApp (`FlagRaised`), not cleared since by an inbound or `FlagCleared`.
+    not_on_whatsapp: bool,
+    /// Flagged as having paused marketing messages, not cleared since.
+    marketing_paused: bool,
 }
 
 impl ContactFacts {
@@ -164,6 +201,8 @@ struct SenderFacts {
     registered: bool,
     authorized: bool,
     suspended: bool,
+    /// The portfolio of its latest registration (an index into the portfolios).
+    portfolio: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +210,59 @@ struct TemplateFacts {
     registered: bool,
     approval: Option<String>,
     placeholders: Vec<String>,
+    /// The category of its latest registration (`marketing`, `utility`, …).
+    category: Option<String>,
+}
+
+/// A business portfolio: its messaging limit and the recipients it reached recently.
+#[derive(Debug, Default)]
+struct PortfolioFacts {
+    /// `None` until a `MessagingLimitChanged`: the policy's default applies. `Some(None)`:
+    /// unlimited.
+    limit: Option<Option<u64>>,
+    /// Reaches (time, contact) in log order: every `RecipientReached`, and every template the
+    /// auditor itself finds sent or claimed outside a window (so a forged send without its
+    /// `RecipientReached` still counts). Entries more than two periods older than the newest
+    /// are dropped: no count taken at or after the newest reach can include them.
+    reaches: VecDeque<(DateTime<Utc>, usize)>,
+    newest: Option<DateTime<Utc>>,
+}
+
+impl PortfolioFacts {
+    fn within_period(now: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+        at > now - TIER_PERIOD && at <= now
+    }
+
+    fn reach(&mut self, contact: usize, at: DateTime<Utc>) {
+        let newest = self.newest.map_or(at, |newest| newest.max(at));
+        self.newest = Some(newest);
+        let horizon = newest - TIER_PERIOD - TIER_PERIOD;
+        while self.reaches.front().is_some_and(|(at, _)| *at <= horizon) {
+            self.reaches.pop_front();
+        }
+        self.reaches.push_back((at, contact));
+    }
+
+    fn reached_within_period(&self, contact: usize, now: DateTime<Utc>) -> bool {
+        self.reaches
+            .iter()
+            .any(|(at, reached)| *reached == contact && Self::within_period(now, *at))
+    }
+
+    /// Unique recipients reached in the 24 h before `now`, counted up to `stop_at` (enough to
+    /// know the limit is reached).
+    fn recipients_within_period(&self, now: DateTime<Utc>, stop_at: u64) -> u64 {
+        let mut seen = HashSet::new();
+        for (at, contact) in &self.reaches {
+            if Self::within_period(now, *at)
+                && seen.insert(*contact)
+                && seen.len() as u64 >= stop_at
+            {
+                break;
+            }
+        }
+        seen.len() as u64
+    }
 }
 
 /// The auditor's status table: position on the success path, and the terminal failures.
@@ -267,6 +359,8 @@ struct Intent {
     contact: usize,
     sender: usize,
     content: Content,
+    /// The workflow the send named (`None`: none, or empty).
+    workflow: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -337,19 +431,15 @@ impl<T: Default> Table<T> {
 /// Feeds on records in log order; [`Auditor::finish`] gives the summary.
 #[derive(Debug)]
 pub struct Auditor {
+    policy: AuditPolicy,
     summary: Summary,
     next_position: u64,
     versions: HashMap<Box<str>, u64>,
     contacts: Table<ContactFacts>,
     senders: Table<SenderFacts>,
     templates: Table<TemplateFacts>,
+    portfolios: Table<PortfolioFacts>,
     messages: HashMap<u128, MessageFacts>,
-}
-
-impl Default for Auditor {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// One record being checked: the record and its parsed time.
@@ -359,14 +449,16 @@ struct At<'a> {
 }
 
 impl Auditor {
-    pub fn new() -> Self {
+    pub fn new(policy: AuditPolicy) -> Self {
         Self {
+            policy,
             summary: Summary::default(),
             next_position: 1,
             versions: HashMap::new(),
             contacts: Table::new(),
             senders: Table::new(),
             templates: Table::new(),
+            portfolios: Table::new(),
             messages: HashMap::new(),
         }
     }
@@ -456,7 +548,7 @@ impl Auditor {
                 self.message_event(&event)
             }
             "UnmatchedStatusReceived" => self.summary.unmatched_statuses += 1,
-            "MessagingLimitChanged" | "RecipientReached" => {}
+            "MessagingLimitChanged" | "RecipientReached" => self.portfolio_event(&event),
             other => {
                 *self
                     .summary
@@ -563,8 +655,19 @@ impl Auditor {
                 {
                     contact.window_reported_closed = None;
                 }
+                // A message from the number proves it is on WhatsApp.
+                contact.not_on_whatsapp = false;
             }
             "WindowReportedClosed" => contact.window_reported_closed = Some(at),
+            "FlagRaised" | "FlagCleared" => {
+                let raised = record.event_type == "FlagRaised";
+                // A flag this version does not know changes none of the rules it checks.
+                match record.text("flag") {
+                    "not_on_whatsapp" => contact.not_on_whatsapp = raised,
+                    "marketing_paused" => contact.marketing_paused = raised,
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
@@ -577,10 +680,21 @@ impl Auditor {
         if !self.on_stream(record, "sender", name) {
             return;
         }
+        let portfolio = if record.event_type == "SenderRegistered" {
+            let Some(portfolio) = self.field(record, "portfolio") else {
+                return;
+            };
+            Some(self.portfolios.id(portfolio))
+        } else {
+            None
+        };
         let id = self.senders.id(name);
         let sender = self.senders.get(id);
         match record.event_type.as_str() {
-            "SenderRegistered" => sender.registered = true,
+            "SenderRegistered" => {
+                sender.registered = true;
+                sender.portfolio = portfolio;
+            }
             "SenderAuthorized" => {
                 sender.authorized = true;
                 sender.suspended = false;
@@ -608,14 +722,63 @@ impl Auditor {
                         .collect(),
                     _ => Vec::new(),
                 };
+                let category = record.text("category").to_owned();
                 let template = self.templates.get(id);
                 template.registered = true;
                 template.placeholders = placeholders;
+                template.category = Some(category);
                 template.approval.get_or_insert_with(|| "pending".into());
             }
             "TemplateApprovalChanged" => {
                 let status = record.text("status").to_owned();
                 self.templates.get(id).approval = Some(status);
+            }
+            _ => {}
+        }
+    }
+
+    fn portfolio_event(&mut self, event: &At<'_>) {
+        let record = event.record;
+        let Some(name) = self.field(record, "portfolio") else {
+            return;
+        };
+        if !self.on_stream(record, "portfolio", name) {
+            return;
+        }
+        let id = self.portfolios.id(name);
+        match record.event_type.as_str() {
+            "MessagingLimitChanged" => {
+                // A number of recipients, or null for unlimited.
+                let limit = match record.payload.get("limit") {
+                    Some(Value::Null) => None,
+                    Some(value) => match value.as_u64() {
+                        Some(limit) => Some(limit),
+                        None => {
+                            self.violation(
+                                record,
+                                Check::Malformed,
+                                format!("MessagingLimitChanged has a limit of {value}, neither a number nor null"),
+                            );
+                            return;
+                        }
+                    },
+                    None => {
+                        self.violation(
+                            record,
+                            Check::Malformed,
+                            "MessagingLimitChanged has no \"limit\" field".into(),
+                        );
+                        return;
+                    }
+                };
+                self.portfolios.get(id).limit = Some(limit);
+            }
+            "RecipientReached" => {
+                let Some(contact) = self.field(record, "contact") else {
+                    return;
+                };
+                let contact = self.contacts.id(contact);
+                self.portfolios.get(id).reach(contact, event.at);
             }
             _ => {}
         }
@@ -744,10 +907,14 @@ impl Auditor {
         } else {
             Content::Freeform
         };
+        let workflow = Some(record.text("workflow"))
+            .filter(|name| !name.is_empty())
+            .map(Box::from);
         let intent = Intent {
             contact,
             sender,
             content,
+            workflow,
         };
         let problems = self.gate_problems(&intent, event.at, false);
         for (check, sentence) in problems {
@@ -798,7 +965,8 @@ impl Auditor {
     }
 
     /// Every rule the auditor re-checks for a send (`claim == false`) or a claim, at time `at`,
-    /// against the facts folded so far.
+    /// against the facts folded so far, in the order of docs/compliance.md. Like the rules, the
+    /// ones about the contact are only checked for a valid number.
     fn gate_problems(
         &mut self,
         intent: &Intent,
@@ -808,6 +976,7 @@ impl Auditor {
         let mut problems = Vec::new();
         let sender_name = self.senders.name(intent.sender).to_owned();
         let sender = self.senders.get(intent.sender);
+        let portfolio = sender.portfolio;
         if !sender.registered || !sender.authorized || sender.suspended {
             let why = if !sender.registered {
                 "not registered"
@@ -821,13 +990,22 @@ impl Auditor {
                 format!("from sender {sender_name}, which was {why} at that point"),
             ));
         }
+        let number_problem = e164_problem(self.contacts.name(intent.contact));
+        let number_valid = number_problem.is_none();
+        if let Some(why) = number_problem {
+            problems.push((
+                Check::InvalidNumber,
+                format!("was for a recipient that is not an E.164 number: {why}"),
+            ));
+        }
         let contact = self.contacts.get(intent.contact);
         let consent = contact.consent;
-        let window = match intent.content {
-            Content::Freeform => contact.window_problem(at),
-            Content::Template { .. } => None,
-        };
-        if consent == Consent::Out {
+        // Whether a window is open: freeform needs one, and a template outside one counts
+        // toward the portfolio's limit.
+        let window = contact.window_problem(at);
+        let not_on_whatsapp = contact.not_on_whatsapp;
+        let marketing_paused = contact.marketing_paused;
+        if number_valid && consent == Consent::Out {
             let (check, what) = if claim {
                 (Check::DispatchAfterOptOut, "dispatched")
             } else {
@@ -838,9 +1016,10 @@ impl Auditor {
                 format!("was {what} after the contact opted out, with no opt-in since"),
             ));
         }
+        let mut marketing = None;
         match &intent.content {
             Content::Freeform => {
-                if let Some(why) = window {
+                if let (true, Some(why)) = (number_valid, &window) {
                     problems.push((
                         Check::WindowClosed,
                         format!("was freeform text outside the 24 h window: {why}"),
@@ -852,7 +1031,7 @@ impl Auditor {
                 keys,
                 any_empty,
             } => {
-                if consent == Consent::Unknown {
+                if number_valid && consent == Consent::Unknown {
                     problems.push((
                         Check::NoOptIn,
                         "was a template with no explicit opt-in on record".into(),
@@ -860,6 +1039,9 @@ impl Auditor {
                 }
                 let template_name = self.templates.name(*template).to_owned();
                 let facts = self.templates.get(*template);
+                if facts.registered && facts.category.as_deref() == Some("marketing") {
+                    marketing = Some(template_name.clone());
+                }
                 if !facts.registered {
                     problems.push((
                         Check::TemplateNotApproved,
@@ -890,7 +1072,82 @@ impl Auditor {
                 }
             }
         }
+        match intent.workflow.as_deref() {
+            None => problems.push((
+                Check::WorkflowNotAllowed,
+                "named no workflow: every message belongs to a task-specific workflow".into(),
+            )),
+            Some(name) if !self.policy.workflows.contains(name) => problems.push((
+                Check::WorkflowNotAllowed,
+                format!(
+                    "named workflow {name:?}, which is not in the allowlist ({})",
+                    self.policy
+                        .workflows
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            Some(_) => {}
+        }
+        let is_template = matches!(intent.content, Content::Template { .. });
+        if let (true, true, true, Some(portfolio)) =
+            (number_valid, is_template, window.is_some(), portfolio)
+        {
+            if let Some(why) = self.tier_problem(portfolio, intent.contact, at, claim) {
+                problems.push((Check::TierLimit, why));
+            }
+        }
+        if number_valid && not_on_whatsapp {
+            problems.push((
+                Check::NotOnWhatsapp,
+                "was for a contact reported not to be on WhatsApp, with no inbound message and no clearing since".into(),
+            ));
+        }
+        if let (true, true, Some(template_name)) = (number_valid, marketing_paused, marketing) {
+            problems.push((
+                Check::MarketingPaused,
+                format!(
+                    "used marketing template {template_name} while the contact had paused marketing messages"
+                ),
+            ));
+        }
         problems
+    }
+
+    /// A template outside an open window reaches `contact` for `portfolio` at `at`: why that
+    /// broke the portfolio's messaging limit, if it did. The reach is counted either way.
+    fn tier_problem(
+        &mut self,
+        portfolio: usize,
+        contact: usize,
+        at: DateTime<Utc>,
+        claim: bool,
+    ) -> Option<String> {
+        let default_limit = self.policy.default_limit;
+        let name = self.portfolios.name(portfolio).to_owned();
+        let facts = self.portfolios.get(portfolio);
+        // A recipient already reached in the period is not new: it never breaks the limit.
+        let already = facts.reached_within_period(contact, at);
+        let mut problem = None;
+        if !already {
+            if let Some(limit) = facts.limit.unwrap_or(default_limit) {
+                let reached = facts.recipients_within_period(at, limit);
+                if reached >= limit {
+                    problem = Some(format!(
+                        "was a template to a new recipient outside an open window, while portfolio {name} had already reached its limit of {limit} unique recipients in the 24 h before"
+                    ));
+                }
+            }
+        }
+        // The auditor counts the reach itself, so a send forged without its `RecipientReached`
+        // still counts: a decision always, a claim only for a recipient not counted in the
+        // period (a claim more than 24 h after its decision counts again).
+        if !claim || !already {
+            facts.reach(contact, at);
+        }
+        problem
     }
 
     /// The summary; the auditor's model is dropped.
@@ -935,6 +1192,27 @@ fn claim_problem(message: &MessageFacts) -> Option<(Check, String)> {
     None
 }
 
+/// Why `text` is not an E.164 number (`+`, 7 to 15 digits, the first not 0), if it is not.
+fn e164_problem(text: &str) -> Option<String> {
+    let Some(digits) = text.strip_prefix('+') else {
+        return Some(format!(
+            "{text:?} does not start with '+' and a country code"
+        ));
+    };
+    if let Some(bad) = digits.chars().find(|c| !c.is_ascii_digit()) {
+        return Some(format!("{text:?} has {bad:?}, which is not a digit"));
+    }
+    if !(7..=15).contains(&digits.len()) {
+        return Some(format!("{text:?} has {} digits, not 7 to 15", digits.len()));
+    }
+    if digits.starts_with('0') {
+        return Some(format!(
+            "{text:?} starts with 0, which no country code does"
+        ));
+    }
+    None
+}
+
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
@@ -960,6 +1238,17 @@ mod tests {
     const SENDER: &str = "whatsapp:+15550001111";
     const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
     const M1: &str = "0192f0c1-7a3b-7c4d-8e5f-000000000001";
+    const PORTFOLIO: &str = "default";
+    const WORKFLOW: &str = "lead_qualification";
+
+    fn policy() -> AuditPolicy {
+        AuditPolicy {
+            workflows: ["lead_qualification", "status_update"]
+                .map(str::to_owned)
+                .into(),
+            default_limit: Some(250),
+        }
+    }
 
     /// Builds a log, numbering positions and stream versions itself.
     #[derive(Default)]
@@ -1005,7 +1294,11 @@ mod tests {
         fn ready(&mut self) {
             let sender = format!("sender:{SENDER}");
             let template = format!("template:{TEMPLATE}");
-            self.push(&sender, "SenderRegistered", json!({"sender": SENDER}));
+            self.push(
+                &sender,
+                "SenderRegistered",
+                json!({"sender": SENDER, "portfolio": PORTFOLIO}),
+            );
             self.push(
                 &sender,
                 "SenderAuthorized",
@@ -1014,7 +1307,7 @@ mod tests {
             self.push(
                 &template,
                 "TemplateRegistered",
-                json!({"template": TEMPLATE, "placeholders": ["1", "2"]}),
+                json!({"template": TEMPLATE, "category": "utility", "placeholders": ["1", "2"]}),
             );
             self.push(
                 &template,
@@ -1040,19 +1333,23 @@ mod tests {
             self.message(
                 "TemplateSent",
                 json!({"contact": LEA, "sender": SENDER, "template": TEMPLATE,
-                       "variables": {"1": "Lea", "2": "Thu"}}),
+                       "variables": {"1": "Lea", "2": "Thu"}, "workflow": WORKFLOW}),
             )
         }
 
         fn reply_sent(&mut self) -> u64 {
             self.message(
                 "ReplySent",
-                json!({"contact": LEA, "sender": SENDER, "text": "hi"}),
+                json!({"contact": LEA, "sender": SENDER, "text": "hi", "workflow": WORKFLOW}),
             )
         }
 
         fn audit(&self) -> Summary {
-            let mut auditor = Auditor::new();
+            self.audit_with(policy())
+        }
+
+        fn audit_with(&self, policy: AuditPolicy) -> Summary {
+            let mut auditor = Auditor::new(policy);
             for record in &self.records {
                 auditor.observe(record);
             }
@@ -1148,7 +1445,7 @@ mod tests {
         log.push(
             &format!("message:{other}"),
             "ReplySent",
-            json!({"message_id": other, "contact": LEA, "sender": SENDER, "text": "x"}),
+            json!({"message_id": other, "contact": LEA, "sender": SENDER, "text": "x", "workflow": WORKFLOW}),
         );
         let reported = log.records.len() as u64;
         // The next inbound reopens it; a day later it is closed again.
@@ -1164,7 +1461,7 @@ mod tests {
         let late = log.push(
             &format!("message:{third}"),
             "ReplySent",
-            json!({"message_id": third, "contact": LEA, "sender": SENDER, "text": "x"}),
+            json!({"message_id": third, "contact": LEA, "sender": SENDER, "text": "x", "workflow": WORKFLOW}),
         );
         let summary = log.audit();
         assert!(inside > reported);
@@ -1231,6 +1528,330 @@ mod tests {
             [(Some(3), Check::PositionGap), (Some(4), Check::VersionGap)]
         );
         assert!(summary.violations[0].message.contains("from 1 to 3"));
+    }
+
+    const MAX: &str = "+41790000002";
+    const ZOE: &str = "+41790000003";
+    const PROMO: &str = "HXffffffffffffffffffffffffffffffff";
+
+    fn id(n: u32) -> String {
+        format!("0192f0c1-7a3b-7c4d-8e5f-{n:012}")
+    }
+
+    impl Log {
+        fn contact_event(&mut self, contact: &str, event_type: &str, mut payload: Value) -> u64 {
+            payload["contact"] = json!(contact);
+            self.push(&format!("contact:{contact}"), event_type, payload)
+        }
+
+        fn template_to(&mut self, n: u32, contact: &str, template: &str) -> u64 {
+            let id = id(n);
+            self.push(
+                &format!("message:{id}"),
+                "TemplateSent",
+                json!({"message_id": id, "contact": contact, "sender": SENDER,
+                       "template": template, "variables": {"1": "a", "2": "b"},
+                       "workflow": WORKFLOW}),
+            )
+        }
+
+        fn claim(&mut self, n: u32) -> u64 {
+            let id = id(n);
+            self.push(
+                &format!("message:{id}"),
+                "DispatchClaimed",
+                json!({"message_id": id, "attempt": 1}),
+            )
+        }
+
+        /// What the hub appends beside a template that counts toward the limit.
+        fn reached(&mut self, n: u32, contact: &str) -> u64 {
+            self.push(
+                &format!("portfolio:{PORTFOLIO}"),
+                "RecipientReached",
+                json!({"portfolio": PORTFOLIO, "contact": contact, "message_id": id(n)}),
+            )
+        }
+
+        fn marketing_template(&mut self) {
+            let stream = format!("template:{PROMO}");
+            self.push(
+                &stream,
+                "TemplateRegistered",
+                json!({"template": PROMO, "category": "marketing", "placeholders": ["1", "2"]}),
+            );
+            self.push(
+                &stream,
+                "TemplateApprovalChanged",
+                json!({"template": PROMO, "status": "approved"}),
+            );
+        }
+    }
+
+    #[test]
+    fn a_send_or_claim_to_a_number_that_is_not_e164_is_invalid_number() {
+        let mut log = Log::default();
+        log.ready();
+        let not_e164 = "0041790000001";
+        let sent = log.template_to(1, not_e164, TEMPLATE);
+        let claimed = log.claim(1);
+        let bsuid = log.template_to(2, "CH.1234567890", TEMPLATE);
+        log.contact("OptedIn");
+        log.template_to(3, LEA, TEMPLATE);
+        let summary = log.audit();
+        // The rules about the contact are not checked for an invalid number: one violation each.
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(sent), Check::InvalidNumber),
+                (Some(claimed), Check::InvalidNumber),
+                (Some(bsuid), Check::InvalidNumber),
+            ]
+        );
+        assert!(summary.violations[0]
+            .message
+            .contains("not an E.164 number"));
+        for (text, valid) in [
+            ("+41790000001", true),
+            ("+1234567", true),
+            ("+123456789012345", true),
+            ("41790000001", false),
+            ("+123456", false),
+            ("+1234567890123456", false),
+            ("+0790000001", false),
+            ("+41 79 000 00 01", false),
+        ] {
+            assert_eq!(e164_problem(text).is_none(), valid, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_workflow_outside_the_allowlist_or_none_is_found_and_the_allowlist_is_a_setting() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        log.template_to(1, LEA, TEMPLATE);
+        let other = id(2);
+        let outside = log.push(
+            &format!("message:{other}"),
+            "TemplateSent",
+            json!({"message_id": other, "contact": LEA, "sender": SENDER, "template": TEMPLATE,
+                   "variables": {"1": "a", "2": "b"}, "workflow": "open_chat"}),
+        );
+        let claimed = log.claim(2);
+        let third = id(3);
+        let none = log.push(
+            &format!("message:{third}"),
+            "TemplateSent",
+            json!({"message_id": third, "contact": LEA, "sender": SENDER, "template": TEMPLATE,
+                   "variables": {"1": "a", "2": "b"}}),
+        );
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(outside), Check::WorkflowNotAllowed),
+                (Some(claimed), Check::WorkflowNotAllowed),
+                (Some(none), Check::WorkflowNotAllowed),
+            ]
+        );
+        assert!(summary.violations[0].message.contains(
+            "\"open_chat\", which is not in the allowlist (lead_qualification, status_update)"
+        ));
+        assert!(summary.violations[2].message.contains("named no workflow"));
+
+        // A hub that allows open_chat: only the send that named none is wrong.
+        let mut wider = policy();
+        wider.workflows.insert("open_chat".into());
+        assert_eq!(
+            checks(&log.audit_with(wider)),
+            [(Some(none), Check::WorkflowNotAllowed)]
+        );
+    }
+
+    #[test]
+    fn not_on_whatsapp_holds_until_an_inbound_or_a_clearing() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        let flag = json!({"flag": "not_on_whatsapp", "reason": "63003"});
+        log.contact_event(LEA, "FlagRaised", flag.clone());
+        let flagged = log.template_to(1, LEA, TEMPLATE);
+        log.contact("InboundReceived");
+        log.reply_sent();
+        log.contact_event(LEA, "FlagRaised", flag.clone());
+        let claimed = log.message("DispatchClaimed", json!({"attempt": 1}));
+        log.contact_event(LEA, "FlagCleared", flag);
+        log.template_to(2, LEA, TEMPLATE);
+        // A flag this version does not know changes nothing.
+        log.contact_event(LEA, "FlagRaised", json!({"flag": "something_new"}));
+        log.template_to(3, LEA, TEMPLATE);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(flagged), Check::NotOnWhatsapp),
+                (Some(claimed), Check::NotOnWhatsapp),
+            ]
+        );
+        assert!(summary.violations[0]
+            .message
+            .contains("reported not to be on WhatsApp"));
+    }
+
+    #[test]
+    fn a_marketing_template_to_a_contact_who_paused_marketing_is_found_utility_is_not() {
+        let mut log = Log::default();
+        log.ready();
+        log.marketing_template();
+        log.contact("OptedIn");
+        log.template_to(1, LEA, PROMO);
+        let flag = json!({"flag": "marketing_paused", "reason": "131050"});
+        log.contact_event(LEA, "FlagRaised", flag.clone());
+        let claimed = log.claim(1);
+        let sent = log.template_to(2, LEA, PROMO);
+        log.template_to(3, LEA, TEMPLATE);
+        // An inbound does not lift a marketing pause; clearing it does.
+        log.contact("InboundReceived");
+        let still = log.template_to(4, LEA, PROMO);
+        log.contact_event(LEA, "FlagCleared", flag);
+        log.template_to(5, LEA, PROMO);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(claimed), Check::MarketingPaused),
+                (Some(sent), Check::MarketingPaused),
+                (Some(still), Check::MarketingPaused),
+            ]
+        );
+        assert!(summary.violations[1]
+            .message
+            .contains(&format!("marketing template {PROMO}")));
+    }
+
+    #[test]
+    fn the_tier_limit_counts_unique_recipients_outside_a_window_in_a_rolling_day() {
+        let mut log = Log::default();
+        log.ready();
+        log.push(
+            &format!("portfolio:{PORTFOLIO}"),
+            "MessagingLimitChanged",
+            json!({"portfolio": PORTFOLIO, "limit": 2}),
+        );
+        for contact in [LEA, MAX, ZOE] {
+            log.contact_event(contact, "OptedIn", json!({}));
+        }
+        // Lea at 09:00 and Max at 09:10: two recipients, the limit. Max again is not new.
+        log.template_to(1, LEA, TEMPLATE);
+        log.reached(1, LEA);
+        log.minute = 10;
+        log.template_to(2, MAX, TEMPLATE);
+        log.reached(2, MAX);
+        log.template_to(3, MAX, TEMPLATE);
+        log.reached(3, MAX);
+        // Zoe is a third, new recipient: over the limit (forged, with no RecipientReached)...
+        log.minute = 60;
+        let over = log.template_to(4, ZOE, TEMPLATE);
+        // ...and counted all the same: once Lea's reach has left the day, Max and Zoe still
+        // fill it, so Lea is new and over the limit; Zoe is not new.
+        log.minute = 24 * 60 + 5;
+        log.template_to(5, ZOE, TEMPLATE);
+        let lea_again = log.template_to(6, LEA, TEMPLATE);
+        // Inside a window she opened, a template neither counts nor is refused by this rule.
+        log.contact_event(LEA, "InboundReceived", json!({}));
+        log.template_to(7, LEA, TEMPLATE);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(over), Check::TierLimit),
+                (Some(lea_again), Check::TierLimit)
+            ]
+        );
+        assert!(summary.violations[0]
+            .message
+            .contains("portfolio default had already reached its limit of 2 unique recipients"));
+
+        // The same log with a limit of 3 set in it, or none set and an unlimited default: clean.
+        let mut wider = Log {
+            records: log.records.clone(),
+            ..Log::default()
+        };
+        for record in &mut wider.records {
+            if record.event_type == "MessagingLimitChanged" {
+                record.payload.insert("limit".into(), json!(3));
+            }
+        }
+        assert_eq!(checks(&wider.audit()), []);
+        for record in &mut wider.records {
+            if record.event_type == "MessagingLimitChanged" {
+                record.payload.insert("limit".into(), Value::Null);
+            }
+        }
+        assert_eq!(checks(&wider.audit()), []);
+        let mut unlimited = policy();
+        unlimited.default_limit = None;
+        wider
+            .records
+            .retain(|record| record.event_type != "MessagingLimitChanged");
+        for (index, record) in wider.records.iter_mut().enumerate() {
+            record.position = index as u64 + 1;
+        }
+        wider.records.iter_mut().for_each(|record| {
+            if record.stream.starts_with("portfolio:") {
+                record.version -= 1;
+            }
+        });
+        assert_eq!(checks(&wider.audit_with(unlimited)), []);
+    }
+
+    #[test]
+    fn a_claim_counts_its_recipient_again_only_after_a_day() {
+        let mut log = Log::default();
+        log.ready();
+        log.push(
+            &format!("portfolio:{PORTFOLIO}"),
+            "MessagingLimitChanged",
+            json!({"portfolio": PORTFOLIO, "limit": 1}),
+        );
+        log.contact_event(LEA, "OptedIn", json!({}));
+        log.contact_event(MAX, "OptedIn", json!({}));
+        log.template_to(1, LEA, TEMPLATE);
+        log.reached(1, LEA);
+        // Lea's claim within the day is not a new reach: a day after her send, Max fits.
+        log.minute = 60;
+        log.claim(1);
+        log.minute = 24 * 60 + 30;
+        log.template_to(2, MAX, TEMPLATE);
+        log.reached(2, MAX);
+        // Max's claim more than a day after its decision counts him again (as the hub does)...
+        log.minute = 2 * 24 * 60 + 31;
+        log.claim(2);
+        // ...so Lea, new again, is over the limit.
+        log.minute = 2 * 24 * 60 + 32;
+        let over = log.template_to(3, LEA, TEMPLATE);
+        assert_eq!(checks(&log.audit()), [(Some(over), Check::TierLimit)]);
+    }
+
+    #[test]
+    fn extra_payload_fields_are_ignored() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact_event(
+            LEA,
+            "OptedIn",
+            json!({"actor": {"token": "ops", "role": "operator"}, "provider_at": "x"}),
+        );
+        log.push(
+            &format!("contact:{LEA}"),
+            "IdentityLinked",
+            json!({"contact": LEA, "identity": "CH.1"}),
+        );
+        log.template_to(1, LEA, TEMPLATE);
+        let summary = log.audit();
+        assert_eq!(checks(&summary), []);
+        assert_eq!(summary.unknown_event_types.get("IdentityLinked"), Some(&1));
     }
 
     #[test]

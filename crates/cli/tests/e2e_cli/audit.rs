@@ -209,3 +209,362 @@ async fn a_freeform_reply_outside_the_window_is_a_violation() {
     assert!(text.contains("[window_closed]"), "{text}");
     assert!(text.contains("never written"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The rules checked since issue 11: each with a log the real hub wrote (which must audit clean,
+// refusals included), then one forged event (which must be found, by rule and position).
+
+/// A TemplateSent forged straight into the store, as a bypassed gate would leave it.
+fn forged_template(
+    contact: wagate_domain::ContactId,
+    template: wagate_domain::TemplateId,
+    category: wagate_domain::TemplateCategory,
+    workflow: &str,
+    at: wagate_domain::Timestamp,
+) -> (wagate_domain::MessageId, Event) {
+    let message = wagate_domain::MessageId::from_uuid(uuid::Uuid::now_v7()).expect("id");
+    let event = MessageEvent::TemplateSent {
+        message_id: message,
+        contact,
+        sender: sender(),
+        template,
+        category,
+        variables: vec![("1".into(), "Lea".into()), ("2".into(), "Thu".into())],
+        workflow: wagate_domain::Workflow::parse(workflow).expect("workflow"),
+        at,
+    }
+    .into();
+    (message, event)
+}
+
+/// Plants `event` on its message stream; returns its position.
+async fn plant(dir: &std::path::Path, message: wagate_domain::MessageId, event: Event) -> u64 {
+    forge(
+        dir,
+        format!("message:{message}"),
+        ExpectedVersion::NoStream,
+        event,
+    )
+    .await
+}
+
+/// `wagate audit --data DIR --json` plus `extra`: the exit code and the summary.
+fn audit_json(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["audit", "--data", dir.to_str().expect("utf-8"), "--json"];
+    args.extend_from_slice(extra);
+    let output = wagate(&args);
+    (output.status.code(), json(&output))
+}
+
+/// The audit finds exactly one violation: `check` at `position`, with `words` in its sentence.
+fn assert_one_violation(dir: &std::path::Path, check: &str, position: u64, words: &str) {
+    let (code, summary) = audit_json(dir, &[]);
+    assert_eq!(code, Some(3), "{summary:#}");
+    assert_eq!(summary["violations_total"], 1, "{summary:#}");
+    let violation = &summary["violations"][0];
+    assert_eq!(violation["check"], check, "{summary:#}");
+    assert_eq!(violation["position"], position, "{summary:#}");
+    assert!(
+        violation["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(words)),
+        "{summary:#}"
+    );
+    // The text form names the rule at its position too.
+    let output = wagate(&["audit", "--data", dir.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stdout(&output).contains(&format!("position {position} [{check}]")),
+        "{}",
+        stdout(&output)
+    );
+}
+
+fn assert_clean(dir: &std::path::Path) -> Value {
+    let (code, summary) = audit_json(dir, &[]);
+    assert_eq!(code, Some(0), "{summary:#}");
+    summary
+}
+
+#[tokio::test]
+async fn a_template_to_a_new_recipient_over_the_portfolio_limit_is_tier_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    let portfolio = wagate_domain::PortfolioId::parse("default").expect("portfolio");
+    log.hub
+        .set_messaging_limit(&portfolio, wagate_domain::MessagingLimit::Limited(1))
+        .await
+        .expect("limit");
+    log.opt_in(LEA).await;
+    log.opt_in(MAX).await;
+    log.send_template(LEA)
+        .await
+        .expect("Lea is the first recipient");
+    log.send_template(LEA).await.expect("Lea again is not new");
+    let refused = log.send_template(MAX).await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "tier_limit"),
+        "{refused:?}"
+    );
+    // Max writes: inside his window a template does not count toward the limit.
+    log.inbound(MAX, "Hello", "in-max").await;
+    log.send_template(MAX).await.expect("inside Max's window");
+    let at = log.hub.now();
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(summary["refusals_by_rule"]["tier_limit"], 1);
+
+    // The refused send, forged as allowed for Zoe, who never wrote.
+    let zoe = "+41790000003";
+    let (message, event) = forged_template(
+        contact(zoe),
+        template(),
+        wagate_domain::TemplateCategory::Utility,
+        "appointment_scheduling",
+        at,
+    );
+    // Zoe has no opt-in either: plant one first, so tier_limit is the only rule broken.
+    forge(
+        dir.path(),
+        format!("contact:{zoe}"),
+        ExpectedVersion::NoStream,
+        wagate_domain::ContactEvent::OptedIn {
+            contact: contact(zoe),
+            source: wagate_domain::OptInSource::WebForm,
+            evidence: "https://example.com/forms/9".into(),
+            recorded_by: "ops".into(),
+            wording_version: "v1".into(),
+            at,
+        }
+        .into(),
+    )
+    .await;
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "tier_limit",
+        position,
+        "portfolio default had already reached its limit of 1 unique recipients",
+    );
+    // A hub whose default is higher does not change a portfolio's limit set in the log.
+    let (code, _) = audit_json(dir.path(), &["--messaging-limit", "unlimited"]);
+    assert_eq!(code, Some(3));
+}
+
+#[tokio::test]
+async fn a_workflow_outside_the_allowlist_is_found_and_the_allowlist_is_a_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.opt_in(LEA).await;
+    log.send_template(LEA).await.expect("template to Lea");
+    let refused = log
+        .hub
+        .send(
+            wagate_app::SendRequest {
+                to: LEA.into(),
+                sender: None,
+                workflow: Some("open_chat".into()),
+                content: wagate_domain::SendContent::Freeform { text: "Hi".into() },
+            },
+            wagate_app::SendOptions::default(),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let at = log.hub.now();
+    log.close();
+    assert_clean(dir.path());
+
+    let (message, event) = forged_template(
+        contact(LEA),
+        template(),
+        wagate_domain::TemplateCategory::Utility,
+        "open_chat",
+        at,
+    );
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "workflow_not_allowed",
+        position,
+        "\"open_chat\", which is not in the allowlist",
+    );
+    // The allowlist is the hub's setting: a hub that allows open_chat makes the log clean...
+    let (code, summary) = audit_json(
+        dir.path(),
+        &["--workflows", "appointment_scheduling, open_chat"],
+    );
+    assert_eq!(code, Some(0), "{summary:#}");
+    // ...one that does not allow what the hub sent finds every send.
+    let (code, summary) = audit_json(dir.path(), &["--workflows", "status_update"]);
+    assert_eq!(code, Some(3));
+    assert_eq!(summary["violations_total"], 2, "{summary:#}");
+    let output = wagate(&[
+        "audit",
+        "--data",
+        dir.path().to_str().expect("utf-8"),
+        "--workflows",
+        " , ",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("--workflows (WAGATE_WORKFLOWS) names no workflow"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_send_to_a_contact_flagged_not_on_whatsapp_is_found_until_they_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.opt_in(LEA).await;
+    let flag = |raised| wagate_domain::decide::SetContactFlag {
+        contact: contact(LEA),
+        flag: wagate_domain::ContactFlag::NotOnWhatsapp,
+        raised,
+        reason: "Twilio 63003".into(),
+    };
+    log.hub.set_contact_flag(flag(true)).await.expect("flag");
+    let refused = log.send_template(LEA).await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "not_on_whatsapp"),
+        "{refused:?}"
+    );
+    // An inbound proves she is on WhatsApp: allowed again.
+    log.inbound(LEA, "Hi, it's me", "in-lea").await;
+    log.send_template(LEA).await.expect("after her message");
+    log.hub.set_contact_flag(flag(true)).await.expect("flag");
+    let at = log.hub.now();
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(summary["refusals_by_rule"]["not_on_whatsapp"], 1);
+
+    let (message, event) = forged_template(
+        contact(LEA),
+        template(),
+        wagate_domain::TemplateCategory::Utility,
+        "appointment_scheduling",
+        at,
+    );
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "not_on_whatsapp",
+        position,
+        "reported not to be on WhatsApp",
+    );
+}
+
+#[tokio::test]
+async fn a_marketing_template_to_a_contact_who_paused_marketing_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    let promo =
+        wagate_domain::TemplateId::parse("HXffffffffffffffffffffffffffffffff").expect("template");
+    log.hub
+        .register_template(wagate_domain::decide::RegisterTemplate {
+            template: promo.clone(),
+            name: "open_house".into(),
+            language: "en".into(),
+            category: wagate_domain::TemplateCategory::Marketing,
+            placeholders: vec!["1".into(), "2".into()],
+        })
+        .await
+        .expect("register");
+    log.hub
+        .set_template_status(
+            &promo,
+            wagate_domain::ApprovalStatus::Approved,
+            "approved by Meta",
+        )
+        .await
+        .expect("approve");
+    log.opt_in(LEA).await;
+    log.hub
+        .set_contact_flag(wagate_domain::decide::SetContactFlag {
+            contact: contact(LEA),
+            flag: wagate_domain::ContactFlag::MarketingPaused,
+            raised: true,
+            reason: "Meta 131050".into(),
+        })
+        .await
+        .expect("flag");
+    let promo_send = |log: &LogBuilder| {
+        let request = wagate_app::SendRequest {
+            to: LEA.into(),
+            sender: None,
+            workflow: Some("appointment_scheduling".into()),
+            content: wagate_domain::SendContent::Template {
+                template: promo.clone(),
+                variables: [("1".into(), "Lea".into()), ("2".into(), "Sat".into())].into(),
+            },
+        };
+        let hub = log.hub.clone();
+        async move { hub.send(request, wagate_app::SendOptions::default()).await }
+    };
+    let refused = promo_send(&log).await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "marketing_paused"),
+        "{refused:?}"
+    );
+    // A utility template is unaffected.
+    log.send_template(LEA).await.expect("utility template");
+    let at = log.hub.now();
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(summary["refusals_by_rule"]["marketing_paused"], 1);
+
+    let (message, event) = forged_template(
+        contact(LEA),
+        promo,
+        wagate_domain::TemplateCategory::Marketing,
+        "appointment_scheduling",
+        at,
+    );
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "marketing_paused",
+        position,
+        "paused marketing messages",
+    );
+}
+
+#[tokio::test]
+async fn a_send_to_a_recipient_that_is_not_a_number_is_invalid_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.opt_in(LEA).await;
+    let refused = log.send_template("0041790000001").await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "invalid_number"),
+        "{refused:?}"
+    );
+    log.send_template(LEA).await.expect("a valid number");
+    let at = log.hub.now();
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(summary["refusals_by_rule"]["invalid_number"], 1);
+
+    // A business-scoped user id is a contact, never a number to send to.
+    let bsuid = wagate_domain::ContactId::parse("bsuid:US.1234567890").expect("bsuid");
+    let (message, event) = forged_template(
+        bsuid,
+        template(),
+        wagate_domain::TemplateCategory::Utility,
+        "appointment_scheduling",
+        at,
+    );
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "invalid_number",
+        position,
+        "not an E.164 number",
+    );
+}
