@@ -776,10 +776,22 @@ impl<'a> View<'a> {
                     _ => facts.push(own(format!("Rule {rule}: {}", refused.message))),
                 }
             }
-            RuleId::NoOptIn => facts.push(own(format!(
-                "Rule {rule}: {contact_text} had no opt-in on record before position {}; a business-initiated template needs one.",
-                refused.position
-            ))),
+            RuleId::NoOptIn => match self.contact_event(|e| {
+                matches!(e, ContactEvent::OptedIn { .. } | ContactEvent::OptedOut { .. })
+            }) {
+                // An opt-in withdrawn by an opt-out no longer stands: the opt-out broke it.
+                Some((position, ContactEvent::OptedOut { at, .. })) => facts.push(Fact {
+                    position,
+                    text: format!(
+                        "Rule {rule}: {}: {contact_text}'s opt-out withdrew any earlier opt-in; a business-initiated template needs one standing.",
+                        stamp(*at)
+                    ),
+                }),
+                _ => facts.push(own(format!(
+                    "Rule {rule}: {contact_text} had no opt-in on record before position {}; a business-initiated template needs one.",
+                    refused.position
+                ))),
+            },
             RuleId::WindowClosed => self.window_closed_facts(rule, &contact_text, refused, facts),
             RuleId::TemplateUnknown => facts.push(own(match refused.template {
                 Some(template) => format!(

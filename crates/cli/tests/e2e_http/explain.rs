@@ -9,8 +9,7 @@ use crate::support::*;
 fn position_of(events: &[Value], event_type: &str, matches: impl Fn(&Value) -> bool) -> u64 {
     events
         .iter()
-        .filter(|event| event["type"] == event_type && matches(event))
-        .next_back()
+        .rfind(|event| event["type"] == event_type && matches(event))
         .and_then(|event| event["position"].as_u64())
         .unwrap_or_else(|| panic!("no {event_type} in the feed"))
 }
