@@ -280,6 +280,38 @@ pub enum ContentView {
     },
 }
 
+/// `GET /v1/messages/{id}/explain`: why a message was allowed or refused, in plain words, each
+/// fact citing the log position of the event the decision relied on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExplainResponse {
+    #[schema(format = "uuid")]
+    pub message_id: String,
+    pub decision: ExplainDecision,
+    /// The rule that refused the send, or that refused its dispatch claim and canceled it; absent
+    /// when allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The decision first, then each rule it relied on.
+    pub facts: Vec<ExplainFact>,
+}
+
+/// What was decided: `refused` also when an allowed send was canceled by a refused claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExplainDecision {
+    Allowed,
+    Refused,
+}
+
+/// One event a decision relied on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExplainFact {
+    /// The event's log position (`GET /v1/events?after=position-1` shows it).
+    #[schema(minimum = 1)]
+    pub position: u64,
+    pub text: String,
+}
+
 /// Where a message stands for the dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "phase", rename_all = "snake_case")]

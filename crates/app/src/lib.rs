@@ -13,6 +13,7 @@ mod aggregates;
 mod clock;
 mod codec;
 mod error;
+mod explain;
 mod hub;
 mod locks;
 mod projection;
@@ -27,6 +28,7 @@ pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use views::{
     ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,
 };
+pub use wagate_domain::explain::{Explanation, Fact, Verdict};
 pub use wagate_domain::OpenIntent;
 /// The log interface [`Hub::open`] takes (re-exported for the composition root).
 pub use wagate_store::EventLog;

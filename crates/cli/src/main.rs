@@ -67,6 +67,9 @@ enum Command {
     Contact(ops::ContactArgs),
     /// Show a message: status and history.
     Message(ops::MessageArgs),
+    /// Say why a message was allowed or refused, citing the log positions of what the decision
+    /// relied on.
+    Explain(ops::ExplainArgs),
     /// Register templates, set their approval status, list them.
     #[command(subcommand)]
     Templates(ops::TemplatesCommand),
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::OptOut(args) => ops::opt_out(args).await,
             Command::Contact(args) => ops::contact(args).await,
             Command::Message(args) => ops::message(args).await,
+            Command::Explain(args) => ops::explain(args).await,
             Command::Templates(command) => ops::templates(command).await,
             Command::Senders(command) => ops::senders(command).await,
             Command::Audit(args) => audit::run(args).await,

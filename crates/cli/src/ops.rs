@@ -151,6 +151,20 @@ pub struct MessageArgs {
     common: Common,
 }
 
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  wagate explain 01934b8e-1c2d-7e3f-8a4b-5c6d7e8f9a0b\n\n\
+    Each line cites the log position of an event (see `wagate export` or GET /v1/events)."
+)]
+pub struct ExplainArgs {
+    /// The message id (a UUID, as `send` printed it, or a `SendRefused` event's `message_id`).
+    #[arg(value_name = "MESSAGE_ID")]
+    message_id: String,
+
+    #[command(flatten)]
+    common: Common,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum TemplatesCommand {
     /// Register a template (it starts pending until its status is set to approved).
@@ -576,6 +590,48 @@ pub async fn message(args: MessageArgs) -> anyhow::Result<ExitCode> {
         let message: api::MessageResponse = typed(body.clone(), what)?;
         Ok(render_message(&message))
     })
+}
+
+pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&args.common)?;
+    let what = &format!("GET /v1/messages/{}/explain", args.message_id);
+    let answer = client
+        .get(&["v1", "messages", &args.message_id, "explain"], what)
+        .await?;
+    let body = expect_ok(answer, what)?;
+    output(&args.common, &body, || {
+        let explanation: api::ExplainResponse = typed(body.clone(), what)?;
+        Ok(render_explanation(&explanation))
+    })
+}
+
+/// The explanation in plain words: the verdict, then one line per fact with its log position.
+fn render_explanation(explanation: &api::ExplainResponse) -> String {
+    let mut out = String::new();
+    let verdict = match (&explanation.decision, &explanation.rule) {
+        (api::ExplainDecision::Allowed, _) => "was allowed".to_owned(),
+        (api::ExplainDecision::Refused, Some(rule)) => format!("was refused by rule {rule}"),
+        (api::ExplainDecision::Refused, None) => "was refused".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "Message {} {verdict}, because:",
+        explanation.message_id
+    );
+    let width = explanation
+        .facts
+        .iter()
+        .map(|fact| fact.position.to_string().len())
+        .max()
+        .unwrap_or(1);
+    for fact in &explanation.facts {
+        let _ = writeln!(
+            out,
+            "  [log position {:>width$}] {}",
+            fact.position, fact.text
+        );
+    }
+    out
 }
 
 fn phase(phase: &api::Phase) -> String {

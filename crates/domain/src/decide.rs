@@ -371,6 +371,10 @@ fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -> Ev
         message_id: command.message_id,
         to: command.to.to_string(),
         sender: command.sender.clone(),
+        template: match &command.content {
+            SendContent::Template { template, .. } => Some(template.clone()),
+            SendContent::Freeform { .. } => None,
+        },
         rule: refusal.rule,
         message: refusal.message.clone(),
         also_broken: refusal.also_broken.clone(),

@@ -302,6 +302,10 @@ pub enum MessageEvent {
         /// The recipient as given (it may not have been a valid number).
         to: String,
         sender: WhatsAppAddress,
+        /// The template the send asked for; `None` for freeform text, and when read from schema
+        /// v1/v2, which did not record it (schema v3). Lets an explanation cite the template's
+        /// approval a refusal relied on.
+        template: Option<TemplateId>,
         rule: RuleId,
         message: String,
         /// Every other rule the send broke, in check order (schema v2; empty when read from v1).

@@ -13,6 +13,7 @@ pub mod classify;
 pub mod contact;
 pub mod decide;
 pub mod events;
+pub mod explain;
 pub mod gates;
 pub mod ids;
 pub mod keywords;

@@ -114,6 +114,7 @@ fn sample(event_type: EventType) -> Event {
             message_id,
             to: "+41790000001".into(),
             sender,
+            template: None,
             rule: RuleId::OptedOut,
             message: "opted out".into(),
             also_broken: vec![RuleId::NoOptIn],

@@ -219,6 +219,16 @@ pub async fn message(
     Ok(Json(convert::message_view(&view)))
 }
 
+/// `GET /v1/messages/{message_id}/explain`: why it was allowed or refused, citing log positions.
+pub async fn explain(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<api::ExplainResponse>, ApiError> {
+    let id = message_id(&raw)?;
+    let explanation = state.hub().explain(id)?;
+    Ok(Json(convert::explanation(&explanation)))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Templates
 

@@ -225,3 +225,22 @@ pub fn pending(open: &OpenIntent) -> wagate_api::PendingMessageView {
         position: open.position,
     }
 }
+
+pub fn explanation(explanation: &wagate_app::Explanation) -> wagate_api::ExplainResponse {
+    wagate_api::ExplainResponse {
+        message_id: explanation.message_id.to_string(),
+        decision: match explanation.verdict {
+            wagate_app::Verdict::Allowed => wagate_api::ExplainDecision::Allowed,
+            wagate_app::Verdict::Refused => wagate_api::ExplainDecision::Refused,
+        },
+        rule: explanation.rule.map(|rule| rule.as_str().to_owned()),
+        facts: explanation
+            .facts
+            .iter()
+            .map(|fact| wagate_api::ExplainFact {
+                position: fact.position,
+                text: fact.text.clone(),
+            })
+            .collect(),
+    }
+}

@@ -533,6 +533,15 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers("200", json("OK", schemas.json::<api::MessageResponse>()))
         .fails([Invalid, NotFound])
         .fails(HUB),
+        ("GET", "/v1/messages/{message_id}/explain") => Spec::new(
+            "explain_message",
+            "messages",
+            "Why a message was allowed or refused, citing the log positions of the events the decision relied on",
+        )
+        .parameters([message_id()])
+        .answers("200", json("OK", schemas.json::<api::ExplainResponse>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
         ("POST", "/v1/messages/{message_id}/claim") => Spec::new(
             "claim_message",
             "dispatch",

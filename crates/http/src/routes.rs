@@ -47,6 +47,11 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/messages", Access::Bearer),
     (Method::GET, "/v1/messages/{message_id}", Access::Bearer),
     (
+        Method::GET,
+        "/v1/messages/{message_id}/explain",
+        Access::Bearer,
+    ),
+    (
         Method::POST,
         "/v1/messages/{message_id}/claim",
         Access::Bearer,
@@ -102,6 +107,7 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/contacts/{contact}/opt-out") => post(commands::opt_out),
         ("POST", "/v1/messages") => post(commands::send),
         ("GET", "/v1/messages/{message_id}") => get(commands::message),
+        ("GET", "/v1/messages/{message_id}/explain") => get(commands::explain),
         ("POST", "/v1/messages/{message_id}/claim") => post(dispatch::claim),
         ("POST", "/v1/messages/{message_id}/outcome") => post(dispatch::outcome),
         ("POST", "/v1/messages/{message_id}/expire-in-doubt") => post(dispatch::expire_in_doubt),

@@ -785,3 +785,121 @@ fn every_route_is_in_openapi_yaml() {
         );
     }
 }
+
+/// The position of each event of `type_name` in the log, with its payload as exported.
+fn logged(app: &TestApp, type_name: &str) -> Vec<(u64, wagate_domain::Event)> {
+    app.hub
+        .events_after(0, 10_000)
+        .expect("events")
+        .into_iter()
+        .filter(|logged| logged.event.type_name() == type_name)
+        .map(|logged| (logged.position, logged.event))
+        .collect()
+}
+
+#[tokio::test]
+async fn explain_cites_the_positions_an_allowed_and_a_refused_send_relied_on() {
+    let app = app();
+    ready(&app).await;
+    let allowed = call(
+        &app,
+        api(Method::POST, "/v1/messages", Some(template_send())),
+    )
+    .await;
+    assert_eq!(allowed.status, StatusCode::ACCEPTED, "{}", allowed.text());
+    let id = allowed.json()["message_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let explained = call(
+        &app,
+        api(Method::GET, &format!("/v1/messages/{id}/explain"), None),
+    )
+    .await;
+    assert_eq!(explained.status, StatusCode::OK, "{}", explained.text());
+    let body = explained.json();
+    assert_eq!(body["decision"], "allowed");
+    assert!(body.get("rule").is_none(), "no rule when allowed: {body}");
+    let cited: Vec<u64> = body["facts"]
+        .as_array()
+        .expect("facts")
+        .iter()
+        .map(|fact| fact["position"].as_u64().expect("position"))
+        .collect();
+    for event_type in [
+        "TemplateSent",
+        "OptedIn",
+        "TemplateApprovalChanged",
+        "SenderAuthorized",
+        "SenderRegistered",
+    ] {
+        let (position, _) = logged(&app, event_type)[0];
+        assert!(
+            cited.contains(&position),
+            "{event_type} at {position}: {body}"
+        );
+    }
+
+    let stop = call(
+        &app,
+        twilio(
+            "/webhooks/twilio/inbound",
+            fixture("twilio_inbound_stop.form"),
+            Some(&signature("twilio_inbound_stop.form")),
+        ),
+    )
+    .await;
+    assert_eq!(stop.status, StatusCode::OK);
+    let refused = call(
+        &app,
+        api(Method::POST, "/v1/messages", Some(template_send())),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, refusal) = logged(&app, "SendRefused").remove(0);
+    let (stop_position, _) = logged(&app, "OptedOut")[0];
+    let refused_id = match refusal {
+        wagate_domain::Event::Message(event) => event.message_id().expect("id"),
+        other => panic!("{other:?}"),
+    };
+    let explained = call(
+        &app,
+        api(
+            Method::GET,
+            &format!("/v1/messages/{refused_id}/explain"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(explained.status, StatusCode::OK);
+    let body = explained.json();
+    assert_eq!(body["decision"], "refused");
+    assert_eq!(body["rule"], "opted_out");
+    assert!(
+        body["facts"].as_array().expect("facts").iter().any(|fact| {
+            fact["position"] == stop_position
+                && fact["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("opted_out"))
+        }),
+        "the STOP at {stop_position} is cited: {body}"
+    );
+
+    let unknown = call(
+        &app,
+        api(
+            Method::GET,
+            "/v1/messages/01934b8e-0000-7000-8000-000000000000/explain",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let malformed = call(
+        &app,
+        api(Method::GET, "/v1/messages/not-a-uuid/explain", None),
+    )
+    .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.json()["error"]["field"], "message_id");
+}

@@ -49,10 +49,12 @@ pub enum DecodeError {
 /// versions stay readable forever.
 ///
 /// History: `SendRefused` v2 added `also_broken` (every rule a refused send broke, not only the
-/// first), so auditors see the whole refusal; v1 records read as v2 with an empty list.
+/// first), so auditors see the whole refusal; v1 records read as v2 with an empty list. v3 added
+/// `template` (the template a refused send asked for), so an explanation can cite its approval;
+/// v1 and v2 records read with none.
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
-        "SendRefused" => 2,
+        "SendRefused" => 3,
         _ => 1,
     }
 }
@@ -181,6 +183,35 @@ struct SendRefusedV2 {
     message: String,
     also_broken: Vec<String>,
     at_ns: i64,
+}
+
+/// v3: adds `template` (the template the refused send asked for; `None` for freeform text).
+#[derive(Serialize, Deserialize)]
+struct SendRefusedV3 {
+    message_id: [u8; 16],
+    to: String,
+    sender: String,
+    template: Option<String>,
+    rule: String,
+    message: String,
+    also_broken: Vec<String>,
+    at_ns: i64,
+}
+
+impl From<SendRefusedV2> for SendRefusedV3 {
+    /// The upcaster: a v2 refusal did not record its template.
+    fn from(v2: SendRefusedV2) -> Self {
+        Self {
+            message_id: v2.message_id,
+            to: v2.to,
+            sender: v2.sender,
+            template: None,
+            rule: v2.rule,
+            message: v2.message,
+            also_broken: v2.also_broken,
+            at_ns: v2.at_ns,
+        }
+    }
 }
 
 impl From<SendRefusedV1> for SendRefusedV2 {
@@ -554,14 +585,16 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             message_id,
             to,
             sender,
+            template,
             rule,
             message,
             also_broken,
             at,
-        } => bytes(&SendRefusedV2 {
+        } => bytes(&SendRefusedV3 {
             message_id: id(message_id),
             to: to.clone(),
             sender: sender.to_string(),
+            template: template.as_ref().map(ToString::to_string),
             rule: rule.as_str().into(),
             message: message.clone(),
             also_broken: also_broken
@@ -964,14 +997,20 @@ impl Reader<'_> {
                 }
             }
             "SendRefused" => {
-                let m: SendRefusedV2 = match self.version {
-                    1 => self.mirror::<SendRefusedV1>()?.into(),
+                let m: SendRefusedV3 = match self.version {
+                    1 => SendRefusedV2::from(self.mirror::<SendRefusedV1>()?).into(),
+                    2 => self.mirror::<SendRefusedV2>()?.into(),
                     _ => self.mirror()?,
                 };
                 MessageEvent::SendRefused {
                     message_id: self.message_id(m.message_id)?,
                     to: m.to,
                     sender: self.address(&m.sender)?,
+                    template: m
+                        .template
+                        .as_deref()
+                        .map(|template| self.template(template))
+                        .transpose()?,
                     rule: self.rule(&m.rule)?,
                     message: m.message,
                     also_broken: m

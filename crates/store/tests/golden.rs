@@ -141,6 +141,7 @@ fn golden_samples() -> Vec<Event> {
             message_id: message_id(),
             to: "+41 79 not a number".into(),
             sender: sender(),
+            template: Some(template()),
             rule: RuleId::TierLimit,
             message: "the portfolio reached its messaging limit".into(),
             also_broken: vec![RuleId::NotOnWhatsapp, RuleId::MarketingPaused],
@@ -317,6 +318,7 @@ fn other_samples() -> Vec<Event> {
             message_id: message_id(),
             to: "+41790000001".into(),
             sender: sender(),
+            template: None,
             rule,
             message: rule.to_string(),
             also_broken: RuleId::ALL
@@ -498,7 +500,7 @@ fn golden_files_decode_forever() {
 /// `SendRefused` v1 (no `also_broken`) is upcast to the current shape: every other field as
 /// written, and an empty `also_broken`.
 #[test]
-fn send_refused_v1_is_upcast_to_v2() {
+fn send_refused_v1_is_upcast_to_v3() {
     let dir = fixtures_dir().join("SendRefused");
     let v1 = std::fs::read(dir.join("v1.bin")).expect("v1 fixture");
     let upcast = persisted::decode_payload("SendRefused", 1, &v1).expect("v1 decodes");
@@ -506,10 +508,16 @@ fn send_refused_v1_is_upcast_to_v2() {
         .into_iter()
         .find(|event| event.type_name() == "SendRefused")
         .expect("sample");
-    let Event::Message(MessageEvent::SendRefused { also_broken, .. }) = &upcast else {
+    let Event::Message(MessageEvent::SendRefused {
+        also_broken,
+        template,
+        ..
+    }) = &upcast
+    else {
         panic!("decoded {upcast:?}");
     };
     assert!(also_broken.is_empty());
+    assert!(template.is_none(), "v1 did not record the template");
     let Event::Message(MessageEvent::SendRefused {
         message_id,
         to,
@@ -528,17 +536,61 @@ fn send_refused_v1_is_upcast_to_v2() {
             message_id,
             to,
             sender,
+            template: None,
             rule,
             message,
             also_broken: Vec::new(),
             at
         })
     );
-    assert_eq!(current_version("SendRefused"), 2);
+    assert_eq!(current_version("SendRefused"), 3);
     assert!(
-        persisted::decode_payload("SendRefused", 3, &v1).is_err(),
+        persisted::decode_payload("SendRefused", 4, &v1).is_err(),
         "no version from the future"
     );
+}
+
+/// `SendRefused` v2 (no `template`) is upcast to v3 with no template and every other field as
+/// written.
+#[test]
+fn send_refused_v2_is_upcast_to_v3() {
+    let dir = fixtures_dir().join("SendRefused");
+    let v2 = std::fs::read(dir.join("v2.bin")).expect("v2 fixture");
+    let upcast = persisted::decode_payload("SendRefused", 2, &v2).expect("v2 decodes");
+    let Some(Event::Message(MessageEvent::SendRefused {
+        template: None,
+        also_broken,
+        ..
+    })) = golden_samples()
+        .into_iter()
+        .find(|event| event.type_name() == "SendRefused")
+        .map(|sample| match sample {
+            Event::Message(MessageEvent::SendRefused {
+                message_id,
+                to,
+                sender,
+                rule,
+                message,
+                also_broken,
+                at,
+                ..
+            }) => Event::Message(MessageEvent::SendRefused {
+                message_id,
+                to,
+                sender,
+                template: None,
+                rule,
+                message,
+                also_broken,
+                at,
+            }),
+            other => other,
+        })
+        .filter(|expected| *expected == upcast)
+    else {
+        panic!("v2 decodes as {upcast:?}, not the sample without its template");
+    };
+    assert!(!also_broken.is_empty(), "v2 kept also_broken");
 }
 
 // ---------------------------------------------------------------------------------------------

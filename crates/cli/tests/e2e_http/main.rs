@@ -6,5 +6,6 @@
 mod support;
 
 mod commands;
+mod explain;
 mod lifecycle;
 mod webhooks;
