@@ -496,10 +496,13 @@ impl World {
                     evidence: "https://acme.example/form".into(),
                     recorded_by: "agent".into(),
                     wording_version: "v1".into(),
+                    evidence_at: None,
                 };
-                let events =
-                    decide::opt_in(&self.contact(Some(&id)), &command, now).expect("valid");
-                self.append(&events);
+                // Refused (nothing recorded) for a `keyword` source, and after a STOP without
+                // newer evidence: consent by keyword comes only from the contact.
+                if let Ok(events) = decide::opt_in(&self.contact(Some(&id)), &command, now) {
+                    self.append(&events);
+                }
             }
             Step::Inbound {
                 contact,
@@ -513,8 +516,10 @@ impl World {
                     provider_ref: None,
                     kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
                     text: TEXTS[*text % TEXTS.len()].into(),
+                    provider_at: None,
                 };
-                let events = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
+                let events = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now)
+                    .expect("no provider time, nothing to refuse");
                 self.append(&events);
             }
             Step::OperatorOptOut { contact } => {

@@ -26,6 +26,7 @@ pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WE
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use views::{
     ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,
+    SenderWindowView,
 };
 pub use wagate_domain::OpenIntent;
 /// The log interface [`Hub::open`] takes (re-exported for the composition root).
