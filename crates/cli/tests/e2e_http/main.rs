@@ -7,4 +7,5 @@ mod support;
 
 mod commands;
 mod lifecycle;
+mod rules;
 mod webhooks;
