@@ -524,9 +524,21 @@ fn render_contact(contact: &api::ContactResponse) -> String {
         "  window           {}",
         contact.window_open_until.as_deref().map_or_else(
             || "closed (templates only)".to_owned(),
-            |until| format!("open until {until}")
+            |until| format!("open until {until} (any sender)")
         )
     );
+    // The window that gates a freeform send is the sending number's own.
+    for window in &contact.windows {
+        let _ = writeln!(
+            out,
+            "    from {:<22} {}",
+            window.sender,
+            window.open_until.as_deref().map_or_else(
+                || "closed by the provider (templates only)".to_owned(),
+                |until| format!("open until {until}")
+            )
+        );
+    }
     let mut flags = Vec::new();
     if let Some(since) = &contact.flags.not_on_whatsapp {
         flags.push(format!("not_on_whatsapp since {since}"));
