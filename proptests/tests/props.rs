@@ -9,7 +9,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use wagate_domain::{
     Aggregate, ApprovalStatus, ContactEvent, ContactId, Event, MessageEvent, MessageId,
-    MessageStatus, RuleId, StreamKey, TemplateId, Timestamp,
+    MessageStatus, RuleId, StreamKey, TemplateId, Timestamp, WhatsAppAddress,
 };
 
 use crate::strategy::{config, world};
@@ -86,51 +86,71 @@ fn freeform_stays_in_the_window(log: &[Event], margin: TimeDelta) -> Checked {
         last_inbound: Option<Timestamp>,
         reported_closed: bool,
     }
-    let mut windows: BTreeMap<ContactId, Window> = BTreeMap::new();
-    let mut freeform: BTreeMap<MessageId, ContactId> = BTreeMap::new();
-    let check = |windows: &BTreeMap<ContactId, Window>,
-                 contact: &ContactId,
-                 at: Timestamp,
-                 what: &str|
-     -> Checked {
-        let window = windows.get(contact);
-        let last = window.and_then(|w| w.last_inbound);
-        prop_assert!(last.is_some(), "{what} to {contact}, who never wrote");
-        if let Some(last) = last {
+    // The window is the business number's: keyed by (sender, contact).
+    type Key = (WhatsAppAddress, ContactId);
+    let mut windows: BTreeMap<Key, Window> = BTreeMap::new();
+    let mut freeform: BTreeMap<MessageId, Key> = BTreeMap::new();
+    let check =
+        |windows: &BTreeMap<Key, Window>, key: &Key, at: Timestamp, what: &str| -> Checked {
+            let (sender, contact) = key;
+            let window = windows.get(key);
+            let last = window.and_then(|w| w.last_inbound);
             prop_assert!(
-                at < last + TimeDelta::hours(24) - margin,
-                "{what} to {contact} at {at}: last inbound {last}, {} after (margin {margin})",
-                at - last
+                last.is_some(),
+                "{what} from {sender} to {contact}, who never wrote to it"
             );
-        }
-        prop_assert!(
-            !window.is_some_and(|w| w.reported_closed),
-            "{what} to {contact} at {at} after the provider reported the window closed"
-        );
-        Ok(())
-    };
+            if let Some(last) = last {
+                prop_assert!(
+                    at < last + TimeDelta::hours(24) - margin,
+                    "{what} to {contact} at {at}: last inbound {last}, {} after (margin {margin})",
+                    at - last
+                );
+            }
+            prop_assert!(
+                !window.is_some_and(|w| w.reported_closed),
+                "{what} to {contact} at {at} after the provider reported the window closed"
+            );
+            Ok(())
+        };
     for event in log {
         match event {
-            Event::Contact(ContactEvent::InboundReceived { contact, at, .. }) => {
-                let window = windows.entry(contact.clone()).or_default();
-                window.last_inbound = Some(window.last_inbound.map_or(*at, |l| l.max(*at)));
+            Event::Contact(ContactEvent::InboundReceived {
+                contact,
+                sender: Some(sender),
+                provider_at,
+                at,
+                ..
+            }) => {
+                let written = provider_at.map_or(*at, |p| p.min(*at));
+                let window = windows
+                    .entry((sender.clone(), contact.clone()))
+                    .or_default();
+                window.last_inbound = Some(window.last_inbound.map_or(written, |l| l.max(written)));
                 window.reported_closed = false;
             }
-            Event::Contact(ContactEvent::WindowReportedClosed { contact, .. }) => {
-                windows.entry(contact.clone()).or_default().reported_closed = true;
+            Event::Contact(ContactEvent::WindowReportedClosed {
+                contact, sender, ..
+            }) => {
+                for ((s, c), window) in windows.iter_mut() {
+                    if c == contact && sender.as_ref().is_none_or(|sender| sender == s) {
+                        window.reported_closed = true;
+                    }
+                }
             }
             Event::Message(MessageEvent::ReplySent {
                 message_id,
                 contact,
+                sender,
                 at,
                 ..
             }) => {
-                check(&windows, contact, *at, "ReplySent")?;
-                freeform.insert(*message_id, contact.clone());
+                let key = (sender.clone(), contact.clone());
+                check(&windows, &key, *at, "ReplySent")?;
+                freeform.insert(*message_id, key);
             }
             Event::Message(MessageEvent::DispatchClaimed { message_id, at, .. }) => {
-                if let Some(contact) = freeform.get(message_id) {
-                    check(&windows, contact, *at, "freeform DispatchClaimed")?;
+                if let Some(key) = freeform.get(message_id) {
+                    check(&windows, key, *at, "freeform DispatchClaimed")?;
                 }
             }
             _ => {}

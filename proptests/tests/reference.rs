@@ -6,8 +6,9 @@
 //! - rules about the contact (opted_out … not_on_whatsapp) need a valid number to name one;
 //! - template_variables and marketing_paused need a registered template (placeholders, category);
 //! - an inbound message proves the number is on WhatsApp (it clears not_on_whatsapp);
-//! - the window closes `margin` before 24 h, and a provider's window report closes it until the
-//!   next inbound (in log order);
+//! - the window is the business number's: it is kept per (sender, contact), closes `margin`
+//!   before 24 h after the person last wrote to that sender, and a provider's window report closes
+//!   that sender's window (every sender's when it names none) until the next inbound (log order);
 //! - a recipient counts toward the tier when a template to them is allowed (or claimed) outside
 //!   an open window and they were not already reached in the last 24 h. The reference keeps its
 //!   own count from the intents and claims; the domain's `RecipientReached` events are only
@@ -31,9 +32,9 @@ pub enum RefConsent {
 #[derive(Debug, Clone, Default)]
 struct RefContact {
     consent: Option<RefConsent>,
-    last_inbound: Option<Timestamp>,
-    /// A window report came after the last inbound (log order).
-    reported_closed: bool,
+    /// Per sender: the last time the person wrote to it, and whether a window report came after
+    /// that (log order).
+    windows: BTreeMap<WhatsAppAddress, (Option<Timestamp>, bool)>,
     not_on_whatsapp: bool,
     marketing_paused: bool,
 }
@@ -119,13 +120,27 @@ impl Reference {
                 match e {
                     ContactEvent::OptedIn { .. } => contact.consent = Some(RefConsent::In),
                     ContactEvent::OptedOut { .. } => contact.consent = Some(RefConsent::Out),
-                    ContactEvent::InboundReceived { at, .. } => {
-                        contact.last_inbound =
-                            Some(contact.last_inbound.map_or(*at, |l| l.max(*at)));
-                        contact.reported_closed = false;
+                    ContactEvent::InboundReceived {
+                        sender,
+                        provider_at,
+                        at,
+                        ..
+                    } => {
+                        let written = provider_at.map_or(*at, |p| p.min(*at));
+                        if let Some(sender) = sender {
+                            let window = contact.windows.entry(sender.clone()).or_default();
+                            window.0 = Some(window.0.map_or(written, |l| l.max(written)));
+                            window.1 = false;
+                        }
                         contact.not_on_whatsapp = false;
                     }
-                    ContactEvent::WindowReportedClosed { .. } => contact.reported_closed = true,
+                    ContactEvent::WindowReportedClosed { sender, .. } => {
+                        for (s, window) in contact.windows.iter_mut() {
+                            if sender.as_ref().is_none_or(|sender| sender == s) {
+                                window.1 = true;
+                            }
+                        }
+                    }
                     ContactEvent::FlagRaised { flag, .. }
                     | ContactEvent::FlagCleared { flag, .. } => {
                         let raised = matches!(e, ContactEvent::FlagRaised { .. });
@@ -299,11 +314,13 @@ impl Reference {
         at: Timestamp,
         unless_reached: bool,
     ) {
-        let open = self.contacts.get(contact).is_some_and(|c| {
-            !c.reported_closed
-                && c.last_inbound
-                    .is_some_and(|last| at < last + DAY - self.margin)
-        });
+        let open = self
+            .contacts
+            .get(contact)
+            .and_then(|c| c.windows.get(sender))
+            .is_some_and(|(last, closed)| {
+                !closed && last.is_some_and(|last| at < last + DAY - self.margin)
+            });
         let Some(portfolio) = self.senders.get(sender).and_then(|s| s.portfolio.clone()) else {
             return;
         };
@@ -318,8 +335,11 @@ impl Reference {
         self.expected_reaches.push((portfolio, contact.clone(), at));
     }
 
+    /// The last time the person wrote to any sender.
     pub fn last_inbound(&self, contact: &ContactId) -> Option<Timestamp> {
-        self.contacts.get(contact).and_then(|c| c.last_inbound)
+        self.contacts
+            .get(contact)
+            .and_then(|c| c.windows.values().filter_map(|(last, _)| *last).max())
     }
 
     pub fn oldest_reach_within(&self, now: Timestamp) -> Option<Timestamp> {
@@ -331,12 +351,19 @@ impl Reference {
             .min()
     }
 
-    fn window_open(&self, contact: &ContactId, policy: &Policy, now: Timestamp) -> bool {
-        self.contacts.get(contact).is_some_and(|c| {
-            !c.reported_closed
-                && c.last_inbound
-                    .is_some_and(|last| now < last + DAY - policy.window_safety_margin)
-        })
+    fn window_open(
+        &self,
+        sender: &WhatsAppAddress,
+        contact: &ContactId,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> bool {
+        self.contacts
+            .get(contact)
+            .and_then(|c| c.windows.get(sender))
+            .is_some_and(|(last, closed)| {
+                !closed && last.is_some_and(|last| now < last + DAY - policy.window_safety_margin)
+            })
     }
 
     /// Every rule broken, in the table's order.
@@ -376,7 +403,7 @@ impl Reference {
         };
         let window_open = contact
             .as_ref()
-            .is_some_and(|id| self.window_open(id, policy, now));
+            .is_some_and(|id| self.window_open(sender, id, policy, now));
         if contact.is_some() {
             // opted_out
             if c.consent == Some(RefConsent::Out) {

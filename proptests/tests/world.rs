@@ -490,16 +490,25 @@ impl World {
         match step {
             Step::OptIn { contact, source } => {
                 let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                // Keyword consent comes only from the contact's own START (an `Inbound` step):
+                // the API refuses it, so the world records the other sources, with evidence
+                // dated now (after any earlier STOP, as a new opt-in must be).
+                let sources: Vec<OptInSource> = OptInSource::ALL
+                    .into_iter()
+                    .filter(|source| *source != OptInSource::Keyword)
+                    .collect();
                 let command = RecordOptIn {
                     contact: id.clone(),
-                    source: OptInSource::ALL[*source % OptInSource::ALL.len()],
+                    source: sources[*source % sources.len()],
                     evidence: "https://acme.example/form".into(),
                     recorded_by: "agent".into(),
                     wording_version: "v1".into(),
+                    evidence_at: Some(now),
                 };
-                let events =
-                    decide::opt_in(&self.contact(Some(&id)), &command, now).expect("valid");
-                self.append(&events);
+                // Refused (nothing recorded) only by a STOP in this very instant.
+                if let Ok(events) = decide::opt_in(&self.contact(Some(&id)), &command, now) {
+                    self.append(&events);
+                }
             }
             Step::Inbound {
                 contact,
@@ -513,8 +522,10 @@ impl World {
                     provider_ref: None,
                     kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
                     text: TEXTS[*text % TEXTS.len()].into(),
+                    provider_at: None,
                 };
-                let events = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
+                let events = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now)
+                    .expect("no provider time, nothing to refuse");
                 self.append(&events);
             }
             Step::OperatorOptOut { contact } => {

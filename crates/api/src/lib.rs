@@ -69,6 +69,12 @@ pub struct OptInRequest {
     /// Which version of the consent wording the contact agreed to (default `unversioned`).
     #[serde(default)]
     pub wording_version: Option<String>,
+    /// When the evidence is dated (RFC 3339), e.g. when the form was submitted; default now.
+    /// Required after the contact opted out, and then it must be after the opt-out: only new
+    /// evidence can opt them in again. Never in the future.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub evidence_at: Option<String>,
 }
 
 /// `POST /v1/contacts/{e164}/opt-out` (the body is optional).
@@ -97,17 +103,36 @@ pub struct ContactResponse {
     /// The contact stream's version (0: nothing recorded yet).
     pub version: u64,
     pub consent: ConsentView,
-    /// Freeform replies may be sent until then (24 h after the last inbound, less the safety
-    /// margin); `null` when the window is closed or was never opened.
+    /// For any sender: the latest end of any business number's window (24 h after the person
+    /// last wrote to it, less the safety margin); `null` when no window was opened or the
+    /// provider reported them closed. A send is gated by its own sender's window: see `windows`.
     #[schema(format = DateTime)]
     pub window_open_until: Option<String>,
+    /// When the person last wrote to any of our numbers (their time, never later than receipt).
     #[schema(format = DateTime)]
     pub last_inbound_at: Option<String>,
+    /// The 24 h window of each business number the person wrote to: freeform text from a
+    /// sender is allowed only inside that sender's window.
+    pub windows: Vec<SenderWindow>,
     pub flags: FlagsView,
     /// Free-text opt-out mentions waiting for a person.
     pub reviews_requested: u32,
     /// Newest first.
     pub recent_messages: Vec<MessageSummary>,
+}
+
+/// One business number's window with a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SenderWindow {
+    /// The business number (`whatsapp:+E164`).
+    pub sender: String,
+    /// When the person last wrote to this number.
+    #[schema(format = DateTime)]
+    pub last_inbound_at: Option<String>,
+    /// Freeform text from this sender may be sent until then; `null` when the provider reported
+    /// the window closed (63016/131047) and the person has not written since.
+    #[schema(format = DateTime)]
+    pub open_until: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -126,6 +151,9 @@ pub struct ConsentReceiptView {
     pub evidence: String,
     pub recorded_by: String,
     pub wording_version: String,
+    /// When the evidence is dated (the person's own time for a keyword).
+    #[schema(format = DateTime)]
+    pub evidence_at: String,
     #[schema(format = DateTime)]
     pub at: String,
 }
@@ -134,6 +162,9 @@ pub struct ConsentReceiptView {
 pub struct OptOutView {
     pub source: String,
     pub detail: String,
+    /// When the person opted out (their own time for a keyword).
+    #[schema(format = DateTime)]
+    pub evidence_at: String,
     #[schema(format = DateTime)]
     pub at: String,
 }

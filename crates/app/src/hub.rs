@@ -28,15 +28,17 @@ use crate::projection::Projection;
 use crate::reads::LoggedEvent;
 use crate::views::{
     ClaimedMessage, ContactView, DispatchUpdate, Ingested, MessageView, SendAccepted,
+    SenderWindowView,
 };
 
 /// Attempts per command before giving up on a conflict. Same-stream commands are serialized by
 /// the stream locks, so conflicts come only from streams shared across contacts (portfolios).
 const CONFLICT_ATTEMPTS_MAX: u32 = 16;
 
-/// Webhook de-duplication window: providers retry for hours (Meta up to 7 days, but the same
-/// event id arriving after a day is re-applied harmlessly: statuses only move forward).
-pub const WEBHOOK_DEDUP_TTL: TimeDelta = TimeDelta::hours(24);
+/// The default webhook de-duplication window (the hub uses its policy's `webhook_dedup`, which
+/// defaults to this): longer than any provider retries (Meta: 7 days), because an inbound
+/// re-applied after its key expired would reopen a window or replay a START.
+pub const WEBHOOK_DEDUP_TTL: TimeDelta = wagate_domain::policy::WEBHOOK_DEDUP_DEFAULT;
 
 /// How long an `Idempotency-Key` of the command API is remembered.
 pub const COMMAND_KEY_TTL: TimeDelta = TimeDelta::hours(24);
@@ -243,7 +245,9 @@ impl Hub {
     fn webhook_key(&self, dedup: &str) -> IdempotencyKey {
         IdempotencyKey {
             key: dedup.as_bytes().to_vec(),
-            expires_at_ms: self.expires_at_ms(WEBHOOK_DEDUP_TTL),
+            // At least the providers' retry horizon (Meta retries for 7 days): a key that expired
+            // sooner would let a retried or replayed webhook be applied a second time.
+            expires_at_ms: self.expires_at_ms(self.inner.policy.webhook_dedup),
             result: Vec::new(),
         }
     }
@@ -350,7 +354,7 @@ impl Hub {
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let contact = self.load::<ContactState>(&key)?;
-            let events = decide::inbound(&contact.state, &command, &self.inner.policy, self.now());
+            let events = decide::inbound(&contact.state, &command, &self.inner.policy, self.now())?;
             let mut plan = Plan::default();
             plan.read(key.clone(), contact.version);
             plan.write(events);
@@ -816,6 +820,16 @@ impl Hub {
             window_open_until: loaded
                 .state
                 .window_open_until(self.inner.policy.window_safety_margin),
+            windows: loaded
+                .state
+                .windows
+                .iter()
+                .map(|(sender, window)| SenderWindowView {
+                    sender: sender.clone(),
+                    last_inbound_at: window.last_inbound_at,
+                    open_until: window.open_until(self.inner.policy.window_safety_margin),
+                })
+                .collect(),
             state: loaded.state,
             recent_messages: recent,
         })

@@ -27,6 +27,7 @@ pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WE
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use views::{
     ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,
+    SenderWindowView,
 };
 pub use wagate_domain::explain::{Explanation, Fact, Verdict};
 pub use wagate_domain::OpenIntent;

@@ -5,7 +5,7 @@ use wagate_domain::template::TemplateDefinition;
 use crate::reads::LoggedEvent;
 use wagate_domain::{
     ContactId, ContactState, DispatchPhase, Event, Intent, MessageId, MessageState, SenderState,
-    Timestamp,
+    Timestamp, WhatsAppAddress,
 };
 
 /// A send that was allowed (and, unless a dry run, recorded as an intent).
@@ -32,9 +32,22 @@ pub struct ContactView {
     pub contact: ContactId,
     pub version: u64,
     pub state: ContactState,
+    /// The latest end of any business number's window ("any sender").
     pub window_open_until: Option<Timestamp>,
+    /// Each business number's window, by sender.
+    pub windows: Vec<SenderWindowView>,
     /// Newest first.
     pub recent_messages: Vec<(MessageId, MessageState)>,
+}
+
+/// One business number's 24 h window with a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderWindowView {
+    pub sender: WhatsAppAddress,
+    /// When the person last wrote to this number (their time, never later than receipt).
+    pub last_inbound_at: Option<Timestamp>,
+    /// The window's end less the safety margin; `None` when the provider reported it closed.
+    pub open_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]

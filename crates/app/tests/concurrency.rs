@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
-use wagate_domain::decide::{RecordOptIn, RecordOptOut};
-use wagate_domain::{ContactEvent, Event, MessageEvent, OptInSource, OptOutSource};
+use chrono::TimeDelta;
+use wagate_domain::decide::{ReceiveInbound, RecordOptOut};
+use wagate_domain::{ContactEvent, Event, MessageEvent, OptOutSource};
 
 use crate::support::*;
 
@@ -16,7 +17,7 @@ async fn no_claim_after_opt_out_under_concurrency() {
     let t = hub();
     ready(&t.hub).await;
     let mut sends_allowed = 0;
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         // Each round starts opted in, then a STOP races the sends and claims, then a START.
         opt_in(&t.hub, &contact()).await;
         let mut tasks = Vec::new();
@@ -48,16 +49,24 @@ async fn no_claim_after_opt_out_under_concurrency() {
                 sends_allowed += 1;
             }
         }
+        // The contact opts in again with their own START, written after the STOP (consent by
+        // keyword comes only from the contact's message, and is ordered after the STOP by time).
+        t.clock.advance(TimeDelta::seconds(1));
         t.hub
-            .opt_in(RecordOptIn {
-                contact: contact(),
-                source: OptInSource::Keyword,
-                evidence: "START".into(),
-                recorded_by: "test".into(),
-                wording_version: "v1".into(),
-            })
+            .receive_inbound(
+                ReceiveInbound {
+                    contact: contact(),
+                    sender: Some(sender()),
+                    provider_ref: None,
+                    kind: "text".into(),
+                    text: "START".into(),
+                    provider_at: None,
+                },
+                &format!("start-{round}"),
+            )
             .await
-            .expect("opt in");
+            .expect("START");
+        t.clock.advance(TimeDelta::seconds(1));
     }
 
     let mut opted_out = false;

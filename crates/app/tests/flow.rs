@@ -162,6 +162,7 @@ async fn freeform_needs_the_window_and_the_clock_closes_it() {
                 provider_ref: None,
                 kind: "text".into(),
                 text: "Is the flat still available?".into(),
+                provider_at: None,
             },
             "twilio:inbound:1",
         )

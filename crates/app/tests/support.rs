@@ -94,6 +94,7 @@ pub async fn opt_in(hub: &Hub, contact: &ContactId) {
         evidence: "https://example.com/forms/123".into(),
         recorded_by: "agent".into(),
         wording_version: "v1".into(),
+        evidence_at: None,
     })
     .await
     .expect("opt in");

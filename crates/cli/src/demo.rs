@@ -446,6 +446,7 @@ impl Demo {
                 evidence: "https://example.com/forms/viewing?id=123".into(),
                 recorded_by: "website".into(),
                 wording_version: Some("v1".into()),
+                evidence_at: None,
             },
             "POST /v1/contacts/…/opt-in",
         )

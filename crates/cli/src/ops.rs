@@ -89,8 +89,8 @@ pub struct OptInArgs {
     #[arg(value_name = "E164")]
     contact: String,
 
-    /// Where the consent was collected: web_form, qr_code, click_to_whatsapp_ad, keyword,
-    /// operator or api.
+    /// Where the consent was collected: web_form, qr_code, click_to_whatsapp_ad, operator or
+    /// api (`keyword` consent comes only from the contact's own START, never from here).
     #[arg(long, value_name = "SOURCE")]
     source: String,
 
@@ -105,6 +105,11 @@ pub struct OptInArgs {
     /// The version of the consent wording the contact agreed to (default: unversioned).
     #[arg(long, value_name = "VERSION")]
     wording_version: Option<String>,
+
+    /// When the evidence is dated, RFC 3339 (default: now). Required after the contact opted
+    /// out, and then it must be after the opt-out.
+    #[arg(long, value_name = "RFC3339")]
+    evidence_at: Option<String>,
 
     #[command(flatten)]
     common: Common,
@@ -430,6 +435,7 @@ pub async fn opt_in(args: OptInArgs) -> anyhow::Result<ExitCode> {
         evidence: args.evidence.clone(),
         recorded_by: args.recorded_by.clone(),
         wording_version: args.wording_version.clone(),
+        evidence_at: args.evidence_at.clone(),
     };
     let segments = ["v1", "contacts", &args.contact, "opt-in"];
     post_and_show(
@@ -532,9 +538,21 @@ fn render_contact(contact: &api::ContactResponse) -> String {
         "  window           {}",
         contact.window_open_until.as_deref().map_or_else(
             || "closed (templates only)".to_owned(),
-            |until| format!("open until {until}")
+            |until| format!("open until {until} (any sender)")
         )
     );
+    // The window that gates a freeform send is the sending number's own.
+    for window in &contact.windows {
+        let _ = writeln!(
+            out,
+            "    from {:<22} {}",
+            window.sender,
+            window.open_until.as_deref().map_or_else(
+                || "closed by the provider (templates only)".to_owned(),
+                |until| format!("open until {until}")
+            )
+        );
+    }
     let mut flags = Vec::new();
     if let Some(since) = &contact.flags.not_on_whatsapp {
         flags.push(format!("not_on_whatsapp since {since}"));

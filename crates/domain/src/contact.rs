@@ -1,8 +1,10 @@
-//! The contact aggregate: consent, the 24 h window and flags.
+//! The contact aggregate: consent, the 24 h window per business number, and flags.
+
+use std::collections::BTreeMap;
 
 use crate::events::{ContactEvent, ContactFlag, OptInSource, OptOutSource};
-use crate::ids::ContactId;
-use crate::policy::WINDOW;
+use crate::ids::{ContactId, WhatsAppAddress};
+use crate::policy::{PROVIDER_RETRY_HORIZON, WINDOW};
 use crate::Timestamp;
 use chrono::TimeDelta;
 
@@ -13,6 +15,8 @@ pub struct ConsentReceipt {
     pub evidence: String,
     pub recorded_by: String,
     pub wording_version: String,
+    /// When the evidence is dated (the person's own time for a keyword).
+    pub evidence_at: Timestamp,
     pub at: Timestamp,
 }
 
@@ -25,19 +29,53 @@ pub enum Consent {
     OptedOut {
         source: OptOutSource,
         detail: String,
+        /// When the person opted out (their own time for a keyword).
+        evidence_at: Timestamp,
         at: Timestamp,
         /// The opt-in this opt-out withdrew, kept for the record.
         withdrawn: Option<ConsentReceipt>,
     },
 }
 
+/// The time a person wrote a message: the provider's time when it gives one, but never later
+/// than wagate received it (a provider clock slightly ahead must not stretch the window).
+pub fn written_at(provider_at: Option<Timestamp>, received_at: Timestamp) -> Timestamp {
+    provider_at.map_or(received_at, |provider| provider.min(received_at))
+}
+
+/// One business number's 24 h window with a contact: Meta's window belongs to the number the
+/// person wrote to (error 131047: "since the recipient last replied to the sender number").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SenderWindow {
+    /// When the person last wrote to this number (their time, never later than receipt).
+    pub last_inbound_at: Option<Timestamp>,
+    /// The provider said this number's window was closed at this time (cleared by a message
+    /// written at or after it).
+    pub reported_closed_at: Option<Timestamp>,
+}
+
+impl SenderWindow {
+    /// Until when this number may send freeform messages, less the safety margin.
+    pub fn open_until(&self, safety_margin: TimeDelta) -> Option<Timestamp> {
+        let last = self.last_inbound_at?;
+        if self.reported_closed_at.is_some_and(|closed| closed >= last) {
+            return None;
+        }
+        Some(last + WINDOW - safety_margin)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContactState {
     pub id: Option<ContactId>,
     pub consent: Consent,
+    /// When the person last wrote to any of our numbers (their time, never later than receipt).
     pub last_inbound_at: Option<Timestamp>,
-    /// The provider said the window was closed at this time (cleared by the next inbound).
-    pub window_reported_closed_at: Option<Timestamp>,
+    /// The 24 h window of each business number the person wrote to.
+    pub windows: BTreeMap<WhatsAppAddress, SenderWindow>,
+    /// When the newest opt-out was made (the evidence time of the newest `OptedOut`): an
+    /// opt-in must be dated after it.
+    pub last_opt_out_at: Option<Timestamp>,
     pub not_on_whatsapp_since: Option<Timestamp>,
     pub marketing_paused_since: Option<Timestamp>,
     /// Free-text opt-out mentions waiting for a person.
@@ -53,6 +91,7 @@ impl ContactState {
                 evidence,
                 recorded_by,
                 wording_version,
+                evidence_at,
                 at,
                 ..
             } => {
@@ -61,25 +100,47 @@ impl ContactState {
                     evidence: evidence.clone(),
                     recorded_by: recorded_by.clone(),
                     wording_version: wording_version.clone(),
+                    evidence_at: *evidence_at,
                     at: *at,
                 });
             }
-            ContactEvent::InboundReceived { at, .. } => {
-                self.last_inbound_at = Some(self.last_inbound_at.map_or(*at, |last| last.max(*at)));
-                // The next inbound reopens a window the provider reported closed, even one
-                // recorded in the same millisecond as the report.
-                if self
-                    .window_reported_closed_at
-                    .is_some_and(|closed| closed <= *at)
-                {
-                    self.window_reported_closed_at = None;
+            ContactEvent::InboundReceived {
+                sender,
+                provider_at,
+                at,
+                ..
+            } => {
+                let written = written_at(*provider_at, *at);
+                // Written longer ago than any provider retries: a replay, not a late delivery.
+                // It is on record, but it opens no window and proves nothing about today.
+                if *at - written > PROVIDER_RETRY_HORIZON {
+                    return self;
+                }
+                self.last_inbound_at = Some(later(self.last_inbound_at, written));
+                // A message to an unknown number opens no window: none can be attributed.
+                if let Some(sender) = sender {
+                    let window = self.windows.entry(sender.clone()).or_default();
+                    window.last_inbound_at = Some(later(window.last_inbound_at, written));
+                    // A message written at or after the provider's report reopens the window,
+                    // even one in the same millisecond; a late one written before it does not.
+                    if window
+                        .reported_closed_at
+                        .is_some_and(|closed| closed <= written)
+                    {
+                        window.reported_closed_at = None;
+                    }
                 }
                 // A message from the number proves it is on WhatsApp.
                 self.not_on_whatsapp_since = None;
             }
             ContactEvent::OptedOut {
-                source, detail, at, ..
+                source,
+                detail,
+                evidence_at,
+                at,
+                ..
             } => {
+                self.last_opt_out_at = Some(later(self.last_opt_out_at, *evidence_at));
                 let withdrawn = match std::mem::take(&mut self.consent) {
                     Consent::OptedIn(receipt) => Some(receipt),
                     Consent::OptedOut { withdrawn, .. } => withdrawn,
@@ -88,6 +149,7 @@ impl ContactState {
                 self.consent = Consent::OptedOut {
                     source: *source,
                     detail: detail.clone(),
+                    evidence_at: *evidence_at,
                     at: *at,
                     withdrawn,
                 };
@@ -101,9 +163,20 @@ impl ContactState {
             ContactEvent::FlagCleared { flag, .. } => {
                 *self.flag_mut(*flag) = None;
             }
-            ContactEvent::WindowReportedClosed { at, .. } => {
-                self.window_reported_closed_at = Some(*at);
-            }
+            ContactEvent::WindowReportedClosed { sender, at, .. } => match sender {
+                Some(sender) => {
+                    self.windows
+                        .entry(sender.clone())
+                        .or_default()
+                        .reported_closed_at = Some(*at);
+                }
+                // A v1 report did not say which number: close them all (it sends less).
+                None => {
+                    for window in self.windows.values_mut() {
+                        window.reported_closed_at = Some(*at);
+                    }
+                }
+            },
         }
         self
     }
@@ -130,22 +203,36 @@ impl ContactState {
         matches!(self.consent, Consent::OptedIn(_))
     }
 
-    /// Until when freeform messages may be sent: 24 h after the last inbound, less the safety
-    /// margin. `None` when there was no inbound, or the provider reported the window closed
-    /// after it.
-    pub fn window_open_until(&self, safety_margin: TimeDelta) -> Option<Timestamp> {
-        let last = self.last_inbound_at?;
-        if self
-            .window_reported_closed_at
-            .is_some_and(|closed| closed >= last)
-        {
-            return None;
-        }
-        Some(last + WINDOW - safety_margin)
+    /// Until when `sender` may send freeform messages: 24 h after the person last wrote to that
+    /// number, less the safety margin. `None` when they never wrote to it, or the provider
+    /// reported its window closed after that.
+    pub fn window_open_until_for(
+        &self,
+        sender: &WhatsAppAddress,
+        safety_margin: TimeDelta,
+    ) -> Option<Timestamp> {
+        self.windows.get(sender)?.open_until(safety_margin)
     }
 
-    pub fn is_window_open(&self, now: Timestamp, safety_margin: TimeDelta) -> bool {
-        self.window_open_until(safety_margin)
+    /// The latest end of any number's window (the contact view's "any sender" summary).
+    pub fn window_open_until(&self, safety_margin: TimeDelta) -> Option<Timestamp> {
+        self.windows
+            .values()
+            .filter_map(|window| window.open_until(safety_margin))
+            .max()
+    }
+
+    pub fn is_window_open(
+        &self,
+        sender: &WhatsAppAddress,
+        now: Timestamp,
+        safety_margin: TimeDelta,
+    ) -> bool {
+        self.window_open_until_for(sender, safety_margin)
             .is_some_and(|until| now < until)
     }
+}
+
+fn later(current: Option<Timestamp>, candidate: Timestamp) -> Timestamp {
+    current.map_or(candidate, |current| current.max(candidate))
 }

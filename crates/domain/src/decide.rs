@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use crate::classify::{
     classify_code, classify_http_status, classify_transport, FollowUp, ProviderKind, Retry,
 };
-use crate::contact::ContactState;
+use crate::contact::{written_at, ContactState};
 use crate::events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, MessagingLimit, OptInSource,
     OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory, TemplateEvent,
@@ -20,7 +20,7 @@ use crate::ids::{
 };
 use crate::keywords::{self, KeywordMatch};
 use crate::message::{DispatchPhase, MessageContent, MessageState};
-use crate::policy::Policy;
+use crate::policy::{Policy, PROVIDER_CLOCK_SKEW, PROVIDER_RETRY_HORIZON};
 use crate::portfolio::PortfolioState;
 use crate::rules::Refusal;
 use crate::sender::SenderState;
@@ -68,23 +68,76 @@ pub struct RecordOptIn {
     pub evidence: String,
     pub recorded_by: String,
     pub wording_version: String,
+    /// When the evidence is dated (the form submission, the ad click). Required after a STOP,
+    /// and then it must be after the STOP; never in the future. `None` means now.
+    pub evidence_at: Option<Timestamp>,
 }
 
 /// Records an explicit opt-in. Always recorded, even over an earlier one: each is a receipt.
+///
+/// Facts come from their sources: consent by keyword comes only from the contact's own signed
+/// message (`inbound`), never from this command; and after a STOP only new evidence, dated
+/// after it, can opt the contact in again.
 pub fn opt_in(
-    _contact: &ContactState,
+    contact: &ContactState,
     command: &RecordOptIn,
     now: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
+    if command.source == OptInSource::Keyword {
+        return Err(CommandError::InvalidField {
+            field: "source",
+            reason: "\"keyword\" consent comes only from the contact's own message (a signed \
+                     inbound START); record where this opt-in was collected instead"
+                .into(),
+        });
+    }
     require_text("evidence", &command.evidence, 4096)?;
     require_text("recorded_by", &command.recorded_by, 256)?;
     require_text("wording_version", &command.wording_version, 256)?;
+    let evidence_at = match (command.evidence_at, contact.last_opt_out_at) {
+        (Some(at), _) if at > now => {
+            return Err(CommandError::InvalidField {
+                field: "evidence_at",
+                reason: format!(
+                    "{} is in the future (now is {})",
+                    at.to_rfc3339(),
+                    now.to_rfc3339()
+                ),
+            })
+        }
+        (Some(at), _) => at,
+        (None, Some(stop)) if contact.is_opted_out() => {
+            return Err(CommandError::InvalidField {
+                field: "evidence_at",
+                reason: format!(
+                    "the contact opted out at {}: opting them in again needs evidence_at, the \
+                     date of new evidence of consent after that",
+                    stop.to_rfc3339()
+                ),
+            })
+        }
+        (None, _) => now,
+    };
+    if let Some(stop) = contact.last_opt_out_at {
+        if evidence_at <= stop {
+            return Err(CommandError::InvalidField {
+                field: "evidence_at",
+                reason: format!(
+                    "{} is not after the contact's opt-out at {}: only evidence newer than the \
+                     STOP can opt them in again",
+                    evidence_at.to_rfc3339(),
+                    stop.to_rfc3339()
+                ),
+            });
+        }
+    }
     Ok(vec![ContactEvent::OptedIn {
         contact: command.contact.clone(),
         source: command.source,
         evidence: command.evidence.clone(),
         recorded_by: command.recorded_by.clone(),
         wording_version: command.wording_version.clone(),
+        evidence_at,
         at: now,
     }
     .into()])
@@ -106,6 +159,7 @@ pub fn opt_out(contact: &ContactState, command: &RecordOptOut, now: Timestamp) -
         contact: command.contact.clone(),
         source: command.source,
         detail: command.detail.clone(),
+        evidence_at: now,
         at: now,
     }
     .into()]
@@ -119,30 +173,57 @@ pub struct ReceiveInbound {
     pub provider_ref: Option<ProviderMessageRef>,
     pub kind: String,
     pub text: String,
+    /// When the provider says the person wrote it (Meta's `timestamp`); `None` when the
+    /// provider gives no such time (Twilio), and receipt time stands for it.
+    pub provider_at: Option<Timestamp>,
 }
 
 /// Message kinds whose text the contact typed or tapped; a document's body is its file name.
 const KEYWORD_KINDS: [&str; 3] = ["text", "button", "interactive"];
 
-/// Records the inbound (it opens the window) and applies STOP/START keywords.
+/// Records the inbound (it opens the sender's window) and applies STOP/START keywords.
+///
+/// Consent changes are ordered by when the person wrote, not by when the webhook arrived; when
+/// the two orders disagree the outcome is the one that sends less: a STOP always opts out, a
+/// START opts in only if it was not written before the newest opt-out (and within the
+/// providers' retry horizon: an older one can only be a replay). A provider time further in the future
+/// than the clock skew allows is refused: nothing is recorded.
 pub fn inbound(
     contact: &ContactState,
     command: &ReceiveInbound,
     policy: &Policy,
     now: Timestamp,
-) -> Vec<Event> {
+) -> Result<Vec<Event>, CommandError> {
+    if let Some(provider_at) = command.provider_at {
+        if provider_at > now + PROVIDER_CLOCK_SKEW {
+            return Err(CommandError::InvalidField {
+                field: "timestamp",
+                reason: format!(
+                    "the provider's time {} is in the future (received at {})",
+                    provider_at.to_rfc3339(),
+                    now.to_rfc3339()
+                ),
+            });
+        }
+    }
+    let written = written_at(command.provider_at, now);
     let mut events: Vec<Event> = vec![ContactEvent::InboundReceived {
         contact: command.contact.clone(),
         sender: command.sender.clone(),
         provider_ref: command.provider_ref.clone(),
         kind: command.kind.clone(),
         text: command.text.clone(),
+        provider_at: command.provider_at,
         at: now,
     }
     .into()];
     if !KEYWORD_KINDS.contains(&command.kind.as_str()) {
-        return events;
+        return Ok(events);
     }
+    let may_opt_in = now - written <= PROVIDER_RETRY_HORIZON
+        // Not older than the newest STOP. The same instant is not a disagreement between the
+        // two orders (Meta's times are whole seconds), so arrival order stands.
+        && contact.last_opt_out_at.is_none_or(|stop| written >= stop);
     let reference = command
         .provider_ref
         .as_ref()
@@ -154,6 +235,7 @@ pub fn inbound(
             evidence: format!("inbound message {reference}: {keyword}"),
             recorded_by: "wagate:keyword".into(),
             wording_version: policy.keyword_wording_version.clone(),
+            evidence_at: written,
             at: now,
         }
         .into()
@@ -165,13 +247,16 @@ pub fn inbound(
                     contact: command.contact.clone(),
                     source: OptOutSource::Keyword,
                     detail: keyword,
+                    evidence_at: written,
                     at: now,
                 }
                 .into(),
             );
         }
-        KeywordMatch::OptIn(keyword) if !contact.is_opted_in() => events.push(opt_in(keyword)),
-        KeywordMatch::OptInIfOptedOut(keyword) if contact.is_opted_out() => {
+        KeywordMatch::OptIn(keyword) if may_opt_in && !contact.is_opted_in() => {
+            events.push(opt_in(keyword))
+        }
+        KeywordMatch::OptInIfOptedOut(keyword) if may_opt_in && contact.is_opted_out() => {
             events.push(opt_in(keyword))
         }
         KeywordMatch::OptOutMention(matched) if !contact.is_opted_out() => {
@@ -187,7 +272,7 @@ pub fn inbound(
         }
         _ => {}
     }
-    events
+    Ok(events)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -827,8 +912,10 @@ fn follow_up_events(
     let contact = intent.contact.clone();
     let reason = format!("{} error {code}", provider.as_str());
     let event: Event = match follow_up {
+        // Only the number that sent was refused: the window is that number's.
         FollowUp::WindowClosed => ContactEvent::WindowReportedClosed {
             contact,
+            sender: Some(intent.sender.clone()),
             code,
             at: now,
         }
@@ -851,6 +938,7 @@ fn follow_up_events(
             contact,
             source: OptOutSource::ProviderReport,
             detail: reason,
+            evidence_at: now,
             at: now,
         }
         .into(),

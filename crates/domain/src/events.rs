@@ -226,6 +226,10 @@ pub enum ContactEvent {
         recorded_by: String,
         /// Which version of the consent wording the contact agreed to.
         wording_version: String,
+        /// When the evidence is dated: the time the person wrote for a keyword (the provider's
+        /// time when it gives one), the date given with an API opt-in. Consent changes are
+        /// ordered by it (schema v2; `at` when read from v1).
+        evidence_at: Timestamp,
         at: Timestamp,
     },
     /// A message from the contact: opens the 24 h window for freeform replies (not an opt-in).
@@ -237,12 +241,19 @@ pub enum ContactEvent {
         /// `text`, `button`, `interactive`, `image`, …: a document's body is its file name.
         kind: String,
         text: String,
+        /// When the provider says the person wrote it (Meta's `timestamp`); `None` when the
+        /// provider gives no such time (Twilio) and in schema v1 records.
+        provider_at: Option<Timestamp>,
+        /// When wagate received it.
         at: Timestamp,
     },
     OptedOut {
         contact: ContactId,
         source: OptOutSource,
         detail: String,
+        /// When the person opted out: the time they wrote for a keyword (the provider's time
+        /// when it gives one), else `at` (schema v2; `at` when read from v1).
+        evidence_at: Timestamp,
         at: Timestamp,
     },
     /// Free text that mentions opting out: a person must decide (free-text opt-out triage).
@@ -268,6 +279,9 @@ pub enum ContactEvent {
     /// is the one that counts, so the window is closed until the next inbound.
     WindowReportedClosed {
         contact: ContactId,
+        /// The business number whose window the provider reported closed (schema v2). `None`
+        /// when read from v1, which closes every sender's window: the reading that sends less.
+        sender: Option<WhatsAppAddress>,
         code: u32,
         at: Timestamp,
     },

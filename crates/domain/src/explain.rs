@@ -172,8 +172,8 @@ pub fn explain(streams: &Streams<'_>, policy: &Policy) -> Result<Explanation, Ex
                 position,
                 text: format!("Workflow {workflow} is on the hub's allowlist (policy)."),
             });
-            before.window_facts(contact, *at, false, &mut facts);
-            before.limit_facts(contact, *at, &mut facts);
+            before.window_facts(contact, sender, *at, false, &mut facts);
+            before.limit_facts(contact, sender, *at, &mut facts);
             let content = SendContent::Template {
                 template: template.clone(),
                 variables: variables.iter().cloned().collect(),
@@ -206,7 +206,7 @@ pub fn explain(streams: &Streams<'_>, policy: &Policy) -> Result<Explanation, Ex
             });
             before.sender_facts(sender, &mut facts);
             before.consent_facts(contact, false, &mut facts);
-            before.window_facts(contact, *at, true, &mut facts);
+            before.window_facts(contact, sender, *at, true, &mut facts);
             facts.push(Fact {
                 position,
                 text: format!("Workflow {workflow} is on the hub's allowlist (policy)."),
@@ -578,20 +578,16 @@ impl<'a> View<'a> {
     fn window_facts(
         &self,
         contact: &ContactId,
+        sender: &WhatsAppAddress,
         at: Timestamp,
         needed: bool,
         facts: &mut Vec<Fact>,
     ) {
         let margin = self.policy.window_safety_margin;
-        let Some(last) = self.contact.last_inbound_at else {
+        let Some((last, position)) = self.last_inbound_to(sender) else {
             return;
         };
-        let Some((position, _)) = self.contact_event(
-            |e| matches!(e, ContactEvent::InboundReceived { at, .. } if *at == last),
-        ) else {
-            return;
-        };
-        match self.contact.window_open_until(margin) {
+        match self.contact.window_open_until_for(sender, margin) {
             Some(until) if at < until => facts.push(Fact {
                 position,
                 text: format!(
@@ -614,10 +610,16 @@ impl<'a> View<'a> {
     }
 
     /// The portfolio's limit and headroom for a business-initiated template.
-    fn limit_facts(&self, contact: &ContactId, at: Timestamp, facts: &mut Vec<Fact>) {
+    fn limit_facts(
+        &self,
+        contact: &ContactId,
+        sender: &WhatsAppAddress,
+        at: Timestamp,
+        facts: &mut Vec<Fact>,
+    ) {
         if self
             .contact
-            .is_window_open(at, self.policy.window_safety_margin)
+            .is_window_open(sender, at, self.policy.window_safety_margin)
         {
             return;
         }
@@ -898,6 +900,17 @@ impl<'a> View<'a> {
         }
     }
 
+    /// When the person last wrote to `sender` (their time) and the position of that inbound:
+    /// the window belongs to the business number written to.
+    fn last_inbound_to(&self, sender: &WhatsAppAddress) -> Option<(Timestamp, u64)> {
+        let last = self.contact.windows.get(sender)?.last_inbound_at?;
+        let (position, _) = self.contact_event(|e| {
+            matches!(e, ContactEvent::InboundReceived { sender: Some(to), provider_at, at, .. }
+                if to == sender && crate::contact::written_at(*provider_at, *at) == last)
+        })?;
+        Some((last, position))
+    }
+
     fn window_closed_facts(
         &self,
         rule: RuleId,
@@ -906,9 +919,13 @@ impl<'a> View<'a> {
         facts: &mut Vec<Fact>,
     ) {
         let margin = self.policy.window_safety_margin;
-        let reported =
-            self.contact_event(|e| matches!(e, ContactEvent::WindowReportedClosed { .. }));
-        let Some(last) = self.contact.last_inbound_at else {
+        let sender = refused.sender;
+        // A v1 report names no sender and closed every window.
+        let reported = self.contact_event(|e| {
+            matches!(e, ContactEvent::WindowReportedClosed { sender: reported, .. }
+                if reported.as_ref().is_none_or(|reported| reported == sender))
+        });
+        let Some((last, inbound_position)) = self.last_inbound_to(sender) else {
             facts.push(Fact {
                 position: refused.position,
                 text: format!(
@@ -918,7 +935,7 @@ impl<'a> View<'a> {
             });
             return;
         };
-        match (self.contact.window_open_until(margin), reported) {
+        match (self.contact.window_open_until_for(sender, margin), reported) {
             (None, Some((position, ContactEvent::WindowReportedClosed { code, at, .. }))) => {
                 facts.push(Fact {
                     position,
@@ -930,12 +947,8 @@ impl<'a> View<'a> {
                 })
             }
             _ => {
-                let inbound = self.contact_event(
-                    |e| matches!(e, ContactEvent::InboundReceived { at, .. } if *at == last),
-                );
-                let position = inbound.map_or(refused.position, |(position, _)| position);
                 facts.push(Fact {
-                    position,
+                    position: inbound_position,
                     text: format!(
                         "Rule {rule}: {}: {contact} last wrote to us; the window closed at {} (24 h less the {} safety margin), before {}.",
                         stamp(last),
@@ -1258,6 +1271,7 @@ mod tests {
             evidence: "form 42".into(),
             recorded_by: "ops@example.com".into(),
             wording_version: "v3".into(),
+            evidence_at: t(4),
             at: t(4),
         });
         Setup {
@@ -1339,6 +1353,7 @@ mod tests {
             provider_ref: None,
             kind: "text".into(),
             text: "hi".into(),
+            provider_at: None,
             at: t(20),
         });
         let (id, _) = setup.log.send(CONTACT, "status_update", freeform(), t(30));
@@ -1421,6 +1436,7 @@ mod tests {
                         contact: contact(CONTACT),
                         source: OptOutSource::Keyword,
                         detail: "STOP".into(),
+                        evidence_at: t(5),
                         at: t(5),
                     });
                     (CONTACT, "status_update", template_send(), Some(p))
@@ -1433,6 +1449,7 @@ mod tests {
                         provider_ref: None,
                         kind: "text".into(),
                         text: "hi".into(),
+                        provider_at: None,
                         at: t(5),
                     });
                     (
@@ -1485,6 +1502,7 @@ mod tests {
                         evidence: "form 43".into(),
                         recorded_by: "ops".into(),
                         wording_version: "v3".into(),
+                        evidence_at: t(6),
                         at: t(6),
                     });
                     let (_, first) = log.send(OTHER, "status_update", template_send(), t(7));
@@ -1543,6 +1561,7 @@ mod tests {
             contact: contact(CONTACT),
             source: OptOutSource::Keyword,
             detail: "STOP".into(),
+            evidence_at: t(11),
             at: t(11),
         });
         let message = fold(

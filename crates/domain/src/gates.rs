@@ -129,9 +129,11 @@ pub fn check(facts: &SendFacts<'_>, policy: &Policy, now: Timestamp) -> Result<A
     match (facts.to, workflow) {
         (Recipient::Phone(number), Some(Ok(workflow))) => {
             let is_template = facts.content.is_template();
-            let window_open = facts
-                .contact
-                .is_window_open(now, policy.window_safety_margin);
+            let window_open = facts.contact.is_window_open(
+                facts.sender_address,
+                now,
+                policy.window_safety_margin,
+            );
             Ok(Allowed {
                 contact: ContactId::Phone(number.clone()),
                 workflow,
@@ -177,6 +179,11 @@ pub fn broken_rules(
             RuleId::ChannelNotAuthorized,
             format!("sender {sender} is not registered"),
         ));
+    } else if facts.sender.authorization_withdrawn {
+        broken.push((
+            RuleId::ChannelNotAuthorized,
+            format!("sender {sender}'s registration changed since it was authorized: an operator must authorize it again"),
+        ));
     } else if facts.sender.authorized_by.is_none() {
         broken.push((
             RuleId::ChannelNotAuthorized,
@@ -199,7 +206,8 @@ pub fn broken_rules(
     let contact = facts.contact;
     let to = facts.to;
     let is_template = facts.content.is_template();
-    let window_open = contact.is_window_open(now, policy.window_safety_margin);
+    // The window belongs to the business number the person wrote to: only `sender`'s counts.
+    let window_open = contact.is_window_open(sender, now, policy.window_safety_margin);
 
     if number_valid && contact.is_opted_out() {
         broken.push((
@@ -214,10 +222,17 @@ pub fn broken_rules(
         ));
     }
     if number_valid && !is_template && !window_open {
-        let message = match contact.last_inbound_at {
-            None => format!("{to} has never written to us: freeform text needs an open 24 h window; send a template"),
-            Some(last) => format!(
-                "the 24 h window after {to}'s last message ({}) is closed; send a template",
+        let last_to_sender = contact
+            .windows
+            .get(sender)
+            .and_then(|window| window.last_inbound_at);
+        let message = match (last_to_sender, contact.last_inbound_at) {
+            (None, None) => format!("{to} has never written to us: freeform text needs an open 24 h window; send a template"),
+            (None, Some(_)) => format!(
+                "{to} has never written to {sender}: the 24 h window belongs to the number the person wrote to; send a template"
+            ),
+            (Some(last), _) => format!(
+                "the 24 h window after {to}'s last message to {sender} ({}) is closed; send a template",
                 last.to_rfc3339()
             ),
         };

@@ -13,6 +13,19 @@ pub const WINDOW: TimeDelta = TimeDelta::hours(24);
 /// Messaging limits count recipients over a moving 24 h.
 pub const TIER_PERIOD: TimeDelta = TimeDelta::hours(24);
 
+/// How long a provider keeps retrying a webhook it could not deliver (Meta: 7 days; Twilio
+/// retries for minutes). An inbound the person wrote longer ago than this is a replay, not a
+/// late delivery: it opens no window.
+pub const PROVIDER_RETRY_HORIZON: TimeDelta = TimeDelta::days(7);
+
+/// How far in the future a provider's timestamp may be before it is refused as wrong: clocks
+/// differ a little; a time further ahead is a forgery or a bug, never a message.
+pub const PROVIDER_CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
+
+/// The default for how long webhooks are remembered for de-duplication: longer than any
+/// provider's retry horizon, so a retried or replayed webhook is never applied twice.
+pub const WEBHOOK_DEDUP_DEFAULT: TimeDelta = TimeDelta::days(30);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Task-specific workflows an outreach message may belong to.
@@ -29,6 +42,9 @@ pub struct Policy {
     pub in_doubt_timeout: TimeDelta,
     /// The consent wording version recorded for START-keyword opt-ins.
     pub keyword_wording_version: String,
+    /// How long inbound and status webhooks are de-duplicated by their provider key; never
+    /// shorter than `PROVIDER_RETRY_HORIZON` (the settings refuse less).
+    pub webhook_dedup: TimeDelta,
 }
 
 impl Default for Policy {
@@ -50,6 +66,7 @@ impl Default for Policy {
             retry_backoff_base: TimeDelta::seconds(1),
             in_doubt_timeout: TimeDelta::minutes(15),
             keyword_wording_version: "keyword-start".into(),
+            webhook_dedup: WEBHOOK_DEDUP_DEFAULT,
         }
     }
 }

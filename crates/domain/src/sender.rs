@@ -20,6 +20,9 @@ pub struct SenderState {
     pub authorized_by: Option<String>,
     /// Why the sender is suspended; cleared by a new authorization.
     pub suspended: Option<String>,
+    /// The registration changed (portfolio, provider or Meta phone-number id) since the last
+    /// authorization, which it withdrew; cleared by a new authorization.
+    pub authorization_withdrawn: bool,
 }
 
 impl SenderState {
@@ -33,6 +36,17 @@ impl SenderState {
                 at,
                 ..
             } => {
+                // An authorization was given for one registration: another portfolio (another
+                // messaging limit), provider or phone-number id is another channel, and an
+                // operator must authorize it again.
+                let changed = self.registration.as_ref().is_some_and(|old| {
+                    old.provider != *provider
+                        || old.portfolio != *portfolio
+                        || old.meta_phone_number_id != *meta_phone_number_id
+                });
+                if changed && self.authorized_by.take().is_some() {
+                    self.authorization_withdrawn = true;
+                }
                 self.registration = Some(SenderRegistration {
                     provider: *provider,
                     portfolio: portfolio.clone(),
@@ -43,6 +57,7 @@ impl SenderState {
             SenderEvent::Authorized { by, .. } => {
                 self.authorized_by = Some(by.clone());
                 self.suspended = None;
+                self.authorization_withdrawn = false;
             }
             SenderEvent::Suspended { reason, .. } => {
                 self.suspended = Some(reason.clone());

@@ -16,6 +16,7 @@ fn an_opt_in_records_its_provenance() {
             evidence: "https://acme.example/form/42".into(),
             recorded_by: "agent:lea".into(),
             wording_version: "2026-01".into(),
+            evidence_at: t0(),
             at: t0(),
         })
     );
@@ -48,6 +49,7 @@ fn the_withdrawn_receipt_is_kept_across_opt_outs() {
         contact: fx.contact_id.clone(),
         source: OptOutSource::ProviderReport,
         detail: "twilio error 63014".into(),
+        evidence_at: t0() + hours(2),
         at: t0() + hours(2),
     }
     .into()]);
@@ -91,6 +93,7 @@ fn every_opt_in_is_a_new_receipt_and_needs_its_evidence() {
             evidence: evidence.into(),
             recorded_by: recorded_by.into(),
             wording_version: wording.into(),
+            evidence_at: None,
         };
         assert!(decide::opt_in(&fx.contact, &command, t0()).is_err());
     }

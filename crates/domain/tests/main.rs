@@ -10,4 +10,5 @@ mod open_intent;
 mod rules;
 mod support;
 mod tier;
+mod trust;
 mod window;

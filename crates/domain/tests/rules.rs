@@ -142,7 +142,7 @@ fn send_cases() -> Vec<SendCase> {
         fx,
         command,
         RuleId::WindowClosed,
-        "window after +41790000001's last message (2026-11-24T08:00:00+00:00) is closed",
+        "window after +41790000001's last message to whatsapp:+15550001111 (2026-11-24T08:00:00+00:00) is closed",
         &[],
     ));
 

@@ -185,6 +185,7 @@ impl Fx {
             evidence: "https://acme.example/form/42".into(),
             recorded_by: "agent:lea".into(),
             wording_version: "2026-01".into(),
+            evidence_at: None,
         };
         let events = decide::opt_in(&self.contact, &command, at).expect("valid opt-in");
         self.apply(&events);
@@ -208,8 +209,10 @@ impl Fx {
             provider_ref: None,
             kind: kind.into(),
             text: text.into(),
+            provider_at: None,
         };
-        let events = decide::inbound(&self.contact, &command, &self.policy, at);
+        let events =
+            decide::inbound(&self.contact, &command, &self.policy, at).expect("valid inbound");
         self.apply(&events);
         events
     }

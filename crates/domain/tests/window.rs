@@ -125,12 +125,14 @@ fn window_reported_closed_closes_it_until_the_next_inbound() {
     // The next inbound opens it again, for a full 24 h from then.
     let next = ReceiveInbound {
         contact: fx.contact_id.clone(),
-        sender: None,
+        sender: Some(fx.sender_address.clone()),
         provider_ref: None,
         kind: "text".into(),
         text: "hello?".into(),
+        provider_at: None,
     };
-    let events = decide::inbound(&fx.contact, &next, &fx.policy, t0() + hours(4));
+    let events =
+        decide::inbound(&fx.contact, &next, &fx.policy, t0() + hours(4)).expect("valid inbound");
     fx.apply(&events);
     let command = fx.freeform_send();
     assert!(fx
@@ -144,6 +146,7 @@ fn an_inbound_in_the_same_millisecond_as_the_report_reopens_the_window() {
     let report = |fx: &mut Fx| {
         fx.apply(&[ContactEvent::WindowReportedClosed {
             contact: fx.contact_id.clone(),
+            sender: Some(fx.sender_address.clone()),
             code: 63016,
             at: t0() + hours(1),
         }

@@ -140,10 +140,12 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 evidence,
                 recorded_by,
                 wording_version,
+                evidence_at,
                 at,
             } => json!({
                 "contact": contact.to_string(), "source": source.as_str(), "evidence": evidence,
-                "recorded_by": recorded_by, "wording_version": wording_version, "at": time(*at),
+                "recorded_by": recorded_by, "wording_version": wording_version,
+                "evidence_at": time(*evidence_at), "at": time(*at),
             }),
             ContactEvent::InboundReceived {
                 contact,
@@ -151,19 +153,22 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 provider_ref,
                 kind,
                 text,
+                provider_at,
                 at,
             } => json!({
                 "contact": contact.to_string(), "sender": sender.as_ref().map(ToString::to_string),
                 "provider_ref": provider_ref.as_ref().map(ToString::to_string), "kind": kind,
-                "text": text, "at": time(*at),
+                "text": text, "provider_at": provider_at.map(time), "at": time(*at),
             }),
             ContactEvent::OptedOut {
                 contact,
                 source,
                 detail,
+                evidence_at,
                 at,
             } => json!({
-                "contact": contact.to_string(), "source": source.as_str(), "detail": detail, "at": time(*at),
+                "contact": contact.to_string(), "source": source.as_str(), "detail": detail,
+                "evidence_at": time(*evidence_at), "at": time(*at),
             }),
             ContactEvent::OptOutReviewRequested {
                 contact,
@@ -187,8 +192,14 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             } => json!({
                 "contact": contact.to_string(), "flag": flag.as_str(), "reason": reason, "at": time(*at),
             }),
-            ContactEvent::WindowReportedClosed { contact, code, at } => json!({
-                "contact": contact.to_string(), "code": code, "at": time(*at),
+            ContactEvent::WindowReportedClosed {
+                contact,
+                sender,
+                code,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "sender": sender.as_ref().map(ToString::to_string),
+                "code": code, "at": time(*at),
             }),
         },
         Event::Message(event) => message_payload(event),
@@ -382,6 +393,7 @@ mod tests {
             contact,
             source: OptOutSource::Keyword,
             detail: "STOP".into(),
+            evidence_at: at,
             at,
         }
         .into();

@@ -44,6 +44,7 @@ fn sample(event_type: EventType) -> Event {
             evidence: "form 42".into(),
             recorded_by: "operator".into(),
             wording_version: "v1".into(),
+            evidence_at: at,
             at,
         }
         .into(),
@@ -53,6 +54,7 @@ fn sample(event_type: EventType) -> Event {
             provider_ref: Some(provider_ref),
             kind: "text".into(),
             text: "hello".into(),
+            provider_at: Some(at),
             at,
         }
         .into(),
@@ -60,6 +62,7 @@ fn sample(event_type: EventType) -> Event {
             contact,
             source: OptOutSource::Keyword,
             detail: "STOP".into(),
+            evidence_at: at,
             at,
         }
         .into(),
@@ -86,6 +89,7 @@ fn sample(event_type: EventType) -> Event {
         .into(),
         EventType::WindowReportedClosed => ContactEvent::WindowReportedClosed {
             contact,
+            sender: Some(sender),
             code: 63016,
             at,
         }

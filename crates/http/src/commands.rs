@@ -88,6 +88,20 @@ pub async fn opt_in(
             ),
         )
     })?;
+    let evidence_at = request
+        .evidence_at
+        .as_deref()
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|at| at.to_utc())
+                .map_err(|e| {
+                    ApiError::invalid(
+                        "evidence_at",
+                        format!("{raw:?} is not an RFC 3339 time: {e}"),
+                    )
+                })
+        })
+        .transpose()?;
     let positions = state
         .hub()
         .opt_in(RecordOptIn {
@@ -98,6 +112,7 @@ pub async fn opt_in(
             wording_version: request
                 .wording_version
                 .unwrap_or_else(|| "unversioned".into()),
+            evidence_at,
         })
         .await?;
     Ok(recorded(&state, positions))

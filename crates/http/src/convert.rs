@@ -13,7 +13,7 @@ use crate::export_json;
 use wagate_api::{
     ClaimResponse, ConsentReceiptView, ConsentView, ContactResponse, ContentView, FlagsView,
     IntentView, MessageResponse, MessageSummary, OptOutView, Phase, ProviderErrorView, RefusedView,
-    SenderView, StatusObservationView, TemplateDefinitionView, TemplateView,
+    SenderView, SenderWindow, StatusObservationView, TemplateDefinitionView, TemplateView,
 };
 
 /// RFC 3339, UTC, milliseconds: `2026-11-25T09:00:00.000Z`.
@@ -50,6 +50,7 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
         evidence: r.evidence.clone(),
         recorded_by: r.recorded_by.clone(),
         wording_version: r.wording_version.clone(),
+        evidence_at: timestamp(r.evidence_at),
         at: timestamp(r.at),
     };
     let consent = match &state.consent {
@@ -66,6 +67,7 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
         Consent::OptedOut {
             source,
             detail,
+            evidence_at,
             at,
             withdrawn,
         } => ConsentView {
@@ -74,6 +76,7 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
             opt_out: Some(OptOutView {
                 source: source.as_str().to_owned(),
                 detail: detail.clone(),
+                evidence_at: timestamp(*evidence_at),
                 at: timestamp(*at),
             }),
         },
@@ -84,6 +87,15 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
         consent,
         window_open_until: opt_timestamp(view.window_open_until),
         last_inbound_at: opt_timestamp(state.last_inbound_at),
+        windows: view
+            .windows
+            .iter()
+            .map(|window| SenderWindow {
+                sender: window.sender.to_string(),
+                last_inbound_at: opt_timestamp(window.last_inbound_at),
+                open_until: opt_timestamp(window.open_until),
+            })
+            .collect(),
         flags: FlagsView {
             not_on_whatsapp: opt_timestamp(state.not_on_whatsapp_since),
             marketing_paused: opt_timestamp(state.marketing_paused_since),

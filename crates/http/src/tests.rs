@@ -38,8 +38,10 @@ struct TestApp {
 }
 
 fn app() -> TestApp {
+    // After the provider fixtures' own times (09:15-09:24): a provider time in the future is
+    // refused.
     let clock = FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0)
             .single()
             .expect("valid time"),
     );
@@ -715,7 +717,7 @@ async fn the_event_feed_is_ndjson_from_a_position() {
     // RFC 3339 in UTC (the precision is wagate-export's choice).
     assert!(lines[0]["timestamp"]
         .as_str()
-        .is_some_and(|t| t.starts_with("2026-11-25T09:00:00") && t.ends_with('Z')));
+        .is_some_and(|t| t.starts_with("2026-11-25T09:30:00") && t.ends_with('Z')));
     let tail = call(&app, api(Method::GET, "/v1/events?after=3&limit=1", None)).await;
     let text = tail.text();
     let tail: Vec<&str> = text.lines().collect();

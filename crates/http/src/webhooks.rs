@@ -197,6 +197,25 @@ fn inbound_text(content: &InboundContent) -> String {
     }
 }
 
+/// The time the person wrote, as the provider gives it (Meta's `timestamp`, unix seconds;
+/// Twilio gives none, and receipt time stands for it). Out of range is bad input; a time in the
+/// future is refused by the domain.
+fn provider_time(timestamp: Option<u64>) -> Result<Option<wagate_domain::Timestamp>, ApiError> {
+    let Some(seconds) = timestamp else {
+        return Ok(None);
+    };
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "timestamp",
+                format!("{seconds} is not a time (expected unix seconds)"),
+            )
+        })
+}
+
 async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ingest, ApiError> {
     let event = WebhookEvent::Inbound(message);
     let key = event.dedup_key();
@@ -210,6 +229,7 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
         provider_ref: Some(message.id.clone()),
         kind: message.content.kind().to_owned(),
         text: inbound_text(&message.content),
+        provider_at: provider_time(message.timestamp)?,
     };
     let ingested = state.hub().receive_inbound(command, key.as_str()).await?;
     Ok(count(state, provider, &ingested))

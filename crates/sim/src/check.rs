@@ -7,7 +7,7 @@ use std::fmt;
 
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactId, Event, MessageContent, MessageEvent, MessageId,
-    MessageStatus, Retry, TemplateId, Timestamp,
+    MessageStatus, Retry, TemplateId, Timestamp, WhatsAppAddress,
 };
 
 use crate::hub::{self, Recorded, SimHub};
@@ -157,7 +157,7 @@ fn check_gates_at_claim(
             }
         }
         MessageContent::Freeform { .. } => {
-            let open_until = window_open_until(hub, before, contact);
+            let open_until = window_open_until(hub, before, contact, &call.request.sender);
             if open_until.is_none_or(|until| claimed_at >= until) {
                 return fail(format!(
                     "{what}: freeform claimed at {claimed_at} with the window closed \
@@ -189,25 +189,39 @@ fn approval_before(before: &[Recorded], template: &TemplateId) -> Option<Approva
     approval
 }
 
-/// The window as the rule table defines it: 24 h after the newest inbound, less the safety
-/// margin, unless the provider reported it closed (63016/131047) and no inbound came at or
-/// after that report.
-fn window_open_until(hub: &SimHub, before: &[Recorded], contact: &ContactId) -> Option<Timestamp> {
+/// The window as the rule table defines it: 24 h after the newest message the person wrote to
+/// `sender` (their time, never later than receipt), less the safety margin, unless the provider
+/// reported that sender's window closed (63016/131047) and nothing was written at or after
+/// that report.
+fn window_open_until(
+    hub: &SimHub,
+    before: &[Recorded],
+    contact: &ContactId,
+    sender: &WhatsAppAddress,
+) -> Option<Timestamp> {
     let mut last_inbound: Option<Timestamp> = None;
     let mut reported_closed: Option<Timestamp> = None;
     for record in before {
         match &record.event {
-            Event::Contact(ContactEvent::InboundReceived { contact: c, at, .. })
-                if c == contact =>
-            {
-                last_inbound = Some(last_inbound.map_or(*at, |last| last.max(*at)));
-                if reported_closed.is_some_and(|closed| closed <= *at) {
+            Event::Contact(ContactEvent::InboundReceived {
+                contact: c,
+                sender: Some(to),
+                provider_at,
+                at,
+                ..
+            }) if c == contact && to == sender => {
+                let written = provider_at.map_or(*at, |p| p.min(*at));
+                last_inbound = Some(last_inbound.map_or(written, |last| last.max(written)));
+                if reported_closed.is_some_and(|closed| closed <= written) {
                     reported_closed = None;
                 }
             }
-            Event::Contact(ContactEvent::WindowReportedClosed { contact: c, at, .. })
-                if c == contact =>
-            {
+            Event::Contact(ContactEvent::WindowReportedClosed {
+                contact: c,
+                sender: to,
+                at,
+                ..
+            }) if c == contact && to.as_ref().is_none_or(|to| to == sender) => {
                 reported_closed = Some(*at);
             }
             _ => {}

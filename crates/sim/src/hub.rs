@@ -252,6 +252,7 @@ impl SimHub {
             evidence: "https://example.test/form".into(),
             recorded_by: "sim".into(),
             wording_version: "v1".into(),
+            evidence_at: None,
         };
         if let Ok(events) = decide::opt_in(&self.contact(contact), &command, now) {
             self.append(events);
@@ -268,16 +269,26 @@ impl SimHub {
         self.append(events);
     }
 
-    pub fn inbound(&mut self, contact: &ContactId, text: &str, now: Timestamp) {
+    /// A message from `contact` to the business number `sender` (the window is that number's).
+    pub fn inbound(
+        &mut self,
+        contact: &ContactId,
+        sender: &WhatsAppAddress,
+        text: &str,
+        now: Timestamp,
+    ) {
         let command = ReceiveInbound {
             contact: contact.clone(),
-            sender: None,
+            sender: Some(sender.clone()),
             provider_ref: None,
             kind: "text".into(),
             text: text.into(),
+            provider_at: None,
         };
-        let events = decide::inbound(&self.contact(contact), &command, &self.policy, now);
-        self.append(events);
+        // The simulated provider gives no time of its own, so nothing can be refused here.
+        if let Ok(events) = decide::inbound(&self.contact(contact), &command, &self.policy, now) {
+            self.append(events);
+        }
     }
 
     // -----------------------------------------------------------------------------------------

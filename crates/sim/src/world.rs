@@ -233,7 +233,8 @@ impl World {
                     InboundText::Stop => "STOP",
                     InboundText::Start => "START",
                 };
-                self.hub.inbound(&contact, text, self.now);
+                let sender = self.sender.clone();
+                self.hub.inbound(&contact, &sender, text, self.now);
             }
             Action::SendTemplate { contact, template } => {
                 let content = SendContent::Template {

@@ -52,9 +52,14 @@ pub enum DecodeError {
 /// first), so auditors see the whole refusal; v1 records read as v2 with an empty list. v3 added
 /// `template` (the template a refused send asked for), so an explanation can cite its approval;
 /// v1 and v2 records read with none.
+/// `OptedIn` v2 and `OptedOut` v2 added `evidence_at` (when the consent change was made, which
+/// orders them; v1 reads as `at`). `InboundReceived` v2 added `provider_at` (when the person
+/// wrote, by the provider's clock; v1 reads as `None`). `WindowReportedClosed` v2 added `sender`
+/// (whose window closed; v1 reads as `None`, every sender's).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "SendRefused" => 3,
+        "OptedIn" | "OptedOut" | "InboundReceived" | "WindowReportedClosed" => 2,
         _ => 1,
     }
 }
@@ -139,6 +144,104 @@ struct WindowReportedClosedV1 {
     contact: String,
     code: u32,
     at_ns: i64,
+}
+
+/// v2: adds `evidence_at`.
+#[derive(Serialize, Deserialize)]
+struct OptedInV2 {
+    contact: String,
+    source: String,
+    evidence: String,
+    recorded_by: String,
+    wording_version: String,
+    evidence_at_ns: i64,
+    at_ns: i64,
+}
+
+impl From<OptedInV1> for OptedInV2 {
+    /// The upcaster: before v2 the evidence was taken as dated when it was recorded.
+    fn from(v1: OptedInV1) -> Self {
+        Self {
+            contact: v1.contact,
+            source: v1.source,
+            evidence: v1.evidence,
+            recorded_by: v1.recorded_by,
+            wording_version: v1.wording_version,
+            evidence_at_ns: v1.at_ns,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+/// v2: adds `provider_at`.
+#[derive(Serialize, Deserialize)]
+struct InboundReceivedV2 {
+    contact: String,
+    sender: Option<String>,
+    provider_ref: Option<String>,
+    kind: String,
+    text: String,
+    provider_at_ns: Option<i64>,
+    at_ns: i64,
+}
+
+impl From<InboundReceivedV1> for InboundReceivedV2 {
+    /// The upcaster: v1 did not keep the provider's time.
+    fn from(v1: InboundReceivedV1) -> Self {
+        Self {
+            contact: v1.contact,
+            sender: v1.sender,
+            provider_ref: v1.provider_ref,
+            kind: v1.kind,
+            text: v1.text,
+            provider_at_ns: None,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+/// v2: adds `evidence_at`.
+#[derive(Serialize, Deserialize)]
+struct OptedOutV2 {
+    contact: String,
+    source: String,
+    detail: String,
+    evidence_at_ns: i64,
+    at_ns: i64,
+}
+
+impl From<OptedOutV1> for OptedOutV2 {
+    /// The upcaster: before v2 the opt-out was taken as made when it was recorded.
+    fn from(v1: OptedOutV1) -> Self {
+        Self {
+            contact: v1.contact,
+            source: v1.source,
+            detail: v1.detail,
+            evidence_at_ns: v1.at_ns,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+/// v2: adds `sender`.
+#[derive(Serialize, Deserialize)]
+struct WindowReportedClosedV2 {
+    contact: String,
+    sender: Option<String>,
+    code: u32,
+    at_ns: i64,
+}
+
+impl From<WindowReportedClosedV1> for WindowReportedClosedV2 {
+    /// The upcaster: v1 did not say whose window; `None` closes every sender's.
+    fn from(v1: WindowReportedClosedV1) -> Self {
+        Self {
+            contact: v1.contact,
+            sender: None,
+            code: v1.code,
+            at_ns: v1.at_ns,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -392,13 +495,15 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 evidence,
                 recorded_by,
                 wording_version,
+                evidence_at,
                 at,
-            } => bytes(&OptedInV1 {
+            } => bytes(&OptedInV2 {
                 contact: contact.to_string(),
                 source: source.as_str().into(),
                 evidence: evidence.clone(),
                 recorded_by: recorded_by.clone(),
                 wording_version: wording_version.clone(),
+                evidence_at_ns: ns(*evidence_at),
                 at_ns: ns(*at),
             }),
             ContactEvent::InboundReceived {
@@ -407,24 +512,28 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 provider_ref,
                 kind,
                 text,
+                provider_at,
                 at,
-            } => bytes(&InboundReceivedV1 {
+            } => bytes(&InboundReceivedV2 {
                 contact: contact.to_string(),
                 sender: sender.as_ref().map(ToString::to_string),
                 provider_ref: provider_ref.as_ref().map(ToString::to_string),
                 kind: kind.clone(),
                 text: text.clone(),
+                provider_at_ns: provider_at.map(ns),
                 at_ns: ns(*at),
             }),
             ContactEvent::OptedOut {
                 contact,
                 source,
                 detail,
+                evidence_at,
                 at,
-            } => bytes(&OptedOutV1 {
+            } => bytes(&OptedOutV2 {
                 contact: contact.to_string(),
                 source: source.as_str().into(),
                 detail: detail.clone(),
+                evidence_at_ns: ns(*evidence_at),
                 at_ns: ns(*at),
             }),
             ContactEvent::OptOutReviewRequested {
@@ -455,13 +564,17 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 reason: reason.clone(),
                 at_ns: ns(*at),
             }),
-            ContactEvent::WindowReportedClosed { contact, code, at } => {
-                bytes(&WindowReportedClosedV1 {
-                    contact: contact.to_string(),
-                    code: *code,
-                    at_ns: ns(*at),
-                })
-            }
+            ContactEvent::WindowReportedClosed {
+                contact,
+                sender,
+                code,
+                at,
+            } => bytes(&WindowReportedClosedV2 {
+                contact: contact.to_string(),
+                sender: sender.as_ref().map(ToString::to_string),
+                code: *code,
+                at_ns: ns(*at),
+            }),
         },
         Event::Message(event) => encode_message(event),
         Event::Sender(event) => match event {
@@ -806,19 +919,26 @@ impl Reader<'_> {
     fn decode(&mut self) -> Result<Event, DecodeError> {
         let event: Event = match self.event_type {
             "OptedIn" => {
-                let m: OptedInV1 = self.mirror()?;
+                let m: OptedInV2 = match self.version {
+                    1 => self.mirror::<OptedInV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 ContactEvent::OptedIn {
                     contact: self.contact(&m.contact)?,
                     source: self.known("opt-in source", &m.source, OptInSource::parse)?,
                     evidence: m.evidence,
                     recorded_by: m.recorded_by,
                     wording_version: m.wording_version,
+                    evidence_at: self.at(m.evidence_at_ns),
                     at: self.at(m.at_ns),
                 }
                 .into()
             }
             "InboundReceived" => {
-                let m: InboundReceivedV1 = self.mirror()?;
+                let m: InboundReceivedV2 = match self.version {
+                    1 => self.mirror::<InboundReceivedV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 ContactEvent::InboundReceived {
                     contact: self.contact(&m.contact)?,
                     sender: m.sender.as_deref().map(|s| self.address(s)).transpose()?,
@@ -829,16 +949,21 @@ impl Reader<'_> {
                         .transpose()?,
                     kind: m.kind,
                     text: m.text,
+                    provider_at: m.provider_at_ns.map(|at| self.at(at)),
                     at: self.at(m.at_ns),
                 }
                 .into()
             }
             "OptedOut" => {
-                let m: OptedOutV1 = self.mirror()?;
+                let m: OptedOutV2 = match self.version {
+                    1 => self.mirror::<OptedOutV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 ContactEvent::OptedOut {
                     contact: self.contact(&m.contact)?,
                     source: self.known("opt-out source", &m.source, OptOutSource::parse)?,
                     detail: m.detail,
+                    evidence_at: self.at(m.evidence_at_ns),
                     at: self.at(m.at_ns),
                 }
                 .into()
@@ -877,9 +1002,13 @@ impl Reader<'_> {
                 }
             }
             "WindowReportedClosed" => {
-                let m: WindowReportedClosedV1 = self.mirror()?;
+                let m: WindowReportedClosedV2 = match self.version {
+                    1 => self.mirror::<WindowReportedClosedV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 ContactEvent::WindowReportedClosed {
                     contact: self.contact(&m.contact)?,
+                    sender: m.sender.as_deref().map(|s| self.address(s)).transpose()?,
                     code: m.code,
                     at: self.at(m.at_ns),
                 }

@@ -77,6 +77,7 @@ fn golden_samples() -> Vec<Event> {
             evidence: "https://example.com/forms/42?submission=7".into(),
             recorded_by: "operator:alice".into(),
             wording_version: "2026-01".into(),
+            evidence_at: at(1_763_990_000, 5),
             at: t,
         }),
         Event::Contact(ContactEvent::InboundReceived {
@@ -85,12 +86,14 @@ fn golden_samples() -> Vec<Event> {
             provider_ref: Some(twilio_ref()),
             kind: "text".into(),
             text: "Yes, Tuesday works ✓".into(),
+            provider_at: Some(at(1_763_999_990, 0)),
             at: t,
         }),
         Event::Contact(ContactEvent::OptedOut {
             contact: contact(),
             source: OptOutSource::Keyword,
             detail: "STOP".into(),
+            evidence_at: at(1_763_999_990, 0),
             at: t,
         }),
         Event::Contact(ContactEvent::OptOutReviewRequested {
@@ -113,6 +116,7 @@ fn golden_samples() -> Vec<Event> {
         }),
         Event::Contact(ContactEvent::WindowReportedClosed {
             contact: contact(),
+            sender: Some(sender()),
             code: 63016,
             at: t,
         }),
@@ -251,6 +255,13 @@ fn other_samples() -> Vec<Event> {
             provider_ref: None,
             kind: "image".into(),
             text: String::new(),
+            provider_at: None,
+            at: at(0, 0),
+        }),
+        Event::Contact(ContactEvent::WindowReportedClosed {
+            contact: bsuid(),
+            sender: None,
+            code: 131047,
             at: at(0, 0),
         }),
         Event::Message(MessageEvent::DispatchFailed {
@@ -302,6 +313,7 @@ fn other_samples() -> Vec<Event> {
             evidence: String::new(),
             recorded_by: "api".into(),
             wording_version: "v1".into(),
+            evidence_at: t,
             at: t,
         }));
     }
@@ -310,6 +322,7 @@ fn other_samples() -> Vec<Event> {
             contact: bsuid(),
             source,
             detail: String::new(),
+            evidence_at: t,
             at: t,
         }));
     }
@@ -591,6 +604,103 @@ fn send_refused_v2_is_upcast_to_v3() {
         panic!("v2 decodes as {upcast:?}, not the sample without its template");
     };
     assert!(!also_broken.is_empty(), "v2 kept also_broken");
+}
+
+/// The v1 golden file of `type_name`, decoded through its upcaster, next to the current sample.
+fn upcast_v1(type_name: &str) -> (Event, Event) {
+    let v1 = std::fs::read(fixtures_dir().join(type_name).join("v1.bin")).expect("v1 fixture");
+    let upcast = persisted::decode_payload(type_name, 1, &v1).expect("v1 decodes");
+    let sample = golden_samples()
+        .into_iter()
+        .find(|event| event.type_name() == type_name)
+        .expect("sample");
+    assert_eq!(current_version(type_name), 2);
+    assert!(
+        persisted::decode_payload(type_name, 3, &v1).is_err(),
+        "no version from the future"
+    );
+    (upcast, sample)
+}
+
+/// `OptedIn` v1 (no `evidence_at`) reads with the evidence dated when it was recorded.
+#[test]
+fn opted_in_v1_is_upcast_to_v2() {
+    let (upcast, sample) = upcast_v1("OptedIn");
+    let Event::Contact(ContactEvent::OptedIn {
+        evidence_at, at, ..
+    }) = &upcast
+    else {
+        panic!("decoded {upcast:?}");
+    };
+    assert_eq!(evidence_at, at);
+    let Event::Contact(ContactEvent::OptedIn { at, .. }) = sample else {
+        panic!("sample");
+    };
+    assert_eq!(upcast.at(), at);
+}
+
+/// `OptedOut` v1 (no `evidence_at`) reads as made when it was recorded.
+#[test]
+fn opted_out_v1_is_upcast_to_v2() {
+    let (upcast, _) = upcast_v1("OptedOut");
+    let Event::Contact(ContactEvent::OptedOut {
+        evidence_at, at, ..
+    }) = &upcast
+    else {
+        panic!("decoded {upcast:?}");
+    };
+    assert_eq!(evidence_at, at);
+}
+
+/// `InboundReceived` v1 (no `provider_at`) reads with no provider time; the rest as written.
+#[test]
+fn inbound_received_v1_is_upcast_to_v2() {
+    let (upcast, sample) = upcast_v1("InboundReceived");
+    let Event::Contact(ContactEvent::InboundReceived {
+        contact,
+        sender,
+        provider_ref,
+        kind,
+        text,
+        at,
+        ..
+    }) = sample
+    else {
+        panic!("sample");
+    };
+    assert_eq!(
+        upcast,
+        Event::Contact(ContactEvent::InboundReceived {
+            contact,
+            sender,
+            provider_ref,
+            kind,
+            text,
+            provider_at: None,
+            at,
+        })
+    );
+}
+
+/// `WindowReportedClosed` v1 (no `sender`) reads as every sender's window closed.
+#[test]
+fn window_reported_closed_v1_is_upcast_to_v2() {
+    let (upcast, sample) = upcast_v1("WindowReportedClosed");
+    let Event::Contact(ContactEvent::WindowReportedClosed {
+        contact, code, at, ..
+    }) = sample
+    else {
+        panic!("sample");
+    };
+    assert_eq!(
+        upcast,
+        Event::Contact(ContactEvent::WindowReportedClosed {
+            contact,
+            sender: None,
+            code,
+            at,
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

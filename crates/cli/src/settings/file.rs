@@ -25,6 +25,7 @@ pub(super) struct FileConfig {
     pub workflows: Option<Vec<String>>,
     pub window_margin_seconds: Option<i64>,
     pub messaging_limit: Option<toml::Value>,
+    pub webhook_dedup_days: Option<i64>,
 }
 
 impl FileConfig {

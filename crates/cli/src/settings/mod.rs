@@ -32,6 +32,7 @@ pub mod env {
     pub const WORKFLOWS: &str = "WAGATE_WORKFLOWS";
     pub const WINDOW_MARGIN_SECONDS: &str = "WAGATE_WINDOW_MARGIN_SECONDS";
     pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";
+    pub const WEBHOOK_DEDUP_DAYS: &str = "WAGATE_WEBHOOK_DEDUP_DAYS";
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The compliance policy's configurable parts: allowed workflows, the window safety margin, the
-//! default messaging limit.
+//! default messaging limit, how long webhooks are de-duplicated.
 
 use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
+use wagate_domain::policy::{PROVIDER_RETRY_HORIZON, WEBHOOK_DEDUP_DEFAULT};
 use wagate_domain::{Policy, Workflow};
 
 use super::{env, ConfigError};
@@ -84,4 +85,39 @@ pub(super) fn policy(
             })?;
     }
     Ok(policy)
+}
+
+/// How long webhooks are de-duplicated: `WAGATE_WEBHOOK_DEDUP_DAYS` or `webhook_dedup_days`,
+/// 30 days by default. Always longer than the providers' retry horizon (7 days): a key that
+/// expired while Meta still retries would let the same inbound be applied twice.
+pub(super) fn webhook_dedup(
+    days_env: Option<String>,
+    days_file: Option<i64>,
+) -> Result<TimeDelta, ConfigError> {
+    let days = match days_env {
+        Some(raw) => Some(
+            raw.trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::Invalid {
+                    setting: env::WEBHOOK_DEDUP_DAYS.into(),
+                    reason: format!("{raw:?} is not a whole number of days"),
+                })?,
+        ),
+        None => days_file,
+    };
+    let Some(days) = days else {
+        return Ok(WEBHOOK_DEDUP_DEFAULT);
+    };
+    let horizon = PROVIDER_RETRY_HORIZON.num_days();
+    // Ten years is far beyond any retry and keeps the arithmetic on timestamps in range.
+    if !(horizon + 1..=3650).contains(&days) {
+        return Err(ConfigError::Invalid {
+            setting: env::WEBHOOK_DEDUP_DAYS.into(),
+            reason: format!(
+                "{days} days: must be longer than the providers' retry horizon ({horizon} days) \
+                 and at most 3650"
+            ),
+        });
+    }
+    Ok(TimeDelta::days(days))
 }

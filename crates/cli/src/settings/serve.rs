@@ -11,7 +11,7 @@ use wagate_domain::Policy;
 use wagate_http::{HttpSettings, WebhookSecrets};
 use wagate_providers::Secret;
 
-use super::policy::policy;
+use super::policy::{policy, webhook_dedup};
 use super::sources::Sources;
 use super::{env, ConfigError, OpCli};
 
@@ -149,6 +149,13 @@ impl ServeConfig {
             sources.env(env::MESSAGING_LIMIT),
             file.messaging_limit.clone(),
         )?;
+        let policy = Policy {
+            webhook_dedup: webhook_dedup(
+                sources.env(env::WEBHOOK_DEDUP_DAYS),
+                file.webhook_dedup_days,
+            )?,
+            ..policy
+        };
 
         let mut generated = Vec::new();
         let live =
@@ -266,10 +273,12 @@ mod tests {
                 (env::WORKFLOWS, "status_update, lead_qualification"),
                 (env::WINDOW_MARGIN_SECONDS, "0"),
                 (env::MESSAGING_LIMIT, "unlimited"),
+                (env::WEBHOOK_DEDUP_DAYS, "45"),
             ]),
             &OpCli::default(),
         )
         .expect("live");
+        assert_eq!(config.policy.webhook_dedup, TimeDelta::days(45));
         assert!(!config.providers.is_sandbox());
         assert!(config.generated.is_empty());
         assert_eq!(
@@ -293,6 +302,12 @@ mod tests {
                 "WAGATE_WINDOW_MARGIN_SECONDS",
             ),
             (env::MESSAGING_LIMIT, "lots", "WAGATE_MESSAGING_LIMIT"),
+            (env::WEBHOOK_DEDUP_DAYS, "6", "WAGATE_WEBHOOK_DEDUP_DAYS"),
+            (
+                env::WEBHOOK_DEDUP_DAYS,
+                "a month",
+                "WAGATE_WEBHOOK_DEDUP_DAYS",
+            ),
             (env::WORKFLOWS, "Bad-Name", "WAGATE_WORKFLOWS"),
             (env::PUBLIC_URL, "hub.example.com", "WAGATE_PUBLIC_URL"),
         ] {

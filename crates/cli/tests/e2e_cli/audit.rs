@@ -335,6 +335,7 @@ async fn a_template_to_a_new_recipient_over_the_portfolio_limit_is_tier_limit() 
             evidence: "https://example.com/forms/9".into(),
             recorded_by: "ops".into(),
             wording_version: "v1".into(),
+            evidence_at: at,
             at,
         }
         .into(),

@@ -109,6 +109,7 @@ impl LogBuilder {
                 evidence: "https://example.com/forms/123".into(),
                 recorded_by: "agent".into(),
                 wording_version: "v1".into(),
+                evidence_at: None,
             })
             .await
             .expect("opt in");
@@ -123,6 +124,7 @@ impl LogBuilder {
                     provider_ref: None,
                     kind: "text".into(),
                     text: text.into(),
+                    provider_at: None,
                 },
                 key,
             )

@@ -139,6 +139,7 @@ async fn prepare(hub: &Hub) {
         evidence: "https://example.com/forms/1".into(),
         recorded_by: "agent".into(),
         wording_version: "v1".into(),
+        evidence_at: None,
     })
     .await
     .expect("opt in");

@@ -8,4 +8,5 @@ mod support;
 mod commands;
 mod explain;
 mod lifecycle;
+mod rules;
 mod webhooks;
