@@ -704,6 +704,8 @@ impl World {
         let state = SendState {
             sender: &sender_state,
             contact: &contact,
+            // The reference world has no linked identities (the lead's property tests add them).
+            linked: &[],
             template: &template,
             portfolio: &portfolio,
         };
@@ -749,6 +751,8 @@ impl World {
         let state = SendState {
             sender: &sender_state,
             contact: &contact,
+            // The reference world has no linked identities (the lead's property tests add them).
+            linked: &[],
             template: &template,
             portfolio: &portfolio,
         };
@@ -811,10 +815,12 @@ impl World {
             0 => DispatchOutcome::Accepted {
                 provider_ref: provider_ref(id),
                 provider_status: MessageStatus::Queued,
+                recipient: None,
             },
             1 => DispatchOutcome::Accepted {
                 provider_ref: provider_ref(id),
                 provider_status: MessageStatus::Accepted,
+                recipient: None,
             },
             2 => DispatchOutcome::Transport {
                 provider,

@@ -472,6 +472,10 @@ pub struct AcceptedOutcome {
     pub provider_ref: String,
     /// The status the provider answered with (`queued`, `accepted`, …).
     pub provider_status: String,
+    /// The identity the provider says it delivered to (Meta's `contacts[].wa_id`, as `+E164`,
+    /// or `bsuid:…`), when it named one; linked to the message's contact when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
 }
 
 /// The provider answered with an error.

@@ -33,7 +33,8 @@ pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, MessageEvent, MessagingLimit,
-    OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent, StreamKey,
+    IdentitySource, OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent,
+    StreamKey,
     TemplateCategory, TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};

@@ -185,6 +185,7 @@ impl LogBuilder {
                 outcome: DispatchOutcome::Accepted {
                     provider_ref: reference.clone(),
                     provider_status: MessageStatus::Queued,
+                    recipient: None,
                 },
                 jitter: TimeDelta::zero(),
             })
