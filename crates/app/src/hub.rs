@@ -492,8 +492,10 @@ impl Hub {
                 Some(StreamKey::Contact(id)) => self.load_linked(id, &contact.state)?,
                 _ => Vec::new(),
             };
-            let linked_states: Vec<ContactState> =
-                linked.iter().map(|(_, loaded)| loaded.state.clone()).collect();
+            let linked_states: Vec<ContactState> = linked
+                .iter()
+                .map(|(_, loaded)| loaded.state.clone())
+                .collect();
             let template_key = match &request.content {
                 SendContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
@@ -612,8 +614,10 @@ impl Hub {
             let sender = self.load::<SenderState>(&sender_key)?;
             let contact = self.load::<ContactState>(&contact_key)?;
             let linked = self.load_linked(&intent.contact, &contact.state)?;
-            let linked_states: Vec<ContactState> =
-                linked.iter().map(|(_, loaded)| loaded.state.clone()).collect();
+            let linked_states: Vec<ContactState> = linked
+                .iter()
+                .map(|(_, loaded)| loaded.state.clone())
+                .collect();
             let template_key = match &intent.content {
                 wagate_domain::MessageContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
@@ -915,13 +919,19 @@ impl Hub {
                 Appended::Duplicate { .. } => Ingested::Duplicate,
             })
         })
-        .instrument(info_span!("link_identities", contact = %command.contact, other = %command.other))
+        .instrument(
+            info_span!("link_identities", contact = %command.contact, other = %command.other),
+        )
         .await
     }
 
     /// A review request about a contact (Meta's `customer_identity_changed` notice),
     /// de-duplicated by `dedup_key`.
-    pub async fn request_review(&self, command: RequestReview, dedup_key: &str) -> Result<Ingested> {
+    pub async fn request_review(
+        &self,
+        command: RequestReview,
+        dedup_key: &str,
+    ) -> Result<Ingested> {
         let key = StreamKey::Contact(command.contact.clone());
         let dedup = format!("webhook:{dedup_key}");
         if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {

@@ -11,8 +11,9 @@ use crate::classify::{
 };
 use crate::contact::ContactState;
 use crate::events::{
-    ApprovalStatus, ContactEvent, ContactFlag, Event, IdentitySource, MessageEvent,
-    MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory, TemplateEvent,
+    ApprovalStatus, ContactEvent, ContactFlag, Event, IdentitySource, MessageEvent, MessagingLimit,
+    OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory,
+    TemplateEvent,
 };
 use crate::gates::{self, Recipient, SendContent, SendFacts};
 use crate::ids::{

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use chrono::TimeDelta;
 use wagate_app::{AppError, DispatchUpdate};
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
-use wagate_domain::{ContactId, MessageId, MessageStatus, ProviderError, ProviderKind, ProviderMessageRef};
+use wagate_domain::{
+    ContactId, MessageId, MessageStatus, ProviderError, ProviderKind, ProviderMessageRef,
+};
 
 use crate::api::{self, DispatchRecorded, OutcomeRequest, PendingResponse};
 use crate::body::json;

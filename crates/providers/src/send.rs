@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use wagate_domain::classify::{classify_code, classify_http_status, classify_transport};
 use wagate_domain::{
-    ContactId, ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError, ProviderKind,
-    ProviderMessageRef, Retry, TemplateId, TwilioSid,
+    ContactId, ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError,
+    ProviderKind, ProviderMessageRef, Retry, TemplateId, TwilioSid,
 };
 
 /// One message to hand to a provider.

@@ -18,10 +18,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
-    MessageId,
-    MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, PortfolioId,
-    ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent, TemplateCategory,
-    TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wagate_domain::{ContactId, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid};
+use wagate_domain::{
+    ContactId, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid,
+};
 
 use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
 use crate::send::{
