@@ -108,6 +108,21 @@ pub struct ContactResponse {
     pub reviews_requested: u32,
     /// Newest first.
     pub recent_messages: Vec<MessageSummary>,
+    /// The person's other identities (Meta's `wa_id` for the number, a business-scoped user
+    /// id, an old or new number), each with its own consent. A send to this contact is judged
+    /// by the most restrictive consent among all of them: an opt-out under any one stops all.
+    pub linked_identities: Vec<LinkedIdentityView>,
+    /// The consent sends to this contact are judged by (`unknown`, `opted_in`, `opted_out`):
+    /// `consent.state` combined with the linked identities'.
+    pub effective_consent: String,
+}
+
+/// Another identity of the same person, linked by a provider's word (`IdentityLinked`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkedIdentityView {
+    /// `+E164` or `bsuid:…`.
+    pub contact: String,
+    pub consent: ConsentView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
