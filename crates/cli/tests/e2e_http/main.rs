@@ -6,5 +6,6 @@
 mod support;
 
 mod commands;
+mod identities;
 mod lifecycle;
 mod webhooks;
