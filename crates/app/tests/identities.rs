@@ -76,7 +76,7 @@ async fn a_send_response_naming_another_wa_id_links_it_and_its_stop_stops_the_nu
             .iter()
             .map(|(id, _)| id.clone())
             .collect::<Vec<_>>(),
-        [wa_id.clone()]
+        std::slice::from_ref(&wa_id)
     );
 
     // The person writes STOP from the wa_id: the number is stopped too.

@@ -111,14 +111,22 @@ fn consent_is_the_most_restrictive_on_record() {
     let unknown = ContactState::default();
 
     // An opt-out anywhere wins, whichever identity holds it.
-    assert!(opted_in.with_linked(&[opted_out.clone()]).is_opted_out());
-    assert!(opted_out.with_linked(&[opted_in.clone()]).is_opted_out());
+    assert!(opted_in
+        .with_linked(std::slice::from_ref(&opted_out))
+        .is_opted_out());
+    assert!(opted_out
+        .with_linked(std::slice::from_ref(&opted_in))
+        .is_opted_out());
     assert!(unknown
         .with_linked(&[opted_in.clone(), opted_out.clone()])
         .is_opted_out());
     // An identity with nothing on record says nothing: it hides no opt-in.
-    assert!(opted_in.with_linked(&[unknown.clone()]).is_opted_in());
-    assert!(unknown.with_linked(&[opted_in.clone()]).is_opted_in());
+    assert!(opted_in
+        .with_linked(std::slice::from_ref(&unknown))
+        .is_opted_in());
+    assert!(unknown
+        .with_linked(std::slice::from_ref(&opted_in))
+        .is_opted_in());
     assert!(!unknown.with_linked(&[]).is_opted_in());
 }
 
