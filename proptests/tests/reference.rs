@@ -150,6 +150,10 @@ impl Reference {
                         }
                     }
                     ContactEvent::OptOutReviewRequested { .. } => {}
+                    // The reference world never links identities nor receives group messages
+                    // (the lead's property tests model linked identities).
+                    ContactEvent::IdentityLinked { .. }
+                    | ContactEvent::GroupMessageReceived { .. } => {}
                 }
             }
             Event::Sender(e) => {

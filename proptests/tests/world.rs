@@ -715,6 +715,8 @@ impl World {
         let state = SendState {
             sender: &sender_state,
             contact: &contact,
+            // The reference world has no linked identities (the lead's property tests add them).
+            linked: &[],
             template: &template,
             portfolio: &portfolio,
         };
@@ -760,6 +762,8 @@ impl World {
         let state = SendState {
             sender: &sender_state,
             contact: &contact,
+            // The reference world has no linked identities (the lead's property tests add them).
+            linked: &[],
             template: &template,
             portfolio: &portfolio,
         };
@@ -822,10 +826,12 @@ impl World {
             0 => DispatchOutcome::Accepted {
                 provider_ref: provider_ref(id),
                 provider_status: MessageStatus::Queued,
+                recipient: None,
             },
             1 => DispatchOutcome::Accepted {
                 provider_ref: provider_ref(id),
                 provider_status: MessageStatus::Accepted,
+                recipient: None,
             },
             2 => DispatchOutcome::Transport {
                 provider,

@@ -119,6 +119,21 @@ pub struct ContactResponse {
     pub reviews_requested: u32,
     /// Newest first.
     pub recent_messages: Vec<MessageSummary>,
+    /// The person's other identities (Meta's `wa_id` for the number, a business-scoped user
+    /// id, an old or new number), each with its own consent. A send to this contact is judged
+    /// by the most restrictive consent among all of them: an opt-out under any one stops all.
+    pub linked_identities: Vec<LinkedIdentityView>,
+    /// The consent sends to this contact are judged by (`unknown`, `opted_in`, `opted_out`):
+    /// `consent.state` combined with the linked identities'.
+    pub effective_consent: String,
+}
+
+/// Another identity of the same person, linked by a provider's word (`IdentityLinked`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkedIdentityView {
+    /// `+E164` or `bsuid:…`.
+    pub contact: String,
+    pub consent: ConsentView,
 }
 
 /// One business number's window with a contact.
@@ -535,6 +550,10 @@ pub struct AcceptedOutcome {
     pub provider_ref: String,
     /// The status the provider answered with (`queued`, `accepted`, …).
     pub provider_status: String,
+    /// The identity the provider says it delivered to (Meta's `contacts[].wa_id`, as `+E164`,
+    /// or `bsuid:…`), when it named one; linked to the message's contact when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
 }
 
 /// The provider answered with an error.

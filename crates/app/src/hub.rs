@@ -2,14 +2,15 @@
 //! and append the result with the expected version of every stream read, retrying a bounded
 //! number of times on conflict. Nothing here decides anything: the domain does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::TimeDelta;
 use tracing::{debug, info_span, Instrument};
 use wagate_domain::decide::{
-    self, ClaimDecision, ClaimDispatch, EarlyStatus, ReceiveInbound, RecordOptIn, RecordOptOut,
-    RecordOutcome, RegisterSender, RegisterTemplate, SendMessage, SendState, SetContactFlag,
+    self, ClaimDecision, ClaimDispatch, EarlyStatus, LinkIdentities, ReceiveGroupMessage,
+    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RegisterSender, RegisterTemplate,
+    RequestReview, SendMessage, SendState, SetContactFlag,
 };
 use wagate_domain::{
     ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
@@ -39,6 +40,12 @@ const CONFLICT_ATTEMPTS_MAX: u32 = 16;
 /// defaults to this): longer than any provider retries (Meta: 7 days), because an inbound
 /// re-applied after its key expired would reopen a window or replay a START.
 pub const WEBHOOK_DEDUP_TTL: TimeDelta = wagate_domain::policy::WEBHOOK_DEDUP_DEFAULT;
+
+/// The most identities of one person a decision loads (the contact and every identity reachable
+/// through `IdentityLinked`). A person has a number, maybe a `wa_id` spelled differently, a
+/// business-scoped user id and a few old numbers; more than this is refused rather than judged
+/// on a partial view.
+pub const LINKED_IDENTITIES_MAX: usize = 32;
 
 /// How long an `Idempotency-Key` of the command API is remembered.
 pub const COMMAND_KEY_TTL: TimeDelta = TimeDelta::hours(24);
@@ -485,6 +492,14 @@ impl Hub {
             };
             let sender_state = self.load::<SenderState>(&sender_key)?;
             let contact = self.load_or_empty::<ContactState>(contact_key.as_ref())?;
+            let linked = match contact_key.as_ref() {
+                Some(StreamKey::Contact(id)) => self.load_linked(id, &contact.state)?,
+                _ => Vec::new(),
+            };
+            let linked_states: Vec<ContactState> = linked
+                .iter()
+                .map(|(_, loaded)| loaded.state.clone())
+                .collect();
             let template_key = match &request.content {
                 SendContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
@@ -496,6 +511,7 @@ impl Hub {
             let state = SendState {
                 sender: &sender_state.state,
                 contact: &contact.state,
+                linked: &linked_states,
                 template: &template.state,
                 portfolio: &portfolio.state,
             };
@@ -517,6 +533,11 @@ impl Hub {
             plan.read(sender_key.clone(), sender_state.version);
             if let Some(key) = &contact_key {
                 plan.read(key.clone(), contact.version);
+            }
+            // A STOP recorded meanwhile under a linked identity makes the append conflict, and
+            // the send is decided again.
+            for (key, loaded) in &linked {
+                plan.read(key.clone(), loaded.version);
             }
             if let Some(key) = &template_key {
                 plan.read(key.clone(), template.version);
@@ -596,6 +617,11 @@ impl Hub {
             let message = self.load::<MessageState>(&message_key)?;
             let sender = self.load::<SenderState>(&sender_key)?;
             let contact = self.load::<ContactState>(&contact_key)?;
+            let linked = self.load_linked(&intent.contact, &contact.state)?;
+            let linked_states: Vec<ContactState> = linked
+                .iter()
+                .map(|(_, loaded)| loaded.state.clone())
+                .collect();
             let template_key = match &intent.content {
                 wagate_domain::MessageContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
@@ -607,6 +633,7 @@ impl Hub {
             let state = SendState {
                 sender: &sender.state,
                 contact: &contact.state,
+                linked: &linked_states,
                 template: &template.state,
                 portfolio: &portfolio.state,
             };
@@ -620,6 +647,9 @@ impl Hub {
             let mut plan = Plan::default();
             plan.read(message_key.clone(), message.version);
             plan.read(contact_key.clone(), contact.version);
+            for (key, loaded) in &linked {
+                plan.read(key.clone(), loaded.version);
+            }
             plan.read(sender_key.clone(), sender.version);
             if let Some(key) = &template_key {
                 plan.read(key.clone(), template.version);
@@ -686,6 +716,18 @@ impl Hub {
                 now,
             )?;
             plan.write(events);
+            // Meta delivered to another identity than the number messaged (its `wa_id`):
+            // link the two, so a STOP under either one stops both. The contact stream is
+            // read so a link recorded meanwhile is not recorded twice.
+            if let Some(link) = command.identity_link(&message.state) {
+                let key = StreamKey::Contact(link.contact.clone());
+                let contact = self.load::<ContactState>(&key)?;
+                let links = decide::link_identities(&contact.state, &link, now);
+                if !links.is_empty() {
+                    plan.read(key, contact.version);
+                    plan.write(links);
+                }
+            }
             if plan.is_empty() {
                 return Ok(Vec::new());
             }
@@ -805,6 +847,144 @@ impl Hub {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Linked identities
+
+    /// Every other identity of `contact`'s person (reachable through `IdentityLinked`, breadth
+    /// first, sorted by stream), loaded: the decisions judge consent over all of them and
+    /// assert each one's version, so a STOP landing on any of them forces a new decision.
+    fn load_linked(
+        &self,
+        contact: &ContactId,
+        state: &ContactState,
+    ) -> Result<Vec<(StreamKey, Loaded<ContactState>)>> {
+        let mut seen: BTreeSet<ContactId> = BTreeSet::from([contact.clone()]);
+        let mut queue: VecDeque<ContactId> = state.linked.iter().cloned().collect();
+        let mut loaded = BTreeMap::new();
+        while let Some(id) = queue.pop_front() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            if seen.len() > LINKED_IDENTITIES_MAX {
+                return Err(AppError::invalid(
+                    "contact",
+                    format!(
+                        "{contact} has more than {LINKED_IDENTITIES_MAX} linked identities; \
+                         an operator must look at it"
+                    ),
+                ));
+            }
+            let key = StreamKey::Contact(id);
+            let other = self.load::<ContactState>(&key)?;
+            queue.extend(
+                other
+                    .state
+                    .linked
+                    .iter()
+                    .filter(|next| !seen.contains(*next))
+                    .cloned(),
+            );
+            loaded.insert(key, other);
+        }
+        Ok(loaded.into_iter().collect())
+    }
+
+    /// Links two identities of one person (a provider asserted it), de-duplicated by
+    /// `dedup_key` when it came from a webhook. Nothing is appended when they are already
+    /// linked.
+    pub async fn link_identities(
+        &self,
+        command: LinkIdentities,
+        dedup_key: Option<&str>,
+    ) -> Result<Ingested> {
+        let key = StreamKey::Contact(command.contact.clone());
+        let other_key = StreamKey::Contact(command.other.clone());
+        let dedup = dedup_key.map(|k| format!("webhook:{k}"));
+        if let Some(dedup) = &dedup {
+            if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+                return Ok(Ingested::Duplicate);
+            }
+        }
+        let _guards = self.inner.locks.lock(&[&key, &other_key]).await;
+        self.retrying(|| async {
+            let contact = self.load::<ContactState>(&key)?;
+            let events = decide::link_identities(&contact.state, &command, self.now());
+            if events.is_empty() {
+                return Ok(Ingested::Appended {
+                    positions: Vec::new(),
+                    events: Vec::new(),
+                });
+            }
+            let mut plan = Plan::default();
+            plan.read(key.clone(), contact.version);
+            plan.write(events);
+            plan.key = dedup.as_deref().map(|d| self.webhook_key(d));
+            Ok(match self.commit(plan).await? {
+                Appended::Written { positions, events } => Ingested::Appended { positions, events },
+                Appended::Duplicate { .. } => Ingested::Duplicate,
+            })
+        })
+        .instrument(
+            info_span!("link_identities", contact = %command.contact, other = %command.other),
+        )
+        .await
+    }
+
+    /// A review request about a contact (Meta's `customer_identity_changed` notice),
+    /// de-duplicated by `dedup_key`.
+    pub async fn request_review(
+        &self,
+        command: RequestReview,
+        dedup_key: &str,
+    ) -> Result<Ingested> {
+        let key = StreamKey::Contact(command.contact.clone());
+        let dedup = format!("webhook:{dedup_key}");
+        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+            return Ok(Ingested::Duplicate);
+        }
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let mut plan = Plan::default();
+            plan.write(decide::request_review(&command, self.now()));
+            plan.key = Some(self.webhook_key(&dedup));
+            Ok(match self.commit(plan).await? {
+                Appended::Written { positions, events } => Ingested::Appended { positions, events },
+                Appended::Duplicate { .. } => Ingested::Duplicate,
+            })
+        })
+        .instrument(info_span!("request_review", contact = %command.contact))
+        .await
+    }
+
+    /// A message a contact wrote in a group chat, de-duplicated by `dedup_key`: recorded, no
+    /// window; a STOP in it opts the person out and raises a review request.
+    pub async fn receive_group_message(
+        &self,
+        command: ReceiveGroupMessage,
+        dedup_key: &str,
+    ) -> Result<Ingested> {
+        let key = StreamKey::Contact(command.contact.clone());
+        let dedup = format!("webhook:{dedup_key}");
+        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+            return Ok(Ingested::Duplicate);
+        }
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let contact = self.load::<ContactState>(&key)?;
+            let events = decide::group_inbound(&contact.state, &command, self.now());
+            let mut plan = Plan::default();
+            plan.read(key.clone(), contact.version);
+            plan.write(events);
+            plan.key = Some(self.webhook_key(&dedup));
+            Ok(match self.commit(plan).await? {
+                Appended::Written { positions, events } => Ingested::Appended { positions, events },
+                Appended::Duplicate { .. } => Ingested::Duplicate,
+            })
+        })
+        .instrument(info_span!("group_message", contact = %command.contact))
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Queries
 
     pub fn contact(&self, contact: &ContactId) -> Result<ContactView> {
@@ -814,8 +994,17 @@ impl Hub {
             let message = self.load::<MessageState>(&StreamKey::Message(id))?.state;
             recent.push((id, message));
         }
+        let linked = self
+            .load_linked(contact, &loaded.state)?
+            .into_iter()
+            .filter_map(|(key, linked)| match key {
+                StreamKey::Contact(id) => Some((id, linked.state)),
+                _ => None,
+            })
+            .collect();
         Ok(ContactView {
             contact: contact.clone(),
+            linked,
             version: loaded.version,
             window_open_until: loaded
                 .state

@@ -30,6 +30,9 @@ pub enum Ingested {
 #[derive(Debug, Clone)]
 pub struct ContactView {
     pub contact: ContactId,
+    /// The person's other identities (every one reachable through `IdentityLinked`) with their
+    /// own states; sends to `contact` are judged over all of them.
+    pub linked: Vec<(ContactId, ContactState)>,
     pub version: u64,
     pub state: ContactState,
     /// The latest end of any business number's window ("any sender").

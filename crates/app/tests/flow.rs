@@ -62,6 +62,7 @@ async fn template_send_claim_and_outcome() {
             outcome: DispatchOutcome::Accepted {
                 provider_ref: reference,
                 provider_status: MessageStatus::Queued,
+                recipient: None,
             },
             jitter: TimeDelta::zero(),
         })

@@ -4,4 +4,5 @@ mod support;
 
 mod concurrency;
 mod flow;
+mod identities;
 mod webhooks;

@@ -105,6 +105,7 @@ async fn callbacks_before_the_response_are_joined() {
             outcome: DispatchOutcome::Accepted {
                 provider_ref: reference.clone(),
                 provider_status: MessageStatus::Queued,
+                recipient: None,
             },
             jitter: TimeDelta::zero(),
         })

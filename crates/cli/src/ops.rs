@@ -576,6 +576,19 @@ fn render_contact(contact: &api::ContactResponse) -> String {
             contact.reviews_requested
         );
     }
+    if !contact.linked_identities.is_empty() {
+        let linked: Vec<String> = contact
+            .linked_identities
+            .iter()
+            .map(|linked| format!("{} ({})", linked.contact, linked.consent.state))
+            .collect();
+        let _ = writeln!(out, "  linked           {}", linked.join(", "));
+        let _ = writeln!(
+            out,
+            "  sends judged as  {} (the most restrictive consent among them)",
+            contact.effective_consent
+        );
+    }
     if contact.recent_messages.is_empty() {
         let _ = writeln!(out, "  recent messages  none");
     } else {

@@ -203,6 +203,7 @@ pub fn dispatch_outcome(
         Ok(accepted) => DispatchOutcome::Accepted {
             provider_ref: accepted.provider_message_id,
             provider_status: accepted.status.unwrap_or(MessageStatus::Queued),
+            recipient: accepted.recipient,
         },
         // No verdict from the provider (it may have the message): recorded as such, so the
         // log shows why a retry may duplicate it.

@@ -139,10 +139,12 @@ pub fn outcome_to_api(command: &RecordOutcome) -> OutcomeRequest {
         DispatchOutcome::Accepted {
             provider_ref,
             provider_status,
+            recipient,
         } => {
             request.accepted = Some(AcceptedOutcome {
                 provider_ref: provider_ref.to_string(),
                 provider_status: provider_status.to_string(),
+                recipient: recipient.as_ref().map(ToString::to_string),
             });
         }
         DispatchOutcome::Rejected { error } => {

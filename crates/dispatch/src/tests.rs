@@ -48,6 +48,7 @@ fn accepted(n: u64) -> DispatchOutcome {
     DispatchOutcome::Accepted {
         provider_ref: sid(n),
         provider_status: MessageStatus::Queued,
+        recipient: None,
     }
 }
 

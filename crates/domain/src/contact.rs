@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use std::collections::BTreeSet;
+
 use crate::events::{ContactEvent, ContactFlag, OptInSource, OptOutSource};
 use crate::ids::{ContactId, WhatsAppAddress};
 use crate::policy::{PROVIDER_RETRY_HORIZON, WINDOW};
@@ -80,6 +82,8 @@ pub struct ContactState {
     pub marketing_paused_since: Option<Timestamp>,
     /// Free-text opt-out mentions waiting for a person.
     pub reviews_requested: u32,
+    /// Other identities of the same person (`IdentityLinked`), directly linked to this one.
+    pub linked: BTreeSet<ContactId>,
 }
 
 impl ContactState {
@@ -177,8 +181,50 @@ impl ContactState {
                     }
                 }
             },
+            ContactEvent::IdentityLinked { contact, other, .. } => {
+                // A link to itself says nothing; the domain never decides one.
+                if other != contact {
+                    self.linked.insert(other.clone());
+                }
+            }
+            // Recorded for the audit trail: a group message opens no one-to-one window.
+            ContactEvent::GroupMessageReceived { .. } => {}
         }
         self
+    }
+
+    /// Whether `other` is already directly linked to this identity (or is this identity).
+    pub fn is_linked_to(&self, other: &ContactId) -> bool {
+        self.id.as_ref() == Some(other) || self.linked.contains(other)
+    }
+
+    /// This identity as the gates judge it, given the states of the person's other identities
+    /// (`linked`, every identity reachable through `IdentityLinked`): consent is the most
+    /// restrictive one on record (an opt-out on any identity is an opt-out of all; an identity
+    /// with no consent recorded says nothing and does not hide another's opt-in), a marketing
+    /// pause on any identity pauses all, and review requests add up. The window and
+    /// `not_on_whatsapp` stay this identity's own: they are facts about one address.
+    pub fn with_linked(&self, linked: &[ContactState]) -> ContactState {
+        let mut effective = self.clone();
+        if !effective.is_opted_out() {
+            if let Some(opted_out) = linked.iter().find(|other| other.is_opted_out()) {
+                effective.consent = opted_out.consent.clone();
+            } else if !effective.is_opted_in() {
+                if let Some(opted_in) = linked.iter().find(|other| other.is_opted_in()) {
+                    effective.consent = opted_in.consent.clone();
+                }
+            }
+        }
+        if effective.marketing_paused_since.is_none() {
+            effective.marketing_paused_since =
+                linked.iter().find_map(|other| other.marketing_paused_since);
+        }
+        effective.reviews_requested = linked
+            .iter()
+            .fold(effective.reviews_requested, |sum, other| {
+                sum.saturating_add(other.reviews_requested)
+            });
+        effective
     }
 
     fn flag_mut(&mut self, flag: ContactFlag) -> &mut Option<Timestamp> {

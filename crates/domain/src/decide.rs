@@ -11,8 +11,9 @@ use crate::classify::{
 };
 use crate::contact::{written_at, ContactState};
 use crate::events::{
-    ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, MessagingLimit, OptInSource,
-    OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory, TemplateEvent,
+    ApprovalStatus, ContactEvent, ContactFlag, Event, IdentitySource, MessageEvent, MessagingLimit,
+    OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent, TemplateCategory,
+    TemplateEvent,
 };
 use crate::gates::{self, Recipient, SendContent, SendFacts};
 use crate::ids::{
@@ -275,6 +276,123 @@ pub fn inbound(
     Ok(events)
 }
 
+/// Two identities of one person, as a provider asserted them (a send response's `wa_id`, a
+/// webhook's number and user id, a change-of-number notice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkIdentities {
+    pub contact: ContactId,
+    pub other: ContactId,
+    pub source: IdentitySource,
+}
+
+/// Links two identities: an `IdentityLinked` on each one's stream, naming the other. Nothing
+/// when they are the same identity or already linked (`contact` is the state of
+/// `command.contact`; links are always appended to both streams, so one side suffices).
+pub fn link_identities(
+    contact: &ContactState,
+    command: &LinkIdentities,
+    now: Timestamp,
+) -> Vec<Event> {
+    if command.contact == command.other || contact.linked.contains(&command.other) {
+        return Vec::new();
+    }
+    let link = |contact: &ContactId, other: &ContactId| -> Event {
+        ContactEvent::IdentityLinked {
+            contact: contact.clone(),
+            other: other.clone(),
+            source: command.source,
+            at: now,
+        }
+        .into()
+    };
+    vec![
+        link(&command.contact, &command.other),
+        link(&command.other, &command.contact),
+    ]
+}
+
+/// Something about a contact that a person must look at (Meta's `customer_identity_changed`
+/// notice, a STOP typed in a group): recorded as a review request on the contact's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestReview {
+    pub contact: ContactId,
+    /// What was received, for the reviewer.
+    pub text: String,
+    /// Why it needs a review (`customer_identity_changed`, `stop_in_group`, …).
+    pub reason: String,
+}
+
+pub fn request_review(command: &RequestReview, now: Timestamp) -> Vec<Event> {
+    vec![ContactEvent::OptOutReviewRequested {
+        contact: command.contact.clone(),
+        text: command.text.clone(),
+        matched: command.reason.clone(),
+        at: now,
+    }
+    .into()]
+}
+
+/// A message a contact wrote in a group chat the business is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveGroupMessage {
+    pub contact: ContactId,
+    /// The provider's group id.
+    pub group: String,
+    pub sender: Option<WhatsAppAddress>,
+    pub provider_ref: Option<ProviderMessageRef>,
+    pub kind: String,
+    pub text: String,
+}
+
+/// Records a group message. It opens no one-to-one window (the person wrote to the group, not
+/// to the business); a STOP typed in it still opts the person out (that sends less) and asks a
+/// person to review it, since it may have been meant for the group. START in a group is not
+/// consent to one-to-one messages and is ignored.
+pub fn group_inbound(
+    contact: &ContactState,
+    command: &ReceiveGroupMessage,
+    now: Timestamp,
+) -> Vec<Event> {
+    let mut events: Vec<Event> = vec![ContactEvent::GroupMessageReceived {
+        contact: command.contact.clone(),
+        group: command.group.clone(),
+        sender: command.sender.clone(),
+        provider_ref: command.provider_ref.clone(),
+        kind: command.kind.clone(),
+        text: command.text.clone(),
+        at: now,
+    }
+    .into()];
+    if !KEYWORD_KINDS.contains(&command.kind.as_str()) {
+        return events;
+    }
+    if let KeywordMatch::OptOut(keyword) = keywords::classify(&command.text) {
+        if !contact.is_opted_out() {
+            events.push(
+                ContactEvent::OptedOut {
+                    contact: command.contact.clone(),
+                    source: OptOutSource::Keyword,
+                    detail: format!("{keyword} (in group {})", command.group),
+                    // Group messages carry no provider time here: receipt stands for it (a
+                    // STOP opts out however late it is, so this only ever sends less).
+                    evidence_at: now,
+                    at: now,
+                }
+                .into(),
+            );
+        }
+        events.extend(request_review(
+            &RequestReview {
+                contact: command.contact.clone(),
+                text: command.text.clone(),
+                reason: "stop_in_group".into(),
+            },
+            now,
+        ));
+    }
+    events
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetContactFlag {
     pub contact: ContactId,
@@ -329,6 +447,10 @@ pub struct SendMessage {
 pub struct SendState<'a> {
     pub sender: &'a SenderState,
     pub contact: &'a ContactState,
+    /// The states of the contact's other identities (every one reachable through
+    /// `IdentityLinked`; empty when none): consent is judged over all of them
+    /// (`ContactState::with_linked`).
+    pub linked: &'a [ContactState],
     pub template: &'a TemplateState,
     pub portfolio: &'a PortfolioState,
 }
@@ -377,11 +499,12 @@ pub fn send(
     policy: &Policy,
     now: Timestamp,
 ) -> SendDecision {
+    let contact = state.contact.with_linked(state.linked);
     let facts = SendFacts {
         sender_address: &command.sender,
         sender: state.sender,
         to: &command.to,
-        contact: state.contact,
+        contact: &contact,
         content: &command.content,
         template: state.template,
         workflow: command.workflow.as_deref(),
@@ -540,11 +663,12 @@ pub fn claim(
         MessageContent::Freeform { text } => SendContent::Freeform { text: text.clone() },
     };
     let to = Recipient::of_contact(&intent.contact);
+    let contact = state.contact.with_linked(state.linked);
     let facts = SendFacts {
         sender_address: &intent.sender,
         sender: state.sender,
         to: &to,
-        contact: state.contact,
+        contact: &contact,
         content: &content,
         template: state.template,
         workflow: Some(intent.workflow.as_str()),
@@ -585,6 +709,10 @@ pub enum DispatchOutcome {
     Accepted {
         provider_ref: ProviderMessageRef,
         provider_status: crate::status::MessageStatus,
+        /// The identity the provider says it delivered to, when it named one (Meta's
+        /// `contacts[].wa_id`): when it is not the number messaged, the caller links the two
+        /// (`RecordOutcome::identity_link`, `link_identities`).
+        recipient: Option<ContactId>,
     },
     /// The provider answered with an error.
     Rejected { error: ProviderError },
@@ -612,6 +740,25 @@ impl RecordOutcome {
             DispatchOutcome::Accepted { provider_ref, .. } => Some(provider_ref),
             DispatchOutcome::Rejected { .. } | DispatchOutcome::Transport { .. } => None,
         }
+    }
+
+    /// The link an accepted outcome asks for: the message's contact and the identity the
+    /// provider delivered to, when they differ (the caller decides it with `link_identities`
+    /// against the contact's state, so a link already on record appends nothing).
+    pub fn identity_link(&self, message: &MessageState) -> Option<LinkIdentities> {
+        let DispatchOutcome::Accepted {
+            recipient: Some(recipient),
+            ..
+        } = &self.outcome
+        else {
+            return None;
+        };
+        let contact = &message.intent.as_ref()?.contact;
+        (contact != recipient).then(|| LinkIdentities {
+            contact: contact.clone(),
+            other: recipient.clone(),
+            source: IdentitySource::SendResponse,
+        })
     }
 }
 
@@ -715,6 +862,7 @@ fn outcome_events(
         DispatchOutcome::Accepted {
             provider_ref,
             provider_status,
+            ..
         } => {
             return Ok(vec![MessageEvent::DispatchSucceeded {
                 message_id,

@@ -111,6 +111,43 @@ impl ContactFlag {
     }
 }
 
+/// How wagate learned that two identities belong to one person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentitySource {
+    /// Meta's send response named a `contacts[].wa_id` other than the number messaged.
+    SendResponse,
+    /// A webhook carried both a number (`wa_id`, `from`) and a business-scoped user id.
+    Webhook,
+    /// Meta's `user_changed_number` system notice: the old and the new number.
+    UserChangedNumber,
+    /// Meta's `user_changed_user_id` system notice: the old and the new user id.
+    UserChangedUserId,
+}
+
+impl IdentitySource {
+    pub const ALL: [Self; 4] = [
+        Self::SendResponse,
+        Self::Webhook,
+        Self::UserChangedNumber,
+        Self::UserChangedUserId,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SendResponse => "send_response",
+            Self::Webhook => "webhook",
+            Self::UserChangedNumber => "user_changed_number",
+            Self::UserChangedUserId => "user_changed_user_id",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|source| source.as_str() == input)
+    }
+}
+
 /// Meta's template categories; only MARKETING is affected by `marketing_paused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TemplateCategory {
@@ -283,6 +320,28 @@ pub enum ContactEvent {
         /// when read from v1, which closes every sender's window: the reading that sends less.
         sender: Option<WhatsAppAddress>,
         code: u32,
+        at: Timestamp,
+    },
+    /// `other` is another identity of the same person (a number and Meta's `wa_id` for it, a
+    /// number and a business-scoped user id, an old and a new number). Appended to both
+    /// contacts' streams, each naming the other: consent is judged over every linked identity.
+    IdentityLinked {
+        contact: ContactId,
+        other: ContactId,
+        source: IdentitySource,
+        at: Timestamp,
+    },
+    /// A message the contact wrote in a group chat the business is in: recorded, but it opens
+    /// no one-to-one window and is no consent.
+    GroupMessageReceived {
+        contact: ContactId,
+        /// The provider's group id.
+        group: String,
+        /// The business number of the group, when known.
+        sender: Option<WhatsAppAddress>,
+        provider_ref: Option<ProviderMessageRef>,
+        kind: String,
+        text: String,
         at: Timestamp,
     },
 }
@@ -519,6 +578,8 @@ impl Event {
                 ContactEvent::FlagRaised { .. } => EventType::FlagRaised,
                 ContactEvent::FlagCleared { .. } => EventType::FlagCleared,
                 ContactEvent::WindowReportedClosed { .. } => EventType::WindowReportedClosed,
+                ContactEvent::IdentityLinked { .. } => EventType::IdentityLinked,
+                ContactEvent::GroupMessageReceived { .. } => EventType::GroupMessageReceived,
             },
             Self::Message(event) => match event {
                 MessageEvent::TemplateSent { .. } => EventType::TemplateSent,
@@ -558,7 +619,9 @@ impl ContactEvent {
             | Self::OptOutReviewRequested { contact, .. }
             | Self::FlagRaised { contact, .. }
             | Self::FlagCleared { contact, .. }
-            | Self::WindowReportedClosed { contact, .. } => contact,
+            | Self::WindowReportedClosed { contact, .. }
+            | Self::IdentityLinked { contact, .. }
+            | Self::GroupMessageReceived { contact, .. } => contact,
         }
     }
 
@@ -570,7 +633,9 @@ impl ContactEvent {
             | Self::OptOutReviewRequested { at, .. }
             | Self::FlagRaised { at, .. }
             | Self::FlagCleared { at, .. }
-            | Self::WindowReportedClosed { at, .. } => *at,
+            | Self::WindowReportedClosed { at, .. }
+            | Self::IdentityLinked { at, .. }
+            | Self::GroupMessageReceived { at, .. } => *at,
         }
     }
 }
@@ -733,6 +798,8 @@ event_types! {
     TemplateApprovalChanged,
     MessagingLimitChanged,
     RecipientReached,
+    IdentityLinked,
+    GroupMessageReceived,
 }
 
 impl std::fmt::Display for EventType {

@@ -1156,6 +1156,7 @@ mod tests {
                     contact: &contact,
                     template: &template,
                     portfolio: &portfolio,
+                    linked: &[],
                 },
                 &SendMessage {
                     message_id,
@@ -1579,6 +1580,7 @@ mod tests {
                 contact: &contact_state,
                 template: &template_state,
                 portfolio: &portfolio_state,
+                linked: &[],
             },
             &ClaimDispatch { message_id: id },
             &Policy::default(),

@@ -33,9 +33,9 @@ pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
 pub use events::{
-    ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, MessageEvent, MessagingLimit,
-    OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent, StreamKey,
-    TemplateCategory, TemplateEvent,
+    ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
+    MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent,
+    StreamKey, TemplateCategory, TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{

@@ -399,6 +399,7 @@ fn an_outcome_must_match_the_open_claim() {
         DispatchOutcome::Accepted {
             provider_ref: sid(),
             provider_status: MessageStatus::Queued,
+            recipient: None,
         },
         TimeDelta::zero(),
         t0(),
@@ -689,6 +690,7 @@ fn an_accepted_outcome_joins_the_callbacks_that_came_before_it() {
         outcome: DispatchOutcome::Accepted {
             provider_ref: sid(),
             provider_status: MessageStatus::Queued,
+            recipient: None,
         },
         jitter: TimeDelta::zero(),
     };

@@ -5,6 +5,7 @@
 
 mod consent;
 mod dispatch;
+mod identities;
 mod keywords;
 mod open_intent;
 mod rules;

@@ -75,6 +75,8 @@ pub struct Fx {
     pub sender: SenderState,
     pub contact_id: ContactId,
     pub contact: ContactState,
+    /// The states of the contact's linked identities (the hub loads them).
+    pub linked: Vec<ContactState>,
     pub template_id: TemplateId,
     pub template: TemplateState,
     pub portfolio: PortfolioState,
@@ -90,6 +92,7 @@ impl Fx {
             sender: SenderState::default(),
             contact_id: contact_id(TO),
             contact: ContactState::default(),
+            linked: Vec::new(),
             template_id: template_id(TEMPLATE),
             template: TemplateState::default(),
             portfolio: PortfolioState::default(),
@@ -238,6 +241,7 @@ impl Fx {
         SendState {
             sender: &self.sender,
             contact: &self.contact,
+            linked: &self.linked,
             template: &self.template,
             portfolio: &self.portfolio,
         }

@@ -201,6 +201,29 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 "contact": contact.to_string(), "sender": sender.as_ref().map(ToString::to_string),
                 "code": code, "at": time(*at),
             }),
+            ContactEvent::IdentityLinked {
+                contact,
+                other,
+                source,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "other": other.to_string(),
+                "source": source.as_str(), "at": time(*at),
+            }),
+            ContactEvent::GroupMessageReceived {
+                contact,
+                group,
+                sender,
+                provider_ref,
+                kind,
+                text,
+                at,
+            } => json!({
+                "contact": contact.to_string(), "group": group,
+                "sender": sender.as_ref().map(ToString::to_string),
+                "provider_ref": provider_ref.as_ref().map(ToString::to_string), "kind": kind,
+                "text": text, "at": time(*at),
+            }),
         },
         Event::Message(event) => message_payload(event),
         Event::Sender(event) => match event {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, MessageEvent,
-    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
+    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_export::ExportedEvent;
 use wagate_store::persisted;
@@ -228,6 +228,23 @@ fn sample(event_type: EventType) -> Event {
             portfolio,
             contact,
             message_id,
+            at,
+        }
+        .into(),
+        EventType::IdentityLinked => ContactEvent::IdentityLinked {
+            contact,
+            other: ContactId::parse("bsuid:US.13491208655302741918").expect("bsuid"),
+            source: IdentitySource::Webhook,
+            at,
+        }
+        .into(),
+        EventType::GroupMessageReceived => ContactEvent::GroupMessageReceived {
+            contact,
+            group: "120363025246125486".into(),
+            sender: Some(sender),
+            provider_ref: Some(provider_ref),
+            kind: "text".into(),
+            text: "STOP".into(),
             at,
         }
         .into(),

@@ -12,8 +12,9 @@ use wagate_domain::{
 use crate::export_json;
 use wagate_api::{
     ClaimResponse, ConsentReceiptView, ConsentView, ContactResponse, ContentView, FlagsView,
-    IntentView, MessageResponse, MessageSummary, OptOutView, Phase, ProviderErrorView, RefusedView,
-    SenderView, SenderWindow, StatusObservationView, TemplateDefinitionView, TemplateView,
+    IntentView, LinkedIdentityView, MessageResponse, MessageSummary, OptOutView, Phase,
+    ProviderErrorView, RefusedView, SenderView, SenderWindow, StatusObservationView,
+    TemplateDefinitionView, TemplateView,
 };
 
 /// RFC 3339, UTC, milliseconds: `2026-11-25T09:00:00.000Z`.
@@ -53,7 +54,7 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
         evidence_at: timestamp(r.evidence_at),
         at: timestamp(r.at),
     };
-    let consent = match &state.consent {
+    let consent_view = |consent: &Consent| match consent {
         Consent::Unknown => ConsentView {
             state: "unknown".into(),
             receipt: None,
@@ -81,6 +82,25 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
             }),
         },
     };
+    let consent = consent_view(&state.consent);
+    let linked_states: Vec<wagate_domain::ContactState> = view
+        .linked
+        .iter()
+        .map(|(_, linked)| linked.clone())
+        .collect();
+    let effective_consent = match state.with_linked(&linked_states).consent {
+        Consent::Unknown => "unknown",
+        Consent::OptedIn(_) => "opted_in",
+        Consent::OptedOut { .. } => "opted_out",
+    };
+    let linked_identities = view
+        .linked
+        .iter()
+        .map(|(id, linked)| LinkedIdentityView {
+            contact: id.to_string(),
+            consent: consent_view(&linked.consent),
+        })
+        .collect();
     ContactResponse {
         contact: view.contact.to_string(),
         version: view.version,
@@ -113,6 +133,8 @@ pub fn contact_view(view: &ContactView) -> ContactResponse {
                     .map(|(rule, _)| rule.as_str().to_owned()),
             })
             .collect(),
+        linked_identities,
+        effective_consent: effective_consent.to_owned(),
     }
 }
 

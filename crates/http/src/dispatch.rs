@@ -8,7 +8,9 @@ use bytes::Bytes;
 use chrono::TimeDelta;
 use wagate_app::{AppError, DispatchUpdate};
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
-use wagate_domain::{MessageId, MessageStatus, ProviderError, ProviderKind, ProviderMessageRef};
+use wagate_domain::{
+    ContactId, MessageId, MessageStatus, ProviderError, ProviderKind, ProviderMessageRef,
+};
 
 use crate::api::{self, DispatchRecorded, OutcomeRequest, PendingResponse};
 use crate::body::json;
@@ -69,6 +71,12 @@ fn dispatch_outcome(request: OutcomeRequest) -> Result<DispatchOutcome, ApiError
             provider_ref: ProviderMessageRef::parse(&accepted.provider_ref)
                 .map_err(|e| ApiError::invalid("accepted.provider_ref", e.to_string()))?,
             provider_status: MessageStatus::parse(&accepted.provider_status),
+            recipient: accepted
+                .recipient
+                .as_deref()
+                .map(ContactId::parse)
+                .transpose()
+                .map_err(|e| ApiError::invalid("accepted.recipient", e.to_string()))?,
         }),
         (None, Some(rejected), None) => Ok(DispatchOutcome::Rejected {
             error: ProviderError {

@@ -15,12 +15,14 @@ use axum::Json;
 use bytes::Bytes;
 use wagate_api::MetaWebhookSummary;
 use wagate_app::{Ingested, StatusCallback};
-use wagate_domain::decide::{ReceiveInbound, SetContactFlag};
-use wagate_domain::{ContactFlag, ProviderKind, WhatsAppAddress};
+use wagate_domain::decide::{
+    LinkIdentities, ReceiveGroupMessage, ReceiveInbound, RequestReview, SetContactFlag,
+};
+use wagate_domain::{ContactFlag, ContactId, IdentitySource, ProviderKind, WhatsAppAddress};
 use wagate_providers::twilio::{self, TwilioWebhookRequest};
 use wagate_providers::{
-    meta, InboundContent, InboundMessage, PreferenceValue, StatusUpdate, UserPreferenceChange,
-    WebhookEvent,
+    meta, ContactRef, InboundContent, InboundMessage, PreferenceValue, StatusUpdate, SystemNotice,
+    SystemNoticeKind, UserPreferenceChange, WebhookEvent,
 };
 
 use crate::audit::AuditEntry;
@@ -216,6 +218,30 @@ fn provider_time(timestamp: Option<u64>) -> Result<Option<wagate_domain::Timesta
         })
 }
 
+/// A webhook that names a contact by number and by business-scoped user id says the two are
+/// one person: link them (nothing is appended when they already are), so a STOP under either
+/// stops both.
+async fn link_pair(state: &AppState, contact: &ContactRef) -> Result<(), ApiError> {
+    let (ContactId::Phone(_), Some(bsuid)) = (&contact.id, &contact.bsuid) else {
+        return Ok(());
+    };
+    let ingested = state
+        .hub()
+        .link_identities(
+            LinkIdentities {
+                contact: contact.id.clone(),
+                other: ContactId::BusinessScoped(bsuid.clone()),
+                source: IdentitySource::Webhook,
+            },
+            None,
+        )
+        .await?;
+    if let Ingested::Appended { events, .. } = &ingested {
+        state.metrics().appended(Source::Webhook, events.len());
+    }
+    Ok(())
+}
+
 async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ingest, ApiError> {
     let event = WebhookEvent::Inbound(message);
     let key = event.dedup_key();
@@ -223,6 +249,24 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
     let WebhookEvent::Inbound(message) = event else {
         unreachable!("built as WebhookEvent::Inbound three lines above");
     };
+    link_pair(state, &message.from).await?;
+    if let Some(group) = &message.group {
+        // Written to a group, not to the business: recorded, but no window (a STOP in it
+        // still opts the person out, and asks for a review).
+        let command = ReceiveGroupMessage {
+            contact: message.from.id.clone(),
+            group: group.clone(),
+            sender: message.to.number.clone().map(WhatsAppAddress::from_number),
+            provider_ref: Some(message.id.clone()),
+            kind: message.content.kind().to_owned(),
+            text: inbound_text(&message.content),
+        };
+        let ingested = state
+            .hub()
+            .receive_group_message(command, key.as_str())
+            .await?;
+        return Ok(count(state, provider, &ingested));
+    }
     let command = ReceiveInbound {
         contact: message.from.id.clone(),
         sender: message.to.number.clone().map(WhatsAppAddress::from_number),
@@ -242,6 +286,9 @@ async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest,
     let WebhookEvent::Status(update) = event else {
         unreachable!("built as WebhookEvent::Status three lines above");
     };
+    if let Some(recipient) = &update.recipient {
+        link_pair(state, recipient).await?;
+    }
     let callback = StatusCallback {
         provider,
         provider_ref: Some(update.id.clone()),
@@ -264,6 +311,7 @@ async fn ingest_preference(
     if !change.category.to_ascii_lowercase().contains("marketing") {
         return Ok(None);
     }
+    link_pair(state, &change.contact).await?;
     let raised = match change.preference {
         PreferenceValue::Stop => true,
         PreferenceValue::Resume => false,
@@ -287,6 +335,61 @@ async fn ingest_preference(
         Ingest::Duplicate
     } else {
         Ingest::Appended
+    }))
+}
+
+/// Meta's system notices are not messages from the person: they open no window. A changed
+/// number or user id links the old and the new identity (consent follows the person); a
+/// changed identity asks a person to review the contact. Returns `None` for notices wagate
+/// does not act on.
+async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Option<Ingest>, ApiError> {
+    let event = WebhookEvent::SystemNotice(notice);
+    let key = event.dedup_key();
+    let provider = event.provider();
+    let WebhookEvent::SystemNotice(notice) = event else {
+        unreachable!("built as WebhookEvent::SystemNotice three lines above");
+    };
+    link_pair(state, &notice.from).await?;
+    let link = |other: ContactId, source: IdentitySource| LinkIdentities {
+        contact: notice.from.id.clone(),
+        other,
+        source,
+    };
+    let ingested = match &notice.kind {
+        SystemNoticeKind::ChangedNumber { new_number } => {
+            let command = link(
+                ContactId::Phone(new_number.clone()),
+                IdentitySource::UserChangedNumber,
+            );
+            state
+                .hub()
+                .link_identities(command, Some(key.as_str()))
+                .await?
+        }
+        SystemNoticeKind::ChangedUserId { new_user_id } => {
+            let command = link(
+                ContactId::BusinessScoped(new_user_id.clone()),
+                IdentitySource::UserChangedUserId,
+            );
+            state
+                .hub()
+                .link_identities(command, Some(key.as_str()))
+                .await?
+        }
+        SystemNoticeKind::IdentityChanged { .. } => {
+            let command = RequestReview {
+                contact: notice.from.id.clone(),
+                text: notice.body.clone().unwrap_or_default(),
+                reason: notice.kind.as_str().to_owned(),
+            };
+            state.hub().request_review(command, key.as_str()).await?
+        }
+        SystemNoticeKind::Other(_) => return Ok(None),
+    };
+    Ok(Some(match &ingested {
+        // Already linked: nothing new, as for a redelivery.
+        Ingested::Appended { events, .. } if events.is_empty() => Ingest::Duplicate,
+        _ => count(state, provider, &ingested),
     }))
 }
 
@@ -452,6 +555,14 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
                             change.preference.as_str()
                         ),
                     ));
+                }
+                result
+            }
+            WebhookEvent::SystemNotice(notice) => {
+                let kind = notice.kind.as_str().to_owned();
+                let result = ingest_notice(&state, notice).await;
+                if matches!(result, Ok(None)) {
+                    notes.push(("unhandled", format!("system notice {kind} not acted on")));
                 }
                 result
             }

@@ -19,6 +19,9 @@ pub enum WebhookEvent {
     UserPreference(UserPreferenceChange),
     /// Meta `value.errors`: errors about a business number, not tied to one message.
     ChannelErrors(ChannelErrors),
+    /// Meta `type: system` message: a notice from WhatsApp about the contact (a changed
+    /// number, a changed user id, a changed identity), not a message the person wrote.
+    SystemNotice(SystemNotice),
 }
 
 impl WebhookEvent {
@@ -27,6 +30,7 @@ impl WebhookEvent {
         match self {
             Self::Inbound(m) => provider_of(&m.id),
             Self::Status(s) => provider_of(&s.id),
+            Self::SystemNotice(n) => provider_of(&n.id),
             Self::UserPreference(_) | Self::ChannelErrors(_) => ProviderKind::Meta,
         }
     }
@@ -40,6 +44,7 @@ impl WebhookEvent {
         let provider = self.provider().as_str();
         match self {
             Self::Inbound(m) => DedupKey(format!("{provider}/inbound/{}", m.id)),
+            Self::SystemNotice(n) => DedupKey(format!("{provider}/system/{}", n.id)),
             Self::Status(s) => DedupKey(format!(
                 "{provider}/status/{}/{}/{}",
                 s.id,
@@ -157,6 +162,64 @@ pub struct InboundMessage {
     pub content: InboundContent,
     /// Meta attaches errors to messages it could not render (`type: unsupported`).
     pub errors: Vec<ProviderErrorDetail>,
+    /// The group chat it was written in (Meta `group_id`), when it was not a one-to-one
+    /// message: it opens no window.
+    pub group: Option<String>,
+}
+
+/// A Meta system notice (`messages[].type = "system"`): WhatsApp telling the business about a
+/// contact. Not a message from the person: it opens no window and carries no keyword.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemNotice {
+    /// The notice's message `id`.
+    pub id: ProviderMessageRef,
+    /// The identity the notice is about (`from` / `from_user_id`: the old one for a change).
+    pub from: ContactRef,
+    /// Which business number received it.
+    pub to: BusinessEndpoint,
+    /// What changed.
+    pub kind: SystemNoticeKind,
+    /// Meta's human-readable `system.body`.
+    pub body: Option<String>,
+    /// Unix seconds.
+    pub timestamp: Option<u64>,
+}
+
+/// What a system notice says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemNoticeKind {
+    /// `user_changed_number` (older versions: `customer_changed_number`): the person now uses
+    /// `new_number` (`system.new_wa_id`, or `system.wa_id` in older versions).
+    ChangedNumber {
+        /// The new number.
+        new_number: PhoneNumber,
+    },
+    /// `user_changed_user_id`: the person's business-scoped user id is now `new_user_id`
+    /// (`system.new_user_id`, or `system.user_id`; the shape is unverified).
+    ChangedUserId {
+        /// The new business-scoped user id.
+        new_user_id: BusinessScopedUserId,
+    },
+    /// `customer_identity_changed` (or `user_identity_changed`): the person's identity key
+    /// changed (a new phone, a reinstall, or someone else holding the number).
+    IdentityChanged {
+        /// `system.identity`, Meta's hash of the new identity.
+        identity: Option<String>,
+    },
+    /// Any other system type, kept by name.
+    Other(String),
+}
+
+impl SystemNoticeKind {
+    /// Meta's type name (the current spelling).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ChangedNumber { .. } => "user_changed_number",
+            Self::ChangedUserId { .. } => "user_changed_user_id",
+            Self::IdentityChanged { .. } => "customer_identity_changed",
+            Self::Other(kind) => kind,
+        }
+    }
 }
 
 /// The content of an inbound message.

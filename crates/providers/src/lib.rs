@@ -26,8 +26,8 @@ pub mod twilio;
 pub use error::{ParseError, SignatureError};
 pub use event::{
     BusinessEndpoint, ChannelErrors, ContactRef, DedupKey, InboundContent, InboundMessage,
-    MediaRef, PreferenceValue, ProviderErrorDetail, StatusUpdate, UserPreferenceChange,
-    WebhookEvent,
+    MediaRef, PreferenceValue, ProviderErrorDetail, StatusUpdate, SystemNotice, SystemNoticeKind,
+    UserPreferenceChange, WebhookEvent,
 };
 pub use secret::Secret;
 pub use send::{

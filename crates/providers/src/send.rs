@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use wagate_domain::classify::{classify_code, classify_http_status, classify_transport};
 use wagate_domain::{
-    ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError, ProviderKind,
-    ProviderMessageRef, Retry, TemplateId, TwilioSid,
+    ContactId, ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError,
+    ProviderKind, ProviderMessageRef, Retry, TemplateId, TwilioSid,
 };
 
 /// One message to hand to a provider.
@@ -96,6 +96,9 @@ pub struct SendAccepted {
     pub status: Option<MessageStatus>,
     /// HTTP status of the answer (201 Twilio, 200 Meta).
     pub http_status: u16,
+    /// The identity the provider says it delivered to (Meta `contacts[0].wa_id`, which can
+    /// differ from the number given: Brazil's ninth digit, Mexico's `521`), when it named one.
+    pub recipient: Option<ContactId>,
 }
 
 /// A send that did not end in [`SendAccepted`].

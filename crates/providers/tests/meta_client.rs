@@ -273,3 +273,26 @@ fn secrets_stay_out_of_debug_output() {
     let debug = format!("{client:?}");
     assert!(!debug.contains(TOKEN), "{debug}");
 }
+
+#[tokio::test]
+async fn a_wa_id_other_than_the_number_is_reported_as_the_recipient() {
+    let server = fake(200, fixture("meta_send_response_wa_id_differs_200.json")).await;
+    let accepted = client(&server.uri(), Duration::from_secs(5))
+        .send(&text_request())
+        .await
+        .expect("accepted");
+    assert_eq!(
+        accepted.recipient.map(|r| r.to_string()).as_deref(),
+        Some("+551188887777")
+    );
+    // The plain response names the number itself.
+    let server = fake(200, fixture("meta_send_response_text_200.json")).await;
+    let accepted = client(&server.uri(), Duration::from_secs(5))
+        .send(&text_request())
+        .await
+        .expect("accepted");
+    assert_eq!(
+        accepted.recipient.map(|r| r.to_string()).as_deref(),
+        Some("+41790000001")
+    );
+}

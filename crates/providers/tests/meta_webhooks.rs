@@ -3,10 +3,11 @@
 mod common;
 
 use common::fixture;
-use wagate_domain::{MessageStatus, ProviderKind};
+use wagate_domain::{BusinessScopedUserId, MessageStatus, PhoneNumber, ProviderKind};
 use wagate_providers::meta::{parse_webhook, MetaWebhook};
 use wagate_providers::{
-    InboundContent, InboundMessage, ParseError, PreferenceValue, StatusUpdate, WebhookEvent,
+    InboundContent, InboundMessage, ParseError, PreferenceValue, StatusUpdate, SystemNotice,
+    SystemNoticeKind, WebhookEvent,
 };
 
 fn parse(file: &str) -> MetaWebhook {
@@ -412,5 +413,133 @@ fn envelope_errors() {
         Err(ParseError::MissingField {
             field: "entry".into()
         })
+    );
+}
+
+fn only_notice(file: &str) -> SystemNotice {
+    match parse(file).events.as_slice() {
+        [WebhookEvent::SystemNotice(n)] => n.clone(),
+        other => panic!("{file}: {other:?}"),
+    }
+}
+
+#[test]
+fn user_changed_number_is_a_notice_naming_both_numbers_not_an_inbound() {
+    let notice = only_notice("meta_webhook_system_user_changed_number.json");
+    assert_eq!(notice.from.id.to_string(), "+41790000001");
+    assert_eq!(
+        notice.kind,
+        SystemNoticeKind::ChangedNumber {
+            new_number: PhoneNumber::parse("+41790000002").expect("number")
+        }
+    );
+    assert_eq!(notice.kind.as_str(), "user_changed_number");
+    assert_eq!(notice.timestamp, Some(1_795_598_600));
+    assert!(notice
+        .body
+        .as_deref()
+        .is_some_and(|b| b.contains("changed from")));
+    assert_eq!(
+        WebhookEvent::SystemNotice(notice).dedup_key().as_str(),
+        "meta/system/wamid.HBgLNDE3OTAwMDAwMDEVAgASGBRTWVNURU1DSEFOR0VETlVNQkVSAA=="
+    );
+}
+
+#[test]
+fn user_changed_user_id_names_the_old_and_the_new_id() {
+    let notice = only_notice("meta_webhook_system_user_changed_user_id.json");
+    assert_eq!(notice.from.id.to_string(), "+41790000001");
+    assert_eq!(
+        notice.from.bsuid.as_ref().map(|b| b.as_str()),
+        Some("CH.1349120865530274191")
+    );
+    assert_eq!(
+        notice.kind,
+        SystemNoticeKind::ChangedUserId {
+            new_user_id: BusinessScopedUserId::parse("CH.2460231976641385202").expect("bsuid")
+        }
+    );
+}
+
+#[test]
+fn customer_identity_changed_is_a_notice() {
+    let notice = only_notice("meta_webhook_system_customer_identity_changed.json");
+    assert_eq!(
+        notice.kind,
+        SystemNoticeKind::IdentityChanged {
+            identity: Some("a1b2c3d4e5f6a7b8c9d0".into())
+        }
+    );
+}
+
+#[test]
+fn older_and_unknown_system_shapes() {
+    let body = br#"{"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+      {"field": "messages", "value": {"messaging_product": "whatsapp", "messages": [
+        {"from": "41790000001", "id": "wamid.S1=", "timestamp": "1795598600", "type": "system",
+         "system": {"body": "b", "wa_id": "41790000003", "type": "customer_changed_number"}},
+        {"from": "41790000001", "id": "wamid.S2=", "timestamp": "1795598601", "type": "system",
+         "system": {"body": "b", "type": "something_new"}},
+        {"from": "41790000001", "id": "wamid.S3=", "timestamp": "1795598602", "type": "system",
+         "system": {"body": "b", "new_wa_id": "0123", "type": "user_changed_number"}},
+        {"from": "41790000001", "id": "wamid.S4=", "timestamp": "1795598603", "type": "system",
+         "system": {"body": "b", "type": "user_changed_number"}}
+      ]}}]}]}"#;
+    let parsed = parse_webhook(body).expect("parses");
+    match parsed.events.as_slice() {
+        [WebhookEvent::SystemNotice(old), WebhookEvent::SystemNotice(other)] => {
+            assert_eq!(
+                old.kind,
+                SystemNoticeKind::ChangedNumber {
+                    new_number: PhoneNumber::parse("+41790000003").expect("number")
+                }
+            );
+            assert_eq!(other.kind, SystemNoticeKind::Other("something_new".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let fields: Vec<Option<&str>> = parsed.rejected.iter().map(ParseError::field).collect();
+    assert_eq!(
+        fields,
+        [
+            Some("entry[0].changes[0].value.messages[2].system.new_wa_id"),
+            Some("entry[0].changes[0].value.messages[3].system.new_wa_id"),
+        ]
+    );
+}
+
+#[test]
+fn a_group_message_carries_its_group() {
+    let msg = only_inbound("meta_webhook_inbound_group_stop.json");
+    assert_eq!(msg.group.as_deref(), Some("120363025246125486"));
+    assert_eq!(msg.content.typed_text(), Some("STOP"));
+    assert_eq!(only_inbound("meta_webhook_inbound_text.json").group, None);
+}
+
+#[test]
+fn a_number_and_a_user_id_in_one_message_are_both_kept() {
+    let msg = only_inbound("meta_webhook_inbound_text_number_and_bsuid.json");
+    assert_eq!(msg.from.id.to_string(), "+41790000001");
+    assert_eq!(
+        msg.from.bsuid.as_ref().map(|b| b.as_str()),
+        Some("CH.1349120865530274191")
+    );
+}
+
+#[test]
+fn a_from_that_is_no_number_is_recorded_under_the_user_id() {
+    let msg = only_inbound("meta_webhook_inbound_username_from.json");
+    assert_eq!(msg.from.id.to_string(), "bsuid:CH.1349120865530274191");
+    assert_eq!(msg.content.typed_text(), Some("STOP"));
+    // Without a user id, a `from` that is no number is still an error naming the field.
+    let body = br#"{"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+      {"field": "messages", "value": {"messaging_product": "whatsapp", "messages": [
+        {"from": "leamuster", "id": "wamid.N1=", "timestamp": "1795598600", "type": "text",
+         "text": {"body": "hi"}}]}}]}]}"#;
+    let parsed = parse_webhook(body).expect("parses");
+    assert_eq!(parsed.events, vec![]);
+    assert_eq!(
+        parsed.rejected[0].field(),
+        Some("entry[0].changes[0].value.messages[0].from")
     );
 }

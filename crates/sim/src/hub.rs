@@ -311,11 +311,27 @@ impl SimHub {
             .as_ref()
             .and_then(|registration| self.portfolios.get(&registration.portfolio))
             .unwrap_or(&empty_portfolio);
+        // The person's other identities, as the hub loads them (the simulated providers never
+        // name another identity today, so this is empty unless a test links some).
+        let mut linked: Vec<ContactState> = Vec::new();
+        if let Some(first) = contact.and_then(|contact| self.contacts.get(contact)) {
+            let mut seen: std::collections::BTreeSet<&ContactId> = contact.into_iter().collect();
+            let mut queue: Vec<&ContactId> = first.linked.iter().collect();
+            while let Some(id) = queue.pop() {
+                if seen.insert(id) {
+                    if let Some(state) = self.contacts.get(id) {
+                        queue.extend(state.linked.iter());
+                        linked.push(state.clone());
+                    }
+                }
+            }
+        }
         read(SendState {
             sender,
             contact: contact
                 .and_then(|contact| self.contacts.get(contact))
                 .unwrap_or(&empty_contact),
+            linked: &linked,
             template: template
                 .and_then(|template| self.templates.get(template))
                 .unwrap_or(&empty_template),

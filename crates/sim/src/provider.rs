@@ -122,6 +122,7 @@ impl SimProvider {
                 let outcome = DispatchOutcome::Accepted {
                     provider_ref,
                     provider_status: MessageStatus::Queued,
+                    recipient: None,
                 };
                 (outcome, callbacks)
             }

@@ -17,10 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, MessageEvent, MessageId,
-    MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, PortfolioId,
-    ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent, TemplateCategory,
-    TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
+    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -65,7 +65,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 24] = [
+pub const EVENT_TYPES: [&str; 26] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -90,6 +90,8 @@ pub const EVENT_TYPES: [&str; 24] = [
     "TemplateApprovalChanged",
     "MessagingLimitChanged",
     "RecipientReached",
+    "IdentityLinked",
+    "GroupMessageReceived",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -242,6 +244,25 @@ impl From<WindowReportedClosedV1> for WindowReportedClosedV2 {
             at_ns: v1.at_ns,
         }
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdentityLinkedV1 {
+    contact: String,
+    other: String,
+    source: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupMessageReceivedV1 {
+    contact: String,
+    group: String,
+    sender: Option<String>,
+    provider_ref: Option<String>,
+    kind: String,
+    text: String,
+    at_ns: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -573,6 +594,34 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 contact: contact.to_string(),
                 sender: sender.as_ref().map(ToString::to_string),
                 code: *code,
+                at_ns: ns(*at),
+            }),
+            ContactEvent::IdentityLinked {
+                contact,
+                other,
+                source,
+                at,
+            } => bytes(&IdentityLinkedV1 {
+                contact: contact.to_string(),
+                other: other.to_string(),
+                source: source.as_str().into(),
+                at_ns: ns(*at),
+            }),
+            ContactEvent::GroupMessageReceived {
+                contact,
+                group,
+                sender,
+                provider_ref,
+                kind,
+                text,
+                at,
+            } => bytes(&GroupMessageReceivedV1 {
+                contact: contact.to_string(),
+                group: group.clone(),
+                sender: sender.as_ref().map(ToString::to_string),
+                provider_ref: provider_ref.as_ref().map(ToString::to_string),
+                kind: kind.clone(),
+                text: text.clone(),
                 at_ns: ns(*at),
             }),
         },
@@ -1010,6 +1059,33 @@ impl Reader<'_> {
                     contact: self.contact(&m.contact)?,
                     sender: m.sender.as_deref().map(|s| self.address(s)).transpose()?,
                     code: m.code,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "IdentityLinked" => {
+                let m: IdentityLinkedV1 = self.mirror()?;
+                ContactEvent::IdentityLinked {
+                    contact: self.contact(&m.contact)?,
+                    other: self.contact(&m.other)?,
+                    source: self.known("identity source", &m.source, IdentitySource::parse)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "GroupMessageReceived" => {
+                let m: GroupMessageReceivedV1 = self.mirror()?;
+                ContactEvent::GroupMessageReceived {
+                    contact: self.contact(&m.contact)?,
+                    group: m.group,
+                    sender: m.sender.as_deref().map(|s| self.address(s)).transpose()?,
+                    provider_ref: m
+                        .provider_ref
+                        .as_deref()
+                        .map(|r| self.provider_ref(r))
+                        .transpose()?,
+                    kind: m.kind,
+                    text: m.text,
                     at: self.at(m.at_ns),
                 }
                 .into()

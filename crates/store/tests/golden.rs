@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, MessageEvent,
-    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Refusal, Retry, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
+    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Refusal, Retry,
+    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, SendResult};
@@ -241,6 +241,21 @@ fn golden_samples() -> Vec<Event> {
             portfolio: portfolio(),
             contact: contact(),
             message_id: message_id(),
+            at: t,
+        }),
+        Event::Contact(ContactEvent::IdentityLinked {
+            contact: contact(),
+            other: bsuid(),
+            source: IdentitySource::UserChangedNumber,
+            at: t,
+        }),
+        Event::Contact(ContactEvent::GroupMessageReceived {
+            contact: contact(),
+            group: "120363025246125486".into(),
+            sender: Some(sender()),
+            provider_ref: Some(meta_ref()),
+            kind: "text".into(),
+            text: "STOP ✓".into(),
             at: t,
         }),
     ]

@@ -187,6 +187,7 @@ impl LogBuilder {
                 outcome: DispatchOutcome::Accepted {
                     provider_ref: reference.clone(),
                     provider_status: MessageStatus::Queued,
+                    recipient: None,
                 },
                 jitter: TimeDelta::zero(),
             })

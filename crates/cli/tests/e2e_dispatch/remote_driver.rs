@@ -58,6 +58,7 @@ impl FakeProvider {
             provider_message_id: ProviderMessageRef::Twilio(sid),
             status: Some(MessageStatus::Queued),
             http_status: 201,
+            recipient: None,
         }
     }
 }

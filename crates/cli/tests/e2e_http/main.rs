@@ -7,6 +7,7 @@ mod support;
 
 mod commands;
 mod explain;
+mod identities;
 mod lifecycle;
 mod rules;
 mod webhooks;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wagate_domain::{MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid};
+use wagate_domain::{
+    ContactId, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid,
+};
 
 use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
 use crate::send::{
@@ -280,7 +282,16 @@ fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendErr
 #[derive(Deserialize)]
 struct Accepted {
     #[serde(default)]
+    contacts: Vec<AcceptedContact>,
+    #[serde(default)]
     messages: Vec<AcceptedMessage>,
+}
+
+/// `contacts[]` of a send response: `input` is the number as sent, `wa_id` the WhatsApp id
+/// Meta delivered to (it can differ: Brazil's ninth digit, Mexico's `521`).
+#[derive(Deserialize)]
+struct AcceptedContact {
+    wa_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -303,10 +314,23 @@ fn parse_accepted(http_status: u16, body: &[u8]) -> Result<SendAccepted, SendErr
         .next()
         .ok_or_else(|| unexpected("no messages[0].id".to_owned()))?;
     let wamid = Wamid::parse(&message.id).map_err(|e| unexpected(e.to_string()))?;
+    // The message was accepted: a `wa_id` that is not a number is reported, not fatal (the
+    // send happened and must be recorded as such).
+    let recipient = match accepted.contacts.first().and_then(|c| c.wa_id.as_deref()) {
+        Some(wa_id) if !wa_id.is_empty() => match PhoneNumber::parse(&format!("+{wa_id}")) {
+            Ok(number) => Some(ContactId::Phone(number)),
+            Err(error) => {
+                tracing::warn!(%error, "Meta's send response names a wa_id that is not a number");
+                None
+            }
+        },
+        _ => None,
+    };
     Ok(SendAccepted {
         provider_message_id: ProviderMessageRef::Meta(wamid),
         status: message.message_status.as_deref().map(MessageStatus::parse),
         http_status,
+        recipient,
     })
 }
 

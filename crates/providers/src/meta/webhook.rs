@@ -16,7 +16,8 @@ use wagate_domain::{
 use super::json::{Node, Owned};
 use crate::event::{
     BusinessEndpoint, ChannelErrors, ContactRef, InboundContent, InboundMessage, MediaRef,
-    PreferenceValue, ProviderErrorDetail, StatusUpdate, UserPreferenceChange, WebhookEvent,
+    PreferenceValue, ProviderErrorDetail, StatusUpdate, SystemNotice, SystemNoticeKind,
+    UserPreferenceChange, WebhookEvent,
 };
 use crate::ParseError;
 
@@ -101,7 +102,12 @@ fn parse_change(
         return Ok(());
     }
     for item in value.array("messages")? {
-        push(inbound(item.node(), &business, &contacts).map(WebhookEvent::Inbound));
+        let item = item.node();
+        push(if item.str("type")? == Some("system") {
+            system_notice(item, &business).map(WebhookEvent::SystemNotice)
+        } else {
+            inbound(item, &business, &contacts).map(WebhookEvent::Inbound)
+        });
     }
     for item in value.array("statuses")? {
         push(status(item.node(), &business).map(WebhookEvent::Status));
@@ -144,19 +150,13 @@ fn business(value: Node<'_>, account: Option<&str>) -> Result<BusinessEndpoint, 
 }
 
 /// A contact from a phone-number field (digits without `+`, possibly empty) and a BSUID field.
+/// A phone field that is not a number (a username-only contact) is no error when a valid
+/// BSUID is there: the contact is recorded under the BSUID.
 fn contact(
     node: Node<'_>,
     phone_field: &str,
     bsuid_field: &str,
 ) -> Result<Option<ContactRef>, ParseError> {
-    let phone = node
-        .str(phone_field)?
-        .filter(|s| !s.is_empty())
-        .map(|digits| {
-            PhoneNumber::parse(&format!("+{digits}"))
-                .map_err(|e| ParseError::invalid(node.child_path(phone_field), e.to_string()))
-        })
-        .transpose()?;
     let bsuid = node
         .str(bsuid_field)?
         .filter(|s| !s.is_empty())
@@ -165,6 +165,19 @@ fn contact(
                 .map_err(|e| ParseError::invalid(node.child_path(bsuid_field), e.to_string()))
         })
         .transpose()?;
+    let phone = match node.str(phone_field)?.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(digits) => match PhoneNumber::parse(&format!("+{digits}")) {
+            Ok(number) => Some(number),
+            Err(_) if bsuid.is_some() => None,
+            Err(e) => {
+                return Err(ParseError::invalid(
+                    node.child_path(phone_field),
+                    e.to_string(),
+                ))
+            }
+        },
+    };
     let id = match (phone, &bsuid) {
         (Some(phone), _) => ContactId::Phone(phone),
         (None, Some(bsuid)) => ContactId::BusinessScoped(bsuid.clone()),
@@ -212,6 +225,59 @@ fn inbound(
         reply_to,
         content: inbound_content(msg)?,
         errors,
+        // Meta's group messages carry the group's id (the shape is unverified: see
+        // docs/providers.md, "Meta system notices and groups").
+        group: msg.opt_str("group_id")?.filter(|g| !g.is_empty()),
+    })
+}
+
+/// A `type: system` message. The documented shape is `{"system": {"body", "type",
+/// "new_wa_id" | "wa_id", "identity", "customer"}}`; `user_changed_user_id`'s field names are
+/// unverified, so both `new_user_id` and `user_id` are read.
+fn system_notice(msg: Node<'_>, business: &BusinessEndpoint) -> Result<SystemNotice, ParseError> {
+    let id = wamid(msg, "id")?;
+    let from = contact(msg, "from", "from_user_id")?
+        .ok_or_else(|| ParseError::missing(msg.child_path("from")))?;
+    let system = msg.req_obj("system")?;
+    let system = system.node();
+    let kind_name = system.req_str("type")?;
+    let first_of = |fields: &[&'static str]| -> Result<Option<(&'static str, String)>, ParseError> {
+        for field in fields {
+            if let Some(value) = system.str(field)?.filter(|s| !s.is_empty()) {
+                return Ok(Some((*field, value.to_owned())));
+            }
+        }
+        Ok(None)
+    };
+    let kind = match kind_name {
+        "user_changed_number" | "customer_changed_number" => {
+            let (field, digits) = first_of(&["new_wa_id", "wa_id"])?
+                .ok_or_else(|| ParseError::missing(system.child_path("new_wa_id")))?;
+            let new_number = PhoneNumber::parse(&format!("+{digits}"))
+                .map_err(|e| ParseError::invalid(system.child_path(field), e.to_string()))?;
+            SystemNoticeKind::ChangedNumber { new_number }
+        }
+        "user_changed_user_id" => {
+            let (field, id) = first_of(&["new_user_id", "user_id"])?
+                .ok_or_else(|| ParseError::missing(system.child_path("new_user_id")))?;
+            let new_user_id = BusinessScopedUserId::parse(&id)
+                .map_err(|e| ParseError::invalid(system.child_path(field), e.to_string()))?;
+            SystemNoticeKind::ChangedUserId { new_user_id }
+        }
+        "customer_identity_changed" | "user_identity_changed" => {
+            SystemNoticeKind::IdentityChanged {
+                identity: system.opt_str("identity")?,
+            }
+        }
+        other => SystemNoticeKind::Other(other.to_owned()),
+    };
+    Ok(SystemNotice {
+        id: ProviderMessageRef::Meta(id),
+        from,
+        to: business.clone(),
+        kind,
+        body: system.opt_str("body")?,
+        timestamp: msg.timestamp("timestamp")?,
     })
 }
 

@@ -294,6 +294,7 @@ impl SandboxProvider {
                 MessageStatus::Queued
             }),
             http_status: 201,
+            recipient: None,
         })
     }
 

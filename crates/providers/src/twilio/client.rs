@@ -195,6 +195,8 @@ fn parse_created(http_status: u16, body: &[u8]) -> Result<SendAccepted, SendErro
         provider_message_id: sid,
         status: created.status.as_deref().map(MessageStatus::parse),
         http_status,
+        // Twilio's answer names no other identity of the recipient.
+        recipient: None,
     })
 }
 

@@ -111,6 +111,8 @@ pub fn parse_inbound(body: &[u8]) -> Result<InboundMessage, ParseError> {
         reply_to,
         content: content(&form)?,
         errors: Vec::new(),
+        // Twilio's WhatsApp webhooks carry no group messages.
+        group: None,
     })
 }
 

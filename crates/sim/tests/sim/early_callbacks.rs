@@ -81,6 +81,7 @@ fn a_callback_before_the_response_is_joined_by_the_outcome() {
             outcome: DispatchOutcome::Accepted {
                 provider_ref: provider_ref.clone(),
                 provider_status: MessageStatus::Queued,
+                recipient: None,
             },
             jitter: TimeDelta::zero(),
         },
