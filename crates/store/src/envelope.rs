@@ -20,21 +20,8 @@ pub const FORMAT_V1: u8 = 1;
 /// strings at the end. What the writer writes.
 pub const FORMAT_V2: u8 = 2;
 
-/// Borrowing view used to encode without copying the payload.
-#[derive(Serialize)]
-struct EnvelopeRefV1<'a> {
-    format: u8,
-    position: u64,
-    stream: &'a str,
-    version: u64,
-    event_id: [u8; 16],
-    event_type: &'a str,
-    schema_version: u16,
-    timestamp_ms: i64,
-    payload: BytesRef<'a>,
-}
-
-/// Format 2's borrowing view: format 1's fields, then the origin (`None` when the appender named
+/// Format 2's borrowing view, used to encode without copying the payload: format 1's fields,
+/// then the origin (`None` when the appender named
 /// none).
 #[derive(Serialize)]
 struct EnvelopeRefV2<'a> {
@@ -65,7 +52,7 @@ struct EnvelopeV2 {
     origin: Option<(String, String)>,
 }
 
-/// Owned decoding target; field order must match [`EnvelopeRefV1`] exactly.
+/// Format 1's decoding target (format 2 without the origin).
 #[derive(Deserialize)]
 struct EnvelopeV1 {
     format: u8,
