@@ -7,4 +7,5 @@ mod support;
 
 mod commands;
 mod lifecycle;
+mod roles;
 mod webhooks;
