@@ -278,7 +278,8 @@ fn wagate_dispatch_names_a_missing_hub_token() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("the hub's API token is required"),
+        stderr.contains("the hub's dispatcher token is required")
+            && stderr.contains("WAGATE_DISPATCHER_TOKEN"),
         "{stderr}"
     );
 }
