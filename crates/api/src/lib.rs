@@ -45,6 +45,10 @@ pub struct ErrorDetail {
     /// Other rules the same request also breaks, in check order: 422 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub also_broken: Option<Vec<String>>,
+    /// The least privileged role that may use the route (`agent`, `dispatcher`, `operator`,
+    /// `auditor`): 403 `forbidden` for a known token of another role only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<String>,
     /// The request field that is wrong: 400 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -654,6 +658,24 @@ pub fn exported_event_schema() -> Schema {
                 .schema_type(Type::Object)
                 .description(Some("The event's fields; per type in docs/events.md.")),
         )
+        .property(
+            "actor",
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::Object,
+                    Type::Null,
+                ]))
+                .description(Some(
+                    "Who asked for the event: `kind` a role (`agent`, `operator`, `dispatcher`, \
+                     `auditor`) or `webhook`, `name` the token's name, the provider, or \
+                     `in-process` (the hub's own dispatcher); null for events recorded before \
+                     actors were.",
+                ))
+                .property("kind", string())
+                .property("name", string())
+                .required("kind")
+                .required("name"),
+        )
         .required("position")
         .required("stream")
         .required("version")
@@ -749,6 +771,7 @@ mod tests {
                 also_broken: None,
                 field: Some("to".into()),
                 phase: None,
+                required_role: None,
             },
         };
         assert_eq!(

@@ -13,7 +13,7 @@ use wagate_domain::decide::{
     RequestReview, SendMessage, SendState, SetContactFlag,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
+    Actor, ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
     Policy, PortfolioId, PortfolioState, Recipient, SendContent, SenderState, StreamKey,
     TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
@@ -54,6 +54,9 @@ pub const COMMAND_KEY_TTL: TimeDelta = TimeDelta::hours(24);
 #[derive(Debug, Clone)]
 pub struct Hub {
     pub(crate) inner: Arc<Inner>,
+    /// Who the commands of this handle are asked by: recorded with every event they append,
+    /// never read by a decision (see [`Hub::acting`]).
+    actor: Option<Actor>,
 }
 
 #[derive(Debug)]
@@ -101,7 +104,7 @@ impl Plan {
         self.streams.values().all(|(_, events)| events.is_empty())
     }
 
-    fn into_request(mut self) -> Result<(AppendRequest, Vec<Event>)> {
+    fn into_request(mut self, actor: Option<&Actor>) -> Result<(AppendRequest, Vec<Event>)> {
         let mut request = AppendRequest {
             streams: Vec::new(),
             idempotency_key: self.key.take(),
@@ -113,7 +116,7 @@ impl Plan {
             };
             let encoded = events
                 .iter()
-                .map(codec::encode)
+                .map(|event| codec::encode(event, actor))
                 .collect::<Result<Vec<_>>>()?;
             request = request.with_stream(codec::stream_id(&key)?, expected, encoded);
             written.extend(events);
@@ -146,6 +149,7 @@ impl Hub {
                 locks: StreamLocks::default(),
                 projection: Projection::default(),
             }),
+            actor: None,
         };
         hub.rebuild_projection()?;
         Ok(hub)
@@ -195,6 +199,20 @@ impl Hub {
         }
     }
 
+    /// The same hub, whose commands record `actor` as who asked for every event they append.
+    /// Cheap (a clone of an `Arc`); the handle the HTTP face makes per request.
+    pub fn acting(&self, actor: Actor) -> Hub {
+        Hub {
+            inner: Arc::clone(&self.inner),
+            actor: Some(actor),
+        }
+    }
+
+    /// Who this handle's commands are recorded as asked by.
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.inner.policy
     }
@@ -221,7 +239,7 @@ impl Hub {
 
     /// Appends a plan durably and indexes what it wrote.
     async fn commit(&self, plan: Plan) -> Result<Appended> {
-        let (request, events) = plan.into_request()?;
+        let (request, events) = plan.into_request(self.actor.as_ref())?;
         let outcome = self.inner.log.append(request).await?;
         match outcome {
             AppendOutcome::Appended(committed) | AppendOutcome::AlreadyAppended(committed) => {

@@ -4,7 +4,7 @@
 
 use tokio::sync::watch;
 use wagate_domain::open_intent::{OpenIntent, INTENT_EVENT_TYPES};
-use wagate_domain::{DispatchPhase, Event, MessageId, MessageState, StreamKey};
+use wagate_domain::{Actor, DispatchPhase, Event, MessageId, MessageState, StreamKey};
 use wagate_store::RecordedEvent;
 
 use crate::codec;
@@ -22,6 +22,8 @@ pub struct LoggedEvent {
     pub version: u64,
     pub event_id: uuid::Uuid,
     pub event: Event,
+    /// Who asked for it (`None` for events recorded before actors were).
+    pub actor: Option<Actor>,
 }
 
 impl LoggedEvent {
@@ -32,6 +34,7 @@ impl LoggedEvent {
             version: record.version,
             event_id: record.event_id,
             event: codec::decode(record)?,
+            actor: codec::actor(record),
         })
     }
 }

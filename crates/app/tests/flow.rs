@@ -241,6 +241,7 @@ async fn the_event_reader_stops_before_an_unreadable_event() {
                 schema_version: 99,
                 timestamp_ms: 0,
                 payload: vec![1, 2, 3],
+                origin: None,
             }],
         ))
         .await

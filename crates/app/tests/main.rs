@@ -2,6 +2,7 @@
 
 mod support;
 
+mod actors;
 mod concurrency;
 mod flow;
 mod identities;

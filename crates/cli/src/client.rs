@@ -23,7 +23,9 @@ pub struct HubArgs {
     )]
     pub hub: String,
 
-    /// Bearer token of the hub's command API (`wagate serve` prints one at start).
+    /// Bearer token of the hub's command API: an operator token for consent, templates and
+    /// senders (`wagate serve` in sandbox mode prints one per role at start, the operator's as
+    /// `api token`).
     #[arg(
         long,
         env = "WAGATE_API_TOKEN",
@@ -169,11 +171,19 @@ impl HubClient {
                 self.base(),
                 if self.token.is_some() { "the token is wrong" } else { "no token was given" }
             ),
-            StatusCode::FORBIDDEN => anyhow!(
-                "the hub at {} forbids {what} (403){}",
-                self.base(),
-                detail.map(|d| format!(": {d}")).unwrap_or_default()
-            ),
+            StatusCode::FORBIDDEN => match body["error"]["required_role"].as_str() {
+                Some(role) => anyhow!(
+                    "the hub at {} forbids {what} to this token's role (403 forbidden): it needs \
+                     a {role} token{}",
+                    self.base(),
+                    detail.map(|d| format!(" ({d})")).unwrap_or_default()
+                ),
+                None => anyhow!(
+                    "the hub at {} forbids {what} (403){}",
+                    self.base(),
+                    detail.map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+            },
             StatusCode::NOT_FOUND => anyhow!(
                 "not found (404) at {}: {}",
                 self.base(),

@@ -43,6 +43,8 @@ struct Hub {
     url: String,
     public_url: String,
     api_token: String,
+    agent_token: String,
+    auditor_token: String,
     twilio_token: String,
 }
 
@@ -100,6 +102,8 @@ impl Hub {
                     "url",
                     "public url",
                     "api token",
+                    "agent token",
+                    "auditor token",
                     "sandbox twilio auth token",
                 ]
                 .iter()
@@ -137,6 +141,8 @@ impl Hub {
             url: take("url"),
             public_url: take("public url"),
             api_token: take("api token"),
+            agent_token: take("agent token"),
+            auditor_token: take("auditor token"),
             twilio_token: take("sandbox twilio auth token"),
             child,
         })
@@ -149,7 +155,13 @@ impl Hub {
 }
 
 struct Demo {
+    /// The operator's client (consent, templates, senders).
     client: HubClient,
+    /// The outreach agent's: it sends, and is refused anything an operator does.
+    agent: HubClient,
+    agent_token: String,
+    /// The auditor's: read-only.
+    auditor: HubClient,
     http: reqwest::Client,
     hub_url: String,
     public_url: String,
@@ -174,6 +186,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let scenario = async {
         let demo = Demo {
             client: HubClient::new(&hub.url, Some(hub.api_token.clone()))?,
+            agent: HubClient::new(&hub.url, Some(hub.agent_token.clone()))?,
+            agent_token: hub.agent_token.clone(),
+            auditor: HubClient::new(&hub.url, Some(hub.auditor_token.clone()))?,
             http: reqwest::Client::new(),
             hub_url: hub.url.clone(),
             public_url: hub.public_url.clone(),
@@ -238,11 +253,75 @@ impl Demo {
         }
     }
 
+    /// The agent records an opt-in: the hub must answer 403 `forbidden` and append nothing.
+    /// Returns the role the hub named and the log's head (unchanged).
+    async fn agent_opt_in_is_forbidden(&self, contact: &str) -> anyhow::Result<(String, u64)> {
+        let before = self.head().await?;
+        let url = self
+            .agent
+            .url(&["v1", "contacts", contact, "opt-in"], &[])?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.agent_token)
+            .json(&api::OptInRequest {
+                source: "api".into(),
+                evidence: "the agent says so".into(),
+                recorded_by: "agent".into(),
+                wording_version: None,
+                evidence_at: None,
+            })
+            .send()
+            .await
+            .context("POST /v1/contacts/…/opt-in")?;
+        let status = response.status();
+        let body: api::ErrorBody = response
+            .json()
+            .await
+            .context("unexpected answer to the agent's opt-in")?;
+        if status != reqwest::StatusCode::FORBIDDEN || body.error.code != "forbidden" {
+            bail!(
+                "the agent's opt-in was answered {status} {}, not 403 forbidden",
+                body.error.code
+            );
+        }
+        let after = self.head().await?;
+        if after != before {
+            bail!("the refused opt-in appended {} event(s)", after - before);
+        }
+        Ok((body.error.required_role.unwrap_or_default(), after))
+    }
+
+    /// The log's durable head (`/healthz`).
+    async fn head(&self) -> anyhow::Result<u64> {
+        let health: Value = self
+            .http
+            .get(format!("{}/healthz", self.hub_url))
+            .send()
+            .await
+            .context("GET /healthz")?
+            .json()
+            .await
+            .context("unexpected answer to GET /healthz")?;
+        health["head"]
+            .as_u64()
+            .context("/healthz names no head position")
+    }
+
     /// A send that must be queued; returns the message id.
     async fn send_queued(&self, body: &api::SendMessageRequest) -> anyhow::Result<String> {
-        let answer = self
-            .ok(&["v1", "messages"], body, "POST /v1/messages")
-            .await?;
+        let answer = match self
+            .agent
+            .post(&["v1", "messages"], &[], &[], body, "POST /v1/messages")
+            .await?
+        {
+            Answer::Ok(body) => body,
+            Answer::Refused(refusal) => bail!(
+                "POST /v1/messages was refused unexpectedly: {}: {}",
+                refusal.rule,
+                refusal.message
+            ),
+        };
         let sent: api::SendMessageResponse =
             serde_json::from_value(answer).context("unexpected answer to POST /v1/messages")?;
         Ok(sent.message_id)
@@ -255,7 +334,8 @@ impl Demo {
         rule: &str,
     ) -> anyhow::Result<String> {
         match self
-            .post(&["v1", "messages"], body, "POST /v1/messages")
+            .agent
+            .post(&["v1", "messages"], &[], &[], body, "POST /v1/messages")
             .await?
         {
             Answer::Refused(refusal) if refusal.rule == rule => Ok(refusal.message),
@@ -457,6 +537,15 @@ impl Demo {
             lea.consent.state
         ));
 
+        self.step(&format!(
+            "The agent tries to record Max's ({MAX}) opt-in itself, with the agent token"
+        ));
+        let (required_role, appended) = self.agent_opt_in_is_forbidden(MAX).await?;
+        Self::outcome(format!(
+            "403 forbidden: consent is the {required_role}'s to record; nothing appended \
+             ({appended} events before and after)"
+        ));
+
         self.step("The agent sends Lea the viewing reminder template (appointment_scheduling)");
         let template_send = api::SendMessageRequest {
             to: LEA.into(),
@@ -536,8 +625,8 @@ impl Demo {
         Self::outcome("dispatched and delivered");
 
         self.step("An auditor replays the whole log and checks every invariant");
-        let summary = audit::audit_hub(&self.client).await?;
-        for line in audit::render(&format!("hub {}", self.client.base()), &summary).lines() {
+        let summary = audit::audit_hub(&self.auditor).await?;
+        for line in audit::render(&format!("hub {}", self.auditor.base()), &summary).lines() {
             println!("    {line}");
         }
         if !summary.is_clean() {

@@ -21,8 +21,9 @@ const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Provider credentials come from the environment or the --config file, as for \
-`serve`: WAGATE_TWILIO_ACCOUNT_SID + WAGATE_TWILIO_AUTH_TOKEN, WAGATE_META_ACCESS_TOKEN (base URLs: \
-WAGATE_TWILIO_API_BASE, WAGATE_META_API_BASE). The API token and every secret may be an \
+`serve`: the hub's dispatcher token WAGATE_DISPATCHER_TOKEN (WAGATE_API_TOKEN is read too, for \
+compatibility: the hub must know its value as a dispatcher token), WAGATE_TWILIO_ACCOUNT_SID + WAGATE_TWILIO_AUTH_TOKEN, WAGATE_META_ACCESS_TOKEN (base URLs: \
+WAGATE_TWILIO_API_BASE, WAGATE_META_API_BASE). The token and every secret may be an \
 op://vault/item/field reference, read with the 1Password CLI. With --sandbox, the loopback sandbox \
 sends instead and posts its signed callbacks to the hub, signed with WAGATE_TWILIO_AUTH_TOKEN (the \
 hub must check Twilio webhooks with the same token)."
@@ -32,8 +33,9 @@ pub struct DispatchArgs {
     #[arg(long, env = "WAGATE_HUB")]
     hub: Option<String>,
 
-    /// The hub's API token.
-    #[arg(long, env = "WAGATE_API_TOKEN", hide_env_values = true)]
+    /// The hub's dispatcher token (else WAGATE_DISPATCHER_TOKEN, else WAGATE_API_TOKEN, else
+    /// dispatcher_token or api_token in the --config file).
+    #[arg(long)]
     token: Option<String>,
 
     /// The URL providers reach the hub at (Twilio's StatusCallback; what signatures cover).

@@ -17,11 +17,16 @@ use crate::{compose, outbound, signals};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Environment: WAGATE_PUBLIC_URL (base URL providers call; default \
-http://<listen>), WAGATE_API_TOKEN, WAGATE_TWILIO_ACCOUNT_SID, WAGATE_TWILIO_AUTH_TOKEN, \
+http://<listen>), the command API's tokens by role: WAGATE_AGENT_TOKEN, WAGATE_OPERATOR_TOKEN \
+(WAGATE_API_TOKEN is an operator token too), WAGATE_DISPATCHER_TOKEN, WAGATE_AUDITOR_TOKEN (several \
+named tokens per role: [[tokens]] name/role/token tables in the --config file), \
+WAGATE_TWILIO_ACCOUNT_SID, WAGATE_TWILIO_AUTH_TOKEN, \
 WAGATE_META_APP_SECRET, WAGATE_META_VERIFY_TOKEN, WAGATE_META_ACCESS_TOKEN (each secret may be an \
 op://vault/item/field reference, read with the 1Password CLI), WAGATE_WORKFLOWS (comma list), \
 WAGATE_WINDOW_MARGIN_SECONDS, WAGATE_MESSAGING_LIMIT (a number or `unlimited`). With no provider \
-secret, serve runs in sandbox mode and prints a generated API token once."
+secret, serve runs in sandbox mode and prints a generated token per role once. Blank secrets are \
+refused, and so are Twilio credentials without WAGATE_PUBLIC_URL and a Meta access token without \
+WAGATE_META_APP_SECRET (no webhook could be verified) unless --allow-unverifiable-webhooks."
 )]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
@@ -41,6 +46,12 @@ pub struct ServeArgs {
     /// then holds the provider credentials).
     #[arg(long, env = "WAGATE_NO_DISPATCH")]
     no_dispatch: bool,
+
+    /// Start even when a provider's webhooks cannot be verified (Twilio credentials without
+    /// WAGATE_PUBLIC_URL, a Meta access token without WAGATE_META_APP_SECRET). For local testing
+    /// only: genuine webhooks, STOPs included, are then refused with 403.
+    #[arg(long)]
+    allow_unverifiable_webhooks: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -48,8 +59,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         data: args.data,
         config: args.config,
+        allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
     };
     let config = ServeConfig::load(&flags)?;
+    for warning in &config.unverifiable {
+        // Loud on purpose: this hub refuses genuine webhooks, STOPs included.
+        tracing::warn!("UNSAFE, allowed by --allow-unverifiable-webhooks: {warning}");
+        eprintln!("WARNING (--allow-unverifiable-webhooks): {warning}");
+    }
     let compose::Opened { store, hub } = compose::open(&config.data_dir, config.policy.clone())
         .await
         .context("cannot start the hub")?;
@@ -88,7 +105,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None
     } else {
         let providers = providers_for(&config, &server)?;
-        let hub = Arc::new(server.hub().clone());
+        // The in-process dispatcher needs no token; what it appends records it as the actor.
+        let hub = Arc::new(
+            server
+                .hub()
+                .acting(wagate_domain::Actor::InProcessDispatcher),
+        );
         let dispatch_config =
             wagate_dispatch::Config::from_policy(server.hub().policy(), outbound::jitter_seed());
         let mut stopped = dispatch_stopped;

@@ -9,6 +9,7 @@
 //! The shape is the Decider: `decide::*(state, command, now) -> events | refusal` and
 //! `State::apply(state, &event) -> state`.
 
+pub mod actor;
 pub mod classify;
 pub mod contact;
 pub mod decide;
@@ -29,6 +30,7 @@ pub mod template;
 /// All times in the domain: UTC instants supplied by the caller.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
+pub use actor::{Actor, Role};
 pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;

@@ -32,6 +32,20 @@ pub struct ExportedEvent {
     pub timestamp: String,
     pub event_id: String,
     pub payload: Map<String, Value>,
+    /// Who asked for the event: a token's role and name, a webhook's provider, or the
+    /// in-process dispatcher; `null` for events recorded before actors were (and in files
+    /// exported before this field existed).
+    #[serde(default)]
+    pub actor: Option<ExportedActor>,
+}
+
+/// `{"kind": "operator", "name": "ops-alice"}`: `kind` is a role (`agent`, `operator`,
+/// `dispatcher`, `auditor`) or `webhook`; `name` the token's name, the provider (`twilio`,
+/// `meta`, `sandbox`) or `in-process` (the hub's own dispatcher).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedActor {
+    pub kind: String,
+    pub name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +56,26 @@ pub enum ExportError {
 
 impl ExportedEvent {
     pub fn from_event(record: &RecordedEvent, event: &Event) -> Self {
-        Self::from_parts(
+        let line = Self::from_parts(
             record.position,
             record.stream.as_str(),
             record.version,
             &record.event_id.to_string(),
             event,
-        )
+        );
+        match &record.origin {
+            Some(origin) => line.with_actor(&origin.kind, &origin.name),
+            None => line,
+        }
+    }
+
+    /// The line with who asked for the event.
+    pub fn with_actor(mut self, kind: &str, name: &str) -> Self {
+        self.actor = Some(ExportedActor {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        });
+        self
     }
 
     /// The same line from an event's coordinates in the log.
@@ -67,6 +94,7 @@ impl ExportedEvent {
             timestamp: time(event.at()),
             event_id: event_id.to_owned(),
             payload: payload(event),
+            actor: None,
         }
     }
 
@@ -429,12 +457,37 @@ mod tests {
             schema_version: 1,
             timestamp_ms: at.timestamp_millis(),
             payload: Vec::new(),
+            origin: None,
         };
         let line = ExportedEvent::from_event(&record, &event).to_line();
+        assert!(line.ends_with(r#","actor":null}"#), "{line}");
         assert!(line.starts_with(r#"{"position":7,"stream":"contact:+41790000001","version":2,"type":"OptedOut","timestamp":"2026-11-25T09:00:00.000000000Z""#), "{line}");
         let back = ExportedEvent::parse_line(&line, 1).expect("parse");
         assert_eq!(back.text("source"), "keyword");
         assert_eq!(back.text("contact"), "+41790000001");
+        // Lines exported before the actor field existed still parse (no actor).
+        let old = line.replace(r#","actor":null"#, "");
+        assert_eq!(ExportedEvent::parse_line(&old, 1).expect("old").actor, None);
+        let with = ExportedEvent::from_event(
+            &RecordedEvent {
+                origin: Some(wagate_store::Origin {
+                    kind: "operator".into(),
+                    name: "ops-alice".into(),
+                }),
+                ..record
+            },
+            &event,
+        );
+        assert!(
+            with.to_line()
+                .ends_with(r#","actor":{"kind":"operator","name":"ops-alice"}}"#),
+            "{}",
+            with.to_line()
+        );
+        assert_eq!(
+            ExportedEvent::parse_line(&with.to_line(), 1).expect("parse"),
+            with
+        );
         assert!(ExportedEvent::parse_line("{not json", 3)
             .expect_err("bad")
             .to_string()

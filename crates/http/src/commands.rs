@@ -20,7 +20,7 @@ use crate::body::{json, json_or_default};
 use crate::convert;
 use crate::error::ApiError;
 use crate::metrics::Source;
-use crate::state::AppState;
+use crate::state::{Acting, AppState};
 
 /// Longest accepted `Idempotency-Key`.
 const IDEMPOTENCY_KEY_MAX: usize = 255;
@@ -63,17 +63,18 @@ pub(crate) fn flag(query: &BTreeMap<String, String>, name: &str) -> Result<bool,
 
 /// `GET /v1/contacts/{contact}`
 pub async fn contact(
-    State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
 ) -> Result<Json<api::ContactResponse>, ApiError> {
     let contact = contact_id(&raw)?;
-    let view = state.hub().contact(&contact)?;
+    let view = hub.contact(&contact)?;
     Ok(Json(convert::contact_view(&view)))
 }
 
 /// `POST /v1/contacts/{contact}/opt-in`
 pub async fn opt_in(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<Recorded>, ApiError> {
@@ -102,8 +103,7 @@ pub async fn opt_in(
                 })
         })
         .transpose()?;
-    let positions = state
-        .hub()
+    let positions = hub
         .opt_in(RecordOptIn {
             contact,
             source,
@@ -121,6 +121,7 @@ pub async fn opt_in(
 /// `POST /v1/contacts/{contact}/opt-out`
 pub async fn opt_out(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<Recorded>, ApiError> {
@@ -135,8 +136,7 @@ pub async fn opt_out(
             )
         })?,
     };
-    let positions = state
-        .hub()
+    let positions = hub
         .opt_out(RecordOptOut {
             contact,
             source,
@@ -152,6 +152,7 @@ pub async fn opt_out(
 /// `POST /v1/messages` → 202 `{message_id, status, dry_run}`; 422 when a rule refuses.
 pub async fn send(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -198,8 +199,7 @@ pub async fn send(
         .as_deref()
         .map(|raw| sender_address("from", raw))
         .transpose()?;
-    let accepted = state
-        .hub()
+    let accepted = hub
         .send(
             SendRequest {
                 to: request.to,
@@ -226,11 +226,11 @@ pub async fn send(
 
 /// `GET /v1/messages/{message_id}`
 pub async fn message(
-    State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
 ) -> Result<Json<api::MessageResponse>, ApiError> {
     let id = message_id(&raw)?;
-    let view = state.hub().message(id)?;
+    let view = hub.message(id)?;
     Ok(Json(convert::message_view(&view)))
 }
 
@@ -255,9 +255,9 @@ fn template_view(state: &AppState, id: &TemplateId) -> Result<api::TemplateView,
 /// `GET /v1/templates`
 pub async fn templates(
     State(state): State<AppState>,
+    Acting(hub): Acting,
 ) -> Result<Json<Vec<api::TemplateView>>, ApiError> {
-    let views = state
-        .hub()
+    let views = hub
         .templates()
         .iter()
         .map(|id| template_view(&state, id))
@@ -268,6 +268,7 @@ pub async fn templates(
 /// `POST /v1/templates` → 201 with the template.
 pub async fn register_template(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: api::RegisterTemplateRequest = json(&body)?;
@@ -281,8 +282,7 @@ pub async fn register_template(
             ),
         )
     })?;
-    let positions = state
-        .hub()
+    let positions = hub
         .register_template(RegisterTemplate {
             template: template.clone(),
             name: request.name,
@@ -298,6 +298,7 @@ pub async fn register_template(
 /// `POST /v1/templates/{content_sid}/status`
 pub async fn template_status(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<api::TemplateView>, ApiError> {
@@ -312,8 +313,7 @@ pub async fn template_status(
             ),
         )
     })?;
-    let positions = state
-        .hub()
+    let positions = hub
         .set_template_status(&template, status, request.reason.as_deref().unwrap_or(""))
         .await?;
     state.metrics().appended(Source::Command, positions.len());
@@ -331,9 +331,9 @@ fn sender_view(state: &AppState, address: &WhatsAppAddress) -> Result<api::Sende
 /// `GET /v1/senders`
 pub async fn senders(
     State(state): State<AppState>,
+    Acting(hub): Acting,
 ) -> Result<Json<Vec<api::SenderView>>, ApiError> {
-    let views = state
-        .hub()
+    let views = hub
         .senders()
         .iter()
         .map(|address| sender_view(&state, address))
@@ -344,6 +344,7 @@ pub async fn senders(
 /// `POST /v1/senders` → 201 with the sender (not yet authorized).
 pub async fn register_sender(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: api::RegisterSenderRequest = json(&body)?;
@@ -356,8 +357,7 @@ pub async fn register_sender(
     })?;
     let portfolio = PortfolioId::parse(request.portfolio.as_deref().unwrap_or("default"))
         .map_err(|e| ApiError::invalid("portfolio", e.to_string()))?;
-    let positions = state
-        .hub()
+    let positions = hub
         .register_sender(RegisterSender {
             sender: address.clone(),
             provider,
@@ -372,13 +372,13 @@ pub async fn register_sender(
 /// `POST /v1/senders/{address}/authorize`
 pub async fn authorize_sender(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<api::SenderView>, ApiError> {
     let address = sender_address("address", &raw)?;
     let request: api::AuthorizeSenderRequest = json_or_default(&body)?;
-    let positions = state
-        .hub()
+    let positions = hub
         .authorize_sender(&address, request.by.as_deref().unwrap_or("api"))
         .await?;
     state.metrics().appended(Source::Command, positions.len());
@@ -388,15 +388,13 @@ pub async fn authorize_sender(
 /// `POST /v1/senders/{address}/suspend`
 pub async fn suspend_sender(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<api::SenderView>, ApiError> {
     let address = sender_address("address", &raw)?;
     let request: api::SuspendSenderRequest = json(&body)?;
-    let positions = state
-        .hub()
-        .suspend_sender(&address, &request.reason)
-        .await?;
+    let positions = hub.suspend_sender(&address, &request.reason).await?;
     state.metrics().appended(Source::Command, positions.len());
     Ok(Json(sender_view(&state, &address)?))
 }
@@ -404,6 +402,7 @@ pub async fn suspend_sender(
 /// `POST /v1/portfolios/{portfolio}/messaging-limit`
 pub async fn messaging_limit(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<Recorded>, ApiError> {
@@ -417,6 +416,6 @@ pub async fn messaging_limit(
     };
     let limit = crate::settings::parse_messaging_limit(&text)
         .ok_or_else(|| ApiError::invalid("limit", "a number of recipients, or \"unlimited\""))?;
-    let positions = state.hub().set_messaging_limit(&portfolio, limit).await?;
+    let positions = hub.set_messaging_limit(&portfolio, limit).await?;
     Ok(recorded(&state, positions))
 }

@@ -18,7 +18,7 @@ use crate::commands::message_id;
 use crate::convert;
 use crate::error::ApiError;
 use crate::metrics::Source;
-use crate::state::AppState;
+use crate::state::{Acting, AppState};
 
 /// Largest jitter accepted: the backoff itself is seconds.
 const JITTER_MS_MAX: u64 = 60_000;
@@ -28,8 +28,8 @@ fn phase_of(state: &AppState, id: MessageId) -> Result<api::Phase, ApiError> {
 }
 
 /// `GET /v1/dispatch/pending`
-pub async fn pending(State(state): State<AppState>) -> Result<Json<PendingResponse>, ApiError> {
-    let open = state.hub().open_intents()?;
+pub async fn pending(Acting(hub): Acting) -> Result<Json<PendingResponse>, ApiError> {
+    let open = hub.open_intents()?;
     Ok(Json(PendingResponse {
         messages: open.intents.iter().map(convert::pending).collect(),
         head: open.head,
@@ -40,10 +40,11 @@ pub async fn pending(State(state): State<AppState>) -> Result<Json<PendingRespon
 /// gate refuses now (the message is canceled), 409 when there is nothing to claim.
 pub async fn claim(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = message_id(&raw)?;
-    match state.hub().claim(id).await {
+    match hub.claim(id).await {
         Ok(claimed) => {
             state.metrics().appended(Source::Command, 1);
             Ok(Json(convert::claimed(&claimed)).into_response())
@@ -100,6 +101,7 @@ fn dispatch_outcome(request: OutcomeRequest) -> Result<DispatchOutcome, ApiError
 /// `POST /v1/messages/{message_id}/outcome`
 pub async fn outcome(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<DispatchRecorded>, ApiError> {
@@ -114,8 +116,7 @@ pub async fn outcome(
     let attempt = request.attempt;
     // Bounded by JITTER_MS_MAX above, so the conversion cannot fail.
     let jitter = TimeDelta::milliseconds(i64::try_from(request.jitter_ms).unwrap_or(0));
-    let update = state
-        .hub()
+    let update = hub
         .record_outcome(RecordOutcome {
             message_id: id,
             attempt,
@@ -129,10 +130,11 @@ pub async fn outcome(
 /// `POST /v1/messages/{message_id}/expire-in-doubt`
 pub async fn expire_in_doubt(
     State(state): State<AppState>,
+    Acting(hub): Acting,
     Path(raw): Path<String>,
 ) -> Result<Json<DispatchRecorded>, ApiError> {
     let id = message_id(&raw)?;
-    let update = state.hub().expire_in_doubt(id).await?;
+    let update = hub.expire_in_doubt(id).await?;
     Ok(recorded(&state, update))
 }
 

@@ -34,6 +34,11 @@ pub enum ApiError {
     },
     Unauthorized,
     Forbidden(String),
+    /// 403 `forbidden` with `required_role`: a known token whose role may not use the route.
+    WrongRole {
+        required_role: wagate_domain::Role,
+        message: String,
+    },
     TooLarge(String),
     Unavailable(String),
     Internal(String),
@@ -54,7 +59,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotClaimable { .. } => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::WrongRole { .. } => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,6 +78,7 @@ impl ApiError {
             also_broken: None,
             field: None,
             phase: None,
+            required_role: None,
         };
         match self {
             Self::Refused(refusal) => ErrorDetail {
@@ -97,9 +103,16 @@ impl ApiError {
             },
             Self::Unauthorized => plain(
                 "unauthorized",
-                "missing or wrong bearer token (Authorization: Bearer <WAGATE_API_TOKEN>)".into(),
+                "missing or unknown bearer token (Authorization: Bearer <token>)".into(),
             ),
             Self::Forbidden(message) => plain("forbidden", message),
+            Self::WrongRole {
+                required_role,
+                message,
+            } => ErrorDetail {
+                required_role: Some(required_role.as_str().to_owned()),
+                ..plain("forbidden", message)
+            },
             Self::TooLarge(message) => plain("payload_too_large", message),
             Self::Unavailable(message) => plain("unavailable", message),
             Self::Internal(message) => plain("internal", message),

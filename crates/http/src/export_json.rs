@@ -8,13 +8,22 @@ use wagate_export::ExportedEvent;
 
 /// The auditors' JSON object for an entry of a stream's history.
 pub fn history_entry_to_json(entry: &HistoryEntry) -> Value {
-    to_value(ExportedEvent::from_parts(
-        entry.position,
-        &entry.stream,
-        entry.version,
-        &entry.event_id.to_string(),
-        &entry.event,
-    ))
+    to_value(logged_line(entry))
+}
+
+/// The export line of a decoded event, with who asked for it.
+pub(crate) fn logged_line(logged: &HistoryEntry) -> ExportedEvent {
+    let line = ExportedEvent::from_parts(
+        logged.position,
+        &logged.stream,
+        logged.version,
+        &logged.event_id.to_string(),
+        &logged.event,
+    );
+    match &logged.actor {
+        Some(actor) => line.with_actor(actor.kind(), actor.name()),
+        None => line,
+    }
 }
 
 fn to_value(event: ExportedEvent) -> Value {

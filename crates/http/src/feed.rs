@@ -17,7 +17,6 @@ use crate::api::Health;
 use crate::commands::flag;
 use crate::error::ApiError;
 use crate::state::AppState;
-use wagate_export::ExportedEvent;
 
 /// Events read from the store per chunk of the response.
 const CHUNK_EVENTS: usize = 1000;
@@ -91,13 +90,7 @@ impl Feed {
             }
             let mut out = Vec::with_capacity(events.len() * 256);
             for logged in &events {
-                let line = ExportedEvent::from_parts(
-                    logged.position,
-                    &logged.stream,
-                    logged.version,
-                    &logged.event_id.to_string(),
-                    &logged.event,
-                );
+                let line = crate::export_json::logged_line(logged);
                 // Serializing a Value cannot fail.
                 // Written from the struct, not a `Value`, so the fields keep the export's order.
                 if serde_json::to_writer(&mut out, &line).is_ok() {

@@ -36,9 +36,10 @@ mod webhooks;
 pub use body::WEBHOOK_BODY_LIMIT;
 pub use routes::{router, Access, ROUTES};
 pub use server::{serve, ServeError, Server};
-pub use settings::{parse_messaging_limit, HttpSettings, WebhookSecrets};
+pub use settings::{parse_messaging_limit, ApiToken, HttpSettings, WebhookSecrets};
 pub use state::{AppState, WebhookKeys};
 /// The JSON shapes, re-exported so `wagate_http::api::…` paths keep working; clients depend on
 /// `wagate-api` directly.
 pub use wagate_api as api;
+pub use wagate_domain::Role;
 pub use webhooks::EMPTY_TWIML;

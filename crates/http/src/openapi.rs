@@ -110,8 +110,8 @@ impl Failure {
     fn description(self) -> &'static str {
         match self {
             Self::Invalid => "Bad input; `error.field` names the field (`body` when the JSON itself is broken).",
-            Self::Unauthorized => "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
-            Self::Forbidden => "Missing or wrong webhook signature, or the provider is not configured (recorded in the webhook audit log).",
+            Self::Unauthorized => "Missing or unknown bearer token (`WWW-Authenticate: Bearer`).",
+            Self::Forbidden => "On the command API: a known token whose role may not use the route; `error.required_role` names the least privileged role that may, and nothing was recorded. On a webhook: a missing or wrong signature, or the provider is not configured (recorded in the webhook audit log).",
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
@@ -321,7 +321,17 @@ impl Spec {
             Access::Open => {
                 operation = operation.securities(Some(Vec::<SecurityRequirement>::new()));
             }
-            Access::Bearer => self.failures.push(Failure::Unauthorized),
+            Access::Roles(roles) => {
+                let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+                operation = operation.description(Some(format!(
+                    "Roles: {} (a token of another role is 403 `forbidden`, `error.required_role` \
+                     naming `{}`).",
+                    names.join(", "),
+                    access.required_role().map_or("", |role| role.as_str()),
+                )));
+                self.failures
+                    .extend([Failure::Unauthorized, Failure::Forbidden]);
+            }
         }
         self.failures.sort_by_key(|failure| failure.status());
         self.failures.dedup();
@@ -793,7 +803,11 @@ pub fn document() -> OpenApi {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("WAGATE_API_TOKEN"))
+                    .description(Some(
+                        "A token of a role: agent (WAGATE_AGENT_TOKEN), operator \
+                         (WAGATE_OPERATOR_TOKEN, WAGATE_API_TOKEN), dispatcher \
+                         (WAGATE_DISPATCHER_TOKEN), auditor (WAGATE_AUDITOR_TOKEN).",
+                    ))
                     .build(),
             ),
         )
@@ -976,6 +990,7 @@ mod tests {
             timestamp: "2026-11-25T09:00:00.000Z".into(),
             event_id: "01934b8e-0000-7000-8000-000000000000".into(),
             payload: serde_json::Map::new(),
+            actor: None,
         };
         let exported = serde_json::to_value(&event).expect("json");
         let mut keys: Vec<&String> = exported.as_object().expect("object").keys().collect();

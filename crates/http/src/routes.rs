@@ -1,5 +1,5 @@
 //! The route table, the router built from it, and the middleware every request goes through
-//! (metrics + tracing span; bearer auth on the command API).
+//! (metrics + tracing span; bearer tokens and their roles on the command API).
 
 use std::time::Instant;
 
@@ -12,7 +12,10 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 use tracing::{field, info_span, Instrument};
 
+use wagate_domain::{Actor, Role};
+
 use crate::error::{ApiError, RefusedRule, Verdict};
+use crate::settings::ApiToken;
 use crate::state::AppState;
 use crate::{commands, dispatch, feed, webhooks};
 
@@ -21,9 +24,48 @@ use crate::{commands, dispatch, feed, webhooks};
 pub enum Access {
     /// Anyone (webhooks check their own signatures; health and metrics are open).
     Open,
-    /// `Authorization: Bearer <WAGATE_API_TOKEN>`.
-    Bearer,
+    /// `Authorization: Bearer <token>` of one of these roles; a known token of another role is
+    /// 403 `forbidden`.
+    Roles(&'static [Role]),
 }
+
+impl Access {
+    /// The roles that may call the route (none for an open route: no token is needed).
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            Access::Open => &[],
+            Access::Roles(roles) => roles,
+        }
+    }
+
+    /// Whether `role` may call the route.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+
+    /// The least privileged role that may call the route (what a 403 names).
+    pub fn required_role(self) -> Option<Role> {
+        self.roles().iter().copied().min()
+    }
+}
+
+/// Reads of contacts and messages: every role.
+const READERS: Access =
+    Access::Roles(&[Role::Auditor, Role::Agent, Role::Dispatcher, Role::Operator]);
+/// Reads of the configuration (templates, senders) and the event feed: everyone but the agent,
+/// whose token is for sending.
+const OBSERVERS: Access = Access::Roles(&[Role::Auditor, Role::Dispatcher, Role::Operator]);
+/// Sends and dry runs.
+const SENDERS: Access = Access::Roles(&[Role::Agent, Role::Operator]);
+/// Why a message was allowed or refused: the agent that asked, the operator, the auditor.
+const EXPLAINERS: Access = Access::Roles(&[Role::Auditor, Role::Agent, Role::Operator]);
+/// The dispatcher's work: pending, claim, outcome, expire-in-doubt.
+const DISPATCHER: Access = Access::Roles(&[Role::Dispatcher]);
+/// Facts only a person may record: consent, templates, senders, limits.
+const OPERATOR: Access = Access::Roles(&[Role::Operator]);
 
 /// Every route: method, path (axum syntax, `{param}`), access.
 pub const ROUTES: &[(Method, &str, Access)] = &[
@@ -33,65 +75,37 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/webhooks/meta", Access::Open),
     (Method::GET, "/healthz", Access::Open),
     (Method::GET, "/metrics", Access::Open),
-    (Method::GET, "/v1/contacts/{contact}", Access::Bearer),
-    (
-        Method::POST,
-        "/v1/contacts/{contact}/opt-in",
-        Access::Bearer,
-    ),
-    (
-        Method::POST,
-        "/v1/contacts/{contact}/opt-out",
-        Access::Bearer,
-    ),
-    (Method::POST, "/v1/messages", Access::Bearer),
-    (Method::GET, "/v1/messages/{message_id}", Access::Bearer),
-    (
-        Method::GET,
-        "/v1/messages/{message_id}/explain",
-        Access::Bearer,
-    ),
-    (
-        Method::POST,
-        "/v1/messages/{message_id}/claim",
-        Access::Bearer,
-    ),
+    (Method::GET, "/v1/contacts/{contact}", READERS),
+    (Method::POST, "/v1/contacts/{contact}/opt-in", OPERATOR),
+    (Method::POST, "/v1/contacts/{contact}/opt-out", OPERATOR),
+    (Method::POST, "/v1/messages", SENDERS),
+    (Method::GET, "/v1/messages/{message_id}", READERS),
+    (Method::GET, "/v1/messages/{message_id}/explain", EXPLAINERS),
+    (Method::POST, "/v1/messages/{message_id}/claim", DISPATCHER),
     (
         Method::POST,
         "/v1/messages/{message_id}/outcome",
-        Access::Bearer,
+        DISPATCHER,
     ),
     (
         Method::POST,
         "/v1/messages/{message_id}/expire-in-doubt",
-        Access::Bearer,
+        DISPATCHER,
     ),
-    (Method::GET, "/v1/dispatch/pending", Access::Bearer),
-    (Method::GET, "/v1/templates", Access::Bearer),
-    (Method::POST, "/v1/templates", Access::Bearer),
-    (
-        Method::POST,
-        "/v1/templates/{content_sid}/status",
-        Access::Bearer,
-    ),
-    (Method::GET, "/v1/senders", Access::Bearer),
-    (Method::POST, "/v1/senders", Access::Bearer),
-    (
-        Method::POST,
-        "/v1/senders/{address}/authorize",
-        Access::Bearer,
-    ),
-    (
-        Method::POST,
-        "/v1/senders/{address}/suspend",
-        Access::Bearer,
-    ),
+    (Method::GET, "/v1/dispatch/pending", DISPATCHER),
+    (Method::GET, "/v1/templates", OBSERVERS),
+    (Method::POST, "/v1/templates", OPERATOR),
+    (Method::POST, "/v1/templates/{content_sid}/status", OPERATOR),
+    (Method::GET, "/v1/senders", OBSERVERS),
+    (Method::POST, "/v1/senders", OPERATOR),
+    (Method::POST, "/v1/senders/{address}/authorize", OPERATOR),
+    (Method::POST, "/v1/senders/{address}/suspend", OPERATOR),
     (
         Method::POST,
         "/v1/portfolios/{portfolio}/messaging-limit",
-        Access::Bearer,
+        OPERATOR,
     ),
-    (Method::GET, "/v1/events", Access::Bearer),
+    (Method::GET, "/v1/events", OBSERVERS),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -134,12 +148,15 @@ pub fn router(state: AppState) -> Router {
         // one is a programming error, never a route silently left out.
         let route = handler(method, path)
             .unwrap_or_else(|| panic!("ROUTES lists {method} {path} without a handler"));
-        let route = match access {
+        let route = match *access {
             Access::Open => route,
-            Access::Bearer => route.route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                require_bearer,
-            )),
+            Access::Roles(_) => {
+                let access = *access;
+                route.route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    move |state, request, next| require_role(access, state, request, next),
+                ))
+            }
         };
         router = router.route(path, route);
     }
@@ -153,8 +170,16 @@ async fn not_found() -> Response {
     ApiError::NotFound("no such route".into()).into_response()
 }
 
-/// `Authorization: Bearer <token>`, compared in constant time.
-async fn require_bearer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// `Authorization: Bearer <token>`: a token of a role `access` allows goes on, with its actor in
+/// the request for the handler; an unknown token is 401; a known token of another role is 403
+/// `forbidden` naming the least privileged role that may (the handler never runs, so nothing is
+/// appended).
+async fn require_role(
+    access: Access,
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -165,16 +190,60 @@ async fn require_bearer(State(state): State<AppState>, request: Request, next: N
                 .or_else(|| value.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let expected = state.api_token().expose().as_bytes();
-    let ok = presented.is_some_and(|token| bool::from(token.as_bytes().ct_eq(expected)));
-    if ok {
-        return next.run(request).await;
+    let Some(token) = presented.and_then(|presented| known_token(state.tokens(), presented)) else {
+        let mut response = ApiError::Unauthorized.into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    };
+    if !access.allows(token.role) {
+        let required = access.required_role().unwrap_or(Role::Operator);
+        tracing::info!(token = %token.name, role = %token.role, required = %required, "forbidden");
+        return ApiError::WrongRole {
+            required_role: required,
+            message: format!(
+                "the {} token {:?} may not use this route: it needs the {} role{}",
+                token.role,
+                token.name,
+                required,
+                others(access, required),
+            ),
+        }
+        .into_response();
     }
-    let mut response = ApiError::Unauthorized.into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    request
+        .extensions_mut()
+        .insert(Actor::token(token.role, token.name.clone()));
+    next.run(request).await
+}
+
+/// ` (or operator)`: the other roles that may use a route besides the one named.
+fn others(access: Access, named: Role) -> String {
+    let rest: Vec<&str> = access
+        .roles()
+        .iter()
+        .filter(|role| **role != named)
+        .map(|role| role.as_str())
+        .collect();
+    if rest.is_empty() {
+        String::new()
+    } else {
+        format!(" (or {})", rest.join(", "))
+    }
+}
+
+/// The configured token equal to `presented`, compared in constant time against every token
+/// (no early exit, so the time taken does not tell which token or how much of it matched).
+fn known_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
+    let mut found = None;
+    for token in tokens {
+        let equal = bool::from(presented.as_bytes().ct_eq(token.secret.expose().as_bytes()));
+        if equal && found.is_none() {
+            found = Some(token);
+        }
+    }
+    found
 }
 
 fn verdict_of(status: StatusCode) -> &'static str {

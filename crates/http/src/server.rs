@@ -68,7 +68,7 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = AppState::new(
             hub,
-            settings.api_token.clone(),
+            settings.tokens.clone(),
             keys,
             audit,
             shutdown_rx,

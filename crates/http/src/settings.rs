@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use wagate_domain::MessagingLimit;
+use wagate_domain::{MessagingLimit, Role};
 use wagate_providers::Secret;
 
 /// The server's settings.
@@ -16,11 +16,30 @@ pub struct HttpSettings {
     pub audit_dir: PathBuf,
     /// The base URL providers call (signatures cover it); `None`: `http://<bound address>`.
     pub public_url: Option<String>,
-    /// The bearer token of the command API.
-    pub api_token: Secret,
+    /// The bearer tokens of the command API, each with its name and role.
+    pub tokens: Vec<ApiToken>,
     pub webhooks: WebhookSecrets,
     /// The sandbox provider stands in for real ones (reported by `/healthz` and `/metrics`).
     pub sandbox: bool,
+}
+
+/// One bearer token of the command API: its name (recorded with every event its commands
+/// append), its role (which routes it may use) and its value.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: Role,
+    pub secret: Secret,
+}
+
+impl ApiToken {
+    pub fn new(name: impl Into<String>, role: Role, secret: Secret) -> Self {
+        Self {
+            name: name.into(),
+            role,
+            secret,
+        }
+    }
 }
 
 /// The secrets provider webhooks are checked with; `None`: that provider's webhooks are not
@@ -36,14 +55,14 @@ pub struct WebhookSecrets {
 }
 
 impl HttpSettings {
-    /// Settings for tests and embedding: listen on `listen`, the audit log in `audit_dir`, the
-    /// given API token, no webhook secrets, not sandbox.
+    /// Settings for tests and embedding: listen on `listen`, the audit log in `audit_dir`,
+    /// `api_token` as an operator token named `api`, no webhook secrets, not sandbox.
     pub fn new(listen: SocketAddr, audit_dir: impl Into<PathBuf>, api_token: Secret) -> Self {
         Self {
             listen,
             audit_dir: audit_dir.into(),
             public_url: None,
-            api_token,
+            tokens: vec![ApiToken::new("api", Role::Operator, api_token)],
             webhooks: WebhookSecrets::default(),
             sandbox: false,
         }

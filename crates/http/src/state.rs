@@ -1,14 +1,19 @@
 //! What every handler shares.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use tokio::sync::watch;
 use wagate_app::Hub;
+use wagate_domain::Actor;
 use wagate_providers::twilio::TwilioSigningKeys;
 use wagate_providers::Secret;
 
 use crate::audit::WebhookAudit;
 use crate::metrics::Metrics;
+use crate::settings::ApiToken;
 
 /// The keys webhooks are checked with, and the public URL Twilio signs.
 #[derive(Debug, Clone)]
@@ -32,7 +37,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     hub: Hub,
-    api_token: Secret,
+    tokens: Vec<ApiToken>,
     keys: WebhookKeys,
     audit: WebhookAudit,
     metrics: Metrics,
@@ -44,7 +49,7 @@ impl AppState {
     /// `shutdown` turns true when the server stops: open event feeds end then.
     pub fn new(
         hub: Hub,
-        api_token: Secret,
+        tokens: Vec<ApiToken>,
         keys: WebhookKeys,
         audit: WebhookAudit,
         shutdown: watch::Receiver<bool>,
@@ -53,7 +58,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 hub,
-                api_token,
+                tokens,
                 keys,
                 audit,
                 metrics: Metrics::default(),
@@ -67,8 +72,9 @@ impl AppState {
         &self.inner.hub
     }
 
-    pub(crate) fn api_token(&self) -> &Secret {
-        &self.inner.api_token
+    /// The command API's tokens, each with its name and role.
+    pub(crate) fn tokens(&self) -> &[ApiToken] {
+        &self.inner.tokens
     }
 
     pub(crate) fn keys(&self) -> &WebhookKeys {
@@ -89,5 +95,24 @@ impl AppState {
 
     pub(crate) fn mode(&self) -> &'static str {
         self.inner.mode
+    }
+}
+
+/// The hub as the caller of this request: commands through it record the caller (the token's
+/// role and name, which the bearer middleware put in the request) as who asked for every event
+/// they append. On a route without a token it is the plain hub.
+pub(crate) struct Acting(pub Hub);
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Acting(match parts.extensions.get::<Actor>() {
+            Some(actor) => state.hub().acting(actor.clone()),
+            None => state.hub().clone(),
+        }))
     }
 }

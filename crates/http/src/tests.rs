@@ -12,17 +12,31 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 use wagate_app::{FixedClock, Hub};
-use wagate_domain::Policy;
+use wagate_domain::{Policy, Role};
 use wagate_providers::twilio::{
     compute_signature, SigningAlgorithm, SortedParams, TwilioSigningKeys,
 };
 use wagate_providers::Secret;
 
 use crate::audit::{WebhookAudit, AUDIT_FILE};
-use crate::routes::{router, ROUTES};
+use crate::routes::{router, Access, ROUTES};
+use crate::settings::ApiToken;
 use crate::state::{AppState, WebhookKeys};
 
+/// The operator's token; each role has its own (see `token_of`).
 const TOKEN: &str = "test-token";
+const AGENT_TOKEN: &str = "agent-token";
+const DISPATCHER_TOKEN: &str = "dispatcher-token";
+const AUDITOR_TOKEN: &str = "auditor-token";
+
+fn token_of(role: Role) -> &'static str {
+    match role {
+        Role::Operator => TOKEN,
+        Role::Agent => AGENT_TOKEN,
+        Role::Dispatcher => DISPATCHER_TOKEN,
+        Role::Auditor => AUDITOR_TOKEN,
+    }
+}
 const TWILIO_AUTH_TOKEN: &str = "12345";
 const META_APP_SECRET: &str = "9d5e1c2b7a8f40136e2d9c8b7a6f5e4d";
 const PUBLIC_URL: &str = "https://hub.example.com";
@@ -55,7 +69,11 @@ fn app() -> TestApp {
         meta_verify_token: Some(Secret::new("wagate-verify-token")),
     };
     let (stop, stopped) = watch::channel(false);
-    let state = AppState::new(hub.clone(), Secret::new(TOKEN), keys, audit, stopped, false);
+    let tokens = Role::ALL
+        .into_iter()
+        .map(|role| ApiToken::new(format!("test-{role}"), role, Secret::new(token_of(role))))
+        .collect();
+    let state = AppState::new(hub.clone(), tokens, keys, audit, stopped, false);
     TestApp {
         router: router(state),
         hub,
@@ -185,11 +203,30 @@ fn signed_twilio(path_and_query: &str, body: &str) -> Request<Body> {
     twilio(path_and_query, body.as_bytes().to_vec(), Some(&signature))
 }
 
+/// A request with the token of a role the route allows (the operator's where it may).
 fn api(method: Method, path: &str, body: Option<Value>) -> Request<Body> {
+    let access = route_of(&method, path)
+        .and_then(|route| {
+            ROUTES
+                .iter()
+                .find(|(m, r, _)| *m == method && *r == route)
+                .map(|(_, _, access)| *access)
+        })
+        .unwrap_or(Access::Open);
+    let role = if access.allows(Role::Operator) {
+        Role::Operator
+    } else {
+        access.required_role().unwrap_or(Role::Operator)
+    };
+    api_as(role, method, path, body)
+}
+
+fn api_as(role: Role, method: Method, path: &str, body: Option<Value>) -> Request<Body> {
+    let token = token_of(role);
     let builder = Request::builder()
         .method(method)
         .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json");
     let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
     builder.body(body).expect("request")
@@ -904,4 +941,178 @@ async fn explain_cites_the_positions_an_allowed_and_a_refused_send_relied_on() {
     .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.json()["error"]["field"], "message_id");
+}
+
+/// A concrete path for a route template.
+fn concrete(route: &str) -> String {
+    route
+        .replace("{contact}", CONTACT)
+        .replace("{message_id}", "0190b5a2-7c1e-7000-8000-000000000001")
+        .replace("{content_sid}", TEMPLATE)
+        .replace("{address}", SENDER)
+        .replace("{portfolio}", "default")
+}
+
+#[tokio::test]
+async fn every_role_may_use_exactly_its_routes_and_is_refused_403_elsewhere() {
+    let app = app();
+    ready(&app).await;
+    for (method, route, access) in ROUTES {
+        let Access::Roles(allowed) = *access else {
+            continue;
+        };
+        assert!(!allowed.is_empty(), "{method} {route} allows no role");
+        let path = concrete(route);
+        for role in Role::ALL {
+            let before = head(&app);
+            let body = (method == Method::POST).then(|| json!({}));
+            let answer = call(&app, api_as(role, method.clone(), &path, body)).await;
+            if allowed.contains(&role) {
+                assert!(
+                    answer.status != StatusCode::UNAUTHORIZED
+                        && answer.status != StatusCode::FORBIDDEN,
+                    "{role} on {method} {route}: {} {}",
+                    answer.status,
+                    answer.text()
+                );
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::FORBIDDEN,
+                    "{role} on {method} {route}: {}",
+                    answer.text()
+                );
+                let error = &answer.json()["error"];
+                assert_eq!(error["code"], "forbidden");
+                let required = access.required_role().expect("a role");
+                assert_eq!(error["required_role"], required.as_str());
+                assert!(allowed.contains(&required));
+                assert!(allowed.iter().all(|other| required <= *other));
+                assert_eq!(head(&app), before, "{role} on {method} {route} appended");
+            }
+        }
+        // No token, or an unknown one, is 401 whatever the route.
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&path)
+            .header(header::AUTHORIZATION, "Bearer nobody")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(call(&app, request).await.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn the_roles_are_the_issues_roles() {
+    let allowed = |method: Method, route: &str| -> Vec<Role> {
+        let (_, _, access) = ROUTES
+            .iter()
+            .find(|(m, r, _)| *m == method && *r == route)
+            .expect("route");
+        access.roles().to_vec()
+    };
+    use Role::*;
+    // The agent sends and reads contacts and messages, nothing else.
+    let agent: Vec<(Method, &str)> = ROUTES
+        .iter()
+        .filter(|(_, _, access)| matches!(access, Access::Roles(_)) && access.allows(Agent))
+        .map(|(m, r, _)| (m.clone(), *r))
+        .collect();
+    assert_eq!(
+        agent,
+        vec![
+            (Method::GET, "/v1/contacts/{contact}"),
+            (Method::POST, "/v1/messages"),
+            (Method::GET, "/v1/messages/{message_id}"),
+        ]
+    );
+    // Only an operator records consent and configures templates, senders and limits.
+    for (method, route) in [
+        (Method::POST, "/v1/contacts/{contact}/opt-in"),
+        (Method::POST, "/v1/contacts/{contact}/opt-out"),
+        (Method::POST, "/v1/templates"),
+        (Method::POST, "/v1/templates/{content_sid}/status"),
+        (Method::POST, "/v1/senders"),
+        (Method::POST, "/v1/senders/{address}/authorize"),
+        (Method::POST, "/v1/senders/{address}/suspend"),
+        (Method::POST, "/v1/portfolios/{portfolio}/messaging-limit"),
+    ] {
+        assert_eq!(allowed(method, route), vec![Operator], "{route}");
+    }
+    // Only the dispatcher claims and reports.
+    for (method, route) in [
+        (Method::GET, "/v1/dispatch/pending"),
+        (Method::POST, "/v1/messages/{message_id}/claim"),
+        (Method::POST, "/v1/messages/{message_id}/outcome"),
+        (Method::POST, "/v1/messages/{message_id}/expire-in-doubt"),
+    ] {
+        assert_eq!(allowed(method, route), vec![Dispatcher], "{route}");
+    }
+    // The auditor only reads.
+    assert!(ROUTES
+        .iter()
+        .filter(|(_, _, access)| matches!(access, Access::Roles(_)) && access.allows(Auditor))
+        .all(|(method, _, _)| *method == Method::GET));
+    assert!(allowed(Method::GET, "/v1/events").contains(&Auditor));
+}
+
+#[tokio::test]
+async fn command_events_record_the_token_and_webhook_events_their_provider() {
+    let app = app();
+    ready(&app).await;
+    let answer = call(
+        &app,
+        api_as(
+            Role::Agent,
+            Method::POST,
+            "/v1/messages",
+            Some(template_send()),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    let inbound = call(
+        &app,
+        twilio(
+            "/webhooks/twilio/inbound",
+            fixture("twilio_inbound_text.form"),
+            Some(&signature("twilio_inbound_text.form")),
+        ),
+    )
+    .await;
+    assert!(inbound.status.is_success(), "{}", inbound.text());
+    let events = app.hub.events_after(0, usize::MAX).expect("events");
+    let actor_of = |kind: &str| {
+        events
+            .iter()
+            .find(|logged| logged.event.type_name() == kind)
+            .and_then(|logged| logged.actor.clone())
+    };
+    assert_eq!(
+        actor_of("SenderRegistered"),
+        Some(wagate_domain::Actor::token(Role::Operator, "test-operator"))
+    );
+    assert_eq!(
+        actor_of("TemplateSent"),
+        Some(wagate_domain::Actor::token(Role::Agent, "test-agent"))
+    );
+    assert_eq!(
+        actor_of("InboundReceived"),
+        Some(wagate_domain::Actor::webhook("twilio"))
+    );
+    // The feed shows it.
+    let feed = call(&app, api(Method::GET, "/v1/events", None)).await;
+    let lines: Vec<Value> = feed
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    let sent = lines
+        .iter()
+        .find(|line| line["type"] == "TemplateSent")
+        .expect("sent");
+    assert_eq!(
+        sent["actor"],
+        json!({"kind": "agent", "name": "test-agent"})
+    );
 }

@@ -172,6 +172,14 @@ fn provider_label(provider: ProviderKind) -> &'static str {
     provider.as_str()
 }
 
+/// The hub as a signed webhook of `provider`: what it appends records the provider as its
+/// source (only a webhook whose signature was checked gets this far).
+fn webhook_hub(state: &AppState, provider: ProviderKind) -> wagate_app::Hub {
+    state
+        .hub()
+        .acting(wagate_domain::Actor::webhook(provider_label(provider)))
+}
+
 fn count(state: &AppState, provider: ProviderKind, ingested: &Ingested) -> Ingest {
     match ingested {
         Ingested::Appended { events, .. } => {
@@ -275,7 +283,9 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
         text: inbound_text(&message.content),
         provider_at: provider_time(message.timestamp)?,
     };
-    let ingested = state.hub().receive_inbound(command, key.as_str()).await?;
+    let ingested = webhook_hub(state, provider)
+        .receive_inbound(command, key.as_str())
+        .await?;
     Ok(count(state, provider, &ingested))
 }
 
@@ -295,8 +305,7 @@ async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest,
         status: update.status.clone(),
         error_code: update.errors.first().map(|e| e.code),
     };
-    let ingested = state
-        .hub()
+    let ingested = webhook_hub(state, provider)
         .record_status_callback(update.message_id, callback, key.as_str())
         .await?;
     Ok(count(state, provider, &ingested))
@@ -317,8 +326,7 @@ async fn ingest_preference(
         PreferenceValue::Resume => false,
         PreferenceValue::Other(_) => return Ok(None),
     };
-    let positions = state
-        .hub()
+    let positions = webhook_hub(state, ProviderKind::Meta)
         .set_contact_flag(SetContactFlag {
             contact: change.contact.id.clone(),
             flag: ContactFlag::MarketingPaused,

@@ -129,6 +129,7 @@ fn new_event(payload: &[u8]) -> NewEvent {
         schema_version: 1,
         timestamp_ms: 1_700_000_000_000,
         payload: payload.to_vec(),
+        origin: None,
     }
 }
 

@@ -10,15 +10,21 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::record::RecordedEvent;
+use crate::record::{Origin, RecordedEvent};
 use crate::stream::StreamId;
 
-/// The only envelope format so far.
+/// The first envelope format: no origin. Still decoded (as an event with no origin); never
+/// written any more.
 pub const FORMAT_V1: u8 = 1;
+/// Format 2: format 1 plus the event's [`Origin`] (who asked for it), as an `Option` of two
+/// strings at the end. What the writer writes.
+pub const FORMAT_V2: u8 = 2;
 
-/// Borrowing view used to encode without copying the payload.
+/// Format 2's borrowing view, used to encode without copying the payload: format 1's fields,
+/// then the origin (`None` when the appender named
+/// none).
 #[derive(Serialize)]
-struct EnvelopeRefV1<'a> {
+struct EnvelopeRefV2<'a> {
     format: u8,
     position: u64,
     stream: &'a str,
@@ -28,9 +34,25 @@ struct EnvelopeRefV1<'a> {
     schema_version: u16,
     timestamp_ms: i64,
     payload: BytesRef<'a>,
+    origin: Option<(&'a str, &'a str)>,
 }
 
-/// Owned decoding target; field order must match [`EnvelopeRefV1`] exactly.
+/// Format 2's decoding target; field order must match [`EnvelopeRefV2`] exactly.
+#[derive(Deserialize)]
+struct EnvelopeV2 {
+    format: u8,
+    position: u64,
+    stream: String,
+    version: u64,
+    event_id: [u8; 16],
+    event_type: String,
+    schema_version: u16,
+    timestamp_ms: i64,
+    payload: ByteBuf,
+    origin: Option<(String, String)>,
+}
+
+/// Format 1's decoding target (format 2 without the origin).
 #[derive(Deserialize)]
 struct EnvelopeV1 {
     format: u8,
@@ -55,12 +77,13 @@ pub(crate) struct EnvelopeFields<'a> {
     pub schema_version: u16,
     pub timestamp_ms: i64,
     pub payload: &'a [u8],
+    pub origin: Option<&'a Origin>,
 }
 
-/// Encodes one event into its stored bytes.
+/// Encodes one event into its stored bytes (format 2).
 pub(crate) fn encode(fields: EnvelopeFields<'_>) -> Vec<u8> {
-    let envelope = EnvelopeRefV1 {
-        format: FORMAT_V1,
+    let envelope = EnvelopeRefV2 {
+        format: FORMAT_V2,
         position: fields.position,
         stream: fields.stream,
         version: fields.version,
@@ -69,6 +92,9 @@ pub(crate) fn encode(fields: EnvelopeFields<'_>) -> Vec<u8> {
         schema_version: fields.schema_version,
         timestamp_ms: fields.timestamp_ms,
         payload: BytesRef(fields.payload),
+        origin: fields
+            .origin
+            .map(|origin| (origin.kind.as_str(), origin.name.as_str())),
     };
     // Invariant: serializing into a Vec cannot fail for this struct (no maps or unknown-length
     // sequences, no floats); an error here is a programming error.
@@ -95,31 +121,54 @@ impl std::fmt::Display for EnvelopeError {
     }
 }
 
-/// Decodes stored bytes strictly into a recorded event.
+/// Decodes stored bytes strictly into a recorded event (format 1: no origin).
 pub fn decode(bytes: &[u8]) -> Result<RecordedEvent, EnvelopeError> {
     // postcard encodes a u8 as the raw byte, so the format is the first byte.
     match bytes.first() {
-        None => return Err(EnvelopeError::Empty),
-        Some(&FORMAT_V1) => {}
-        Some(&other) => return Err(EnvelopeError::UnknownFormat(other)),
+        None => Err(EnvelopeError::Empty),
+        Some(&FORMAT_V1) => {
+            let envelope = strictly::<EnvelopeV1>(bytes)?;
+            debug_assert_eq!(envelope.format, FORMAT_V1);
+            Ok(RecordedEvent {
+                position: envelope.position,
+                // The writer validated the stream id before encoding it.
+                stream: StreamId::from_trusted(envelope.stream),
+                version: envelope.version,
+                event_id: Uuid::from_bytes(envelope.event_id),
+                event_type: envelope.event_type,
+                schema_version: envelope.schema_version,
+                timestamp_ms: envelope.timestamp_ms,
+                payload: envelope.payload.0,
+                origin: None,
+            })
+        }
+        Some(&FORMAT_V2) => {
+            let envelope = strictly::<EnvelopeV2>(bytes)?;
+            debug_assert_eq!(envelope.format, FORMAT_V2);
+            Ok(RecordedEvent {
+                position: envelope.position,
+                stream: StreamId::from_trusted(envelope.stream),
+                version: envelope.version,
+                event_id: Uuid::from_bytes(envelope.event_id),
+                event_type: envelope.event_type,
+                schema_version: envelope.schema_version,
+                timestamp_ms: envelope.timestamp_ms,
+                payload: envelope.payload.0,
+                origin: envelope.origin.map(|(kind, name)| Origin { kind, name }),
+            })
+        }
+        Some(&other) => Err(EnvelopeError::UnknownFormat(other)),
     }
-    let (envelope, rest) = postcard::take_from_bytes::<EnvelopeV1>(bytes)
+}
+
+/// Decodes `T` from the whole of `bytes`: leftover bytes are an error.
+fn strictly<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, EnvelopeError> {
+    let (envelope, rest) = postcard::take_from_bytes::<T>(bytes)
         .map_err(|e| EnvelopeError::Postcard(e.to_string()))?;
     if !rest.is_empty() {
         return Err(EnvelopeError::LeftoverBytes(rest.len()));
     }
-    debug_assert_eq!(envelope.format, FORMAT_V1);
-    Ok(RecordedEvent {
-        position: envelope.position,
-        // The writer validated the stream id before encoding it.
-        stream: StreamId::from_trusted(envelope.stream),
-        version: envelope.version,
-        event_id: Uuid::from_bytes(envelope.event_id),
-        event_type: envelope.event_type,
-        schema_version: envelope.schema_version,
-        timestamp_ms: envelope.timestamp_ms,
-        payload: envelope.payload.0,
-    })
+    Ok(envelope)
 }
 
 /// Serializes a byte slice with `serialize_bytes` (postcard: varint length + raw bytes, the same
@@ -164,7 +213,14 @@ impl Serialize for ByteBuf {
 mod tests {
     use super::*;
 
-    fn sample() -> Vec<u8> {
+    fn origin() -> Origin {
+        Origin {
+            kind: "operator".into(),
+            name: "alice".into(),
+        }
+    }
+
+    fn sample_with(origin: Option<&Origin>) -> Vec<u8> {
         encode(EnvelopeFields {
             position: 7,
             stream: "contact:+41790000001",
@@ -174,48 +230,17 @@ mod tests {
             schema_version: 1,
             timestamp_ms: 1_700_000_000_000,
             payload: &[1, 2, 3, 250],
+            origin,
         })
     }
 
-    #[test]
-    fn round_trips() {
-        let event = decode(&sample()).expect("decodes");
-        assert_eq!(event.position, 7);
-        assert_eq!(event.stream.as_str(), "contact:+41790000001");
-        assert_eq!(event.version, 3);
-        assert_eq!(event.event_type, "OptedIn");
-        assert_eq!(event.schema_version, 1);
-        assert_eq!(event.timestamp_ms, 1_700_000_000_000);
-        assert_eq!(event.payload, vec![1, 2, 3, 250]);
+    fn sample() -> Vec<u8> {
+        sample_with(Some(&origin()))
     }
 
-    #[test]
-    fn byte_payload_has_the_same_wire_format_as_a_vec() {
-        let as_bytes = postcard::to_stdvec(&BytesRef(&[9, 8, 7])).expect("encodes");
-        let as_vec = postcard::to_stdvec(&vec![9u8, 8, 7]).expect("encodes");
-        assert_eq!(as_bytes, as_vec);
-    }
-
-    #[test]
-    fn is_strict() {
-        let mut bytes = sample();
-        bytes.push(0);
-        assert_eq!(decode(&bytes), Err(EnvelopeError::LeftoverBytes(1)));
-        let bytes = sample();
-        assert!(matches!(
-            decode(&bytes[..bytes.len() - 1]),
-            Err(EnvelopeError::Postcard(_))
-        ));
-        let mut bytes = sample();
-        bytes[0] = 2;
-        assert_eq!(decode(&bytes), Err(EnvelopeError::UnknownFormat(2)));
-        assert_eq!(decode(&[]), Err(EnvelopeError::Empty));
-    }
-
-    #[test]
-    fn layout_is_frozen() {
-        // The exact bytes of format 1; a change here breaks every existing database.
-        let expected: Vec<u8> = [
+    /// The exact bytes format 1 wrote (databases written before origins existed hold these).
+    fn v1_bytes() -> Vec<u8> {
+        [
             vec![1, 7, 20],
             b"contact:+41790000001".to_vec(),
             vec![3],
@@ -242,7 +267,70 @@ mod tests {
             },
             vec![4, 1, 2, 3, 250],
         ]
-        .concat();
+        .concat()
+    }
+
+    #[test]
+    fn round_trips() {
+        let event = decode(&sample()).expect("decodes");
+        assert_eq!(event.position, 7);
+        assert_eq!(event.stream.as_str(), "contact:+41790000001");
+        assert_eq!(event.version, 3);
+        assert_eq!(event.event_type, "OptedIn");
+        assert_eq!(event.schema_version, 1);
+        assert_eq!(event.timestamp_ms, 1_700_000_000_000);
+        assert_eq!(event.payload, vec![1, 2, 3, 250]);
+        assert_eq!(event.origin, Some(origin()));
+        assert_eq!(decode(&sample_with(None)).expect("decodes").origin, None);
+    }
+
+    #[test]
+    fn byte_payload_has_the_same_wire_format_as_a_vec() {
+        let as_bytes = postcard::to_stdvec(&BytesRef(&[9, 8, 7])).expect("encodes");
+        let as_vec = postcard::to_stdvec(&vec![9u8, 8, 7]).expect("encodes");
+        assert_eq!(as_bytes, as_vec);
+    }
+
+    #[test]
+    fn is_strict() {
+        for bytes in [sample(), v1_bytes()] {
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(decode(&longer), Err(EnvelopeError::LeftoverBytes(1)));
+            assert!(matches!(
+                decode(&bytes[..bytes.len() - 1]),
+                Err(EnvelopeError::Postcard(_))
+            ));
+        }
+        let mut bytes = sample();
+        bytes[0] = 3;
+        assert_eq!(decode(&bytes), Err(EnvelopeError::UnknownFormat(3)));
+        assert_eq!(decode(&[]), Err(EnvelopeError::Empty));
+    }
+
+    #[test]
+    fn format_1_still_decodes_with_no_origin() {
+        let event = decode(&v1_bytes()).expect("format 1 decodes");
+        assert_eq!(event.position, 7);
+        assert_eq!(event.event_type, "OptedIn");
+        assert_eq!(event.payload, vec![1, 2, 3, 250]);
+        assert_eq!(event.origin, None);
+    }
+
+    #[test]
+    fn layout_is_frozen() {
+        // The exact bytes of format 2: format 1's fields after a 2, then the origin as a postcard
+        // Option of two strings. A change here breaks every existing database.
+        let mut expected = v1_bytes();
+        expected[0] = FORMAT_V2;
+        expected.extend([1, 8]);
+        expected.extend(b"operator");
+        expected.extend([5]);
+        expected.extend(b"alice");
         assert_eq!(sample(), expected);
+        let mut without = v1_bytes();
+        without[0] = FORMAT_V2;
+        without.push(0);
+        assert_eq!(sample_with(None), without);
     }
 }

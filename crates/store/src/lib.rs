@@ -33,7 +33,7 @@ pub use error::{Result, StoreError};
 pub use log::{EventLog, LogFuture};
 pub use record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
-    NewEvent, RecordedEvent, StreamAppend,
+    NewEvent, Origin, RecordedEvent, StreamAppend,
 };
 pub use store::{
     Clock, Options, Pending, ReplayProgress, Store, StoreStats, VerifyReport,
@@ -69,5 +69,6 @@ pub fn encode_envelope(event: &RecordedEvent) -> Vec<u8> {
         schema_version: event.schema_version,
         timestamp_ms: event.timestamp_ms,
         payload: &event.payload,
+        origin: event.origin.as_ref(),
     })
 }

@@ -489,6 +489,7 @@ pub fn encode(event: &Event, event_id: Uuid) -> NewEvent {
         schema_version: current_version(event.type_name()),
         timestamp_ms: at.timestamp_millis(),
         payload: encode_payload(event),
+        origin: None,
     }
 }
 

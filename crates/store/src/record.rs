@@ -20,6 +20,18 @@ pub struct NewEvent {
     pub timestamp_ms: i64,
     /// The encoded event.
     pub payload: Vec<u8>,
+    /// Who asked for the event (a token's role and name, a webhook's provider, the in-process
+    /// dispatcher); `None`: not recorded (events written before origins existed, or appended by
+    /// a caller that names none). Opaque to the store, like the payload.
+    pub origin: Option<Origin>,
+}
+
+/// Who asked for an event, as the store keeps it: two strings the appender chooses (wagate-app
+/// writes a role or `webhook` as `kind`, a token's name or a provider as `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub kind: String,
+    pub name: String,
 }
 
 /// An event as stored: the new event plus where it landed.
@@ -36,6 +48,8 @@ pub struct RecordedEvent {
     pub schema_version: u16,
     pub timestamp_ms: i64,
     pub payload: Vec<u8>,
+    /// Who asked for it (`None` for events written before origins existed).
+    pub origin: Option<Origin>,
 }
 
 // Payloads may carry personal data (phone numbers, message bodies): Debug shows their size only.
@@ -47,6 +61,7 @@ impl fmt::Debug for NewEvent {
             .field("schema_version", &self.schema_version)
             .field("timestamp_ms", &self.timestamp_ms)
             .field("payload_bytes", &self.payload.len())
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -62,6 +77,7 @@ impl fmt::Debug for RecordedEvent {
             .field("schema_version", &self.schema_version)
             .field("timestamp_ms", &self.timestamp_ms)
             .field("payload_bytes", &self.payload.len())
+            .field("origin", &self.origin)
             .finish()
     }
 }

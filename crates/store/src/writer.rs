@@ -568,6 +568,7 @@ impl Writer {
                     schema_version: event.schema_version,
                     timestamp_ms: event.timestamp_ms,
                     payload: &event.payload,
+                    origin: event.origin.as_ref(),
                 });
                 *bytes += encoded.len();
                 batch.insert(keys::log(position), encoded);

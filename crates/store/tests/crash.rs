@@ -65,6 +65,7 @@ fn child_writer(store: &Store, writer: usize) {
                 &[total as u8, index as u8],
             ]
             .concat(),
+            origin: None,
         };
         let request = AppendRequest::single(
             own.clone(),

@@ -27,6 +27,7 @@ fn event(kind: &str, payload: &[u8]) -> NewEvent {
         schema_version: 1,
         timestamp_ms: 1_700_000_000_000,
         payload: payload.to_vec(),
+        origin: None,
     }
 }
 
@@ -62,6 +63,7 @@ macro_rules! event_log_contract {
             subscribers_wake_once_events_are_durable,
             concurrent_writers_with_expected_versions_keep_the_log_consistent,
             replay_delivers_every_event_in_order,
+            origins_are_kept_and_optional,
         );
     };
     (@tests $backend:ident, $open:expr; $($test:ident),* $(,)?) => {
@@ -182,6 +184,32 @@ mod contract {
             *last = event.version;
         }
         (events.len() as u64, versions.len() as u64)
+    }
+
+    pub async fn origins_are_kept_and_optional(open: Open) {
+        let log = fresh(open);
+        let log = log.as_ref();
+        let contact = stream("contact:+41790000001");
+        let origin = wagate_store::Origin {
+            kind: "operator".into(),
+            name: "alice".into(),
+        };
+        let mut asked = event("OptedIn", b"a");
+        asked.origin = Some(origin.clone());
+        log.append(AppendRequest::single(
+            contact.clone(),
+            ExpectedVersion::NoStream,
+            vec![asked, event("InboundReceived", b"b")],
+        ))
+        .await
+        .expect("append");
+        let read = log.read_stream(&contact, 1, 10).expect("read");
+        assert_eq!(read[0].origin, Some(origin));
+        assert_eq!(read[1].origin, None);
+        let mut replayed = Vec::new();
+        log.replay(1, &mut |record| replayed.push(record.origin))
+            .expect("replay");
+        assert_eq!(replayed, vec![read[0].origin.clone(), None]);
     }
 
     pub async fn appends_get_gap_free_positions_and_stream_versions(open: Open) {

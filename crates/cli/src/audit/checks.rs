@@ -503,6 +503,7 @@ impl Auditor {
             timestamp: String::new(),
             event_id: String::new(),
             payload: serde_json::Map::new(),
+            actor: None,
         };
         self.sequence(&record);
         self.violation(
@@ -1290,6 +1291,7 @@ mod tests {
                 timestamp: self.at(),
                 event_id: format!("id-{position}"),
                 payload,
+                actor: None,
             });
             position
         }

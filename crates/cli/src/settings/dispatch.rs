@@ -69,14 +69,17 @@ impl DispatchConfig {
             .or_else(|| sources.env(HUB))
             .or(file.hub.clone())
             .unwrap_or_else(|| DEFAULT_HUB.to_owned());
-        let token = flags
-            .token
-            .clone()
-            .or_else(|| sources.env(env::API_TOKEN))
-            .or(file.api_token.clone());
-        let api_token = sources
-            .secret_from(env::API_TOKEN, token)?
-            .ok_or(ConfigError::MissingHubToken)?;
+        // The dispatcher's token: --token, WAGATE_DISPATCHER_TOKEN, WAGATE_API_TOKEN (what
+        // earlier versions read; the hub answers 403 unless it is a dispatcher token there),
+        // the file's dispatcher_token, then its api_token.
+        let api_token = match &flags.token {
+            Some(raw) => sources.secret_from("--token", Some(raw.clone()))?,
+            None => match sources.secret(env::DISPATCHER_TOKEN, &file.dispatcher_token)? {
+                Some(token) => Some(token),
+                None => sources.secret(env::API_TOKEN, &file.api_token)?,
+            },
+        }
+        .ok_or(ConfigError::MissingHubToken)?;
         let public_url = sources
             .public_url(flags.public_url.clone())?
             .unwrap_or_else(|| hub.clone());
@@ -254,7 +257,45 @@ mod tests {
         let error = DispatchConfig::resolve(&flags, &environment, &op).expect_err("missing item");
         let text = error.to_string();
         assert!(text.contains("op://ops/wagate/missing"), "{text}");
-        assert!(text.contains("WAGATE_API_TOKEN"), "{text}");
+        assert!(text.contains("--token"), "{text}");
         assert!(text.contains("item not found"), "{text}");
+    }
+
+    #[test]
+    fn the_dispatcher_token_wins_over_the_api_token_and_blank_ones_are_refused() {
+        let environment = env_of(&[
+            (env::DISPATCHER_TOKEN, "dispatcher"),
+            (env::API_TOKEN, "legacy"),
+            (env::META_ACCESS_TOKEN, "m"),
+        ]);
+        let config =
+            DispatchConfig::resolve(&DispatchFlags::default(), &environment, &OpCli::default())
+                .expect("resolved");
+        assert_eq!(config.api_token.expose(), "dispatcher");
+        let (_dir, flags) =
+            with_file("dispatcher_token = \"from-file\"\nmeta_access_token = \"m\"\n");
+        let config =
+            DispatchConfig::resolve(&flags, &env_of(&[]), &OpCli::default()).expect("file");
+        assert_eq!(config.api_token.expose(), "from-file");
+        for (var, flag) in [
+            (Some(env::DISPATCHER_TOKEN), None),
+            (Some(env::API_TOKEN), None),
+            (None, Some(" ")),
+        ] {
+            let pairs: Vec<(&str, &str)> = var
+                .map(|var| vec![(var, "  "), (env::META_ACCESS_TOKEN, "m")])
+                .unwrap_or_else(|| vec![(env::META_ACCESS_TOKEN, "m")]);
+            let flags = DispatchFlags {
+                token: flag.map(str::to_owned),
+                ..DispatchFlags::default()
+            };
+            let error = DispatchConfig::resolve(&flags, &env_of(&pairs), &OpCli::default())
+                .expect_err("blank");
+            assert!(matches!(error, ConfigError::EmptySecret { .. }), "{error}");
+            assert!(
+                error.to_string().contains(var.unwrap_or("--token")),
+                "{error}"
+            );
+        }
     }
 }

@@ -23,13 +23,35 @@ pub enum ConfigError {
         reason: String,
     },
     #[error(
-        "WAGATE_API_TOKEN is required when provider credentials are configured \
-         (without provider secrets, serve runs in sandbox mode and generates one)"
+        "a command API token is required when provider credentials are configured: set \
+         WAGATE_OPERATOR_TOKEN (or WAGATE_API_TOKEN), WAGATE_AGENT_TOKEN, WAGATE_DISPATCHER_TOKEN \
+         or WAGATE_AUDITOR_TOKEN, or [[tokens]] in the --config file (without provider secrets, \
+         serve runs in sandbox mode and generates one per role)"
     )]
     MissingApiToken,
     #[error(
-        "the hub's API token is required: pass --token, set WAGATE_API_TOKEN, or put api_token \
-         in the --config file"
+        "{setting} is empty: a blank secret is refused (remove the setting or give it a value)"
+    )]
+    EmptySecret { setting: String },
+    #[error(
+        "{setting}: unknown role {role:?} (the roles are agent, operator, dispatcher, auditor)"
+    )]
+    UnknownRole { setting: String, role: String },
+    #[error("{setting}: {reason}")]
+    BadToken { setting: String, reason: String },
+    #[error(
+        "{setting} is set but {missing} is not: {why}. Set {missing}, or pass \
+         --allow-unverifiable-webhooks for local testing"
+    )]
+    UnverifiableWebhooks {
+        setting: &'static str,
+        missing: &'static str,
+        why: &'static str,
+    },
+    #[error(
+        "the hub's dispatcher token is required: pass --token, set WAGATE_DISPATCHER_TOKEN \
+         (WAGATE_API_TOKEN is read too, for compatibility), or put dispatcher_token in the \
+         --config file"
     )]
     MissingHubToken,
     #[error(

@@ -26,6 +26,22 @@ pub(super) struct FileConfig {
     pub window_margin_seconds: Option<i64>,
     pub messaging_limit: Option<toml::Value>,
     pub webhook_dedup_days: Option<i64>,
+    /// `dispatch` only: the hub's dispatcher token (else `api_token`).
+    pub dispatcher_token: Option<String>,
+    /// Named tokens of the command API, each with its role (`[[tokens]]` tables).
+    pub tokens: Option<Vec<FileToken>>,
+    /// `serve` only: start even when a provider's webhooks cannot be verified (local testing).
+    pub allow_unverifiable_webhooks: Option<bool>,
+}
+
+/// One `[[tokens]]` table: `name = "outreach-bot"`, `role = "agent"`, `token = "…"` (or an
+/// `op://` reference).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileToken {
+    pub name: String,
+    pub role: String,
+    pub token: String,
 }
 
 impl FileConfig {

@@ -14,6 +14,7 @@ mod op;
 mod policy;
 mod serve;
 mod sources;
+mod tokens;
 
 pub use dispatch::{DispatchConfig, DispatchFlags, DispatchProviders};
 pub use error::ConfigError;
@@ -23,7 +24,12 @@ pub use serve::{Providers, ServeConfig, ServeFlags};
 /// Environment variables the settings are read from.
 pub mod env {
     pub const PUBLIC_URL: &str = "WAGATE_PUBLIC_URL";
+    /// An operator token (the single token of earlier versions).
     pub const API_TOKEN: &str = "WAGATE_API_TOKEN";
+    pub const AGENT_TOKEN: &str = "WAGATE_AGENT_TOKEN";
+    pub const OPERATOR_TOKEN: &str = "WAGATE_OPERATOR_TOKEN";
+    pub const DISPATCHER_TOKEN: &str = "WAGATE_DISPATCHER_TOKEN";
+    pub const AUDITOR_TOKEN: &str = "WAGATE_AUDITOR_TOKEN";
     pub const TWILIO_ACCOUNT_SID: &str = "WAGATE_TWILIO_ACCOUNT_SID";
     pub const TWILIO_AUTH_TOKEN: &str = "WAGATE_TWILIO_AUTH_TOKEN";
     pub const META_APP_SECRET: &str = "WAGATE_META_APP_SECRET";

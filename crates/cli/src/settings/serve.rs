@@ -1,14 +1,20 @@
 //! `wagate serve`'s settings. With no provider secret configured (no Twilio auth token, no Meta
-//! app secret, no Meta access token) the hub runs in **sandbox mode**: it generates an API token
-//! (unless one is given) and a Twilio-style auth token that the sandbox provider signs its
-//! callbacks with. Both are random, held in memory only, and handed to the caller to print once.
+//! app secret, no Meta access token) the hub runs in **sandbox mode**: it generates a token for
+//! each role that has none configured, and a Twilio-style auth token that the sandbox provider
+//! signs its callbacks with. All are random, held in memory only, and handed to the caller to
+//! print once.
+//!
+//! It refuses to start unsafely: a blank secret anywhere, Twilio credentials without the public
+//! URL Twilio signs, or a Meta access token without the app secret its webhooks are checked with
+//! (a hub that would answer 403 to every genuine webhook, STOPs included), unless
+//! `--allow-unverifiable-webhooks` says this is a local test.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use rand::RngCore;
-use wagate_domain::Policy;
-use wagate_http::{HttpSettings, WebhookSecrets};
+use wagate_domain::{Policy, Role};
+use wagate_http::{ApiToken, HttpSettings, WebhookSecrets};
 use wagate_providers::Secret;
 
 use super::policy::{policy, webhook_dedup};
@@ -26,6 +32,8 @@ pub struct ServeFlags {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    /// Start even when a provider's webhooks cannot be verified (`--allow-unverifiable-webhooks`).
+    pub allow_unverifiable_webhooks: bool,
 }
 
 /// Twilio credentials (webhook signatures; the dispatcher's Messages API calls).
@@ -81,7 +89,7 @@ impl Providers {
 /// A secret `serve` generated; the caller prints it once.
 #[derive(Debug, Clone)]
 pub struct GeneratedSecret {
-    /// What it is, e.g. `api token`.
+    /// What it is, e.g. `agent token`.
     pub label: &'static str,
     pub value: Secret,
 }
@@ -93,11 +101,14 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// The base URL providers call (signatures cover it); `None`: `http://<bound address>`.
     pub public_url: Option<String>,
-    pub api_token: Secret,
+    /// The command API's tokens, each with its name and role.
+    pub tokens: Vec<ApiToken>,
     pub providers: Providers,
     pub policy: Policy,
     /// Secrets generated at start (sandbox mode), to print once.
     pub generated: Vec<GeneratedSecret>,
+    /// What `--allow-unverifiable-webhooks` let through: a warning for each, to print loudly.
+    pub unverifiable: Vec<String>,
 }
 
 impl ServeConfig {
@@ -131,7 +142,7 @@ impl ServeConfig {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
         let public_url = sources.public_url(None)?;
 
-        let api_token = sources.secret(env::API_TOKEN, &file.api_token)?;
+        let mut tokens = super::tokens::configured(&sources)?;
         let twilio_auth_token = sources.secret(env::TWILIO_AUTH_TOKEN, &file.twilio_auth_token)?;
         let twilio_account_sid = sources
             .env(env::TWILIO_ACCOUNT_SID)
@@ -160,6 +171,14 @@ impl ServeConfig {
         let mut generated = Vec::new();
         let live =
             twilio_auth_token.is_some() || meta.app_secret.is_some() || meta.access_token.is_some();
+        let allow =
+            flags.allow_unverifiable_webhooks || file.allow_unverifiable_webhooks.unwrap_or(false);
+        let unverifiable = unverifiable_webhooks(
+            twilio_auth_token.is_some(),
+            public_url.is_some(),
+            &meta,
+            allow,
+        )?;
         let providers = if live {
             Providers::Live {
                 twilio: twilio_auth_token.map(|auth_token| TwilioSettings {
@@ -178,29 +197,40 @@ impl ServeConfig {
                 twilio_auth_token: token,
             }
         };
-        let api_token = match api_token {
-            Some(token) => token,
-            None if providers.is_sandbox() => {
-                let token = random_token("wg_");
-                generated.insert(
-                    0,
-                    GeneratedSecret {
-                        label: "api token",
-                        value: token.clone(),
+        if providers.is_sandbox() {
+            // One token per role that has none, so each role can be tried at once. The
+            // operator's is printed as `api token`, the label earlier versions printed.
+            let mut made = Vec::new();
+            for role in [Role::Operator, Role::Agent, Role::Dispatcher, Role::Auditor] {
+                if tokens.iter().any(|token| token.role == role) {
+                    continue;
+                }
+                let value = random_token(&format!("wg_{}_", role.as_str()));
+                made.push(GeneratedSecret {
+                    label: match role {
+                        Role::Operator => "api token",
+                        Role::Agent => "agent token",
+                        Role::Dispatcher => "dispatcher token",
+                        Role::Auditor => "auditor token",
                     },
-                );
-                token
+                    value: value.clone(),
+                });
+                tokens.push(ApiToken::new(role.as_str(), role, value));
             }
-            None => return Err(ConfigError::MissingApiToken),
-        };
+            generated.splice(0..0, made);
+        } else if tokens.is_empty() {
+            return Err(ConfigError::MissingApiToken);
+        }
+        super::tokens::check_unique(&tokens)?;
         Ok(Self {
             listen,
             data_dir,
             public_url,
-            api_token,
+            tokens,
             providers,
             policy,
             generated,
+            unverifiable,
         })
     }
 
@@ -211,7 +241,7 @@ impl ServeConfig {
             listen: self.listen,
             audit_dir: self.data_dir.clone(),
             public_url: self.public_url.clone(),
-            api_token: self.api_token.clone(),
+            tokens: self.tokens.clone(),
             webhooks: WebhookSecrets {
                 twilio_auth_token: self.providers.twilio_auth_token().cloned(),
                 meta_app_secret: meta.and_then(|m| m.app_secret.clone()),
@@ -219,6 +249,38 @@ impl ServeConfig {
             },
             sandbox: self.providers.is_sandbox(),
         }
+    }
+}
+
+/// Refuses webhook configurations no genuine webhook can pass (each would be answered 403,
+/// STOPs included); with `allow`, returns them as warnings instead.
+fn unverifiable_webhooks(
+    twilio: bool,
+    public_url: bool,
+    meta: &MetaSettings,
+    allow: bool,
+) -> Result<Vec<String>, ConfigError> {
+    let mut problems = Vec::new();
+    if twilio && !public_url {
+        problems.push(ConfigError::UnverifiableWebhooks {
+            setting: env::TWILIO_AUTH_TOKEN,
+            missing: env::PUBLIC_URL,
+            why: "Twilio signs the public URL it calls, so without it no Twilio webhook (a STOP \
+                  included) can be verified",
+        });
+    }
+    if meta.access_token.is_some() && meta.app_secret.is_none() {
+        problems.push(ConfigError::UnverifiableWebhooks {
+            setting: env::META_ACCESS_TOKEN,
+            missing: env::META_APP_SECRET,
+            why: "Meta's webhooks are checked with the app secret, so without it every reply to \
+                  what this hub sends (a STOP included) would be refused",
+        });
+    }
+    match (problems.is_empty(), allow) {
+        (true, _) => Ok(Vec::new()),
+        (false, true) => Ok(problems.iter().map(ToString::to_string).collect()),
+        (false, false) => Err(problems.remove(0)),
     }
 }
 
@@ -238,6 +300,16 @@ mod tests {
     use super::*;
     use crate::settings::test_support::env_of;
 
+    /// The value of the token named `name`.
+    fn token<'a>(config: &'a ServeConfig, name: &str) -> &'a str {
+        config
+            .tokens
+            .iter()
+            .find(|token| token.name == name)
+            .map(|token| token.secret.expose())
+            .unwrap_or_else(|| panic!("no token {name}"))
+    }
+
     #[test]
     fn no_provider_secret_means_sandbox_with_generated_tokens() {
         let config = ServeConfig::resolve(&ServeFlags::default(), &env_of(&[]), &OpCli::default())
@@ -246,19 +318,47 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA));
         let labels: Vec<&str> = config.generated.iter().map(|g| g.label).collect();
-        assert_eq!(labels, ["api token", "sandbox twilio auth token"]);
-        assert!(config.api_token.expose().starts_with("wg_"));
-        assert_eq!(config.api_token.expose().len(), 3 + 32);
-        // Debug never shows a secret.
-        let debug = format!("{config:?}");
-        assert!(!debug.contains(config.api_token.expose()), "{debug}");
+        assert_eq!(
+            labels,
+            [
+                "api token",
+                "agent token",
+                "dispatcher token",
+                "auditor token",
+                "sandbox twilio auth token"
+            ]
+        );
+        for role in Role::ALL {
+            let tokens: Vec<&ApiToken> = config.tokens.iter().filter(|t| t.role == role).collect();
+            assert_eq!(tokens.len(), 1, "{role}");
+            assert_eq!(tokens[0].name, role.as_str());
+            let prefix = format!("wg_{role}_");
+            assert!(tokens[0].secret.expose().starts_with(&prefix));
+            assert_eq!(tokens[0].secret.expose().len(), prefix.len() + 32);
+            // Debug never shows a secret.
+            let debug = format!("{config:?}");
+            assert!(!debug.contains(tokens[0].secret.expose()), "{debug}");
+        }
+        // A role given a token keeps it; the others are generated.
+        let config = ServeConfig::resolve(
+            &ServeFlags::default(),
+            &env_of(&[(env::AGENT_TOKEN, "my-agent")]),
+            &OpCli::default(),
+        )
+        .expect("ok");
+        assert_eq!(token(&config, "agent"), "my-agent");
+        assert!(!config.generated.iter().any(|g| g.label == "agent token"));
+        assert_eq!(config.tokens.len(), 4);
     }
 
     #[test]
     fn provider_secrets_need_an_api_token() {
         let error = ServeConfig::resolve(
             &ServeFlags::default(),
-            &env_of(&[(env::TWILIO_AUTH_TOKEN, "12345")]),
+            &env_of(&[
+                (env::TWILIO_AUTH_TOKEN, "12345"),
+                (env::PUBLIC_URL, "https://hub.example.com"),
+            ]),
             &OpCli::default(),
         )
         .expect_err("no api token");
@@ -343,7 +443,7 @@ mod tests {
         };
         let config = ServeConfig::resolve(&flags, &env_of(&[]), &OpCli::default()).expect("file");
         assert_eq!(config.listen.port(), 9999);
-        assert_eq!(config.api_token.expose(), "from-file");
+        assert_eq!(token(&config, "api"), "from-file");
         assert_eq!(
             config.policy.default_messaging_limit,
             MessagingLimit::Limited(2000)
@@ -355,7 +455,7 @@ mod tests {
             &OpCli::default(),
         )
         .expect("env");
-        assert_eq!(config.api_token.expose(), "from-env");
+        assert_eq!(token(&config, "api"), "from-env");
 
         std::fs::write(&path, "listen = [\nsecret = \"hunter2\"").expect("write");
         let error = ServeConfig::resolve(&flags, &env_of(&[]), &OpCli::default()).expect_err("bad");
@@ -413,6 +513,7 @@ mod tests {
             &env_of(&[
                 (env::API_TOKEN, "tok"),
                 (env::TWILIO_AUTH_TOKEN, "12345"),
+                (env::PUBLIC_URL, "https://hub.example.com"),
                 (env::META_VERIFY_TOKEN, "verify"),
             ]),
             &OpCli::default(),
@@ -420,7 +521,10 @@ mod tests {
         .expect("live");
         let http = config.http_settings();
         assert!(!http.sandbox);
-        assert_eq!(http.api_token.expose(), "tok");
+        assert_eq!(http.tokens.len(), 1);
+        assert_eq!(http.tokens[0].name, "api");
+        assert_eq!(http.tokens[0].role, Role::Operator);
+        assert_eq!(http.tokens[0].secret.expose(), "tok");
         assert_eq!(
             http.webhooks.twilio_auth_token.as_ref().map(Secret::expose),
             Some("12345")
@@ -431,5 +535,201 @@ mod tests {
         );
         assert!(http.webhooks.meta_app_secret.is_none());
         assert_eq!(http.audit_dir, config.data_dir);
+    }
+
+    #[test]
+    fn tokens_come_from_each_role_variable_and_named_file_tables() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("wagate.toml");
+        std::fs::write(
+            &path,
+            "meta_app_secret = \"s\"\n\
+             [[tokens]]\nname = \"outreach-bot\"\nrole = \"agent\"\ntoken = \"a1\"\n\
+             [[tokens]]\nname = \"second-bot\"\nrole = \"agent\"\ntoken = \"a2\"\n\
+             [[tokens]]\nname = \"ops-alice\"\nrole = \"operator\"\ntoken = \"o1\"\n",
+        )
+        .expect("write");
+        let flags = ServeFlags {
+            config: Some(path.clone()),
+            ..ServeFlags::default()
+        };
+        let config = ServeConfig::resolve(
+            &flags,
+            &env_of(&[
+                (env::DISPATCHER_TOKEN, "d"),
+                (env::AUDITOR_TOKEN, "au"),
+                (env::API_TOKEN, "legacy"),
+            ]),
+            &OpCli::default(),
+        )
+        .expect("tokens");
+        let summary: Vec<(String, Role, String)> = config
+            .tokens
+            .iter()
+            .map(|t| (t.name.clone(), t.role, t.secret.expose().to_owned()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("api".into(), Role::Operator, "legacy".into()),
+                ("dispatcher".into(), Role::Dispatcher, "d".into()),
+                ("auditor".into(), Role::Auditor, "au".into()),
+                ("outreach-bot".into(), Role::Agent, "a1".into()),
+                ("second-bot".into(), Role::Agent, "a2".into()),
+                ("ops-alice".into(), Role::Operator, "o1".into()),
+            ]
+        );
+
+        // An unknown role is an error naming it and the table.
+        std::fs::write(
+            &path,
+            "[[tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"x\"\n",
+        )
+        .expect("write");
+        let error = ServeConfig::resolve(&flags, &env_of(&[]), &OpCli::default())
+            .expect_err("unknown role");
+        let text = error.to_string();
+        assert!(
+            text.contains("\"admin\"") && text.contains("root"),
+            "{text}"
+        );
+
+        // One value with two roles, or two tokens of one name, are refused.
+        std::fs::write(
+            &path,
+            "[[tokens]]\nname = \"bot\"\nrole = \"agent\"\ntoken = \"same\"\n",
+        )
+        .expect("write");
+        let error = ServeConfig::resolve(
+            &flags,
+            &env_of(&[(env::OPERATOR_TOKEN, "same")]),
+            &OpCli::default(),
+        )
+        .expect_err("two roles");
+        assert!(error.to_string().contains("two roles"), "{error}");
+        std::fs::write(
+            &path,
+            "[[tokens]]\nname = \"agent\"\nrole = \"agent\"\ntoken = \"other\"\n",
+        )
+        .expect("write");
+        let error = ServeConfig::resolve(
+            &flags,
+            &env_of(&[(env::AGENT_TOKEN, "one")]),
+            &OpCli::default(),
+        )
+        .expect_err("two names");
+        assert!(error.to_string().contains("\"agent\""), "{error}");
+    }
+
+    #[test]
+    fn blank_secrets_are_refused_naming_the_setting() {
+        for var in [
+            env::API_TOKEN,
+            env::AGENT_TOKEN,
+            env::OPERATOR_TOKEN,
+            env::DISPATCHER_TOKEN,
+            env::AUDITOR_TOKEN,
+            env::TWILIO_AUTH_TOKEN,
+            env::META_APP_SECRET,
+            env::META_ACCESS_TOKEN,
+            env::META_VERIFY_TOKEN,
+        ] {
+            for blank in ["", "   ", "\t\n"] {
+                let error = ServeConfig::resolve(
+                    &ServeFlags::default(),
+                    &env_of(&[(var, blank)]),
+                    &OpCli::default(),
+                )
+                .expect_err(var);
+                assert!(matches!(error, ConfigError::EmptySecret { .. }), "{error}");
+                assert!(error.to_string().contains(var), "{error}");
+            }
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("wagate.toml");
+        let flags = ServeFlags {
+            config: Some(path.clone()),
+            ..ServeFlags::default()
+        };
+        for (text, needle) in [
+            ("twilio_auth_token = \"\"\n", "twilio_auth_token"),
+            ("api_token = \"  \"\n", "api_token"),
+            (
+                "[[tokens]]\nname = \"bot\"\nrole = \"agent\"\ntoken = \" \"\n",
+                "\"bot\"",
+            ),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let error =
+                ServeConfig::resolve(&flags, &env_of(&[]), &OpCli::default()).expect_err(text);
+            assert!(matches!(error, ConfigError::EmptySecret { .. }), "{error}");
+            assert!(error.to_string().contains(needle), "{error}");
+        }
+        #[cfg(unix)]
+        {
+            let op = crate::settings::test_support::fake_op(
+                dir.path(),
+                &[("op://vault/twilio/auth", " ")],
+            );
+            let error = ServeConfig::resolve(
+                &ServeFlags::default(),
+                &env_of(&[(env::TWILIO_AUTH_TOKEN, "op://vault/twilio/auth")]),
+                &op,
+            )
+            .expect_err("blank op");
+            let text = error.to_string();
+            assert!(text.contains("WAGATE_TWILIO_AUTH_TOKEN"), "{text}");
+            assert!(text.contains("op://vault/twilio/auth"), "{text}");
+        }
+    }
+
+    #[test]
+    fn unverifiable_webhooks_refuse_to_start_unless_allowed() {
+        let twilio_without_url = [(env::TWILIO_AUTH_TOKEN, "12345"), (env::API_TOKEN, "tok")];
+        let error = ServeConfig::resolve(
+            &ServeFlags::default(),
+            &env_of(&twilio_without_url),
+            &OpCli::default(),
+        )
+        .expect_err("no public url");
+        let text = error.to_string();
+        assert!(
+            text.contains("WAGATE_TWILIO_AUTH_TOKEN") && text.contains("Set WAGATE_PUBLIC_URL"),
+            "{text}"
+        );
+        let meta_without_secret = [(env::META_ACCESS_TOKEN, "m"), (env::API_TOKEN, "tok")];
+        let error = ServeConfig::resolve(
+            &ServeFlags::default(),
+            &env_of(&meta_without_secret),
+            &OpCli::default(),
+        )
+        .expect_err("no app secret");
+        assert!(
+            error.to_string().contains("Set WAGATE_META_APP_SECRET"),
+            "{error}"
+        );
+        let allowed = ServeFlags {
+            allow_unverifiable_webhooks: true,
+            ..ServeFlags::default()
+        };
+        for environment in [&twilio_without_url[..], &meta_without_secret[..]] {
+            let config = ServeConfig::resolve(&allowed, &env_of(environment), &OpCli::default())
+                .expect("allowed");
+            assert_eq!(config.unverifiable.len(), 1);
+        }
+        // With what each needs, nothing to warn about.
+        let config = ServeConfig::resolve(
+            &ServeFlags::default(),
+            &env_of(&[
+                (env::TWILIO_AUTH_TOKEN, "12345"),
+                (env::PUBLIC_URL, "https://hub.example.com"),
+                (env::META_ACCESS_TOKEN, "m"),
+                (env::META_APP_SECRET, "s"),
+                (env::API_TOKEN, "tok"),
+            ]),
+            &OpCli::default(),
+        )
+        .expect("safe");
+        assert!(config.unverifiable.is_empty());
     }
 }

@@ -35,12 +35,17 @@ impl<'a> Sources<'a> {
 
     /// The secret named `var`: the environment's value, else the file's, resolving an `op://`
     /// reference.
+    /// A variable that is set but blank is refused, naming it, and so is a blank value in the
+    /// file (named by its key).
     pub fn secret(
         &self,
         var: &str,
         from_file: &Option<String>,
     ) -> Result<Option<Secret>, ConfigError> {
-        self.secret_from(var, self.env(var).or_else(|| from_file.clone()))
+        if let Some(raw) = (self.environment)(var) {
+            return self.secret_from(var, Some(raw));
+        }
+        self.secret_from(&file_key(var), from_file.clone())
     }
 
     /// `raw` (already taken from a flag, the environment or the file) as a secret, resolving an
@@ -50,10 +55,22 @@ impl<'a> Sources<'a> {
         setting: &str,
         raw: Option<String>,
     ) -> Result<Option<Secret>, ConfigError> {
-        match raw {
-            Some(raw) => self.op.resolve(setting, raw.trim()).map(Some),
-            None => Ok(None),
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        // An empty secret is worse than none: an empty HMAC key lets anyone sign a webhook.
+        if raw.trim().is_empty() {
+            return Err(ConfigError::EmptySecret {
+                setting: setting.to_owned(),
+            });
         }
+        let secret = self.op.resolve(setting, raw.trim())?;
+        if secret.expose().trim().is_empty() {
+            return Err(ConfigError::EmptySecret {
+                setting: format!("{setting} (as read from {})", raw.trim()),
+            });
+        }
+        Ok(Some(secret))
     }
 
     /// `WAGATE_PUBLIC_URL`, else the file's `public_url`, checked and without a trailing slash.
@@ -63,6 +80,15 @@ impl<'a> Sources<'a> {
             .map(|url| validate_public_url(&url))
             .transpose()
     }
+}
+
+/// The config file's key of an environment variable: `WAGATE_META_APP_SECRET` →
+/// `meta_app_secret (in the --config file)`.
+pub(super) fn file_key(var: &str) -> String {
+    format!(
+        "{} (in the --config file)",
+        var.trim_start_matches("WAGATE_").to_ascii_lowercase()
+    )
 }
 
 fn validate_public_url(url: &str) -> Result<String, ConfigError> {

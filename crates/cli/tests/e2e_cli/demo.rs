@@ -44,6 +44,7 @@ fn the_demo_walks_the_whole_scenario_and_leaves_nothing_behind() {
         "✓ authorized by ops@example.com: it may send",
         "✓ status approved",
         "✓ consent opted_in",
+        "✓ 403 forbidden: consent is the operator's to record; nothing appended",
         "… read",
         "✓ delivered and read",
         "✓ refused by window_closed",

@@ -205,7 +205,7 @@ async fn wagate_dispatch_as_a_second_process() {
     let mut command = dispatch_command();
     command
         .args(["dispatch", "--sandbox", "--hub", &hub.base])
-        .env("WAGATE_API_TOKEN", &hub.token)
+        .env("WAGATE_DISPATCHER_TOKEN", &hub.dispatcher)
         .env("WAGATE_TWILIO_AUTH_TOKEN", token)
         .env("WAGATE_PUBLIC_URL", support::PUBLIC_URL);
     let _dispatcher = Dispatcher(command.spawn().expect("start wagate dispatch"));
@@ -232,11 +232,11 @@ async fn wagate_dispatch_reads_a_config_file_with_op_references() {
             "#!/bin/sh\n\
              [ \"$1 $2\" = \"read --no-newline\" ] || exit 2\n\
              case \"$3\" in\n\
-             op://e2e/hub/api_token) printf '%s' '{}' ;;\n\
+             op://e2e/hub/dispatcher_token) printf '%s' '{}' ;;\n\
              op://e2e/sandbox/auth_token) printf '%s' '{token}' ;;\n\
              *) echo \"item not found\" >&2; exit 1 ;;\n\
              esac\n",
-            hub.token
+            hub.dispatcher
         ),
     )
     .expect("write fake op");
@@ -245,7 +245,7 @@ async fn wagate_dispatch_reads_a_config_file_with_op_references() {
     std::fs::write(
         &config,
         format!(
-            "hub = \"{}\"\npublic_url = \"{}\"\napi_token = \"op://e2e/hub/api_token\"\n\
+            "hub = \"{}\"\npublic_url = \"{}\"\ndispatcher_token = \"op://e2e/hub/dispatcher_token\"\n\
              twilio_auth_token = \"op://e2e/sandbox/auth_token\"\n",
             hub.base,
             support::PUBLIC_URL
@@ -278,7 +278,8 @@ fn wagate_dispatch_names_a_missing_hub_token() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("the hub's API token is required"),
+        stderr.contains("the hub's dispatcher token is required")
+            && stderr.contains("WAGATE_DISPATCHER_TOKEN"),
         "{stderr}"
     );
 }

@@ -199,6 +199,12 @@ async fn a_separate_dispatcher_sends_through_the_http_api() {
         data.path(),
         token.clone(),
     );
+    // The remote dispatcher's token is a dispatcher's: an operator's is refused the claims.
+    settings.tokens = vec![wagate_http::ApiToken::new(
+        "remote",
+        wagate_http::Role::Dispatcher,
+        token.clone(),
+    )];
     settings.webhooks.twilio_auth_token = Some(Secret::new("sandbox-auth-token"));
     settings.sandbox = true;
     let hub = Hub::open_temporary(Arc::new(SystemClock), policy()).expect("hub");

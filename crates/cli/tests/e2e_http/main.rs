@@ -9,5 +9,6 @@ mod commands;
 mod explain;
 mod identities;
 mod lifecycle;
+mod roles;
 mod rules;
 mod webhooks;

@@ -9,7 +9,11 @@ use serde_json::{json, Value};
 pub const PUBLIC_URL: &str = "https://hub.example.com";
 pub const TWILIO_AUTH_TOKEN: &str = "12345";
 pub const META_APP_SECRET: &str = "9d5e1c2b7a8f40136e2d9c8b7a6f5e4d";
+/// The operator's token (`WAGATE_API_TOKEN`); each other role has its own.
 pub const API_TOKEN: &str = "e2e-token";
+pub const AGENT_TOKEN: &str = "e2e-agent-token";
+pub const DISPATCHER_TOKEN: &str = "e2e-dispatcher-token";
+pub const AUDITOR_TOKEN: &str = "e2e-auditor-token";
 pub const SENDER: &str = "whatsapp:+15555550100";
 pub const CONTACT: &str = "+41790000001";
 pub const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
@@ -22,7 +26,10 @@ pub struct Hub {
     pub banner: Vec<String>,
     pub base: String,
     pub http: reqwest::Client,
+    /// The operator's token.
     pub token: String,
+    /// The dispatcher's token.
+    pub dispatcher: String,
 }
 
 impl Drop for Hub {
@@ -55,6 +62,7 @@ pub fn start(data: &Path) -> Hub {
         .env("WAGATE_TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN)
         .env("WAGATE_META_APP_SECRET", META_APP_SECRET)
         .env("WAGATE_META_VERIFY_TOKEN", "wagate-verify-token");
+    with_role_tokens(&mut command);
     spawn(command, API_TOKEN.to_owned())
 }
 
@@ -66,10 +74,19 @@ pub fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Hub {
         .args(args)
         .env("WAGATE_PUBLIC_URL", PUBLIC_URL)
         .env("WAGATE_API_TOKEN", API_TOKEN);
+    with_role_tokens(&mut command);
     for (name, value) in env {
         command.env(name, value);
     }
     spawn(command, API_TOKEN.to_owned())
+}
+
+/// The agent's, dispatcher's and auditor's tokens (the operator's is `WAGATE_API_TOKEN`).
+fn with_role_tokens(command: &mut Command) {
+    command
+        .env("WAGATE_AGENT_TOKEN", AGENT_TOKEN)
+        .env("WAGATE_DISPATCHER_TOKEN", DISPATCHER_TOKEN)
+        .env("WAGATE_AUDITOR_TOKEN", AUDITOR_TOKEN);
 }
 
 /// Starts a hub with no provider secret (sandbox mode); the token is read from its banner.
@@ -117,6 +134,11 @@ fn spawn(mut command: Command, token: String) -> Hub {
     } else {
         token
     };
+    let dispatcher = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("dispatcher token: "))
+        .unwrap_or(DISPATCHER_TOKEN)
+        .to_owned();
     Hub {
         child,
         _stdout: stdout,
@@ -124,6 +146,7 @@ fn spawn(mut command: Command, token: String) -> Hub {
         base: address,
         http: reqwest::Client::new(),
         token,
+        dispatcher,
     }
 }
 
@@ -139,6 +162,27 @@ impl Hub {
             .send()
             .await
             .expect("GET")
+    }
+
+    /// `GET` with `token` instead of the operator's.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// `POST` with `token` instead of the operator's.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {

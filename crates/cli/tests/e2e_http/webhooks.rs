@@ -165,7 +165,7 @@ async fn a_stop_makes_the_next_send_422_opted_out() {
 
     // The message queued before the STOP is canceled at claim time.
     let pending: Value = hub
-        .get("/v1/dispatch/pending")
+        .get_as(&hub.dispatcher, "/v1/dispatch/pending")
         .await
         .json()
         .await
@@ -175,7 +175,11 @@ async fn a_stop_makes_the_next_send_422_opted_out() {
         .expect("pending message")
         .to_owned();
     let claim = hub
-        .post(&format!("/v1/messages/{id}/claim"), Value::Null)
+        .post_as(
+            &hub.dispatcher,
+            &format!("/v1/messages/{id}/claim"),
+            Value::Null,
+        )
         .await;
     assert_eq!(claim.status(), 422);
     let claim: Value = claim.json().await.expect("json");
