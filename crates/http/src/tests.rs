@@ -1012,7 +1012,7 @@ async fn the_roles_are_the_issues_roles() {
         access.roles().to_vec()
     };
     use Role::*;
-    // The agent sends and reads contacts and messages, nothing else.
+    // The agent sends, reads contacts and messages and asks why, nothing else.
     let agent: Vec<(Method, &str)> = ROUTES
         .iter()
         .filter(|(_, _, access)| matches!(access, Access::Roles(_)) && access.allows(Agent))
@@ -1024,6 +1024,7 @@ async fn the_roles_are_the_issues_roles() {
             (Method::GET, "/v1/contacts/{contact}"),
             (Method::POST, "/v1/messages"),
             (Method::GET, "/v1/messages/{message_id}"),
+            (Method::GET, "/v1/messages/{message_id}/explain"),
         ]
     );
     // Only an operator records consent and configures templates, senders and limits.

@@ -1850,13 +1850,13 @@ mod tests {
         );
         log.push(
             &format!("contact:{LEA}"),
-            "IdentityLinked",
+            "IdentityMerged",
             json!({"contact": LEA, "identity": "CH.1"}),
         );
         log.template_to(1, LEA, TEMPLATE);
         let summary = log.audit();
         assert_eq!(checks(&summary), []);
-        assert_eq!(summary.unknown_event_types.get("IdentityLinked"), Some(&1));
+        assert_eq!(summary.unknown_event_types.get("IdentityMerged"), Some(&1));
     }
 
     #[test]
