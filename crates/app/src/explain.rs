@@ -5,12 +5,14 @@
 //! version of every stream it read, so the events of those streams below the decision's position
 //! are exactly the state it saw.
 
+use std::collections::{BTreeSet, VecDeque};
 use wagate_domain::explain::{self, ExplainError, Explanation, Streams};
-use wagate_domain::{Event, MessageId, StreamKey};
+
+use wagate_domain::{ContactEvent, ContactId, Event, MessageId, StreamKey};
 
 use crate::codec;
 use crate::error::{AppError, Result};
-use crate::hub::Hub;
+use crate::hub::{Hub, LINKED_IDENTITIES_MAX};
 
 /// How many events a read asks the log for at a time.
 const READ_CHUNK: usize = 4096;
@@ -46,7 +48,7 @@ impl Hub {
                 _ => None,
             },
         )?;
-        let contact = match &subject.contact {
+        let contact_events = match &subject.contact {
             Some(contact) => {
                 self.positioned(&StreamKey::Contact(contact.clone()), until, |e| match e {
                     Event::Contact(inner) => Some(inner),
@@ -73,16 +75,62 @@ impl Hub {
             }
             None => Vec::new(),
         };
+        let linked = match &subject.contact {
+            Some(contact) => self.linked_before(contact, &contact_events, until)?,
+            None => Vec::new(),
+        };
         let streams = Streams {
             message: &message,
             sender: &sender,
-            contact: &contact,
+            contact: &contact_events,
             template: &template,
             portfolio: &portfolio,
+            linked: &linked,
         };
         explain::explain(&streams, self.policy()).map_err(|error| AppError::NotFound {
             what: error.to_string(),
         })
+    }
+
+    /// The identities linked to `contact` before `until` (followed through, as the send and the
+    /// claim follow them), each with its events below `until`.
+    fn linked_before(
+        &self,
+        contact: &ContactId,
+        events: &[(u64, ContactEvent)],
+        until: u64,
+    ) -> Result<Vec<(ContactId, Vec<(u64, ContactEvent)>)>> {
+        let links = |events: &[(u64, ContactEvent)]| -> Vec<ContactId> {
+            events
+                .iter()
+                .filter_map(|(_, event)| match event {
+                    ContactEvent::IdentityLinked { other, .. } => Some(other.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut seen: BTreeSet<ContactId> = BTreeSet::from([contact.clone()]);
+        let mut queue: VecDeque<ContactId> = links(events).into();
+        let mut linked = Vec::new();
+        while let Some(identity) = queue.pop_front() {
+            if !seen.insert(identity.clone()) {
+                continue;
+            }
+            if linked.len() >= LINKED_IDENTITIES_MAX {
+                return Err(AppError::invalid(
+                    "contact",
+                    format!("{contact} has more than {LINKED_IDENTITIES_MAX} linked identities"),
+                ));
+            }
+            let stream =
+                self.positioned(&StreamKey::Contact(identity.clone()), until, |e| match e {
+                    Event::Contact(inner) => Some(inner),
+                    _ => None,
+                })?;
+            queue.extend(links(&stream));
+            linked.push((identity, stream));
+        }
+        Ok(linked)
     }
 
     /// `key`'s events below position `until`, decoded, with their positions, in log order.

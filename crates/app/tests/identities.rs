@@ -164,3 +164,73 @@ async fn links_and_reviews_from_webhooks_are_recorded_once() {
         ["IdentityLinked", "IdentityLinked", "OptOutReviewRequested"]
     );
 }
+
+#[tokio::test]
+async fn an_explanation_cites_the_linked_identitys_stop_and_the_links_it_judged_over() {
+    let t = hub();
+    ready(&t.hub).await;
+    opt_in(&t.hub, &contact()).await;
+    t.hub
+        .link_identities(
+            LinkIdentities {
+                contact: contact(),
+                other: bsuid(),
+                source: IdentitySource::Webhook,
+            },
+            None,
+        )
+        .await
+        .expect("link");
+    let allowed = t
+        .hub
+        .send(template_request("+41790000001"), no_options())
+        .await
+        .expect("allowed while no identity opted out");
+    let explained = t.hub.explain(allowed.message_id).expect("explained");
+    let link = log(&t.hub)
+        .into_iter()
+        .find(|(_, event)| event.type_name() == "IdentityLinked")
+        .map(|(position, _)| position)
+        .expect("link recorded");
+    assert!(
+        explained
+            .facts
+            .iter()
+            .any(|fact| fact.position == link && fact.text.contains("judged over")),
+        "{explained:?}"
+    );
+
+    stop(&t.hub, &bsuid(), "meta/inbound/wamid.LINKED-STOP=").await;
+    let stop_position = log(&t.hub)
+        .into_iter()
+        .rfind(|(_, event)| event.type_name() == "OptedOut")
+        .map(|(position, _)| position)
+        .expect("stop recorded");
+    assert_eq!(
+        rule(
+            t.hub
+                .send(template_request("+41790000001"), no_options())
+                .await
+        ),
+        RuleId::OptedOut
+    );
+    let refused = log(&t.hub)
+        .into_iter()
+        .rev()
+        .find_map(|(_, event)| match event {
+            Event::Message(message @ wagate_domain::MessageEvent::SendRefused { .. }) => {
+                message.message_id()
+            }
+            _ => None,
+        })
+        .expect("refusal recorded");
+    let explained = t.hub.explain(refused).expect("explained");
+    assert_eq!(explained.rule, Some(RuleId::OptedOut));
+    assert!(
+        explained
+            .facts
+            .iter()
+            .any(|fact| fact.position == stop_position && fact.text.contains("linked to")),
+        "the linked identity's STOP at {stop_position} is cited: {explained:?}"
+    );
+}

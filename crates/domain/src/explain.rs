@@ -136,6 +136,9 @@ pub struct Streams<'a> {
     pub contact: &'a [(u64, ContactEvent)],
     pub template: &'a [(u64, TemplateEvent)],
     pub portfolio: &'a [(u64, PortfolioEvent)],
+    /// The identities linked to the contact before the decision (`IdentityLinked`, followed
+    /// through), each with its own stream: consent was judged over all of them.
+    pub linked: &'a [(ContactId, Vec<(u64, ContactEvent)>)],
 }
 
 /// Explains the message's recorded decision. The verdict and rule are the recorded ones; the
@@ -450,6 +453,26 @@ impl<'a> View<'a> {
         last_before(self.streams.contact, self.before, pick)
     }
 
+    /// A linked identity that stood opted out at the decision, with its opt-out: an opt-out
+    /// under any linked identity refuses sends to all of them.
+    fn linked_opt_out(&self) -> Option<(&'a ContactId, u64, &'a ContactEvent)> {
+        self.streams.linked.iter().find_map(|(identity, events)| {
+            let state = fold(
+                events,
+                self.before,
+                ContactState::default(),
+                ContactState::apply,
+            );
+            if !state.is_opted_out() {
+                return None;
+            }
+            let (position, event) = last_before(events, self.before, |e| {
+                matches!(e, ContactEvent::OptedOut { .. })
+            })?;
+            Some((identity, position, event))
+        })
+    }
+
     fn template_event(
         &self,
         pick: impl Fn(&TemplateEvent) -> bool,
@@ -494,6 +517,7 @@ impl<'a> View<'a> {
     /// The consent the send relied on: the opt-in receipt for a template (business-initiated),
     /// or, for a freeform reply, the newest consent change when there is one (no STOP stands).
     fn consent_facts(&self, contact: &ContactId, template: bool, facts: &mut Vec<Fact>) {
+        self.linked_facts(contact, facts);
         let latest = self.contact_event(|e| {
             matches!(
                 e,
@@ -526,6 +550,31 @@ impl<'a> View<'a> {
             }
             _ => {}
         }
+    }
+
+    /// The identities consent was judged over, cited at the contact's latest link.
+    fn linked_facts(&self, contact: &ContactId, facts: &mut Vec<Fact>) {
+        if self.streams.linked.is_empty() {
+            return;
+        }
+        let Some((position, _)) =
+            self.contact_event(|e| matches!(e, ContactEvent::IdentityLinked { .. }))
+        else {
+            return;
+        };
+        let identities = self
+            .streams
+            .linked
+            .iter()
+            .map(|(identity, _)| identity.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        facts.push(Fact {
+            position,
+            text: format!(
+                "{contact} is linked to {identities}: consent was judged over all of them, and none stood opted out."
+            ),
+        });
     }
 
     /// The template's registration and the approval that let it be sent.
@@ -762,6 +811,20 @@ impl<'a> View<'a> {
             RuleId::InvalidNumber => facts.push(own(format!(
                 "Rule {rule}: the recipient {to:?} is not a valid E.164 number."
             ))),
+            RuleId::OptedOut if !self.contact.is_opted_out() && self.linked_opt_out().is_some() => {
+                if let Some((identity, position, ContactEvent::OptedOut { source, at, .. })) =
+                    self.linked_opt_out()
+                {
+                    facts.push(Fact {
+                        position,
+                        text: format!(
+                            "Rule {rule}: {}: {identity}, an identity linked to {contact_text}, opted out (source {}); an opt-out under any linked identity refuses sends to all of them.",
+                            stamp(*at),
+                            source.as_str()
+                        ),
+                    });
+                }
+            }
             RuleId::OptedOut => {
                 match self.contact_event(|e| matches!(e, ContactEvent::OptedOut { .. })) {
                     Some((position, ContactEvent::OptedOut {
@@ -1203,6 +1266,7 @@ mod tests {
                     contact: &contact,
                     template: &template,
                     portfolio: &portfolio,
+                    linked: &[],
                 },
                 &Policy::default(),
             )
@@ -1396,6 +1460,7 @@ mod tests {
                 contact: &contact,
                 template: &template,
                 portfolio: &portfolio,
+                linked: &[],
             },
             &policy,
         )
