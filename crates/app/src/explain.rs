@@ -6,7 +6,7 @@
 //! are exactly the state it saw.
 
 use std::collections::{BTreeSet, VecDeque};
-use wagate_domain::explain::{self, ExplainError, Explanation, Streams};
+use wagate_domain::explain::{self, ExplainError, Explanation, LinkedStream, Streams};
 
 use wagate_domain::{ContactEvent, ContactId, Event, MessageId, StreamKey};
 
@@ -99,7 +99,7 @@ impl Hub {
         contact: &ContactId,
         events: &[(u64, ContactEvent)],
         until: u64,
-    ) -> Result<Vec<(ContactId, Vec<(u64, ContactEvent)>)>> {
+    ) -> Result<Vec<LinkedStream>> {
         let links = |events: &[(u64, ContactEvent)]| -> Vec<ContactId> {
             events
                 .iter()

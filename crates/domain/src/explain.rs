@@ -138,8 +138,11 @@ pub struct Streams<'a> {
     pub portfolio: &'a [(u64, PortfolioEvent)],
     /// The identities linked to the contact before the decision (`IdentityLinked`, followed
     /// through), each with its own stream: consent was judged over all of them.
-    pub linked: &'a [(ContactId, Vec<(u64, ContactEvent)>)],
+    pub linked: &'a [LinkedStream],
 }
+
+/// A linked identity and its events, with their log positions.
+pub type LinkedStream = (ContactId, Vec<(u64, ContactEvent)>);
 
 /// Explains the message's recorded decision. The verdict and rule are the recorded ones; the
 /// facts are the events that decision relied on. For an allowed send the gates are run again on
