@@ -32,7 +32,8 @@ pub enum ApiError {
         message: String,
         phase: Option<Phase>,
     },
-    Unauthorized,
+    /// 401: no usable bearer token; the message says what was wrong with what came.
+    Unauthorized(String),
     Forbidden(String),
     /// 403 `forbidden` with `required_role`: a known token whose role may not use the route.
     WrongRole {
@@ -58,7 +59,7 @@ impl ApiError {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotClaimable { .. } => StatusCode::CONFLICT,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::WrongRole { .. } => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,10 +102,7 @@ impl ApiError {
                 phase,
                 ..plain("not_claimable", message)
             },
-            Self::Unauthorized => plain(
-                "unauthorized",
-                "missing or unknown bearer token (Authorization: Bearer <token>)".into(),
-            ),
+            Self::Unauthorized(reason) => plain("unauthorized", reason),
             Self::Forbidden(message) => plain("forbidden", message),
             Self::WrongRole {
                 required_role,

@@ -170,6 +170,37 @@ async fn not_found() -> Response {
     ApiError::NotFound("no such route".into()).into_response()
 }
 
+/// The token of `Authorization: Bearer <token>`, or why the request carries none where it
+/// should: a token in the wrong place gets an answer naming the right one.
+fn presented_token(request: &Request) -> Result<&str, String> {
+    const HOW: &str = "send it as `Authorization: Bearer <token>`";
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        let in_query = request.uri().query().is_some_and(|query| {
+            query.split('&').any(|pair| {
+                let name = pair.split('=').next().unwrap_or_default();
+                matches!(name, "token" | "access_token" | "api_token")
+            })
+        });
+        return Err(if in_query {
+            format!("a token in the query string is not accepted (it would end up in logs): {HOW}")
+        } else {
+            format!("no Authorization header: {HOW}")
+        });
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| format!("the Authorization header is not plain text: {HOW}"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| format!("the Authorization header does not use the Bearer scheme: {HOW}"))?;
+    if token.is_empty() {
+        return Err(format!("the bearer token is empty: {HOW}"));
+    }
+    Ok(token)
+}
+
 /// `Authorization: Bearer <token>`: a token of a role `access` allows goes on, with its actor in
 /// the request for the handler; an unknown token is 401; a known token of another role is 403
 /// `forbidden` naming the least privileged role that may (the handler never runs, so nothing is
@@ -180,22 +211,20 @@ async fn require_role(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(token) = presented.and_then(|presented| known_token(state.tokens(), presented)) else {
-        let mut response = ApiError::Unauthorized.into_response();
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
+    let token = match presented_token(&request) {
+        Ok(presented) => known_token(state.tokens(), presented)
+            .ok_or_else(|| "unknown bearer token: it is not one of the hub's tokens".to_owned()),
+        Err(reason) => Err(reason),
+    };
+    let token = match token {
+        Ok(token) => token,
+        Err(reason) => {
+            let mut response = ApiError::Unauthorized(reason).into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
     };
     if !access.allows(token.role) {
         let required = access.required_role().unwrap_or(Role::Operator);

@@ -1117,3 +1117,46 @@ async fn command_events_record_the_token_and_webhook_events_their_provider() {
         json!({"kind": "agent", "name": "test-agent"})
     );
 }
+
+#[tokio::test]
+async fn a_token_in_the_wrong_place_gets_a_401_naming_the_right_place() {
+    let app = app();
+    let before = head(&app);
+    let cases = [
+        (
+            None,
+            "/v1/contacts/+41790000001?token=secret",
+            "query string",
+        ),
+        (None, "/v1/contacts/+41790000001", "no Authorization header"),
+        (
+            Some("Token secret"),
+            "/v1/contacts/+41790000001",
+            "Bearer scheme",
+        ),
+        (
+            Some("Bearer "),
+            "/v1/contacts/+41790000001",
+            "bearer token is empty",
+        ),
+        (
+            Some("Bearer nobody"),
+            "/v1/contacts/+41790000001",
+            "unknown bearer token",
+        ),
+    ];
+    for (authorization, uri, says) in cases {
+        let mut request = Request::builder().method(Method::GET).uri(uri);
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let answer = call(&app, request.body(Body::empty()).expect("request")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{uri}");
+        let error = &answer.json()["error"];
+        assert_eq!(error["code"], "unauthorized");
+        let message = error["message"].as_str().expect("message");
+        assert!(message.contains(says), "{authorization:?} {uri}: {message}");
+        assert!(!message.contains("secret"), "the token is never echoed");
+    }
+    assert_eq!(head(&app), before, "nothing appended");
+}
