@@ -263,7 +263,17 @@ async fn a_separate_dispatcher_sends_through_the_http_api() {
         [id, id],
         "retried once; the in-doubt claim never sent"
     );
-    assert_eq!(report.expiries, 1);
+    // The driver may ask again when an answer is lost or slow (a loaded machine): what counts
+    // is that the log records the expiry exactly once.
+    assert!(report.expiries >= 1);
+    let expired_events = hub
+        .message(refused)
+        .expect("message")
+        .history
+        .iter()
+        .filter(|entry| entry.event.type_name() == "InDoubtExpired")
+        .count();
+    assert_eq!(expired_events, 1, "expired once in the log");
     let state = hub.message(id).expect("message").state;
     assert_eq!(state.attempts, 2);
     assert!(state.provider_ref.is_some());
