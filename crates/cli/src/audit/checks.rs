@@ -21,6 +21,10 @@ use wagate_export::ExportedEvent;
 /// checks the hard limit.
 const WINDOW: TimeDelta = TimeDelta::hours(24);
 
+/// Meta retries a webhook for 7 days: an inbound written longer ago than that before wagate
+/// received it is a replay. It opens no window, clears no flag and opts nobody in.
+const RETRY_HORIZON: TimeDelta = TimeDelta::days(7);
+
 /// Messaging limits count unique recipients over a rolling 24 h (Meta, per business portfolio).
 const TIER_PERIOD: TimeDelta = TimeDelta::hours(24);
 
@@ -157,13 +161,22 @@ enum Consent {
     Out,
 }
 
+/// One business number's 24 h window with a contact: Meta's window belongs to the number the
+/// person wrote to (error 131047: "since the recipient last replied to the sender number").
+#[derive(Debug, Default, Clone, Copy)]
+struct SenderWindow {
+    /// Latest time the person wrote to this number (the provider's time, never later than
+    /// receipt).
+    last_inbound: Option<DateTime<Utc>>,
+    /// Latest provider report that this number's window is closed.
+    reported_closed: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Default)]
 struct ContactFacts {
     consent: Consent,
-    /// Latest `at` of an inbound message.
-    last_inbound: Option<DateTime<Utc>>,
-    /// Latest provider report that the window is closed.
-    window_reported_closed: Option<DateTime<Utc>>,
+    /// The window of each business number (a sender index) the person wrote to.
+    windows: HashMap<usize, SenderWindow>,
     /// Flagged not on WhatsApp (`FlagRaised`), not cleared since by an inbound or `FlagCleared`.
     not_on_whatsapp: bool,
     /// Flagged as having paused marketing messages, not cleared since.
@@ -171,15 +184,37 @@ struct ContactFacts {
 }
 
 impl ContactFacts {
-    /// Why freeform text is not allowed at `at`, if it is not.
-    fn window_problem(&self, at: DateTime<Utc>) -> Option<String> {
-        let Some(last) = self.last_inbound else {
-            return Some("the contact had never written".into());
+    /// Why freeform text from `sender` is not allowed at `at`, if it is not. `name` gives a
+    /// sender's name for the sentence.
+    fn window_problem(
+        &self,
+        sender: usize,
+        at: DateTime<Utc>,
+        name: impl Fn(usize) -> String,
+    ) -> Option<String> {
+        let window = self.windows.get(&sender).copied().unwrap_or_default();
+        let Some(last) = window.last_inbound else {
+            // Say where the person did write, if anywhere: the usual cause is another number.
+            let elsewhere = self
+                .windows
+                .iter()
+                .filter_map(|(other, window)| window.last_inbound.map(|last| (last, *other)))
+                .max();
+            return Some(match elsewhere {
+                Some((last, other)) => format!(
+                    "the contact had never written to {} (they last wrote to {} at {}, and a window belongs to the number written to)",
+                    name(sender),
+                    name(other),
+                    text_time(last)
+                ),
+                None => format!("the contact had never written to {}", name(sender)),
+            });
         };
-        if let Some(closed) = self.window_reported_closed {
+        if let Some(closed) = window.reported_closed {
             if closed >= last {
                 return Some(format!(
-                    "the provider reported the window closed at {} after the last inbound at {}",
+                    "the provider reported the window with {} closed at {} after the contact last wrote to it at {}",
+                    name(sender),
                     text_time(closed),
                     text_time(last)
                 ));
@@ -187,7 +222,8 @@ impl ContactFacts {
         }
         if at - last >= WINDOW {
             return Some(format!(
-                "the last inbound was at {}, {} before",
+                "the contact last wrote to {} at {}, {} before",
+                name(sender),
                 text_time(last),
                 human_duration(at - last)
             ));
@@ -539,7 +575,8 @@ impl Auditor {
             | "WindowReportedClosed"
             | "OptOutReviewRequested"
             | "FlagRaised"
-            | "FlagCleared" => self.contact_event(&event),
+            | "FlagCleared"
+            | "GroupMessageReceived" => self.contact_event(&event),
             "SenderRegistered" | "SenderAuthorized" | "SenderSuspended" => {
                 self.sender_event(&event)
             }
@@ -551,8 +588,8 @@ impl Auditor {
             "UnmatchedStatusReceived" => self.summary.unmatched_statuses += 1,
             "MessagingLimitChanged" | "RecipientReached" => self.portfolio_event(&event),
             // Known, and checked by no rule yet: the linked-identities check (issue 11, point 8)
-            // reads them. A group message opens no window, so the window check ignores it.
-            "IdentityLinked" | "GroupMessageReceived" => {}
+            // reads them.
+            "IdentityLinked" => {}
             other => {
                 *self
                     .summary
@@ -645,24 +682,56 @@ impl Auditor {
             return;
         }
         let at = event.at;
+        // The business number an inbound or a window report names (`None`: none known).
+        let sender = match record.text("sender") {
+            "" => None,
+            sender => Some(self.senders.id(sender)),
+        };
         let id = self.contacts.id(name);
         let contact = self.contacts.get(id);
         match record.event_type.as_str() {
             "OptedIn" => contact.consent = Consent::In,
             "OptedOut" => contact.consent = Consent::Out,
             "InboundReceived" => {
-                contact.last_inbound = Some(contact.last_inbound.map_or(at, |last| last.max(at)));
-                // An inbound reopens a window the provider reported closed before it.
-                if contact
-                    .window_reported_closed
-                    .is_some_and(|closed| closed <= at)
-                {
-                    contact.window_reported_closed = None;
+                // When the person wrote it: the provider's time, never later than receipt.
+                let written = parse_time(record.text("provider_at")).map_or(at, |p| p.min(at));
+                // Written longer ago than any provider retries: a replay, which proves nothing
+                // about today.
+                if at - written > RETRY_HORIZON {
+                    return;
+                }
+                // A message to an unknown number opens no window: none can be attributed.
+                if let Some(sender) = sender {
+                    let window = contact.windows.entry(sender).or_default();
+                    window.last_inbound = Some(
+                        window
+                            .last_inbound
+                            .map_or(written, |last| last.max(written)),
+                    );
+                    // A message written at or after the provider's report reopens the window; a
+                    // late one written before it does not.
+                    if window
+                        .reported_closed
+                        .is_some_and(|closed| closed <= written)
+                    {
+                        window.reported_closed = None;
+                    }
                 }
                 // A message from the number proves it is on WhatsApp.
                 contact.not_on_whatsapp = false;
             }
-            "WindowReportedClosed" => contact.window_reported_closed = Some(at),
+            "WindowReportedClosed" => match sender {
+                Some(sender) => {
+                    contact.windows.entry(sender).or_default().reported_closed = Some(at)
+                }
+                // A report that names no sender (written before reports named one) closes every
+                // window the contact has.
+                None => {
+                    for window in contact.windows.values_mut() {
+                        window.reported_closed = Some(at);
+                    }
+                }
+            },
             "FlagRaised" | "FlagCleared" => {
                 let raised = record.event_type == "FlagRaised";
                 // A flag this version does not know changes none of the rules it checks.
@@ -672,6 +741,7 @@ impl Auditor {
                     _ => {}
                 }
             }
+            // A group message is recorded, but opens no one-to-one window and clears no flag.
             _ => {}
         }
     }
@@ -1006,7 +1076,8 @@ impl Auditor {
         let consent = contact.consent;
         // Whether a window is open: freeform needs one, and a template outside one counts
         // toward the portfolio's limit.
-        let window = contact.window_problem(at);
+        let senders = &self.senders;
+        let window = contact.window_problem(intent.sender, at, |id| senders.name(id).to_owned());
         let not_on_whatsapp = contact.not_on_whatsapp;
         let marketing_paused = contact.marketing_paused;
         if number_valid && consent == Consent::Out {
@@ -1329,6 +1400,16 @@ mod tests {
             )
         }
 
+        /// The contact wrote to `sender`, received now (no provider time: Twilio).
+        fn inbound(&mut self, contact: &str, sender: &str) -> u64 {
+            self.push(
+                &format!("contact:{contact}"),
+                "InboundReceived",
+                json!({"contact": contact, "sender": sender, "kind": "text", "text": "hi",
+                       "provider_at": null}),
+            )
+        }
+
         fn message(&mut self, event_type: &str, mut payload: Value) -> u64 {
             payload["message_id"] = json!(M1);
             self.push(&format!("message:{M1}"), event_type, payload)
@@ -1437,7 +1518,7 @@ mod tests {
         let mut log = Log::default();
         log.ready();
         let never = log.reply_sent();
-        log.contact("InboundReceived");
+        log.inbound(LEA, SENDER);
         log.minute = 60;
         log.message("DispatchClaimed", json!({"attempt": 1}));
         log.push(
@@ -1454,7 +1535,7 @@ mod tests {
         );
         let reported = log.records.len() as u64;
         // The next inbound reopens it; a day later it is closed again.
-        log.contact("InboundReceived");
+        log.inbound(LEA, SENDER);
         log.minute = 60 + 23 * 60;
         let inside = log.push(
             &format!("message:{other}"),
@@ -1682,7 +1763,7 @@ mod tests {
         let flag = json!({"flag": "not_on_whatsapp", "reason": "63003"});
         log.contact_event(LEA, "FlagRaised", flag.clone());
         let flagged = log.template_to(1, LEA, TEMPLATE);
-        log.contact("InboundReceived");
+        log.inbound(LEA, SENDER);
         log.reply_sent();
         log.contact_event(LEA, "FlagRaised", flag.clone());
         let claimed = log.message("DispatchClaimed", json!({"attempt": 1}));
@@ -1717,7 +1798,7 @@ mod tests {
         let sent = log.template_to(2, LEA, PROMO);
         log.template_to(3, LEA, TEMPLATE);
         // An inbound does not lift a marketing pause; clearing it does.
-        log.contact("InboundReceived");
+        log.inbound(LEA, SENDER);
         let still = log.template_to(4, LEA, PROMO);
         log.contact_event(LEA, "FlagCleared", flag);
         log.template_to(5, LEA, PROMO);
@@ -1764,7 +1845,7 @@ mod tests {
         log.template_to(5, ZOE, TEMPLATE);
         let lea_again = log.template_to(6, LEA, TEMPLATE);
         // Inside a window she opened, a template neither counts nor is refused by this rule.
-        log.contact_event(LEA, "InboundReceived", json!({}));
+        log.inbound(LEA, SENDER);
         log.template_to(7, LEA, TEMPLATE);
         let summary = log.audit();
         assert_eq!(
@@ -1839,6 +1920,175 @@ mod tests {
         assert_eq!(checks(&log.audit()), [(Some(over), Check::TierLimit)]);
     }
 
+    const OTHER_SENDER: &str = "whatsapp:+15550002222";
+
+    impl Log {
+        /// A second business number, in the same portfolio, registered and authorized.
+        fn other_sender(&mut self) {
+            let stream = format!("sender:{OTHER_SENDER}");
+            self.push(
+                &stream,
+                "SenderRegistered",
+                json!({"sender": OTHER_SENDER, "provider": "sandbox", "portfolio": PORTFOLIO}),
+            );
+            self.push(
+                &stream,
+                "SenderAuthorized",
+                json!({"sender": OTHER_SENDER, "by": "ops"}),
+            );
+        }
+
+        fn reply_from(&mut self, n: u32, contact: &str, sender: &str) -> u64 {
+            let id = id(n);
+            self.push(
+                &format!("message:{id}"),
+                "ReplySent",
+                json!({"message_id": id, "contact": contact, "sender": sender, "text": "x",
+                       "workflow": WORKFLOW}),
+            )
+        }
+
+        /// An inbound to `sender` the provider says was written `minutes_ago` before receipt.
+        fn inbound_written(&mut self, contact: &str, sender: &str, minutes_ago: i64) -> u64 {
+            let base = DateTime::parse_from_rfc3339(&self.at())
+                .expect("time")
+                .with_timezone(&Utc);
+            let written = text_time(base - TimeDelta::minutes(minutes_ago));
+            self.push(
+                &format!("contact:{contact}"),
+                "InboundReceived",
+                json!({"contact": contact, "sender": sender, "kind": "text", "text": "hi",
+                       "provider_at": written}),
+            )
+        }
+    }
+
+    #[test]
+    fn the_window_belongs_to_the_number_the_contact_wrote_to() {
+        let mut log = Log::default();
+        log.ready();
+        log.other_sender();
+        log.inbound(LEA, SENDER);
+        log.reply_from(1, LEA, SENDER);
+        let other = log.reply_from(2, LEA, OTHER_SENDER);
+        let claimed = log.claim(2);
+        // She writes to the other number too: both windows are open.
+        log.inbound(LEA, OTHER_SENDER);
+        log.reply_from(3, LEA, OTHER_SENDER);
+        // The provider closes the first number's window only...
+        log.push(
+            &format!("contact:{LEA}"),
+            "WindowReportedClosed",
+            json!({"contact": LEA, "sender": SENDER, "code": 131047}),
+        );
+        let closed = log.reply_from(4, LEA, SENDER);
+        log.reply_from(5, LEA, OTHER_SENDER);
+        // ...and a report that names no sender (an old log's) closes every window.
+        log.push(
+            &format!("contact:{LEA}"),
+            "WindowReportedClosed",
+            json!({"contact": LEA, "sender": null, "code": 63016}),
+        );
+        let all_closed = log.reply_from(6, LEA, OTHER_SENDER);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(other), Check::WindowClosed),
+                (Some(claimed), Check::WindowClosed),
+                (Some(closed), Check::WindowClosed),
+                (Some(all_closed), Check::WindowClosed),
+            ]
+        );
+        assert!(
+            summary.violations[0].message.contains(&format!(
+                "never written to {OTHER_SENDER} (they last wrote to {SENDER} at"
+            )),
+            "{}",
+            summary.violations[0].message
+        );
+        assert!(summary.violations[2]
+            .message
+            .contains(&format!("reported the window with {SENDER} closed")));
+    }
+
+    #[test]
+    fn the_window_runs_from_the_providers_time_and_replays_and_groups_open_none() {
+        let mut log = Log::default();
+        log.ready();
+        // Written 20 h before wagate received it: 4 h of window are left.
+        log.inbound_written(LEA, SENDER, 20 * 60);
+        log.minute = 3 * 60;
+        log.reply_from(1, LEA, SENDER);
+        log.minute = 4 * 60;
+        let late = log.reply_from(2, LEA, SENDER);
+        // A provider clock ahead of ours does not stretch it: receipt time bounds it.
+        log.inbound_written(MAX, SENDER, -60);
+        log.minute = 4 * 60 + 24 * 60 - 1;
+        log.reply_from(3, MAX, SENDER);
+        log.minute = 4 * 60 + 24 * 60;
+        let ahead = log.reply_from(4, MAX, SENDER);
+        // A replay (written more than 7 days before receipt) opens no window, and clears no flag.
+        log.contact_event(
+            ZOE,
+            "FlagRaised",
+            json!({"flag": "not_on_whatsapp", "reason": "63003"}),
+        );
+        log.inbound_written(ZOE, SENDER, 7 * 24 * 60 + 1);
+        let replayed = log.reply_from(5, ZOE, SENDER);
+        // A group message opens no one-to-one window either.
+        log.contact_event(
+            ZOE,
+            "GroupMessageReceived",
+            json!({"group": "g1", "sender": SENDER, "kind": "text", "text": "hi all"}),
+        );
+        let group = log.reply_from(6, ZOE, SENDER);
+        // Written exactly at the horizon: a late delivery, not a replay. It proves she is on
+        // WhatsApp, but its window closed long ago.
+        log.inbound_written(ZOE, SENDER, 7 * 24 * 60);
+        let old = log.reply_from(7, ZOE, SENDER);
+        log.inbound_written(ZOE, SENDER, 0);
+        log.reply_from(8, ZOE, SENDER);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(late), Check::WindowClosed),
+                (Some(ahead), Check::WindowClosed),
+                (Some(replayed), Check::WindowClosed),
+                (Some(replayed), Check::NotOnWhatsapp),
+                (Some(group), Check::WindowClosed),
+                (Some(group), Check::NotOnWhatsapp),
+                (Some(old), Check::WindowClosed),
+            ]
+        );
+        assert!(summary.violations[0]
+            .message
+            .contains("at 2026-11-24T13:00:00Z, 24 h 00 min before"));
+    }
+
+    #[test]
+    fn a_template_counts_toward_the_limit_unless_the_sending_number_has_a_window() {
+        let mut log = Log::default();
+        log.ready();
+        log.other_sender();
+        log.push(
+            &format!("portfolio:{PORTFOLIO}"),
+            "MessagingLimitChanged",
+            json!({"portfolio": PORTFOLIO, "limit": 1}),
+        );
+        log.contact_event(LEA, "OptedIn", json!({}));
+        log.contact_event(MAX, "OptedIn", json!({}));
+        log.template_to(1, LEA, TEMPLATE);
+        log.reached(1, LEA);
+        // Max wrote to the other number: a template from this one is outside his window.
+        log.inbound(MAX, OTHER_SENDER);
+        let over = log.template_to(2, MAX, TEMPLATE);
+        log.inbound(MAX, SENDER);
+        log.template_to(3, MAX, TEMPLATE);
+        assert_eq!(checks(&log.audit()), [(Some(over), Check::TierLimit)]);
+    }
+
     #[test]
     fn extra_payload_fields_are_ignored() {
         let mut log = Log::default();
@@ -1850,13 +2100,13 @@ mod tests {
         );
         log.push(
             &format!("contact:{LEA}"),
-            "IdentityLinked",
-            json!({"contact": LEA, "identity": "CH.1"}),
+            "InboundReceived",
+            json!({"contact": LEA, "sender": SENDER, "language": "de", "reaction": {"emoji": "x"}}),
         );
         log.template_to(1, LEA, TEMPLATE);
         let summary = log.audit();
         assert_eq!(checks(&summary), []);
-        assert_eq!(summary.unknown_event_types.get("IdentityLinked"), Some(&1));
+        assert!(summary.unknown_event_types.is_empty());
     }
 
     #[test]
