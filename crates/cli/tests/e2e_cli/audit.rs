@@ -930,3 +930,142 @@ async fn a_template_from_a_sender_moved_to_another_portfolio_is_found() {
         "registration changed (portfolio default to other at",
     );
 }
+
+/// What the hub writes for late and replayed deliveries, group messages and several numbers
+/// (the cases the audit's window and consent model used to misjudge) audits clean.
+#[tokio::test]
+async fn late_deliveries_replays_groups_and_second_numbers_audit_clean() {
+    let other = wagate_domain::WhatsAppAddress::parse("whatsapp:+15550002222").expect("sender");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.hub
+        .register_sender(wagate_domain::decide::RegisterSender {
+            sender: other.clone(),
+            provider: wagate_domain::ProviderKind::Meta,
+            portfolio: wagate_domain::PortfolioId::parse("default").expect("portfolio"),
+            meta_phone_number_id: Some("1234".into()),
+        })
+        .await
+        .expect("register");
+    log.hub
+        .authorize_sender(&other, "ops@example.com")
+        .await
+        .expect("authorize");
+    let webhook = log.hub.acting(wagate_domain::Actor::webhook("meta"));
+    let inbound = |number: &str, to: &wagate_domain::WhatsAppAddress, text: &str, ago: i64| {
+        wagate_domain::decide::ReceiveInbound {
+            contact: contact(number),
+            sender: Some(to.clone()),
+            provider_ref: None,
+            kind: "text".into(),
+            text: text.into(),
+            provider_at: Some(log.hub.now() - chrono::TimeDelta::minutes(ago)),
+        }
+    };
+    let reply = |number: &str, from: &wagate_domain::WhatsAppAddress| wagate_app::SendRequest {
+        to: number.into(),
+        sender: Some(from.clone()),
+        workflow: Some("appointment_scheduling".into()),
+        content: wagate_domain::SendContent::Freeform { text: "Yes".into() },
+    };
+    let options = wagate_app::SendOptions::default;
+    // Lea's STOP arrives; her START, written before it, arrives later: she stays out.
+    webhook
+        .receive_inbound(inbound(LEA, &other, "STOP", 5), "w-1")
+        .await
+        .expect("stop");
+    webhook
+        .receive_inbound(inbound(LEA, &other, "START", 10), "w-2")
+        .await
+        .expect("late start");
+    assert!(log.send_template(LEA).await.is_err());
+    // Written 20 h before it arrived: 4 h of window, with that number only.
+    webhook
+        .receive_inbound(inbound(MAX, &other, "Hello?", 20 * 60), "w-3")
+        .await
+        .expect("late hello");
+    webhook
+        .send(reply(MAX, &other), options())
+        .await
+        .expect("inside the window");
+    assert!(webhook
+        .send(reply(MAX, &sender()), options())
+        .await
+        .is_err());
+    // He writes to the first number too; then Meta refuses a reply from the other one as
+    // outside its window (131047): that closes the other number's window only.
+    webhook
+        .receive_inbound(inbound(MAX, &sender(), "Still there?", 0), "w-3b")
+        .await
+        .expect("hello to the first number");
+    let refused_by_meta = webhook
+        .send(reply(MAX, &other), options())
+        .await
+        .expect("inside the window")
+        .message_id;
+    let claimed = log.hub.claim(refused_by_meta).await.expect("claim");
+    log.hub
+        .record_outcome(wagate_domain::decide::RecordOutcome {
+            message_id: refused_by_meta,
+            attempt: claimed.attempt,
+            outcome: wagate_domain::decide::DispatchOutcome::Rejected {
+                error: wagate_domain::ProviderError {
+                    provider: wagate_domain::ProviderKind::Meta,
+                    code: Some(131047),
+                    http_status: Some(400),
+                    message: "Re-engagement message".into(),
+                },
+            },
+            jitter: chrono::TimeDelta::zero(),
+        })
+        .await
+        .expect("outcome");
+    assert!(webhook.send(reply(MAX, &other), options()).await.is_err());
+    webhook
+        .send(reply(MAX, &sender()), options())
+        .await
+        .expect("the first number's window is open");
+    log.advance(chrono::TimeDelta::hours(5));
+    assert!(webhook.send(reply(MAX, &other), options()).await.is_err());
+    // A replay of an 8-day-old message opens nothing; a group message neither.
+    let zoe = "+41790000003";
+    webhook
+        .receive_inbound(inbound(zoe, &other, "START", 8 * 24 * 60), "w-4")
+        .await
+        .expect("replay");
+    log.hub
+        .receive_group_message(
+            wagate_domain::decide::ReceiveGroupMessage {
+                contact: contact(zoe),
+                group: "group-1".into(),
+                sender: Some(other.clone()),
+                provider_ref: None,
+                kind: "text".into(),
+                text: "hi all".into(),
+            },
+            "w-5",
+        )
+        .await
+        .expect("group message");
+    assert!(webhook.send(reply(zoe, &other), options()).await.is_err());
+    assert!(log.send_template(zoe).await.is_err());
+    // Her own START, now, opts her in (from the webhook).
+    webhook
+        .receive_inbound(inbound(zoe, &other, "START", 0), "w-6")
+        .await
+        .expect("start");
+    webhook
+        .send(reply(zoe, &other), options())
+        .await
+        .expect("her window");
+    drop(webhook);
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(
+        summary["refusals_by_rule"]["window_closed"], 4,
+        "{summary:#}"
+    );
+    assert_eq!(summary["contacts_opted_in"], 1, "{summary:#}");
+    assert_eq!(summary["contacts_opted_out"], 1, "{summary:#}");
+}
