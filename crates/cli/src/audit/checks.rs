@@ -6,6 +6,13 @@
 //! small code, so a bug in the command handlers cannot hide itself from the audit. The same
 //! checker runs on a database, an export file and a running hub's event feed.
 //!
+//! The model follows docs/compliance.md: the 24 h window per (sender, contact), dated by when the
+//! person wrote (`min(provider_at, at)`), with replays and group messages opening none; consent
+//! judged over every linked identity; an opt-in counted only when it came from its source (a
+//! keyword from a signed webhook, anything from an operator or a webhook, evidence newer than the
+//! newest opt-out). A record's actor is read for those consent checks only; `null` (a log written
+//! before actors) is given the benefit of the doubt.
+//!
 //! Records are read leniently: an event type this version does not know is counted and skipped,
 //! and payload fields it does not know are ignored, so a log written by a newer wagate (new
 //! events, new fields) is still checked for every rule this version knows.
