@@ -23,13 +23,16 @@ use crate::EXIT_VIOLATION;
 #[derive(Debug, clap::Args)]
 #[command(
     group(clap::ArgGroup::new("source").required(true).args(["data", "file", "hub"])),
-    after_help = "Checks, in log order: no dispatch after an opt-out without a new opt-in; no template \
-sent or claimed without an opt-in and an approved template (with matching variables); no freeform text \
-outside the 24 h window; no send or claim from an unauthorized sender, to an invalid number, naming a \
-workflow outside the allowlist, to a contact flagged not on WhatsApp, or of a marketing template to a \
-contact who paused marketing; no template to a new recipient outside a window once the portfolio reached \
-its messaging limit in the rolling 24 h; no claim that moves a message backwards; no claim without its \
-decision; positions and stream versions without gaps.\n\n\
+    after_help = "Checks, in log order: no dispatch after an opt-out without a new opt-in, nor to a \
+contact while an identity linked to it is opted out; no template sent or claimed without an opt-in and an \
+approved template (with matching variables); no freeform text from a sender outside the 24 h window the \
+contact opened by writing to that sender; no send or claim from an unauthorized sender or one whose \
+registration changed since its authorization, to an invalid number, naming a workflow outside the \
+allowlist, to a contact flagged not on WhatsApp, or of a marketing template to a contact who paused \
+marketing; no template to a new recipient outside a window once the portfolio reached its messaging limit \
+in the rolling 24 h; no keyword opt-in but from a signed inbound, no opt-in recorded by anyone but an \
+operator or a webhook, no opt-in with evidence older than the newest opt-out; no claim that moves a message \
+backwards; no claim without its decision; positions and stream versions without gaps.\n\n\
 The allowlist and the default messaging limit are the hub's settings, not facts in the log: give the \
 hub's values (--workflows, --messaging-limit, or the same WAGATE_WORKFLOWS and WAGATE_MESSAGING_LIMIT \
 the hub reads); without them the hub's defaults are assumed.\n\n\

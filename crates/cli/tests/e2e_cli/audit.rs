@@ -569,3 +569,503 @@ async fn a_send_to_a_recipient_that_is_not_a_number_is_invalid_number() {
         "not an E.164 number",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The rules issue 11 added: the window per sender, consent only from its sources, linked
+// identities, re-authorization. Each again with a log the real hub wrote (clean), then one
+// planted event (found, by rule and position).
+
+/// Appends `event` straight through the store as recorded by `actor` (`kind`, `name`); returns
+/// its position.
+async fn forge_as(
+    dir: &std::path::Path,
+    stream: String,
+    event: Event,
+    actor: Option<(&str, &str)>,
+) -> u64 {
+    let dir = dir.to_path_buf();
+    let origin = actor.map(|(kind, name)| wagate_store::Origin {
+        kind: kind.into(),
+        name: name.into(),
+    });
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&dir, wagate_store::Options::default()).expect("reopen");
+        let mut record = wagate_store::persisted::encode(&event, uuid::Uuid::now_v7());
+        record.origin = origin;
+        let stream = StreamId::new(stream).expect("stream");
+        let outcome = store
+            .append_blocking(AppendRequest::single(
+                stream,
+                ExpectedVersion::Any,
+                vec![record],
+            ))
+            .expect("append the forged event");
+        let position = outcome
+            .committed()
+            .and_then(|committed| committed.first_position())
+            .expect("position of the forged event");
+        store.close().expect("close");
+        position
+    })
+    .await
+    .expect("forge thread")
+}
+
+/// An opt-in for `number` with `source`, its evidence dated `evidence_at`.
+fn opted_in(
+    number: &str,
+    source: wagate_domain::OptInSource,
+    evidence_at: wagate_domain::Timestamp,
+    at: wagate_domain::Timestamp,
+) -> Event {
+    wagate_domain::ContactEvent::OptedIn {
+        contact: contact(number),
+        source,
+        evidence: "https://example.com/forms/9".into(),
+        recorded_by: "ops".into(),
+        wording_version: "v1".into(),
+        evidence_at,
+        at,
+    }
+    .into()
+}
+
+fn operator(log: &LogBuilder) -> wagate_app::Hub {
+    log.hub.acting(wagate_domain::Actor::token(
+        wagate_domain::Role::Operator,
+        "ops-alice",
+    ))
+}
+
+#[tokio::test]
+async fn a_reply_from_a_number_the_contact_did_not_write_to_is_window_closed() {
+    let other = "whatsapp:+15550002222";
+    let other_sender = wagate_domain::WhatsAppAddress::parse(other).expect("sender");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.hub
+        .register_sender(wagate_domain::decide::RegisterSender {
+            sender: other_sender.clone(),
+            provider: wagate_domain::ProviderKind::Sandbox,
+            portfolio: wagate_domain::PortfolioId::parse("default").expect("portfolio"),
+            meta_phone_number_id: None,
+        })
+        .await
+        .expect("register");
+    log.hub
+        .authorize_sender(&other_sender, "ops@example.com")
+        .await
+        .expect("authorize");
+    // Lea writes to the first number: it may reply, the other may not.
+    log.inbound(LEA, "Is the flat available?", "in-lea").await;
+    let reply = |from: &wagate_domain::WhatsAppAddress| wagate_app::SendRequest {
+        to: LEA.into(),
+        sender: Some(from.clone()),
+        workflow: Some("appointment_scheduling".into()),
+        content: wagate_domain::SendContent::Freeform { text: "Yes".into() },
+    };
+    log.hub
+        .send(reply(&sender()), wagate_app::SendOptions::default())
+        .await
+        .expect("the number she wrote to");
+    let refused = log
+        .hub
+        .send(reply(&other_sender), wagate_app::SendOptions::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "window_closed"),
+        "{refused:?}"
+    );
+    let at = log.hub.now();
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(summary["refusals_by_rule"]["window_closed"], 1);
+
+    let message = wagate_domain::MessageId::from_uuid(uuid::Uuid::now_v7()).expect("id");
+    let forged: Event = MessageEvent::ReplySent {
+        message_id: message,
+        contact: contact(LEA),
+        sender: other_sender,
+        text: "Yes".into(),
+        workflow: wagate_domain::Workflow::parse("appointment_scheduling").expect("workflow"),
+        at,
+    }
+    .into();
+    let position = plant(dir.path(), message, forged).await;
+    assert_one_violation(
+        dir.path(),
+        "window_closed",
+        position,
+        &format!("never written to {other} (they last wrote to {SENDER}"),
+    );
+}
+
+#[tokio::test]
+async fn a_keyword_opt_in_recorded_through_the_api_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    // The hub refuses keyword consent from the API...
+    let refused = operator(&log)
+        .opt_in(wagate_domain::decide::RecordOptIn {
+            contact: contact(LEA),
+            source: wagate_domain::OptInSource::Keyword,
+            evidence: "she said START on the phone".into(),
+            recorded_by: "ops".into(),
+            wording_version: "v1".into(),
+            evidence_at: None,
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    // ...and records the contact's own START from her message.
+    log.inbound(MAX, "START", "in-max").await;
+    let at = log.hub.now();
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(summary["contacts_opted_in"], 1);
+
+    let position = forge_as(
+        dir.path(),
+        format!("contact:{LEA}"),
+        opted_in(LEA, wagate_domain::OptInSource::Keyword, at, at),
+        Some(("operator", "ops-alice")),
+    )
+    .await;
+    assert_one_violation(
+        dir.path(),
+        "keyword_opt_in_not_from_contact",
+        position,
+        "by operator \"ops-alice\", not by a signed inbound webhook",
+    );
+}
+
+#[tokio::test]
+async fn an_opt_in_with_evidence_older_than_the_stop_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    let before = log.hub.now();
+    operator(&log)
+        .opt_in(wagate_domain::decide::RecordOptIn {
+            contact: contact(LEA),
+            source: wagate_domain::OptInSource::WebForm,
+            evidence: "https://example.com/forms/1".into(),
+            recorded_by: "ops".into(),
+            wording_version: "v1".into(),
+            evidence_at: None,
+        })
+        .await
+        .expect("opt in");
+    log.advance(chrono::TimeDelta::minutes(10));
+    log.inbound(LEA, "STOP", "in-stop").await;
+    log.advance(chrono::TimeDelta::minutes(10));
+    // The hub refuses the old form as new consent; a newer one opts her in again.
+    let again = |evidence_at| wagate_domain::decide::RecordOptIn {
+        contact: contact(LEA),
+        source: wagate_domain::OptInSource::WebForm,
+        evidence: "https://example.com/forms/2".into(),
+        recorded_by: "ops".into(),
+        wording_version: "v1".into(),
+        evidence_at: Some(evidence_at),
+    };
+    assert!(operator(&log).opt_in(again(before)).await.is_err());
+    operator(&log)
+        .opt_in(again(log.hub.now()))
+        .await
+        .expect("new evidence");
+    log.advance(chrono::TimeDelta::minutes(10));
+    log.inbound(LEA, "STOP", "in-stop-2").await;
+    let at = log.hub.now();
+    log.close();
+    assert_clean(dir.path());
+
+    let position = forge_as(
+        dir.path(),
+        format!("contact:{LEA}"),
+        opted_in(LEA, wagate_domain::OptInSource::WebForm, before, at),
+        Some(("operator", "ops-alice")),
+    )
+    .await;
+    assert_one_violation(
+        dir.path(),
+        "opt_in_over_newer_stop",
+        position,
+        "not after the contact's newest opt-out",
+    );
+}
+
+#[tokio::test]
+async fn an_opt_in_recorded_by_the_agent_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    operator(&log)
+        .opt_in(wagate_domain::decide::RecordOptIn {
+            contact: contact(LEA),
+            source: wagate_domain::OptInSource::WebForm,
+            evidence: "https://example.com/forms/1".into(),
+            recorded_by: "ops".into(),
+            wording_version: "v1".into(),
+            evidence_at: None,
+        })
+        .await
+        .expect("an operator records consent");
+    let at = log.hub.now();
+    log.close();
+    assert_clean(dir.path());
+
+    let position = forge_as(
+        dir.path(),
+        format!("contact:{MAX}"),
+        opted_in(MAX, wagate_domain::OptInSource::WebForm, at, at),
+        Some(("agent", "outreach-bot")),
+    )
+    .await;
+    assert_one_violation(
+        dir.path(),
+        "opt_in_role_not_allowed",
+        position,
+        "by agent \"outreach-bot\": only an operator or a signed webhook may record consent",
+    );
+}
+
+#[tokio::test]
+async fn a_template_to_a_contact_whose_linked_identity_opted_out_is_found() {
+    let bsuid = "bsuid:US.1234567890";
+    let other = wagate_domain::ContactId::parse(bsuid).expect("bsuid");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.opt_in(LEA).await;
+    log.hub
+        .link_identities(
+            wagate_domain::decide::LinkIdentities {
+                contact: contact(LEA),
+                other: other.clone(),
+                source: wagate_domain::IdentitySource::Webhook,
+            },
+            Some("link-1"),
+        )
+        .await
+        .expect("link");
+    log.send_template(LEA).await.expect("before the STOP");
+    // STOP under her business-scoped id: the hub refuses her number too.
+    log.hub
+        .receive_inbound(
+            wagate_domain::decide::ReceiveInbound {
+                contact: other,
+                sender: Some(sender()),
+                provider_ref: None,
+                kind: "text".into(),
+                text: "STOP".into(),
+                provider_at: None,
+            },
+            "in-bsuid-stop",
+        )
+        .await
+        .expect("inbound");
+    let refused = log.send_template(LEA).await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "opted_out"),
+        "{refused:?}"
+    );
+    let at = log.hub.now();
+    log.close();
+    assert_clean(dir.path());
+
+    let (message, event) = forged_template(
+        contact(LEA),
+        template(),
+        wagate_domain::TemplateCategory::Utility,
+        "appointment_scheduling",
+        at,
+    );
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "linked_identity_opted_out",
+        position,
+        &format!("while {bsuid}, linked to the contact as the same person, had opted out"),
+    );
+}
+
+#[tokio::test]
+async fn a_template_from_a_sender_moved_to_another_portfolio_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.opt_in(LEA).await;
+    log.send_template(LEA).await.expect("authorized");
+    log.hub
+        .register_sender(wagate_domain::decide::RegisterSender {
+            sender: sender(),
+            provider: wagate_domain::ProviderKind::Sandbox,
+            portfolio: wagate_domain::PortfolioId::parse("other").expect("portfolio"),
+            meta_phone_number_id: None,
+        })
+        .await
+        .expect("re-register");
+    let refused = log.send_template(LEA).await;
+    assert!(
+        matches!(&refused, Err(wagate_app::AppError::Refused(r)) if r.rule.as_str() == "channel_not_authorized"),
+        "{refused:?}"
+    );
+    let at = log.hub.now();
+    log.close();
+    assert_clean(dir.path());
+
+    let (message, event) = forged_template(
+        contact(LEA),
+        template(),
+        wagate_domain::TemplateCategory::Utility,
+        "appointment_scheduling",
+        at,
+    );
+    let position = plant(dir.path(), message, event).await;
+    assert_one_violation(
+        dir.path(),
+        "sender_not_reauthorized",
+        position,
+        "registration changed (portfolio default to other at",
+    );
+}
+
+/// What the hub writes for late and replayed deliveries, group messages and several numbers
+/// (the cases the audit's window and consent model used to misjudge) audits clean.
+#[tokio::test]
+async fn late_deliveries_replays_groups_and_second_numbers_audit_clean() {
+    let other = wagate_domain::WhatsAppAddress::parse("whatsapp:+15550002222").expect("sender");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = LogBuilder::open(dir.path());
+    log.ready().await;
+    log.hub
+        .register_sender(wagate_domain::decide::RegisterSender {
+            sender: other.clone(),
+            provider: wagate_domain::ProviderKind::Meta,
+            portfolio: wagate_domain::PortfolioId::parse("default").expect("portfolio"),
+            meta_phone_number_id: Some("1234".into()),
+        })
+        .await
+        .expect("register");
+    log.hub
+        .authorize_sender(&other, "ops@example.com")
+        .await
+        .expect("authorize");
+    let webhook = log.hub.acting(wagate_domain::Actor::webhook("meta"));
+    let inbound = |number: &str, to: &wagate_domain::WhatsAppAddress, text: &str, ago: i64| {
+        wagate_domain::decide::ReceiveInbound {
+            contact: contact(number),
+            sender: Some(to.clone()),
+            provider_ref: None,
+            kind: "text".into(),
+            text: text.into(),
+            provider_at: Some(log.hub.now() - chrono::TimeDelta::minutes(ago)),
+        }
+    };
+    let reply = |number: &str, from: &wagate_domain::WhatsAppAddress| wagate_app::SendRequest {
+        to: number.into(),
+        sender: Some(from.clone()),
+        workflow: Some("appointment_scheduling".into()),
+        content: wagate_domain::SendContent::Freeform { text: "Yes".into() },
+    };
+    let options = wagate_app::SendOptions::default;
+    // Lea's STOP arrives; her START, written before it, arrives later: she stays out.
+    webhook
+        .receive_inbound(inbound(LEA, &other, "STOP", 5), "w-1")
+        .await
+        .expect("stop");
+    webhook
+        .receive_inbound(inbound(LEA, &other, "START", 10), "w-2")
+        .await
+        .expect("late start");
+    assert!(log.send_template(LEA).await.is_err());
+    // Written 20 h before it arrived: 4 h of window, with that number only.
+    webhook
+        .receive_inbound(inbound(MAX, &other, "Hello?", 20 * 60), "w-3")
+        .await
+        .expect("late hello");
+    webhook
+        .send(reply(MAX, &other), options())
+        .await
+        .expect("inside the window");
+    assert!(webhook
+        .send(reply(MAX, &sender()), options())
+        .await
+        .is_err());
+    // He writes to the first number too; then Meta refuses a reply from the other one as
+    // outside its window (131047): that closes the other number's window only.
+    webhook
+        .receive_inbound(inbound(MAX, &sender(), "Still there?", 0), "w-3b")
+        .await
+        .expect("hello to the first number");
+    let refused_by_meta = webhook
+        .send(reply(MAX, &other), options())
+        .await
+        .expect("inside the window")
+        .message_id;
+    let claimed = log.hub.claim(refused_by_meta).await.expect("claim");
+    log.hub
+        .record_outcome(wagate_domain::decide::RecordOutcome {
+            message_id: refused_by_meta,
+            attempt: claimed.attempt,
+            outcome: wagate_domain::decide::DispatchOutcome::Rejected {
+                error: wagate_domain::ProviderError {
+                    provider: wagate_domain::ProviderKind::Meta,
+                    code: Some(131047),
+                    http_status: Some(400),
+                    message: "Re-engagement message".into(),
+                },
+            },
+            jitter: chrono::TimeDelta::zero(),
+        })
+        .await
+        .expect("outcome");
+    assert!(webhook.send(reply(MAX, &other), options()).await.is_err());
+    webhook
+        .send(reply(MAX, &sender()), options())
+        .await
+        .expect("the first number's window is open");
+    log.advance(chrono::TimeDelta::hours(5));
+    assert!(webhook.send(reply(MAX, &other), options()).await.is_err());
+    // A replay of an 8-day-old message opens nothing; a group message neither.
+    let zoe = "+41790000003";
+    webhook
+        .receive_inbound(inbound(zoe, &other, "START", 8 * 24 * 60), "w-4")
+        .await
+        .expect("replay");
+    log.hub
+        .receive_group_message(
+            wagate_domain::decide::ReceiveGroupMessage {
+                contact: contact(zoe),
+                group: "group-1".into(),
+                sender: Some(other.clone()),
+                provider_ref: None,
+                kind: "text".into(),
+                text: "hi all".into(),
+            },
+            "w-5",
+        )
+        .await
+        .expect("group message");
+    assert!(webhook.send(reply(zoe, &other), options()).await.is_err());
+    assert!(log.send_template(zoe).await.is_err());
+    // Her own START, now, opts her in (from the webhook).
+    webhook
+        .receive_inbound(inbound(zoe, &other, "START", 0), "w-6")
+        .await
+        .expect("start");
+    webhook
+        .send(reply(zoe, &other), options())
+        .await
+        .expect("her window");
+    drop(webhook);
+    log.close();
+    let summary = assert_clean(dir.path());
+    assert_eq!(
+        summary["refusals_by_rule"]["window_closed"], 4,
+        "{summary:#}"
+    );
+    assert_eq!(summary["contacts_opted_in"], 1, "{summary:#}");
+    assert_eq!(summary["contacts_opted_out"], 1, "{summary:#}");
+}
