@@ -34,7 +34,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// `refused` (422), `invalid` (400), `not_found` (404), `not_claimable` (409),
-    /// `unauthorized` (401), `forbidden` (403), `payload_too_large` (413), `unavailable` (503),
+    /// `idempotency_key_reused` (409, `field` `Idempotency-Key`), `unauthorized` (401), `forbidden` (403), `payload_too_large` (413), `unavailable` (503),
     /// `internal` (500).
     pub code: String,
     /// A sentence for a person.

@@ -8,6 +8,14 @@ pub enum AppError {
     /// A compliance rule forbids the send; recorded in the log unless it was a dry run.
     #[error("refused: {0}")]
     Refused(Refusal),
+    /// The refusal stored under the request's `Idempotency-Key` by an earlier identical request,
+    /// answered again: nothing was recorded now.
+    #[error("refused (replayed): {0}")]
+    ReplayedRefusal(Refusal),
+    /// The `Idempotency-Key` was already used with a different request (within
+    /// `COMMAND_KEY_TTL`): nothing was recorded, and the first answer is not this request's.
+    #[error("Idempotency-Key {key:?} was already used with a different request")]
+    IdempotencyKeyReused { key: String },
     /// Bad input, naming the field.
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },

@@ -17,7 +17,7 @@ use wagate_domain::{
     Policy, PortfolioId, PortfolioState, Recipient, SendContent, SenderState, StreamKey,
     TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
-use wagate_store::send_result::{self, SendResult};
+use wagate_store::send_result::{self, RequestDigest, SendResult};
 use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, IdempotencyKey};
 
 use crate::aggregates::{Cache, Loaded, Stored};
@@ -27,6 +27,7 @@ use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
 use crate::reads::LoggedEvent;
+use crate::send_digest;
 use crate::views::{
     ClaimedMessage, ContactView, DispatchUpdate, Ingested, MessageView, SendAccepted,
     SenderWindowView,
@@ -466,16 +467,19 @@ impl Hub {
             Some(sender) => sender,
             None => self.only_sender()?,
         };
-        let idempotency = options
-            .idempotency_key
-            .as_ref()
-            .map(|key| format!("send:{key}"));
-        if let Some(key) = &idempotency {
-            if let Some(record) = self.inner.log.idempotency_key(key.as_bytes())? {
-                return decode_send_result(&record.result);
+        let recipient = Recipient::parse(&request.to);
+        // The key, namespaced in the log, with the digest of this request.
+        let idempotency = options.idempotency_key.as_ref().map(|key| {
+            (
+                format!("send:{key}"),
+                send_digest::of(&request, &recipient, &sender, options.dry_run),
+            )
+        });
+        if let Some((stored_key, digest)) = &idempotency {
+            if let Some(record) = self.inner.log.idempotency_key(stored_key.as_bytes())? {
+                return replay(&record.result, digest, &options);
             }
         }
-        let recipient = Recipient::parse(&request.to);
         let contact_key = recipient
             .number()
             .map(|n| StreamKey::Contact(ContactId::Phone(n.clone())));
@@ -542,6 +546,7 @@ impl Hub {
                         message_id,
                         status: "queued".into(),
                         dry_run: true,
+                        replayed: false,
                     }),
                     Some(refusal) => Err(AppError::Refused(refusal)),
                 };
@@ -567,17 +572,26 @@ impl Hub {
                 message_id,
                 status: "queued".into(),
                 dry_run: false,
+                replayed: false,
             };
             plan.write(events);
-            if let Some(key) = &idempotency {
+            if let Some((stored_key, digest)) = &idempotency {
                 plan.key = Some(IdempotencyKey {
-                    key: key.clone().into_bytes(),
+                    key: stored_key.clone().into_bytes(),
                     expires_at_ms: self.expires_at_ms(COMMAND_KEY_TTL),
-                    result: encode_send_result(&accepted, refusal.as_ref()),
+                    result: encode_send_result(&accepted, refusal.as_ref(), digest),
                 });
             }
             match self.commit(plan).await? {
-                Appended::Duplicate { result } => decode_send_result(&result),
+                // A concurrent request with the same key was written first (the log's atomic key
+                // insert decides): its answer if it was this request, 409 if it was another.
+                Appended::Duplicate { result } => match &idempotency {
+                    Some((_, digest)) => replay(&result, digest, &options),
+                    None => Err(AppError::invalid(
+                        "idempotency record",
+                        "the log reported a duplicate key for a send without one",
+                    )),
+                },
                 Appended::Written { .. } => match refusal {
                     Some(refusal) => Err(AppError::Refused(refusal)),
                     None => Ok(accepted),
@@ -1109,23 +1123,37 @@ pub struct SendOptions {
 fn encode_send_result(
     accepted: &SendAccepted,
     refusal: Option<&wagate_domain::Refusal>,
+    request: &RequestDigest,
 ) -> Vec<u8> {
-    send_result::encode(&match refusal {
-        None => SendResult::Accepted {
-            message_id: accepted.message_id,
+    send_result::encode(
+        &match refusal {
+            None => SendResult::Accepted {
+                message_id: accepted.message_id,
+            },
+            Some(refusal) => SendResult::Refused(refusal.clone()),
         },
-        Some(refusal) => SendResult::Refused(refusal.clone()),
-    })
+        request,
+    )
 }
 
-fn decode_send_result(bytes: &[u8]) -> Result<SendAccepted> {
-    match send_result::decode(bytes) {
-        Ok(SendResult::Accepted { message_id }) => Ok(SendAccepted {
+/// The answer stored under the key, marked as replayed, when it answered this same request;
+/// [`AppError::IdempotencyKeyReused`] when it answered another. A record written before digests
+/// were kept (format 1, legacy text) cannot tell: it is taken as this request, as it was then.
+fn replay(bytes: &[u8], request: &RequestDigest, options: &SendOptions) -> Result<SendAccepted> {
+    let stored = send_result::decode(bytes)
+        .map_err(|error| AppError::invalid("idempotency record", error.to_string()))?;
+    if stored.request.is_some_and(|digest| digest != *request) {
+        return Err(AppError::IdempotencyKeyReused {
+            key: options.idempotency_key.clone().unwrap_or_default(),
+        });
+    }
+    match stored.result {
+        SendResult::Accepted { message_id } => Ok(SendAccepted {
             message_id,
             status: "queued".into(),
             dry_run: false,
+            replayed: true,
         }),
-        Ok(SendResult::Refused(refusal)) => Err(AppError::Refused(refusal)),
-        Err(error) => Err(AppError::invalid("idempotency record", error.to_string())),
+        SendResult::Refused(refusal) => Err(AppError::ReplayedRefusal(refusal)),
     }
 }

@@ -18,6 +18,7 @@ mod hub;
 mod locks;
 mod projection;
 mod reads;
+mod send_digest;
 mod views;
 
 pub use aggregates::Loaded;

@@ -14,6 +14,9 @@ pub struct SendAccepted {
     pub message_id: MessageId,
     pub status: String,
     pub dry_run: bool,
+    /// The answer stored under the request's `Idempotency-Key` by an earlier identical
+    /// request: nothing was recorded now.
+    pub replayed: bool,
 }
 
 /// What a webhook did to the log.

@@ -202,6 +202,7 @@ async fn idempotency_key_returns_the_first_answer() {
         .await
         .expect("second");
     assert_eq!(first.message_id, second.message_id);
+    assert!(!first.replayed && second.replayed);
     let intents = log(&t.hub)
         .into_iter()
         .filter(|(_, event)| matches!(event, Event::Message(MessageEvent::TemplateSent { .. })))

@@ -5,5 +5,6 @@ mod support;
 mod actors;
 mod concurrency;
 mod flow;
+mod idempotency;
 mod identities;
 mod webhooks;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use wagate_domain::{
 use crate::api::{self, Recorded};
 use crate::body::{json, json_or_default};
 use crate::convert;
-use crate::error::ApiError;
+use crate::error::{ApiError, IDEMPOTENT_REPLAYED};
 use crate::metrics::Source;
 use crate::state::{Acting, AppState};
 
@@ -149,7 +149,9 @@ pub async fn opt_out(
 // ---------------------------------------------------------------------------------------------
 // Messages
 
-/// `POST /v1/messages` → 202 `{message_id, status, dry_run}`; 422 when a rule refuses.
+/// `POST /v1/messages` → 202 `{message_id, status, dry_run}`; 422 when a rule refuses; 409 when
+/// the `Idempotency-Key` was used with a different request. The stored answer of an identical
+/// earlier request (202 or 422) carries `Idempotent-Replayed: true`.
 pub async fn send(
     State(state): State<AppState>,
     Acting(hub): Acting,
@@ -213,7 +215,8 @@ pub async fn send(
             },
         )
         .await?;
-    if !accepted.dry_run {
+    // A dry run and a replay record nothing.
+    if !accepted.dry_run && !accepted.replayed {
         state.metrics().appended(Source::Command, 1);
     }
     let body = api::SendMessageResponse {
@@ -221,7 +224,13 @@ pub async fn send(
         status: accepted.status,
         dry_run: accepted.dry_run,
     };
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// `GET /v1/messages/{message_id}`

@@ -12,6 +12,10 @@ use crate::api::{ErrorBody, ErrorDetail, Phase};
 /// commits; a contended stream settles as fast).
 const RETRY_AFTER_SECONDS: &str = "1";
 
+/// The response header that marks the stored answer of an earlier request with the same
+/// `Idempotency-Key` (value `true`): nothing was recorded by this request.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 /// The verdict a response carries to the metrics and tracing middleware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict(pub &'static str);
@@ -23,6 +27,13 @@ pub struct RefusedRule(pub &'static str);
 #[derive(Debug)]
 pub enum ApiError {
     Refused(Refusal),
+    /// The refusal stored under the `Idempotency-Key`, answered again (422 with
+    /// `Idempotent-Replayed: true`).
+    ReplayedRefusal(Refusal),
+    /// 409: the `Idempotency-Key` was already used with a different request.
+    IdempotencyKeyReused {
+        key: String,
+    },
     Invalid {
         field: String,
         message: String,
@@ -55,7 +66,8 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Refused(_) | Self::ReplayedRefusal(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotClaimable { .. } => StatusCode::CONFLICT,
@@ -82,7 +94,7 @@ impl ApiError {
             required_role: None,
         };
         match self {
-            Self::Refused(refusal) => ErrorDetail {
+            Self::Refused(refusal) | Self::ReplayedRefusal(refusal) => ErrorDetail {
                 rule: Some(refusal.rule.as_str().to_owned()),
                 also_broken: Some(
                     refusal
@@ -96,6 +108,17 @@ impl ApiError {
             Self::Invalid { field, message } => ErrorDetail {
                 field: Some(field),
                 ..plain("invalid", message)
+            },
+            Self::IdempotencyKeyReused { key } => ErrorDetail {
+                field: Some("Idempotency-Key".into()),
+                ..plain(
+                    "idempotency_key_reused",
+                    format!(
+                        "Idempotency-Key {key:?} was already used with a different request \
+                         (another body, recipient, sender or dry_run); nothing was recorded: \
+                         use a new key for a new request"
+                    ),
+                )
             },
             Self::NotFound(message) => plain("not_found", message),
             Self::NotClaimable { message, phase } => ErrorDetail {
@@ -121,10 +144,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // A replayed refusal is not counted again: the refusals counter counts decisions.
         let rule = match &self {
             Self::Refused(refusal) => Some(RefusedRule(refusal.rule.as_str())),
             _ => None,
         };
+        let replayed = matches!(self, Self::ReplayedRefusal(_));
         let unavailable = self.is_unavailable();
         let mut response = (
             status,
@@ -142,6 +167,11 @@ impl IntoResponse for ApiError {
         if let Some(rule) = rule {
             response.extensions_mut().insert(rule);
         }
+        if replayed {
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        }
         response
     }
 }
@@ -150,6 +180,8 @@ impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {
             AppError::Refused(refusal) => Self::Refused(refusal),
+            AppError::ReplayedRefusal(refusal) => Self::ReplayedRefusal(refusal),
+            AppError::IdempotencyKeyReused { key } => Self::IdempotencyKeyReused { key },
             AppError::Invalid { field, reason } => Self::Invalid {
                 message: format!("invalid {field}: {reason}"),
                 field,

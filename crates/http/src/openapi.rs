@@ -59,6 +59,7 @@ enum Failure {
     Forbidden,
     NotFound,
     NotClaimable,
+    IdempotencyKeyReused,
     TooLarge,
     Refused,
     Unavailable,
@@ -66,12 +67,13 @@ enum Failure {
 }
 
 impl Failure {
-    const ALL: [Failure; 9] = [
+    const ALL: [Failure; 10] = [
         Self::Invalid,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
         Self::NotClaimable,
+        Self::IdempotencyKeyReused,
         Self::TooLarge,
         Self::Refused,
         Self::Unavailable,
@@ -84,7 +86,7 @@ impl Failure {
             Self::Unauthorized => "401",
             Self::Forbidden => "403",
             Self::NotFound => "404",
-            Self::NotClaimable => "409",
+            Self::NotClaimable | Self::IdempotencyKeyReused => "409",
             Self::TooLarge => "413",
             Self::Refused => "422",
             Self::Unavailable => "503",
@@ -100,6 +102,7 @@ impl Failure {
             Self::Forbidden => "Forbidden",
             Self::NotFound => "NotFound",
             Self::NotClaimable => "NotClaimable",
+            Self::IdempotencyKeyReused => "IdempotencyKeyReused",
             Self::TooLarge => "TooLarge",
             Self::Refused => "Refused",
             Self::Unavailable => "Unavailable",
@@ -114,6 +117,7 @@ impl Failure {
             Self::Forbidden => "On the command API: a known token whose role may not use the route; `error.required_role` names the least privileged role that may, and nothing was recorded. On a webhook: a missing or wrong signature, or the provider is not configured (recorded in the webhook audit log).",
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
+            Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
             Self::Refused => "A compliance rule forbids it; `error.rule` names the rule, `error.also_broken` the others.",
             Self::Unavailable => "The log cannot be written now; retry after `Retry-After` seconds.",
@@ -160,6 +164,24 @@ fn text(media_type: &str, description: &str) -> Response {
             media_type,
             ContentBuilder::new().schema(Some(string())).build(),
         )
+        .build()
+}
+
+/// The header a replayed send answer carries (`crate::error::IDEMPOTENT_REPLAYED`), spelled as
+/// documented.
+const IDEMPOTENT_REPLAYED_HEADER: &str = "Idempotent-Replayed";
+
+fn idempotent_replayed() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["true"])),
+        )
+        .description(Some(
+            "`true` when this is the stored answer of an earlier identical request with the same \
+             `Idempotency-Key` (POST /v1/messages): nothing was recorded now. Absent otherwise.",
+        ))
         .build()
 }
 
@@ -509,7 +531,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
                 "Idempotency-Key",
                 ParameterIn::Header,
                 false,
-                "The same key again answers the first request's result and records nothing.",
+                "The same key with the same request (recipient, sender, workflow, content, dry_run; not the JSON's spelling) answers the first request's result again, with `Idempotent-Replayed: true`, and records nothing; with a different request it is 409 `idempotency_key_reused`. Remembered for 24 h.",
                 string().min_length(Some(1)).max_length(Some(255)),
             ),
             parameter(
@@ -527,12 +549,15 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         ))
         .answers(
             "202",
-            json(
-                "Allowed (and recorded as an intent unless a dry run).",
-                schemas.json::<api::SendMessageResponse>(),
-            ),
+            ResponseBuilder::new()
+                .description(
+                    "Allowed (and recorded as an intent unless a dry run or a replay).",
+                )
+                .content("application/json", schemas.json::<api::SendMessageResponse>())
+                .header(IDEMPOTENT_REPLAYED_HEADER, idempotent_replayed())
+                .build(),
         )
-        .fails([Invalid, TooLarge, Refused])
+        .fails([Invalid, TooLarge, Refused, IdempotencyKeyReused])
         .fails(HUB),
         ("GET", "/v1/messages/{message_id}") => Spec::new(
             "get_message",
@@ -784,6 +809,9 @@ pub fn document() -> OpenApi {
         let mut response = ResponseBuilder::new()
             .description(failure.description())
             .content("application/json", error.clone());
+        if failure == Failure::Refused {
+            response = response.header(IDEMPOTENT_REPLAYED_HEADER, idempotent_replayed());
+        }
         if failure == Failure::Unavailable {
             response = response.header(
                 "Retry-After",

@@ -109,6 +109,7 @@ fn signature(file: &str) -> String {
 struct Answer {
     status: StatusCode,
     content_type: Option<String>,
+    headers: axum::http::HeaderMap,
     body: Vec<u8>,
 }
 
@@ -173,6 +174,7 @@ async fn call(app: &TestApp, request: Request<Body>) -> Answer {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = response.headers().clone();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body")
@@ -180,6 +182,7 @@ async fn call(app: &TestApp, request: Request<Body>) -> Answer {
     Answer {
         status,
         content_type,
+        headers,
         body,
     }
 }
@@ -657,6 +660,91 @@ async fn dry_runs_record_nothing_and_idempotency_keys_repeat_the_answer() {
         after_first,
         "one intent for two identical keyed requests"
     );
+}
+
+fn replayed(answer: &Answer) -> Option<&str> {
+    answer
+        .headers
+        .get("Idempotent-Replayed")
+        .map(|value| value.to_str().expect("ascii"))
+}
+
+fn keyed_send(key: &str, body: Value) -> Request<Body> {
+    let mut request = api(Method::POST, "/v1/messages", Some(body));
+    request
+        .headers_mut()
+        .insert("Idempotency-Key", key.parse().expect("header"));
+    request
+}
+
+#[tokio::test]
+async fn a_replayed_send_says_so_and_a_reused_key_is_409() {
+    let app = app();
+    ready(&app).await;
+    let first = call(&app, keyed_send("order-7", template_send())).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    assert_eq!(replayed(&first), None);
+    let after_first = head(&app);
+
+    // The same request with other JSON spelling: fields reordered, whitespace.
+    let respelled: Value = serde_json::from_str(
+        r#"{ "template": {"variables": {"2": "Thu 10:00", "1": "Lea"}, "content_sid": "TEMPLATE"},
+             "workflow": "appointment_scheduling", "to": "CONTACT" }"#
+            .replace("TEMPLATE", TEMPLATE)
+            .replace("CONTACT", CONTACT)
+            .as_str(),
+    )
+    .expect("json");
+    let again = call(&app, keyed_send("order-7", respelled)).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text());
+    assert_eq!(replayed(&again), Some("true"));
+    assert_eq!(again.json(), first.json(), "the same body");
+
+    let mut changed = template_send();
+    changed["template"]["variables"]["2"] = json!("Fri 11:00");
+    let reused = call(&app, keyed_send("order-7", changed)).await;
+    assert_eq!(reused.status, StatusCode::CONFLICT, "{}", reused.text());
+    assert_eq!(replayed(&reused), None);
+    let error = reused.json();
+    assert_eq!(error["error"]["code"], "idempotency_key_reused");
+    assert_eq!(error["error"]["field"], "Idempotency-Key");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("\"order-7\""),
+        "{error}"
+    );
+    assert_eq!(head(&app), after_first, "replay and 409 record nothing");
+}
+
+#[tokio::test]
+async fn a_replayed_refusal_is_the_same_422_and_says_so() {
+    let app = app();
+    ready(&app).await;
+    // Freeform text with no open window: refused, and recorded with the key.
+    let outside_window = json!({"to": CONTACT, "text": "hello"});
+    let first = call(&app, keyed_send("reply-1", outside_window.clone())).await;
+    assert_eq!(
+        first.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        first.text()
+    );
+    assert_eq!(replayed(&first), None);
+    let after_first = head(&app);
+    let again = call(&app, keyed_send("reply-1", outside_window)).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(replayed(&again), Some("true"));
+    assert_eq!(again.json(), first.json(), "rule, sentence and also_broken");
+    assert!(again.json()["error"]["also_broken"].is_array());
+    let other = call(
+        &app,
+        keyed_send("reply-1", json!({"to": CONTACT, "text": "hi"})),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text());
+    assert_eq!(head(&app), after_first);
 }
 
 #[tokio::test]

@@ -9,13 +9,32 @@
 //! Before this form, results were stored as text (`ok\n<message id>` or
 //! `refused\n<rule>\n<sentence>`); keys written so are still live for a day after an upgrade, so
 //! that form stays readable. Its first byte is `o` or `r`, never a format byte.
+//!
+//! Version 2 adds the digest of the request the answer belongs to, so a key reused with a
+//! different request is told apart from a retry (HTTP 409 instead of the first answer). A
+//! version 1 or legacy record has no digest: the app treats any request replayed against it as
+//! the same one, as it did when that record was written (they expire within a day anyway).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wagate_domain::{MessageId, Refusal, RuleId};
 
-/// The format byte of schema version 1.
+/// The format byte of schema version 1 (no request digest; still decoded).
 const FORMAT_V1: u8 = 1;
+/// The format byte of schema version 2, the one written.
+const FORMAT_V2: u8 = 2;
+
+/// A digest of the request a stored answer belongs to (the app's canonical form of it, hashed
+/// with SHA-256). Opaque to the store: it only keeps and returns it.
+pub type RequestDigest = [u8; 32];
+
+/// A stored answer with the request it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSend {
+    pub result: SendResult,
+    /// `None` for records written before digests were kept (format 1 and the legacy text).
+    pub request: Option<RequestDigest>,
+}
 
 /// What a send answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +50,7 @@ pub enum SendResult {
 pub enum SendResultError {
     #[error("empty send result")]
     Empty,
-    #[error("send result format {0} is unknown (this wagate reads format {FORMAT_V1} and the legacy text)")]
+    #[error("send result format {0} is unknown (this wagate reads formats {FORMAT_V1} and {FORMAT_V2} and the legacy text)")]
     UnknownFormat(u8),
     #[error("malformed send result: {0}")]
     Malformed(String),
@@ -54,17 +73,23 @@ struct RefusalV1 {
     also_broken: Vec<String>,
 }
 
-pub fn encode(result: &SendResult) -> Vec<u8> {
-    let stored = match result {
-        SendResult::Accepted { message_id } => SendResultV1 {
-            format: FORMAT_V1,
-            message_id: Some(*message_id.as_uuid().as_bytes()),
-            refusal: None,
-        },
-        SendResult::Refused(refusal) => SendResultV1 {
-            format: FORMAT_V1,
-            message_id: None,
-            refusal: Some(RefusalV1 {
+/// Version 2: version 1's fields after the digest of the request they answered.
+#[derive(Serialize, Deserialize)]
+struct SendResultV2 {
+    format: u8,
+    request: [u8; 32],
+    /// Set for an accepted send, absent for a refused one (exactly one of the two is set).
+    message_id: Option<[u8; 16]>,
+    refusal: Option<RefusalV1>,
+}
+
+/// Encodes in the current format (2), with the digest of the request `result` answered.
+pub fn encode(result: &SendResult, request: &RequestDigest) -> Vec<u8> {
+    let (message_id, refusal) = match result {
+        SendResult::Accepted { message_id } => (Some(*message_id.as_uuid().as_bytes()), None),
+        SendResult::Refused(refusal) => (
+            None,
+            Some(RefusalV1 {
                 rule: refusal.rule.as_str().to_owned(),
                 message: refusal.message.clone(),
                 also_broken: refusal
@@ -73,30 +98,68 @@ pub fn encode(result: &SendResult) -> Vec<u8> {
                     .map(|rule| rule.as_str().to_owned())
                     .collect(),
             }),
-        },
+        ),
+    };
+    let stored = SendResultV2 {
+        format: FORMAT_V2,
+        request: *request,
+        message_id,
+        refusal,
     };
     postcard::to_allocvec(&stored)
         .expect("postcard encodes a struct of options, strings and byte arrays into a Vec")
 }
 
-/// Decodes either form: the versioned one, or the legacy text written before it.
-pub fn decode(bytes: &[u8]) -> Result<SendResult, SendResultError> {
+/// Decodes every form: version 2, version 1, or the legacy text written before them.
+pub fn decode(bytes: &[u8]) -> Result<StoredSend, SendResultError> {
     match bytes.first() {
         None => Err(SendResultError::Empty),
-        Some(&FORMAT_V1) => decode_v1(bytes),
-        Some(b'o' | b'r') => decode_legacy_text(bytes),
+        Some(&FORMAT_V2) => decode_v2(bytes),
+        Some(&FORMAT_V1) => Ok(StoredSend {
+            result: decode_v1(bytes)?,
+            request: None,
+        }),
+        Some(b'o' | b'r') => Ok(StoredSend {
+            result: decode_legacy_text(bytes)?,
+            request: None,
+        }),
         Some(&other) => Err(SendResultError::UnknownFormat(other)),
     }
 }
 
-fn decode_v1(bytes: &[u8]) -> Result<SendResult, SendResultError> {
-    let malformed = |reason: String| SendResultError::Malformed(reason);
-    let (stored, rest) = postcard::take_from_bytes::<SendResultV1>(bytes)
-        .map_err(|error| malformed(error.to_string()))?;
+/// Postcard of `T`, with nothing after it.
+fn take_whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, SendResultError> {
+    let (stored, rest) = postcard::take_from_bytes::<T>(bytes)
+        .map_err(|error| SendResultError::Malformed(error.to_string()))?;
     if !rest.is_empty() {
-        return Err(malformed(format!("{} bytes after the record", rest.len())));
+        return Err(SendResultError::Malformed(format!(
+            "{} bytes after the record",
+            rest.len()
+        )));
     }
-    match (stored.message_id, stored.refusal) {
+    Ok(stored)
+}
+
+fn decode_v2(bytes: &[u8]) -> Result<StoredSend, SendResultError> {
+    let stored = take_whole::<SendResultV2>(bytes)?;
+    Ok(StoredSend {
+        result: result_of(stored.message_id, stored.refusal)?,
+        request: Some(stored.request),
+    })
+}
+
+fn decode_v1(bytes: &[u8]) -> Result<SendResult, SendResultError> {
+    let stored = take_whole::<SendResultV1>(bytes)?;
+    result_of(stored.message_id, stored.refusal)
+}
+
+/// The answer of a record's two exclusive fields, validated.
+fn result_of(
+    message_id_bytes: Option<[u8; 16]>,
+    refusal: Option<RefusalV1>,
+) -> Result<SendResult, SendResultError> {
+    let malformed = |reason: String| SendResultError::Malformed(reason);
+    match (message_id_bytes, refusal) {
         (Some(raw), None) => Ok(SendResult::Accepted {
             message_id: message_id(Uuid::from_bytes(raw))?,
         }),

@@ -19,7 +19,7 @@ use wagate_domain::{
     RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
-use wagate_store::send_result::{self, SendResult};
+use wagate_store::send_result::{self, RequestDigest, SendResult, StoredSend};
 use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
 
 fn fixtures_dir() -> PathBuf {
@@ -725,23 +725,30 @@ fn send_results_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/send_results")
 }
 
-/// The golden sample of each shape of the current format, by fixture name.
+fn accepted_sample() -> SendResult {
+    SendResult::Accepted {
+        message_id: message_id(),
+    }
+}
+
+fn refused_sample() -> SendResult {
+    SendResult::Refused(Refusal {
+        rule: RuleId::TierLimit,
+        message: "the portfolio reached 2000 of its 2000 unique recipients ✓".into(),
+        also_broken: vec![RuleId::NotOnWhatsapp, RuleId::MarketingPaused],
+    })
+}
+
+/// A digest with every byte different, so a shifted or truncated field cannot decode equal.
+fn request_digest() -> RequestDigest {
+    std::array::from_fn(|i| 0xa0 ^ i as u8)
+}
+
+/// The golden sample of each shape of the current format (2), by fixture name.
 fn send_result_samples() -> Vec<(&'static str, SendResult)> {
     vec![
-        (
-            "accepted.v1.bin",
-            SendResult::Accepted {
-                message_id: message_id(),
-            },
-        ),
-        (
-            "refused.v1.bin",
-            SendResult::Refused(Refusal {
-                rule: RuleId::TierLimit,
-                message: "the portfolio reached 2000 of its 2000 unique recipients ✓".into(),
-                also_broken: vec![RuleId::NotOnWhatsapp, RuleId::MarketingPaused],
-            }),
-        ),
+        ("accepted.v2.bin", accepted_sample()),
+        ("refused.v2.bin", refused_sample()),
     ]
 }
 
@@ -753,7 +760,8 @@ fn send_result_golden_files_decode_forever() {
             let path = dir.join(name);
             if !path.exists() {
                 std::fs::create_dir_all(&dir).expect("fixture dir");
-                std::fs::write(&path, send_result::encode(&sample)).expect("write fixture");
+                std::fs::write(&path, send_result::encode(&sample, &request_digest()))
+                    .expect("write fixture");
                 eprintln!("blessed {}", path.display());
             }
         }
@@ -768,12 +776,42 @@ fn send_result_golden_files_decode_forever() {
         });
         let decoded = send_result::decode(&bytes)
             .unwrap_or_else(|e| panic!("{} no longer decodes: {e}", path.display()));
-        assert_eq!(decoded, sample, "{} decodes differently", path.display());
         assert_eq!(
-            send_result::encode(&sample),
+            decoded,
+            StoredSend {
+                result: sample.clone(),
+                request: Some(request_digest()),
+            },
+            "{} decodes differently",
+            path.display()
+        );
+        assert_eq!(
+            send_result::encode(&sample, &request_digest()),
             bytes,
             "{} encodes differently",
             path.display()
+        );
+    }
+}
+
+/// Version 1 (no request digest; live for 24 h after an upgrade) still decodes, digest-less, so
+/// a retry against it gets its first answer.
+#[test]
+fn version_1_send_results_still_decode_without_a_digest() {
+    let dir = send_results_dir();
+    for (name, sample) in [
+        ("accepted.v1.bin", accepted_sample()),
+        ("refused.v1.bin", refused_sample()),
+    ] {
+        let bytes = std::fs::read(dir.join(name)).expect("v1 fixture");
+        assert_eq!(bytes[0], 1, "{name} is format 1");
+        assert_eq!(
+            send_result::decode(&bytes).unwrap_or_else(|e| panic!("{name} no longer decodes: {e}")),
+            StoredSend {
+                result: sample,
+                request: None,
+            },
+            "{name} decodes differently"
         );
     }
 }
@@ -785,24 +823,30 @@ fn legacy_text_send_results_still_decode() {
     let accepted = std::fs::read(dir.join("legacy_accepted.txt")).expect("legacy fixture");
     assert_eq!(
         send_result::decode(&accepted).expect("legacy ok decodes"),
-        SendResult::Accepted {
-            message_id: message_id()
+        StoredSend {
+            result: SendResult::Accepted {
+                message_id: message_id()
+            },
+            request: None,
         }
     );
     let refused = std::fs::read(dir.join("legacy_refused.txt")).expect("legacy fixture");
     assert_eq!(
         send_result::decode(&refused).expect("legacy refusal decodes"),
-        SendResult::Refused(Refusal {
-            rule: RuleId::OptedOut,
-            message: "+41790000001 opted out and has not opted in again\n(second line)".into(),
-            also_broken: Vec::new(),
-        })
+        StoredSend {
+            result: SendResult::Refused(Refusal {
+                rule: RuleId::OptedOut,
+                message: "+41790000001 opted out and has not opted in again\n(second line)".into(),
+                also_broken: Vec::new(),
+            }),
+            request: None,
+        }
     );
 }
 
 #[test]
 fn corrupt_send_results_are_errors() {
-    let mut bytes = send_result::encode(&send_result_samples()[1].1);
+    let mut bytes = send_result::encode(&refused_sample(), &request_digest());
     assert!(send_result::decode(&[]).is_err());
     assert!(send_result::decode(&[9]).is_err(), "unknown format");
     assert!(send_result::decode(b"ok\nnot-a-uuid").is_err());
@@ -814,4 +858,14 @@ fn corrupt_send_results_are_errors() {
     );
     bytes.push(0);
     assert!(send_result::decode(&bytes).is_err(), "trailing bytes");
+    // A format-2 record cut inside its digest is an error, not a digest-less answer.
+    assert!(
+        send_result::decode(&[2, 0xa0, 0xa1]).is_err(),
+        "truncated digest"
+    );
+    // Both or neither of message id and refusal.
+    let mut neither = vec![2];
+    neither.extend(request_digest());
+    neither.extend([0, 0]);
+    assert!(send_result::decode(&neither).is_err(), "neither answer");
 }
