@@ -7,6 +7,7 @@ mod support;
 
 mod commands;
 mod explain;
+mod idempotency;
 mod identities;
 mod lifecycle;
 mod roles;
