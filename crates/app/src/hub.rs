@@ -587,6 +587,8 @@ impl Hub {
                 // insert decides): its answer if it was this request, 409 if it was another.
                 Appended::Duplicate { result } => match &idempotency {
                     Some((_, digest)) => replay(&result, digest, &options),
+                    // Cannot happen (a plan without a key is never a duplicate): an error rather
+                    // than a panic in a request.
                     None => Err(AppError::invalid(
                         "idempotency record",
                         "the log reported a duplicate key for a send without one",
