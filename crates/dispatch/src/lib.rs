@@ -63,8 +63,8 @@ mod remote;
 mod rng;
 
 pub use driver::{
-    run, ClaimedIntent, DriverError, DriverOptions, HubError, HubPort, Providers, RunReport,
-    Snapshot,
+    provider_answer, run, ClaimedIntent, DriverError, DriverOptions, HubError, HubPort,
+    ProviderAnswer, Providers, RunReport, Snapshot,
 };
 pub use in_process::CHECKPOINT_NAME;
 pub use remote::RemoteHub;
