@@ -194,28 +194,44 @@ fn prepare(providers: &Providers, message_id: MessageId, claimed: &ClaimedIntent
     Prepared { kind, call }
 }
 
-/// What the provider's answer means for the log.
-pub fn dispatch_outcome(
+/// What a provider's answer means for the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderAnswer {
+    /// A verdict the hub records (`decide::record_outcome`): accepted, rejected, or a transport
+    /// failure that proves nothing reached the provider (a retry cannot duplicate it).
+    Outcome(DispatchOutcome),
+    /// The provider may have the message (timeout, connection lost after the request left, a
+    /// 2xx answer that cannot be read): nothing is recorded and nothing is retried; the claim
+    /// waits for a status callback or its expiry.
+    InDoubt {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// Classifies a provider's answer. Only failures that prove the request never reached the
+/// provider ([`SendError::may_have_been_sent`] false) become outcomes that may be retried.
+pub fn provider_answer(
     kind: ProviderKind,
     answer: Result<SendAccepted, SendError>,
-) -> DispatchOutcome {
+) -> ProviderAnswer {
     match answer {
-        Ok(accepted) => DispatchOutcome::Accepted {
+        Ok(accepted) => ProviderAnswer::Outcome(DispatchOutcome::Accepted {
             provider_ref: accepted.provider_message_id,
             provider_status: accepted.status.unwrap_or(MessageStatus::Queued),
             recipient: accepted.recipient,
+        }),
+        Err(error) if error.may_have_been_sent() => ProviderAnswer::InDoubt {
+            reason: error.to_string(),
         },
-        // No verdict from the provider (it may have the message): recorded as such, so the
-        // log shows why a retry may duplicate it.
-        Err(error) if error.may_have_been_sent() || error.is_transport() => {
-            DispatchOutcome::Transport {
-                provider: kind,
-                message: error.to_string(),
-            }
-        }
-        Err(error) => DispatchOutcome::Rejected {
+        // No connection was made: nothing was sent, a retry cannot duplicate it.
+        Err(error) if error.is_transport() => ProviderAnswer::Outcome(DispatchOutcome::Transport {
+            provider: kind,
+            message: error.to_string(),
+        }),
+        Err(error) => ProviderAnswer::Outcome(DispatchOutcome::Rejected {
             error: error.to_provider_error(),
-        },
+        }),
     }
 }
 
@@ -517,32 +533,48 @@ impl<H: HubPort> Loop<H> {
                 );
                 tokio::spawn(
                     async move {
-                        let outcome = match request.call {
+                        let answer_to_machine = match request.call {
                             Ok((provider, outbound)) => {
                                 let answer = provider.send(&outbound).await;
-                                dispatch_outcome(request.kind, answer)
+                                provider_answer(request.kind, answer)
                             }
                             Err(reason) => {
                                 warn!(%reason, "cannot call the provider");
-                                not_callable(request.kind, reason)
+                                ProviderAnswer::Outcome(not_callable(request.kind, reason))
                             }
                         };
-                        match &outcome {
-                            DispatchOutcome::Accepted { provider_ref, .. } => {
-                                info!(%provider_ref, "accepted")
+                        let input = match answer_to_machine {
+                            ProviderAnswer::Outcome(outcome) => {
+                                match &outcome {
+                                    DispatchOutcome::Accepted { provider_ref, .. } => {
+                                        info!(%provider_ref, "accepted")
+                                    }
+                                    DispatchOutcome::Rejected { error } => {
+                                        warn!(code = ?error.code, http_status = ?error.http_status, "rejected")
+                                    }
+                                    DispatchOutcome::Transport { message, .. } => {
+                                        warn!(%message, "not sent: no connection")
+                                    }
+                                }
+                                Input::ProviderAnswered {
+                                    message_id,
+                                    attempt,
+                                    outcome,
+                                }
                             }
-                            DispatchOutcome::Rejected { error } => {
-                                warn!(code = ?error.code, http_status = ?error.http_status, "rejected")
+                            ProviderAnswer::InDoubt { reason } => {
+                                warn!(
+                                    %reason,
+                                    "in doubt: the provider may have the message; not retried, \
+                                     left to its status callback or the in-doubt expiry"
+                                );
+                                Input::ProviderInDoubt {
+                                    message_id,
+                                    attempt,
+                                }
                             }
-                            DispatchOutcome::Transport { message, .. } => {
-                                warn!(%message, "no answer")
-                            }
-                        }
-                        let _ = answer.send(Message::Input(Input::ProviderAnswered {
-                            message_id,
-                            attempt,
-                            outcome,
-                        }));
+                        };
+                        let _ = answer.send(Message::Input(input));
                     }
                     .instrument(span),
                 );
@@ -661,8 +693,25 @@ mod tests {
             timeout: Duration::from_secs(10),
         };
         assert!(matches!(
-            dispatch_outcome(ProviderKind::Twilio, Err(timeout)),
-            DispatchOutcome::Transport { .. }
+            provider_answer(ProviderKind::Twilio, Err(timeout)),
+            ProviderAnswer::InDoubt { .. }
+        ));
+        let unreadable = SendError::UnexpectedResponse {
+            provider: ProviderKind::Twilio,
+            http_status: 201,
+            reason: "not a Message resource".into(),
+        };
+        assert!(matches!(
+            provider_answer(ProviderKind::Twilio, Err(unreadable)),
+            ProviderAnswer::InDoubt { .. }
+        ));
+        let lost = SendError::Transport {
+            provider: ProviderKind::Meta,
+            reason: "connection reset".into(),
+        };
+        assert!(matches!(
+            provider_answer(ProviderKind::Meta, Err(lost)),
+            ProviderAnswer::InDoubt { .. }
         ));
         let rejected = SendError::Rejected {
             provider: ProviderKind::Twilio,
@@ -672,8 +721,8 @@ mod tests {
             details: None,
             reference: None,
         };
-        let DispatchOutcome::Rejected { error } =
-            dispatch_outcome(ProviderKind::Twilio, Err(rejected))
+        let ProviderAnswer::Outcome(DispatchOutcome::Rejected { error }) =
+            provider_answer(ProviderKind::Twilio, Err(rejected))
         else {
             panic!("a rejection");
         };
@@ -683,8 +732,21 @@ mod tests {
             reason: "connection refused".into(),
         };
         assert!(matches!(
-            dispatch_outcome(ProviderKind::Meta, Err(refused)),
-            DispatchOutcome::Transport { .. }
+            provider_answer(ProviderKind::Meta, Err(refused)),
+            ProviderAnswer::Outcome(DispatchOutcome::Transport { .. })
+        ));
+        // A 5xx error answer is a verdict: nothing was accepted, the hub schedules a retry.
+        let unavailable = SendError::Rejected {
+            provider: ProviderKind::Twilio,
+            http_status: 503,
+            code: None,
+            message: "Service Unavailable".into(),
+            details: None,
+            reference: None,
+        };
+        assert!(matches!(
+            provider_answer(ProviderKind::Twilio, Err(unavailable)),
+            ProviderAnswer::Outcome(DispatchOutcome::Rejected { .. })
         ));
     }
 }

@@ -31,13 +31,15 @@
 //!   it (a restarted machine treats every open claim as in doubt).
 //! - **At most once per message, unless the log records an explicit retryable failure.** A
 //!   second call for a message needs a second claim, and the hub grants a second claim only
-//!   after a `DispatchFailed` with a `retry_at` for the previous attempt (an HTTP 429/5xx, a
-//!   retryable provider code, or a timeout/connection error, which the log then shows: a
-//!   timeout after the provider accepted is the one way a contact can receive a message
-//!   twice, and the status callback that arrives for it closes the message against retries).
-//! - **A crash between the provider accepting and the outcome being recorded leaves an
-//!   in-doubt claim**: never re-sent; the status callback resolves it, or it expires to
-//!   `failed` (`InDoubtExpired`) after the policy's timeout.
+//!   after a `DispatchFailed` with a `retry_at` for the previous attempt. The driver records a
+//!   failure only when it proves nothing was accepted: an error answer (HTTP 429/5xx, a
+//!   retryable provider code) or no connection at all (`SendError::Connect`).
+//! - **An attempt the provider may have is in doubt and never re-sent**: a timeout, a connection
+//!   lost after the request left, a 2xx answer that cannot be read
+//!   (`SendError::may_have_been_sent`, [`ProviderAnswer::InDoubt`]), and a crash between the
+//!   call and recording its answer. Nothing is recorded, so the claim stays open; the status
+//!   callback (which carries the message id) resolves it, or it expires to `failed`
+//!   (`InDoubtExpired`) after the policy's timeout.
 //! - Nothing is sent after a STOP that the hub recorded before the claim. A STOP recorded
 //!   after the claim cannot un-send a message already on the wire.
 //!
@@ -63,8 +65,8 @@ mod remote;
 mod rng;
 
 pub use driver::{
-    run, ClaimedIntent, DriverError, DriverOptions, HubError, HubPort, Providers, RunReport,
-    Snapshot,
+    provider_answer, run, ClaimedIntent, DriverError, DriverOptions, HubError, HubPort,
+    ProviderAnswer, Providers, RunReport, Snapshot,
 };
 pub use in_process::CHECKPOINT_NAME;
 pub use remote::RemoteHub;

@@ -4,8 +4,9 @@
 //! Driver contract:
 //! - every `Claim`, `CallProvider`, `RecordOutcome` and `ExpireInDoubt` gets exactly one
 //!   answer (`ClaimAnswered`, `ProviderAnswered`, `OutcomeRecorded`, `ExpiryAnswered`); a driver
-//!   that cannot tell what happened answers `Unavailable` (hub) or a `Transport` outcome
-//!   (provider), never nothing. A crash loses the machine and its answers together: the new
+//!   that cannot tell what happened answers `Unavailable` (hub) or `ProviderInDoubt`
+//!   (provider), never nothing; `ProviderAnswered` carries a `Transport` outcome only for a
+//!   failure that proves nothing reached the provider (no connection could be made). A crash loses the machine and its answers together: the new
 //!   machine starts from the hub's state;
 //! - `SleepUntil(t)` replaces the previous wake-up; when `t` passes, feed `Tick`;
 //! - `IntentsAvailable` may be a full snapshot of the hub's open messages or just new ones, and
@@ -93,6 +94,11 @@ pub enum Input<R> {
         attempt: u32,
         outcome: DispatchOutcome,
     },
+    /// The call ended without a verdict the machine may act on, and the provider may have the
+    /// message (a timeout, a connection lost after the request left, a 2xx answer that cannot be
+    /// read): the attempt is in doubt. Nothing is recorded, so the claim stays open and is never
+    /// sent again from here; a status callback settles it, or the expiry fails it.
+    ProviderInDoubt { message_id: MessageId, attempt: u32 },
     OutcomeRecorded {
         message_id: MessageId,
         answer: HubAnswer,
@@ -200,8 +206,9 @@ enum Stage {
         command: RecordOutcome,
         resend_at: Option<Timestamp>,
     },
-    /// Claimed by an earlier incarnation (or another dispatcher) with no outcome: never called
-    /// from here; expired at `expires_at` unless a callback or an outcome settles it first.
+    /// Claimed with no outcome: by an earlier incarnation (or another dispatcher), or by this
+    /// one when the provider's answer left the attempt in doubt. Never called from here; expired
+    /// at `expires_at` unless a callback or an outcome settles it first.
     InDoubt { attempt: u32, expires_at: Timestamp },
     /// `ExpireInDoubt` emitted, no answer yet.
     Expiring { attempt: u32 },
@@ -351,6 +358,10 @@ impl Dispatcher {
                 attempt,
                 outcome,
             } => self.on_provider_answer(message_id, attempt, outcome, &mut effects),
+            Input::ProviderInDoubt {
+                message_id,
+                attempt,
+            } => self.on_provider_in_doubt(message_id, attempt, now),
             Input::OutcomeRecorded { message_id, answer } => {
                 self.on_outcome_recorded(message_id, answer, now);
             }
@@ -495,6 +506,23 @@ impl Dispatcher {
             Stage::Recording {
                 command,
                 resend_at: None,
+            },
+        );
+    }
+
+    /// The call's claim stays open in the log: the message waits, not in flight (it holds no
+    /// claim slot and shutdown does not wait for it), for a callback or its expiry. The claim is
+    /// older than `now`, so the hub may expire it a little earlier than this timer says; the
+    /// hub's own check decides (`decide::expire_in_doubt`).
+    fn on_provider_in_doubt(&mut self, id: MessageId, attempt: u32, now: Timestamp) {
+        if self.stage(id) != Some(&Stage::Calling { attempt }) {
+            return;
+        }
+        self.set_stage(
+            id,
+            Stage::InDoubt {
+                attempt,
+                expires_at: now + self.config.in_doubt_timeout,
             },
         );
     }

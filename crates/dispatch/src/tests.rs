@@ -785,3 +785,96 @@ fn the_checkpoint_never_passes_a_tracked_message() {
     harness.feed(input);
     assert_eq!(harness.checkpoints, [3]);
 }
+
+/// Calls the harness holds and then answers "in doubt" (timeout, unreadable 2xx, …).
+fn answer_held_in_doubt(harness: &mut Harness) {
+    for (message_id, attempt) in std::mem::take(&mut harness.held) {
+        if let Some(in_flight) = harness.in_flight.get_mut(&message_id) {
+            *in_flight -= 1;
+        }
+        harness.feed(Input::ProviderInDoubt {
+            message_id,
+            attempt,
+        });
+    }
+}
+
+#[test]
+fn an_in_doubt_answer_is_never_retried_and_expires_into_failed() {
+    let mut harness = Harness::unthrottled();
+    harness.hold_calls = true;
+    let id = harness.add(1, sender(1), false)[0];
+    harness.poll();
+    assert_eq!(harness.calls.len(), 1);
+    answer_held_in_doubt(&mut harness);
+    assert!(harness.records.is_empty(), "nothing is recorded");
+    assert_eq!(
+        harness.machine.claims_in_flight(),
+        0,
+        "an in-doubt attempt holds no claim slot"
+    );
+    // Snapshots, ticks and the whole retry schedule pass: never claimed or called again.
+    for minute in 1..15 {
+        harness.now = t0() + TimeDelta::minutes(minute);
+        harness.poll();
+        harness.feed(Input::Tick);
+    }
+    assert_eq!(harness.claims, [id]);
+    assert_eq!(harness.calls.len(), 1);
+    assert!(harness.expiries.is_empty(), "not before the timeout");
+    assert!(harness.machine.is_tracking(id));
+    // Shutdown does not wait for it.
+    let mut stopping = Harness::unthrottled();
+    stopping.hold_calls = true;
+    stopping.add(1, sender(1), false);
+    stopping.poll();
+    answer_held_in_doubt(&mut stopping);
+    stopping.feed(Input::ShutdownRequested);
+    assert!(stopping.stopped);
+
+    harness.run_until(t0() + TimeDelta::minutes(16));
+    assert_eq!(harness.expiries, [id]);
+    assert_eq!(harness.hub.messages[&id].0.status, MessageStatus::Failed);
+    assert_eq!(harness.calls.len(), 1);
+    assert!(!harness.machine.is_tracking(id));
+}
+
+#[test]
+fn a_callback_settles_an_attempt_left_in_doubt_by_its_answer() {
+    let mut harness = Harness::unthrottled();
+    harness.hold_calls = true;
+    let id = harness.add(1, sender(1), false)[0];
+    harness.poll();
+    answer_held_in_doubt(&mut harness);
+    let callback = MessageEvent::StatusChanged {
+        message_id: id,
+        provider_ref: Some(sid(1)),
+        status: MessageStatus::Delivered,
+        error_code: None,
+        at: harness.now,
+    };
+    harness.hub.apply(id, &[callback.into()]);
+    harness.now += TimeDelta::minutes(1);
+    harness.poll();
+    assert!(!harness.machine.is_tracking(id));
+    harness.run_until(t0() + TimeDelta::hours(1));
+    assert!(harness.expiries.is_empty());
+    assert_eq!(harness.calls.len(), 1);
+    assert!(harness.records.is_empty());
+    assert_eq!(harness.hub.messages[&id].0.status, MessageStatus::Delivered);
+}
+
+#[test]
+fn an_in_doubt_answer_for_another_attempt_is_ignored() {
+    let mut harness = Harness::unthrottled();
+    harness.hold_calls = true;
+    let id = harness.add(1, sender(1), false)[0];
+    harness.poll();
+    harness.feed(Input::ProviderInDoubt {
+        message_id: id,
+        attempt: 2,
+    });
+    assert_eq!(harness.machine.claims_in_flight(), 1, "still calling");
+    harness.release_held();
+    assert_eq!(harness.hub.phase(id), DispatchPhase::Done);
+}

@@ -716,7 +716,11 @@ pub enum DispatchOutcome {
     },
     /// The provider answered with an error.
     Rejected { error: ProviderError },
-    /// No answer (timeout, connection error): the provider may or may not have the message.
+    /// No connection could be made (refused, DNS, TLS handshake): nothing reached the provider,
+    /// so a retry cannot duplicate the message. Answers that leave the provider possibly holding
+    /// the message (a timeout, a connection lost mid-exchange, an unreadable 2xx) are not
+    /// outcomes: the dispatcher records nothing and the claim stays in doubt until a callback
+    /// or `expire_in_doubt` settles it.
     Transport {
         provider: ProviderKind,
         message: String,

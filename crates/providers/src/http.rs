@@ -164,7 +164,12 @@ pub(crate) fn record_outcome(result: &Result<SendAccepted, SendError>) {
             tracing::warn!(code = ?error.code(), http_status = ?error.http_status(), "provider rejected the message");
         }
         Err(error) => {
-            tracing::warn!(%error, transport = error.is_transport(), "send failed");
+            tracing::warn!(
+                %error,
+                transport = error.is_transport(),
+                in_doubt = error.may_have_been_sent(),
+                "send failed"
+            );
         }
     }
 }

@@ -253,8 +253,13 @@ impl SendError {
         }
     }
 
-    /// Whether the provider may have accepted the message despite the error. A dispatcher
-    /// must not blindly resend these; it waits for a status callback instead.
+    /// Whether the provider may have accepted the message despite the error: the attempt is
+    /// *in doubt*. True for a timeout (the request may have left), a connection lost after the
+    /// request was written ([`SendError::Transport`]) and a 2xx answer wagate cannot read. A
+    /// dispatcher never resends these; it waits for the status callback (which carries
+    /// wagate's message id) or the in-doubt expiry. Only [`SendError::Connect`] (no connection:
+    /// refused, DNS, TLS handshake), an error answer and a locally refused request prove that
+    /// nothing was accepted.
     pub fn may_have_been_sent(&self) -> bool {
         match self {
             Self::Timeout { .. } | Self::Transport { .. } => true,

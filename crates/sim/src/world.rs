@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta};
 use wagate_dispatch::{ClaimAnswer, Config, Dispatcher, Effect, HubAnswer, Input};
-use wagate_domain::decide::{RegisterTemplate, SendMessage};
+use wagate_domain::decide::{DispatchOutcome, RegisterTemplate, SendMessage};
 use wagate_domain::{
     ApprovalStatus, ContactId, MessageId, MessageStatus, PhoneNumber, Policy, PortfolioId,
     Recipient, SendContent, TemplateCategory, TemplateId, Timestamp, WhatsAppAddress,
@@ -423,11 +423,21 @@ impl World {
                 }
                 let (outcome, callbacks) = self.provider.call(&request, now, self.hub.head());
                 self.webhooks.extend(callbacks);
-                self.work.push(Work::Answer(Input::ProviderAnswered {
-                    message_id,
-                    attempt,
-                    outcome,
-                }));
+                // The scripted provider's transport failures are timeouts and lost responses:
+                // the provider may have the message, so the driver answers "in doubt" and
+                // records nothing (wagate_dispatch::provider_answer).
+                let answer = match outcome {
+                    DispatchOutcome::Transport { .. } => Input::ProviderInDoubt {
+                        message_id,
+                        attempt,
+                    },
+                    outcome => Input::ProviderAnswered {
+                        message_id,
+                        attempt,
+                        outcome,
+                    },
+                };
+                self.work.push(Work::Answer(answer));
             }
             Work::Effect(Effect::RecordOutcome(command)) => {
                 let message_id = command.message_id;
