@@ -59,6 +59,7 @@ enum Failure {
     Forbidden,
     NotFound,
     NotClaimable,
+    Timeout,
     TooLarge,
     Refused,
     Unavailable,
@@ -66,12 +67,13 @@ enum Failure {
 }
 
 impl Failure {
-    const ALL: [Failure; 9] = [
+    const ALL: [Failure; 10] = [
         Self::Invalid,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
         Self::NotClaimable,
+        Self::Timeout,
         Self::TooLarge,
         Self::Refused,
         Self::Unavailable,
@@ -85,6 +87,7 @@ impl Failure {
             Self::Forbidden => "403",
             Self::NotFound => "404",
             Self::NotClaimable => "409",
+            Self::Timeout => "408",
             Self::TooLarge => "413",
             Self::Refused => "422",
             Self::Unavailable => "503",
@@ -100,6 +103,7 @@ impl Failure {
             Self::Forbidden => "Forbidden",
             Self::NotFound => "NotFound",
             Self::NotClaimable => "NotClaimable",
+            Self::Timeout => "Timeout",
             Self::TooLarge => "TooLarge",
             Self::Refused => "Refused",
             Self::Unavailable => "Unavailable",
@@ -114,6 +118,7 @@ impl Failure {
             Self::Forbidden => "On the command API: a known token whose role may not use the route; `error.required_role` names the least privileged role that may, and nothing was recorded. On a webhook: a missing or wrong signature, or the provider is not configured (recorded in the webhook audit log).",
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
+            Self::Timeout => "The request (its body included) was not complete within the hub's request timeout (WAGATE_REQUEST_TIMEOUT_SECONDS, default 30); it may or may not have been recorded, so retry it (webhooks are de-duplicated; a send retried with the same `Idempotency-Key` is not sent twice).",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
             Self::Refused => "A compliance rule forbids it; `error.rule` names the rule, `error.also_broken` the others.",
             Self::Unavailable => "The log cannot be written now; retry after `Retry-After` seconds.",
@@ -333,6 +338,8 @@ impl Spec {
                     .extend([Failure::Unauthorized, Failure::Forbidden]);
             }
         }
+        // Every request runs under the request timeout.
+        self.failures.push(Failure::Timeout);
         self.failures.sort_by_key(|failure| failure.status());
         self.failures.dedup();
         for failure in self.failures {
