@@ -9,6 +9,7 @@ mod commands;
 mod explain;
 mod identities;
 mod lifecycle;
+mod limits;
 mod roles;
 mod rules;
 mod webhooks;
