@@ -198,6 +198,7 @@ impl Server {
             .await
             .is_err()
         {
+            while connections.try_join_next().is_some() {}
             tracing::warn!(
                 open = connections.len(),
                 grace_seconds = limits.shutdown_grace.as_secs(),
