@@ -1,8 +1,11 @@
 //! Running the HTTP face: bind, serve a hub until shutdown. The caller (the binary's composition
 //! root) opens the log and the hub before and closes the log after: this crate never touches it.
 //!
-//! The accept loop is hyper-util's connection builder rather than `axum::serve`, which has no
-//! connection cap, header-read timeout, header size limit or bounded drain. Every connection
+//! The accept loop is hyper's HTTP/1.1 connection builder rather than `axum::serve`, which has no
+//! connection cap, header-read timeout, header size limit or bounded drain. HTTP/1.1 only, on
+//! purpose: providers and wagate's own clients speak it, and hyper-util's HTTP/1-or-2 detection
+//! runs before the header-read timer starts, so a client that connected and sent nothing would
+//! be held open for ever (hyperium/hyper#3962). Every connection
 //! holds a permit of a semaphore of [`Limits::max_connections`](crate::Limits) taken *before*
 //! `accept`, so connections beyond the cap wait in the kernel's listen backlog.
 
@@ -13,8 +16,8 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::Extension;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -131,17 +134,14 @@ impl Server {
             ..
         } = self;
         let app = router_with_limits(state, &limits);
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = http1::Builder::new();
         builder
-            .http1()
             .timer(TokioTimer::new())
+            // Starts when the connection is accepted (and again at each next request's first
+            // byte), so a silent client is cut off too.
             .header_read_timeout(limits.header_read_timeout)
-            // The read buffer holds the request head: a head that does not fit is answered 431.
-            .max_buf_size(limits.max_header_bytes);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+            // The request line and headers together: more is answered 431.
+            .max_header_size(limits.max_header_bytes);
         let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
@@ -177,9 +177,8 @@ impl Server {
                 .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
                 .layer(Extension(ConnectInfo(remote)))
                 .service(app.clone());
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .into_owned();
+            let connection =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             let connection = graceful.watch(connection);
             connections.spawn(async move {
                 if let Err(error) = connection.await {

@@ -26,7 +26,8 @@ pub struct HttpSettings {
     pub limits: Limits,
 }
 
-/// The smallest header limit hyper accepts (its read buffer cannot be smaller).
+/// The smallest header limit accepted (hyper's own smallest read buffer: a smaller limit would
+/// refuse ordinary requests).
 pub const MIN_HEADER_BYTES: usize = 8192;
 
 /// Limits on every connection and request, so that no client (signed or not) can hold the hub's
