@@ -79,11 +79,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    println!("wagate listening on http://{}", server.local_addr());
-    println!("public url: {}", server.public_url());
-    println!("data: {}", config.data_dir.display());
-    println!(
-        "mode: {}",
+    let mut banner = format!(
+        "wagate listening on http://{}\npublic url: {}\ndata: {}\nmode: {}\n",
+        server.local_addr(),
+        server.public_url(),
+        config.data_dir.display(),
         if config.providers.is_sandbox() {
             "sandbox (no provider credentials configured)"
         } else {
@@ -92,12 +92,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     // Generated secrets are printed here, once, and never written anywhere else.
     for generated in &config.generated {
-        println!("{}: {}", generated.label, generated.value.expose());
+        banner.push_str(&format!(
+            "{}: {}\n",
+            generated.label,
+            generated.value.expose()
+        ));
     }
+    // Not `println!`, which panics when whoever started the hub stopped reading its stdout (a
+    // closed pipe): the hub then died with every connection reset. The banner is for people;
+    // serving goes on without it.
     use std::io::Write as _;
-    std::io::stdout()
-        .flush()
-        .context("cannot write to stdout")?;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "cannot write the start-up banner to stdout; serving anyway");
+    }
+    drop(stdout);
 
     // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
     // stops accepting, then the store closes: outcomes are never written to a closed log.
