@@ -34,7 +34,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// `refused` (422), `invalid` (400), `not_found` (404), `not_claimable` (409),
-    /// `idempotency_key_reused` (409, `field` `Idempotency-Key`), `unauthorized` (401), `forbidden` (403), `payload_too_large` (413), `unavailable` (503),
+    /// `idempotency_key_reused` (409, `field` `Idempotency-Key`), `unauthorized` (401),
+    /// `forbidden` (403), `request_timeout` (408), `payload_too_large` (413), `unavailable` (503),
     /// `internal` (500).
     pub code: String,
     /// A sentence for a person.
@@ -55,6 +56,10 @@ pub struct ErrorDetail {
     /// Where the message stands for the dispatcher: 409 on claim only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+    /// The request's id, as in its `x-request-id` response header (and the hub's logs): quote
+    /// it when asking about a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,6 +777,7 @@ mod tests {
                 field: Some("to".into()),
                 phase: None,
                 required_role: None,
+                request_id: None,
             },
         };
         assert_eq!(

@@ -2,7 +2,8 @@
 //!
 //! Prints, once, on stdout: the bound address, the public URL, the mode, and any secret it
 //! generated (sandbox mode). Runs until Ctrl-C or SIGTERM, then shuts down gracefully: the
-//! dispatcher drains, the server stops accepting and lets open requests finish, the store closes.
+//! dispatcher drains, the server stops accepting and lets open requests finish (for at most
+//! WAGATE_SHUTDOWN_GRACE_SECONDS, then their connections are cut), the store closes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ named tokens per role: [[tokens]] name/role/token tables in the --config file), 
 WAGATE_TWILIO_ACCOUNT_SID, WAGATE_TWILIO_AUTH_TOKEN, \
 WAGATE_META_APP_SECRET, WAGATE_META_VERIFY_TOKEN, WAGATE_META_ACCESS_TOKEN (each secret may be an \
 op://vault/item/field reference, read with the 1Password CLI), WAGATE_WORKFLOWS (comma list), \
-WAGATE_WINDOW_MARGIN_SECONDS, WAGATE_MESSAGING_LIMIT (a number or `unlimited`). With no provider \
+WAGATE_WINDOW_MARGIN_SECONDS, WAGATE_MESSAGING_LIMIT (a number or `unlimited`). Connection limits (docs/operations.md): WAGATE_HEADER_READ_TIMEOUT_SECONDS (10), WAGATE_BODY_READ_TIMEOUT_SECONDS (10, between two body chunks), WAGATE_REQUEST_TIMEOUT_SECONDS (30, answered 408), WAGATE_MAX_CONNECTIONS (512; more wait), WAGATE_MAX_HEADER_BYTES (65536; more is answered 431), WAGATE_SHUTDOWN_GRACE_SECONDS (10; open requests are then cut off). With no provider \
 secret, serve runs in sandbox mode and prints a generated token per role once. Blank secrets are \
 refused, and so are Twilio credentials without WAGATE_PUBLIC_URL and a Meta access token without \
 WAGATE_META_APP_SECRET (no webhook could be verified) unless --allow-unverifiable-webhooks."
@@ -78,11 +79,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    println!("wagate listening on http://{}", server.local_addr());
-    println!("public url: {}", server.public_url());
-    println!("data: {}", config.data_dir.display());
-    println!(
-        "mode: {}",
+    let mut banner = format!(
+        "wagate listening on http://{}\npublic url: {}\ndata: {}\nmode: {}\n",
+        server.local_addr(),
+        server.public_url(),
+        config.data_dir.display(),
         if config.providers.is_sandbox() {
             "sandbox (no provider credentials configured)"
         } else {
@@ -91,12 +92,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     // Generated secrets are printed here, once, and never written anywhere else.
     for generated in &config.generated {
-        println!("{}: {}", generated.label, generated.value.expose());
+        banner.push_str(&format!(
+            "{}: {}\n",
+            generated.label,
+            generated.value.expose()
+        ));
     }
+    // Not `println!`, which panics when whoever started the hub stopped reading its stdout (a
+    // closed pipe): the hub then died with every connection reset. The banner is for people;
+    // serving goes on without it.
     use std::io::Write as _;
-    std::io::stdout()
-        .flush()
-        .context("cannot write to stdout")?;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "cannot write the start-up banner to stdout; serving anyway");
+    }
+    drop(stdout);
 
     // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
     // stops accepting, then the store closes: outcomes are never written to a closed log.

@@ -16,6 +16,17 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// `Idempotency-Key` (value `true`): nothing was recorded by this request.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
+tokio::task_local! {
+    /// The id of the request being answered (set by the router's middleware around every
+    /// handler), so that every error body names it without each handler passing it along.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request this task is answering, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// The verdict a response carries to the metrics and tracing middleware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict(pub &'static str);
@@ -52,6 +63,8 @@ pub enum ApiError {
         message: String,
     },
     TooLarge(String),
+    /// 408: the request (its body included) was not complete within the request timeout.
+    Timeout(String),
     Unavailable(String),
     Internal(String),
 }
@@ -74,6 +87,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::WrongRole { .. } => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +106,7 @@ impl ApiError {
             field: None,
             phase: None,
             required_role: None,
+            request_id: current_request_id(),
         };
         match self {
             Self::Refused(refusal) | Self::ReplayedRefusal(refusal) => ErrorDetail {
@@ -135,6 +150,7 @@ impl ApiError {
                 ..plain("forbidden", message)
             },
             Self::TooLarge(message) => plain("payload_too_large", message),
+            Self::Timeout(message) => plain("request_timeout", message),
             Self::Unavailable(message) => plain("unavailable", message),
             Self::Internal(message) => plain("internal", message),
         }
@@ -243,5 +259,19 @@ mod tests {
                 "the log's write queue is full (2048 requests); retry"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_error_body_names_the_request_it_answers() {
+        let (_, _, body) = REQUEST_ID
+            .scope(
+                "req-42".to_owned(),
+                answer(ApiError::NotFound("no such route".into())),
+            )
+            .await;
+        assert_eq!(body["error"]["request_id"], "req-42");
+        // Outside a request (no id known) the field is left out, not null.
+        let (_, _, body) = answer(ApiError::NotFound("no such route".into())).await;
+        assert!(body["error"].get("request_id").is_none(), "{body}");
     }
 }

@@ -60,6 +60,7 @@ enum Failure {
     NotFound,
     NotClaimable,
     IdempotencyKeyReused,
+    Timeout,
     TooLarge,
     Refused,
     Unavailable,
@@ -67,13 +68,14 @@ enum Failure {
 }
 
 impl Failure {
-    const ALL: [Failure; 10] = [
+    const ALL: [Failure; 11] = [
         Self::Invalid,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
         Self::NotClaimable,
         Self::IdempotencyKeyReused,
+        Self::Timeout,
         Self::TooLarge,
         Self::Refused,
         Self::Unavailable,
@@ -87,6 +89,7 @@ impl Failure {
             Self::Forbidden => "403",
             Self::NotFound => "404",
             Self::NotClaimable | Self::IdempotencyKeyReused => "409",
+            Self::Timeout => "408",
             Self::TooLarge => "413",
             Self::Refused => "422",
             Self::Unavailable => "503",
@@ -103,6 +106,7 @@ impl Failure {
             Self::NotFound => "NotFound",
             Self::NotClaimable => "NotClaimable",
             Self::IdempotencyKeyReused => "IdempotencyKeyReused",
+            Self::Timeout => "Timeout",
             Self::TooLarge => "TooLarge",
             Self::Refused => "Refused",
             Self::Unavailable => "Unavailable",
@@ -118,6 +122,7 @@ impl Failure {
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
+            Self::Timeout => "The request (its body included) was not complete within the hub's request timeout (WAGATE_REQUEST_TIMEOUT_SECONDS, default 30); it may or may not have been recorded, so retry it (webhooks are de-duplicated; a send retried with the same `Idempotency-Key` is not sent twice).",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
             Self::Refused => "A compliance rule forbids it; `error.rule` names the rule, `error.also_broken` the others.",
             Self::Unavailable => "The log cannot be written now; retry after `Retry-After` seconds.",
@@ -355,6 +360,8 @@ impl Spec {
                     .extend([Failure::Unauthorized, Failure::Forbidden]);
             }
         }
+        // Every request runs under the request timeout.
+        self.failures.push(Failure::Timeout);
         self.failures.sort_by_key(|failure| failure.status());
         self.failures.dedup();
         for failure in self.failures {

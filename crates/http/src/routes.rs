@@ -1,21 +1,26 @@
 //! The route table, the router built from it, and the middleware every request goes through
-//! (metrics + tracing span; bearer tokens and their roles on the command API).
+//! (request id, request timeout, metrics + tracing span; bearer tokens and their roles on the
+//! command API).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use subtle::ConstantTimeEq;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
 use tracing::{field, info_span, Instrument};
 
 use wagate_domain::{Actor, Role};
 
-use crate::error::{ApiError, RefusedRule, Verdict};
-use crate::settings::ApiToken;
+use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
+use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
 use crate::{commands, dispatch, feed, webhooks};
 
@@ -140,8 +145,25 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
     Some(route)
 }
 
-/// The hub's HTTP router: webhooks, the command API, health and metrics.
+/// The header that carries a request's id: echoed when the client sent a valid one, else
+/// generated (a UUID).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest client-chosen request id echoed; a longer one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The hub's HTTP router: webhooks, the command API, health and metrics, without a request
+/// timeout (tests, embedding); [`Server`](crate::Server) uses [`router_with_limits`].
 pub fn router(state: AppState) -> Router {
+    build(state, None)
+}
+
+/// [`router`] with `limits.request_timeout` on every request (408 past it).
+pub fn router_with_limits(state: AppState, limits: &Limits) -> Router {
+    build(state, Some(limits.request_timeout))
+}
+
+fn build(state: AppState, request_timeout: Option<Duration>) -> Router {
     let mut router: Router<AppState> = Router::new();
     for (method, path, access) in ROUTES {
         // Every ROUTES entry has a handler (a unit test checks it too): a route listed without
@@ -160,10 +182,49 @@ pub fn router(state: AppState) -> Router {
         };
         router = router.route(path, route);
     }
+    let mut router = router.fallback(not_found);
+    if let Some(timeout) = request_timeout {
+        // Inside `observe`, so a timed-out request is counted, logged and given a JSON body.
+        router = router.layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
+    }
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    // Layers run outermost last-added: an invalid incoming id is dropped, a missing one
+    // generated, the id copied to the response, then observed.
     router
-        .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(drop_invalid_request_id))
         .with_state(state)
+}
+
+/// Whether a client's `x-request-id` is echoed as is: 1 to 128 characters of letters, digits
+/// and `-_.:` (what log search and a response header can carry without escaping; anything else
+/// could forge log lines or be a secret pasted by mistake).
+fn valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Removes an invalid `x-request-id`, so that one is generated in its place.
+async fn drop_invalid_request_id(mut request: Request) -> Request {
+    let invalid = request
+        .headers()
+        .get_all(REQUEST_ID_HEADER)
+        .iter()
+        .enumerate()
+        .any(|(index, value)| index > 0 || !valid_request_id(value));
+    if invalid {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
 }
 
 async fn not_found() -> Response {
@@ -283,6 +344,7 @@ fn verdict_of(status: StatusCode) -> &'static str {
         403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",
+        408 => "timeout",
         409 => "conflict",
         413 => "too_large",
         422 => "refused",
@@ -292,9 +354,25 @@ fn verdict_of(status: StatusCode) -> &'static str {
     }
 }
 
-/// One span per request (method, route, status, latency), and the request metrics. Never logs
-/// headers or bodies.
+/// One span per request (method, route, request id, status, latency), and the request metrics.
+/// Never logs headers or bodies. The request id is made known to error bodies
+/// ([`REQUEST_ID`]), and the request timeout's empty 408 gets the usual JSON error body.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    REQUEST_ID
+        .scope(
+            request_id.clone(),
+            observed(state, request_id, request, next),
+        )
+        .await
+}
+
+async fn observed(state: AppState, request_id: String, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -305,10 +383,19 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         "request",
         method = %request.method(),
         route = %route,
+        request_id = %request_id,
         status = field::Empty,
         latency_us = field::Empty,
     );
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        response = ApiError::Timeout(
+            "the request was not complete within the hub's request timeout".into(),
+        )
+        .into_response();
+    }
     let latency = started.elapsed();
     let status = response.status();
     let verdict = response
@@ -332,6 +419,23 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_request_ids_are_echoed() {
+        for ok in [
+            "a",
+            "req-42",
+            "0193b0c2-7c1e-7d4e-9d7a-1f2e3d4c5b6a",
+            "trace:1.2_3",
+        ] {
+            assert!(valid_request_id(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        let long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        for bad in ["", "two words", "a\"b", "line\tbreak", long.as_str()] {
+            let value = HeaderValue::from_str(bad).expect("header value");
+            assert!(!valid_request_id(&value), "{bad:?}");
+        }
+    }
 
     #[test]
     fn every_route_has_a_handler() {

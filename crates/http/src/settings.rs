@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use wagate_domain::{MessagingLimit, Role};
 use wagate_providers::Secret;
@@ -21,6 +22,48 @@ pub struct HttpSettings {
     pub webhooks: WebhookSecrets,
     /// The sandbox provider stands in for real ones (reported by `/healthz` and `/metrics`).
     pub sandbox: bool,
+    /// Timeouts and caps on every connection.
+    pub limits: Limits,
+}
+
+/// The smallest header limit accepted (hyper's own smallest read buffer: a smaller limit would
+/// refuse ordinary requests).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// Limits on every connection and request, so that no client (signed or not) can hold the hub's
+/// sockets, memory or shutdown. docs/operations.md lists them with their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection that has not sent a request's complete headers within this time is closed
+    /// (hyper's `header_read_timeout`; also bounds an idle keep-alive connection).
+    pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long fails (tower-http's
+    /// `RequestBodyTimeout`: the time between two chunks, not the whole body).
+    pub body_read_timeout: Duration,
+    /// A request not answered within this time (reading its body included, so a body trickling
+    /// a byte at a time is cut off here) is answered 408. The event feed's stream is not bounded:
+    /// only the time to its first byte is.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers) accepted; larger is answered 431.
+    /// At least [`MIN_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// On shutdown, how long open requests may still run before their connections are cut.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_header_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// One bearer token of the command API: its name (recorded with every event its commands
@@ -65,6 +108,7 @@ impl HttpSettings {
             tokens: vec![ApiToken::new("api", Role::Operator, api_token)],
             webhooks: WebhookSecrets::default(),
             sandbox: false,
+            limits: Limits::default(),
         }
     }
 }

@@ -1248,3 +1248,42 @@ async fn a_token_in_the_wrong_place_gets_a_401_naming_the_right_place() {
     }
     assert_eq!(head(&app), before, "nothing appended");
 }
+
+/// Every answer carries `x-request-id`: a valid incoming one echoed, an invalid or missing one
+/// replaced by a generated UUID; an error body names the same id.
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_error_bodies_name_it() {
+    let app = app();
+    let ask = |id: Option<&'static str>| {
+        let mut request = Request::builder().uri("/v1/contacts/%2B41790000001");
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        app.router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+    };
+
+    let echoed = ask(Some("client-7f3a")).await.expect("answer");
+    assert_eq!(echoed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(echoed.headers()["x-request-id"], "client-7f3a");
+    let body = axum::body::to_bytes(echoed.into_body(), 64 * 1024)
+        .await
+        .expect("body");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["error"]["request_id"], "client-7f3a");
+
+    for id in [None, Some("two words")] {
+        let generated = ask(id).await.expect("answer");
+        let value = generated.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(uuid::Uuid::parse_str(&value).is_ok(), "{id:?} → {value}");
+        let body = axum::body::to_bytes(generated.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["request_id"], value.as_str());
+    }
+}

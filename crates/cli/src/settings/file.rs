@@ -32,6 +32,13 @@ pub(super) struct FileConfig {
     pub tokens: Option<Vec<FileToken>>,
     /// `serve` only: start even when a provider's webhooks cannot be verified (local testing).
     pub allow_unverifiable_webhooks: Option<bool>,
+    /// `serve` only: the connection limits (see settings/limits.rs).
+    pub header_read_timeout_seconds: Option<u64>,
+    pub body_read_timeout_seconds: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 /// One `[[tokens]]` table: `name = "outreach-bot"`, `role = "agent"`, `token = "…"` (or an

@@ -10,6 +10,7 @@
 mod dispatch;
 mod error;
 mod file;
+mod limits;
 mod op;
 mod policy;
 mod serve;
@@ -39,6 +40,13 @@ pub mod env {
     pub const WINDOW_MARGIN_SECONDS: &str = "WAGATE_WINDOW_MARGIN_SECONDS";
     pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";
     pub const WEBHOOK_DEDUP_DAYS: &str = "WAGATE_WEBHOOK_DEDUP_DAYS";
+    // `serve`'s connection limits (see settings/limits.rs).
+    pub const HEADER_READ_TIMEOUT_SECONDS: &str = "WAGATE_HEADER_READ_TIMEOUT_SECONDS";
+    pub const BODY_READ_TIMEOUT_SECONDS: &str = "WAGATE_BODY_READ_TIMEOUT_SECONDS";
+    pub const REQUEST_TIMEOUT_SECONDS: &str = "WAGATE_REQUEST_TIMEOUT_SECONDS";
+    pub const MAX_CONNECTIONS: &str = "WAGATE_MAX_CONNECTIONS";
+    pub const MAX_HEADER_BYTES: &str = "WAGATE_MAX_HEADER_BYTES";
+    pub const SHUTDOWN_GRACE_SECONDS: &str = "WAGATE_SHUTDOWN_GRACE_SECONDS";
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use rand::RngCore;
 use wagate_domain::{Policy, Role};
-use wagate_http::{ApiToken, HttpSettings, WebhookSecrets};
+use wagate_http::{ApiToken, HttpSettings, Limits, WebhookSecrets};
 use wagate_providers::Secret;
 
 use super::policy::{policy, webhook_dedup};
@@ -109,6 +109,8 @@ pub struct ServeConfig {
     pub generated: Vec<GeneratedSecret>,
     /// What `--allow-unverifiable-webhooks` let through: a warning for each, to print loudly.
     pub unverifiable: Vec<String>,
+    /// Timeouts and caps on every connection.
+    pub limits: Limits,
 }
 
 impl ServeConfig {
@@ -167,6 +169,8 @@ impl ServeConfig {
             )?,
             ..policy
         };
+
+        let limits = super::limits::limits(&sources)?;
 
         let mut generated = Vec::new();
         let live =
@@ -231,6 +235,7 @@ impl ServeConfig {
             policy,
             generated,
             unverifiable,
+            limits,
         })
     }
 
@@ -248,6 +253,7 @@ impl ServeConfig {
                 meta_verify_token: meta.and_then(|m| m.verify_token.clone()),
             },
             sandbox: self.providers.is_sandbox(),
+            limits: self.limits,
         }
     }
 }

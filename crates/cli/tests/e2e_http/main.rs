@@ -10,6 +10,7 @@ mod explain;
 mod idempotency;
 mod identities;
 mod lifecycle;
+mod limits;
 mod roles;
 mod rules;
 mod webhooks;
