@@ -28,10 +28,16 @@ fn replayed(response: &reqwest::Response) -> Option<String> {
 }
 
 /// Status, the replay header and the JSON body.
+/// Status, `Idempotent-Replayed`, and the body without its `error.request_id` (every request
+/// has its own; the rest of a replayed answer is the first one's).
 async fn answer(response: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = response.status().as_u16();
     let header = replayed(&response);
-    (status, header, response.json().await.expect("json"))
+    let mut body: Value = response.json().await.expect("json");
+    if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
+        error.remove("request_id");
+    }
+    (status, header, body)
 }
 
 fn template_body(second_variable: &str) -> String {
