@@ -625,6 +625,15 @@ fn the_generator_reaches_every_rule_and_event() {
     let mut types = BTreeSet::new();
     let mut redeliveries = 0;
     let mut not_due = 0;
+    // The new rules' inputs: refused API opt-ins by field, refused provider times, replays,
+    // late STARTs (written before the identity's newest opt-out), sends refused for an
+    // identity's own consent being fine but a linked one's not, and changed registrations.
+    let mut api_refused = BTreeMap::<String, usize>::new();
+    let mut api_recorded = 0;
+    let mut future_refused = 0;
+    let mut replays = 0;
+    let mut late_starts = 0;
+    let mut registrations = 0;
     for _ in 0..512 {
         let (setup, steps) = strategy.new_tree(&mut runner).expect("generates").current();
         let world = run(&setup, &steps);
@@ -645,7 +654,63 @@ fn the_generator_reaches_every_rule_and_event() {
             .filter(|c| c.domain.as_ref().is_err_and(|e| e.contains("retry is due")))
             .count();
         redeliveries += world.redeliveries.len();
+        for answer in &world.api_opt_ins {
+            match &answer.domain {
+                Ok(()) => api_recorded += 1,
+                Err(e) => {
+                    let field = e.split(':').next().unwrap_or_default().to_owned();
+                    *api_refused.entry(field).or_default() += 1;
+                }
+            }
+        }
+        future_refused += world
+            .inbound_times
+            .iter()
+            .filter(|a| a.domain.is_err())
+            .count();
+        let mut last_stop: BTreeMap<&ContactId, Timestamp> = BTreeMap::new();
+        for event in &world.log {
+            match event {
+                Event::Contact(ContactEvent::OptedOut {
+                    contact,
+                    evidence_at,
+                    ..
+                }) => {
+                    last_stop.insert(contact, *evidence_at);
+                }
+                Event::Contact(ContactEvent::InboundReceived {
+                    contact,
+                    text,
+                    provider_at: Some(written),
+                    at,
+                    ..
+                }) => {
+                    if *at - *written > TimeDelta::days(7) {
+                        replays += 1;
+                    }
+                    if text.eq_ignore_ascii_case("start")
+                        && last_stop.get(contact).is_some_and(|stop| written < stop)
+                    {
+                        late_starts += 1;
+                    }
+                }
+                Event::Sender(SenderEvent::Registered { .. }) => registrations += 1,
+                _ => {}
+            }
+        }
     }
+    assert!(api_recorded > 0, "no API opt-in was ever recorded");
+    for field in ["source", "evidence_at"] {
+        assert!(
+            api_refused.get(field).is_some_and(|n| *n > 0),
+            "no API opt-in refused for its {field}: {api_refused:?}"
+        );
+    }
+    assert!(future_refused > 0, "no provider time from the future");
+    assert!(replays > 0, "no inbound older than the retry horizon");
+    assert!(late_starts > 0, "no START written before a newer STOP");
+    // Two at each world's start.
+    assert!(registrations > 2 * 512, "no sender registered anew");
     assert_eq!(
         refused_sends.into_iter().collect::<Vec<_>>(),
         RuleId::ALL.to_vec(),
@@ -695,6 +760,8 @@ fn the_generator_reaches_every_rule_and_event() {
         "TemplateApprovalChanged",
         "MessagingLimitChanged",
         "RecipientReached",
+        "IdentityLinked",
+        "GroupMessageReceived",
     ] {
         assert!(types.contains(name), "no {name} in any generated world");
     }
