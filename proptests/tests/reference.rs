@@ -522,6 +522,18 @@ impl Reference {
         self.contacts.get(id).and_then(|c| c.consent)
     }
 
+    /// When the provider reported `sender`'s window with `contact` closed, if it still is.
+    pub fn window_reported_closed(
+        &self,
+        sender: &WhatsAppAddress,
+        contact: &ContactId,
+    ) -> Option<Timestamp> {
+        self.contacts
+            .get(contact)
+            .and_then(|c| c.windows.get(sender))
+            .and_then(|w| w.closed_since)
+    }
+
     pub fn last_opt_out(&self, id: &ContactId) -> Option<Timestamp> {
         self.contacts.get(id).and_then(|c| c.last_opt_out)
     }

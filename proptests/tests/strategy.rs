@@ -16,15 +16,19 @@ pub fn config() -> ProptestConfig {
 
 pub fn setup() -> impl Strategy<Value = Setup> {
     (
+        any::<bool>(),
         prop_oneof![3 => Just(10_i64), 1 => Just(0_i64), 1 => Just(60_i64)],
         prop_oneof![Just(1_u32), Just(2_u32), Just(250_u32)],
         prop::array::uniform2(prop::bool::weighted(0.8)),
     )
-        .prop_map(|(margin_minutes, default_limit, approved)| Setup {
-            margin_minutes,
-            default_limit,
-            approved,
-        })
+        .prop_map(
+            |(second_sender, margin_minutes, default_limit, approved)| Setup {
+                second_sender,
+                margin_minutes,
+                default_limit,
+                approved,
+            },
+        )
 }
 
 /// Clock jumps, biased toward the boundaries that matter: the window's edges (24 h and 24 h
@@ -56,9 +60,10 @@ fn identity() -> impl Strategy<Value = usize> {
     prop_oneof![6 => 0_usize..3, 2 => 3_usize..IDENTITIES.len()]
 }
 
-/// Mostly no provider time or a recent one, sometimes late, a replay or ahead of our clock.
+/// Mostly no provider time or a recent one, sometimes late, a replay or ahead of our clock
+/// (within the skew: index 9).
 fn inbound_age() -> impl Strategy<Value = usize> {
-    prop_oneof![6 => 0_usize..3, 3 => 0..INBOUND_AGES.len()]
+    prop_oneof![6 => 0_usize..3, 3 => 0..INBOUND_AGES.len(), 1 => Just(9_usize)]
 }
 
 fn workflow() -> impl Strategy<Value = usize> {
@@ -69,14 +74,15 @@ pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (identity(), 0_usize..6, prop_oneof![2 => 0_usize..2, 1 => 0..EVIDENCE_AT.len()])
             .prop_map(|(contact, source, evidence_at)| Step::OptIn { contact, source, evidence_at }),
-        7 => (identity(), sender(), prop_oneof![4 => Just(0_usize), 1 => 0_usize..4],
-              0..TEXTS.len(), inbound_age())
-            .prop_map(|(contact, sender, kind, text, age)| Step::Inbound {
+        7 => (identity(), 0_usize..2, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4],
+              0..TEXTS.len(), inbound_age(), prop::bool::weighted(0.2))
+            .prop_map(|(contact, sender, kind, text, age, before_report)| Step::Inbound {
                 contact,
                 sender,
                 kind,
                 text,
                 age,
+                before_report,
             }),
         1 => (identity(), 0_usize..4, 0..TEXTS.len())
             .prop_map(|(contact, kind, text)| Step::Group { contact, kind, text }),

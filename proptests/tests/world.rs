@@ -267,6 +267,9 @@ pub enum Step {
         kind: usize,
         text: usize,
         age: usize,
+        /// Written 1 ms before the provider last reported this window closed (when it did, and
+        /// within the retry horizon), instead of `age`: a late delivery that must not reopen it.
+        before_report: bool,
     },
     /// A message typed in a group chat.
     Group {
@@ -350,6 +353,9 @@ pub enum Step {
 /// The world's starting configuration.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    /// Whether the Cloud API sender is authorized too from the start (the window per sender
+    /// needs two senders that may send).
+    pub second_sender: bool,
     pub margin_minutes: i64,
     pub default_limit: u32,
     pub approved: [bool; 2],
@@ -483,6 +489,9 @@ impl World {
             world.append(&events);
         }
         world.set_sender(0, true);
+        if setup.second_sender {
+            world.set_sender(1, true);
+        }
         for (index, (name, category, placeholders)) in TEMPLATES.iter().enumerate().take(2) {
             let id = template_id(index);
             let command = decide::RegisterTemplate {
@@ -701,13 +710,22 @@ impl World {
                 kind,
                 text,
                 age,
+                before_report,
             } => {
                 let id = identity(*contact);
-                let provider_at = INBOUND_AGES[*age % INBOUND_AGES.len()]
-                    .map(|seconds| now - TimeDelta::seconds(seconds));
+                let sender = sender_address(*sender % SENDERS.len());
+                let report = self
+                    .reference
+                    .window_reported_closed(&sender, &id)
+                    .map(|at| at - TimeDelta::milliseconds(1))
+                    .filter(|at| now - *at < TimeDelta::days(7) && *before_report);
+                let provider_at = report.or_else(|| {
+                    INBOUND_AGES[*age % INBOUND_AGES.len()]
+                        .map(|seconds| now - TimeDelta::seconds(seconds))
+                });
                 let command = ReceiveInbound {
                     contact: id.clone(),
-                    sender: Some(sender_address(*sender % SENDERS.len())),
+                    sender: Some(sender),
                     provider_ref: None,
                     kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
                     text: TEXTS[*text % TEXTS.len()].into(),
