@@ -618,6 +618,7 @@ proptest! {
 /// events (claims after re-opt-ins, freeform claims, redelivered callbacks, retries…) occur.
 #[test]
 fn the_generator_reaches_every_rule_and_event() {
+    const WORLDS: usize = 1024;
     let mut runner = TestRunner::deterministic();
     let strategy = world();
     let mut refused_sends = BTreeSet::new();
@@ -634,7 +635,7 @@ fn the_generator_reaches_every_rule_and_event() {
     let mut replays = 0;
     let mut late_starts = 0;
     let mut registrations = 0;
-    for _ in 0..512 {
+    for _ in 0..WORLDS {
         let (setup, steps) = strategy.new_tree(&mut runner).expect("generates").current();
         let world = run(&setup, &steps);
         for decision in &world.decisions {
@@ -710,7 +711,7 @@ fn the_generator_reaches_every_rule_and_event() {
     assert!(replays > 0, "no inbound older than the retry horizon");
     assert!(late_starts > 0, "no START written before a newer STOP");
     // Two at each world's start.
-    assert!(registrations > 2 * 512, "no sender registered anew");
+    assert!(registrations > 2 * WORLDS, "no sender registered anew");
     assert_eq!(
         refused_sends.into_iter().collect::<Vec<_>>(),
         RuleId::ALL.to_vec(),

@@ -39,7 +39,7 @@ pub fn jump() -> impl Strategy<Value = Jump> {
         2 => (1_u32..600).prop_map(Jump::Minutes),
         1 => (600_u32..2_000).prop_map(Jump::Minutes),
         5 => (0_usize..4, 0_usize..6).prop_map(|(contact, edge)| Jump::WindowEdge { contact, edge }),
-        3 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::RetryEdge { message, offset }),
+        5 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::RetryEdge { message, offset }),
         1 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::InDoubtEdge { message, offset }),
         1 => (-1_i64..=1).prop_map(|offset| Jump::TierEdge { offset }),
     ]
@@ -74,7 +74,7 @@ pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (identity(), 0_usize..6, prop_oneof![2 => 0_usize..2, 1 => 0..EVIDENCE_AT.len()])
             .prop_map(|(contact, source, evidence_at)| Step::OptIn { contact, source, evidence_at }),
-        7 => (identity(), 0_usize..2, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4],
+        7 => (identity(), 0_usize..3, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4],
               0..TEXTS.len(), inbound_age(), prop::bool::weighted(0.2))
             .prop_map(|(contact, sender, kind, text, age, before_report)| Step::Inbound {
                 contact,
@@ -111,12 +111,19 @@ pub fn step() -> impl Strategy<Value = Step> {
             }),
         6 => (sender(), recipient(), workflow())
             .prop_map(|(sender, to, workflow)| Step::SendFreeform { sender, to, workflow }),
+        4 => (prop::bool::weighted(0.3), workflow(), prop::bool::weighted(0.3))
+            .prop_map(|(other_sender, workflow, provider_says_closed)| Step::Reply {
+                other_sender,
+                workflow,
+                provider_says_closed,
+            }),
         6 => prop_oneof![3 => 0_usize..3, 1 => any::<usize>()].prop_map(|back| Step::Claim { back }),
         3 => any::<usize>().prop_map(|index| Step::ClaimPending { index }),
-        4 => (prop_oneof![3 => 0_usize..2, 1 => any::<usize>()], 0_usize..40,
+        4 => (prop_oneof![3 => 0_usize..2, 1 => any::<usize>()],
+              prop_oneof![4 => 0_usize..40, 1 => Just(5_usize)],
               prop_oneof![Just(0_i64), Just(1), Just(250), Just(999)])
             .prop_map(|(back, outcome, jitter_ms)| Step::Outcome { back, outcome, jitter_ms }),
-        4 => (any::<usize>(), 0_usize..10, 0_usize..8)
+        4 => (any::<usize>(), 0_usize..10, 0_usize..9)
             .prop_map(|(message, status, code)| Step::Callback { message, status, code }),
         2 => (0_usize..8).prop_map(|back| Step::RepeatCallback { back }),
         1 => any::<usize>().prop_map(|message| Step::ExpireInDoubt { message }),

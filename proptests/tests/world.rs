@@ -156,10 +156,13 @@ pub const CALLBACK_STATUSES: [&str; 10] = [
     "played",
     "canceled",
 ];
-/// Error codes a callback may carry (index 0: none).
-pub const CALLBACK_CODES: [Option<u32>; 8] = [
+/// Error codes a callback may carry (index 0: none). The window-closed code is each provider's
+/// own (63016 for Twilio, 131047 for Meta: `window_closed_code`), and comes often: the window
+/// per sender needs reports.
+pub const CALLBACK_CODES: [Option<u32>; 9] = [
     None,
     None,
+    Some(63016),
     Some(63016),
     Some(63003),
     Some(63014),
@@ -259,8 +262,8 @@ pub enum Step {
         source: usize,
         evidence_at: usize,
     },
-    /// A message from an identity to one of our numbers, written `INBOUND_AGES[age]` before it
-    /// arrives.
+    /// A message from an identity to one of our numbers (`sender` 2: one to each), written
+    /// `INBOUND_AGES[age]` before it arrives.
     Inbound {
         contact: usize,
         sender: usize,
@@ -319,6 +322,15 @@ pub enum Step {
         sender: usize,
         to: usize,
         workflow: usize,
+    },
+    /// The agent answers the newest inbound with freeform text, from the number it was written
+    /// to (or, with `other_sender`, from the other number: the window is per sender).
+    Reply {
+        other_sender: bool,
+        workflow: usize,
+        /// Dispatch it at once, and the provider refuses it as outside the window (its clock
+        /// is not ours): the report closes that sender's window.
+        provider_says_closed: bool,
     },
     /// Claims the `back`-th most recent message (recent ones are the interesting ones).
     Claim {
@@ -712,34 +724,54 @@ impl World {
                 age,
                 before_report,
             } => {
-                let id = identity(*contact);
-                let sender = sender_address(*sender % SENDERS.len());
-                let report = self
-                    .reference
-                    .window_reported_closed(&sender, &id)
-                    .map(|at| at - TimeDelta::milliseconds(1))
-                    .filter(|at| now - *at < TimeDelta::days(7) && *before_report);
-                let provider_at = report.or_else(|| {
-                    INBOUND_AGES[*age % INBOUND_AGES.len()]
-                        .map(|seconds| now - TimeDelta::seconds(seconds))
+                // A late delivery written just before the newest window report, to the window
+                // it reported on.
+                let newest_report = self.log.iter().rev().find_map(|event| match event {
+                    Event::Contact(wagate_domain::ContactEvent::WindowReportedClosed {
+                        contact,
+                        sender: Some(sender),
+                        ..
+                    }) => Some((contact.clone(), sender.clone())),
+                    _ => None,
                 });
-                let command = ReceiveInbound {
-                    contact: id.clone(),
-                    sender: Some(sender),
-                    provider_ref: None,
-                    kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
-                    text: TEXTS[*text % TEXTS.len()].into(),
-                    provider_at,
+                let (id, senders) = match newest_report.filter(|_| *before_report) {
+                    Some((id, sender)) => (id, vec![sender]),
+                    // Index 2: the person writes to both numbers.
+                    None if *sender >= SENDERS.len() => (
+                        identity(*contact),
+                        (0..SENDERS.len()).map(sender_address).collect(),
+                    ),
+                    None => (identity(*contact), vec![sender_address(*sender)]),
                 };
-                let expected = !self.reference.provider_time_refused(provider_at, now);
-                let result = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
-                self.inbound_times.push(ApiOptIn {
-                    what: format!("inbound written {provider_at:?}, received {now}"),
-                    domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
-                    reference: expected,
-                });
-                if let Ok(events) = result {
-                    self.append(&events);
+                for sender in senders {
+                    let report = self
+                        .reference
+                        .window_reported_closed(&sender, &id)
+                        .map(|at| at - TimeDelta::milliseconds(1))
+                        .filter(|at| now - *at < TimeDelta::days(7) && *before_report);
+                    let provider_at = report.or_else(|| {
+                        INBOUND_AGES[*age % INBOUND_AGES.len()]
+                            .map(|seconds| now - TimeDelta::seconds(seconds))
+                    });
+                    let command = ReceiveInbound {
+                        contact: id.clone(),
+                        sender: Some(sender),
+                        provider_ref: None,
+                        kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
+                        text: TEXTS[*text % TEXTS.len()].into(),
+                        provider_at,
+                    };
+                    let expected = !self.reference.provider_time_refused(provider_at, now);
+                    let result =
+                        decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
+                    self.inbound_times.push(ApiOptIn {
+                        what: format!("inbound written {provider_at:?}, received {now}"),
+                        domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+                        reference: expected,
+                    });
+                    if let Ok(events) = result {
+                        self.append(&events);
+                    }
                 }
             }
             Step::Group {
@@ -864,6 +896,43 @@ impl World {
                 };
                 self.send(*sender, *to, *workflow, content);
             }
+            Step::Reply {
+                other_sender,
+                workflow,
+                provider_says_closed,
+            } => {
+                let newest = self.log.iter().rev().find_map(|event| match event {
+                    Event::Contact(wagate_domain::ContactEvent::InboundReceived {
+                        contact,
+                        sender: Some(sender),
+                        ..
+                    }) => Some((contact.to_string(), sender.clone())),
+                    _ => None,
+                });
+                let Some((contact, sender)) = newest else {
+                    return;
+                };
+                let (Some(to), Some(mut from)) = (
+                    RECIPIENTS.iter().position(|r| *r == contact),
+                    (0..SENDERS.len()).find(|i| sender_address(*i) == sender),
+                ) else {
+                    return;
+                };
+                if *other_sender {
+                    from = (from + 1) % SENDERS.len();
+                }
+                let content = SendContent::Freeform {
+                    text: "Thursday 10:00 works".into(),
+                };
+                self.send(from, to, *workflow, content);
+                if *provider_says_closed {
+                    let id = *self.message_ids.last().expect("just decided");
+                    self.claim(id);
+                    if self.dispatched.contains(&id) {
+                        self.outcome(id, WINDOW_CLOSED_OUTCOME, TimeDelta::zero());
+                    }
+                }
+            }
             Step::Claim { back } => {
                 let ids = &self.message_ids;
                 if let Some(id) = ids
@@ -917,7 +986,10 @@ impl World {
                         status: MessageStatus::parse(
                             CALLBACK_STATUSES[*status % CALLBACK_STATUSES.len()],
                         ),
-                        error_code: CALLBACK_CODES[*code % CALLBACK_CODES.len()],
+                        error_code: window_closed_code(
+                            self.provider_of(&state),
+                            CALLBACK_CODES[*code % CALLBACK_CODES.len()],
+                        ),
                     };
                     self.callback(command);
                 }
@@ -1089,7 +1161,7 @@ impl World {
                 message: "provider error".into(),
             },
         };
-        let outcome = match outcome % (codes.len() + 5) {
+        let outcome = match outcome % (codes.len() + 6) {
             0 => DispatchOutcome::Accepted {
                 provider_ref: provider_ref(id),
                 provider_status: MessageStatus::Queued,
@@ -1106,7 +1178,10 @@ impl World {
             },
             3 => error(None, Some(503)),
             4 => error(None, Some(400)),
-            n => error(Some(codes[n - 5]), Some(400)),
+            // The provider says the window is closed (its own code): the window per sender
+            // needs reports, and among all codes this one would be rare.
+            WINDOW_CLOSED_OUTCOME => error(window_closed_code(provider, Some(63016)), Some(400)),
+            n => error(Some(codes[n - 6]), Some(400)),
         };
         let command = RecordOutcome {
             message_id: id,
@@ -1200,6 +1275,18 @@ impl World {
         if let Some(target) = target.filter(|t| *t > self.now) {
             self.now = target;
         }
+    }
+}
+
+/// The `outcome` index of the provider's window-closed error.
+const WINDOW_CLOSED_OUTCOME: usize = 5;
+
+/// A window-closed code in the message's provider's own numbering.
+fn window_closed_code(provider: ProviderKind, code: Option<u32>) -> Option<u32> {
+    match (provider, code) {
+        (ProviderKind::Meta, Some(63016)) => Some(131047),
+        (ProviderKind::Twilio | ProviderKind::Sandbox, Some(131047)) => Some(63016),
+        (_, code) => code,
     }
 }
 
