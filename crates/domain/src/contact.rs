@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::events::{ContactEvent, ContactFlag, OptInSource, OptOutSource};
 use crate::ids::{ContactId, WhatsAppAddress};
+use crate::keywords::{self, KeywordMatch};
 use crate::policy::{PROVIDER_RETRY_HORIZON, WINDOW};
 use crate::Timestamp;
 use chrono::TimeDelta;
@@ -110,11 +111,21 @@ impl ContactState {
             }
             ContactEvent::InboundReceived {
                 sender,
+                kind,
+                text,
                 provider_at,
                 at,
                 ..
             } => {
                 let written = written_at(*provider_at, *at);
+                // Every STOP the person wrote dates their newest opt-out, including one from an
+                // already opted-out person (which appends no `OptedOut`): a START written before
+                // it, delivered late, must not opt them in again.
+                if crate::decide::KEYWORD_KINDS.contains(&kind.as_str())
+                    && matches!(keywords::classify(text), KeywordMatch::OptOut(_))
+                {
+                    self.last_opt_out_at = Some(later(self.last_opt_out_at, written));
+                }
                 // Written longer ago than any provider retries: a replay, not a late delivery.
                 // It is on record, but it opens no window and proves nothing about today.
                 if *at - written > PROVIDER_RETRY_HORIZON {
