@@ -15,7 +15,8 @@
 //!   replay: it opens no window, proves nothing about WhatsApp, and its START opts nobody in;
 //! - consent is derived here from the inputs, not from the domain's consent events: a keyword's
 //!   effect from the inbound's text (classified by the world's own table of its texts), kind
-//!   and time; a STOP (in a one-to-one or a group message) opts out however late it is; a START
+//!   and time; a STOP (in a one-to-one or a group message) opts out however late it is, and
+//!   dates the newest opt-out even when the person had already opted out; a START
 //!   (or YES from an opted-out identity) opts in only if written no earlier than the identity's
 //!   newest opt-out; an API opt-in is refused for the `keyword` source, for evidence in the
 //!   future, and for evidence (or, without one, now) not after the newest opt-out; an operator's
@@ -213,11 +214,9 @@ impl Reference {
                         let not_older_than_stop =
                             contact.last_opt_out.is_none_or(|stop| written >= stop);
                         match keyword(kind, text) {
-                            Keyword::Stop => {
-                                if contact.consent != Some(RefConsent::Out) {
-                                    contact.opt_out(written);
-                                }
-                            }
+                            // Every STOP is an opt-out, even from an opted-out person: a START
+                            // written before it must not opt them in.
+                            Keyword::Stop => contact.opt_out(written),
                             Keyword::Start if !replay && not_older_than_stop => {
                                 contact.consent = Some(RefConsent::In);
                             }
