@@ -135,7 +135,7 @@ fn freeform_stays_in_the_window(log: &[Event], margin: TimeDelta) -> Checked {
                 );
             }
             prop_assert!(
-                !window.is_some_and(|w| w.reported_closed.is_some()),
+                window.is_none_or(|w| w.reported_closed.is_none()),
                 "{what} to {contact} at {at} after the provider reported the window closed"
             );
             Ok(())

@@ -399,7 +399,7 @@ pub struct Claimability {
 /// A command the domain may refuse with an error (an API opt-in, an inbound's provider time):
 /// what it answered and whether the reference expected it to be accepted.
 #[derive(Debug, Clone)]
-pub struct ApiOptIn {
+pub struct Answer {
     pub what: String,
     pub domain: Result<(), String>,
     pub reference: bool,
@@ -451,8 +451,8 @@ pub struct World {
     pub claimability: Vec<Claimability>,
     pub redeliveries: Vec<Redelivery>,
     pub transitions: Vec<Transition>,
-    pub api_opt_ins: Vec<ApiOptIn>,
-    pub inbound_times: Vec<ApiOptIn>,
+    pub api_opt_ins: Vec<Answer>,
+    pub inbound_times: Vec<Answer>,
     pub consent_mismatches: Vec<ConsentMismatch>,
     next_id: u64,
 }
@@ -707,7 +707,7 @@ impl World {
                     .reference
                     .api_opt_in_allowed(&id, source, evidence_at, now);
                 let result = decide::opt_in(&self.contact(Some(&id)), &command, now);
-                self.api_opt_ins.push(ApiOptIn {
+                self.api_opt_ins.push(Answer {
                     what: format!("{command:?} at {now}"),
                     domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
                     reference: expected,
@@ -764,7 +764,7 @@ impl World {
                     let expected = !self.reference.provider_time_refused(provider_at, now);
                     let result =
                         decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
-                    self.inbound_times.push(ApiOptIn {
+                    self.inbound_times.push(Answer {
                         what: format!("inbound written {provider_at:?}, received {now}"),
                         domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
                         reference: expected,
