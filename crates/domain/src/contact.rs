@@ -76,8 +76,8 @@ pub struct ContactState {
     pub last_inbound_at: Option<Timestamp>,
     /// The 24 h window of each business number the person wrote to.
     pub windows: BTreeMap<WhatsAppAddress, SenderWindow>,
-    /// When the newest opt-out was made (the evidence time of the newest `OptedOut`): an
-    /// opt-in must be dated after it.
+    /// When the newest opt-out was made (the evidence time of the newest `OptedOut`, or of a
+    /// STOP the person wrote while already opted out): an opt-in must be dated after it.
     pub last_opt_out_at: Option<Timestamp>,
     pub not_on_whatsapp_since: Option<Timestamp>,
     pub marketing_paused_since: Option<Timestamp>,
