@@ -9,7 +9,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use wagate_domain::{
     Aggregate, ApprovalStatus, ContactEvent, ContactId, Event, MessageEvent, MessageId,
-    MessageStatus, RuleId, StreamKey, TemplateId, Timestamp, WhatsAppAddress,
+    MessageStatus, RuleId, SenderEvent, StreamKey, TemplateId, Timestamp, WhatsAppAddress,
 };
 
 use crate::strategy::{config, world};
@@ -24,11 +24,43 @@ fn run(setup: &Setup, steps: &[Step]) -> World {
 type Checked = Result<(), TestCaseError>;
 
 // ---------------------------------------------------------------------------------------------
-// 1. No dispatch after an opt-out until an explicit re-opt-in.
+// 1. No dispatch after an opt-out until an explicit re-opt-in, to any identity of the person.
+
+/// Every identity linked to `id` (itself included) by the `IdentityLinked` events in `links`.
+fn person_of(links: &BTreeSet<(ContactId, ContactId)>, id: &ContactId) -> Vec<ContactId> {
+    let mut person = vec![id.clone()];
+    let mut next = 0;
+    while next < person.len() {
+        for (a, b) in links {
+            if *a == person[next] && !person.contains(b) {
+                person.push(b.clone());
+            }
+        }
+        next += 1;
+    }
+    person
+}
 
 fn opt_outs_hold(log: &[Event]) -> Checked {
     let mut opted_out: BTreeMap<ContactId, usize> = BTreeMap::new();
+    let mut links: BTreeSet<(ContactId, ContactId)> = BTreeSet::new();
     let mut contact_of: BTreeMap<MessageId, ContactId> = BTreeMap::new();
+    let check = |opted_out: &BTreeMap<ContactId, usize>,
+                 links: &BTreeSet<(ContactId, ContactId)>,
+                 contact: &ContactId,
+                 what: &str,
+                 position: usize|
+     -> Checked {
+        for identity in person_of(links, contact) {
+            prop_assert!(
+                !opted_out.contains_key(&identity),
+                "{what} at {position} for {contact}: {identity} (the same person) opted out at \
+                 {:?} with no opt-in since",
+                opted_out.get(&identity)
+            );
+        }
+        Ok(())
+    };
     for (position, event) in log.iter().enumerate() {
         match event {
             Event::Contact(ContactEvent::OptedOut { contact, .. }) => {
@@ -36,6 +68,10 @@ fn opt_outs_hold(log: &[Event]) -> Checked {
             }
             Event::Contact(ContactEvent::OptedIn { contact, .. }) => {
                 opted_out.remove(contact);
+            }
+            Event::Contact(ContactEvent::IdentityLinked { contact, other, .. }) => {
+                links.insert((contact.clone(), other.clone()));
+                links.insert((other.clone(), contact.clone()));
             }
             Event::Message(
                 MessageEvent::TemplateSent {
@@ -49,12 +85,7 @@ fn opt_outs_hold(log: &[Event]) -> Checked {
                     ..
                 },
             ) => {
-                prop_assert!(
-                    !opted_out.contains_key(contact),
-                    "{} at {position} for {contact}, who opted out at {:?}",
-                    event.type_name(),
-                    opted_out.get(contact)
-                );
+                check(&opted_out, &links, contact, event.type_name(), position)?;
                 contact_of.insert(*message_id, contact.clone());
             }
             Event::Message(MessageEvent::DispatchClaimed { message_id, .. }) => {
@@ -64,11 +95,7 @@ fn opt_outs_hold(log: &[Event]) -> Checked {
                     "claim at {position} of a message never allowed"
                 );
                 if let Some(contact) = contact {
-                    prop_assert!(
-                        !opted_out.contains_key(contact),
-                        "DispatchClaimed at {position} for {contact}, who opted out at {:?} with no opt-in since",
-                        opted_out.get(contact)
-                    );
+                    check(&opted_out, &links, contact, "DispatchClaimed", position)?;
                 }
             }
             _ => {}
@@ -84,7 +111,8 @@ fn freeform_stays_in_the_window(log: &[Event], margin: TimeDelta) -> Checked {
     #[derive(Default)]
     struct Window {
         last_inbound: Option<Timestamp>,
-        reported_closed: bool,
+        /// The provider's report, until the person writes again (at or after it).
+        reported_closed: Option<Timestamp>,
     }
     // The window is the business number's: keyed by (sender, contact).
     type Key = (WhatsAppAddress, ContactId);
@@ -107,7 +135,7 @@ fn freeform_stays_in_the_window(log: &[Event], margin: TimeDelta) -> Checked {
                 );
             }
             prop_assert!(
-                !window.is_some_and(|w| w.reported_closed),
+                window.is_none_or(|w| w.reported_closed.is_none()),
                 "{what} to {contact} at {at} after the provider reported the window closed"
             );
             Ok(())
@@ -121,19 +149,32 @@ fn freeform_stays_in_the_window(log: &[Event], margin: TimeDelta) -> Checked {
                 at,
                 ..
             }) => {
+                // The person's time, never later than receipt; a message written more than 7
+                // days before it arrived is a replay and opens nothing.
                 let written = provider_at.map_or(*at, |p| p.min(*at));
+                if *at - written > TimeDelta::days(7) {
+                    continue;
+                }
                 let window = windows
                     .entry((sender.clone(), contact.clone()))
                     .or_default();
                 window.last_inbound = Some(window.last_inbound.map_or(written, |l| l.max(written)));
-                window.reported_closed = false;
+                if window
+                    .reported_closed
+                    .is_some_and(|closed| closed <= written)
+                {
+                    window.reported_closed = None;
+                }
             }
             Event::Contact(ContactEvent::WindowReportedClosed {
-                contact, sender, ..
+                contact,
+                sender,
+                at,
+                ..
             }) => {
                 for ((s, c), window) in windows.iter_mut() {
                     if c == contact && sender.as_ref().is_none_or(|sender| sender == s) {
-                        window.reported_closed = true;
+                        window.reported_closed = Some(*at);
                     }
                 }
             }
@@ -160,21 +201,26 @@ fn freeform_stays_in_the_window(log: &[Event], margin: TimeDelta) -> Checked {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. No template send or claim without an explicit opt-in and an approved template.
+// 3. No template send or claim without an explicit opt-in (under some identity of the person:
+//    consent belongs to the person) and an approved template.
 
 fn templates_need_opt_in_and_approval(log: &[Event]) -> Checked {
     let mut opted_in: BTreeSet<ContactId> = BTreeSet::new();
+    let mut links: BTreeSet<(ContactId, ContactId)> = BTreeSet::new();
     let mut approval: BTreeMap<TemplateId, ApprovalStatus> = BTreeMap::new();
     let mut templates: BTreeMap<MessageId, (ContactId, TemplateId)> = BTreeMap::new();
     let check = |opted_in: &BTreeSet<ContactId>,
+                 links: &BTreeSet<(ContactId, ContactId)>,
                  approval: &BTreeMap<TemplateId, ApprovalStatus>,
                  contact: &ContactId,
                  template: &TemplateId,
                  what: &str|
      -> Checked {
         prop_assert!(
-            opted_in.contains(contact),
-            "{what}: {contact} has no explicit opt-in"
+            person_of(links, contact)
+                .iter()
+                .any(|identity| opted_in.contains(identity)),
+            "{what}: {contact} has no explicit opt-in under any of its identities"
         );
         prop_assert_eq!(
             approval.get(template),
@@ -192,6 +238,10 @@ fn templates_need_opt_in_and_approval(log: &[Event]) -> Checked {
             }
             Event::Contact(ContactEvent::OptedOut { contact, .. }) => {
                 opted_in.remove(contact);
+            }
+            Event::Contact(ContactEvent::IdentityLinked { contact, other, .. }) => {
+                links.insert((contact.clone(), other.clone()));
+                links.insert((other.clone(), contact.clone()));
             }
             Event::Template(wagate_domain::TemplateEvent::Registered { template, .. }) => {
                 approval
@@ -211,13 +261,21 @@ fn templates_need_opt_in_and_approval(log: &[Event]) -> Checked {
                 template,
                 ..
             }) => {
-                check(&opted_in, &approval, contact, template, "TemplateSent")?;
+                check(
+                    &opted_in,
+                    &links,
+                    &approval,
+                    contact,
+                    template,
+                    "TemplateSent",
+                )?;
                 templates.insert(*message_id, (contact.clone(), template.clone()));
             }
             Event::Message(MessageEvent::DispatchClaimed { message_id, .. }) => {
                 if let Some((contact, template)) = templates.get(message_id) {
                     check(
                         &opted_in,
+                        &links,
                         &approval,
                         contact,
                         template,
@@ -403,8 +461,111 @@ fn claims_match_the_dispatch_phase(world: &World) -> Checked {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// 7. Consent comes from its sources, in the person's order: each identity's consent after every
+//    step is the reference's (keywords by the time the person wrote, replays, groups), the API
+//    records exactly the opt-ins the rules allow, and provider times from the future are refused.
+
+fn consent_follows_its_sources(world: &World) -> Checked {
+    if let Some(mismatch) = world.consent_mismatches.first() {
+        prop_assert!(
+            false,
+            "{} is {} in the domain but {} by the reference, after {}",
+            mismatch.contact,
+            mismatch.domain,
+            mismatch.reference,
+            mismatch.after
+        );
+    }
+    for answer in world.api_opt_ins.iter().chain(&world.inbound_times) {
+        prop_assert_eq!(
+            answer.domain.is_ok(),
+            answer.reference,
+            "{}: domain answered {:?}",
+            &answer.what,
+            &answer.domain
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. A sender registered again with another portfolio, provider or phone-number id sends
+//    nothing (no intent, no claim) until an operator authorizes it again.
+
+fn reregistered_senders_need_a_new_authorization(log: &[Event]) -> Checked {
+    type Registration = (String, String, Option<String>);
+    let mut registration: BTreeMap<WhatsAppAddress, Registration> = BTreeMap::new();
+    let mut withdrawn: BTreeMap<WhatsAppAddress, usize> = BTreeMap::new();
+    let mut sender_of: BTreeMap<MessageId, WhatsAppAddress> = BTreeMap::new();
+    for (position, event) in log.iter().enumerate() {
+        let sender = match event {
+            Event::Sender(SenderEvent::Registered {
+                sender,
+                provider,
+                portfolio,
+                meta_phone_number_id,
+                ..
+            }) => {
+                let new = (
+                    format!("{provider:?}"),
+                    portfolio.to_string(),
+                    meta_phone_number_id.clone(),
+                );
+                if let Some(old) = registration.insert(sender.clone(), new.clone()) {
+                    if old != new {
+                        withdrawn.insert(sender.clone(), position);
+                    }
+                }
+                continue;
+            }
+            Event::Sender(SenderEvent::Authorized { sender, .. }) => {
+                withdrawn.remove(sender);
+                continue;
+            }
+            Event::Message(
+                MessageEvent::TemplateSent {
+                    message_id, sender, ..
+                }
+                | MessageEvent::ReplySent {
+                    message_id, sender, ..
+                },
+            ) => {
+                sender_of.insert(*message_id, sender.clone());
+                sender.clone()
+            }
+            Event::Message(MessageEvent::DispatchClaimed { message_id, .. }) => {
+                match sender_of.get(message_id) {
+                    Some(sender) => sender.clone(),
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        prop_assert!(
+            !withdrawn.contains_key(&sender),
+            "{} at {position} from {sender}, registered anew at {:?} and not authorized since",
+            event.type_name(),
+            withdrawn.get(&sender)
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn consent_follows_the_person_in_their_order((setup, steps) in world()) {
+        let world = run(&setup, &steps);
+        consent_follows_its_sources(&world)?;
+    }
+
+    #[test]
+    fn a_changed_registration_needs_a_new_authorization((setup, steps) in world()) {
+        let world = run(&setup, &steps);
+        reregistered_senders_need_a_new_authorization(&world.log)?;
+    }
 
     #[test]
     fn no_dispatch_after_opt_out_without_re_opt_in((setup, steps) in world()) {
@@ -457,6 +618,7 @@ proptest! {
 /// events (claims after re-opt-ins, freeform claims, redelivered callbacks, retries…) occur.
 #[test]
 fn the_generator_reaches_every_rule_and_event() {
+    const WORLDS: usize = 1024;
     let mut runner = TestRunner::deterministic();
     let strategy = world();
     let mut refused_sends = BTreeSet::new();
@@ -464,7 +626,16 @@ fn the_generator_reaches_every_rule_and_event() {
     let mut types = BTreeSet::new();
     let mut redeliveries = 0;
     let mut not_due = 0;
-    for _ in 0..512 {
+    // The new rules' inputs: refused API opt-ins by field, refused provider times, replays,
+    // late STARTs (written before the identity's newest opt-out), sends refused for an
+    // identity's own consent being fine but a linked one's not, and changed registrations.
+    let mut api_refused = BTreeMap::<String, usize>::new();
+    let mut api_recorded = 0;
+    let mut future_refused = 0;
+    let mut replays = 0;
+    let mut late_starts = 0;
+    let mut registrations = 0;
+    for _ in 0..WORLDS {
         let (setup, steps) = strategy.new_tree(&mut runner).expect("generates").current();
         let world = run(&setup, &steps);
         for decision in &world.decisions {
@@ -484,7 +655,63 @@ fn the_generator_reaches_every_rule_and_event() {
             .filter(|c| c.domain.as_ref().is_err_and(|e| e.contains("retry is due")))
             .count();
         redeliveries += world.redeliveries.len();
+        for answer in &world.api_opt_ins {
+            match &answer.domain {
+                Ok(()) => api_recorded += 1,
+                Err(e) => {
+                    let field = e.split(':').next().unwrap_or_default().to_owned();
+                    *api_refused.entry(field).or_default() += 1;
+                }
+            }
+        }
+        future_refused += world
+            .inbound_times
+            .iter()
+            .filter(|a| a.domain.is_err())
+            .count();
+        let mut last_stop: BTreeMap<&ContactId, Timestamp> = BTreeMap::new();
+        for event in &world.log {
+            match event {
+                Event::Contact(ContactEvent::OptedOut {
+                    contact,
+                    evidence_at,
+                    ..
+                }) => {
+                    last_stop.insert(contact, *evidence_at);
+                }
+                Event::Contact(ContactEvent::InboundReceived {
+                    contact,
+                    text,
+                    provider_at: Some(written),
+                    at,
+                    ..
+                }) => {
+                    if *at - *written > TimeDelta::days(7) {
+                        replays += 1;
+                    }
+                    if text.eq_ignore_ascii_case("start")
+                        && last_stop.get(contact).is_some_and(|stop| written < stop)
+                    {
+                        late_starts += 1;
+                    }
+                }
+                Event::Sender(SenderEvent::Registered { .. }) => registrations += 1,
+                _ => {}
+            }
+        }
     }
+    assert!(api_recorded > 0, "no API opt-in was ever recorded");
+    for field in ["source", "evidence_at"] {
+        assert!(
+            api_refused.get(field).is_some_and(|n| *n > 0),
+            "no API opt-in refused for its {field}: {api_refused:?}"
+        );
+    }
+    assert!(future_refused > 0, "no provider time from the future");
+    assert!(replays > 0, "no inbound older than the retry horizon");
+    assert!(late_starts > 0, "no START written before a newer STOP");
+    // Two at each world's start.
+    assert!(registrations > 2 * WORLDS, "no sender registered anew");
     assert_eq!(
         refused_sends.into_iter().collect::<Vec<_>>(),
         RuleId::ALL.to_vec(),
@@ -534,6 +761,8 @@ fn the_generator_reaches_every_rule_and_event() {
         "TemplateApprovalChanged",
         "MessagingLimitChanged",
         "RecipientReached",
+        "IdentityLinked",
+        "GroupMessageReceived",
     ] {
         assert!(types.contains(name), "no {name} in any generated world");
     }

@@ -7,8 +7,25 @@
 //! - template_variables and marketing_paused need a registered template (placeholders, category);
 //! - an inbound message proves the number is on WhatsApp (it clears not_on_whatsapp);
 //! - the window is the business number's: it is kept per (sender, contact), closes `margin`
-//!   before 24 h after the person last wrote to that sender, and a provider's window report closes
-//!   that sender's window (every sender's when it names none) until the next inbound (log order);
+//!   before 24 h after the person last wrote to that sender (their time, never later than
+//!   receipt), and a provider's window report closes that sender's window (every sender's when it
+//!   names none) until the person writes to it again: a message written before the report and
+//!   delivered late does not reopen it;
+//! - an inbound written more than 7 days (the providers' retry horizon) before it arrived is a
+//!   replay: it opens no window, proves nothing about WhatsApp, and its START opts nobody in;
+//! - consent is derived here from the inputs, not from the domain's consent events: a keyword's
+//!   effect from the inbound's text (classified by the world's own table of its texts), kind
+//!   and time; a STOP (in a one-to-one or a group message) opts out however late it is, and
+//!   dates the newest opt-out even when the person had already opted out; a START
+//!   (or YES from an opted-out identity) opts in only if written no earlier than the identity's
+//!   newest opt-out; an API opt-in is refused for the `keyword` source, for evidence in the
+//!   future, and for evidence (or, without one, now) not after the newest opt-out; an operator's
+//!   or a provider's opt-out is taken as recorded;
+//! - identities linked by the provider are one person: any opt-out among them refuses every one
+//!   of them; otherwise an opt-in on any of them counts; a marketing pause on any pauses all; the
+//!   window and `not_on_whatsapp` stay each identity's own; a group message opens no window;
+//! - re-registering a sender with another portfolio, provider or phone-number id withdraws its
+//!   authorization until the next `SenderAuthorized`;
 //! - a recipient counts toward the tier when a template to them is allowed (or claimed) outside
 //!   an open window and they were not already reached in the last 24 h. The reference keeps its
 //!   own count from the intents and claims; the domain's `RecipientReached` events are only
@@ -19,9 +36,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::TimeDelta;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, MessageEvent, MessageId,
-    MessagingLimit, Policy, PortfolioEvent, PortfolioId, RuleId, SendContent, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress,
+    MessagingLimit, OptInSource, OptOutSource, Policy, PortfolioEvent, PortfolioId, ProviderKind,
+    RuleId, SendContent, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp,
+    WhatsAppAddress,
 };
+
+use crate::world::{Keyword, TEXTS, TEXT_KEYWORDS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefConsent {
@@ -29,21 +49,37 @@ pub enum RefConsent {
     Out,
 }
 
+#[derive(Debug, Clone, Copy, Default)]
+struct RefWindow {
+    /// The newest time the person wrote to this sender.
+    last: Option<Timestamp>,
+    /// When the provider reported this window closed, until a message written at or after it.
+    closed_since: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct RefContact {
     consent: Option<RefConsent>,
-    /// Per sender: the last time the person wrote to it, and whether a window report came after
-    /// that (log order).
-    windows: BTreeMap<WhatsAppAddress, (Option<Timestamp>, bool)>,
+    /// When the newest opt-out was made (the person's time for a keyword).
+    last_opt_out: Option<Timestamp>,
+    windows: BTreeMap<WhatsAppAddress, RefWindow>,
     not_on_whatsapp: bool,
     marketing_paused: bool,
 }
 
 #[derive(Debug, Clone, Default)]
 struct RefSender {
-    portfolio: Option<PortfolioId>,
+    registration: Option<(ProviderKind, PortfolioId, Option<String>)>,
     authorized: bool,
     suspended: bool,
+}
+
+impl RefSender {
+    fn portfolio(&self) -> Option<&PortfolioId> {
+        self.registration
+            .as_ref()
+            .map(|(_, portfolio, _)| portfolio)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +108,8 @@ struct RefDispatch {
 #[derive(Debug, Clone)]
 pub struct Reference {
     contacts: BTreeMap<ContactId, RefContact>,
+    /// Identity links as the provider asserted them (both directions).
+    links: BTreeSet<(ContactId, ContactId)>,
     senders: BTreeMap<WhatsAppAddress, RefSender>,
     templates: BTreeMap<TemplateId, RefTemplate>,
     limits: BTreeMap<PortfolioId, MessagingLimit>,
@@ -87,6 +125,22 @@ pub struct Reference {
 }
 
 const DAY: TimeDelta = TimeDelta::hours(24);
+/// Meta retries a webhook for 7 days: anything written earlier is a replay.
+const RETRY_HORIZON: TimeDelta = TimeDelta::days(7);
+/// How far ahead of ours a provider's clock may be.
+const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
+/// Message kinds whose text the person typed or tapped (a media body is never a keyword).
+const TYPED: [&str; 3] = ["text", "button", "interactive"];
+
+fn keyword(kind: &str, text: &str) -> Keyword {
+    if !TYPED.contains(&kind) {
+        return Keyword::None;
+    }
+    TEXTS
+        .iter()
+        .position(|t| *t == text)
+        .map_or(Keyword::None, |index| TEXT_KEYWORDS[index])
+}
 
 /// E.164 by the book: `+`, 7 to 15 digits, the first not 0.
 fn is_e164(text: &str) -> bool {
@@ -97,10 +151,18 @@ fn is_e164(text: &str) -> bool {
     })
 }
 
+impl RefContact {
+    fn opt_out(&mut self, at: Timestamp) {
+        self.consent = Some(RefConsent::Out);
+        self.last_opt_out = Some(self.last_opt_out.map_or(at, |l| l.max(at)));
+    }
+}
+
 impl Reference {
     pub fn new(margin: TimeDelta) -> Self {
         Self {
             contacts: BTreeMap::new(),
+            links: BTreeSet::new(),
             senders: BTreeMap::new(),
             templates: BTreeMap::new(),
             limits: BTreeMap::new(),
@@ -118,27 +180,75 @@ impl Reference {
             Event::Contact(e) => {
                 let contact = self.contacts.entry(e.contact().clone()).or_default();
                 match e {
-                    ContactEvent::OptedIn { .. } => contact.consent = Some(RefConsent::In),
-                    ContactEvent::OptedOut { .. } => contact.consent = Some(RefConsent::Out),
+                    // Keyword consent is derived from the message itself (below).
+                    ContactEvent::OptedIn { source, .. } => {
+                        if *source != OptInSource::Keyword {
+                            contact.consent = Some(RefConsent::In);
+                        }
+                    }
+                    ContactEvent::OptedOut { source, at, .. } => {
+                        if *source != OptOutSource::Keyword {
+                            contact.opt_out(*at);
+                        }
+                    }
                     ContactEvent::InboundReceived {
                         sender,
+                        kind,
+                        text,
                         provider_at,
                         at,
                         ..
                     } => {
                         let written = provider_at.map_or(*at, |p| p.min(*at));
-                        if let Some(sender) = sender {
-                            let window = contact.windows.entry(sender.clone()).or_default();
-                            window.0 = Some(window.0.map_or(written, |l| l.max(written)));
-                            window.1 = false;
+                        let replay = *at - written > RETRY_HORIZON;
+                        if !replay {
+                            if let Some(sender) = sender {
+                                let window = contact.windows.entry(sender.clone()).or_default();
+                                window.last = Some(window.last.map_or(written, |l| l.max(written)));
+                                if window.closed_since.is_some_and(|closed| closed <= written) {
+                                    window.closed_since = None;
+                                }
+                            }
+                            contact.not_on_whatsapp = false;
                         }
-                        contact.not_on_whatsapp = false;
+                        let not_older_than_stop =
+                            contact.last_opt_out.is_none_or(|stop| written >= stop);
+                        match keyword(kind, text) {
+                            // Every STOP is an opt-out, even from an opted-out person: a START
+                            // written before it must not opt them in.
+                            Keyword::Stop => contact.opt_out(written),
+                            Keyword::Start if !replay && not_older_than_stop => {
+                                contact.consent = Some(RefConsent::In);
+                            }
+                            Keyword::Yes
+                                if !replay
+                                    && not_older_than_stop
+                                    && contact.consent == Some(RefConsent::Out) =>
+                            {
+                                contact.consent = Some(RefConsent::In);
+                            }
+                            _ => {}
+                        }
                     }
-                    ContactEvent::WindowReportedClosed { sender, .. } => {
+                    ContactEvent::GroupMessageReceived { kind, text, at, .. } => {
+                        if keyword(kind, text) == Keyword::Stop
+                            && contact.consent != Some(RefConsent::Out)
+                        {
+                            contact.opt_out(*at);
+                        }
+                    }
+                    ContactEvent::WindowReportedClosed { sender, at, .. } => {
                         for (s, window) in contact.windows.iter_mut() {
                             if sender.as_ref().is_none_or(|sender| sender == s) {
-                                window.1 = true;
+                                window.closed_since = Some(*at);
                             }
+                        }
+                        if let Some(sender) = sender {
+                            contact
+                                .windows
+                                .entry(sender.clone())
+                                .or_default()
+                                .closed_since = Some(*at);
                         }
                     }
                     ContactEvent::FlagRaised { flag, .. }
@@ -150,17 +260,31 @@ impl Reference {
                         }
                     }
                     ContactEvent::OptOutReviewRequested { .. } => {}
-                    // The reference world never links identities nor receives group messages
-                    // (the lead's property tests model linked identities).
-                    ContactEvent::IdentityLinked { .. }
-                    | ContactEvent::GroupMessageReceived { .. } => {}
+                    ContactEvent::IdentityLinked { contact, other, .. } => {
+                        self.links.insert((contact.clone(), other.clone()));
+                        self.links.insert((other.clone(), contact.clone()));
+                    }
                 }
             }
             Event::Sender(e) => {
                 let sender = self.senders.entry(e.sender().clone()).or_default();
                 match e {
-                    SenderEvent::Registered { portfolio, .. } => {
-                        sender.portfolio = Some(portfolio.clone())
+                    SenderEvent::Registered {
+                        provider,
+                        portfolio,
+                        meta_phone_number_id,
+                        ..
+                    } => {
+                        let registration =
+                            (*provider, portfolio.clone(), meta_phone_number_id.clone());
+                        if sender
+                            .registration
+                            .as_ref()
+                            .is_some_and(|old| *old != registration)
+                        {
+                            sender.authorized = false;
+                        }
+                        sender.registration = Some(registration);
                     }
                     SenderEvent::Authorized { .. } => {
                         sender.authorized = true;
@@ -322,10 +446,14 @@ impl Reference {
             .contacts
             .get(contact)
             .and_then(|c| c.windows.get(sender))
-            .is_some_and(|(last, closed)| {
-                !closed && last.is_some_and(|last| at < last + DAY - self.margin)
+            .is_some_and(|w| {
+                w.closed_since.is_none() && w.last.is_some_and(|last| at < last + DAY - self.margin)
             });
-        let Some(portfolio) = self.senders.get(sender).and_then(|s| s.portfolio.clone()) else {
+        let Some(portfolio) = self
+            .senders
+            .get(sender)
+            .and_then(|s| s.portfolio().cloned())
+        else {
             return;
         };
         let reaches = self.reaches.entry(portfolio.clone()).or_default();
@@ -343,7 +471,7 @@ impl Reference {
     pub fn last_inbound(&self, contact: &ContactId) -> Option<Timestamp> {
         self.contacts
             .get(contact)
-            .and_then(|c| c.windows.values().filter_map(|(last, _)| *last).max())
+            .and_then(|c| c.windows.values().filter_map(|w| w.last).max())
     }
 
     pub fn oldest_reach_within(&self, now: Timestamp) -> Option<Timestamp> {
@@ -365,9 +493,73 @@ impl Reference {
         self.contacts
             .get(contact)
             .and_then(|c| c.windows.get(sender))
-            .is_some_and(|(last, closed)| {
-                !closed && last.is_some_and(|last| now < last + DAY - policy.window_safety_margin)
+            .is_some_and(|w| {
+                w.closed_since.is_none()
+                    && w.last
+                        .is_some_and(|last| now < last + DAY - policy.window_safety_margin)
             })
+    }
+
+    /// Every identity of the person `id` is (itself included), through the links.
+    pub fn person(&self, id: &ContactId) -> Vec<ContactId> {
+        let mut person = vec![id.clone()];
+        let mut next = 0;
+        while next < person.len() {
+            let current = person[next].clone();
+            for (a, b) in &self.links {
+                if *a == current && !person.contains(b) {
+                    person.push(b.clone());
+                }
+            }
+            next += 1;
+        }
+        person
+    }
+
+    /// The identity's own consent (not its person's).
+    pub fn consent(&self, id: &ContactId) -> Option<RefConsent> {
+        self.contacts.get(id).and_then(|c| c.consent)
+    }
+
+    /// When the provider reported `sender`'s window with `contact` closed, if it still is.
+    pub fn window_reported_closed(
+        &self,
+        sender: &WhatsAppAddress,
+        contact: &ContactId,
+    ) -> Option<Timestamp> {
+        self.contacts
+            .get(contact)
+            .and_then(|c| c.windows.get(sender))
+            .and_then(|w| w.closed_since)
+    }
+
+    pub fn last_opt_out(&self, id: &ContactId) -> Option<Timestamp> {
+        self.contacts.get(id).and_then(|c| c.last_opt_out)
+    }
+
+    /// Whether an API opt-in for `id` should be recorded.
+    pub fn api_opt_in_allowed(
+        &self,
+        id: &ContactId,
+        source: OptInSource,
+        evidence_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> bool {
+        if source == OptInSource::Keyword {
+            return false;
+        }
+        let opted_out = self.consent(id) == Some(RefConsent::Out);
+        let dated = match evidence_at {
+            Some(at) => at,
+            None if opted_out => return false,
+            None => now,
+        };
+        dated <= now && self.last_opt_out(id).is_none_or(|stop| dated > stop)
+    }
+
+    /// Whether an inbound's provider time is too far in the future to be believed.
+    pub fn provider_time_refused(&self, provider_at: Option<Timestamp>, now: Timestamp) -> bool {
+        provider_at.is_some_and(|at| at > now + CLOCK_SKEW)
     }
 
     /// Every rule broken, in the table's order.
@@ -383,7 +575,7 @@ impl Reference {
         let mut broken = Vec::new();
         let s = self.senders.get(sender).cloned().unwrap_or_default();
         // channel_not_authorized
-        if s.portfolio.is_none() || !s.authorized || s.suspended {
+        if s.registration.is_none() || !s.authorized || s.suspended {
             broken.push(RuleId::ChannelNotAuthorized);
         }
         // invalid_number
@@ -398,6 +590,22 @@ impl Reference {
             .and_then(|id| self.contacts.get(id))
             .cloned()
             .unwrap_or_default();
+        // The person's consent and marketing pause, over every linked identity.
+        let person: Vec<RefContact> = contact
+            .as_ref()
+            .map(|id| self.person(id))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.contacts.get(id).cloned())
+            .collect();
+        let consent = if person.iter().any(|p| p.consent == Some(RefConsent::Out)) {
+            Some(RefConsent::Out)
+        } else if person.iter().any(|p| p.consent == Some(RefConsent::In)) {
+            Some(RefConsent::In)
+        } else {
+            None
+        };
+        let marketing_paused = person.iter().any(|p| p.marketing_paused);
         let (is_template, template) = match content {
             SendContent::Template {
                 template,
@@ -410,11 +618,11 @@ impl Reference {
             .is_some_and(|id| self.window_open(sender, id, policy, now));
         if contact.is_some() {
             // opted_out
-            if c.consent == Some(RefConsent::Out) {
+            if consent == Some(RefConsent::Out) {
                 broken.push(RuleId::OptedOut);
             }
             // no_opt_in
-            if is_template && c.consent != Some(RefConsent::In) {
+            if is_template && consent != Some(RefConsent::In) {
                 broken.push(RuleId::NoOptIn);
             }
             // window_closed
@@ -452,15 +660,13 @@ impl Reference {
             // full portfolio (rolling 24 h).
             if is_template && !window_open {
                 let limit = s
-                    .portfolio
-                    .as_ref()
+                    .portfolio()
                     .and_then(|p| self.limits.get(p))
                     .copied()
                     .unwrap_or(policy.default_messaging_limit);
                 if let MessagingLimit::Limited(limit) = limit {
                     let recent: BTreeSet<&ContactId> = s
-                        .portfolio
-                        .as_ref()
+                        .portfolio()
                         .and_then(|p| self.reaches.get(p))
                         .into_iter()
                         .flatten()
@@ -480,7 +686,7 @@ impl Reference {
             let marketing = template
                 .and_then(|(t, _)| t)
                 .is_some_and(|t| t.category == TemplateCategory::Marketing);
-            if marketing && c.marketing_paused {
+            if marketing && marketing_paused {
                 broken.push(RuleId::MarketingPaused);
             }
         }

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
-use crate::world::{Jump, Setup, Step, TEXTS};
+use crate::world::{Jump, Setup, Step, EVIDENCE_AT, IDENTITIES, INBOUND_AGES, TEXTS};
 
 /// 256 cases per property by default; `PROPTEST_CASES` (read by proptest itself) raises them.
 pub fn config() -> ProptestConfig {
@@ -16,15 +16,19 @@ pub fn config() -> ProptestConfig {
 
 pub fn setup() -> impl Strategy<Value = Setup> {
     (
+        any::<bool>(),
         prop_oneof![3 => Just(10_i64), 1 => Just(0_i64), 1 => Just(60_i64)],
         prop_oneof![Just(1_u32), Just(2_u32), Just(250_u32)],
         prop::array::uniform2(prop::bool::weighted(0.8)),
     )
-        .prop_map(|(margin_minutes, default_limit, approved)| Setup {
-            margin_minutes,
-            default_limit,
-            approved,
-        })
+        .prop_map(
+            |(second_sender, margin_minutes, default_limit, approved)| Setup {
+                second_sender,
+                margin_minutes,
+                default_limit,
+                approved,
+            },
+        )
 }
 
 /// Clock jumps, biased toward the boundaries that matter: the window's edges (24 h and 24 h
@@ -34,8 +38,8 @@ pub fn jump() -> impl Strategy<Value = Jump> {
         3 => (0_u32..5_000).prop_map(Jump::Millis),
         2 => (1_u32..600).prop_map(Jump::Minutes),
         1 => (600_u32..2_000).prop_map(Jump::Minutes),
-        5 => (0_usize..3, 0_usize..6).prop_map(|(contact, edge)| Jump::WindowEdge { contact, edge }),
-        3 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::RetryEdge { message, offset }),
+        5 => (0_usize..4, 0_usize..6).prop_map(|(contact, edge)| Jump::WindowEdge { contact, edge }),
+        5 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::RetryEdge { message, offset }),
         1 => (any::<usize>(), -1_i64..=1).prop_map(|(message, offset)| Jump::InDoubtEdge { message, offset }),
         1 => (-1_i64..=1).prop_map(|offset| Jump::TierEdge { offset }),
     ]
@@ -48,7 +52,18 @@ fn sender() -> impl Strategy<Value = usize> {
 }
 
 fn recipient() -> impl Strategy<Value = usize> {
-    prop_oneof![8 => 0_usize..3, 1 => Just(3_usize)]
+    prop_oneof![8 => 0_usize..3, 1 => Just(3_usize), 2 => Just(4_usize)]
+}
+
+/// Mostly the three people's main numbers, sometimes the second number and the user id.
+fn identity() -> impl Strategy<Value = usize> {
+    prop_oneof![6 => 0_usize..3, 2 => 3_usize..IDENTITIES.len()]
+}
+
+/// Mostly no provider time or a recent one, sometimes late, a replay or ahead of our clock
+/// (within the skew: index 9).
+fn inbound_age() -> impl Strategy<Value = usize> {
+    prop_oneof![6 => 0_usize..3, 3 => 0..INBOUND_AGES.len(), 1 => Just(9_usize)]
 }
 
 fn workflow() -> impl Strategy<Value = usize> {
@@ -57,11 +72,27 @@ fn workflow() -> impl Strategy<Value = usize> {
 
 pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0_usize..3, 0_usize..6).prop_map(|(contact, source)| Step::OptIn { contact, source }),
-        7 => (0_usize..3, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4], 0..TEXTS.len())
-            .prop_map(|(contact, kind, text)| Step::Inbound { contact, kind, text }),
-        1 => (0_usize..3).prop_map(|contact| Step::OperatorOptOut { contact }),
-        3 => (0_usize..3, 0_usize..2, prop::bool::weighted(0.75))
+        4 => (identity(), 0_usize..6, prop_oneof![2 => 0_usize..2, 1 => 0..EVIDENCE_AT.len()])
+            .prop_map(|(contact, source, evidence_at)| Step::OptIn { contact, source, evidence_at }),
+        7 => (identity(), 0_usize..3, prop_oneof![4 => Just(0_usize), 1 => 0_usize..4],
+              0..TEXTS.len(), inbound_age(), prop::bool::weighted(0.2))
+            .prop_map(|(contact, sender, kind, text, age, before_report)| Step::Inbound {
+                contact,
+                sender,
+                kind,
+                text,
+                age,
+                before_report,
+            }),
+        1 => (identity(), 0_usize..4, 0..TEXTS.len())
+            .prop_map(|(contact, kind, text)| Step::Group { contact, kind, text }),
+        // Mostly a main number with its second number or its user id.
+        2 => (prop_oneof![3 => 0_usize..3, 1 => 0..IDENTITIES.len()], 3..IDENTITIES.len(), 0_usize..4)
+            .prop_map(|(contact, other, source)| Step::Link { contact, other, source }),
+        1 => (0_usize..2, 0_usize..2)
+            .prop_map(|(sender, portfolio)| Step::Reregister { sender, portfolio }),
+        1 => identity().prop_map(|contact| Step::OperatorOptOut { contact }),
+        3 => (identity(), 0_usize..2, prop::bool::weighted(0.75))
             .prop_map(|(contact, flag, raised)| Step::Flag { contact, flag, raised }),
         2 => (0_usize..3, prop_oneof![1 => Just(2_usize), 1 => 0_usize..6])
             .prop_map(|(template, status)| Step::TemplateApproval { template, status }),
@@ -80,12 +111,19 @@ pub fn step() -> impl Strategy<Value = Step> {
             }),
         6 => (sender(), recipient(), workflow())
             .prop_map(|(sender, to, workflow)| Step::SendFreeform { sender, to, workflow }),
+        4 => (prop::bool::weighted(0.3), workflow(), prop::bool::weighted(0.3))
+            .prop_map(|(other_sender, workflow, provider_says_closed)| Step::Reply {
+                other_sender,
+                workflow,
+                provider_says_closed,
+            }),
         6 => prop_oneof![3 => 0_usize..3, 1 => any::<usize>()].prop_map(|back| Step::Claim { back }),
         3 => any::<usize>().prop_map(|index| Step::ClaimPending { index }),
-        4 => (prop_oneof![3 => 0_usize..2, 1 => any::<usize>()], 0_usize..40,
+        4 => (prop_oneof![3 => 0_usize..2, 1 => any::<usize>()],
+              prop_oneof![4 => 0_usize..40, 1 => Just(5_usize)],
               prop_oneof![Just(0_i64), Just(1), Just(250), Just(999)])
             .prop_map(|(back, outcome, jitter_ms)| Step::Outcome { back, outcome, jitter_ms }),
-        4 => (any::<usize>(), 0_usize..10, 0_usize..8)
+        4 => (any::<usize>(), 0_usize..10, 0_usize..9)
             .prop_map(|(message, status, code)| Step::Callback { message, status, code }),
         2 => (0_usize..8).prop_map(|back| Step::RepeatCallback { back }),
         1 => any::<usize>().prop_map(|message| Step::ExpireInDoubt { message }),

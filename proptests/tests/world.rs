@@ -9,35 +9,76 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta};
 use wagate_domain::decide::{
-    self, ClaimDecision, ClaimDispatch, DispatchOutcome, ReceiveInbound, RecordOptIn, RecordOptOut,
-    RecordOutcome, RecordStatus, SendMessage, SendState, SetContactFlag,
+    self, ClaimDecision, ClaimDispatch, DispatchOutcome, LinkIdentities, ReceiveGroupMessage,
+    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RecordStatus, SendMessage, SendState,
+    SetContactFlag,
 };
 use wagate_domain::{
-    Aggregate, ApprovalStatus, ContactFlag, ContactId, ContactState, Event, MessageEvent,
-    MessageId, MessageState, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PhoneNumber,
-    Policy, PortfolioId, PortfolioState, ProviderError, ProviderKind, ProviderMessageRef,
-    Recipient, RuleId, SendContent, SenderState, TemplateCategory, TemplateId, TemplateState,
-    Timestamp, WhatsAppAddress,
+    Aggregate, ApprovalStatus, ContactFlag, ContactId, ContactState, Event, IdentitySource,
+    MessageEvent, MessageId, MessageState, MessageStatus, MessagingLimit, OptInSource,
+    OptOutSource, PhoneNumber, Policy, PortfolioId, PortfolioState, ProviderError, ProviderKind,
+    ProviderMessageRef, Recipient, RuleId, SendContent, SenderState, TemplateCategory, TemplateId,
+    TemplateState, Timestamp, WhatsAppAddress,
 };
 
-use crate::reference::Reference;
+use crate::reference::{RefConsent, Reference};
 
 // ---------------------------------------------------------------------------------------------
 // The cast: fixed, small, so that steps collide on the same contacts, messages and templates.
 
-/// Recipients: three valid numbers and one that is not E.164.
-pub const RECIPIENTS: [&str; 4] = [
+/// Recipients: three valid numbers, one that is not E.164, and a second number of one of the
+/// people (the `wa_id` Meta delivered to, e.g. Brazil's ninth digit), only linked by `Link` steps.
+pub const RECIPIENTS: [&str; 5] = [
     "+41790000001",
     "+41790000002",
     "+41790000003",
     "+0790000004",
+    "+5511987650001",
 ];
+/// Identities that consent steps (inbounds, opt-ins, opt-outs, flags, links, groups) act on: the
+/// three valid recipients, the second number, and a business-scoped user id (never sendable).
+pub const IDENTITIES: [&str; 5] = [
+    "+41790000001",
+    "+41790000002",
+    "+41790000003",
+    "+5511987650001",
+    "bsuid:BR.1234567890",
+];
+/// How long before receipt the person wrote an inbound (Meta's `timestamp`), in seconds:
+/// `None` is a provider that gives no time (Twilio); negative ages are provider clocks ahead of
+/// ours (within and beyond the allowed skew of 5 min); around 7 days is the retry horizon's edge
+/// (an older inbound is a replay).
+pub const INBOUND_AGES: [Option<i64>; 11] = [
+    None,
+    Some(0),
+    Some(1),
+    Some(90),
+    Some(7_200),
+    Some(72_000),
+    Some(7 * 86_400 - 1),
+    Some(7 * 86_400),
+    Some(7 * 86_400 + 1),
+    Some(-60),
+    Some(-301),
+];
+/// When an API opt-in's evidence is dated, relative to the identity's newest opt-out (or now
+/// when there is none): absent, now, 1 s before the STOP, the STOP's instant, 1 ms after it,
+/// and 1 s in the future.
+pub const EVIDENCE_AT: [&str; 6] = [
+    "absent",
+    "now",
+    "before_stop",
+    "at_stop",
+    "after_stop",
+    "future",
+];
+/// Portfolios a sender may be (re-)registered with.
+pub const PORTFOLIOS: [&str; 2] = ["acme", "acme_two"];
 /// Senders: a Twilio number (authorized at the start) and a Cloud API number (not authorized).
 pub const SENDERS: [(&str, ProviderKind); 2] = [
     ("+15550001111", ProviderKind::Twilio),
     ("+15550002222", ProviderKind::Meta),
 ];
-pub const PORTFOLIO: &str = "acme";
 /// Templates: two registered (utility with `1`, marketing with `1`, `2`), one never registered.
 pub const TEMPLATES: [(&str, TemplateCategory, &[&str]); 3] = [
     ("visit_reminder", TemplateCategory::Utility, &["1"]),
@@ -76,6 +117,32 @@ pub const TEXTS: [&str; 14] = [
     "please stop texting me",
     "remove me from your list",
 ];
+/// What each of `TEXTS` is, by the keyword table of docs/compliance.md (written by hand here,
+/// not computed by the domain's classifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    None,
+    Stop,
+    Start,
+    /// YES: opts in only an opted-out contact.
+    Yes,
+}
+pub const TEXT_KEYWORDS: [Keyword; 14] = [
+    Keyword::None,
+    Keyword::None,
+    Keyword::None,
+    Keyword::Stop,
+    Keyword::Stop,
+    Keyword::Stop,
+    Keyword::Stop,
+    Keyword::Stop,
+    Keyword::Start,
+    Keyword::Start,
+    Keyword::Yes,
+    Keyword::Yes,
+    Keyword::None,
+    Keyword::None,
+];
 pub const INBOUND_KINDS: [&str; 4] = ["text", "button", "image", "document"];
 pub const CALLBACK_STATUSES: [&str; 10] = [
     "queued",
@@ -89,10 +156,13 @@ pub const CALLBACK_STATUSES: [&str; 10] = [
     "played",
     "canceled",
 ];
-/// Error codes a callback may carry (index 0: none).
-pub const CALLBACK_CODES: [Option<u32>; 8] = [
+/// Error codes a callback may carry (index 0: none). The window-closed code is each provider's
+/// own (63016 for Twilio, 131047 for Meta: `window_closed_code`), and comes often: the window
+/// per sender needs reports.
+pub const CALLBACK_CODES: [Option<u32>; 9] = [
     None,
     None,
+    Some(63016),
     Some(63016),
     Some(63003),
     Some(63014),
@@ -138,6 +208,10 @@ pub fn contact_of(recipient: &str) -> Option<ContactId> {
     PhoneNumber::parse(recipient).ok().map(ContactId::Phone)
 }
 
+pub fn identity(index: usize) -> ContactId {
+    ContactId::parse(IDENTITIES[index % IDENTITIES.len()]).expect("valid identity")
+}
+
 pub fn sender_address(index: usize) -> WhatsAppAddress {
     WhatsAppAddress::parse(&format!("whatsapp:{}", SENDERS[index].0)).expect("valid sender")
 }
@@ -147,7 +221,7 @@ pub fn template_id(index: usize) -> TemplateId {
 }
 
 fn portfolio_id() -> PortfolioId {
-    PortfolioId::parse(PORTFOLIO).expect("valid portfolio")
+    PortfolioId::parse(PORTFOLIOS[0]).expect("valid portfolio")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,14 +255,41 @@ pub enum Jump {
 
 #[derive(Debug, Clone)]
 pub enum Step {
+    /// An opt-in recorded through the API (any source, `keyword` included: it must be refused),
+    /// with its evidence dated per `EVIDENCE_AT`.
     OptIn {
         contact: usize,
         source: usize,
+        evidence_at: usize,
     },
+    /// A message from an identity to one of our numbers (`sender` 2: one to each), written
+    /// `INBOUND_AGES[age]` before it arrives.
     Inbound {
+        contact: usize,
+        sender: usize,
+        kind: usize,
+        text: usize,
+        age: usize,
+        /// Written 1 ms before the provider last reported this window closed (when it did, and
+        /// within the retry horizon), instead of `age`: a late delivery that must not reopen it.
+        before_report: bool,
+    },
+    /// A message typed in a group chat.
+    Group {
         contact: usize,
         kind: usize,
         text: usize,
+    },
+    /// The provider says two identities are one person.
+    Link {
+        contact: usize,
+        other: usize,
+        source: usize,
+    },
+    /// A sender is registered again (maybe with another portfolio).
+    Reregister {
+        sender: usize,
+        portfolio: usize,
     },
     OperatorOptOut {
         contact: usize,
@@ -221,6 +322,15 @@ pub enum Step {
         sender: usize,
         to: usize,
         workflow: usize,
+    },
+    /// The agent answers the newest inbound with freeform text, from the number it was written
+    /// to (or, with `other_sender`, from the other number: the window is per sender).
+    Reply {
+        other_sender: bool,
+        workflow: usize,
+        /// Dispatch it at once, and the provider refuses it as outside the window (its clock
+        /// is not ours): the report closes that sender's window.
+        provider_says_closed: bool,
     },
     /// Claims the `back`-th most recent message (recent ones are the interesting ones).
     Claim {
@@ -255,6 +365,9 @@ pub enum Step {
 /// The world's starting configuration.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    /// Whether the Cloud API sender is authorized too from the start (the window per sender
+    /// needs two senders that may send).
+    pub second_sender: bool,
     pub margin_minutes: i64,
     pub default_limit: u32,
     pub approved: [bool; 2],
@@ -281,6 +394,24 @@ pub struct Claimability {
     pub at: Timestamp,
     pub domain: Result<(), String>,
     pub reference: bool,
+}
+
+/// A command the domain may refuse with an error (an API opt-in, an inbound's provider time):
+/// what it answered and whether the reference expected it to be accepted.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub what: String,
+    pub domain: Result<(), String>,
+    pub reference: bool,
+}
+
+/// After a step, an identity whose own consent the domain and the reference disagree on.
+#[derive(Debug, Clone)]
+pub struct ConsentMismatch {
+    pub after: String,
+    pub contact: ContactId,
+    pub domain: &'static str,
+    pub reference: &'static str,
 }
 
 /// A callback delivered again: what the domain emitted and whether the state changed.
@@ -320,6 +451,9 @@ pub struct World {
     pub claimability: Vec<Claimability>,
     pub redeliveries: Vec<Redelivery>,
     pub transitions: Vec<Transition>,
+    pub api_opt_ins: Vec<Answer>,
+    pub inbound_times: Vec<Answer>,
+    pub consent_mismatches: Vec<ConsentMismatch>,
     next_id: u64,
 }
 
@@ -347,6 +481,9 @@ impl World {
             claimability: Vec::new(),
             redeliveries: Vec::new(),
             transitions: Vec::new(),
+            api_opt_ins: Vec::new(),
+            inbound_times: Vec::new(),
+            consent_mismatches: Vec::new(),
             next_id: 0,
         };
         let now = world.now;
@@ -364,6 +501,9 @@ impl World {
             world.append(&events);
         }
         world.set_sender(0, true);
+        if setup.second_sender {
+            world.set_sender(1, true);
+        }
         for (index, (name, category, placeholders)) in TEMPLATES.iter().enumerate().take(2) {
             let id = template_id(index);
             let command = decide::RegisterTemplate {
@@ -482,54 +622,207 @@ impl World {
     pub fn run(&mut self, steps: &[Step]) {
         for step in steps {
             self.step(step);
+            self.compare_consent(step);
         }
+    }
+
+    /// Each identity's own consent, as the domain folded it and as the reference derived it
+    /// from the inputs (the inbound texts and times, the API and operator commands).
+    fn compare_consent(&mut self, step: &Step) {
+        for index in 0..IDENTITIES.len() {
+            let id = identity(index);
+            let state = self.contact(Some(&id));
+            let domain = if state.is_opted_out() {
+                "opted out"
+            } else if state.is_opted_in() {
+                "opted in"
+            } else {
+                "unknown"
+            };
+            let reference = match self.reference.consent(&id) {
+                Some(RefConsent::Out) => "opted out",
+                Some(RefConsent::In) => "opted in",
+                None => "unknown",
+            };
+            if domain != reference {
+                self.consent_mismatches.push(ConsentMismatch {
+                    after: format!("{step:?} at {}", self.now),
+                    contact: id,
+                    domain,
+                    reference,
+                });
+            }
+        }
+    }
+
+    /// The states of every identity linked to `id`, directly or through others (as the hub
+    /// loads them), `id` itself excluded.
+    fn linked_states(&self, id: &ContactId) -> Vec<ContactState> {
+        let mut seen = vec![id.clone()];
+        let mut next = 0;
+        while next < seen.len() {
+            let state = self.contact(Some(&seen[next]));
+            for other in &state.linked {
+                if !seen.contains(other) {
+                    seen.push(other.clone());
+                }
+            }
+            next += 1;
+        }
+        seen.iter()
+            .skip(1)
+            .map(|other| self.contact(Some(other)))
+            .collect()
     }
 
     pub fn step(&mut self, step: &Step) {
         let now = self.now;
         match step {
-            Step::OptIn { contact, source } => {
-                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
-                // Keyword consent comes only from the contact's own START (an `Inbound` step):
-                // the API refuses it, so the world records the other sources, with evidence
-                // dated now (after any earlier STOP, as a new opt-in must be).
-                let sources: Vec<OptInSource> = OptInSource::ALL
-                    .into_iter()
-                    .filter(|source| *source != OptInSource::Keyword)
-                    .collect();
+            Step::OptIn {
+                contact,
+                source,
+                evidence_at,
+            } => {
+                let id = identity(*contact);
+                let source = OptInSource::ALL[*source % OptInSource::ALL.len()];
+                let stop = self.reference.last_opt_out(&id);
+                let second = TimeDelta::seconds(1);
+                let evidence_at = match EVIDENCE_AT[*evidence_at % EVIDENCE_AT.len()] {
+                    "absent" => None,
+                    "now" => Some(now),
+                    "before_stop" => Some(stop.unwrap_or(now) - second),
+                    "at_stop" => Some(stop.unwrap_or(now)),
+                    "after_stop" => Some(stop.map_or(now, |s| s + TimeDelta::milliseconds(1))),
+                    _ => Some(now + second),
+                };
                 let command = RecordOptIn {
                     contact: id.clone(),
-                    source: sources[*source % sources.len()],
+                    source,
                     evidence: "https://acme.example/form".into(),
-                    recorded_by: "agent".into(),
+                    recorded_by: "operator".into(),
                     wording_version: "v1".into(),
-                    evidence_at: Some(now),
+                    evidence_at,
                 };
-                // Refused (nothing recorded) only by a STOP in this very instant.
-                if let Ok(events) = decide::opt_in(&self.contact(Some(&id)), &command, now) {
+                let expected = self
+                    .reference
+                    .api_opt_in_allowed(&id, source, evidence_at, now);
+                let result = decide::opt_in(&self.contact(Some(&id)), &command, now);
+                self.api_opt_ins.push(Answer {
+                    what: format!("{command:?} at {now}"),
+                    domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+                    reference: expected,
+                });
+                if let Ok(events) = result {
                     self.append(&events);
                 }
             }
             Step::Inbound {
                 contact,
+                sender,
+                kind,
+                text,
+                age,
+                before_report,
+            } => {
+                // A late delivery written just before the newest window report, to the window
+                // it reported on.
+                let newest_report = self.log.iter().rev().find_map(|event| match event {
+                    Event::Contact(wagate_domain::ContactEvent::WindowReportedClosed {
+                        contact,
+                        sender: Some(sender),
+                        ..
+                    }) => Some((contact.clone(), sender.clone())),
+                    _ => None,
+                });
+                let (id, senders) = match newest_report.filter(|_| *before_report) {
+                    Some((id, sender)) => (id, vec![sender]),
+                    // Index 2: the person writes to both numbers.
+                    None if *sender >= SENDERS.len() => (
+                        identity(*contact),
+                        (0..SENDERS.len()).map(sender_address).collect(),
+                    ),
+                    None => (identity(*contact), vec![sender_address(*sender)]),
+                };
+                for sender in senders {
+                    let report = self
+                        .reference
+                        .window_reported_closed(&sender, &id)
+                        .map(|at| at - TimeDelta::milliseconds(1))
+                        .filter(|at| now - *at < TimeDelta::days(7) && *before_report);
+                    let provider_at = report.or_else(|| {
+                        INBOUND_AGES[*age % INBOUND_AGES.len()]
+                            .map(|seconds| now - TimeDelta::seconds(seconds))
+                    });
+                    let command = ReceiveInbound {
+                        contact: id.clone(),
+                        sender: Some(sender),
+                        provider_ref: None,
+                        kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
+                        text: TEXTS[*text % TEXTS.len()].into(),
+                        provider_at,
+                    };
+                    let expected = !self.reference.provider_time_refused(provider_at, now);
+                    let result =
+                        decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now);
+                    self.inbound_times.push(Answer {
+                        what: format!("inbound written {provider_at:?}, received {now}"),
+                        domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+                        reference: expected,
+                    });
+                    if let Ok(events) = result {
+                        self.append(&events);
+                    }
+                }
+            }
+            Step::Group {
+                contact,
                 kind,
                 text,
             } => {
-                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
-                let command = ReceiveInbound {
+                let id = identity(*contact);
+                let command = ReceiveGroupMessage {
                     contact: id.clone(),
-                    sender: Some(sender_address(0)),
+                    group: "120363000000000001".into(),
+                    sender: Some(sender_address(1)),
                     provider_ref: None,
                     kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
                     text: TEXTS[*text % TEXTS.len()].into(),
-                    provider_at: None,
                 };
-                let events = decide::inbound(&self.contact(Some(&id)), &command, &self.policy, now)
-                    .expect("no provider time, nothing to refuse");
+                let events = decide::group_inbound(&self.contact(Some(&id)), &command, now);
+                self.append(&events);
+            }
+            Step::Link {
+                contact,
+                other,
+                source,
+            } => {
+                let command = LinkIdentities {
+                    contact: identity(*contact),
+                    other: identity(*other),
+                    source: IdentitySource::ALL[*source % IdentitySource::ALL.len()],
+                };
+                let events =
+                    decide::link_identities(&self.contact(Some(&command.contact)), &command, now);
+                self.append(&events);
+            }
+            Step::Reregister { sender, portfolio } => {
+                let index = *sender % SENDERS.len();
+                let address = sender_address(index);
+                let provider = SENDERS[index].1;
+                let command = decide::RegisterSender {
+                    sender: address.clone(),
+                    provider,
+                    portfolio: PortfolioId::parse(PORTFOLIOS[*portfolio % PORTFOLIOS.len()])
+                        .expect("valid portfolio"),
+                    meta_phone_number_id: (provider == ProviderKind::Meta)
+                        .then(|| "109876543210".to_owned()),
+                };
+                let events = decide::register_sender(&self.sender(&address), &command, now)
+                    .expect("a complete registration");
                 self.append(&events);
             }
             Step::OperatorOptOut { contact } => {
-                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let id = identity(*contact);
                 let command = RecordOptOut {
                     contact: id.clone(),
                     source: OptOutSource::Operator,
@@ -543,7 +836,7 @@ impl World {
                 flag,
                 raised,
             } => {
-                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let id = identity(*contact);
                 let command = SetContactFlag {
                     contact: id.clone(),
                     flag: ContactFlag::ALL[*flag % ContactFlag::ALL.len()],
@@ -603,6 +896,43 @@ impl World {
                 };
                 self.send(*sender, *to, *workflow, content);
             }
+            Step::Reply {
+                other_sender,
+                workflow,
+                provider_says_closed,
+            } => {
+                let newest = self.log.iter().rev().find_map(|event| match event {
+                    Event::Contact(wagate_domain::ContactEvent::InboundReceived {
+                        contact,
+                        sender: Some(sender),
+                        ..
+                    }) => Some((contact.to_string(), sender.clone())),
+                    _ => None,
+                });
+                let Some((contact, sender)) = newest else {
+                    return;
+                };
+                let (Some(to), Some(mut from)) = (
+                    RECIPIENTS.iter().position(|r| *r == contact),
+                    (0..SENDERS.len()).find(|i| sender_address(*i) == sender),
+                ) else {
+                    return;
+                };
+                if *other_sender {
+                    from = (from + 1) % SENDERS.len();
+                }
+                let content = SendContent::Freeform {
+                    text: "Thursday 10:00 works".into(),
+                };
+                self.send(from, to, *workflow, content);
+                if *provider_says_closed {
+                    let id = *self.message_ids.last().expect("just decided");
+                    self.claim(id);
+                    if self.dispatched.contains(&id) {
+                        self.outcome(id, WINDOW_CLOSED_OUTCOME, TimeDelta::zero());
+                    }
+                }
+            }
             Step::Claim { back } => {
                 let ids = &self.message_ids;
                 if let Some(id) = ids
@@ -656,7 +986,10 @@ impl World {
                         status: MessageStatus::parse(
                             CALLBACK_STATUSES[*status % CALLBACK_STATUSES.len()],
                         ),
-                        error_code: CALLBACK_CODES[*code % CALLBACK_CODES.len()],
+                        error_code: window_closed_code(
+                            self.provider_of(&state),
+                            CALLBACK_CODES[*code % CALLBACK_CODES.len()],
+                        ),
                     };
                     self.callback(command);
                 }
@@ -707,6 +1040,9 @@ impl World {
         };
         let sender_state = self.sender(&command.sender);
         let contact = self.contact(contact_of(recipient).as_ref());
+        let linked = contact_of(recipient)
+            .map(|id| self.linked_states(&id))
+            .unwrap_or_default();
         let template = match &command.content {
             SendContent::Template { template, .. } => self.template(template),
             SendContent::Freeform { .. } => TemplateState::default(),
@@ -715,8 +1051,7 @@ impl World {
         let state = SendState {
             sender: &sender_state,
             contact: &contact,
-            // The reference world has no linked identities (the lead's property tests add them).
-            linked: &[],
+            linked: &linked,
             template: &template,
             portfolio: &portfolio,
         };
@@ -742,6 +1077,11 @@ impl World {
     fn claim(&mut self, id: MessageId) {
         let now = self.now;
         let message = self.messages.get(&id).cloned().unwrap_or_default();
+        let linked = message
+            .intent
+            .as_ref()
+            .map(|intent| self.linked_states(&intent.contact))
+            .unwrap_or_default();
         let (sender_state, contact, template) = match &message.intent {
             Some(intent) => {
                 let template = match &intent.content {
@@ -762,8 +1102,7 @@ impl World {
         let state = SendState {
             sender: &sender_state,
             contact: &contact,
-            // The reference world has no linked identities (the lead's property tests add them).
-            linked: &[],
+            linked: &linked,
             template: &template,
             portfolio: &portfolio,
         };
@@ -822,7 +1161,7 @@ impl World {
                 message: "provider error".into(),
             },
         };
-        let outcome = match outcome % (codes.len() + 5) {
+        let outcome = match outcome % (codes.len() + 6) {
             0 => DispatchOutcome::Accepted {
                 provider_ref: provider_ref(id),
                 provider_status: MessageStatus::Queued,
@@ -839,7 +1178,10 @@ impl World {
             },
             3 => error(None, Some(503)),
             4 => error(None, Some(400)),
-            n => error(Some(codes[n - 5]), Some(400)),
+            // The provider says the window is closed (its own code): the window per sender
+            // needs reports, and among all codes this one would be rare.
+            WINDOW_CLOSED_OUTCOME => error(window_closed_code(provider, Some(63016)), Some(400)),
+            n => error(Some(codes[n - 6]), Some(400)),
         };
         let command = RecordOutcome {
             message_id: id,
@@ -911,7 +1253,7 @@ impl World {
             Jump::Millis(n) => Some(self.now + ms(i64::from(*n))),
             Jump::Minutes(n) => Some(self.now + TimeDelta::minutes(i64::from(*n))),
             Jump::WindowEdge { contact, edge } => {
-                let id = contact_of(RECIPIENTS[*contact % 3]).expect("valid");
+                let id = identity(*contact % 3);
                 let edges = window_edges(self.policy.window_safety_margin);
                 self.reference
                     .last_inbound(&id)
@@ -933,6 +1275,18 @@ impl World {
         if let Some(target) = target.filter(|t| *t > self.now) {
             self.now = target;
         }
+    }
+}
+
+/// The `outcome` index of the provider's window-closed error.
+const WINDOW_CLOSED_OUTCOME: usize = 5;
+
+/// A window-closed code in the message's provider's own numbering.
+fn window_closed_code(provider: ProviderKind, code: Option<u32>) -> Option<u32> {
+    match (provider, code) {
+        (ProviderKind::Meta, Some(63016)) => Some(131047),
+        (ProviderKind::Twilio | ProviderKind::Sandbox, Some(131047)) => Some(63016),
+        (_, code) => code,
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::events::{ContactEvent, ContactFlag, OptInSource, OptOutSource};
 use crate::ids::{ContactId, WhatsAppAddress};
+use crate::keywords::{self, KeywordMatch};
 use crate::policy::{PROVIDER_RETRY_HORIZON, WINDOW};
 use crate::Timestamp;
 use chrono::TimeDelta;
@@ -75,8 +76,8 @@ pub struct ContactState {
     pub last_inbound_at: Option<Timestamp>,
     /// The 24 h window of each business number the person wrote to.
     pub windows: BTreeMap<WhatsAppAddress, SenderWindow>,
-    /// When the newest opt-out was made (the evidence time of the newest `OptedOut`): an
-    /// opt-in must be dated after it.
+    /// When the newest opt-out was made (the evidence time of the newest `OptedOut`, or of a
+    /// STOP the person wrote while already opted out): an opt-in must be dated after it.
     pub last_opt_out_at: Option<Timestamp>,
     pub not_on_whatsapp_since: Option<Timestamp>,
     pub marketing_paused_since: Option<Timestamp>,
@@ -110,11 +111,21 @@ impl ContactState {
             }
             ContactEvent::InboundReceived {
                 sender,
+                kind,
+                text,
                 provider_at,
                 at,
                 ..
             } => {
                 let written = written_at(*provider_at, *at);
+                // Every STOP the person wrote dates their newest opt-out, including one from an
+                // already opted-out person (which appends no `OptedOut`): a START written before
+                // it, delivered late, must not opt them in again.
+                if crate::decide::KEYWORD_KINDS.contains(&kind.as_str())
+                    && matches!(keywords::classify(text), KeywordMatch::OptOut(_))
+                {
+                    self.last_opt_out_at = Some(later(self.last_opt_out_at, written));
+                }
                 // Written longer ago than any provider retries: a replay, not a late delivery.
                 // It is on record, but it opens no window and proves nothing about today.
                 if *at - written > PROVIDER_RETRY_HORIZON {

@@ -180,7 +180,7 @@ pub struct ReceiveInbound {
 }
 
 /// Message kinds whose text the contact typed or tapped; a document's body is its file name.
-const KEYWORD_KINDS: [&str; 3] = ["text", "button", "interactive"];
+pub(crate) const KEYWORD_KINDS: [&str; 3] = ["text", "button", "interactive"];
 
 /// Records the inbound (it opens the sender's window) and applies STOP/START keywords.
 ///

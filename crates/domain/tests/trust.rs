@@ -239,6 +239,20 @@ fn a_late_start_never_reopts_in_over_a_newer_stop() {
 }
 
 #[test]
+fn a_second_stop_from_an_opted_out_person_still_dates_the_newest_opt_out() {
+    let mut fx = Fx::ready();
+    meta_inbound(&mut fx, "STOP", t0(), t0());
+    // Already opted out: the second STOP appends only the inbound, but it is the newest STOP.
+    let events = meta_inbound(&mut fx, "STOP", t0() + mins(10), t0() + mins(10));
+    assert_eq!(type_names(&events), ["InboundReceived"]);
+    assert_eq!(fx.contact.last_opt_out_at, Some(t0() + mins(10)));
+    // A START written between the two STOPs, delivered last, is older than the newest one.
+    let events = meta_inbound(&mut fx, "START", t0() + mins(5), t0() + mins(20));
+    assert_eq!(type_names(&events), ["InboundReceived"]);
+    assert!(fx.contact.is_opted_out());
+}
+
+#[test]
 fn a_late_stop_still_opts_out() {
     let mut fx = Fx::ready();
     meta_inbound(&mut fx, "STOP", t0(), t0());
