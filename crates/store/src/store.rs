@@ -769,7 +769,9 @@ impl Store {
         let db_file = self.inner.path.join("db");
         let last_handle = Arc::strong_count(&self.inner) == 1;
         drop(self);
-        if last_handle {
+        // A failed store's sled handle is never dropped (see `writer::never_drop`), so its lock
+        // stays until the process exits: nothing to wait for.
+        if last_handle && outcome.is_ok() {
             wait_until_unlocked(&db_file);
         }
         outcome

@@ -538,6 +538,7 @@ impl Writer {
 
     fn fail(&mut self, error: StoreError) {
         self.shared.record_failure(&error);
+        never_drop(&self.db);
         self.failure = Some(error);
     }
 
@@ -935,6 +936,7 @@ impl Syncer {
             Err(error) => {
                 tracing::error!(error = %error, "group commit failed; the store refuses further writes");
                 self.shared.record_failure(&error);
+                never_drop(&self.db);
                 self.failure = Some(error.clone());
                 answer_all(flight.answers, &error);
             }
@@ -1028,6 +1030,15 @@ fn write_key(
     batch.insert(keys::idempotency(&key.key), encode_key_record(&record));
     batch.insert(keys::expiry(key.expires_at_ms, &key.key), []);
     overlay.keys.insert(key.key.clone(), record);
+}
+
+/// Keeps a failed sled database from ever being dropped. sled 0.34's `Drop` flushes, and after a
+/// failed write (measured: ENOSPC on a full tmpfs) that flush waits forever for an I/O buffer
+/// that never becomes stable, so the last `Store` handle's drop, and `wagate serve`'s exit with
+/// it, would hang. Leaking one handle skips that flush; the process is about to exit (or reopen
+/// in a fresh process), and the file lock goes with the process.
+fn never_drop(db: &sled::Db) {
+    std::mem::forget(db.clone());
 }
 
 fn answer_all(answers: Vec<Answer>, error: &StoreError) {
