@@ -608,6 +608,18 @@ pub struct Health {
     pub mode: String,
 }
 
+/// `GET /readyz`: whether the hub can make writes durable right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` (200) or `unavailable` (503).
+    pub status: String,
+    /// Why the hub is not ready (`store failed: …`, `draining`); absent when ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The durable log head.
+    pub head: u64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 

@@ -168,6 +168,20 @@ impl Hub {
         Self::open(Arc::new(log), clock, policy)
     }
 
+    /// A hub on a temporary sled log whose next commit can be made to fail (`fault.fail_next()`),
+    /// as a failed fdatasync would: for tests of what readers see once the log has failed.
+    pub fn open_temporary_with_fault(
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        fault: wagate_store::SyncFault,
+    ) -> Result<Self> {
+        let log = wagate_store::Store::open_temporary_with(wagate_store::Options {
+            sync_fault: fault,
+            ..wagate_store::Options::default()
+        })?;
+        Self::open(Arc::new(log), clock, policy)
+    }
+
     fn rebuild_projection(&self) -> Result<()> {
         let mut messages: BTreeMap<MessageId, MessageState> = BTreeMap::new();
         let mut failure = None;

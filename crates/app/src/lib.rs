@@ -34,3 +34,5 @@ pub use wagate_domain::explain::{Explanation, Fact, Verdict};
 pub use wagate_domain::OpenIntent;
 /// The log interface [`Hub::open`] takes (re-exported for the composition root).
 pub use wagate_store::EventLog;
+/// The log's injected commit failure, for tests of a failed log ([`Hub::open_temporary_with_fault`]).
+pub use wagate_store::SyncFault;

@@ -150,4 +150,11 @@ impl Hub {
     pub fn log_stats(&self) -> StoreStats {
         self.inner.log.stats()
     }
+
+    /// The log's failure, watched: `None` while it can make writes durable, the cause once it
+    /// cannot (it then refuses every write until the process reopens it). Readiness answers from
+    /// it and `wagate serve` exits on it.
+    pub fn log_failure(&self) -> tokio::sync::watch::Receiver<Option<wagate_store::StoreError>> {
+        self.inner.log.failure()
+    }
 }

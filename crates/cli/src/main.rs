@@ -2,7 +2,8 @@
 //!
 //! Exit codes (documented in `wagate --help` and README.md):
 //! 0 success; 1 an error (bad input, a hub that cannot be reached, an I/O failure);
-//! 2 usage error (clap); 3 `audit` found a violation; 4 a send or claim was refused by a rule.
+//! 2 usage error (clap); 3 `audit` found a violation; 4 a send or claim was refused by a rule;
+//! 5 `serve` stopped because its event log failed (restart it).
 
 use std::process::ExitCode;
 
@@ -34,7 +35,7 @@ pub const EXIT_REFUSED: u8 = 4;
     long_about = "wagate decides, from an append-only event log, whether a WhatsApp message may be sent \
 (opt-in, STOP, 24 h window, approved template, workflow, sender authorization, tier limit), records \
 every decision, and dispatches allowed messages through Twilio, Meta's Cloud API or a local sandbox.",
-    after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 audit found a violation, 4 refused by a rule."
+    after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 audit found a violation, 4 refused by a rule, 5 serve stopped because its event log failed."
 )]
 struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `wagate=debug`.

@@ -4,9 +4,15 @@
 //! generated (sandbox mode). Runs until Ctrl-C or SIGTERM, then shuts down gracefully: the
 //! dispatcher drains, the server stops accepting and lets open requests finish (for at most
 //! WAGATE_SHUTDOWN_GRACE_SECONDS, then their connections are cut), the store closes.
+//!
+//! The same happens, without a signal, when the event log fails (an I/O error while making a
+//! batch durable, e.g. ENOSPC): the log refuses every write from then on, so `serve` drains and
+//! exits with [`EXIT_STORE_FAILED`] for a supervisor to restart it; the reopen re-checks what is
+//! durable (docs/operations.md, "When the store fails").
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -14,6 +20,9 @@ use wagate_http::Server;
 
 use crate::settings::{Providers, ServeConfig, ServeFlags};
 use crate::{compose, outbound, signals};
+
+/// Exit code of `serve` when it stopped because the event log failed (docs/cli.md).
+pub const EXIT_STORE_FAILED: u8 = 5;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -142,8 +151,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
         }))
     };
+    // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
+    // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
+    let mut log_failure = server.hub().log_failure();
+    let store_failed = Arc::new(AtomicBool::new(false));
+    let store_failed_seen = Arc::clone(&store_failed);
     let shutdown = async move {
-        signals::shutdown().await;
+        tokio::select! {
+            () = signals::shutdown() => {}
+            // The cause is copied out at once: the watch's guard must not live across an await.
+            failed = async {
+                log_failure
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|cause| cause.as_ref().map(ToString::to_string).unwrap_or_default())
+            } => {
+                // Err: the log's sender is gone, which only happens once it is closed; then
+                // there is nothing to wait for and only a signal stops the hub.
+                match failed {
+                    Ok(cause) => {
+                        tracing::error!(%cause, "the event log failed; draining and exiting for a restart");
+                        store_failed_seen.store(true, Ordering::Release);
+                    }
+                    Err(_) => signals::shutdown().await,
+                }
+            }
+        }
         let _ = stop_dispatch.send(true);
         if let Some(dispatcher) = dispatcher {
             match dispatcher.await {
@@ -158,6 +191,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Every user of the hub has stopped (the dispatcher drained, the server's requests ended).
     let closed = compose::close(store).await;
     served.context("the hub stopped with an error")?;
+    if store_failed.load(Ordering::Acquire) {
+        // `close` reports the same failure; the distinct code tells the supervisor why.
+        if let Err(error) = closed {
+            tracing::error!(error = %format!("{error:#}"), "the event log closed failed");
+        }
+        eprintln!(
+            "wagate serve: the event log failed; exiting with code {EXIT_STORE_FAILED} for a restart"
+        );
+        return Ok(ExitCode::from(EXIT_STORE_FAILED));
+    }
     closed?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

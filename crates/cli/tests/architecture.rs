@@ -216,3 +216,15 @@ fn no_file_cites_a_document_outside_the_repository() {
         missing.join("\n")
     );
 }
+
+#[test]
+fn http_does_not_name_the_store_even_for_its_tests() {
+    // The hub is its door to the log in tests too (`Hub::open_temporary*`).
+    let manifest = workspace_root().join("crates/http/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let named: Vec<&str> = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("wagate-store"))
+        .collect();
+    assert!(named.is_empty(), "{}: {named:?}", manifest.display());
+}

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use wagate_app::Hub;
 
-use crate::api::Health;
+use crate::api::{Health, Readiness};
 use crate::commands::flag;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,6 +28,34 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
         head: state.hub().head_position(),
         mode: state.mode().into(),
     })
+}
+
+/// `GET /readyz`: 200 only while the hub can make writes durable; 503 with the reason when the
+/// store has failed or the server is draining. (Start-up: the server is bound only once the hub
+/// has opened and replayed its log, so until then a probe is not answered at all.)
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let head = state.hub().head_position();
+    let failure = state
+        .hub()
+        .log_failure()
+        .borrow()
+        .as_ref()
+        .map(|e| e.to_string());
+    let reason = match failure {
+        Some(cause) => Some(format!("store failed: {cause}")),
+        None if *state.shutdown().borrow() => Some("draining".to_owned()),
+        None => None,
+    };
+    let (code, status) = match reason {
+        None => (StatusCode::OK, "ready"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let body = Readiness {
+        status: status.into(),
+        reason,
+        head,
+    };
+    (code, Json(body)).into_response()
 }
 
 /// `GET /metrics` (Prometheus text format).

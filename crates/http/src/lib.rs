@@ -25,6 +25,8 @@ pub mod export_json;
 mod feed;
 mod metrics;
 pub mod openapi;
+#[cfg(test)]
+mod readyz_tests;
 mod routes;
 mod server;
 mod settings;

@@ -12,6 +12,7 @@
 //! - `wagate_log_head_position`, `wagate_store_commits_total`,
 //!   `wagate_store_committed_requests_total`, `wagate_store_writer_seconds_total{stage}`
 //!   (prepare, apply, flush, sync): the store's own counters.
+//! - `wagate_store_failed`: 1 once the store is in the failed state (see docs/storage.md).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -198,6 +199,14 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP wagate_store_failed 1 once a write failed and the store refuses further \
+             writes (wagate serve then exits), else 0.\n\
+             # TYPE wagate_store_failed gauge\n\
+             wagate_store_failed {}",
+            u8::from(store.failed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP wagate_store_writer_seconds_total Store writer time by stage since start.\n\
              # TYPE wagate_store_writer_seconds_total counter"
         );
@@ -258,6 +267,7 @@ mod tests {
             apply_us: 1_500_000,
             flush_us: 0,
             sync_us: 0,
+            failed: true,
         });
         for line in [
             "wagate_http_requests_total{route=\"/healthz\",verdict=\"ok\"} 2",
@@ -270,6 +280,7 @@ mod tests {
             "wagate_refusals_total{rule=\"opted_out\"} 1",
             "wagate_events_appended_total{source=\"webhook\"} 2",
             "wagate_log_head_position 5",
+            "wagate_store_failed 1",
             "wagate_store_writer_seconds_total{stage=\"apply\"} 1.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");

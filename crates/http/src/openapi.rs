@@ -487,6 +487,19 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .fails(HUB),
         ("GET", "/healthz") => Spec::new("healthz", "ops", "Liveness and the durable log head")
             .answers("200", json("OK", schemas.json::<api::Health>())),
+        ("GET", "/readyz") => Spec::new(
+            "readyz",
+            "ops",
+            "Readiness: whether the hub can make writes durable",
+        )
+        .answers("200", json("Ready", schemas.json::<api::Readiness>()))
+        .answers(
+            "503",
+            json(
+                "Not ready: the store failed or the server is draining (see reason)",
+                schemas.json::<api::Readiness>(),
+            ),
+        ),
         ("GET", "/metrics") => {
             Spec::new("metrics", "ops", "Prometheus metrics (text format 0.0.4)")
                 .answers("200", text("text/plain", "OK"))

@@ -36,7 +36,7 @@ pub use record::{
     NewEvent, Origin, RecordedEvent, StreamAppend,
 };
 pub use store::{
-    Clock, Options, Pending, ReplayProgress, Store, StoreStats, VerifyReport,
+    Clock, Options, Pending, ReplayProgress, Store, StoreStats, SyncFault, VerifyReport,
     DEFAULT_MAX_QUEUED_REQUESTS,
 };
 pub use stream::{StreamId, MAX_STREAM_ID_BYTES};

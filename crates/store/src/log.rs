@@ -9,6 +9,8 @@
 //! - an unexpired idempotency key answers [`AppendOutcome::Duplicate`] and writes nothing;
 //! - an answered append is durable, and readable at once: reads never go past the durable head,
 //!   and [`EventLog::subscribe`] announces a head only once everything up to it is readable;
+//! - an idempotency key is visible to [`EventLog::idempotency_key`] only once the append that
+//!   wrote it is durable (never from a batch still syncing or one that failed);
 //! - checkpoints are per consumer name and may not point past the head.
 //!
 //! [`ExpectedVersion`]: crate::ExpectedVersion
@@ -95,6 +97,11 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
 
     /// Counters since open, for metrics.
     fn stats(&self) -> StoreStats;
+
+    /// A receiver of the log's failure: `None` while it can make writes durable, the cause once
+    /// it cannot (it then refuses every write until reopened). Readiness and `wagate serve`'s
+    /// exit on a failed log watch it.
+    fn failure(&self) -> watch::Receiver<Option<StoreError>>;
 }
 
 impl EventLog for Store {
@@ -142,5 +149,9 @@ impl EventLog for Store {
 
     fn stats(&self) -> StoreStats {
         Store::stats(self)
+    }
+
+    fn failure(&self) -> watch::Receiver<Option<StoreError>> {
+        Store::failure(self)
     }
 }

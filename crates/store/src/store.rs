@@ -19,7 +19,9 @@ use crate::error::{from_sled, Result, StoreError};
 use crate::keys;
 use crate::record::{AppendOutcome, AppendRequest, IdempotencyRecord, RecordedEvent};
 use crate::stream::StreamId;
+pub use crate::writer::SyncFault;
 use crate::writer::{decode_key_record, Command, Durability, Shared, Writer};
+use std::collections::HashMap;
 
 /// The store's source of "now" for idempotency-key expiry, in ms since the Unix epoch.
 /// Tests inject a fixed or manual clock; production uses [`Clock::system`].
@@ -79,6 +81,8 @@ pub struct Options {
     pub max_queued_requests: usize,
     /// Source of "now" for idempotency-key expiry.
     pub clock: Clock,
+    /// Test hook: arm it to make the next group commit fail (see [`SyncFault`]).
+    pub sync_fault: SyncFault,
 }
 
 /// Default [`Options::max_queued_requests`]: two full group commits (`max_batch_requests` is
@@ -103,6 +107,7 @@ impl Default for Options {
             replay_threads: 1,
             max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
             clock: Clock::system(),
+            sync_fault: SyncFault::default(),
         }
     }
 }
@@ -180,6 +185,8 @@ pub struct StoreStats {
     pub flush_us: u64,
     /// Writer time spent in fdatasync/fsync, in µs.
     pub sync_us: u64,
+    /// Whether the store is in the failed state (it refuses every write until reopened).
+    pub failed: bool,
 }
 
 /// How often the replay calls its progress callback.
@@ -325,6 +332,8 @@ impl Store {
             apply_us: AtomicU64::new(0),
             flush_us: AtomicU64::new(0),
             sync_us: AtomicU64::new(0),
+            pending_keys: Mutex::new(HashMap::new()),
+            failure_watch: watch::channel(None).0,
         });
         let (watch_sender, watch_receiver) = watch::channel(last_position);
         // A zero bound would be a rendezvous channel: every request busy unless the writer
@@ -429,6 +438,7 @@ impl Store {
             apply_us: shared.apply_us.load(Ordering::Relaxed),
             flush_us: shared.flush_us.load(Ordering::Relaxed),
             sync_us: shared.sync_us.load(Ordering::Relaxed),
+            failed: shared.failure_watch.borrow().is_some(),
         }
     }
 
@@ -436,6 +446,12 @@ impl Store {
     /// flushed and fsynced, so a consumer woken by it can read everything up to the new value.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.watch.clone()
+    }
+
+    /// A receiver of the store's failure: `None` while it can make writes durable, the cause
+    /// once a write failed (it then refuses every write until reopened).
+    pub fn failure(&self) -> watch::Receiver<Option<StoreError>> {
+        self.inner.shared.failure_watch.subscribe()
     }
 
     /// Current version of a stream (0 if it does not exist), as of the durable head.
@@ -476,11 +492,18 @@ impl Store {
         }
     }
 
-    /// The unexpired idempotency key `key`, if any.
+    /// The unexpired idempotency key `key`, if any, only once the batch that wrote it is durable:
+    /// a key of a batch still syncing, or of a batch that failed, answers `None` (the append that
+    /// carries the key then decides, after that batch, in the writer).
     pub fn idempotency_key(&self, key: &[u8]) -> Result<Option<IdempotencyRecord>> {
+        // sled first, then the pending set: the writer registers a key as pending before sled
+        // holds it, so a key found here and not pending afterwards is durable.
         let Some(value) = self.get(&keys::idempotency(key))? else {
             return Ok(None);
         };
+        if self.inner.shared.key_pending(key) {
+            return Ok(None);
+        }
         let record = decode_key_record(&value)
             .ok_or_else(|| self.corrupt("undecodable idempotency key record".into()))?;
         Ok((record.expires_at_ms > self.inner.clock.now_ms()).then_some(record))
@@ -746,7 +769,9 @@ impl Store {
         let db_file = self.inner.path.join("db");
         let last_handle = Arc::strong_count(&self.inner) == 1;
         drop(self);
-        if last_handle {
+        // A failed store's sled handle is never dropped (see `writer::never_drop`), so its lock
+        // stays until the process exits: nothing to wait for.
+        if last_handle && outcome.is_ok() {
             wait_until_unlocked(&db_file);
         }
         outcome

@@ -78,6 +78,58 @@ pub(crate) struct Shared {
     pub flush_us: AtomicU64,
     /// Time spent in our fdatasync/fsync calls, in µs.
     pub sync_us: AtomicU64,
+    /// Idempotency keys written to sled by a batch that is not durable yet (key → the sequence
+    /// number of the last batch that wrote it). Lookups from outside the writer ignore them, so
+    /// a de-duplication answer never rests on a key that may still be lost; the entries of a
+    /// batch that failed stay until the store is reopened.
+    pub pending_keys: Mutex<HashMap<Vec<u8>, u64>>,
+    /// The failure once the store entered the failed state, announced to whoever watches
+    /// (`wagate serve` exits on it).
+    pub failure_watch: watch::Sender<Option<StoreError>>,
+}
+
+impl Shared {
+    /// Puts the store in the failed state (the first cause wins) and announces it.
+    pub(crate) fn record_failure(&self, error: &StoreError) {
+        let first = match self.failed.lock() {
+            Ok(mut failed) => {
+                let first = failed.is_none();
+                failed.get_or_insert_with(|| error.clone());
+                first
+            }
+            Err(_) => true,
+        };
+        if first {
+            self.failure_watch.send_replace(Some(error.clone()));
+        }
+    }
+
+    /// Whether a batch that is not durable yet (or failed) wrote `key`.
+    pub(crate) fn key_pending(&self, key: &[u8]) -> bool {
+        match self.pending_keys.lock() {
+            Ok(pending) => pending.contains_key(key),
+            // A writer that panicked holding the lock: nothing it wrote can be trusted.
+            Err(_) => true,
+        }
+    }
+}
+
+/// Test hook: makes the next group commits fail as if `fdatasync` had returned an I/O error,
+/// after sled's `flush` (so sled's memory, and perhaps its file, holds the batch). Cloned into
+/// [`Options::sync_fault`](crate::Options); arming one clone arms them all. Never armed in
+/// production: nothing in `wagate` calls [`SyncFault::fail_next`].
+#[derive(Debug, Clone, Default)]
+pub struct SyncFault(Arc<AtomicBool>);
+
+impl SyncFault {
+    /// The next sync fails (once; the store is then in the failed state anyway).
+    pub fn fail_next(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
 }
 
 /// How an idempotency key is stored under `k`+key.
@@ -206,6 +258,10 @@ enum Answer {
 /// A batch applied to sled's memory, on its way to disk.
 struct Flight {
     answers: Vec<Answer>,
+    /// This batch's number (see [`Shared::pending_keys`]).
+    seq: u64,
+    /// The idempotency keys it writes, hidden from lookups until it is durable.
+    keys: Vec<Vec<u8>>,
     /// Highest position in the batch (or before it, if it holds no events).
     last_position: u64,
     span: tracing::Span,
@@ -226,6 +282,8 @@ pub(crate) struct Writer {
     last_sweep: Instant,
     /// The cause once a write failed; every later request is refused with it.
     failure: Option<StoreError>,
+    /// Number of the last batch handed on (see [`Shared::pending_keys`]).
+    flight_seq: u64,
 }
 
 impl Writer {
@@ -246,6 +304,7 @@ impl Writer {
             options,
             last_sweep: Instant::now(),
             failure: None,
+            flight_seq: 0,
         }
     }
 
@@ -267,6 +326,7 @@ impl Writer {
             shared: Arc::clone(&self.shared),
             watch,
             failure: None,
+            fault: self.options.sync_fault.clone(),
         };
         let syncer = match std::thread::Builder::new()
             .name("wagate-store-sync".into())
@@ -426,6 +486,18 @@ impl Writer {
             return;
         }
 
+        // Registered before sled holds them, so a lookup that finds a key in sled and then does
+        // not find it pending knows the batch that wrote it is durable.
+        self.flight_seq += 1;
+        let seq = self.flight_seq;
+        let flight_keys: Vec<Vec<u8>> = overlay.keys.keys().cloned().collect();
+        if !flight_keys.is_empty() {
+            if let Ok(mut pending) = self.shared.pending_keys.lock() {
+                for key in &flight_keys {
+                    pending.insert(key.clone(), seq);
+                }
+            }
+        }
         let started = Instant::now();
         let applied = pack(writes)
             .into_iter()
@@ -448,6 +520,8 @@ impl Writer {
         }
         let flight = Flight {
             answers,
+            seq,
+            keys: flight_keys,
             last_position: next_position - 1,
             span,
         };
@@ -463,9 +537,8 @@ impl Writer {
     }
 
     fn fail(&mut self, error: StoreError) {
-        if let Ok(mut failed) = self.shared.failed.lock() {
-            failed.get_or_insert(error.clone());
-        }
+        self.shared.record_failure(&error);
+        never_drop(&self.db);
         self.failure = Some(error);
     }
 
@@ -794,6 +867,7 @@ struct Syncer {
     shared: Arc<Shared>,
     watch: watch::Sender<u64>,
     failure: Option<StoreError>,
+    fault: SyncFault,
 }
 
 impl Syncer {
@@ -820,6 +894,17 @@ impl Syncer {
             .record("sync_us", started.elapsed().as_micros() as u64);
         match synced {
             Ok(()) => {
+                if !flight.keys.is_empty() {
+                    if let Ok(mut pending) = self.shared.pending_keys.lock() {
+                        for key in &flight.keys {
+                            // A later batch may have written the key again; it stays hidden
+                            // until that one is durable too.
+                            if pending.get(key) == Some(&flight.seq) {
+                                pending.remove(key);
+                            }
+                        }
+                    }
+                }
                 let durable = flight.last_position;
                 self.shared
                     .durable_position
@@ -850,9 +935,8 @@ impl Syncer {
             }
             Err(error) => {
                 tracing::error!(error = %error, "group commit failed; the store refuses further writes");
-                if let Ok(mut failed) = self.shared.failed.lock() {
-                    failed.get_or_insert(error.clone());
-                }
+                self.shared.record_failure(&error);
+                never_drop(&self.db);
                 self.failure = Some(error.clone());
                 answer_all(flight.answers, &error);
             }
@@ -864,6 +948,9 @@ impl Syncer {
         self.db.flush().map_err(|e| from_sled(e, &self.path))?;
         add_elapsed(&self.shared.flush_us, started);
         let started = Instant::now();
+        if self.fault.take() {
+            return Err(std::io::Error::other("injected sync fault (test hook)").into());
+        }
         self.durability.sync()?;
         add_elapsed(&self.shared.sync_us, started);
         Ok(())
@@ -943,6 +1030,15 @@ fn write_key(
     batch.insert(keys::idempotency(&key.key), encode_key_record(&record));
     batch.insert(keys::expiry(key.expires_at_ms, &key.key), []);
     overlay.keys.insert(key.key.clone(), record);
+}
+
+/// Keeps a failed sled database from ever being dropped. sled 0.34's `Drop` flushes, and after a
+/// failed write (measured: ENOSPC on a full tmpfs) that flush waits forever for an I/O buffer
+/// that never becomes stable, so the last `Store` handle's drop, and `wagate serve`'s exit with
+/// it, would hang. Leaking one handle skips that flush; the process is about to exit (or reopen
+/// in a fresh process), and the file lock goes with the process.
+fn never_drop(db: &sled::Db) {
+    std::mem::forget(db.clone());
 }
 
 fn answer_all(answers: Vec<Answer>, error: &StoreError) {

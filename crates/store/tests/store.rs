@@ -138,6 +138,9 @@ impl EventLog for DefaultReplay {
     fn stats(&self) -> wagate_store::StoreStats {
         self.0.stats()
     }
+    fn failure(&self) -> tokio::sync::watch::Receiver<Option<wagate_store::StoreError>> {
+        self.0.failure()
+    }
 }
 
 event_log_contract!(default_replay, |clock| {
