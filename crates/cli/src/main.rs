@@ -15,6 +15,7 @@ mod compose;
 mod demo;
 mod dispatch;
 mod export;
+mod healthcheck;
 mod ops;
 mod outbound;
 mod serve;
@@ -81,6 +82,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Write the log as JSON Lines (the auditors' format).
     Export(export::ExportArgs),
+    /// GET a URL (the hub's /readyz by default): exit 0 on 200, else 1 with the reason (for
+    /// container health checks and readiness waits).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             Command::Senders(command) => ops::senders(command).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
         }
     });
     match result {
