@@ -15,6 +15,7 @@ mod compose;
 mod demo;
 mod dispatch;
 mod export;
+mod import;
 mod ops;
 mod outbound;
 mod serve;
@@ -81,6 +82,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Write the log as JSON Lines (the auditors' format).
     Export(export::ExportArgs),
+    /// Rebuild a new database directory from an export file (a restore).
+    Import(import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             Command::Senders(command) => ops::senders(command).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Import(args) => import::run(args).await,
         }
     });
     match result {
