@@ -184,3 +184,65 @@ async fn an_import_refuses_a_non_empty_directory_and_an_incomplete_export() {
         stderr(&output)
     );
 }
+
+/// Salvage: `export --data` of a log with a damaged entry writes every event before it, names
+/// the position and the reason, and exits 6; an import of that prefix is a working database.
+#[tokio::test]
+async fn an_export_of_a_damaged_log_writes_the_good_prefix_and_names_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original = dir.path().join("original");
+    clean_log(&original).await;
+    let whole = wagate(&["export", "--data", path(&original)]);
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    let whole = stdout(&whole);
+    let last = whole.lines().count() as u64;
+    assert!(last > 20, "a realistic log");
+
+    // Garbage in the last envelope: the store's open refuses the database.
+    wagate_store::overwrite_log_entry(&original, last, b"not an envelope").expect("tamper");
+    assert!(wagate_store::Store::open(&original, wagate_store::Options::default()).is_err());
+
+    let salvaged = dir.path().join("salvaged.jsonl");
+    let output = wagate(&[
+        "export",
+        "--data",
+        path(&original),
+        "--output",
+        path(&salvaged),
+    ]);
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "export stopped at position {last}: undecodable envelope"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let prefix: Vec<&str> = whole.lines().take(last as usize - 1).collect();
+    let written = std::fs::read_to_string(&salvaged).expect("salvaged file");
+    assert_eq!(written.lines().collect::<Vec<_>>(), prefix);
+
+    // To standard output as well, and from a later position.
+    let output = wagate(&["export", "--data", path(&original), "--from", "3"]);
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), prefix[2..]);
+
+    // A range that ends before the damage is a whole export.
+    let to = (last - 1).to_string();
+    let output = wagate(&["export", "--data", path(&original), "--to", &to]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), prefix);
+
+    // The good prefix restores into a database that audits clean.
+    let restored = dir.path().join("restored");
+    let output = wagate(&["import", path(&salvaged), "--data", path(&restored)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = wagate(&["audit", "--data", path(&restored)]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
