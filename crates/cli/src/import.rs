@@ -58,9 +58,23 @@ pub struct ImportArgs {
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let horizon = TimeDelta::days(args.webhook_dedup_days);
+    let data = args.data.clone();
+    let fresh = !data.exists() || is_empty(&data);
     let summary = tokio::task::spawn_blocking(move || import(&args.file, &args.data, horizon))
         .await
-        .context("the import thread stopped")??;
+        .context("the import thread stopped")?
+        .map_err(|error| {
+            // The refusal of a non-empty directory touched nothing; any later failure left a
+            // database that is not the export.
+            if !fresh || !data.exists() || is_empty(&data) {
+                error
+            } else {
+                error.context(format!(
+                    "the import stopped; {} holds an incomplete database: remove it before importing again",
+                    data.display()
+                ))
+            }
+        })?;
     eprintln!(
         "imported {} events (positions 1..={}) into {}; {} webhook de-duplication keys restored ({} already expired)",
         summary.events,
@@ -85,6 +99,10 @@ struct InFlight {
     line: u64,
     position: u64,
     pending: Pending<AppendOutcome>,
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 fn refuse_non_empty(data: &Path) -> anyhow::Result<()> {

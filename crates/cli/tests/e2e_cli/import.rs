@@ -163,6 +163,12 @@ async fn an_import_refuses_a_non_empty_directory_and_an_incomplete_export() {
         "{}",
         stderr(&output)
     );
+    // What it appended before the gap is not the export: the directory is named for removal.
+    assert!(
+        stderr(&output).contains("holds an incomplete database: remove it"),
+        "{}",
+        stderr(&output)
+    );
 
     // An export that starts after position 1 (`--from 5`): refused at its first line.
     let tail = dir.path().join("tail.jsonl");
