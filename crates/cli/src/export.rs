@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use wagate_export::ExportedEvent;
+use wagate_store::{SalvageEnd, SalvageFlow, SalvageStop, StoreError};
 
 use crate::client::HubClient;
 use crate::source::{self, Flow};
@@ -69,11 +69,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             sink = sink_back;
             result
         }
-        (None, Some(hub)) => export_hub(hub, &args, &mut sink).await,
+        (None, Some(hub)) => export_hub(hub, &args, &mut sink)
+            .await
+            .map(|count| (count, None)),
         // Unreachable: clap requires one of the two.
         (None, None) => Err(anyhow::anyhow!("give --data DIR or --hub URL")),
     };
-    let written = match outcome {
+    let (written, damage) = match outcome {
         Ok(written) => written,
         Err(error) => {
             sink.abandon();
@@ -91,6 +93,15 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             written.events,
             target.display()
         );
+    }
+    if let Some(Damage { position, reason }) = damage {
+        // The good prefix is written (and, with --output, kept): the exit code tells scripts it
+        // is not the whole log.
+        eprintln!(
+            "export stopped at position {position}: {reason}; the {} events before it were exported{range}",
+            written.events
+        );
+        return Ok(ExitCode::from(crate::EXIT_SALVAGED));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -124,37 +135,122 @@ async fn export_hub(hub: &str, args: &ExportArgs, sink: &mut Sink) -> anyhow::Re
     Ok(count)
 }
 
+/// Why a `--data` export stopped before the end: a damaged entry (the good prefix before it was
+/// written).
+#[derive(Debug)]
+struct Damage {
+    position: u64,
+    reason: String,
+}
+
 fn export_database(
     dir: &Path,
     from: u64,
     to: Option<u64>,
     sink: &mut Sink,
-) -> anyhow::Result<Count> {
-    let store = source::open_database(dir)?;
+) -> anyhow::Result<(Count, Option<Damage>)> {
+    let mut count = Count::default();
+    let store = match source::open_database(dir) {
+        Ok(store) => store,
+        // The open-time check found a damaged tail: read what comes before it instead.
+        Err(error) if is_corrupt(&error) => {
+            let damage = salvage_database(dir, from, to, sink, &mut count)?;
+            return Ok((count, damage));
+        }
+        Err(error) => return Err(error),
+    };
     let head = store.head_position();
     let to = to.map_or(head, |to| to.min(head));
-    let mut count = Count::default();
-    source::database_records(&store, from, to, |record| {
-        let line = source::export_record(record)
-            .map(|event: ExportedEvent| event.to_line())
-            .map_err(|why| {
-                anyhow::anyhow!(
-                    "position {} ({} on {}) cannot be decoded: {why}",
-                    record.position,
-                    record.event_type,
-                    record.stream
-                )
-            })?;
+    let mut damage = None;
+    let read = source::database_records(&store, from, to, |record| {
+        let line = match source::export_record(record) {
+            Ok(event) => event.to_line(),
+            Err(why) => {
+                damage = Some(undecodable(record, &why));
+                return Ok(Flow::Stop);
+            }
+        };
         let flow = sink.line(&line)?;
         if flow == Flow::Continue {
             count.add(record.position);
         }
         Ok(flow)
-    })?;
-    store
-        .close()
-        .context("closing the database after the export")?;
-    Ok(count)
+    });
+    match read {
+        Ok(()) => {
+            store
+                .close()
+                .context("closing the database after the export")?;
+            Ok((count, damage))
+        }
+        // Damage past the tail the open checked: close, and read on from where the export got
+        // to with the salvage reader, which names the damaged position.
+        Err(error) if is_corrupt(&error) => {
+            // The read error is what matters; the store failed no write, so close is a formality.
+            let _ = store.close();
+            let next = count.last.map_or(from, |last| last + 1);
+            let damage = salvage_database(dir, next, Some(to), sink, &mut count)?;
+            Ok((count, damage))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn is_corrupt(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Corrupt { .. })))
+}
+
+fn undecodable(record: &wagate_store::RecordedEvent, why: &str) -> Damage {
+    Damage {
+        position: record.position,
+        reason: format!(
+            "its {} payload (stream {}) cannot be decoded: {why}",
+            record.event_type, record.stream
+        ),
+    }
+}
+
+/// Exports positions `from..=to` of a damaged database with the store's salvage read, up to the
+/// first damaged entry.
+fn salvage_database(
+    dir: &Path,
+    from: u64,
+    to: Option<u64>,
+    sink: &mut Sink,
+    count: &mut Count,
+) -> anyhow::Result<Option<Damage>> {
+    let mut damage = None;
+    let mut failure = None;
+    let end = wagate_store::salvage(dir, from, to, |record| {
+        let line = match source::export_record(&record) {
+            Ok(event) => event.to_line(),
+            Err(why) => {
+                damage = Some(undecodable(&record, &why));
+                return SalvageFlow::Stop;
+            }
+        };
+        match sink.line(&line) {
+            Ok(Flow::Continue) => {
+                count.add(record.position);
+                SalvageFlow::Continue
+            }
+            Ok(Flow::Stop) => SalvageFlow::Stop,
+            Err(error) => {
+                failure = Some(error);
+                SalvageFlow::Stop
+            }
+        }
+    })
+    .with_context(|| format!("cannot read the damaged database at {}", dir.display()))?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    Ok(match end {
+        SalvageEnd::Damaged(SalvageStop { position, reason }) => Some(Damage { position, reason }),
+        SalvageEnd::Complete | SalvageEnd::Stopped => damage,
+    })
 }
 
 /// Standard output or a file written under a temporary name.

@@ -3,7 +3,8 @@
 //! Exit codes (documented in `wagate --help` and README.md):
 //! 0 success; 1 an error (bad input, a hub that cannot be reached, an I/O failure);
 //! 2 usage error (clap); 3 `audit` found a violation; 4 a send or claim was refused by a rule;
-//! 5 `serve` stopped because its event log failed (restart it).
+//! 5 `serve` stopped because its event log failed (restart it); 6 `export --data` stopped at a
+//! damaged entry of the log after writing the good prefix before it.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ mod demo;
 mod dispatch;
 mod export;
 mod healthcheck;
+mod import;
 mod ops;
 mod outbound;
 mod serve;
@@ -27,6 +29,9 @@ mod source;
 pub const EXIT_VIOLATION: u8 = 3;
 /// Exit code when a rule refused a send.
 pub const EXIT_REFUSED: u8 = 4;
+/// Exit code when `export --data` stopped at a damaged entry of the log, having written the good
+/// prefix before it (stderr names the position and the reason).
+pub const EXIT_SALVAGED: u8 = 6;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,7 +41,7 @@ pub const EXIT_REFUSED: u8 = 4;
     long_about = "wagate decides, from an append-only event log, whether a WhatsApp message may be sent \
 (opt-in, STOP, 24 h window, approved template, workflow, sender authorization, tier limit), records \
 every decision, and dispatches allowed messages through Twilio, Meta's Cloud API or a local sandbox.",
-    after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 audit found a violation, 4 refused by a rule, 5 serve stopped because its event log failed."
+    after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 audit found a violation, 4 refused by a rule, 5 serve stopped because its event log failed, 6 export stopped at a damaged log entry (the good prefix was written)."
 )]
 struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `wagate=debug`.
@@ -85,6 +90,8 @@ enum Command {
     /// GET a URL (the hub's /readyz by default): exit 0 on 200, else 1 with the reason (for
     /// container health checks and readiness waits).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Rebuild a new database directory from an export file (a restore).
+    Import(import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +123,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => audit::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Import(args) => import::run(args).await,
         }
     });
     match result {

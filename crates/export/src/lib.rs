@@ -21,6 +21,9 @@ use wagate_domain::{
 };
 use wagate_store::RecordedEvent;
 
+mod decode;
+pub use decode::DecodeError;
+
 /// One line of the export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedEvent {
@@ -110,6 +113,12 @@ impl ExportedEvent {
     pub fn to_line(&self) -> String {
         serde_json::to_string(self)
             .expect("a struct of strings, integers and a JSON map (string keys) always serializes")
+    }
+
+    /// The domain event this line was exported from (the inverse of [`payload`]): what
+    /// `wagate import` appends again.
+    pub fn to_event(&self) -> Result<Event, DecodeError> {
+        decode::event(self)
     }
 
     /// A payload field as text (`""` when absent or not a string).

@@ -287,6 +287,11 @@ fn every_event_type_has_a_persisted_form_an_export_form_a_fixture_and_docs() {
             Ok(read) if read == line => {}
             other => missing.push(format!("{name}: export line reads back as {other:?}")),
         }
+        // ... and its payload decodes back to the very event (what `wagate import` appends).
+        match line.to_event() {
+            Ok(decoded) if decoded == event => {}
+            other => missing.push(format!("{name}: export payload decodes to {other:?}")),
+        }
 
         // Golden fixture of its current schema version.
         let fixture = repo()
@@ -313,4 +318,106 @@ fn every_event_type_has_a_persisted_form_an_export_form_a_fixture_and_docs() {
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// The samples above take one side of each optional field; these take the other, so the
+/// decoder is checked on both (`None`/`Some`, limited/unlimited, retryable/permanent, a status
+/// word wagate does not know).
+#[test]
+fn the_export_decoder_inverts_the_other_side_of_every_optional_field() {
+    let at = at();
+    let other_sides: Vec<Event> = vec![
+        ContactEvent::InboundReceived {
+            contact: ContactId::parse("+41790000001").expect("contact"),
+            sender: None,
+            provider_ref: None,
+            kind: "image".into(),
+            text: String::new(),
+            provider_at: None,
+            at,
+        }
+        .into(),
+        MessageEvent::StatusChanged {
+            message_id: MessageId::from_uuid(Uuid::from_u128(
+                0x0190_b5a2_7c1e_7000_8000_0000_0000_0002,
+            ))
+            .expect("message id"),
+            provider_ref: None,
+            status: MessageStatus::parse("read_by_robot"),
+            error_code: Some(63016),
+            at,
+        }
+        .into(),
+        MessageEvent::DispatchFailed {
+            message_id: MessageId::from_uuid(Uuid::from_u128(
+                0x0190_b5a2_7c1e_7000_8000_0000_0000_0003,
+            ))
+            .expect("message id"),
+            attempt: 3,
+            error: ProviderError {
+                provider: ProviderKind::Meta,
+                code: None,
+                http_status: None,
+                message: "gone".into(),
+            },
+            retry: Retry::Permanent,
+            retry_at: None,
+            at,
+        }
+        .into(),
+        MessageEvent::SendRefused {
+            message_id: MessageId::from_uuid(Uuid::from_u128(
+                0x0190_b5a2_7c1e_7000_8000_0000_0000_0004,
+            ))
+            .expect("message id"),
+            to: "not a number".into(),
+            sender: WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender"),
+            template: Some(TemplateId::parse("appointment_reminder").expect("template")),
+            rule: RuleId::NoOptIn,
+            message: "no opt-in".into(),
+            also_broken: Vec::new(),
+            at,
+        }
+        .into(),
+        SenderEvent::Registered {
+            sender: WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender"),
+            provider: ProviderKind::Meta,
+            portfolio: PortfolioId::parse("default").expect("portfolio"),
+            meta_phone_number_id: Some("1234567890".into()),
+            at,
+        }
+        .into(),
+        PortfolioEvent::MessagingLimitChanged {
+            portfolio: PortfolioId::parse("default").expect("portfolio"),
+            limit: MessagingLimit::Unlimited,
+            at,
+        }
+        .into(),
+        ContactEvent::WindowReportedClosed {
+            contact: ContactId::parse("+41790000001").expect("contact"),
+            sender: None,
+            code: 131047,
+            at,
+        }
+        .into(),
+    ];
+    for event in other_sides {
+        let line = ExportedEvent::from_parts(1, &event.stream().to_string(), 1, "id", &event);
+        let read = ExportedEvent::parse_line(&line.to_line(), 1).expect("line");
+        assert_eq!(read.to_event().expect("decodes"), event);
+    }
+}
+
+#[test]
+fn a_payload_that_is_not_its_type_is_refused_naming_the_field() {
+    let event = sample(EventType::OptedOut);
+    let mut line = ExportedEvent::from_parts(1, "contact:+41790000001", 1, "id", &event);
+    line.payload.insert(
+        "source".into(),
+        serde_json::Value::String("telepathy".into()),
+    );
+    let error = line.to_event().expect_err("unknown source").to_string();
+    assert!(error.contains("\"source\""), "{error}");
+    line.event_type = "Teleported".into();
+    assert!(line.to_event().is_err());
 }

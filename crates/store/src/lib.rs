@@ -22,6 +22,7 @@ mod log;
 /// upcasters, keep the v1 mirrors byte-stable).
 pub mod persisted;
 mod record;
+mod salvage;
 /// The persisted form of a send's answer, kept with its idempotency key.
 pub mod send_result;
 mod store;
@@ -35,6 +36,9 @@ pub use record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
     NewEvent, Origin, RecordedEvent, StreamAppend,
 };
+#[doc(hidden)]
+pub use salvage::overwrite_log_entry;
+pub use salvage::{salvage, SalvageEnd, SalvageFlow, SalvageStop};
 pub use store::{
     Clock, Options, Pending, ReplayProgress, Store, StoreStats, SyncFault, VerifyReport,
     DEFAULT_MAX_QUEUED_REQUESTS,

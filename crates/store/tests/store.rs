@@ -905,6 +905,51 @@ mod sled_only {
     }
 
     #[test]
+    fn a_salvage_read_hands_over_the_good_prefix_and_names_the_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        filled_store(dir.path());
+        wagate_store::overwrite_log_entry(dir.path(), 4, &[9, 9, 9]).expect("tamper");
+        assert!(matches!(
+            Store::open(dir.path(), Options::default()),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let mut positions = Vec::new();
+        let end = wagate_store::salvage(dir.path(), 1, None, |event| {
+            positions.push(event.position);
+            wagate_store::SalvageFlow::Continue
+        })
+        .expect("salvage");
+        assert_eq!(positions, [1, 2, 3]);
+        match end {
+            wagate_store::SalvageEnd::Damaged(stop) => {
+                assert_eq!(stop.position, 4);
+                assert!(
+                    stop.reason.contains("undecodable envelope"),
+                    "{}",
+                    stop.reason
+                );
+            }
+            other => panic!("expected the damage at 4, got {other:?}"),
+        }
+        // A missing entry is named as such; a range before the damage is complete.
+        tamper(dir.path(), |db| {
+            db.remove(log_key(4)).expect("remove");
+        });
+        let end =
+            wagate_store::salvage(dir.path(), 2, None, |_| wagate_store::SalvageFlow::Continue)
+                .expect("salvage");
+        assert!(
+            matches!(&end, wagate_store::SalvageEnd::Damaged(stop) if stop.position == 4 && stop.reason.contains("next entry is position 5")),
+            "{end:?}"
+        );
+        let end = wagate_store::salvage(dir.path(), 1, Some(3), |_| {
+            wagate_store::SalvageFlow::Continue
+        })
+        .expect("salvage");
+        assert_eq!(end, wagate_store::SalvageEnd::Complete);
+    }
+
+    #[test]
     fn a_gap_in_positions_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         filled_store(dir.path());

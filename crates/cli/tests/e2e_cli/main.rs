@@ -6,5 +6,6 @@ mod demo;
 mod explain;
 mod export;
 mod golden_log;
+mod import;
 mod ops;
 mod support;
