@@ -17,6 +17,7 @@ mod dispatch;
 mod export;
 mod ops;
 mod outbound;
+mod rejected;
 mod serve;
 mod settings;
 mod signals;
@@ -81,6 +82,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Write the log as JSON Lines (the auditors' format).
     Export(export::ExportArgs),
+    /// Webhooks the hub rejected: verify them again and ingest the genuine ones.
+    #[command(subcommand)]
+    Webhooks(rejected::WebhooksCommand),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             Command::Senders(command) => ops::senders(command).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Webhooks(command) => rejected::run(command).await,
         }
     });
     match result {

@@ -43,7 +43,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WAGATE_LISTEN", value_name = "ADDR:PORT")]
     listen: Option<String>,
 
-    /// Directory of the event log and the webhook audit log (created if missing).
+    /// Directory of the event log, sled's alone (created if missing). The webhook rejection
+    /// log is beside it, in `<DIR>.rejected` unless `WAGATE_REJECTED_DIR` says otherwise.
     #[arg(long, env = "WAGATE_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
 

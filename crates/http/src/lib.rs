@@ -39,7 +39,8 @@ pub use body::WEBHOOK_BODY_LIMIT;
 pub use routes::{router, router_with_limits, Access, REQUEST_ID_HEADER, ROUTES};
 pub use server::{serve, ServeError, Server};
 pub use settings::{
-    parse_messaging_limit, ApiToken, HttpSettings, Limits, WebhookSecrets, MIN_HEADER_BYTES,
+    parse_messaging_limit, ApiToken, HttpSettings, Limits, RejectionLimits, WebhookSecrets,
+    MIN_HEADER_BYTES,
 };
 pub use state::{AppState, WebhookKeys};
 /// The JSON shapes, re-exported so `wagate_http::api::…` paths keep working; clients depend on

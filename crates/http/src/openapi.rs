@@ -748,6 +748,19 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers("200", recorded(schemas))
         .fails([Invalid, TooLarge])
         .fails(HUB),
+        ("POST", "/v1/webhooks/retry-rejected") => Spec::new(
+            "retry_rejected_webhooks",
+            "webhooks",
+            "Verify again and ingest the refused webhooks of the rejection log",
+        )
+        .answers(
+            "200",
+            json(
+                "The refused requests not yet resolved were run through their webhook handler again.",
+                schemas.json::<api::RetryRejectedSummary>(),
+            ),
+        )
+        .fails([Failure::Internal]),
         ("GET", "/v1/events") => {
             schemas.0.insert(
                 api::EXPORTED_EVENT.into(),

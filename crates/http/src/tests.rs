@@ -18,7 +18,7 @@ use wagate_providers::twilio::{
 };
 use wagate_providers::Secret;
 
-use crate::audit::{WebhookAudit, AUDIT_FILE};
+use crate::audit::WebhookAudit;
 use crate::routes::{router, Access, ROUTES};
 use crate::settings::ApiToken;
 use crate::state::{AppState, WebhookKeys};
@@ -61,7 +61,8 @@ fn app() -> TestApp {
     );
     let dir = tempfile::tempdir().expect("dir");
     let hub = Hub::open_temporary(Arc::new(clock), Policy::default()).expect("hub");
-    let audit = WebhookAudit::open(dir.path()).expect("audit");
+    let audit =
+        WebhookAudit::open(dir.path(), crate::audit::RejectionLimits::default()).expect("audit");
     let keys = WebhookKeys {
         public_url: PUBLIC_URL.into(),
         twilio: Some(TwilioSigningKeys::new(Secret::new(TWILIO_AUTH_TOKEN))),
@@ -236,10 +237,7 @@ fn api_as(role: Role, method: Method, path: &str, body: Option<Value>) -> Reques
 }
 
 fn audit_lines(app: &TestApp) -> Vec<Value> {
-    let text = std::fs::read_to_string(app.dir.path().join(AUDIT_FILE)).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("audit json"))
-        .collect()
+    crate::audit::read_dir_entries(app.dir.path())
 }
 
 fn head(app: &TestApp) -> u64 {

@@ -305,11 +305,39 @@ pub fn meta_signature(file: &str) -> String {
     )
 }
 
-/// The webhook audit log's lines.
+/// The webhook rejection log's directory for the data directory `data` (serve's default,
+/// `<data>.rejected`, beside it).
+pub fn rejected_dir(data: &Path) -> PathBuf {
+    let mut name = data
+        .file_name()
+        .expect("data directory name")
+        .to_os_string();
+    name.push(".rejected");
+    data.with_file_name(name)
+}
+
+/// The webhook rejection log's lines, oldest first.
 pub fn audit_lines(data: &Path) -> Vec<Value> {
-    std::fs::read_to_string(data.join("webhook-audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line"))
+    let Ok(entries) = std::fs::read_dir(rejected_dir(data)) else {
+        return Vec::new();
+    };
+    let mut segments: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("rejected-"))
+        })
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .expect("segment")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("rejection log line"))
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
