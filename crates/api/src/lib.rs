@@ -630,7 +630,7 @@ pub struct MetaWebhookSummary {
     pub appended: u64,
     /// Items already in the log (a redelivery).
     pub duplicates: u64,
-    /// Items not used (written to the webhook audit log).
+    /// Items not used (written to the webhook rejection log).
     pub rejected: u64,
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - Provider webhooks (`/webhooks/twilio/inbound`, `/webhooks/twilio/status`,
 //!   `/webhooks/meta`): signatures checked on the raw bytes before parsing, de-duplicated,
-//!   appended through the hub, rejects written to the webhook audit log.
+//!   appended through the hub, rejects written to the webhook rejection log.
 //! - The command API (`/v1/…`, bearer token): consent, sends (with `Idempotency-Key` and dry
 //!   runs), message state, templates, senders, the dispatcher's claim/outcome routes, and the
 //!   NDJSON event feed.

@@ -103,7 +103,7 @@ pub struct WebhookSecrets {
 }
 
 impl HttpSettings {
-    /// Settings for tests and embedding: listen on `listen`, the audit log in `audit_dir`,
+    /// Settings for tests and embedding: listen on `listen`, the rejection log in `audit_dir`,
     /// `api_token` as an operator token named `api`, no webhook secrets, not sandbox.
     pub fn new(listen: SocketAddr, audit_dir: impl Into<PathBuf>, api_token: Secret) -> Self {
         Self {

@@ -1298,3 +1298,48 @@ async fn every_answer_carries_a_request_id_and_error_bodies_name_it() {
         assert_eq!(body["error"]["request_id"], value.as_str());
     }
 }
+
+/// A Meta batch with several unusable items is one line of the rejection log: its body once,
+/// each item's reason in `notes`.
+#[tokio::test]
+async fn a_batch_with_several_unusable_items_is_logged_once() {
+    let app = app();
+    let message = |id: &str| {
+        json!({"from": "41790000001", "id": id, "timestamp": "9999999999", "type": "text",
+               "text": {"body": "hello"}})
+    };
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15555550100", "phone_number_id": "1"},
+                  "messages": [message("wamid.A"), message("wamid.B")]}}]}]})
+    .to_string()
+    .into_bytes();
+    let signature = wagate_providers::meta::compute_signature(&Secret::new(META_APP_SECRET), &body);
+    let answer = call(
+        &app,
+        Request::post("/webhooks/meta")
+            .header("X-Hub-Signature-256", signature.as_str())
+            .body(Body::from(body.clone()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["rejected"], 2);
+    let lines = audit_lines(&app);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let notes = lines[0]["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().all(|n| n["verdict"] == "item_rejected"));
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(
+        lines[0]["signatures"]["x-hub-signature-256"],
+        signature.as_str()
+    );
+    let raw: String = std::fs::read_dir(app.dir.path())
+        .expect("dir")
+        .filter_map(|e| std::fs::read_to_string(e.expect("entry").path()).ok())
+        .collect();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
+    assert_eq!(raw.matches(&encoded).count(), 1, "the body is written once");
+}

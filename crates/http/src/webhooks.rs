@@ -423,7 +423,7 @@ async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Option<
     }))
 }
 
-/// The answer when the hub could not take a genuine webhook: the body goes to the audit log
+/// The answer when the hub could not take a genuine webhook: the body goes to the rejection log
 /// (the provider retries; the file keeps it meanwhile).
 async fn hub_failed(state: &AppState, raw: &Raw, error: ApiError) -> Response {
     let verdict = match &error {
@@ -451,7 +451,7 @@ fn twiml() -> Response {
         .into_response()
 }
 
-/// Rejects a webhook whose body does not parse: 400 naming the field, written to the audit log.
+/// Rejects a webhook whose body does not parse: 400 naming the field, written to the rejection log.
 async fn malformed(state: &AppState, raw: &Raw, error: &wagate_providers::ParseError) -> Response {
     let field = error.field().unwrap_or("body").to_owned();
     reject(
@@ -669,7 +669,6 @@ pub async fn retry_rejected(
         duplicates: 0,
         still_rejected: 0,
     };
-    let mut resolved = Vec::new();
     for entry in entries {
         if resolved_before.contains(&entry.id) || !retryable(&entry) {
             continue;
@@ -698,23 +697,31 @@ pub async fn retry_rejected(
                 continue;
             }
         };
-        match response.extensions().get::<Verdict>().map(|v| v.0) {
+        let resolved = match response.extensions().get::<Verdict>().map(|v| v.0) {
             Some("ok") => {
                 summary.ingested += 1;
-                resolved.push(entry.id);
+                true
             }
             Some("duplicate") => {
                 summary.duplicates += 1;
-                resolved.push(entry.id);
+                true
             }
-            _ => summary.still_rejected += 1,
+            _ => {
+                summary.still_rejected += 1;
+                false
+            }
+        };
+        if resolved {
+            // Marked one by one: a retry cut short (the request timeout, a restart) still
+            // leaves what it resolved marked, and the rest is found again next time.
+            let log = state.audit().clone();
+            let id = vec![entry.id];
+            tokio::task::spawn_blocking(move || log.mark_retried(&id))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
     }
-    let log = state.audit().clone();
-    tokio::task::spawn_blocking(move || log.mark_retried(&resolved))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(
         retried = summary.retried,
         ingested = summary.ingested,
