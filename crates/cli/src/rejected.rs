@@ -4,6 +4,8 @@
 //! exactly the path a new one takes (signature, parse, de-duplicated append) and the running
 //! hub stays the store's only writer.
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
@@ -50,4 +52,47 @@ pub async fn run(command: WebhooksCommand) -> anyhow::Result<ExitCode> {
         summary.retried, summary.ingested, summary.duplicates, summary.still_rejected
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The file earlier versions wrote rejected webhooks to, inside the data directory.
+const LEGACY_LOG: &str = "webhook-audit.jsonl";
+
+/// An earlier version's rejection log in the data directory is neither moved nor deleted (it may
+/// be evidence someone wants), but it is made private (it was 0644) and named, once per start,
+/// so the operator can move it out of sled's folder; its lines are not retried.
+pub fn tighten_legacy_log(data: &Path) {
+    let path = data.join(LEGACY_LOG);
+    if !path.exists() {
+        return;
+    }
+    if let Err(error) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(path = %path.display(), %error, "cannot make the old webhook audit log private");
+    }
+    tracing::warn!(
+        path = %path.display(),
+        "an earlier wagate's webhook audit log is in the data directory: move it out or delete it \
+         (rejected webhooks now go to the rejection log beside the data directory; this file is \
+         not retried)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_audit_log_in_the_data_directory_is_made_private_and_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(LEGACY_LOG);
+        std::fs::write(&path, "{}\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        tighten_legacy_log(dir.path());
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{}\n");
+        // Nothing to do, and no file created, when there is none.
+        let empty = tempfile::tempdir().expect("dir");
+        tighten_legacy_log(empty.path());
+        assert!(!empty.path().join(LEGACY_LOG).exists());
+    }
 }

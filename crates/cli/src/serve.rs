@@ -78,6 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("UNSAFE, allowed by --allow-unverifiable-webhooks: {warning}");
         eprintln!("WARNING (--allow-unverifiable-webhooks): {warning}");
     }
+    crate::rejected::tighten_legacy_log(&config.data_dir);
     let compose::Opened { store, hub } = compose::open(&config.data_dir, config.policy.clone())
         .await
         .context("cannot start the hub")?;

@@ -29,7 +29,8 @@
 //! larger than a segment (at most ~1.4 MiB: a 1 MiB body in base64) can take it past its size.
 //!
 //! `retried.jsonl`, in the same directory, lists the ids of lines a retry resolved (ingested, or
-//! found already in the store), so a second retry does nothing new.
+//! found already in the store), so a second retry does nothing new; the ids of deleted segments
+//! are dropped from it when segments are deleted.
 //!
 //! Each line is written with one `write` and followed by `fdatasync` before the request is
 //! answered. Lines are whole or absent: a crash mid-write can leave a partial last line, which
@@ -272,7 +273,40 @@ impl WebhookAudit {
                 "rejection log over its cap: oldest segment deleted"
             );
         }
-        Ok(())
+        self.prune_retried()
+    }
+
+    /// Drops from `retried.jsonl` the ids of segments no longer kept, so it stays as bounded
+    /// as they are (rewritten whole, then renamed over the old one).
+    fn prune_retried(&self) -> Result<(), AuditError> {
+        let ids = self.retried()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let kept: HashSet<String> = segments(&self.dir)?
+            .into_iter()
+            .map(|(seq, _)| format!("{seq:08}"))
+            .collect();
+        let mut left: Vec<&String> = ids
+            .iter()
+            .filter(|id| id.split('-').next().is_some_and(|seq| kept.contains(seq)))
+            .collect();
+        if left.len() == ids.len() {
+            return Ok(());
+        }
+        left.sort();
+        let path = self.dir.join(RETRIED_FILE);
+        let partial = self.dir.join(format!("{RETRIED_FILE}.partial"));
+        let mut buffer = Vec::new();
+        for id in left {
+            buffer.extend(serde_json::to_vec(id).unwrap_or_default());
+            buffer.push(b'\n');
+        }
+        let mut file = open_private(&partial, false)?;
+        file.set_len(0).map_err(io_error(&partial))?;
+        file.write_all(&buffer).map_err(io_error(&partial))?;
+        file.sync_data().map_err(io_error(&partial))?;
+        std::fs::rename(&partial, &path).map_err(io_error(&path))
     }
 
     /// Appends one request durably, off the async threads.
@@ -556,5 +590,13 @@ mod tests {
         let again = WebhookAudit::open(dir.path(), RejectionLimits::default()).expect("reopen");
         let retried = again.retried().expect("retried");
         assert!(retried.contains("00000001-9") && retried.len() == 2);
+        // Ids of a segment no longer kept are dropped when segments are pruned.
+        again.mark_retried(&["00000007-0".into()]).expect("mark");
+        drop(again);
+        let reopened = WebhookAudit::open(dir.path(), RejectionLimits::default()).expect("reopen");
+        let retried = reopened.retried().expect("retried");
+        assert_eq!(retried.len(), 2, "{retried:?}");
+        assert!(!retried.contains("00000007-0"));
+        assert_eq!(mode(&dir.path().join(RETRIED_FILE)), 0o600);
     }
 }
