@@ -193,6 +193,15 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
     Ok(found)
 }
 
+/// Whether `path` was last written longer ago than `age`.
+fn older_than(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
+
 fn open_private(path: &Path, append: bool) -> Result<File, AuditError> {
     let file = OpenOptions::new()
         .create(true)
@@ -216,7 +225,13 @@ impl WebhookAudit {
             .mode(0o700)
             .create(dir)
             .map_err(io_error(dir))?;
-        let seq = segments(dir)?.last().map_or(1, |(seq, _)| *seq);
+        let seq = match segments(dir)?.last() {
+            None => 1,
+            // The newest segment past the retention is not written to again: a new one is
+            // started, so that one can be deleted now.
+            Some((seq, path)) if older_than(path, limits.retention) => seq + 1,
+            Some((seq, _)) => *seq,
+        };
         let path = dir.join(segment_name(seq));
         let file = open_private(&path, true)?;
         let len = file.metadata().map_err(io_error(&path))?.len();
@@ -578,6 +593,20 @@ mod tests {
             .map(|(seq, _)| seq)
             .collect();
         assert_eq!(left, vec![3]);
+        // The newest one too, once it is past the retention: a fresh segment takes over.
+        File::options()
+            .write(true)
+            .open(dir.path().join(segment_name(3)))
+            .expect("open")
+            .set_modified(old)
+            .expect("touch");
+        WebhookAudit::open(dir.path(), limits).expect("reopen");
+        let left: Vec<u64> = segments(dir.path())
+            .expect("segments")
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect();
+        assert_eq!(left, vec![4]);
     }
 
     #[tokio::test]
