@@ -630,8 +630,22 @@ pub struct MetaWebhookSummary {
     pub appended: u64,
     /// Items already in the log (a redelivery).
     pub duplicates: u64,
-    /// Items not used (written to the webhook audit log).
+    /// Items not used (written to the webhook rejection log).
     pub rejected: u64,
+}
+
+/// 200 answer of `POST /v1/webhooks/retry-rejected`: what became of the rejection log's refused
+/// requests not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetryRejectedSummary {
+    /// Requests run through their webhook handler again.
+    pub retried: u64,
+    /// Of those, genuine under today's configuration and appended.
+    pub ingested: u64,
+    /// Genuine, and already in the log (a provider's redelivery got there first).
+    pub duplicates: u64,
+    /// Still refused (signature, parsing or store): kept for a later retry.
+    pub still_rejected: u64,
 }
 
 // ---------------------------------------------------------------------------------------------

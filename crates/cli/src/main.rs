@@ -20,6 +20,7 @@ mod healthcheck;
 mod import;
 mod ops;
 mod outbound;
+mod rejected;
 mod serve;
 mod settings;
 mod signals;
@@ -92,6 +93,9 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Rebuild a new database directory from an export file (a restore).
     Import(import::ImportArgs),
+    /// Webhooks the hub rejected: verify them again and ingest the genuine ones.
+    #[command(subcommand)]
+    Webhooks(rejected::WebhooksCommand),
 }
 
 fn main() -> ExitCode {
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Import(args) => import::run(args).await,
+            Command::Webhooks(command) => rejected::run(command).await,
         }
     });
     match result {

@@ -43,7 +43,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WAGATE_LISTEN", value_name = "ADDR:PORT")]
     listen: Option<String>,
 
-    /// Directory of the event log and the webhook audit log (created if missing).
+    /// Directory of the event log, sled's alone (created if missing). The webhook rejection
+    /// log is beside it, in `<DIR>.rejected` unless `WAGATE_REJECTED_DIR` says otherwise.
     #[arg(long, env = "WAGATE_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
 
@@ -77,6 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("UNSAFE, allowed by --allow-unverifiable-webhooks: {warning}");
         eprintln!("WARNING (--allow-unverifiable-webhooks): {warning}");
     }
+    crate::rejected::tighten_legacy_log(&config.data_dir);
     let compose::Opened { store, hub } = compose::open(&config.data_dir, config.policy.clone())
         .await
         .context("cannot start the hub")?;

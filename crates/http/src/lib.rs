@@ -2,7 +2,7 @@
 //!
 //! - Provider webhooks (`/webhooks/twilio/inbound`, `/webhooks/twilio/status`,
 //!   `/webhooks/meta`): signatures checked on the raw bytes before parsing, de-duplicated,
-//!   appended through the hub, rejects written to the webhook audit log.
+//!   appended through the hub, rejects written to the webhook rejection log.
 //! - The command API (`/v1/…`, bearer token): consent, sends (with `Idempotency-Key` and dry
 //!   runs), message state, templates, senders, the dispatcher's claim/outcome routes, and the
 //!   NDJSON event feed.
@@ -39,7 +39,8 @@ pub use body::WEBHOOK_BODY_LIMIT;
 pub use routes::{router, router_with_limits, Access, REQUEST_ID_HEADER, ROUTES};
 pub use server::{serve, ServeError, Server};
 pub use settings::{
-    parse_messaging_limit, ApiToken, HttpSettings, Limits, WebhookSecrets, MIN_HEADER_BYTES,
+    parse_messaging_limit, ApiToken, HttpSettings, Limits, RejectionLimits, WebhookSecrets,
+    MIN_HEADER_BYTES,
 };
 pub use state::{AppState, WebhookKeys};
 /// The JSON shapes, re-exported so `wagate_http::api::…` paths keep working; clients depend on

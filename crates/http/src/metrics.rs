@@ -171,7 +171,7 @@ impl Metrics {
         labelled(
             &mut out,
             "wagate_webhook_items_rejected_total",
-            "Webhook items that could not be used (written to the webhook audit log).",
+            "Webhook items that could not be used (written to the webhook rejection log).",
             "provider",
             &self.items_rejected.lock(),
         );

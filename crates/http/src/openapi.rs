@@ -118,7 +118,7 @@ impl Failure {
         match self {
             Self::Invalid => "Bad input; `error.field` names the field (`body` when the JSON itself is broken).",
             Self::Unauthorized => "Missing or unknown bearer token (`WWW-Authenticate: Bearer`).",
-            Self::Forbidden => "On the command API: a known token whose role may not use the route; `error.required_role` names the least privileged role that may, and nothing was recorded. On a webhook: a missing or wrong signature, or the provider is not configured (recorded in the webhook audit log).",
+            Self::Forbidden => "On the command API: a known token whose role may not use the route; `error.required_role` names the least privileged role that may, and nothing was recorded. On a webhook: a missing or wrong signature, or the provider is not configured (recorded in the webhook rejection log).",
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
@@ -479,7 +479,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers(
             "200",
             json(
-                "The batch was taken (items that could not be used are in the audit log).",
+                "The batch was taken (items that could not be used are in the rejection log).",
                 schemas.json::<api::MetaWebhookSummary>(),
             ),
         )
@@ -748,6 +748,19 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers("200", recorded(schemas))
         .fails([Invalid, TooLarge])
         .fails(HUB),
+        ("POST", "/v1/webhooks/retry-rejected") => Spec::new(
+            "retry_rejected_webhooks",
+            "webhooks",
+            "Verify again and ingest the refused webhooks of the rejection log",
+        )
+        .answers(
+            "200",
+            json(
+                "The refused requests not yet resolved were run through their webhook handler again.",
+                schemas.json::<api::RetryRejectedSummary>(),
+            ),
+        )
+        .fails([Failure::Internal]),
         ("GET", "/v1/events") => {
             schemas.0.insert(
                 api::EXPORTED_EVENT.into(),

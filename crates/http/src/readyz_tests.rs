@@ -49,7 +49,7 @@ async fn readyz_answers_503_with_the_cause_once_the_store_failed_and_while_drain
         hub.clone(),
         Vec::new(),
         keys,
-        WebhookAudit::open(dir.path()).expect("audit"),
+        WebhookAudit::open(dir.path(), crate::audit::RejectionLimits::default()).expect("audit"),
         stopped,
         true,
     );
@@ -100,7 +100,7 @@ async fn readyz_answers_503_with_the_cause_once_the_store_failed_and_while_drain
             meta_app_secret: Some(Secret::new("unused")),
             meta_verify_token: None,
         },
-        WebhookAudit::open(dir.path()).expect("audit"),
+        WebhookAudit::open(dir.path(), crate::audit::RejectionLimits::default()).expect("audit"),
         stopped_healthy,
         true,
     ));

@@ -112,6 +112,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
         OPERATOR,
     ),
     (Method::GET, "/v1/events", OBSERVERS),
+    (Method::POST, "/v1/webhooks/retry-rejected", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -142,6 +143,7 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/senders/{address}/suspend") => post(commands::suspend_sender),
         ("POST", "/v1/portfolios/{portfolio}/messaging-limit") => post(commands::messaging_limit),
         ("GET", "/v1/events") => get(feed::events),
+        ("POST", "/v1/webhooks/retry-rejected") => post(webhooks::retry_rejected),
         _ => return None,
     };
     Some(route)

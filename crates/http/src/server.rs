@@ -58,8 +58,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listen address and opens (creating) the webhook audit log in
-    /// `settings.audit_dir`, which must exist.
+    /// Binds the listen address and opens the webhook rejection log in `settings.audit_dir`
+    /// (created 0700 if missing).
     pub async fn bind(settings: &HttpSettings, hub: Hub) -> Result<Self, ServeError> {
         let listener =
             TcpListener::bind(settings.listen)
@@ -69,7 +69,7 @@ impl Server {
                     source,
                 })?;
         let local_addr = listener.local_addr().map_err(ServeError::Io)?;
-        let audit = WebhookAudit::open(&settings.audit_dir)?;
+        let audit = WebhookAudit::open(&settings.audit_dir, settings.rejected)?;
         let public_url = settings
             .public_url
             .clone()

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wagate_domain::{MessagingLimit, Role};
+
+pub use crate::audit::RejectionLimits;
 use wagate_providers::Secret;
 
 /// The server's settings.
@@ -13,8 +15,11 @@ use wagate_providers::Secret;
 pub struct HttpSettings {
     /// The address to bind (port 0 picks a free one).
     pub listen: SocketAddr,
-    /// The directory the webhook audit log is written to (the data directory).
+    /// The directory of the webhook rejection log ([`crate::audit`]): its own, never the
+    /// store's folder (created 0700 if missing).
     pub audit_dir: PathBuf,
+    /// How much the rejection log keeps.
+    pub rejected: RejectionLimits,
     /// The base URL providers call (signatures cover it); `None`: `http://<bound address>`.
     pub public_url: Option<String>,
     /// The bearer tokens of the command API, each with its name and role.
@@ -98,12 +103,13 @@ pub struct WebhookSecrets {
 }
 
 impl HttpSettings {
-    /// Settings for tests and embedding: listen on `listen`, the audit log in `audit_dir`,
+    /// Settings for tests and embedding: listen on `listen`, the rejection log in `audit_dir`,
     /// `api_token` as an operator token named `api`, no webhook secrets, not sandbox.
     pub fn new(listen: SocketAddr, audit_dir: impl Into<PathBuf>, api_token: Secret) -> Self {
         Self {
             listen,
             audit_dir: audit_dir.into(),
+            rejected: RejectionLimits::default(),
             public_url: None,
             tokens: vec![ApiToken::new("api", Role::Operator, api_token)],
             webhooks: WebhookSecrets::default(),

@@ -18,7 +18,7 @@ use wagate_providers::twilio::{
 };
 use wagate_providers::Secret;
 
-use crate::audit::{WebhookAudit, AUDIT_FILE};
+use crate::audit::WebhookAudit;
 use crate::routes::{router, Access, ROUTES};
 use crate::settings::ApiToken;
 use crate::state::{AppState, WebhookKeys};
@@ -61,7 +61,8 @@ fn app() -> TestApp {
     );
     let dir = tempfile::tempdir().expect("dir");
     let hub = Hub::open_temporary(Arc::new(clock), Policy::default()).expect("hub");
-    let audit = WebhookAudit::open(dir.path()).expect("audit");
+    let audit =
+        WebhookAudit::open(dir.path(), crate::audit::RejectionLimits::default()).expect("audit");
     let keys = WebhookKeys {
         public_url: PUBLIC_URL.into(),
         twilio: Some(TwilioSigningKeys::new(Secret::new(TWILIO_AUTH_TOKEN))),
@@ -236,10 +237,7 @@ fn api_as(role: Role, method: Method, path: &str, body: Option<Value>) -> Reques
 }
 
 fn audit_lines(app: &TestApp) -> Vec<Value> {
-    let text = std::fs::read_to_string(app.dir.path().join(AUDIT_FILE)).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("audit json"))
-        .collect()
+    crate::audit::read_dir_entries(app.dir.path())
 }
 
 fn head(app: &TestApp) -> u64 {
@@ -1299,4 +1297,49 @@ async fn every_answer_carries_a_request_id_and_error_bodies_name_it() {
         let body: Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(body["error"]["request_id"], value.as_str());
     }
+}
+
+/// A Meta batch with several unusable items is one line of the rejection log: its body once,
+/// each item's reason in `notes`.
+#[tokio::test]
+async fn a_batch_with_several_unusable_items_is_logged_once() {
+    let app = app();
+    let message = |id: &str| {
+        json!({"from": "41790000001", "id": id, "timestamp": "9999999999", "type": "text",
+               "text": {"body": "hello"}})
+    };
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15555550100", "phone_number_id": "1"},
+                  "messages": [message("wamid.A"), message("wamid.B")]}}]}]})
+    .to_string()
+    .into_bytes();
+    let signature = wagate_providers::meta::compute_signature(&Secret::new(META_APP_SECRET), &body);
+    let answer = call(
+        &app,
+        Request::post("/webhooks/meta")
+            .header("X-Hub-Signature-256", signature.as_str())
+            .body(Body::from(body.clone()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["rejected"], 2);
+    let lines = audit_lines(&app);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let notes = lines[0]["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().all(|n| n["verdict"] == "item_rejected"));
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(
+        lines[0]["signatures"]["x-hub-signature-256"],
+        signature.as_str()
+    );
+    let raw: String = std::fs::read_dir(app.dir.path())
+        .expect("dir")
+        .filter_map(|e| std::fs::read_to_string(e.expect("entry").path()).ok())
+        .collect();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
+    assert_eq!(raw.matches(&encoded).count(), 1, "the body is written once");
 }

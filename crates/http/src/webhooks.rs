@@ -2,8 +2,9 @@
 //! on the raw bytes and the public URL (`WAGATE_PUBLIC_URL` + path + query as received) before
 //! anything is parsed (403 when it fails), then parsed (400 with the reason), then appended
 //! through the hub with the event's de-duplication key (2xx once durable; a duplicate is 2xx and
-//! appends nothing). Every rejected request, every unusable item of a Meta batch and every genuine
-//! webhook the store could not take is written to the webhook audit log.
+//! appends nothing). Every rejected request, every Meta batch with unusable items and every genuine
+//! webhook the store could not take is written to the rejection log ([`crate::audit`]), once per
+//! request; [`retry_rejected`] runs what it kept through these same handlers again.
 
 use std::net::SocketAddr;
 
@@ -13,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use wagate_api::MetaWebhookSummary;
+use wagate_api::{MetaWebhookSummary, RetryRejectedSummary};
 use wagate_app::{Ingested, StatusCallback};
 use wagate_domain::decide::{
     LinkIdentities, ReceiveGroupMessage, ReceiveInbound, RequestReview, SetContactFlag,
@@ -25,9 +26,9 @@ use wagate_providers::{
     SystemNoticeKind, UserPreferenceChange, WebhookEvent,
 };
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, Note};
 use crate::body::{read_limited, ReadError, WEBHOOK_BODY_LIMIT};
-use crate::error::{with_verdict, ApiError};
+use crate::error::{with_verdict, ApiError, Verdict};
 use crate::metrics::Source;
 use crate::state::AppState;
 
@@ -37,9 +38,16 @@ pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response
 const TWILIO_SIGNATURE: &str = "x-twilio-signature";
 const TWILIO_SIGNATURE_SETTINGS: &str = "x-twilio-webhooks-signature-settings";
 const META_SIGNATURE: &str = "x-hub-signature-256";
+/// The headers a signature check reads: kept in the rejection log so it can be checked again.
+const SIGNATURE_HEADERS: [&str; 3] = [TWILIO_SIGNATURE, TWILIO_SIGNATURE_SETTINGS, META_SIGNATURE];
+
+/// Marks a request replayed from the rejection log: a refusal is not logged again.
+#[derive(Debug, Clone, Copy)]
+struct Replay;
 
 /// A webhook request, read.
 struct Raw {
+    method: String,
     route: &'static str,
     /// Path and query exactly as received.
     path_and_query: String,
@@ -47,6 +55,8 @@ struct Raw {
     remote: Option<String>,
     headers: HeaderMap,
     body: Bytes,
+    /// Replayed from the rejection log: already there.
+    replay: bool,
 }
 
 impl Raw {
@@ -55,17 +65,29 @@ impl Raw {
     }
 }
 
-async fn audit(
-    state: &AppState,
-    route: &str,
-    remote: Option<String>,
-    verdict: &'static str,
-    reason: &str,
-    body: &[u8],
-) {
-    let entry = AuditEntry::new(state.hub().now(), route, remote, verdict, reason, body);
-    if let Err(error) = state.audit().record(vec![entry]).await {
-        tracing::error!(%error, route, verdict, "cannot write the webhook audit log");
+/// Writes `raw` to the rejection log once, with every reason in `notes`.
+async fn audit(state: &AppState, raw: &Raw, status: StatusCode, notes: Vec<Note>) {
+    if raw.replay || notes.is_empty() {
+        return;
+    }
+    let signatures = SIGNATURE_HEADERS
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), raw.header(name)?.to_owned())))
+        .collect();
+    let entry = AuditEntry {
+        time: AuditEntry::at(state.hub().now()),
+        method: raw.method.clone(),
+        route: raw.route.to_owned(),
+        path_and_query: raw.path_and_query.clone(),
+        url: format!("{}{}", state.keys().public_url, raw.path_and_query),
+        remote: raw.remote.clone(),
+        status: status.as_u16(),
+        notes,
+        signatures,
+        body: raw.body.to_vec(),
+    };
+    if let Err(error) = state.audit().record(entry).await {
+        tracing::error!(%error, route = raw.route, "cannot write the webhook rejection log");
     }
 }
 
@@ -80,17 +102,14 @@ async fn reject(state: &AppState, raw: &Raw, verdict: &'static str, error: ApiEr
         | ApiError::Internal(message) => message.clone(),
         other => format!("{other:?}"),
     };
-    audit(
-        state,
-        raw.route,
-        raw.remote.clone(),
-        verdict,
-        &reason,
-        &raw.body,
-    )
-    .await;
-    tracing::info!(route = raw.route, verdict, %reason, "webhook rejected");
-    with_verdict(error.into_response(), verdict)
+    let response = error.into_response();
+    let note = Note {
+        verdict: verdict.to_owned(),
+        reason: reason.clone(),
+    };
+    audit(state, raw, response.status(), vec![note]).await;
+    tracing::info!(route = raw.route, verdict, %reason, replay = raw.replay, "webhook rejected");
+    with_verdict(response, verdict)
 }
 
 async fn read(state: &AppState, route: &'static str, request: Request) -> Result<Raw, Response> {
@@ -98,6 +117,7 @@ async fn read(state: &AppState, route: &'static str, request: Request) -> Result
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.to_string());
+    let replay = request.extensions().get::<Replay>().is_some();
     let (parts, body) = request.into_parts();
     let path_and_query = parts
         .uri
@@ -116,12 +136,14 @@ async fn read(state: &AppState, route: &'static str, request: Request) -> Result
         read_limited(body, WEBHOOK_BODY_LIMIT).await
     };
     let mut raw = Raw {
+        method: parts.method.to_string(),
         route,
         path_and_query,
         query,
         remote,
         headers: parts.headers,
         body: Bytes::new(),
+        replay,
     };
     match body {
         Ok(body) => {
@@ -401,7 +423,7 @@ async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Option<
     }))
 }
 
-/// The answer when the hub could not take a genuine webhook: the body goes to the audit log
+/// The answer when the hub could not take a genuine webhook: the body goes to the rejection log
 /// (the provider retries; the file keeps it meanwhile).
 async fn hub_failed(state: &AppState, raw: &Raw, error: ApiError) -> Response {
     let verdict = match &error {
@@ -429,7 +451,7 @@ fn twiml() -> Response {
         .into_response()
 }
 
-/// Rejects a webhook whose body does not parse: 400 naming the field, written to the audit log.
+/// Rejects a webhook whose body does not parse: 400 naming the field, written to the rejection log.
 async fn malformed(state: &AppState, raw: &Raw, error: &wagate_providers::ParseError) -> Response {
     let field = error.field().unwrap_or("body").to_owned();
     reject(
@@ -485,6 +507,11 @@ pub async fn meta_verify(State(state): State<AppState>, request: Request) -> Res
         Ok(raw) => raw,
         Err(response) => return response,
     };
+    // The query holds the verify token tried (and the challenge): never written to the log.
+    let raw = Raw {
+        path_and_query: raw.route.to_owned(),
+        ..raw
+    };
     let Some(token) = &state.keys().meta_verify_token else {
         let error = ApiError::Forbidden(
             "Meta webhooks are not configured (WAGATE_META_VERIFY_TOKEN)".into(),
@@ -499,7 +526,7 @@ pub async fn meta_verify(State(state): State<AppState>, request: Request) -> Res
         )
             .into_response(),
         Err(refusal) => {
-            // The query (which holds the token tried) is not the body: audit without it.
+            // Only the outcome is logged: the request has no body to retry.
             let raw = Raw {
                 body: Bytes::new(),
                 ..raw
@@ -590,25 +617,15 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
             Err(error) => notes.push(("item_rejected", format!("{error:?}"))),
         }
     }
-    if !notes.is_empty() {
-        let now = state.hub().now();
-        let entries = notes
-            .iter()
-            .map(|(verdict, reason)| {
-                AuditEntry::new(
-                    now,
-                    raw.route,
-                    raw.remote.clone(),
-                    verdict,
-                    reason,
-                    &raw.body,
-                )
-            })
-            .collect();
-        if let Err(error) = state.audit().record(entries).await {
-            tracing::error!(%error, "cannot write the webhook audit log");
-        }
-    }
+    let rejected = notes.len() as u64;
+    let notes = notes
+        .into_iter()
+        .map(|(verdict, reason)| Note {
+            verdict: verdict.to_owned(),
+            reason,
+        })
+        .collect();
+    audit(&state, &raw, StatusCode::OK, notes).await;
     let verdict = if appended == 0 && duplicates > 0 {
         "duplicate"
     } else {
@@ -617,7 +634,100 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
     let body = Json(MetaWebhookSummary {
         appended: appended as u64,
         duplicates: duplicates as u64,
-        rejected: notes.len() as u64,
+        rejected,
     });
     with_verdict((StatusCode::OK, body).into_response(), verdict)
+}
+
+/// Whether a logged request can be run again: a POST that was refused (not one answered 2xx
+/// with some items unused, which the provider will not redeliver either) and whose body was
+/// kept whole (not one cut at the size limit).
+fn retryable(entry: &crate::audit::Rejected) -> bool {
+    entry.method == "POST"
+        && !(200..300).contains(&entry.status)
+        && entry.status != StatusCode::PAYLOAD_TOO_LARGE.as_u16()
+}
+
+/// `POST /v1/webhooks/retry-rejected`: runs every refused request of the rejection log not yet
+/// resolved through its webhook handler again, as if it had just arrived: its signature checked
+/// with today's keys and public URL, then parsed and appended with its de-duplication key (so a
+/// delivery already in the log is a duplicate). What is ingested or found a duplicate is marked
+/// resolved and skipped by the next retry; what is still refused stays for a later one.
+pub async fn retry_rejected(
+    State(state): State<AppState>,
+) -> Result<Json<RetryRejectedSummary>, ApiError> {
+    let log = state.audit().clone();
+    let (entries, resolved_before) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::audit::AuditError>((log.entries()?, log.retried()?))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut summary = RetryRejectedSummary {
+        retried: 0,
+        ingested: 0,
+        duplicates: 0,
+        still_rejected: 0,
+    };
+    for entry in entries {
+        if resolved_before.contains(&entry.id) || !retryable(&entry) {
+            continue;
+        }
+        let Some(body) = entry.body() else {
+            continue;
+        };
+        let mut builder = Request::builder()
+            .method(axum::http::Method::POST)
+            .uri(&entry.path_and_query);
+        for (name, value) in &entry.signatures {
+            builder = builder.header(name, value);
+        }
+        let Ok(mut request) = builder.body(axum::body::Body::from(body)) else {
+            // A line edited by hand into an invalid URI or header: nothing to replay.
+            continue;
+        };
+        request.extensions_mut().insert(Replay);
+        summary.retried += 1;
+        let response = match entry.route.as_str() {
+            "/webhooks/twilio/inbound" => twilio_inbound(State(state.clone()), request).await,
+            "/webhooks/twilio/status" => twilio_status(State(state.clone()), request).await,
+            "/webhooks/meta" => meta_events(State(state.clone()), request).await,
+            _ => {
+                summary.still_rejected += 1;
+                continue;
+            }
+        };
+        let resolved = match response.extensions().get::<Verdict>().map(|v| v.0) {
+            Some("ok") => {
+                summary.ingested += 1;
+                true
+            }
+            Some("duplicate") => {
+                summary.duplicates += 1;
+                true
+            }
+            _ => {
+                summary.still_rejected += 1;
+                false
+            }
+        };
+        if resolved {
+            // Marked one by one: a retry cut short (the request timeout, a restart) still
+            // leaves what it resolved marked, and the rest is found again next time.
+            let log = state.audit().clone();
+            let id = vec![entry.id];
+            tokio::task::spawn_blocking(move || log.mark_retried(&id))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+    }
+    tracing::info!(
+        retried = summary.retried,
+        ingested = summary.ingested,
+        duplicates = summary.duplicates,
+        still_rejected = summary.still_rejected,
+        "rejected webhooks retried"
+    );
+    Ok(Json(summary))
 }

@@ -39,6 +39,10 @@ pub(super) struct FileConfig {
     pub max_connections: Option<u64>,
     pub max_header_bytes: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
+    pub rejected_dir: Option<PathBuf>,
+    pub rejected_segment_mib: Option<u64>,
+    pub rejected_max_mib: Option<u64>,
+    pub rejected_retention_days: Option<u64>,
 }
 
 /// One `[[tokens]]` table: `name = "outreach-bot"`, `role = "agent"`, `token = "…"` (or an

@@ -64,7 +64,7 @@ pub(super) fn limits(sources: &Sources) -> Result<Limits, ConfigError> {
 }
 
 /// The variable `name`'s whole number (else the file's), inside `range`; `None`: neither is set.
-fn number(
+pub(super) fn number(
     sources: &Sources,
     name: &'static str,
     file: Option<u64>,

@@ -13,6 +13,7 @@ mod file;
 mod limits;
 mod op;
 mod policy;
+mod rejected;
 mod serve;
 mod sources;
 mod tokens;
@@ -47,6 +48,11 @@ pub mod env {
     pub const MAX_CONNECTIONS: &str = "WAGATE_MAX_CONNECTIONS";
     pub const MAX_HEADER_BYTES: &str = "WAGATE_MAX_HEADER_BYTES";
     pub const SHUTDOWN_GRACE_SECONDS: &str = "WAGATE_SHUTDOWN_GRACE_SECONDS";
+    // `serve`'s webhook rejection log (see settings/rejected.rs).
+    pub const REJECTED_DIR: &str = "WAGATE_REJECTED_DIR";
+    pub const REJECTED_SEGMENT_MIB: &str = "WAGATE_REJECTED_SEGMENT_MIB";
+    pub const REJECTED_MAX_MIB: &str = "WAGATE_REJECTED_MAX_MIB";
+    pub const REJECTED_RETENTION_DAYS: &str = "WAGATE_REJECTED_RETENTION_DAYS";
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use rand::RngCore;
 use wagate_domain::{Policy, Role};
-use wagate_http::{ApiToken, HttpSettings, Limits, WebhookSecrets};
+use wagate_http::{ApiToken, HttpSettings, Limits, RejectionLimits, WebhookSecrets};
 use wagate_providers::Secret;
 
 use super::policy::{policy, webhook_dedup};
@@ -111,6 +111,9 @@ pub struct ServeConfig {
     pub unverifiable: Vec<String>,
     /// Timeouts and caps on every connection.
     pub limits: Limits,
+    /// The webhook rejection log's directory (never inside `data_dir`) and bounds.
+    pub rejected_dir: PathBuf,
+    pub rejected: RejectionLimits,
 }
 
 impl ServeConfig {
@@ -171,6 +174,7 @@ impl ServeConfig {
         };
 
         let limits = super::limits::limits(&sources)?;
+        let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
 
         let mut generated = Vec::new();
         let live =
@@ -236,6 +240,8 @@ impl ServeConfig {
             generated,
             unverifiable,
             limits,
+            rejected_dir,
+            rejected,
         })
     }
 
@@ -244,7 +250,8 @@ impl ServeConfig {
         let meta = self.providers.meta();
         HttpSettings {
             listen: self.listen,
-            audit_dir: self.data_dir.clone(),
+            audit_dir: self.rejected_dir.clone(),
+            rejected: self.rejected,
             public_url: self.public_url.clone(),
             tokens: self.tokens.clone(),
             webhooks: WebhookSecrets {
@@ -540,7 +547,8 @@ mod tests {
             Some("verify")
         );
         assert!(http.webhooks.meta_app_secret.is_none());
-        assert_eq!(http.audit_dir, config.data_dir);
+        assert_eq!(http.audit_dir, config.rejected_dir);
+        assert_ne!(http.audit_dir, config.data_dir);
     }
 
     #[test]

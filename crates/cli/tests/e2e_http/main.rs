@@ -11,6 +11,7 @@ mod idempotency;
 mod identities;
 mod lifecycle;
 mod limits;
+mod rejected;
 mod roles;
 mod rules;
 mod webhooks;

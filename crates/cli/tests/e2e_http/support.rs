@@ -21,6 +21,9 @@ pub const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
 /// A running hub; killed on drop.
 pub struct Hub {
     child: Child,
+    /// A rejection log directory beside a temporary directory used as the data directory
+    /// itself, outside that temporary directory: removed on drop so no test leaves it behind.
+    stray_rejected: Option<PathBuf>,
     _stdout: BufReader<ChildStdout>,
     /// What serve printed at start (address, URL, mode, generated secrets).
     pub banner: Vec<String>,
@@ -36,6 +39,9 @@ impl Drop for Hub {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.stray_rejected {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -95,6 +101,14 @@ pub fn start_sandbox(data: &Path) -> Hub {
 }
 
 fn spawn(mut command: Command, token: String) -> Hub {
+    let args: Vec<_> = command.get_args().collect();
+    let stray_rejected = args
+        .iter()
+        .position(|arg| *arg == "--data")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .filter(|data| data.parent() == Some(std::env::temp_dir().as_path()))
+        .map(|data| rejected_dir(&data));
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -141,6 +155,7 @@ fn spawn(mut command: Command, token: String) -> Hub {
         .to_owned();
     Hub {
         child,
+        stray_rejected,
         _stdout: stdout,
         banner,
         base: address,
@@ -305,11 +320,39 @@ pub fn meta_signature(file: &str) -> String {
     )
 }
 
-/// The webhook audit log's lines.
+/// The webhook rejection log's directory for the data directory `data` (serve's default,
+/// `<data>.rejected`, beside it).
+pub fn rejected_dir(data: &Path) -> PathBuf {
+    let mut name = data
+        .file_name()
+        .expect("data directory name")
+        .to_os_string();
+    name.push(".rejected");
+    data.with_file_name(name)
+}
+
+/// The webhook rejection log's lines, oldest first.
 pub fn audit_lines(data: &Path) -> Vec<Value> {
-    std::fs::read_to_string(data.join("webhook-audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line"))
+    let Ok(entries) = std::fs::read_dir(rejected_dir(data)) else {
+        return Vec::new();
+    };
+    let mut segments: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("rejected-"))
+        })
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .expect("segment")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("rejection log line"))
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
