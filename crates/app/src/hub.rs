@@ -282,6 +282,25 @@ impl Hub {
         }
     }
 
+    /// The stored form of a webhook's de-duplication key, or `None` when that webhook is already
+    /// recorded (the log answers only keys that are durable).
+    fn unseen_webhook(&self, dedup_key: &str) -> Result<Option<String>> {
+        let dedup = format!("webhook:{dedup_key}");
+        Ok(match self.inner.log.idempotency_key(dedup.as_bytes())? {
+            Some(_) => None,
+            None => Some(dedup),
+        })
+    }
+
+    /// Appends a webhook's plan: what it appended, or `Duplicate` when its key was recorded
+    /// meanwhile (the pre-check and the append race; the append decides).
+    async fn commit_webhook(&self, plan: Plan) -> Result<Ingested> {
+        Ok(match self.commit(plan).await? {
+            Appended::Written { positions, events } => Ingested::Appended { positions, events },
+            Appended::Duplicate { .. } => Ingested::Duplicate,
+        })
+    }
+
     fn webhook_key(&self, dedup: &str) -> IdempotencyKey {
         IdempotencyKey {
             key: dedup.as_bytes().to_vec(),
@@ -387,10 +406,9 @@ impl Hub {
         dedup_key: &str,
     ) -> Result<Ingested> {
         let key = StreamKey::Contact(command.contact.clone());
-        let dedup = format!("webhook:{dedup_key}");
-        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+        let Some(dedup) = self.unseen_webhook(dedup_key)? else {
             return Ok(Ingested::Duplicate);
-        }
+        };
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let contact = self.load::<ContactState>(&key)?;
@@ -399,10 +417,7 @@ impl Hub {
             plan.read(key.clone(), contact.version);
             plan.write(events);
             plan.key = Some(self.webhook_key(&dedup));
-            Ok(match self.commit(plan).await? {
-                Appended::Written { positions, events } => Ingested::Appended { positions, events },
-                Appended::Duplicate { .. } => Ingested::Duplicate,
-            })
+            self.commit_webhook(plan).await
         })
         .instrument(info_span!("inbound", contact = %command.contact))
         .await
@@ -417,10 +432,9 @@ impl Hub {
         command: StatusCallback,
         dedup_key: &str,
     ) -> Result<Ingested> {
-        let dedup = format!("webhook:{dedup_key}");
-        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+        let Some(dedup) = self.unseen_webhook(dedup_key)? else {
             return Ok(Ingested::Duplicate);
-        }
+        };
         let by_ref = command
             .provider_ref
             .as_ref()
@@ -463,10 +477,7 @@ impl Hub {
                 now,
             )?;
             plan.write(decision.into_events());
-            Ok(match self.commit(plan).await? {
-                Appended::Written { positions, events } => Ingested::Appended { positions, events },
-                Appended::Duplicate { .. } => Ingested::Duplicate,
-            })
+            self.commit_webhook(plan).await
         })
         .instrument(span)
         .await
@@ -946,12 +957,13 @@ impl Hub {
     ) -> Result<Ingested> {
         let key = StreamKey::Contact(command.contact.clone());
         let other_key = StreamKey::Contact(command.other.clone());
-        let dedup = dedup_key.map(|k| format!("webhook:{k}"));
-        if let Some(dedup) = &dedup {
-            if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
-                return Ok(Ingested::Duplicate);
-            }
-        }
+        let dedup = match dedup_key {
+            Some(dedup_key) => match self.unseen_webhook(dedup_key)? {
+                Some(dedup) => Some(dedup),
+                None => return Ok(Ingested::Duplicate),
+            },
+            None => None,
+        };
         let _guards = self.inner.locks.lock(&[&key, &other_key]).await;
         self.retrying(|| async {
             let contact = self.load::<ContactState>(&key)?;
@@ -966,10 +978,7 @@ impl Hub {
             plan.read(key.clone(), contact.version);
             plan.write(events);
             plan.key = dedup.as_deref().map(|d| self.webhook_key(d));
-            Ok(match self.commit(plan).await? {
-                Appended::Written { positions, events } => Ingested::Appended { positions, events },
-                Appended::Duplicate { .. } => Ingested::Duplicate,
-            })
+            self.commit_webhook(plan).await
         })
         .instrument(
             info_span!("link_identities", contact = %command.contact, other = %command.other),
@@ -985,19 +994,15 @@ impl Hub {
         dedup_key: &str,
     ) -> Result<Ingested> {
         let key = StreamKey::Contact(command.contact.clone());
-        let dedup = format!("webhook:{dedup_key}");
-        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+        let Some(dedup) = self.unseen_webhook(dedup_key)? else {
             return Ok(Ingested::Duplicate);
-        }
+        };
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let mut plan = Plan::default();
             plan.write(decide::request_review(&command, self.now()));
             plan.key = Some(self.webhook_key(&dedup));
-            Ok(match self.commit(plan).await? {
-                Appended::Written { positions, events } => Ingested::Appended { positions, events },
-                Appended::Duplicate { .. } => Ingested::Duplicate,
-            })
+            self.commit_webhook(plan).await
         })
         .instrument(info_span!("request_review", contact = %command.contact))
         .await
@@ -1011,10 +1016,9 @@ impl Hub {
         dedup_key: &str,
     ) -> Result<Ingested> {
         let key = StreamKey::Contact(command.contact.clone());
-        let dedup = format!("webhook:{dedup_key}");
-        if self.inner.log.idempotency_key(dedup.as_bytes())?.is_some() {
+        let Some(dedup) = self.unseen_webhook(dedup_key)? else {
             return Ok(Ingested::Duplicate);
-        }
+        };
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let contact = self.load::<ContactState>(&key)?;
@@ -1023,10 +1027,7 @@ impl Hub {
             plan.read(key.clone(), contact.version);
             plan.write(events);
             plan.key = Some(self.webhook_key(&dedup));
-            Ok(match self.commit(plan).await? {
-                Appended::Written { positions, events } => Ingested::Appended { positions, events },
-                Appended::Duplicate { .. } => Ingested::Duplicate,
-            })
+            self.commit_webhook(plan).await
         })
         .instrument(info_span!("group_message", contact = %command.contact))
         .await
