@@ -117,7 +117,7 @@ fn the_unit_is_hardened() {
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),
         ("DynamicUser", "yes"),
-        ("StateDirectory", "wagate"),
+        ("StateDirectory", "wagate wagate-rejected"),
         ("CapabilityBoundingSet", ""),
         ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
         ("MemoryDenyWriteExecute", "yes"),
@@ -139,8 +139,17 @@ fn the_unit_is_hardened() {
         filters[1..].iter().all(|f| f.starts_with('~')),
         "SystemCallFilter= widened after @system-service: {filters:?}"
     );
-    // Writable: the data folder only (the rejected webhooks, webhook-audit.jsonl, live in it).
-    assert_eq!(service_value(&unit, "ReadWritePaths"), "/var/lib/wagate");
+    // Writable: the data folder and the rejection log beside it, nothing else.
+    assert_eq!(
+        service_value(&unit, "ReadWritePaths"),
+        "/var/lib/wagate /var/lib/wagate-rejected"
+    );
+    assert!(
+        service_values(&unit, "Environment")
+            .iter()
+            .any(|value| value == "WAGATE_REJECTED_DIR=/var/lib/wagate-rejected"),
+        "the rejection log is pointed at its own writable directory"
+    );
     let env_file = service_value(&unit, "EnvironmentFile");
     assert!(
         env_file.starts_with('/') && !env_file.starts_with('-'),
@@ -325,6 +334,7 @@ fn the_container_runs_as_non_root_and_checks_readyz() {
         "the runtime user is root: {user}"
     );
     assert!(value_of("VOLUME").contains(&"/var/lib/wagate"));
+    assert!(value_of("VOLUME").contains(&"/var/lib/wagate-rejected"));
     assert!(value_of("EXPOSE").contains(&"8080"));
 
     let health = value_of("HEALTHCHECK");
