@@ -25,6 +25,9 @@ mod record;
 mod salvage;
 /// The persisted form of a send's answer, kept with its idempotency key.
 pub mod send_result;
+mod snapshot;
+/// Versioned persisted forms of the app's snapshots.
+pub mod snapshot_forms;
 mod store;
 mod stream;
 mod writer;
@@ -39,6 +42,7 @@ pub use record::{
 #[doc(hidden)]
 pub use salvage::overwrite_log_entry;
 pub use salvage::{salvage, SalvageEnd, SalvageFlow, SalvageStop};
+pub use snapshot::{Snapshot, SnapshotSave};
 pub use store::{
     Clock, Options, Pending, ReplayProgress, Store, StoreStats, SyncFault, VerifyReport,
     DEFAULT_MAX_QUEUED_REQUESTS,

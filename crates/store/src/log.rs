@@ -11,7 +11,10 @@
 //!   and [`EventLog::subscribe`] announces a head only once everything up to it is readable;
 //! - an idempotency key is visible to [`EventLog::idempotency_key`] only once the append that
 //!   wrote it is durable (never from a batch still syncing or one that failed);
-//! - checkpoints are per consumer name and may not point past the head.
+//! - checkpoints are per consumer name and may not point past the head;
+//! - a snapshot slot is per name; a save replaces the slot's state and writes its index
+//!   entries atomically, and is durable once answered. Snapshots are derived data: readers
+//!   check them and rebuild from the log when one is missing or unreadable.
 //!
 //! [`ExpectedVersion`]: crate::ExpectedVersion
 
@@ -23,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::error::{Result, StoreError};
 use crate::record::{AppendOutcome, AppendRequest, IdempotencyRecord, RecordedEvent};
+use crate::snapshot::{Snapshot, SnapshotSave};
 use crate::store::{Store, StoreStats};
 use crate::stream::StreamId;
 
@@ -88,6 +92,15 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
     /// the head; a consumer may move back).
     fn save_checkpoint(&self, name: &str, position: u64) -> LogFuture<'_, ()>;
 
+    /// The snapshot in slot `name`, if any (see [`Snapshot`]).
+    fn snapshot(&self, name: &str) -> Result<Option<Snapshot>>;
+
+    /// Entry `key` of slot `name`'s index, as the last save of the slot left it.
+    fn snapshot_entry(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Durably replaces slot `name` with `save` (state, position and index entries at once).
+    fn save_snapshot(&self, name: &str, save: SnapshotSave) -> LogFuture<'_, ()>;
+
     /// The highest durable position (0 for an empty log).
     fn head_position(&self) -> u64;
 
@@ -137,6 +150,18 @@ impl EventLog for Store {
 
     fn save_checkpoint(&self, name: &str, position: u64) -> LogFuture<'_, ()> {
         Box::pin(Store::save_checkpoint(self, name, position))
+    }
+
+    fn snapshot(&self, name: &str) -> Result<Option<Snapshot>> {
+        Store::snapshot(self, name)
+    }
+
+    fn snapshot_entry(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Store::snapshot_entry(self, name, key)
+    }
+
+    fn save_snapshot(&self, name: &str, save: SnapshotSave) -> LogFuture<'_, ()> {
+        Box::pin(Store::save_snapshot(self, name, save))
     }
 
     fn head_position(&self) -> u64 {

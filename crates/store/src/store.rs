@@ -125,6 +125,11 @@ impl<T> Pending<T> {
         Pending { receiver }
     }
 
+    /// An answer another thread sends on `receiver` (the snapshot saver's).
+    pub(crate) fn from_receiver(receiver: oneshot::Receiver<Result<T>>) -> Self {
+        Pending { receiver }
+    }
+
     /// Blocks the current thread until the answer arrives. Must not be called from inside an
     /// async runtime (use `.await` there).
     pub fn wait(self) -> Result<T> {
@@ -777,7 +782,13 @@ impl Store {
         outcome
     }
 
-    fn refusal(&self) -> Option<StoreError> {
+    /// The sled database and its directory, for the snapshot slots (`crate::snapshot`), which
+    /// live in their own tree and do not go through the writer.
+    pub(crate) fn sled_db(&self) -> (&sled::Db, &Path) {
+        (&self.inner.db, &self.inner.path)
+    }
+
+    pub(crate) fn refusal(&self) -> Option<StoreError> {
         if self.inner.shared.closed.load(Ordering::Acquire) {
             return Some(StoreError::Closed);
         }

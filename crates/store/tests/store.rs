@@ -60,6 +60,7 @@ macro_rules! event_log_contract {
             idempotency_keys_answer_duplicates_until_they_expire,
             a_key_can_be_recorded_without_events,
             checkpoints_are_per_consumer_and_move_both_ways,
+            snapshots_are_per_name_and_replace_their_index_atomically,
             subscribers_wake_once_events_are_durable,
             concurrent_writers_with_expected_versions_keep_the_log_consistent,
             replay_delivers_every_event_in_order,
@@ -128,6 +129,19 @@ impl EventLog for DefaultReplay {
     }
     fn save_checkpoint(&self, name: &str, position: u64) -> wagate_store::LogFuture<'_, ()> {
         EventLog::save_checkpoint(&self.0, name, position)
+    }
+    fn snapshot(&self, name: &str) -> wagate_store::Result<Option<wagate_store::Snapshot>> {
+        self.0.snapshot(name)
+    }
+    fn snapshot_entry(&self, name: &str, key: &[u8]) -> wagate_store::Result<Option<Vec<u8>>> {
+        self.0.snapshot_entry(name, key)
+    }
+    fn save_snapshot(
+        &self,
+        name: &str,
+        save: wagate_store::SnapshotSave,
+    ) -> wagate_store::LogFuture<'_, ()> {
+        EventLog::save_snapshot(&self.0, name, save)
     }
     fn head_position(&self) -> u64 {
         self.0.head_position()
@@ -563,6 +577,72 @@ mod contract {
                 expires_at_ms: i64::MAX,
             }
         );
+    }
+
+    pub async fn snapshots_are_per_name_and_replace_their_index_atomically(open: Open) {
+        use wagate_store::{Snapshot, SnapshotSave};
+        let (_, clock) = manual_clock(0);
+        let log = open(clock);
+        assert_eq!(log.snapshot("p").expect("read"), None);
+        assert_eq!(log.snapshot_entry("p", b"k").expect("read"), None);
+        let first = SnapshotSave {
+            position: 7,
+            bytes: b"state".to_vec(),
+            entries: vec![
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"b".to_vec(), Some(b"2".to_vec())),
+            ],
+            replace_entries: false,
+        };
+        log.save_snapshot("p", first).await.expect("save");
+        assert_eq!(
+            log.snapshot("p").expect("read"),
+            Some(Snapshot {
+                position: 7,
+                bytes: b"state".to_vec()
+            })
+        );
+        assert_eq!(log.snapshot("q").expect("read"), None, "slots are per name");
+        assert_eq!(log.snapshot_entry("q", b"a").expect("read"), None);
+        // An incremental save keeps the other entries and removes the ones it names.
+        let second = SnapshotSave {
+            position: 9,
+            bytes: Vec::new(),
+            entries: vec![(b"a".to_vec(), None), (b"c".to_vec(), Some(b"3".to_vec()))],
+            replace_entries: false,
+        };
+        log.save_snapshot("p", second).await.expect("save");
+        assert_eq!(
+            log.snapshot("p").expect("read").map(|s| s.position),
+            Some(9)
+        );
+        assert_eq!(log.snapshot_entry("p", b"a").expect("read"), None);
+        assert_eq!(
+            log.snapshot_entry("p", b"b").expect("read"),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(
+            log.snapshot_entry("p", b"c").expect("read"),
+            Some(b"3".to_vec())
+        );
+        // A replacing save leaves only its own entries.
+        let rebuilt = SnapshotSave {
+            position: 1,
+            bytes: b"rebuilt".to_vec(),
+            entries: vec![(b"d".to_vec(), Some(b"4".to_vec()))],
+            replace_entries: true,
+        };
+        log.save_snapshot("p", rebuilt).await.expect("save");
+        assert_eq!(log.snapshot_entry("p", b"b").expect("read"), None);
+        assert_eq!(log.snapshot_entry("p", b"c").expect("read"), None);
+        assert_eq!(
+            log.snapshot_entry("p", b"d").expect("read"),
+            Some(b"4".to_vec())
+        );
+        assert!(matches!(
+            log.save_snapshot("", SnapshotSave::default()).await,
+            Err(StoreError::InvalidRequest(_))
+        ));
     }
 
     pub async fn checkpoints_are_per_consumer_and_move_both_ways(open: Open) {
