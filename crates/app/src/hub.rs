@@ -28,6 +28,7 @@ use crate::locks::StreamLocks;
 use crate::projection::Projection;
 use crate::reads::LoggedEvent;
 use crate::send_digest;
+use crate::snapshots::Saver;
 use crate::views::{
     ClaimedMessage, ContactView, DispatchUpdate, Ingested, MessageView, SendAccepted,
     SenderWindowView,
@@ -68,6 +69,7 @@ pub(crate) struct Inner {
     cache: Cache,
     locks: StreamLocks,
     pub(crate) projection: Projection,
+    pub(crate) saver: Saver,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -138,7 +140,8 @@ enum Appended {
 }
 
 impl Hub {
-    /// Opens the service on `log`, rebuilding the in-memory indexes from the whole log. The hub
+    /// Opens the service on `log`, restoring the in-memory indexes from their snapshot and the
+    /// log's tail after it (the whole log when there is no usable snapshot). The hub
     /// is the log's only writer and, through its read side (`reads`), the only door to it.
     pub fn open(log: Arc<dyn EventLog>, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self> {
         let hub = Self {
@@ -149,10 +152,11 @@ impl Hub {
                 cache: Cache::default(),
                 locks: StreamLocks::default(),
                 projection: Projection::default(),
+                saver: Saver::default(),
             }),
             actor: None,
         };
-        hub.rebuild_projection()?;
+        hub.restore_projection()?;
         Ok(hub)
     }
 
@@ -180,38 +184,6 @@ impl Hub {
             ..wagate_store::Options::default()
         })?;
         Self::open(Arc::new(log), clock, policy)
-    }
-
-    fn rebuild_projection(&self) -> Result<()> {
-        let mut messages: BTreeMap<MessageId, MessageState> = BTreeMap::new();
-        let mut failure = None;
-        let projection = &self.inner.projection;
-        self.inner.log.replay(1, &mut |record| {
-            if failure.is_some() {
-                return;
-            }
-            match codec::decode(&record) {
-                Ok(event) => {
-                    let state = match &event {
-                        Event::Message(message_event) => message_event.message_id().map(|id| {
-                            let state = messages
-                                .remove(&id)
-                                .unwrap_or_default()
-                                .apply(message_event);
-                            messages.insert(id, state.clone());
-                            state
-                        }),
-                        _ => None,
-                    };
-                    projection.observe(&event, record.position, state.as_ref());
-                }
-                Err(error) => failure = Some(error),
-            }
-        })?;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
     }
 
     /// The same hub, whose commands record `actor` as who asked for every event they append.
@@ -269,10 +241,14 @@ impl Hub {
                         },
                         _ => None,
                     };
-                    self.inner
-                        .projection
-                        .observe(event, *position, state.as_ref());
+                    self.inner.projection.observe(
+                        self.inner.log.as_ref(),
+                        event,
+                        *position,
+                        state.as_ref(),
+                    )?;
                 }
+                self.after_append(committed.positions.len() as u64);
                 Ok(Appended::Written {
                     positions: committed.positions,
                     events,
@@ -435,10 +411,13 @@ impl Hub {
         let Some(dedup) = self.unseen_webhook(dedup_key)? else {
             return Ok(Ingested::Duplicate);
         };
-        let by_ref = command
-            .provider_ref
-            .as_ref()
-            .and_then(|r| self.inner.projection.message_by_provider_ref(r));
+        let by_ref = match &command.provider_ref {
+            Some(reference) => self
+                .inner
+                .projection
+                .message_by_provider_ref(self.inner.log.as_ref(), reference)?,
+            None => None,
+        };
         let message_id = match message_id {
             Some(id) if self.load::<MessageState>(&StreamKey::Message(id))?.version > 0 => Some(id),
             _ => by_ref,
@@ -1039,7 +1018,11 @@ impl Hub {
     pub fn contact(&self, contact: &ContactId) -> Result<ContactView> {
         let loaded = self.load::<ContactState>(&StreamKey::Contact(contact.clone()))?;
         let mut recent = Vec::new();
-        for id in self.inner.projection.recent_messages(contact) {
+        for id in self
+            .inner
+            .projection
+            .recent_messages(self.inner.log.as_ref(), contact)?
+        {
             let message = self.load::<MessageState>(&StreamKey::Message(id))?.state;
             recent.push((id, message));
         }

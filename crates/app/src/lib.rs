@@ -19,13 +19,16 @@ mod locks;
 mod projection;
 mod reads;
 mod send_digest;
+mod snapshots;
 mod views;
 
 pub use aggregates::Loaded;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, Result};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
+pub use projection::ProjectionSizes;
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
+pub use snapshots::{OpenStats, SNAPSHOT_EVERY, SNAPSHOT_EVERY_EVENTS};
 pub use views::{
     ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,
     SenderWindowView,

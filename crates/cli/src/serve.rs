@@ -189,8 +189,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    let snapshot_hub = server.hub().clone();
     let served = server.run(shutdown).await;
-    // Every user of the hub has stopped (the dispatcher drained, the server's requests ended).
+    // Every user of the hub has stopped (the dispatcher drained, the server's requests ended):
+    // save the projection's snapshot so the next start replays nothing (not after a failed
+    // log, which refuses it; the next start then replays the tail after the last one).
+    if !store_failed.load(Ordering::Acquire) {
+        if let Err(error) = snapshot_hub.save_snapshot().await {
+            tracing::warn!(%error, "the projection snapshot was not saved at shutdown");
+        }
+    }
+    drop(snapshot_hub);
     let closed = compose::close(store).await;
     served.context("the hub stopped with an error")?;
     if store_failed.load(Ordering::Acquire) {

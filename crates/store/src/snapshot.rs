@@ -131,7 +131,11 @@ impl Store {
                 std::thread::Builder::new()
                     .name("wagate-snapshot".into())
                     .spawn(move || {
-                        let _ = reply.send(store.write_snapshot(&name, save));
+                        let result = store.write_snapshot(&name, save);
+                        // Before answering: a caller that closes the store next must hold
+                        // its last handle.
+                        drop(store);
+                        let _ = reply.send(result);
                     })
                     .map(|_| ())
                     .map_err(StoreError::from)

@@ -1,0 +1,299 @@
+//! The projection's snapshot: a reopened hub replays only the log's tail, a bad snapshot is
+//! rebuilt, settled messages leave memory but are still found by provider id.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use futures::future::join_all;
+use wagate_app::{FixedClock, Hub, Ingested, StatusCallback};
+use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
+use wagate_domain::{
+    ContactId, MessageId, MessageStatus, MessagingLimit, PhoneNumber, Policy, PortfolioId,
+    ProviderKind, ProviderMessageRef,
+};
+use wagate_store::{EventLog, Options, SnapshotSave, Store};
+
+use crate::support::*;
+
+fn hub_on(store: &Store) -> TestHub {
+    let clock = FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    let hub = Hub::open(
+        Arc::new(store.clone()),
+        Arc::new(clock.clone()),
+        Policy::default(),
+    )
+    .expect("hub");
+    TestHub {
+        hub,
+        clock,
+        store: store.clone(),
+    }
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, Options::default()).expect("open store")
+}
+
+fn close(t: TestHub) {
+    drop(t.hub);
+    t.store.close().expect("close");
+}
+
+fn phone(n: usize) -> String {
+    format!("+4179{n:07}")
+}
+
+/// A ready hub, contacts opted in, and no tier limit (many recipients in a day).
+async fn ready_for(t: &TestHub, contacts: usize) {
+    ready(&t.hub).await;
+    t.hub
+        .set_messaging_limit(
+            &PortfolioId::parse("default").expect("portfolio"),
+            MessagingLimit::Unlimited,
+        )
+        .await
+        .expect("limit");
+    let contacts: Vec<ContactId> = (0..contacts)
+        .map(|n| ContactId::Phone(PhoneNumber::parse(&phone(n)).expect("phone")))
+        .collect();
+    for chunk in contacts.chunks(250) {
+        join_all(chunk.iter().map(|contact| opt_in(&t.hub, contact))).await;
+    }
+}
+
+async fn send(hub: &Hub, n: usize) -> MessageId {
+    hub.send(template_request(&phone(n)), no_options())
+        .await
+        .expect("send")
+        .message_id
+}
+
+fn reference(n: usize) -> ProviderMessageRef {
+    ProviderMessageRef::parse(&format!("SM{n:032x}")).expect("sid")
+}
+
+async fn callback(hub: &Hub, n: usize, status: MessageStatus) -> Ingested {
+    let dedup = format!("twilio:{n}:{status}");
+    hub.record_status_callback(
+        None,
+        StatusCallback {
+            provider: ProviderKind::Twilio,
+            provider_ref: Some(reference(n)),
+            status,
+            error_code: None,
+        },
+        &dedup,
+    )
+    .await
+    .expect("callback")
+}
+
+/// Sends to contact `n`, claims, records the provider's acceptance and a `delivered` callback.
+async fn settle(hub: &Hub, n: usize) -> MessageId {
+    let id = send(hub, n).await;
+    deliver(hub, n, id).await;
+    id
+}
+
+/// Claims `id` (sent to contact `n`), records the provider's acceptance and a `delivered`
+/// callback.
+async fn deliver(hub: &Hub, n: usize, id: MessageId) {
+    hub.claim(id).await.expect("claim");
+    hub.record_outcome(RecordOutcome {
+        message_id: id,
+        attempt: 1,
+        outcome: DispatchOutcome::Accepted {
+            provider_ref: reference(n),
+            provider_status: MessageStatus::Queued,
+            recipient: None,
+        },
+        jitter: TimeDelta::zero(),
+    })
+    .await
+    .expect("outcome");
+    callback(hub, n, MessageStatus::Delivered).await;
+}
+
+#[tokio::test]
+async fn a_reopened_hub_replays_only_the_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (saved_at, ids) = {
+        let t = hub_on(&open(dir.path()));
+        ready_for(&t, 5).await;
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(send(&t.hub, n).await);
+        }
+        t.hub.save_snapshot().await.expect("snapshot");
+        let saved_at = t.store.head_position();
+        for n in 3..5 {
+            ids.push(send(&t.hub, n).await);
+        }
+        close(t);
+        (saved_at, ids)
+    };
+    let store = open(dir.path());
+    let head = store.head_position();
+    let t = hub_on(&store);
+    let stats = t.hub.open_stats();
+    assert_eq!(stats.snapshot_position, saved_at);
+    assert_eq!(stats.replayed_events, head - saved_at);
+    assert!(stats.replayed_events < head / 2, "{stats:?} of {head}");
+    let mut open: Vec<MessageId> = t
+        .hub
+        .open_intents()
+        .expect("open")
+        .intents
+        .iter()
+        .map(|intent| intent.message_id)
+        .collect();
+    open.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(open, expected);
+    assert_eq!(t.hub.senders(), vec![sender()]);
+    // Recent messages of a contact from before the snapshot come from its index on disk.
+    let first = ContactId::Phone(PhoneNumber::parse(&phone(0)).expect("phone"));
+    let view = t.hub.contact(&first).expect("contact");
+    assert_eq!(
+        view.recent_messages
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+}
+
+/// What a hub answers that the projection provides.
+fn answers(hub: &Hub) -> (Vec<MessageId>, Vec<MessageId>, Option<MessageId>) {
+    let mut open: Vec<MessageId> = hub
+        .open_intents()
+        .expect("open")
+        .intents
+        .iter()
+        .map(|intent| intent.message_id)
+        .collect();
+    open.sort();
+    let first = ContactId::Phone(PhoneNumber::parse(&phone(0)).expect("phone"));
+    let recent = hub
+        .contact(&first)
+        .expect("contact")
+        .recent_messages
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    let view = hub.message(open[0]).expect("message");
+    (open, recent, view.state.id)
+}
+
+#[tokio::test]
+async fn an_older_or_corrupt_snapshot_is_rebuilt_and_the_hub_answers_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = {
+        let t = hub_on(&open(dir.path()));
+        ready_for(&t, 3).await;
+        settle(&t.hub, 0).await;
+        for n in 0..3 {
+            send(&t.hub, n).await;
+        }
+        t.hub.save_snapshot().await.expect("snapshot");
+        let before = answers(&t.hub);
+        close(t);
+        before
+    };
+    let store = open(dir.path());
+    let saved = store.snapshot("projection").expect("read");
+    let saved = saved.expect("a snapshot was saved");
+    store.close().expect("close");
+    let mut older = saved.bytes.clone();
+    older[..2].copy_from_slice(&0u16.to_be_bytes());
+    for bytes in [older, b"\x00\x01garbage".to_vec(), Vec::new()] {
+        let store = open(dir.path());
+        EventLog::save_snapshot(
+            &store,
+            "projection",
+            SnapshotSave {
+                position: saved.position,
+                bytes,
+                entries: Vec::new(),
+                replace_entries: false,
+            },
+        )
+        .await
+        .expect("overwrite the snapshot");
+        let head = store.head_position();
+        let t = hub_on(&store);
+        drop(store);
+        let stats = t.hub.open_stats();
+        assert!(stats.snapshot_refused, "{stats:?}");
+        assert_eq!(stats.snapshot_position, 0);
+        assert_eq!(stats.replayed_events, head);
+        assert_eq!(answers(&t.hub), before);
+        // The rebuilt projection is saved again, and then used.
+        t.hub.save_snapshot().await.expect("snapshot");
+        close(t);
+        let t = hub_on(&open(dir.path()));
+        assert_eq!(t.hub.open_stats().replayed_events, 0);
+        assert_eq!(answers(&t.hub), before);
+        close(t);
+    }
+}
+
+#[tokio::test]
+async fn a_settled_messages_late_callback_still_matches_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = {
+        let t = hub_on(&open(dir.path()));
+        ready_for(&t, 1).await;
+        let id = settle(&t.hub, 0).await;
+        t.hub.save_snapshot().await.expect("snapshot");
+        close(t);
+        id
+    };
+    let t = hub_on(&open(dir.path()));
+    let sizes = t.hub.projection_sizes();
+    assert_eq!(sizes.open_messages, 0);
+    assert_eq!(sizes.provider_refs_in_memory, 0);
+    let late = callback(&t.hub, 0, MessageStatus::Read).await;
+    assert!(
+        matches!(&late, Ingested::Appended { events, .. }
+            if events.iter().all(|event| event.stream() == wagate_domain::StreamKey::Message(id))),
+        "{late:?}"
+    );
+    assert_eq!(
+        t.hub.message(id).expect("view").state.status,
+        MessageStatus::Read
+    );
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_after_many_settled_messages() {
+    const MESSAGES: usize = 2_000;
+    let t = hub();
+    ready_for(&t, MESSAGES).await;
+    // Concurrent (one contact each), so the log's group commit takes them in large batches;
+    // sends first (they write the portfolio, which claims read: together they would conflict).
+    for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(250) {
+        let ids = join_all(chunk.iter().map(|n| send(&t.hub, *n))).await;
+        join_all(chunk.iter().zip(ids).map(|(n, id)| deliver(&t.hub, *n, id))).await;
+    }
+    let before = t.hub.projection_sizes();
+    assert_eq!(before.open_messages, 0, "settled messages are not open");
+    t.hub.save_snapshot().await.expect("snapshot");
+    let after = t.hub.projection_sizes();
+    assert_eq!(after.open_messages, 0);
+    assert_eq!(after.provider_refs_in_memory, 0, "{after:?}");
+    assert_eq!(after.recent_lists_in_memory, 0, "{after:?}");
+    // Still answered, from disk.
+    let late = callback(&t.hub, MESSAGES - 1, MessageStatus::Read).await;
+    assert!(matches!(late, Ingested::Appended { .. }));
+    let contact = ContactId::Phone(PhoneNumber::parse(&phone(7)).expect("phone"));
+    assert_eq!(
+        t.hub.contact(&contact).expect("view").recent_messages.len(),
+        1
+    );
+}
