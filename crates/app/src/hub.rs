@@ -66,7 +66,7 @@ pub(crate) struct Inner {
     pub(crate) log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
     policy: Policy,
-    cache: Cache,
+    pub(crate) cache: Cache,
     locks: StreamLocks,
     pub(crate) projection: Projection,
     pub(crate) saver: Saver,
@@ -209,7 +209,7 @@ impl Hub {
     }
 
     pub(crate) fn load<A: Stored>(&self, key: &StreamKey) -> Result<Loaded<A>> {
-        self.inner.cache.load(self.inner.log.as_ref(), key)
+        self.inner.cache.load(&self.inner.log, key)
     }
 
     /// Loads `key`'s aggregate, or an empty one at version 0 when the decision reads no such

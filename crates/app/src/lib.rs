@@ -22,7 +22,7 @@ mod send_digest;
 mod snapshots;
 mod views;
 
-pub use aggregates::Loaded;
+pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, Result};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};

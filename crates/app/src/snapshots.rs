@@ -199,6 +199,12 @@ impl Hub {
         *self.inner.saver.open_stats.lock()
     }
 
+    /// Events the aggregate loads applied since open (a test hook: a load that starts from a
+    /// snapshot applies only the events after it).
+    pub fn aggregate_events_applied(&self) -> u64 {
+        self.inner.cache.applied()
+    }
+
     /// Sizes of the projection's in-memory structures.
     pub fn projection_sizes(&self) -> crate::projection::ProjectionSizes {
         self.inner.projection.sizes()

@@ -297,3 +297,67 @@ async fn memory_stays_bounded_after_many_settled_messages() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_long_portfolio_stream_is_loaded_from_its_snapshot() {
+    use wagate_domain::{Event, PortfolioEvent};
+    use wagate_store::{AppendRequest, ExpectedVersion, StreamId};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let portfolio = PortfolioId::parse("default").expect("portfolio");
+    let history = wagate_app::AGGREGATE_SNAPSHOT_EVERY + 200;
+    {
+        let t = hub_on(&open(dir.path()));
+        ready_for(&t, 2).await;
+        // A long history of reaches, all older than the rolling period (so none counts).
+        let long_ago = t.hub.now() - TimeDelta::days(3);
+        let events = (0..history)
+            .map(|n| {
+                let event = Event::Portfolio(PortfolioEvent::RecipientReached {
+                    portfolio: portfolio.clone(),
+                    contact: ContactId::Phone(
+                        PhoneNumber::parse(&phone(100 + n as usize)).expect("phone"),
+                    ),
+                    message_id: MessageId::from_uuid(uuid::Uuid::now_v7()).expect("id"),
+                    at: long_ago,
+                });
+                wagate_store::persisted::encode(&event, uuid::Uuid::now_v7())
+            })
+            .collect();
+        let stream = StreamId::new("portfolio:default").expect("stream");
+        t.store
+            .append(AppendRequest::default().with_stream(stream, ExpectedVersion::Any, events))
+            .await
+            .expect("append history");
+        send(&t.hub, 0).await;
+        assert!(t.hub.aggregate_events_applied() >= history);
+        // Saved in the background: wait for it (bounded).
+        let slot = "aggregate:portfolio:default";
+        let mut saved = None;
+        for _ in 0..500 {
+            saved = t.store.snapshot(slot).expect("read");
+            if saved.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let saved = saved.expect("the portfolio's snapshot was saved");
+        assert!(saved.position > history, "{}", saved.position);
+        close(t);
+    }
+    // The background save may still hold the log for a moment after its write is visible.
+    let mut store = Store::open(dir.path(), Options::default());
+    for _ in 0..500 {
+        if !matches!(store, Err(wagate_store::StoreError::AlreadyOpen { .. })) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        store = Store::open(dir.path(), Options::default());
+    }
+    let t = hub_on(&store.expect("reopen"));
+    send(&t.hub, 1).await;
+    assert!(
+        t.hub.aggregate_events_applied() < 100,
+        "{} events applied",
+        t.hub.aggregate_events_applied()
+    );
+}

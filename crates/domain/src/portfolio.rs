@@ -35,6 +35,25 @@ impl PortfolioState {
         self
     }
 
+    /// The reaches kept (at most the last two periods before the newest), oldest first: what a
+    /// snapshot of the state saves.
+    pub fn reached(&self) -> &[(ContactId, Timestamp)] {
+        &self.reached
+    }
+
+    /// The state a snapshot saved (its parts as [`PortfolioState::reached`] gave them).
+    pub fn from_parts(
+        id: Option<PortfolioId>,
+        limit: Option<MessagingLimit>,
+        reached: Vec<(ContactId, Timestamp)>,
+    ) -> Self {
+        PortfolioState {
+            id,
+            limit,
+            reached: Arc::new(reached),
+        }
+    }
+
     fn within_period(now: Timestamp, at: Timestamp) -> bool {
         at > now - TIER_PERIOD && at <= now
     }
