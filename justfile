@@ -30,6 +30,11 @@ deny:
 bench:
     cargo bench -p wagate-store
 
+# Start-up time and RSS of a hub against its log's size, with and without snapshots
+# (default 100k and 1M events; `just bench-startup 10000000` for 10M: ~25 GB of disk).
+bench-startup *sizes:
+    cargo bench -p wagate-app --bench startup -- {{sizes}}
+
 # Load generator: starts a release hub on loopback with a temporary database, fires signed,
 # distinct Twilio status callbacks at it (then the same again, as duplicates), stops it.
 load requests="100000" concurrency="64":
