@@ -270,6 +270,7 @@ fn open_and_measure(dir: &Path) {
     let rt = runtime();
     let started = Instant::now();
     let store = open_store(dir);
+    let store_opened = started.elapsed();
     let hub = open_hub(&store);
     let ready = started.elapsed();
     let rss_ready = status_kib("VmRSS:");
@@ -296,9 +297,10 @@ fn open_and_measure(dir: &Path) {
         started.elapsed()
     });
     println!(
-        "RESULT ready_ms={:.0} first_send_ms={:.0} rss_ready_mib={} rss_peak_mib={} replayed={} \
+        "RESULT ready_ms={:.0} (store_open_ms={:.0}) first_send_ms={:.0} rss_ready_mib={} rss_peak_mib={} replayed={} \
          snapshot_at={} open_messages={}",
         ready.as_secs_f64() * 1000.0,
+        store_opened.as_secs_f64() * 1000.0,
         first_send.as_secs_f64() * 1000.0,
         rss_ready / 1024,
         status_kib("VmHWM:") / 1024,
