@@ -10,8 +10,8 @@
 //! background), and a load that finds nothing cached starts from that snapshot. The snapshot's
 //! form is versioned (`wagate_store::snapshot_forms`); one of another version, or that does not
 //! decode, is ignored and the stream is read from its start. Today: portfolios (one event per
-//! recipient reached outside a window, forever). Senders' streams stay short (registrations and
-//! authorizations); contacts have no snapshot form yet.
+//! recipient reached outside a window, forever) and contacts (one event per inbound message).
+//! Senders' streams stay short (registrations and authorizations): no snapshot form.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +80,35 @@ macro_rules! stored {
     };
 }
 
-stored!(ContactState, Contact, Event::Contact(inner) => inner);
+impl Stored for ContactState {
+    fn pick(event: Event) -> Option<Self::Event> {
+        match event {
+            Event::Contact(inner) => Some(inner),
+            _ => None,
+        }
+    }
+
+    fn into_cached(self) -> Cached {
+        Cached::Contact(self)
+    }
+
+    fn from_cached(cached: &Cached) -> Option<Self> {
+        match cached {
+            Cached::Contact(state) => Some(state.clone()),
+            _ => None,
+        }
+    }
+
+    fn encode_snapshot(&self) -> Option<Vec<u8>> {
+        Some(snapshot_forms::encode_contact(self))
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Option<Self> {
+        snapshot_forms::decode_contact(bytes)
+            .map_err(|reason| warn!(%reason, "contact snapshot not used; reading its stream"))
+            .ok()
+    }
+}
 stored!(SenderState, Sender, Event::Sender(inner) => inner);
 stored!(TemplateState, Template, Event::Template(inner) => inner);
 

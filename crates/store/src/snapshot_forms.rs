@@ -6,12 +6,18 @@
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use wagate_domain::{ContactId, MessagingLimit, PortfolioId, PortfolioState, Timestamp};
+use wagate_domain::contact::SenderWindow;
+use wagate_domain::{
+    Consent, ConsentReceipt, ContactId, ContactState, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioId, PortfolioState, Timestamp, WhatsAppAddress,
+};
 
 /// The projection snapshot's current form.
 pub const PROJECTION_FORM: u16 = 1;
 /// The portfolio aggregate snapshot's current form.
 pub const PORTFOLIO_FORM: u16 = 1;
+/// The contact aggregate snapshot's current form.
+pub const CONTACT_FORM: u16 = 1;
 
 /// Why snapshot bytes were not used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -132,6 +138,163 @@ pub fn decode_portfolio(bytes: &[u8]) -> Result<PortfolioState, FormError> {
     Ok(PortfolioState::from_parts(id, limit, reached))
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ReceiptV1 {
+    source: String,
+    evidence: String,
+    recorded_by: String,
+    wording_version: String,
+    evidence_at: TimeV1,
+    at: TimeV1,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum ConsentV1 {
+    Unknown,
+    OptedIn(ReceiptV1),
+    OptedOut {
+        source: String,
+        detail: String,
+        evidence_at: TimeV1,
+        at: TimeV1,
+        withdrawn: Option<ReceiptV1>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ContactV1 {
+    id: Option<String>,
+    consent: ConsentV1,
+    last_inbound_at: Option<TimeV1>,
+    /// Per business number: last inbound, reported closed.
+    windows: Vec<(String, Option<TimeV1>, Option<TimeV1>)>,
+    last_opt_out_at: Option<TimeV1>,
+    not_on_whatsapp_since: Option<TimeV1>,
+    marketing_paused_since: Option<TimeV1>,
+    reviews_requested: u32,
+    linked: Vec<String>,
+}
+
+fn receipt_form(receipt: &ConsentReceipt) -> ReceiptV1 {
+    ReceiptV1 {
+        source: receipt.source.as_str().into(),
+        evidence: receipt.evidence.clone(),
+        recorded_by: receipt.recorded_by.clone(),
+        wording_version: receipt.wording_version.clone(),
+        evidence_at: time_form(&receipt.evidence_at),
+        at: time_form(&receipt.at),
+    }
+}
+
+fn receipt_of(form: ReceiptV1) -> Result<ConsentReceipt, FormError> {
+    Ok(ConsentReceipt {
+        source: OptInSource::parse(&form.source)
+            .ok_or_else(|| FormError::Malformed(format!("opt-in source {}", form.source)))?,
+        evidence: form.evidence,
+        recorded_by: form.recorded_by,
+        wording_version: form.wording_version,
+        evidence_at: time_of(form.evidence_at)?,
+        at: time_of(form.at)?,
+    })
+}
+
+fn optional_time(at: Option<TimeV1>) -> Result<Option<Timestamp>, FormError> {
+    at.map(time_of).transpose()
+}
+
+pub fn encode_contact(state: &ContactState) -> Vec<u8> {
+    let consent = match &state.consent {
+        Consent::Unknown => ConsentV1::Unknown,
+        Consent::OptedIn(receipt) => ConsentV1::OptedIn(receipt_form(receipt)),
+        Consent::OptedOut {
+            source,
+            detail,
+            evidence_at,
+            at,
+            withdrawn,
+        } => ConsentV1::OptedOut {
+            source: source.as_str().into(),
+            detail: detail.clone(),
+            evidence_at: time_form(evidence_at),
+            at: time_form(at),
+            withdrawn: withdrawn.as_ref().map(receipt_form),
+        },
+    };
+    let form = ContactV1 {
+        id: state.id.as_ref().map(ToString::to_string),
+        consent,
+        last_inbound_at: state.last_inbound_at.as_ref().map(time_form),
+        windows: state
+            .windows
+            .iter()
+            .map(|(sender, window)| {
+                (
+                    sender.to_string(),
+                    window.last_inbound_at.as_ref().map(time_form),
+                    window.reported_closed_at.as_ref().map(time_form),
+                )
+            })
+            .collect(),
+        last_opt_out_at: state.last_opt_out_at.as_ref().map(time_form),
+        not_on_whatsapp_since: state.not_on_whatsapp_since.as_ref().map(time_form),
+        marketing_paused_since: state.marketing_paused_since.as_ref().map(time_form),
+        reviews_requested: state.reviews_requested,
+        linked: state.linked.iter().map(ToString::to_string).collect(),
+    };
+    encode_versioned(CONTACT_FORM, &form)
+}
+
+pub fn decode_contact(bytes: &[u8]) -> Result<ContactState, FormError> {
+    let form: ContactV1 = decode_versioned(CONTACT_FORM, bytes)?;
+    let malformed = |error: wagate_domain::IdError| FormError::Malformed(error.to_string());
+    let consent = match form.consent {
+        ConsentV1::Unknown => Consent::Unknown,
+        ConsentV1::OptedIn(receipt) => Consent::OptedIn(receipt_of(receipt)?),
+        ConsentV1::OptedOut {
+            source,
+            detail,
+            evidence_at,
+            at,
+            withdrawn,
+        } => Consent::OptedOut {
+            source: OptOutSource::parse(&source)
+                .ok_or_else(|| FormError::Malformed(format!("opt-out source {source}")))?,
+            detail,
+            evidence_at: time_of(evidence_at)?,
+            at: time_of(at)?,
+            withdrawn: withdrawn.map(receipt_of).transpose()?,
+        },
+    };
+    let mut windows = std::collections::BTreeMap::new();
+    for (sender, last_inbound_at, reported_closed_at) in form.windows {
+        windows.insert(
+            WhatsAppAddress::parse(&sender).map_err(malformed)?,
+            SenderWindow {
+                last_inbound_at: optional_time(last_inbound_at)?,
+                reported_closed_at: optional_time(reported_closed_at)?,
+            },
+        );
+    }
+    Ok(ContactState {
+        id: form
+            .id
+            .map(|id| ContactId::parse(&id).map_err(malformed))
+            .transpose()?,
+        consent,
+        last_inbound_at: optional_time(form.last_inbound_at)?,
+        windows,
+        last_opt_out_at: optional_time(form.last_opt_out_at)?,
+        not_on_whatsapp_since: optional_time(form.not_on_whatsapp_since)?,
+        marketing_paused_since: optional_time(form.marketing_paused_since)?,
+        reviews_requested: form.reviews_requested,
+        linked: form
+            .linked
+            .iter()
+            .map(|id| ContactId::parse(id).map_err(malformed))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +319,47 @@ mod tests {
         let bytes = encode_portfolio(&state);
         assert_eq!(decode_portfolio(&bytes), Ok(state));
         assert!(decode_portfolio(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_contact_round_trips() {
+        let at = DateTime::from_timestamp(1_764_000_000, 7).expect("time");
+        let receipt = ConsentReceipt {
+            source: OptInSource::WebForm,
+            evidence: "https://example.com/forms/1".into(),
+            recorded_by: "agent".into(),
+            wording_version: "v1".into(),
+            evidence_at: at,
+            at,
+        };
+        let sender = WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender");
+        let state = ContactState {
+            id: Some(ContactId::parse("+41790000001").expect("contact")),
+            consent: Consent::OptedOut {
+                source: OptOutSource::Keyword,
+                detail: "STOP".into(),
+                evidence_at: at,
+                at,
+                withdrawn: Some(receipt),
+            },
+            last_inbound_at: Some(at),
+            windows: [(
+                sender,
+                SenderWindow {
+                    last_inbound_at: Some(at),
+                    reported_closed_at: None,
+                },
+            )]
+            .into(),
+            last_opt_out_at: Some(at),
+            not_on_whatsapp_since: None,
+            marketing_paused_since: Some(at),
+            reviews_requested: 2,
+            linked: [ContactId::parse("+41790000002").expect("linked")].into(),
+        };
+        let bytes = encode_contact(&state);
+        assert_eq!(decode_contact(&bytes), Ok(state));
+        assert!(decode_contact(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]
