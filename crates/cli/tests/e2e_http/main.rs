@@ -14,4 +14,5 @@ mod limits;
 mod rejected;
 mod roles;
 mod rules;
+mod snapshot;
 mod webhooks;
