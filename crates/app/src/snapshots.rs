@@ -112,6 +112,11 @@ impl Hub {
             .saver
             .reflected
             .store(log.head_position().max(from), Ordering::Release);
+        // What was replayed counts as unsaved: after a long replay the first append saves.
+        self.inner
+            .saver
+            .appended_since_save
+            .store(stats.replayed_events, Ordering::Release);
         info!(
             snapshot_position = stats.snapshot_position,
             replayed = stats.replayed_events,
