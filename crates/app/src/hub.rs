@@ -23,6 +23,7 @@ use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Idem
 use crate::aggregates::{Cache, Loaded, Stored};
 use crate::clock::Clock;
 use crate::codec;
+use crate::counts::Counts;
 use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
@@ -68,6 +69,7 @@ pub(crate) struct Inner {
     cache: Cache,
     locks: StreamLocks,
     pub(crate) projection: Projection,
+    pub(crate) counts: Counts,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -149,6 +151,7 @@ impl Hub {
                 cache: Cache::default(),
                 locks: StreamLocks::default(),
                 projection: Projection::default(),
+                counts: Counts::default(),
             }),
             actor: None,
         };
@@ -186,6 +189,7 @@ impl Hub {
         let mut messages: BTreeMap<MessageId, MessageState> = BTreeMap::new();
         let mut failure = None;
         let projection = &self.inner.projection;
+        let counts = &self.inner.counts;
         self.inner.log.replay(1, &mut |record| {
             if failure.is_some() {
                 return;
@@ -204,6 +208,7 @@ impl Hub {
                         _ => None,
                     };
                     projection.observe(&event, record.position, state.as_ref());
+                    counts.observe(&event);
                 }
                 Err(error) => failure = Some(error),
             }
@@ -272,6 +277,7 @@ impl Hub {
                     self.inner
                         .projection
                         .observe(event, *position, state.as_ref());
+                    self.inner.counts.observe(event);
                 }
                 Ok(Appended::Written {
                     positions: committed.positions,
