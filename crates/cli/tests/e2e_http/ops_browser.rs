@@ -143,6 +143,9 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
     assert_eq!(refused.status(), 422);
     let body: Value = refused.json().await.expect("error body");
     let rule = body["error"]["rule"].as_str().expect("rule").to_owned();
+    // And one allowed send, for the funnel.
+    let allowed = hub.post("/v1/messages", template_send(CONTACT)).await;
+    assert_eq!(allowed.status(), 202);
 
     let driver = start_driver().await;
     let profile = tempfile::tempdir().expect("profile dir");
@@ -168,12 +171,33 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
         .click()
         .await
         .expect("sign in");
+    // The click returns before the answer's page has loaded: wait for the dashboard.
+    if let Err(error) = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#refusals"))
+        .await
+    {
+        panic!(
+            "no dashboard after signing in ({error}):\n{}",
+            client.source().await.unwrap_or_default()
+        );
+    }
     let url = client.current_url().await.expect("url");
     assert_eq!(url.path(), "/ops", "signed in, the page itself");
 
     let row = format!("#refusals tr[data-rule=\"{rule}\"]");
     assert_eq!(text_of(&client, &format!("{row} td.last-24h")).await, "1");
     assert_eq!(text_of(&client, &format!("{row} td.last-7d")).await, "1");
+    let funnel = format!(
+        "#funnel tr[data-workflow=\"appointment_scheduling\"][data-template=\"{TEMPLATE}\"]"
+    );
+    assert_eq!(
+        text_of(&client, &format!("{funnel} td.requested")).await,
+        "1"
+    );
+    assert_eq!(text_of(&client, &format!("{funnel} td.allowed")).await, "1");
+    // The review queue is not wired in this build: the section says it is empty.
     assert!(text_of(&client, "#review")
         .await
         .contains("no review items"));

@@ -23,6 +23,7 @@ form.inline{display:inline}button{font:inherit;padding:.2rem .6rem}
 input[type=text],input[type=password]{font:inherit;padding:.35rem;width:100%;max-width:22rem;box-sizing:border-box}
 .notice{background:#fff4d6;border:1px solid #e8cf7a;padding:.5rem;border-radius:4px}
 svg{max-width:100%;height:auto}
+#funnel{grid-column:1/-1}
 ";
 
 fn layout(title: &str, body: Markup) -> Markup {
@@ -160,6 +161,7 @@ fn funnel(counts: &OpsCounts) -> Markup {
             @if counts.funnel.is_empty() {
                 p.muted { "No sends yet." }
             } @else {
+                (funnel_chart(counts))
                 table {
                     thead { tr {
                         th { "Workflow" } th { "Template" }
@@ -167,15 +169,47 @@ fn funnel(counts: &OpsCounts) -> Markup {
                     } }
                     tbody {
                         @for row in &counts.funnel {
-                            tr {
+                            tr data-workflow=(row.workflow) data-template=(row.template) {
                                 td { (row.workflow) } td { code { (row.template) } }
                                 @for stage in Stage::ALL {
-                                    td.n class=(stage.as_str()) { (row.count(stage)) }
+                                    td class={ "n " (stage.as_str()) } { (row.count(stage)) }
                                 }
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Every row's stages summed, as horizontal SVG bars in funnel order.
+fn funnel_chart(counts: &OpsCounts) -> Markup {
+    const BAR: u64 = 12;
+    const LABEL: u64 = 70;
+    const WIDTH: u64 = 200;
+    let totals = Stage::ALL.map(|stage| {
+        let total: u64 = counts.funnel.iter().map(|row| row.count(stage)).sum();
+        (stage, total)
+    });
+    let max = totals
+        .iter()
+        .map(|(_, total)| *total)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let height = BAR * totals.len() as u64;
+    html! {
+        svg viewBox={"0 0 " (LABEL + WIDTH + 40) " " (height)} width="520" role="img"
+            aria-label="Messages at each stage of the send funnel" {
+            title { "Send funnel, all workflows and templates" }
+            @for (index, (stage, total)) in totals.iter().enumerate() {
+                @let y = index as u64 * BAR;
+                @let width = total * WIDTH / max;
+                @let colour = match stage { Stage::Refused | Stage::Failed => "#c0392b", _ => "#2e86c1" };
+                text x="0" y=(y + 9) font-size="9" fill="#1b1f24" { (stage.as_str()) }
+                rect x=(LABEL) y=(y + 2) width=(width) height=(BAR - 3) fill=(colour) {}
+                text x=(LABEL + width + 3) y=(y + 9) font-size="9" fill="#5b6570" { (total) }
             }
         }
     }
