@@ -11,7 +11,7 @@
 //! small entry per message (its key and the stages it reached), like the projection's
 //! provider-reference index, so that a repeated status callback is never counted twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use parking_lot::RwLock;
 use wagate_domain::{
@@ -106,6 +106,8 @@ pub struct OpsCounts {
     /// Dispatch outcomes since the log began: `succeeded`, `retry_scheduled`, `failed`,
     /// `claim_refused`, `in_doubt_expired`.
     pub dispatch: BTreeMap<&'static str, u64>,
+    /// Claims with no outcome recorded yet (in doubt once past the in-doubt timeout).
+    pub claims_awaiting_outcome: usize,
     pub portfolios: Vec<PortfolioUsage>,
 }
 
@@ -117,6 +119,8 @@ struct Tallies {
     /// Message → its funnel key and the stages it reached (bits of [`Stage`]).
     messages: HashMap<MessageId, ((String, String), u8)>,
     dispatch: BTreeMap<&'static str, u64>,
+    /// Claimed messages without an outcome (bounded by the claims in flight).
+    awaiting_outcome: HashSet<MessageId>,
     portfolios: BTreeMap<PortfolioId, PortfolioState>,
 }
 
@@ -212,9 +216,11 @@ impl Tallies {
                 self.reach(*message_id, None, &[Refused]);
             }
             MessageEvent::DispatchClaimed { message_id, .. } => {
+                self.awaiting_outcome.insert(*message_id);
                 self.reach(*message_id, None, &[Claimed]);
             }
             MessageEvent::DispatchSucceeded { message_id, .. } => {
+                self.awaiting_outcome.remove(message_id);
                 self.outcome("succeeded");
                 self.reach(*message_id, None, &[Claimed, Sent]);
             }
@@ -223,6 +229,7 @@ impl Tallies {
                 retry_at,
                 ..
             } => {
+                self.awaiting_outcome.remove(message_id);
                 if retry_at.is_some() {
                     self.outcome("retry_scheduled");
                 } else {
@@ -231,6 +238,7 @@ impl Tallies {
                 }
             }
             MessageEvent::InDoubtExpired { message_id, .. } => {
+                self.awaiting_outcome.remove(message_id);
                 self.outcome("in_doubt_expired");
                 self.reach(*message_id, None, &[Failed]);
             }
@@ -294,6 +302,7 @@ impl Counts {
             })
             .collect();
         counts.dispatch = tallies.dispatch.clone();
+        counts.claims_awaiting_outcome = tallies.awaiting_outcome.len();
         counts.portfolios = tallies
             .portfolios
             .iter()
@@ -392,5 +401,52 @@ mod tests {
             [Stage::Sent, Stage::Delivered, Stage::Read].map(|s| row.count(s)),
             [1, 1, 1]
         );
+    }
+
+    #[test]
+    fn dispatch_outcomes_retries_and_claims_awaiting_their_outcome() {
+        let counts = Counts::default();
+        let id = message(1);
+        let claimed = |attempt| {
+            Event::Message(MessageEvent::DispatchClaimed {
+                message_id: id,
+                attempt,
+                at: at(0),
+            })
+        };
+        counts.observe(&refused(1, 0));
+        counts.observe(&claimed(1));
+        assert_eq!(
+            counts
+                .snapshot(at(0), MessagingLimit::Unlimited)
+                .claims_awaiting_outcome,
+            1
+        );
+        counts.observe(&Event::Message(MessageEvent::DispatchFailed {
+            message_id: id,
+            attempt: 1,
+            error: wagate_domain::ProviderError {
+                provider: wagate_domain::ProviderKind::Twilio,
+                code: Some(20429),
+                http_status: Some(429),
+                message: "too many requests".into(),
+            },
+            retry: wagate_domain::Retry::Retryable,
+            retry_at: Some(at(0)),
+            at: at(0),
+        }));
+        counts.observe(&claimed(2));
+        counts.observe(&Event::Message(MessageEvent::InDoubtExpired {
+            message_id: id,
+            attempt: 2,
+            at: at(0),
+        }));
+        let snapshot = counts.snapshot(at(0), MessagingLimit::Unlimited);
+        assert_eq!(snapshot.claims_awaiting_outcome, 0);
+        assert_eq!(snapshot.dispatch.get("retry_scheduled"), Some(&1));
+        assert_eq!(snapshot.dispatch.get("in_doubt_expired"), Some(&1));
+        let row = &snapshot.funnel[0];
+        assert_eq!(row.count(Stage::Claimed), 1, "a message is claimed once");
+        assert_eq!(row.count(Stage::Failed), 1);
     }
 }

@@ -18,6 +18,7 @@
 //! so they survive a restart), see [`render_counts`]: `wagate_refusals_recorded{rule, window}`,
 //! `wagate_send_funnel_total{workflow, template, stage}`, `wagate_dispatch_outcomes_total{outcome}`,
 //! `wagate_dispatch_retries_total`, `wagate_dispatch_in_doubt_expired_total`,
+//! `wagate_dispatch_claims_awaiting_outcome`,
 //! `wagate_messaging_limit_used{portfolio}`, `wagate_messaging_limit{portfolio}`,
 //! `wagate_review_items{reason, state}`.
 //!
@@ -292,9 +293,14 @@ pub fn render_counts(out: &mut String, counts: &OpsCounts, review: &[ReviewItemV
          wagate_dispatch_retries_total {}\n\
          # HELP wagate_dispatch_in_doubt_expired_total Claims that expired in doubt.\n\
          # TYPE wagate_dispatch_in_doubt_expired_total counter\n\
-         wagate_dispatch_in_doubt_expired_total {}",
+         wagate_dispatch_in_doubt_expired_total {}\n\
+         # HELP wagate_dispatch_claims_awaiting_outcome Claims with no outcome recorded yet (in \
+         doubt once past the in-doubt timeout).\n\
+         # TYPE wagate_dispatch_claims_awaiting_outcome gauge\n\
+         wagate_dispatch_claims_awaiting_outcome {}",
         outcome("retry_scheduled"),
-        outcome("in_doubt_expired")
+        outcome("in_doubt_expired"),
+        counts.claims_awaiting_outcome
     );
     let _ = writeln!(
         out,

@@ -229,7 +229,7 @@ fn portfolios(counts: &OpsCounts) -> Markup {
                     " unique recipients"
                 }
                 @if let Some(limit) = usage.limit {
-                    @let filled = (usage.used as u64 * 200 / u64::from(limit.max(1))).min(200);
+                    @let filled = (usage.used as u64 * 200).div_ceil(u64::from(limit.max(1))).min(200);
                     svg viewBox="0 0 200 10" width="400" role="img"
                         aria-label={ (usage.used) " of " (limit) } {
                         rect x="0" y="0" width="200" height="10" fill="#e3e7eb" {}
@@ -345,8 +345,9 @@ fn store(stats: &StoreStats, counts: &OpsCounts) -> Markup {
                     tr { td { "Log head position" } td.n { (stats.head_position) } }
                     tr { td { "Group commits since start" } td.n { (stats.commits) } }
                     tr { td { "Requests committed since start" } td.n { (stats.committed_requests) } }
+                    tr { td { "Claims awaiting their outcome" } td.n { (counts.claims_awaiting_outcome) } }
                     @for (outcome, count) in &counts.dispatch {
-                        tr { td { "Dispatch " (outcome) } td.n { (count) } }
+                        tr { td { "Dispatch outcome: " (outcome) } td.n { (count) } }
                     }
                 }
             }
