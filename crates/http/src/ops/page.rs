@@ -354,3 +354,63 @@ fn store(stats: &StoreStats, counts: &OpsCounts) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wagate_domain::Role;
+
+    use super::*;
+    use crate::ops::sessions::Sessions;
+
+    fn with_one_item(role: Role) -> String {
+        let sessions = Sessions::default();
+        let id = sessions.start("someone".into(), role);
+        let session = sessions.get(&id).expect("session");
+        let data = Dashboard {
+            counts: OpsCounts::default(),
+            review: vec![ReviewItemView {
+                id: "r1".into(),
+                reason: "opt_out_request".into(),
+                state: "open".into(),
+                contact: Some("<b>+41790000001</b>".into()),
+                message_id: None,
+                raised_at: "2026-11-25T09:00:00Z".into(),
+            }],
+            templates: Vec::new(),
+            senders: Vec::new(),
+            store: StoreStats {
+                commits: 0,
+                committed_requests: 0,
+                head_position: 0,
+                prepare_us: 0,
+                apply_us: 0,
+                flush_us: 0,
+                sync_us: 0,
+                failed: false,
+            },
+            notice: None,
+        };
+        let page = dashboard(&data, &session).into_string();
+        assert!(page.contains("&lt;b&gt;+41790000001&lt;/b&gt;"), "escaped");
+        assert!(!page.contains("<b>"));
+        if role == Role::Operator {
+            assert!(page.contains(&format!("value=\"{}\"", session.csrf)));
+        }
+        page
+    }
+
+    #[test]
+    fn operators_get_resolve_buttons_with_their_csrf_token_and_auditors_none() {
+        let operator = with_one_item(Role::Operator);
+        assert!(operator.contains("action=\"/ops/review/r1/resolve\""));
+        for decision in decisions_for("opt_out_request") {
+            assert!(operator.contains(&format!("name=\"decision\" value=\"{decision}\"")));
+        }
+        let auditor = with_one_item(Role::Auditor);
+        assert!(
+            auditor.contains("data-review-id=\"r1\""),
+            "auditors see the item"
+        );
+        assert!(!auditor.contains("/resolve"), "but no button");
+    }
+}
