@@ -7,6 +7,7 @@
 //! test fails, naming what to install, rather than passing without having looked.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,7 +29,9 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// chromedriver on a free loopback port; killed on drop.
+/// chromedriver on a free loopback port, in a process group of its own that chromium joins:
+/// on drop the whole group is killed, so a failing test (which never closes its session) leaves
+/// no browser behind.
 struct Driver {
     child: Child,
     url: String,
@@ -36,6 +39,12 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The group's id is chromedriver's pid (`process_group(0)`); only this test's processes
+        // are in it.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -49,6 +58,7 @@ async fn start_driver() -> Driver {
         .port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
