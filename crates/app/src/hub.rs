@@ -23,6 +23,7 @@ use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Idem
 use crate::aggregates::{Cache, Loaded, Stored};
 use crate::clock::Clock;
 use crate::codec;
+use crate::counts::Counts;
 use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
@@ -70,6 +71,7 @@ pub(crate) struct Inner {
     locks: StreamLocks,
     pub(crate) projection: Projection,
     pub(crate) saver: Saver,
+    pub(crate) counts: Counts,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -153,6 +155,7 @@ impl Hub {
                 locks: StreamLocks::default(),
                 projection: Projection::default(),
                 saver: Saver::default(),
+                counts: Counts::default(),
             }),
             actor: None,
         };
@@ -247,6 +250,7 @@ impl Hub {
                         *position,
                         state.as_ref(),
                     )?;
+                    self.inner.counts.observe(event);
                 }
                 self.after_append(committed.positions.len() as u64);
                 Ok(Appended::Written {

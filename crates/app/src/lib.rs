@@ -12,6 +12,7 @@
 mod aggregates;
 mod clock;
 mod codec;
+mod counts;
 mod error;
 mod explain;
 mod hub;
@@ -24,6 +25,9 @@ mod views;
 
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use counts::{
+    FunnelRow, OpsCounts, PortfolioUsage, Stage, FREEFORM, NO_WORKFLOW, REFUSAL_HOURS_KEPT,
+};
 pub use error::{AppError, Result};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
 pub use projection::ProjectionSizes;

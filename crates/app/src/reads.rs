@@ -157,4 +157,12 @@ impl Hub {
     pub fn log_failure(&self) -> tokio::sync::watch::Receiver<Option<wagate_store::StoreError>> {
         self.inner.log.failure()
     }
+
+    /// The ops counts (refusals by rule, the send funnel, dispatch outcomes, messaging-limit
+    /// usage) as of now, from the incremental counts projection: no log read.
+    pub fn ops_counts(&self) -> crate::OpsCounts {
+        self.inner
+            .counts
+            .snapshot(self.now(), self.policy().default_messaging_limit)
+    }
 }

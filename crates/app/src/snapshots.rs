@@ -106,7 +106,7 @@ impl Hub {
         stats.replayed_events = if from == 0 {
             self.replay_full()?
         } else {
-            self.catch_up(from)?
+            self.catch_up(from, true)?
         };
         self.inner
             .saver
@@ -153,6 +153,7 @@ impl Hub {
                     }),
                     _ => None,
                 };
+                self.inner.counts.observe(&event);
                 projection.observe(log, &event, record.position, state.as_ref())
             });
             if let Err(error) = result {
@@ -168,7 +169,9 @@ impl Hub {
     /// Replays the log after `position` into the projection, with each message's newest state
     /// (read through the aggregate cache): a tail is short, and whether a message is open is a
     /// question about now. Answers how many events it replayed.
-    fn catch_up(&self, position: u64) -> Result<u64> {
+    /// `count_too`: also feed the ops counts (only at open: after that the hub feeds them on
+    /// each append, and a save's catch-up would count twice).
+    fn catch_up(&self, position: u64, count_too: bool) -> Result<u64> {
         let log = self.inner.log.as_ref();
         let mut failure = None;
         let mut count = 0;
@@ -185,6 +188,9 @@ impl Hub {
                     },
                     _ => None,
                 };
+                if count_too {
+                    self.inner.counts.observe(&event);
+                }
                 self.inner
                     .projection
                     .observe(log, &event, record.position, state.as_ref())
@@ -224,7 +230,7 @@ impl Hub {
         let reflected = saver.reflected.load(Ordering::Acquire);
         let appended = saver.appended_since_save.swap(0, Ordering::AcqRel);
         if reflected < head {
-            self.catch_up(reflected)?;
+            self.catch_up(reflected, false)?;
         }
         let (save, pending) = self.inner.projection.to_save(head);
         let result = self.inner.log.save_snapshot(SNAPSHOT_SLOT, save).await;

@@ -4,6 +4,7 @@ mod support;
 
 mod actors;
 mod concurrency;
+mod counts;
 mod flow;
 mod idempotency;
 mod identities;

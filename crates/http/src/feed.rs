@@ -60,7 +60,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics` (Prometheus text format).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics().render(&state.hub().log_stats());
+    let mut text = state.metrics().render(&state.hub().log_stats());
+    let review = crate::ops::review::review_items(state.hub());
+    crate::metrics::render_counts(&mut text, &state.hub().ops_counts(), &review);
+    text.push_str(&crate::metrics::facade().render());
     (
         StatusCode::OK,
         [(

@@ -7,6 +7,8 @@
 //!   runs), message state, templates, senders, the dispatcher's claim/outcome routes, and the
 //!   NDJSON event feed.
 //! - `/healthz` and `/metrics` (Prometheus text).
+//! - The ops page (`/ops`, [`ops`]): server-rendered HTML for operators and auditors, signed in
+//!   with their API token for a session cookie.
 //!
 //! [`Server`] / [`serve`] run it all for a [`Hub`](wagate_app::Hub) the caller opened, from
 //! ready-made [`HttpSettings`] (the binary resolves them); [`router`] builds the router alone
@@ -25,6 +27,7 @@ pub mod export_json;
 mod feed;
 mod metrics;
 pub mod openapi;
+mod ops;
 #[cfg(test)]
 mod readyz_tests;
 mod routes;

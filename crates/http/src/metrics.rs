@@ -13,14 +13,29 @@
 //!   `wagate_store_committed_requests_total`, `wagate_store_writer_seconds_total{stage}`
 //!   (prepare, apply, flush, sync): the store's own counters.
 //! - `wagate_store_failed`: 1 once the store is in the failed state (see docs/storage.md).
+//!
+//! From the hub's counts projection (the numbers of the ops page; rebuilt from the log at start,
+//! so they survive a restart), see [`render_counts`]: `wagate_refusals_recorded{rule, window}`,
+//! `wagate_send_funnel_total{workflow, template, stage}`, `wagate_dispatch_outcomes_total{outcome}`,
+//! `wagate_dispatch_retries_total`, `wagate_dispatch_in_doubt_expired_total`,
+//! `wagate_dispatch_claims_awaiting_outcome`,
+//! `wagate_messaging_limit_used{portfolio}`, `wagate_messaging_limit{portfolio}`,
+//! `wagate_review_items{reason, state}`.
+//!
+//! Anything any crate records through the `metrics` facade (`metrics::counter!(…)`) is rendered
+//! after these by the process-wide Prometheus recorder ([`facade`]), among them
+//! `wagate_alerts_sent_total` and `wagate_alerts_failed_total`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
-use wagate_app::StoreStats;
+use wagate_app::{OpsCounts, Stage, StoreStats};
+
+use crate::ops::review::ReviewItemView;
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 14] = [
@@ -224,6 +239,138 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The series built from the counts projection and the review queue, appended to `out`.
+pub fn render_counts(out: &mut String, counts: &OpsCounts, review: &[ReviewItemView]) {
+    let _ = writeln!(
+        out,
+        "# HELP wagate_refusals_recorded Refusals recorded in the log by rule, over the last 24 h \
+         or 7 days.\n# TYPE wagate_refusals_recorded gauge"
+    );
+    for (window, rules) in [("24h", &counts.refusals_24h), ("7d", &counts.refusals_7d)] {
+        for (rule, count) in rules {
+            let _ = writeln!(
+                out,
+                "wagate_refusals_recorded{{rule=\"{}\",window=\"{window}\"}} {count}",
+                escape(rule)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_send_funnel_total Messages that reached each stage of the send funnel, by \
+         workflow and template.\n# TYPE wagate_send_funnel_total counter"
+    );
+    for row in &counts.funnel {
+        for stage in Stage::ALL {
+            let _ = writeln!(
+                out,
+                "wagate_send_funnel_total{{workflow=\"{}\",template=\"{}\",stage=\"{}\"}} {}",
+                escape(&row.workflow),
+                escape(&row.template),
+                stage.as_str(),
+                row.count(stage)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_dispatch_outcomes_total Dispatch outcomes recorded in the log.\n\
+         # TYPE wagate_dispatch_outcomes_total counter"
+    );
+    for (outcome, count) in &counts.dispatch {
+        let _ = writeln!(
+            out,
+            "wagate_dispatch_outcomes_total{{outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    let outcome = |name: &str| counts.dispatch.get(name).copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "# HELP wagate_dispatch_retries_total Failed attempts with a retry scheduled.\n\
+         # TYPE wagate_dispatch_retries_total counter\n\
+         wagate_dispatch_retries_total {}\n\
+         # HELP wagate_dispatch_in_doubt_expired_total Claims that expired in doubt.\n\
+         # TYPE wagate_dispatch_in_doubt_expired_total counter\n\
+         wagate_dispatch_in_doubt_expired_total {}\n\
+         # HELP wagate_dispatch_claims_awaiting_outcome Claims with no outcome recorded yet (in \
+         doubt once past the in-doubt timeout).\n\
+         # TYPE wagate_dispatch_claims_awaiting_outcome gauge\n\
+         wagate_dispatch_claims_awaiting_outcome {}",
+        outcome("retry_scheduled"),
+        outcome("in_doubt_expired"),
+        counts.claims_awaiting_outcome
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wagate_messaging_limit_used Unique recipients reached outside a window in the \
+         moving 24 h, by portfolio.\n# TYPE wagate_messaging_limit_used gauge"
+    );
+    for usage in &counts.portfolios {
+        let _ = writeln!(
+            out,
+            "wagate_messaging_limit_used{{portfolio=\"{}\"}} {}",
+            escape(usage.portfolio.as_str()),
+            usage.used
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_messaging_limit The portfolio's messaging limit (absent: unlimited).\n\
+         # TYPE wagate_messaging_limit gauge"
+    );
+    for usage in &counts.portfolios {
+        if let Some(limit) = usage.limit {
+            let _ = writeln!(
+                out,
+                "wagate_messaging_limit{{portfolio=\"{}\"}} {limit}",
+                escape(usage.portfolio.as_str())
+            );
+        }
+    }
+    let mut items: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for item in review {
+        *items.entry((&item.reason, &item.state)).or_default() += 1;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_review_items Review queue items by reason and state.\n\
+         # TYPE wagate_review_items gauge"
+    );
+    for ((reason, state), count) in items {
+        let _ = writeln!(
+            out,
+            "wagate_review_items{{reason=\"{}\",state=\"{}\"}} {count}",
+            escape(reason),
+            escape(state)
+        );
+    }
+}
+
+/// The process-wide recorder of the `metrics` facade, installed on first use, so any crate can
+/// record with `metrics::counter!` and `/metrics` shows it. When another recorder was installed
+/// first (an embedding program's), facade metrics go there and this handle renders nothing.
+pub fn facade() -> &'static PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => handle,
+            Err(error) => {
+                tracing::warn!(%error, "the metrics facade already has a recorder");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        };
+        // Shown at 0 before the first alert, so an alert rule can rely on the series.
+        metrics::describe_counter!("wagate_alerts_sent_total", "Alerts delivered.");
+        metrics::describe_counter!(
+            "wagate_alerts_failed_total",
+            "Alert deliveries that failed."
+        );
+        metrics::counter!("wagate_alerts_sent_total").increment(0);
+        metrics::counter!("wagate_alerts_failed_total").increment(0);
+        handle
+    })
 }
 
 fn labelled(

@@ -186,7 +186,8 @@ fn build(state: AppState, request_timeout: Option<Duration>) -> Router {
         };
         router = router.route(path, route);
     }
-    let mut router = router.fallback(not_found);
+    // The ops page: HTML for people, signed in by cookie (see `ops`), outside the bearer API.
+    let mut router = router.merge(crate::ops::router()).fallback(not_found);
     if let Some(timeout) = request_timeout {
         // Inside `observe`, so a timed-out request is counted, logged and given a JSON body.
         router = router.layer(TimeoutLayer::with_status_code(
@@ -329,7 +330,7 @@ fn others(access: Access, named: Role) -> String {
 
 /// The configured token equal to `presented`, compared in constant time against every token
 /// (no early exit, so the time taken does not tell which token or how much of it matched).
-fn known_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
+pub(crate) fn known_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
     let mut found = None;
     for token in tokens {
         let equal = bool::from(presented.as_bytes().ct_eq(token.secret.expose().as_bytes()));

@@ -13,6 +13,7 @@ use wagate_providers::Secret;
 
 use crate::audit::WebhookAudit;
 use crate::metrics::Metrics;
+use crate::ops::sessions::Sessions;
 use crate::settings::ApiToken;
 
 /// The keys webhooks are checked with, and the public URL Twilio signs.
@@ -41,6 +42,7 @@ struct Inner {
     keys: WebhookKeys,
     audit: WebhookAudit,
     metrics: Metrics,
+    ops_sessions: Sessions,
     shutdown: watch::Receiver<bool>,
     mode: &'static str,
 }
@@ -55,6 +57,9 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         sandbox: bool,
     ) -> Self {
+        // Installed before anything is recorded through the `metrics` facade, which would
+        // otherwise be dropped.
+        crate::metrics::facade();
         Self {
             inner: Arc::new(Inner {
                 hub,
@@ -62,6 +67,7 @@ impl AppState {
                 keys,
                 audit,
                 metrics: Metrics::default(),
+                ops_sessions: Sessions::default(),
                 shutdown,
                 mode: if sandbox { "sandbox" } else { "providers" },
             }),
@@ -87,6 +93,11 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The ops page's sign-in sessions (in memory).
+    pub(crate) fn ops_sessions(&self) -> &Sessions {
+        &self.inner.ops_sessions
     }
 
     pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {

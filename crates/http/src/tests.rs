@@ -1343,3 +1343,5 @@ async fn a_batch_with_several_unusable_items_is_logged_once() {
     let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
     assert_eq!(raw.matches(&encoded).count(), 1, "the body is written once");
 }
+
+mod ops_page;

@@ -11,6 +11,7 @@ mod idempotency;
 mod identities;
 mod lifecycle;
 mod limits;
+mod ops_browser;
 mod rejected;
 mod roles;
 mod rules;
