@@ -9,9 +9,10 @@
 //!    append rate.
 //! 2. **Keys written per webhook.** On a fresh store, appends M requests of each shape the hub
 //!    appends for a webhook or command (an unmatched and a matched status callback, an inbound
-//!    message, a send with an `Idempotency-Key`) and reports the keys each added per prefix
-//!    (`l` log, `s` stream index, `h` stream head, `e` event id, `k` idempotency key, `x` expiry
-//!    index; see crates/store/src/keys.rs), counted in the sled folder after close.
+//!    message, a send with an `Idempotency-Key`) and reports, per prefix (`l` log, `s` stream
+//!    index, `e` event id, `k` idempotency key; before on-disk format 2 also `h` stream head and
+//!    `x` expiry index; see crates/store/src/keys.rs), the keys the writer wrote for them
+//!    (`Store::keys_written`: inserts and overwrites) and the keys they added to the folder.
 //!
 //! Usage: `disk [--events N] [--concurrency C] [--dir DIR]`. Data goes to a temporary folder
 //! under DIR (default: the system temp dir), removed at the end.
@@ -80,8 +81,13 @@ fn main() {
         Shape::SendWithKey,
     ] {
         let path = folder.path().join(shape.name());
-        let added = keys_per_shape(&path, shape);
-        println!("  {:<24} {}", shape.name(), per(&added, SHAPE_REQUESTS));
+        let (written, added) = keys_per_shape(&path, shape);
+        println!(
+            "  {:<26} written {}",
+            shape.name(),
+            per(&written, SHAPE_REQUESTS)
+        );
+        println!("  {:<26} added   {}", "", per(&added, SHAPE_REQUESTS));
         let _ = std::fs::remove_dir_all(&path);
     }
 }
@@ -197,7 +203,9 @@ fn ingest_callbacks(
     (seconds, count_keys(path))
 }
 
-fn keys_per_shape(path: &Path, shape: Shape) -> BTreeMap<char, usize> {
+/// Keys written per prefix (as the writer counts them) and keys added to the folder, for
+/// `SHAPE_REQUESTS` requests of `shape`.
+fn keys_per_shape(path: &Path, shape: Shape) -> (BTreeMap<char, usize>, BTreeMap<char, usize>) {
     let store = Store::open(path, Options::default()).expect("open the store");
     // Existing streams the shapes append to, as on a hub that has been running.
     let contact = stream("contact:+41790000001".into());
@@ -252,16 +260,23 @@ fn keys_per_shape(path: &Path, shape: Shape) -> BTreeMap<char, usize> {
         };
         store.append_blocking(request).expect("append");
     }
+    // Counted by the writer since this open: inserts, overwrites and removals alike.
+    let written = store
+        .keys_written()
+        .into_iter()
+        .map(|(prefix, count)| (char::from(prefix), count as usize))
+        .collect();
     store.close().expect("close");
     let after = count_keys(path);
-    after
+    let added = after
         .into_iter()
         .map(|(prefix, count)| {
             let added = count.saturating_sub(before.get(&prefix).copied().unwrap_or(0));
             (prefix, added)
         })
         .filter(|(_, added)| *added > 0)
-        .collect()
+        .collect();
+    (written, added)
 }
 
 /// Keys per one-byte prefix in the closed store's sled folder.
@@ -285,7 +300,11 @@ fn open_raw(path: &Path) -> sled::Db {
     let mut attempts = 0;
     loop {
         // sled's I/O threads let go of the lock a moment after the last handle is dropped.
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
+        let config = sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .segment_size(stored_segment_size(path));
+        match config.open() {
             Ok(db) => return db,
             Err(_) if attempts < 50 => {
                 attempts += 1;
@@ -294,6 +313,16 @@ fn open_raw(path: &Path) -> sled::Db {
             Err(error) => panic!("opening {}: {error}", path.display()),
         }
     }
+}
+
+/// The segment size sled recorded in the folder's `conf` (a text file, `segment_size: N` on a
+/// line; sled refuses to open a folder with another one).
+fn stored_segment_size(path: &Path) -> usize {
+    let conf = std::fs::read(path.join("conf")).expect("sled's conf file");
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
+        .expect("a segment_size line in sled's conf")
 }
 
 /// What `du` counts: allocated 512-byte blocks of every file under `path`.
