@@ -43,14 +43,15 @@ load requests="100000" concurrency="64":
       WAGATE_PUBLIC_URL=https://hub.example.com \
       target/release/wagate serve --listen 127.0.0.1:18080 --data "$data" --no-dispatch &
     hub=$!
-    trap 'kill "$hub"; wait "$hub" || true; rm -rf "$data"' EXIT
+    trap 'kill "$hub"; wait "$hub" || true; rm -rf "$data" "$data.rejected"' EXIT
     for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
     target/release/examples/load --hub http://127.0.0.1:18080 --public-url https://hub.example.com \
       --auth-token 12345 -n {{requests}} -c {{concurrency}} --duplicates
+    # Stop the hub (it flushes on the way out) before measuring its folder.
     kill "$hub"; wait "$hub" || true
+    trap 'rm -rf "$data" "$data.rejected"' EXIT
     bytes=$(du -sb "$data" | cut -f1)
     echo "data folder after the load: $bytes bytes, $((bytes / {{requests}})) bytes per callback"
-    trap 'rm -rf "$data"' EXIT
 
 # Bytes on disk per appended status callback and keys written per webhook, at the store level
 # (crates/store/examples/disk.rs; data in a temporary folder under target/tmp, removed after).
