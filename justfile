@@ -36,20 +36,33 @@ bench-startup *sizes:
     cargo bench -p wagate-app --bench startup -- {{sizes}}
 
 # Load generator: starts a release hub on loopback with a temporary database, fires signed,
-# distinct Twilio status callbacks at it (then the same again, as duplicates), stops it.
+# distinct Twilio status callbacks at it (then the same again, as duplicates), stops it, and
+# prints the data folder's size per appended callback.
 load requests="100000" concurrency="64":
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --release -p wagate-cli -p wagate-http --example load
+    cargo build --release -p wagate-cli --bin wagate
+    cargo build --release -p wagate-http --example load
     data=$(mktemp -d)
     WAGATE_LOG=warn WAGATE_TWILIO_AUTH_TOKEN=12345 WAGATE_API_TOKEN=load \
       WAGATE_PUBLIC_URL=https://hub.example.com \
       target/release/wagate serve --listen 127.0.0.1:18080 --data "$data" --no-dispatch &
     hub=$!
-    trap 'kill "$hub"; wait "$hub" || true; rm -rf "$data"' EXIT
+    trap 'kill "$hub"; wait "$hub" || true; rm -rf "$data" "$data.rejected"' EXIT
     for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
     target/release/examples/load --hub http://127.0.0.1:18080 --public-url https://hub.example.com \
       --auth-token 12345 -n {{requests}} -c {{concurrency}} --duplicates
+    # Stop the hub (it flushes on the way out) before measuring its folder.
+    kill "$hub"; wait "$hub" || true
+    trap 'rm -rf "$data" "$data.rejected"' EXIT
+    bytes=$(du -sb "$data" | cut -f1)
+    echo "data folder after the load: $bytes bytes, $((bytes / {{requests}})) bytes per callback"
+
+# Bytes on disk per appended status callback and keys written per webhook, at the store level
+# (crates/store/examples/disk.rs; data in a temporary folder under target/tmp, removed after).
+disk events="100000" concurrency="64":
+    mkdir -p target/tmp
+    cargo run --release -p wagate-store --example disk -- --events {{events}} --concurrency {{concurrency}} --dir target/tmp
 
 # Dispatch throughput measurement (in-process hub, zero-latency fake provider), by hand.
 bench-dispatch:

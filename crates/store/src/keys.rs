@@ -5,20 +5,27 @@
 //! |--------|----------------------------------|-----------------------------------------|
 //! | `l`    | position u64                     | envelope (see `envelope`)               |
 //! | `s`    | stream id, NUL, version u64      | position u64                            |
-//! | `h`    | stream id                        | version u64, position of that event u64 |
 //! | `e`    | event id (16 bytes)              | position u64                            |
 //! | `k`    | idempotency key                  | postcard `KeyRecordV1`                  |
-//! | `x`    | expiry (sortable i64), key       | empty (sweep index)                     |
 //! | `c`    | checkpoint name                  | position u64                            |
 //! | `m`    | meta name                        | meta value                              |
+//!
+//! Format 1 (wave 1 until issue 12) also wrote, per append, `h` + stream id → (version, position
+//! of that event) and, per idempotency key, `x` + expiry (sortable i64) + key → empty (a sweep
+//! index). sled costs roughly 500 bytes on disk per key written whatever its size
+//! (docs/performance.md), so format 2 writes neither: a stream's head is its last `s` key, and the
+//! sweep walks the `k` keys themselves. Opening a format-1 database deletes its `h` keys (they
+//! would go stale) and marks it format 2; its `x` keys stay and are swept as before.
 
 use uuid::Uuid;
 
 pub(crate) const LOG: u8 = b'l';
 pub(crate) const STREAM: u8 = b's';
+/// Format 1 only: stream heads, deleted when such a database is opened.
 pub(crate) const HEAD: u8 = b'h';
 pub(crate) const EVENT_ID: u8 = b'e';
 pub(crate) const IDEMPOTENCY: u8 = b'k';
+/// Format 1 only: the sweep index of the keys written before format 2.
 pub(crate) const EXPIRY: u8 = b'x';
 pub(crate) const CHECKPOINT: u8 = b'c';
 
@@ -26,13 +33,20 @@ pub(crate) const CHECKPOINT: u8 = b'c';
 pub(crate) const META_MAGIC: &[u8] = b"mmagic";
 /// Value of [`META_MAGIC`]: the magic text followed by the format version (u32 big-endian).
 pub(crate) const MAGIC: &[u8] = b"wagate-store\0";
-/// The on-disk layout version this code reads and writes.
-pub(crate) const DISK_FORMAT: u32 = 1;
+/// The on-disk layout version this code writes (and migrates format 1 to, on open).
+pub(crate) const DISK_FORMAT: u32 = 2;
+/// Wave 1's layout, with `h` and `x` keys; still opened (see the module comment).
+pub(crate) const DISK_FORMAT_WITH_HEADS: u32 = 1;
 
 pub(crate) fn magic_value() -> Vec<u8> {
     let mut value = MAGIC.to_vec();
     value.extend_from_slice(&DISK_FORMAT.to_be_bytes());
     value
+}
+
+/// The stream-index range of a stream: its last key names its head (version and position).
+pub(crate) fn stream_range(stream: &str) -> std::ops::RangeInclusive<Vec<u8>> {
+    self::stream(stream, 0)..=self::stream(stream, u64::MAX)
 }
 
 pub(crate) fn log(position: u64) -> [u8; 9] {
@@ -67,28 +81,6 @@ pub(crate) fn stream(stream: &str, version: u64) -> Vec<u8> {
 /// The version at the end of a stream-index key.
 pub(crate) fn stream_key_version(key: &[u8]) -> Option<u64> {
     key.len().checked_sub(8).and_then(|at| be_u64(&key[at..]))
-}
-
-pub(crate) fn head(stream: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(stream.len() + 1);
-    key.push(HEAD);
-    key.extend_from_slice(stream.as_bytes());
-    key
-}
-
-pub(crate) fn head_value(version: u64, position: u64) -> [u8; 16] {
-    let mut value = [0u8; 16];
-    value[..8].copy_from_slice(&version.to_be_bytes());
-    value[8..].copy_from_slice(&position.to_be_bytes());
-    value
-}
-
-/// (version, position) from a head value.
-pub(crate) fn parse_head_value(value: &[u8]) -> Option<(u64, u64)> {
-    if value.len() != 16 {
-        return None;
-    }
-    Some((be_u64(&value[..8])?, be_u64(&value[8..])?))
 }
 
 pub(crate) fn event_id(id: Uuid) -> [u8; 17] {
@@ -163,7 +155,6 @@ mod tests {
     fn log_keys_round_trip() {
         assert_eq!(log_position(&log(42)), Some(42));
         assert!(log(255) < log(256));
-        assert_eq!(parse_head_value(&head_value(3, 9)), Some((3, 9)));
         assert_eq!(stream_key_version(&stream("a:b", 77)), Some(77));
     }
 }

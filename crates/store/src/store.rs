@@ -338,6 +338,7 @@ impl Store {
             flush_us: AtomicU64::new(0),
             sync_us: AtomicU64::new(0),
             pending_keys: Mutex::new(HashMap::new()),
+            key_writes: Mutex::new(std::collections::BTreeMap::new()),
             failure_watch: watch::channel(None).0,
         });
         let (watch_sender, watch_receiver) = watch::channel(last_position);
@@ -447,6 +448,16 @@ impl Store {
         }
     }
 
+    /// Keys written to sled by appends and checkpoints since open, by key prefix (the one-byte
+    /// kinds of crates/store/src/keys.rs: `l` log, `s` stream index, `e` event id, `k`
+    /// idempotency key, `c` checkpoint, …). For measurements (examples/disk.rs) and tests.
+    pub fn keys_written(&self) -> std::collections::BTreeMap<u8, u64> {
+        match self.inner.shared.key_writes.lock() {
+            Ok(counts) => counts.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// A receiver of the durable head position. The writer updates it only after the batch is
     /// flushed and fsynced, so a consumer woken by it can read everything up to the new value.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -462,17 +473,14 @@ impl Store {
     /// Current version of a stream (0 if it does not exist), as of the durable head.
     pub fn stream_version(&self, stream: &StreamId) -> Result<u64> {
         let head = self.head_position();
-        let Some(value) = self.get(&keys::head(stream.as_str()))? else {
-            return Ok(0);
-        };
-        let (version, position) = keys::parse_head_value(&value)
-            .ok_or_else(|| self.corrupt(format!("bad head value for {stream}")))?;
-        if position <= head {
-            return Ok(version);
-        }
-        // The head entry belongs to a batch still being made durable: find the newest durable one.
-        let prefix = keys::stream_prefix(stream.as_str());
-        for item in self.inner.db.scan_prefix(&prefix).rev() {
+        // The stream's last index key is its head; a newer one may belong to a batch still being
+        // made durable, so take the newest durable one.
+        for item in self
+            .inner
+            .db
+            .range(keys::stream_range(stream.as_str()))
+            .rev()
+        {
             let (key, value) = item.map_err(|e| self.sled(e))?;
             let position = keys::be_u64(&value)
                 .ok_or_else(|| self.corrupt(format!("bad stream index value for {stream}")))?;
@@ -747,10 +755,8 @@ impl Store {
             return Err(self.corrupt(problem));
         }
         for (stream, version) in &versions {
-            let head = self
-                .get(&keys::head(stream.as_str()))?
-                .and_then(|v| keys::parse_head_value(&v));
-            if head.map(|(v, _)| v) != Some(*version) {
+            let head = last_stream_version(&self.inner.db, &self.inner.path, stream.as_str())?;
+            if head != Some(*version) {
                 return Err(
                     self.corrupt(format!("head of {stream} is {head:?}, log says {version}"))
                 );
@@ -848,9 +854,13 @@ fn check_magic(db: &sled::Db, path: &Path) -> Result<()> {
                     .try_into()
                     .map_err(|_| foreign("bad format version".into()))?,
             );
+            if format == keys::DISK_FORMAT_WITH_HEADS {
+                return migrate_from_heads(db, path);
+            }
             if format != keys::DISK_FORMAT {
                 return Err(foreign(format!(
-                    "on-disk format {format}, this build reads format {}",
+                    "on-disk format {format}, this build reads formats {} and {}",
+                    keys::DISK_FORMAT_WITH_HEADS,
                     keys::DISK_FORMAT
                 )));
             }
@@ -870,6 +880,53 @@ fn check_magic(db: &sled::Db, path: &Path) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Most keys deleted per sled batch by the format-1 migration.
+const MIGRATION_BATCH_KEYS: usize = 4096;
+
+/// Brings a format-1 database to format 2: deletes its stream-head keys (format 2 reads a
+/// stream's head from its last stream-index key and no longer writes `h` keys, so they would go
+/// stale) and then records format 2. Each step is durable before the next: a crash in between
+/// leaves a format-1 database with fewer head keys, which format 2 does not read, and the
+/// migration simply runs again. Its format-1 sweep-index keys stay; the writer sweeps them.
+fn migrate_from_heads(db: &sled::Db, path: &Path) -> Result<()> {
+    let sled_error = |e| from_sled(e, path);
+    let mut removed = 0u64;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in db.scan_prefix([keys::HEAD]).take(MIGRATION_BATCH_KEYS) {
+            let (key, _) = item.map_err(sled_error)?;
+            batch.remove(key);
+            in_batch += 1;
+        }
+        if in_batch == 0 {
+            break;
+        }
+        db.apply_batch(batch).map_err(sled_error)?;
+        removed += in_batch as u64;
+    }
+    db.flush().map_err(sled_error)?;
+    db.insert(keys::META_MAGIC, keys::magic_value())
+        .map_err(sled_error)?;
+    db.flush().map_err(sled_error)?;
+    tracing::info!(path = %path.display(), removed_head_keys = removed, "store migrated from on-disk format 1 to 2");
+    Ok(())
+}
+
+/// The version named by a stream's last stream-index key: its head (`None`: no such stream).
+fn last_stream_version(db: &sled::Db, path: &Path, stream: &str) -> Result<Option<u64>> {
+    let Some(item) = db.range(keys::stream_range(stream)).next_back() else {
+        return Ok(None);
+    };
+    let (key, _) = item.map_err(|e| from_sled(e, path))?;
+    keys::stream_key_version(&key)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("bad stream index key for {stream}"),
+        })
 }
 
 /// Checks the last `count` log entries and returns the last position (0 for an empty log).
@@ -927,18 +984,15 @@ fn check_tail(db: &sled::Db, path: &Path, count: u64) -> Result<u64> {
                 "event id index disagrees with position {position}"
             )));
         }
-        // Scanning backwards, the first time a stream shows up is its newest event: the head
-        // must point exactly there.
-        if seen_streams.insert(event.stream.clone()) {
-            let head = db
-                .get(keys::head(event.stream.as_str()))
-                .map_err(sled_error)?;
-            if head.as_deref().and_then(keys::parse_head_value) != Some((event.version, position)) {
-                return Err(corrupt(format!(
-                    "head of {} disagrees with its newest event at {position}",
-                    event.stream
-                )));
-            }
+        // Scanning backwards, the first time a stream shows up is its newest event: the stream's
+        // last index key (its head) must be exactly that one.
+        if seen_streams.insert(event.stream.clone())
+            && last_stream_version(db, path, event.stream.as_str())? != Some(event.version)
+        {
+            return Err(corrupt(format!(
+                "head of {} disagrees with its newest event at {position}",
+                event.stream
+            )));
         }
     }
     Ok(last_position)
@@ -950,6 +1004,7 @@ mod tests {
 
     use super::*;
     use crate::record::{AppendRequest, IdempotencyKey};
+    use crate::stream::StreamId;
 
     fn key(name: &str, expires_at_ms: i64) -> AppendRequest {
         AppendRequest::key_only(IdempotencyKey {
@@ -991,10 +1046,11 @@ mod tests {
         // "a" expires and is recorded again with a later expiry before any sweep ran.
         now.store(120, Ordering::SeqCst);
         store.append_blocking(key("a", 300)).expect("re-record");
-        assert_eq!(stored_keys(&store, keys::EXPIRY).len(), 5);
+        // Format 2 writes no sweep index: the sweep walks the keys themselves.
+        assert_eq!(stored_keys(&store, keys::EXPIRY).len(), 0);
 
         now.store(250, Ordering::SeqCst);
-        // Slices of 2 keys: b, c, then d, each between batches or on the idle timer.
+        // Slices of 2 keys: the walk examines a, b, then c, d, then z and wraps around.
         let deadline = Instant::now() + Duration::from_secs(20);
         while stored_keys(&store, keys::IDEMPOTENCY).len() > 2 {
             assert!(Instant::now() < deadline, "sweep did not run");
@@ -1004,8 +1060,116 @@ mod tests {
             stored_keys(&store, keys::IDEMPOTENCY),
             vec![b"ka".to_vec(), b"kz".to_vec()]
         );
-        assert_eq!(stored_keys(&store, keys::EXPIRY).len(), 2);
         assert!(store.idempotency_key(b"a").expect("lookup").is_some());
+    }
+
+    /// Keys written before format 2 have a sweep-index entry (`x`); the sweep still finds them
+    /// through it, and removes the entry with the key.
+    #[test]
+    fn format_1_sweep_entries_are_swept() {
+        let now = Arc::new(AtomicI64::new(0));
+        let reader = Arc::clone(&now);
+        let store = Store::open_temporary_with(Options {
+            clock: Clock::from_fn(move || reader.load(Ordering::SeqCst)),
+            sweep_interval_ms: 1,
+            // Larger than the keys stored: the walk alone would remove them at once, so this
+            // slice is about the index: "old" and its entry must both go.
+            sweep_slice_keys: 1000,
+            ..Options::default()
+        })
+        .expect("open");
+        let record = crate::writer::encode_key_record(&IdempotencyRecord {
+            first_position: None,
+            expires_at_ms: 100,
+            result: Vec::new(),
+        });
+        store
+            .inner
+            .db
+            .insert(keys::idempotency(b"old"), record)
+            .expect("insert a format-1 key");
+        store
+            .inner
+            .db
+            .insert(keys::expiry(100, b"old"), &[])
+            .expect("insert its sweep entry");
+        // An entry whose key was re-recorded later (or is gone) is dropped alone.
+        store
+            .inner
+            .db
+            .insert(keys::expiry(50, b"gone"), &[])
+            .expect("insert a dangling sweep entry");
+        now.store(150, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stored_keys(&store, keys::EXPIRY).is_empty()
+            || !stored_keys(&store, keys::IDEMPOTENCY).is_empty()
+        {
+            assert!(Instant::now() < deadline, "sweep did not run");
+            // Wakes the writer (its idle timer sweeps too).
+            store
+                .append_blocking(key("later", i64::MAX))
+                .expect("append");
+            store
+                .inner
+                .db
+                .remove(keys::idempotency(b"later"))
+                .expect("remove");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The keys one append writes, by prefix: each is ~500 bytes on disk in sled
+    /// (docs/performance.md), so a key added here must be a deliberate choice. A Twilio status
+    /// callback that matches no message: one event on a new `provider-message:` stream with its
+    /// de-duplication key.
+    #[test]
+    fn a_status_callback_append_writes_four_keys() {
+        let store = Store::open_temporary().expect("open");
+        let callback = |sid: &str| {
+            AppendRequest::single(
+                StreamId::new(format!("provider-message:{sid}")).expect("stream"),
+                crate::record::ExpectedVersion::Any,
+                vec![crate::record::NewEvent {
+                    event_id: Uuid::from_u128(u128::from_be_bytes(
+                        *format!("{sid:0>16}")
+                            .as_bytes()
+                            .first_chunk()
+                            .expect("16 bytes"),
+                    )),
+                    event_type: "UnmatchedStatusReceived".into(),
+                    schema_version: 1,
+                    timestamp_ms: 0,
+                    payload: vec![0; 200],
+                    origin: None,
+                }],
+            )
+            .with_idempotency_key(IdempotencyKey {
+                key: format!("webhook:twilio:status:{sid}:delivered").into_bytes(),
+                expires_at_ms: i64::MAX,
+                result: Vec::new(),
+            })
+        };
+        store.append_blocking(callback("SM1")).expect("first");
+        let before = store.keys_written();
+        // A second callback on an existing stream (a matched one) writes the same kinds.
+        for sid in ["SM2", "SM3"] {
+            store.append_blocking(callback(sid)).expect("append");
+        }
+        let after = store.keys_written();
+        let per_append: Vec<(char, u64)> = after
+            .iter()
+            .map(|(prefix, count)| {
+                let earlier = before.get(prefix).copied().unwrap_or(0);
+                (char::from(*prefix), (count - earlier) / 2)
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        assert_eq!(per_append, [('e', 1), ('k', 1), ('l', 1), ('s', 1)]);
+        assert_eq!(
+            before.values().sum::<u64>(),
+            4,
+            "the first append writes the same four keys: {before:?}"
+        );
     }
 
     /// A clock the writer can be stopped in: while the gate is shut, a call blocks (and says it

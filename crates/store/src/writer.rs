@@ -14,10 +14,11 @@
 //! failed state), even though sled's memory may already hold them: nothing unacknowledged is
 //! promised, and readers never look past the durable head.
 //!
-//! Between batches the writer sweeps expired idempotency keys in bounded slices.
+//! Between batches the writer sweeps expired idempotency keys in bounded slices (see
+//! [`Writer::sweep_slice`]).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,10 @@ pub(crate) struct Shared {
     /// a de-duplication answer never rests on a key that may still be lost; the entries of a
     /// batch that failed stay until the store is reopened.
     pub pending_keys: Mutex<HashMap<Vec<u8>, u64>>,
+    /// Keys written (inserted or removed) by appends and checkpoints since open, by key prefix
+    /// (keys.rs): what `Store::keys_written` reports, for measurements and the tests that pin
+    /// the keys one append writes.
+    pub key_writes: Mutex<BTreeMap<u8, u64>>,
     /// The failure once the store entered the failed state, announced to whoever watches
     /// (`wagate serve` exits on it).
     pub failure_watch: watch::Sender<Option<StoreError>>,
@@ -280,6 +285,8 @@ pub(crate) struct Writer {
     clock: Clock,
     options: Options,
     last_sweep: Instant,
+    /// Where the sweep's walk over the idempotency keys resumes; `None`: at the first key.
+    sweep_cursor: Option<Vec<u8>>,
     /// The cause once a write failed; every later request is refused with it.
     failure: Option<StoreError>,
     /// Number of the last batch handed on (see [`Shared::pending_keys`]).
@@ -303,6 +310,7 @@ impl Writer {
             clock: options.clock.clone(),
             options,
             last_sweep: Instant::now(),
+            sweep_cursor: None,
             failure: None,
             flight_seq: 0,
         }
@@ -498,6 +506,12 @@ impl Writer {
                 }
             }
         }
+        let mut written = BTreeMap::<u8, u64>::new();
+        for (key, _) in writes.iter().flat_map(|request| &request.0) {
+            *written
+                .entry(key.first().copied().unwrap_or(0))
+                .or_default() += 1;
+        }
         let started = Instant::now();
         let applied = pack(writes)
             .into_iter()
@@ -512,6 +526,11 @@ impl Writer {
         }
         // sled's memory now holds the batch: later batches validate against it.
         self.next_position = next_position;
+        if let Ok(mut counts) = self.shared.key_writes.lock() {
+            for (prefix, count) in written {
+                *counts.entry(prefix).or_default() += count;
+            }
+        }
         if self.heads.len() + overlay.heads.len() > self.options.head_cache_streams {
             self.heads.clear();
         }
@@ -653,9 +672,9 @@ impl Writer {
                 positions.push(position);
             }
             if version != current {
+                // No head key: the stream's last `s` key written above is its head (keys.rs).
                 // Invariant: the events loop above ran, so `positions` is non-empty.
                 let last = *positions.last().expect("events were appended");
-                batch.insert(keys::head(stream), keys::head_value(version, last));
                 overlay.heads.insert(stream.to_owned(), (version, last));
             }
             stream_versions.push(version);
@@ -735,15 +754,17 @@ impl Writer {
         if let Some(version) = self.heads.get(stream) {
             return Ok(*version);
         }
-        let stored = self
+        let last = self
             .db
-            .get(keys::head(stream))
+            .range(keys::stream_range(stream))
+            .next_back()
+            .transpose()
             .map_err(|e| from_sled(e, &self.path))?;
-        let version = match stored {
+        let version = match last {
             None => 0,
-            Some(value) => match keys::parse_head_value(&value) {
-                Some((version, _)) => version,
-                None => return Err(self.corrupt(format!("bad head value for stream {stream}"))),
+            Some((key, _)) => match keys::stream_key_version(&key) {
+                Some(version) => version,
+                None => return Err(self.corrupt(format!("bad stream index key for {stream}"))),
             },
         };
         if self.heads.len() >= self.options.head_cache_streams {
@@ -809,9 +830,9 @@ impl Writer {
             return;
         }
         match self.sweep_slice() {
-            // A full slice means more keys are due: leave the timer expired so the next pause
-            // between batches sweeps again.
-            Ok(removed) if removed >= self.options.sweep_slice_keys => {}
+            // A full slice of format-1 sweep entries means more of them are due: leave the timer
+            // expired so the next pause between batches sweeps again.
+            Ok(swept) if swept.indexed >= self.options.sweep_slice_keys => {}
             Ok(_) => self.last_sweep = Instant::now(),
             Err(error) => {
                 tracing::error!(error = %error, "sweeping idempotency keys failed; the store refuses further writes");
@@ -820,12 +841,28 @@ impl Writer {
         }
     }
 
-    /// Removes up to `sweep_slice_keys` expired idempotency keys. The removal is one atomic
-    /// `apply_batch` without its own flush: the next group commit's flush makes it durable, and a
-    /// sweep lost in a crash is simply done again.
-    pub(crate) fn sweep_slice(&mut self) -> Result<usize> {
+    /// One slice of the sweep of expired idempotency keys: up to `sweep_slice_keys` due entries
+    /// of the format-1 sweep index (keys written before format 2), then the next
+    /// `sweep_slice_keys` `k` keys of the walk, whose expired ones are removed. The removal is one
+    /// atomic `apply_batch` without its own flush: the next group commit's flush makes it
+    /// durable, and a sweep lost in a crash is simply done again.
+    pub(crate) fn sweep_slice(&mut self) -> Result<Swept> {
         let now = self.clock.now_ms();
         let mut batch = sled::Batch::default();
+        let indexed = self.sweep_indexed(now, &mut batch)?;
+        let walked = self.sweep_walk(now, &mut batch)?;
+        if indexed + walked > 0 {
+            self.db
+                .apply_batch(batch)
+                .map_err(|e| from_sled(e, &self.path))?;
+            tracing::debug!(indexed, walked, "swept expired idempotency keys");
+        }
+        Ok(Swept { indexed, walked })
+    }
+
+    /// Removes up to `sweep_slice_keys` due entries of the format-1 sweep index, and each key
+    /// they name unless it was re-recorded with another expiry.
+    fn sweep_indexed(&mut self, now: i64, batch: &mut sled::Batch) -> Result<usize> {
         let mut removed = 0;
         for item in self.db.range(vec![keys::EXPIRY]..vec![keys::EXPIRY + 1]) {
             let (sweep_key, _) = item.map_err(|e| from_sled(e, &self.path))?;
@@ -836,7 +873,6 @@ impl Writer {
                 break;
             }
             batch.remove(sweep_key.to_vec());
-            // Only remove the key itself if it was not re-recorded with a later expiry.
             let record_key = keys::idempotency(key);
             if let Some(value) = self
                 .db
@@ -849,14 +885,46 @@ impl Writer {
             }
             removed += 1;
         }
-        if removed > 0 {
-            self.db
-                .apply_batch(batch)
-                .map_err(|e| from_sled(e, &self.path))?;
-            tracing::debug!(removed, "swept expired idempotency keys");
+        Ok(removed)
+    }
+
+    /// Examines the next `sweep_slice_keys` idempotency keys after the walk's cursor and removes
+    /// the expired ones; after the last key the walk starts again at the first. One pass thus
+    /// takes (keys stored / `sweep_slice_keys`) sweep intervals: an expired key stays on disk up
+    /// to one pass longer than its expiry (it counts as absent from its expiry on).
+    fn sweep_walk(&mut self, now: i64, batch: &mut sled::Batch) -> Result<usize> {
+        let start = self
+            .sweep_cursor
+            .take()
+            .unwrap_or_else(|| vec![keys::IDEMPOTENCY]);
+        let mut removed = 0;
+        let walk = self.db.range(start..vec![keys::IDEMPOTENCY + 1]);
+        for (examined, item) in walk.enumerate() {
+            let (key, value) = item.map_err(|e| from_sled(e, &self.path))?;
+            if examined >= self.options.sweep_slice_keys {
+                self.sweep_cursor = Some(key.to_vec());
+                break;
+            }
+            let record = decode_key_record(&value)
+                .ok_or_else(|| self.corrupt("undecodable idempotency key record".into()))?;
+            // The record as sled holds it now, including a batch still syncing: a key recorded
+            // again with a later expiry is not expired and stays.
+            if record.expires_at_ms <= now {
+                batch.remove(key.to_vec());
+                removed += 1;
+            }
         }
         Ok(removed)
     }
+}
+
+/// What one sweep slice removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Keys (with their entries) found through the format-1 sweep index.
+    pub indexed: usize,
+    /// Expired keys found by the walk over the `k` keys.
+    pub walked: usize,
 }
 
 /// The second pipeline stage: makes applied batches durable, in order, and answers them.
@@ -1008,8 +1076,9 @@ fn pack(requests: Vec<Writes>) -> Vec<sled::Batch> {
     batches
 }
 
-/// Adds an idempotency key record and its sweep-index entry to `batch`. `replaced` is the
-/// expired record still stored under the same key, if any, whose sweep entry is dropped.
+/// Adds an idempotency key record to `batch`. `replaced` is the expired record still stored
+/// under the same key, if any, whose format-1 sweep entry (if it was written before format 2)
+/// is dropped.
 fn write_key(
     overlay: &mut Overlay,
     batch: &mut Writes,
@@ -1027,8 +1096,8 @@ fn write_key(
         expires_at_ms: key.expires_at_ms,
         result: key.result.clone(),
     };
+    // No sweep-index key (format 2): the sweep walks the `k` keys themselves.
     batch.insert(keys::idempotency(&key.key), encode_key_record(&record));
-    batch.insert(keys::expiry(key.expires_at_ms, &key.key), []);
     overlay.keys.insert(key.key.clone(), record);
 }
 

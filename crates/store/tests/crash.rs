@@ -197,6 +197,8 @@ fn check(dir: &Path, acks: &[Ack]) {
         );
         assert!(positions.windows(2).all(|w| w[1] == w[0] + 1));
     }
+    // Waits until sled let go of its file lock, so the next child can open the database.
+    store.close().expect("close after the check");
 }
 
 #[test]

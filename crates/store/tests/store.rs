@@ -1048,15 +1048,81 @@ mod sled_only {
         filled_store(dir.path());
         tamper(dir.path(), |db| {
             let mut value = b"wagate-store\0".to_vec();
-            value.extend_from_slice(&2u32.to_be_bytes());
+            value.extend_from_slice(&3u32.to_be_bytes());
             db.insert(b"mmagic", value).expect("insert");
         });
         match Store::open(dir.path(), Options::default()) {
             Err(StoreError::Foreign { detail, .. }) => {
-                assert!(detail.contains("format 2"), "{detail}")
+                assert!(detail.contains("format 3"), "{detail}")
             }
             other => panic!("expected Foreign, got {other:?}"),
         }
+    }
+
+    /// A private copy of a folder (opening a sled folder writes to it).
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("create dir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("file type").is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+
+    fn raw_keys(path: &std::path::Path, prefix: u8) -> usize {
+        let db = sled::open(path).expect("sled");
+        db.scan_prefix([prefix]).count()
+    }
+
+    /// The golden log is a real wave-1 database (on-disk format 1, with stream-head `h` keys):
+    /// it opens, is migrated to format 2 (no `h` keys, which would go stale), keeps every event
+    /// and stream version, takes appends at the right versions, and reopens as format 2.
+    #[test]
+    fn a_format_1_database_is_migrated_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data");
+        let golden = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/golden-log/data"
+        );
+        copy_dir(std::path::Path::new(golden), &path);
+        let heads_before = raw_keys(&path, b'h');
+        assert!(heads_before > 0, "the golden log holds format-1 head keys");
+
+        let store = Store::open(&path, Options::default()).expect("open the golden log");
+        let report = store.verify().expect("verify");
+        assert_eq!(report.streams as usize, heads_before);
+        let events = store.read_from(1, usize::MAX).expect("read");
+        assert_eq!(events.len() as u64, report.events);
+        // Every stream's version is still its newest event's, and an append lands after it.
+        let newest = events.last().expect("the golden log has events").clone();
+        assert_eq!(
+            store.stream_version(&newest.stream).expect("version"),
+            newest.version
+        );
+        let outcome = store
+            .append_blocking(AppendRequest::single(
+                newest.stream.clone(),
+                ExpectedVersion::Exact(newest.version),
+                vec![event("E", b"after the migration")],
+            ))
+            .expect("append");
+        assert_eq!(appended(outcome).stream_versions, vec![newest.version + 1]);
+        store.close().expect("close");
+        assert_eq!(raw_keys(&path, b'h'), 0);
+
+        let store = Store::open(&path, Options::default()).expect("reopen as format 2");
+        assert_eq!(store.verify().expect("verify").events, report.events + 1);
+        let reread = store.read_from(1, events.len()).expect("read");
+        assert_eq!(reread, events);
+        store.close().expect("close");
+        let db = sled::open(&path).expect("sled");
+        let magic = db.get(b"mmagic").expect("get").expect("magic");
+        assert_eq!(&magic[magic.len() - 4..], &2u32.to_be_bytes());
     }
 
     #[test]
