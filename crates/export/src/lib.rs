@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
-    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError, Retry,
+    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError, ProviderEvent, Retry,
     SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
@@ -191,11 +191,13 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 kind,
                 text,
                 provider_at,
+                details,
                 at,
             } => json!({
                 "contact": contact.to_string(), "sender": sender.as_ref().map(ToString::to_string),
                 "provider_ref": provider_ref.as_ref().map(ToString::to_string), "kind": kind,
-                "text": text, "provider_at": provider_at.map(time), "at": time(*at),
+                "text": text, "provider_at": provider_at.map(time), "details": details,
+                "at": time(*at),
             }),
             ContactEvent::OptedOut {
                 contact,
@@ -322,6 +324,16 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 "message_id": message_id.to_string(), "at": time(*at),
             }),
         },
+        Event::Provider(ProviderEvent::NoticeReceived {
+            provider,
+            subject,
+            kind,
+            details,
+            at,
+        }) => json!({
+            "provider": provider.as_str(), "subject": subject, "kind": kind,
+            "details": details, "at": time(*at),
+        }),
     })
 }
 
@@ -411,10 +423,11 @@ fn message_payload(event: &MessageEvent) -> Value {
             provider_ref,
             status,
             error_code,
+            details,
             at,
         } => json!({
             "message_id": message_id.to_string(), "provider_ref": provider_ref.as_ref().map(ToString::to_string),
-            "status": status.as_str(), "error_code": error_code, "at": time(*at),
+            "status": status.as_str(), "error_code": error_code, "details": details, "at": time(*at),
         }),
         MessageEvent::InDoubtExpired {
             message_id,
@@ -427,10 +440,11 @@ fn message_payload(event: &MessageEvent) -> Value {
             provider_ref,
             status,
             error_code,
+            details,
             at,
         } => json!({
             "provider_ref": provider_ref.to_string(), "status": status.as_str(),
-            "error_code": error_code, "at": time(*at),
+            "error_code": error_code, "details": details, "at": time(*at),
         }),
     }
 }

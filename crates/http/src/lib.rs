@@ -16,6 +16,7 @@
 //! [`export_json`]. docs/api.md documents every route.
 
 pub mod audit;
+mod account_notices;
 mod body;
 mod commands;
 mod convert;
