@@ -41,10 +41,15 @@ impl Details {
 
     /// Adds one pair; empty values are skipped (Twilio sends empty fields for unset ones).
     pub(crate) fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let (key, mut value) = (key.into(), value.into());
-        if value.is_empty() {
-            return;
+        let value = value.into();
+        if !value.is_empty() {
+            self.add(key.into(), value);
         }
+    }
+
+    /// Adds one pair, an empty value too (in JSON an explicit `""` says something: a
+    /// reaction's empty `emoji` is its removal).
+    fn add(&mut self, key: String, mut value: String) {
         if value.len() > MAX_VALUE_BYTES {
             let mut cut = MAX_VALUE_BYTES;
             while !value.is_char_boundary(cut) {
@@ -85,7 +90,7 @@ impl Details {
                 }
             }
             Value::Null => {}
-            Value::String(text) => self.push(prefix, text.clone()),
+            Value::String(text) => self.add(prefix.to_owned(), text.clone()),
             Value::Bool(_) | Value::Number(_) => self.push(prefix, value.to_string()),
         }
     }
@@ -132,7 +137,7 @@ mod tests {
         assert_eq!(get("location.latitude"), Some("52.52"));
         assert_eq!(get("list[0]"), Some("true"));
         assert_eq!(get("list[2]"), Some("x"));
-        assert_eq!(get("empty"), None);
+        assert_eq!(get("empty"), Some(""));
         assert!(!is_truncated(&pairs));
     }
 

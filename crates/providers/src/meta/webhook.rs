@@ -129,7 +129,10 @@ fn parse_change(
 
     if field == "user_preferences" {
         for item in value.array("user_preferences")? {
-            push(user_preference(item.node(), &business).map(WebhookEvent::UserPreference));
+            push(
+                user_preference(item.node(), &business, &contacts)
+                    .map(WebhookEvent::UserPreference),
+            );
         }
         return Ok(());
     }
@@ -490,9 +493,17 @@ fn error_detail(item: Node<'_>) -> Result<ProviderErrorDetail, ParseError> {
 fn user_preference(
     item: Node<'_>,
     business: &BusinessEndpoint,
+    contacts: &[Owned<'_>],
 ) -> Result<UserPreferenceChange, ParseError> {
     let contact = contact(item, "wa_id", "user_id")?
         .ok_or_else(|| ParseError::missing(item.child_path("wa_id")))?;
+    let entry = matching_contact(contacts, &contact)?;
+    let details = item_details(
+        item,
+        &[],
+        business,
+        entry.map(|entry| ("contact", entry.node().value())),
+    );
     Ok(UserPreferenceChange {
         contact,
         business: business.clone(),
@@ -500,6 +511,6 @@ fn user_preference(
         preference: PreferenceValue::parse(item.req_str("value")?),
         detail: item.opt_str("detail")?,
         timestamp: item.timestamp("timestamp")?,
-        details: item_details(item, &[], business, None),
+        details,
     })
 }
