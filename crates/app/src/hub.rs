@@ -9,8 +9,8 @@ use chrono::TimeDelta;
 use tracing::{debug, info_span, Instrument};
 use wagate_domain::decide::{
     self, ClaimDecision, ClaimDispatch, EarlyStatus, LinkIdentities, ReceiveGroupMessage,
-    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RegisterSender, RegisterTemplate,
-    RecordProviderNotice, RequestReview, SendMessage, SendState, SetContactFlag,
+    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RecordProviderNotice, RegisterSender,
+    RegisterTemplate, RequestReview, SendMessage, SendState, SetContactFlag,
 };
 use wagate_domain::{
     Actor, ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,

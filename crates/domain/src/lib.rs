@@ -37,8 +37,7 @@ pub use decide::CommandError;
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,
-    ProviderEvent, SenderEvent,
-    StreamKey, TemplateCategory, TemplateEvent,
+    ProviderEvent, SenderEvent, StreamKey, TemplateCategory, TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{

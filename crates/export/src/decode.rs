@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::ExportedEvent;
@@ -148,7 +148,10 @@ impl Payload<'_> {
                 .iter()
                 .map(|item| {
                     pair(item).ok_or_else(|| {
-                        bad(field, format!("expected [key, value] text pairs, found {item}"))
+                        bad(
+                            field,
+                            format!("expected [key, value] text pairs, found {item}"),
+                        )
                     })
                 })
                 .collect(),

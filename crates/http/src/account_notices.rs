@@ -54,9 +54,12 @@ pub(crate) async fn act(
     }
     let mut senders = meta_senders(hub)?;
     // A quality update names its number: only that sender's portfolio is meant.
-    let named = notice
-        .get("value.display_phone_number")
-        .map(|display| display.chars().filter(char::is_ascii_digit).collect::<String>());
+    let named = notice.get("value.display_phone_number").map(|display| {
+        display
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+    });
     if let Some(digits) = named {
         senders.retain(|s| s.address.number().digits() == digits);
     }

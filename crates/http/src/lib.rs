@@ -15,8 +15,8 @@
 //! format in
 //! [`export_json`]. docs/api.md documents every route.
 
-pub mod audit;
 mod account_notices;
+pub mod audit;
 mod body;
 mod commands;
 mod convert;

@@ -297,6 +297,17 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
             .hub()
             .receive_group_message(command, key.as_str())
             .await?;
+        // `GroupMessageReceived` keeps no details: the rest of what the provider said is a
+        // notice beside it.
+        if !message.details.is_empty() {
+            let notice = ProviderNotice {
+                provider,
+                account: message.to.account.clone(),
+                kind: "group_message".into(),
+                details: message.details,
+            };
+            ingest_provider_notice(state, notice).await?;
+        }
         return Ok(count(state, provider, &ingested));
     }
     let command = ReceiveInbound {
@@ -349,14 +360,17 @@ async fn ingest_preference(
         PreferenceValue::Resume => Some(false),
         PreferenceValue::Other(_) => None,
     };
+    // The change is recorded whole as a notice, acted on or not: the flag events carry only
+    // the reason.
+    let notice = ProviderNotice {
+        provider: ProviderKind::Meta,
+        account: change.business.account.clone(),
+        kind: "user_preferences".into(),
+        details: change.details.clone(),
+    };
+    let recorded = ingest_provider_notice(state, notice).await?;
     let Some(raised) = raised else {
-        let notice = ProviderNotice {
-            provider: ProviderKind::Meta,
-            account: change.business.account.clone(),
-            kind: "user_preferences".into(),
-            details: change.details,
-        };
-        return ingest_provider_notice(state, notice).await;
+        return Ok(recorded);
     };
     link_pair(state, &change.contact).await?;
     let positions = webhook_hub(state, ProviderKind::Meta)
@@ -372,10 +386,9 @@ async fn ingest_preference(
         })
         .await?;
     state.metrics().appended(Source::Webhook, positions.len());
-    Ok(if positions.is_empty() {
-        Ingest::Duplicate
-    } else {
-        Ingest::Appended
+    Ok(match recorded {
+        Ingest::Duplicate if positions.is_empty() => Ingest::Duplicate,
+        _ => Ingest::Appended,
     })
 }
 
@@ -644,7 +657,11 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
         .iter()
         .map(|e| ("item_rejected", e.to_string()))
         .collect();
-    if webhook.events.iter().any(|event| is_truncated(event_details(event))) {
+    if webhook
+        .events
+        .iter()
+        .any(|event| is_truncated(event_details(event)))
+    {
         // The log got what fits; the rejection log keeps the whole body.
         notes.push((
             "details_truncated",

@@ -133,7 +133,10 @@ mod tests {
                 .map(|(_, v)| v.as_str())
         };
         assert_eq!(get("id"), None);
-        assert_eq!(get("interactive.nfm_reply.response_json"), Some("{\"a\":1}"));
+        assert_eq!(
+            get("interactive.nfm_reply.response_json"),
+            Some("{\"a\":1}")
+        );
         assert_eq!(get("location.latitude"), Some("52.52"));
         assert_eq!(get("list[0]"), Some("true"));
         assert_eq!(get("list[2]"), Some("x"));

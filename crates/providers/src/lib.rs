@@ -26,9 +26,9 @@ pub mod twilio;
 
 pub use error::{ParseError, SignatureError};
 pub use event::{
-    BusinessEndpoint, ContactRef, DedupKey, InboundContent, InboundMessage,
-    MediaRef, PreferenceValue, ProviderErrorDetail, ProviderNotice, StatusUpdate, SystemNotice, SystemNoticeKind,
-    UserPreferenceChange, WebhookEvent,
+    BusinessEndpoint, ContactRef, DedupKey, InboundContent, InboundMessage, MediaRef,
+    PreferenceValue, ProviderErrorDetail, ProviderNotice, StatusUpdate, SystemNotice,
+    SystemNoticeKind, UserPreferenceChange, WebhookEvent,
 };
 pub use secret::Secret;
 pub use send::{

@@ -346,10 +346,7 @@ fn documented_shapes_without_fixtures() {
     };
     assert_eq!(errors.kind, "errors");
     assert_eq!(errors.get("value.errors[0].code"), Some("131000"));
-    assert_eq!(
-        errors.get("value.errors[0].error_data.details"),
-        Some("x")
-    );
+    assert_eq!(errors.get("value.errors[0].error_data.details"), Some("x"));
     assert_eq!(errors.get("value.metadata.phone_number_id"), Some("1098"));
 
     let WebhookEvent::UserPreference(stop) = &events[7] else {

@@ -132,7 +132,10 @@ fn rich_inbound_shapes_keep_their_machine_readable_parts() {
     assert!(detail(flow, "interactive.nfm_reply.response_json")
         .is_some_and(|j| j.contains("viewing-42")));
     assert!(inbound[0].reply_to.is_some());
-    assert_eq!(detail(&inbound[1].details, "location.latitude"), Some("52.520008"));
+    assert_eq!(
+        detail(&inbound[1].details, "location.latitude"),
+        Some("52.520008")
+    );
     assert_eq!(detail(&inbound[2].details, "reaction.emoji"), Some("👍"));
     // A removed reaction is an empty emoji: kept as such.
     assert_eq!(detail(&inbound[3].details, "reaction.emoji"), Some(""));
@@ -142,11 +145,19 @@ fn rich_inbound_shapes_keep_their_machine_readable_parts() {
         Some("41790000002")
     );
     assert_eq!(
-        detail(&inbound[5].details, "order.product_items[0].product_retailer_id"),
+        detail(
+            &inbound[5].details,
+            "order.product_items[0].product_retailer_id"
+        ),
         Some("listing-B-117")
     );
-    assert_eq!(detail(&inbound[6].details, "image.id"), Some("1466753517586094"));
-    assert!(detail(&inbound[7].details, "referral.ctwa_clid").is_some_and(|c| c.starts_with("ARAk")));
+    assert_eq!(
+        detail(&inbound[6].details, "image.id"),
+        Some("1466753517586094")
+    );
+    assert!(
+        detail(&inbound[7].details, "referral.ctwa_clid").is_some_and(|c| c.starts_with("ARAk"))
+    );
     // A text's body is the event's text, not repeated in the details.
     assert_eq!(detail(&inbound[7].details, "text.body"), None);
     assert_eq!(
@@ -173,7 +184,10 @@ fn statuses_keep_pricing_conversation_and_every_error_compactly() {
         panic!("{:?}", parsed.events)
     };
     assert_eq!(detail(&sent.details, "pricing.category"), Some("marketing"));
-    assert_eq!(detail(&sent.details, "conversation.origin.type"), Some("marketing"));
+    assert_eq!(
+        detail(&sent.details, "conversation.origin.type"),
+        Some("marketing")
+    );
     // The id and the status word are the event's own fields.
     assert_eq!(detail(&sent.details, "id"), None);
     assert_eq!(detail(&sent.details, "status"), None);
@@ -226,7 +240,13 @@ fn account_notices_become_signals() {
         )]
     );
     let quality = signals_of("meta_webhook_phone_number_quality_update.json");
-    assert!(matches!(&quality[..], [AccountSignal::MessagingLimit(_), AccountSignal::QualityDrop { .. }]));
+    assert!(matches!(
+        &quality[..],
+        [
+            AccountSignal::MessagingLimit(_),
+            AccountSignal::QualityDrop { .. }
+        ]
+    ));
 }
 
 #[test]

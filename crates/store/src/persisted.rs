@@ -19,8 +19,8 @@ use uuid::Uuid;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -61,7 +61,10 @@ pub enum DecodeError {
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "SendRefused" | "InboundReceived" => 3,
-        "OptedIn" | "OptedOut" | "WindowReportedClosed" | "StatusChanged"
+        "OptedIn"
+        | "OptedOut"
+        | "WindowReportedClosed"
+        | "StatusChanged"
         | "UnmatchedStatusReceived" => 2,
         _ => 1,
     }

@@ -11,6 +11,7 @@ mod idempotency;
 mod identities;
 mod lifecycle;
 mod limits;
+mod provider_values;
 mod rejected;
 mod roles;
 mod rules;

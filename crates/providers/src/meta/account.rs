@@ -151,7 +151,9 @@ mod tests {
         );
         assert_eq!(
             signals(&capability),
-            vec![AccountSignal::MessagingLimit(MessagingLimit::Limited(10_000))]
+            vec![AccountSignal::MessagingLimit(MessagingLimit::Limited(
+                10_000
+            ))]
         );
         let drop = notice(
             "phone_number_quality_update",

@@ -22,8 +22,8 @@ use crate::event::{
     ProviderErrorDetail, ProviderNotice, StatusUpdate, SystemNotice, SystemNoticeKind,
     UserPreferenceChange, WebhookEvent,
 };
-use wagate_domain::ProviderKind;
 use crate::ParseError;
+use wagate_domain::ProviderKind;
 
 const OBJECT: &str = "whatsapp_business_account";
 const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"];

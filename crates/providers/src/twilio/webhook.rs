@@ -230,7 +230,10 @@ pub fn parse_status(body: &[u8], callback_query: &str) -> Result<StatusUpdate, P
         recipient,
         // Informational too, like `To`.
         business: BusinessEndpoint {
-            number: address(&form, "From").ok().flatten().map(|a| a.number().clone()),
+            number: address(&form, "From")
+                .ok()
+                .flatten()
+                .map(|a| a.number().clone()),
             phone_number_id: None,
             account: form.owned("AccountSid"),
         },
