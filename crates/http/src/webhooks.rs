@@ -436,6 +436,20 @@ async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Ingest,
         unreachable!("built as WebhookEvent::SystemNotice three lines above");
     };
     link_pair(state, &notice.from).await?;
+    // The links and review requests keep only what they need: the notice itself (its body,
+    // the identity hash, …) is recorded whole beside them.
+    let mut details = notice.details.clone();
+    details.push(("system.type".into(), notice.kind.as_str().to_owned()));
+    let recorded = ingest_provider_notice(
+        state,
+        ProviderNotice {
+            provider,
+            account: notice.to.account.clone(),
+            kind: "system".into(),
+            details,
+        },
+    )
+    .await?;
     let link = |other: ContactId, source: IdentitySource| LinkIdentities {
         contact: notice.from.id.clone(),
         other,
@@ -470,22 +484,18 @@ async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Ingest,
             };
             state.hub().request_review(command, key.as_str()).await?
         }
-        SystemNoticeKind::Other(kind) => {
-            let mut details = notice.details.clone();
-            details.push(("system.type".into(), kind.clone()));
-            let notice = ProviderNotice {
-                provider,
-                account: notice.to.account.clone(),
-                kind: "system".into(),
-                details,
-            };
-            return ingest_provider_notice(state, notice).await;
-        }
+        SystemNoticeKind::Other(_) => return Ok(recorded),
     };
-    Ok(match &ingested {
-        // Already linked: nothing new, as for a redelivery.
-        Ingested::Appended { events, .. } if events.is_empty() => Ingest::Duplicate,
-        _ => count(state, provider, &ingested),
+    Ok(match (&ingested, recorded) {
+        // Already linked and the notice already recorded: nothing new, as for a redelivery.
+        (Ingested::Appended { events, .. }, Ingest::Duplicate) if events.is_empty() => {
+            Ingest::Duplicate
+        }
+        (Ingested::Duplicate, Ingest::Duplicate) => Ingest::Duplicate,
+        _ => {
+            count(state, provider, &ingested);
+            Ingest::Appended
+        }
     })
 }
 
