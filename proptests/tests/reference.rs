@@ -337,6 +337,8 @@ impl Reference {
                     .push((portfolio.clone(), contact.clone(), *at)),
             },
             Event::Message(e) => self.apply_message(e),
+            // Provider notices are records for auditors: no rule reads them.
+            Event::Provider(_) => {}
         }
     }
 

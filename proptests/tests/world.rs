@@ -572,6 +572,7 @@ impl World {
                     self.portfolios
                         .insert(e.portfolio().clone(), state.apply(e));
                 }
+                Event::Provider(_) => {}
             }
         }
     }
@@ -760,6 +761,7 @@ impl World {
                         kind: INBOUND_KINDS[*kind % INBOUND_KINDS.len()].into(),
                         text: TEXTS[*text % TEXTS.len()].into(),
                         provider_at,
+                        details: Vec::new(),
                     };
                     let expected = !self.reference.provider_time_refused(provider_at, now);
                     let result =
@@ -990,6 +992,7 @@ impl World {
                             self.provider_of(&state),
                             CALLBACK_CODES[*code % CALLBACK_CODES.len()],
                         ),
+                        details: Vec::new(),
                     };
                     self.callback(command);
                 }

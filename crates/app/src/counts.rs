@@ -380,6 +380,7 @@ mod tests {
                 provider_ref: None,
                 status,
                 error_code: None,
+                details: Vec::new(),
                 at: at(0),
             })
         };

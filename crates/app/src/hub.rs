@@ -9,8 +9,8 @@ use chrono::TimeDelta;
 use tracing::{debug, info_span, Instrument};
 use wagate_domain::decide::{
     self, ClaimDecision, ClaimDispatch, EarlyStatus, LinkIdentities, ReceiveGroupMessage,
-    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RegisterSender, RegisterTemplate,
-    RequestReview, SendMessage, SendState, SetContactFlag,
+    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RecordProviderNotice, RegisterSender,
+    RegisterTemplate, RequestReview, SendMessage, SendState, SetContactFlag,
 };
 use wagate_domain::{
     Actor, ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
@@ -1013,6 +1013,27 @@ impl Hub {
             self.commit_webhook(plan).await
         })
         .instrument(info_span!("group_message", contact = %command.contact))
+        .await
+    }
+
+    /// A provider notice (an account, quality or limit update, value-level errors, a field wagate
+    /// does not act on), de-duplicated by `dedup_key`: always recorded, for auditors. Other
+    /// webhook handlers that act on a notice record it through here too.
+    pub async fn record_provider_notice(
+        &self,
+        command: RecordProviderNotice,
+        dedup_key: &str,
+    ) -> Result<Ingested> {
+        let Some(dedup) = self.unseen_webhook(dedup_key)? else {
+            return Ok(Ingested::Duplicate);
+        };
+        self.retrying(|| async {
+            let mut plan = Plan::default();
+            plan.write(decide::record_provider_notice(&command, self.now())?);
+            plan.key = Some(self.webhook_key(&dedup));
+            self.commit_webhook(plan).await
+        })
+        .instrument(info_span!("provider_notice", kind = %command.kind))
         .await
     }
 

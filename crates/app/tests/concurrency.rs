@@ -55,6 +55,7 @@ async fn no_claim_after_opt_out_under_concurrency() {
         t.hub
             .receive_inbound(
                 ReceiveInbound {
+                    details: Vec::new(),
                     contact: contact(),
                     sender: Some(sender()),
                     provider_ref: None,

@@ -158,6 +158,7 @@ async fn freeform_needs_the_window_and_the_clock_closes_it() {
     t.hub
         .receive_inbound(
             wagate_domain::decide::ReceiveInbound {
+                details: Vec::new(),
                 contact: contact(),
                 sender: Some(sender()),
                 provider_ref: None,

@@ -27,6 +27,7 @@ fn rule<T: std::fmt::Debug>(result: Result<T, AppError>) -> RuleId {
 async fn stop(hub: &wagate_app::Hub, contact: &ContactId, key: &str) {
     hub.receive_inbound(
         ReceiveInbound {
+            details: Vec::new(),
             contact: contact.clone(),
             sender: None,
             provider_ref: None,

@@ -85,6 +85,7 @@ async fn callback(hub: &Hub, n: usize, status: MessageStatus) -> Ingested {
             provider_ref: Some(reference(n)),
             status,
             error_code: None,
+            details: Vec::new(),
         },
         &dedup,
     )

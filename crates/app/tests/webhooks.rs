@@ -11,6 +11,7 @@ use crate::support::*;
 
 fn stop() -> ReceiveInbound {
     ReceiveInbound {
+        details: Vec::new(),
         contact: contact(),
         sender: Some(sender()),
         provider_ref: None,
@@ -87,6 +88,7 @@ async fn callbacks_before_the_response_are_joined() {
         .record_status_callback(
             None,
             StatusCallback {
+                details: Vec::new(),
                 provider: ProviderKind::Twilio,
                 provider_ref: Some(reference.clone()),
                 status: MessageStatus::Sent,
@@ -124,6 +126,7 @@ async fn callbacks_before_the_response_are_joined() {
         .record_status_callback(
             None,
             StatusCallback {
+                details: Vec::new(),
                 provider: ProviderKind::Twilio,
                 provider_ref: Some(reference),
                 status: MessageStatus::Read,

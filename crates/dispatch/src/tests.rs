@@ -660,6 +660,7 @@ fn a_callback_settles_an_in_doubt_claim_before_it_expires() {
     harness.machine = Dispatcher::new(harness.machine.config().clone(), 0);
     harness.poll();
     let callback = MessageEvent::StatusChanged {
+        details: Vec::new(),
         message_id: id,
         provider_ref: Some(sid(1)),
         status: MessageStatus::Delivered,
@@ -847,6 +848,7 @@ fn a_callback_settles_an_attempt_left_in_doubt_by_its_answer() {
     harness.poll();
     answer_held_in_doubt(&mut harness);
     let callback = MessageEvent::StatusChanged {
+        details: Vec::new(),
         message_id: id,
         provider_ref: Some(sid(1)),
         status: MessageStatus::Delivered,

@@ -177,6 +177,8 @@ pub struct ReceiveInbound {
     /// When the provider says the person wrote it (Meta's `timestamp`); `None` when the
     /// provider gives no such time (Twilio), and receipt time stands for it.
     pub provider_at: Option<Timestamp>,
+    /// The rest of what the provider said (recorded, never decided on).
+    pub details: crate::events::ProviderDetails,
 }
 
 /// Message kinds whose text the contact typed or tapped; a document's body is its file name.
@@ -215,6 +217,7 @@ pub fn inbound(
         kind: command.kind.clone(),
         text: command.text.clone(),
         provider_at: command.provider_at,
+        details: command.details.clone(),
         at: now,
     }
     .into()];
@@ -773,6 +776,7 @@ impl RecordOutcome {
 pub struct EarlyStatus {
     pub status: crate::status::MessageStatus,
     pub error_code: Option<u32>,
+    pub details: crate::events::ProviderDetails,
 }
 
 impl EarlyStatus {
@@ -780,10 +784,14 @@ impl EarlyStatus {
     pub fn of(event: &Event) -> Option<Self> {
         match event {
             Event::Message(MessageEvent::UnmatchedStatusReceived {
-                status, error_code, ..
+                status,
+                error_code,
+                details,
+                ..
             }) => Some(Self {
                 status: status.clone(),
                 error_code: *error_code,
+                details: details.clone(),
             }),
             _ => None,
         }
@@ -815,6 +823,7 @@ pub fn record_outcome(
                 provider_ref: Some(provider_ref.clone()),
                 status: early.status.clone(),
                 error_code: early.error_code,
+                details: early.details.clone(),
             },
             now,
         );
@@ -925,6 +934,8 @@ pub struct RecordStatus {
     pub provider_ref: Option<ProviderMessageRef>,
     pub status: crate::status::MessageStatus,
     pub error_code: Option<u32>,
+    /// The rest of what the provider said (recorded, never decided on).
+    pub details: crate::events::ProviderDetails,
 }
 
 /// Records a status callback (even one that changes nothing, so auditors see it) with its
@@ -938,6 +949,7 @@ pub fn record_status(message: &MessageState, command: &RecordStatus, now: Timest
         provider_ref: command.provider_ref.clone(),
         status: command.status.clone(),
         error_code: command.error_code,
+        details: command.details.clone(),
         at: now,
     }
     .into()];
@@ -962,6 +974,8 @@ pub struct StatusCallback {
     pub provider_ref: Option<ProviderMessageRef>,
     pub status: crate::status::MessageStatus,
     pub error_code: Option<u32>,
+    /// Pricing, conversation, every error's title/message/details, …: recorded, never decided on.
+    pub details: crate::events::ProviderDetails,
 }
 
 /// Where a status callback goes.
@@ -1010,6 +1024,7 @@ pub fn status_callback(
                 provider_ref: callback.provider_ref.clone(),
                 status: callback.status.clone(),
                 error_code: callback.error_code,
+                details: callback.details.clone(),
             };
             Ok(StatusDecision::Matched {
                 message_id,
@@ -1022,6 +1037,7 @@ pub fn status_callback(
                 provider_ref: provider_ref.clone(),
                 status: callback.status.clone(),
                 error_code: callback.error_code,
+                details: callback.details.clone(),
                 at: now,
             }
             .into()],
@@ -1277,4 +1293,37 @@ pub fn set_messaging_limit(
         at: now,
     }
     .into()]
+}
+
+/// A provider notice as the webhook layer parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordProviderNotice {
+    pub provider: ProviderKind,
+    /// Meta's account (WABA) id, when the notice names one.
+    pub account: Option<String>,
+    pub kind: String,
+    pub details: crate::events::ProviderDetails,
+}
+
+/// Records a provider notice on its account's stream (`provider:<provider>:<account>`, or
+/// `provider:<provider>` when it names none). Always recorded: auditors see what the provider
+/// said even when wagate does not act on it.
+pub fn record_provider_notice(
+    command: &RecordProviderNotice,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    require_text("kind", &command.kind, 256)?;
+    let provider = command.provider.as_str();
+    let subject = match &command.account {
+        Some(account) => format!("{provider}:{account}"),
+        None => provider.to_owned(),
+    };
+    Ok(vec![crate::events::ProviderEvent::NoticeReceived {
+        provider: command.provider,
+        subject,
+        kind: command.kind.clone(),
+        details: command.details.clone(),
+        at: now,
+    }
+    .into()])
 }

@@ -228,6 +228,12 @@ pub enum MessagingLimit {
     Unlimited,
 }
 
+/// What a provider said beyond the fields an event structures: its item flattened to
+/// `(path, value)` pairs (`interactive.nfm_reply.response_json`, `pricing.category`,
+/// `ErrorMessage`, …), in the provider's order, bounded by the webhook layer. Kept so that every
+/// value of a genuine webhook is in the log for auditors; no decision reads it.
+pub type ProviderDetails = Vec<(String, String)>;
+
 /// An error a provider returned, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProviderError {
@@ -281,6 +287,10 @@ pub enum ContactEvent {
         /// When the provider says the person wrote it (Meta's `timestamp`); `None` when the
         /// provider gives no such time (Twilio) and in schema v1 records.
         provider_at: Option<Timestamp>,
+        /// Everything else the provider said about it: button payloads, reply ids, Flow
+        /// answers, locations, reactions, media, referrals, reply context, the profile name
+        /// (schema v3; empty when read from v1/v2).
+        details: ProviderDetails,
         /// When wagate received it.
         at: Timestamp,
     },
@@ -422,6 +432,9 @@ pub enum MessageEvent {
         provider_ref: Option<ProviderMessageRef>,
         status: MessageStatus,
         error_code: Option<u32>,
+        /// Pricing, conversation, every error's code/title/message/details, … (schema v2;
+        /// empty when read from v1).
+        details: ProviderDetails,
         at: Timestamp,
     },
     /// A claim with no recorded outcome and no callback within the in-doubt timeout: failed, for
@@ -437,6 +450,8 @@ pub enum MessageEvent {
         provider_ref: ProviderMessageRef,
         status: MessageStatus,
         error_code: Option<u32>,
+        /// As `StatusChanged`'s (schema v2; empty when read from v1).
+        details: ProviderDetails,
         at: Timestamp,
     },
 }
@@ -498,6 +513,45 @@ pub enum PortfolioEvent {
     },
 }
 
+/// What a provider tells the business about its account, numbers or templates, as opposed to
+/// one message or contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderEvent {
+    /// A genuine provider notice, recorded for auditors whether or not wagate acts on it
+    /// (value-level errors such as 130429, quality and limit updates, account updates, fields
+    /// wagate does not know yet). Never silently dropped.
+    NoticeReceived {
+        provider: ProviderKind,
+        /// Whom it is about: Meta's account (WABA) id, else the provider's name. The stream.
+        subject: String,
+        /// Meta's change `field` (`account_update`, `errors`, …) or the provider's kind.
+        kind: String,
+        /// The notice's values, flattened.
+        details: ProviderDetails,
+        at: Timestamp,
+    },
+}
+
+impl ProviderEvent {
+    pub fn subject(&self) -> &str {
+        match self {
+            Self::NoticeReceived { subject, .. } => subject,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::NoticeReceived { at, .. } => *at,
+        }
+    }
+}
+
+impl From<ProviderEvent> for Event {
+    fn from(event: ProviderEvent) -> Self {
+        Self::Provider(event)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Contact(ContactEvent),
@@ -505,6 +559,7 @@ pub enum Event {
     Sender(SenderEvent),
     Template(TemplateEvent),
     Portfolio(PortfolioEvent),
+    Provider(ProviderEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -517,6 +572,8 @@ pub enum StreamKey {
     Portfolio(PortfolioId),
     /// Callbacks that matched no message yet, by provider id.
     ProviderMessage(ProviderMessageRef),
+    /// A provider's notices about one account (`provider:meta:<waba id>`).
+    Provider(String),
 }
 
 impl fmt::Display for StreamKey {
@@ -528,6 +585,7 @@ impl fmt::Display for StreamKey {
             Self::Template(id) => write!(f, "template:{id}"),
             Self::Portfolio(id) => write!(f, "portfolio:{id}"),
             Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
+            Self::Provider(subject) => write!(f, "provider:{subject}"),
         }
     }
 }
@@ -547,6 +605,7 @@ impl Event {
             Self::Sender(event) => StreamKey::Sender(event.sender().clone()),
             Self::Template(event) => StreamKey::Template(event.template().clone()),
             Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
+            Self::Provider(event) => StreamKey::Provider(event.subject().to_owned()),
         }
     }
 
@@ -557,6 +616,7 @@ impl Event {
             Self::Sender(event) => event.at(),
             Self::Template(event) => event.at(),
             Self::Portfolio(event) => event.at(),
+            Self::Provider(event) => event.at(),
         }
     }
 
@@ -605,6 +665,9 @@ impl Event {
             Self::Portfolio(event) => match event {
                 PortfolioEvent::MessagingLimitChanged { .. } => EventType::MessagingLimitChanged,
                 PortfolioEvent::RecipientReached { .. } => EventType::RecipientReached,
+            },
+            Self::Provider(event) => match event {
+                ProviderEvent::NoticeReceived { .. } => EventType::ProviderNoticeReceived,
             },
         }
     }
@@ -800,6 +863,7 @@ event_types! {
     RecipientReached,
     IdentityLinked,
     GroupMessageReceived,
+    ProviderNoticeReceived,
 }
 
 impl std::fmt::Display for EventType {

@@ -1416,6 +1416,7 @@ mod tests {
     fn an_allowed_reply_cites_the_inbound_that_opened_the_window_and_its_end() {
         let mut setup = ready(TemplateCategory::Utility);
         let inbound = setup.log.push(ContactEvent::InboundReceived {
+            details: Vec::new(),
             contact: contact(CONTACT),
             sender: Some(sender()),
             provider_ref: None,
@@ -1513,6 +1514,7 @@ mod tests {
                 RuleId::NoOptIn => (OTHER, "status_update", template_send(), None),
                 RuleId::WindowClosed => {
                     let p = log.push(ContactEvent::InboundReceived {
+                        details: Vec::new(),
                         contact: contact(CONTACT),
                         sender: Some(sender()),
                         provider_ref: None,

@@ -36,8 +36,8 @@ pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
-    MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderError, SenderEvent,
-    StreamKey, TemplateCategory, TemplateEvent,
+    MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,
+    ProviderEvent, SenderEvent, StreamKey, TemplateCategory, TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{

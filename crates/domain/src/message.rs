@@ -205,6 +205,7 @@ impl MessageState {
                 status,
                 error_code,
                 at,
+                ..
             } => {
                 self.provider_ref
                     .get_or_insert_with(|| provider_ref.clone());

@@ -98,6 +98,7 @@ fn status(
     now: wagate_domain::Timestamp,
 ) -> (Vec<Event>, MessageState) {
     let command = RecordStatus {
+        details: Vec::new(),
         message_id: message.id.expect("id"),
         provider: ProviderKind::Twilio,
         provider_ref: Some(sid()),
@@ -593,6 +594,7 @@ fn an_unanswered_claim_expires_in_doubt_and_is_not_resent() {
 
 fn callback(status: &str, error_code: Option<u32>) -> StatusCallback {
     StatusCallback {
+        details: Vec::new(),
         provider: ProviderKind::Twilio,
         provider_ref: Some(sid()),
         status: MessageStatus::parse(status),
@@ -633,6 +635,7 @@ fn a_callback_that_matches_nothing_is_kept_on_the_provider_id_stream() {
     assert_eq!(
         events,
         &[Event::Message(MessageEvent::UnmatchedStatusReceived {
+            details: Vec::new(),
             provider_ref: sid(),
             status: MessageStatus::Queued,
             error_code: Some(0),
@@ -647,6 +650,7 @@ fn a_callback_that_matches_nothing_is_kept_on_the_provider_id_stream() {
     assert_eq!(
         early,
         [EarlyStatus {
+            details: Vec::new(),
             status: MessageStatus::Queued,
             error_code: Some(0)
         }]
@@ -671,15 +675,18 @@ fn an_accepted_outcome_joins_the_callbacks_that_came_before_it() {
     let (fx, message) = claimed();
     let early = [
         EarlyStatus {
+            details: Vec::new(),
             status: MessageStatus::Sent,
             error_code: None,
         },
         EarlyStatus {
+            details: Vec::new(),
             status: MessageStatus::Delivered,
             error_code: None,
         },
         // A provider retry of the same callback is joined once.
         EarlyStatus {
+            details: Vec::new(),
             status: MessageStatus::Delivered,
             error_code: None,
         },
@@ -724,6 +731,7 @@ fn an_accepted_outcome_joins_the_callbacks_that_came_before_it() {
 fn a_failed_outcome_joins_nothing() {
     let (fx, message) = claimed();
     let early = [EarlyStatus {
+        details: Vec::new(),
         status: MessageStatus::Delivered,
         error_code: None,
     }];

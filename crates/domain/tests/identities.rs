@@ -49,6 +49,7 @@ fn stop_under(
         at: at - hours(1),
     });
     let command = ReceiveInbound {
+        details: Vec::new(),
         contact: other.clone(),
         sender: None,
         provider_ref: None,

@@ -207,6 +207,7 @@ impl Fx {
     /// An inbound message from the contact; returns what `decide::inbound` emitted.
     pub fn inbound(&mut self, kind: &str, text: &str, at: Timestamp) -> Vec<Event> {
         let command = decide::ReceiveInbound {
+            details: Vec::new(),
             contact: self.contact_id.clone(),
             sender: Some(self.sender_address.clone()),
             provider_ref: None,

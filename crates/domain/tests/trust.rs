@@ -30,6 +30,7 @@ fn inbound_to(
     at: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
     let command = ReceiveInbound {
+        details: Vec::new(),
         contact: fx.contact_id.clone(),
         sender: Some(sender.clone()),
         provider_ref: None,
@@ -392,6 +393,7 @@ fn the_window_belongs_to_the_number_the_person_wrote_to() {
     // An inbound whose business number is unknown opens no window at all.
     let mut fx = Fx::ready();
     let command = ReceiveInbound {
+        details: Vec::new(),
         contact: fx.contact_id.clone(),
         sender: None,
         provider_ref: None,

@@ -124,6 +124,7 @@ fn window_reported_closed_closes_it_until_the_next_inbound() {
     );
     // The next inbound opens it again, for a full 24 h from then.
     let next = ReceiveInbound {
+        details: Vec::new(),
         contact: fx.contact_id.clone(),
         sender: Some(fx.sender_address.clone()),
         provider_ref: None,

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::ExportedEvent;
@@ -133,6 +133,32 @@ impl Payload<'_> {
         }
     }
 
+    /// `[[key, value], …]`; absent (an export of an older schema) is empty.
+    fn pairs(&self, field: &str) -> Result<Vec<(String, String)>, DecodeError> {
+        let pair = |item: &Value| match item {
+            Value::Array(kv) => match kv.as_slice() {
+                [Value::String(k), Value::String(v)] => Some((k.clone(), v.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        match self.value(field) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    pair(item).ok_or_else(|| {
+                        bad(
+                            field,
+                            format!("expected [key, value] text pairs, found {item}"),
+                        )
+                    })
+                })
+                .collect(),
+            Some(other) => Err(bad(field, format!("expected a list, found {other}"))),
+        }
+    }
+
     fn strings(&self, field: &str) -> Result<Vec<String>, DecodeError> {
         match self.value(field) {
             None => Ok(Vec::new()),
@@ -175,6 +201,7 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             kind: p.text("kind")?,
             text: p.text("text")?,
             provider_at: p.optional_time("provider_at")?,
+            details: p.pairs("details")?,
             at: at()?,
         }
         .into(),
@@ -341,6 +368,7 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             provider_ref: p.optional("provider_ref", ProviderMessageRef::parse)?,
             status: p.status("status")?,
             error_code: p.optional_number("error_code")?,
+            details: p.pairs("details")?,
             at: at()?,
         }
         .into(),
@@ -354,6 +382,7 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             provider_ref: p.parsed("provider_ref", ProviderMessageRef::parse)?,
             status: p.status("status")?,
             error_code: p.optional_number("error_code")?,
+            details: p.pairs("details")?,
             at: at()?,
         }
         .into(),
@@ -406,6 +435,14 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             portfolio: p.parsed("portfolio", PortfolioId::parse)?,
             contact: p.contact("contact")?,
             message_id: p.message_id()?,
+            at: at()?,
+        }
+        .into(),
+        "ProviderNoticeReceived" => ProviderEvent::NoticeReceived {
+            provider: p.id("provider", ProviderKind::parse)?,
+            subject: p.text("subject")?,
+            kind: p.text("kind")?,
+            details: p.pairs("details")?,
             at: at()?,
         }
         .into(),

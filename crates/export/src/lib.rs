@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
-    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError, Retry,
-    SenderEvent, TemplateEvent, Timestamp,
+    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
+    ProviderEvent, Retry, SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
 
@@ -149,6 +149,30 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+/// Events written before `details` existed, and events with nothing more to say, export as
+/// they always did: the field is left out (a reader takes a missing one as empty).
+fn without_empty_details(mut value: Value) -> Value {
+    if let Value::Object(map) = &mut value {
+        if map
+            .get("details")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            map.remove("details");
+        }
+    }
+    value
+}
+
+/// `value.pipe(f)` is `f(value)`, so a `json!` literal can be post-processed in place.
+trait Pipe: Sized {
+    fn pipe(self, f: impl FnOnce(Self) -> Self) -> Self {
+        f(self)
+    }
+}
+
+impl Pipe for Value {}
+
 fn provider_error(error: &ProviderError) -> Value {
     json!({
         "provider": error.provider.as_str(),
@@ -191,12 +215,15 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 kind,
                 text,
                 provider_at,
+                details,
                 at,
             } => json!({
                 "contact": contact.to_string(), "sender": sender.as_ref().map(ToString::to_string),
                 "provider_ref": provider_ref.as_ref().map(ToString::to_string), "kind": kind,
-                "text": text, "provider_at": provider_at.map(time), "at": time(*at),
-            }),
+                "text": text, "provider_at": provider_at.map(time), "details": details,
+                "at": time(*at),
+            })
+            .pipe(without_empty_details),
             ContactEvent::OptedOut {
                 contact,
                 source,
@@ -322,6 +349,16 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 "message_id": message_id.to_string(), "at": time(*at),
             }),
         },
+        Event::Provider(ProviderEvent::NoticeReceived {
+            provider,
+            subject,
+            kind,
+            details,
+            at,
+        }) => json!({
+            "provider": provider.as_str(), "subject": subject, "kind": kind,
+            "details": details, "at": time(*at),
+        }),
     })
 }
 
@@ -411,11 +448,13 @@ fn message_payload(event: &MessageEvent) -> Value {
             provider_ref,
             status,
             error_code,
+            details,
             at,
         } => json!({
             "message_id": message_id.to_string(), "provider_ref": provider_ref.as_ref().map(ToString::to_string),
-            "status": status.as_str(), "error_code": error_code, "at": time(*at),
-        }),
+            "status": status.as_str(), "error_code": error_code, "details": details, "at": time(*at),
+        })
+        .pipe(without_empty_details),
         MessageEvent::InDoubtExpired {
             message_id,
             attempt,
@@ -427,11 +466,13 @@ fn message_payload(event: &MessageEvent) -> Value {
             provider_ref,
             status,
             error_code,
+            details,
             at,
         } => json!({
             "provider_ref": provider_ref.to_string(), "status": status.as_str(),
-            "error_code": error_code, "at": time(*at),
-        }),
+            "error_code": error_code, "details": details, "at": time(*at),
+        })
+        .pipe(without_empty_details),
     }
 }
 

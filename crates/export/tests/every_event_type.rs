@@ -10,8 +10,9 @@ use uuid::Uuid;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
+    Retry, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress,
+    Workflow,
 };
 use wagate_export::ExportedEvent;
 use wagate_store::persisted;
@@ -55,6 +56,7 @@ fn sample(event_type: EventType) -> Event {
             kind: "text".into(),
             text: "hello".into(),
             provider_at: Some(at),
+            details: vec![("profile.name".into(), "Ana".into())],
             at,
         }
         .into(),
@@ -166,6 +168,7 @@ fn sample(event_type: EventType) -> Event {
             provider_ref: Some(provider_ref),
             status: MessageStatus::Delivered,
             error_code: None,
+            details: vec![("pricing.category".into(), "marketing".into())],
             at,
         }
         .into(),
@@ -179,6 +182,7 @@ fn sample(event_type: EventType) -> Event {
             provider_ref,
             status: MessageStatus::Sent,
             error_code: None,
+            details: vec![("conversation.id".into(), "c1".into())],
             at,
         }
         .into(),
@@ -245,6 +249,14 @@ fn sample(event_type: EventType) -> Event {
             provider_ref: Some(provider_ref),
             kind: "text".into(),
             text: "STOP".into(),
+            at,
+        }
+        .into(),
+        EventType::ProviderNoticeReceived => ProviderEvent::NoticeReceived {
+            provider: ProviderKind::Meta,
+            subject: "meta:102290129340398".into(),
+            kind: "account_update".into(),
+            details: vec![("value.event".into(), "ACCOUNT_RESTRICTION".into())],
             at,
         }
         .into(),
@@ -334,6 +346,7 @@ fn the_export_decoder_inverts_the_other_side_of_every_optional_field() {
             kind: "image".into(),
             text: String::new(),
             provider_at: None,
+            details: Vec::new(),
             at,
         }
         .into(),
@@ -345,6 +358,7 @@ fn the_export_decoder_inverts_the_other_side_of_every_optional_field() {
             provider_ref: None,
             status: MessageStatus::parse("read_by_robot"),
             error_code: Some(63016),
+            details: Vec::new(),
             at,
         }
         .into(),

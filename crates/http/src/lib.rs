@@ -17,6 +17,7 @@
 //! format in
 //! [`export_json`]. docs/api.md documents every route.
 
+mod account_notices;
 pub mod audit;
 mod body;
 mod commands;

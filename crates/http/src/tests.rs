@@ -19,6 +19,9 @@ use wagate_providers::twilio::{
 use wagate_providers::Secret;
 
 use crate::audit::WebhookAudit;
+
+#[path = "parity_tests.rs"]
+mod parity;
 use crate::routes::{router, Access, ROUTES};
 use crate::settings::ApiToken;
 use crate::state::{AppState, WebhookKeys};

@@ -17,13 +17,15 @@ use bytes::Bytes;
 use wagate_api::{MetaWebhookSummary, RetryRejectedSummary};
 use wagate_app::{Ingested, StatusCallback};
 use wagate_domain::decide::{
-    LinkIdentities, ReceiveGroupMessage, ReceiveInbound, RequestReview, SetContactFlag,
+    LinkIdentities, ReceiveGroupMessage, ReceiveInbound, RecordProviderNotice, RequestReview,
+    SetContactFlag,
 };
 use wagate_domain::{ContactFlag, ContactId, IdentitySource, ProviderKind, WhatsAppAddress};
+use wagate_providers::details::is_truncated;
 use wagate_providers::twilio::{self, TwilioWebhookRequest};
 use wagate_providers::{
-    meta, ContactRef, InboundContent, InboundMessage, PreferenceValue, StatusUpdate, SystemNotice,
-    SystemNoticeKind, UserPreferenceChange, WebhookEvent,
+    meta, ContactRef, InboundContent, InboundMessage, PreferenceValue, ProviderNotice,
+    StatusUpdate, SystemNotice, SystemNoticeKind, UserPreferenceChange, WebhookEvent,
 };
 
 use crate::audit::{AuditEntry, Note};
@@ -185,7 +187,7 @@ fn verify_twilio(state: &AppState, raw: &Raw) -> Result<(), ApiError> {
 }
 
 /// What ingesting one event did.
-enum Ingest {
+pub(crate) enum Ingest {
     Appended,
     Duplicate,
 }
@@ -295,6 +297,17 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
             .hub()
             .receive_group_message(command, key.as_str())
             .await?;
+        // `GroupMessageReceived` keeps no details: the rest of what the provider said is a
+        // notice beside it.
+        if !message.details.is_empty() {
+            let notice = ProviderNotice {
+                provider,
+                account: message.to.account.clone(),
+                kind: "group_message".into(),
+                details: message.details,
+            };
+            ingest_provider_notice(state, notice).await?;
+        }
         return Ok(count(state, provider, &ingested));
     }
     let command = ReceiveInbound {
@@ -304,6 +317,7 @@ async fn ingest_inbound(state: &AppState, message: InboundMessage) -> Result<Ing
         kind: message.content.kind().to_owned(),
         text: inbound_text(&message.content),
         provider_at: provider_time(message.timestamp)?,
+        details: message.details,
     };
     let ingested = webhook_hub(state, provider)
         .receive_inbound(command, key.as_str())
@@ -326,6 +340,7 @@ async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest,
         provider_ref: Some(update.id.clone()),
         status: update.status.clone(),
         error_code: update.errors.first().map(|e| e.code),
+        details: update.details,
     };
     let ingested = webhook_hub(state, provider)
         .record_status_callback(update.message_id, callback, key.as_str())
@@ -333,21 +348,31 @@ async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest,
     Ok(count(state, provider, &ingested))
 }
 
-/// Meta `user_preferences`: marketing stop/resume raises/clears `marketing_paused`. Returns
-/// `None` for preferences wagate does not act on.
+/// Meta `user_preferences`: marketing stop raises `marketing_paused`, resume (or signup)
+/// clears it. A preference wagate does not act on is recorded as a provider notice.
 async fn ingest_preference(
     state: &AppState,
-    change: &UserPreferenceChange,
-) -> Result<Option<Ingest>, ApiError> {
-    if !change.category.to_ascii_lowercase().contains("marketing") {
-        return Ok(None);
-    }
-    link_pair(state, &change.contact).await?;
+    change: UserPreferenceChange,
+) -> Result<Ingest, ApiError> {
     let raised = match change.preference {
-        PreferenceValue::Stop => true,
-        PreferenceValue::Resume => false,
-        PreferenceValue::Other(_) => return Ok(None),
+        _ if !change.category.to_ascii_lowercase().contains("marketing") => None,
+        PreferenceValue::Stop => Some(true),
+        PreferenceValue::Resume => Some(false),
+        PreferenceValue::Other(_) => None,
     };
+    // The change is recorded whole as a notice, acted on or not: the flag events carry only
+    // the reason.
+    let notice = ProviderNotice {
+        provider: ProviderKind::Meta,
+        account: change.business.account.clone(),
+        kind: "user_preferences".into(),
+        details: change.details.clone(),
+    };
+    let recorded = ingest_provider_notice(state, notice).await?;
+    let Some(raised) = raised else {
+        return Ok(recorded);
+    };
+    link_pair(state, &change.contact).await?;
     let positions = webhook_hub(state, ProviderKind::Meta)
         .set_contact_flag(SetContactFlag {
             contact: change.contact.id.clone(),
@@ -361,18 +386,49 @@ async fn ingest_preference(
         })
         .await?;
     state.metrics().appended(Source::Webhook, positions.len());
-    Ok(Some(if positions.is_empty() {
-        Ingest::Duplicate
-    } else {
-        Ingest::Appended
-    }))
+    Ok(match recorded {
+        Ingest::Duplicate if positions.is_empty() => Ingest::Duplicate,
+        _ => Ingest::Appended,
+    })
+}
+
+/// Records a provider notice (always), after acting on what Meta's account notices ask:
+/// the portfolio's messaging limit follows Meta, a restricted or banned account suspends its
+/// senders. Each action is appended by the webhook's actor, so the log names Meta as its
+/// source. Reusable by any handler that receives a notice (template updates, …): act, then
+/// record through here.
+pub(crate) async fn ingest_provider_notice(
+    state: &AppState,
+    notice: ProviderNotice,
+) -> Result<Ingest, ApiError> {
+    let event = WebhookEvent::Notice(notice);
+    let key = event.dedup_key();
+    let provider = event.provider();
+    let WebhookEvent::Notice(notice) = event else {
+        unreachable!("built as WebhookEvent::Notice three lines above");
+    };
+    if provider == ProviderKind::Meta {
+        crate::account_notices::act(state, &webhook_hub(state, provider), &notice).await?;
+    }
+    let ingested = webhook_hub(state, provider)
+        .record_provider_notice(
+            RecordProviderNotice {
+                provider,
+                account: notice.account,
+                kind: notice.kind,
+                details: notice.details,
+            },
+            key.as_str(),
+        )
+        .await?;
+    Ok(count(state, provider, &ingested))
 }
 
 /// Meta's system notices are not messages from the person: they open no window. A changed
 /// number or user id links the old and the new identity (consent follows the person); a
-/// changed identity asks a person to review the contact. Returns `None` for notices wagate
-/// does not act on.
-async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Option<Ingest>, ApiError> {
+/// changed identity asks a person to review the contact. Any other is recorded as a provider
+/// notice.
+async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Ingest, ApiError> {
     let event = WebhookEvent::SystemNotice(notice);
     let key = event.dedup_key();
     let provider = event.provider();
@@ -380,6 +436,20 @@ async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Option<
         unreachable!("built as WebhookEvent::SystemNotice three lines above");
     };
     link_pair(state, &notice.from).await?;
+    // The links and review requests keep only what they need: the notice itself (its body,
+    // the identity hash, …) is recorded whole beside them.
+    let mut details = notice.details.clone();
+    details.push(("system.type".into(), notice.kind.as_str().to_owned()));
+    let recorded = ingest_provider_notice(
+        state,
+        ProviderNotice {
+            provider,
+            account: notice.to.account.clone(),
+            kind: "system".into(),
+            details,
+        },
+    )
+    .await?;
     let link = |other: ContactId, source: IdentitySource| LinkIdentities {
         contact: notice.from.id.clone(),
         other,
@@ -414,13 +484,19 @@ async fn ingest_notice(state: &AppState, notice: SystemNotice) -> Result<Option<
             };
             state.hub().request_review(command, key.as_str()).await?
         }
-        SystemNoticeKind::Other(_) => return Ok(None),
+        SystemNoticeKind::Other(_) => return Ok(recorded),
     };
-    Ok(Some(match &ingested {
-        // Already linked: nothing new, as for a redelivery.
-        Ingested::Appended { events, .. } if events.is_empty() => Ingest::Duplicate,
-        _ => count(state, provider, &ingested),
-    }))
+    Ok(match (&ingested, recorded) {
+        // Already linked and the notice already recorded: nothing new, as for a redelivery.
+        (Ingested::Appended { events, .. }, Ingest::Duplicate) if events.is_empty() => {
+            Ingest::Duplicate
+        }
+        (Ingested::Duplicate, Ingest::Duplicate) => Ingest::Duplicate,
+        _ => {
+            count(state, provider, &ingested);
+            Ingest::Appended
+        }
+    })
 }
 
 /// The answer when the hub could not take a genuine webhook: the body goes to the rejection log
@@ -463,6 +539,18 @@ async fn malformed(state: &AppState, raw: &Raw, error: &wagate_providers::ParseE
     .await
 }
 
+/// A Twilio form whose values did not all fit the event's details: the whole body goes to the
+/// rejection log (answered 2xx, so never retried from there).
+async fn keep_if_truncated(state: &AppState, raw: &Raw, truncated: bool) {
+    if truncated {
+        let note = Note {
+            verdict: "details_truncated".into(),
+            reason: "some values exceeded the bounds of the event's details".into(),
+        };
+        audit(state, raw, StatusCode::OK, vec![note]).await;
+    }
+}
+
 /// `POST /webhooks/twilio/inbound`
 pub async fn twilio_inbound(State(state): State<AppState>, request: Request) -> Response {
     let raw = match read(&state, "/webhooks/twilio/inbound", request).await {
@@ -476,8 +564,12 @@ pub async fn twilio_inbound(State(state): State<AppState>, request: Request) -> 
         Ok(message) => message,
         Err(error) => return malformed(&state, &raw, &error).await,
     };
+    let truncated = is_truncated(&message.details);
     match ingest_inbound(&state, message).await {
-        Ok(ingest) => ingest_response(&ingest, twiml()),
+        Ok(ingest) => {
+            keep_if_truncated(&state, &raw, truncated).await;
+            ingest_response(&ingest, twiml())
+        }
         Err(error) => hub_failed(&state, &raw, error).await,
     }
 }
@@ -495,8 +587,12 @@ pub async fn twilio_status(State(state): State<AppState>, request: Request) -> R
         Ok(update) => update,
         Err(error) => return malformed(&state, &raw, &error).await,
     };
+    let truncated = is_truncated(&update.details);
     match ingest_status(&state, update).await {
-        Ok(ingest) => ingest_response(&ingest, StatusCode::NO_CONTENT.into_response()),
+        Ok(ingest) => {
+            keep_if_truncated(&state, &raw, truncated).await;
+            ingest_response(&ingest, StatusCode::NO_CONTENT.into_response())
+        }
         Err(error) => hub_failed(&state, &raw, error).await,
     }
 }
@@ -571,47 +667,37 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
         .iter()
         .map(|e| ("item_rejected", e.to_string()))
         .collect();
+    if webhook
+        .events
+        .iter()
+        .any(|event| is_truncated(event_details(event)))
+    {
+        // The log got what fits; the rejection log keeps the whole body.
+        notes.push((
+            "details_truncated",
+            "some values exceeded the bounds of an event's details".into(),
+        ));
+    }
     state
         .metrics()
         .item_rejected("meta", webhook.rejected.len() as u64);
     let (mut appended, mut duplicates) = (0_usize, 0_usize);
     for event in webhook.events {
         let result = match event {
-            WebhookEvent::Inbound(message) => ingest_inbound(&state, message).await.map(Some),
-            WebhookEvent::Status(update) => ingest_status(&state, update).await.map(Some),
-            WebhookEvent::UserPreference(change) => {
-                let result = ingest_preference(&state, &change).await;
-                if matches!(result, Ok(None)) {
-                    notes.push((
-                        "unhandled",
-                        format!(
-                            "user_preferences {} {} not acted on",
-                            change.category,
-                            change.preference.as_str()
-                        ),
-                    ));
+            WebhookEvent::Inbound(message) => ingest_inbound(&state, message).await,
+            WebhookEvent::Status(update) => ingest_status(&state, update).await,
+            WebhookEvent::UserPreference(change) => ingest_preference(&state, change).await,
+            WebhookEvent::SystemNotice(notice) => ingest_notice(&state, notice).await,
+            WebhookEvent::Notice(notice) => {
+                if notice.kind == "errors" {
+                    tracing::warn!(account = ?notice.account, "Meta reported value-level errors");
                 }
-                result
-            }
-            WebhookEvent::SystemNotice(notice) => {
-                let kind = notice.kind.as_str().to_owned();
-                let result = ingest_notice(&state, notice).await;
-                if matches!(result, Ok(None)) {
-                    notes.push(("unhandled", format!("system notice {kind} not acted on")));
-                }
-                result
-            }
-            WebhookEvent::ChannelErrors(errors) => {
-                let codes: Vec<String> = errors.errors.iter().map(|e| e.code.to_string()).collect();
-                tracing::warn!(codes = %codes.join(","), "Meta reported channel errors");
-                notes.push(("unhandled", format!("channel errors {}", codes.join(","))));
-                Ok(None)
+                ingest_provider_notice(&state, notice).await
             }
         };
         match result {
-            Ok(Some(Ingest::Appended)) => appended += 1,
-            Ok(Some(Ingest::Duplicate)) => duplicates += 1,
-            Ok(None) => {}
+            Ok(Ingest::Appended) => appended += 1,
+            Ok(Ingest::Duplicate) => duplicates += 1,
             // Meta redelivers the whole batch; what was appended is recognised then.
             Err(error) if error.is_unavailable() => return hub_failed(&state, &raw, error).await,
             Err(error) => notes.push(("item_rejected", format!("{error:?}"))),
@@ -637,6 +723,17 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
         rejected,
     });
     with_verdict((StatusCode::OK, body).into_response(), verdict)
+}
+
+/// The details an event carries.
+fn event_details(event: &WebhookEvent) -> &[(String, String)] {
+    match event {
+        WebhookEvent::Inbound(m) => &m.details,
+        WebhookEvent::Status(s) => &s.details,
+        WebhookEvent::UserPreference(p) => &p.details,
+        WebhookEvent::SystemNotice(n) => &n.details,
+        WebhookEvent::Notice(n) => &n.details,
+    }
 }
 
 /// Whether a logged request can be run again: a POST that was refused (not one answered 2xx

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
 use wagate_domain::{
-    BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderError,
-    ProviderKind, ProviderMessageRef,
+    BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderDetails,
+    ProviderError, ProviderKind, ProviderMessageRef,
 };
 
 /// One thing a provider told us.
@@ -17,8 +18,11 @@ pub enum WebhookEvent {
     Status(StatusUpdate),
     /// Meta `user_preferences`: a contact stopped or resumed marketing messages.
     UserPreference(UserPreferenceChange),
-    /// Meta `value.errors`: errors about a business number, not tied to one message.
-    ChannelErrors(ChannelErrors),
+    /// Anything else a provider said that is about its account, numbers or templates rather
+    /// than one message: Meta's value-level `errors`, `account_update`,
+    /// `phone_number_quality_update`, `business_capability_update`, template updates, fields
+    /// this crate does not know. Recorded as a provider notice, never dropped.
+    Notice(ProviderNotice),
     /// Meta `type: system` message: a notice from WhatsApp about the contact (a changed
     /// number, a changed user id, a changed identity), not a message the person wrote.
     SystemNotice(SystemNotice),
@@ -31,7 +35,8 @@ impl WebhookEvent {
             Self::Inbound(m) => provider_of(&m.id),
             Self::Status(s) => provider_of(&s.id),
             Self::SystemNotice(n) => provider_of(&n.id),
-            Self::UserPreference(_) | Self::ChannelErrors(_) => ProviderKind::Meta,
+            Self::UserPreference(_) => ProviderKind::Meta,
+            Self::Notice(n) => n.provider,
         }
     }
 
@@ -58,20 +63,13 @@ impl WebhookEvent {
                 p.preference.as_str(),
                 p.timestamp.map(|t| t.to_string()).unwrap_or_default()
             )),
-            // No id exists for these; the full content is the identity.
-            Self::ChannelErrors(e) => DedupKey(format!(
-                "{provider}/errors/{}/{}",
-                e.business.phone_number_id.as_deref().unwrap_or_default(),
-                e.errors
-                    .iter()
-                    .map(|d| format!(
-                        "{}:{}:{}",
-                        d.code,
-                        d.title.as_deref().unwrap_or_default(),
-                        d.details.as_deref().unwrap_or_default()
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(",")
+            // No id exists for these; the full content (with Meta's `entry.time`) is the
+            // identity, hashed to keep the key short.
+            Self::Notice(n) => DedupKey(format!(
+                "{provider}/notice/{}/{}/{}",
+                n.kind,
+                n.account.as_deref().unwrap_or_default(),
+                content_hash(&n.details)
             )),
         }
     }
@@ -82,6 +80,18 @@ fn provider_of(id: &ProviderMessageRef) -> ProviderKind {
         ProviderMessageRef::Twilio(_) => ProviderKind::Twilio,
         ProviderMessageRef::Meta(_) => ProviderKind::Meta,
     }
+}
+
+fn content_hash(details: &[(String, String)]) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in details {
+        // Lengths first, so ("ab","c") and ("a","bc") differ.
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
 }
 
 fn join_codes(errors: &[ProviderErrorDetail]) -> String {
@@ -165,6 +175,8 @@ pub struct InboundMessage {
     /// The group chat it was written in (Meta `group_id`), when it was not a one-to-one
     /// message: it opens no window.
     pub group: Option<String>,
+    /// Everything else the provider said about it ([`crate::details`]).
+    pub details: ProviderDetails,
 }
 
 /// A Meta system notice (`messages[].type = "system"`): WhatsApp telling the business about a
@@ -183,6 +195,8 @@ pub struct SystemNotice {
     pub body: Option<String>,
     /// Unix seconds.
     pub timestamp: Option<u64>,
+    /// Everything the provider said about it ([`crate::details`]).
+    pub details: ProviderDetails,
 }
 
 /// What a system notice says.
@@ -335,6 +349,9 @@ pub struct StatusUpdate {
     pub timestamp: Option<u64>,
     /// Twilio `EventType` (`READ`, `DELIVERED`).
     pub event_type: Option<String>,
+    /// Everything else the provider said: pricing, conversation, every error's title,
+    /// message and details, Twilio's extra fields ([`crate::details`]).
+    pub details: ProviderDetails,
 }
 
 impl StatusUpdate {
@@ -373,10 +390,12 @@ pub struct UserPreferenceChange {
     pub detail: Option<String>,
     /// Unix seconds.
     pub timestamp: Option<u64>,
+    /// Everything the provider said about it ([`crate::details`]).
+    pub details: ProviderDetails,
 }
 
-/// A `user_preferences` value. Meta's exact strings are unverified; `stop`/`resume` are
-/// recognised and anything else is kept.
+/// A `user_preferences` value. Meta's exact strings are unverified; `stop` stops, `resume`
+/// and `signup` (both readings are in use) resume, and anything else is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreferenceValue {
     /// The contact stopped these messages.
@@ -392,7 +411,7 @@ impl PreferenceValue {
     pub fn parse(input: &str) -> Self {
         match input.trim().to_ascii_lowercase().as_str() {
             "stop" => Self::Stop,
-            "resume" => Self::Resume,
+            "resume" | "signup" => Self::Resume,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -407,11 +426,25 @@ impl PreferenceValue {
     }
 }
 
-/// Meta `value.errors`: problems with a business number or the whole batch.
+/// A provider notice: what the provider said, by kind, with all its values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelErrors {
-    /// Which number.
-    pub business: BusinessEndpoint,
-    /// The errors.
-    pub errors: Vec<ProviderErrorDetail>,
+pub struct ProviderNotice {
+    /// Who sent it.
+    pub provider: ProviderKind,
+    /// Meta's WhatsApp Business Account id (`entry[].id`), when given.
+    pub account: Option<String>,
+    /// Meta's change `field` (`errors` for value-level errors).
+    pub kind: String,
+    /// Every value of the change, flattened (`value.…`, `entry.time`).
+    pub details: ProviderDetails,
+}
+
+impl ProviderNotice {
+    /// The first value under `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }

@@ -14,6 +14,7 @@
 //! Ids, statuses and error classification belong to `wagate-domain`; this crate only maps
 //! wire formats onto them.
 
+pub mod details;
 mod error;
 pub mod event;
 mod http;
@@ -25,9 +26,9 @@ pub mod twilio;
 
 pub use error::{ParseError, SignatureError};
 pub use event::{
-    BusinessEndpoint, ChannelErrors, ContactRef, DedupKey, InboundContent, InboundMessage,
-    MediaRef, PreferenceValue, ProviderErrorDetail, StatusUpdate, SystemNotice, SystemNoticeKind,
-    UserPreferenceChange, WebhookEvent,
+    BusinessEndpoint, ContactRef, DedupKey, InboundContent, InboundMessage, MediaRef,
+    PreferenceValue, ProviderErrorDetail, ProviderNotice, StatusUpdate, SystemNotice,
+    SystemNoticeKind, UserPreferenceChange, WebhookEvent,
 };
 pub use secret::Secret;
 pub use send::{

@@ -200,10 +200,32 @@ fn errors_name_the_field() {
             field: "MessageSid".into()
         })
     );
-    let body = String::from_utf8(fixture("twilio_status_read.form"))
+    // An inbound's `To` is the business number whose window it opens: it must parse.
+    let body = String::from_utf8(fixture("twilio_inbound_text.form"))
         .expect("utf-8")
-        .replace("To=whatsapp%3A%2B41790000001", "To=whatsapp%3A41790000001");
-    let error = parse_status(body.as_bytes(), "").expect_err("invalid To");
+        .replace("To=whatsapp%3A%2B", "To=whatsapp%3A");
+    let error = parse_inbound(body.as_bytes()).expect_err("invalid To");
     assert_eq!(error.field(), Some("To"));
     assert!(error.to_string().contains("invalid field To"), "{error}");
+}
+
+/// A status's `To` is informational (the message is matched by its SID): one that does not
+/// parse loses nothing, least of all a failure. It is kept verbatim in the details.
+#[test]
+fn a_status_with_an_unparsable_to_is_accepted_and_keeps_it() {
+    let body = String::from_utf8(fixture("twilio_status_failed_63016.form"))
+        .expect("utf-8")
+        .replace("To=whatsapp%3A%2B", "To=whatsapp%3A");
+    let update = parse_status(body.as_bytes(), "").expect("accepted");
+    assert_eq!(update.recipient, None);
+    assert_eq!(update.status, MessageStatus::Failed);
+    assert_eq!(update.errors[0].code, 63016);
+    assert!(
+        update
+            .details
+            .iter()
+            .any(|(k, v)| k == "To" && v.starts_with("whatsapp:") && !v.contains('+')),
+        "{:?}",
+        update.details
+    );
 }

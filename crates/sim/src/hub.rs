@@ -179,6 +179,8 @@ impl SimHub {
                 self.portfolios
                     .insert(event.portfolio().clone(), state.apply(event));
             }
+            // Recorded for auditors; no aggregate folds them.
+            Event::Provider(_) => {}
         }
     }
 
@@ -284,6 +286,7 @@ impl SimHub {
             kind: "text".into(),
             text: text.into(),
             provider_at: None,
+            details: Vec::new(),
         };
         // The simulated provider gives no time of its own, so nothing can be refused here.
         if let Ok(events) = decide::inbound(&self.contact(contact), &command, &self.policy, now) {
@@ -470,6 +473,7 @@ impl SimHub {
             provider_ref: Some(provider_ref.clone()),
             status: status.clone(),
             error_code,
+            details: Vec::new(),
         };
         let decision = decide::status_callback(matched, &callback, now)
             .expect("a callback that names a provider id can always be kept");

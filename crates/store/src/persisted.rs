@@ -19,8 +19,8 @@ use uuid::Uuid;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -55,17 +55,23 @@ pub enum DecodeError {
 /// `OptedIn` v2 and `OptedOut` v2 added `evidence_at` (when the consent change was made, which
 /// orders them; v1 reads as `at`). `InboundReceived` v2 added `provider_at` (when the person
 /// wrote, by the provider's clock; v1 reads as `None`). `WindowReportedClosed` v2 added `sender`
-/// (whose window closed; v1 reads as `None`, every sender's).
+/// (whose window closed; v1 reads as `None`, every sender's). `InboundReceived` v3,
+/// `StatusChanged` v2 and `UnmatchedStatusReceived` v2 added `details` (everything else the
+/// provider said; older versions read with none).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
-        "SendRefused" => 3,
-        "OptedIn" | "OptedOut" | "InboundReceived" | "WindowReportedClosed" => 2,
+        "SendRefused" | "InboundReceived" => 3,
+        "OptedIn"
+        | "OptedOut"
+        | "WindowReportedClosed"
+        | "StatusChanged"
+        | "UnmatchedStatusReceived" => 2,
         _ => 1,
     }
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 26] = [
+pub const EVENT_TYPES: [&str; 27] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -92,6 +98,7 @@ pub const EVENT_TYPES: [&str; 26] = [
     "RecipientReached",
     "IdentityLinked",
     "GroupMessageReceived",
+    "ProviderNoticeReceived",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -185,6 +192,35 @@ struct InboundReceivedV2 {
     text: String,
     provider_at_ns: Option<i64>,
     at_ns: i64,
+}
+
+/// v3: adds `details`.
+#[derive(Serialize, Deserialize)]
+struct InboundReceivedV3 {
+    contact: String,
+    sender: Option<String>,
+    provider_ref: Option<String>,
+    kind: String,
+    text: String,
+    provider_at_ns: Option<i64>,
+    details: Vec<(String, String)>,
+    at_ns: i64,
+}
+
+impl From<InboundReceivedV2> for InboundReceivedV3 {
+    /// The upcaster: v2 did not keep the provider's other fields.
+    fn from(v2: InboundReceivedV2) -> Self {
+        Self {
+            contact: v2.contact,
+            sender: v2.sender,
+            provider_ref: v2.provider_ref,
+            kind: v2.kind,
+            text: v2.text,
+            provider_at_ns: v2.provider_at_ns,
+            details: Vec::new(),
+            at_ns: v2.at_ns,
+        }
+    }
 }
 
 impl From<InboundReceivedV1> for InboundReceivedV2 {
@@ -405,6 +441,31 @@ struct StatusChangedV1 {
     at_ns: i64,
 }
 
+/// v2: adds `details`.
+#[derive(Serialize, Deserialize)]
+struct StatusChangedV2 {
+    message_id: [u8; 16],
+    provider_ref: Option<String>,
+    status: String,
+    error_code: Option<u32>,
+    details: Vec<(String, String)>,
+    at_ns: i64,
+}
+
+impl From<StatusChangedV1> for StatusChangedV2 {
+    /// The upcaster: v1 kept only the first error code.
+    fn from(v1: StatusChangedV1) -> Self {
+        Self {
+            message_id: v1.message_id,
+            provider_ref: v1.provider_ref,
+            status: v1.status,
+            error_code: v1.error_code,
+            details: Vec::new(),
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct InDoubtExpiredV1 {
     message_id: [u8; 16],
@@ -417,6 +478,38 @@ struct UnmatchedStatusReceivedV1 {
     provider_ref: String,
     status: String,
     error_code: Option<u32>,
+    at_ns: i64,
+}
+
+/// v2: adds `details`.
+#[derive(Serialize, Deserialize)]
+struct UnmatchedStatusReceivedV2 {
+    provider_ref: String,
+    status: String,
+    error_code: Option<u32>,
+    details: Vec<(String, String)>,
+    at_ns: i64,
+}
+
+impl From<UnmatchedStatusReceivedV1> for UnmatchedStatusReceivedV2 {
+    /// The upcaster: v1 kept only the first error code.
+    fn from(v1: UnmatchedStatusReceivedV1) -> Self {
+        Self {
+            provider_ref: v1.provider_ref,
+            status: v1.status,
+            error_code: v1.error_code,
+            details: Vec::new(),
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProviderNoticeReceivedV1 {
+    provider: String,
+    subject: String,
+    kind: String,
+    details: Vec<(String, String)>,
     at_ns: i64,
 }
 
@@ -535,14 +628,16 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 kind,
                 text,
                 provider_at,
+                details,
                 at,
-            } => bytes(&InboundReceivedV2 {
+            } => bytes(&InboundReceivedV3 {
                 contact: contact.to_string(),
                 sender: sender.as_ref().map(ToString::to_string),
                 provider_ref: provider_ref.as_ref().map(ToString::to_string),
                 kind: kind.clone(),
                 text: text.clone(),
                 provider_at_ns: provider_at.map(ns),
+                details: details.clone(),
                 at_ns: ns(*at),
             }),
             ContactEvent::OptedOut {
@@ -705,6 +800,19 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 at_ns: ns(*at),
             }),
         },
+        Event::Provider(ProviderEvent::NoticeReceived {
+            provider,
+            subject,
+            kind,
+            details,
+            at,
+        }) => bytes(&ProviderNoticeReceivedV1 {
+            provider: provider.as_str().into(),
+            subject: subject.clone(),
+            kind: kind.clone(),
+            details: details.clone(),
+            at_ns: ns(*at),
+        }),
     }
 }
 
@@ -826,12 +934,14 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             provider_ref,
             status,
             error_code,
+            details,
             at,
-        } => bytes(&StatusChangedV1 {
+        } => bytes(&StatusChangedV2 {
             message_id: id(message_id),
             provider_ref: provider_ref.as_ref().map(ToString::to_string),
             status: status.as_str().into(),
             error_code: *error_code,
+            details: details.clone(),
             at_ns: ns(*at),
         }),
         MessageEvent::InDoubtExpired {
@@ -847,11 +957,13 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             provider_ref,
             status,
             error_code,
+            details,
             at,
-        } => bytes(&UnmatchedStatusReceivedV1 {
+        } => bytes(&UnmatchedStatusReceivedV2 {
             provider_ref: provider_ref.to_string(),
             status: status.as_str().into(),
             error_code: *error_code,
+            details: details.clone(),
             at_ns: ns(*at),
         }),
     }
@@ -985,8 +1097,9 @@ impl Reader<'_> {
                 .into()
             }
             "InboundReceived" => {
-                let m: InboundReceivedV2 = match self.version {
-                    1 => self.mirror::<InboundReceivedV1>()?.into(),
+                let m: InboundReceivedV3 = match self.version {
+                    1 => InboundReceivedV2::from(self.mirror::<InboundReceivedV1>()?).into(),
+                    2 => self.mirror::<InboundReceivedV2>()?.into(),
                     _ => self.mirror()?,
                 };
                 ContactEvent::InboundReceived {
@@ -1000,6 +1113,7 @@ impl Reader<'_> {
                     kind: m.kind,
                     text: m.text,
                     provider_at: m.provider_at_ns.map(|at| self.at(at)),
+                    details: m.details,
                     at: self.at(m.at_ns),
                 }
                 .into()
@@ -1157,6 +1271,17 @@ impl Reader<'_> {
                 }
                 .into()
             }
+            "ProviderNoticeReceived" => {
+                let m: ProviderNoticeReceivedV1 = self.mirror()?;
+                ProviderEvent::NoticeReceived {
+                    provider: self.provider(&m.provider)?,
+                    subject: m.subject,
+                    kind: m.kind,
+                    details: m.details,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
             "RecipientReached" => {
                 let m: RecipientReachedV1 = self.mirror()?;
                 PortfolioEvent::RecipientReached {
@@ -1276,7 +1401,10 @@ impl Reader<'_> {
                 }
             }
             "StatusChanged" => {
-                let m: StatusChangedV1 = self.mirror()?;
+                let m: StatusChangedV2 = match self.version {
+                    1 => self.mirror::<StatusChangedV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 MessageEvent::StatusChanged {
                     message_id: self.message_id(m.message_id)?,
                     provider_ref: m
@@ -1286,6 +1414,7 @@ impl Reader<'_> {
                         .transpose()?,
                     status: MessageStatus::parse(&m.status),
                     error_code: m.error_code,
+                    details: m.details,
                     at: self.at(m.at_ns),
                 }
             }
@@ -1298,11 +1427,15 @@ impl Reader<'_> {
                 }
             }
             "UnmatchedStatusReceived" => {
-                let m: UnmatchedStatusReceivedV1 = self.mirror()?;
+                let m: UnmatchedStatusReceivedV2 = match self.version {
+                    1 => self.mirror::<UnmatchedStatusReceivedV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 MessageEvent::UnmatchedStatusReceived {
                     provider_ref: self.provider_ref(&m.provider_ref)?,
                     status: MessageStatus::parse(&m.status),
                     error_code: m.error_code,
+                    details: m.details,
                     at: self.at(m.at_ns),
                 }
             }

@@ -15,8 +15,9 @@ use uuid::Uuid;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Refusal, Retry,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
+    Refusal, Retry, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
+    WhatsAppAddress, Workflow,
 };
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, RequestDigest, SendResult, StoredSend};
@@ -87,6 +88,10 @@ fn golden_samples() -> Vec<Event> {
             kind: "text".into(),
             text: "Yes, Tuesday works ✓".into(),
             provider_at: Some(at(1_763_999_990, 0)),
+            details: vec![
+                ("ButtonPayload".into(), "slot-tue".into()),
+                ("ReferralCtwaClid".into(), "ARAkLkA8rmlFeiCktEJQ".into()),
+            ],
             at: t,
         }),
         Event::Contact(ContactEvent::OptedOut {
@@ -188,6 +193,10 @@ fn golden_samples() -> Vec<Event> {
             provider_ref: Some(meta_ref()),
             status: MessageStatus::Delivered,
             error_code: Some(0),
+            details: vec![
+                ("pricing.category".into(), "marketing".into()),
+                ("errors[0].title".into(), "Re-engagement message".into()),
+            ],
             at: t,
         }),
         Event::Message(MessageEvent::InDoubtExpired {
@@ -199,6 +208,7 @@ fn golden_samples() -> Vec<Event> {
             provider_ref: twilio_ref(),
             status: MessageStatus::Other("played".into()),
             error_code: Some(63016),
+            details: vec![("ErrorMessage".into(), "outside the window".into())],
             at: t,
         }),
         Event::Sender(SenderEvent::Registered {
@@ -258,6 +268,20 @@ fn golden_samples() -> Vec<Event> {
             text: "STOP ✓".into(),
             at: t,
         }),
+        Event::Provider(ProviderEvent::NoticeReceived {
+            provider: ProviderKind::Meta,
+            subject: "meta:102290129340398".into(),
+            kind: "account_update".into(),
+            details: vec![
+                ("entry.time".into(), "1751247548".into()),
+                ("value.event".into(), "ACCOUNT_RESTRICTION".into()),
+                (
+                    "value.restriction_info[0].restriction_type".into(),
+                    "RESTRICTED_BIZ_INITIATED_MESSAGING".into(),
+                ),
+            ],
+            at: t,
+        }),
     ]
 }
 
@@ -271,6 +295,7 @@ fn other_samples() -> Vec<Event> {
             kind: "image".into(),
             text: String::new(),
             provider_at: None,
+            details: Vec::new(),
             at: at(0, 0),
         }),
         Event::Contact(ContactEvent::WindowReportedClosed {
@@ -297,6 +322,7 @@ fn other_samples() -> Vec<Event> {
             provider_ref: None,
             status: MessageStatus::Read,
             error_code: None,
+            details: Vec::new(),
             at: at(1_764_000_000, 0),
         }),
         Event::Sender(SenderEvent::Registered {
@@ -629,9 +655,10 @@ fn upcast_v1(type_name: &str) -> (Event, Event) {
         .into_iter()
         .find(|event| event.type_name() == type_name)
         .expect("sample");
-    assert_eq!(current_version(type_name), 2);
+    let current = current_version(type_name);
+    assert!(current >= 2, "{type_name} has no later version");
     assert!(
-        persisted::decode_payload(type_name, 3, &v1).is_err(),
+        persisted::decode_payload(type_name, current + 1, &v1).is_err(),
         "no version from the future"
     );
     (upcast, sample)
@@ -692,9 +719,67 @@ fn inbound_received_v1_is_upcast_to_v2() {
             kind,
             text,
             provider_at: None,
+            details: Vec::new(),
             at,
         })
     );
+}
+
+/// `InboundReceived` v2 (no `details`) reads with none; the rest as written.
+#[test]
+fn inbound_received_v2_is_upcast_to_v3() {
+    let v2 = std::fs::read(fixtures_dir().join("InboundReceived").join("v2.bin")).expect("v2");
+    let upcast = persisted::decode_payload("InboundReceived", 2, &v2).expect("v2 decodes");
+    let sample = golden_samples()
+        .into_iter()
+        .find(|event| event.type_name() == "InboundReceived")
+        .expect("sample");
+    let Event::Contact(ContactEvent::InboundReceived { details, .. }) = &upcast else {
+        panic!("decoded {upcast:?}");
+    };
+    assert!(details.is_empty());
+    let Event::Contact(ContactEvent::InboundReceived {
+        contact,
+        sender,
+        provider_ref,
+        kind,
+        text,
+        provider_at,
+        at,
+        ..
+    }) = sample
+    else {
+        panic!("sample");
+    };
+    assert_eq!(
+        upcast,
+        Event::Contact(ContactEvent::InboundReceived {
+            contact,
+            sender,
+            provider_ref,
+            kind,
+            text,
+            provider_at,
+            details: Vec::new(),
+            at,
+        })
+    );
+}
+
+/// `StatusChanged` and `UnmatchedStatusReceived` v1 (no `details`) read with none.
+#[test]
+fn statuses_v1_are_upcast_to_v2() {
+    for type_name in ["StatusChanged", "UnmatchedStatusReceived"] {
+        let (upcast, sample) = upcast_v1(type_name);
+        let (Event::Message(MessageEvent::StatusChanged { details, .. })
+        | Event::Message(MessageEvent::UnmatchedStatusReceived { details, .. })) = &upcast
+        else {
+            panic!("decoded {upcast:?}");
+        };
+        assert!(details.is_empty(), "{type_name}");
+        assert_eq!(upcast.at(), sample.at(), "{type_name}");
+        assert_eq!(upcast.stream(), sample.stream(), "{type_name}");
+    }
 }
 
 /// `WindowReportedClosed` v1 (no `sender`) reads as every sender's window closed.

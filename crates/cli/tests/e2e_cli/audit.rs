@@ -854,6 +854,7 @@ async fn a_template_to_a_contact_whose_linked_identity_opted_out_is_found() {
     log.hub
         .receive_inbound(
             wagate_domain::decide::ReceiveInbound {
+                details: Vec::new(),
                 contact: other,
                 sender: Some(sender()),
                 provider_ref: None,
@@ -955,6 +956,7 @@ async fn late_deliveries_replays_groups_and_second_numbers_audit_clean() {
     let webhook = log.hub.acting(wagate_domain::Actor::webhook("meta"));
     let inbound = |number: &str, to: &wagate_domain::WhatsAppAddress, text: &str, ago: i64| {
         wagate_domain::decide::ReceiveInbound {
+            details: Vec::new(),
             contact: contact(number),
             sender: Some(to.clone()),
             provider_ref: None,

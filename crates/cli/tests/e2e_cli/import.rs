@@ -17,6 +17,7 @@ fn path(p: &std::path::Path) -> &str {
 
 fn stop_from_lea() -> ReceiveInbound {
     ReceiveInbound {
+        details: Vec::new(),
         contact: contact(LEA),
         sender: Some(sender()),
         provider_ref: Some(ProviderMessageRef::parse(STOP_SID).expect("sid")),

@@ -119,6 +119,7 @@ impl LogBuilder {
         self.hub
             .receive_inbound(
                 ReceiveInbound {
+                    details: Vec::new(),
                     contact: contact(number),
                     sender: Some(sender()),
                     provider_ref: None,
@@ -198,6 +199,7 @@ impl LogBuilder {
                 .record_status_callback(
                     Some(message),
                     wagate_app::StatusCallback {
+                        details: Vec::new(),
                         provider: ProviderKind::Twilio,
                         provider_ref: Some(reference.clone()),
                         status: MessageStatus::parse(status),

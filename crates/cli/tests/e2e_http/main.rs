@@ -12,6 +12,7 @@ mod identities;
 mod lifecycle;
 mod limits;
 mod ops_browser;
+mod provider_values;
 mod rejected;
 mod roles;
 mod rules;

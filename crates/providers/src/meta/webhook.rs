@@ -1,6 +1,8 @@
 //! Meta Cloud API webhook JSON: `{"object":"whatsapp_business_account","entry":[{"id",
 //! "changes":[{"field","value"}]}]}`. Every entry, change, message, status and error is read;
-//! unknown fields are ignored.
+//! what the events do not structure is kept in their `details` ([`crate::details`]), and a
+//! change of any other `field` (value-level `errors` too) becomes a [`ProviderNotice`]: nothing
+//! a genuine webhook says is dropped.
 //!
 //! A batch can hold up to 1000 updates. One malformed item must not hold the others hostage
 //! (Meta would redeliver the whole batch for 7 days), so item-level problems are collected in
@@ -14,12 +16,14 @@ use wagate_domain::{
 };
 
 use super::json::{Node, Owned};
+use crate::details::Details;
 use crate::event::{
-    BusinessEndpoint, ChannelErrors, ContactRef, InboundContent, InboundMessage, MediaRef,
-    PreferenceValue, ProviderErrorDetail, StatusUpdate, SystemNotice, SystemNoticeKind,
+    BusinessEndpoint, ContactRef, InboundContent, InboundMessage, MediaRef, PreferenceValue,
+    ProviderErrorDetail, ProviderNotice, StatusUpdate, SystemNotice, SystemNoticeKind,
     UserPreferenceChange, WebhookEvent,
 };
 use crate::ParseError;
+use wagate_domain::ProviderKind;
 
 const OBJECT: &str = "whatsapp_business_account";
 const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
@@ -31,9 +35,6 @@ pub struct MetaWebhook {
     pub events: Vec<WebhookEvent>,
     /// Items that could not be parsed, each naming its field; the caller records them.
     pub rejected: Vec<ParseError>,
-    /// `field` values of changes this crate does not handle (e.g.
-    /// `message_template_status_update`), in payload order.
-    pub ignored_fields: Vec<String>,
 }
 
 /// Parses a webhook body. Verify the signature on the same bytes first.
@@ -63,29 +64,60 @@ pub fn parse_webhook(body: &[u8]) -> Result<MetaWebhook, ParseError> {
     Ok(out)
 }
 
+/// The entry's account id and time, which every item of it shares.
+struct EntryInfo<'a> {
+    account: Option<String>,
+    time: Option<&'a Value>,
+}
+
 fn parse_entry(entry: Node<'_>, out: &mut MetaWebhook) -> Result<(), ParseError> {
-    let account = entry.opt_str("id")?;
+    // Meta sends the account id as a string; tolerate a number.
+    let account = match entry.value().get("id") {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => entry.opt_str("id")?,
+    };
+    let info = EntryInfo {
+        account,
+        time: entry.value().get("time"),
+    };
     for change in entry.array("changes")? {
-        if let Err(e) = parse_change(change.node(), account.as_deref(), out) {
+        if let Err(e) = parse_change(change.node(), &info, out) {
             out.rejected.push(e);
         }
     }
     Ok(())
 }
 
+/// A change wagate does not take apart: recorded whole as a provider notice.
+fn notice(kind: &str, value: Option<&Value>, info: &EntryInfo<'_>) -> ProviderNotice {
+    let mut details = Details::new();
+    if let Some(time) = info.time {
+        details.json("entry.time", time, &[]);
+    }
+    if let Some(value) = value {
+        details.json("value", value, &[]);
+    }
+    ProviderNotice {
+        provider: ProviderKind::Meta,
+        account: info.account.clone(),
+        kind: kind.to_owned(),
+        details: details.finish(),
+    }
+}
+
 fn parse_change(
     change: Node<'_>,
-    account: Option<&str>,
+    info: &EntryInfo<'_>,
     out: &mut MetaWebhook,
 ) -> Result<(), ParseError> {
     let field = change.req_str("field")?;
-    match field {
-        "messages" | "user_preferences" => {}
-        other => {
-            out.ignored_fields.push(other.to_owned());
-            return Ok(());
-        }
+    if !matches!(field, "messages" | "user_preferences") {
+        let value = change.value().get("value");
+        out.events
+            .push(WebhookEvent::Notice(notice(field, value, info)));
+        return Ok(());
     }
+    let account = info.account.as_deref();
     let value = change.req_obj("value")?;
     let value = value.node();
     let business = business(value, account)?;
@@ -97,7 +129,10 @@ fn parse_change(
 
     if field == "user_preferences" {
         for item in value.array("user_preferences")? {
-            push(user_preference(item.node(), &business).map(WebhookEvent::UserPreference));
+            push(
+                user_preference(item.node(), &business, &contacts)
+                    .map(WebhookEvent::UserPreference),
+            );
         }
         return Ok(());
     }
@@ -112,20 +147,42 @@ fn parse_change(
     for item in value.array("statuses")? {
         push(status(item.node(), &business).map(WebhookEvent::Status));
     }
-    let mut errors = Vec::new();
-    for item in value.array("errors")? {
-        match error_detail(item.node()) {
-            Ok(detail) => errors.push(detail),
-            Err(e) => out.rejected.push(e),
+    // Value-level errors (130429 rate limit, 131000 …) are about the number, not one item:
+    // a provider notice with the number's metadata, beside whatever else the change held.
+    if let Some(errors) = value.value().get("errors").filter(|e| !e.is_null()) {
+        let mut about = serde_json::Map::new();
+        about.insert("errors".into(), errors.clone());
+        if let Some(metadata) = value.value().get("metadata") {
+            about.insert("metadata".into(), metadata.clone());
         }
-    }
-    if !errors.is_empty() {
-        out.events.push(WebhookEvent::ChannelErrors(ChannelErrors {
-            business,
-            errors,
-        }));
+        out.events.push(WebhookEvent::Notice(notice(
+            "errors",
+            Some(&Value::Object(about)),
+            info,
+        )));
     }
     Ok(())
+}
+
+/// The item's values the event does not structure, with the change's `metadata` and account.
+fn item_details(
+    item: Node<'_>,
+    skip: &[&str],
+    business: &BusinessEndpoint,
+    extra: Option<(&str, &Value)>,
+) -> wagate_domain::ProviderDetails {
+    let mut details = Details::new();
+    details.json("", item.value(), skip);
+    if let Some((prefix, value)) = extra {
+        details.json(prefix, value, &[]);
+    }
+    if let Some(id) = &business.phone_number_id {
+        details.push("metadata.phone_number_id", id.clone());
+    }
+    if let Some(account) = &business.account {
+        details.push("entry.id", account.clone());
+    }
+    details.finish()
 }
 
 fn business(value: Node<'_>, account: Option<&str>) -> Result<BusinessEndpoint, ParseError> {
@@ -216,9 +273,27 @@ fn inbound(
     for item in msg.array("errors")? {
         errors.push(error_detail(item.node())?);
     }
+    let contact_entry = matching_contact(contacts, &from)?;
+    // The text's body is the event's text; everything else is kept as details.
+    let mut skip = vec!["id", "from", "type"];
+    if msg.str("type")? == Some("text") {
+        skip.push("text");
+    }
+    let details = item_details(
+        msg,
+        &skip,
+        business,
+        contact_entry.map(|entry| ("contact", entry.node().value())),
+    );
     Ok(InboundMessage {
         id: ProviderMessageRef::Meta(id),
-        profile_name: profile_name(contacts, &from)?,
+        profile_name: match contact_entry {
+            Some(entry) => match entry.node().obj("profile")? {
+                Some(profile) => profile.node().opt_str("name")?,
+                None => None,
+            },
+            None => None,
+        },
         from,
         to: business.clone(),
         timestamp: msg.timestamp("timestamp")?,
@@ -228,6 +303,7 @@ fn inbound(
         // Meta's group messages carry the group's id (the shape is unverified: see
         // docs/providers.md, "Meta system notices and groups").
         group: msg.opt_str("group_id")?.filter(|g| !g.is_empty()),
+        details,
     })
 }
 
@@ -278,24 +354,25 @@ fn system_notice(msg: Node<'_>, business: &BusinessEndpoint) -> Result<SystemNot
         kind,
         body: system.opt_str("body")?,
         timestamp: msg.timestamp("timestamp")?,
+        details: item_details(msg, &["id", "from", "type"], business, None),
     })
 }
 
-/// The profile name of the contact entry that matches the sender (by number or BSUID); with a
-/// single contact entry, that one.
-fn profile_name(contacts: &[Owned<'_>], from: &ContactRef) -> Result<Option<String>, ParseError> {
+/// The contact entry that matches the sender (by number or BSUID); with a single contact
+/// entry, that one.
+fn matching_contact<'c, 'a>(
+    contacts: &'c [Owned<'a>],
+    from: &ContactRef,
+) -> Result<Option<&'c Owned<'a>>, ParseError> {
     let phone_digits = from.id.phone().map(PhoneNumber::digits);
     let bsuid = from.bsuid.as_ref().map(BusinessScopedUserId::as_str);
-    for entry in contacts {
-        let entry = entry.node();
+    for owned in contacts {
+        let entry = owned.node();
         let matches = (phone_digits.is_some() && entry.str("wa_id")? == phone_digits)
             || (bsuid.is_some() && entry.str("user_id")? == bsuid)
             || contacts.len() == 1;
         if matches {
-            return match entry.obj("profile")? {
-                Some(profile) => profile.node().opt_str("name"),
-                None => Ok(None),
-            };
+            return Ok(Some(owned));
         }
     }
     Ok(None)
@@ -395,6 +472,8 @@ fn status(item: Node<'_>, business: &BusinessEndpoint) -> Result<StatusUpdate, P
         business: business.clone(),
         timestamp: item.timestamp("timestamp")?,
         event_type: None,
+        // Statuses are the high-volume path: only what the event does not already hold.
+        details: item_details(item, &["id", "status"], business, None),
     })
 }
 
@@ -414,9 +493,17 @@ fn error_detail(item: Node<'_>) -> Result<ProviderErrorDetail, ParseError> {
 fn user_preference(
     item: Node<'_>,
     business: &BusinessEndpoint,
+    contacts: &[Owned<'_>],
 ) -> Result<UserPreferenceChange, ParseError> {
     let contact = contact(item, "wa_id", "user_id")?
         .ok_or_else(|| ParseError::missing(item.child_path("wa_id")))?;
+    let entry = matching_contact(contacts, &contact)?;
+    let details = item_details(
+        item,
+        &[],
+        business,
+        entry.map(|entry| ("contact", entry.node().value())),
+    );
     Ok(UserPreferenceChange {
         contact,
         business: business.clone(),
@@ -424,5 +511,6 @@ fn user_preference(
         preference: PreferenceValue::parse(item.req_str("value")?),
         detail: item.opt_str("detail")?,
         timestamp: item.timestamp("timestamp")?,
+        details,
     })
 }

@@ -1,11 +1,14 @@
 //! Twilio inbound-message and status-callback forms (`application/x-www-form-urlencoded`).
-//! Twilio adds parameters without notice, so unknown keys are ignored.
+//! Twilio adds parameters without notice: the fields the events do not structure (known or
+//! not: `ErrorMessage`, `ButtonPayload`, the `Referral*` click-to-WhatsApp fields, locations,
+//! `ChannelStatusMessage`, …) are kept in their `details`.
 
 use wagate_domain::{
     BusinessScopedUserId, ContactId, MessageId, MessageStatus, ProviderMessageRef, TwilioSid,
     TwilioSidKind, WhatsAppAddress,
 };
 
+use crate::details::Details;
 use crate::event::{
     BusinessEndpoint, ContactRef, InboundContent, InboundMessage, MediaRef, ProviderErrorDetail,
     StatusUpdate,
@@ -42,7 +45,21 @@ impl Form {
     fn owned(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_owned)
     }
+
+    /// Every non-empty field except those named in `skip` (kept structurally by the event).
+    fn details(&self, skip: &[&str]) -> wagate_domain::ProviderDetails {
+        let mut details = Details::new();
+        for (key, value) in &self.0 {
+            if !skip.contains(&key.as_str()) {
+                details.push(key.clone(), value.clone());
+            }
+        }
+        details.finish()
+    }
 }
+
+/// Twilio repeats the message SID under these names.
+const SID_FIELDS: [&str; 3] = ["MessageSid", "SmsSid", "SmsMessageSid"];
 
 fn message_sid(form: &Form) -> Result<ProviderMessageRef, ParseError> {
     let raw = form.required("MessageSid")?;
@@ -102,6 +119,12 @@ pub fn parse_inbound(body: &[u8]) -> Result<InboundMessage, ParseError> {
                 .map_err(|e| ParseError::invalid("OriginalRepliedMessageSid", e.to_string()))
         })
         .transpose()?;
+    let content = content(&form)?;
+    let mut skip = SID_FIELDS.to_vec();
+    // A text's body is the event's text.
+    if matches!(content, InboundContent::Text { .. }) {
+        skip.push("Body");
+    }
     Ok(InboundMessage {
         id,
         from: ContactRef { id: from, bsuid },
@@ -109,10 +132,11 @@ pub fn parse_inbound(body: &[u8]) -> Result<InboundMessage, ParseError> {
         profile_name: form.owned("ProfileName"),
         timestamp: None,
         reply_to,
-        content: content(&form)?,
+        content,
         errors: Vec::new(),
         // Twilio's WhatsApp webhooks carry no group messages.
         group: None,
+        details: form.details(&skip),
     })
 }
 
@@ -191,7 +215,9 @@ pub fn parse_status(body: &[u8], callback_query: &str) -> Result<StatusUpdate, P
             details: form.owned("ChannelStatusMessage"),
         }],
     };
-    let recipient = address(&form, "To")?.map(|a| ContactRef {
+    // `To` is informational here (the message is matched by its SID): a `To` that does not
+    // parse must not lose the status (a failure above all); it stays in the details.
+    let recipient = address(&form, "To").ok().flatten().map(|a| ContactRef {
         id: ContactId::Phone(a.number().clone()),
         bsuid: None,
     });
@@ -202,9 +228,18 @@ pub fn parse_status(body: &[u8], callback_query: &str) -> Result<StatusUpdate, P
         message_id: callback_message_id(callback_query),
         callback_data: None,
         recipient,
-        business: business(&form, "From")?,
+        // Informational too, like `To`.
+        business: BusinessEndpoint {
+            number: address(&form, "From")
+                .ok()
+                .flatten()
+                .map(|a| a.number().clone()),
+            phone_number_id: None,
+            account: form.owned("AccountSid"),
+        },
         timestamp: None,
         event_type: form.owned("EventType"),
+        details: form.details(&[&SID_FIELDS[..], &["MessageStatus", "SmsStatus"]].concat()),
     })
 }
 
