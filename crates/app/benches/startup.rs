@@ -159,6 +159,7 @@ fn message_events(n: usize, at: Timestamp) -> (MessageId, Vec<Event>, Option<Eve
             provider_ref: Some(reference.clone()),
             status: MessageStatus::Sent,
             error_code: None,
+            details: Vec::new(),
             at,
         }),
         Event::Message(MessageEvent::StatusChanged {
@@ -166,6 +167,7 @@ fn message_events(n: usize, at: Timestamp) -> (MessageId, Vec<Event>, Option<Eve
             provider_ref: Some(reference),
             status: MessageStatus::Delivered,
             error_code: None,
+            details: Vec::new(),
             at,
         }),
     ];
