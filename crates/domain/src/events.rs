@@ -8,6 +8,7 @@ use crate::classify::{ProviderKind, Retry};
 use crate::ids::{
     ContactId, MessageId, PortfolioId, ProviderMessageRef, TemplateId, WhatsAppAddress, Workflow,
 };
+use crate::review::{ReviewDecision, ReviewReason, ReviewSubject};
 use crate::rules::RuleId;
 use crate::status::MessageStatus;
 use crate::Timestamp;
@@ -498,6 +499,42 @@ pub enum PortfolioEvent {
     },
 }
 
+/// The review queue's own facts (stream `review`): items only wagate's watchers notice, and
+/// every resolution (who resolved it is the event's actor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewEvent {
+    /// Something no other event says (a message with no terminal status, silent or rejected
+    /// webhooks, a failing alert endpoint), raised for a person.
+    Raised {
+        reason: ReviewReason,
+        subject: ReviewSubject,
+        detail: String,
+        at: Timestamp,
+    },
+    /// A person resolved item `item` (the log position of the event that raised it).
+    Resolved {
+        item: u64,
+        reason: ReviewReason,
+        decision: ReviewDecision,
+        note: String,
+        at: Timestamp,
+    },
+}
+
+impl ReviewEvent {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::Raised { at, .. } | Self::Resolved { at, .. } => *at,
+        }
+    }
+}
+
+impl From<ReviewEvent> for Event {
+    fn from(event: ReviewEvent) -> Self {
+        Self::Review(event)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Contact(ContactEvent),
@@ -505,6 +542,7 @@ pub enum Event {
     Sender(SenderEvent),
     Template(TemplateEvent),
     Portfolio(PortfolioEvent),
+    Review(ReviewEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -517,6 +555,9 @@ pub enum StreamKey {
     Portfolio(PortfolioId),
     /// Callbacks that matched no message yet, by provider id.
     ProviderMessage(ProviderMessageRef),
+    /// The review queue's resolutions and watcher-raised items: one stream, so resolutions of
+    /// the same item conflict instead of both landing.
+    Review,
 }
 
 impl fmt::Display for StreamKey {
@@ -528,6 +569,7 @@ impl fmt::Display for StreamKey {
             Self::Template(id) => write!(f, "template:{id}"),
             Self::Portfolio(id) => write!(f, "portfolio:{id}"),
             Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
+            Self::Review => f.write_str("review:queue"),
         }
     }
 }
@@ -547,6 +589,7 @@ impl Event {
             Self::Sender(event) => StreamKey::Sender(event.sender().clone()),
             Self::Template(event) => StreamKey::Template(event.template().clone()),
             Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
+            Self::Review(_) => StreamKey::Review,
         }
     }
 
@@ -557,6 +600,7 @@ impl Event {
             Self::Sender(event) => event.at(),
             Self::Template(event) => event.at(),
             Self::Portfolio(event) => event.at(),
+            Self::Review(event) => event.at(),
         }
     }
 
@@ -605,6 +649,10 @@ impl Event {
             Self::Portfolio(event) => match event {
                 PortfolioEvent::MessagingLimitChanged { .. } => EventType::MessagingLimitChanged,
                 PortfolioEvent::RecipientReached { .. } => EventType::RecipientReached,
+            },
+            Self::Review(event) => match event {
+                ReviewEvent::Raised { .. } => EventType::ReviewRaised,
+                ReviewEvent::Resolved { .. } => EventType::ReviewResolved,
             },
         }
     }
@@ -800,6 +848,8 @@ event_types! {
     RecipientReached,
     IdentityLinked,
     GroupMessageReceived,
+    ReviewRaised,
+    ReviewResolved,
 }
 
 impl std::fmt::Display for EventType {
