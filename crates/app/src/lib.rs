@@ -14,6 +14,7 @@ mod clock;
 mod codec;
 mod error;
 mod explain;
+mod follower;
 mod hub;
 mod locks;
 mod projection;
@@ -24,6 +25,9 @@ mod views;
 pub use aggregates::Loaded;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, Result};
+pub use follower::{
+    Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,
+};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use views::{
