@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 use wagate_domain::{
-    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, SenderState,
-    StreamKey, TemplateState,
+    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, ReviewState,
+    SenderState, StreamKey, TemplateState,
 };
 use wagate_store::EventLog;
 
@@ -31,6 +31,7 @@ pub enum Cached {
     Sender(SenderState),
     Template(TemplateState),
     Portfolio(PortfolioState),
+    Review(ReviewState),
 }
 
 macro_rules! stored {
@@ -61,6 +62,7 @@ stored!(ContactState, Contact, Event::Contact(inner) => inner);
 stored!(SenderState, Sender, Event::Sender(inner) => inner);
 stored!(TemplateState, Template, Event::Template(inner) => inner);
 stored!(PortfolioState, Portfolio, Event::Portfolio(inner) => inner);
+stored!(ReviewState, Review, Event::Review(inner) => inner);
 
 impl Stored for MessageState {
     fn pick(event: Event) -> Option<MessageEvent> {

@@ -27,6 +27,7 @@ use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
 use crate::reads::LoggedEvent;
+use crate::review::ReviewQueue;
 use crate::send_digest;
 use crate::views::{
     ClaimedMessage, ContactView, DispatchUpdate, Ingested, MessageView, SendAccepted,
@@ -66,8 +67,10 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     policy: Policy,
     cache: Cache,
-    locks: StreamLocks,
+    pub(crate) locks: StreamLocks,
     pub(crate) projection: Projection,
+    /// The review queue's projection (`review.rs`), caught up on every read.
+    pub(crate) review: ReviewQueue,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -149,6 +152,7 @@ impl Hub {
                 cache: Cache::default(),
                 locks: StreamLocks::default(),
                 projection: Projection::default(),
+                review: ReviewQueue::default(),
             }),
             actor: None,
         };
@@ -316,7 +320,7 @@ impl Hub {
     }
 
     /// Runs `attempt` until it does not conflict, at most `CONFLICT_ATTEMPTS_MAX` times.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -381,7 +385,7 @@ impl Hub {
     }
 
     /// Appends `events` to the stream they were decided on (read at `version`).
-    async fn commit_simple(
+    pub(crate) async fn commit_simple(
         &self,
         key: StreamKey,
         version: u64,

@@ -19,6 +19,7 @@ mod hub;
 mod locks;
 mod projection;
 mod reads;
+mod review;
 mod send_digest;
 mod views;
 
@@ -30,6 +31,7 @@ pub use follower::{
 };
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
+pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};
 pub use views::{
     ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,
     SenderWindowView,

@@ -27,6 +27,7 @@ mod metrics;
 pub mod openapi;
 #[cfg(test)]
 mod readyz_tests;
+pub mod review;
 mod routes;
 mod server;
 mod settings;
