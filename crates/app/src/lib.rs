@@ -10,6 +10,7 @@
 //! of times. Time comes from a [`Clock`].
 
 mod aggregates;
+mod alerts;
 mod clock;
 mod codec;
 mod error;
@@ -24,6 +25,7 @@ mod send_digest;
 mod views;
 
 pub use aggregates::Loaded;
+pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, Result};
 pub use follower::{
