@@ -64,3 +64,59 @@ pub async fn close(store: Store) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("a background task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("cannot close the event log: {e}"))
 }
+
+/// The alert outboxes `serve` runs (one per configured sink), and how to stop them.
+#[derive(Debug)]
+pub struct AlertTasks {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), wagate_app::OutboxError>>>,
+}
+
+/// Starts an outbox for each sink `settings` configures; `public_url` is the base of the ops
+/// page's links.
+pub fn spawn_alerts(
+    hub: &Hub,
+    settings: &crate::settings::AlertSettings,
+    public_url: &str,
+) -> AlertTasks {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let outbox = wagate_app::OutboxSettings::default();
+    if let Some(url) = &settings.discord_url {
+        let sink = crate::alerts::DiscordSink::new(url.clone(), public_url);
+        tasks.push(tokio::spawn(wagate_app::run_outbox(
+            hub.clone(),
+            sink,
+            outbox,
+            shutdown.clone(),
+        )));
+    }
+    if let Some(webhook) = &settings.webhook {
+        let sink = crate::alerts::SignedWebhookSink::new(
+            webhook.url.clone(),
+            webhook.secret.clone(),
+            public_url,
+        );
+        tasks.push(tokio::spawn(wagate_app::run_outbox(
+            hub.clone(),
+            sink,
+            outbox,
+            shutdown,
+        )));
+    }
+    AlertTasks { stop, tasks }
+}
+
+impl AlertTasks {
+    /// Stops the outboxes (an alert being sent finishes first) and reports how each ended.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "alert outbox stopped with an error"),
+                Err(error) => tracing::error!(%error, "alert outbox task failed"),
+            }
+        }
+    }
+}
