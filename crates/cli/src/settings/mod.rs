@@ -43,6 +43,7 @@ pub mod env {
     pub const WINDOW_MARGIN_SECONDS: &str = "WAGATE_WINDOW_MARGIN_SECONDS";
     pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";
     pub const WEBHOOK_DEDUP_DAYS: &str = "WAGATE_WEBHOOK_DEDUP_DAYS";
+    pub const IN_DOUBT_TIMEOUT_SECONDS: &str = "WAGATE_IN_DOUBT_TIMEOUT_SECONDS";
     // `serve`'s connection limits (see settings/limits.rs).
     pub const HEADER_READ_TIMEOUT_SECONDS: &str = "WAGATE_HEADER_READ_TIMEOUT_SECONDS";
     pub const BODY_READ_TIMEOUT_SECONDS: &str = "WAGATE_BODY_READ_TIMEOUT_SECONDS";

@@ -172,6 +172,10 @@ impl ServeConfig {
                 sources.env(env::WEBHOOK_DEDUP_DAYS),
                 file.webhook_dedup_days,
             )?,
+            in_doubt_timeout: super::policy::in_doubt_timeout(
+                sources.env(env::IN_DOUBT_TIMEOUT_SECONDS),
+            )?
+            .unwrap_or(policy.in_doubt_timeout),
             ..policy
         };
 

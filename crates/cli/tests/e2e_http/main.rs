@@ -12,6 +12,7 @@ mod identities;
 mod lifecycle;
 mod limits;
 mod rejected;
+mod review_alerts;
 mod roles;
 mod rules;
 mod webhooks;
