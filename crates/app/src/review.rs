@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use wagate_domain::review::{self, Raise, ReviewDecision, ReviewReason, ReviewSubject};
 use wagate_domain::{
-    Actor, Event, MessageContent, MessageState, ReviewEvent, ReviewState, StreamKey, Timestamp,
+    Actor, Event, MessageContent, MessageEvent, MessageId, MessageState, ReviewEvent, ReviewState,
+    StreamKey, Timestamp,
 };
 
 use crate::error::{AppError, Result};
@@ -177,6 +178,9 @@ pub(crate) struct ReviewQueue {
 struct Projected {
     follower: Follower,
     items: BTreeMap<u64, ReviewItem>,
+    /// Messages the provider accepted that have no settled status yet, with when they were
+    /// accepted: the candidates for `no_terminal_status`.
+    awaiting: BTreeMap<MessageId, Timestamp>,
 }
 
 impl Default for ReviewQueue {
@@ -185,6 +189,7 @@ impl Default for ReviewQueue {
             inner: tokio::sync::Mutex::new(Projected {
                 follower: Follower::in_memory("review-queue", FollowerSettings::default()),
                 items: BTreeMap::new(),
+                awaiting: BTreeMap::new(),
             }),
         }
     }
@@ -193,11 +198,41 @@ impl Default for ReviewQueue {
 /// Applies changes to the items.
 struct Projector<'a> {
     items: &'a mut BTreeMap<u64, ReviewItem>,
+    awaiting: &'a mut BTreeMap<MessageId, Timestamp>,
+}
+
+impl Projector<'_> {
+    /// Tracks the messages still waiting for a settled status: delivered or read (read
+    /// receipts may be off, so delivered counts), or failed for good.
+    fn track(&mut self, event: &Event) {
+        match event {
+            Event::Message(MessageEvent::DispatchSucceeded { message_id, at, .. }) => {
+                self.awaiting.entry(*message_id).or_insert(*at);
+            }
+            Event::Message(MessageEvent::StatusChanged {
+                message_id, status, ..
+            }) if status.is_failure() || status.rank() >= Some(4) => {
+                self.awaiting.remove(message_id);
+            }
+            Event::Message(
+                MessageEvent::InDoubtExpired { message_id, .. }
+                | MessageEvent::DispatchFailed {
+                    message_id,
+                    retry_at: None,
+                    ..
+                },
+            ) => {
+                self.awaiting.remove(message_id);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Handler for Projector<'_> {
     async fn handle(&mut self, hub: &Hub, events: &[LoggedEvent]) -> Result<(), HandlerFailure> {
         for event in events {
+            self.track(&event.event);
             let change = ReviewChange::of(hub, event).map_err(|error| HandlerFailure {
                 handled_through: None,
                 retry_after: None,
@@ -225,10 +260,19 @@ impl Hub {
         &self,
         read: impl FnOnce(&BTreeMap<u64, ReviewItem>) -> T,
     ) -> Result<T> {
+        self.with_review(|projected| read(&projected.items)).await
+    }
+
+    /// Brings the projection up to the durable head and runs `read` on it.
+    async fn with_review<T>(&self, read: impl FnOnce(&Projected) -> T) -> Result<T> {
         let mut projected = self.inner.review.inner.lock().await;
-        let Projected { follower, items } = &mut *projected;
+        let Projected {
+            follower,
+            items,
+            awaiting,
+        } = &mut *projected;
         loop {
-            let mut projector = Projector { items };
+            let mut projector = Projector { items, awaiting };
             match follower.step(self, &mut projector).await {
                 Ok(Step::Advanced { more: true, .. }) => continue,
                 Ok(_) => break,
@@ -242,7 +286,7 @@ impl Hub {
                 }
             }
         }
-        Ok(read(items))
+        Ok(read(&projected))
     }
 
     /// The review queue's items that `filter` admits, oldest first.
@@ -297,6 +341,46 @@ impl Hub {
             .await?;
         }
         self.review_item(id).await
+    }
+
+    /// Raises `no_terminal_status` for every message the provider accepted more than `after`
+    /// ago that has no settled status (delivered, read, failed) yet, once per message (the
+    /// domain decides, with the clock's time as an argument). Answers the new items' ids.
+    pub async fn raise_overdue(&self, after: chrono::TimeDelta) -> Result<Vec<u64>> {
+        let now = self.now();
+        let candidates: Vec<(MessageId, Timestamp)> = self
+            .with_review(|projected| {
+                projected
+                    .awaiting
+                    .iter()
+                    .filter(|(_, sent_at)| now - **sent_at >= after)
+                    .map(|(id, sent_at)| (*id, *sent_at))
+                    .collect()
+            })
+            .await?;
+        let key = StreamKey::Review;
+        let mut raised = Vec::new();
+        for (message_id, sent_at) in candidates {
+            let _guards = self.inner.locks.lock(&[&key]).await;
+            let positions = self
+                .retrying(|| async {
+                    let loaded = self.load::<ReviewState>(&key)?;
+                    let events: Vec<Event> = review::no_terminal_status(
+                        &loaded.state,
+                        message_id,
+                        sent_at,
+                        self.now(),
+                        after,
+                    )
+                    .into_iter()
+                    .collect();
+                    self.commit_simple(key.clone(), loaded.version, events)
+                        .await
+                })
+                .await?;
+            raised.extend(positions);
+        }
+        Ok(raised)
     }
 
     /// Raises an item only a watcher notices (the alert endpoint failing, …): appends a

@@ -7,4 +7,5 @@ mod concurrency;
 mod flow;
 mod idempotency;
 mod identities;
+mod overdue;
 mod webhooks;

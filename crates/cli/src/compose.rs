@@ -70,7 +70,11 @@ pub async fn close(store: Store) -> anyhow::Result<()> {
 pub struct AlertTasks {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<Result<(), wagate_app::OutboxError>>>,
+    watcher: tokio::task::JoinHandle<()>,
 }
+
+/// How often the review watcher looks for messages with no settled status.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Starts an outbox for each sink `settings` configures; `public_url` is the base of the ops
 /// page's links.
@@ -104,13 +108,55 @@ pub fn spawn_alerts(
             shutdown,
         )));
     }
-    AlertTasks { stop, tasks }
+    let watcher = tokio::spawn(watch_overdue(
+        hub.clone(),
+        settings.no_terminal_status_after,
+        stop.subscribe(),
+    ));
+    AlertTasks {
+        stop,
+        tasks,
+        watcher,
+    }
+}
+
+/// Raises `no_terminal_status` items every [`WATCH_EVERY`] until told to stop; a failed sweep
+/// is logged and tried again at the next tick.
+async fn watch_overdue(
+    hub: Hub,
+    after: chrono::TimeDelta,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(WATCH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match hub.raise_overdue(after).await {
+            Ok(raised) if !raised.is_empty() => {
+                tracing::warn!(
+                    items = raised.len(),
+                    "messages with no final status raised for review"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "the no-terminal-status sweep failed"),
+        }
+    }
 }
 
 impl AlertTasks {
     /// Stops the outboxes (an alert being sent finishes first) and reports how each ended.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        if let Err(error) = self.watcher.await {
+            tracing::error!(%error, "review watcher task failed");
+        }
         for task in self.tasks {
             match task.await {
                 Ok(Ok(())) => {}

@@ -8,12 +8,18 @@ use wagate_providers::Secret;
 use super::sources::Sources;
 use super::{env, ConfigError};
 
-/// The alert sinks to run.
-#[derive(Debug, Clone, Default)]
+/// The alert sinks to run, and when the review watcher raises a message with no settled status.
+#[derive(Debug, Clone)]
 pub struct AlertSettings {
     pub discord_url: Option<Secret>,
     pub webhook: Option<SignedWebhook>,
+    /// `WAGATE_NO_TERMINAL_STATUS_MINUTES` (default 60): a message the provider accepted with
+    /// no delivered/read/failed status after this long is raised as `no_terminal_status`.
+    pub no_terminal_status_after: chrono::TimeDelta,
 }
+
+/// The default of `WAGATE_NO_TERMINAL_STATUS_MINUTES`.
+const NO_TERMINAL_STATUS_MINUTES: i64 = 60;
 
 /// A generic endpoint and the key its requests are signed with.
 #[derive(Debug, Clone)]
@@ -55,9 +61,22 @@ pub(super) fn alerts(sources: &Sources<'_>) -> Result<AlertSettings, ConfigError
             })
         }
     };
+    let minutes = match sources.env(env::NO_TERMINAL_STATUS_MINUTES) {
+        None => NO_TERMINAL_STATUS_MINUTES,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(minutes) if (1..=10_080).contains(&minutes) => minutes,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    setting: env::NO_TERMINAL_STATUS_MINUTES.into(),
+                    reason: format!("{raw:?} is not a whole number of minutes between 1 and 10080"),
+                })
+            }
+        },
+    };
     Ok(AlertSettings {
         discord_url,
         webhook,
+        no_terminal_status_after: chrono::TimeDelta::minutes(minutes),
     })
 }
 
@@ -93,6 +112,8 @@ mod tests {
     fn both_sinks_are_optional_and_taken_as_given() {
         let none = resolve(&[]).expect("none");
         assert!(none.discord_url.is_none() && none.webhook.is_none());
+        assert_eq!(none.no_terminal_status_after, chrono::TimeDelta::hours(1));
+        assert!(resolve(&[(env::NO_TERMINAL_STATUS_MINUTES, "0")]).is_err());
         let both = resolve(&[
             (
                 env::DISCORD_WEBHOOK_URL,

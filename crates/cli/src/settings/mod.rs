@@ -60,6 +60,7 @@ pub mod env {
     pub const DISCORD_WEBHOOK_URL: &str = "WAGATE_DISCORD_WEBHOOK_URL";
     pub const ALERT_WEBHOOK_URL: &str = "WAGATE_ALERT_WEBHOOK_URL";
     pub const ALERT_WEBHOOK_SECRET: &str = "WAGATE_ALERT_WEBHOOK_SECRET";
+    pub const NO_TERMINAL_STATUS_MINUTES: &str = "WAGATE_NO_TERMINAL_STATUS_MINUTES";
 }
 
 #[cfg(test)]
