@@ -383,6 +383,29 @@ impl Hub {
         Ok(raised)
     }
 
+    /// Raises `webhook_rejections` when the rejections at `times` (the rejection log's recent
+    /// ones) make a burst, at most once per burst window. Answers the new item's id.
+    pub async fn raise_rejection_burst(
+        &self,
+        times: &[Timestamp],
+        burst: review::RejectionBurst,
+    ) -> Result<Option<u64>> {
+        let key = StreamKey::Review;
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        let positions = self
+            .retrying(|| async {
+                let loaded = self.load::<ReviewState>(&key)?;
+                let events: Vec<Event> =
+                    review::webhook_rejections(&loaded.state, times, self.now(), burst)
+                        .into_iter()
+                        .collect();
+                self.commit_simple(key.clone(), loaded.version, events)
+                    .await
+            })
+            .await?;
+        Ok(positions.first().copied())
+    }
+
     /// Raises an item only a watcher notices (the alert endpoint failing, …): appends a
     /// `ReviewRaised`, whose position is the item's id.
     pub async fn raise_review(

@@ -299,6 +299,8 @@ pub struct ReviewState {
     pub resolved: BTreeSet<u64>,
     /// Messages a watcher already raised `no_terminal_status` for (raised once per message).
     pub overdue_raised: BTreeSet<MessageId>,
+    /// When the last `webhook_rejections` item was raised (one per burst window).
+    pub rejections_raised_at: Option<Timestamp>,
 }
 
 impl Aggregate for ReviewState {
@@ -319,6 +321,13 @@ impl Aggregate for ReviewState {
                 ..
             } => {
                 self.overdue_raised.insert(*message_id);
+            }
+            ReviewEvent::Raised {
+                reason: ReviewReason::WebhookRejections,
+                at,
+                ..
+            } => {
+                self.rejections_raised_at = Some(*at);
             }
             ReviewEvent::Raised { .. } => {}
         }
@@ -382,6 +391,53 @@ pub fn resolve(
         }));
     }
     Ok(events)
+}
+
+/// What counts as a burst of rejected webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectionBurst {
+    /// At least this many rejections…
+    pub threshold: usize,
+    /// …within this long; at most one item is raised per window.
+    pub window: chrono::Duration,
+}
+
+impl Default for RejectionBurst {
+    fn default() -> Self {
+        RejectionBurst {
+            threshold: 20,
+            window: chrono::Duration::minutes(5),
+        }
+    }
+}
+
+/// A `webhook_rejections` item when at least `burst.threshold` of the rejections at `times`
+/// fall within the window before `now`, unless one was raised within the window already.
+pub fn webhook_rejections(
+    state: &ReviewState,
+    times: &[Timestamp],
+    now: Timestamp,
+    burst: RejectionBurst,
+) -> Option<Event> {
+    if state
+        .rejections_raised_at
+        .is_some_and(|raised| now - raised < burst.window)
+    {
+        return None;
+    }
+    let recent = times.iter().filter(|at| now - **at < burst.window).count();
+    if recent < burst.threshold {
+        return None;
+    }
+    Some(Event::Review(ReviewEvent::Raised {
+        reason: ReviewReason::WebhookRejections,
+        subject: ReviewSubject::default(),
+        detail: format!(
+            "{recent} webhooks rejected in the last {} minutes (a wrong public URL or secret?): see the rejection log",
+            burst.window.num_minutes()
+        ),
+        at: now,
+    }))
 }
 
 /// Whether a message sent at `sent_at` and still without a terminal status at `now` is overdue
@@ -574,6 +630,32 @@ mod tests {
         };
         let state = ReviewState::default().apply(&raised);
         assert_eq!(no_terminal_status(&state, id, at(0), at(600), after), None);
+    }
+
+    #[test]
+    fn a_burst_of_rejections_raises_once_per_window() {
+        let burst = RejectionBurst {
+            threshold: 3,
+            window: chrono::Duration::minutes(5),
+        };
+        let state = ReviewState::default();
+        let two = [at(0), at(1)];
+        assert_eq!(webhook_rejections(&state, &two, at(1), burst), None);
+        let old_and_new = [at(0), at(1), at(7)];
+        assert_eq!(webhook_rejections(&state, &old_and_new, at(7), burst), None);
+        let three = [at(0), at(1), at(2)];
+        let Some(Event::Review(raised)) = webhook_rejections(&state, &three, at(2), burst) else {
+            panic!("a burst");
+        };
+        let state = state.apply(&raised);
+        let more = [at(0), at(1), at(2), at(3)];
+        assert_eq!(
+            webhook_rejections(&state, &more, at(3), burst),
+            None,
+            "once per window"
+        );
+        let later = [at(8), at(9), at(10)];
+        assert!(webhook_rejections(&state, &later, at(10), burst).is_some());
     }
 
     #[test]

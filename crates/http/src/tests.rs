@@ -1419,3 +1419,35 @@ async fn the_review_queue_lists_filters_and_resolves_by_role() {
     .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_burst_of_rejected_webhooks_raises_one_review_item() {
+    let app = app();
+    let threshold = wagate_domain::review::RejectionBurst::default().threshold;
+    for _ in 0..threshold + 3 {
+        let answer = call(
+            &app,
+            twilio(
+                "/webhooks/twilio/inbound",
+                fixture("twilio_inbound_text.form"),
+                Some("bm90IHRoZSBzaWduYXR1cmU="),
+            ),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    }
+    let items = app
+        .hub
+        .review_items(wagate_app::ReviewFilter::default())
+        .await
+        .expect("items");
+    let reasons: Vec<_> = items.iter().map(|item| item.reason.as_str()).collect();
+    assert_eq!(reasons, ["webhook_rejections"]);
+    assert!(
+        items[0]
+            .detail
+            .starts_with(&format!("{threshold} webhooks rejected")),
+        "{}",
+        items[0].detail
+    );
+}
