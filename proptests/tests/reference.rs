@@ -337,6 +337,8 @@ impl Reference {
                     .push((portfolio.clone(), contact.clone(), *at)),
             },
             Event::Message(e) => self.apply_message(e),
+            // The review queue's bookkeeping: no rule reads it.
+            Event::Review(_) => {}
         }
     }
 

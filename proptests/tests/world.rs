@@ -572,6 +572,8 @@ impl World {
                     self.portfolios
                         .insert(e.portfolio().clone(), state.apply(e));
                 }
+                // The review queue's bookkeeping: the world's decisions never read it.
+                Event::Review(_) => {}
             }
         }
     }

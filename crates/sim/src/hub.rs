@@ -179,6 +179,8 @@ impl SimHub {
                 self.portfolios
                     .insert(event.portfolio().clone(), state.apply(event));
             }
+            // The review queue's bookkeeping: no decision the simulator makes reads it.
+            Event::Review(_) => {}
         }
     }
 
