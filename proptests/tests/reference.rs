@@ -339,6 +339,8 @@ impl Reference {
             Event::Message(e) => self.apply_message(e),
             // Provider notices are records for auditors: no rule reads them.
             Event::Provider(_) => {}
+            // The review queue's bookkeeping: no rule reads it.
+            Event::Review(_) => {}
         }
     }
 

@@ -573,6 +573,8 @@ impl World {
                         .insert(e.portfolio().clone(), state.apply(e));
                 }
                 Event::Provider(_) => {}
+                // The review queue's bookkeeping: the world's decisions never read it.
+                Event::Review(_) => {}
             }
         }
     }

@@ -821,3 +821,61 @@ mod tests {
         assert!(serde_json::from_value::<OptOutRequest>(json!({"details": "x"})).is_err());
     }
 }
+
+/// One item of the review queue: something that needs a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewItemView {
+    /// Stable: the log position of the event that raised it.
+    pub id: u64,
+    /// `opt_out_request`, `permanent_failure`, `not_on_whatsapp`, `in_doubt_expired`,
+    /// `retries_exhausted`, `sender_suspended`, `template_not_sendable`, `no_terminal_status`,
+    /// `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`.
+    pub reason: String,
+    /// `open` or `resolved`.
+    pub state: String,
+    /// For people: what happened.
+    pub title: String,
+    /// The contact it is about (E.164 or `bsuid:…`), when it is about one.
+    pub contact: Option<String>,
+    pub message_id: Option<String>,
+    pub sender: Option<String>,
+    pub template: Option<String>,
+    /// The free text, the error, the reason given.
+    pub detail: String,
+    /// RFC 3339.
+    pub raised_at: String,
+    /// What resolving it means.
+    pub resolving: String,
+    /// The decisions that resolve it.
+    pub decisions: Vec<String>,
+    /// Set once resolved.
+    pub resolution: Option<ReviewResolutionView>,
+}
+
+/// How an item was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewResolutionView {
+    pub decision: String,
+    pub note: String,
+    /// The token name that resolved it.
+    pub by: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// `GET /v1/review`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewList {
+    /// Oldest first.
+    pub items: Vec<ReviewItemView>,
+}
+
+/// `POST /v1/review/{id}/resolve`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveReviewRequest {
+    /// `confirm_opt_out` or `dismiss` for an `opt_out_request`; `handled` or `dismiss` otherwise.
+    pub decision: String,
+    #[serde(default)]
+    pub note: String,
+}

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::warn;
 use wagate_domain::{
-    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, SenderState,
-    StreamKey, TemplateState,
+    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, ReviewState,
+    SenderState, StreamKey, TemplateState,
 };
 use wagate_store::{snapshot_forms, EventLog, SnapshotSave};
 
@@ -54,6 +54,7 @@ pub enum Cached {
     Sender(SenderState),
     Template(TemplateState),
     Portfolio(PortfolioState),
+    Review(ReviewState),
 }
 
 macro_rules! stored {
@@ -141,6 +142,7 @@ impl Stored for PortfolioState {
             .ok()
     }
 }
+stored!(ReviewState, Review, Event::Review(inner) => inner);
 
 impl Stored for MessageState {
     fn pick(event: Event) -> Option<MessageEvent> {

@@ -393,6 +393,7 @@ mod tests {
             provider_ref: None,
             status: MessageStatus::Read,
             error_code: None,
+            details: Vec::new(),
             at: at(0),
         }));
         let snapshot = counts.snapshot(at(0), MessagingLimit::Unlimited);

@@ -21,6 +21,9 @@ pub enum AppError {
     Invalid { field: String, reason: String },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// The request contradicts what the log already holds (a review item resolved twice).
+    #[error("conflict: {reason}")]
+    Conflict { reason: String },
     /// The dispatcher asked for something the message's state does not allow.
     #[error("message {message_id} cannot be dispatched now: {reason}")]
     NotClaimable {

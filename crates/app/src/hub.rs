@@ -28,6 +28,7 @@ use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
 use crate::projection::Projection;
 use crate::reads::LoggedEvent;
+use crate::review::ReviewQueue;
 use crate::send_digest;
 use crate::snapshots::Saver;
 use crate::views::{
@@ -68,10 +69,12 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     policy: Policy,
     pub(crate) cache: Cache,
-    locks: StreamLocks,
+    pub(crate) locks: StreamLocks,
     pub(crate) projection: Projection,
     pub(crate) saver: Saver,
     pub(crate) counts: Counts,
+    /// The review queue's projection (`review.rs`), caught up on every read.
+    pub(crate) review: ReviewQueue,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -156,6 +159,7 @@ impl Hub {
                 projection: Projection::default(),
                 saver: Saver::default(),
                 counts: Counts::default(),
+                review: ReviewQueue::default(),
             }),
             actor: None,
         };
@@ -296,7 +300,7 @@ impl Hub {
     }
 
     /// Runs `attempt` until it does not conflict, at most `CONFLICT_ATTEMPTS_MAX` times.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -361,7 +365,7 @@ impl Hub {
     }
 
     /// Appends `events` to the stream they were decided on (read at `version`).
-    async fn commit_simple(
+    pub(crate) async fn commit_simple(
         &self,
         key: StreamKey,
         version: u64,

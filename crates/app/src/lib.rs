@@ -10,28 +10,36 @@
 //! of times. Time comes from a [`Clock`].
 
 mod aggregates;
+mod alerts;
 mod clock;
 mod codec;
 mod counts;
 mod error;
 mod explain;
+mod follower;
 mod hub;
 mod locks;
 mod projection;
 mod reads;
+mod review;
 mod send_digest;
 mod snapshots;
 mod views;
 
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
+pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use counts::{
     FunnelRow, OpsCounts, PortfolioUsage, Stage, FREEFORM, NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
 pub use error::{AppError, Result};
+pub use follower::{
+    Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,
+};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
 pub use projection::ProjectionSizes;
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
+pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};
 pub use snapshots::{OpenStats, SNAPSHOT_EVERY, SNAPSHOT_EVERY_EVENTS};
 pub use views::{
     ClaimedMessage, ContactView, DispatchUpdate, HistoryEntry, Ingested, MessageView, SendAccepted,

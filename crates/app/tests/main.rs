@@ -8,5 +8,6 @@ mod counts;
 mod flow;
 mod idempotency;
 mod identities;
+mod overdue;
 mod snapshots;
 mod webhooks;

@@ -207,6 +207,18 @@ impl HubClient {
         self.check(response, what).await
     }
 
+    /// A GET with a query string.
+    pub async fn get_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        what: &str,
+    ) -> anyhow::Result<Answer> {
+        let url = self.url(segments, query)?;
+        let response = self.send(self.request(Method::GET, url), what).await?;
+        self.check(response, what).await
+    }
+
     pub async fn post<B: Serialize + ?Sized>(
         &self,
         segments: &[&str],

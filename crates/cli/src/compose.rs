@@ -64,3 +64,105 @@ pub async fn close(store: Store) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("a background task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("cannot close the event log: {e}"))
 }
+
+/// The alert outboxes `serve` runs (one per configured sink), and how to stop them.
+#[derive(Debug)]
+pub struct AlertTasks {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), wagate_app::OutboxError>>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// How often the review watcher looks for messages with no settled status.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts an outbox for each sink `settings` configures; `public_url` is the base of the ops
+/// page's links.
+pub fn spawn_alerts(
+    hub: &Hub,
+    settings: &crate::settings::AlertSettings,
+    public_url: &str,
+) -> AlertTasks {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let outbox = wagate_app::OutboxSettings::default();
+    if let Some(url) = &settings.discord_url {
+        let sink = crate::alerts::DiscordSink::new(url.clone(), public_url);
+        tasks.push(tokio::spawn(wagate_app::run_outbox(
+            hub.clone(),
+            sink,
+            outbox,
+            shutdown.clone(),
+        )));
+    }
+    if let Some(webhook) = &settings.webhook {
+        let sink = crate::alerts::SignedWebhookSink::new(
+            webhook.url.clone(),
+            webhook.secret.clone(),
+            public_url,
+        );
+        tasks.push(tokio::spawn(wagate_app::run_outbox(
+            hub.clone(),
+            sink,
+            outbox,
+            shutdown,
+        )));
+    }
+    let watcher = tokio::spawn(watch_overdue(
+        hub.clone(),
+        settings.no_terminal_status_after,
+        stop.subscribe(),
+    ));
+    AlertTasks {
+        stop,
+        tasks,
+        watcher,
+    }
+}
+
+/// Raises `no_terminal_status` items every [`WATCH_EVERY`] until told to stop; a failed sweep
+/// is logged and tried again at the next tick.
+async fn watch_overdue(
+    hub: Hub,
+    after: chrono::TimeDelta,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(WATCH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match hub.raise_overdue(after).await {
+            Ok(raised) if !raised.is_empty() => {
+                tracing::warn!(
+                    items = raised.len(),
+                    "messages with no final status raised for review"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "the no-terminal-status sweep failed"),
+        }
+    }
+}
+
+impl AlertTasks {
+    /// Stops the outboxes (an alert being sent finishes first) and reports how each ended.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.watcher.await {
+            tracing::error!(%error, "review watcher task failed");
+        }
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "alert outbox stopped with an error"),
+                Err(error) => tracing::error!(%error, "alert outbox task failed"),
+            }
+        }
+    }
+}

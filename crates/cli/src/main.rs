@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alerts;
 mod audit;
 mod client;
 mod compose;
@@ -21,6 +22,7 @@ mod import;
 mod ops;
 mod outbound;
 mod rejected;
+mod review;
 mod serve;
 mod settings;
 mod signals;
@@ -96,6 +98,8 @@ enum Command {
     /// Webhooks the hub rejected: verify them again and ingest the genuine ones.
     #[command(subcommand)]
     Webhooks(rejected::WebhooksCommand),
+    /// The review queue: what needs a person; `review resolve ID` resolves an item.
+    Review(review::ReviewArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Webhooks(command) => rejected::run(command).await,
+            Command::Review(args) => review::run(args).await,
         }
     });
     match result {

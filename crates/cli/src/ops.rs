@@ -269,11 +269,11 @@ pub enum SendersCommand {
 
 // ---------------------------------------------------------------------------------------------
 
-fn client(common: &Common) -> anyhow::Result<HubClient> {
+pub(crate) fn client(common: &Common) -> anyhow::Result<HubClient> {
     HubClient::from_args(&common.hub)
 }
 
-fn typed<T: DeserializeOwned>(body: Value, what: &str) -> anyhow::Result<T> {
+pub(crate) fn typed<T: DeserializeOwned>(body: Value, what: &str) -> anyhow::Result<T> {
     serde_json::from_value(body)
         .with_context(|| format!("the hub's answer to {what} is not what this wagate expects"))
 }
@@ -299,7 +299,7 @@ fn refused(refusal: &Refused, json: bool) -> ExitCode {
 }
 
 /// The body of a 2xx answer; a 422 where none is expected is an error.
-fn expect_ok(answer: Answer, what: &str) -> anyhow::Result<Value> {
+pub(crate) fn expect_ok(answer: Answer, what: &str) -> anyhow::Result<Value> {
     match answer {
         Answer::Ok(body) => Ok(body),
         Answer::Refused(refusal) => bail!(
@@ -311,7 +311,7 @@ fn expect_ok(answer: Answer, what: &str) -> anyhow::Result<Value> {
 }
 
 /// Prints `text` or, with --json, the body.
-fn output(
+pub(crate) fn output(
     common: &Common,
     body: &Value,
     text: impl FnOnce() -> anyhow::Result<String>,

@@ -153,6 +153,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
         }))
     };
+    // The alert outboxes: stopped with the dispatcher, before the log closes.
+    let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
     let mut log_failure = server.hub().log_failure();
@@ -180,6 +182,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let _ = stop_dispatch.send(true);
+        alerts.stop().await;
         if let Some(dispatcher) = dispatcher {
             match dispatcher.await {
                 Ok(Ok(report)) => tracing::info!(?report, "dispatcher stopped"),

@@ -8,6 +8,7 @@ use crate::classify::{ProviderKind, Retry};
 use crate::ids::{
     ContactId, MessageId, PortfolioId, ProviderMessageRef, TemplateId, WhatsAppAddress, Workflow,
 };
+use crate::review::{ReviewDecision, ReviewReason, ReviewSubject};
 use crate::rules::RuleId;
 use crate::status::MessageStatus;
 use crate::Timestamp;
@@ -532,6 +533,28 @@ pub enum ProviderEvent {
     },
 }
 
+/// The review queue's own facts (stream `review`): items only wagate's watchers notice, and
+/// every resolution (who resolved it is the event's actor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewEvent {
+    /// Something no other event says (a message with no terminal status, silent or rejected
+    /// webhooks, a failing alert endpoint), raised for a person.
+    Raised {
+        reason: ReviewReason,
+        subject: ReviewSubject,
+        detail: String,
+        at: Timestamp,
+    },
+    /// A person resolved item `item` (the log position of the event that raised it).
+    Resolved {
+        item: u64,
+        reason: ReviewReason,
+        decision: ReviewDecision,
+        note: String,
+        at: Timestamp,
+    },
+}
+
 impl ProviderEvent {
     pub fn subject(&self) -> &str {
         match self {
@@ -546,9 +569,23 @@ impl ProviderEvent {
     }
 }
 
+impl ReviewEvent {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::Raised { at, .. } | Self::Resolved { at, .. } => *at,
+        }
+    }
+}
+
 impl From<ProviderEvent> for Event {
     fn from(event: ProviderEvent) -> Self {
         Self::Provider(event)
+    }
+}
+
+impl From<ReviewEvent> for Event {
+    fn from(event: ReviewEvent) -> Self {
+        Self::Review(event)
     }
 }
 
@@ -560,6 +597,7 @@ pub enum Event {
     Template(TemplateEvent),
     Portfolio(PortfolioEvent),
     Provider(ProviderEvent),
+    Review(ReviewEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -574,6 +612,9 @@ pub enum StreamKey {
     ProviderMessage(ProviderMessageRef),
     /// A provider's notices about one account (`provider:meta:<waba id>`).
     Provider(String),
+    /// The review queue's resolutions and watcher-raised items: one stream, so resolutions of
+    /// the same item conflict instead of both landing.
+    Review,
 }
 
 impl fmt::Display for StreamKey {
@@ -586,6 +627,7 @@ impl fmt::Display for StreamKey {
             Self::Portfolio(id) => write!(f, "portfolio:{id}"),
             Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
             Self::Provider(subject) => write!(f, "provider:{subject}"),
+            Self::Review => f.write_str("review:queue"),
         }
     }
 }
@@ -606,6 +648,7 @@ impl Event {
             Self::Template(event) => StreamKey::Template(event.template().clone()),
             Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
             Self::Provider(event) => StreamKey::Provider(event.subject().to_owned()),
+            Self::Review(_) => StreamKey::Review,
         }
     }
 
@@ -617,6 +660,7 @@ impl Event {
             Self::Template(event) => event.at(),
             Self::Portfolio(event) => event.at(),
             Self::Provider(event) => event.at(),
+            Self::Review(event) => event.at(),
         }
     }
 
@@ -668,6 +712,10 @@ impl Event {
             },
             Self::Provider(event) => match event {
                 ProviderEvent::NoticeReceived { .. } => EventType::ProviderNoticeReceived,
+            },
+            Self::Review(event) => match event {
+                ReviewEvent::Raised { .. } => EventType::ReviewRaised,
+                ReviewEvent::Resolved { .. } => EventType::ReviewResolved,
             },
         }
     }
@@ -864,6 +912,8 @@ event_types! {
     IdentityLinked,
     GroupMessageReceived,
     ProviderNoticeReceived,
+    ReviewRaised,
+    ReviewResolved,
 }
 
 impl std::fmt::Display for EventType {

@@ -22,6 +22,7 @@ pub mod message;
 pub mod open_intent;
 pub mod policy;
 pub mod portfolio;
+pub mod review;
 pub mod rules;
 pub mod sender;
 pub mod status;
@@ -37,7 +38,7 @@ pub use decide::CommandError;
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,
-    ProviderEvent, SenderEvent, StreamKey, TemplateCategory, TemplateEvent,
+    ProviderEvent, ReviewEvent, SenderEvent, StreamKey, TemplateCategory, TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{
@@ -48,6 +49,7 @@ pub use message::{DispatchPhase, Intent, MessageContent, MessageState, StatusObs
 pub use open_intent::OpenIntent;
 pub use policy::Policy;
 pub use portfolio::PortfolioState;
+pub use review::{Raise, ReviewDecision, ReviewError, ReviewReason, ReviewState, ReviewSubject};
 pub use rules::{Refusal, RuleId};
 pub use sender::SenderState;
 pub use status::MessageStatus;

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry,
+    ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::ExportedEvent;
@@ -443,6 +444,26 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             subject: p.text("subject")?,
             kind: p.text("kind")?,
             details: p.pairs("details")?,
+            at: at()?,
+        }
+        .into(),
+        "ReviewRaised" => ReviewEvent::Raised {
+            reason: p.id("reason", ReviewReason::parse)?,
+            subject: ReviewSubject {
+                contact: p.optional("contact", ContactId::parse)?,
+                message_id: p.optional("message_id", MessageId::parse)?,
+                sender: p.optional("sender", WhatsAppAddress::parse)?,
+                template: p.optional("template", TemplateId::parse)?,
+            },
+            detail: p.text("detail")?,
+            at: at()?,
+        }
+        .into(),
+        "ReviewResolved" => ReviewEvent::Resolved {
+            item: p.number("item")?,
+            reason: p.id("reason", ReviewReason::parse)?,
+            decision: p.id("decision", ReviewDecision::parse)?,
+            note: p.text("note")?,
             at: at()?,
         }
         .into(),

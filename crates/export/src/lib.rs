@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
     ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
-    ProviderEvent, Retry, SenderEvent, TemplateEvent, Timestamp,
+    ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
 
@@ -359,6 +359,31 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             "provider": provider.as_str(), "subject": subject, "kind": kind,
             "details": details, "at": time(*at),
         }),
+        Event::Review(event) => match event {
+            ReviewEvent::Raised {
+                reason,
+                subject,
+                detail,
+                at,
+            } => json!({
+                "reason": reason.as_str(),
+                "contact": subject.contact.as_ref().map(ToString::to_string),
+                "message_id": subject.message_id.as_ref().map(ToString::to_string),
+                "sender": subject.sender.as_ref().map(ToString::to_string),
+                "template": subject.template.as_ref().map(|t| t.as_str()),
+                "detail": detail, "at": time(*at),
+            }),
+            ReviewEvent::Resolved {
+                item,
+                reason,
+                decision,
+                note,
+                at,
+            } => json!({
+                "item": item, "reason": reason.as_str(), "decision": decision.as_str(),
+                "note": note, "at": time(*at),
+            }),
+        },
     })
 }
 

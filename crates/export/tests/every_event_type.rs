@@ -11,8 +11,8 @@ use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    Retry, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress,
-    Workflow,
+    Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_export::ExportedEvent;
 use wagate_store::persisted;
@@ -197,6 +197,24 @@ fn sample(event_type: EventType) -> Event {
         EventType::SenderAuthorized => SenderEvent::Authorized {
             sender,
             by: "operator".into(),
+            at,
+        }
+        .into(),
+        EventType::ReviewRaised => ReviewEvent::Raised {
+            reason: ReviewReason::NoTerminalStatus,
+            subject: ReviewSubject {
+                message_id: Some(message_id),
+                ..ReviewSubject::default()
+            },
+            detail: "no final status 61 minutes after it was sent".into(),
+            at,
+        }
+        .into(),
+        EventType::ReviewResolved => ReviewEvent::Resolved {
+            item: 42,
+            reason: ReviewReason::OptOutRequest,
+            decision: ReviewDecision::ConfirmOptOut,
+            note: "asked us to stop by email".into(),
             at,
         }
         .into(),

@@ -50,6 +50,8 @@ pub enum ApiError {
         message: String,
     },
     NotFound(String),
+    /// 409 `conflict`: the request contradicts the log (a review item already resolved).
+    Conflict(String),
     NotClaimable {
         message: String,
         phase: Option<Phase>,
@@ -83,6 +85,7 @@ impl ApiError {
             Self::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotClaimable { .. } => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::WrongRole { .. } => StatusCode::FORBIDDEN,
@@ -136,6 +139,7 @@ impl ApiError {
                 )
             },
             Self::NotFound(message) => plain("not_found", message),
+            Self::Conflict(message) => plain("conflict", message),
             Self::NotClaimable { message, phase } => ErrorDetail {
                 phase,
                 ..plain("not_claimable", message)
@@ -203,6 +207,7 @@ impl From<AppError> for ApiError {
                 field,
             },
             AppError::NotFound { what } => Self::NotFound(format!("{what} not found")),
+            AppError::Conflict { reason } => Self::Conflict(reason),
             error @ AppError::NotClaimable { .. } => Self::NotClaimable {
                 message: error.to_string(),
                 phase: None,

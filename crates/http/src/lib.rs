@@ -31,6 +31,7 @@ pub mod openapi;
 mod ops;
 #[cfg(test)]
 mod readyz_tests;
+pub mod review;
 mod routes;
 mod server;
 mod settings;

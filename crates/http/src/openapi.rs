@@ -48,6 +48,7 @@ const TAGS: &[(&str, &str)] = &[
         "For a dispatcher running as its own process (`wagate dispatch --hub URL`).",
     ),
     ("feed", "The log as NDJSON."),
+    ("review", "The review queue: what needs a person."),
     ("ops", "Health and metrics."),
 ];
 
@@ -60,6 +61,7 @@ enum Failure {
     NotFound,
     NotClaimable,
     IdempotencyKeyReused,
+    Conflict,
     Timeout,
     TooLarge,
     Refused,
@@ -68,13 +70,14 @@ enum Failure {
 }
 
 impl Failure {
-    const ALL: [Failure; 11] = [
+    const ALL: [Failure; 12] = [
         Self::Invalid,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
         Self::NotClaimable,
         Self::IdempotencyKeyReused,
+        Self::Conflict,
         Self::Timeout,
         Self::TooLarge,
         Self::Refused,
@@ -88,7 +91,7 @@ impl Failure {
             Self::Unauthorized => "401",
             Self::Forbidden => "403",
             Self::NotFound => "404",
-            Self::NotClaimable | Self::IdempotencyKeyReused => "409",
+            Self::NotClaimable | Self::IdempotencyKeyReused | Self::Conflict => "409",
             Self::Timeout => "408",
             Self::TooLarge => "413",
             Self::Refused => "422",
@@ -106,6 +109,7 @@ impl Failure {
             Self::NotFound => "NotFound",
             Self::NotClaimable => "NotClaimable",
             Self::IdempotencyKeyReused => "IdempotencyKeyReused",
+            Self::Conflict => "Conflict",
             Self::Timeout => "Timeout",
             Self::TooLarge => "TooLarge",
             Self::Refused => "Refused",
@@ -122,6 +126,7 @@ impl Failure {
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
+            Self::Conflict => "The request contradicts the log (`error.code` `conflict`): the review item is already resolved.",
             Self::Timeout => "The request (its body included) was not complete within the hub's request timeout (WAGATE_REQUEST_TIMEOUT_SECONDS, default 30); it may or may not have been recorded, so retry it (webhooks are de-duplicated; a send retried with the same `Idempotency-Key` is not sent twice).",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
             Self::Refused => "A compliance rule forbids it; `error.rule` names the rule, `error.also_broken` the others.",
@@ -761,6 +766,52 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
             ),
         )
         .fails([Failure::Internal]),
+        ("GET", "/v1/review") => Spec::new(
+            "review_items",
+            "review",
+            "The review queue, oldest first",
+        )
+        .parameters([
+            parameter(
+                "state",
+                ParameterIn::Query,
+                false,
+                "Only items in this state.",
+                string().enum_values(Some(["open", "resolved"])),
+            ),
+            parameter(
+                "reason",
+                ParameterIn::Query,
+                false,
+                "Only items raised for this reason.",
+                string().enum_values(Some(
+                    wagate_domain::ReviewReason::ALL.map(|reason| reason.as_str()),
+                )),
+            ),
+        ])
+        .answers("200", json("OK", schemas.json::<api::ReviewList>()))
+        .fails([Invalid])
+        .fails(HUB),
+        ("POST", "/v1/review/{id}/resolve") => Spec::new(
+            "resolve_review_item",
+            "review",
+            "Resolve a review item (recorded with who and when)",
+        )
+        .parameters([parameter(
+            "id",
+            ParameterIn::Path,
+            true,
+            "The item's id.",
+            count(),
+        )])
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::ResolveReviewRequest>(),
+        ))
+        .answers("200", json("The resolved item.", schemas.json::<api::ReviewItemView>()))
+        .fails([Invalid, NotFound, Conflict, TooLarge])
+        .fails(HUB),
         ("GET", "/v1/events") => {
             schemas.0.insert(
                 api::EXPORTED_EVENT.into(),

@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, dispatch, feed, webhooks};
+use crate::{commands, dispatch, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,8 @@ const SENDERS: Access = Access::Roles(&[Role::Agent, Role::Operator]);
 const EXPLAINERS: Access = Access::Roles(&[Role::Auditor, Role::Agent, Role::Operator]);
 /// The dispatcher's work: pending, claim, outcome, expire-in-doubt.
 const DISPATCHER: Access = Access::Roles(&[Role::Dispatcher]);
+/// The review queue: the people who look at it (the agent and the dispatcher are programs).
+const REVIEWERS: Access = Access::Roles(&[Role::Auditor, Role::Operator]);
 /// Facts only a person may record: consent, templates, senders, limits.
 const OPERATOR: Access = Access::Roles(&[Role::Operator]);
 
@@ -113,6 +115,8 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     ),
     (Method::GET, "/v1/events", OBSERVERS),
     (Method::POST, "/v1/webhooks/retry-rejected", OPERATOR),
+    (Method::GET, "/v1/review", REVIEWERS),
+    (Method::POST, "/v1/review/{id}/resolve", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -144,6 +148,8 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/portfolios/{portfolio}/messaging-limit") => post(commands::messaging_limit),
         ("GET", "/v1/events") => get(feed::events),
         ("POST", "/v1/webhooks/retry-rejected") => post(webhooks::retry_rejected),
+        ("GET", "/v1/review") => get(review::list),
+        ("POST", "/v1/review/{id}/resolve") => post(review::resolve),
         _ => return None,
     };
     Some(route)

@@ -45,6 +45,9 @@ struct Inner {
     ops_sessions: Sessions,
     shutdown: watch::Receiver<bool>,
     mode: &'static str,
+    /// When the most recent webhooks were rejected (at most a burst's threshold of them), for
+    /// the review queue's `webhook_rejections`.
+    rejections: parking_lot::Mutex<std::collections::VecDeque<wagate_domain::Timestamp>>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
                 ops_sessions: Sessions::default(),
                 shutdown,
                 mode: if sandbox { "sandbox" } else { "providers" },
+                rejections: parking_lot::Mutex::default(),
             }),
         }
     }
@@ -89,6 +93,21 @@ impl AppState {
 
     pub(crate) fn audit(&self) -> &WebhookAudit {
         &self.inner.audit
+    }
+
+    /// Notes a rejected webhook at `at` and answers the recent rejection times (at most
+    /// `keep`, oldest first).
+    pub(crate) fn note_rejection(
+        &self,
+        at: wagate_domain::Timestamp,
+        keep: usize,
+    ) -> Vec<wagate_domain::Timestamp> {
+        let mut times = self.inner.rejections.lock();
+        times.push_back(at);
+        while times.len() > keep.max(1) {
+            times.pop_front();
+        }
+        times.iter().copied().collect()
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

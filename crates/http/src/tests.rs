@@ -1139,6 +1139,7 @@ async fn the_roles_are_the_issues_roles() {
         (Method::POST, "/v1/senders/{address}/authorize"),
         (Method::POST, "/v1/senders/{address}/suspend"),
         (Method::POST, "/v1/portfolios/{portfolio}/messaging-limit"),
+        (Method::POST, "/v1/review/{id}/resolve"),
     ] {
         assert_eq!(allowed(method, route), vec![Operator], "{route}");
     }
@@ -1345,6 +1346,113 @@ async fn a_batch_with_several_unusable_items_is_logged_once() {
         .collect();
     let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body);
     assert_eq!(raw.matches(&encoded).count(), 1, "the body is written once");
+}
+
+#[tokio::test]
+async fn the_review_queue_lists_filters_and_resolves_by_role() {
+    let app = app();
+    ready(&app).await;
+    app.hub
+        .request_review(
+            wagate_domain::decide::RequestReview {
+                contact: wagate_domain::ContactId::parse("+41790000001").expect("contact"),
+                text: "please stop messaging me".into(),
+                reason: "free_text_opt_out".into(),
+            },
+            "review-test",
+        )
+        .await
+        .expect("review requested");
+    let list = call(
+        &app,
+        api_as(Role::Operator, Method::GET, "/v1/review?state=open", None),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    let items = list.json()["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["reason"], "opt_out_request");
+    assert_eq!(items[0]["state"], "open");
+    assert_eq!(items[0]["contact"], "+41790000001");
+    let id = items[0]["id"].as_u64().expect("id");
+    let path = format!("/v1/review/{id}/resolve");
+    let body = json!({"decision": "confirm_opt_out", "note": "called back"});
+    let agent = call(
+        &app,
+        api_as(Role::Agent, Method::POST, &path, Some(body.clone())),
+    )
+    .await;
+    assert_eq!(agent.status, StatusCode::FORBIDDEN);
+    let bad = call(
+        &app,
+        api_as(
+            Role::Operator,
+            Method::POST,
+            &path,
+            Some(json!({"decision": "maybe", "note": ""})),
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json()["error"]["field"], "decision");
+    let resolved = call(
+        &app,
+        api_as(Role::Operator, Method::POST, &path, Some(body.clone())),
+    )
+    .await;
+    assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.text());
+    assert_eq!(resolved.json()["state"], "resolved");
+    assert_eq!(resolved.json()["resolution"]["by"], "test-operator");
+    let again = call(
+        &app,
+        api_as(Role::Operator, Method::POST, &path, Some(body)),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let open = call(
+        &app,
+        api_as(Role::Auditor, Method::GET, "/v1/review?state=open", None),
+    )
+    .await;
+    assert_eq!(open.json()["items"], json!([]));
+    let unknown = call(
+        &app,
+        api_as(Role::Auditor, Method::GET, "/v1/review?reason=bogus", None),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_burst_of_rejected_webhooks_raises_one_review_item() {
+    let app = app();
+    let threshold = wagate_domain::review::RejectionBurst::default().threshold;
+    for _ in 0..threshold + 3 {
+        let answer = call(
+            &app,
+            twilio(
+                "/webhooks/twilio/inbound",
+                fixture("twilio_inbound_text.form"),
+                Some("bm90IHRoZSBzaWduYXR1cmU="),
+            ),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    }
+    let items = app
+        .hub
+        .review_items(wagate_app::ReviewFilter::default())
+        .await
+        .expect("items");
+    let reasons: Vec<_> = items.iter().map(|item| item.reason.as_str()).collect();
+    assert_eq!(reasons, ["webhook_rejections"]);
+    assert!(
+        items[0]
+            .detail
+            .starts_with(&format!("{threshold} webhooks rejected")),
+        "{}",
+        items[0].detail
+    );
 }
 
 mod ops_page;

@@ -91,6 +91,14 @@ async fn audit(state: &AppState, raw: &Raw, status: StatusCode, notes: Vec<Note>
     if let Err(error) = state.audit().record(entry).await {
         tracing::error!(%error, route = raw.route, "cannot write the webhook rejection log");
     }
+    // A burst (a wrong public URL makes every signature fail) needs a person: the review queue.
+    let burst = wagate_domain::review::RejectionBurst::default();
+    let times = state.note_rejection(state.hub().now(), burst.threshold);
+    if times.len() >= burst.threshold {
+        if let Err(error) = state.hub().raise_rejection_burst(&times, burst).await {
+            tracing::warn!(%error, "cannot raise the webhook rejection burst for review");
+        }
+    }
 }
 
 /// Audits a rejected request and answers it.

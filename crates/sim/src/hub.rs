@@ -181,6 +181,8 @@ impl SimHub {
             }
             // Recorded for auditors; no aggregate folds them.
             Event::Provider(_) => {}
+            // The review queue's bookkeeping: no decision the simulator makes reads it.
+            Event::Review(_) => {}
         }
     }
 

@@ -19,8 +19,9 @@ use uuid::Uuid;
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry,
+    ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -71,7 +72,8 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 27] = [
+
+pub const EVENT_TYPES: [&str; 29] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -99,6 +101,8 @@ pub const EVENT_TYPES: [&str; 27] = [
     "IdentityLinked",
     "GroupMessageReceived",
     "ProviderNoticeReceived",
+    "ReviewRaised",
+    "ReviewResolved",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -570,6 +574,32 @@ struct RecipientReachedV1 {
     at_ns: i64,
 }
 
+/// What a review item is about, each part when known.
+#[derive(Serialize, Deserialize)]
+struct ReviewSubjectV1 {
+    contact: Option<String>,
+    message_id: Option<[u8; 16]>,
+    sender: Option<String>,
+    template: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReviewRaisedV1 {
+    reason: String,
+    subject: ReviewSubjectV1,
+    detail: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReviewResolvedV1 {
+    item: u64,
+    reason: String,
+    decision: String,
+    note: String,
+    at_ns: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -813,6 +843,37 @@ fn encode_payload(event: &Event) -> Vec<u8> {
             details: details.clone(),
             at_ns: ns(*at),
         }),
+        Event::Review(event) => match event {
+            ReviewEvent::Raised {
+                reason,
+                subject,
+                detail,
+                at,
+            } => bytes(&ReviewRaisedV1 {
+                reason: reason.as_str().to_owned(),
+                subject: ReviewSubjectV1 {
+                    contact: subject.contact.as_ref().map(ToString::to_string),
+                    message_id: subject.message_id.as_ref().map(id),
+                    sender: subject.sender.as_ref().map(ToString::to_string),
+                    template: subject.template.as_ref().map(ToString::to_string),
+                },
+                detail: detail.clone(),
+                at_ns: ns(*at),
+            }),
+            ReviewEvent::Resolved {
+                item,
+                reason,
+                decision,
+                note,
+                at,
+            } => bytes(&ReviewResolvedV1 {
+                item: *item,
+                reason: reason.as_str().to_owned(),
+                decision: decision.as_str().to_owned(),
+                note: note.clone(),
+                at_ns: ns(*at),
+            }),
+        },
     }
 }
 
@@ -1288,6 +1349,51 @@ impl Reader<'_> {
                     portfolio: self.portfolio(&m.portfolio)?,
                     contact: self.contact(&m.contact)?,
                     message_id: self.message_id(m.message_id)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ReviewRaised" => {
+                let m: ReviewRaisedV1 = self.mirror()?;
+                ReviewEvent::Raised {
+                    reason: self.known("review reason", &m.reason, ReviewReason::parse)?,
+                    subject: ReviewSubject {
+                        contact: m
+                            .subject
+                            .contact
+                            .as_deref()
+                            .map(|c| self.contact(c))
+                            .transpose()?,
+                        message_id: m
+                            .subject
+                            .message_id
+                            .map(|raw| self.message_id(raw))
+                            .transpose()?,
+                        sender: m
+                            .subject
+                            .sender
+                            .as_deref()
+                            .map(|s| self.address(s))
+                            .transpose()?,
+                        template: m
+                            .subject
+                            .template
+                            .as_deref()
+                            .map(|t| self.template(t))
+                            .transpose()?,
+                    },
+                    detail: m.detail,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ReviewResolved" => {
+                let m: ReviewResolvedV1 = self.mirror()?;
+                ReviewEvent::Resolved {
+                    item: m.item,
+                    reason: self.known("review reason", &m.reason, ReviewReason::parse)?,
+                    decision: self.known("review decision", &m.decision, ReviewDecision::parse)?,
+                    note: m.note,
                     at: self.at(m.at_ns),
                 }
                 .into()

@@ -16,8 +16,8 @@ use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    Refusal, Retry, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
-    WhatsAppAddress, Workflow,
+    Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
+    TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, RequestDigest, SendResult, StoredSend};
@@ -226,6 +226,24 @@ fn golden_samples() -> Vec<Event> {
         Event::Sender(SenderEvent::Suspended {
             sender: sender(),
             reason: "twilio 63007: sender not found".into(),
+            at: t,
+        }),
+        Event::Review(ReviewEvent::Raised {
+            reason: ReviewReason::AlertDeliveryFailed,
+            subject: ReviewSubject {
+                contact: Some(contact()),
+                message_id: Some(message_id()),
+                sender: Some(sender()),
+                template: Some(template()),
+            },
+            detail: "discord answered 404 three times".into(),
+            at: t,
+        }),
+        Event::Review(ReviewEvent::Resolved {
+            item: 7,
+            reason: ReviewReason::OptOutRequest,
+            decision: ReviewDecision::ConfirmOptOut,
+            note: "wrote \"bitte nicht mehr\"".into(),
             at: t,
         }),
         Event::Template(TemplateEvent::Registered {

@@ -626,6 +626,9 @@ impl Auditor {
             }
             "UnmatchedStatusReceived" => self.summary.unmatched_statuses += 1,
             "MessagingLimitChanged" | "RecipientReached" => self.portfolio_event(&event),
+            // The review queue's bookkeeping: no compliance rule reads it (a confirmed opt-out is
+            // its own `OptedOut`, checked above).
+            "ReviewRaised" | "ReviewResolved" => {}
             other => {
                 *self
                     .summary

@@ -7,6 +7,7 @@
 //! The libraries take ready-made values: `wagate-http` gets a
 //! [`HttpSettings`](wagate_http::HttpSettings), the dispatcher its providers and hub client.
 
+mod alerts;
 mod dispatch;
 mod error;
 mod file;
@@ -18,6 +19,7 @@ mod serve;
 mod sources;
 mod tokens;
 
+pub use alerts::AlertSettings;
 pub use dispatch::{DispatchConfig, DispatchFlags, DispatchProviders};
 pub use error::ConfigError;
 pub use op::OpCli;
@@ -41,6 +43,7 @@ pub mod env {
     pub const WINDOW_MARGIN_SECONDS: &str = "WAGATE_WINDOW_MARGIN_SECONDS";
     pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";
     pub const WEBHOOK_DEDUP_DAYS: &str = "WAGATE_WEBHOOK_DEDUP_DAYS";
+    pub const IN_DOUBT_TIMEOUT_SECONDS: &str = "WAGATE_IN_DOUBT_TIMEOUT_SECONDS";
     // `serve`'s connection limits (see settings/limits.rs).
     pub const HEADER_READ_TIMEOUT_SECONDS: &str = "WAGATE_HEADER_READ_TIMEOUT_SECONDS";
     pub const BODY_READ_TIMEOUT_SECONDS: &str = "WAGATE_BODY_READ_TIMEOUT_SECONDS";
@@ -53,6 +56,11 @@ pub mod env {
     pub const REJECTED_SEGMENT_MIB: &str = "WAGATE_REJECTED_SEGMENT_MIB";
     pub const REJECTED_MAX_MIB: &str = "WAGATE_REJECTED_MAX_MIB";
     pub const REJECTED_RETENTION_DAYS: &str = "WAGATE_REJECTED_RETENTION_DAYS";
+    // `serve`'s alerts (see settings/alerts.rs).
+    pub const DISCORD_WEBHOOK_URL: &str = "WAGATE_DISCORD_WEBHOOK_URL";
+    pub const ALERT_WEBHOOK_URL: &str = "WAGATE_ALERT_WEBHOOK_URL";
+    pub const ALERT_WEBHOOK_SECRET: &str = "WAGATE_ALERT_WEBHOOK_SECRET";
+    pub const NO_TERMINAL_STATUS_MINUTES: &str = "WAGATE_NO_TERMINAL_STATUS_MINUTES";
 }
 
 #[cfg(test)]

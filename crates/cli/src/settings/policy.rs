@@ -121,3 +121,18 @@ pub(super) fn webhook_dedup(
     }
     Ok(TimeDelta::days(days))
 }
+
+/// `WAGATE_IN_DOUBT_TIMEOUT_SECONDS`: how long a claim may stay without an outcome or callback
+/// before it expires in doubt (for a person: the review queue's `in_doubt_expired`). Default 15 min.
+pub(super) fn in_doubt_timeout(raw: Option<String>) -> Result<Option<TimeDelta>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(seconds) if (1..=86_400).contains(&seconds) => Ok(Some(TimeDelta::seconds(seconds))),
+        _ => Err(ConfigError::Invalid {
+            setting: env::IN_DOUBT_TIMEOUT_SECONDS.into(),
+            reason: format!("{raw:?} is not a whole number of seconds between 1 and 86400"),
+        }),
+    }
+}

@@ -114,6 +114,8 @@ pub struct ServeConfig {
     /// The webhook rejection log's directory (never inside `data_dir`) and bounds.
     pub rejected_dir: PathBuf,
     pub rejected: RejectionLimits,
+    /// Where alerts go (none: the review queue only).
+    pub alerts: super::AlertSettings,
 }
 
 impl ServeConfig {
@@ -170,11 +172,16 @@ impl ServeConfig {
                 sources.env(env::WEBHOOK_DEDUP_DAYS),
                 file.webhook_dedup_days,
             )?,
+            in_doubt_timeout: super::policy::in_doubt_timeout(
+                sources.env(env::IN_DOUBT_TIMEOUT_SECONDS),
+            )?
+            .unwrap_or(policy.in_doubt_timeout),
             ..policy
         };
 
         let limits = super::limits::limits(&sources)?;
         let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
+        let alerts = super::alerts::alerts(&sources)?;
 
         let mut generated = Vec::new();
         let live =
@@ -242,6 +249,7 @@ impl ServeConfig {
             limits,
             rejected_dir,
             rejected,
+            alerts,
         })
     }
 

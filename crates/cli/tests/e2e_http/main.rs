@@ -14,6 +14,7 @@ mod limits;
 mod ops_browser;
 mod provider_values;
 mod rejected;
+mod review_alerts;
 mod roles;
 mod rules;
 mod snapshot;
