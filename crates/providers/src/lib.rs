@@ -21,6 +21,7 @@ pub mod meta;
 pub mod sandbox;
 mod secret;
 mod send;
+pub mod templates;
 pub mod twilio;
 
 pub use error::{ParseError, SignatureError};

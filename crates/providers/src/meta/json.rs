@@ -32,6 +32,11 @@ impl<'a> Node<'a> {
         Self { value, path: "" }
     }
 
+    /// The JSON under this node, for parsers that read it whole.
+    pub(crate) fn json(&self) -> &'a Value {
+        self.value
+    }
+
     pub(crate) fn child_path(&self, name: &str) -> String {
         if self.path.is_empty() {
             name.to_owned()

@@ -4,6 +4,7 @@
 pub mod client;
 mod json;
 pub mod signature;
+pub mod template_notice;
 pub mod verify;
 pub mod webhook;
 

@@ -34,6 +34,10 @@ pub struct MetaWebhook {
     /// `field` values of changes this crate does not handle (e.g.
     /// `message_template_status_update`), in payload order.
     pub ignored_fields: Vec<String>,
+    /// Template status, quality and category changes
+    /// (`message_template_status_update`, `message_template_quality_update`,
+    /// `template_category_update`), in payload order.
+    pub templates: Vec<super::template_notice::TemplateNotice>,
 }
 
 /// Parses a webhook body. Verify the signature on the same bytes first.
@@ -79,6 +83,10 @@ fn parse_change(
     out: &mut MetaWebhook,
 ) -> Result<(), ParseError> {
     let field = change.req_str("field")?;
+    if let Some(result) = super::template_notice::parse(field, change) {
+        out.templates.push(result?);
+        return Ok(());
+    }
     match field {
         "messages" | "user_preferences" => {}
         other => {
