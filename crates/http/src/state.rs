@@ -43,6 +43,7 @@ struct Inner {
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
     mode: &'static str,
+    templates: wagate_providers::templates::TemplateClients,
 }
 
 impl AppState {
@@ -55,6 +56,27 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         sandbox: bool,
     ) -> Self {
+        Self::with_templates(
+            hub,
+            tokens,
+            keys,
+            audit,
+            shutdown,
+            sandbox,
+            Default::default(),
+        )
+    }
+
+    /// [`AppState::new`] with the providers' template APIs.
+    pub fn with_templates(
+        hub: Hub,
+        tokens: Vec<ApiToken>,
+        keys: WebhookKeys,
+        audit: WebhookAudit,
+        shutdown: watch::Receiver<bool>,
+        sandbox: bool,
+        templates: wagate_providers::templates::TemplateClients,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 hub,
@@ -64,6 +86,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 shutdown,
                 mode: if sandbox { "sandbox" } else { "providers" },
+                templates,
             }),
         }
     }
@@ -91,6 +114,11 @@ impl AppState {
 
     pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
+    }
+
+    /// The providers' template APIs.
+    pub fn templates(&self) -> &wagate_providers::templates::TemplateClients {
+        &self.inner.templates
     }
 
     pub(crate) fn mode(&self) -> &'static str {
