@@ -1297,13 +1297,15 @@ pub struct CreateTemplate {
 }
 
 /// Records a created template once: a second creation under the same id is a conflict (the
-/// provider gave the same id twice, or a Meta name and language that already exist).
+/// provider gave the same id twice, or a Meta name and language that already exist). A template
+/// the status sync imported meanwhile (registered between the provider's answer and this
+/// record) gets its full definition now.
 pub fn create_template(
     state: &TemplateState,
     command: &CreateTemplate,
     now: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
-    if state.definition.is_some() {
+    if state.created.is_some() {
         return Err(CommandError::Conflict {
             reason: format!("template {} already exists", command.template),
         });

@@ -125,7 +125,7 @@ pub(crate) async fn create(
         // Meta knows a template by name and language: refuse a duplicate before asking Meta.
         let id = TemplateId::meta(&request.name, &request.language)
             .map_err(|e| ApiError::invalid("name", e.to_string()))?;
-        if hub.template(&id)?.state.definition.is_some() {
+        if hub.template(&id)?.state.created.is_some() {
             return Err(ApiError::Conflict(format!("template {id} already exists")));
         }
     }

@@ -183,6 +183,39 @@ fn creation_records_the_definition_and_the_providers_answer() {
 }
 
 #[test]
+fn a_template_the_sync_imported_meanwhile_gets_its_definition() {
+    let id = TemplateId::meta("listing_update", "de").expect("id");
+    let imported = decide::register_template(
+        &TemplateState::default(),
+        &decide::RegisterTemplate {
+            template: id.clone(),
+            name: "listing_update".into(),
+            language: "de".into(),
+            category: crate::events::TemplateCategory::Marketing,
+            placeholders: Vec::new(),
+        },
+        now(),
+    )
+    .expect("registered");
+    let state = apply_all(TemplateState::default(), &imported);
+    let command = CreateTemplate {
+        template: id,
+        provider: ProviderKind::Meta,
+        provider_ref: "1".into(),
+        name: "listing_update".into(),
+        language: "de".into(),
+        category: crate::events::TemplateCategory::Marketing,
+        content: text("Hallo {{1}}, neues Objekt."),
+        status: ApprovalStatus::Pending,
+        reason: String::new(),
+    };
+    let events = decide::create_template(&state, &command, now()).expect("created");
+    let state = apply_all(state, &events);
+    assert!(state.created.is_some());
+    assert_eq!(state.definition.expect("definition").placeholders, ["1"]);
+}
+
+#[test]
 fn a_provider_status_is_appended_only_when_it_changed() {
     let state = created(ApprovalStatus::Pending);
     let id = state.id.clone().expect("id");
