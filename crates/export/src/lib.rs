@@ -465,6 +465,17 @@ fn message_payload(event: &MessageEvent) -> Value {
     }
 }
 
+fn template_header(header: &wagate_domain::template::TemplateHeader) -> Value {
+    json!({"format": header.format.as_str(), "value": header.value})
+}
+
+fn template_buttons(buttons: &[wagate_domain::template::TemplateButton]) -> Vec<Value> {
+    buttons
+        .iter()
+        .map(|button| json!({"kind": button.kind.as_str(), "text": button.text, "value": button.value}))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,15 +547,4 @@ mod tests {
     fn uuid_v7() -> uuid::Uuid {
         uuid::Uuid::parse_str("0192f0c1-7a3b-7c4d-8e5f-0123456789ab").expect("uuid")
     }
-}
-
-fn template_header(header: &wagate_domain::template::TemplateHeader) -> Value {
-    json!({"format": header.format.as_str(), "value": header.value})
-}
-
-fn template_buttons(buttons: &[wagate_domain::template::TemplateButton]) -> Vec<Value> {
-    buttons
-        .iter()
-        .map(|button| json!({"kind": button.kind.as_str(), "text": button.text, "value": button.value}))
-        .collect()
 }
