@@ -355,6 +355,40 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         "{refusal}"
     );
 
+    // A real (recorded) refusal is explained by the provider's report it relied on.
+    let refused = hub
+        .post(
+            "/v1/messages",
+            json!({"to": CONTACT, "from": sender, "workflow": "appointment_scheduling",
+                   "template": {"id": id, "variables": {"1": "Lea"}}}),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let events = hub.events().await;
+    let refusal = events
+        .iter()
+        .rfind(|e| e["type"] == "SendRefused")
+        .expect("refusal recorded");
+    let refused_id = refusal["payload"]["message_id"].as_str().expect("id");
+    let explained: Value = hub
+        .get(&format!("/v1/messages/{refused_id}/explain"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(explained["rule"], "template_not_approved");
+    let pause = events
+        .iter()
+        .rfind(|e| e["type"] == "TemplateStatusReported" && e["payload"]["status"] == "paused")
+        .expect("pause recorded");
+    assert!(
+        explained.to_string().contains(&format!(
+            "\"position\":{}",
+            pause["position"].as_u64().expect("position")
+        )),
+        "the pause is cited: {explained}"
+    );
+
     // The pause's webhook arriving late changes nothing and appends nothing.
     let head = hub.events().await.len();
     let late = meta_webhook(
