@@ -412,7 +412,8 @@ impl SimHub {
             Err(
                 CommandError::NotClaimable { .. }
                 | CommandError::NotFound { .. }
-                | CommandError::InvalidField { .. },
+                | CommandError::InvalidField { .. }
+                | CommandError::Conflict { .. },
             ) => ClaimAnswer::NotClaimable {
                 phase: self.phase(id),
             },
