@@ -315,10 +315,41 @@ impl Reference {
                 }
                 TemplateEvent::ApprovalChanged {
                     template, status, ..
+                }
+                | TemplateEvent::StatusReported {
+                    template, status, ..
                 } => {
                     if let Some(t) = self.templates.get_mut(template) {
                         t.approval = *status;
                     }
+                }
+                TemplateEvent::Created {
+                    template,
+                    category,
+                    content,
+                    ..
+                } => {
+                    // The keys between `{{` and `}}`, read here rather than taken from the domain.
+                    let mut placeholders = BTreeSet::new();
+                    let mut rest = content.body.as_str();
+                    while let Some(start) = rest.find("{{") {
+                        let after = &rest[start + 2..];
+                        let Some(end) = after.find("}}") else { break };
+                        placeholders.insert(after[..end].to_owned());
+                        rest = &after[end + 2..];
+                    }
+                    let approval = self
+                        .templates
+                        .get(template)
+                        .map_or(ApprovalStatus::Unsubmitted, |t| t.approval);
+                    self.templates.insert(
+                        template.clone(),
+                        RefTemplate {
+                            category: *category,
+                            placeholders,
+                            approval,
+                        },
+                    );
                 }
             },
             Event::Portfolio(e) => match e {

@@ -238,8 +238,12 @@ pub struct SendMessageRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateContentRequest {
+    /// The template's id as `GET /v1/templates` lists it (give this or `content_sid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The template id: a Twilio Content SID (`HX…`) or a Meta template name.
-    pub content_sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sid: Option<String>,
     /// Placeholder key → value; must match the template's placeholders exactly.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
@@ -392,21 +396,78 @@ pub enum Phase {
 // ---------------------------------------------------------------------------------------------
 // Templates, senders, portfolios
 
-/// `POST /v1/templates`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `POST /v1/templates`: either registers a template that exists at the provider (give
+/// `content_sid`), or creates one in wagate and submits it for approval (give `provider` and
+/// `body`, no `content_sid`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterTemplateRequest {
-    /// The template id: a Twilio Content SID (`HX` + 32 hex) or a Meta template name.
-    pub content_sid: String,
-    /// The template's name at Meta (what the Cloud API sends).
+    /// Registering: the template id, a Twilio Content SID (`HX` + 32 hex) or a Meta template
+    /// name. Leave it out to create the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sid: Option<String>,
+    /// Creating: `twilio` or `meta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The template's name (Meta: lower-case letters, digits, `_`).
     pub name: String,
     /// Language code, e.g. `en` or `de_CH`.
     pub language: String,
     /// `marketing`, `utility` or `authentication` (any case).
     pub category: String,
-    /// Placeholder keys: `"1"`, `"2"` for Twilio; names for named Meta parameters.
-    #[serde(default)]
+    /// Registering: placeholder keys, `"1"`, `"2"` for Twilio, names for named Meta parameters.
+    /// Creating: taken from the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placeholders: Vec<String>,
+    /// Creating: the body text with `{{1}}`… placeholders (not at the very start or end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Creating: an optional header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<TemplateHeaderBody>,
+    /// Creating: quick-reply and call-to-action buttons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<TemplateButtonBody>,
+    /// Creating: a carousel of 2–10 cards laid out alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cards: Vec<TemplateCardBody>,
+    /// Creating: a sample value per placeholder, shown to the provider's reviewers
+    /// (`example_<key>` where missing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub examples: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateHeaderBody {
+    /// `text`, `image`, `video` or `document`.
+    pub format: String,
+    /// The text (at most 60 characters, one placeholder), or the media's https URL.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateButtonBody {
+    /// `quick_reply`, `url` or `phone_number`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The label (at most 25 characters).
+    pub text: String,
+    /// The https URL or the E.164 number; empty for a quick reply.
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateCardBody {
+    /// An `image` or `video` header.
+    pub header: TemplateHeaderBody,
+    /// At most 160 characters.
+    pub body: String,
+    /// One or two buttons, the same kinds in the same order on every card.
+    pub buttons: Vec<TemplateButtonBody>,
 }
 
 /// `POST /v1/templates/{content_sid}/status`
@@ -423,6 +484,10 @@ pub struct TemplateStatusRequest {
 /// A template as registered, in `GET /v1/templates` and the answers of the template commands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TemplateView {
+    /// The id a send names (`"template": {"id": …}`): the Content SID, the Meta name, or
+    /// `name@language` for a Meta template created or imported by wagate.
+    pub id: String,
+    /// The same id, under its older name.
     pub content_sid: String,
     pub name: Option<String>,
     pub language: Option<String>,
@@ -430,6 +495,24 @@ pub struct TemplateView {
     pub placeholders: Vec<String>,
     /// `null` until registered.
     pub status: Option<String>,
+    /// Who set the status: `provider` (its API, the poll or a webhook) or `operator`.
+    pub source: Option<String>,
+    /// The provider's reason (rejection reason, pause cause) or the operator's note.
+    pub reason: Option<String>,
+    /// For a template created in wagate: `twilio` or `meta`, and the provider's own id.
+    pub provider: Option<String>,
+    pub provider_ref: Option<String>,
+}
+
+/// 200 answer of `POST /v1/templates/sync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSyncResponse {
+    /// Templates the providers listed.
+    pub listed: u64,
+    /// Of those, templates wagate did not know and registered.
+    pub imported: u64,
+    /// Status changes recorded.
+    pub changed: u64,
 }
 
 /// `POST /v1/senders`

@@ -21,8 +21,9 @@ pub enum AppError {
     Invalid { field: String, reason: String },
     #[error("{what} not found")]
     NotFound { what: String },
-    /// The request contradicts what the log already holds (a review item resolved twice).
-    #[error("conflict: {reason}")]
+    /// The command contradicts what is recorded (a review item resolved twice, an operator
+    /// approving a template the provider rejected, paused or disabled): nothing was appended.
+    #[error("{reason}")]
     Conflict { reason: String },
     /// The dispatcher asked for something the message's state does not allow.
     #[error("message {message_id} cannot be dispatched now: {reason}")]
@@ -110,6 +111,7 @@ impl From<CommandError> for AppError {
                 reason,
             },
             CommandError::NotFound { what } => Self::NotFound { what },
+            CommandError::Conflict { reason } => Self::Conflict { reason },
             CommandError::NotClaimable { message_id, reason } => {
                 Self::NotClaimable { message_id, reason }
             }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use tracing::{debug, info_span, Instrument};
 use wagate_domain::decide::{
-    self, ClaimDecision, ClaimDispatch, EarlyStatus, LinkIdentities, ReceiveGroupMessage,
-    ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome, RecordProviderNotice, RegisterSender,
-    RegisterTemplate, RequestReview, SendMessage, SendState, SetContactFlag,
+    self, ClaimDecision, ClaimDispatch, CreateTemplate, EarlyStatus, LinkIdentities,
+    ReceiveGroupMessage, ReceiveInbound, RecordOptIn, RecordOptOut, RecordOutcome,
+    RecordProviderNotice, RegisterSender, RegisterTemplate, RequestReview, SendMessage, SendState,
+    SetContactFlag,
 };
 use wagate_domain::{
     Actor, ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
@@ -873,6 +874,34 @@ impl Hub {
                 Ok(decide::set_template_status(
                     state, template, status, reason, now,
                 )?)
+            },
+        )
+        .await
+    }
+
+    /// Records a template the provider's API accepted (`decide::create_template`).
+    pub async fn create_template(&self, command: CreateTemplate) -> Result<Vec<u64>> {
+        let key = StreamKey::Template(command.template.clone());
+        self.decide_one(key, |template: &TemplateState, now| {
+            Ok(decide::create_template(template, &command, now)?)
+        })
+        .await
+    }
+
+    /// Records the status the provider reported, if it changed (`decide::report_template_status`):
+    /// the poller and the webhook call this on every report, and only a change is appended.
+    pub async fn report_template_status(
+        &self,
+        template: &TemplateId,
+        status: ApprovalStatus,
+        reason: &str,
+    ) -> Result<Vec<u64>> {
+        self.decide_one(
+            StreamKey::Template(template.clone()),
+            |state: &TemplateState, now| {
+                Ok(decide::report_template_status(
+                    state, template, status, reason, now,
+                ))
             },
         )
         .await

@@ -190,7 +190,13 @@ impl Projection {
             Event::Sender(SenderEvent::Registered { sender, .. }) => {
                 indexes.senders.insert(sender.clone());
             }
-            Event::Template(TemplateEvent::Registered { template, .. }) => {
+            // A status the provider reported for a template wagate does not know is listed too,
+            // so an operator sees it (and it has no definition, so nothing can send it).
+            Event::Template(
+                TemplateEvent::Registered { template, .. }
+                | TemplateEvent::Created { template, .. }
+                | TemplateEvent::StatusReported { template, .. },
+            ) => {
                 indexes.templates.insert(template.clone());
             }
             _ => {}

@@ -493,11 +493,12 @@ impl Demo {
         self.ok(
             &["v1", "templates"],
             &api::RegisterTemplateRequest {
-                content_sid: TEMPLATE.into(),
+                content_sid: Some(TEMPLATE.into()),
                 name: "viewing_reminder".into(),
                 language: "en".into(),
                 category: "utility".into(),
                 placeholders: vec!["1".into(), "2".into()],
+                ..Default::default()
             },
             "POST /v1/templates",
         )
@@ -552,7 +553,8 @@ impl Demo {
             from: None,
             workflow: Some("appointment_scheduling".into()),
             template: Some(api::TemplateContentRequest {
-                content_sid: TEMPLATE.into(),
+                id: None,
+                content_sid: Some(TEMPLATE.into()),
                 variables: [("1", "Lea"), ("2", "Thu 10:00")]
                     .map(|(key, value)| (key.to_owned(), value.to_owned()))
                     .into(),

@@ -27,6 +27,7 @@ mod serve;
 mod settings;
 mod signals;
 mod source;
+mod template_sync;
 
 /// Exit code when `audit` finds a violation.
 pub const EXIT_VIOLATION: u8 = 3;

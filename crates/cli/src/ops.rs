@@ -211,11 +211,112 @@ pub enum TemplatesCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Create a template in wagate and submit it to the provider for WhatsApp's approval.
+    #[command(
+        after_help = "Example:\n  wagate templates create --provider meta --name listing_update --language de \\\n      --category marketing --body 'Hallo {{1}}, neues Objekt in {{2}}.' \\\n      --header image:https://cdn.example.com/p/1.jpg --button url:Details:https://example.com/p/1 \\\n      --example 1=Ana --example 2=Mitte"
+    )]
+    Create(CreateTemplateArgs),
+    /// Read every template's status from the providers now; import the ones wagate does not know.
+    Sync {
+        #[command(flatten)]
+        common: Common,
+    },
     /// List the registered templates and their status.
     List {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateTemplateArgs {
+    /// twilio or meta.
+    #[arg(long)]
+    provider: String,
+    /// The template's name (lower-case letters, digits, _).
+    #[arg(long)]
+    name: String,
+    /// Language code, e.g. en or de_CH.
+    #[arg(long)]
+    language: String,
+    /// marketing, utility or authentication.
+    #[arg(long)]
+    category: String,
+    /// The body text with {{1}}, {{2}}… placeholders (not at the very start or end).
+    #[arg(long)]
+    body: String,
+    /// A header, FORMAT:VALUE: text:Neu im Angebot, or image|video|document:https://…
+    #[arg(long, value_name = "FORMAT:VALUE")]
+    header: Option<String>,
+    /// A button, TYPE:TEXT[:VALUE] (repeat): quick_reply:Ja, url:Details:https://…,
+    /// phone_number:Anrufen:+4930123456.
+    #[arg(long = "button", value_name = "TYPE:TEXT[:VALUE]")]
+    buttons: Vec<String>,
+    /// A JSON file with the carousel's cards: [{"header": {"format", "value"}, "body",
+    /// "buttons": [{"type", "text", "value"}]}, …].
+    #[arg(long, value_name = "FILE")]
+    cards: Option<std::path::PathBuf>,
+    /// A sample value for a placeholder, shown to the reviewers (repeat: --example 1=Ana).
+    #[arg(long = "example", value_name = "KEY=VALUE", value_parser = parse_var)]
+    examples: Vec<(String, String)>,
+    #[command(flatten)]
+    common: Common,
+}
+
+impl CreateTemplateArgs {
+    fn request(&self) -> anyhow::Result<api::RegisterTemplateRequest> {
+        let header = match &self.header {
+            None => None,
+            Some(raw) => {
+                let (format, value) = raw.split_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("--header {raw:?}: expected FORMAT:VALUE, e.g. image:https://…")
+                })?;
+                Some(api::TemplateHeaderBody {
+                    format: format.to_owned(),
+                    value: value.to_owned(),
+                })
+            }
+        };
+        let buttons = self
+            .buttons
+            .iter()
+            .map(|raw| {
+                let mut parts = raw.splitn(3, ':');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(kind), Some(text), value) => Ok(api::TemplateButtonBody {
+                        kind: kind.to_owned(),
+                        text: text.to_owned(),
+                        value: value.unwrap_or_default().to_owned(),
+                    }),
+                    _ => Err(anyhow::anyhow!(
+                        "--button {raw:?}: expected TYPE:TEXT[:VALUE], e.g. quick_reply:Ja"
+                    )),
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let cards = match &self.cards {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--cards {}: {e}", path.display()))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("--cards {}: {e}", path.display()))?
+            }
+        };
+        Ok(api::RegisterTemplateRequest {
+            content_sid: None,
+            provider: Some(self.provider.clone()),
+            name: self.name.clone(),
+            language: self.language.clone(),
+            category: self.category.clone(),
+            placeholders: Vec::new(),
+            body: Some(self.body.clone()),
+            header,
+            buttons,
+            cards,
+            examples: self.examples.iter().cloned().collect(),
+        })
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -384,13 +485,11 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         to: args.to.clone(),
         from: args.from.clone(),
         workflow: args.workflow.clone(),
-        template: args
-            .template
-            .clone()
-            .map(|content_sid| api::TemplateContentRequest {
-                content_sid,
-                variables: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
-            }),
+        template: args.template.clone().map(|id| api::TemplateContentRequest {
+            id: Some(id),
+            content_sid: None,
+            variables: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
+        }),
         text: args.text.clone(),
     };
     let mut query = Vec::new();
@@ -770,11 +869,12 @@ pub async fn templates(command: TemplatesCommand) -> anyhow::Result<ExitCode> {
             common,
         } => {
             let request = api::RegisterTemplateRequest {
-                content_sid,
+                content_sid: Some(content_sid),
                 name,
                 language,
                 category,
                 placeholders,
+                ..Default::default()
             };
             post_and_show(&common, &["v1", "templates"], &request, |view| {
                 format!("registered {}\n", template_line(view))
@@ -794,6 +894,27 @@ pub async fn templates(command: TemplatesCommand) -> anyhow::Result<ExitCode> {
             })
             .await
         }
+        TemplatesCommand::Create(args) => {
+            let request = args.request()?;
+            post_and_show(&args.common, &["v1", "templates"], &request, |view| {
+                format!("created {}\n", template_line(view))
+            })
+            .await
+        }
+        TemplatesCommand::Sync { common } => {
+            post_and_show(
+                &common,
+                &["v1", "templates", "sync"],
+                &serde_json::json!({}),
+                |summary: &api::TemplateSyncResponse| {
+                    format!(
+                        "listed {}, imported {}, status changes recorded {}\n",
+                        summary.listed, summary.imported, summary.changed
+                    )
+                },
+            )
+            .await
+        }
         TemplatesCommand::List { common } => {
             list(
                 &common,
@@ -808,9 +929,10 @@ pub async fn templates(command: TemplatesCommand) -> anyhow::Result<ExitCode> {
 
 fn template_line(view: &api::TemplateView) -> String {
     format!(
-        "{}  {}  name={} language={} category={} placeholders=[{}]",
-        view.content_sid,
+        "{}  {} ({})  name={} language={} category={} placeholders=[{}]",
+        view.id,
         or_none(view.status.as_deref()),
+        or_none(view.source.as_deref()),
         or_none(view.name.as_deref()),
         or_none(view.language.as_deref()),
         or_none(view.category.as_deref()),

@@ -1,6 +1,7 @@
 //! Building the providers the dispatcher sends through, for `serve` (in-process dispatcher) and
 //! `dispatch` (its own process). Base URLs are configuration so tests and staging point them at
-//! local fakes: `WAGATE_TWILIO_API_BASE`, `WAGATE_META_API_BASE`, `WAGATE_META_API_VERSION`.
+//! local fakes: `WAGATE_TWILIO_API_BASE`, `WAGATE_META_API_BASE`, `WAGATE_META_API_VERSION`,
+//! `WAGATE_TWILIO_CONTENT_API_BASE`. The template APIs are built here too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,9 @@ use wagate_dispatch::Providers;
 use wagate_domain::{ProviderKind, TwilioSid, TwilioSidKind};
 use wagate_providers::meta::{MetaClient, MetaConfig};
 use wagate_providers::sandbox::{SandboxConfig, SandboxProvider};
+use wagate_providers::templates::{
+    MetaTemplateConfig, MetaTemplates, TemplateClients, TwilioContentConfig, TwilioTemplates,
+};
 use wagate_providers::twilio::{TwilioClient, TwilioConfig};
 use wagate_providers::Secret;
 
@@ -82,6 +86,50 @@ pub fn live(credentials: &LiveCredentials, public_url: &str) -> anyhow::Result<P
         providers = providers.with(ProviderKind::Meta, Arc::new(client));
     }
     Ok(providers)
+}
+
+/// The providers' template APIs the credentials allow: Twilio's Content API
+/// (`WAGATE_TWILIO_CONTENT_API_BASE`, default `https://content.twilio.com`) with the account SID
+/// and auth token; Meta's (`WAGATE_META_API_BASE`, `WAGATE_META_API_VERSION`) with the access
+/// token and `WAGATE_META_WABA_ID`.
+pub fn template_clients(credentials: &LiveCredentials) -> anyhow::Result<TemplateClients> {
+    let mut clients = TemplateClients::default();
+    if let (Some(account_sid), Some(auth_token)) = (
+        &credentials.twilio_account_sid,
+        &credentials.twilio_auth_token,
+    ) {
+        let account_sid = TwilioSid::parse_kind(account_sid, &[TwilioSidKind::Account])
+            .context("WAGATE_TWILIO_ACCOUNT_SID")?;
+        let mut config = TwilioContentConfig::new(account_sid, auth_token.clone());
+        if let Some(base) = env("WAGATE_TWILIO_CONTENT_API_BASE") {
+            config.api_base = base;
+        }
+        config.timeout = PROVIDER_TIMEOUT;
+        clients.twilio = Some(Arc::new(
+            TwilioTemplates::new(config).context("WAGATE_TWILIO_CONTENT_API_BASE")?,
+        ));
+    }
+    match (&credentials.meta_access_token, env("WAGATE_META_WABA_ID")) {
+        (Some(access_token), Some(waba_id)) => {
+            let defaults = MetaConfig::new(access_token.clone());
+            let config = MetaTemplateConfig {
+                api_base: env("WAGATE_META_API_BASE").unwrap_or(defaults.api_base),
+                api_version: env("WAGATE_META_API_VERSION").unwrap_or(defaults.api_version),
+                waba_id,
+                access_token: access_token.clone(),
+                timeout: PROVIDER_TIMEOUT,
+            };
+            clients.meta = Some(Arc::new(
+                MetaTemplates::new(config).context("WAGATE_META_WABA_ID")?,
+            ));
+        }
+        (Some(_), None) => tracing::warn!(
+            "WAGATE_META_ACCESS_TOKEN is set without WAGATE_META_WABA_ID: Meta templates can be \
+             registered but not created or synced"
+        ),
+        _ => {}
+    }
+    Ok(clients)
 }
 
 /// `http://` URL of a bound address, with an unspecified IP replaced by loopback (the sandbox

@@ -82,7 +82,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let compose::Opened { store, hub } = compose::open(&config.data_dir, config.policy.clone())
         .await
         .context("cannot start the hub")?;
-    let server = match Server::bind(&config.http_settings(), hub).await {
+    let mut http_settings = config.http_settings();
+    http_settings.templates = templates_for(&config)?;
+    let server = match Server::bind(&http_settings, hub).await {
         Ok(server) => server,
         Err(error) => {
             compose::close(store).await?;
@@ -155,6 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
+    let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
     let mut log_failure = server.hub().log_failure();
@@ -183,6 +186,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_dispatch.send(true);
         alerts.stop().await;
+        if let Some(sync) = template_sync {
+            let _ = sync.await;
+        }
         if let Some(dispatcher) = dispatcher {
             match dispatcher.await {
                 Ok(Ok(report)) => tracing::info!(?report, "dispatcher stopped"),
@@ -218,6 +224,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     closed?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The template APIs of the configured providers (none in sandbox mode).
+fn templates_for(
+    config: &ServeConfig,
+) -> anyhow::Result<wagate_providers::templates::TemplateClients> {
+    match &config.providers {
+        Providers::Sandbox { .. } => Ok(Default::default()),
+        Providers::Live { twilio, meta } => {
+            outbound::template_clients(&outbound::LiveCredentials {
+                twilio_account_sid: twilio.as_ref().and_then(|t| t.account_sid.clone()),
+                twilio_auth_token: twilio.as_ref().map(|t| t.auth_token.clone()),
+                meta_access_token: meta.access_token.clone(),
+            })
+        }
+    }
 }
 
 /// The providers of the in-process dispatcher: the sandbox in sandbox mode (calling back this very

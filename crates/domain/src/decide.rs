@@ -25,7 +25,7 @@ use crate::policy::{Policy, PROVIDER_CLOCK_SKEW, PROVIDER_RETRY_HORIZON};
 use crate::portfolio::PortfolioState;
 use crate::rules::Refusal;
 use crate::sender::SenderState;
-use crate::template::TemplateState;
+use crate::template::{TemplateContent, TemplateState};
 use crate::Timestamp;
 
 /// A command that cannot be carried out for a reason other than a compliance rule: bad input or
@@ -36,6 +36,9 @@ pub enum CommandError {
     InvalidField { field: &'static str, reason: String },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// The command contradicts what the provider reported (answered 409).
+    #[error("{reason}")]
+    Conflict { reason: String },
     #[error("message {message_id} cannot be claimed: {reason}")]
     NotClaimable {
         message_id: MessageId,
@@ -1266,6 +1269,23 @@ pub fn set_template_status(
             what: format!("template {template}"),
         });
     }
+    let provider_refused = matches!(
+        state.provider_status,
+        Some(ApprovalStatus::Rejected | ApprovalStatus::Paused | ApprovalStatus::Disabled)
+    );
+    if status == ApprovalStatus::Approved && provider_refused {
+        let reported = state.provider_status.map_or("", ApprovalStatus::as_str);
+        return Err(CommandError::Conflict {
+            reason: format!(
+                "template {template} is {reported} at the provider{}: only the provider can approve it again",
+                if state.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", state.reason)
+                }
+            ),
+        });
+    }
     if state.approval == Some(status) {
         return Ok(Vec::new());
     }
@@ -1276,6 +1296,88 @@ pub fn set_template_status(
         at: now,
     }
     .into()])
+}
+
+/// A template the provider's API accepted: its definition, and the status the provider answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTemplate {
+    pub template: TemplateId,
+    pub provider: ProviderKind,
+    pub provider_ref: String,
+    pub name: String,
+    pub language: String,
+    pub category: TemplateCategory,
+    pub content: TemplateContent,
+    pub status: ApprovalStatus,
+    pub reason: String,
+}
+
+/// Records a created template once: a second creation under the same id is a conflict (the
+/// provider gave the same id twice, or a Meta name and language that already exist). A template
+/// the status sync imported meanwhile (registered between the provider's answer and this
+/// record) gets its full definition now.
+pub fn create_template(
+    state: &TemplateState,
+    command: &CreateTemplate,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    if state.created.is_some() {
+        return Err(CommandError::Conflict {
+            reason: format!("template {} already exists", command.template),
+        });
+    }
+    require_text("name", &command.name, 512)?;
+    require_text("language", &command.language, 16)?;
+    crate::template::validate(&command.content)?;
+    let mut events: Vec<Event> = vec![TemplateEvent::Created {
+        template: command.template.clone(),
+        provider: command.provider,
+        provider_ref: command.provider_ref.clone(),
+        name: command.name.clone(),
+        language: command.language.clone(),
+        category: command.category,
+        content: command.content.clone(),
+        at: now,
+    }
+    .into()];
+    if command.status != ApprovalStatus::Unsubmitted {
+        events.push(
+            TemplateEvent::StatusReported {
+                template: command.template.clone(),
+                status: command.status,
+                reason: command.reason.clone(),
+                at: now,
+            }
+            .into(),
+        );
+    }
+    Ok(events)
+}
+
+/// A status the provider reported (an API answer, a poll, a webhook). Appends only when the
+/// status or its reason changed, so a poll that finds nothing new leaves the log alone. An
+/// unknown template is recorded too (its stream then has a status and no definition, which no
+/// send can use): what a provider says is never dropped.
+pub fn report_template_status(
+    state: &TemplateState,
+    template: &TemplateId,
+    status: ApprovalStatus,
+    reason: &str,
+    now: Timestamp,
+) -> Vec<Event> {
+    if state.provider_status == Some(status)
+        && state.approval == Some(status)
+        && state.reason == reason
+    {
+        return Vec::new();
+    }
+    vec![TemplateEvent::StatusReported {
+        template: template.clone(),
+        status,
+        reason: reason.to_owned(),
+        at: now,
+    }
+    .into()]
 }
 
 pub fn set_messaging_limit(

@@ -11,6 +11,7 @@ use crate::ids::{
 use crate::review::{ReviewDecision, ReviewReason, ReviewSubject};
 use crate::rules::RuleId;
 use crate::status::MessageStatus;
+use crate::template::TemplateContent;
 use crate::Timestamp;
 
 /// Where an explicit opt-in was collected.
@@ -496,6 +497,26 @@ pub enum TemplateEvent {
         reason: String,
         at: Timestamp,
     },
+    /// A template created in wagate and accepted by the provider's API, with all it says.
+    Created {
+        template: TemplateId,
+        provider: ProviderKind,
+        /// Twilio's Content SID, Meta's numeric template id.
+        provider_ref: String,
+        name: String,
+        language: String,
+        category: TemplateCategory,
+        content: TemplateContent,
+        at: Timestamp,
+    },
+    /// The provider reported the template's status (its API answer, a poll or a webhook), with
+    /// its reason (rejection reason, pause cause; empty when it gave none).
+    StatusReported {
+        template: TemplateId,
+        status: ApprovalStatus,
+        reason: String,
+        at: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -705,6 +726,8 @@ impl Event {
             Self::Template(event) => match event {
                 TemplateEvent::Registered { .. } => EventType::TemplateRegistered,
                 TemplateEvent::ApprovalChanged { .. } => EventType::TemplateApprovalChanged,
+                TemplateEvent::Created { .. } => EventType::TemplateCreated,
+                TemplateEvent::StatusReported { .. } => EventType::TemplateStatusReported,
             },
             Self::Portfolio(event) => match event {
                 PortfolioEvent::MessagingLimitChanged { .. } => EventType::MessagingLimitChanged,
@@ -805,13 +828,19 @@ impl SenderEvent {
 impl TemplateEvent {
     pub fn template(&self) -> &TemplateId {
         match self {
-            Self::Registered { template, .. } | Self::ApprovalChanged { template, .. } => template,
+            Self::Registered { template, .. }
+            | Self::ApprovalChanged { template, .. }
+            | Self::Created { template, .. }
+            | Self::StatusReported { template, .. } => template,
         }
     }
 
     pub fn at(&self) -> Timestamp {
         match self {
-            Self::Registered { at, .. } | Self::ApprovalChanged { at, .. } => *at,
+            Self::Registered { at, .. }
+            | Self::ApprovalChanged { at, .. }
+            | Self::Created { at, .. }
+            | Self::StatusReported { at, .. } => *at,
         }
     }
 }
@@ -907,6 +936,8 @@ event_types! {
     SenderSuspended,
     TemplateRegistered,
     TemplateApprovalChanged,
+    TemplateCreated,
+    TemplateStatusReported,
     MessagingLimitChanged,
     RecipientReached,
     IdentityLinked,

@@ -604,15 +604,51 @@ impl<'a> View<'a> {
         }
         if let Some((
             position,
-            TemplateEvent::ApprovalChanged {
-                status, reason, at, ..
+            TemplateEvent::Created {
+                provider,
+                name,
+                language,
+                category,
+                at,
+                ..
             },
-        )) = self.template_event(|e| matches!(e, TemplateEvent::ApprovalChanged { .. }))
+        )) = self.template_event(|e| matches!(e, TemplateEvent::Created { .. }))
         {
             facts.push(Fact {
                 position,
                 text: format!(
-                    "{}: template {template} was set to {} ({}).",
+                    "{}: template {template} ({name}, {language}, {}) was created at {}.",
+                    stamp(*at),
+                    category.as_str(),
+                    provider.as_str()
+                ),
+            });
+        }
+        let approval = self.template_event(|e| {
+            matches!(
+                e,
+                TemplateEvent::ApprovalChanged { .. } | TemplateEvent::StatusReported { .. }
+            )
+        });
+        if let Some((
+            position,
+            TemplateEvent::ApprovalChanged {
+                status, reason, at, ..
+            }
+            | TemplateEvent::StatusReported {
+                status, reason, at, ..
+            },
+        )) = approval
+        {
+            let by = if matches!(approval, Some((_, TemplateEvent::StatusReported { .. }))) {
+                "reported by the provider as"
+            } else {
+                "set to"
+            };
+            facts.push(Fact {
+                position,
+                text: format!(
+                    "{}: template {template} was {by} {} ({}).",
                     stamp(*at),
                     status.as_str(),
                     if reason.trim().is_empty() {
@@ -872,7 +908,10 @@ impl<'a> View<'a> {
                 let status = self.template_event(|e| {
                     matches!(
                         e,
-                        TemplateEvent::ApprovalChanged { .. } | TemplateEvent::Registered { .. }
+                        TemplateEvent::ApprovalChanged { .. }
+                            | TemplateEvent::StatusReported { .. }
+                            | TemplateEvent::Registered { .. }
+                            | TemplateEvent::Created { .. }
                     )
                 });
                 let template = refused.template.map_or_else(
@@ -880,6 +919,25 @@ impl<'a> View<'a> {
                     |template| format!("template {template}"),
                 );
                 match status {
+                    Some((position, TemplateEvent::StatusReported {
+                        status, reason, at, ..
+                    })) => facts.push(Fact {
+                        position,
+                        text: format!(
+                            "Rule {rule}: {}: the provider reported {template} {} ({}), not approved.",
+                            stamp(*at),
+                            status.as_str(),
+                            if reason.trim().is_empty() { "no reason given" } else { reason }
+                        ),
+                    }),
+                    Some((position, TemplateEvent::Created { at, .. })) => facts.push(Fact {
+                        position,
+                        text: format!(
+                            "Rule {rule}: {}: {template} was created and has not been approved since ({}).",
+                            stamp(*at),
+                            self.template.approval.unwrap_or(ApprovalStatus::Unsubmitted).as_str()
+                        ),
+                    }),
                     Some((position, TemplateEvent::ApprovalChanged {
                         status, reason, at, ..
                     })) => facts.push(Fact {

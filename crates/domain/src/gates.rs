@@ -258,7 +258,18 @@ pub fn broken_rules(
                     let status = approval.map_or("unknown", |status| status.as_str());
                     broken.push((
                         RuleId::TemplateNotApproved,
-                        format!("template {template} is {status}, not approved"),
+                        format!(
+                            "template {template} is {status}, not approved ({}{}): only an approved template may be sent",
+                            facts
+                                .template
+                                .source
+                                .map_or("set", |source| if source == crate::template::StatusSource::Provider { "reported by the provider" } else { "set by an operator" }),
+                            if facts.template.reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", facts.template.reason)
+                            }
+                        ),
                     ));
                 }
                 if let Some(problem) = variables_problem(&definition.placeholders, variables) {

@@ -436,12 +436,49 @@ impl TemplateId {
                     reason: error.to_string(),
                 });
         }
+        if let Some((name, language)) = input.split_once('@') {
+            return Self::meta(name, language);
+        }
         validate_name(input, "template id", 512).map_err(|_| IdError::TemplateId {
             input: input.to_owned(),
             reason: "a Twilio Content SID (HX + 32 hex) or a Meta template name (a-z, 0-9, _)"
                 .into(),
         })?;
         Ok(Self(input.to_owned()))
+    }
+
+    /// A Meta template created or imported by wagate: Meta identifies a template by its name
+    /// and language, so the same name in `en` and `de` is two templates, `name@en` and
+    /// `name@de`. Meta's `en-US` (in webhooks) is normalised to `en_US`.
+    pub fn meta(name: &str, language: &str) -> Result<Self, IdError> {
+        let input = format!("{name}@{language}");
+        let fail = |reason: &str| IdError::TemplateId {
+            input: input.clone(),
+            reason: reason.to_owned(),
+        };
+        validate_name(name, "template id", 512)
+            .map_err(|_| fail("a Meta template name is a-z, 0-9 and _"))?;
+        let language = language.replace('-', "_");
+        let valid_language = !language.is_empty()
+            && language.len() <= 16
+            && language
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '_')
+            && !language.starts_with('_');
+        if !valid_language {
+            return Err(fail("a language code is letters and _ (en, en_US, pt_BR)"));
+        }
+        Ok(Self(format!("{name}@{language}")))
+    }
+
+    /// The name Meta knows this template by: the id, or its part before `@`.
+    pub fn meta_name(&self) -> &str {
+        self.0.split_once('@').map_or(&self.0, |(name, _)| name)
+    }
+
+    /// The language a `name@language` id carries.
+    pub fn meta_language(&self) -> Option<&str> {
+        self.0.split_once('@').map(|(_, language)| language)
     }
 
     pub fn as_str(&self) -> &str {

@@ -12,6 +12,10 @@ use wagate_domain::{
     TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
 };
 
+use wagate_domain::template::{
+    ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
+};
+
 use crate::ExportedEvent;
 
 /// Why a line's payload is not the event its type names.
@@ -160,6 +164,20 @@ impl Payload<'_> {
         }
     }
 
+    fn objects(&self, field: &str) -> Result<Vec<Payload<'_>>, DecodeError> {
+        match self.value(field) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::Object(map) => Ok(Payload(map)),
+                    other => Err(bad(field, format!("expected objects, found {other}"))),
+                })
+                .collect(),
+            Some(other) => Err(bad(field, format!("expected a list, found {other}"))),
+        }
+    }
+
     fn strings(&self, field: &str) -> Result<Vec<String>, DecodeError> {
         match self.value(field) {
             None => Ok(Vec::new()),
@@ -174,6 +192,26 @@ impl Payload<'_> {
             Some(other) => Err(bad(field, format!("expected a list, found {other}"))),
         }
     }
+}
+
+fn header(p: &Payload<'_>) -> Result<TemplateHeader, DecodeError> {
+    Ok(TemplateHeader {
+        format: p.id("format", HeaderFormat::parse)?,
+        value: p.text("value")?,
+    })
+}
+
+fn buttons(p: &Payload<'_>, field: &str) -> Result<Vec<TemplateButton>, DecodeError> {
+    p.objects(field)?
+        .iter()
+        .map(|button| {
+            Ok(TemplateButton {
+                kind: button.id("kind", ButtonKind::parse)?,
+                text: button.text("text")?,
+                value: button.text("value")?,
+            })
+        })
+        .collect()
 }
 
 fn parse_time(text: &str) -> Result<Timestamp, chrono::ParseError> {
@@ -417,6 +455,42 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
         }
         .into(),
         "TemplateApprovalChanged" => TemplateEvent::ApprovalChanged {
+            template: p.parsed("template", TemplateId::parse)?,
+            status: p.id("status", ApprovalStatus::parse)?,
+            reason: p.text("reason")?,
+            at: at()?,
+        }
+        .into(),
+        "TemplateCreated" => TemplateEvent::Created {
+            template: p.parsed("template", TemplateId::parse)?,
+            provider: p.id("provider", ProviderKind::parse)?,
+            provider_ref: p.text("provider_ref")?,
+            name: p.text("name")?,
+            language: p.text("language")?,
+            category: p.id("category", TemplateCategory::parse)?,
+            content: TemplateContent {
+                body: p.text("body")?,
+                header: match p.value("header") {
+                    None => None,
+                    Some(_) => Some(header(&p.object("header")?)?),
+                },
+                buttons: buttons(&p, "buttons")?,
+                cards: p
+                    .objects("cards")?
+                    .iter()
+                    .map(|card| {
+                        Ok(TemplateCard {
+                            header: header(&card.object("header")?)?,
+                            body: card.text("body")?,
+                            buttons: buttons(card, "buttons")?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?,
+            },
+            at: at()?,
+        }
+        .into(),
+        "TemplateStatusReported" => TemplateEvent::StatusReported {
             template: p.parsed("template", TemplateId::parse)?,
             status: p.id("status", ApprovalStatus::parse)?,
             reason: p.text("reason")?,

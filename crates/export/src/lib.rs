@@ -328,6 +328,36 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             } => json!({
                 "template": template.as_str(), "status": status.as_str(), "reason": reason, "at": time(*at),
             }),
+            TemplateEvent::Created {
+                template,
+                provider,
+                provider_ref,
+                name,
+                language,
+                category,
+                content,
+                at,
+            } => json!({
+                "template": template.as_str(), "provider": provider.as_str(),
+                "provider_ref": provider_ref, "name": name, "language": language,
+                "category": category.as_str(), "body": content.body,
+                "header": content.header.as_ref().map(template_header),
+                "buttons": template_buttons(&content.buttons),
+                "cards": content.cards.iter().map(|card| json!({
+                    "header": template_header(&card.header), "body": card.body,
+                    "buttons": template_buttons(&card.buttons),
+                })).collect::<Vec<_>>(),
+                "at": time(*at),
+            }),
+            TemplateEvent::StatusReported {
+                template,
+                status,
+                reason,
+                at,
+            } => json!({
+                "template": template.as_str(), "status": status.as_str(), "source": "provider",
+                "reason": reason, "at": time(*at),
+            }),
         },
         Event::Portfolio(event) => match event {
             PortfolioEvent::MessagingLimitChanged {
@@ -499,6 +529,17 @@ fn message_payload(event: &MessageEvent) -> Value {
         })
         .pipe(without_empty_details),
     }
+}
+
+fn template_header(header: &wagate_domain::template::TemplateHeader) -> Value {
+    json!({"format": header.format.as_str(), "value": header.value})
+}
+
+fn template_buttons(buttons: &[wagate_domain::template::TemplateButton]) -> Vec<Value> {
+    buttons
+        .iter()
+        .map(|button| json!({"kind": button.kind.as_str(), "text": button.text, "value": button.value}))
+        .collect()
 }
 
 #[cfg(test)]

@@ -240,6 +240,36 @@ fn sample(event_type: EventType) -> Event {
             at,
         }
         .into(),
+        EventType::TemplateCreated => TemplateEvent::Created {
+            template,
+            provider: ProviderKind::Meta,
+            provider_ref: "572279198452421".into(),
+            name: "listing_update".into(),
+            language: "de".into(),
+            category: TemplateCategory::Marketing,
+            content: wagate_domain::template::TemplateContent {
+                body: "Hallo {{1}}, neues Objekt in {{2}}.".into(),
+                header: Some(wagate_domain::template::TemplateHeader {
+                    format: wagate_domain::template::HeaderFormat::Image,
+                    value: "https://cdn.example.com/p/1.jpg".into(),
+                }),
+                buttons: vec![wagate_domain::template::TemplateButton {
+                    kind: wagate_domain::template::ButtonKind::Url,
+                    text: "Details".into(),
+                    value: "https://example.com/p/1".into(),
+                }],
+                cards: Vec::new(),
+            },
+            at,
+        }
+        .into(),
+        EventType::TemplateStatusReported => TemplateEvent::StatusReported {
+            template,
+            status: ApprovalStatus::Paused,
+            reason: "FIRST_PAUSE".into(),
+            at,
+        }
+        .into(),
         EventType::MessagingLimitChanged => PortfolioEvent::MessagingLimitChanged {
             portfolio,
             limit: MessagingLimit::Limited(250),

@@ -99,8 +99,8 @@ mod tests {
         assert_eq!(field_of(r#"{"to":5}"#), "to");
         assert_eq!(field_of(r#"{"to":"+1","tx":"hi"}"#), "tx");
         assert_eq!(
-            field_of(r#"{"to":"+1","template":{"variables":{}}}"#),
-            "template.content_sid"
+            field_of(r#"{"to":"+1","template":{"id":5,"variables":{}}}"#),
+            "template.id"
         );
         assert_eq!(
             field_of(r#"{"to":"+1","template":{"content_sid":"HX","variables":{"1":2}}}"#),

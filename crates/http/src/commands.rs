@@ -179,7 +179,16 @@ pub async fn send(
     let request: api::SendMessageRequest = json(&body)?;
     let content = match (request.template, request.text) {
         (Some(template), None) => SendContent::Template {
-            template: template_id("template.content_sid", &template.content_sid)?,
+            template: match (&template.id, &template.content_sid) {
+                (Some(id), None) => template_id("template.id", id)?,
+                (None, Some(sid)) => template_id("template.content_sid", sid)?,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "template.id",
+                        "name the template by its id (as GET /v1/templates lists it) or by content_sid, one of them",
+                    ))
+                }
+            },
             variables: template.variables,
         },
         (None, Some(text)) => SendContent::Freeform { text },
@@ -281,7 +290,17 @@ pub async fn register_template(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: api::RegisterTemplateRequest = json(&body)?;
-    let template = template_id("content_sid", &request.content_sid)?;
+    let Some(content_sid) = request.content_sid.as_deref() else {
+        let template = crate::templates::create(&state, &hub, request).await?;
+        return Ok((StatusCode::CREATED, Json(template_view(&state, &template)?)).into_response());
+    };
+    if request.provider.is_some() || request.body.is_some() {
+        return Err(ApiError::invalid(
+            "content_sid",
+            "give content_sid to register a template that exists at the provider, or provider and body (without content_sid) to create one, not both",
+        ));
+    }
+    let template = template_id("content_sid", content_sid)?;
     let category = TemplateCategory::parse(&request.category).ok_or_else(|| {
         ApiError::invalid(
             "category",
@@ -302,6 +321,27 @@ pub async fn register_template(
         .await?;
     state.metrics().appended(Source::Command, positions.len());
     Ok((StatusCode::CREATED, Json(template_view(&state, &template)?)).into_response())
+}
+
+/// `POST /v1/templates/sync`: what the poller does, now.
+pub async fn sync_templates(
+    State(state): State<AppState>,
+    Acting(hub): Acting,
+) -> Result<Json<api::TemplateSyncResponse>, ApiError> {
+    let summary = crate::templates::sync(&hub, state.templates())
+        .await
+        .map_err(|error| match error {
+            crate::templates::SyncError::Provider(error) => ApiError::Provider(error.to_string()),
+            crate::templates::SyncError::Hub(error) => error,
+        })?;
+    state
+        .metrics()
+        .appended(Source::Command, summary.changed + summary.imported);
+    Ok(Json(api::TemplateSyncResponse {
+        listed: summary.listed as u64,
+        imported: summary.imported as u64,
+        changed: summary.changed as u64,
+    }))
 }
 
 /// `POST /v1/templates/{content_sid}/status`

@@ -219,6 +219,7 @@ pub fn sender_view(address: &WhatsAppAddress, state: &SenderState) -> SenderView
 pub fn template_view(id: &str, state: &TemplateState) -> TemplateView {
     let definition = state.definition.as_ref();
     TemplateView {
+        id: id.to_owned(),
         content_sid: id.to_owned(),
         name: definition.map(|d| d.name.clone()),
         language: definition.map(|d| d.language.clone()),
@@ -227,6 +228,13 @@ pub fn template_view(id: &str, state: &TemplateState) -> TemplateView {
             .map(|d| d.placeholders.clone())
             .unwrap_or_default(),
         status: state.approval.map(|s| s.as_str().to_owned()),
+        source: state.source.map(|s| s.as_str().to_owned()),
+        reason: Some(state.reason.clone()).filter(|r| !r.is_empty()),
+        provider: state
+            .created
+            .as_ref()
+            .map(|c| c.provider.as_str().to_owned()),
+        provider_ref: state.created.as_ref().map(|c| c.provider_ref.clone()),
     }
 }
 

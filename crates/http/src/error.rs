@@ -50,8 +50,11 @@ pub enum ApiError {
         message: String,
     },
     NotFound(String),
-    /// 409 `conflict`: the request contradicts the log (a review item already resolved).
+    /// 409: the command contradicts what the provider reported; nothing was appended.
     Conflict(String),
+    /// 502: the provider's API refused or failed a call made for this request (creating a
+    /// template); nothing was appended.
+    Provider(String),
     NotClaimable {
         message: String,
         phase: Option<Phase>,
@@ -85,8 +88,8 @@ impl ApiError {
             Self::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::NotClaimable { .. } => StatusCode::CONFLICT,
+            Self::NotClaimable { .. } | Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Provider(_) => StatusCode::BAD_GATEWAY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::WrongRole { .. } => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -140,6 +143,7 @@ impl ApiError {
             },
             Self::NotFound(message) => plain("not_found", message),
             Self::Conflict(message) => plain("conflict", message),
+            Self::Provider(message) => plain("provider_error", message),
             Self::NotClaimable { message, phase } => ErrorDetail {
                 phase,
                 ..plain("not_claimable", message)

@@ -36,6 +36,7 @@ mod routes;
 mod server;
 mod settings;
 mod state;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 mod webhooks;

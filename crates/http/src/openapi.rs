@@ -65,12 +65,13 @@ enum Failure {
     Timeout,
     TooLarge,
     Refused,
+    ProviderError,
     Unavailable,
     Internal,
 }
 
 impl Failure {
-    const ALL: [Failure; 12] = [
+    const ALL: [Failure; 13] = [
         Self::Invalid,
         Self::Unauthorized,
         Self::Forbidden,
@@ -81,6 +82,7 @@ impl Failure {
         Self::Timeout,
         Self::TooLarge,
         Self::Refused,
+        Self::ProviderError,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -92,6 +94,7 @@ impl Failure {
             Self::Forbidden => "403",
             Self::NotFound => "404",
             Self::NotClaimable | Self::IdempotencyKeyReused | Self::Conflict => "409",
+            Self::ProviderError => "502",
             Self::Timeout => "408",
             Self::TooLarge => "413",
             Self::Refused => "422",
@@ -110,6 +113,7 @@ impl Failure {
             Self::NotClaimable => "NotClaimable",
             Self::IdempotencyKeyReused => "IdempotencyKeyReused",
             Self::Conflict => "Conflict",
+            Self::ProviderError => "ProviderError",
             Self::Timeout => "Timeout",
             Self::TooLarge => "TooLarge",
             Self::Refused => "Refused",
@@ -126,7 +130,8 @@ impl Failure {
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
-            Self::Conflict => "The request contradicts the log (`error.code` `conflict`): the review item is already resolved.",
+            Self::Conflict => "The request contradicts what is recorded (`error.code` `conflict`): a review item already resolved, an operator approving a template the provider reports rejected, paused or disabled, or creating a template that exists. Nothing was recorded.",
+            Self::ProviderError => "The provider's API refused or failed the call this request needed (`error.code` `provider_error`, the provider's message in `error.message`); nothing was recorded.",
             Self::Timeout => "The request (its body included) was not complete within the hub's request timeout (WAGATE_REQUEST_TIMEOUT_SECONDS, default 30); it may or may not have been recorded, so retry it (webhooks are de-duplicated; a send retried with the same `Idempotency-Key` is not sent twice).",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
             Self::Refused => "A compliance rule forbids it; `error.rule` names the rule, `error.also_broken` the others.",
@@ -655,7 +660,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         ("POST", "/v1/templates") => Spec::new(
             "register_template",
             "templates",
-            "Register a template (approval starts pending)",
+            "Register a template that exists at the provider (give `content_sid`; approval starts pending), or create one and submit it for approval (give `provider` and `body`, no `content_sid`)",
         )
         .body(body(
             true,
@@ -664,9 +669,20 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         ))
         .answers(
             "201",
-            json("Registered.", schemas.json::<api::TemplateView>()),
+            json(
+                "Registered, or created and submitted: `id` and `status` (the provider's answer).",
+                schemas.json::<api::TemplateView>(),
+            ),
         )
-        .fails([Invalid, TooLarge])
+        .fails([Invalid, Conflict, TooLarge, ProviderError])
+        .fails(HUB),
+        ("POST", "/v1/templates/sync") => Spec::new(
+            "sync_templates",
+            "templates",
+            "Read every template's status from the providers now; import the ones wagate does not know",
+        )
+        .answers("200", json("OK", schemas.json::<api::TemplateSyncResponse>()))
+        .fails([ProviderError])
         .fails(HUB),
         ("POST", "/v1/templates/{content_sid}/status") => Spec::new(
             "set_template_status",
@@ -686,7 +702,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
             schemas.json::<api::TemplateStatusRequest>(),
         ))
         .answers("200", json("OK", schemas.json::<api::TemplateView>()))
-        .fails([Invalid, NotFound, TooLarge])
+        .fails([Invalid, NotFound, Conflict, TooLarge])
         .fails(HUB),
         ("GET", "/v1/senders") => Spec::new("list_senders", "senders", "Registered senders")
             .answers("200", json("OK", schemas.json_list::<api::SenderView>()))

@@ -85,13 +85,14 @@ impl Server {
             meta_verify_token: settings.webhooks.meta_verify_token.clone(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = AppState::new(
+        let state = AppState::with_templates(
             hub,
             settings.tokens.clone(),
             keys,
             audit,
             shutdown_rx,
             settings.sandbox,
+            settings.templates.clone(),
         );
         Ok(Self {
             listener,
@@ -111,6 +112,11 @@ impl Server {
     /// The base URL providers call (signatures are checked against it).
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The providers' template APIs, for the binary's status poller.
+    pub fn templates(&self) -> &wagate_providers::templates::TemplateClients {
+        self.state.templates()
     }
 
     /// The command service, for in-process consumers (the dispatcher).

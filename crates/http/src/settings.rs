@@ -29,6 +29,9 @@ pub struct HttpSettings {
     pub sandbox: bool,
     /// Timeouts and caps on every connection.
     pub limits: Limits,
+    /// The providers' template APIs (creating templates, reading their status); empty: creating
+    /// a template is refused naming the missing configuration.
+    pub templates: wagate_providers::templates::TemplateClients,
 }
 
 /// The smallest header limit accepted (hyper's own smallest read buffer: a smaller limit would
@@ -115,6 +118,7 @@ impl HttpSettings {
             webhooks: WebhookSecrets::default(),
             sandbox: false,
             limits: Limits::default(),
+            templates: Default::default(),
         }
     }
 }

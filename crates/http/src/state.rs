@@ -48,6 +48,7 @@ struct Inner {
     /// When the most recent webhooks were rejected (at most a burst's threshold of them), for
     /// the review queue's `webhook_rejections`.
     rejections: parking_lot::Mutex<std::collections::VecDeque<wagate_domain::Timestamp>>,
+    templates: wagate_providers::templates::TemplateClients,
 }
 
 impl AppState {
@@ -59,6 +60,27 @@ impl AppState {
         audit: WebhookAudit,
         shutdown: watch::Receiver<bool>,
         sandbox: bool,
+    ) -> Self {
+        Self::with_templates(
+            hub,
+            tokens,
+            keys,
+            audit,
+            shutdown,
+            sandbox,
+            Default::default(),
+        )
+    }
+
+    /// [`AppState::new`] with the providers' template APIs.
+    pub fn with_templates(
+        hub: Hub,
+        tokens: Vec<ApiToken>,
+        keys: WebhookKeys,
+        audit: WebhookAudit,
+        shutdown: watch::Receiver<bool>,
+        sandbox: bool,
+        templates: wagate_providers::templates::TemplateClients,
     ) -> Self {
         // Installed before anything is recorded through the `metrics` facade, which would
         // otherwise be dropped.
@@ -74,6 +96,7 @@ impl AppState {
                 shutdown,
                 mode: if sandbox { "sandbox" } else { "providers" },
                 rejections: parking_lot::Mutex::default(),
+                templates,
             }),
         }
     }
@@ -121,6 +144,11 @@ impl AppState {
 
     pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
+    }
+
+    /// The providers' template APIs.
+    pub fn templates(&self) -> &wagate_providers::templates::TemplateClients {
+        &self.inner.templates
     }
 
     pub(crate) fn mode(&self) -> &'static str {

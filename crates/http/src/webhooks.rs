@@ -711,6 +711,17 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
             Err(error) => notes.push(("item_rejected", format!("{error:?}"))),
         }
     }
+    let template_hub = webhook_hub(&state, ProviderKind::Meta);
+    for notice in &webhook.templates {
+        match crate::templates::report_notice(&state, &template_hub, notice).await {
+            Ok(Ok(0)) => duplicates += 1,
+            Ok(Ok(_)) => appended += 1,
+            // Kept in the rejection log's notes, so an auditor sees it.
+            Ok(Err(note)) => notes.push(("unhandled", note)),
+            Err(error) if error.is_unavailable() => return hub_failed(&state, &raw, error).await,
+            Err(error) => notes.push(("item_rejected", format!("{error:?}"))),
+        }
+    }
     let rejected = notes.len() as u64;
     let notes = notes
         .into_iter()

@@ -22,6 +22,7 @@ pub mod meta;
 pub mod sandbox;
 mod secret;
 mod send;
+pub mod templates;
 pub mod twilio;
 
 pub use error::{ParseError, SignatureError};

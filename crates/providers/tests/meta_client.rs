@@ -118,6 +118,23 @@ async fn template_request_matches_fixture_and_status_is_kept() {
 }
 
 #[tokio::test]
+async fn a_template_named_by_name_and_language_is_sent_as_both() {
+    let server = fake(200, fixture("meta_send_response_template_200.json")).await;
+    let mut request = template_request();
+    if let OutboundContent::Template(t) = &mut request.content {
+        t.template = TemplateId::parse("appointment_reminder@en_US").expect("id");
+        t.language = Some("de".into());
+    }
+    client(&server.uri(), Duration::from_secs(5))
+        .send(&request)
+        .await
+        .expect("accepted");
+    let sent = sent_json(&server).await;
+    assert_eq!(sent["template"]["name"], "appointment_reminder");
+    assert_eq!(sent["template"]["language"]["code"], "en_US");
+}
+
+#[tokio::test]
 async fn named_parameters_and_pacing_status() {
     let response = br#"{"messaging_product":"whatsapp","contacts":[{"input":"+41790000001","wa_id":"41790000001"}],"messages":[{"id":"wamid.HELD=","message_status":"held_for_quality_assessment"}]}"#;
     let server = fake(200, response.to_vec()).await;

@@ -262,12 +262,20 @@ fn documented_shapes_without_fixtures() {
               {"wa_id": "41790000001", "category": "marketing_messages", "value": "resume", "timestamp": 1731705800}
             ]
           }},
-          {"field": "message_template_status_update", "value": {"event": "APPROVED"}}
+          {"field": "message_template_status_update", "value": {"event": "APPROVED",
+            "message_template_id": 1689556908129832, "message_template_name": "order_confirmation",
+            "message_template_language": "en_US", "reason": "NONE"}}
         ]
       }]
     }"#;
     let parsed = parse_webhook(body).expect("parses");
     assert_eq!(parsed.rejected, vec![]);
+    // Template webhooks are parsed into their own list (they change a template, not a message).
+    assert_eq!(parsed.templates.len(), 1);
+    assert_eq!(
+        parsed.templates[0].template.as_str(),
+        "order_confirmation@en_US"
+    );
     let events = &parsed.events;
     assert_eq!(events.len(), 10, "{events:#?}");
     // A field this crate does not take apart is a provider notice with all its values.

@@ -417,7 +417,8 @@ impl SimHub {
             Err(
                 CommandError::NotClaimable { .. }
                 | CommandError::NotFound { .. }
-                | CommandError::InvalidField { .. },
+                | CommandError::InvalidField { .. }
+                | CommandError::Conflict { .. },
             ) => ClaimAnswer::NotClaimable {
                 phase: self.phase(id),
             },

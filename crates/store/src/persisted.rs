@@ -16,6 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use wagate_domain::template::{
+    ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
+};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
     MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
@@ -72,8 +75,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-
-pub const EVENT_TYPES: [&str; 29] = [
+pub const EVENT_TYPES: [&str; 31] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -96,6 +98,8 @@ pub const EVENT_TYPES: [&str; 29] = [
     "SenderSuspended",
     "TemplateRegistered",
     "TemplateApprovalChanged",
+    "TemplateCreated",
+    "TemplateStatusReported",
     "MessagingLimitChanged",
     "RecipientReached",
     "IdentityLinked",
@@ -559,6 +563,67 @@ struct TemplateApprovalChangedV1 {
 }
 
 #[derive(Serialize, Deserialize)]
+struct TemplateHeaderV1 {
+    format: String,
+    value: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateButtonV1 {
+    kind: String,
+    text: String,
+    value: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateCardV1 {
+    header: TemplateHeaderV1,
+    body: String,
+    buttons: Vec<TemplateButtonV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateCreatedV1 {
+    template: String,
+    provider: String,
+    provider_ref: String,
+    name: String,
+    language: String,
+    category: String,
+    body: String,
+    header: Option<TemplateHeaderV1>,
+    buttons: Vec<TemplateButtonV1>,
+    cards: Vec<TemplateCardV1>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateStatusReportedV1 {
+    template: String,
+    status: String,
+    reason: String,
+    at_ns: i64,
+}
+
+fn header_v1(header: &TemplateHeader) -> TemplateHeaderV1 {
+    TemplateHeaderV1 {
+        format: header.format.as_str().into(),
+        value: header.value.clone(),
+    }
+}
+
+fn buttons_v1(buttons: &[TemplateButton]) -> Vec<TemplateButtonV1> {
+    buttons
+        .iter()
+        .map(|button| TemplateButtonV1 {
+            kind: button.kind.as_str().into(),
+            text: button.text.clone(),
+            value: button.value.clone(),
+        })
+        .collect()
+}
+
+#[derive(Serialize, Deserialize)]
 struct MessagingLimitChangedV1 {
     portfolio: String,
     /// `None` is unlimited.
@@ -799,6 +864,47 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 reason,
                 at,
             } => bytes(&TemplateApprovalChangedV1 {
+                template: template.to_string(),
+                status: status.as_str().into(),
+                reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
+            TemplateEvent::Created {
+                template,
+                provider,
+                provider_ref,
+                name,
+                language,
+                category,
+                content,
+                at,
+            } => bytes(&TemplateCreatedV1 {
+                template: template.to_string(),
+                provider: provider.as_str().into(),
+                provider_ref: provider_ref.clone(),
+                name: name.clone(),
+                language: language.clone(),
+                category: category.as_str().into(),
+                body: content.body.clone(),
+                header: content.header.as_ref().map(header_v1),
+                buttons: buttons_v1(&content.buttons),
+                cards: content
+                    .cards
+                    .iter()
+                    .map(|card| TemplateCardV1 {
+                        header: header_v1(&card.header),
+                        body: card.body.clone(),
+                        buttons: buttons_v1(&card.buttons),
+                    })
+                    .collect(),
+                at_ns: ns(*at),
+            }),
+            TemplateEvent::StatusReported {
+                template,
+                status,
+                reason,
+                at,
+            } => bytes(&TemplateStatusReportedV1 {
                 template: template.to_string(),
                 status: status.as_str().into(),
                 reason: reason.clone(),
@@ -1314,6 +1420,65 @@ impl Reader<'_> {
             "TemplateApprovalChanged" => {
                 let m: TemplateApprovalChangedV1 = self.mirror()?;
                 TemplateEvent::ApprovalChanged {
+                    template: self.template(&m.template)?,
+                    status: self.known("approval status", &m.status, ApprovalStatus::parse)?,
+                    reason: m.reason,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "TemplateCreated" => {
+                let m: TemplateCreatedV1 = self.mirror()?;
+                let header = |h: TemplateHeaderV1| -> Result<TemplateHeader, DecodeError> {
+                    Ok(TemplateHeader {
+                        format: self.known("header format", &h.format, HeaderFormat::parse)?,
+                        value: h.value,
+                    })
+                };
+                let buttons =
+                    |list: Vec<TemplateButtonV1>| -> Result<Vec<TemplateButton>, DecodeError> {
+                        list.into_iter()
+                            .map(|b| {
+                                Ok(TemplateButton {
+                                    kind: self.known("button kind", &b.kind, ButtonKind::parse)?,
+                                    text: b.text,
+                                    value: b.value,
+                                })
+                            })
+                            .collect()
+                    };
+                let mut cards = Vec::with_capacity(m.cards.len());
+                for card in m.cards {
+                    cards.push(TemplateCard {
+                        header: header(card.header)?,
+                        body: card.body,
+                        buttons: buttons(card.buttons)?,
+                    });
+                }
+                TemplateEvent::Created {
+                    template: self.template(&m.template)?,
+                    provider: self.known("provider", &m.provider, ProviderKind::parse)?,
+                    provider_ref: m.provider_ref,
+                    name: m.name,
+                    language: m.language,
+                    category: self.known(
+                        "template category",
+                        &m.category,
+                        TemplateCategory::parse,
+                    )?,
+                    content: TemplateContent {
+                        body: m.body,
+                        header: m.header.map(header).transpose()?,
+                        buttons: buttons(m.buttons)?,
+                        cards,
+                    },
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "TemplateStatusReported" => {
+                let m: TemplateStatusReportedV1 = self.mirror()?;
+                TemplateEvent::StatusReported {
                     template: self.template(&m.template)?,
                     status: self.known("approval status", &m.status, ApprovalStatus::parse)?,
                     reason: m.reason,

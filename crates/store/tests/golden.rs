@@ -260,6 +260,34 @@ fn golden_samples() -> Vec<Event> {
             reason: "approved by Meta".into(),
             at: t,
         }),
+        Event::Template(TemplateEvent::Created {
+            template: template(),
+            provider: ProviderKind::Meta,
+            provider_ref: "572279198452421".into(),
+            name: "listing_update".into(),
+            language: "de".into(),
+            category: TemplateCategory::Marketing,
+            content: wagate_domain::template::TemplateContent {
+                body: "Hallo {{1}}, neues Objekt in {{2}}.".into(),
+                header: Some(wagate_domain::template::TemplateHeader {
+                    format: wagate_domain::template::HeaderFormat::Image,
+                    value: "https://cdn.example.com/p/1.jpg".into(),
+                }),
+                buttons: vec![wagate_domain::template::TemplateButton {
+                    kind: wagate_domain::template::ButtonKind::Url,
+                    text: "Details".into(),
+                    value: "https://example.com/p/1".into(),
+                }],
+                cards: Vec::new(),
+            },
+            at: t,
+        }),
+        Event::Template(TemplateEvent::StatusReported {
+            template: template(),
+            status: ApprovalStatus::Paused,
+            reason: "FIRST_PAUSE".into(),
+            at: t,
+        }),
         Event::Portfolio(PortfolioEvent::MessagingLimitChanged {
             portfolio: portfolio(),
             limit: MessagingLimit::Limited(2000),

@@ -619,7 +619,10 @@ impl Auditor {
             "SenderRegistered" | "SenderAuthorized" | "SenderSuspended" => {
                 self.sender_event(&event)
             }
-            "TemplateRegistered" | "TemplateApprovalChanged" => self.template_event(&event),
+            "TemplateRegistered"
+            | "TemplateApprovalChanged"
+            | "TemplateCreated"
+            | "TemplateStatusReported" => self.template_event(&event),
             "TemplateSent" | "ReplySent" | "SendRefused" | "DispatchClaimed" | "ClaimRefused"
             | "DispatchSucceeded" | "DispatchFailed" | "StatusChanged" | "InDoubtExpired" => {
                 self.message_event(&event)
@@ -982,7 +985,36 @@ impl Auditor {
                 template.category = Some(category);
                 template.approval.get_or_insert_with(|| "pending".into());
             }
-            "TemplateApprovalChanged" => {
+            "TemplateCreated" => {
+                // The placeholders are read off the texts here, not taken from the hub.
+                let mut texts = vec![record.text("body").to_owned()];
+                if let Some(header) = record.payload.get("header") {
+                    texts.push(text_of(header.get("value")));
+                }
+                if let Some(Value::Array(cards)) = record.payload.get("cards") {
+                    for card in cards {
+                        texts.push(text_of(card.get("body")));
+                        texts.push(text_of(card.get("header").and_then(|h| h.get("value"))));
+                    }
+                }
+                let mut placeholders: Vec<String> = Vec::new();
+                for text in &texts {
+                    for key in placeholder_keys(text) {
+                        if !placeholders.contains(&key) {
+                            placeholders.push(key);
+                        }
+                    }
+                }
+                let category = record.text("category").to_owned();
+                let template = self.templates.get(id);
+                template.registered = true;
+                template.placeholders = placeholders;
+                template.category = Some(category);
+                template
+                    .approval
+                    .get_or_insert_with(|| "unsubmitted".into());
+            }
+            "TemplateApprovalChanged" | "TemplateStatusReported" => {
                 let status = record.text("status").to_owned();
                 self.templates.get(id).approval = Some(status);
             }
@@ -1538,6 +1570,23 @@ fn human_duration(delta: TimeDelta) -> String {
     format!("{hours} h {minutes:02} min")
 }
 
+fn text_of(value: Option<&Value>) -> String {
+    value.and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// The keys of the `{{key}}` placeholders in `text`, in order.
+fn placeholder_keys(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        keys.push(after[..end].to_owned());
+        rest = &after[end + 2..];
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1702,6 +1751,42 @@ mod tests {
         let summary = log.audit();
         assert_eq!(checks(&summary), []);
         assert_eq!(summary.messages_by_status.get("read"), Some(&1));
+    }
+
+    #[test]
+    fn a_created_template_follows_the_status_the_provider_reported() {
+        let mut log = Log::default();
+        log.ready();
+        log.contact("OptedIn");
+        let created = "listing_update@de";
+        log.push(
+            &format!("template:{created}"),
+            "TemplateCreated",
+            json!({"template": created, "category": "utility", "body": "Hallo {{1}}, am {{2}}.",
+                   "header": null, "buttons": [], "cards": []}),
+        );
+        let send = |log: &mut Log| {
+            log.message(
+                "TemplateSent",
+                json!({"contact": LEA, "sender": SENDER, "template": created,
+                       "variables": {"1": "Lea", "2": "Thu"}, "workflow": WORKFLOW}),
+            )
+        };
+        let unsubmitted = send(&mut log);
+        log.push(
+            &format!("template:{created}"),
+            "TemplateStatusReported",
+            json!({"template": created, "status": "approved", "source": "provider"}),
+        );
+        send(&mut log);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [(Some(unsubmitted), Check::TemplateNotApproved)]
+        );
+        assert!(summary.violations[0]
+            .message
+            .contains("while it was unsubmitted"));
     }
 
     #[test]

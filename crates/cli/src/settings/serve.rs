@@ -257,6 +257,7 @@ impl ServeConfig {
     pub fn http_settings(&self) -> HttpSettings {
         let meta = self.providers.meta();
         HttpSettings {
+            templates: Default::default(),
             listen: self.listen,
             audit_dir: self.rejected_dir.clone(),
             rejected: self.rejected,

@@ -4,6 +4,7 @@
 //! killed when its guard drops, so a failing test never leaves a hub behind.
 
 mod support;
+mod templates;
 
 mod commands;
 mod explain;

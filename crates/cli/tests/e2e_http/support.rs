@@ -56,6 +56,9 @@ fn command(data: &Path) -> Command {
             command.env_remove(name);
         }
     }
+    // With Twilio credentials the template poller would call content.twilio.com; a test that
+    // wants it points WAGATE_TWILIO_CONTENT_API_BASE at a fake and sets this again.
+    command.env("WAGATE_TEMPLATE_SYNC_SECONDS", "0");
     command
 }
 

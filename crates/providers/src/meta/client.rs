@@ -233,9 +233,11 @@ struct PayloadParameter<'a> {
 }
 
 fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendError> {
+    // A template wagate created or imported is `name@language`: Meta is sent both parts.
     let language = template
-        .language
-        .as_deref()
+        .template
+        .meta_language()
+        .or(template.language.as_deref())
         .filter(|l| !l.is_empty())
         .ok_or_else(|| invalid("Meta templates need a language code (e.g. en_US)"))?;
     // Positional parameters are matched by position, so order numeric keys numerically
@@ -273,7 +275,7 @@ fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendErr
         });
     }
     Ok(TemplateBody {
-        name: template.template.as_str(),
+        name: template.template.meta_name(),
         language: Language { code: language },
         components,
     })

@@ -5,6 +5,7 @@ pub mod account;
 pub mod client;
 mod json;
 pub mod signature;
+pub mod template_notice;
 pub mod verify;
 pub mod webhook;
 

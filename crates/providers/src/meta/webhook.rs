@@ -35,6 +35,10 @@ pub struct MetaWebhook {
     pub events: Vec<WebhookEvent>,
     /// Items that could not be parsed, each naming its field; the caller records them.
     pub rejected: Vec<ParseError>,
+    /// Template status, quality and category changes
+    /// (`message_template_status_update`, `message_template_quality_update`,
+    /// `template_category_update`), in payload order.
+    pub templates: Vec<super::template_notice::TemplateNotice>,
 }
 
 /// Parses a webhook body. Verify the signature on the same bytes first.
@@ -111,6 +115,10 @@ fn parse_change(
     out: &mut MetaWebhook,
 ) -> Result<(), ParseError> {
     let field = change.req_str("field")?;
+    if let Some(result) = super::template_notice::parse(field, change) {
+        out.templates.push(result?);
+        return Ok(());
+    }
     if !matches!(field, "messages" | "user_preferences") {
         let value = change.value().get("value");
         out.events
