@@ -8,7 +8,7 @@
 //! change; a new one needs a new domain tag, and the old digests would then mismatch for a day.
 
 use sha2::{Digest, Sha256};
-use wagate_domain::{Recipient, SendContent, WhatsAppAddress};
+use wagate_domain::{Recipient, RichReply, SendContent, WhatsAppAddress};
 use wagate_store::send_result::RequestDigest;
 
 use crate::hub::SendRequest;
@@ -51,6 +51,20 @@ pub(crate) fn of(
             }
         }
         SendContent::Freeform { text } => hash.tagged(2, text),
+        // New tags after the existing ones: digests of earlier sends stay what they were.
+        SendContent::Rich(RichReply::Media(media)) => {
+            hash.tagged(3, media.kind.as_str());
+            hash.text(media.url.as_str());
+            hash.text(&media.caption);
+        }
+        SendContent::Rich(RichReply::Buttons { body, buttons }) => {
+            hash.tagged(4, body);
+            hash.len(buttons.len());
+            for button in buttons {
+                hash.text(&button.id);
+                hash.text(&button.title);
+            }
+        }
     }
     hash.tag(u8::from(dry_run));
     hash.0.finalize().into()

@@ -558,6 +558,8 @@ impl Demo {
                     .into(),
             }),
             text: None,
+            media: None,
+            interactive: None,
         };
         let first = self.send_queued(&template_send).await?;
         println!("    queued as message {first}; the dispatcher hands it to the sandbox, which calls back:");
@@ -573,6 +575,8 @@ impl Demo {
             workflow: Some("lead_qualification".into()),
             template: None,
             text: Some("Hi Max, the flat is still available.".into()),
+            media: None,
+            interactive: None,
         };
         let sentence = self.send_refused(&reply, "window_closed").await?;
         Self::outcome(format!("refused by window_closed: {sentence}"));

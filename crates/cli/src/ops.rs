@@ -392,6 +392,8 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
                 variables: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
             }),
         text: args.text.clone(),
+        media: None,
+        interactive: None,
     };
     let mut query = Vec::new();
     if args.dry_run {
@@ -708,6 +710,16 @@ fn render_message(message: &api::MessageResponse) -> String {
                 format!("template {template} ({category}) {}", vars.join(" "))
             }
             api::ContentView::Text { text } => format!("text {text:?}"),
+            api::ContentView::Media { kind, url, caption } => {
+                format!("{kind} {url} caption {caption:?}")
+            }
+            api::ContentView::Buttons { body, buttons } => {
+                let titles: Vec<String> = buttons
+                    .iter()
+                    .map(|b| format!("[{}={}]", b.id, b.title))
+                    .collect();
+                format!("buttons {body:?} {}", titles.join(" "))
+            }
         };
         let _ = writeln!(out, "  to               {}", intent.to);
         let _ = writeln!(out, "  from             {}", intent.from);

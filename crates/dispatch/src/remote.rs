@@ -21,8 +21,8 @@ use wagate_api::{
 };
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
 use wagate_domain::{
-    ContactId, DispatchPhase, MessageContent, MessageId, ProviderKind, RuleId, TemplateCategory,
-    TemplateId, Timestamp, WhatsAppAddress,
+    ContactId, DispatchPhase, MediaKind, MessageContent, MessageId, ProviderKind, ReplyButton,
+    RichReply, RuleId, TemplateCategory, TemplateId, Timestamp, WhatsAppAddress,
 };
 use wagate_providers::Secret;
 
@@ -105,6 +105,28 @@ pub fn claimed_from_api(claim: &ClaimResponse) -> Result<ClaimedIntent, HubError
                 .collect(),
         },
         ContentView::Text { text } => MessageContent::Freeform { text: text.clone() },
+        // Validated again: a hub that hands out content no provider takes is a protocol error.
+        ContentView::Media { kind, url, caption } => MessageContent::Rich(
+            RichReply::media(
+                MediaKind::parse(kind).ok_or_else(|| protocol(format!("media kind {kind:?}")))?,
+                url,
+                caption.clone(),
+            )
+            .map_err(protocol)?,
+        ),
+        ContentView::Buttons { body, buttons } => MessageContent::Rich(
+            RichReply::buttons(
+                body.clone(),
+                buttons
+                    .iter()
+                    .map(|button| ReplyButton {
+                        id: button.id.clone(),
+                        title: button.title.clone(),
+                    })
+                    .collect(),
+            )
+            .map_err(protocol)?,
+        ),
     };
     let provider = match claim.sender.provider.as_deref() {
         Some(raw) => {

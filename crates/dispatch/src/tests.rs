@@ -86,6 +86,7 @@ impl FakeHub {
             contact: to.clone(),
             sender: from.clone(),
             text: "hello".into(),
+            rich: None,
             workflow: Workflow::parse("status_update").expect("a valid workflow"),
             at,
         };

@@ -542,6 +542,17 @@ pub fn send(
             contact: allowed.contact.clone(),
             sender: command.sender.clone(),
             text: text.clone(),
+            rich: None,
+            workflow: allowed.workflow.clone(),
+            at: now,
+        }
+        .into(),
+        SendContent::Rich(rich) => MessageEvent::ReplySent {
+            message_id: command.message_id,
+            contact: allowed.contact.clone(),
+            sender: command.sender.clone(),
+            text: rich.text().to_owned(),
+            rich: Some(rich.clone()),
             workflow: allowed.workflow.clone(),
             at: now,
         }
@@ -581,7 +592,7 @@ fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -> Ev
         sender: command.sender.clone(),
         template: match &command.content {
             SendContent::Template { template, .. } => Some(template.clone()),
-            SendContent::Freeform { .. } => None,
+            SendContent::Freeform { .. } | SendContent::Rich(_) => None,
         },
         rule: refusal.rule,
         message: refusal.message.clone(),
@@ -661,6 +672,7 @@ pub fn claim(
             variables: variables.iter().cloned().collect::<BTreeMap<_, _>>(),
         },
         MessageContent::Freeform { text } => SendContent::Freeform { text: text.clone() },
+        MessageContent::Rich(rich) => SendContent::Rich(rich.clone()),
     };
     let to = Recipient::of_contact(&intent.contact);
     let contact = state.contact.with_linked(state.linked);
@@ -1108,7 +1120,7 @@ fn follow_up_events(
                 at: now,
             }
             .into(),
-            MessageContent::Freeform { .. } => return Vec::new(),
+            MessageContent::Freeform { .. } | MessageContent::Rich(_) => return Vec::new(),
         },
         // Recorded on the message itself; nothing to change elsewhere.
         FollowUp::TemplateVariables | FollowUp::InvalidNumber => return Vec::new(),

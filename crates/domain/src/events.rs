@@ -365,7 +365,10 @@ pub enum MessageEvent {
         message_id: MessageId,
         contact: ContactId,
         sender: WhatsAppAddress,
+        /// The text, or for rich content its caption or body.
         text: String,
+        /// Media or quick-reply buttons (schema v2); `None` for plain text and v1 records.
+        rich: Option<crate::rich::RichReply>,
         workflow: Workflow,
         at: Timestamp,
     },

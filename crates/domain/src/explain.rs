@@ -1213,7 +1213,7 @@ mod tests {
             let message_id = MessageId::from_uuid(uuid_v7(self.ids)).expect("a v7 uuid");
             let template_id = match &content {
                 SendContent::Template { template, .. } => template.clone(),
-                SendContent::Freeform { .. } => template(),
+                SendContent::Freeform { .. } | SendContent::Rich(_) => template(),
             };
             let (sender_state, contact, template, portfolio) = self.states(to, &template_id);
             let decision = decide::send(

@@ -24,6 +24,8 @@ pub enum SendContent {
     },
     /// Freeform text: only inside the 24 h window.
     Freeform { text: String },
+    /// Freeform media or quick-reply buttons: gated exactly like freeform text.
+    Rich(crate::rich::RichReply),
 }
 
 impl SendContent {

@@ -22,6 +22,7 @@ pub mod message;
 pub mod open_intent;
 pub mod policy;
 pub mod portfolio;
+pub mod rich;
 pub mod rules;
 pub mod sender;
 pub mod status;
@@ -48,6 +49,7 @@ pub use message::{DispatchPhase, Intent, MessageContent, MessageState, StatusObs
 pub use open_intent::OpenIntent;
 pub use policy::Policy;
 pub use portfolio::PortfolioState;
+pub use rich::{MediaKind, MediaMessage, MediaUrl, ReplyButton, RichReply};
 pub use rules::{Refusal, RuleId};
 pub use sender::SenderState;
 pub use status::MessageStatus;

@@ -17,6 +17,8 @@ pub enum MessageContent {
     Freeform {
         text: String,
     },
+    /// Freeform media or quick-reply buttons.
+    Rich(crate::rich::RichReply),
 }
 
 /// An allowed message waiting for (or past) dispatch.
@@ -129,6 +131,7 @@ impl MessageState {
                 contact,
                 sender,
                 text,
+                rich,
                 workflow,
                 at,
                 ..
@@ -137,7 +140,10 @@ impl MessageState {
                     contact: contact.clone(),
                     sender: sender.clone(),
                     workflow: workflow.clone(),
-                    content: MessageContent::Freeform { text: text.clone() },
+                    content: match rich {
+                        Some(rich) => MessageContent::Rich(rich.clone()),
+                        None => MessageContent::Freeform { text: text.clone() },
+                    },
                     decided_at: *at,
                 });
             }

@@ -5,10 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
-    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
+    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, ReplyButton,
+    Retry, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use crate::ExportedEvent;
@@ -262,6 +263,10 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             contact: p.contact("contact")?,
             sender: p.address("sender")?,
             text: p.text("text")?,
+            rich: match p.value("rich") {
+                None => None,
+                Some(_) => Some(rich(&p.object("rich")?)?),
+            },
             workflow: p.parsed("workflow", Workflow::parse)?,
             at: at()?,
         }
@@ -411,4 +416,37 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
         .into(),
         other => return Err(DecodeError::UnknownType(other.to_owned())),
     })
+}
+
+/// The inverse of `rich_payload`, validated as a send is.
+fn rich(p: &Payload<'_>) -> Result<RichReply, DecodeError> {
+    let invalid = |error: wagate_domain::CommandError| bad("rich", error.to_string());
+    match p.text("type")?.as_str() {
+        "media" => RichReply::media(
+            p.id("kind", MediaKind::parse)?,
+            &p.text("url")?,
+            p.text("caption")?,
+        )
+        .map_err(invalid),
+        "buttons" => {
+            let buttons = match p.value("buttons") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::Object(map) => {
+                            let button = Payload(map);
+                            Ok(ReplyButton {
+                                id: button.text("id")?,
+                                title: button.text("title")?,
+                            })
+                        }
+                        other => Err(bad("buttons", format!("expected an object, found {other}"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err(bad("buttons", "expected a list")),
+            };
+            RichReply::buttons(p.text("body")?, buttons).map_err(invalid)
+        }
+        other => Err(bad("type", format!("{other:?}: not media or buttons"))),
+    }
 }

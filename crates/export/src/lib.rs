@@ -346,12 +346,20 @@ fn message_payload(event: &MessageEvent) -> Value {
             contact,
             sender,
             text,
+            rich,
             workflow,
             at,
-        } => json!({
-            "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
-            "text": text, "workflow": workflow.as_str(), "at": time(*at),
-        }),
+        } => {
+            let mut payload = json!({
+                "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
+                "text": text, "workflow": workflow.as_str(), "at": time(*at),
+            });
+            // Absent for plain text, so a plain reply exports exactly as before rich content.
+            if let Some(rich) = rich {
+                payload["rich"] = rich_payload(rich);
+            }
+            payload
+        }
         MessageEvent::SendRefused {
             message_id,
             to,
@@ -431,6 +439,21 @@ fn message_payload(event: &MessageEvent) -> Value {
         } => json!({
             "provider_ref": provider_ref.to_string(), "status": status.as_str(),
             "error_code": error_code, "at": time(*at),
+        }),
+    }
+}
+
+/// `ReplySent.rich`: `{"type": "media", "kind", "url", "caption"}` or
+/// `{"type": "buttons", "body", "buttons": [{"id", "title"}]}`.
+fn rich_payload(rich: &wagate_domain::RichReply) -> Value {
+    match rich {
+        wagate_domain::RichReply::Media(media) => json!({
+            "type": "media", "kind": media.kind.as_str(), "url": media.url.as_str(),
+            "caption": media.caption,
+        }),
+        wagate_domain::RichReply::Buttons { body, buttons } => json!({
+            "type": "buttons", "body": body,
+            "buttons": buttons.iter().map(|b| json!({"id": b.id, "title": b.title})).collect::<Vec<_>>(),
         }),
     }
 }

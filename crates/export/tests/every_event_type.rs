@@ -110,6 +110,16 @@ fn sample(event_type: EventType) -> Event {
             contact,
             sender,
             text: "see you".into(),
+            rich: Some(
+                wagate_domain::RichReply::buttons(
+                    "see you".into(),
+                    vec![wagate_domain::ReplyButton {
+                        id: "ok".into(),
+                        title: "OK".into(),
+                    }],
+                )
+                .expect("valid buttons"),
+            ),
             workflow,
             at,
         }

@@ -150,6 +150,23 @@ pub fn intent(intent: &Intent) -> IntentView {
             variables: variables.iter().cloned().collect(),
         },
         MessageContent::Freeform { text } => ContentView::Text { text: text.clone() },
+        MessageContent::Rich(wagate_domain::RichReply::Media(media)) => ContentView::Media {
+            kind: media.kind.as_str().to_owned(),
+            url: media.url.to_string(),
+            caption: media.caption.clone(),
+        },
+        MessageContent::Rich(wagate_domain::RichReply::Buttons { body, buttons }) => {
+            ContentView::Buttons {
+                body: body.clone(),
+                buttons: buttons
+                    .iter()
+                    .map(|button| wagate_api::ReplyButtonBody {
+                        id: button.id.clone(),
+                        title: button.title.clone(),
+                    })
+                    .collect(),
+            }
+        }
     };
     IntentView {
         to: intent.contact.to_string(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use wagate_domain::classify::{classify_code, classify_http_status, classify_transport};
 use wagate_domain::{
     ContactId, ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError,
-    ProviderKind, ProviderMessageRef, Retry, TemplateId, TwilioSid,
+    ProviderKind, ProviderMessageRef, Retry, RichReply, TemplateId, TwilioSid,
 };
 
 /// One message to hand to a provider.
@@ -47,6 +47,8 @@ pub enum OutboundContent {
     },
     /// A template.
     Template(TemplateContent),
+    /// Freeform media by link or quick-reply buttons, only allowed inside the 24-hour window.
+    Rich(RichReply),
 }
 
 impl OutboundContent {
@@ -55,6 +57,7 @@ impl OutboundContent {
     pub fn from_domain(content: &MessageContent) -> Self {
         match content {
             MessageContent::Freeform { text } => Self::Text { body: text.clone() },
+            MessageContent::Rich(rich) => Self::Rich(rich.clone()),
             MessageContent::Template {
                 template,
                 variables,

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::{fixture, refused_base_url, MESSAGE_ID};
 use serde_json::Value;
-use wagate_domain::{MessageId, MessageStatus, PhoneNumber, TemplateId, TwilioSid};
+use wagate_domain::{
+    MediaKind, MessageId, MessageStatus, PhoneNumber, ReplyButton, RichReply, TemplateId, TwilioSid,
+};
 use wagate_providers::meta::{MetaClient, MetaConfig};
 use wagate_providers::{
     OutboundContent, OutboundRequest, Provider, Secret, SendError, Sender, TemplateContent,
@@ -115,6 +117,59 @@ async fn template_request_matches_fixture_and_status_is_kept() {
         sent_json(&server).await,
         expected_json("meta_send_request_template.json")
     );
+}
+
+fn rich_request(rich: RichReply) -> OutboundRequest {
+    OutboundRequest {
+        content: OutboundContent::Rich(rich),
+        ..text_request()
+    }
+}
+
+/// Freeform media and interactive buttons, each against its fixture.
+#[tokio::test]
+async fn rich_requests_match_their_fixtures() {
+    let image = RichReply::media(
+        MediaKind::Image,
+        "https://cdn.example.com/listings/42/living.jpg",
+        "The flat at Seestrasse 12, living room".into(),
+    )
+    .expect("valid");
+    let document = RichReply::media(
+        MediaKind::Document,
+        "https://cdn.example.com/listings/42/floorplan.pdf",
+        String::new(),
+    )
+    .expect("valid");
+    let button = |id: &str, title: &str| ReplyButton {
+        id: id.into(),
+        title: title.into(),
+    };
+    let buttons = RichReply::buttons(
+        "Would you like to visit the flat on Thursday?".into(),
+        vec![
+            button("visit:42:yes", "Yes, Thursday"),
+            button("visit:42:other", "Another day"),
+            button("visit:42:no", "No, thanks"),
+        ],
+    )
+    .expect("valid");
+    for (rich, fixture_name) in [
+        (image, "meta_send_request_image.json"),
+        (document, "meta_send_request_document.json"),
+        (buttons, "meta_send_request_interactive_buttons.json"),
+    ] {
+        let server = fake(200, fixture("meta_send_response_text_200.json")).await;
+        client(&server.uri(), Duration::from_secs(5))
+            .send(&rich_request(rich))
+            .await
+            .expect("accepted");
+        assert_eq!(
+            sent_json(&server).await,
+            expected_json(fixture_name),
+            "{fixture_name}"
+        );
+    }
 }
 
 #[tokio::test]

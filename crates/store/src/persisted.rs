@@ -17,10 +17,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
-    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, Retry, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
+    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, ReplyButton,
+    Retry, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -55,11 +56,13 @@ pub enum DecodeError {
 /// `OptedIn` v2 and `OptedOut` v2 added `evidence_at` (when the consent change was made, which
 /// orders them; v1 reads as `at`). `InboundReceived` v2 added `provider_at` (when the person
 /// wrote, by the provider's clock; v1 reads as `None`). `WindowReportedClosed` v2 added `sender`
-/// (whose window closed; v1 reads as `None`, every sender's).
+/// (whose window closed; v1 reads as `None`, every sender's). `ReplySent` v2 added `rich`
+/// (freeform media or quick-reply buttons; v1 reads as `None`, plain text).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "SendRefused" => 3,
         "OptedIn" | "OptedOut" | "InboundReceived" | "WindowReportedClosed" => 2,
+        "ReplySent" => 2,
         _ => 1,
     }
 }
@@ -285,6 +288,86 @@ struct ReplySentV1 {
     text: String,
     workflow: String,
     at_ns: i64,
+}
+
+/// `ReplySent` v2: v1 plus the rich content.
+#[derive(Serialize, Deserialize)]
+struct ReplySentV2 {
+    message_id: [u8; 16],
+    contact: String,
+    sender: String,
+    text: String,
+    rich: Option<RichReplyV2>,
+    workflow: String,
+    at_ns: i64,
+}
+
+impl From<ReplySentV1> for ReplySentV2 {
+    /// A v1 reply was plain text.
+    fn from(v1: ReplySentV1) -> Self {
+        Self {
+            message_id: v1.message_id,
+            contact: v1.contact,
+            sender: v1.sender,
+            text: v1.text,
+            rich: None,
+            workflow: v1.workflow,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+/// Rich freeform content as stored (`ReplySent` v2). Variant order is part of the format:
+/// append new variants, never reorder.
+#[derive(Serialize, Deserialize)]
+enum RichReplyV2 {
+    Media {
+        kind: String,
+        url: String,
+        caption: String,
+    },
+    Buttons {
+        body: String,
+        /// (id, title) in display order.
+        buttons: Vec<(String, String)>,
+    },
+}
+
+impl RichReplyV2 {
+    fn of(rich: &RichReply) -> Self {
+        match rich {
+            RichReply::Media(media) => Self::Media {
+                kind: media.kind.as_str().into(),
+                url: media.url.to_string(),
+                caption: media.caption.clone(),
+            },
+            RichReply::Buttons { body, buttons } => Self::Buttons {
+                body: body.clone(),
+                buttons: buttons
+                    .iter()
+                    .map(|button| (button.id.clone(), button.title.clone()))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Validated again on the way in: a record that would not pass today's checks is malformed.
+    fn into_domain(self) -> Result<RichReply, String> {
+        match self {
+            Self::Media { kind, url, caption } => {
+                let kind = MediaKind::parse(&kind).ok_or(format!("unknown media kind {kind:?}"))?;
+                RichReply::media(kind, &url, caption).map_err(|e| e.to_string())
+            }
+            Self::Buttons { body, buttons } => RichReply::buttons(
+                body,
+                buttons
+                    .into_iter()
+                    .map(|(id, title)| ReplyButton { id, title })
+                    .collect(),
+            )
+            .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -734,13 +817,15 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             contact,
             sender,
             text,
+            rich,
             workflow,
             at,
-        } => bytes(&ReplySentV1 {
+        } => bytes(&ReplySentV2 {
             message_id: id(message_id),
             contact: contact.to_string(),
             sender: sender.to_string(),
             text: text.clone(),
+            rich: rich.as_ref().map(RichReplyV2::of),
             workflow: workflow.to_string(),
             at_ns: ns(*at),
         }),
@@ -1192,12 +1277,20 @@ impl Reader<'_> {
                 }
             }
             "ReplySent" => {
-                let m: ReplySentV1 = self.mirror()?;
+                let m: ReplySentV2 = match self.version {
+                    1 => self.mirror::<ReplySentV1>()?.into(),
+                    _ => self.mirror()?,
+                };
+                let rich = match m.rich {
+                    None => None,
+                    Some(rich) => Some(rich.into_domain().map_err(|e| self.malformed(e))?),
+                };
                 MessageEvent::ReplySent {
                     message_id: self.message_id(m.message_id)?,
                     contact: self.contact(&m.contact)?,
                     sender: self.address(&m.sender)?,
                     text: m.text,
+                    rich,
                     workflow: self.workflow(&m.workflow)?,
                     at: self.at(m.at_ns),
                 }

@@ -137,7 +137,15 @@ fn golden_samples() -> Vec<Event> {
             message_id: message_id(),
             contact: contact(),
             sender: sender(),
-            text: "See you on Tuesday.".into(),
+            text: "The flat on Tuesday.".into(),
+            rich: Some(
+                wagate_domain::RichReply::media(
+                    wagate_domain::MediaKind::Image,
+                    "https://cdn.example.com/listing/42.jpg",
+                    "The flat on Tuesday.".into(),
+                )
+                .expect("valid media"),
+            ),
             workflow: workflow(),
             at: t,
         }),
@@ -264,6 +272,30 @@ fn golden_samples() -> Vec<Event> {
 /// More shapes for the round trip: absent optional fields, other enum values, edge times.
 fn other_samples() -> Vec<Event> {
     let mut events = vec![
+        Event::Message(MessageEvent::ReplySent {
+            message_id: message_id(),
+            contact: contact(),
+            sender: sender(),
+            text: "Shall we meet?".into(),
+            rich: Some(
+                wagate_domain::RichReply::buttons(
+                    "Shall we meet?".into(),
+                    vec![
+                        wagate_domain::ReplyButton {
+                            id: "visit-yes".into(),
+                            title: "Yes".into(),
+                        },
+                        wagate_domain::ReplyButton {
+                            id: "visit-no".into(),
+                            title: "No".into(),
+                        },
+                    ],
+                )
+                .expect("valid buttons"),
+            ),
+            workflow: workflow(),
+            at: at(0, 0),
+        }),
         Event::Contact(ContactEvent::InboundReceived {
             contact: bsuid(),
             sender: None,
@@ -868,4 +900,15 @@ fn corrupt_send_results_are_errors() {
     neither.extend(request_digest());
     neither.extend([0, 0]);
     assert!(send_result::decode(&neither).is_err(), "neither answer");
+}
+
+/// `ReplySent` v1 (plain text) reads as v2 with no rich content.
+#[test]
+fn reply_sent_v1_is_upcast_to_v2() {
+    let (upcast, _) = upcast_v1("ReplySent");
+    let Event::Message(MessageEvent::ReplySent { rich, text, .. }) = &upcast else {
+        panic!("decoded {upcast:?}");
+    };
+    assert_eq!(rich, &None);
+    assert_eq!(text, "See you on Tuesday.");
 }

@@ -191,6 +191,7 @@ async fn a_freeform_reply_outside_the_window_is_a_violation() {
         contact: contact(MAX),
         sender: sender(),
         text: "Hi".into(),
+        rich: None,
         workflow: wagate_domain::Workflow::parse("lead_qualification").expect("workflow"),
         at,
     }
@@ -688,6 +689,7 @@ async fn a_reply_from_a_number_the_contact_did_not_write_to_is_window_closed() {
         contact: contact(LEA),
         sender: other_sender,
         text: "Yes".into(),
+        rich: None,
         workflow: wagate_domain::Workflow::parse("appointment_scheduling").expect("workflow"),
         at,
     }
