@@ -282,6 +282,25 @@ pub struct TemplateContentRequest {
     /// Placeholder key → value; must match the template's placeholders exactly.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Header media of this send (Cloud API templates with a media header or a carousel):
+    /// at most one per header. Twilio Content templates name their media in the definition:
+    /// give the URL as the variable the template defines instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<TemplateMediaBody>,
+}
+
+/// One header medium of a template send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateMediaBody {
+    /// Absent: the template's own header; 0 to 9: the header of that carousel card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<u8>,
+    /// `image`, `video` or `document` (a carousel card: image or video).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `https://` only; a file extension, when the path has one, must fit the type.
+    pub url: String,
 }
 
 /// 202 answer of `POST /v1/messages`.
@@ -368,6 +387,9 @@ pub enum ContentView {
         /// `marketing`, `utility` or `authentication`.
         category: String,
         variables: BTreeMap<String, String>,
+        /// Header media of the send; absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        media: Vec<TemplateMediaBody>,
     },
     Text {
         text: String,

@@ -41,6 +41,7 @@ pub(crate) fn of(
         SendContent::Template {
             template,
             variables,
+            media,
         } => {
             hash.tagged(1, template.as_str());
             hash.len(variables.len());
@@ -48,6 +49,20 @@ pub(crate) fn of(
             for (name, value) in variables {
                 hash.text(name);
                 hash.text(value);
+            }
+            // Only when given, so the digest of a send without media is what it always was
+            // (the media are normalized: sorted by header).
+            if !media.is_empty() {
+                hash.tag(5);
+                hash.len(media.len());
+                for medium in media {
+                    match medium.card {
+                        None => hash.tag(0),
+                        Some(card) => hash.tagged(1, &card.to_string()),
+                    }
+                    hash.text(medium.kind.as_str());
+                    hash.text(medium.url.as_str());
+                }
             }
         }
         SendContent::Freeform { text } => hash.tagged(2, text),
@@ -114,6 +129,7 @@ mod tests {
             sender: None,
             workflow: workflow.map(Into::into),
             content: SendContent::Template {
+                media: Vec::new(),
                 template: TemplateId::parse("HXb5b62575e6e4ff6129ad7c8efe1f983e").expect("id"),
                 variables: variables
                     .iter()

@@ -552,6 +552,7 @@ impl Demo {
             from: None,
             workflow: Some("appointment_scheduling".into()),
             template: Some(api::TemplateContentRequest {
+                media: Vec::new(),
                 content_sid: TEMPLATE.into(),
                 variables: [("1", "Lea"), ("2", "Thu 10:00")]
                     .map(|(key, value)| (key.to_owned(), value.to_owned()))

@@ -388,6 +388,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
             .template
             .clone()
             .map(|content_sid| api::TemplateContentRequest {
+                media: Vec::new(),
                 content_sid,
                 variables: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
             }),
@@ -705,8 +706,14 @@ fn render_message(message: &api::MessageResponse) -> String {
                 template,
                 category,
                 variables,
+                media,
             } => {
-                let vars: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut vars: Vec<String> =
+                    variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                vars.extend(media.iter().map(|m| match m.card {
+                    None => format!("header {} {}", m.kind, m.url),
+                    Some(card) => format!("card {card} {} {}", m.kind, m.url),
+                }));
                 format!("template {template} ({category}) {}", vars.join(" "))
             }
             api::ContentView::Text { text } => format!("text {text:?}"),

@@ -22,7 +22,7 @@ use wagate_api::{
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
 use wagate_domain::{
     ContactId, DispatchPhase, MediaKind, MessageContent, MessageId, ProviderKind, ReplyButton,
-    RichReply, RuleId, TemplateCategory, TemplateId, Timestamp, WhatsAppAddress,
+    RichReply, RuleId, TemplateCategory, TemplateId, TemplateMedia, Timestamp, WhatsAppAddress,
 };
 use wagate_providers::Secret;
 
@@ -92,7 +92,16 @@ pub fn claimed_from_api(claim: &ClaimResponse) -> Result<ClaimedIntent, HubError
             template,
             category,
             variables,
+            media,
         } => MessageContent::Template {
+            media: media
+                .iter()
+                .map(|m| {
+                    let kind = MediaKind::parse(&m.kind)
+                        .ok_or_else(|| protocol(format!("media kind {:?}", m.kind)))?;
+                    TemplateMedia::new(m.card, kind, &m.url).map_err(protocol)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             template: TemplateId::parse(template).map_err(protocol)?,
             category: TemplateCategory::parse(category)
                 .ok_or_else(|| protocol(format!("template category {category:?}")))?,

@@ -521,7 +521,9 @@ pub fn send(
         SendContent::Template {
             template,
             variables,
+            media,
         } => MessageEvent::TemplateSent {
+            media: media.clone(),
             message_id: command.message_id,
             contact: allowed.contact.clone(),
             sender: command.sender.clone(),
@@ -666,8 +668,10 @@ pub fn claim(
         MessageContent::Template {
             template,
             variables,
+            media,
             ..
         } => SendContent::Template {
+            media: media.clone(),
             template: template.clone(),
             variables: variables.iter().cloned().collect::<BTreeMap<_, _>>(),
         },

@@ -357,6 +357,8 @@ pub enum MessageEvent {
         category: TemplateCategory,
         /// Sorted by key.
         variables: Vec<(String, String)>,
+        /// Header media of this send (schema v2; empty when read from v1).
+        media: Vec<crate::rich::TemplateMedia>,
         workflow: Workflow,
         at: Timestamp,
     },

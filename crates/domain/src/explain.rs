@@ -181,6 +181,7 @@ pub fn explain(streams: &Streams<'_>, policy: &Policy) -> Result<Explanation, Ex
             before.window_facts(contact, sender, *at, false, &mut facts);
             before.limit_facts(contact, sender, *at, &mut facts);
             let content = SendContent::Template {
+                media: Vec::new(),
                 template: template.clone(),
                 variables: variables.iter().cloned().collect(),
             };
@@ -1284,6 +1285,7 @@ mod tests {
 
     fn template_send() -> SendContent {
         SendContent::Template {
+            media: Vec::new(),
             template: template(),
             variables: BTreeMap::from([("1".to_owned(), "Ada".to_owned())]),
         }
@@ -1534,6 +1536,7 @@ mod tests {
                     CONTACT,
                     "status_update",
                     SendContent::Template {
+                        media: Vec::new(),
                         template: TemplateId::parse("HX00000000000000000000000000000009")
                             .expect("valid"),
                         variables: BTreeMap::new(),
@@ -1553,6 +1556,7 @@ mod tests {
                     CONTACT,
                     "status_update",
                     SendContent::Template {
+                        media: Vec::new(),
                         template: template(),
                         variables: BTreeMap::new(),
                     },

@@ -49,7 +49,7 @@ pub use message::{DispatchPhase, Intent, MessageContent, MessageState, StatusObs
 pub use open_intent::OpenIntent;
 pub use policy::Policy;
 pub use portfolio::PortfolioState;
-pub use rich::{MediaKind, MediaMessage, MediaUrl, ReplyButton, RichReply};
+pub use rich::{MediaKind, MediaMessage, MediaUrl, ReplyButton, RichReply, TemplateMedia};
 pub use rules::{Refusal, RuleId};
 pub use sender::SenderState;
 pub use status::MessageStatus;

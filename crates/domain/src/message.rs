@@ -13,6 +13,7 @@ pub enum MessageContent {
         template: TemplateId,
         category: TemplateCategory,
         variables: Vec<(String, String)>,
+        media: Vec<crate::rich::TemplateMedia>,
     },
     Freeform {
         text: String,
@@ -111,6 +112,7 @@ impl MessageState {
                 template,
                 category,
                 variables,
+                media,
                 workflow,
                 at,
                 ..
@@ -120,6 +122,7 @@ impl MessageState {
                     sender: sender.clone(),
                     workflow: workflow.clone(),
                     content: MessageContent::Template {
+                        media: media.clone(),
                         template: template.clone(),
                         category: *category,
                         variables: variables.clone(),

@@ -208,6 +208,52 @@ impl RichReply {
     }
 }
 
+/// Carousel templates hold 2 to 10 cards (Meta's media-card carousel).
+pub const CAROUSEL_CARDS_MAX: u8 = 10;
+
+/// The media a template send carries for a media header: the template's own header
+/// (`card: None`) or the header of carousel card `card` (0-based, Meta's `card_index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateMedia {
+    pub card: Option<u8>,
+    pub kind: MediaKind,
+    pub url: MediaUrl,
+}
+
+impl TemplateMedia {
+    pub fn new(card: Option<u8>, kind: MediaKind, url: &str) -> Result<Self, CommandError> {
+        if card.is_some_and(|card| card >= CAROUSEL_CARDS_MAX) {
+            return Err(CommandError::InvalidField {
+                field: "template.media.card",
+                reason: format!("a carousel has at most {CAROUSEL_CARDS_MAX} cards (0 to 9)"),
+            });
+        }
+        if card.is_some() && kind == MediaKind::Document {
+            return Err(CommandError::InvalidField {
+                field: "template.media.type",
+                reason: "a carousel card's header is an image or a video".into(),
+            });
+        }
+        let url = MediaUrl::parse("template.media.url", kind, url)?;
+        Ok(Self { card, kind, url })
+    }
+
+    /// At most one medium per header; sorted: the template's header first, then by card.
+    pub fn normalize(mut media: Vec<Self>) -> Result<Vec<Self>, CommandError> {
+        media.sort_by_key(|m| m.card.map_or(0, |card| u16::from(card) + 1));
+        if let Some(pair) = media.windows(2).find(|pair| pair[0].card == pair[1].card) {
+            return Err(CommandError::InvalidField {
+                field: "template.media",
+                reason: match pair[0].card {
+                    None => "two media for the template's header".into(),
+                    Some(card) => format!("two media for card {card}"),
+                },
+            });
+        }
+        Ok(media)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +295,23 @@ mod tests {
             RichReply::buttons("Visit?".into(), vec![button("a", "twenty-one characters")])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn template_media() {
+        let image = |card| {
+            TemplateMedia::new(card, MediaKind::Image, "https://x.example/a.png").expect("valid")
+        };
+        assert!(TemplateMedia::new(Some(9), MediaKind::Image, "https://x.example/a.png").is_ok());
+        assert!(TemplateMedia::new(Some(10), MediaKind::Image, "https://x.example/a.png").is_err());
+        assert!(
+            TemplateMedia::new(Some(0), MediaKind::Document, "https://x.example/a.pdf").is_err()
+        );
+        assert!(TemplateMedia::new(None, MediaKind::Document, "https://x.example/a.pdf").is_ok());
+        let sorted = TemplateMedia::normalize(vec![image(Some(1)), image(None), image(Some(0))])
+            .expect("distinct");
+        let cards: Vec<_> = sorted.iter().map(|m| m.card).collect();
+        assert_eq!(cards, [None, Some(0), Some(1)]);
+        assert!(TemplateMedia::normalize(vec![image(Some(1)), image(Some(1))]).is_err());
     }
 }

@@ -8,8 +8,8 @@ use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, ReplyButton,
-    Retry, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp,
-    WhatsAppAddress, Workflow,
+    Retry, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
+    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::ExportedEvent;
@@ -253,6 +253,7 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
                 template: p.parsed("template", TemplateId::parse)?,
                 category: p.id("category", TemplateCategory::parse)?,
                 variables: pairs,
+                media: template_media(&p)?,
                 workflow: p.parsed("workflow", Workflow::parse)?,
                 at: at()?,
             }
@@ -449,4 +450,25 @@ fn rich(p: &Payload<'_>) -> Result<RichReply, DecodeError> {
         }
         other => Err(bad("type", format!("{other:?}: not media or buttons"))),
     }
+}
+
+/// `TemplateSent.media`: `[{"card": null|n, "type", "url"}]`, absent for none.
+fn template_media(p: &Payload<'_>) -> Result<Vec<TemplateMedia>, DecodeError> {
+    let items = match p.value("media") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(bad("media", format!("expected a list, found {other}"))),
+    };
+    items
+        .iter()
+        .map(|item| {
+            let Value::Object(map) = item else {
+                return Err(bad("media", format!("expected an object, found {item}")));
+            };
+            let m = Payload(map);
+            let card = m.optional_number::<u8>("card")?;
+            TemplateMedia::new(card, m.id("type", MediaKind::parse)?, &m.text("url")?)
+                .map_err(|e| bad("media", e.to_string()))
+        })
+        .collect()
 }

@@ -334,13 +334,26 @@ fn message_payload(event: &MessageEvent) -> Value {
             template,
             category,
             variables: vars,
+            media,
             workflow,
             at,
-        } => json!({
-            "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
-            "template": template.as_str(), "category": category.as_str(), "variables": variables(vars),
-            "workflow": workflow.as_str(), "at": time(*at),
-        }),
+        } => {
+            let mut payload = json!({
+                "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
+                "template": template.as_str(), "category": category.as_str(), "variables": variables(vars),
+                "workflow": workflow.as_str(), "at": time(*at),
+            });
+            // Absent when there is none, so a send without media exports exactly as before.
+            if !media.is_empty() {
+                payload["media"] = media
+                    .iter()
+                    .map(
+                        |m| json!({"card": m.card, "type": m.kind.as_str(), "url": m.url.as_str()}),
+                    )
+                    .collect();
+            }
+            payload
+        }
         MessageEvent::ReplySent {
             message_id,
             contact,

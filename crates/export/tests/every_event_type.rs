@@ -95,6 +95,20 @@ fn sample(event_type: EventType) -> Event {
         }
         .into(),
         EventType::TemplateSent => MessageEvent::TemplateSent {
+            media: vec![
+                wagate_domain::TemplateMedia::new(
+                    None,
+                    wagate_domain::MediaKind::Video,
+                    "https://cdn.example.com/tour.mp4",
+                )
+                .expect("valid"),
+                wagate_domain::TemplateMedia::new(
+                    Some(1),
+                    wagate_domain::MediaKind::Image,
+                    "https://cdn.example.com/2.jpg",
+                )
+                .expect("valid"),
+            ],
             message_id,
             contact,
             sender,

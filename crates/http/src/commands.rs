@@ -12,7 +12,7 @@ use wagate_app::{SendOptions, SendRequest};
 use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
 use wagate_domain::{
     ApprovalStatus, ContactId, MediaKind, MessageId, OptInSource, OptOutSource, PortfolioId,
-    ProviderKind, ReplyButton, RichReply, SendContent, TemplateCategory, TemplateId,
+    ProviderKind, ReplyButton, RichReply, SendContent, TemplateCategory, TemplateId, TemplateMedia,
     WhatsAppAddress,
 };
 
@@ -446,9 +446,23 @@ fn send_content(
         other => ApiError::invalid("content", other.to_string()),
     };
     if let Some(template) = template {
+        let media = template
+            .media
+            .into_iter()
+            .map(|media| {
+                let kind = MediaKind::parse(&media.kind).ok_or_else(|| {
+                    ApiError::invalid(
+                        "template.media.type",
+                        format!("{:?}: give image, video or document", media.kind),
+                    )
+                })?;
+                TemplateMedia::new(media.card, kind, &media.url).map_err(command)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         return Ok(SendContent::Template {
             template: template_id("template.content_sid", &template.content_sid)?,
             variables: template.variables,
+            media: TemplateMedia::normalize(media).map_err(command)?,
         });
     }
     if let Some(text) = text {

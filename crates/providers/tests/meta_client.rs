@@ -7,7 +7,8 @@ use std::time::Duration;
 use common::{fixture, refused_base_url, MESSAGE_ID};
 use serde_json::Value;
 use wagate_domain::{
-    MediaKind, MessageId, MessageStatus, PhoneNumber, ReplyButton, RichReply, TemplateId, TwilioSid,
+    MediaKind, MessageId, MessageStatus, PhoneNumber, ReplyButton, RichReply, TemplateId,
+    TemplateMedia, TwilioSid,
 };
 use wagate_providers::meta::{MetaClient, MetaConfig};
 use wagate_providers::{
@@ -49,6 +50,7 @@ fn template_request() -> OutboundRequest {
         from: Sender::Number(PhoneNumber::parse("+15555550100").expect("number")),
         to: PhoneNumber::parse("+41790000001").expect("number"),
         content: OutboundContent::Template(TemplateContent {
+            media: Vec::new(),
             template: TemplateId::parse("appointment_reminder").expect("name"),
             language: Some("en_US".into()),
             // Out of order on purpose: positional parameters are sent in numeric order.
@@ -162,6 +164,60 @@ async fn rich_requests_match_their_fixtures() {
         let server = fake(200, fixture("meta_send_response_text_200.json")).await;
         client(&server.uri(), Duration::from_secs(5))
             .send(&rich_request(rich))
+            .await
+            .expect("accepted");
+        assert_eq!(
+            sent_json(&server).await,
+            expected_json(fixture_name),
+            "{fixture_name}"
+        );
+    }
+}
+
+/// Template header media and carousel cards' header media, each against its fixture.
+#[tokio::test]
+async fn template_media_and_carousel_cards_match_their_fixtures() {
+    let media = |card, kind, url| TemplateMedia::new(card, kind, url).expect("valid");
+    let header = TemplateContent {
+        template: TemplateId::parse("listing_update").expect("name"),
+        language: Some("de".into()),
+        variables: vec![("1".into(), "Ana".into()), ("2".into(), "Mitte".into())],
+        button_payloads: vec![],
+        media: vec![media(
+            None,
+            MediaKind::Image,
+            "https://cdn.example.com/p/1.jpg",
+        )],
+    };
+    let carousel = TemplateContent {
+        template: TemplateId::parse("listing_carousel").expect("name"),
+        language: Some("en_US".into()),
+        variables: vec![("1".into(), "Lea".into())],
+        button_payloads: vec![],
+        media: vec![
+            media(
+                Some(0),
+                MediaKind::Image,
+                "https://cdn.example.com/listings/42.jpg",
+            ),
+            media(
+                Some(1),
+                MediaKind::Video,
+                "https://cdn.example.com/listings/43/tour.mp4",
+            ),
+        ],
+    };
+    for (template, fixture_name) in [
+        (header, "meta_send_request_template_media.json"),
+        (carousel, "meta_send_request_template_carousel.json"),
+    ] {
+        let server = fake(200, fixture("meta_send_response_template_200.json")).await;
+        let request = OutboundRequest {
+            content: OutboundContent::Template(template),
+            ..template_request()
+        };
+        client(&server.uri(), Duration::from_secs(5))
+            .send(&request)
             .await
             .expect("accepted");
         assert_eq!(

@@ -37,6 +37,7 @@ fn template_request() -> OutboundRequest {
         from: Sender::Number(PhoneNumber::parse("+15555550100").expect("number")),
         to: PhoneNumber::parse("+41790000001").expect("number"),
         content: OutboundContent::Template(TemplateContent {
+            media: Vec::new(),
             template: TemplateId::parse("HX6c1d84f2a9e07b35d4c8e1f0a2b6937d").expect("template"),
             language: None,
             variables: vec![

@@ -20,8 +20,8 @@ use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderKind, ProviderMessageRef, ReplyButton,
-    Retry, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, Timestamp,
-    WhatsAppAddress, Workflow,
+    Retry, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
+    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -57,12 +57,13 @@ pub enum DecodeError {
 /// orders them; v1 reads as `at`). `InboundReceived` v2 added `provider_at` (when the person
 /// wrote, by the provider's clock; v1 reads as `None`). `WindowReportedClosed` v2 added `sender`
 /// (whose window closed; v1 reads as `None`, every sender's). `ReplySent` v2 added `rich`
-/// (freeform media or quick-reply buttons; v1 reads as `None`, plain text).
+/// (freeform media or quick-reply buttons; v1 reads as `None`, plain text). `TemplateSent` v2
+/// added `media` (the header media of the send; v1 reads as none).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "SendRefused" => 3,
         "OptedIn" | "OptedOut" | "InboundReceived" | "WindowReportedClosed" => 2,
-        "ReplySent" => 2,
+        "ReplySent" | "TemplateSent" => 2,
         _ => 1,
     }
 }
@@ -288,6 +289,38 @@ struct ReplySentV1 {
     text: String,
     workflow: String,
     at_ns: i64,
+}
+
+/// `TemplateSent` v2: v1 plus the send's header media.
+#[derive(Serialize, Deserialize)]
+struct TemplateSentV2 {
+    message_id: [u8; 16],
+    contact: String,
+    sender: String,
+    template: String,
+    category: String,
+    variables: Vec<(String, String)>,
+    /// (card, kind, url): card `None` is the template's own header.
+    media: Vec<(Option<u8>, String, String)>,
+    workflow: String,
+    at_ns: i64,
+}
+
+impl From<TemplateSentV1> for TemplateSentV2 {
+    /// A v1 send carried no media.
+    fn from(v1: TemplateSentV1) -> Self {
+        Self {
+            message_id: v1.message_id,
+            contact: v1.contact,
+            sender: v1.sender,
+            template: v1.template,
+            category: v1.category,
+            variables: v1.variables,
+            media: Vec::new(),
+            workflow: v1.workflow,
+            at_ns: v1.at_ns,
+        }
+    }
 }
 
 /// `ReplySent` v2: v1 plus the rich content.
@@ -800,15 +833,20 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             template,
             category,
             variables,
+            media,
             workflow,
             at,
-        } => bytes(&TemplateSentV1 {
+        } => bytes(&TemplateSentV2 {
             message_id: id(message_id),
             contact: contact.to_string(),
             sender: sender.to_string(),
             template: template.to_string(),
             category: category.as_str().into(),
             variables: variables.clone(),
+            media: media
+                .iter()
+                .map(|m| (m.card, m.kind.as_str().to_owned(), m.url.to_string()))
+                .collect(),
             workflow: workflow.to_string(),
             at_ns: ns(*at),
         }),
@@ -1260,8 +1298,21 @@ impl Reader<'_> {
     fn decode_message(&mut self) -> Result<MessageEvent, DecodeError> {
         Ok(match self.event_type {
             "TemplateSent" => {
-                let m: TemplateSentV1 = self.mirror()?;
+                let m: TemplateSentV2 = match self.version {
+                    1 => self.mirror::<TemplateSentV1>()?.into(),
+                    _ => self.mirror()?,
+                };
+                let mut media = Vec::with_capacity(m.media.len());
+                for (card, kind, url) in m.media {
+                    let kind = MediaKind::parse(&kind)
+                        .ok_or_else(|| self.malformed(format!("unknown media kind {kind:?}")))?;
+                    media.push(
+                        TemplateMedia::new(card, kind, &url)
+                            .map_err(|e| self.malformed(e.to_string()))?,
+                    );
+                }
                 MessageEvent::TemplateSent {
+                    media,
                     message_id: self.message_id(m.message_id)?,
                     contact: self.contact(&m.contact)?,
                     sender: self.address(&m.sender)?,

@@ -121,6 +121,20 @@ fn golden_samples() -> Vec<Event> {
             at: t,
         }),
         Event::Message(MessageEvent::TemplateSent {
+            media: vec![
+                wagate_domain::TemplateMedia::new(
+                    None,
+                    wagate_domain::MediaKind::Image,
+                    "https://cdn.example.com/listing/42.jpg",
+                )
+                .expect("valid media"),
+                wagate_domain::TemplateMedia::new(
+                    Some(0),
+                    wagate_domain::MediaKind::Video,
+                    "https://cdn.example.com/listing/42/tour.mp4",
+                )
+                .expect("valid media"),
+            ],
             message_id: message_id(),
             contact: contact(),
             sender: sender(),
@@ -911,4 +925,18 @@ fn reply_sent_v1_is_upcast_to_v2() {
     };
     assert_eq!(rich, &None);
     assert_eq!(text, "See you on Tuesday.");
+}
+
+/// `TemplateSent` v1 (no media) reads as v2 with none.
+#[test]
+fn template_sent_v1_is_upcast_to_v2() {
+    let (upcast, _) = upcast_v1("TemplateSent");
+    let Event::Message(MessageEvent::TemplateSent {
+        media, variables, ..
+    }) = &upcast
+    else {
+        panic!("decoded {upcast:?}");
+    };
+    assert!(media.is_empty());
+    assert_eq!(variables.len(), 2);
 }

@@ -225,6 +225,7 @@ fn forged_template(
 ) -> (wagate_domain::MessageId, Event) {
     let message = wagate_domain::MessageId::from_uuid(uuid::Uuid::now_v7()).expect("id");
     let event = MessageEvent::TemplateSent {
+        media: Vec::new(),
         message_id: message,
         contact,
         sender: sender(),
@@ -501,6 +502,7 @@ async fn a_marketing_template_to_a_contact_who_paused_marketing_is_found() {
             sender: None,
             workflow: Some("appointment_scheduling".into()),
             content: wagate_domain::SendContent::Template {
+                media: Vec::new(),
                 template: promo.clone(),
                 variables: [("1".into(), "Lea".into()), ("2".into(), "Sat".into())].into(),
             },

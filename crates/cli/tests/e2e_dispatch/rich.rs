@@ -221,3 +221,84 @@ async fn cloud_api_media_and_buttons_match_the_fixtures() {
         .collect();
     assert_eq!(sent, expected);
 }
+
+/// A Cloud API template send with a header image: the request carries the header parameter
+/// Meta requires, and the log keeps the media.
+#[tokio::test]
+async fn cloud_api_template_with_header_media_matches_the_fixture() {
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v21.0/{META_PHONE_NUMBER_ID}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            support::fixture("meta_send_response_template_200.json"),
+            "application/json",
+        ))
+        .mount(&meta)
+        .await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let hub = support::start_with(
+        data.path(),
+        &[
+            ("WAGATE_META_ACCESS_TOKEN", "meta-e2e-token"),
+            ("WAGATE_META_APP_SECRET", support::META_APP_SECRET),
+            ("WAGATE_META_API_BASE", &meta.uri()),
+        ],
+        &[],
+    );
+    register(
+        &hub,
+        json!({"address": SENDER, "provider": "meta", "meta_phone_number_id": META_PHONE_NUMBER_ID}),
+    )
+    .await;
+    post_ok(
+        &hub,
+        "/v1/templates",
+        json!({"content_sid": "listing_update", "name": "listing_update", "language": "de",
+               "category": "utility", "placeholders": ["1", "2"]}),
+    )
+    .await;
+    post_ok(
+        &hub,
+        "/v1/templates/listing_update/status",
+        json!({"status": "approved"}),
+    )
+    .await;
+    post_ok(
+        &hub,
+        &format!("/v1/contacts/{}/opt-in", support::CONTACT),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+    )
+    .await;
+    // Plain http is refused before anything is recorded.
+    let bad = json!({"to": support::CONTACT, "workflow": "status_update",
+        "template": {"content_sid": "listing_update", "variables": {"1": "Ana", "2": "Mitte"},
+                     "media": [{"type": "image", "url": "http://cdn.example.com/p/1.jpg"}]}});
+    let response = hub.post("/v1/messages", bad).await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["field"], "template.media.url", "{body}");
+
+    let send = json!({"to": support::CONTACT, "workflow": "status_update",
+        "template": {"content_sid": "listing_update", "variables": {"1": "Ana", "2": "Mitte"},
+                     "media": [{"type": "image", "url": "https://cdn.example.com/p/1.jpg"}]}});
+    let id = queued(&hub, send).await;
+    dispatched(&hub, &id, "DispatchSucceeded").await;
+    let requests = meta.received_requests().await.expect("recorded");
+    assert_eq!(requests.len(), 1);
+    let sent: Value = serde_json::from_slice(&requests[0].body).expect("json body");
+    let mut expected: Value =
+        serde_json::from_slice(&support::fixture("meta_send_request_template_media.json"))
+            .expect("json");
+    expected["biz_opaque_callback_data"] = Value::String(id);
+    assert_eq!(sent, expected);
+
+    let events = hub.events().await;
+    let sent = events
+        .iter()
+        .find(|e| e["type"] == "TemplateSent")
+        .expect("TemplateSent");
+    assert_eq!(
+        sent["payload"]["media"],
+        json!([{"card": null, "type": "image", "url": "https://cdn.example.com/p/1.jpg"}])
+    );
+}

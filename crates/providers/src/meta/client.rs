@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use wagate_domain::{
     ContactId, MediaKind, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, RichReply,
-    Wamid,
+    TemplateMedia, Wamid,
 };
 
 use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
@@ -311,6 +311,63 @@ enum Component<'a> {
         index: String,
         parameters: [PayloadParameter<'a>; 1],
     },
+    /// `header` with one media parameter (also a carousel card's component).
+    Header {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        parameters: [MediaParameter<'a>; 1],
+    },
+    Carousel {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        cards: Vec<Card<'a>>,
+    },
+}
+
+/// `{"type": "image", "image": {"link": …}}` (or video, document).
+#[derive(Serialize)]
+struct MediaParameter<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<Link<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<Link<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<Link<'a>>,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    link: &'a str,
+}
+
+/// One carousel card: its index and its components (here its media header).
+#[derive(Serialize)]
+struct Card<'a> {
+    card_index: u8,
+    components: Vec<Component<'a>>,
+}
+
+fn header(media: &TemplateMedia) -> Component<'_> {
+    let link = Some(Link {
+        link: media.url.as_str(),
+    });
+    let mut parameter = MediaParameter {
+        kind: media.kind.as_str(),
+        image: None,
+        video: None,
+        document: None,
+    };
+    match media.kind {
+        MediaKind::Image => parameter.image = link,
+        MediaKind::Video => parameter.video = link,
+        MediaKind::Document => parameter.document = link,
+    }
+    Component::Header {
+        kind: "header",
+        parameters: [parameter],
+    }
 }
 
 #[derive(Serialize)]
@@ -352,6 +409,14 @@ fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendErr
         })
         .collect();
     let mut components = Vec::new();
+    // Meta's order: header, body, buttons, then the carousel's cards.
+    components.extend(
+        template
+            .media
+            .iter()
+            .filter(|media| media.card.is_none())
+            .map(header),
+    );
     if !parameters.is_empty() {
         components.push(Component::Body {
             kind: "body",
@@ -367,6 +432,22 @@ fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendErr
                 kind: "payload",
                 payload,
             }],
+        });
+    }
+    let cards: Vec<Card<'_>> = template
+        .media
+        .iter()
+        .filter_map(|media| {
+            media.card.map(|card_index| Card {
+                card_index,
+                components: vec![header(media)],
+            })
+        })
+        .collect();
+    if !cards.is_empty() {
+        components.push(Component::Carousel {
+            kind: "carousel",
+            cards,
         });
     }
     Ok(TemplateBody {

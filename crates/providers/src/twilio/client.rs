@@ -124,6 +124,12 @@ impl TwilioClient {
                         "Twilio templates are named by their Content SID (HX…)",
                     ));
                 }
+                if !template.media.is_empty() {
+                    return Err(invalid(
+                        "Twilio takes a template's media from its Content definition: give the \
+                         media URL as the variable the template defines, not as media",
+                    ));
+                }
                 form.append_pair("ContentSid", template.template.as_str());
                 if !template.variables.is_empty() {
                     let json = serde_json::to_string(&OrderedMap(&template.variables))
