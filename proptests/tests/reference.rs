@@ -396,6 +396,7 @@ impl Reference {
                         content: SendContent::Template {
                             template: template.clone(),
                             variables: variables.iter().cloned().collect(),
+                            media: Vec::new(),
                         },
                         workflow: workflow.to_string(),
                     },
@@ -645,8 +646,10 @@ impl Reference {
             SendContent::Template {
                 template,
                 variables,
+                ..
             } => (true, Some((self.templates.get(template), variables))),
-            SendContent::Freeform { .. } => (false, None),
+            // Media and buttons are freeform content: the window rule, like text.
+            SendContent::Freeform { .. } | SendContent::Rich(_) => (false, None),
         };
         let window_open = contact
             .as_ref()

@@ -887,6 +887,7 @@ impl World {
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                         .collect(),
+                    media: Vec::new(),
                 };
                 self.send(*sender, *to, *workflow, content);
             }
@@ -1050,7 +1051,7 @@ impl World {
             .unwrap_or_default();
         let template = match &command.content {
             SendContent::Template { template, .. } => self.template(template),
-            SendContent::Freeform { .. } => TemplateState::default(),
+            SendContent::Freeform { .. } | SendContent::Rich(_) => TemplateState::default(),
         };
         let portfolio = self.portfolio_of(&sender_state);
         let state = SendState {
@@ -1093,7 +1094,8 @@ impl World {
                     wagate_domain::MessageContent::Template { template, .. } => {
                         self.template(template)
                     }
-                    wagate_domain::MessageContent::Freeform { .. } => TemplateState::default(),
+                    wagate_domain::MessageContent::Freeform { .. }
+                    | wagate_domain::MessageContent::Rich(_) => TemplateState::default(),
                 };
                 (
                     self.sender(&intent.sender),
@@ -1303,6 +1305,6 @@ pub fn provider_ref(id: MessageId) -> ProviderMessageRef {
 fn kind_of(content: &SendContent) -> &'static str {
     match content {
         SendContent::Template { .. } => "template",
-        SendContent::Freeform { .. } => "freeform",
+        SendContent::Freeform { .. } | SendContent::Rich(_) => "freeform",
     }
 }

@@ -233,6 +233,45 @@ pub struct SendMessageRequest {
     /// Freeform text: only inside the 24 h window.
     #[serde(default)]
     pub text: Option<String>,
+    /// Freeform media by https link with an optional caption: only inside the 24 h window.
+    #[serde(default)]
+    pub media: Option<MediaRequest>,
+    /// Body text with 1 to 3 quick-reply buttons: only inside the 24 h window.
+    #[serde(default)]
+    pub interactive: Option<InteractiveRequest>,
+}
+
+/// An image, video or document the provider downloads from `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaRequest {
+    /// `image` (JPEG, PNG), `video` (MP4, 3GPP) or `document` (PDF, text, Office).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `https://` only; a file extension, when the path has one, must fit the type.
+    pub url: String,
+    /// Shown under the media, up to 1,024 characters.
+    #[serde(default)]
+    pub caption: Option<String>,
+}
+
+/// Quick-reply buttons under a body text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InteractiveRequest {
+    /// Up to 1,024 characters.
+    pub body: String,
+    /// 1 to 3 buttons, ids and titles unique.
+    pub buttons: Vec<ReplyButtonBody>,
+}
+
+/// One quick-reply button: `title` (up to 20 characters) is shown, `id` (up to 256) comes back
+/// in the contact's reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyButtonBody {
+    pub id: String,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -247,6 +286,25 @@ pub struct TemplateContentRequest {
     /// Placeholder key → value; must match the template's placeholders exactly.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Header media of this send (Cloud API templates with a media header or a carousel):
+    /// at most one per header. Twilio Content templates name their media in the definition:
+    /// give the URL as the variable the template defines instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<TemplateMediaBody>,
+}
+
+/// One header medium of a template send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateMediaBody {
+    /// Absent: the template's own header; 0 to 9: the header of that carousel card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<u8>,
+    /// `image`, `video` or `document` (a carousel card: image or video).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `https://` only; a file extension, when the path has one, must fit the type.
+    pub url: String,
 }
 
 /// 202 answer of `POST /v1/messages`.
@@ -333,9 +391,23 @@ pub enum ContentView {
         /// `marketing`, `utility` or `authentication`.
         category: String,
         variables: BTreeMap<String, String>,
+        /// Header media of the send; absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        media: Vec<TemplateMediaBody>,
     },
     Text {
         text: String,
+    },
+    /// Freeform media (`kind`: image, video, document).
+    Media {
+        kind: String,
+        url: String,
+        caption: String,
+    },
+    /// Quick-reply buttons under a body text.
+    Buttons {
+        body: String,
+        buttons: Vec<ReplyButtonBody>,
     },
 }
 

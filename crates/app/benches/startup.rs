@@ -129,6 +129,7 @@ fn message_events(n: usize, at: Timestamp) -> (MessageId, Vec<Event>, Option<Eve
         category: TemplateCategory::Utility,
         variables: vec![("1".into(), format!("Customer {n}"))],
         workflow: Workflow::parse("appointment_scheduling").expect("workflow"),
+        media: Vec::new(),
         at,
     });
     let reach = Event::Portfolio(PortfolioEvent::RecipientReached {
@@ -287,6 +288,7 @@ fn open_and_measure(dir: &Path) {
                 content: SendContent::Template {
                     template: TemplateId::parse(TEMPLATE).expect("template"),
                     variables: [("1".to_owned(), "Lea".to_owned())].into(),
+                    media: Vec::new(),
                 },
             },
             SendOptions {

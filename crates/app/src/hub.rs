@@ -539,7 +539,7 @@ impl Hub {
                 SendContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
                 }
-                SendContent::Freeform { .. } => None,
+                SendContent::Freeform { .. } | SendContent::Rich(_) => None,
             };
             let template = self.load_or_empty::<TemplateState>(template_key.as_ref())?;
             let portfolio = self.load_or_empty::<PortfolioState>(portfolio_key.as_ref())?;
@@ -673,7 +673,8 @@ impl Hub {
                 wagate_domain::MessageContent::Template { template, .. } => {
                     Some(StreamKey::Template(template.clone()))
                 }
-                wagate_domain::MessageContent::Freeform { .. } => None,
+                wagate_domain::MessageContent::Freeform { .. }
+                | wagate_domain::MessageContent::Rich(_) => None,
             };
             let template = self.load_or_empty::<TemplateState>(template_key.as_ref())?;
             let portfolio = self.load_or_empty::<PortfolioState>(portfolio_key.as_ref())?;

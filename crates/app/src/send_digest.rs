@@ -8,7 +8,7 @@
 //! change; a new one needs a new domain tag, and the old digests would then mismatch for a day.
 
 use sha2::{Digest, Sha256};
-use wagate_domain::{Recipient, SendContent, WhatsAppAddress};
+use wagate_domain::{Recipient, RichReply, SendContent, WhatsAppAddress};
 use wagate_store::send_result::RequestDigest;
 
 use crate::hub::SendRequest;
@@ -41,6 +41,7 @@ pub(crate) fn of(
         SendContent::Template {
             template,
             variables,
+            media,
         } => {
             hash.tagged(1, template.as_str());
             hash.len(variables.len());
@@ -49,8 +50,36 @@ pub(crate) fn of(
                 hash.text(name);
                 hash.text(value);
             }
+            // Only when given, so the digest of a send without media is what it always was
+            // (the media are normalized: sorted by header).
+            if !media.is_empty() {
+                hash.tag(5);
+                hash.len(media.len());
+                for medium in media {
+                    match medium.card {
+                        None => hash.tag(0),
+                        Some(card) => hash.tagged(1, &card.to_string()),
+                    }
+                    hash.text(medium.kind.as_str());
+                    hash.text(medium.url.as_str());
+                }
+            }
         }
         SendContent::Freeform { text } => hash.tagged(2, text),
+        // New tags after the existing ones: digests of earlier sends stay what they were.
+        SendContent::Rich(RichReply::Media(media)) => {
+            hash.tagged(3, media.kind.as_str());
+            hash.text(media.url.as_str());
+            hash.text(&media.caption);
+        }
+        SendContent::Rich(RichReply::Buttons { body, buttons }) => {
+            hash.tagged(4, body);
+            hash.len(buttons.len());
+            for button in buttons {
+                hash.text(&button.id);
+                hash.text(&button.title);
+            }
+        }
     }
     hash.tag(u8::from(dry_run));
     hash.0.finalize().into()
@@ -100,6 +129,7 @@ mod tests {
             sender: None,
             workflow: workflow.map(Into::into),
             content: SendContent::Template {
+                media: Vec::new(),
                 template: TemplateId::parse("HXb5b62575e6e4ff6129ad7c8efe1f983e").expect("id"),
                 variables: variables
                     .iter()

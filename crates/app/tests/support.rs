@@ -111,6 +111,7 @@ pub fn template_request(to: &str) -> SendRequest {
         sender: None,
         workflow: Some("appointment_scheduling".into()),
         content: SendContent::Template {
+            media: Vec::new(),
             template: template(),
             variables,
         },

@@ -554,12 +554,15 @@ impl Demo {
             workflow: Some("appointment_scheduling".into()),
             template: Some(api::TemplateContentRequest {
                 id: None,
+                media: Vec::new(),
                 content_sid: Some(TEMPLATE.into()),
                 variables: [("1", "Lea"), ("2", "Thu 10:00")]
                     .map(|(key, value)| (key.to_owned(), value.to_owned()))
                     .into(),
             }),
             text: None,
+            media: None,
+            interactive: None,
         };
         let first = self.send_queued(&template_send).await?;
         println!("    queued as message {first}; the dispatcher hands it to the sandbox, which calls back:");
@@ -575,6 +578,8 @@ impl Demo {
             workflow: Some("lead_qualification".into()),
             template: None,
             text: Some("Hi Max, the flat is still available.".into()),
+            media: None,
+            interactive: None,
         };
         let sentence = self.send_refused(&reply, "window_closed").await?;
         Self::outcome(format!("refused by window_closed: {sentence}"));

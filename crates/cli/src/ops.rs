@@ -488,9 +488,12 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         template: args.template.clone().map(|id| api::TemplateContentRequest {
             id: Some(id),
             content_sid: None,
+            media: Vec::new(),
             variables: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
         }),
         text: args.text.clone(),
+        media: None,
+        interactive: None,
     };
     let mut query = Vec::new();
     if args.dry_run {
@@ -802,11 +805,27 @@ fn render_message(message: &api::MessageResponse) -> String {
                 template,
                 category,
                 variables,
+                media,
             } => {
-                let vars: Vec<String> = variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut vars: Vec<String> =
+                    variables.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                vars.extend(media.iter().map(|m| match m.card {
+                    None => format!("header {} {}", m.kind, m.url),
+                    Some(card) => format!("card {card} {} {}", m.kind, m.url),
+                }));
                 format!("template {template} ({category}) {}", vars.join(" "))
             }
             api::ContentView::Text { text } => format!("text {text:?}"),
+            api::ContentView::Media { kind, url, caption } => {
+                format!("{kind} {url} caption {caption:?}")
+            }
+            api::ContentView::Buttons { body, buttons } => {
+                let titles: Vec<String> = buttons
+                    .iter()
+                    .map(|b| format!("[{}={}]", b.id, b.title))
+                    .collect();
+                format!("buttons {body:?} {}", titles.join(" "))
+            }
         };
         let _ = writeln!(out, "  to               {}", intent.to);
         let _ = writeln!(out, "  from             {}", intent.from);

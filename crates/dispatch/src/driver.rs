@@ -638,6 +638,7 @@ mod tests {
             sender: WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender"),
             recipient: ContactId::Phone(PhoneNumber::parse("+41790000001").expect("number")),
             content: MessageContent::Template {
+                media: Vec::new(),
                 template: TemplateId::parse("viewing_reminder").expect("template"),
                 category: TemplateCategory::Utility,
                 variables: vec![("1".into(), "Lea".into())],

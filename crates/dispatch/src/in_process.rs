@@ -84,7 +84,7 @@ impl HubPort for Hub {
                         MessageContent::Template { .. } => {
                             claimed.template.as_ref().map(|t| t.language.clone())
                         }
-                        MessageContent::Freeform { .. } => None,
+                        MessageContent::Freeform { .. } | MessageContent::Rich(_) => None,
                     };
                     ClaimAnswer::Claimed {
                         attempt: claimed.attempt,

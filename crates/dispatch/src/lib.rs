@@ -12,8 +12,8 @@
 //!   template that landed first turns the claim into a refusal that cancels the message.
 //! - Calls the provider only with a `Claimed` answer for that attempt in hand, and never has
 //!   two calls in flight for one message.
-//! - Limits the rate per sender (token bucket, default 80 msg/s for Twilio, 1,000 msg/s for
-//!   the Cloud API) and per (sender, recipient) pair (default one message per 6 s). Tokens are
+//! - Limits the rate per sender (token bucket: `RateLimit::for_tier`, 80 msg/s for Twilio and
+//!   for Cloud API numbers, 1,000 msg/s for an upgraded Cloud API number) and per (sender, recipient) pair (default one message per 6 s). Tokens are
 //!   taken when the claim is asked for, so the call follows the claim without waiting.
 //! - Records every outcome through the hub (`decide::record_outcome`), which schedules retries
 //!   of retryable failures (backoff 1 s, 2 s, 4 s plus jitter, 3 retries) and the follow-ups of

@@ -18,9 +18,11 @@ pub struct RateLimit {
 impl RateLimit {
     /// Twilio's default WhatsApp sender throughput.
     pub const TWILIO_SENDER: Self = Self::per_second(80);
-    /// Cloud API business numbers: Meta's default throughput is far higher than Twilio's
-    /// queueing default; 1,000 msg/s is the commonly cited upgraded rate.
-    pub const CLOUD_API_SENDER: Self = Self::per_second(1000);
+    /// Cloud API business numbers: 80 msg/s per registered number by default (Meta's
+    /// throughput page, docs/providers.md "The window, limits and throughput").
+    pub const CLOUD_API_SENDER: Self = Self::per_second(80);
+    /// A Cloud API number Meta upgraded (automatically, for eligible numbers): 1,000 msg/s.
+    pub const CLOUD_API_UPGRADED: Self = Self::per_second(1000);
     /// Meta's pair rate limit: about one message per 6 s from one business number to one user.
     pub const PAIR: Self = Self {
         messages: 1,
@@ -38,11 +40,20 @@ impl RateLimit {
         }
     }
 
-    /// The default sender limit for a provider.
+    /// The default sender limit for a provider, before any upgrade.
     pub fn for_provider(provider: ProviderKind) -> Self {
         match provider {
             ProviderKind::Twilio | ProviderKind::Sandbox => Self::TWILIO_SENDER,
             ProviderKind::Meta => Self::CLOUD_API_SENDER,
+        }
+    }
+
+    /// The limit of a sender by provider and tier: only Cloud API numbers have an upgraded
+    /// tier (1,000 msg/s); Twilio's 80 msg/s does not change with it.
+    pub fn for_tier(provider: ProviderKind, upgraded: bool) -> Self {
+        match (provider, upgraded) {
+            (ProviderKind::Meta, true) => Self::CLOUD_API_UPGRADED,
+            (provider, _) => Self::for_provider(provider),
         }
     }
 

@@ -21,8 +21,8 @@ use wagate_api::{
 };
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
 use wagate_domain::{
-    ContactId, DispatchPhase, MessageContent, MessageId, ProviderKind, RuleId, TemplateCategory,
-    TemplateId, Timestamp, WhatsAppAddress,
+    ContactId, DispatchPhase, MediaKind, MessageContent, MessageId, ProviderKind, ReplyButton,
+    RichReply, RuleId, TemplateCategory, TemplateId, TemplateMedia, Timestamp, WhatsAppAddress,
 };
 use wagate_providers::Secret;
 
@@ -92,7 +92,16 @@ pub fn claimed_from_api(claim: &ClaimResponse) -> Result<ClaimedIntent, HubError
             template,
             category,
             variables,
+            media,
         } => MessageContent::Template {
+            media: media
+                .iter()
+                .map(|m| {
+                    let kind = MediaKind::parse(&m.kind)
+                        .ok_or_else(|| protocol(format!("media kind {:?}", m.kind)))?;
+                    TemplateMedia::new(m.card, kind, &m.url).map_err(protocol)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             template: TemplateId::parse(template).map_err(protocol)?,
             category: TemplateCategory::parse(category)
                 .ok_or_else(|| protocol(format!("template category {category:?}")))?,
@@ -105,6 +114,28 @@ pub fn claimed_from_api(claim: &ClaimResponse) -> Result<ClaimedIntent, HubError
                 .collect(),
         },
         ContentView::Text { text } => MessageContent::Freeform { text: text.clone() },
+        // Validated again: a hub that hands out content no provider takes is a protocol error.
+        ContentView::Media { kind, url, caption } => MessageContent::Rich(
+            RichReply::media(
+                MediaKind::parse(kind).ok_or_else(|| protocol(format!("media kind {kind:?}")))?,
+                url,
+                caption.clone(),
+            )
+            .map_err(protocol)?,
+        ),
+        ContentView::Buttons { body, buttons } => MessageContent::Rich(
+            RichReply::buttons(
+                body.clone(),
+                buttons
+                    .iter()
+                    .map(|button| ReplyButton {
+                        id: button.id.clone(),
+                        title: button.title.clone(),
+                    })
+                    .collect(),
+            )
+            .map_err(protocol)?,
+        ),
     };
     let provider = match claim.sender.provider.as_deref() {
         Some(raw) => {

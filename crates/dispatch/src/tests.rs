@@ -86,6 +86,7 @@ impl FakeHub {
             contact: to.clone(),
             sender: from.clone(),
             text: "hello".into(),
+            rich: None,
             workflow: Workflow::parse("status_update").expect("a valid workflow"),
             at,
         };
@@ -431,7 +432,7 @@ fn holds_80_per_second_for_60_seconds() {
 #[test]
 fn holds_1000_per_second_for_60_seconds() {
     let config = Config {
-        sender_limit_default: Some(RateLimit::CLOUD_API_SENDER),
+        sender_limit_default: Some(RateLimit::CLOUD_API_UPGRADED),
         ..Config::default()
     };
     let mut harness = Harness::new(config);
@@ -470,12 +471,51 @@ fn claims_in_flight_are_bounded() {
     assert_eq!(harness.calls.len(), 20);
 }
 
+/// Two senders of different tiers: a Cloud API number at its default and an upgraded one,
+/// each held to its own rate on the fake clock.
+#[test]
+fn senders_of_different_tiers_get_their_own_rates() {
+    let mut config = Config {
+        sender_limit_default: None,
+        ..Config::default()
+    };
+    config.sender_limits.insert(
+        sender(1),
+        Some(RateLimit::for_tier(ProviderKind::Meta, false)),
+    );
+    config.sender_limits.insert(
+        sender(2),
+        Some(RateLimit::for_tier(ProviderKind::Meta, true)),
+    );
+    let mut harness = Harness::new(config);
+    let standard: BTreeSet<MessageId> = harness.add(2_000, sender(1), false).into_iter().collect();
+    let upgraded: BTreeSet<MessageId> = harness.add(20_000, sender(2), false).into_iter().collect();
+    harness.poll();
+    harness.run_until(t0() + TimeDelta::seconds(10));
+    let count = |ids: &BTreeSet<MessageId>| {
+        harness
+            .calls
+            .iter()
+            .filter(|(_, id, _)| ids.contains(id))
+            .count()
+    };
+    // 80/s + burst 4 and 1000/s + burst 50, minus the call that opens second 11.
+    assert_eq!(count(&standard), 803);
+    assert_eq!(count(&upgraded), 10_049);
+    assert_eq!(
+        RateLimit::for_tier(ProviderKind::Twilio, true),
+        RateLimit::TWILIO_SENDER,
+        "Twilio has no upgraded tier"
+    );
+}
+
 #[test]
 fn each_sender_has_its_own_limit() {
     let mut config = Config::default();
-    config
-        .sender_limits
-        .insert(sender(2), Some(RateLimit::for_provider(ProviderKind::Meta)));
+    config.sender_limits.insert(
+        sender(2),
+        Some(RateLimit::for_tier(ProviderKind::Meta, true)),
+    );
     let mut harness = Harness::new(config);
     let twilio = harness.add(2_000, sender(1), false);
     let meta = harness.add(20_000, sender(2), false);

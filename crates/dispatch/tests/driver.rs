@@ -178,6 +178,7 @@ async fn send(hub: &Hub) -> MessageId {
         sender: None,
         workflow: Some("appointment_scheduling".into()),
         content: SendContent::Template {
+            media: Vec::new(),
             template: template(),
             variables,
         },
@@ -439,6 +440,7 @@ async fn measure_unthrottled_dispatch_rate() {
                     sender: None,
                     workflow: Some("appointment_scheduling".into()),
                     content: SendContent::Template {
+                        media: Vec::new(),
                         template: template(),
                         variables,
                     },

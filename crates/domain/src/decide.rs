@@ -527,7 +527,9 @@ pub fn send(
         SendContent::Template {
             template,
             variables,
+            media,
         } => MessageEvent::TemplateSent {
+            media: media.clone(),
             message_id: command.message_id,
             contact: allowed.contact.clone(),
             sender: command.sender.clone(),
@@ -548,6 +550,17 @@ pub fn send(
             contact: allowed.contact.clone(),
             sender: command.sender.clone(),
             text: text.clone(),
+            rich: None,
+            workflow: allowed.workflow.clone(),
+            at: now,
+        }
+        .into(),
+        SendContent::Rich(rich) => MessageEvent::ReplySent {
+            message_id: command.message_id,
+            contact: allowed.contact.clone(),
+            sender: command.sender.clone(),
+            text: rich.text().to_owned(),
+            rich: Some(rich.clone()),
             workflow: allowed.workflow.clone(),
             at: now,
         }
@@ -587,7 +600,7 @@ fn refusal_event(command: &SendMessage, refusal: &Refusal, now: Timestamp) -> Ev
         sender: command.sender.clone(),
         template: match &command.content {
             SendContent::Template { template, .. } => Some(template.clone()),
-            SendContent::Freeform { .. } => None,
+            SendContent::Freeform { .. } | SendContent::Rich(_) => None,
         },
         rule: refusal.rule,
         message: refusal.message.clone(),
@@ -661,12 +674,15 @@ pub fn claim(
         MessageContent::Template {
             template,
             variables,
+            media,
             ..
         } => SendContent::Template {
+            media: media.clone(),
             template: template.clone(),
             variables: variables.iter().cloned().collect::<BTreeMap<_, _>>(),
         },
         MessageContent::Freeform { text } => SendContent::Freeform { text: text.clone() },
+        MessageContent::Rich(rich) => SendContent::Rich(rich.clone()),
     };
     let to = Recipient::of_contact(&intent.contact);
     let contact = state.contact.with_linked(state.linked);
@@ -1127,7 +1143,7 @@ fn follow_up_events(
                 at: now,
             }
             .into(),
-            MessageContent::Freeform { .. } => return Vec::new(),
+            MessageContent::Freeform { .. } | MessageContent::Rich(_) => return Vec::new(),
         },
         // Recorded on the message itself; nothing to change elsewhere.
         FollowUp::TemplateVariables | FollowUp::InvalidNumber => return Vec::new(),

@@ -369,6 +369,8 @@ pub enum MessageEvent {
         category: TemplateCategory,
         /// Sorted by key.
         variables: Vec<(String, String)>,
+        /// Header media of this send (schema v2; empty when read from v1).
+        media: Vec<crate::rich::TemplateMedia>,
         workflow: Workflow,
         at: Timestamp,
     },
@@ -377,7 +379,10 @@ pub enum MessageEvent {
         message_id: MessageId,
         contact: ContactId,
         sender: WhatsAppAddress,
+        /// The text, or for rich content its caption or body.
         text: String,
+        /// Media or quick-reply buttons (schema v2); `None` for plain text and v1 records.
+        rich: Option<crate::rich::RichReply>,
         workflow: Workflow,
         at: Timestamp,
     },

@@ -181,6 +181,7 @@ pub fn explain(streams: &Streams<'_>, policy: &Policy) -> Result<Explanation, Ex
             before.window_facts(contact, sender, *at, false, &mut facts);
             before.limit_facts(contact, sender, *at, &mut facts);
             let content = SendContent::Template {
+                media: Vec::new(),
                 template: template.clone(),
                 variables: variables.iter().cloned().collect(),
             };
@@ -1271,7 +1272,7 @@ mod tests {
             let message_id = MessageId::from_uuid(uuid_v7(self.ids)).expect("a v7 uuid");
             let template_id = match &content {
                 SendContent::Template { template, .. } => template.clone(),
-                SendContent::Freeform { .. } => template(),
+                SendContent::Freeform { .. } | SendContent::Rich(_) => template(),
             };
             let (sender_state, contact, template, portfolio) = self.states(to, &template_id);
             let decision = decide::send(
@@ -1342,6 +1343,7 @@ mod tests {
 
     fn template_send() -> SendContent {
         SendContent::Template {
+            media: Vec::new(),
             template: template(),
             variables: BTreeMap::from([("1".to_owned(), "Ada".to_owned())]),
         }
@@ -1594,6 +1596,7 @@ mod tests {
                     CONTACT,
                     "status_update",
                     SendContent::Template {
+                        media: Vec::new(),
                         template: TemplateId::parse("HX00000000000000000000000000000009")
                             .expect("valid"),
                         variables: BTreeMap::new(),
@@ -1613,6 +1616,7 @@ mod tests {
                     CONTACT,
                     "status_update",
                     SendContent::Template {
+                        media: Vec::new(),
                         template: template(),
                         variables: BTreeMap::new(),
                     },

@@ -21,9 +21,14 @@ pub enum SendContent {
     Template {
         template: TemplateId,
         variables: BTreeMap<String, String>,
+        /// Header media for this send (the template's header, carousel cards' headers),
+        /// validated and sorted by `TemplateMedia::normalize`.
+        media: Vec<crate::rich::TemplateMedia>,
     },
     /// Freeform text: only inside the 24 h window.
     Freeform { text: String },
+    /// Freeform media or quick-reply buttons: gated exactly like freeform text.
+    Rich(crate::rich::RichReply),
 }
 
 impl SendContent {
@@ -243,6 +248,7 @@ pub fn broken_rules(
     if let SendContent::Template {
         template,
         variables,
+        ..
     } = facts.content
     {
         match (&facts.template.definition, facts.template.approval) {

@@ -13,10 +13,13 @@ pub enum MessageContent {
         template: TemplateId,
         category: TemplateCategory,
         variables: Vec<(String, String)>,
+        media: Vec<crate::rich::TemplateMedia>,
     },
     Freeform {
         text: String,
     },
+    /// Freeform media or quick-reply buttons.
+    Rich(crate::rich::RichReply),
 }
 
 /// An allowed message waiting for (or past) dispatch.
@@ -109,6 +112,7 @@ impl MessageState {
                 template,
                 category,
                 variables,
+                media,
                 workflow,
                 at,
                 ..
@@ -118,6 +122,7 @@ impl MessageState {
                     sender: sender.clone(),
                     workflow: workflow.clone(),
                     content: MessageContent::Template {
+                        media: media.clone(),
                         template: template.clone(),
                         category: *category,
                         variables: variables.clone(),
@@ -129,6 +134,7 @@ impl MessageState {
                 contact,
                 sender,
                 text,
+                rich,
                 workflow,
                 at,
                 ..
@@ -137,7 +143,10 @@ impl MessageState {
                     contact: contact.clone(),
                     sender: sender.clone(),
                     workflow: workflow.clone(),
-                    content: MessageContent::Freeform { text: text.clone() },
+                    content: match rich {
+                        Some(rich) => MessageContent::Rich(rich.clone()),
+                        None => MessageContent::Freeform { text: text.clone() },
+                    },
                     decided_at: *at,
                 });
             }

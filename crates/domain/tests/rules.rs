@@ -437,6 +437,7 @@ fn check_claim_refused(
 /// A message state from a hand-made intent (a decision taken under an earlier state).
 fn intent_for(contact: ContactId, template: &str, category: TemplateCategory) -> MessageState {
     MessageState::default().replay(&[MessageEvent::TemplateSent {
+        media: Vec::new(),
         message_id: message_id(500),
         contact,
         sender: address(SENDER),

@@ -260,6 +260,7 @@ impl Fx {
             to: Recipient::parse(TO),
             workflow: Some(WORKFLOW.into()),
             content: SendContent::Template {
+                media: Vec::new(),
                 template: self.template_id.clone(),
                 variables,
             },

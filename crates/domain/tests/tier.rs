@@ -38,6 +38,7 @@ impl Hub {
             to: Recipient::parse(&to),
             workflow: Some(WORKFLOW.into()),
             content: SendContent::Template {
+                media: Vec::new(),
                 template: self.fx.template_id.clone(),
                 variables: vars(&[("1", "Lea")]),
             },

@@ -171,3 +171,52 @@ fn an_inbound_in_the_same_millisecond_as_the_report_reopens_the_window() {
         &[],
     );
 }
+
+/// Media and quick-reply buttons are freeform: refused with the window closed, allowed while it
+/// is open, and the intent keeps the content.
+#[test]
+fn rich_content_is_gated_like_freeform_text() {
+    use wagate_domain::{
+        Event, MediaKind, MessageContent, MessageEvent, ReplyButton, RichReply, SendContent,
+    };
+    let media = RichReply::media(
+        MediaKind::Image,
+        "https://cdn.example.com/listings/42/living.jpg",
+        "Living room".into(),
+    )
+    .expect("valid");
+    let buttons = RichReply::buttons(
+        "Visit on Thursday?".into(),
+        vec![ReplyButton {
+            id: "yes".into(),
+            title: "Yes".into(),
+        }],
+    )
+    .expect("valid");
+    for rich in [media, buttons] {
+        let mut fx = Fx::ready();
+        let mut command = fx.freeform_send();
+        command.content = SendContent::Rich(rich.clone());
+        check_refusal(&fx.send(&command, t0()), RuleId::WindowClosed, "", &[]);
+
+        fx.inbound("text", "Hi", t0());
+        let mut command = fx.freeform_send();
+        command.content = SendContent::Rich(rich.clone());
+        let events = fx.send(&command, t0() + mins(1)).expect("allowed");
+        let Event::Message(MessageEvent::ReplySent {
+            rich: Some(sent),
+            text,
+            ..
+        }) = &events[0]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(sent, &rich);
+        assert_eq!(text, rich.text());
+        let state = message_state(&events);
+        assert_eq!(
+            state.intent.expect("intent").content,
+            MessageContent::Rich(rich)
+        );
+    }
+}

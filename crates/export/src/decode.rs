@@ -5,11 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
-    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry,
-    ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
+    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
+    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
+    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use wagate_domain::template::{
@@ -318,6 +319,7 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
                 template: p.parsed("template", TemplateId::parse)?,
                 category: p.id("category", TemplateCategory::parse)?,
                 variables: pairs,
+                media: template_media(&p)?,
                 workflow: p.parsed("workflow", Workflow::parse)?,
                 at: at()?,
             }
@@ -328,6 +330,10 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             contact: p.contact("contact")?,
             sender: p.address("sender")?,
             text: p.text("text")?,
+            rich: match p.value("rich") {
+                None => None,
+                Some(_) => Some(rich(&p.object("rich")?)?),
+            },
             workflow: p.parsed("workflow", Workflow::parse)?,
             at: at()?,
         }
@@ -543,4 +549,58 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
         .into(),
         other => return Err(DecodeError::UnknownType(other.to_owned())),
     })
+}
+
+/// The inverse of `rich_payload`, validated as a send is.
+fn rich(p: &Payload<'_>) -> Result<RichReply, DecodeError> {
+    let invalid = |error: wagate_domain::CommandError| bad("rich", error.to_string());
+    match p.text("type")?.as_str() {
+        "media" => RichReply::media(
+            p.id("kind", MediaKind::parse)?,
+            &p.text("url")?,
+            p.text("caption")?,
+        )
+        .map_err(invalid),
+        "buttons" => {
+            let buttons = match p.value("buttons") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::Object(map) => {
+                            let button = Payload(map);
+                            Ok(ReplyButton {
+                                id: button.text("id")?,
+                                title: button.text("title")?,
+                            })
+                        }
+                        other => Err(bad("buttons", format!("expected an object, found {other}"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err(bad("buttons", "expected a list")),
+            };
+            RichReply::buttons(p.text("body")?, buttons).map_err(invalid)
+        }
+        other => Err(bad("type", format!("{other:?}: not media or buttons"))),
+    }
+}
+
+/// `TemplateSent.media`: `[{"card": null|n, "type", "url"}]`, absent for none.
+fn template_media(p: &Payload<'_>) -> Result<Vec<TemplateMedia>, DecodeError> {
+    let items = match p.value("media") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(bad("media", format!("expected a list, found {other}"))),
+    };
+    items
+        .iter()
+        .map(|item| {
+            let Value::Object(map) = item else {
+                return Err(bad("media", format!("expected an object, found {item}")));
+            };
+            let m = Payload(map);
+            let card = m.optional_number::<u8>("card")?;
+            TemplateMedia::new(card, m.id("type", MediaKind::parse)?, &m.text("url")?)
+                .map_err(|e| bad("media", e.to_string()))
+        })
+        .collect()
 }

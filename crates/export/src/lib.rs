@@ -426,24 +426,45 @@ fn message_payload(event: &MessageEvent) -> Value {
             template,
             category,
             variables: vars,
+            media,
             workflow,
             at,
-        } => json!({
-            "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
-            "template": template.as_str(), "category": category.as_str(), "variables": variables(vars),
-            "workflow": workflow.as_str(), "at": time(*at),
-        }),
+        } => {
+            let mut payload = json!({
+                "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
+                "template": template.as_str(), "category": category.as_str(), "variables": variables(vars),
+                "workflow": workflow.as_str(), "at": time(*at),
+            });
+            // Absent when there is none, so a send without media exports exactly as before.
+            if !media.is_empty() {
+                payload["media"] = media
+                    .iter()
+                    .map(
+                        |m| json!({"card": m.card, "type": m.kind.as_str(), "url": m.url.as_str()}),
+                    )
+                    .collect();
+            }
+            payload
+        }
         MessageEvent::ReplySent {
             message_id,
             contact,
             sender,
             text,
+            rich,
             workflow,
             at,
-        } => json!({
-            "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
-            "text": text, "workflow": workflow.as_str(), "at": time(*at),
-        }),
+        } => {
+            let mut payload = json!({
+                "message_id": message_id.to_string(), "contact": contact.to_string(), "sender": sender.to_string(),
+                "text": text, "workflow": workflow.as_str(), "at": time(*at),
+            });
+            // Absent for plain text, so a plain reply exports exactly as before rich content.
+            if let Some(rich) = rich {
+                payload["rich"] = rich_payload(rich);
+            }
+            payload
+        }
         MessageEvent::SendRefused {
             message_id,
             to,
@@ -540,6 +561,21 @@ fn template_buttons(buttons: &[wagate_domain::template::TemplateButton]) -> Vec<
         .iter()
         .map(|button| json!({"kind": button.kind.as_str(), "text": button.text, "value": button.value}))
         .collect()
+}
+
+/// `ReplySent.rich`: `{"type": "media", "kind", "url", "caption"}` or
+/// `{"type": "buttons", "body", "buttons": [{"id", "title"}]}`.
+fn rich_payload(rich: &wagate_domain::RichReply) -> Value {
+    match rich {
+        wagate_domain::RichReply::Media(media) => json!({
+            "type": "media", "kind": media.kind.as_str(), "url": media.url.as_str(),
+            "caption": media.caption,
+        }),
+        wagate_domain::RichReply::Buttons { body, buttons } => json!({
+            "type": "buttons", "body": body,
+            "buttons": buttons.iter().map(|b| json!({"id": b.id, "title": b.title})).collect::<Vec<_>>(),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,20 @@ fn sample(event_type: EventType) -> Event {
         }
         .into(),
         EventType::TemplateSent => MessageEvent::TemplateSent {
+            media: vec![
+                wagate_domain::TemplateMedia::new(
+                    None,
+                    wagate_domain::MediaKind::Video,
+                    "https://cdn.example.com/tour.mp4",
+                )
+                .expect("valid"),
+                wagate_domain::TemplateMedia::new(
+                    Some(1),
+                    wagate_domain::MediaKind::Image,
+                    "https://cdn.example.com/2.jpg",
+                )
+                .expect("valid"),
+            ],
             message_id,
             contact,
             sender,
@@ -112,6 +126,16 @@ fn sample(event_type: EventType) -> Event {
             contact,
             sender,
             text: "see you".into(),
+            rich: Some(
+                wagate_domain::RichReply::buttons(
+                    "see you".into(),
+                    vec![wagate_domain::ReplyButton {
+                        id: "ok".into(),
+                        title: "OK".into(),
+                    }],
+                )
+                .expect("valid buttons"),
+            ),
             workflow,
             at,
         }

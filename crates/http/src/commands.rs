@@ -11,8 +11,9 @@ use bytes::Bytes;
 use wagate_app::{SendOptions, SendRequest};
 use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
 use wagate_domain::{
-    ApprovalStatus, ContactId, MessageId, OptInSource, OptOutSource, PortfolioId, ProviderKind,
-    SendContent, TemplateCategory, TemplateId, WhatsAppAddress,
+    ApprovalStatus, ContactId, MediaKind, MessageId, OptInSource, OptOutSource, PortfolioId,
+    ProviderKind, ReplyButton, RichReply, SendContent, TemplateCategory, TemplateId, TemplateMedia,
+    WhatsAppAddress,
 };
 
 use crate::api::{self, Recorded};
@@ -177,34 +178,12 @@ pub async fn send(
         }
     };
     let request: api::SendMessageRequest = json(&body)?;
-    let content = match (request.template, request.text) {
-        (Some(template), None) => SendContent::Template {
-            template: match (&template.id, &template.content_sid) {
-                (Some(id), None) => template_id("template.id", id)?,
-                (None, Some(sid)) => template_id("template.content_sid", sid)?,
-                _ => {
-                    return Err(ApiError::invalid(
-                        "template.id",
-                        "name the template by its id (as GET /v1/templates lists it) or by content_sid, one of them",
-                    ))
-                }
-            },
-            variables: template.variables,
-        },
-        (None, Some(text)) => SendContent::Freeform { text },
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "template",
-                "give either template or text, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::invalid(
-                "template",
-                "give a template (business-initiated) or text (a reply inside the 24 h window)",
-            ))
-        }
-    };
+    let content = send_content(
+        request.template,
+        request.text,
+        request.media,
+        request.interactive,
+    )?;
     let sender = request
         .from
         .as_deref()
@@ -467,4 +446,94 @@ pub async fn messaging_limit(
         .ok_or_else(|| ApiError::invalid("limit", "a number of recipients, or \"unlimited\""))?;
     let positions = hub.set_messaging_limit(&portfolio, limit).await?;
     Ok(recorded(&state, positions))
+}
+
+/// Exactly one kind of content: a template, or (inside the window) text, media or buttons.
+fn send_content(
+    template: Option<api::TemplateContentRequest>,
+    text: Option<String>,
+    media: Option<api::MediaRequest>,
+    interactive: Option<api::InteractiveRequest>,
+) -> Result<SendContent, ApiError> {
+    let given = [
+        template.is_some(),
+        text.is_some(),
+        media.is_some(),
+        interactive.is_some(),
+    ]
+    .into_iter()
+    .filter(|given| *given)
+    .count();
+    if given > 1 {
+        return Err(ApiError::invalid(
+            "template",
+            "give exactly one of template, text, media and interactive",
+        ));
+    }
+    let command = |error: wagate_domain::CommandError| match error {
+        wagate_domain::CommandError::InvalidField { field, reason } => {
+            ApiError::invalid(field, reason)
+        }
+        other => ApiError::invalid("content", other.to_string()),
+    };
+    if let Some(template) = template {
+        let media = template
+            .media
+            .into_iter()
+            .map(|media| {
+                let kind = MediaKind::parse(&media.kind).ok_or_else(|| {
+                    ApiError::invalid(
+                        "template.media.type",
+                        format!("{:?}: give image, video or document", media.kind),
+                    )
+                })?;
+                TemplateMedia::new(media.card, kind, &media.url).map_err(command)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(SendContent::Template {
+            template: match (&template.id, &template.content_sid) {
+                (Some(id), None) => template_id("template.id", id)?,
+                (None, Some(sid)) => template_id("template.content_sid", sid)?,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "template.id",
+                        "name the template by its id (as GET /v1/templates lists it) or by content_sid, one of them",
+                    ))
+                }
+            },
+            variables: template.variables,
+            media: TemplateMedia::normalize(media).map_err(command)?,
+        });
+    }
+    if let Some(text) = text {
+        return Ok(SendContent::Freeform { text });
+    }
+    if let Some(media) = media {
+        let kind = MediaKind::parse(&media.kind).ok_or_else(|| {
+            ApiError::invalid(
+                "media.type",
+                format!("{:?}: give image, video or document", media.kind),
+            )
+        })?;
+        return RichReply::media(kind, &media.url, media.caption.unwrap_or_default())
+            .map(SendContent::Rich)
+            .map_err(command);
+    }
+    if let Some(interactive) = interactive {
+        let buttons = interactive
+            .buttons
+            .into_iter()
+            .map(|button| ReplyButton {
+                id: button.id,
+                title: button.title,
+            })
+            .collect();
+        return RichReply::buttons(interactive.body, buttons)
+            .map(SendContent::Rich)
+            .map_err(command);
+    }
+    Err(ApiError::invalid(
+        "template",
+        "give a template (business-initiated), or text, media or interactive (a reply inside the 24 h window)",
+    ))
 }

@@ -144,12 +144,38 @@ pub fn intent(intent: &Intent) -> IntentView {
             template,
             category,
             variables,
+            media,
         } => ContentView::Template {
             template: template.to_string(),
             category: category.as_str().to_owned(),
             variables: variables.iter().cloned().collect(),
+            media: media
+                .iter()
+                .map(|m| wagate_api::TemplateMediaBody {
+                    card: m.card,
+                    kind: m.kind.as_str().to_owned(),
+                    url: m.url.to_string(),
+                })
+                .collect(),
         },
         MessageContent::Freeform { text } => ContentView::Text { text: text.clone() },
+        MessageContent::Rich(wagate_domain::RichReply::Media(media)) => ContentView::Media {
+            kind: media.kind.as_str().to_owned(),
+            url: media.url.to_string(),
+            caption: media.caption.clone(),
+        },
+        MessageContent::Rich(wagate_domain::RichReply::Buttons { body, buttons }) => {
+            ContentView::Buttons {
+                body: body.clone(),
+                buttons: buttons
+                    .iter()
+                    .map(|button| wagate_api::ReplyButtonBody {
+                        id: button.id.clone(),
+                        title: button.title.clone(),
+                    })
+                    .collect(),
+            }
+        }
     };
     IntentView {
         to: intent.contact.to_string(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use wagate_domain::classify::{classify_code, classify_http_status, classify_transport};
 use wagate_domain::{
     ContactId, ErrorClass, MessageContent, MessageId, MessageStatus, PhoneNumber, ProviderError,
-    ProviderKind, ProviderMessageRef, Retry, TemplateId, TwilioSid,
+    ProviderKind, ProviderMessageRef, Retry, RichReply, TemplateId, TemplateMedia, TwilioSid,
 };
 
 /// One message to hand to a provider.
@@ -47,6 +47,8 @@ pub enum OutboundContent {
     },
     /// A template.
     Template(TemplateContent),
+    /// Freeform media by link or quick-reply buttons, only allowed inside the 24-hour window.
+    Rich(RichReply),
 }
 
 impl OutboundContent {
@@ -55,14 +57,17 @@ impl OutboundContent {
     pub fn from_domain(content: &MessageContent) -> Self {
         match content {
             MessageContent::Freeform { text } => Self::Text { body: text.clone() },
+            MessageContent::Rich(rich) => Self::Rich(rich.clone()),
             MessageContent::Template {
                 template,
                 variables,
+                media,
                 ..
             } => Self::Template(TemplateContent {
                 template: template.clone(),
                 language: None,
                 variables: variables.clone(),
+                media: media.clone(),
                 button_payloads: Vec::new(),
             }),
         }
@@ -84,6 +89,10 @@ pub struct TemplateContent {
     /// Meta: quick-reply button payloads, by button index. Twilio keeps payloads in the
     /// Content template itself.
     pub button_payloads: Vec<String>,
+    /// Meta: the header media of this send (header and carousel-card `header` parameters).
+    /// Twilio names media in the Content template and fills them from `variables`, so a
+    /// Twilio send with media here is refused locally.
+    pub media: Vec<TemplateMedia>,
 }
 
 /// The provider accepted the message. Not delivered yet: statuses follow by webhook.

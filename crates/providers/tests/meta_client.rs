@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use common::{fixture, refused_base_url, MESSAGE_ID};
 use serde_json::Value;
-use wagate_domain::{MessageId, MessageStatus, PhoneNumber, TemplateId, TwilioSid};
+use wagate_domain::{
+    MediaKind, MessageId, MessageStatus, PhoneNumber, ReplyButton, RichReply, TemplateId,
+    TemplateMedia, TwilioSid,
+};
 use wagate_providers::meta::{MetaClient, MetaConfig};
 use wagate_providers::{
     OutboundContent, OutboundRequest, Provider, Secret, SendError, Sender, TemplateContent,
@@ -47,6 +50,7 @@ fn template_request() -> OutboundRequest {
         from: Sender::Number(PhoneNumber::parse("+15555550100").expect("number")),
         to: PhoneNumber::parse("+41790000001").expect("number"),
         content: OutboundContent::Template(TemplateContent {
+            media: Vec::new(),
             template: TemplateId::parse("appointment_reminder").expect("name"),
             language: Some("en_US".into()),
             // Out of order on purpose: positional parameters are sent in numeric order.
@@ -115,6 +119,113 @@ async fn template_request_matches_fixture_and_status_is_kept() {
         sent_json(&server).await,
         expected_json("meta_send_request_template.json")
     );
+}
+
+fn rich_request(rich: RichReply) -> OutboundRequest {
+    OutboundRequest {
+        content: OutboundContent::Rich(rich),
+        ..text_request()
+    }
+}
+
+/// Freeform media and interactive buttons, each against its fixture.
+#[tokio::test]
+async fn rich_requests_match_their_fixtures() {
+    let image = RichReply::media(
+        MediaKind::Image,
+        "https://cdn.example.com/listings/42/living.jpg",
+        "The flat at Seestrasse 12, living room".into(),
+    )
+    .expect("valid");
+    let document = RichReply::media(
+        MediaKind::Document,
+        "https://cdn.example.com/listings/42/floorplan.pdf",
+        String::new(),
+    )
+    .expect("valid");
+    let button = |id: &str, title: &str| ReplyButton {
+        id: id.into(),
+        title: title.into(),
+    };
+    let buttons = RichReply::buttons(
+        "Would you like to visit the flat on Thursday?".into(),
+        vec![
+            button("visit:42:yes", "Yes, Thursday"),
+            button("visit:42:other", "Another day"),
+            button("visit:42:no", "No, thanks"),
+        ],
+    )
+    .expect("valid");
+    for (rich, fixture_name) in [
+        (image, "meta_send_request_image.json"),
+        (document, "meta_send_request_document.json"),
+        (buttons, "meta_send_request_interactive_buttons.json"),
+    ] {
+        let server = fake(200, fixture("meta_send_response_text_200.json")).await;
+        client(&server.uri(), Duration::from_secs(5))
+            .send(&rich_request(rich))
+            .await
+            .expect("accepted");
+        assert_eq!(
+            sent_json(&server).await,
+            expected_json(fixture_name),
+            "{fixture_name}"
+        );
+    }
+}
+
+/// Template header media and carousel cards' header media, each against its fixture.
+#[tokio::test]
+async fn template_media_and_carousel_cards_match_their_fixtures() {
+    let media = |card, kind, url| TemplateMedia::new(card, kind, url).expect("valid");
+    let header = TemplateContent {
+        template: TemplateId::parse("listing_update").expect("name"),
+        language: Some("de".into()),
+        variables: vec![("1".into(), "Ana".into()), ("2".into(), "Mitte".into())],
+        button_payloads: vec![],
+        media: vec![media(
+            None,
+            MediaKind::Image,
+            "https://cdn.example.com/p/1.jpg",
+        )],
+    };
+    let carousel = TemplateContent {
+        template: TemplateId::parse("listing_carousel").expect("name"),
+        language: Some("en_US".into()),
+        variables: vec![("1".into(), "Lea".into())],
+        button_payloads: vec![],
+        media: vec![
+            media(
+                Some(0),
+                MediaKind::Image,
+                "https://cdn.example.com/listings/42.jpg",
+            ),
+            media(
+                Some(1),
+                MediaKind::Video,
+                "https://cdn.example.com/listings/43/tour.mp4",
+            ),
+        ],
+    };
+    for (template, fixture_name) in [
+        (header, "meta_send_request_template_media.json"),
+        (carousel, "meta_send_request_template_carousel.json"),
+    ] {
+        let server = fake(200, fixture("meta_send_response_template_200.json")).await;
+        let request = OutboundRequest {
+            content: OutboundContent::Template(template),
+            ..template_request()
+        };
+        client(&server.uri(), Duration::from_secs(5))
+            .send(&request)
+            .await
+            .expect("accepted");
+        assert_eq!(
+            sent_json(&server).await,
+            expected_json(fixture_name),
+            "{fixture_name}"
+        );
+    }
 }
 
 #[tokio::test]

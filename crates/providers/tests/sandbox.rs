@@ -204,6 +204,7 @@ fn freeform(id: u64, to: &str) -> OutboundRequest {
 fn template(id: u64, to: &str) -> OutboundRequest {
     OutboundRequest {
         content: OutboundContent::Template(TemplateContent {
+            media: Vec::new(),
             template: TemplateId::parse(TEMPLATE).expect("template"),
             language: None,
             variables: vec![("1".into(), "Lea".into())],
@@ -549,6 +550,7 @@ async fn requests_twilio_would_refuse_are_refused_with_its_codes() {
     ] {
         let request = OutboundRequest {
             content: OutboundContent::Template(TemplateContent {
+                media: Vec::new(),
                 template: TemplateId::parse(TEMPLATE).expect("template"),
                 language: None,
                 variables,
@@ -579,6 +581,7 @@ async fn requests_twilio_would_refuse_are_refused_with_its_codes() {
     );
     let meta_template = OutboundRequest {
         content: OutboundContent::Template(TemplateContent {
+            media: Vec::new(),
             template: TemplateId::parse("appointment_reminder").expect("name"),
             language: Some("en_US".into()),
             variables: vec![],

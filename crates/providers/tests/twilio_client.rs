@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::{fixture, fixture_str, refused_base_url, MESSAGE_ID};
-use wagate_domain::{MessageId, MessageStatus, PhoneNumber, TemplateId, TwilioSid};
+use wagate_domain::{
+    MediaKind, MessageId, MessageStatus, PhoneNumber, ReplyButton, RichReply, TemplateId, TwilioSid,
+};
 use wagate_providers::twilio::{TwilioClient, TwilioConfig};
 use wagate_providers::{
     OutboundContent, OutboundRequest, Provider, Secret, SendError, Sender, TemplateContent,
@@ -35,6 +37,7 @@ fn template_request() -> OutboundRequest {
         from: Sender::Number(PhoneNumber::parse("+15555550100").expect("number")),
         to: PhoneNumber::parse("+41790000001").expect("number"),
         content: OutboundContent::Template(TemplateContent {
+            media: Vec::new(),
             template: TemplateId::parse("HX6c1d84f2a9e07b35d4c8e1f0a2b6937d").expect("template"),
             language: None,
             variables: vec![
@@ -153,6 +156,51 @@ async fn freeform_request_via_messaging_service_is_byte_exact() {
         .await
         .expect("accepted");
     assert_eq!(accepted.http_status, 201);
+}
+
+/// Freeform media: the caption as `Body`, the link as `MediaUrl`; buttons are refused locally
+/// (Twilio sends them only from a Content resource).
+#[tokio::test]
+async fn media_request_is_byte_exact_and_buttons_are_refused() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .and(wiremock::matchers::body_string(expected_body(
+            "twilio_api_request_send_media.body",
+        )))
+        .respond_with(ResponseTemplate::new(201).set_body_raw(
+            fixture("twilio_message_create_201.json"),
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(&server.uri(), Duration::from_secs(5));
+    let mut request = freeform_request();
+    request.content = OutboundContent::Rich(
+        RichReply::media(
+            MediaKind::Image,
+            "https://cdn.example.com/listings/42/living.jpg",
+            "The flat at Seestrasse 12, living room".into(),
+        )
+        .expect("valid"),
+    );
+    client.send(&request).await.expect("accepted");
+    request.content = OutboundContent::Rich(
+        RichReply::buttons(
+            "Visit on Thursday?".into(),
+            vec![ReplyButton {
+                id: "yes".into(),
+                title: "Yes".into(),
+            }],
+        )
+        .expect("valid"),
+    );
+    let error = client.send(&request).await.expect_err("refused");
+    assert!(
+        matches!(error, SendError::InvalidRequest { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

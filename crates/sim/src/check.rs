@@ -156,7 +156,7 @@ fn check_gates_at_claim(
                 ));
             }
         }
-        MessageContent::Freeform { .. } => {
+        MessageContent::Freeform { .. } | MessageContent::Rich(_) => {
             let open_until = window_open_until(hub, before, contact, &call.request.sender);
             if open_until.is_none_or(|until| claimed_at >= until) {
                 return fail(format!(

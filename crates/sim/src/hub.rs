@@ -349,7 +349,7 @@ impl SimHub {
         let contact = command.to.number().cloned().map(ContactId::Phone);
         let template = match &command.content {
             SendContent::Template { template, .. } => Some(template.clone()),
-            SendContent::Freeform { .. } => None,
+            SendContent::Freeform { .. } | SendContent::Rich(_) => None,
         };
         let decision = self.send_state(
             &command.sender,
@@ -385,7 +385,7 @@ impl SimHub {
         };
         let template = match &intent.content {
             MessageContent::Template { template, .. } => Some(template),
-            MessageContent::Freeform { .. } => None,
+            MessageContent::Freeform { .. } | MessageContent::Rich(_) => None,
         };
         let decision = self.send_state(&intent.sender, Some(&intent.contact), template, |state| {
             decide::claim(

@@ -238,6 +238,7 @@ impl World {
             }
             Action::SendTemplate { contact, template } => {
                 let content = SendContent::Template {
+                    media: Vec::new(),
                     template: self.template(*template).clone(),
                     variables: [("1".to_owned(), "Ada".to_owned())].into_iter().collect(),
                 };

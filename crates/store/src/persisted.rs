@@ -20,11 +20,12 @@ use wagate_domain::template::{
     ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MessageEvent,
-    MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource, PortfolioEvent,
-    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, Retry,
-    ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
+    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
+    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
+    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
+    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -62,6 +63,8 @@ pub enum DecodeError {
 /// (whose window closed; v1 reads as `None`, every sender's). `InboundReceived` v3,
 /// `StatusChanged` v2 and `UnmatchedStatusReceived` v2 added `details` (everything else the
 /// provider said; older versions read with none).
+/// `ReplySent` v2 added `rich` (freeform media or quick-reply buttons; v1 reads as `None`, plain
+/// text). `TemplateSent` v2 added `media` (the header media of the send; v1 reads as none).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "SendRefused" | "InboundReceived" => 3,
@@ -69,7 +72,9 @@ pub fn current_version(event_type: &str) -> u16 {
         | "OptedOut"
         | "WindowReportedClosed"
         | "StatusChanged"
-        | "UnmatchedStatusReceived" => 2,
+        | "UnmatchedStatusReceived"
+        | "ReplySent"
+        | "TemplateSent" => 2,
         _ => 1,
     }
 }
@@ -329,6 +334,118 @@ struct ReplySentV1 {
     text: String,
     workflow: String,
     at_ns: i64,
+}
+
+/// `TemplateSent` v2: v1 plus the send's header media.
+#[derive(Serialize, Deserialize)]
+struct TemplateSentV2 {
+    message_id: [u8; 16],
+    contact: String,
+    sender: String,
+    template: String,
+    category: String,
+    variables: Vec<(String, String)>,
+    /// (card, kind, url): card `None` is the template's own header.
+    media: Vec<(Option<u8>, String, String)>,
+    workflow: String,
+    at_ns: i64,
+}
+
+impl From<TemplateSentV1> for TemplateSentV2 {
+    /// A v1 send carried no media.
+    fn from(v1: TemplateSentV1) -> Self {
+        Self {
+            message_id: v1.message_id,
+            contact: v1.contact,
+            sender: v1.sender,
+            template: v1.template,
+            category: v1.category,
+            variables: v1.variables,
+            media: Vec::new(),
+            workflow: v1.workflow,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+/// `ReplySent` v2: v1 plus the rich content.
+#[derive(Serialize, Deserialize)]
+struct ReplySentV2 {
+    message_id: [u8; 16],
+    contact: String,
+    sender: String,
+    text: String,
+    rich: Option<RichReplyV2>,
+    workflow: String,
+    at_ns: i64,
+}
+
+impl From<ReplySentV1> for ReplySentV2 {
+    /// A v1 reply was plain text.
+    fn from(v1: ReplySentV1) -> Self {
+        Self {
+            message_id: v1.message_id,
+            contact: v1.contact,
+            sender: v1.sender,
+            text: v1.text,
+            rich: None,
+            workflow: v1.workflow,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+/// Rich freeform content as stored (`ReplySent` v2). Variant order is part of the format:
+/// append new variants, never reorder.
+#[derive(Serialize, Deserialize)]
+enum RichReplyV2 {
+    Media {
+        kind: String,
+        url: String,
+        caption: String,
+    },
+    Buttons {
+        body: String,
+        /// (id, title) in display order.
+        buttons: Vec<(String, String)>,
+    },
+}
+
+impl RichReplyV2 {
+    fn of(rich: &RichReply) -> Self {
+        match rich {
+            RichReply::Media(media) => Self::Media {
+                kind: media.kind.as_str().into(),
+                url: media.url.to_string(),
+                caption: media.caption.clone(),
+            },
+            RichReply::Buttons { body, buttons } => Self::Buttons {
+                body: body.clone(),
+                buttons: buttons
+                    .iter()
+                    .map(|button| (button.id.clone(), button.title.clone()))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Validated again on the way in: a record that would not pass today's checks is malformed.
+    fn into_domain(self) -> Result<RichReply, String> {
+        match self {
+            Self::Media { kind, url, caption } => {
+                let kind = MediaKind::parse(&kind).ok_or(format!("unknown media kind {kind:?}"))?;
+                RichReply::media(kind, &url, caption).map_err(|e| e.to_string())
+            }
+            Self::Buttons { body, buttons } => RichReply::buttons(
+                body,
+                buttons
+                    .into_iter()
+                    .map(|(id, title)| ReplyButton { id, title })
+                    .collect(),
+            )
+            .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -992,15 +1109,20 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             template,
             category,
             variables,
+            media,
             workflow,
             at,
-        } => bytes(&TemplateSentV1 {
+        } => bytes(&TemplateSentV2 {
             message_id: id(message_id),
             contact: contact.to_string(),
             sender: sender.to_string(),
             template: template.to_string(),
             category: category.as_str().into(),
             variables: variables.clone(),
+            media: media
+                .iter()
+                .map(|m| (m.card, m.kind.as_str().to_owned(), m.url.to_string()))
+                .collect(),
             workflow: workflow.to_string(),
             at_ns: ns(*at),
         }),
@@ -1009,13 +1131,15 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             contact,
             sender,
             text,
+            rich,
             workflow,
             at,
-        } => bytes(&ReplySentV1 {
+        } => bytes(&ReplySentV2 {
             message_id: id(message_id),
             contact: contact.to_string(),
             sender: sender.to_string(),
             text: text.clone(),
+            rich: rich.as_ref().map(RichReplyV2::of),
             workflow: workflow.to_string(),
             at_ns: ns(*at),
         }),
@@ -1571,8 +1695,21 @@ impl Reader<'_> {
     fn decode_message(&mut self) -> Result<MessageEvent, DecodeError> {
         Ok(match self.event_type {
             "TemplateSent" => {
-                let m: TemplateSentV1 = self.mirror()?;
+                let m: TemplateSentV2 = match self.version {
+                    1 => self.mirror::<TemplateSentV1>()?.into(),
+                    _ => self.mirror()?,
+                };
+                let mut media = Vec::with_capacity(m.media.len());
+                for (card, kind, url) in m.media {
+                    let kind = MediaKind::parse(&kind)
+                        .ok_or_else(|| self.malformed(format!("unknown media kind {kind:?}")))?;
+                    media.push(
+                        TemplateMedia::new(card, kind, &url)
+                            .map_err(|e| self.malformed(e.to_string()))?,
+                    );
+                }
                 MessageEvent::TemplateSent {
+                    media,
                     message_id: self.message_id(m.message_id)?,
                     contact: self.contact(&m.contact)?,
                     sender: self.address(&m.sender)?,
@@ -1588,12 +1725,20 @@ impl Reader<'_> {
                 }
             }
             "ReplySent" => {
-                let m: ReplySentV1 = self.mirror()?;
+                let m: ReplySentV2 = match self.version {
+                    1 => self.mirror::<ReplySentV1>()?.into(),
+                    _ => self.mirror()?,
+                };
+                let rich = match m.rich {
+                    None => None,
+                    Some(rich) => Some(rich.into_domain().map_err(|e| self.malformed(e))?),
+                };
                 MessageEvent::ReplySent {
                     message_id: self.message_id(m.message_id)?,
                     contact: self.contact(&m.contact)?,
                     sender: self.address(&m.sender)?,
                     text: m.text,
+                    rich,
                     workflow: self.workflow(&m.workflow)?,
                     at: self.at(m.at_ns),
                 }

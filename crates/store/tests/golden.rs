@@ -126,6 +126,20 @@ fn golden_samples() -> Vec<Event> {
             at: t,
         }),
         Event::Message(MessageEvent::TemplateSent {
+            media: vec![
+                wagate_domain::TemplateMedia::new(
+                    None,
+                    wagate_domain::MediaKind::Image,
+                    "https://cdn.example.com/listing/42.jpg",
+                )
+                .expect("valid media"),
+                wagate_domain::TemplateMedia::new(
+                    Some(0),
+                    wagate_domain::MediaKind::Video,
+                    "https://cdn.example.com/listing/42/tour.mp4",
+                )
+                .expect("valid media"),
+            ],
             message_id: message_id(),
             contact: contact(),
             sender: sender(),
@@ -142,7 +156,15 @@ fn golden_samples() -> Vec<Event> {
             message_id: message_id(),
             contact: contact(),
             sender: sender(),
-            text: "See you on Tuesday.".into(),
+            text: "The flat on Tuesday.".into(),
+            rich: Some(
+                wagate_domain::RichReply::media(
+                    wagate_domain::MediaKind::Image,
+                    "https://cdn.example.com/listing/42.jpg",
+                    "The flat on Tuesday.".into(),
+                )
+                .expect("valid media"),
+            ),
             workflow: workflow(),
             at: t,
         }),
@@ -334,6 +356,30 @@ fn golden_samples() -> Vec<Event> {
 /// More shapes for the round trip: absent optional fields, other enum values, edge times.
 fn other_samples() -> Vec<Event> {
     let mut events = vec![
+        Event::Message(MessageEvent::ReplySent {
+            message_id: message_id(),
+            contact: contact(),
+            sender: sender(),
+            text: "Shall we meet?".into(),
+            rich: Some(
+                wagate_domain::RichReply::buttons(
+                    "Shall we meet?".into(),
+                    vec![
+                        wagate_domain::ReplyButton {
+                            id: "visit-yes".into(),
+                            title: "Yes".into(),
+                        },
+                        wagate_domain::ReplyButton {
+                            id: "visit-no".into(),
+                            title: "No".into(),
+                        },
+                    ],
+                )
+                .expect("valid buttons"),
+            ),
+            workflow: workflow(),
+            at: at(0, 0),
+        }),
         Event::Contact(ContactEvent::InboundReceived {
             contact: bsuid(),
             sender: None,
@@ -999,4 +1045,29 @@ fn corrupt_send_results_are_errors() {
     neither.extend(request_digest());
     neither.extend([0, 0]);
     assert!(send_result::decode(&neither).is_err(), "neither answer");
+}
+
+/// `ReplySent` v1 (plain text) reads as v2 with no rich content.
+#[test]
+fn reply_sent_v1_is_upcast_to_v2() {
+    let (upcast, _) = upcast_v1("ReplySent");
+    let Event::Message(MessageEvent::ReplySent { rich, text, .. }) = &upcast else {
+        panic!("decoded {upcast:?}");
+    };
+    assert_eq!(rich, &None);
+    assert_eq!(text, "See you on Tuesday.");
+}
+
+/// `TemplateSent` v1 (no media) reads as v2 with none.
+#[test]
+fn template_sent_v1_is_upcast_to_v2() {
+    let (upcast, _) = upcast_v1("TemplateSent");
+    let Event::Message(MessageEvent::TemplateSent {
+        media, variables, ..
+    }) = &upcast
+    else {
+        panic!("decoded {upcast:?}");
+    };
+    assert!(media.is_empty());
+    assert_eq!(variables.len(), 2);
 }

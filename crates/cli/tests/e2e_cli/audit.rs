@@ -191,6 +191,7 @@ async fn a_freeform_reply_outside_the_window_is_a_violation() {
         contact: contact(MAX),
         sender: sender(),
         text: "Hi".into(),
+        rich: None,
         workflow: wagate_domain::Workflow::parse("lead_qualification").expect("workflow"),
         at,
     }
@@ -224,6 +225,7 @@ fn forged_template(
 ) -> (wagate_domain::MessageId, Event) {
     let message = wagate_domain::MessageId::from_uuid(uuid::Uuid::now_v7()).expect("id");
     let event = MessageEvent::TemplateSent {
+        media: Vec::new(),
         message_id: message,
         contact,
         sender: sender(),
@@ -500,6 +502,7 @@ async fn a_marketing_template_to_a_contact_who_paused_marketing_is_found() {
             sender: None,
             workflow: Some("appointment_scheduling".into()),
             content: wagate_domain::SendContent::Template {
+                media: Vec::new(),
                 template: promo.clone(),
                 variables: [("1".into(), "Lea".into()), ("2".into(), "Sat".into())].into(),
             },
@@ -688,6 +691,7 @@ async fn a_reply_from_a_number_the_contact_did_not_write_to_is_window_closed() {
         contact: contact(LEA),
         sender: other_sender,
         text: "Yes".into(),
+        rich: None,
         workflow: wagate_domain::Workflow::parse("appointment_scheduling").expect("workflow"),
         at,
     }

@@ -142,6 +142,7 @@ impl LogBuilder {
         self.send(
             number,
             SendContent::Template {
+                media: Vec::new(),
                 template: template(),
                 variables,
             },

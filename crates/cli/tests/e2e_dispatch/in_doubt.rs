@@ -219,6 +219,7 @@ async fn an_unreadable_2xx_with_no_callback_expires_into_failed_after_one_call()
                 sender: None,
                 workflow: Some("appointment_scheduling".into()),
                 content: SendContent::Template {
+                    media: Vec::new(),
                     template: template(),
                     variables,
                 },

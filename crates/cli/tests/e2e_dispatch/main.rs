@@ -8,6 +8,7 @@ mod support;
 mod in_doubt;
 mod live;
 mod remote_driver;
+mod rich;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -153,6 +153,7 @@ async fn send(hub: &Hub) -> MessageId {
         sender: None,
         workflow: Some("appointment_scheduling".into()),
         content: SendContent::Template {
+            media: Vec::new(),
             template: template(),
             variables,
         },

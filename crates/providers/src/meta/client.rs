@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wagate_domain::{
-    ContactId, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, Wamid,
+    ContactId, MediaKind, MessageStatus, PhoneNumber, ProviderKind, ProviderMessageRef, RichReply,
+    TemplateMedia, Wamid,
 };
 
 use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
@@ -111,17 +112,46 @@ impl MetaClient {
                     preview_url: false,
                     body,
                 }),
-                template: None,
-                biz_opaque_callback_data: &callback,
+                ..MessageBody::new(to, "text", &callback)
+            },
+            OutboundContent::Rich(RichReply::Media(media)) => {
+                let link = MediaBody {
+                    link: media.url.as_str(),
+                    caption: Some(media.caption.as_str()).filter(|c| !c.is_empty()),
+                };
+                let mut body = MessageBody::new(to, media.kind.as_str(), &callback);
+                match media.kind {
+                    MediaKind::Image => body.image = Some(link),
+                    MediaKind::Video => body.video = Some(link),
+                    MediaKind::Document => body.document = Some(link),
+                }
+                body
+            }
+            OutboundContent::Rich(RichReply::Buttons { body, buttons }) => MessageBody {
+                interactive: Some(Interactive {
+                    kind: "button",
+                    body: InteractiveText { text: body },
+                    action: InteractiveAction {
+                        buttons: buttons
+                            .iter()
+                            .map(|button| InteractiveButton {
+                                kind: "reply",
+                                reply: InteractiveReply {
+                                    id: &button.id,
+                                    title: &button.title,
+                                },
+                            })
+                            .collect(),
+                    },
+                }),
+                ..MessageBody::new(to, "interactive", &callback)
             },
             OutboundContent::Template(template) => MessageBody {
                 messaging_product: "whatsapp",
                 recipient_type: "individual",
                 to,
-                kind: "template",
-                text: None,
                 template: Some(template_body(template)?),
-                biz_opaque_callback_data: &callback,
+                ..MessageBody::new(to, "template", &callback)
             },
         };
         serde_json::to_string(&body).map_err(|e| invalid(&format!("JSON body: {e}")))
@@ -177,7 +207,74 @@ struct MessageBody<'a> {
     text: Option<TextBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     template: Option<TemplateBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<MediaBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<MediaBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<MediaBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interactive: Option<Interactive<'a>>,
     biz_opaque_callback_data: &'a str,
+}
+
+impl<'a> MessageBody<'a> {
+    /// The envelope every message shares; the caller fills the one member `kind` names.
+    fn new(to: &'a str, kind: &'static str, callback: &'a str) -> Self {
+        Self {
+            messaging_product: "whatsapp",
+            recipient_type: "individual",
+            to,
+            kind,
+            text: None,
+            template: None,
+            image: None,
+            video: None,
+            document: None,
+            interactive: None,
+            biz_opaque_callback_data: callback,
+        }
+    }
+}
+
+/// `image` / `video` / `document` by link (Meta downloads it), with an optional caption.
+#[derive(Serialize)]
+struct MediaBody<'a> {
+    link: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caption: Option<&'a str>,
+}
+
+/// `interactive` of type `button`: a body and up to three reply buttons.
+#[derive(Serialize)]
+struct Interactive<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    body: InteractiveText<'a>,
+    action: InteractiveAction<'a>,
+}
+
+#[derive(Serialize)]
+struct InteractiveText<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct InteractiveAction<'a> {
+    buttons: Vec<InteractiveButton<'a>>,
+}
+
+#[derive(Serialize)]
+struct InteractiveButton<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reply: InteractiveReply<'a>,
+}
+
+#[derive(Serialize)]
+struct InteractiveReply<'a> {
+    id: &'a str,
+    title: &'a str,
 }
 
 #[derive(Serialize)]
@@ -214,6 +311,63 @@ enum Component<'a> {
         index: String,
         parameters: [PayloadParameter<'a>; 1],
     },
+    /// `header` with one media parameter (also a carousel card's component).
+    Header {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        parameters: [MediaParameter<'a>; 1],
+    },
+    Carousel {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        cards: Vec<Card<'a>>,
+    },
+}
+
+/// `{"type": "image", "image": {"link": …}}` (or video, document).
+#[derive(Serialize)]
+struct MediaParameter<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<Link<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<Link<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<Link<'a>>,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    link: &'a str,
+}
+
+/// One carousel card: its index and its components (here its media header).
+#[derive(Serialize)]
+struct Card<'a> {
+    card_index: u8,
+    components: Vec<Component<'a>>,
+}
+
+fn header(media: &TemplateMedia) -> Component<'_> {
+    let link = Some(Link {
+        link: media.url.as_str(),
+    });
+    let mut parameter = MediaParameter {
+        kind: media.kind.as_str(),
+        image: None,
+        video: None,
+        document: None,
+    };
+    match media.kind {
+        MediaKind::Image => parameter.image = link,
+        MediaKind::Video => parameter.video = link,
+        MediaKind::Document => parameter.document = link,
+    }
+    Component::Header {
+        kind: "header",
+        parameters: [parameter],
+    }
 }
 
 #[derive(Serialize)]
@@ -257,6 +411,14 @@ fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendErr
         })
         .collect();
     let mut components = Vec::new();
+    // Meta's order: header, body, buttons, then the carousel's cards.
+    components.extend(
+        template
+            .media
+            .iter()
+            .filter(|media| media.card.is_none())
+            .map(header),
+    );
     if !parameters.is_empty() {
         components.push(Component::Body {
             kind: "body",
@@ -272,6 +434,22 @@ fn template_body(template: &TemplateContent) -> Result<TemplateBody<'_>, SendErr
                 kind: "payload",
                 payload,
             }],
+        });
+    }
+    let cards: Vec<Card<'_>> = template
+        .media
+        .iter()
+        .filter_map(|media| {
+            media.card.map(|card_index| Card {
+                card_index,
+                components: vec![header(media)],
+            })
+        })
+        .collect();
+    if !cards.is_empty() {
+        components.push(Component::Carousel {
+            kind: "carousel",
+            cards,
         });
     }
     Ok(TemplateBody {

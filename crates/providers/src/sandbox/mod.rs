@@ -467,6 +467,21 @@ fn sender(
 
 fn validate_content(content: &OutboundContent) -> Result<(), SendError> {
     match content {
+        // Like Twilio: media by link with the caption as body; buttons need a Content resource.
+        OutboundContent::Rich(wagate_domain::RichReply::Media(media)) => {
+            if media.caption.chars().count() > MAX_BODY_CHARS {
+                return Err(rejected(
+                    400,
+                    21617,
+                    "The concatenated message body exceeds the 1600 character limit.",
+                ));
+            }
+        }
+        OutboundContent::Rich(wagate_domain::RichReply::Buttons { .. }) => {
+            return Err(invalid(
+                "Twilio sends quick-reply buttons only from a Content resource (twilio/quick-reply)",
+            ));
+        }
         OutboundContent::Text { body } => {
             if body.trim().is_empty() {
                 return Err(rejected(400, 21602, "Message body is required."));

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
-use wagate_domain::{MessageStatus, ProviderKind, ProviderMessageRef, TwilioSid, TwilioSidKind};
+use wagate_domain::{
+    MessageStatus, ProviderKind, ProviderMessageRef, RichReply, TwilioSid, TwilioSidKind,
+};
 
 use crate::http::{base_url, build_client, excerpt, exchange, instrumented_send};
 use crate::send::{
@@ -103,10 +105,29 @@ impl TwilioClient {
             OutboundContent::Text { body } => {
                 form.append_pair("Body", body);
             }
+            // The caption is the message body; Twilio downloads the link itself.
+            OutboundContent::Rich(RichReply::Media(media)) => {
+                if !media.caption.is_empty() {
+                    form.append_pair("Body", &media.caption);
+                }
+                form.append_pair("MediaUrl", media.url.as_str());
+            }
+            OutboundContent::Rich(RichReply::Buttons { .. }) => {
+                return Err(invalid(
+                    "Twilio sends quick-reply buttons only from a Content resource \
+                     (twilio/quick-reply): create it as a template and send it by its ContentSid",
+                ))
+            }
             OutboundContent::Template(template) => {
                 if !template.template.as_str().starts_with("HX") {
                     return Err(invalid(
                         "Twilio templates are named by their Content SID (HX…)",
+                    ));
+                }
+                if !template.media.is_empty() {
+                    return Err(invalid(
+                        "Twilio takes a template's media from its Content definition: give the \
+                         media URL as the variable the template defines, not as media",
                     ));
                 }
                 form.append_pair("ContentSid", template.template.as_str());

@@ -43,6 +43,7 @@ fn a_callback_before_the_response_is_joined_by_the_outcome() {
             to: Recipient::of_contact(&contact),
             workflow: Some("appointment_scheduling".into()),
             content: SendContent::Template {
+                media: Vec::new(),
                 template,
                 variables: BTreeMap::new(),
             },
