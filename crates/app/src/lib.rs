@@ -13,6 +13,7 @@ mod aggregates;
 mod clock;
 mod codec;
 mod counts;
+mod counts_reader;
 mod error;
 mod explain;
 mod hub;
@@ -26,8 +27,10 @@ mod views;
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use counts::{
-    FunnelRow, OpsCounts, PortfolioUsage, Stage, FREEFORM, NO_WORKFLOW, REFUSAL_HOURS_KEPT,
+    FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
+    NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
+pub use counts_reader::COUNTS_BATCH;
 pub use error::{AppError, Result};
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
 pub use projection::ProjectionSizes;
