@@ -255,7 +255,6 @@ impl Hub {
                         *position,
                         state.as_ref(),
                     )?;
-                    self.inner.counts.observe(event);
                 }
                 self.after_append(committed.positions.len() as u64);
                 Ok(Appended::Written {

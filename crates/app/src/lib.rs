@@ -14,6 +14,7 @@ mod alerts;
 mod clock;
 mod codec;
 mod counts;
+mod counts_reader;
 mod error;
 mod explain;
 mod follower;
@@ -30,8 +31,10 @@ pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use counts::{
-    FunnelRow, OpsCounts, PortfolioUsage, Stage, FREEFORM, NO_WORKFLOW, REFUSAL_HOURS_KEPT,
+    FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
+    NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
+pub use counts_reader::COUNTS_BATCH;
 pub use error::{AppError, Result};
 pub use follower::{
     Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,

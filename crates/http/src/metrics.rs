@@ -14,8 +14,8 @@
 //!   (prepare, apply, flush, sync): the store's own counters.
 //! - `wagate_store_failed`: 1 once the store is in the failed state (see docs/storage.md).
 //!
-//! From the hub's counts projection (the numbers of the ops page; rebuilt from the log at start,
-//! so they survive a restart), see [`render_counts`]: `wagate_refusals_recorded{rule, window}`,
+//! From the hub's counts projection (the numbers of the ops page; a reader of the log restored
+//! from its own snapshot at start, so they survive a restart), see [`render_counts`]: `wagate_refusals_recorded{rule, window}`,
 //! `wagate_send_funnel_total{workflow, template, stage}`, `wagate_dispatch_outcomes_total{outcome}`,
 //! `wagate_dispatch_retries_total`, `wagate_dispatch_in_doubt_expired_total`,
 //! `wagate_dispatch_claims_awaiting_outcome`,

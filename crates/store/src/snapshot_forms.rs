@@ -18,6 +18,8 @@ pub const PROJECTION_FORM: u16 = 1;
 pub const PORTFOLIO_FORM: u16 = 1;
 /// The contact aggregate snapshot's current form.
 pub const CONTACT_FORM: u16 = 1;
+/// The ops counts snapshot's current form.
+pub const COUNTS_FORM: u16 = 1;
 
 /// Why snapshot bytes were not used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,6 +38,35 @@ pub struct ProjectionV1 {
     pub templates: Vec<String>,
     /// Open messages (UUID bytes) with the log position of their intent event.
     pub open_messages: Vec<([u8; 16], u64)>,
+}
+
+/// The ops counts' state (the app's `counts` module): aggregated rows, and the funnel entries
+/// of the messages still open (bounded by open work). Rules and outcomes are held by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountsV1 {
+    /// Hour number (unix hours) → rule name → refusals.
+    pub refusals: Vec<(i64, Vec<(String, u64)>)>,
+    /// Workflow, template, messages per stage.
+    pub funnel: Vec<(String, String, [u64; 8])>,
+    /// Open messages' entries: UUID bytes, index of their row in `funnel`, the stages reached
+    /// (bits), their intent's time (unix seconds).
+    pub messages: Vec<([u8; 16], u32, u8, i64)>,
+    /// Outcome name → count.
+    pub dispatch: Vec<(String, u64)>,
+    /// Claimed messages without an outcome (UUID bytes).
+    pub awaiting_outcome: Vec<[u8; 16]>,
+    /// Each portfolio's state in its own form ([`encode_portfolio`]).
+    pub portfolios: Vec<Vec<u8>>,
+    /// The newest event time seen (unix seconds): what ages the funnel entries.
+    pub newest: Option<i64>,
+}
+
+pub fn encode_counts(form: &CountsV1) -> Vec<u8> {
+    encode_versioned(COUNTS_FORM, form)
+}
+
+pub fn decode_counts(bytes: &[u8]) -> Result<CountsV1, FormError> {
+    decode_versioned(COUNTS_FORM, bytes)
 }
 
 fn encode_versioned<T: Serialize>(version: u16, body: &T) -> Vec<u8> {
@@ -360,6 +391,28 @@ mod tests {
         let bytes = encode_contact(&state);
         assert_eq!(decode_contact(&bytes), Ok(state));
         assert!(decode_contact(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn counts_round_trip_and_other_versions_are_refused() {
+        let form = CountsV1 {
+            refusals: vec![(490_000, vec![("opted_out".into(), 3)])],
+            funnel: vec![("wf".into(), "tpl".into(), [1, 1, 0, 1, 0, 0, 0, 0])],
+            messages: vec![([9; 16], 0, 0b1011, 1_764_000_000)],
+            dispatch: vec![("succeeded".into(), 4)],
+            awaiting_outcome: vec![[9; 16]],
+            portfolios: vec![encode_portfolio(&PortfolioState::default())],
+            newest: Some(1_764_000_000),
+        };
+        let bytes = encode_counts(&form);
+        assert_eq!(decode_counts(&bytes), Ok(form));
+        let mut older = bytes.clone();
+        older[..2].copy_from_slice(&0u16.to_be_bytes());
+        assert!(matches!(
+            decode_counts(&older),
+            Err(FormError::Version { found: 0, .. })
+        ));
+        assert!(decode_counts(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]
