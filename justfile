@@ -96,7 +96,7 @@ fuzz seconds="60" sanitizer="address":
 soak minutes="30" rate="1000":
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --release -p wagate-cli -p wagate-http --example soak
+    cargo build --release -p wagate-cli -p wagate-http --bin wagate --example soak
     data=$(mktemp -d)
     rejected=$(mktemp -d)
     WAGATE_LOG=warn WAGATE_TWILIO_AUTH_TOKEN=12345 WAGATE_META_APP_SECRET=soak-meta \

@@ -15,7 +15,10 @@ fn named<T>(result: Result<T, (String, String)>) -> Option<T> {
     match result {
         Ok(value) => Some(value),
         Err((field, message)) => {
-            assert!(!field.is_empty() && field != "<not a 400>", "{field}: {message}");
+            assert!(
+                !field.is_empty() && field != "<not a 400>",
+                "{field}: {message}"
+            );
             None
         }
     }
@@ -53,7 +56,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = named(parse_json_body::<api::RegisterSenderRequest>(body));
         }
         6 => {
-            let _ = named(parse_optional_json_body::<api::AuthorizeSenderRequest>(body));
+            let _ = named(parse_optional_json_body::<api::AuthorizeSenderRequest>(
+                body,
+            ));
         }
         7 => {
             let _ = named(parse_json_body::<api::SuspendSenderRequest>(body));

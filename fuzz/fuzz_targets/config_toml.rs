@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Err(message) = wagate_cli::parse_config_file(text) {
-        assert!(!message.contains('\n'), "multi-line config error: {message}");
+        assert!(
+            !message.contains('\n'),
+            "multi-line config error: {message}"
+        );
     }
 });

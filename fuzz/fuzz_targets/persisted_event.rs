@@ -14,9 +14,13 @@ fn round_trip(event_type: &str, version: u16, payload: &[u8]) {
         return;
     };
     let stored = persisted::encode(&event, uuid::Uuid::nil());
-    let again = persisted::decode_payload(&stored.event_type, stored.schema_version, &stored.payload)
-        .expect("a re-encoded event decodes");
-    assert_eq!(again, event, "{event_type} v{version} changed through encode/decode");
+    let again =
+        persisted::decode_payload(&stored.event_type, stored.schema_version, &stored.payload)
+            .expect("a re-encoded event decodes");
+    assert_eq!(
+        again, event,
+        "{event_type} v{version} changed through encode/decode"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if mode % 2 == 0 {
         if let Ok(record) = decode_envelope(rest) {
-            assert_eq!(decode_envelope(&encode_envelope(&record)).as_ref(), Ok(&record));
+            assert_eq!(
+                decode_envelope(&encode_envelope(&record)).as_ref(),
+                Ok(&record)
+            );
             round_trip(&record.event_type, record.schema_version, &record.payload);
         }
         let _ = send_result::decode(rest);

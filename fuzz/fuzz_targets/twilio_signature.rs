@@ -14,8 +14,12 @@ use wagate_providers::Secret;
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(4, |&b| b == b'\n');
     let url = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-    let signature = parts.next().map(|s| String::from_utf8_lossy(s).into_owned());
-    let settings = parts.next().map(|s| String::from_utf8_lossy(s).into_owned());
+    let signature = parts
+        .next()
+        .map(|s| String::from_utf8_lossy(s).into_owned());
+    let settings = parts
+        .next()
+        .map(|s| String::from_utf8_lossy(s).into_owned());
     let body = parts.next().unwrap_or_default();
 
     let keys = TwilioSigningKeys::new(Secret::new("12345".to_owned()))
