@@ -70,7 +70,12 @@ fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::FileInvalid {
+    parse(&text, path)
+}
+
+/// Parses the file's text; `path` only names the file in the error.
+pub(super) fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::FileInvalid {
         path: path.to_path_buf(),
         // toml's message names the key and the line; it quotes the offending line, which may
         // be a secret: keep only the first line of the message.
