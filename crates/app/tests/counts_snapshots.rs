@@ -92,6 +92,7 @@ async fn callback(hub: &Hub, n: usize, status: MessageStatus) {
             provider_ref: Some(reference(n)),
             status,
             error_code: None,
+            details: Vec::new(),
         },
         &dedup,
     )
