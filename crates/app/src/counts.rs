@@ -603,6 +603,7 @@ mod tests {
             category: wagate_domain::TemplateCategory::Utility,
             variables: Vec::new(),
             workflow: wagate_domain::Workflow::parse("appointment_scheduling").expect("workflow"),
+            media: Vec::new(),
             at: at(hours_ago),
         })
     }
@@ -715,6 +716,7 @@ mod tests {
             provider_ref: None,
             status,
             error_code: None,
+            details: Vec::new(),
             at: at(hours_ago),
         })
     }
