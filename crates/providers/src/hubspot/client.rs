@@ -232,7 +232,11 @@ impl HubSpotClient {
             .map_err(|error| HubSpotError::Transient(crate::http::describe(error)))?;
         let status = response.status();
         let headers = response.headers().clone();
-        self.note_window(&headers);
+        // A 429's wait is the caller's to honour (it is in the error); pausing here too would
+        // wait twice.
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            self.note_window(&headers);
+        }
         let bytes = response
             .bytes()
             .await
