@@ -197,7 +197,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(crm) = crm {
             match crm.await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "the HubSpot mirror stopped with an error"),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "the HubSpot mirror stopped with an error")
+                }
                 Err(error) => tracing::error!(%error, "the HubSpot mirror task failed"),
             }
         }

@@ -18,7 +18,9 @@ const BACKFILL_CHECKPOINT: &str = "crm:hubspot:backfill";
 pub enum CrmArgs {
     /// Mirror the log into HubSpot from POSITION (inclusive) to the head, on a database no hub
     /// holds (stop `serve` first), then exit. Needs WAGATE_HUBSPOT_TOKEN.
-    #[command(after_help = "Example:\n  WAGATE_HUBSPOT_TOKEN=op://ops/hubspot/token wagate crm backfill --from 1 --data ./wagate-data")]
+    #[command(
+        after_help = "Example:\n  WAGATE_HUBSPOT_TOKEN=op://ops/hubspot/token wagate crm backfill --from 1 --data ./wagate-data"
+    )]
     Backfill {
         /// The first log position to mirror (1 is the beginning).
         #[arg(long = "from", value_name = "POSITION")]
@@ -40,9 +42,8 @@ pub async fn run(args: CrmArgs) -> anyhow::Result<ExitCode> {
     if !data.is_dir() {
         anyhow::bail!("--data {}: no such database directory", data.display());
     }
-    let settings = crate::settings::crm_settings(config.as_deref(), &data)?.ok_or_else(|| {
-        anyhow::anyhow!("WAGATE_HUBSPOT_TOKEN is not set: nothing to mirror to")
-    })?;
+    let settings = crate::settings::crm_settings(config.as_deref(), &data)?
+        .ok_or_else(|| anyhow::anyhow!("WAGATE_HUBSPOT_TOKEN is not set: nothing to mirror to"))?;
     let crate::compose::Opened { store, hub } =
         crate::compose::open(&data, wagate_domain::Policy::default()).await?;
     let result = async {

@@ -18,8 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use wagate_app::{Handler, HandlerFailure, Hub, LoggedEvent};
 use wagate_domain::{
-    ContactEvent, ContactId, Event, MessageEvent, MessageId, ReviewReason, ReviewSubject,
-    Timestamp,
+    ContactEvent, ContactId, Event, MessageEvent, MessageId, ReviewReason, ReviewSubject, Timestamp,
 };
 use wagate_providers::hubspot::{
     CommunicationInput, HubSpotClient, HubSpotError, NoteInput, ObjectType,
@@ -279,7 +278,9 @@ impl Mirror {
         let found = self.client.find_contact_by_phone(phone.as_str()).await?;
         let id = match found {
             Some(id) => id,
-            None if self.options.create_contacts => self.client.create_contact(phone.as_str()).await?,
+            None if self.options.create_contacts => {
+                self.client.create_contact(phone.as_str()).await?
+            }
             None => return Ok(None),
         };
         self.links.link(&key, &id)?;
@@ -299,7 +300,10 @@ impl Mirror {
             return Ok(true);
         }
         let Some(hubspot_contact) = self.contact(contact).await? else {
-            tracing::debug!(record = key, "no HubSpot contact for this record; not mirrored");
+            tracing::debug!(
+                record = key,
+                "no HubSpot contact for this record; not mirrored"
+            );
             return Ok(false);
         };
         let object = record.object();
@@ -333,7 +337,12 @@ impl Mirror {
     }
 
     /// Raises the review item for a record HubSpot refused.
-    async fn raise(&mut self, hub: &Hub, logged: &LoggedEvent, cause: &str) -> Result<(), HandlerFailure> {
+    async fn raise(
+        &mut self,
+        hub: &Hub,
+        logged: &LoggedEvent,
+        cause: &str,
+    ) -> Result<(), HandlerFailure> {
         let subject = subject(&logged.event);
         let detail = format!("HubSpot: {cause} (log position {})", logged.position);
         tracing::warn!(position = logged.position, %cause, "HubSpot refused a record; raising a review item");

@@ -54,7 +54,11 @@ pub fn mirror(settings: &CrmSettings) -> Result<Mirror, CrmError> {
         .map_err(|error| CrmError::Start(error.to_string()))?;
     let links = links::Links::open(&settings.state_file)
         .map_err(|error| CrmError::Start(error.to_string()))?;
-    Ok(Mirror::new(client, MirrorOptions::from_settings(settings), links))
+    Ok(Mirror::new(
+        client,
+        MirrorOptions::from_settings(settings),
+        links,
+    ))
 }
 
 /// Runs the mirror until `shutdown` turns true. With no checkpoint yet it starts at the head.

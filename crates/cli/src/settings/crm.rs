@@ -202,17 +202,29 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let error = resolve(&[(env::HUBSPOT_TOKEN, "t"), (env::HUBSPOT_EVENTS, "outbound,calls")])
-            .expect_err("events");
+        let error = resolve(&[
+            (env::HUBSPOT_TOKEN, "t"),
+            (env::HUBSPOT_EVENTS, "outbound,calls"),
+        ])
+        .expect_err("events");
         assert!(error.to_string().contains(env::HUBSPOT_EVENTS), "{error}");
-        let error = resolve(&[(env::HUBSPOT_TOKEN, "t"), (env::HUBSPOT_ID_PROPERTY, "Wagate Id")])
-            .expect_err("property");
-        assert!(error.to_string().contains(env::HUBSPOT_ID_PROPERTY), "{error}");
+        let error = resolve(&[
+            (env::HUBSPOT_TOKEN, "t"),
+            (env::HUBSPOT_ID_PROPERTY, "Wagate Id"),
+        ])
+        .expect_err("property");
+        assert!(
+            error.to_string().contains(env::HUBSPOT_ID_PROPERTY),
+            "{error}"
+        );
         let error = resolve(&[(env::HUBSPOT_EVENTS, "inbound")]).expect_err("no token");
         assert!(error.to_string().contains(env::HUBSPOT_TOKEN), "{error}");
-        let only = resolve(&[(env::HUBSPOT_TOKEN, "t"), (env::HUBSPOT_EVENTS, "inbound, consent")])
-            .expect("ok")
-            .expect("on");
+        let only = resolve(&[
+            (env::HUBSPOT_TOKEN, "t"),
+            (env::HUBSPOT_EVENTS, "inbound, consent"),
+        ])
+        .expect("ok")
+        .expect("on");
         assert!(only.mirrored.inbound && only.mirrored.consent);
         assert!(!only.mirrored.outbound && !only.mirrored.status);
     }

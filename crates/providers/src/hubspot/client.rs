@@ -325,7 +325,9 @@ fn object_id(answer: &Value) -> Result<String, HubSpotError> {
     match answer.get("id") {
         Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
         Some(Value::Number(id)) => Ok(id.to_string()),
-        _ => Err(HubSpotError::Unexpected("no object id in the answer".into())),
+        _ => Err(HubSpotError::Unexpected(
+            "no object id in the answer".into(),
+        )),
     }
 }
 

@@ -90,7 +90,9 @@ async fn a_communication_is_created_on_the_whatsapp_channel_and_associated_by_de
         .and(path(
             "/crm/v4/objects/communications/30001/associations/default/contacts/501",
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "COMPLETE", "results": []})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"status": "COMPLETE", "results": []})),
+        )
         .mount(&server)
         .await;
     let hubspot = client(&server);
@@ -115,7 +117,10 @@ async fn a_communication_is_created_on_the_whatsapp_channel_and_associated_by_de
     );
     assert!(requests[1].body.is_empty());
     assert_eq!(
-        requests[1].headers.get("authorization").map(|v| v.as_bytes()),
+        requests[1]
+            .headers
+            .get("authorization")
+            .map(|v| v.as_bytes()),
         Some(&b"Bearer pat-test-token"[..])
     );
 }
@@ -125,7 +130,9 @@ async fn a_status_change_patches_the_body() {
     let server = MockServer::start().await;
     Mock::given(method("PATCH"))
         .and(path("/crm/v3/objects/communications/30001"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "30001", "properties": {}})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "30001", "properties": {}})),
+        )
         .mount(&server)
         .await;
     client(&server)
@@ -248,7 +255,10 @@ async fn a_record_is_found_by_its_idempotency_property() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/communications/search"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total": 1, "results": [{"id": "30001", "properties": {}}]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"total": 1, "results": [{"id": "30001", "properties": {}}]})),
+        )
         .mount(&server)
         .await;
     let found = client(&server)
