@@ -238,7 +238,7 @@ async fn answers_are_sorted_by_what_retrying_can_do() {
             message: "Property values were not valid: phone".into()
         })
     );
-    assert!(!refused.unwrap_err().is_retryable());
+    assert!(!refused.expect_err("refused").is_retryable());
     let transient = hubspot
         .create_note(&NoteInput {
             body: "Opted out".into(),
@@ -246,7 +246,7 @@ async fn answers_are_sorted_by_what_retrying_can_do() {
             extra: BTreeMap::new(),
         })
         .await
-        .unwrap_err();
+        .expect_err("transient");
     assert!(matches!(transient, HubSpotError::Transient(_)) && transient.is_retryable());
 }
 
