@@ -345,7 +345,11 @@ impl Mirror {
     ) -> Result<(), HandlerFailure> {
         let subject = subject(&logged.event);
         let detail = format!("HubSpot: {cause} (log position {})", logged.position);
-        tracing::warn!(position = logged.position, %cause, "HubSpot refused a record; raising a review item");
+        // HubSpot's message may quote a value (a phone number): it goes to the item, not the log.
+        tracing::warn!(
+            position = logged.position,
+            "HubSpot refused a record; raising a crm_sync_failed review item"
+        );
         self.counts.refused += 1;
         hub.raise_review(ReviewReason::CrmSyncFailed, subject, &detail)
             .await

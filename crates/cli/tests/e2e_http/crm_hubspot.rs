@@ -36,6 +36,8 @@ struct State {
     slow_creates: Option<Duration>,
     communication_searches: u32,
     unauthorized: u32,
+    /// Contact creates answered 400, as HubSpot does for an invalid property value.
+    refuse_contacts: bool,
 }
 
 #[derive(Clone, Default)]
@@ -114,6 +116,11 @@ impl Respond for FakeHubSpot {
                     .collect();
                 ResponseTemplate::new(200)
                     .set_body_json(json!({"total": results.len(), "results": results}))
+            }
+            ("POST", ["crm", "v3", "objects", "contacts"]) if state.refuse_contacts => {
+                ResponseTemplate::new(400).set_body_json(json!({"status": "error",
+                    "message": "Property values were not valid: phone", "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf",
+                    "category": "VALIDATION_ERROR"}))
             }
             ("POST", ["crm", "v3", "objects", "contacts"]) => {
                 let props = properties(request);
@@ -432,4 +439,124 @@ async fn a_sigkill_while_hubspot_answers_a_create_leaves_no_duplicate() {
         assert_eq!(s.contacts.len(), 1);
     });
     drop(hub);
+}
+
+/// `wagate crm backfill` on the stopped hub's database, against the fake.
+fn backfill(data: &std::path::Path, hubspot: &MockServer, from: &str) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wagate"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WAGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(["crm", "backfill", "--from", from, "--data"])
+        .arg(data)
+        .env("WAGATE_LOG", "warn")
+        .env("WAGATE_HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+        .env("WAGATE_HUBSPOT_API_BASE", hubspot.uri())
+        .env("WAGATE_HUBSPOT_CREATE_CONTACTS", "true")
+        .env("WAGATE_HUBSPOT_ID_PROPERTY", "wagate_id")
+        .output()
+        .expect("run wagate crm backfill")
+}
+
+#[tokio::test]
+async fn a_backfill_mirrors_the_history_once_however_often_it_runs() {
+    let (server, fake) = fake_hubspot().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("db");
+    // A hub with no HubSpot settings: nothing is mirrored while it runs.
+    let hub = start_with(
+        &data,
+        &[("WAGATE_TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN)],
+        &["--no-dispatch"],
+    );
+    hub.ready().await;
+    let id = send(&hub).await;
+    dispatch(&hub, &id).await;
+    status(&hub, "delivered").await;
+    let stopped = hub.terminate();
+    assert!(stopped.success(), "{stopped}");
+    assert!(server
+        .received_requests()
+        .await
+        .expect("recording")
+        .is_empty());
+
+    let past = backfill(&data, &server, "100000");
+    assert_eq!(past.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&past.stderr).contains("past the log's head"));
+
+    for run in 0..2 {
+        let output = backfill(&data, &server, "1");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "run {run}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.starts_with("backfill: positions 1..="), "{stdout}");
+        fake.with(|s| {
+            assert_eq!(s.communications.len(), 1, "run {run}");
+            assert_eq!(s.notes.len(), 1, "run {run}");
+            assert_eq!(s.contacts.len(), 1, "run {run}");
+            let body = s.communications.values().next().expect("one")["hs_communication_body"]
+                .as_str()
+                .expect("body")
+                .to_owned();
+            assert!(body.contains("Status: delivered"), "{body}");
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_record_hubspot_refuses_is_a_review_item_and_the_rest_goes_on() {
+    let (server, fake) = fake_hubspot().await;
+    fake.with(|s| s.refuse_contacts = true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("db");
+    let hub = start_hub(&data, &server);
+    hub.ready().await;
+    // The opt-in's note needs the contact, which HubSpot refuses to create.
+    let mut items = Vec::new();
+    wait_for_async("a crm_sync_failed item", async || {
+        let response = hub.get("/v1/review?reason=crm_sync_failed").await;
+        assert_eq!(response.status(), 200);
+        items = response.json::<Value>().await.expect("json")["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        !items.is_empty()
+    })
+    .await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["contact"], CONTACT);
+    let detail = items[0]["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("VALIDATION_ERROR") && detail.contains("not valid"),
+        "{detail}"
+    );
+
+    // HubSpot takes contacts again: the next message is mirrored.
+    fake.with(|s| s.refuse_contacts = false);
+    send(&hub).await;
+    wait_for("the next message's communication", || {
+        fake.with(|s| s.communications.len() == 1)
+    })
+    .await;
+    fake.with(|s| {
+        assert!(
+            s.notes.is_empty(),
+            "the refused note was skipped, not retried"
+        )
+    });
+}
+
+async fn wait_for_async(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
