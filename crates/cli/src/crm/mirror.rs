@@ -377,7 +377,12 @@ impl Handler for Mirror {
         for logged in events {
             match self.mirror(hub, logged).await {
                 Ok(()) => {}
-                Err(MirrorError::Refused(cause)) => self.raise(hub, logged, &cause).await?,
+                Err(MirrorError::Refused(cause)) => {
+                    if let Err(mut failure) = self.raise(hub, logged, &cause).await {
+                        failure.handled_through = handled_through;
+                        return Err(failure);
+                    }
+                }
                 Err(error) => {
                     let retry_after = match &error {
                         MirrorError::Retry(HubSpotError::RateLimited(wait)) => Some(*wait),

@@ -76,6 +76,10 @@ pub async fn run(
     }
     let follower = Follower::durable(&hub, CHECKPOINT, follower_settings()).map_err(start)?;
     tracing::info!(from = follower.position(), "HubSpot mirror started");
-    follower.run(hub, handler, shutdown).await?;
+    if let Err(error) = follower.run(hub, handler, shutdown).await {
+        // Said at once, not only when `serve` stops: the timeline is no longer updated.
+        tracing::error!(%error, "the HubSpot mirror stopped; restart serve once HubSpot answers");
+        return Err(error.into());
+    }
     Ok(())
 }
