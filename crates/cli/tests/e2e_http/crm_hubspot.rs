@@ -309,6 +309,46 @@ async fn status(hub: &Hub, status: &str) {
     );
 }
 
+fn body_of_props(props: &Map<String, Value>) -> String {
+    props["hs_communication_body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A signed Twilio inbound message from the contact.
+async fn inbound(hub: &Hub, text: &str) {
+    let pairs = [
+        ("MessageSid", "SM1a2b3c4d5e6f708192a3b4c5d6e7f809"),
+        ("SmsMessageSid", "SM1a2b3c4d5e6f708192a3b4c5d6e7f809"),
+        ("AccountSid", "AC3f9d2c41b7e85a06d1c4f0e9a2b7d315"),
+        ("From", "whatsapp:+41790000001"),
+        ("To", SENDER),
+        ("Body", text),
+        ("NumMedia", "0"),
+        ("ProfileName", "Lea"),
+        ("WaId", "41790000001"),
+        ("ApiVersion", "2010-04-01"),
+    ];
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let signature = compute_signature(
+        &Secret::new(TWILIO_AUTH_TOKEN),
+        SigningAlgorithm::HmacSha1,
+        &format!("{PUBLIC_URL}/webhooks/twilio/inbound"),
+        &SortedParams::from_pairs(pairs),
+    );
+    let response = hub
+        .twilio("/webhooks/twilio/inbound", body.into_bytes(), &signature)
+        .await;
+    assert!(
+        response.status().is_success(),
+        "inbound: {}",
+        response.status()
+    );
+}
+
 fn body_of(fake: &FakeHubSpot, id: &str) -> String {
     fake.with(|s| {
         s.communications[id]["hs_communication_body"]
@@ -384,6 +424,33 @@ async fn a_message_lifecycle_is_one_communication_updated_to_read() {
         assert_eq!(s.rate_limited, 0, "the 429 was answered");
         assert_eq!(s.unauthorized, 0, "every call carried the bearer token");
     });
+
+    // The contact answers: a second Communication, on the same contact.
+    inbound(&hub, "Thanks, <see> you Thursday").await;
+    wait_for("the inbound communication", || {
+        fake.with(|s| s.communications.len() == 2)
+    })
+    .await;
+    fake.with(|s| {
+        let (inbound_id, props) = s
+            .communications
+            .iter()
+            .find(|(id, _)| **id != comm_id)
+            .expect("inbound");
+        let body = props["hs_communication_body"].as_str().expect("body");
+        assert!(
+            body.contains("received") && body.contains("Thanks, &lt;see&gt; you Thursday"),
+            "{body}"
+        );
+        assert!(props["wagate_id"].as_str().expect("key").starts_with("in:"));
+        assert!(s.associations.contains(&(
+            "communications".into(),
+            inbound_id.clone(),
+            contact_id.clone()
+        )));
+        assert!(body_of_props(&s.communications[&comm_id]).contains("Status: read"));
+    });
+
     let requests = server.received_requests().await.expect("recording");
     assert!(requests
         .iter()
