@@ -984,7 +984,7 @@ pub struct ReviewItemView {
     pub id: u64,
     /// `opt_out_request`, `permanent_failure`, `not_on_whatsapp`, `in_doubt_expired`,
     /// `retries_exhausted`, `sender_suspended`, `template_not_sendable`, `no_terminal_status`,
-    /// `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`.
+    /// `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`, `crm_sync_failed`.
     pub reason: String,
     /// `open` or `resolved`.
     pub state: String,

@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod client;
 mod compose;
+mod crm;
 mod demo;
 mod dispatch;
 mod export;
@@ -101,6 +102,9 @@ enum Command {
     Webhooks(rejected::WebhooksCommand),
     /// The review queue: what needs a person; `review resolve ID` resolves an item.
     Review(review::ReviewArgs),
+    /// The HubSpot timeline: `crm backfill --from POSITION` mirrors the log from a position.
+    #[command(subcommand)]
+    Crm(crm::CrmArgs),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Webhooks(command) => rejected::run(command).await,
             Command::Review(args) => review::run(args).await,
+            Command::Crm(args) => crm::backfill(args).await,
         }
     });
     match result {

@@ -158,6 +158,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
+    // The HubSpot timeline: stopped with the dispatcher, before the log closes.
+    let crm = config.crm.clone().map(|settings| {
+        tokio::spawn(crate::crm::run(
+            server.hub().clone(),
+            settings,
+            stop_dispatch.subscribe(),
+        ))
+    });
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
     let mut log_failure = server.hub().log_failure();
@@ -186,6 +194,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_dispatch.send(true);
         alerts.stop().await;
+        if let Some(crm) = crm {
+            match crm.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "the HubSpot mirror stopped with an error")
+                }
+                Err(error) => tracing::error!(%error, "the HubSpot mirror task failed"),
+            }
+        }
         if let Some(sync) = template_sync {
             let _ = sync.await;
         }

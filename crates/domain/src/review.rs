@@ -39,10 +39,13 @@ pub enum ReviewReason {
     WebhookRejections,
     /// The alert endpoint kept failing: alerts are not reaching people.
     AlertDeliveryFailed,
+    /// HubSpot refused to take a record of the CRM mirror (a contact it cannot create, a
+    /// property it does not know): that record is missing from the timeline.
+    CrmSyncFailed,
 }
 
 impl ReviewReason {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::OptOutRequest,
         Self::PermanentFailure,
         Self::NotOnWhatsapp,
@@ -54,6 +57,7 @@ impl ReviewReason {
         Self::WebhookSilence,
         Self::WebhookRejections,
         Self::AlertDeliveryFailed,
+        Self::CrmSyncFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl ReviewReason {
             Self::WebhookSilence => "webhook_silence",
             Self::WebhookRejections => "webhook_rejections",
             Self::AlertDeliveryFailed => "alert_delivery_failed",
+            Self::CrmSyncFailed => "crm_sync_failed",
         }
     }
 
@@ -92,6 +97,7 @@ impl ReviewReason {
             Self::WebhookSilence => "Provider webhooks went silent",
             Self::WebhookRejections => "Burst of rejected webhooks",
             Self::AlertDeliveryFailed => "Alerts are not being delivered",
+            Self::CrmSyncFailed => "A record did not reach HubSpot",
         }
     }
 
@@ -119,6 +125,9 @@ impl ReviewReason {
                 "check the provider's webhook settings and the public URL, then `handled`"
             }
             Self::AlertDeliveryFailed => "fix the alert webhook URL, then `handled`",
+            Self::CrmSyncFailed => {
+                "fix the cause in HubSpot (the detail says which), then `wagate crm backfill`, then `handled`"
+            }
         }
     }
 

@@ -116,6 +116,8 @@ pub struct ServeConfig {
     pub rejected: RejectionLimits,
     /// Where alerts go (none: the review queue only).
     pub alerts: super::AlertSettings,
+    /// The HubSpot timeline (none: no mirror).
+    pub crm: Option<super::CrmSettings>,
 }
 
 impl ServeConfig {
@@ -182,6 +184,7 @@ impl ServeConfig {
         let limits = super::limits::limits(&sources)?;
         let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
         let alerts = super::alerts::alerts(&sources)?;
+        let crm = super::crm::crm(&sources, &data_dir)?;
 
         let mut generated = Vec::new();
         let live =
@@ -250,6 +253,7 @@ impl ServeConfig {
             rejected_dir,
             rejected,
             alerts,
+            crm,
         })
     }
 

@@ -7,6 +7,7 @@ mod support;
 mod templates;
 
 mod commands;
+mod crm_hubspot;
 mod explain;
 mod idempotency;
 mod identities;
