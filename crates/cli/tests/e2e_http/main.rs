@@ -9,6 +9,7 @@ mod templates;
 mod commands;
 mod crm_hubspot;
 mod explain;
+mod full_disk;
 mod idempotency;
 mod identities;
 mod lifecycle;
