@@ -18,7 +18,7 @@ mod pool;
 mod schema;
 pub mod test_server;
 
-pub use log::{PgLog, PgOptions};
+pub use log::{url_password, Password, PgLog, PgOptions};
 pub use schema::SCHEMA_VERSION;
 
 /// Whether `location` names a PostgreSQL database (a `postgres://` or `postgresql://` URL)

@@ -30,6 +30,18 @@ pub struct PgOptions {
     pub connections: usize,
     /// How often the head is polled in case a notification was missed.
     pub poll_interval: Duration,
+    /// The password, instead of the connection string's (e.g. read from 1Password).
+    pub password: Option<Password>,
+}
+
+/// A database password; `Debug` does not show it.
+#[derive(Clone)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 impl Default for PgOptions {
@@ -39,6 +51,7 @@ impl Default for PgOptions {
             max_payload_bytes: 64 * 1024,
             connections: 4,
             poll_interval: Duration::from_millis(500),
+            password: None,
         }
     }
 }
@@ -70,9 +83,10 @@ impl PgLog {
     /// migrates its schema and follows its head. Blocks the calling thread (any thread, also
     /// one of a runtime's workers) until the log is open.
     pub fn open(url: &str, options: PgOptions) -> Result<PgLog> {
-        let config = Config::from_str(url).map_err(|error| {
-            StoreError::InvalidRequest(format!("not a PostgreSQL connection string: {error}"))
-        })?;
+        let mut config = parse(url)?;
+        if let Some(Password(password)) = &options.password {
+            config.password(password);
+        }
         let bridge = Bridge::new()?;
         let target = describe(&config);
         let pool = Pool::new(config.clone(), target.clone(), options.connections);
@@ -118,6 +132,21 @@ impl Drop for PgLog {
     fn drop(&mut self) {
         self.shared.closed.notify_waiters();
     }
+}
+
+fn parse(url: &str) -> Result<Config> {
+    // tokio-postgres's error does not quote the string, which may hold a password.
+    Config::from_str(url).map_err(|error| {
+        StoreError::InvalidRequest(format!("not a PostgreSQL connection string: {error}"))
+    })
+}
+
+/// The password the connection string `url` carries (percent-decoded), if any: the binary
+/// resolves it when it is an `op://` reference.
+pub fn url_password(url: &str) -> Result<Option<String>> {
+    Ok(parse(url)?
+        .get_password()
+        .map(|password| String::from_utf8_lossy(password).into_owned()))
 }
 
 fn check_name(what: &str, name: &str) -> Result<()> {
