@@ -171,12 +171,11 @@ impl TestServer {
         }
     }
 
-    /// A connection string for database `name` of this server.
+    /// A `postgres://` URL for database `name` of this server (the socket folder as the host,
+    /// percent-encoded).
     pub fn url(&self, name: &str) -> String {
-        format!(
-            "host={} port=5432 user=postgres dbname={name}",
-            self.socket_dir().display()
-        )
+        let host = self.socket_dir().display().to_string().replace('/', "%2F");
+        format!("postgres://postgres@{host}:5432/{name}")
     }
 
     /// Creates a new, empty database and answers its connection string.

@@ -181,7 +181,7 @@ async fn a_user_without_permissions_is_told_which() {
     let url = server.fresh_database();
     // Since PostgreSQL 15 only the owner may create in the public schema.
     sql(&url, "CREATE ROLE reader LOGIN").await;
-    let reader = url.replace("user=postgres", "user=reader");
+    let reader = url.replace("postgres://postgres@", "postgres://reader@");
     match PgLog::open(&reader, PgOptions::default()) {
         Err(StoreError::Io { kind, detail }) => {
             assert_eq!(kind, ErrorKind::PermissionDenied, "{detail}");
