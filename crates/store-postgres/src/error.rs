@@ -55,9 +55,13 @@ pub(crate) fn connect_error(target: &str, error: tokio_postgres::Error) -> Store
             detail: format!("PostgreSQL at {target}: {}", db.message()),
         };
     }
+    // tokio-postgres's message ("error connecting to server") leaves the cause to its source.
+    let cause = std::error::Error::source(&error)
+        .map(|source| format!(": {source}"))
+        .unwrap_or_default();
     StoreError::Io {
         kind: ErrorKind::ConnectionRefused,
-        detail: format!("cannot reach PostgreSQL at {target}: {error}"),
+        detail: format!("cannot reach PostgreSQL at {target}: {error}{cause}"),
     }
 }
 

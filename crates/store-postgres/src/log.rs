@@ -192,32 +192,35 @@ fn recorded(row: &Row) -> Result<RecordedEvent> {
 }
 
 impl PgLog {
+    /// Runs `sql` with parameters (`stream`?, `first`, `limit`, `upto`?) and decodes the rows.
     fn query_events(
         &self,
         sql: String,
         first: i64,
-        second: Option<String>,
+        bound: Bound,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let shared = Arc::clone(&self.shared);
         let limit = bigint(limit as u64);
         self.bridge.wait(async move {
             let mut conn = shared.pool.get().await?;
-            let rows = match &second {
-                Some(stream) => conn.client().query(&sql, &[stream, &first, &limit]).await,
-                None => conn.client().query(&sql, &[&first, &limit]).await,
+            let rows = match &bound {
+                Bound::Stream(stream) => conn.client().query(&sql, &[stream, &first, &limit]).await,
+                Bound::Head(head) => conn.client().query(&sql, &[&first, &limit, head]).await,
             }
             .map_err(from_pg)?;
-            let events = rows.iter().map(recorded).collect::<Result<Vec<_>>>()?;
-            // Another hub's commit read before its notification arrives is durable too.
-            if let Some(last) = events.last() {
-                if second.is_none() {
-                    raise(&shared.head, last.position);
-                }
-            }
-            Ok(events)
+            rows.iter().map(recorded).collect()
         })
     }
+}
+
+/// What bounds a read besides its start.
+enum Bound {
+    /// One stream's events (all committed ones: an expected-version check must see another
+    /// hub's latest event at once).
+    Stream(String),
+    /// The log up to this position: the head this log has announced when the read began.
+    Head(i64),
 }
 
 impl EventLog for PgLog {
@@ -255,19 +258,26 @@ impl EventLog for PgLog {
                  ORDER BY version LIMIT $3"
             ),
             bigint(from_version),
-            Some(stream.as_str().to_owned()),
+            Bound::Stream(stream.as_str().to_owned()),
             limit,
         )
     }
 
+    // Never past the head announced to subscribers when the read began: a consumer woken for
+    // head h that read beyond h would be woken again for a head it has already read past.
+    // Another hub's commits become readable here once their NOTIFY (or the poll) announces them.
     fn read_from(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let head = self.head_position();
+        if from_position.max(1) > head {
+            return Ok(Vec::new());
+        }
         self.query_events(
             format!(
-                "SELECT {EVENT_COLUMNS} FROM wagate_events WHERE position >= $1
+                "SELECT {EVENT_COLUMNS} FROM wagate_events WHERE position >= $1 AND position <= $3
                  ORDER BY position LIMIT $2"
             ),
             bigint(from_position),
-            None,
+            Bound::Head(bigint(head)),
             limit,
         )
     }

@@ -45,7 +45,6 @@ async fn sql(url: &str, sql: &str) {
 async fn two_hubs_write_one_gap_free_log_and_follow_each_other() {
     let url = test_server::shared().fresh_database();
     let hubs = [open(&url), open(&url)];
-    let mut follower = hubs[1].subscribe();
     let shared_stream = stream("contact:+41790000001");
     let writers: Vec<_> = (0..4usize)
         .map(|w| {
@@ -77,21 +76,20 @@ async fn two_hubs_write_one_gap_free_log_and_follow_each_other() {
     for writer in writers {
         writer.await.expect("writer");
     }
+    // Each hub learns of the other's appends by notification (or poll), without reading; its
+    // reads of the log reach as far as that head.
     for hub in &hubs {
+        let mut head = hub.subscribe();
+        tokio::time::timeout(Duration::from_secs(30), head.wait_for(|head| *head == 100))
+            .await
+            .expect("each hub follows the shared head")
+            .expect("log alive");
         let events = hub.read_from(1, usize::MAX).expect("read");
         let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
         assert_eq!(positions, (1..=100).collect::<Vec<_>>());
         let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
         assert_eq!(versions, (1..=100).collect::<Vec<_>>());
     }
-    // Hub 1 learns of hub 0's last append by notification (or poll), without reading.
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        follower.wait_for(|head| *head == 100),
-    )
-    .await
-    .expect("hub 1 follows the shared head")
-    .expect("log alive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

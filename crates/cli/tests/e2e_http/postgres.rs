@@ -98,12 +98,20 @@ async fn two_hubs_on_one_database_record_a_duplicate_once_and_share_a_stop() {
         first["appended"].as_u64().unwrap_or(0) + second["appended"].as_u64().unwrap_or(0);
     assert_eq!(appended, 1, "{first} {second}");
     for hub in [&a, &b] {
-        let inbound = hub
-            .events()
-            .await
-            .into_iter()
-            .filter(|e| e["type"] == "InboundReceived")
-            .count();
+        // A hub's feed shows another hub's appends once their notification arrives.
+        let mut inbound = 0;
+        for _ in 0..100 {
+            inbound = hub
+                .events()
+                .await
+                .into_iter()
+                .filter(|e| e["type"] == "InboundReceived")
+                .count();
+            if inbound > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         assert_eq!(inbound, 1);
     }
 
