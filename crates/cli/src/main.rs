@@ -20,6 +20,7 @@ mod dispatch;
 mod export;
 mod healthcheck;
 mod import;
+mod import_postgres;
 mod ops;
 mod outbound;
 mod rejected;

@@ -13,6 +13,9 @@ use super::ConfigError;
 pub(super) struct FileConfig {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
+    /// `serve` only: the PostgreSQL log (see settings/store.rs).
+    pub store_url: Option<String>,
+    pub store_password: Option<String>,
     /// `dispatch` only: the hub's base URL.
     pub hub: Option<String>,
     pub public_url: Option<String>,

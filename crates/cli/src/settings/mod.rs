@@ -18,6 +18,7 @@ mod policy;
 mod rejected;
 mod serve;
 mod sources;
+mod store;
 mod tokens;
 
 pub use alerts::AlertSettings;
@@ -26,6 +27,7 @@ pub use dispatch::{DispatchConfig, DispatchFlags, DispatchProviders};
 pub use error::ConfigError;
 pub use op::OpCli;
 pub use serve::{Providers, ServeConfig, ServeFlags};
+pub use store::StoreSetting;
 
 /// The HubSpot mirror's settings for `wagate crm backfill`: the process environment and
 /// `config`, as `serve` reads them; `None` without a token.
@@ -42,6 +44,8 @@ pub fn crm_settings(
 /// Environment variables the settings are read from.
 pub mod env {
     pub const PUBLIC_URL: &str = "WAGATE_PUBLIC_URL";
+    pub const STORE_URL: &str = "WAGATE_STORE_URL";
+    pub const STORE_PASSWORD: &str = "WAGATE_STORE_PASSWORD";
     /// An operator token (the single token of earlier versions).
     pub const API_TOKEN: &str = "WAGATE_API_TOKEN";
     pub const AGENT_TOKEN: &str = "WAGATE_AGENT_TOKEN";

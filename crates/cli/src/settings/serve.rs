@@ -31,6 +31,8 @@ pub const DEFAULT_DATA: &str = "./wagate-data";
 pub struct ServeFlags {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
+    /// `--store`: a PostgreSQL URL (`None`: the environment, the file, else sled in `data`).
+    pub store: Option<String>,
     pub config: Option<PathBuf>,
     /// Start even when a provider's webhooks cannot be verified (`--allow-unverifiable-webhooks`).
     pub allow_unverifiable_webhooks: bool,
@@ -99,6 +101,8 @@ pub struct GeneratedSecret {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the event log is (sled in `data_dir` unless a PostgreSQL URL is configured).
+    pub store: super::StoreSetting,
     /// The base URL providers call (signatures cover it); `None`: `http://<bound address>`.
     pub public_url: Option<String>,
     /// The command API's tokens, each with its name and role.
@@ -150,6 +154,7 @@ impl ServeConfig {
             .or(file.data.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
         let public_url = sources.public_url(None)?;
+        let store = super::store::store(flags.store.clone(), &sources)?;
 
         let mut tokens = super::tokens::configured(&sources)?;
         let twilio_auth_token = sources.secret(env::TWILIO_AUTH_TOKEN, &file.twilio_auth_token)?;
@@ -243,6 +248,7 @@ impl ServeConfig {
         Ok(Self {
             listen,
             data_dir,
+            store,
             public_url,
             tokens,
             providers,

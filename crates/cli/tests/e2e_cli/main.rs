@@ -8,4 +8,5 @@ mod export;
 mod golden_log;
 mod import;
 mod ops;
+mod postgres_import;
 mod support;

@@ -15,6 +15,7 @@ mod identities;
 mod lifecycle;
 mod limits;
 mod ops_browser;
+mod postgres;
 mod provider_values;
 mod rejected;
 mod review_alerts;
