@@ -44,8 +44,12 @@ pub async fn run(args: CrmArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = crate::settings::crm_settings(config.as_deref(), &data)?
         .ok_or_else(|| anyhow::anyhow!("WAGATE_HUBSPOT_TOKEN is not set: nothing to mirror to"))?;
-    let crate::compose::Opened { store, hub } =
-        crate::compose::open(&data, wagate_domain::Policy::default()).await?;
+    let crate::compose::Opened { store, hub } = crate::compose::open(
+        &data,
+        &crate::settings::StoreSetting::Sled,
+        wagate_domain::Policy::default(),
+    )
+    .await?;
     let result = async {
         let head = hub.head_position();
         if from > head.saturating_add(1) {
