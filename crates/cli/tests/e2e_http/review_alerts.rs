@@ -94,6 +94,19 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// The value of an unlabelled series on the hub's `/metrics`.
+async fn metric(hub: &Hub, name: &str) -> Option<String> {
+    let text = hub
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(str::to_owned)
+}
+
 async fn posts(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
@@ -201,6 +214,15 @@ async fn needs_a_person_items_are_queued_alerted_once_and_resolved_by_an_operato
         posts(&discord).await.len() == 4 && posts(&generic).await.len() == 3
     })
     .await;
+    // Counted on /metrics through the facade: six taken, the 429 waited out (not a failure).
+    wait_for("six alerts counted as sent", async || {
+        metric(&hub, "wagate_alerts_sent_total").await.as_deref() == Some("6")
+    })
+    .await;
+    assert_eq!(
+        metric(&hub, "wagate_alerts_failed_total").await.as_deref(),
+        Some("0")
+    );
     let discord_posts = posts(&discord).await;
     assert_eq!(
         body(&discord_posts[0]),
