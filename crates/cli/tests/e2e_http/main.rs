@@ -16,6 +16,7 @@ mod ops_browser;
 mod provider_values;
 mod rejected;
 mod review_alerts;
+mod review_sources;
 mod roles;
 mod rules;
 mod snapshot;
