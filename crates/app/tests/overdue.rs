@@ -123,7 +123,11 @@ async fn silent_webhooks_are_raised_once_per_silence_while_messages_wait() {
     assert_eq!(silence(&t).await, None, "once per silence");
     let item = t.hub.review_item(id).await.expect("item");
     assert_eq!(item.reason, ReviewReason::WebhookSilence);
-    assert!(item.detail.contains("1 messages"), "{}", item.detail);
+    assert!(
+        item.detail.starts_with("1 message waits"),
+        "{}",
+        item.detail
+    );
 
     // Callbacks arrive again (the fix), then stop with a message waiting: a new item.
     callback(&t, second, MessageStatus::Delivered, "delivered-2").await;

@@ -569,12 +569,15 @@ pub fn webhook_silence(
         ),
         None => "none has arrived since the log began".to_owned(),
     };
+    let waiting = match callbacks.in_flight {
+        1 => "1 message waits".to_owned(),
+        n => format!("{n} messages wait"),
+    };
     Some(Event::Review(ReviewEvent::Raised {
         reason: ReviewReason::WebhookSilence,
         subject: ReviewSubject::default(),
         detail: format!(
-            "{} messages wait for their first status callback, the oldest accepted {} minutes ago; {last} (webhook URL or provider settings broken?)",
-            callbacks.in_flight,
+            "{waiting} for a first status callback, the oldest accepted {} minutes ago; {last} (webhook URL or provider settings broken?)",
             (now - oldest).num_minutes()
         ),
         at: now,

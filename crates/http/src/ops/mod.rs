@@ -96,12 +96,12 @@ fn to_sign_in() -> Response {
 
 async fn dashboard_data(state: &AppState, mut notice: Option<String>) -> page::Dashboard {
     let hub = state.hub();
-    let review = match review::review_items(hub).await {
-        Ok(items) => items,
+    let (review, review_older_resolved) = match review::review_items(hub).await {
+        Ok(items) => review::for_page(items),
         Err(error) => {
             tracing::warn!(%error, "the ops page could not read the review queue");
             notice.get_or_insert_with(|| format!("The review queue cannot be read now: {error}"));
-            Vec::new()
+            (Vec::new(), 0)
         }
     };
     let templates = hub
@@ -125,6 +125,7 @@ async fn dashboard_data(state: &AppState, mut notice: Option<String>) -> page::D
     page::Dashboard {
         counts: hub.ops_counts(),
         review,
+        review_older_resolved,
         templates,
         senders,
         store: hub.log_stats(),

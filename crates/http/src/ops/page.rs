@@ -70,6 +70,8 @@ pub fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
 pub struct Dashboard {
     pub counts: OpsCounts,
     pub review: Vec<ReviewItemView>,
+    /// Resolved items older than those listed (the page keeps to the recent ones).
+    pub review_older_resolved: usize,
     pub templates: Vec<TemplateView>,
     pub senders: Vec<SenderView>,
     pub store: StoreStats,
@@ -97,7 +99,7 @@ pub fn dashboard(data: &Dashboard, session: &Session) -> Markup {
                 (refusals(&data.counts))
                 (funnel(&data.counts))
                 (portfolios(&data.counts))
-                (review(&data.review, session))
+                (review(&data.review, data.review_older_resolved, session))
                 (configuration(&data.templates, &data.senders))
                 (store(&data.store, &data.counts))
             }
@@ -243,7 +245,7 @@ fn portfolios(counts: &OpsCounts) -> Markup {
     }
 }
 
-fn review(items: &[ReviewItemView], session: &Session) -> Markup {
+fn review(items: &[ReviewItemView], older_resolved: usize, session: &Session) -> Markup {
     html! {
         section id="review" {
             h2 { "Review queue" }
@@ -283,6 +285,9 @@ fn review(items: &[ReviewItemView], session: &Session) -> Markup {
                         }
                     }
                 }
+            }
+            @if older_resolved > 0 {
+                p.muted { (older_resolved) " older resolved items are not listed here: " code { "GET /v1/review?state=resolved" } " or " code { "wagate review" } " has them all." }
             }
         }
     }
@@ -381,6 +386,7 @@ mod tests {
                 message_id: None,
                 raised_at: "2026-11-25T09:00:00Z".into(),
             }],
+            review_older_resolved: 3,
             templates: Vec::new(),
             senders: Vec::new(),
             store: StoreStats {
@@ -399,6 +405,7 @@ mod tests {
         assert!(page.contains("&lt;b&gt;+41790000001&lt;/b&gt;"), "escaped");
         assert!(!page.contains("<b>") && !page.contains("<i>"));
         assert!(page.contains("id=\"review-r1\""), "the alerts' anchor");
+        assert!(page.contains("3 older resolved items"), "said, not listed");
         if role == Role::Operator {
             assert!(page.contains(&format!("value=\"{}\"", session.csrf)));
         }

@@ -50,6 +50,22 @@ pub async fn review_items(hub: &Hub) -> Result<Vec<ReviewItemView>, AppError> {
     Ok(items.iter().map(ReviewItemView::from).collect())
 }
 
+/// Resolved items the page lists (the most recent); the rest are counted, not listed, so the
+/// page stays the same size after years of resolutions.
+pub const RECENT_RESOLVED: usize = 20;
+
+/// The items the page lists, from [`review_items`]' order (open first): every open item and the
+/// [`RECENT_RESOLVED`] most recently raised resolved ones; answers them and how many resolved
+/// ones were left out.
+pub fn for_page(mut items: Vec<ReviewItemView>) -> (Vec<ReviewItemView>, usize) {
+    let open = items.iter().filter(|item| item.state == "open").count();
+    let resolved = items.len() - open;
+    let older = resolved.saturating_sub(RECENT_RESOLVED);
+    // Resolved items are in raising order after the open ones: the oldest come first.
+    items.drain(open..open + older);
+    (items, older)
+}
+
 /// Why a resolution was not recorded (said on the page).
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -125,5 +141,29 @@ mod tests {
         );
         assert_eq!(decisions_for("permanent_failure"), ["handled", "dismiss"]);
         assert!(decisions_for("no_such_reason").is_empty());
+    }
+
+    #[test]
+    fn the_page_lists_every_open_item_and_only_the_recent_resolved_ones() {
+        let item = |id: usize, state: &str| ReviewItemView {
+            id: id.to_string(),
+            reason: "permanent_failure".into(),
+            state: state.into(),
+            title: String::new(),
+            detail: String::new(),
+            contact: None,
+            message_id: None,
+            raised_at: String::new(),
+        };
+        let mut items: Vec<_> = (0..3).map(|id| item(id, "open")).collect();
+        items.extend((3..3 + RECENT_RESOLVED + 5).map(|id| item(id, "resolved")));
+        let (listed, older) = for_page(items);
+        assert_eq!(older, 5);
+        assert_eq!(listed.len(), 3 + RECENT_RESOLVED);
+        assert_eq!(listed[2].id, "2", "every open item");
+        assert_eq!(listed[3].id, "8", "the oldest resolved left out");
+        assert_eq!(listed.last().map(|i| i.id.as_str()), Some("27"));
+        let (few, none) = for_page(vec![item(1, "resolved")]);
+        assert_eq!((few.len(), none), (1, 0));
     }
 }
