@@ -983,8 +983,9 @@ pub struct ReviewItemView {
     /// Stable: the log position of the event that raised it.
     pub id: u64,
     /// `opt_out_request`, `permanent_failure`, `not_on_whatsapp`, `in_doubt_expired`,
-    /// `retries_exhausted`, `sender_suspended`, `template_not_sendable`, `no_terminal_status`,
-    /// `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`, `crm_sync_failed`.
+    /// `retries_exhausted`, `sender_suspended`, `template_not_sendable`, `quality_drop`,
+    /// `no_terminal_status`, `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`,
+    /// `crm_sync_failed`.
     pub reason: String,
     /// `open` or `resolved`.
     pub state: String,

@@ -162,7 +162,10 @@ pub fn spawn_alerts(
     }
     let watcher = tokio::spawn(watch_overdue(
         hub.clone(),
-        settings.no_terminal_status_after,
+        Watched {
+            no_terminal_status_after: settings.no_terminal_status_after,
+            webhook_silence_after: settings.webhook_silence_after,
+        },
         stop.subscribe(),
     ));
     AlertTasks {
@@ -172,11 +175,18 @@ pub fn spawn_alerts(
     }
 }
 
-/// Raises `no_terminal_status` items every [`WATCH_EVERY`] until told to stop; a failed sweep
-/// is logged and tried again at the next tick.
+/// The review watcher's delays.
+#[derive(Debug, Clone, Copy)]
+struct Watched {
+    no_terminal_status_after: chrono::TimeDelta,
+    webhook_silence_after: chrono::TimeDelta,
+}
+
+/// Raises `no_terminal_status` and `webhook_silence` items every [`WATCH_EVERY`] until told to
+/// stop; a failed sweep is logged and tried again at the next tick.
 async fn watch_overdue(
     hub: Hub,
-    after: chrono::TimeDelta,
+    watched: Watched,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(WATCH_EVERY);
@@ -189,7 +199,20 @@ async fn watch_overdue(
         if *shutdown.borrow() {
             return;
         }
-        match hub.raise_overdue(after).await {
+        match hub
+            .raise_webhook_silence(watched.webhook_silence_after)
+            .await
+        {
+            Ok(Some(item)) => {
+                tracing::warn!(
+                    item,
+                    "no status callbacks while messages wait: raised for review"
+                )
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "the webhook-silence sweep failed"),
+        }
+        match hub.raise_overdue(watched.no_terminal_status_after).await {
             Ok(raised) if !raised.is_empty() => {
                 tracing::warn!(
                     items = raised.len(),

@@ -74,7 +74,8 @@ pub(crate) async fn act(
                 }
             }
             meta::AccountSignal::QualityDrop { event, .. } => {
-                // Recorded by the notice itself; a person decides what to pause.
+                // The recorded notice raises a `quality_drop` review item
+                // (`wagate_domain::review::raised_by`): a person decides what to slow or pause.
                 tracing::warn!(%event, "Meta reported a phone number quality drop");
             }
             meta::AccountSignal::Restricted { reason } => {

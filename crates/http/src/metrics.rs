@@ -241,8 +241,9 @@ impl Metrics {
     }
 }
 
-/// The series built from the counts projection and the review queue, appended to `out`.
-pub fn render_counts(out: &mut String, counts: &OpsCounts, review: &[ReviewItemView]) {
+/// The series built from the counts projection and the review queue, appended to `out`
+/// (`review` is `None` when the queue could not be read: its series are left out).
+pub fn render_counts(out: &mut String, counts: &OpsCounts, review: Option<&[ReviewItemView]>) {
     let _ = writeln!(
         out,
         "# HELP wagate_refusals_recorded Refusals recorded in the log by rule, over the last 24 h \
@@ -329,6 +330,9 @@ pub fn render_counts(out: &mut String, counts: &OpsCounts, review: &[ReviewItemV
             );
         }
     }
+    let Some(review) = review else {
+        return;
+    };
     let mut items: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for item in review {
         *items.entry((&item.reason, &item.state)).or_default() += 1;

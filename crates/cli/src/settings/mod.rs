@@ -79,6 +79,7 @@ pub mod env {
     pub const ALERT_WEBHOOK_URL: &str = "WAGATE_ALERT_WEBHOOK_URL";
     pub const ALERT_WEBHOOK_SECRET: &str = "WAGATE_ALERT_WEBHOOK_SECRET";
     pub const NO_TERMINAL_STATUS_MINUTES: &str = "WAGATE_NO_TERMINAL_STATUS_MINUTES";
+    pub const WEBHOOK_SILENCE_MINUTES: &str = "WAGATE_WEBHOOK_SILENCE_MINUTES";
     // The HubSpot timeline (see settings/crm.rs).
     pub const HUBSPOT_TOKEN: &str = "WAGATE_HUBSPOT_TOKEN";
     pub const HUBSPOT_API_BASE: &str = "WAGATE_HUBSPOT_API_BASE";

@@ -19,6 +19,7 @@ mod postgres;
 mod provider_values;
 mod rejected;
 mod review_alerts;
+mod review_sources;
 mod roles;
 mod rules;
 mod snapshot;

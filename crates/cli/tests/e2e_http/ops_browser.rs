@@ -1,7 +1,8 @@
 //! The ops page in a real headless browser: Debian's `chromium` driven through `chromedriver`
 //! (WebDriver) with fantoccini, against the real `wagate serve`. Signs in with the operator's
-//! token through the form, sees a refusal counted under its rule, and keeps a screenshot of the
-//! page at `target/artifacts/ops-page.png` (and a phone-width one beside it).
+//! token through the form, sees a refusal counted under its rule, resolves a review item (a
+//! free-text opt-out request from a signed inbound) with the page's form, and keeps a screenshot
+//! of the page at `target/artifacts/ops-page.png` (and a phone-width one beside it).
 //!
 //! Needs `chromium` and `chromium-driver` (`.ci/run` installs them): where they are missing the
 //! test fails, naming what to install, rather than passing without having looked.
@@ -156,6 +157,18 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
     // And one allowed send, for the funnel.
     let allowed = hub.post("/v1/messages", template_send(CONTACT)).await;
     assert_eq!(allowed.status(), 202);
+    // A free-text opt-out request, through a signed inbound: a review item.
+    crate::review_alerts::meta_inbound(&hub, "opsbrowser1", "Please stop messaging me, thanks")
+        .await;
+    let items: Value = hub
+        .get("/v1/review?state=open&reason=opt_out_request")
+        .await
+        .json()
+        .await
+        .expect("review list");
+    let item = &items["items"][0];
+    assert_eq!(item["reason"], "opt_out_request", "{items}");
+    let id = item["id"].as_u64().expect("item id");
 
     let driver = start_driver().await;
     let profile = tempfile::tempdir().expect("profile dir");
@@ -207,12 +220,15 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
         "1"
     );
     assert_eq!(text_of(&client, &format!("{funnel} td.allowed")).await, "1");
-    // The review queue is not wired in this build: the section says it is empty.
-    assert!(text_of(&client, "#review")
-        .await
-        .contains("no review items"));
     assert!(text_of(&client, "#store").await.contains("healthy"));
+    // The review item, at the anchor alerts link to, open, with the operator's form.
+    let row = format!("#review-{id}");
+    assert_eq!(text_of(&client, &format!("{row} td.state")).await, "open");
+    assert!(text_of(&client, &row)
+        .await
+        .contains("Please stop messaging me"));
 
+    // The screenshot shows the open item with its buttons.
     let screenshot = client.screenshot().await.expect("screenshot");
     assert!(screenshot.starts_with(b"\x89PNG"), "a PNG");
     let path = artifacts().join("ops-page.png");
@@ -227,6 +243,67 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
     client.refresh().await.expect("reload");
     let phone = client.screenshot().await.expect("phone screenshot");
     std::fs::write(artifacts().join("ops-page-phone.png"), &phone).expect("write");
+
+    client
+        .set_window_size(1280, 1600)
+        .await
+        .expect("desktop-sized window");
+
+    // Resolve it from the page: a note, then the decision's button.
+    client
+        .find(Locator::Css(&format!("{row} input[name=\"note\"]")))
+        .await
+        .expect("note field")
+        .send_keys("asked by phone")
+        .await
+        .expect("type the note");
+    client
+        .find(Locator::Css(&format!(
+            "{row} button[name=\"decision\"][value=\"confirm_opt_out\"]"
+        )))
+        .await
+        .expect("confirm_opt_out button")
+        .click()
+        .await
+        .expect("resolve");
+    if let Err(error) = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(&format!("{row}[data-state=\"resolved\"]")))
+        .await
+    {
+        panic!(
+            "the item is not shown resolved ({error}):\n{}",
+            client.source().await.unwrap_or_default()
+        );
+    }
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/ops");
+    assert_eq!(url.fragment(), Some(format!("review-{id}").as_str()));
+    assert!(client
+        .find(Locator::Css(&format!("{row} form")))
+        .await
+        .is_err());
+    // Recorded as the operator's decision, with the opt-out it confirms.
+    let resolved: Value = hub
+        .get("/v1/review?state=resolved&reason=opt_out_request")
+        .await
+        .json()
+        .await
+        .expect("review list");
+    let resolution = &resolved["items"][0]["resolution"];
+    assert_eq!(resolved["items"][0]["id"], id, "{resolved}");
+    assert_eq!(resolution["decision"], "confirm_opt_out");
+    assert_eq!(resolution["note"], "asked by phone");
+    let contact: Value = hub
+        .get(&format!("/v1/contacts/{CONTACT}"))
+        .await
+        .json()
+        .await
+        .expect("contact");
+    assert_eq!(contact["consent"]["state"], "opted_out", "{contact}");
+    let after = client.screenshot().await.expect("screenshot");
+    std::fs::write(artifacts().join("ops-page-resolved.png"), &after).expect("write");
 
     client.close().await.expect("close the browser");
 }
