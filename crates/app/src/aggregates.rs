@@ -20,8 +20,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::warn;
 use wagate_domain::{
-    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, ReviewState,
-    SenderState, StreamKey, TemplateState,
+    Aggregate, ConsentState, ContactState, Event, MessageEvent, MessageState, PortfolioState,
+    ReviewState, SenderState, StreamKey, TemplateState,
 };
 use wagate_store::{snapshot_forms, EventLog, SnapshotSave};
 
@@ -55,6 +55,7 @@ pub enum Cached {
     Template(TemplateState),
     Portfolio(PortfolioState),
     Review(ReviewState),
+    Consent(ConsentState),
 }
 
 macro_rules! stored {
@@ -143,6 +144,7 @@ impl Stored for PortfolioState {
     }
 }
 stored!(ReviewState, Review, Event::Review(inner) => inner);
+stored!(ConsentState, Consent, Event::Consent(inner) => inner);
 
 impl Stored for MessageState {
     fn pick(event: Event) -> Option<MessageEvent> {
