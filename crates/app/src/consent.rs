@@ -39,6 +39,10 @@ pub struct ConsentReceiptEntry {
     pub position: u64,
 }
 
+/// A confirmation decided with an inbound: the streams it read (at their versions) and the
+/// `OptedIn` it appends.
+pub(crate) type Confirmation = (Vec<(StreamKey, u64)>, Vec<Event>);
+
 impl Hub {
     fn consent_stream(&self, name: String) -> Result<ConsentState> {
         Ok(self.load::<ConsentState>(&StreamKey::Consent(name))?.state)
@@ -220,7 +224,7 @@ impl Hub {
         before: &ContactState,
         inbound_events: &[Event],
         now: Timestamp,
-    ) -> Result<Option<(Vec<(StreamKey, u64)>, Vec<Event>)>> {
+    ) -> Result<Option<Confirmation>> {
         if !["text", "button", "interactive"].contains(&command.kind.as_str()) {
             return Ok(None);
         }
@@ -251,7 +255,10 @@ impl Hub {
                 .map_or_else(|| "(no provider id)".to_owned(), ToString::to_string),
             written_at: written_at(command.provider_at, now),
         };
-        match consent::confirm(found, &requests.state, &after, &message, now) {
+        let Some(wording) = self.wording(&found.wording_version)? else {
+            return Ok(None);
+        };
+        match consent::confirm(found, &wording, &requests.state, &after, &message, now) {
             Ok(events) => {
                 info!(campaign = %code, "consent confirmed by the contact's own message");
                 Ok(Some((

@@ -449,6 +449,7 @@ pub struct CodeMessage {
 /// the message; `requests` their `consent-requests` stream.
 pub fn confirm(
     campaign: &Campaign,
+    wording: &Wording,
     requests: &ConsentState,
     contact: &ContactState,
     message: &CodeMessage,
@@ -457,22 +458,23 @@ pub fn confirm(
     if message.to.as_ref() != Some(&campaign.sender) {
         return Err(NotConfirmed::WrongSender);
     }
+    // Ordered by when the person wrote, as STOP and START are: a message written before their
+    // newest opt-out (a late delivery) confirms nothing; in the same instant (Meta's times are
+    // whole seconds) arrival order stands, as for START.
+    if contact
+        .last_opt_out_at
+        .is_some_and(|stop| message.written_at < stop)
+    {
+        return Err(NotConfirmed::BeforeOptOut);
+    }
     let Some(request) = requests
         .requests
         .iter()
         .rev()
         .find(|r| r.campaign == campaign.code)
     else {
-        return Err(NotConfirmed::NoPendingRequest);
+        return direct(campaign, wording, contact, message, now);
     };
-    // Ordered by when the person wrote, as STOP and START are: a message written before their
-    // newest opt-out (a late delivery) confirms nothing.
-    if contact
-        .last_opt_out_at
-        .is_some_and(|stop| message.written_at <= stop)
-    {
-        return Err(NotConfirmed::BeforeOptOut);
-    }
     if let crate::Consent::OptedIn(receipt) = &contact.consent {
         if receipt
             .evidence
@@ -494,6 +496,47 @@ pub fn confirm(
         ),
         recorded_by: "wagate:consent".into(),
         wording_version: request.wording_version.clone(),
+        evidence_at: message.written_at,
+        at: now,
+    }
+    .into()])
+}
+
+/// A printed QR code or a letter has no form: the person's own message, carrying the code of a
+/// `qr_code` or `direct_mail` campaign to its sender, is the opt-in itself (the prefilled message
+/// names the business and says they agree), evidenced by that message. A web-form campaign's
+/// code without a form submission records nothing: its page is where the wording is shown.
+fn direct(
+    campaign: &Campaign,
+    wording: &Wording,
+    contact: &ContactState,
+    message: &CodeMessage,
+    now: Timestamp,
+) -> Result<Vec<Event>, NotConfirmed> {
+    if campaign.medium == CampaignMedium::WebForm {
+        return Err(NotConfirmed::NoPendingRequest);
+    }
+    if let crate::Consent::OptedIn(receipt) = &contact.consent {
+        if receipt
+            .evidence
+            .starts_with(&confirmation_prefix(&campaign.code))
+        {
+            return Err(NotConfirmed::AlreadyConfirmed);
+        }
+    }
+    Ok(vec![ContactEvent::OptedIn {
+        contact: message.contact.clone(),
+        source: OptInSource::QrCode,
+        evidence: format!(
+            "{}; wording text sha256 {}; opted in by message {} (the campaign's prefilled \
+             message, {})",
+            confirmation_prefix(&campaign.code),
+            wording.text_hash,
+            message.message_ref,
+            campaign.medium
+        ),
+        recorded_by: "wagate:consent".into(),
+        wording_version: wording.version.clone(),
         evidence_at: message.written_at,
         at: now,
     }
@@ -526,6 +569,48 @@ mod tests {
 
     fn sender(n: &str) -> WhatsAppAddress {
         WhatsAppAddress::parse(&format!("whatsapp:{n}")).expect("sender")
+    }
+
+    fn wording_of(state: &ConsentState) -> Wording {
+        state.wording.clone().expect("published")
+    }
+
+    #[test]
+    fn a_qr_campaigns_code_alone_opts_in_but_a_web_forms_does_not() {
+        let (wording, campaign) = setup();
+        let qr = Campaign {
+            medium: CampaignMedium::QrCode,
+            ..campaign.clone()
+        };
+        let none = ConsentState::default();
+        let events = confirm(
+            &qr,
+            &wording_of(&wording),
+            &none,
+            &ContactState::default(),
+            &message(&qr.sender, "wamid.1", 3),
+            t(3),
+        )
+        .expect("opted in");
+        let Event::Contact(ContactEvent::OptedIn {
+            source, evidence, ..
+        }) = &events[0]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(*source, OptInSource::QrCode);
+        assert!(evidence.contains("wamid.1"));
+        assert_eq!(
+            confirm(
+                &qr,
+                &wording_of(&wording),
+                &none,
+                &ContactState::default(),
+                &message(&sender("+41445559999"), "wamid.2", 3),
+                t(3)
+            ),
+            Err(NotConfirmed::WrongSender)
+        );
     }
 
     fn message(to: &WhatsAppAddress, reference: &str, at: i64) -> CodeMessage {
@@ -656,6 +741,7 @@ mod tests {
         assert_eq!(
             confirm(
                 &campaign,
+                &wording_of(&wording),
                 &none,
                 &state,
                 &message(&campaign.sender, "SM1", 3),
@@ -678,6 +764,7 @@ mod tests {
         assert_eq!(
             confirm(
                 &campaign,
+                &wording_of(&wording),
                 &requests,
                 &state,
                 &message(&sender("+41445559999"), "SM1", 3),
@@ -687,6 +774,7 @@ mod tests {
         );
         let events = confirm(
             &campaign,
+            &wording_of(&wording),
             &requests,
             &state,
             &message(&campaign.sender, "SM1", 3),
@@ -710,6 +798,7 @@ mod tests {
         assert_eq!(
             confirm(
                 &campaign,
+                &wording_of(&wording),
                 &requests,
                 &opted_in,
                 &message(&campaign.sender, "SM2", 4),

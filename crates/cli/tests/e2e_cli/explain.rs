@@ -69,8 +69,6 @@ fn explain_says_why_in_plain_words_citing_log_positions() {
     ok(&hub.wagate(&["templates", "status", TEMPLATE, "approved"]));
     ok(&hub.wagate(&[
         "opt-in",
-        "--wording-version",
-        "v1",
         LEA,
         "--source",
         "web_form",

@@ -89,8 +89,6 @@ fn an_operator_sets_up_a_hub_and_sends() {
 
     let text = ok(&hub.wagate(&[
         "opt-in",
-        "--wording-version",
-        "v1",
         LEA,
         "--source",
         "web_form",

@@ -409,3 +409,58 @@ async fn a_flood_from_one_address_is_refused() {
     assert_eq!(last, 429);
     assert!(receipts(&hub, NEW_CONTACT).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_printed_qr_codes_message_is_the_opt_in_and_opts_in_again_after_stop() {
+    let data = tempfile::tempdir().expect("dir");
+    let hub = start(data.path());
+    hub.ready().await;
+    let web = campaign(&hub).await;
+    let qr = hub
+        .post(
+            "/v1/consent/campaigns",
+            json!({"sender": SENDER, "wording_version": web["wording_version"],
+                   "workflows": ["appointment_scheduling"], "medium": "qr_code"}),
+        )
+        .await;
+    assert_eq!(qr.status(), 201);
+    let qr: Value = qr.json().await.expect("json");
+    let digits = NEW_CONTACT.trim_start_matches('+');
+    // A web form's code without the form records nothing; the QR campaign's code to another
+    // number neither.
+    let web_message = web["prefilled_message"].as_str().expect("prefilled");
+    meta_text(&hub, digits, "15555550100", "Q1", web_message).await;
+    let qr_message = qr["prefilled_message"].as_str().expect("prefilled");
+    meta_text(&hub, digits, "15555550199", "Q2", qr_message).await;
+    assert!(receipts(&hub, NEW_CONTACT).await.is_empty());
+    // Scanned and sent to the campaign's number: opted in, the message is the evidence.
+    meta_text(&hub, digits, "15555550100", "Q3", qr_message).await;
+    let first = receipts(&hub, NEW_CONTACT).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["source"], "qr_code");
+    assert_eq!(first[0]["campaign"], qr["id"]);
+    assert_eq!(first[0]["wording_version"], qr["wording_version"]);
+    assert!(first[0]["evidence"]
+        .as_str()
+        .expect("evidence")
+        .contains("wamid.CONSENTQ3"));
+    // STOP, then the person scans again: opted in again by their own act.
+    meta_text(&hub, digits, "15555550100", "Q4", "STOP").await;
+    assert_eq!(
+        hub.post("/v1/messages", send_to(NEW_CONTACT))
+            .await
+            .status(),
+        422
+    );
+    meta_text(&hub, digits, "15555550100", "Q5", qr_message).await;
+    let again = receipts(&hub, NEW_CONTACT).await;
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(!again[0]["withdrawn_at"].is_null());
+    assert!(again[1]["withdrawn_at"].is_null());
+    assert_eq!(
+        hub.post("/v1/messages", send_to(NEW_CONTACT))
+            .await
+            .status(),
+        202
+    );
+}

@@ -56,7 +56,7 @@ async fn a_person_opts_in_on_the_page_and_confirms_on_whatsapp() {
 
     let driver = start_driver().await;
     let profile = tempfile::tempdir().expect("profile dir");
-    let client = browser(&driver, &profile.path()).await;
+    let client = browser(&driver, profile.path()).await;
 
     client.goto(&page).await.expect("open the page");
     assert_eq!(text_of(&client, "#wording").await, WORDING);
