@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod client;
 mod compose;
+mod consent;
 mod demo;
 mod dispatch;
 mod export;
@@ -101,6 +102,9 @@ enum Command {
     Webhooks(rejected::WebhooksCommand),
     /// The review queue: what needs a person; `review resolve ID` resolves an item.
     Review(review::ReviewArgs),
+    /// Consent capture: wordings, campaigns, QR codes, a contact's receipts.
+    #[command(subcommand)]
+    Consent(consent::ConsentCommand),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Webhooks(command) => rejected::run(command).await,
             Command::Review(args) => review::run(args).await,
+            Command::Consent(command) => consent::run(command).await,
         }
     });
     match result {

@@ -428,7 +428,7 @@ pub(crate) fn output(
 
 /// POSTs `request` to the route `segments` and prints the answer's view with `render`
 /// (or, with --json, the body).
-async fn post_and_show<R: serde::Serialize, V: DeserializeOwned>(
+pub(crate) async fn post_and_show<R: serde::Serialize, V: DeserializeOwned>(
     common: &Common,
     segments: &[&str],
     request: &R,
