@@ -22,8 +22,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::warn;
 use wagate_domain::{
-    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, ReviewState,
-    SenderState, StreamKey, TemplateState,
+    Aggregate, ConsentState, ContactState, Event, MessageEvent, MessageState, PortfolioState,
+    ReviewState, SenderState, StreamKey, TemplateState,
 };
 use wagate_store::{snapshot_forms, EventLog, SnapshotSave};
 
@@ -57,6 +57,7 @@ pub enum Cached {
     Template(TemplateState),
     Portfolio(PortfolioState),
     Review(ReviewState),
+    Consent(ConsentState),
 }
 
 macro_rules! stored {
@@ -173,6 +174,7 @@ impl Stored for ReviewState {
             .ok()
     }
 }
+stored!(ConsentState, Consent, Event::Consent(inner) => inner);
 
 impl Stored for MessageState {
     fn pick(event: Event) -> Option<MessageEvent> {

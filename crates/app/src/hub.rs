@@ -349,7 +349,7 @@ impl Hub {
 
     /// Runs a command that reads and writes one stream: lock it, load it, decide, append at the
     /// version read, and decide again on a conflict.
-    async fn decide_one<A, F>(&self, key: StreamKey, decide: F) -> Result<Vec<u64>>
+    pub(crate) async fn decide_one<A, F>(&self, key: StreamKey, decide: F) -> Result<Vec<u64>>
     where
         A: Stored,
         F: Fn(&A, Timestamp) -> Result<Vec<Event>>,
@@ -396,9 +396,18 @@ impl Hub {
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let contact = self.load::<ContactState>(&key)?;
-            let events = decide::inbound(&contact.state, &command, &self.inner.policy, self.now())?;
+            let now = self.now();
+            let mut events = decide::inbound(&contact.state, &command, &self.inner.policy, now)?;
             let mut plan = Plan::default();
             plan.read(key.clone(), contact.version);
+            let confirmation =
+                self.campaign_confirmation(&command, &contact.state, &events, now)?;
+            if let Some((reads, confirmed)) = confirmation {
+                for (stream, version) in reads {
+                    plan.read(stream, version);
+                }
+                events.extend(confirmed);
+            }
             plan.write(events);
             plan.key = Some(self.webhook_key(&dedup));
             self.commit_webhook(plan).await

@@ -13,6 +13,7 @@ mod aggregates;
 mod alerts;
 mod clock;
 mod codec;
+mod consent;
 mod counts;
 mod counts_reader;
 mod error;
@@ -30,6 +31,7 @@ mod views;
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use consent::ConsentReceiptEntry;
 pub use counts::{
     FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
     NO_WORKFLOW, REFUSAL_HOURS_KEPT,

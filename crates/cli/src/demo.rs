@@ -326,7 +326,7 @@ impl Demo {
                 source: "api".into(),
                 evidence: "the agent says so".into(),
                 recorded_by: "agent".into(),
-                wording_version: None,
+                wording_version: Some("v1".into()),
                 evidence_at: None,
             })
             .send()

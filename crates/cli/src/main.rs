@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod client;
 mod compose;
+mod consent;
 mod crm;
 mod demo;
 mod dispatch;
@@ -106,6 +107,9 @@ enum Command {
     /// The HubSpot timeline: `crm backfill --from POSITION` mirrors the log from a position.
     #[command(subcommand)]
     Crm(crm::CrmArgs),
+    /// Consent capture: wordings, campaigns, QR codes, a contact's receipts.
+    #[command(subcommand)]
+    Consent(consent::ConsentCommand),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
             Command::Webhooks(command) => rejected::run(command).await,
             Command::Review(args) => review::run(args).await,
             Command::Crm(args) => crm::backfill(args).await,
+            Command::Consent(command) => consent::run(command).await,
         }
     });
     match result {

@@ -609,6 +609,12 @@ impl From<ProviderEvent> for Event {
     }
 }
 
+impl From<crate::consent::ConsentEvent> for Event {
+    fn from(event: crate::consent::ConsentEvent) -> Self {
+        Self::Consent(event)
+    }
+}
+
 impl From<ReviewEvent> for Event {
     fn from(event: ReviewEvent) -> Self {
         Self::Review(event)
@@ -624,6 +630,7 @@ pub enum Event {
     Portfolio(PortfolioEvent),
     Provider(ProviderEvent),
     Review(ReviewEvent),
+    Consent(crate::consent::ConsentEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -641,6 +648,9 @@ pub enum StreamKey {
     /// The review queue's resolutions and watcher-raised items: one stream, so resolutions of
     /// the same item conflict instead of both landing.
     Review,
+    /// Consent capture: `consent-wording:…`, `consent-campaign:…`, `consent-requests:…`
+    /// (the whole name, from `wagate_domain::consent`).
+    Consent(String),
 }
 
 impl fmt::Display for StreamKey {
@@ -654,6 +664,7 @@ impl fmt::Display for StreamKey {
             Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
             Self::Provider(subject) => write!(f, "provider:{subject}"),
             Self::Review => f.write_str("review:queue"),
+            Self::Consent(name) => f.write_str(name),
         }
     }
 }
@@ -675,6 +686,7 @@ impl Event {
             Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
             Self::Provider(event) => StreamKey::Provider(event.subject().to_owned()),
             Self::Review(_) => StreamKey::Review,
+            Self::Consent(event) => StreamKey::Consent(event.stream_name()),
         }
     }
 
@@ -687,6 +699,7 @@ impl Event {
             Self::Portfolio(event) => event.at(),
             Self::Provider(event) => event.at(),
             Self::Review(event) => event.at(),
+            Self::Consent(event) => event.at(),
         }
     }
 
@@ -744,6 +757,15 @@ impl Event {
             Self::Review(event) => match event {
                 ReviewEvent::Raised { .. } => EventType::ReviewRaised,
                 ReviewEvent::Resolved { .. } => EventType::ReviewResolved,
+            },
+            Self::Consent(event) => match event {
+                crate::consent::ConsentEvent::WordingPublished { .. } => {
+                    EventType::ConsentWordingPublished
+                }
+                crate::consent::ConsentEvent::CampaignCreated { .. } => {
+                    EventType::ConsentCampaignCreated
+                }
+                crate::consent::ConsentEvent::OptInRequested { .. } => EventType::OptInRequested,
             },
         }
     }
@@ -950,6 +972,9 @@ event_types! {
     ProviderNoticeReceived,
     ReviewRaised,
     ReviewResolved,
+    ConsentWordingPublished,
+    ConsentCampaignCreated,
+    OptInRequested,
 }
 
 impl std::fmt::Display for EventType {

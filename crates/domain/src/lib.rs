@@ -11,6 +11,7 @@
 
 pub mod actor;
 pub mod classify;
+pub mod consent;
 pub mod contact;
 pub mod decide;
 pub mod events;
@@ -34,6 +35,7 @@ pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 pub use actor::{Actor, Role};
 pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
+pub use consent::{CampaignMedium, ConsentEvent, ConsentState};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
 pub use events::{

@@ -21,6 +21,8 @@ mod account_notices;
 pub mod audit;
 mod body;
 mod commands;
+mod consent;
+mod consent_page;
 mod convert;
 mod dispatch;
 mod error;

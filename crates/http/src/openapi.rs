@@ -241,6 +241,10 @@ fn parameter(
         .build()
 }
 
+fn consent_parameter(name: &str, description: &str) -> Parameter {
+    parameter(name, ParameterIn::Path, true, description, string())
+}
+
 fn contact() -> Parameter {
     parameter(
         "contact",
@@ -827,6 +831,93 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         ))
         .answers("200", json("The resolved item.", schemas.json::<api::ReviewItemView>()))
         .fails([Invalid, NotFound, Conflict, TooLarge])
+        .fails(HUB),
+        ("POST", "/v1/consent/wordings") => Spec::new(
+            "publish_consent_wording",
+            "consent",
+            "Publish a consent wording (immutable; the same text again is the same version)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::PublishWordingRequest>(),
+        ))
+        .answers(
+            "201",
+            json("Published.", schemas.json::<api::ConsentWordingView>()),
+        )
+        .answers(
+            "200",
+            json(
+                "Already published: the same version, nothing appended.",
+                schemas.json::<api::ConsentWordingView>(),
+            ),
+        )
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/consent/wordings/{version}") => Spec::new(
+            "consent_wording",
+            "consent",
+            "A published consent wording",
+        )
+        .parameters([consent_parameter("version", "The wording's version.")])
+        .answers("200", json("OK", schemas.json::<api::ConsentWordingView>()))
+        .fails([NotFound])
+        .fails(HUB),
+        ("POST", "/v1/consent/campaigns") => Spec::new(
+            "create_consent_campaign",
+            "consent",
+            "Create a consent campaign: hosted page, click-to-chat link, QR codes",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::CreateCampaignRequest>(),
+        ))
+        .answers(
+            "201",
+            json("Created.", schemas.json::<api::ConsentCampaignView>()),
+        )
+        .fails([Invalid, Conflict, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/consent/campaigns/{id}") => Spec::new(
+            "consent_campaign",
+            "consent",
+            "A consent campaign with its links",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers("200", json("OK", schemas.json::<api::ConsentCampaignView>()))
+        .fails([NotFound])
+        .fails(HUB),
+        ("GET", "/v1/consent/campaigns/{id}/qr.svg") => Spec::new(
+            "consent_campaign_qr_svg",
+            "consent",
+            "The campaign's click-to-chat link as a QR code (SVG)",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers("200", text("image/svg+xml", "The QR code."))
+        .fails([NotFound])
+        .fails(HUB),
+        ("GET", "/v1/consent/campaigns/{id}/qr.png") => Spec::new(
+            "consent_campaign_qr_png",
+            "consent",
+            "The campaign's click-to-chat link as a QR code (PNG)",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers("200", text("image/png", "The QR code."))
+        .fails([NotFound, Internal])
+        .fails(HUB),
+        ("GET", "/v1/contacts/{contact}/consent") => Spec::new(
+            "consent_receipts",
+            "contacts",
+            "Every consent receipt of a contact: what they agreed to, when, how, withdrawal",
+        )
+        .parameters([contact()])
+        .answers(
+            "200",
+            json("OK", schemas.json::<api::ConsentReceiptsResponse>()),
+        )
+        .fails([Invalid])
         .fails(HUB),
         ("GET", "/v1/events") => {
             schemas.0.insert(

@@ -183,6 +183,8 @@ impl SimHub {
             Event::Provider(_) => {}
             // The review queue's bookkeeping: no decision the simulator makes reads it.
             Event::Review(_) => {}
+            // Consent capture: its confirmations are ordinary `OptedIn` events.
+            Event::Consent(_) => {}
         }
     }
 

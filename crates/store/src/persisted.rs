@@ -20,12 +20,12 @@ use wagate_domain::template::{
     ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId, Event,
+    IdentitySource, MediaKind, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
+    OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
+    ProviderMessageRef, ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason,
+    ReviewSubject, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
+    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -80,7 +80,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 31] = [
+pub const EVENT_TYPES: [&str; 34] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -112,6 +112,9 @@ pub const EVENT_TYPES: [&str; 31] = [
     "ProviderNoticeReceived",
     "ReviewRaised",
     "ReviewResolved",
+    "ConsentWordingPublished",
+    "ConsentCampaignCreated",
+    "OptInRequested",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -782,6 +785,36 @@ struct ReviewResolvedV1 {
     at_ns: i64,
 }
 
+#[derive(Serialize, Deserialize)]
+struct ConsentWordingPublishedV1 {
+    version: String,
+    business: String,
+    language: String,
+    text: String,
+    text_hash: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConsentCampaignCreatedV1 {
+    campaign: String,
+    sender: String,
+    wording_version: String,
+    workflows: Vec<String>,
+    medium: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OptInRequestedV1 {
+    contact: String,
+    campaign: String,
+    wording_version: String,
+    text_hash: String,
+    evidence: String,
+    at_ns: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -1097,6 +1130,57 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 at_ns: ns(*at),
             }),
         },
+        Event::Consent(event) => encode_consent(event),
+    }
+}
+
+fn encode_consent(event: &ConsentEvent) -> Vec<u8> {
+    match event {
+        ConsentEvent::WordingPublished {
+            version,
+            business,
+            language,
+            text,
+            text_hash,
+            at,
+        } => bytes(&ConsentWordingPublishedV1 {
+            version: version.clone(),
+            business: business.clone(),
+            language: language.clone(),
+            text: text.clone(),
+            text_hash: text_hash.clone(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::CampaignCreated {
+            campaign,
+            sender,
+            wording_version,
+            workflows,
+            medium,
+            at,
+        } => bytes(&ConsentCampaignCreatedV1 {
+            campaign: campaign.clone(),
+            sender: sender.to_string(),
+            wording_version: wording_version.clone(),
+            workflows: workflows.iter().map(ToString::to_string).collect(),
+            medium: medium.as_str().to_owned(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::OptInRequested {
+            contact,
+            campaign,
+            wording_version,
+            text_hash,
+            evidence,
+            at,
+        } => bytes(&OptInRequestedV1 {
+            contact: contact.to_string(),
+            campaign: campaign.clone(),
+            wording_version: wording_version.clone(),
+            text_hash: text_hash.clone(),
+            evidence: evidence.clone(),
+            at_ns: ns(*at),
+        }),
     }
 }
 
@@ -1683,6 +1767,46 @@ impl Reader<'_> {
                     reason: self.known("review reason", &m.reason, ReviewReason::parse)?,
                     decision: self.known("review decision", &m.decision, ReviewDecision::parse)?,
                     note: m.note,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ConsentWordingPublished" => {
+                let m: ConsentWordingPublishedV1 = self.mirror()?;
+                ConsentEvent::WordingPublished {
+                    version: m.version,
+                    business: m.business,
+                    language: m.language,
+                    text: m.text,
+                    text_hash: m.text_hash,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ConsentCampaignCreated" => {
+                let m: ConsentCampaignCreatedV1 = self.mirror()?;
+                ConsentEvent::CampaignCreated {
+                    campaign: m.campaign,
+                    sender: self.address(&m.sender)?,
+                    wording_version: m.wording_version,
+                    workflows: m
+                        .workflows
+                        .iter()
+                        .map(|w| self.workflow(w))
+                        .collect::<Result<_, _>>()?,
+                    medium: self.known("campaign medium", &m.medium, CampaignMedium::parse)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "OptInRequested" => {
+                let m: OptInRequestedV1 = self.mirror()?;
+                ConsentEvent::OptInRequested {
+                    contact: self.contact(&m.contact)?,
+                    campaign: m.campaign,
+                    wording_version: m.wording_version,
+                    text_hash: m.text_hash,
+                    evidence: m.evidence,
                     at: self.at(m.at_ns),
                 }
                 .into()

@@ -2,6 +2,7 @@
 //! needs a hub) and checks what a person would see.
 
 mod audit;
+mod consent;
 mod demo;
 mod explain;
 mod export;

@@ -3,10 +3,13 @@
 //! fixtures in `fixtures/providers/` were made with, and drives it over HTTP. The child is
 //! killed when its guard drops, so a failing test never leaves a hub behind.
 
+mod browser;
 mod support;
 mod templates;
 
 mod commands;
+mod consent;
+mod consent_browser;
 mod crm_hubspot;
 mod explain;
 mod full_disk;

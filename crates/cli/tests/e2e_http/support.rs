@@ -288,7 +288,7 @@ impl Hub {
             (
                 "/v1/contacts/+41790000001/opt-in",
                 json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                       "recorded_by": "e2e"}),
+                       "recorded_by": "e2e", "wording_version": "v1"}),
             ),
         ];
         for (path, body) in calls {
