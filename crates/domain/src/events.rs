@@ -609,6 +609,12 @@ impl From<ProviderEvent> for Event {
     }
 }
 
+impl From<crate::endpoints::EndpointEvent> for Event {
+    fn from(event: crate::endpoints::EndpointEvent) -> Self {
+        Self::Endpoint(event)
+    }
+}
+
 impl From<ReviewEvent> for Event {
     fn from(event: ReviewEvent) -> Self {
         Self::Review(event)
@@ -624,6 +630,8 @@ pub enum Event {
     Portfolio(PortfolioEvent),
     Provider(ProviderEvent),
     Review(ReviewEvent),
+    /// Outgoing webhook endpoints (crate::endpoints).
+    Endpoint(crate::endpoints::EndpointEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -641,6 +649,8 @@ pub enum StreamKey {
     /// The review queue's resolutions and watcher-raised items: one stream, so resolutions of
     /// the same item conflict instead of both landing.
     Review,
+    /// Every endpoint's registration and deletion: one stream, so the list is one read.
+    Endpoints,
 }
 
 impl fmt::Display for StreamKey {
@@ -654,6 +664,7 @@ impl fmt::Display for StreamKey {
             Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
             Self::Provider(subject) => write!(f, "provider:{subject}"),
             Self::Review => f.write_str("review:queue"),
+            Self::Endpoints => f.write_str("webhook:endpoints"),
         }
     }
 }
@@ -675,6 +686,7 @@ impl Event {
             Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
             Self::Provider(event) => StreamKey::Provider(event.subject().to_owned()),
             Self::Review(_) => StreamKey::Review,
+            Self::Endpoint(_) => StreamKey::Endpoints,
         }
     }
 
@@ -687,6 +699,7 @@ impl Event {
             Self::Portfolio(event) => event.at(),
             Self::Provider(event) => event.at(),
             Self::Review(event) => event.at(),
+            Self::Endpoint(event) => event.at(),
         }
     }
 
@@ -744,6 +757,12 @@ impl Event {
             Self::Review(event) => match event {
                 ReviewEvent::Raised { .. } => EventType::ReviewRaised,
                 ReviewEvent::Resolved { .. } => EventType::ReviewResolved,
+            },
+            Self::Endpoint(event) => match event {
+                crate::endpoints::EndpointEvent::Registered { .. } => {
+                    EventType::WebhookEndpointRegistered
+                }
+                crate::endpoints::EndpointEvent::Deleted { .. } => EventType::WebhookEndpointDeleted,
             },
         }
     }
@@ -950,6 +969,8 @@ event_types! {
     ProviderNoticeReceived,
     ReviewRaised,
     ReviewResolved,
+    WebhookEndpointRegistered,
+    WebhookEndpointDeleted,
 }
 
 impl std::fmt::Display for EventType {

@@ -13,6 +13,7 @@ pub mod actor;
 pub mod classify;
 pub mod contact;
 pub mod decide;
+pub mod endpoints;
 pub mod events;
 pub mod explain;
 pub mod gates;
@@ -36,6 +37,7 @@ pub use actor::{Actor, Role};
 pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
+pub use endpoints::{EndpointEvent, EndpointId, OutgoingEventKind};
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
+    ApprovalStatus, ContactEvent, EndpointEvent, EndpointId, OutgoingEventKind, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
     ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
@@ -544,6 +544,25 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             reason: p.id("reason", ReviewReason::parse)?,
             decision: p.id("decision", ReviewDecision::parse)?,
             note: p.text("note")?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointRegistered" => EndpointEvent::Registered {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            url: p.text("url")?,
+            events: p
+                .strings("events")?
+                .iter()
+                .map(|kind| {
+                    OutgoingEventKind::parse(kind)
+                        .ok_or_else(|| bad("events", format!("{kind:?}: not a known value")))
+                })
+                .collect::<Result<_, _>>()?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointDeleted" => EndpointEvent::Deleted {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
             at: at()?,
         }
         .into(),

@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
-    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
+    ContactEvent, EndpointEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
     ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
@@ -412,6 +412,22 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             } => json!({
                 "item": item, "reason": reason.as_str(), "decision": decision.as_str(),
                 "note": note, "at": time(*at),
+            }),
+        },
+        // The signing secret is not in the log, so not here either (docs/webhooks.md).
+        Event::Endpoint(event) => match event {
+            EndpointEvent::Registered {
+                endpoint,
+                url,
+                events,
+                at,
+            } => json!({
+                "endpoint": endpoint.as_str(), "url": url,
+                "events": events.iter().map(|kind| kind.as_str()).collect::<Vec<_>>(),
+                "at": time(*at),
+            }),
+            EndpointEvent::Deleted { endpoint, at } => json!({
+                "endpoint": endpoint.as_str(), "at": time(*at),
             }),
         },
     })

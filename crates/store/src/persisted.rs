@@ -20,7 +20,7 @@ use wagate_domain::template::{
     ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
+    ApprovalStatus, ContactEvent, EndpointEvent, EndpointId, OutgoingEventKind, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
     ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
@@ -80,7 +80,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 31] = [
+pub const EVENT_TYPES: [&str; 33] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -112,6 +112,8 @@ pub const EVENT_TYPES: [&str; 31] = [
     "ProviderNoticeReceived",
     "ReviewRaised",
     "ReviewResolved",
+    "WebhookEndpointRegistered",
+    "WebhookEndpointDeleted",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -782,6 +784,21 @@ struct ReviewResolvedV1 {
     at_ns: i64,
 }
 
+/// No secret: deliveries are signed with a secret derived from a key kept outside the log.
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointRegisteredV1 {
+    endpoint: String,
+    url: String,
+    events: Vec<String>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointDeletedV1 {
+    endpoint: String,
+    at_ns: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -1097,6 +1114,23 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 at_ns: ns(*at),
             }),
         },
+        Event::Endpoint(event) => match event {
+            EndpointEvent::Registered {
+                endpoint,
+                url,
+                events,
+                at,
+            } => bytes(&WebhookEndpointRegisteredV1 {
+                endpoint: endpoint.to_string(),
+                url: url.clone(),
+                events: events.iter().map(|kind| kind.as_str().to_owned()).collect(),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Deleted { endpoint, at } => bytes(&WebhookEndpointDeletedV1 {
+                endpoint: endpoint.to_string(),
+                at_ns: ns(*at),
+            }),
+        },
     }
 }
 
@@ -1338,6 +1372,10 @@ impl Reader<'_> {
 
     fn provider_ref(&self, text: &str) -> Result<ProviderMessageRef, DecodeError> {
         ProviderMessageRef::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn endpoint(&self, text: &str) -> Result<EndpointId, DecodeError> {
+        EndpointId::parse(text).map_err(|error| self.malformed(error.to_string()))
     }
 
     fn template(&self, text: &str) -> Result<TemplateId, DecodeError> {
@@ -1683,6 +1721,29 @@ impl Reader<'_> {
                     reason: self.known("review reason", &m.reason, ReviewReason::parse)?,
                     decision: self.known("review decision", &m.decision, ReviewDecision::parse)?,
                     note: m.note,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointRegistered" => {
+                let m: WebhookEndpointRegisteredV1 = self.mirror()?;
+                let events = m
+                    .events
+                    .iter()
+                    .map(|kind| self.known("outgoing event kind", kind, OutgoingEventKind::parse))
+                    .collect::<Result<Vec<_>, _>>()?;
+                EndpointEvent::Registered {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    url: m.url,
+                    events,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointDeleted" => {
+                let m: WebhookEndpointDeletedV1 = self.mirror()?;
+                EndpointEvent::Deleted {
+                    endpoint: self.endpoint(&m.endpoint)?,
                     at: self.at(m.at_ns),
                 }
                 .into()

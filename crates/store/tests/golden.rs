@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
@@ -259,6 +260,16 @@ fn golden_samples() -> Vec<Event> {
                 template: Some(template()),
             },
             detail: "discord answered 404 three times".into(),
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Registered {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            url: "https://agent.example.com/wagate-events".into(),
+            events: vec![OutgoingEventKind::InboundMessage, OutgoingEventKind::OptedOut],
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Deleted {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
             at: t,
         }),
         Event::Review(ReviewEvent::Resolved {
