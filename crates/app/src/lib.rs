@@ -14,6 +14,8 @@ mod alerts;
 mod clock;
 mod codec;
 mod counts;
+mod deliveries;
+mod endpoints;
 mod error;
 mod explain;
 mod follower;
@@ -32,6 +34,11 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use counts::{
     FunnelRow, OpsCounts, PortfolioUsage, Stage, FREEFORM, NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
+pub use deliveries::{
+    checkpoint_name, kind_of, run_deliveries, run_endpoint, Delivery, DeliveryError,
+    DeliverySettings, EndpointTransport,
+};
+pub use endpoints::{check_url, derive_secret, parse_kinds, Endpoint};
 pub use error::{AppError, Result};
 pub use follower::{
     Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,

@@ -11,7 +11,11 @@ pub struct EndpointId(String);
 impl EndpointId {
     pub fn parse(input: &str) -> Result<Self, IdError> {
         let hex = input.strip_prefix("ep_").unwrap_or("");
-        if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(EndpointId(input.to_owned()))
         } else {
             Err(IdError::Name {

@@ -762,7 +762,9 @@ impl Event {
                 crate::endpoints::EndpointEvent::Registered { .. } => {
                     EventType::WebhookEndpointRegistered
                 }
-                crate::endpoints::EndpointEvent::Deleted { .. } => EventType::WebhookEndpointDeleted,
+                crate::endpoints::EndpointEvent::Deleted { .. } => {
+                    EventType::WebhookEndpointDeleted
+                }
             },
         }
     }
