@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, EndpointEvent, EndpointId, OutgoingEventKind, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, EndpointEvent, EndpointId, Event,
+    IdentitySource, MediaKind, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
+    OptOutSource, OutgoingEventKind, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent,
+    ProviderKind, ProviderMessageRef, ReplyButton, Retry, ReviewDecision, ReviewEvent,
+    ReviewReason, ReviewSubject, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent,
+    TemplateId, TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use wagate_domain::template::{

@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
-    ContactEvent, EndpointEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
-    ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
+    ContactEvent, EndpointEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent,
+    ProviderError, ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
@@ -15,6 +14,7 @@ use wagate_domain::{
     Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
     TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_export::ExportedEvent;
 use wagate_store::persisted;
 

@@ -23,6 +23,7 @@ mod body;
 mod commands;
 mod convert;
 mod dispatch;
+pub mod endpoints;
 mod error;
 pub mod export_json;
 mod feed;

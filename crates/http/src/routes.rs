@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::request_id::{
@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, dispatch, feed, review, webhooks};
+use crate::{commands, dispatch, endpoints, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,9 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/webhooks/retry-rejected", OPERATOR),
     (Method::GET, "/v1/review", REVIEWERS),
     (Method::POST, "/v1/review/{id}/resolve", OPERATOR),
+    (Method::POST, "/v1/webhook-endpoints", OPERATOR),
+    (Method::GET, "/v1/webhook-endpoints", OPERATOR),
+    (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -152,6 +155,9 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/webhooks/retry-rejected") => post(webhooks::retry_rejected),
         ("GET", "/v1/review") => get(review::list),
         ("POST", "/v1/review/{id}/resolve") => post(review::resolve),
+        ("POST", "/v1/webhook-endpoints") => post(endpoints::register),
+        ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
+        ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
         _ => return None,
     };
     Some(route)

@@ -20,12 +20,12 @@ use wagate_domain::template::{
     ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, EndpointEvent, EndpointId, OutgoingEventKind, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    ApprovalStatus, ContactEvent, ContactFlag, ContactId, EndpointEvent, EndpointId, Event,
+    IdentitySource, MediaKind, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
+    OptOutSource, OutgoingEventKind, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent,
+    ProviderKind, ProviderMessageRef, ReplyButton, Retry, ReviewDecision, ReviewEvent,
+    ReviewReason, ReviewSubject, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent,
+    TemplateId, TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_domain::{
     ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
@@ -20,6 +19,7 @@ use wagate_domain::{
     Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
     TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, RequestDigest, SendResult, StoredSend};
 use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
@@ -265,7 +265,10 @@ fn golden_samples() -> Vec<Event> {
         Event::Endpoint(EndpointEvent::Registered {
             endpoint: EndpointId::from_bytes([0x5a; 16]),
             url: "https://agent.example.com/wagate-events".into(),
-            events: vec![OutgoingEventKind::InboundMessage, OutgoingEventKind::OptedOut],
+            events: vec![
+                OutgoingEventKind::InboundMessage,
+                OutgoingEventKind::OptedOut,
+            ],
             at: t,
         }),
         Event::Endpoint(EndpointEvent::Deleted {
