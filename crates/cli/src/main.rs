@@ -16,6 +16,8 @@ mod client;
 mod compose;
 mod demo;
 mod dispatch;
+mod endpoints;
+mod event_webhooks;
 mod export;
 mod healthcheck;
 mod import;
@@ -101,6 +103,9 @@ enum Command {
     Webhooks(rejected::WebhooksCommand),
     /// The review queue: what needs a person; `review resolve ID` resolves an item.
     Review(review::ReviewArgs),
+    /// Outgoing event webhooks: register, list and delete endpoints (docs/webhooks.md).
+    #[command(subcommand)]
+    Endpoints(endpoints::EndpointsCommand),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Webhooks(command) => rejected::run(command).await,
             Command::Review(args) => review::run(args).await,
+            Command::Endpoints(command) => endpoints::run(command).await,
         }
     });
     match result {

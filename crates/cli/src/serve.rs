@@ -157,6 +157,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
+    // The outgoing event webhooks: stopped with the alerts, before the log closes.
+    let event_webhooks = compose::spawn_event_webhooks(server.hub());
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
@@ -186,6 +188,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_dispatch.send(true);
         alerts.stop().await;
+        event_webhooks.stop().await;
         if let Some(sync) = template_sync {
             let _ = sync.await;
         }
