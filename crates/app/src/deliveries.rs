@@ -100,7 +100,8 @@ impl Default for DeliverySettings {
             raise_after: 12,
             watch_every: Duration::from_secs(1),
             follower: FollowerSettings {
-                batch: 64,
+                // The checkpoint moves after each batch: a crash repeats at most one batch.
+                batch: 16,
                 max_delay: Duration::from_secs(60),
                 // Never given up: a receiver back after days gets everything, in order.
                 max_attempts: u32::MAX,

@@ -7,6 +7,7 @@ mod support;
 mod templates;
 
 mod commands;
+mod event_webhooks;
 mod explain;
 mod idempotency;
 mod identities;

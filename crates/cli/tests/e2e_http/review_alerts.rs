@@ -18,7 +18,7 @@ const ALERT_SECRET: &str = "e2e-alert-secret";
 const DISCORD_PATH: &str = "/api/webhooks/123/e2e-token";
 
 /// A signed Meta webhook: one text message from the contact.
-async fn meta_inbound(hub: &Hub, id: &str, text: &str) {
+pub async fn meta_inbound(hub: &Hub, id: &str, text: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
