@@ -289,12 +289,11 @@ async fn events_arrive_signed_and_in_log_order_and_tampering_fails_verification(
     assert!(!feed.contains(&secret));
 }
 
-#[tokio::test]
-async fn a_receiver_failing_for_a_while_then_gets_every_event_in_order() {
-    let receiver = Receiver::default();
+/// A ready hub on `data` with `receiver` (served by the returned server) registered for
+/// `opted_in`.
+async fn hub_with_receiver(data: &std::path::Path, receiver: &Receiver) -> (Hub, MockServer) {
     let server = receiver.serve().await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let hub = start(data.path());
+    let hub = start(data);
     hub.ready().await;
     register(
         &hub,
@@ -302,6 +301,14 @@ async fn a_receiver_failing_for_a_while_then_gets_every_event_in_order() {
         &["opted_in"],
     )
     .await;
+    (hub, server)
+}
+
+#[tokio::test]
+async fn a_receiver_failing_for_a_while_then_gets_every_event_in_order() {
+    let receiver = Receiver::default();
+    let data = tempfile::tempdir().expect("tempdir");
+    let (hub, _server) = hub_with_receiver(data.path(), &receiver).await;
 
     receiver.failing.store(true, Ordering::SeqCst);
     let mut expected = Vec::new();
@@ -335,16 +342,8 @@ async fn a_receiver_failing_for_a_while_then_gets_every_event_in_order() {
 async fn a_sigkill_in_the_middle_of_deliveries_and_a_restart_leave_no_gap() {
     let receiver = Receiver::default();
     *receiver.delay.lock().expect("lock") = Duration::from_millis(300);
-    let server = receiver.serve().await;
     let data = tempfile::tempdir().expect("tempdir");
-    let hub = start(data.path());
-    hub.ready().await;
-    register(
-        &hub,
-        &format!("{}{RECEIVER_PATH}", server.uri()),
-        &["opted_in"],
-    )
-    .await;
+    let (hub, _server) = hub_with_receiver(data.path(), &receiver).await;
     let mut expected = Vec::new();
     for _ in 0..8 {
         expected.push(opt_in(&hub).await);
