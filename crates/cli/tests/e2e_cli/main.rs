@@ -3,6 +3,7 @@
 
 mod audit;
 mod demo;
+mod endpoints;
 mod explain;
 mod export;
 mod golden_log;
