@@ -1059,6 +1059,9 @@ pub struct EndpointView {
     pub created_by: Option<String>,
     /// Deliveries start after this log position.
     pub position: u64,
+    /// Every event up to this log position was delivered (acknowledged 2xx) or is not of the
+    /// types asked for; compare with the log's head to see how far behind the endpoint is.
+    pub delivered_through: u64,
     /// `active` or `deleted`.
     pub state: String,
     /// RFC 3339, when deleted.

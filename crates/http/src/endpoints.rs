@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use wagate_app::Endpoint;
+use wagate_app::{checkpoint_name, Endpoint, Hub};
 use wagate_domain::EndpointId;
 
 use crate::api;
@@ -17,9 +17,17 @@ use crate::error::ApiError;
 use crate::metrics::Source;
 use crate::state::{Acting, AppState};
 
-/// The API's shape of an endpoint (with its secret only when given one).
-pub fn endpoint_view(endpoint: &Endpoint, secret: Option<String>) -> api::EndpointView {
-    api::EndpointView {
+/// The API's shape of an endpoint (with its secret only when given one), with how far its
+/// deliveries got (its follower's checkpoint; its registration before the first).
+pub fn endpoint_view(
+    hub: &Hub,
+    endpoint: &Endpoint,
+    secret: Option<String>,
+) -> Result<api::EndpointView, ApiError> {
+    let delivered_through = hub
+        .checkpoint(&checkpoint_name(endpoint))?
+        .unwrap_or(endpoint.registered_position);
+    Ok(api::EndpointView {
         id: endpoint.id.to_string(),
         url: endpoint.url.clone(),
         events: endpoint
@@ -33,6 +41,7 @@ pub fn endpoint_view(endpoint: &Endpoint, secret: Option<String>) -> api::Endpoi
             .as_ref()
             .map(|actor| actor.name().to_owned()),
         position: endpoint.registered_position,
+        delivered_through,
         state: if endpoint.deleted_at.is_some() {
             "deleted"
         } else {
@@ -41,7 +50,7 @@ pub fn endpoint_view(endpoint: &Endpoint, secret: Option<String>) -> api::Endpoi
         .to_owned(),
         deleted_at: endpoint.deleted_at.map(timestamp),
         secret,
-    }
+    })
 }
 
 fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
@@ -59,7 +68,7 @@ pub(crate) async fn register(
     state.metrics().appended(Source::Command, 1);
     Ok((
         StatusCode::CREATED,
-        Json(endpoint_view(&endpoint, Some(secret))),
+        Json(endpoint_view(&hub, &endpoint, Some(secret))?),
     )
         .into_response())
 }
@@ -70,8 +79,8 @@ pub(crate) async fn list(Acting(hub): Acting) -> Result<Json<api::EndpointList>,
     Ok(Json(api::EndpointList {
         endpoints: endpoints
             .iter()
-            .map(|endpoint| endpoint_view(endpoint, None))
-            .collect(),
+            .map(|endpoint| endpoint_view(&hub, endpoint, None))
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -84,5 +93,5 @@ pub(crate) async fn delete(
     let id = endpoint_id(&raw)?;
     let endpoint = hub.delete_endpoint(&id).await?;
     state.metrics().appended(Source::Command, 1);
-    Ok(Json(endpoint_view(&endpoint, None)))
+    Ok(Json(endpoint_view(&hub, &endpoint, None)?))
 }

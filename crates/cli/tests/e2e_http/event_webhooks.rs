@@ -328,6 +328,27 @@ async fn a_receiver_failing_for_a_while_then_gets_every_event_in_order() {
         .map(|d| d["position"].as_u64().expect("position"))
         .collect();
     assert_eq!(positions, expected);
+    // The list says how far deliveries got, once the progress is saved.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: Value = hub
+            .get("/v1/webhook-endpoints")
+            .await
+            .json()
+            .await
+            .expect("json");
+        let through = list["endpoints"][0]["delivered_through"]
+            .as_u64()
+            .expect("delivered_through");
+        if through >= expected[expected.len() - 1] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivered_through stays at {through}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The failed attempts were all of the first event: nothing overtook it.
     let seen = receiver.seen.lock().expect("lock").clone();
     for (body, _, ok) in &seen {
