@@ -51,10 +51,12 @@ pub trait EndpointTransport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
-/// What kind of outgoing event `event` is, if any (and the review item it raises).
+/// What kinds of outgoing event `event` is, if any (and the review item it raises, looked up only
+/// when `items` asks for it: it may load the message the item is about).
 pub fn kind_of(
     hub: &Hub,
     event: &LoggedEvent,
+    items: bool,
 ) -> Result<Vec<(OutgoingEventKind, Option<ReviewItem>)>, AppError> {
     let mut kinds = Vec::new();
     match &event.event {
@@ -76,6 +78,9 @@ pub fn kind_of(
         _ => {}
     }
     // An event can both be one of the above and raise an item (a failed status).
+    if !items {
+        return Ok(kinds);
+    }
     if let Some(ReviewChange::Raised(item)) = ReviewChange::of(hub, event)? {
         kinds.push((OutgoingEventKind::ReviewItemRaised, Some(item)));
     }
@@ -157,7 +162,11 @@ impl<T: EndpointTransport> Deliverer<T> {
 impl<T: EndpointTransport> Handler for Deliverer<T> {
     async fn handle(&mut self, hub: &Hub, events: &[LoggedEvent]) -> Result<(), HandlerFailure> {
         for event in events {
-            let kinds = kind_of(hub, event).map_err(|error| HandlerFailure {
+            let items = self
+                .endpoint
+                .events
+                .contains(&OutgoingEventKind::ReviewItemRaised);
+            let kinds = kind_of(hub, event, items).map_err(|error| HandlerFailure {
                 handled_through: event.position.checked_sub(1),
                 retry_after: None,
                 cause: error.to_string(),

@@ -209,3 +209,32 @@ async fn a_deleted_endpoint_gets_nothing_more() {
         Err(AppError::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn review_items_are_delivered_with_the_item_only_to_endpoints_that_asked() {
+    let hub = hub();
+    hub.register_endpoint("https://a.example.com/hook", &["review_item_raised".into()])
+        .await
+        .expect("registered");
+    let item = hub
+        .raise_review(
+            ReviewReason::WebhookSilence,
+            ReviewSubject::default(),
+            "quiet",
+        )
+        .await
+        .expect("raised");
+    let raised = hub.events_after(item - 1, 1).expect("read");
+    let kinds = kind_of(&hub, &raised[0], true).expect("kinds");
+    assert_eq!(kinds.len(), 1);
+    assert_eq!(kinds[0].0, OutgoingEventKind::ReviewItemRaised);
+    assert_eq!(kinds[0].1.as_ref().map(|item| item.id), Some(item));
+    assert!(kind_of(&hub, &raised[0], false).expect("kinds").is_empty());
+    opt_out(&hub, 1).await; // not asked for
+    let transport = Arc::new(FakeTransport::default());
+    run_until(&hub, &transport, |t| !t.taken.lock().is_empty()).await;
+    assert_eq!(
+        *transport.taken.lock(),
+        vec![(item, OutgoingEventKind::ReviewItemRaised)]
+    );
+}
