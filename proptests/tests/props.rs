@@ -418,7 +418,8 @@ fn replay_is_chunking_invariant(world: &World, chunks: &[usize]) -> Checked {
             StreamKey::ProviderMessage(_)
             | StreamKey::Provider(_)
             | StreamKey::Review
-            | StreamKey::Consent(_) => {}
+            | StreamKey::Consent(_)
+            | StreamKey::Endpoints => {}
         }
     }
     Ok(())

@@ -373,7 +373,7 @@ impl Reference {
             // The review queue's bookkeeping: no rule reads it.
             Event::Review(_) => {}
             // Consent capture: pending requests let nothing through; confirmations are `OptedIn`.
-            Event::Consent(_) => {}
+            Event::Consent(_) | Event::Endpoint(_) => {}
         }
     }
 

@@ -576,7 +576,7 @@ impl World {
                 // The review queue's bookkeeping: the world's decisions never read it.
                 Event::Review(_) => {}
                 // Consent capture: its confirmations are ordinary `OptedIn` events.
-                Event::Consent(_) => {}
+                Event::Consent(_) | Event::Endpoint(_) => {}
             }
         }
     }

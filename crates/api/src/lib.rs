@@ -1138,3 +1138,47 @@ pub struct ConsentReceipt {
     /// Log position of the `OptedIn` (or of the `OptInRequested` while pending).
     pub position: u64,
 }
+/// `POST /v1/webhook-endpoints`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEndpointRequest {
+    /// `https://…`, or `http://` to a loopback host (127.0.0.0/8, `localhost`, `[::1]`).
+    pub url: String,
+    /// The event types to deliver: `inbound_message`, `opted_out`, `opted_in`,
+    /// `status_changed`, `send_refused`, `review_item_raised`.
+    pub events: Vec<String>,
+}
+
+/// An outgoing webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointView {
+    /// `ep_` and 32 hex digits.
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The token name that registered it.
+    pub created_by: Option<String>,
+    /// Deliveries start after this log position.
+    pub position: u64,
+    /// Every event up to this log position was delivered (acknowledged 2xx) or is not of the
+    /// types asked for; compare with the log's head to see how far behind the endpoint is.
+    pub delivered_through: u64,
+    /// `active` or `deleted`.
+    pub state: String,
+    /// RFC 3339, when deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// The signing secret (`whsec_…`): only in the answer to its registration. Deliveries carry
+    /// `Wagate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `GET /v1/webhook-endpoints`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointList {
+    /// In registration order, deleted ones included.
+    pub endpoints: Vec<EndpointView>,
+}

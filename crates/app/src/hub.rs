@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) counts: Counts,
     /// The review queue's projection (`review.rs`), caught up on every read.
     pub(crate) review: ReviewQueue,
+    /// The outgoing webhooks' signing key (`endpoints.rs`), read or created on first use.
+    pub(crate) endpoint_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -161,6 +163,7 @@ impl Hub {
                 saver: Saver::default(),
                 counts: Counts::default(),
                 review: ReviewQueue::default(),
+                endpoint_key: tokio::sync::OnceCell::new(),
             }),
             actor: None,
         };

@@ -16,6 +16,8 @@ mod codec;
 mod consent;
 mod counts;
 mod counts_reader;
+mod deliveries;
+mod endpoints;
 mod error;
 mod explain;
 mod follower;
@@ -37,6 +39,11 @@ pub use counts::{
     NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
 pub use counts_reader::COUNTS_BATCH;
+pub use deliveries::{
+    checkpoint_name, kind_of, run_deliveries, run_endpoint, Delivery, DeliveryError,
+    DeliverySettings, EndpointTransport,
+};
+pub use endpoints::{check_url, derive_secret, parse_kinds, Endpoint};
 pub use error::{AppError, Result};
 pub use follower::{
     Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,

@@ -241,3 +241,34 @@ impl AlertTasks {
         }
     }
 }
+
+/// The outgoing event webhooks' deliveries (`wagate_app::run_deliveries`, one follower per
+/// registered endpoint), and how to stop them.
+#[derive(Debug)]
+pub struct EventWebhookTasks {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts delivering to the registered endpoints (new ones are picked up as they are
+/// registered).
+pub fn spawn_event_webhooks(hub: &Hub) -> EventWebhookTasks {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(wagate_app::run_deliveries(
+        hub.clone(),
+        Arc::new(crate::event_webhooks::HttpTransport::new()),
+        wagate_app::DeliverySettings::default(),
+        shutdown,
+    ));
+    EventWebhookTasks { stop, task }
+}
+
+impl EventWebhookTasks {
+    /// Stops the deliveries (a request in flight finishes first).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "event webhook task failed");
+        }
+    }
+}

@@ -18,6 +18,8 @@ mod consent;
 mod crm;
 mod demo;
 mod dispatch;
+mod endpoints;
+mod event_webhooks;
 mod export;
 mod healthcheck;
 mod import;
@@ -110,6 +112,9 @@ enum Command {
     /// Consent capture: wordings, campaigns, QR codes, a contact's receipts.
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
+    /// Outgoing event webhooks: register, list and delete endpoints (docs/webhooks.md).
+    #[command(subcommand)]
+    Endpoints(endpoints::EndpointsCommand),
 }
 
 fn main() -> ExitCode {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             Command::Review(args) => review::run(args).await,
             Command::Crm(args) => crm::backfill(args).await,
             Command::Consent(command) => consent::run(command).await,
+            Command::Endpoints(command) => endpoints::run(command).await,
         }
     });
     match result {

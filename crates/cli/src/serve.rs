@@ -165,6 +165,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
+    // The outgoing event webhooks: stopped with the alerts, before the log closes.
+    let event_webhooks = compose::spawn_event_webhooks(server.hub());
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
     // The HubSpot timeline: stopped with the dispatcher, before the log closes.
     let crm = config.crm.clone().map(|settings| {
@@ -211,6 +213,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 Err(error) => tracing::error!(%error, "the HubSpot mirror task failed"),
             }
         }
+        event_webhooks.stop().await;
         if let Some(sync) = template_sync {
             let _ = sync.await;
         }

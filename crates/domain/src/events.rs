@@ -615,6 +615,12 @@ impl From<crate::consent::ConsentEvent> for Event {
     }
 }
 
+impl From<crate::endpoints::EndpointEvent> for Event {
+    fn from(event: crate::endpoints::EndpointEvent) -> Self {
+        Self::Endpoint(event)
+    }
+}
+
 impl From<ReviewEvent> for Event {
     fn from(event: ReviewEvent) -> Self {
         Self::Review(event)
@@ -631,6 +637,8 @@ pub enum Event {
     Provider(ProviderEvent),
     Review(ReviewEvent),
     Consent(crate::consent::ConsentEvent),
+    /// Outgoing webhook endpoints (crate::endpoints).
+    Endpoint(crate::endpoints::EndpointEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -651,6 +659,8 @@ pub enum StreamKey {
     /// Consent capture: `consent-wording:…`, `consent-campaign:…`, `consent-requests:…`
     /// (the whole name, from `wagate_domain::consent`).
     Consent(String),
+    /// Every endpoint's registration and deletion: one stream, so the list is one read.
+    Endpoints,
 }
 
 impl fmt::Display for StreamKey {
@@ -665,6 +675,7 @@ impl fmt::Display for StreamKey {
             Self::Provider(subject) => write!(f, "provider:{subject}"),
             Self::Review => f.write_str("review:queue"),
             Self::Consent(name) => f.write_str(name),
+            Self::Endpoints => f.write_str("webhook:endpoints"),
         }
     }
 }
@@ -687,6 +698,7 @@ impl Event {
             Self::Provider(event) => StreamKey::Provider(event.subject().to_owned()),
             Self::Review(_) => StreamKey::Review,
             Self::Consent(event) => StreamKey::Consent(event.stream_name()),
+            Self::Endpoint(_) => StreamKey::Endpoints,
         }
     }
 
@@ -700,6 +712,7 @@ impl Event {
             Self::Provider(event) => event.at(),
             Self::Review(event) => event.at(),
             Self::Consent(event) => event.at(),
+            Self::Endpoint(event) => event.at(),
         }
     }
 
@@ -766,6 +779,14 @@ impl Event {
                     EventType::ConsentCampaignCreated
                 }
                 crate::consent::ConsentEvent::OptInRequested { .. } => EventType::OptInRequested,
+            },
+            Self::Endpoint(event) => match event {
+                crate::endpoints::EndpointEvent::Registered { .. } => {
+                    EventType::WebhookEndpointRegistered
+                }
+                crate::endpoints::EndpointEvent::Deleted { .. } => {
+                    EventType::WebhookEndpointDeleted
+                }
             },
         }
     }
@@ -975,6 +996,8 @@ event_types! {
     ConsentWordingPublished,
     ConsentCampaignCreated,
     OptInRequested,
+    WebhookEndpointRegistered,
+    WebhookEndpointDeleted,
 }
 
 impl std::fmt::Display for EventType {

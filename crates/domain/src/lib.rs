@@ -14,6 +14,7 @@ pub mod classify;
 pub mod consent;
 pub mod contact;
 pub mod decide;
+pub mod endpoints;
 pub mod events;
 pub mod explain;
 pub mod gates;
@@ -38,6 +39,7 @@ pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use consent::{CampaignMedium, ConsentEvent, ConsentState};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
+pub use endpoints::{EndpointEvent, EndpointId, OutgoingEventKind};
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use wagate_domain::{
-    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId, Event,
-    IdentitySource, MediaKind, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
-    OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
-    ProviderMessageRef, ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason,
-    ReviewSubject, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
-    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId,
+    EndpointEvent, EndpointId, Event, IdentitySource, MediaKind, MessageEvent, MessageId,
+    MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
+    Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use wagate_domain::template::{
@@ -575,6 +576,25 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             wording_version: p.text("wording_version")?,
             text_hash: p.text("text_hash")?,
             evidence: p.text("evidence")?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointRegistered" => EndpointEvent::Registered {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            url: p.text("url")?,
+            events: p
+                .strings("events")?
+                .iter()
+                .map(|kind| {
+                    OutgoingEventKind::parse(kind)
+                        .ok_or_else(|| bad("events", format!("{kind:?}: not a known value")))
+                })
+                .collect::<Result<_, _>>()?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointDeleted" => EndpointEvent::Deleted {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
             at: at()?,
         }
         .into(),

@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
-    ConsentEvent, ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
-    ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
+    ConsentEvent, ContactEvent, EndpointEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent,
+    ProviderError, ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
 
@@ -415,6 +415,22 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             }),
         },
         Event::Consent(event) => consent_payload(event),
+        // The signing secret is not in the log, so not here either (docs/webhooks.md).
+        Event::Endpoint(event) => match event {
+            EndpointEvent::Registered {
+                endpoint,
+                url,
+                events,
+                at,
+            } => json!({
+                "endpoint": endpoint.as_str(), "url": url,
+                "events": events.iter().map(|kind| kind.as_str()).collect::<Vec<_>>(),
+                "at": time(*at),
+            }),
+            EndpointEvent::Deleted { endpoint, at } => json!({
+                "endpoint": endpoint.as_str(), "at": time(*at),
+            }),
+        },
     })
 }
 

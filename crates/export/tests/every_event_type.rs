@@ -14,6 +14,7 @@ use wagate_domain::{
     ProviderMessageRef, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId,
     SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_export::ExportedEvent;
 use wagate_store::persisted;
 
@@ -231,6 +232,18 @@ fn sample(event_type: EventType) -> Event {
                 ..ReviewSubject::default()
             },
             detail: "no final status 61 minutes after it was sent".into(),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointRegistered => EndpointEvent::Registered {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            url: "https://agent.example.com/wagate-events".into(),
+            events: OutgoingEventKind::ALL.to_vec(),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointDeleted => EndpointEvent::Deleted {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
             at,
         }
         .into(),

@@ -25,6 +25,7 @@ mod consent;
 mod consent_page;
 mod convert;
 mod dispatch;
+pub mod endpoints;
 mod error;
 pub mod export_json;
 mod feed;

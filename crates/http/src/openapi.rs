@@ -49,6 +49,10 @@ const TAGS: &[(&str, &str)] = &[
     ),
     ("feed", "The log as NDJSON."),
     ("review", "The review queue: what needs a person."),
+    (
+        "webhook-endpoints",
+        "Outgoing event webhooks: signed deliveries of the log's events to registered endpoints (docs/webhooks.md).",
+    ),
     ("ops", "Health and metrics."),
 ];
 
@@ -832,6 +836,47 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers("200", json("The resolved item.", schemas.json::<api::ReviewItemView>()))
         .fails([Invalid, NotFound, Conflict, TooLarge])
         .fails(HUB),
+        ("POST", "/v1/webhook-endpoints") => Spec::new(
+            "register_webhook_endpoint",
+            "webhook-endpoints",
+            "Register an endpoint for outgoing event webhooks; the answer holds its signing secret (shown once)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::RegisterEndpointRequest>(),
+        ))
+        .answers(
+            "201",
+            json(
+                "Registered (recorded with who): `id` and `secret`. Events after its registration are delivered.",
+                schemas.json::<api::EndpointView>(),
+            ),
+        )
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/webhook-endpoints") => Spec::new(
+            "webhook_endpoints",
+            "webhook-endpoints",
+            "The endpoints, deleted ones included (without secrets)",
+        )
+        .answers("200", json("OK", schemas.json::<api::EndpointList>()))
+        .fails(HUB),
+        ("DELETE", "/v1/webhook-endpoints/{id}") => Spec::new(
+            "delete_webhook_endpoint",
+            "webhook-endpoints",
+            "Delete an endpoint: nothing more is delivered to it",
+        )
+        .parameters([parameter(
+            "id",
+            ParameterIn::Path,
+            true,
+            "The endpoint's id.",
+            string().pattern(Some("^ep_[0-9a-f]{32}$")),
+        )])
+        .answers("200", json("The deleted endpoint.", schemas.json::<api::EndpointView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
         ("POST", "/v1/consent/wordings") => Spec::new(
             "publish_consent_wording",
             "consent",
@@ -1117,6 +1162,7 @@ mod tests {
             let item = &document.paths.paths[*path];
             let operation = match *method {
                 Method::GET => item.get.as_ref(),
+                Method::DELETE => item.delete.as_ref(),
                 _ => item.post.as_ref(),
             }
             .unwrap_or_else(|| panic!("{method} {path} is not in the document"));

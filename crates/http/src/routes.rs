@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::request_id::{
@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, consent, dispatch, feed, review, webhooks};
+use crate::{commands, consent, dispatch, endpoints, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +125,9 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/consent/campaigns/{id}/qr.svg", OBSERVERS),
     (Method::GET, "/v1/consent/campaigns/{id}/qr.png", OBSERVERS),
     (Method::GET, "/v1/contacts/{contact}/consent", REVIEWERS),
+    (Method::POST, "/v1/webhook-endpoints", OPERATOR),
+    (Method::GET, "/v1/webhook-endpoints", OPERATOR),
+    (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -166,6 +169,9 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/consent/campaigns/{id}/qr.svg") => get(consent::qr_svg),
         ("GET", "/v1/consent/campaigns/{id}/qr.png") => get(consent::qr_png),
         ("GET", "/v1/contacts/{contact}/consent") => get(consent::receipts),
+        ("POST", "/v1/webhook-endpoints") => post(endpoints::register),
+        ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
+        ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
         _ => return None,
     };
     Some(route)

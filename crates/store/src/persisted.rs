@@ -20,12 +20,13 @@ use wagate_domain::template::{
     ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
 };
 use wagate_domain::{
-    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId, Event,
-    IdentitySource, MediaKind, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
-    OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
-    ProviderMessageRef, ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason,
-    ReviewSubject, RichReply, RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId,
-    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId,
+    EndpointEvent, EndpointId, Event, IdentitySource, MediaKind, MessageEvent, MessageId,
+    MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
+    Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -80,7 +81,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 34] = [
+pub const EVENT_TYPES: [&str; 36] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -115,6 +116,8 @@ pub const EVENT_TYPES: [&str; 34] = [
     "ConsentWordingPublished",
     "ConsentCampaignCreated",
     "OptInRequested",
+    "WebhookEndpointRegistered",
+    "WebhookEndpointDeleted",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -815,6 +818,21 @@ struct OptInRequestedV1 {
     at_ns: i64,
 }
 
+/// No secret: deliveries are signed with a secret derived from a key kept outside the log.
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointRegisteredV1 {
+    endpoint: String,
+    url: String,
+    events: Vec<String>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointDeletedV1 {
+    endpoint: String,
+    at_ns: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -1131,6 +1149,23 @@ fn encode_payload(event: &Event) -> Vec<u8> {
             }),
         },
         Event::Consent(event) => encode_consent(event),
+        Event::Endpoint(event) => match event {
+            EndpointEvent::Registered {
+                endpoint,
+                url,
+                events,
+                at,
+            } => bytes(&WebhookEndpointRegisteredV1 {
+                endpoint: endpoint.to_string(),
+                url: url.clone(),
+                events: events.iter().map(|kind| kind.as_str().to_owned()).collect(),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Deleted { endpoint, at } => bytes(&WebhookEndpointDeletedV1 {
+                endpoint: endpoint.to_string(),
+                at_ns: ns(*at),
+            }),
+        },
     }
 }
 
@@ -1422,6 +1457,10 @@ impl Reader<'_> {
 
     fn provider_ref(&self, text: &str) -> Result<ProviderMessageRef, DecodeError> {
         ProviderMessageRef::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn endpoint(&self, text: &str) -> Result<EndpointId, DecodeError> {
+        EndpointId::parse(text).map_err(|error| self.malformed(error.to_string()))
     }
 
     fn template(&self, text: &str) -> Result<TemplateId, DecodeError> {
@@ -1807,6 +1846,29 @@ impl Reader<'_> {
                     wording_version: m.wording_version,
                     text_hash: m.text_hash,
                     evidence: m.evidence,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointRegistered" => {
+                let m: WebhookEndpointRegisteredV1 = self.mirror()?;
+                let events = m
+                    .events
+                    .iter()
+                    .map(|kind| self.known("outgoing event kind", kind, OutgoingEventKind::parse))
+                    .collect::<Result<Vec<_>, _>>()?;
+                EndpointEvent::Registered {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    url: m.url,
+                    events,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointDeleted" => {
+                let m: WebhookEndpointDeletedV1 = self.mirror()?;
+                EndpointEvent::Deleted {
+                    endpoint: self.endpoint(&m.endpoint)?,
                     at: self.at(m.at_ns),
                 }
                 .into()

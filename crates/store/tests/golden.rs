@@ -19,6 +19,7 @@ use wagate_domain::{
     ProviderMessageRef, Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject,
     RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, RequestDigest, SendResult, StoredSend};
 use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
@@ -259,6 +260,19 @@ fn golden_samples() -> Vec<Event> {
                 template: Some(template()),
             },
             detail: "discord answered 404 three times".into(),
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Registered {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            url: "https://agent.example.com/wagate-events".into(),
+            events: vec![
+                OutgoingEventKind::InboundMessage,
+                OutgoingEventKind::OptedOut,
+            ],
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Deleted {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
             at: t,
         }),
         Event::Review(ReviewEvent::Resolved {

@@ -4,6 +4,7 @@
 mod audit;
 mod consent;
 mod demo;
+mod endpoints;
 mod explain;
 mod export;
 mod golden_log;

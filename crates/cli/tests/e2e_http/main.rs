@@ -11,6 +11,7 @@ mod commands;
 mod consent;
 mod consent_browser;
 mod crm_hubspot;
+mod event_webhooks;
 mod explain;
 mod full_disk;
 mod idempotency;
