@@ -225,6 +225,42 @@ impl Hub {
         }
     }
 
+    /// Keeps the projection (senders, templates, open messages, provider ids) following a log
+    /// that other hubs append to as well (several hubs on one PostgreSQL database): whenever the
+    /// durable head moves past what the projection reflects, the events in between are indexed.
+    /// Indexing is idempotent, so the hub's own appends, already indexed, cost only a re-read.
+    /// Unneeded (and not run) when the hub is its log's only writer. Runs until `stop` is true.
+    pub async fn follow_shared_log(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut head = self.inner.log.subscribe();
+        loop {
+            tokio::select! {
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            if let Err(error) = self.catch_up_shared().await {
+                warn!(%error, "the projection could not follow the shared log; tried again on the next append");
+            }
+        }
+    }
+
+    /// Indexes what the log holds past the projection's position, one catch-up at a time (a
+    /// snapshot save takes the same lock).
+    pub async fn catch_up_shared(&self) -> Result<()> {
+        let saver = &self.inner.saver;
+        let _one_at_a_time = saver.lock.lock().await;
+        let head = self.inner.log.head_position();
+        let reflected = saver.reflected.load(Ordering::Acquire);
+        if reflected < head {
+            self.catch_up(reflected, false)?;
+            saver.reflected.store(head, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// What the last open did (snapshot position, events replayed).
     pub fn open_stats(&self) -> OpenStats {
         *self.inner.saver.open_stats.lock()

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use wagate_http::Server;
 
-use crate::settings::{Providers, ServeConfig, ServeFlags};
+use crate::settings::{Providers, ServeConfig, ServeFlags, StoreSetting};
 use crate::{compose, outbound, signals};
 
 /// Exit code of `serve` when it stopped because the event log failed (docs/cli.md).
@@ -168,6 +168,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The outgoing event webhooks: stopped with the alerts, before the log closes.
     let event_webhooks = compose::spawn_event_webhooks(server.hub());
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
+    // Several hubs may share a PostgreSQL log: the projection follows what the others append.
+    let shared_log = matches!(config.store, StoreSetting::Postgres { .. }).then(|| {
+        let hub = server.hub().clone();
+        let stop = stop_dispatch.subscribe();
+        tokio::spawn(async move { hub.follow_shared_log(stop).await })
+    });
     // The HubSpot timeline: stopped with the dispatcher, before the log closes.
     let crm = config.crm.clone().map(|settings| {
         tokio::spawn(crate::crm::run(
@@ -204,6 +210,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_dispatch.send(true);
         alerts.stop().await;
+        if let Some(follower) = shared_log {
+            let _ = follower.await;
+        }
         if let Some(crm) = crm {
             match crm.await {
                 Ok(Ok(())) => {}

@@ -1,6 +1,6 @@
 //! Two `wagate serve` processes on one PostgreSQL database (issue 17): a duplicate webhook
 //! delivered to both is recorded once, and a STOP recorded through one refuses a send through
-//! the other. The database is a private server the test starts (wagate-store-postgres's
+//! the other, and each hub's lists follow what the other appended. The database is a private server the test starts (wagate-store-postgres's
 //! `test_server`); if it cannot start, the test fails saying why.
 
 use serde_json::{json, Value};
@@ -85,10 +85,29 @@ async fn two_hubs_on_one_database_record_a_duplicate_once_and_share_a_stop() {
         "{:?}",
         a.banner
     );
-    // Sender, template and opt-in through hub B: its projection (senders, templates) knows
-    // them. (A hub's projection follows only the appends made through it; issue 17's "caches
-    // and projections follow the shared log" is not done yet — docs/operations.md says so.)
+    // Sender, template and opt-in through hub B.
     b.ready().await;
+    // Hub A's projection follows what hub B appended: it lists B's sender and template.
+    let mut seen = (false, false);
+    for _ in 0..100 {
+        let senders = a.get("/v1/senders").await.text().await.expect("senders");
+        let templates = a
+            .get("/v1/templates")
+            .await
+            .text()
+            .await
+            .expect("templates");
+        seen = (senders.contains(SENDER), templates.contains(TEMPLATE));
+        if seen == (true, true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen,
+        (true, true),
+        "hub A lists the sender and template registered through hub B"
+    );
 
     // The same webhook delivered to both hubs is recorded once.
     let now = unix_now();
