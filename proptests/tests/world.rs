@@ -493,6 +493,7 @@ impl World {
                 sender: address.clone(),
                 provider: *provider,
                 portfolio: portfolio_id(),
+                rate: Default::default(),
                 meta_phone_number_id: (*provider == ProviderKind::Meta)
                     .then(|| "109876543210".to_owned()),
             };
@@ -818,6 +819,7 @@ impl World {
                     provider,
                     portfolio: PortfolioId::parse(PORTFOLIOS[*portfolio % PORTFOLIOS.len()])
                         .expect("valid portfolio"),
+                    rate: Default::default(),
                     meta_phone_number_id: (provider == ProviderKind::Meta)
                         .then(|| "109876543210".to_owned()),
                 };

@@ -10,6 +10,7 @@ use crate::ids::{
 };
 use crate::review::{ReviewDecision, ReviewReason, ReviewSubject};
 use crate::rules::RuleId;
+use crate::sender::SenderRate;
 use crate::status::MessageStatus;
 use crate::template::TemplateContent;
 use crate::Timestamp;
@@ -471,6 +472,8 @@ pub enum SenderEvent {
         portfolio: PortfolioId,
         /// Meta Cloud API senders are addressed by phone-number id.
         meta_phone_number_id: Option<String>,
+        /// Its throughput: the provider's tier default unless set (docs/providers.md).
+        rate: SenderRate,
         at: Timestamp,
     },
     Authorized {

@@ -1371,6 +1371,7 @@ mod tests {
             sender: sender(),
             provider: ProviderKind::Sandbox,
             portfolio: portfolio(),
+            rate: Default::default(),
             meta_phone_number_id: None,
             at: t(0),
         });

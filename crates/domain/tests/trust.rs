@@ -9,7 +9,7 @@ use wagate_domain::decide::{
 };
 use wagate_domain::{
     Consent, ContactEvent, Event, OptInSource, OptOutSource, PortfolioId, ProviderKind, RuleId,
-    SenderState, Timestamp, WhatsAppAddress,
+    SenderRate, SenderState, Timestamp, WhatsAppAddress,
 };
 
 use crate::support::*;
@@ -157,12 +157,59 @@ fn sender_state(events: &[Event]) -> SenderState {
         })
 }
 
+/// A sender's rate (tier or an operator's figure) is part of its registration: a change is a
+/// new registration event that keeps the authorization (same channel, other throughput), and a
+/// figure no provider offers is refused naming the field.
+#[test]
+fn a_sender_rate_is_registered_validated_and_keeps_the_authorization() {
+    let register = |rate: SenderRate| RegisterSender {
+        sender: address(SENDER),
+        provider: ProviderKind::Twilio,
+        portfolio: PortfolioId::parse("acme").expect("valid"),
+        rate,
+        meta_phone_number_id: None,
+    };
+    let mut fx = Fx::ready();
+    let own = SenderRate {
+        upgraded: false,
+        per_second: Some(20),
+    };
+    let events = decide::register_sender(&fx.sender, &register(own), t0()).expect("valid");
+    assert_eq!(events.len(), 1, "a changed rate is recorded");
+    fx.apply(&events);
+    assert!(fx.sender.may_send(), "a rate change is not another channel");
+    let registration = fx.sender.registration.as_ref().expect("registered");
+    assert_eq!(registration.rate_per_second(), 20);
+    assert!(decide::register_sender(&fx.sender, &register(own), t0())
+        .expect("valid")
+        .is_empty());
+    for bad in [0, 1001] {
+        let rate = SenderRate {
+            upgraded: false,
+            per_second: Some(bad),
+        };
+        match decide::register_sender(&fx.sender, &register(rate), t0()) {
+            Err(CommandError::InvalidField { field, .. }) => assert_eq!(field, "rate_per_second"),
+            other => panic!("{bad}/s was not refused: {other:?}"),
+        }
+    }
+    // Tiers: Twilio has one; a Cloud API number is 80 until Meta upgrades it.
+    let upgraded = SenderRate {
+        upgraded: true,
+        per_second: None,
+    };
+    assert_eq!(upgraded.per_second_for(ProviderKind::Twilio), 80);
+    assert_eq!(upgraded.per_second_for(ProviderKind::Meta), 1000);
+    assert_eq!(SenderRate::default().per_second_for(ProviderKind::Meta), 80);
+}
+
 #[test]
 fn a_changed_registration_withdraws_the_authorization() {
     let register = |portfolio: &str, provider: ProviderKind, id: Option<&str>| RegisterSender {
         sender: address(SENDER),
         provider,
         portfolio: PortfolioId::parse(portfolio).expect("valid"),
+        rate: Default::default(),
         meta_phone_number_id: id.map(str::to_owned),
     };
     let changes = [
@@ -350,6 +397,7 @@ fn freeform_from(fx: &mut Fx, sender: &str, now: Timestamp) -> SendDecision {
             sender: address.clone(),
             provider: ProviderKind::Twilio,
             portfolio: PortfolioId::parse("acme").expect("valid"),
+            rate: Default::default(),
             meta_phone_number_id: None,
         },
         t0() - days(2),

@@ -9,8 +9,8 @@ use wagate_domain::{
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
     ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia,
+    Timestamp, WhatsAppAddress, Workflow,
 };
 
 use wagate_domain::template::{
@@ -103,6 +103,14 @@ impl Payload<'_> {
                         format!("expected an unsigned integer, found {value}"),
                     )
                 }),
+        }
+    }
+
+    fn optional_bool(&self, field: &str) -> Result<Option<bool>, DecodeError> {
+        match self.value(field) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(other) => Err(bad(field, format!("expected true or false, found {other}"))),
         }
     }
 
@@ -436,6 +444,10 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             provider: p.id("provider", ProviderKind::parse)?,
             portfolio: p.parsed("portfolio", PortfolioId::parse)?,
             meta_phone_number_id: p.optional_text("meta_phone_number_id")?,
+            rate: SenderRate {
+                upgraded: p.optional_bool("upgraded")?.unwrap_or(false),
+                per_second: p.optional_number("rate_per_second")?,
+            },
             at: at()?,
         }
         .into(),

@@ -296,11 +296,22 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 provider,
                 portfolio,
                 meta_phone_number_id,
+                rate,
                 at,
-            } => json!({
-                "sender": sender.to_string(), "provider": provider.as_str(), "portfolio": portfolio.as_str(),
-                "meta_phone_number_id": meta_phone_number_id, "at": time(*at),
-            }),
+            } => {
+                let mut payload = json!({
+                    "sender": sender.to_string(), "provider": provider.as_str(), "portfolio": portfolio.as_str(),
+                    "meta_phone_number_id": meta_phone_number_id, "at": time(*at),
+                });
+                // Only when set, so a default-tier registration exports as it did before v2.
+                if rate.upgraded {
+                    payload["upgraded"] = json!(true);
+                }
+                if let Some(per_second) = rate.per_second {
+                    payload["rate_per_second"] = json!(per_second);
+                }
+                payload
+            }
             SenderEvent::Authorized { sender, by, at } => json!({
                 "sender": sender.to_string(), "by": by, "at": time(*at),
             }),

@@ -12,8 +12,8 @@ use wagate_app::{SendOptions, SendRequest};
 use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
 use wagate_domain::{
     ApprovalStatus, ContactId, MediaKind, MessageId, OptInSource, OptOutSource, PortfolioId,
-    ProviderKind, ReplyButton, RichReply, SendContent, TemplateCategory, TemplateId, TemplateMedia,
-    WhatsAppAddress,
+    ProviderKind, ReplyButton, RichReply, SendContent, SenderRate, TemplateCategory, TemplateId,
+    TemplateMedia, WhatsAppAddress,
 };
 
 use crate::api::{self, Recorded};
@@ -390,6 +390,10 @@ pub async fn register_sender(
             sender: address.clone(),
             provider,
             portfolio,
+            rate: SenderRate {
+                upgraded: request.upgraded.unwrap_or(false),
+                per_second: request.rate_per_second,
+            },
             meta_phone_number_id: request.meta_phone_number_id,
         })
         .await?;

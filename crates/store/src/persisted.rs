@@ -24,8 +24,8 @@ use wagate_domain::{
     MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
     PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
     ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia,
+    Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -74,7 +74,8 @@ pub fn current_version(event_type: &str) -> u16 {
         | "StatusChanged"
         | "UnmatchedStatusReceived"
         | "ReplySent"
-        | "TemplateSent" => 2,
+        | "TemplateSent"
+        | "SenderRegistered" => 2,
         _ => 1,
     }
 }
@@ -647,6 +648,33 @@ struct SenderRegisteredV1 {
     at_ns: i64,
 }
 
+/// `SenderRegistered` v2: v1 plus the sender's tier and rate override.
+#[derive(Serialize, Deserialize)]
+struct SenderRegisteredV2 {
+    sender: String,
+    provider: String,
+    portfolio: String,
+    meta_phone_number_id: Option<String>,
+    upgraded: bool,
+    rate_per_second: Option<u32>,
+    at_ns: i64,
+}
+
+impl From<SenderRegisteredV1> for SenderRegisteredV2 {
+    /// A v1 sender is on its provider's default tier with no override.
+    fn from(v1: SenderRegisteredV1) -> Self {
+        Self {
+            sender: v1.sender,
+            provider: v1.provider,
+            portfolio: v1.portfolio,
+            meta_phone_number_id: v1.meta_phone_number_id,
+            upgraded: false,
+            rate_per_second: None,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct SenderAuthorizedV1 {
     sender: String,
@@ -940,12 +968,15 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 provider,
                 portfolio,
                 meta_phone_number_id,
+                rate,
                 at,
-            } => bytes(&SenderRegisteredV1 {
+            } => bytes(&SenderRegisteredV2 {
                 sender: sender.to_string(),
                 provider: provider.as_str().into(),
                 portfolio: portfolio.to_string(),
                 meta_phone_number_id: meta_phone_number_id.clone(),
+                upgraded: rate.upgraded,
+                rate_per_second: rate.per_second,
                 at_ns: ns(*at),
             }),
             SenderEvent::Authorized { sender, by, at } => bytes(&SenderAuthorizedV1 {
@@ -1497,12 +1528,19 @@ impl Reader<'_> {
                 .into()
             }
             "SenderRegistered" => {
-                let m: SenderRegisteredV1 = self.mirror()?;
+                let m: SenderRegisteredV2 = match self.version {
+                    1 => self.mirror::<SenderRegisteredV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 SenderEvent::Registered {
                     sender: self.address(&m.sender)?,
                     provider: self.provider(&m.provider)?,
                     portfolio: self.portfolio(&m.portfolio)?,
                     meta_phone_number_id: m.meta_phone_number_id,
+                    rate: SenderRate {
+                        upgraded: m.upgraded,
+                        per_second: m.rate_per_second,
+                    },
                     at: self.at(m.at_ns),
                 }
                 .into()
