@@ -277,6 +277,13 @@ impl Hub {
         })
     }
 
+    /// True when a webhook with `dedup_key` was already recorded: a caller that acts on a
+    /// webhook through other commands (an account notice suspending senders) asks first, so a
+    /// redelivery is not acted on twice.
+    pub fn webhook_seen(&self, dedup_key: &str) -> Result<bool> {
+        Ok(self.unseen_webhook(dedup_key)?.is_none())
+    }
+
     /// Appends a webhook's plan: what it appended, or `Duplicate` when its key was recorded
     /// meanwhile (the pre-check and the append race; the append decides).
     async fn commit_webhook(&self, plan: Plan) -> Result<Ingested> {

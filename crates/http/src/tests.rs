@@ -1528,3 +1528,4 @@ async fn a_burst_of_rejected_webhooks_raises_one_review_item() {
 }
 
 mod ops_page;
+mod provider_notices;

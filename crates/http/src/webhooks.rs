@@ -415,6 +415,12 @@ pub(crate) async fn ingest_provider_notice(
     let WebhookEvent::Notice(notice) = event else {
         unreachable!("built as WebhookEvent::Notice three lines above");
     };
+    // De-duplication first: a redelivered notice is not acted on again (an operator may have
+    // re-authorized a sender the first delivery suspended). A crash between acting and
+    // recording acts again on the redelivery, which is the safe side for a restriction.
+    if webhook_hub(state, provider).webhook_seen(key.as_str())? {
+        return Ok(count(state, provider, &Ingested::Duplicate));
+    }
     if provider == ProviderKind::Meta {
         crate::account_notices::act(state, &webhook_hub(state, provider), &notice).await?;
     }
