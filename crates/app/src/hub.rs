@@ -16,7 +16,7 @@ use wagate_domain::decide::{
 use wagate_domain::{
     Actor, ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
     Policy, PortfolioId, PortfolioState, Recipient, SendContent, SenderState, StreamKey,
-    TemplateId, TemplateState, Timestamp, WhatsAppAddress,
+    TemplateCategory, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 use wagate_store::send_result::{self, RequestDigest, SendResult};
 use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, IdempotencyKey};
@@ -909,6 +909,40 @@ impl Hub {
             |state: &TemplateState, now| {
                 Ok(decide::report_template_status(
                     state, template, status, reason, now,
+                ))
+            },
+        )
+        .await
+    }
+
+    pub async fn report_template_category(
+        &self,
+        template: &TemplateId,
+        category: TemplateCategory,
+        previous: &str,
+    ) -> Result<Vec<u64>> {
+        self.decide_one(
+            StreamKey::Template(template.clone()),
+            |state: &TemplateState, now| {
+                Ok(decide::report_template_category(
+                    state, template, category, previous, now,
+                ))
+            },
+        )
+        .await
+    }
+
+    pub async fn report_sender_quality(
+        &self,
+        sender: &WhatsAppAddress,
+        event: &str,
+        dropped: bool,
+    ) -> Result<Vec<u64>> {
+        self.decide_one(
+            StreamKey::Sender(sender.clone()),
+            |state: &SenderState, now| {
+                Ok(decide::report_sender_quality(
+                    state, sender, event, dropped, now,
                 ))
             },
         )

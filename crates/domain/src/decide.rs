@@ -1412,6 +1412,54 @@ pub fn report_template_status(
     .into()]
 }
 
+/// The provider moved a known template to `category`; nothing when it already has it (a
+/// redelivered or repeated report). A template wagate does not know is not created by it.
+pub fn report_template_category(
+    state: &TemplateState,
+    template: &TemplateId,
+    category: TemplateCategory,
+    previous: &str,
+    now: Timestamp,
+) -> Vec<Event> {
+    match &state.definition {
+        Some(definition) if definition.category != category => {
+            vec![TemplateEvent::CategoryReported {
+                template: template.clone(),
+                category,
+                previous: previous.to_owned(),
+                at: now,
+            }
+            .into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The provider reported a registered sender's quality; nothing when it changes nothing (the
+/// same drop again, or a recovery while none was recorded).
+pub fn report_sender_quality(
+    state: &SenderState,
+    sender: &WhatsAppAddress,
+    event: &str,
+    dropped: bool,
+    now: Timestamp,
+) -> Vec<Event> {
+    let unchanged = match &state.quality_dropped {
+        Some(previous) => dropped && previous == event,
+        None => !dropped,
+    };
+    if state.registration.is_none() || unchanged {
+        return Vec::new();
+    }
+    vec![SenderEvent::QualityReported {
+        sender: sender.clone(),
+        event: event.to_owned(),
+        dropped,
+        at: now,
+    }
+    .into()]
+}
+
 pub fn set_messaging_limit(
     state: &PortfolioState,
     portfolio: &PortfolioId,

@@ -481,6 +481,16 @@ pub enum SenderEvent {
         by: String,
         at: Timestamp,
     },
+    /// The provider reported the number's quality (Meta's `phone_number_quality_update`):
+    /// `event` as sent (`FLAGGED`, `DOWNGRADE`, `UNFLAGGED`, `UPGRADE`, …) and whether it is a
+    /// drop, which pauses its marketing templates while the policy says so
+    /// (`RuleId::SenderQualityDropped`) until a report that is not a drop.
+    QualityReported {
+        sender: WhatsAppAddress,
+        event: String,
+        dropped: bool,
+        at: Timestamp,
+    },
     Suspended {
         sender: WhatsAppAddress,
         reason: String,
@@ -515,6 +525,15 @@ pub enum TemplateEvent {
         language: String,
         category: TemplateCategory,
         content: TemplateContent,
+        at: Timestamp,
+    },
+    /// The provider moved the template to another category (Meta's `template_category_update`):
+    /// the send gates follow it (a template Meta made marketing is gated as marketing).
+    CategoryReported {
+        template: TemplateId,
+        category: TemplateCategory,
+        /// The category Meta said it had before, as sent.
+        previous: String,
         at: Timestamp,
     },
     /// The provider reported the template's status (its API answer, a poll or a webhook), with
@@ -730,12 +749,14 @@ impl Event {
                 SenderEvent::Registered { .. } => EventType::SenderRegistered,
                 SenderEvent::Authorized { .. } => EventType::SenderAuthorized,
                 SenderEvent::Suspended { .. } => EventType::SenderSuspended,
+                SenderEvent::QualityReported { .. } => EventType::SenderQualityReported,
             },
             Self::Template(event) => match event {
                 TemplateEvent::Registered { .. } => EventType::TemplateRegistered,
                 TemplateEvent::ApprovalChanged { .. } => EventType::TemplateApprovalChanged,
                 TemplateEvent::Created { .. } => EventType::TemplateCreated,
                 TemplateEvent::StatusReported { .. } => EventType::TemplateStatusReported,
+                TemplateEvent::CategoryReported { .. } => EventType::TemplateCategoryReported,
             },
             Self::Portfolio(event) => match event {
                 PortfolioEvent::MessagingLimitChanged { .. } => EventType::MessagingLimitChanged,
@@ -820,6 +841,7 @@ impl SenderEvent {
         match self {
             Self::Registered { sender, .. }
             | Self::Authorized { sender, .. }
+            | Self::QualityReported { sender, .. }
             | Self::Suspended { sender, .. } => sender,
         }
     }
@@ -828,6 +850,7 @@ impl SenderEvent {
         match self {
             Self::Registered { at, .. }
             | Self::Authorized { at, .. }
+            | Self::QualityReported { at, .. }
             | Self::Suspended { at, .. } => *at,
         }
     }
@@ -839,6 +862,7 @@ impl TemplateEvent {
             Self::Registered { template, .. }
             | Self::ApprovalChanged { template, .. }
             | Self::Created { template, .. }
+            | Self::CategoryReported { template, .. }
             | Self::StatusReported { template, .. } => template,
         }
     }
@@ -848,6 +872,7 @@ impl TemplateEvent {
             Self::Registered { at, .. }
             | Self::ApprovalChanged { at, .. }
             | Self::Created { at, .. }
+            | Self::CategoryReported { at, .. }
             | Self::StatusReported { at, .. } => *at,
         }
     }
@@ -953,6 +978,8 @@ event_types! {
     ProviderNoticeReceived,
     ReviewRaised,
     ReviewResolved,
+    SenderQualityReported,
+    TemplateCategoryReported,
 }
 
 impl std::fmt::Display for EventType {

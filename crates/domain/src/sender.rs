@@ -59,6 +59,10 @@ pub struct SenderState {
     /// The registration changed (portfolio, provider or Meta phone-number id) since the last
     /// authorization, which it withdrew; cleared by a new authorization.
     pub authorization_withdrawn: bool,
+    /// The provider's last quality report was a drop (its `event`, e.g. `FLAGGED`): marketing
+    /// templates from this number are paused while the policy says so. Cleared by a report
+    /// that is not a drop.
+    pub quality_dropped: Option<String>,
 }
 
 impl SenderState {
@@ -96,6 +100,9 @@ impl SenderState {
                 self.authorized_by = Some(by.clone());
                 self.suspended = None;
                 self.authorization_withdrawn = false;
+            }
+            SenderEvent::QualityReported { event, dropped, .. } => {
+                self.quality_dropped = dropped.then(|| event.clone());
             }
             SenderEvent::Suspended { reason, .. } => {
                 self.suspended = Some(reason.clone());

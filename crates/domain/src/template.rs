@@ -195,6 +195,11 @@ impl TemplateState {
                     self.source = Some(StatusSource::Provider);
                 }
             }
+            TemplateEvent::CategoryReported { category, .. } => {
+                if let Some(definition) = &mut self.definition {
+                    definition.category = *category;
+                }
+            }
             TemplateEvent::StatusReported { status, reason, .. } => {
                 self.approval = Some(*status);
                 self.provider_status = Some(*status);

@@ -9,7 +9,7 @@ use wagate_domain::decide::{
 };
 use wagate_domain::{
     Consent, ContactEvent, Event, OptInSource, OptOutSource, PortfolioId, ProviderKind, RuleId,
-    SenderRate, SenderState, Timestamp, WhatsAppAddress,
+    SenderRate, SenderState, TemplateCategory, Timestamp, WhatsAppAddress,
 };
 
 use crate::support::*;
@@ -525,4 +525,55 @@ fn a_providers_window_error_names_the_sender_that_sent() {
         event,
         Event::Contact(ContactEvent::WindowReportedClosed { sender: Some(s), .. }) if *s == fx.sender_address
     )));
+}
+
+/// Meta made a utility template marketing, then flagged the number: marketing from it is
+/// refused naming `sender_quality_dropped` while the policy says so, utility is not, and a
+/// recovery report lifts it. The same drop reported again changes nothing.
+#[test]
+fn a_quality_drop_pauses_marketing_until_it_recovers() {
+    let mut fx = Fx::ready();
+    let sender = fx.sender_address.clone();
+    let template = fx.template_id.clone();
+    let drop = decide::report_sender_quality(&fx.sender, &sender, "FLAGGED", true, t0());
+    assert_eq!(drop.len(), 1);
+    fx.apply(&drop);
+    assert!(
+        decide::report_sender_quality(&fx.sender, &sender, "FLAGGED", true, t0()).is_empty(),
+        "the same drop again is nothing new"
+    );
+    let command = fx.default_template_send();
+    assert!(
+        fx.send(&command, t0()).is_ok(),
+        "a utility template is not paused"
+    );
+
+    let moved = decide::report_template_category(
+        &fx.template,
+        &template,
+        TemplateCategory::Marketing,
+        "UTILITY",
+        t0(),
+    );
+    assert_eq!(moved.len(), 1);
+    fx.apply(&moved);
+    let command = fx.default_template_send();
+    check_refusal(
+        &fx.send(&command, t0() + mins(1)),
+        RuleId::SenderQualityDropped,
+        "quality dropped (FLAGGED)",
+        &[],
+    );
+    fx.policy.pause_marketing_on_quality_drop = false;
+    let command = fx.default_template_send();
+    assert!(
+        fx.send(&command, t0() + mins(2)).is_ok(),
+        "the policy is off"
+    );
+    fx.policy.pause_marketing_on_quality_drop = true;
+
+    let recovered = decide::report_sender_quality(&fx.sender, &sender, "UNFLAGGED", false, t0());
+    fx.apply(&recovered);
+    let command = fx.default_template_send();
+    assert!(fx.send(&command, t0() + mins(3)).is_ok(), "recovered");
 }

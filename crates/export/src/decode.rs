@@ -463,6 +463,22 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             at: at()?,
         }
         .into(),
+        "SenderQualityReported" => SenderEvent::QualityReported {
+            sender: p.address("sender")?,
+            event: p.text("event")?,
+            dropped: p
+                .optional_bool("dropped")?
+                .ok_or_else(|| bad("dropped", "missing"))?,
+            at: at()?,
+        }
+        .into(),
+        "TemplateCategoryReported" => TemplateEvent::CategoryReported {
+            template: p.parsed("template", TemplateId::parse)?,
+            category: p.id("category", TemplateCategory::parse)?,
+            previous: p.text("previous")?,
+            at: at()?,
+        }
+        .into(),
         "TemplateRegistered" => TemplateEvent::Registered {
             template: p.parsed("template", TemplateId::parse)?,
             name: p.text("name")?,

@@ -318,6 +318,15 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             SenderEvent::Suspended { sender, reason, at } => json!({
                 "sender": sender.to_string(), "reason": reason, "at": time(*at),
             }),
+            SenderEvent::QualityReported {
+                sender,
+                event,
+                dropped,
+                at,
+            } => json!({
+                "sender": sender.to_string(), "event": event, "dropped": dropped,
+                "source": "provider", "at": time(*at),
+            }),
         },
         Event::Template(event) => match event {
             TemplateEvent::Registered {
@@ -368,6 +377,15 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             } => json!({
                 "template": template.as_str(), "status": status.as_str(), "source": "provider",
                 "reason": reason, "at": time(*at),
+            }),
+            TemplateEvent::CategoryReported {
+                template,
+                category,
+                previous,
+                at,
+            } => json!({
+                "template": template.as_str(), "category": category.as_str(), "source": "provider",
+                "previous": previous, "at": time(*at),
             }),
         },
         Event::Portfolio(event) => match event {

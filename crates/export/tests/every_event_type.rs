@@ -288,6 +288,20 @@ fn sample(event_type: EventType) -> Event {
             at,
         }
         .into(),
+        EventType::SenderQualityReported => SenderEvent::QualityReported {
+            sender,
+            event: "FLAGGED".into(),
+            dropped: true,
+            at,
+        }
+        .into(),
+        EventType::TemplateCategoryReported => TemplateEvent::CategoryReported {
+            template,
+            category: TemplateCategory::Marketing,
+            previous: "UTILITY".into(),
+            at,
+        }
+        .into(),
         EventType::TemplateStatusReported => TemplateEvent::StatusReported {
             template,
             status: ApprovalStatus::Paused,

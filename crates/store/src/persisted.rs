@@ -81,7 +81,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 31] = [
+pub const EVENT_TYPES: [&str; 33] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -113,6 +113,8 @@ pub const EVENT_TYPES: [&str; 31] = [
     "ProviderNoticeReceived",
     "ReviewRaised",
     "ReviewResolved",
+    "SenderQualityReported",
+    "TemplateCategoryReported",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -743,6 +745,22 @@ struct TemplateCreatedV1 {
 }
 
 #[derive(Serialize, Deserialize)]
+struct SenderQualityReportedV1 {
+    sender: String,
+    event: String,
+    dropped: bool,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateCategoryReportedV1 {
+    template: String,
+    category: String,
+    previous: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
 struct TemplateStatusReportedV1 {
     template: String,
     status: String,
@@ -989,6 +1007,17 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 reason: reason.clone(),
                 at_ns: ns(*at),
             }),
+            SenderEvent::QualityReported {
+                sender,
+                event,
+                dropped,
+                at,
+            } => bytes(&SenderQualityReportedV1 {
+                sender: sender.to_string(),
+                event: event.clone(),
+                dropped: *dropped,
+                at_ns: ns(*at),
+            }),
         },
         Event::Template(event) => match event {
             TemplateEvent::Registered {
@@ -1056,6 +1085,17 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 template: template.to_string(),
                 status: status.as_str().into(),
                 reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
+            TemplateEvent::CategoryReported {
+                template,
+                category,
+                previous,
+                at,
+            } => bytes(&TemplateCategoryReportedV1 {
+                template: template.to_string(),
+                category: category.as_str().into(),
+                previous: previous.clone(),
                 at_ns: ns(*at),
             }),
         },
@@ -1634,6 +1674,30 @@ impl Reader<'_> {
                         buttons: buttons(m.buttons)?,
                         cards,
                     },
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "SenderQualityReported" => {
+                let m: SenderQualityReportedV1 = self.mirror()?;
+                SenderEvent::QualityReported {
+                    sender: self.address(&m.sender)?,
+                    event: m.event,
+                    dropped: m.dropped,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "TemplateCategoryReported" => {
+                let m: TemplateCategoryReportedV1 = self.mirror()?;
+                TemplateEvent::CategoryReported {
+                    template: self.template(&m.template)?,
+                    category: self.known(
+                        "template category",
+                        &m.category,
+                        TemplateCategory::parse,
+                    )?,
+                    previous: m.previous,
                     at: self.at(m.at_ns),
                 }
                 .into()

@@ -314,6 +314,18 @@ fn golden_samples() -> Vec<Event> {
             reason: "FIRST_PAUSE".into(),
             at: t,
         }),
+        Event::Template(TemplateEvent::CategoryReported {
+            template: template(),
+            category: TemplateCategory::Marketing,
+            previous: "UTILITY".into(),
+            at: t,
+        }),
+        Event::Sender(SenderEvent::QualityReported {
+            sender: sender(),
+            event: "FLAGGED".into(),
+            dropped: true,
+            at: t,
+        }),
         Event::Portfolio(PortfolioEvent::MessagingLimitChanged {
             portfolio: portfolio(),
             limit: MessagingLimit::Limited(2000),
