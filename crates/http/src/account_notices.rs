@@ -74,8 +74,21 @@ pub(crate) async fn act(
                 }
             }
             meta::AccountSignal::QualityDrop { event, .. } => {
-                // Recorded by the notice itself; a person decides what to pause.
                 tracing::warn!(%event, "Meta reported a phone number quality drop");
+                for sender in &senders {
+                    let positions = hub
+                        .report_sender_quality(&sender.address, &event, true)
+                        .await?;
+                    state.metrics().appended(Source::Webhook, positions.len());
+                }
+            }
+            meta::AccountSignal::QualityRecovered { event, .. } => {
+                for sender in &senders {
+                    let positions = hub
+                        .report_sender_quality(&sender.address, &event, false)
+                        .await?;
+                    state.metrics().appended(Source::Webhook, positions.len());
+                }
             }
             meta::AccountSignal::Restricted { reason } => {
                 for sender in &senders {

@@ -89,3 +89,157 @@ async fn a_redelivered_account_notice_is_not_acted_on_twice() {
     assert_eq!(head(&app), before, "a redelivery appends nothing");
     assert!(may_send(&app).await, "a redelivery suspends nothing again");
 }
+
+/// Meta's `template_category_update` for `spring_offer` (en_US).
+fn category_update(previous: &str, new: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102938475610293", "time": 1795598801, "changes": [{
+            "field": "template_category_update",
+            "value": {
+                "message_template_id": 4455667788_u64,
+                "message_template_name": "spring_offer",
+                "message_template_language": "en_US",
+                "previous_category": previous,
+                "new_category": new
+            }
+        }]}]
+    })
+}
+
+fn quality_update(event: &str) -> Value {
+    let mut body = fixture_json("meta_webhook_phone_number_quality_update.json");
+    body["entry"][0]["changes"][0]["value"]["event"] = json!(event);
+    body
+}
+
+async fn send_offer(app: &TestApp) -> Answer {
+    call(
+        app,
+        api(
+            Method::POST,
+            "/v1/messages",
+            Some(
+                json!({"from": SENDER, "to": CONTACT, "workflow": "status_update",
+                        "template": {"content_sid": "spring_offer", "variables": {"1": "Lea"}}}),
+            ),
+        ),
+    )
+    .await
+}
+
+/// A quality drop is recorded on the sender by the provider; a category Meta moves the
+/// template to is what the gates use; marketing from the flagged number is then refused
+/// naming `sender_quality_dropped`, explained citing the drop, until Meta reports a recovery.
+/// Quality and category webhooks are provider notices too, and a redelivery changes nothing.
+#[tokio::test]
+async fn a_quality_drop_pauses_marketing_and_meta_decides_the_category() {
+    let app = app();
+    meta_sender(&app).await;
+    for (path, body) in [
+        (
+            "/v1/templates",
+            json!({"content_sid": "spring_offer", "name": "spring_offer", "language": "en_US",
+                   "category": "UTILITY", "placeholders": ["1"]}),
+        ),
+        (
+            "/v1/templates/spring_offer/status",
+            json!({"status": "approved", "reason": "Meta approved"}),
+        ),
+        (
+            "/v1/contacts/+41790000001/opt-in",
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent"}),
+        ),
+    ] {
+        let answer = call(&app, api(Method::POST, path, Some(body))).await;
+        assert!(answer.status.is_success(), "{path}: {}", answer.text());
+    }
+
+    let flagged = meta_post(&app, &quality_update("FLAGGED")).await;
+    assert_eq!(flagged.status, StatusCode::OK, "{}", flagged.text());
+    let (drop_position, drop) = logged(&app, "SenderQualityReported").remove(0);
+    assert!(
+        matches!(&drop, wagate_domain::Event::Sender(wagate_domain::SenderEvent::QualityReported { dropped: true, event, .. }) if event == "FLAGGED"),
+        "{drop:?}"
+    );
+    let utility = send_offer(&app).await;
+    assert_eq!(
+        utility.status,
+        StatusCode::ACCEPTED,
+        "utility is not paused: {}",
+        utility.text()
+    );
+
+    let moved = meta_post(&app, &category_update("UTILITY", "MARKETING")).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    assert_eq!(logged(&app, "TemplateCategoryReported").len(), 1);
+    let notices: Vec<String> = logged(&app, "ProviderNoticeReceived")
+        .into_iter()
+        .filter_map(|(_, event)| match event {
+            wagate_domain::Event::Provider(wagate_domain::ProviderEvent::NoticeReceived {
+                kind,
+                ..
+            }) => Some(kind),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        notices.iter().any(|k| k == "template_category_update")
+            && notices.iter().any(|k| k == "phone_number_quality_update"),
+        "{notices:?}"
+    );
+    let before = head(&app);
+    let again = meta_post(&app, &category_update("UTILITY", "MARKETING")).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(
+        head(&app),
+        before,
+        "a redelivered category update changes nothing"
+    );
+
+    let refused = send_offer(&app).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.json()["error"]["rule"], "sender_quality_dropped");
+    let (_, refusal) = logged(&app, "SendRefused").remove(0);
+    let refused_id = match refusal {
+        wagate_domain::Event::Message(event) => event.message_id().expect("id"),
+        other => panic!("{other:?}"),
+    };
+    let explained = call(
+        &app,
+        api(
+            Method::GET,
+            &format!("/v1/messages/{refused_id}/explain"),
+            None,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(explained["rule"], "sender_quality_dropped");
+    assert!(
+        explained["facts"]
+            .as_array()
+            .expect("facts")
+            .iter()
+            .any(|fact| {
+                fact["position"] == drop_position
+                    && fact["text"].as_str().is_some_and(|t| t.contains("FLAGGED"))
+            }),
+        "the drop at {drop_position} is cited: {explained}"
+    );
+
+    let recovered = meta_post(&app, &quality_update("UNFLAGGED")).await;
+    assert_eq!(recovered.status, StatusCode::OK, "{}", recovered.text());
+    let sent = send_offer(&app).await;
+    assert_eq!(
+        sent.status,
+        StatusCode::ACCEPTED,
+        "recovered: {}",
+        sent.text()
+    );
+}
