@@ -504,3 +504,6 @@ fn check_cards(content: &TemplateContent) -> Result<(), CommandError> {
 
 #[cfg(test)]
 mod tests;
+
+mod send_media;
+pub use send_media::check_send_media;

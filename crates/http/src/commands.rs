@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use wagate_app::{SendOptions, SendRequest};
+use wagate_app::{Hub, SendOptions, SendRequest};
 use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
 use wagate_domain::{
     ApprovalStatus, ContactId, MediaKind, MessageId, OptInSource, OptOutSource, PortfolioId,
@@ -184,6 +184,7 @@ pub async fn send(
         request.media,
         request.interactive,
     )?;
+    created_template_media(&hub, &content)?;
     let sender = request
         .from
         .as_deref()
@@ -450,6 +451,31 @@ pub async fn messaging_limit(
         .ok_or_else(|| ApiError::invalid("limit", "a number of recipients, or \"unlimited\""))?;
     let positions = hub.set_messaging_limit(&portfolio, limit).await?;
     Ok(recorded(&state, positions))
+}
+
+/// A send of a template created in wagate carries exactly the media its definition takes (its
+/// media header, one header per carousel card), or it is a 400 naming the field, before
+/// anything is recorded: the provider would refuse it after the send was allowed. Templates
+/// only registered by `content_sid` have no definition here; the provider checks those.
+fn created_template_media(hub: &Hub, content: &SendContent) -> Result<(), ApiError> {
+    let SendContent::Template {
+        template, media, ..
+    } = content
+    else {
+        return Ok(());
+    };
+    let loaded = hub.template(template)?;
+    let Some(created) = &loaded.state.created else {
+        return Ok(());
+    };
+    wagate_domain::template::check_send_media(&created.content, media).map_err(
+        |error| match error {
+            wagate_domain::CommandError::InvalidField { field, reason } => {
+                ApiError::invalid(field, reason)
+            }
+            other => ApiError::invalid("template.media", other.to_string()),
+        },
+    )
 }
 
 /// Exactly one kind of content: a template, or (inside the window) text, media or buttons.

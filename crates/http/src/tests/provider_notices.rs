@@ -243,3 +243,129 @@ async fn a_quality_drop_pauses_marketing_and_meta_decides_the_category() {
         sent.text()
     );
 }
+
+/// A send of a created template is checked against its definition before anything is recorded:
+/// a media header needs its media, a template without one takes none, a carousel one header
+/// per card; each is a 400 naming the field, and the log does not move.
+#[tokio::test]
+async fn a_created_templates_send_carries_exactly_the_media_it_defines() {
+    use wagate_domain::template::{HeaderFormat, TemplateCard, TemplateContent, TemplateHeader};
+    let app = app();
+    ready(&app).await;
+    let image = |value: &str| TemplateHeader {
+        format: HeaderFormat::Image,
+        value: value.into(),
+    };
+    let create = |id: &str, content: TemplateContent| wagate_domain::decide::CreateTemplate {
+        template: wagate_domain::TemplateId::parse(id).expect("id"),
+        provider: wagate_domain::ProviderKind::Twilio,
+        provider_ref: format!("HX{:0>32}", id.len()),
+        name: id.into(),
+        language: "en".into(),
+        category: wagate_domain::TemplateCategory::Utility,
+        content,
+        status: wagate_domain::ApprovalStatus::Approved,
+        reason: String::new(),
+    };
+    let card = TemplateCard {
+        header: image("https://example.com/flat.jpg"),
+        body: "A flat".into(),
+        buttons: vec![wagate_domain::template::TemplateButton {
+            kind: wagate_domain::template::ButtonKind::QuickReply,
+            text: "Visit".into(),
+            value: String::new(),
+        }],
+    };
+    for command in [
+        create(
+            "photo_offer",
+            TemplateContent {
+                body: "Hi {{1}}, new listings.".into(),
+                header: Some(image("https://example.com/h.jpg")),
+                buttons: Vec::new(),
+                cards: Vec::new(),
+            },
+        ),
+        create(
+            "plain_offer",
+            TemplateContent {
+                body: "Hi {{1}}, new listings.".into(),
+                header: None,
+                buttons: Vec::new(),
+                cards: Vec::new(),
+            },
+        ),
+        create(
+            "listings",
+            TemplateContent {
+                body: "Hi {{1}}, new listings.".into(),
+                header: None,
+                buttons: Vec::new(),
+                cards: vec![card.clone(), card],
+            },
+        ),
+    ] {
+        app.hub.create_template(command).await.expect("created");
+    }
+    let send = |id: &str, media: Value| {
+        json!({"to": CONTACT, "workflow": "status_update",
+               "template": {"id": id, "variables": {"1": "Lea"}, "media": media}})
+    };
+    let image_at =
+        |card: Value| json!({"card": card, "type": "image", "url": "https://example.com/p.jpg"});
+    let before = head(&app);
+    for (body, field) in [
+        (send("photo_offer", json!([])), "template.media"),
+        (
+            send(
+                "photo_offer",
+                json!([{"type": "video", "url": "https://example.com/p.mp4"}]),
+            ),
+            "template.media.type",
+        ),
+        (
+            send("plain_offer", json!([image_at(Value::Null)])),
+            "template.media",
+        ),
+        (
+            send("listings", json!([image_at(json!(0))])),
+            "template.media.card",
+        ),
+        (
+            send(
+                "listings",
+                json!([image_at(json!(0)), image_at(json!(1)), image_at(json!(2))]),
+            ),
+            "template.media.card",
+        ),
+    ] {
+        let answer = call(&app, api(Method::POST, "/v1/messages", Some(body.clone()))).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            answer.text()
+        );
+        assert_eq!(
+            answer.json()["error"]["field"],
+            field,
+            "{body}: {}",
+            answer.text()
+        );
+    }
+    assert_eq!(head(&app), before, "nothing recorded");
+
+    for body in [
+        send("photo_offer", json!([image_at(Value::Null)])),
+        send("plain_offer", json!([])),
+        send("listings", json!([image_at(json!(0)), image_at(json!(1))])),
+    ] {
+        let answer = call(&app, api(Method::POST, "/v1/messages", Some(body.clone()))).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::ACCEPTED,
+            "{body}: {}",
+            answer.text()
+        );
+    }
+}
