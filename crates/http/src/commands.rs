@@ -453,10 +453,12 @@ pub async fn messaging_limit(
     Ok(recorded(&state, positions))
 }
 
-/// A send of a template created in wagate carries exactly the media its definition takes (its
-/// media header, one header per carousel card), or it is a 400 naming the field, before
-/// anything is recorded: the provider would refuse it after the send was allowed. Templates
-/// only registered by `content_sid` have no definition here; the provider checks those.
+/// A send of a template created in wagate carries exactly the media its definition takes, or it
+/// is a 400 naming the field, before anything is recorded: the provider would refuse it after
+/// the send was allowed. A Cloud API template takes its media header and one header per
+/// carousel card as parameters; a Twilio Content template takes none (its definition names
+/// them). Templates only registered by `content_sid` have no definition here; the provider
+/// checks those.
 fn created_template_media(hub: &Hub, content: &SendContent) -> Result<(), ApiError> {
     let SendContent::Template {
         template, media, ..
@@ -468,6 +470,17 @@ fn created_template_media(hub: &Hub, content: &SendContent) -> Result<(), ApiErr
     let Some(created) = &loaded.state.created else {
         return Ok(());
     };
+    if created.provider != wagate_domain::ProviderKind::Meta {
+        // A Twilio Content template names its media in its definition; media beside it make
+        // its dispatch fail unsent.
+        return match media.first() {
+            None => Ok(()),
+            Some(_) => Err(ApiError::invalid(
+                "template.media",
+                "a Twilio Content template names its media in its definition: give the URL as the variable it defines there, not as template.media",
+            )),
+        };
+    }
     wagate_domain::template::check_send_media(&created.content, media).map_err(
         |error| match error {
             wagate_domain::CommandError::InvalidField { field, reason } => {

@@ -258,8 +258,12 @@ async fn a_created_templates_send_carries_exactly_the_media_it_defines() {
     };
     let create = |id: &str, content: TemplateContent| wagate_domain::decide::CreateTemplate {
         template: wagate_domain::TemplateId::parse(id).expect("id"),
-        provider: wagate_domain::ProviderKind::Twilio,
-        provider_ref: format!("HX{:0>32}", id.len()),
+        provider: if id == "twilio_photo" {
+            wagate_domain::ProviderKind::Twilio
+        } else {
+            wagate_domain::ProviderKind::Meta
+        },
+        provider_ref: format!("{}", 1000 + id.len()),
         name: id.into(),
         language: "en".into(),
         category: wagate_domain::TemplateCategory::Utility,
@@ -279,6 +283,15 @@ async fn a_created_templates_send_carries_exactly_the_media_it_defines() {
     for command in [
         create(
             "photo_offer",
+            TemplateContent {
+                body: "Hi {{1}}, new listings.".into(),
+                header: Some(image("https://example.com/h.jpg")),
+                buttons: Vec::new(),
+                cards: Vec::new(),
+            },
+        ),
+        create(
+            "twilio_photo",
             TemplateContent {
                 body: "Hi {{1}}, new listings.".into(),
                 header: Some(image("https://example.com/h.jpg")),
@@ -327,6 +340,11 @@ async fn a_created_templates_send_carries_exactly_the_media_it_defines() {
             send("plain_offer", json!([image_at(Value::Null)])),
             "template.media",
         ),
+        // A Twilio Content template names its media in its definition.
+        (
+            send("twilio_photo", json!([image_at(Value::Null)])),
+            "template.media",
+        ),
         (
             send("listings", json!([image_at(json!(0))])),
             "template.media.card",
@@ -358,6 +376,7 @@ async fn a_created_templates_send_carries_exactly_the_media_it_defines() {
     for body in [
         send("photo_offer", json!([image_at(Value::Null)])),
         send("plain_offer", json!([])),
+        send("twilio_photo", json!([])),
         send("listings", json!([image_at(json!(0)), image_at(json!(1))])),
     ] {
         let answer = call(&app, api(Method::POST, "/v1/messages", Some(body.clone()))).await;
