@@ -415,7 +415,11 @@ fn replay_is_chunking_invariant(world: &World, chunks: &[usize]) -> Checked {
             StreamKey::Sender(id) => check!(Sender, world.senders, id),
             StreamKey::Template(id) => check!(Template, world.templates, id),
             StreamKey::Portfolio(id) => check!(Portfolio, world.portfolios, id),
-            StreamKey::ProviderMessage(_) | StreamKey::Provider(_) | StreamKey::Review => {}
+            StreamKey::ProviderMessage(_)
+            | StreamKey::Provider(_)
+            | StreamKey::Review
+            | StreamKey::Consent(_)
+            | StreamKey::Endpoints => {}
         }
     }
     Ok(())

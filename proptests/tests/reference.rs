@@ -384,6 +384,8 @@ impl Reference {
             Event::Provider(_) => {}
             // The review queue's bookkeeping: no rule reads it.
             Event::Review(_) => {}
+            // Consent capture: pending requests let nothing through; confirmations are `OptedIn`.
+            Event::Consent(_) | Event::Endpoint(_) => {}
         }
     }
 

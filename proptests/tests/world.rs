@@ -586,6 +586,8 @@ impl World {
                 Event::Provider(_) => {}
                 // The review queue's bookkeeping: the world's decisions never read it.
                 Event::Review(_) => {}
+                // Consent capture: its confirmations are ordinary `OptedIn` events.
+                Event::Consent(_) | Event::Endpoint(_) => {}
             }
         }
     }

@@ -75,7 +75,9 @@ pub struct OptInRequest {
     pub evidence: String,
     /// Who recorded it (an operator, an agent).
     pub recorded_by: String,
-    /// Which version of the consent wording the contact agreed to (default `unversioned`).
+    /// Required: the version of the published consent wording the contact agreed to
+    /// (`POST /v1/consent/wordings` answers it). Optional in the schema only so that a
+    /// request without it gets a 400 that says what to send.
     #[serde(default)]
     pub wording_version: Option<String>,
     /// When the evidence is dated (RFC 3339), e.g. when the form was submitted; default now.
@@ -1003,8 +1005,9 @@ pub struct ReviewItemView {
     /// Stable: the log position of the event that raised it.
     pub id: u64,
     /// `opt_out_request`, `permanent_failure`, `not_on_whatsapp`, `in_doubt_expired`,
-    /// `retries_exhausted`, `sender_suspended`, `template_not_sendable`, `no_terminal_status`,
-    /// `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`.
+    /// `retries_exhausted`, `sender_suspended`, `template_not_sendable`, `quality_drop`,
+    /// `no_terminal_status`, `webhook_silence`, `webhook_rejections`, `alert_delivery_failed`,
+    /// `crm_sync_failed`.
     pub reason: String,
     /// `open` or `resolved`.
     pub state: String,
@@ -1053,4 +1056,149 @@ pub struct ResolveReviewRequest {
     pub decision: String,
     #[serde(default)]
     pub note: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent capture
+
+/// `POST /v1/consent/wordings`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishWordingRequest {
+    /// The business the person agrees to hear from, as the page names it.
+    pub business: String,
+    /// Language tag (`en`, `de`, `pt_BR`).
+    pub language: String,
+    /// The exact consent text shown to the person.
+    pub text: String,
+}
+
+/// A published consent wording: immutable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsentWordingView {
+    /// `w-` and 16 hex digits, derived from business, language and text.
+    pub version: String,
+    pub business: String,
+    pub language: String,
+    pub text: String,
+    /// SHA-256 of `text`, hex.
+    pub text_hash: String,
+    #[schema(format = DateTime)]
+    pub published_at: String,
+}
+
+/// `POST /v1/consent/campaigns`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaignRequest {
+    /// The business number people confirm to (`whatsapp:+E164`), registered.
+    pub sender: String,
+    /// A published wording's version.
+    pub wording_version: String,
+    /// The workflows the consent covers (at least one).
+    pub workflows: Vec<String>,
+    /// Where it is used: `web_form`, `qr_code` or `direct_mail`.
+    pub medium: String,
+}
+
+/// A consent campaign with its page, click-to-chat link and QR codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsentCampaignView {
+    /// The campaign code (`WG-…`), also carried by the prefilled message.
+    pub id: String,
+    pub sender: String,
+    pub business: String,
+    pub wording_version: String,
+    pub text_hash: String,
+    pub workflows: Vec<String>,
+    pub medium: String,
+    /// The message the click-to-chat link prefills; sent by the person, it confirms.
+    pub prefilled_message: String,
+    /// The hosted opt-in page (public).
+    pub page_url: String,
+    /// `https://wa.me/<number>?text=<prefilled message>`.
+    pub wa_me_link: String,
+    pub qr_svg_url: String,
+    pub qr_png_url: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// `GET /v1/contacts/{contact}/consent`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsentReceiptsResponse {
+    pub contact: String,
+    /// Oldest first.
+    pub receipts: Vec<ConsentReceipt>,
+}
+
+/// What the person agreed to, when and how, and whether they withdrew it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsentReceipt {
+    /// `web_form`, `qr_code`, `api`, `keyword`, …
+    pub source: String,
+    /// `confirmed` (an opt-in) or `pending` (a form submission waiting for the person's message).
+    pub state: String,
+    /// The campaign, for opt-ins captured by one.
+    pub campaign: Option<String>,
+    pub wording_version: String,
+    /// The wording's exact text and hash, when that version is published.
+    pub wording_text: Option<String>,
+    pub text_hash: Option<String>,
+    /// What proves it (for a campaign: the form's time, IP and user agent, and the message).
+    pub evidence: String,
+    pub recorded_by: String,
+    #[schema(format = DateTime)]
+    pub requested_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub confirmed_at: Option<String>,
+    /// The first opt-out after it (STOP, the page's opt-out, an operator).
+    #[schema(format = DateTime)]
+    pub withdrawn_at: Option<String>,
+    /// Log position of the `OptedIn` (or of the `OptInRequested` while pending).
+    pub position: u64,
+}
+/// `POST /v1/webhook-endpoints`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEndpointRequest {
+    /// `https://…`, or `http://` to a loopback host (127.0.0.0/8, `localhost`, `[::1]`).
+    pub url: String,
+    /// The event types to deliver: `inbound_message`, `opted_out`, `opted_in`,
+    /// `status_changed`, `send_refused`, `review_item_raised`.
+    pub events: Vec<String>,
+}
+
+/// An outgoing webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointView {
+    /// `ep_` and 32 hex digits.
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The token name that registered it.
+    pub created_by: Option<String>,
+    /// Deliveries start after this log position.
+    pub position: u64,
+    /// Every event up to this log position was delivered (acknowledged 2xx) or is not of the
+    /// types asked for; compare with the log's head to see how far behind the endpoint is.
+    pub delivered_through: u64,
+    /// `active` or `deleted`.
+    pub state: String,
+    /// RFC 3339, when deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// The signing secret (`whsec_…`): only in the answer to its registration. Deliveries carry
+    /// `Wagate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `GET /v1/webhook-endpoints`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointList {
+    /// In registration order, deleted ones included.
+    pub endpoints: Vec<EndpointView>,
 }

@@ -10,7 +10,9 @@
 //! background), and a load that finds nothing cached starts from that snapshot. The snapshot's
 //! form is versioned (`wagate_store::snapshot_forms`); one of another version, or that does not
 //! decode, is ignored and the stream is read from its start. Today: portfolios (one event per
-//! recipient reached outside a window, forever) and contacts (one event per inbound message).
+//! recipient reached outside a window, forever), contacts (one event per inbound message) and
+//! the review queue's `review:queue` (one event per resolution and per watcher item, forever:
+//! every resolve loads it).
 //! Senders' streams stay short (registrations and authorizations): no snapshot form.
 
 use std::collections::HashMap;
@@ -20,8 +22,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::warn;
 use wagate_domain::{
-    Aggregate, ContactState, Event, MessageEvent, MessageState, PortfolioState, ReviewState,
-    SenderState, StreamKey, TemplateState,
+    Aggregate, ConsentState, ContactState, Event, MessageEvent, MessageState, PortfolioState,
+    ReviewState, SenderState, StreamKey, TemplateState,
 };
 use wagate_store::{snapshot_forms, EventLog, SnapshotSave};
 
@@ -55,6 +57,7 @@ pub enum Cached {
     Template(TemplateState),
     Portfolio(PortfolioState),
     Review(ReviewState),
+    Consent(ConsentState),
 }
 
 macro_rules! stored {
@@ -142,7 +145,36 @@ impl Stored for PortfolioState {
             .ok()
     }
 }
-stored!(ReviewState, Review, Event::Review(inner) => inner);
+impl Stored for ReviewState {
+    fn pick(event: Event) -> Option<Self::Event> {
+        match event {
+            Event::Review(inner) => Some(inner),
+            _ => None,
+        }
+    }
+
+    fn into_cached(self) -> Cached {
+        Cached::Review(self)
+    }
+
+    fn from_cached(cached: &Cached) -> Option<Self> {
+        match cached {
+            Cached::Review(state) => Some(state.clone()),
+            _ => None,
+        }
+    }
+
+    fn encode_snapshot(&self) -> Option<Vec<u8>> {
+        Some(snapshot_forms::encode_review(self))
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Option<Self> {
+        snapshot_forms::decode_review(bytes)
+            .map_err(|reason| warn!(%reason, "review snapshot not used; reading its stream"))
+            .ok()
+    }
+}
+stored!(ConsentState, Consent, Event::Consent(inner) => inner);
 
 impl Stored for MessageState {
     fn pick(event: Event) -> Option<MessageEvent> {

@@ -13,6 +13,9 @@
 //!   token) raises an `alert_delivery_failed` review item and the sink is disabled until the
 //!   process restarts, instead of being retried forever. That item is not sent to the failing
 //!   sink itself.
+//! - Counted: `wagate_alerts_sent_total` (requests a sink took: one alert or one summary) and
+//!   `wagate_alerts_failed_total` (requests that failed or were refused; a 429 is waited out,
+//!   not counted) through the `metrics` facade, which `/metrics` renders.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,6 +29,10 @@ use crate::follower::{Follower, FollowerError, FollowerSettings, Handler, Handle
 use crate::hub::Hub;
 use crate::reads::LoggedEvent;
 use crate::review::{ReviewChange, ReviewItem};
+
+/// The facade's counters (no labels: the `alert_delivery_failed` item names the sink).
+const SENT: &str = "wagate_alerts_sent_total";
+const FAILED: &str = "wagate_alerts_failed_total";
 
 /// One thing to tell people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,8 +198,14 @@ impl<S: AlertSink> Handler for Outbox<S> {
         };
         for (position, alert) in &sends {
             match self.sink.send(alert).await {
-                Ok(()) => self.failures = 0,
+                Ok(()) => {
+                    metrics::counter!(SENT).increment(1);
+                    self.failures = 0;
+                }
                 Err(error) => {
+                    if !matches!(error, SinkError::RetryAfter(_)) {
+                        metrics::counter!(FAILED).increment(1);
+                    }
                     let done_before = position.checked_sub(1);
                     let mut failure = HandlerFailure {
                         handled_through: done_before,

@@ -238,3 +238,41 @@ async fn a_sink_that_keeps_failing_raises_its_own_item_instead_of_retrying_forev
     );
     assert!(sink.sent.lock().is_empty());
 }
+
+#[test]
+fn sent_and_failed_alerts_are_counted_through_the_metrics_facade() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // A local recorder is per thread: the outbox runs on this thread's runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let hub = hub();
+            start(&hub).await;
+            request_review(&hub, 1).await;
+            request_review(&hub, 2).await;
+            let sink = FakeSink::default();
+            sink.script.lock().extend([
+                SinkError::Transient("503".into()),
+                SinkError::RetryAfter(Duration::from_millis(1)),
+            ]);
+            run_until(&hub, &sink, |sink| sink.sent.lock().len() == 2).await;
+        })
+    });
+    let text = handle.render();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_owned()
+    };
+    assert_eq!(value("wagate_alerts_sent_total"), "2");
+    assert_eq!(
+        value("wagate_alerts_failed_total"),
+        "1",
+        "a 429 is not a failure"
+    );
+}

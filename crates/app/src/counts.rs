@@ -3,25 +3,53 @@
 //! `/metrics` series built from the log and any API that reports these numbers read this one
 //! projection, so they always agree.
 //!
-//! Incremental, like [`Projection`](crate::projection::Projection): filled by the same replay of
-//! the log when the hub opens (no second pass) and then by the hub after each of its own appends,
-//! so a page view or a scrape reads counters and never scans the log. Bounded where it matters:
-//! refusals are kept in one bucket per hour, buckets older than 7 days (behind the newest event)
-//! are dropped; portfolio reaches are pruned by [`PortfolioState`] itself. The funnel keeps one
-//! small entry per message (its key and the stages it reached), like the projection's
-//! provider-reference index, so that a repeated status callback is never counted twice.
+//! A checkpointed reader of the durable log, like the projection: [`Follower`] holds the tallies
+//! and the log position they reflect, and only ever applies the event after that position, so it
+//! sees the log in log order and each event once (the hub's append path does not feed it: two
+//! concurrent appends finish in any order). The hub catches it up to the durable head, in
+//! bounded batches under its lock, before answering the counts and before saving its snapshot
+//! (`counts_reader`), so a page view or a scrape reads counters and at most the events appended
+//! since the last read. Its state is saved in a snapshot slot of its own ([`COUNTS_SLOT`]) next
+//! to the projection's, and restored at open.
+//!
+//! Bounded by open work: refusals are kept in one bucket per hour, buckets older than 7 days
+//! (behind the newest event) are dropped; portfolio reaches are pruned by [`PortfolioState`]
+//! itself. The funnel keeps one small entry per message (its row and the stages it reached) so
+//! that a repeated status callback is never counted twice, and drops it once the message reaches
+//! a terminal stage (read, failed, refused) or once its intent is [`FUNNEL_ENTRY_MAX_AGE`] behind
+//! the newest event: a status that arrives for a message after that is not counted (the
+//! aggregated rows keep what was counted before). Both rules depend only on the events, so the
+//! counts restored from a snapshot equal the counts rebuilt from the whole log.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use parking_lot::RwLock;
+use chrono::TimeDelta;
+use parking_lot::{Mutex, MutexGuard};
+use uuid::Uuid;
 use wagate_domain::{
     Event, MessageEvent, MessageId, MessageStatus, MessagingLimit, PortfolioId, PortfolioState,
-    Timestamp,
+    RuleId, Timestamp,
 };
+use wagate_store::snapshot_forms::{self, CountsV1};
 
 /// Hours of refusal history kept: 7 days.
 pub const REFUSAL_HOURS_KEPT: i64 = 7 * 24;
 
+/// How long after its intent a message's funnel entry is kept when it reaches no terminal
+/// stage: 7 days (Meta retries a status callback for up to 7 days).
+pub const FUNNEL_ENTRY_MAX_AGE: TimeDelta = TimeDelta::days(7);
+
+/// The name of the counts' snapshot slot.
+pub const COUNTS_SLOT: &str = "counts";
+
+/// The dispatch outcomes counted, by name (a snapshot holds them by name).
+const OUTCOMES: [&str; 5] = [
+    "succeeded",
+    "retry_scheduled",
+    "failed",
+    "claim_refused",
+    "in_doubt_expired",
+];
 /// The funnel's stages, in order; `Refused` and `Failed` are the branches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
@@ -97,6 +125,8 @@ pub struct PortfolioUsage {
 /// The counts at one instant.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OpsCounts {
+    /// The log position the counts reflect (every event up to it is counted).
+    pub position: u64,
     /// Refusals (sends and claims) by rule in the 24 h and the 7 days before now.
     pub refusals_24h: BTreeMap<&'static str, u64>,
     pub refusals_7d: BTreeMap<&'static str, u64>,
@@ -111,17 +141,33 @@ pub struct OpsCounts {
     pub portfolios: Vec<PortfolioUsage>,
 }
 
-#[derive(Debug, Default)]
+/// Stages after which a message's funnel entry is dropped: nothing later is counted for it.
+const TERMINAL: u8 =
+    (1 << Stage::Read as u8) | (1 << Stage::Failed as u8) | (1 << Stage::Refused as u8);
+
+/// A message still followed by the funnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    key: (String, String),
+    /// Bits of [`Stage`].
+    stages: u8,
+    /// Its intent's time, unix seconds.
+    intent_at: i64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Tallies {
     /// Hour number (unix hours) → rule → refusals.
     refusals: BTreeMap<i64, BTreeMap<&'static str, u64>>,
     funnel: BTreeMap<(String, String), [u64; 8]>,
-    /// Message → its funnel key and the stages it reached (bits of [`Stage`]).
-    messages: HashMap<MessageId, ((String, String), u8)>,
+    /// Open messages' entries (see the module documentation for when they are dropped).
+    messages: HashMap<MessageId, Entry>,
     dispatch: BTreeMap<&'static str, u64>,
     /// Claimed messages without an outcome (bounded by the claims in flight).
     awaiting_outcome: HashSet<MessageId>,
     portfolios: BTreeMap<PortfolioId, PortfolioState>,
+    /// The newest event time seen, unix seconds.
+    newest: Option<i64>,
 }
 
 impl Tallies {
@@ -138,20 +184,33 @@ impl Tallies {
         }
     }
 
-    /// Marks `stages` reached by `message`, counting each stage once per message.
-    fn reach(&mut self, message: MessageId, key: Option<(String, String)>, stages: &[Stage]) {
-        let entry = match (self.messages.get_mut(&message), key) {
+    /// Marks `stages` reached by `message`, counting each stage once per message. `intent`:
+    /// the row and time of the message's intent, when this event is its intent.
+    fn reach(
+        &mut self,
+        message: MessageId,
+        intent: Option<((String, String), i64)>,
+        stages: &[Stage],
+    ) {
+        let entry = match (self.messages.get_mut(&message), intent) {
             (Some(entry), _) => entry,
-            (None, Some(key)) => self.messages.entry(message).or_insert((key, 0)),
-            // An event for a message whose intent was never seen: nothing to count it under.
+            (None, Some((key, intent_at))) => self.messages.entry(message).or_insert(Entry {
+                key,
+                stages: 0,
+                intent_at,
+            }),
+            // An intent never seen, or a message already dropped: nothing to count it under.
             (None, None) => return,
         };
-        let row = self.funnel.entry(entry.0.clone()).or_insert([0; 8]);
+        let row = self.funnel.entry(entry.key.clone()).or_insert([0; 8]);
         for stage in stages {
-            if entry.1 & stage.bit() == 0 {
-                entry.1 |= stage.bit();
+            if entry.stages & stage.bit() == 0 {
+                entry.stages |= stage.bit();
                 row[*stage as usize] += 1;
             }
+        }
+        if entry.stages & TERMINAL != 0 {
+            self.messages.remove(&message);
         }
     }
 
@@ -159,7 +218,24 @@ impl Tallies {
         *self.dispatch.entry(outcome).or_default() += 1;
     }
 
+    /// Moves the newest time to `at`'s; on each new hour, drops the funnel entries whose intent
+    /// is more than [`FUNNEL_ENTRY_MAX_AGE`] behind it (one pass per hour of log time).
+    fn advance(&mut self, at: Timestamp) {
+        let at = at.timestamp();
+        let previous = self.newest.unwrap_or(i64::MIN);
+        if at <= previous {
+            return;
+        }
+        self.newest = Some(at);
+        if previous != i64::MIN && at.div_euclid(3600) == previous.div_euclid(3600) {
+            return;
+        }
+        let oldest = at - FUNNEL_ENTRY_MAX_AGE.num_seconds();
+        self.messages.retain(|_, entry| entry.intent_at >= oldest);
+    }
+
     fn observe(&mut self, event: &Event) {
+        self.advance(event.at());
         match event {
             Event::Message(message) => self.observe_message(message),
             Event::Portfolio(portfolio) => {
@@ -178,18 +254,22 @@ impl Tallies {
                 message_id,
                 template,
                 workflow,
+                at,
                 ..
             } => {
                 let key = (workflow.to_string(), template.to_string());
-                self.reach(*message_id, Some(key), &[Requested, Allowed]);
+                let intent = Some((key, at.timestamp()));
+                self.reach(*message_id, intent, &[Requested, Allowed]);
             }
             MessageEvent::ReplySent {
                 message_id,
                 workflow,
+                at,
                 ..
             } => {
                 let key = (workflow.to_string(), FREEFORM.to_owned());
-                self.reach(*message_id, Some(key), &[Requested, Allowed]);
+                let intent = Some((key, at.timestamp()));
+                self.reach(*message_id, intent, &[Requested, Allowed]);
             }
             MessageEvent::SendRefused {
                 message_id,
@@ -203,7 +283,8 @@ impl Tallies {
                     .as_ref()
                     .map_or_else(|| FREEFORM.to_owned(), ToString::to_string);
                 let key = (NO_WORKFLOW.to_owned(), template);
-                self.reach(*message_id, Some(key), &[Requested, Refused]);
+                let intent = Some((key, at.timestamp()));
+                self.reach(*message_id, intent, &[Requested, Refused]);
             }
             MessageEvent::ClaimRefused {
                 message_id,
@@ -260,22 +341,35 @@ impl Tallies {
     }
 }
 
-/// The projection: see the module documentation.
-#[derive(Debug, Default)]
-pub struct Counts {
-    tallies: RwLock<Tallies>,
+/// The counts and the log position they reflect.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Follower {
+    position: u64,
+    tallies: Tallies,
 }
 
-impl Counts {
-    pub fn observe(&self, event: &Event) {
-        self.tallies.write().observe(event);
+impl Follower {
+    /// The position of the last event applied (0: none).
+    pub(crate) fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Applies the event at `position` if it is after the last one applied; an event at or
+    /// before it is already counted and changes nothing. Callers feed the log in log order.
+    pub(crate) fn observe(&mut self, position: u64, event: &Event) {
+        if position <= self.position {
+            return;
+        }
+        self.tallies.observe(event);
+        self.position = position;
     }
 
     /// The counts as of `now`; a portfolio without a limit of its own has `default_limit`.
-    pub fn snapshot(&self, now: Timestamp, default_limit: MessagingLimit) -> OpsCounts {
-        let tallies = self.tallies.read();
+    pub(crate) fn counts(&self, now: Timestamp, default_limit: MessagingLimit) -> OpsCounts {
+        let tallies = &self.tallies;
         let this_hour = now.timestamp().div_euclid(3600);
         let mut counts = OpsCounts {
+            position: self.position,
             refusals_hourly: vec![0; 24],
             ..OpsCounts::default()
         };
@@ -317,6 +411,141 @@ impl Counts {
             .collect();
         counts
     }
+
+    /// Funnel entries held (messages still followed): for tests of the memory bound.
+    pub(crate) fn open_entries(&self) -> usize {
+        self.tallies.messages.len()
+    }
+
+    /// The snapshot form of this state.
+    pub(crate) fn to_form(&self) -> CountsV1 {
+        let t = &self.tallies;
+        let rows: HashMap<&(String, String), u32> = t
+            .funnel
+            .keys()
+            .enumerate()
+            .map(|(i, key)| (key, i as u32))
+            .collect();
+        CountsV1 {
+            refusals: t
+                .refusals
+                .iter()
+                .map(|(hour, rules)| {
+                    let rules = rules.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect();
+                    (*hour, rules)
+                })
+                .collect(),
+            funnel: t
+                .funnel
+                .iter()
+                .map(|((workflow, template), stages)| (workflow.clone(), template.clone(), *stages))
+                .collect(),
+            messages: t
+                .messages
+                .iter()
+                .filter_map(|(id, entry)| {
+                    let row = *rows.get(&entry.key)?;
+                    Some((*id.as_uuid().as_bytes(), row, entry.stages, entry.intent_at))
+                })
+                .collect(),
+            dispatch: t
+                .dispatch
+                .iter()
+                .map(|(o, n)| ((*o).to_owned(), *n))
+                .collect(),
+            awaiting_outcome: t
+                .awaiting_outcome
+                .iter()
+                .map(|id| *id.as_uuid().as_bytes())
+                .collect(),
+            portfolios: t
+                .portfolios
+                .values()
+                .map(snapshot_forms::encode_portfolio)
+                .collect(),
+            newest: t.newest,
+        }
+    }
+
+    /// The state a snapshot form holds, reflecting `position`; an error names what did not
+    /// read (the caller then rebuilds from the log).
+    pub(crate) fn from_form(position: u64, form: CountsV1) -> Result<Self, String> {
+        let message = |raw: [u8; 16]| {
+            MessageId::from_uuid(Uuid::from_bytes(raw)).map_err(|e| format!("message id: {e}"))
+        };
+        let mut t = Tallies {
+            newest: form.newest,
+            ..Tallies::default()
+        };
+        for (hour, rules) in form.refusals {
+            let bucket = t.refusals.entry(hour).or_default();
+            for (rule, count) in rules {
+                let rule = RuleId::ALL
+                    .into_iter()
+                    .map(RuleId::as_str)
+                    .find(|name| *name == rule)
+                    .ok_or_else(|| format!("unknown rule {rule}"))?;
+                bucket.insert(rule, count);
+            }
+        }
+        let keys: Vec<(String, String)> = form
+            .funnel
+            .iter()
+            .map(|(workflow, template, _)| (workflow.clone(), template.clone()))
+            .collect();
+        for (workflow, template, stages) in form.funnel {
+            t.funnel.insert((workflow, template), stages);
+        }
+        for (raw, row, stages, intent_at) in form.messages {
+            let key = keys
+                .get(row as usize)
+                .ok_or_else(|| format!("funnel row {row} out of range"))?;
+            t.messages.insert(
+                message(raw)?,
+                Entry {
+                    key: key.clone(),
+                    stages,
+                    intent_at,
+                },
+            );
+        }
+        for (outcome, count) in form.dispatch {
+            let outcome = OUTCOMES
+                .into_iter()
+                .find(|name| *name == outcome)
+                .ok_or_else(|| format!("unknown dispatch outcome {outcome}"))?;
+            t.dispatch.insert(outcome, count);
+        }
+        for raw in form.awaiting_outcome {
+            t.awaiting_outcome.insert(message(raw)?);
+        }
+        for bytes in form.portfolios {
+            let state = snapshot_forms::decode_portfolio(&bytes).map_err(|e| e.to_string())?;
+            let id = state
+                .id
+                .clone()
+                .ok_or_else(|| "a portfolio without its id".to_owned())?;
+            t.portfolios.insert(id, state);
+        }
+        Ok(Follower {
+            position,
+            tallies: t,
+        })
+    }
+}
+
+/// The projection: see the module documentation.
+#[derive(Debug, Default)]
+pub struct Counts {
+    follower: Mutex<Follower>,
+}
+
+impl Counts {
+    /// The follower, locked: whoever catches it up holds this lock for the whole catch-up, so
+    /// two readers never apply the same events.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Follower> {
+        self.follower.lock()
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +554,21 @@ mod tests {
     use wagate_domain::{RuleId, TemplateId, WhatsAppAddress};
 
     use super::*;
+
+    /// A follower fed events at consecutive positions.
+    #[derive(Default)]
+    struct Feed(Follower);
+
+    impl Feed {
+        fn observe(&mut self, event: &Event) {
+            let position = self.0.position() + 1;
+            self.0.observe(position, event);
+        }
+
+        fn snapshot(&self, now: Timestamp, limit: MessagingLimit) -> OpsCounts {
+            self.0.counts(now, limit)
+        }
+    }
 
     fn at(hours_ago: i64) -> Timestamp {
         Utc.with_ymd_and_hms(2026, 11, 25, 12, 30, 0)
@@ -350,9 +594,23 @@ mod tests {
         })
     }
 
+    fn sent(n: u8, hours_ago: i64) -> Event {
+        Event::Message(MessageEvent::TemplateSent {
+            message_id: message(n),
+            contact: wagate_domain::ContactId::parse("+41790000001").expect("contact"),
+            sender: WhatsAppAddress::parse("whatsapp:+15555550100").expect("sender"),
+            template: TemplateId::parse("HX0123456789abcdef0123456789abcdef").expect("t"),
+            category: wagate_domain::TemplateCategory::Utility,
+            variables: Vec::new(),
+            workflow: wagate_domain::Workflow::parse("appointment_scheduling").expect("workflow"),
+            media: Vec::new(),
+            at: at(hours_ago),
+        })
+    }
+
     #[test]
     fn refusals_fall_into_24_hour_and_7_day_windows_and_old_hours_are_dropped() {
-        let counts = Counts::default();
+        let mut counts = Feed::default();
         for (n, hours_ago) in [(1, 0), (2, 23), (3, 24), (4, 167), (5, 168), (6, 400)] {
             counts.observe(&refused(n, hours_ago));
         }
@@ -363,7 +621,7 @@ mod tests {
         assert_eq!(snapshot.refusals_hourly[23], 1);
         assert_eq!(snapshot.refusals_hourly[0], 1);
         // Only the hours of the last 7 days (behind the newest event) are kept.
-        assert!(counts.tallies.read().refusals.len() <= REFUSAL_HOURS_KEPT as usize + 1);
+        assert!(counts.0.tallies.refusals.len() <= REFUSAL_HOURS_KEPT as usize + 1);
         let row = &snapshot.funnel[0];
         assert_eq!(row.workflow, NO_WORKFLOW);
         assert_eq!(row.count(Stage::Requested), 6);
@@ -373,7 +631,7 @@ mod tests {
 
     #[test]
     fn a_repeated_status_counts_once_and_read_implies_delivered() {
-        let counts = Counts::default();
+        let mut counts = Feed::default();
         let status = |status| {
             Event::Message(MessageEvent::StatusChanged {
                 message_id: message(1),
@@ -384,7 +642,7 @@ mod tests {
                 at: at(0),
             })
         };
-        counts.observe(&refused(1, 0));
+        counts.observe(&sent(1, 0));
         counts.observe(&status(MessageStatus::Read));
         counts.observe(&status(MessageStatus::Read));
         // A status for a message never requested has no row to count under.
@@ -407,7 +665,7 @@ mod tests {
 
     #[test]
     fn dispatch_outcomes_retries_and_claims_awaiting_their_outcome() {
-        let counts = Counts::default();
+        let mut counts = Feed::default();
         let id = message(1);
         let claimed = |attempt| {
             Event::Message(MessageEvent::DispatchClaimed {
@@ -416,7 +674,7 @@ mod tests {
                 at: at(0),
             })
         };
-        counts.observe(&refused(1, 0));
+        counts.observe(&sent(1, 0));
         counts.observe(&claimed(1));
         assert_eq!(
             counts
@@ -450,5 +708,80 @@ mod tests {
         let row = &snapshot.funnel[0];
         assert_eq!(row.count(Stage::Claimed), 1, "a message is claimed once");
         assert_eq!(row.count(Stage::Failed), 1);
+    }
+
+    fn status(n: u8, status: MessageStatus, hours_ago: i64) -> Event {
+        Event::Message(MessageEvent::StatusChanged {
+            message_id: message(n),
+            provider_ref: None,
+            status,
+            error_code: None,
+            details: Vec::new(),
+            at: at(hours_ago),
+        })
+    }
+
+    #[test]
+    fn entries_are_dropped_at_a_terminal_stage_and_after_their_age() {
+        let mut counts = Feed::default();
+        let hours = FUNNEL_ENTRY_MAX_AGE.num_hours();
+        // 1 is read, 2 fails, 3 is refused, 4 stays delivered past the age, 5 is recent.
+        for n in 1..=4 {
+            counts.observe(&sent(n, hours + 10));
+        }
+        counts.observe(&refused(3, hours + 10));
+        counts.observe(&status(1, MessageStatus::Read, hours + 9));
+        counts.observe(&status(2, MessageStatus::Failed, hours + 9));
+        counts.observe(&status(4, MessageStatus::Delivered, hours + 9));
+        assert_eq!(
+            counts.0.open_entries(),
+            1,
+            "only the delivered message is followed"
+        );
+        counts.observe(&sent(5, 0));
+        assert_eq!(
+            counts.0.open_entries(),
+            1,
+            "4 is older than the age: dropped"
+        );
+        // A late read of 4 is not counted; the rows keep what was counted.
+        counts.observe(&status(4, MessageStatus::Read, 0));
+        let row = counts
+            .snapshot(at(0), MessagingLimit::Unlimited)
+            .funnel
+            .into_iter()
+            .find(|row| row.workflow == "appointment_scheduling")
+            .expect("row");
+        assert_eq!(row.count(Stage::Allowed), 5);
+        assert_eq!(row.count(Stage::Delivered), 2);
+        assert_eq!(row.count(Stage::Read), 1);
+        assert_eq!(row.count(Stage::Failed), 1);
+    }
+
+    #[test]
+    fn the_snapshot_form_restores_the_same_state() {
+        let mut counts = Feed::default();
+        counts.observe(&sent(1, 3));
+        counts.observe(&refused(2, 2));
+        counts.observe(&status(1, MessageStatus::Delivered, 1));
+        counts.observe(&Event::Message(MessageEvent::DispatchClaimed {
+            message_id: message(1),
+            attempt: 1,
+            at: at(1),
+        }));
+        counts.observe(&Event::Portfolio(
+            wagate_domain::PortfolioEvent::RecipientReached {
+                portfolio: PortfolioId::parse("default").expect("portfolio"),
+                contact: wagate_domain::ContactId::parse("+41790000001").expect("contact"),
+                message_id: message(1),
+                at: at(1),
+            },
+        ));
+        let form = counts.0.to_form();
+        let restored = Follower::from_form(counts.0.position(), form.clone()).expect("restored");
+        assert_eq!(restored, counts.0);
+        let mut unknown = form;
+        unknown.dispatch.push(("exploded".into(), 1));
+        assert!(Follower::from_form(5, unknown).is_err());
     }
 }

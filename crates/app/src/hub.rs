@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) counts: Counts,
     /// The review queue's projection (`review.rs`), caught up on every read.
     pub(crate) review: ReviewQueue,
+    /// The outgoing webhooks' signing key (`endpoints.rs`), read or created on first use.
+    pub(crate) endpoint_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -161,6 +163,7 @@ impl Hub {
                 saver: Saver::default(),
                 counts: Counts::default(),
                 review: ReviewQueue::default(),
+                endpoint_key: tokio::sync::OnceCell::new(),
             }),
             actor: None,
         };
@@ -255,7 +258,6 @@ impl Hub {
                         *position,
                         state.as_ref(),
                     )?;
-                    self.inner.counts.observe(event);
                 }
                 self.after_append(committed.positions.len() as u64);
                 Ok(Appended::Written {
@@ -357,7 +359,7 @@ impl Hub {
 
     /// Runs a command that reads and writes one stream: lock it, load it, decide, append at the
     /// version read, and decide again on a conflict.
-    async fn decide_one<A, F>(&self, key: StreamKey, decide: F) -> Result<Vec<u64>>
+    pub(crate) async fn decide_one<A, F>(&self, key: StreamKey, decide: F) -> Result<Vec<u64>>
     where
         A: Stored,
         F: Fn(&A, Timestamp) -> Result<Vec<Event>>,
@@ -404,9 +406,18 @@ impl Hub {
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let contact = self.load::<ContactState>(&key)?;
-            let events = decide::inbound(&contact.state, &command, &self.inner.policy, self.now())?;
+            let now = self.now();
+            let mut events = decide::inbound(&contact.state, &command, &self.inner.policy, now)?;
             let mut plan = Plan::default();
             plan.read(key.clone(), contact.version);
+            let confirmation =
+                self.campaign_confirmation(&command, &contact.state, &events, now)?;
+            if let Some((reads, confirmed)) = confirmation {
+                for (stream, version) in reads {
+                    plan.read(stream, version);
+                }
+                events.extend(confirmed);
+            }
             plan.write(events);
             plan.key = Some(self.webhook_key(&dedup));
             self.commit_webhook(plan).await

@@ -13,7 +13,11 @@ mod aggregates;
 mod alerts;
 mod clock;
 mod codec;
+mod consent;
 mod counts;
+mod counts_reader;
+mod deliveries;
+mod endpoints;
 mod error;
 mod explain;
 mod follower;
@@ -29,9 +33,17 @@ mod views;
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use consent::ConsentReceiptEntry;
 pub use counts::{
-    FunnelRow, OpsCounts, PortfolioUsage, Stage, FREEFORM, NO_WORKFLOW, REFUSAL_HOURS_KEPT,
+    FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
+    NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
+pub use counts_reader::COUNTS_BATCH;
+pub use deliveries::{
+    checkpoint_name, kind_of, run_deliveries, run_endpoint, Delivery, DeliveryError,
+    DeliverySettings, EndpointTransport,
+};
+pub use endpoints::{check_url, derive_secret, parse_kinds, Endpoint};
 pub use error::{AppError, Result};
 pub use follower::{
     Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,

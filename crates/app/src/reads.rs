@@ -187,10 +187,14 @@ impl Hub {
     }
 
     /// The ops counts (refusals by rule, the send funnel, dispatch outcomes, messaging-limit
-    /// usage) as of now, from the incremental counts projection: no log read.
+    /// usage) as of now, from the counts projection, first caught up with the durable head
+    /// (reading only the events since the last catch-up). When the log cannot be read, the
+    /// counts as of their position (`OpsCounts::position`) are answered and the cause logged.
     pub fn ops_counts(&self) -> crate::OpsCounts {
-        self.inner
-            .counts
-            .snapshot(self.now(), self.policy().default_messaging_limit)
+        let mut follower = self.inner.counts.lock();
+        if let Err(error) = self.catch_up_counts(&mut follower) {
+            tracing::warn!(%error, position = follower.position(), "ops counts not caught up");
+        }
+        follower.counts(self.now(), self.policy().default_messaging_limit)
     }
 }

@@ -181,6 +181,54 @@ struct Projected {
     /// Messages the provider accepted that have no settled status yet, with when they were
     /// accepted: the candidates for `no_terminal_status`.
     awaiting: BTreeMap<MessageId, Timestamp>,
+    /// What the webhook-silence watcher needs.
+    callbacks: CallbackWatch,
+}
+
+/// Status callbacks seen, and the accepted messages still waiting for their first one.
+#[derive(Debug, Default)]
+struct CallbackWatch {
+    /// When the last status callback (of any message, matched or not) was recorded.
+    last: Option<Timestamp>,
+    /// Accepted messages with no status callback yet, with when they were accepted.
+    uncalled: BTreeMap<MessageId, Timestamp>,
+}
+
+impl CallbackWatch {
+    fn track(&mut self, event: &Event) {
+        match event {
+            Event::Message(MessageEvent::DispatchSucceeded { message_id, at, .. }) => {
+                self.uncalled.entry(*message_id).or_insert(*at);
+            }
+            Event::Message(MessageEvent::StatusChanged { message_id, at, .. }) => {
+                self.uncalled.remove(message_id);
+                self.last = self.last.max(Some(*at));
+            }
+            Event::Message(MessageEvent::UnmatchedStatusReceived { at, .. }) => {
+                self.last = self.last.max(Some(*at));
+            }
+            // Settled without a callback: nothing more is expected.
+            Event::Message(
+                MessageEvent::InDoubtExpired { message_id, .. }
+                | MessageEvent::DispatchFailed {
+                    message_id,
+                    retry_at: None,
+                    ..
+                },
+            ) => {
+                self.uncalled.remove(message_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn view(&self) -> review::Callbacks {
+        review::Callbacks {
+            last: self.last,
+            in_flight: self.uncalled.len(),
+            oldest_in_flight: self.uncalled.values().min().copied(),
+        }
+    }
 }
 
 impl Default for ReviewQueue {
@@ -190,6 +238,7 @@ impl Default for ReviewQueue {
                 follower: Follower::in_memory("review-queue", FollowerSettings::default()),
                 items: BTreeMap::new(),
                 awaiting: BTreeMap::new(),
+                callbacks: CallbackWatch::default(),
             }),
         }
     }
@@ -199,12 +248,14 @@ impl Default for ReviewQueue {
 struct Projector<'a> {
     items: &'a mut BTreeMap<u64, ReviewItem>,
     awaiting: &'a mut BTreeMap<MessageId, Timestamp>,
+    callbacks: &'a mut CallbackWatch,
 }
 
 impl Projector<'_> {
     /// Tracks the messages still waiting for a settled status: delivered or read (read
     /// receipts may be off, so delivered counts), or failed for good.
     fn track(&mut self, event: &Event) {
+        self.callbacks.track(event);
         match event {
             Event::Message(MessageEvent::DispatchSucceeded { message_id, at, .. }) => {
                 self.awaiting.entry(*message_id).or_insert(*at);
@@ -270,9 +321,14 @@ impl Hub {
             follower,
             items,
             awaiting,
+            callbacks,
         } = &mut *projected;
         loop {
-            let mut projector = Projector { items, awaiting };
+            let mut projector = Projector {
+                items,
+                awaiting,
+                callbacks,
+            };
             match follower.step(self, &mut projector).await {
                 Ok(Step::Advanced { more: true, .. }) => continue,
                 Ok(_) => break,
@@ -381,6 +437,29 @@ impl Hub {
             raised.extend(positions);
         }
         Ok(raised)
+    }
+
+    /// Raises `webhook_silence` when messages wait for their first status callback and none
+    /// arrived for `after` (the domain decides, with the clock's time as an argument), once per
+    /// silence. Answers the new item's id.
+    pub async fn raise_webhook_silence(&self, after: chrono::TimeDelta) -> Result<Option<u64>> {
+        let callbacks = self
+            .with_review(|projected| projected.callbacks.view())
+            .await?;
+        let key = StreamKey::Review;
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        let positions = self
+            .retrying(|| async {
+                let loaded = self.load::<ReviewState>(&key)?;
+                let events: Vec<Event> =
+                    review::webhook_silence(&loaded.state, callbacks, self.now(), after)
+                        .into_iter()
+                        .collect();
+                self.commit_simple(key.clone(), loaded.version, events)
+                    .await
+            })
+            .await?;
+        Ok(positions.first().copied())
     }
 
     /// Raises `webhook_rejections` when the rejections at `times` (the rejection log's recent

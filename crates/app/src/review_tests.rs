@@ -202,3 +202,48 @@ async fn a_watcher_raises_its_own_items() {
     assert_eq!(item.reason, ReviewReason::AlertDeliveryFailed);
     assert_eq!(item.detail, "discord answered 404");
 }
+
+#[tokio::test]
+async fn provider_reports_raise_items_a_rejected_template_and_a_quality_drop() {
+    let hub = Hub::open_temporary(clock(), Policy::default()).expect("hub");
+    let template = TemplateId::parse("welcome@en").expect("template");
+    hub.report_template_status(&template, ApprovalStatus::Pending, "")
+        .await
+        .expect("pending");
+    hub.report_template_status(&template, ApprovalStatus::Rejected, "INVALID_FORMAT")
+        .await
+        .expect("rejected");
+    // The same report again appends nothing, so raises nothing.
+    hub.report_template_status(&template, ApprovalStatus::Rejected, "INVALID_FORMAT")
+        .await
+        .expect("unchanged");
+    hub.record_provider_notice(
+        wagate_domain::decide::RecordProviderNotice {
+            provider: wagate_domain::ProviderKind::Meta,
+            account: Some("102938475610293".into()),
+            kind: "phone_number_quality_update".into(),
+            details: vec![
+                ("value.display_phone_number".into(), "15555550100".into()),
+                ("value.event".into(), "FLAGGED".into()),
+            ],
+        },
+        "quality-1",
+    )
+    .await
+    .expect("notice");
+    let items = hub
+        .review_items(ReviewFilter::default())
+        .await
+        .expect("items");
+    let reasons: Vec<_> = items.iter().map(|item| item.reason).collect();
+    assert_eq!(
+        reasons,
+        [ReviewReason::TemplateNotSendable, ReviewReason::QualityDrop]
+    );
+    assert_eq!(items[0].subject.template, Some(template));
+    assert!(items[0].detail.contains("INVALID_FORMAT"));
+    assert_eq!(
+        items[1].subject.sender.as_ref().map(ToString::to_string),
+        Some("whatsapp:+15555550100".to_owned())
+    );
+}

@@ -9,6 +9,9 @@
 //! is indexed all the same). The snapshot then reflects at least that head, and is saved with
 //! it. A snapshot that is missing, of another form version or unreadable is ignored: the
 //! projection is rebuilt from position 1 and the next save replaces it whole.
+//!
+//! The ops counts are saved with it, in their own slot at their own position
+//! (`counts_reader`); at open, the one replay feeds both where their snapshots agree.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +44,10 @@ pub struct OpenStats {
     pub replayed_events: u64,
     /// Why a snapshot found was not used, if one was found and refused.
     pub snapshot_refused: bool,
+    /// The position of the ops counts' snapshot they started from (0: rebuilt from the log).
+    pub counts_snapshot_position: u64,
+    /// A counts snapshot was found and not used (the counts were rebuilt from the log).
+    pub counts_snapshot_refused: bool,
 }
 
 /// The saver's bookkeeping.
@@ -76,6 +83,9 @@ impl Hub {
         let log = self.inner.log.as_ref();
         let projection = &self.inner.projection;
         let mut stats = OpenStats::default();
+        let counts = self.restore_counts()?;
+        stats.counts_snapshot_position = counts.snapshot_position;
+        stats.counts_snapshot_refused = counts.snapshot_refused;
         let from = match log.snapshot(SNAPSHOT_SLOT)? {
             Some(snapshot) if snapshot.position <= log.head_position() => {
                 match snapshot_forms::decode_projection(&snapshot.bytes)
@@ -103,6 +113,13 @@ impl Hub {
             }
             None => 0,
         };
+        // The replay below feeds the counts the events after their position, in log order: so
+        // they must already reflect everything up to where it starts (a counts snapshot older
+        // than the projection's, or none beside one, is caught up first, on its own).
+        if counts.snapshot_position < from {
+            let mut follower = self.inner.counts.lock();
+            self.catch_up_counts(&mut follower)?;
+        }
         stats.replayed_events = if from == 0 {
             self.replay_full()?
         } else {
@@ -120,6 +137,7 @@ impl Hub {
         info!(
             snapshot_position = stats.snapshot_position,
             replayed = stats.replayed_events,
+            counts_snapshot_position = stats.counts_snapshot_position,
             "projection ready"
         );
         *self.inner.saver.open_stats.lock() = stats;
@@ -134,6 +152,7 @@ impl Hub {
         let mut count = 0;
         let log = self.inner.log.as_ref();
         let projection = &self.inner.projection;
+        let mut counts = self.inner.counts.lock();
         log.replay(1, &mut |record| {
             if failure.is_some() {
                 return;
@@ -153,7 +172,7 @@ impl Hub {
                     }),
                     _ => None,
                 };
-                self.inner.counts.observe(&event);
+                counts.observe(record.position, &event);
                 projection.observe(log, &event, record.position, state.as_ref())
             });
             if let Err(error) = result {
@@ -169,10 +188,11 @@ impl Hub {
     /// Replays the log after `position` into the projection, with each message's newest state
     /// (read through the aggregate cache): a tail is short, and whether a message is open is a
     /// question about now. Answers how many events it replayed.
-    /// `count_too`: also feed the ops counts (only at open: after that the hub feeds them on
-    /// each append, and a save's catch-up would count twice).
-    fn catch_up(&self, position: u64, count_too: bool) -> Result<u64> {
+    /// `feed_counts`: also feed the ops counts (at open, when they reflect at least `position`;
+    /// later they follow the log on their own, from their own position).
+    fn catch_up(&self, position: u64, feed_counts: bool) -> Result<u64> {
         let log = self.inner.log.as_ref();
+        let mut counts = feed_counts.then(|| self.inner.counts.lock());
         let mut failure = None;
         let mut count = 0;
         log.replay(position + 1, &mut |record| {
@@ -188,8 +208,8 @@ impl Hub {
                     },
                     _ => None,
                 };
-                if count_too {
-                    self.inner.counts.observe(&event);
+                if let Some(counts) = counts.as_mut() {
+                    counts.observe(record.position, &event);
                 }
                 self.inner
                     .projection
@@ -222,7 +242,8 @@ impl Hub {
     }
 
     /// Saves the projection's snapshot now: catches up with the durable head, then saves with
-    /// that position. Called at clean shutdown, and by the hub itself every so often.
+    /// that position; then the ops counts' snapshot the same way, in their own slot. Called at
+    /// clean shutdown, and by the hub itself every so often.
     pub async fn save_snapshot(&self) -> Result<()> {
         let saver = &self.inner.saver;
         let _one_at_a_time = saver.lock.lock().await;
@@ -239,7 +260,7 @@ impl Hub {
                 self.inner.projection.saved(pending);
                 saver.reflected.store(head, Ordering::Release);
                 *saver.last_save.lock() = Instant::now();
-                Ok(())
+                self.save_counts().await
             }
             Err(error) => {
                 // Counted again, and tried again after the interval (not on every append).

@@ -5,6 +5,7 @@ mod support;
 mod actors;
 mod concurrency;
 mod counts;
+mod counts_snapshots;
 mod flow;
 mod idempotency;
 mod identities;

@@ -362,3 +362,106 @@ async fn a_long_portfolio_stream_is_loaded_from_its_snapshot() {
         t.hub.aggregate_events_applied()
     );
 }
+
+/// The review queue's aggregate (`review:queue`) gains an event per resolution and per watcher
+/// item, forever, and every resolve loads it: a long history is read once, then started from its
+/// snapshot, which keeps what the decisions need (a resolved item stays resolved).
+#[tokio::test]
+async fn a_long_review_stream_is_loaded_from_its_snapshot() {
+    use wagate_domain::decide::RequestReview;
+    use wagate_domain::{Event, ReviewDecision, ReviewEvent, ReviewReason};
+    use wagate_store::{AppendRequest, ExpectedVersion, StreamId};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = wagate_app::AGGREGATE_SNAPSHOT_EVERY + 200;
+    let ids: Vec<u64>;
+    {
+        let t = hub_on(&open(dir.path()));
+        for n in 0..2 {
+            t.hub
+                .request_review(
+                    RequestReview {
+                        contact: ContactId::parse(&phone(n)).expect("contact"),
+                        text: "please stop messaging me".into(),
+                        reason: "free_text_opt_out".into(),
+                    },
+                    &format!("review-{n}"),
+                )
+                .await
+                .expect("review requested");
+        }
+        ids = t
+            .hub
+            .review_items(wagate_app::ReviewFilter::default())
+            .await
+            .expect("items")
+            .iter()
+            .map(|item| item.id)
+            .collect();
+        assert_eq!(ids.len(), 2);
+        // A long history of resolutions (of items long gone from anyone's mind).
+        let events = (0..history)
+            .map(|n| {
+                let event = Event::Review(ReviewEvent::Resolved {
+                    item: 1_000_000 + n,
+                    reason: ReviewReason::PermanentFailure,
+                    decision: ReviewDecision::Handled,
+                    note: String::new(),
+                    at: t.hub.now(),
+                });
+                wagate_store::persisted::encode(&event, uuid::Uuid::now_v7())
+            })
+            .collect();
+        let stream = StreamId::new("review:queue").expect("stream");
+        t.store
+            .append(AppendRequest::default().with_stream(stream, ExpectedVersion::Any, events))
+            .await
+            .expect("append history");
+        let before = t.hub.aggregate_events_applied();
+        t.hub
+            .resolve_review(ids[0], ReviewDecision::Dismiss, "not an opt-out")
+            .await
+            .expect("resolved");
+        assert!(
+            t.hub.aggregate_events_applied() - before >= history,
+            "the first load reads the whole history"
+        );
+        let slot = "aggregate:review:queue";
+        let mut saved = None;
+        for _ in 0..500 {
+            saved = t.store.snapshot(slot).expect("read");
+            if saved.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let saved = saved.expect("the review queue's snapshot was saved");
+        assert!(saved.position >= history, "{}", saved.position);
+        close(t);
+    }
+    let mut store = Store::open(dir.path(), Options::default());
+    for _ in 0..500 {
+        if !matches!(store, Err(wagate_store::StoreError::AlreadyOpen { .. })) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        store = Store::open(dir.path(), Options::default());
+    }
+    let t = hub_on(&store.expect("reopen"));
+    let before = t.hub.aggregate_events_applied();
+    t.hub
+        .resolve_review(ids[1], ReviewDecision::Dismiss, "not one either")
+        .await
+        .expect("resolved");
+    let applied = t.hub.aggregate_events_applied() - before;
+    assert!(applied < 100, "{applied} events applied");
+    // What the snapshot kept still decides: the first item stays resolved.
+    let again = t
+        .hub
+        .resolve_review(ids[0], ReviewDecision::Dismiss, "twice")
+        .await
+        .expect_err("already resolved");
+    assert!(
+        matches!(again, wagate_app::AppError::Conflict { .. }),
+        "{again}"
+    );
+}

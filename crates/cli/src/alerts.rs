@@ -23,7 +23,7 @@ const CONTENT_MAX: usize = 2000;
 const DESCRIPTION_MAX: usize = 4096;
 const FIELD_MAX: usize = 1024;
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()
@@ -181,7 +181,7 @@ fn classify(
     }
 }
 
-async fn post(request: reqwest::RequestBuilder) -> Result<(), SinkError> {
+pub(crate) async fn post(request: reqwest::RequestBuilder) -> Result<(), SinkError> {
     let response = request.send().await.map_err(|error| {
         // Without the URL: Discord's holds its token.
         SinkError::Transient(format!("request failed: {}", error.without_url()))
@@ -258,14 +258,20 @@ pub fn generic_body(alert: &Alert, public_url: &str) -> Value {
     }
 }
 
-/// `sha256=<hex>` of HMAC-SHA256 with `secret` over `"{timestamp}.{body}"`.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+/// The hex HMAC-SHA256 with `secret` over `"{timestamp}.{body}"`: what both the alert endpoint
+/// and the outgoing event webhooks (`event_webhooks`) sign.
+pub fn timestamped_hmac(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     // Invariant: HMAC takes a key of any length.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `sha256=<hex>` of [`timestamped_hmac`].
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    format!("sha256={}", timestamped_hmac(secret, timestamp, body))
 }
 
 /// The header with the signing time (Unix seconds); the receiver refuses old ones.

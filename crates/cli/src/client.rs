@@ -236,6 +236,12 @@ impl HubClient {
         self.check(response, what).await
     }
 
+    pub async fn delete(&self, segments: &[&str], what: &str) -> anyhow::Result<Answer> {
+        let url = self.url(segments, &[])?;
+        let response = self.send(self.request(Method::DELETE, url), what).await?;
+        self.check(response, what).await
+    }
+
     /// A streaming GET (the event feed): the response once its status is 2xx.
     pub async fn get_stream(
         &self,

@@ -35,6 +35,9 @@ pub struct DemoArgs {
     /// Longest wait for the hub to start and for each message to reach its status, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
+    /// After the scenario, keep the hub running (until Ctrl-C) to look at it on the ops page.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// The `wagate serve` child, killed when dropped.
@@ -203,6 +206,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         result = scenario => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
+    if result.is_ok() {
+        point_at_ops_page(&hub, args.keep).await;
+    }
     hub.stop().await;
     let path = dir.path().to_path_buf();
     let removed = dir.close();
@@ -216,6 +222,58 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's last words: where the ops page is and how to sign in. With `keep`, the demo's hub
+/// stays up (its tokens printed, they die with it) until Ctrl-C.
+async fn point_at_ops_page(hub: &Hub, keep: bool) {
+    let ops = format!("{}/ops", hub.url.trim_end_matches('/'));
+    println!("\nThe ops page shows all of this for people: refusals by rule, the send funnel, limits, the review queue.");
+    if keep {
+        // Listening before the lines that invite the interrupt: a Ctrl-C sent as soon as they are
+        // read must not be missed (`ctrl_c()` only listens once first polled).
+        let interrupted = interrupt();
+        println!("  open {ops}");
+        println!(
+            "  sign in with the operator token {} (or the auditor token {}, read-only)",
+            hub.api_token, hub.auditor_token
+        );
+        println!("  the hub keeps running until Ctrl-C, then it stops and its data is removed");
+        interrupted.await;
+    } else {
+        // This hub stops now, so its address would lead nowhere: say how to get one that stays.
+        println!("  `wagate demo --keep` keeps the demo's hub up and prints its page ({ops}) and a token;");
+        println!(
+            "  on your own hub (`wagate serve`) open http://HOST:PORT/ops and sign in with the"
+        );
+        println!("  operator token (WAGATE_API_TOKEN) or the auditor's (WAGATE_AUDITOR_TOKEN)");
+    }
+}
+
+/// A future that completes on the next Ctrl-C (SIGINT), listening from the moment it is made.
+#[cfg(unix)]
+fn interrupt() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listener = signal(SignalKind::interrupt());
+    async move {
+        match listener {
+            Ok(mut listener) => {
+                listener.recv().await;
+            }
+            Err(error) => {
+                eprintln!("warning: cannot listen for Ctrl-C ({error}); stopping the hub now")
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn interrupt() -> impl std::future::Future<Output = ()> {
+    async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            eprintln!("warning: cannot wait for Ctrl-C ({error}); stopping the hub now");
+        }
+    }
 }
 
 impl Demo {
@@ -268,7 +326,7 @@ impl Demo {
                 source: "api".into(),
                 evidence: "the agent says so".into(),
                 recorded_by: "agent".into(),
-                wording_version: None,
+                wording_version: Some("v1".into()),
                 evidence_at: None,
             })
             .send()

@@ -41,8 +41,18 @@ pub struct ImportArgs {
     file: PathBuf,
 
     /// The database directory to create. It must not exist yet, or be empty.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "store",
+        conflicts_with = "store"
+    )]
+    data: Option<PathBuf>,
+
+    /// Import into this PostgreSQL database (`postgres://…`) instead: its wagate log must be
+    /// empty (the schema is created if missing). Positions, versions and ids are kept.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 
     /// The webhook de-duplication horizon the hub runs with (days): re-derived webhook keys
     /// expire at their event's time plus this.
@@ -58,9 +68,17 @@ pub struct ImportArgs {
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let horizon = TimeDelta::days(args.webhook_dedup_days);
-    let data = args.data.clone();
+    let (Some(data), None) = (args.data.clone(), args.store.clone()) else {
+        let url = args
+            .store
+            .clone()
+            .context("--data or --store is required")?;
+        return crate::import_postgres::run(args.file, url, horizon).await;
+    };
+    let file = args.file;
     let fresh = !data.exists() || is_empty(&data);
-    let summary = tokio::task::spawn_blocking(move || import(&args.file, &args.data, horizon))
+    let target = data.clone();
+    let summary = tokio::task::spawn_blocking(move || import(&file, &target, horizon))
         .await
         .context("the import thread stopped")?
         .map_err(|error| {
@@ -233,7 +251,7 @@ fn settle(next: Option<InFlight>) -> anyhow::Result<()> {
 }
 
 /// The line as an append of its event to its stream at its version, with its id and actor.
-fn append_request(line: &ExportedEvent, event: &Event) -> anyhow::Result<AppendRequest> {
+pub(crate) fn append_request(line: &ExportedEvent, event: &Event) -> anyhow::Result<AppendRequest> {
     let event_id = uuid::Uuid::parse_str(&line.event_id)
         .with_context(|| format!("event_id {:?} is not a UUID", line.event_id))?;
     let stream = StreamId::new(&line.stream)
@@ -261,7 +279,7 @@ fn append_request(line: &ExportedEvent, event: &Event) -> anyhow::Result<AppendR
 /// carried at most one error code, the only one the event keeps). The provider is the event's
 /// actor (`webhook`/`<provider>`); events without one are skipped. Not re-derivable: system
 /// notices, user preferences and channel errors (their keys hold fields the log does not keep).
-fn webhook_key(line: &ExportedEvent, event: &Event) -> Option<String> {
+pub(crate) fn webhook_key(line: &ExportedEvent, event: &Event) -> Option<String> {
     use wagate_domain::{ContactEvent, MessageEvent};
     let actor = line
         .actor

@@ -14,11 +14,16 @@ mod alerts;
 mod audit;
 mod client;
 mod compose;
+mod consent;
+mod crm;
 mod demo;
 mod dispatch;
+mod endpoints;
+mod event_webhooks;
 mod export;
 mod healthcheck;
 mod import;
+mod import_postgres;
 mod ops;
 mod outbound;
 mod rejected;
@@ -101,6 +106,15 @@ enum Command {
     Webhooks(rejected::WebhooksCommand),
     /// The review queue: what needs a person; `review resolve ID` resolves an item.
     Review(review::ReviewArgs),
+    /// The HubSpot timeline: `crm backfill --from POSITION` mirrors the log from a position.
+    #[command(subcommand)]
+    Crm(crm::CrmArgs),
+    /// Consent capture: wordings, campaigns, QR codes, a contact's receipts.
+    #[command(subcommand)]
+    Consent(consent::ConsentCommand),
+    /// Outgoing event webhooks: register, list and delete endpoints (docs/webhooks.md).
+    #[command(subcommand)]
+    Endpoints(endpoints::EndpointsCommand),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +149,9 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Webhooks(command) => rejected::run(command).await,
             Command::Review(args) => review::run(args).await,
+            Command::Crm(args) => crm::backfill(args).await,
+            Command::Consent(command) => consent::run(command).await,
+            Command::Endpoints(command) => endpoints::run(command).await,
         }
     });
     match result {

@@ -102,9 +102,10 @@ pub struct OptInArgs {
     #[arg(long, value_name = "WHO")]
     recorded_by: String,
 
-    /// The version of the consent wording the contact agreed to (default: unversioned).
+    /// The version of the published consent wording the contact agreed to (required;
+    /// `POST /v1/consent/wordings` answers it).
     #[arg(long, value_name = "VERSION")]
-    wording_version: Option<String>,
+    wording_version: String,
 
     /// When the evidence is dated, RFC 3339 (default: now). Required after the contact opted
     /// out, and then it must be after the opt-out.
@@ -433,7 +434,7 @@ pub(crate) fn output(
 
 /// POSTs `request` to the route `segments` and prints the answer's view with `render`
 /// (or, with --json, the body).
-async fn post_and_show<R: serde::Serialize, V: DeserializeOwned>(
+pub(crate) async fn post_and_show<R: serde::Serialize, V: DeserializeOwned>(
     common: &Common,
     segments: &[&str],
     request: &R,
@@ -542,7 +543,7 @@ pub async fn opt_in(args: OptInArgs) -> anyhow::Result<ExitCode> {
         source: args.source.clone(),
         evidence: args.evidence.clone(),
         recorded_by: args.recorded_by.clone(),
-        wording_version: args.wording_version.clone(),
+        wording_version: Some(args.wording_version.clone()),
         evidence_at: args.evidence_at.clone(),
     };
     let segments = ["v1", "contacts", &args.contact, "opt-in"];

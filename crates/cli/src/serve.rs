@@ -48,6 +48,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WAGATE_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
 
+    /// The event log in PostgreSQL instead of sled: a postgres:// URL (also WAGATE_STORE_URL;
+    /// the password may be an op:// reference, or come from WAGATE_STORE_PASSWORD). Several
+    /// hubs may share one database (docs/operations.md, "Running on PostgreSQL").
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+
     /// Optional TOML file with the same settings (lower-case names: listen, data, public_url,
     /// api_token, twilio_auth_token, meta_app_secret, workflows, messaging_limit, …).
     #[arg(long, value_name = "FILE")]
@@ -69,6 +75,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flags = ServeFlags {
         listen: args.listen,
         data: args.data,
+        store: args.store,
         config: args.config,
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
     };
@@ -79,9 +86,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("WARNING (--allow-unverifiable-webhooks): {warning}");
     }
     crate::rejected::tighten_legacy_log(&config.data_dir);
-    let compose::Opened { store, hub } = compose::open(&config.data_dir, config.policy.clone())
-        .await
-        .context("cannot start the hub")?;
+    let compose::Opened { store, hub } =
+        compose::open(&config.data_dir, &config.store, config.policy.clone())
+            .await
+            .context("cannot start the hub")?;
     let mut http_settings = config.http_settings();
     http_settings.templates = templates_for(&config)?;
     let server = match Server::bind(&http_settings, hub).await {
@@ -93,10 +101,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut banner = format!(
-        "wagate listening on http://{}\npublic url: {}\ndata: {}\nmode: {}\n",
+        "wagate listening on http://{}\npublic url: {}\n{}\nmode: {}\n",
         server.local_addr(),
         server.public_url(),
-        config.data_dir.display(),
+        store.describe(&config.data_dir),
         if config.providers.is_sandbox() {
             "sandbox (no provider credentials configured)"
         } else {
@@ -157,7 +165,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
+    // The outgoing event webhooks: stopped with the alerts, before the log closes.
+    let event_webhooks = compose::spawn_event_webhooks(server.hub());
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
+    // The HubSpot timeline: stopped with the dispatcher, before the log closes.
+    let crm = config.crm.clone().map(|settings| {
+        tokio::spawn(crate::crm::run(
+            server.hub().clone(),
+            settings,
+            stop_dispatch.subscribe(),
+        ))
+    });
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
     let mut log_failure = server.hub().log_failure();
@@ -186,6 +204,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_dispatch.send(true);
         alerts.stop().await;
+        if let Some(crm) = crm {
+            match crm.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "the HubSpot mirror stopped with an error")
+                }
+                Err(error) => tracing::error!(%error, "the HubSpot mirror task failed"),
+            }
+        }
+        event_webhooks.stop().await;
         if let Some(sync) = template_sync {
             let _ = sync.await;
         }

@@ -151,8 +151,24 @@ fn the_log_is_reached_through_the_app() {
     assert_only(
         &graph,
         "wagate-store",
-        &["wagate-app", "wagate-cli", "wagate-export"],
+        &[
+            "wagate-app",
+            "wagate-cli",
+            "wagate-export",
+            "wagate-store-postgres",
+        ],
     );
+}
+
+#[test]
+fn only_the_postgres_store_knows_postgres() {
+    // The PostgreSQL backend is its own crate, so the sled store (and what links it alone) never
+    // links a database client; the binary opens it (the composition root), nothing else does.
+    let graph = Graph::load();
+    assert_only(&graph, "tokio-postgres", &["wagate-store-postgres"]);
+    assert_only(&graph, "wagate-store-postgres", &["wagate-cli"]);
+    assert_absent(&graph, "wagate-store", &["tokio-postgres"]);
+    assert_absent(&graph, "wagate-app", &["tokio-postgres"]);
 }
 
 #[test]

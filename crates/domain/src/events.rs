@@ -631,6 +631,18 @@ impl From<ProviderEvent> for Event {
     }
 }
 
+impl From<crate::consent::ConsentEvent> for Event {
+    fn from(event: crate::consent::ConsentEvent) -> Self {
+        Self::Consent(event)
+    }
+}
+
+impl From<crate::endpoints::EndpointEvent> for Event {
+    fn from(event: crate::endpoints::EndpointEvent) -> Self {
+        Self::Endpoint(event)
+    }
+}
+
 impl From<ReviewEvent> for Event {
     fn from(event: ReviewEvent) -> Self {
         Self::Review(event)
@@ -646,6 +658,9 @@ pub enum Event {
     Portfolio(PortfolioEvent),
     Provider(ProviderEvent),
     Review(ReviewEvent),
+    Consent(crate::consent::ConsentEvent),
+    /// Outgoing webhook endpoints (crate::endpoints).
+    Endpoint(crate::endpoints::EndpointEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -663,6 +678,11 @@ pub enum StreamKey {
     /// The review queue's resolutions and watcher-raised items: one stream, so resolutions of
     /// the same item conflict instead of both landing.
     Review,
+    /// Consent capture: `consent-wording:…`, `consent-campaign:…`, `consent-requests:…`
+    /// (the whole name, from `wagate_domain::consent`).
+    Consent(String),
+    /// Every endpoint's registration and deletion: one stream, so the list is one read.
+    Endpoints,
 }
 
 impl fmt::Display for StreamKey {
@@ -676,6 +696,8 @@ impl fmt::Display for StreamKey {
             Self::ProviderMessage(reference) => write!(f, "provider-message:{reference}"),
             Self::Provider(subject) => write!(f, "provider:{subject}"),
             Self::Review => f.write_str("review:queue"),
+            Self::Consent(name) => f.write_str(name),
+            Self::Endpoints => f.write_str("webhook:endpoints"),
         }
     }
 }
@@ -697,6 +719,8 @@ impl Event {
             Self::Portfolio(event) => StreamKey::Portfolio(event.portfolio().clone()),
             Self::Provider(event) => StreamKey::Provider(event.subject().to_owned()),
             Self::Review(_) => StreamKey::Review,
+            Self::Consent(event) => StreamKey::Consent(event.stream_name()),
+            Self::Endpoint(_) => StreamKey::Endpoints,
         }
     }
 
@@ -709,6 +733,8 @@ impl Event {
             Self::Portfolio(event) => event.at(),
             Self::Provider(event) => event.at(),
             Self::Review(event) => event.at(),
+            Self::Consent(event) => event.at(),
+            Self::Endpoint(event) => event.at(),
         }
     }
 
@@ -768,6 +794,23 @@ impl Event {
             Self::Review(event) => match event {
                 ReviewEvent::Raised { .. } => EventType::ReviewRaised,
                 ReviewEvent::Resolved { .. } => EventType::ReviewResolved,
+            },
+            Self::Consent(event) => match event {
+                crate::consent::ConsentEvent::WordingPublished { .. } => {
+                    EventType::ConsentWordingPublished
+                }
+                crate::consent::ConsentEvent::CampaignCreated { .. } => {
+                    EventType::ConsentCampaignCreated
+                }
+                crate::consent::ConsentEvent::OptInRequested { .. } => EventType::OptInRequested,
+            },
+            Self::Endpoint(event) => match event {
+                crate::endpoints::EndpointEvent::Registered { .. } => {
+                    EventType::WebhookEndpointRegistered
+                }
+                crate::endpoints::EndpointEvent::Deleted { .. } => {
+                    EventType::WebhookEndpointDeleted
+                }
             },
         }
     }
@@ -980,6 +1023,11 @@ event_types! {
     ReviewResolved,
     SenderQualityReported,
     TemplateCategoryReported,
+    ConsentWordingPublished,
+    ConsentCampaignCreated,
+    OptInRequested,
+    WebhookEndpointRegistered,
+    WebhookEndpointDeleted,
 }
 
 impl std::fmt::Display for EventType {

@@ -11,8 +11,10 @@
 
 pub mod actor;
 pub mod classify;
+pub mod consent;
 pub mod contact;
 pub mod decide;
+pub mod endpoints;
 pub mod events;
 pub mod explain;
 pub mod gates;
@@ -34,8 +36,10 @@ pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 pub use actor::{Actor, Role};
 pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
+pub use consent::{CampaignMedium, ConsentEvent, ConsentState};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
+pub use endpoints::{EndpointEvent, EndpointId, OutgoingEventKind};
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::events::{
-    ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, ReviewEvent, SenderEvent,
-    TemplateEvent,
+    ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, ProviderEvent, ReviewEvent,
+    SenderEvent, TemplateEvent,
 };
-use crate::ids::{ContactId, MessageId, TemplateId, WhatsAppAddress};
+use crate::ids::{ContactId, MessageId, PhoneNumber, TemplateId, WhatsAppAddress};
 use crate::{Aggregate, Retry, Timestamp};
 
 /// Why an item needs a person. The names are the API's `reason` values.
@@ -28,9 +28,12 @@ pub enum ReviewReason {
     RetriesExhausted,
     /// A sender was suspended (by a provider follow-up or an operator).
     SenderSuspended,
-    /// A template was rejected, paused or disabled. Quality drops join here once template
-    /// quality events exist: [`raised_by`] is the one place to add them.
+    /// A template was rejected, paused or disabled (an operator's approval change or a status
+    /// the provider reported).
     TemplateNotSendable,
+    /// The provider reported a phone number's quality dropped (Meta's
+    /// `phone_number_quality_update` `FLAGGED` or `DOWNGRADE`): its messaging limit may follow.
+    QualityDrop,
     /// A message with no terminal status long after it was sent (raised by a watcher).
     NoTerminalStatus,
     /// No provider callbacks for a while although messages are in flight (raised by a watcher).
@@ -39,10 +42,13 @@ pub enum ReviewReason {
     WebhookRejections,
     /// The alert endpoint kept failing: alerts are not reaching people.
     AlertDeliveryFailed,
+    /// HubSpot refused to take a record of the CRM mirror (a contact it cannot create, a
+    /// property it does not know): that record is missing from the timeline.
+    CrmSyncFailed,
 }
 
 impl ReviewReason {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::OptOutRequest,
         Self::PermanentFailure,
         Self::NotOnWhatsapp,
@@ -50,10 +56,12 @@ impl ReviewReason {
         Self::RetriesExhausted,
         Self::SenderSuspended,
         Self::TemplateNotSendable,
+        Self::QualityDrop,
         Self::NoTerminalStatus,
         Self::WebhookSilence,
         Self::WebhookRejections,
         Self::AlertDeliveryFailed,
+        Self::CrmSyncFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,10 +73,12 @@ impl ReviewReason {
             Self::RetriesExhausted => "retries_exhausted",
             Self::SenderSuspended => "sender_suspended",
             Self::TemplateNotSendable => "template_not_sendable",
+            Self::QualityDrop => "quality_drop",
             Self::NoTerminalStatus => "no_terminal_status",
             Self::WebhookSilence => "webhook_silence",
             Self::WebhookRejections => "webhook_rejections",
             Self::AlertDeliveryFailed => "alert_delivery_failed",
+            Self::CrmSyncFailed => "crm_sync_failed",
         }
     }
 
@@ -88,10 +98,12 @@ impl ReviewReason {
             Self::RetriesExhausted => "Send failed after its last retry",
             Self::SenderSuspended => "Sender suspended",
             Self::TemplateNotSendable => "Template can no longer be sent",
+            Self::QualityDrop => "Phone number quality dropped",
             Self::NoTerminalStatus => "Message has no final status",
             Self::WebhookSilence => "Provider webhooks went silent",
             Self::WebhookRejections => "Burst of rejected webhooks",
             Self::AlertDeliveryFailed => "Alerts are not being delivered",
+            Self::CrmSyncFailed => "A record did not reach HubSpot",
         }
     }
 
@@ -114,11 +126,17 @@ impl ReviewReason {
             Self::TemplateNotSendable => {
                 "fix or replace the template at the provider, then `handled`"
             }
+            Self::QualityDrop => {
+                "read the recent replies and blocks in WhatsApp Manager, slow or pause the campaigns that cause them, then `handled`"
+            }
             Self::NoTerminalStatus => "look the message up at the provider, then `handled`",
             Self::WebhookSilence | Self::WebhookRejections => {
                 "check the provider's webhook settings and the public URL, then `handled`"
             }
             Self::AlertDeliveryFailed => "fix the alert webhook URL, then `handled`",
+            Self::CrmSyncFailed => {
+                "fix the cause in HubSpot (the detail says which), then `wagate crm backfill`, then `handled`"
+            }
         }
     }
 
@@ -277,6 +295,34 @@ pub fn raised_by(event: &Event) -> Option<Raise> {
             },
             format!("{}: {reason}", status.as_str()),
         ),
+        // What the provider reports (the template-creation work's status sync and webhooks):
+        // the same rule as an operator's approval change.
+        Event::Template(TemplateEvent::StatusReported {
+            template,
+            status:
+                status @ (ApprovalStatus::Rejected | ApprovalStatus::Paused | ApprovalStatus::Disabled),
+            reason,
+            ..
+        }) => (
+            ReviewReason::TemplateNotSendable,
+            ReviewSubject {
+                template: Some(template.clone()),
+                ..subject
+            },
+            if reason.is_empty() {
+                format!("reported {} by the provider", status.as_str())
+            } else {
+                format!("reported {} by the provider: {reason}", status.as_str())
+            },
+        ),
+        Event::Provider(ProviderEvent::NoticeReceived { kind, details, .. }) => {
+            let (sender, detail) = quality_drop(kind, details)?;
+            (
+                ReviewReason::QualityDrop,
+                ReviewSubject { sender, ..subject },
+                detail,
+            )
+        }
         Event::Review(ReviewEvent::Raised {
             reason,
             subject: raised,
@@ -293,6 +339,46 @@ pub fn raised_by(event: &Event) -> Option<Raise> {
     })
 }
 
+/// Meta's quality events that mean a drop (the providers crate's account signals use the same
+/// two): `FLAGGED` (quality is low; the number may be limited) and `DOWNGRADE` (it was).
+const QUALITY_DROPS: [&str; 2] = ["FLAGGED", "DOWNGRADE"];
+
+/// A quality drop in a recorded notice: the number it names (as a sender address, when it is a
+/// number) and, for people, what Meta said.
+fn quality_drop(
+    kind: &str,
+    details: &[(String, String)],
+) -> Option<(Option<WhatsAppAddress>, String)> {
+    if kind != "phone_number_quality_update" {
+        return None;
+    }
+    let get = |key: &str| {
+        details
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    };
+    let event = get("value.event")?.trim().to_ascii_uppercase();
+    if !QUALITY_DROPS.contains(&event.as_str()) {
+        return None;
+    }
+    let display = get("value.display_phone_number");
+    let sender = display.and_then(|display| {
+        let digits: String = display.chars().filter(char::is_ascii_digit).collect();
+        PhoneNumber::parse(&format!("+{digits}"))
+            .ok()
+            .map(WhatsAppAddress::from_number)
+    });
+    let mut detail = format!("Meta reported quality {event}");
+    if let Some(display) = display {
+        detail.push_str(&format!(" for {display}"));
+    }
+    if let Some(limit) = get("value.current_limit") {
+        detail.push_str(&format!(" (current limit {limit})"));
+    }
+    Some((sender, detail))
+}
+
 /// The review stream's state: which items are resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReviewState {
@@ -301,6 +387,9 @@ pub struct ReviewState {
     pub overdue_raised: BTreeSet<MessageId>,
     /// When the last `webhook_rejections` item was raised (one per burst window).
     pub rejections_raised_at: Option<Timestamp>,
+    /// When the last `webhook_silence` item was raised (one per silence: the next needs a
+    /// callback after it).
+    pub silence_raised_at: Option<Timestamp>,
 }
 
 impl Aggregate for ReviewState {
@@ -328,6 +417,13 @@ impl Aggregate for ReviewState {
                 ..
             } => {
                 self.rejections_raised_at = Some(*at);
+            }
+            ReviewEvent::Raised {
+                reason: ReviewReason::WebhookSilence,
+                at,
+                ..
+            } => {
+                self.silence_raised_at = Some(*at);
             }
             ReviewEvent::Raised { .. } => {}
         }
@@ -435,6 +531,63 @@ pub fn webhook_rejections(
         detail: format!(
             "{recent} webhooks rejected in the last {} minutes (a wrong public URL or secret?): see the rejection log",
             burst.window.num_minutes()
+        ),
+        at: now,
+    }))
+}
+
+/// What the webhook-silence watcher sees: the callbacks that arrived and the messages that wait
+/// for their first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Callbacks {
+    /// When the last status callback of any message arrived (`None`: none since the log began).
+    pub last: Option<Timestamp>,
+    /// Messages the provider accepted that have had no status callback yet.
+    pub in_flight: usize,
+    /// When the oldest of them was accepted.
+    pub oldest_in_flight: Option<Timestamp>,
+}
+
+/// A `webhook_silence` item when messages are in flight and no status callback arrived for at
+/// least `after`: silent since the later of the last callback and the oldest in-flight message's
+/// acceptance (a message accepted a moment ago has had no time for its callback yet). Raised
+/// once per silence: not again until a callback arrived after the last item.
+pub fn webhook_silence(
+    state: &ReviewState,
+    callbacks: Callbacks,
+    now: Timestamp,
+    after: chrono::Duration,
+) -> Option<Event> {
+    let oldest = callbacks
+        .oldest_in_flight
+        .filter(|_| callbacks.in_flight > 0)?;
+    if state
+        .silence_raised_at
+        .is_some_and(|raised| callbacks.last.is_none_or(|last| last <= raised))
+    {
+        return None;
+    }
+    let silent_since = callbacks.last.map_or(oldest, |last| last.max(oldest));
+    if now - silent_since < after {
+        return None;
+    }
+    let last = match callbacks.last {
+        Some(last) => format!(
+            "the last one arrived {} minutes ago",
+            (now - last).num_minutes()
+        ),
+        None => "none has arrived since the log began".to_owned(),
+    };
+    let waiting = match callbacks.in_flight {
+        1 => "1 message waits".to_owned(),
+        n => format!("{n} messages wait"),
+    };
+    Some(Event::Review(ReviewEvent::Raised {
+        reason: ReviewReason::WebhookSilence,
+        subject: ReviewSubject::default(),
+        detail: format!(
+            "{waiting} for a first status callback, the oldest accepted {} minutes ago; {last} (webhook URL or provider settings broken?)",
+            (now - oldest).num_minutes()
         ),
         at: now,
     }))
@@ -657,6 +810,120 @@ mod tests {
         );
         let later = [at(8), at(9), at(10)];
         assert!(webhook_rejections(&state, &later, at(10), burst).is_some());
+    }
+
+    #[test]
+    fn a_provider_reported_unsendable_status_raises_and_an_approval_does_not() {
+        let reported = |status, reason: &str| {
+            Event::from(TemplateEvent::StatusReported {
+                template: TemplateId::parse("welcome@en").expect("template"),
+                status,
+                reason: reason.into(),
+                at: at(0),
+            })
+        };
+        for status in [
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Paused,
+            ApprovalStatus::Disabled,
+        ] {
+            let raise = raised_by(&reported(status, "INVALID_FORMAT")).expect("raised");
+            assert_eq!(raise.reason, ReviewReason::TemplateNotSendable);
+            assert_eq!(
+                raise.subject.template.as_ref().map(TemplateId::as_str),
+                Some("welcome@en")
+            );
+            assert!(raise.detail.contains("INVALID_FORMAT"), "{}", raise.detail);
+        }
+        assert_eq!(raised_by(&reported(ApprovalStatus::Approved, "")), None);
+        assert_eq!(raised_by(&reported(ApprovalStatus::Pending, "")), None);
+    }
+
+    fn quality_notice(event: &str) -> Event {
+        Event::from(ProviderEvent::NoticeReceived {
+            provider: ProviderKind::Meta,
+            subject: "102938475610293".into(),
+            kind: "phone_number_quality_update".into(),
+            details: vec![
+                ("value.display_phone_number".into(), "15555550100".into()),
+                ("value.event".into(), event.into()),
+                ("value.current_limit".into(), "TIER_2K".into()),
+            ],
+            at: at(0),
+        })
+    }
+
+    #[test]
+    fn a_quality_drop_notice_raises_for_its_number_and_an_upgrade_does_not() {
+        for event in ["FLAGGED", "DOWNGRADE"] {
+            let raise = raised_by(&quality_notice(event)).expect("raised");
+            assert_eq!(raise.reason, ReviewReason::QualityDrop);
+            assert_eq!(
+                raise.subject.sender,
+                Some(WhatsAppAddress::parse("whatsapp:+15555550100").expect("address"))
+            );
+            assert!(raise.detail.contains(event) && raise.detail.contains("TIER_2K"));
+        }
+        for event in ["UPGRADE", "UNFLAGGED", "ONBOARDING"] {
+            assert_eq!(raised_by(&quality_notice(event)), None, "{event}");
+        }
+        let other = Event::from(ProviderEvent::NoticeReceived {
+            provider: ProviderKind::Meta,
+            subject: "102938475610293".into(),
+            kind: "account_update".into(),
+            details: vec![("value.event".into(), "FLAGGED".into())],
+            at: at(0),
+        });
+        assert_eq!(raised_by(&other), None, "only quality updates");
+    }
+
+    #[test]
+    fn silence_is_raised_after_the_configured_time_once_until_a_callback_arrives() {
+        let after = chrono::Duration::minutes(30);
+        let state = ReviewState::default();
+        let waiting = |last, oldest| Callbacks {
+            last,
+            in_flight: 2,
+            oldest_in_flight: Some(oldest),
+        };
+        // Nothing in flight: no silence, however long.
+        let idle = Callbacks {
+            last: Some(at(0)),
+            in_flight: 0,
+            oldest_in_flight: None,
+        };
+        assert_eq!(webhook_silence(&state, idle, at(600), after), None);
+        // A message accepted a moment ago has had no time for its callback.
+        assert_eq!(
+            webhook_silence(&state, waiting(Some(at(0)), at(100)), at(110), after),
+            None
+        );
+        assert_eq!(
+            webhook_silence(&state, waiting(Some(at(10)), at(5)), at(39), after),
+            None
+        );
+        let Some(Event::Review(raised)) =
+            webhook_silence(&state, waiting(Some(at(10)), at(5)), at(40), after)
+        else {
+            panic!("silent for exactly the configured time");
+        };
+        assert!(matches!(
+            &raised,
+            ReviewEvent::Raised { reason: ReviewReason::WebhookSilence, detail, .. }
+                if detail.contains("2 messages")
+        ));
+        let state = state.apply(&raised);
+        assert_eq!(
+            webhook_silence(&state, waiting(Some(at(10)), at(5)), at(400), after),
+            None,
+            "once per silence"
+        );
+        // A callback after the item, then silence again: a new item.
+        assert!(webhook_silence(&state, waiting(Some(at(50)), at(45)), at(90), after).is_some());
+        // No callback ever, but messages waiting long enough.
+        assert!(
+            webhook_silence(&ReviewState::default(), waiting(None, at(0)), at(30), after).is_some()
+        );
     }
 
     #[test]

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia,
-    Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId,
+    EndpointEvent, EndpointId, Event, IdentitySource, MediaKind, MessageEvent, MessageId,
+    MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
+    Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
+    SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use wagate_domain::template::{
@@ -572,6 +573,56 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             reason: p.id("reason", ReviewReason::parse)?,
             decision: p.id("decision", ReviewDecision::parse)?,
             note: p.text("note")?,
+            at: at()?,
+        }
+        .into(),
+        "ConsentWordingPublished" => ConsentEvent::WordingPublished {
+            version: p.text("version")?,
+            business: p.text("business")?,
+            language: p.text("language")?,
+            text: p.text("text")?,
+            text_hash: p.text("text_hash")?,
+            at: at()?,
+        }
+        .into(),
+        "ConsentCampaignCreated" => ConsentEvent::CampaignCreated {
+            campaign: p.text("campaign")?,
+            sender: p.address("sender")?,
+            wording_version: p.text("wording_version")?,
+            workflows: p
+                .strings("workflows")?
+                .iter()
+                .map(|w| Workflow::parse(w).map_err(|e| bad("workflows", e.to_string())))
+                .collect::<Result<_, _>>()?,
+            medium: p.id("medium", CampaignMedium::parse)?,
+            at: at()?,
+        }
+        .into(),
+        "OptInRequested" => ConsentEvent::OptInRequested {
+            contact: p.contact("contact")?,
+            campaign: p.text("campaign")?,
+            wording_version: p.text("wording_version")?,
+            text_hash: p.text("text_hash")?,
+            evidence: p.text("evidence")?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointRegistered" => EndpointEvent::Registered {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            url: p.text("url")?,
+            events: p
+                .strings("events")?
+                .iter()
+                .map(|kind| {
+                    OutgoingEventKind::parse(kind)
+                        .ok_or_else(|| bad("events", format!("{kind:?}: not a known value")))
+                })
+                .collect::<Result<_, _>>()?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointDeleted" => EndpointEvent::Deleted {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
             at: at()?,
         }
         .into(),

@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wagate_domain::{
-    ContactEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent, ProviderError,
-    ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
+    ConsentEvent, ContactEvent, EndpointEvent, Event, MessageEvent, MessagingLimit, PortfolioEvent,
+    ProviderError, ProviderEvent, Retry, ReviewEvent, SenderEvent, TemplateEvent, Timestamp,
 };
 use wagate_store::RecordedEvent;
 
@@ -443,7 +443,65 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 "note": note, "at": time(*at),
             }),
         },
+        Event::Consent(event) => consent_payload(event),
+        // The signing secret is not in the log, so not here either (docs/webhooks.md).
+        Event::Endpoint(event) => match event {
+            EndpointEvent::Registered {
+                endpoint,
+                url,
+                events,
+                at,
+            } => json!({
+                "endpoint": endpoint.as_str(), "url": url,
+                "events": events.iter().map(|kind| kind.as_str()).collect::<Vec<_>>(),
+                "at": time(*at),
+            }),
+            EndpointEvent::Deleted { endpoint, at } => json!({
+                "endpoint": endpoint.as_str(), "at": time(*at),
+            }),
+        },
     })
+}
+
+fn consent_payload(event: &ConsentEvent) -> Value {
+    match event {
+        ConsentEvent::WordingPublished {
+            version,
+            business,
+            language,
+            text,
+            text_hash,
+            at,
+        } => json!({
+            "version": version, "business": business, "language": language, "text": text,
+            "text_hash": text_hash, "at": time(*at),
+        }),
+        ConsentEvent::CampaignCreated {
+            campaign,
+            sender,
+            wording_version,
+            workflows,
+            medium,
+            at,
+        } => json!({
+            "campaign": campaign, "sender": sender.to_string(),
+            "wording_version": wording_version,
+            "workflows": workflows.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "medium": medium.as_str(), "at": time(*at),
+        }),
+        ConsentEvent::OptInRequested {
+            contact,
+            campaign,
+            wording_version,
+            text_hash,
+            evidence,
+            at,
+        } => json!({
+            "contact": contact.to_string(), "campaign": campaign,
+            "wording_version": wording_version, "text_hash": text_hash, "evidence": evidence,
+            "at": time(*at),
+        }),
+    }
 }
 
 fn message_payload(event: &MessageEvent) -> Value {

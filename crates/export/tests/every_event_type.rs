@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
-    TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId, Event,
+    EventType, IdentitySource, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
+    OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
+    ProviderMessageRef, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId,
+    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
 };
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_export::ExportedEvent;
 use wagate_store::persisted;
 
@@ -232,6 +233,45 @@ fn sample(event_type: EventType) -> Event {
                 ..ReviewSubject::default()
             },
             detail: "no final status 61 minutes after it was sent".into(),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointRegistered => EndpointEvent::Registered {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            url: "https://agent.example.com/wagate-events".into(),
+            events: OutgoingEventKind::ALL.to_vec(),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointDeleted => EndpointEvent::Deleted {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            at,
+        }
+        .into(),
+        EventType::ConsentWordingPublished => ConsentEvent::WordingPublished {
+            version: "w-0123456789abcdef".into(),
+            business: "Acme Homes".into(),
+            language: "en".into(),
+            text: "I agree to WhatsApp messages from Acme Homes.".into(),
+            text_hash: "ab".repeat(32),
+            at,
+        }
+        .into(),
+        EventType::ConsentCampaignCreated => ConsentEvent::CampaignCreated {
+            campaign: "WG-OPEN1".into(),
+            sender,
+            wording_version: "w-0123456789abcdef".into(),
+            workflows: vec![workflow],
+            medium: CampaignMedium::WebForm,
+            at,
+        }
+        .into(),
+        EventType::OptInRequested => ConsentEvent::OptInRequested {
+            contact,
+            campaign: "WG-OPEN1".into(),
+            wording_version: "w-0123456789abcdef".into(),
+            text_hash: "ab".repeat(32),
+            evidence: "submitted from 192.0.2.1".into(),
             at,
         }
         .into(),

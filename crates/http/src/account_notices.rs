@@ -74,6 +74,8 @@ pub(crate) async fn act(
                 }
             }
             meta::AccountSignal::QualityDrop { event, .. } => {
+                // The recorded notice also raises a `quality_drop` review item
+                // (`wagate_domain::review::raised_by`).
                 tracing::warn!(%event, "Meta reported a phone number quality drop");
                 for sender in &senders {
                     let positions = hub

@@ -56,6 +56,8 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             (parent, Some(name)) if message.starts_with("missing field") => {
                 format!("{parent}.{name}")
             }
+            // An unknown field may be named "" (`{"": 1}`); a 400 must still name something.
+            ("", _) => "body".to_owned(),
             (path, _) => path.to_owned(),
         };
         ApiError::invalid(field, message)
@@ -109,6 +111,20 @@ mod tests {
         assert_eq!(field_of("{"), "body");
         assert_eq!(field_of("[]"), "body");
         assert_eq!(field_of(r#"{"to":"+1"} x"#), "body");
+    }
+
+    /// Found by the `api_json` fuzz target: an unknown field with an empty name gave a 400 whose
+    /// `field` was empty.
+    #[test]
+    fn an_unknown_empty_field_name_still_names_a_field() {
+        assert_eq!(field_of(r#"{"to":"+1","":"x"}"#), "body");
+        match json::<crate::api::OptOutRequest>(br#"{"source":"keyword","":"STOP"}"#) {
+            Err(ApiError::Invalid { field, message }) => {
+                assert_eq!(field, "body");
+                assert!(message.contains("unknown field"), "{message}");
+            }
+            other => panic!("expected invalid, got {other:?}"),
+        }
     }
 
     #[tokio::test]

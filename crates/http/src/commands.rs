@@ -90,6 +90,18 @@ pub async fn opt_in(
             ),
         )
     })?;
+    // Every opt-in cites the wording the person agreed to. Opt-ins recorded before this was
+    // required keep the `unversioned` they were given.
+    let wording_version = request
+        .wording_version
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "wording_version",
+                "required: the version of the published consent wording the contact agreed to \
+                 (POST /v1/consent/wordings answers it)",
+            )
+        })?;
     let evidence_at = request
         .evidence_at
         .as_deref()
@@ -110,9 +122,7 @@ pub async fn opt_in(
             source,
             evidence: request.evidence,
             recorded_by: request.recorded_by,
-            wording_version: request
-                .wording_version
-                .unwrap_or_else(|| "unversioned".into()),
+            wording_version,
             evidence_at,
         })
         .await?;

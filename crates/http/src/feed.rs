@@ -61,8 +61,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics` (Prometheus text format).
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics().render(&state.hub().log_stats());
-    let review = crate::ops::review::review_items(state.hub());
-    crate::metrics::render_counts(&mut text, &state.hub().ops_counts(), &review);
+    // A queue that cannot be read now leaves its series out rather than reporting zeros.
+    let review = match crate::ops::review::review_items(state.hub()).await {
+        Ok(items) => Some(items),
+        Err(error) => {
+            tracing::warn!(%error, "/metrics could not read the review queue");
+            None
+        }
+    };
+    crate::metrics::render_counts(&mut text, &state.hub().ops_counts(), review.as_deref());
     text.push_str(&crate::metrics::facade().render());
     (
         StatusCode::OK,

@@ -21,8 +21,11 @@ mod account_notices;
 pub mod audit;
 mod body;
 mod commands;
+mod consent;
+mod consent_page;
 mod convert;
 mod dispatch;
+pub mod endpoints;
 mod error;
 pub mod export_json;
 mod feed;
@@ -54,3 +57,27 @@ pub use state::{AppState, WebhookKeys};
 pub use wagate_api as api;
 pub use wagate_domain::Role;
 pub use webhooks::EMPTY_TWIML;
+
+/// The command API's JSON body parser exactly as the handlers run it, for the fuzz targets in
+/// `fuzz/` (not a stable API). The error is the field it names and the message, as the 400
+/// carries them.
+#[doc(hidden)]
+pub fn parse_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (String, String)> {
+    body::json(body).map_err(invalid_parts)
+}
+
+/// [`parse_json_body`] for the bodies that may be empty (opt-out, authorize a sender).
+#[doc(hidden)]
+pub fn parse_optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, (String, String)> {
+    body::json_or_default(body).map_err(invalid_parts)
+}
+
+fn invalid_parts(error: error::ApiError) -> (String, String) {
+    match error {
+        error::ApiError::Invalid { field, message } => (field, message),
+        // The body parser only answers Invalid; anything else is a change the fuzzer should see.
+        other => ("<not a 400>".to_owned(), format!("{other:?}")),
+    }
+}

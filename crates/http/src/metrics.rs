@@ -14,8 +14,8 @@
 //!   (prepare, apply, flush, sync): the store's own counters.
 //! - `wagate_store_failed`: 1 once the store is in the failed state (see docs/storage.md).
 //!
-//! From the hub's counts projection (the numbers of the ops page; rebuilt from the log at start,
-//! so they survive a restart), see [`render_counts`]: `wagate_refusals_recorded{rule, window}`,
+//! From the hub's counts projection (the numbers of the ops page; a reader of the log restored
+//! from its own snapshot at start, so they survive a restart), see [`render_counts`]: `wagate_refusals_recorded{rule, window}`,
 //! `wagate_send_funnel_total{workflow, template, stage}`, `wagate_dispatch_outcomes_total{outcome}`,
 //! `wagate_dispatch_retries_total`, `wagate_dispatch_in_doubt_expired_total`,
 //! `wagate_dispatch_claims_awaiting_outcome`,
@@ -241,8 +241,9 @@ impl Metrics {
     }
 }
 
-/// The series built from the counts projection and the review queue, appended to `out`.
-pub fn render_counts(out: &mut String, counts: &OpsCounts, review: &[ReviewItemView]) {
+/// The series built from the counts projection and the review queue, appended to `out`
+/// (`review` is `None` when the queue could not be read: its series are left out).
+pub fn render_counts(out: &mut String, counts: &OpsCounts, review: Option<&[ReviewItemView]>) {
     let _ = writeln!(
         out,
         "# HELP wagate_refusals_recorded Refusals recorded in the log by rule, over the last 24 h \
@@ -329,6 +330,9 @@ pub fn render_counts(out: &mut String, counts: &OpsCounts, review: &[ReviewItemV
             );
         }
     }
+    let Some(review) = review else {
+        return;
+    };
     let mut items: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for item in review {
         *items.entry((&item.reason, &item.state)).or_default() += 1;

@@ -49,6 +49,10 @@ const TAGS: &[(&str, &str)] = &[
     ),
     ("feed", "The log as NDJSON."),
     ("review", "The review queue: what needs a person."),
+    (
+        "webhook-endpoints",
+        "Outgoing event webhooks: signed deliveries of the log's events to registered endpoints (docs/webhooks.md).",
+    ),
     ("ops", "Health and metrics."),
 ];
 
@@ -239,6 +243,10 @@ fn parameter(
         .description(Some(description))
         .schema(Some(schema))
         .build()
+}
+
+fn consent_parameter(name: &str, description: &str) -> Parameter {
+    parameter(name, ParameterIn::Path, true, description, string())
 }
 
 fn contact() -> Parameter {
@@ -828,6 +836,134 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers("200", json("The resolved item.", schemas.json::<api::ReviewItemView>()))
         .fails([Invalid, NotFound, Conflict, TooLarge])
         .fails(HUB),
+        ("POST", "/v1/webhook-endpoints") => Spec::new(
+            "register_webhook_endpoint",
+            "webhook-endpoints",
+            "Register an endpoint for outgoing event webhooks; the answer holds its signing secret (shown once)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::RegisterEndpointRequest>(),
+        ))
+        .answers(
+            "201",
+            json(
+                "Registered (recorded with who): `id` and `secret`. Events after its registration are delivered.",
+                schemas.json::<api::EndpointView>(),
+            ),
+        )
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/webhook-endpoints") => Spec::new(
+            "webhook_endpoints",
+            "webhook-endpoints",
+            "The endpoints, deleted ones included (without secrets)",
+        )
+        .answers("200", json("OK", schemas.json::<api::EndpointList>()))
+        .fails(HUB),
+        ("DELETE", "/v1/webhook-endpoints/{id}") => Spec::new(
+            "delete_webhook_endpoint",
+            "webhook-endpoints",
+            "Delete an endpoint: nothing more is delivered to it",
+        )
+        .parameters([parameter(
+            "id",
+            ParameterIn::Path,
+            true,
+            "The endpoint's id.",
+            string().pattern(Some("^ep_[0-9a-f]{32}$")),
+        )])
+        .answers("200", json("The deleted endpoint.", schemas.json::<api::EndpointView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/consent/wordings") => Spec::new(
+            "publish_consent_wording",
+            "consent",
+            "Publish a consent wording (immutable; the same text again is the same version)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::PublishWordingRequest>(),
+        ))
+        .answers(
+            "201",
+            json("Published.", schemas.json::<api::ConsentWordingView>()),
+        )
+        .answers(
+            "200",
+            json(
+                "Already published: the same version, nothing appended.",
+                schemas.json::<api::ConsentWordingView>(),
+            ),
+        )
+        .fails([Invalid, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/consent/wordings/{version}") => Spec::new(
+            "consent_wording",
+            "consent",
+            "A published consent wording",
+        )
+        .parameters([consent_parameter("version", "The wording's version.")])
+        .answers("200", json("OK", schemas.json::<api::ConsentWordingView>()))
+        .fails([NotFound])
+        .fails(HUB),
+        ("POST", "/v1/consent/campaigns") => Spec::new(
+            "create_consent_campaign",
+            "consent",
+            "Create a consent campaign: hosted page, click-to-chat link, QR codes",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::CreateCampaignRequest>(),
+        ))
+        .answers(
+            "201",
+            json("Created.", schemas.json::<api::ConsentCampaignView>()),
+        )
+        .fails([Invalid, Conflict, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/consent/campaigns/{id}") => Spec::new(
+            "consent_campaign",
+            "consent",
+            "A consent campaign with its links",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers("200", json("OK", schemas.json::<api::ConsentCampaignView>()))
+        .fails([NotFound])
+        .fails(HUB),
+        ("GET", "/v1/consent/campaigns/{id}/qr.svg") => Spec::new(
+            "consent_campaign_qr_svg",
+            "consent",
+            "The campaign's click-to-chat link as a QR code (SVG)",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers("200", text("image/svg+xml", "The QR code."))
+        .fails([NotFound])
+        .fails(HUB),
+        ("GET", "/v1/consent/campaigns/{id}/qr.png") => Spec::new(
+            "consent_campaign_qr_png",
+            "consent",
+            "The campaign's click-to-chat link as a QR code (PNG)",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers("200", text("image/png", "The QR code."))
+        .fails([NotFound, Internal])
+        .fails(HUB),
+        ("GET", "/v1/contacts/{contact}/consent") => Spec::new(
+            "consent_receipts",
+            "contacts",
+            "Every consent receipt of a contact: what they agreed to, when, how, withdrawal",
+        )
+        .parameters([contact()])
+        .answers(
+            "200",
+            json("OK", schemas.json::<api::ConsentReceiptsResponse>()),
+        )
+        .fails([Invalid])
+        .fails(HUB),
         ("GET", "/v1/events") => {
             schemas.0.insert(
                 api::EXPORTED_EVENT.into(),
@@ -1026,6 +1162,7 @@ mod tests {
             let item = &document.paths.paths[*path];
             let operation = match *method {
                 Method::GET => item.get.as_ref(),
+                Method::DELETE => item.delete.as_ref(),
                 _ => item.post.as_ref(),
             }
             .unwrap_or_else(|| panic!("{method} {path} is not in the document"));

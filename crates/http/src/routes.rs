@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::request_id::{
@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, dispatch, feed, review, webhooks};
+use crate::{commands, consent, dispatch, endpoints, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,16 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/webhooks/retry-rejected", OPERATOR),
     (Method::GET, "/v1/review", REVIEWERS),
     (Method::POST, "/v1/review/{id}/resolve", OPERATOR),
+    (Method::POST, "/v1/consent/wordings", OPERATOR),
+    (Method::GET, "/v1/consent/wordings/{version}", OBSERVERS),
+    (Method::POST, "/v1/consent/campaigns", OPERATOR),
+    (Method::GET, "/v1/consent/campaigns/{id}", OBSERVERS),
+    (Method::GET, "/v1/consent/campaigns/{id}/qr.svg", OBSERVERS),
+    (Method::GET, "/v1/consent/campaigns/{id}/qr.png", OBSERVERS),
+    (Method::GET, "/v1/contacts/{contact}/consent", REVIEWERS),
+    (Method::POST, "/v1/webhook-endpoints", OPERATOR),
+    (Method::GET, "/v1/webhook-endpoints", OPERATOR),
+    (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -152,6 +162,16 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/webhooks/retry-rejected") => post(webhooks::retry_rejected),
         ("GET", "/v1/review") => get(review::list),
         ("POST", "/v1/review/{id}/resolve") => post(review::resolve),
+        ("POST", "/v1/consent/wordings") => post(consent::publish_wording),
+        ("GET", "/v1/consent/wordings/{version}") => get(consent::wording),
+        ("POST", "/v1/consent/campaigns") => post(consent::create_campaign),
+        ("GET", "/v1/consent/campaigns/{id}") => get(consent::campaign),
+        ("GET", "/v1/consent/campaigns/{id}/qr.svg") => get(consent::qr_svg),
+        ("GET", "/v1/consent/campaigns/{id}/qr.png") => get(consent::qr_png),
+        ("GET", "/v1/contacts/{contact}/consent") => get(consent::receipts),
+        ("POST", "/v1/webhook-endpoints") => post(endpoints::register),
+        ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
+        ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
         _ => return None,
     };
     Some(route)
@@ -195,7 +215,10 @@ fn build(state: AppState, request_timeout: Option<Duration>) -> Router {
         router = router.route(path, route);
     }
     // The ops page: HTML for people, signed in by cookie (see `ops`), outside the bearer API.
-    let mut router = router.merge(crate::ops::router()).fallback(not_found);
+    let mut router = router
+        .merge(crate::ops::router())
+        .merge(crate::consent_page::router())
+        .fallback(not_found);
     if let Some(timeout) = request_timeout {
         // Inside `observe`, so a timed-out request is counted, logged and given a JSON body.
         router = router.layer(TimeoutLayer::with_status_code(

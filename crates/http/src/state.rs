@@ -43,6 +43,7 @@ struct Inner {
     audit: WebhookAudit,
     metrics: Metrics,
     ops_sessions: Sessions,
+    consent_guard: crate::consent_page::guard::Guard,
     shutdown: watch::Receiver<bool>,
     mode: &'static str,
     /// When the most recent webhooks were rejected (at most a burst's threshold of them), for
@@ -93,6 +94,7 @@ impl AppState {
                 audit,
                 metrics: Metrics::default(),
                 ops_sessions: Sessions::default(),
+                consent_guard: Default::default(),
                 shutdown,
                 mode: if sandbox { "sandbox" } else { "providers" },
                 rejections: parking_lot::Mutex::default(),
@@ -140,6 +142,11 @@ impl AppState {
     /// The ops page's sign-in sessions (in memory).
     pub(crate) fn ops_sessions(&self) -> &Sessions {
         &self.inner.ops_sessions
+    }
+
+    /// The consent page's form tokens and rate limits (in memory).
+    pub(crate) fn consent_guard(&self) -> &crate::consent_page::guard::Guard {
+        &self.inner.consent_guard
     }
 
     pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {

@@ -268,7 +268,7 @@ async fn ready(app: &TestApp) {
         ),
         (
             "/v1/contacts/+41790000001/opt-in",
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent", "wording_version": "v1"}),
         ),
     ];
     for (path, body) in calls {
@@ -600,7 +600,7 @@ async fn bad_input_names_the_field_and_unknown_ids_are_404() {
         api(
             Method::POST,
             "/v1/contacts/+41790000002/opt-in",
-            Some(json!({"source": "rumour", "evidence": "x", "recorded_by": "y"})),
+            Some(json!({"source": "rumour", "evidence": "x", "recorded_by": "y", "wording_version": "v1"})),
         ),
     )
     .await;

@@ -58,7 +58,7 @@ pub(crate) fn transport_error(
 }
 
 /// The error and its causes, without the URL (the account SID is in Twilio's path).
-fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut text = error.to_string();
     let mut source = error.source();

@@ -18,6 +18,7 @@ pub mod details;
 mod error;
 pub mod event;
 mod http;
+pub mod hubspot;
 pub mod meta;
 pub mod sandbox;
 mod secret;

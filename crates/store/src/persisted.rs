@@ -20,12 +20,13 @@ use wagate_domain::template::{
     ButtonKind, HeaderFormat, TemplateButton, TemplateCard, TemplateContent, TemplateHeader,
 };
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, IdentitySource, MediaKind,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    ReplyButton, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply,
-    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia,
-    Timestamp, WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId,
+    EndpointEvent, EndpointId, Event, IdentitySource, MediaKind, MessageEvent, MessageId,
+    MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
+    PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
+    Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
+    SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -81,7 +82,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 33] = [
+pub const EVENT_TYPES: [&str; 38] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -115,6 +116,11 @@ pub const EVENT_TYPES: [&str; 33] = [
     "ReviewResolved",
     "SenderQualityReported",
     "TemplateCategoryReported",
+    "ConsentWordingPublished",
+    "ConsentCampaignCreated",
+    "OptInRequested",
+    "WebhookEndpointRegistered",
+    "WebhookEndpointDeleted",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -828,6 +834,51 @@ struct ReviewResolvedV1 {
     at_ns: i64,
 }
 
+#[derive(Serialize, Deserialize)]
+struct ConsentWordingPublishedV1 {
+    version: String,
+    business: String,
+    language: String,
+    text: String,
+    text_hash: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConsentCampaignCreatedV1 {
+    campaign: String,
+    sender: String,
+    wording_version: String,
+    workflows: Vec<String>,
+    medium: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OptInRequestedV1 {
+    contact: String,
+    campaign: String,
+    wording_version: String,
+    text_hash: String,
+    evidence: String,
+    at_ns: i64,
+}
+
+/// No secret: deliveries are signed with a secret derived from a key kept outside the log.
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointRegisteredV1 {
+    endpoint: String,
+    url: String,
+    events: Vec<String>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointDeletedV1 {
+    endpoint: String,
+    at_ns: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -1168,6 +1219,74 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 at_ns: ns(*at),
             }),
         },
+        Event::Consent(event) => encode_consent(event),
+        Event::Endpoint(event) => match event {
+            EndpointEvent::Registered {
+                endpoint,
+                url,
+                events,
+                at,
+            } => bytes(&WebhookEndpointRegisteredV1 {
+                endpoint: endpoint.to_string(),
+                url: url.clone(),
+                events: events.iter().map(|kind| kind.as_str().to_owned()).collect(),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Deleted { endpoint, at } => bytes(&WebhookEndpointDeletedV1 {
+                endpoint: endpoint.to_string(),
+                at_ns: ns(*at),
+            }),
+        },
+    }
+}
+
+fn encode_consent(event: &ConsentEvent) -> Vec<u8> {
+    match event {
+        ConsentEvent::WordingPublished {
+            version,
+            business,
+            language,
+            text,
+            text_hash,
+            at,
+        } => bytes(&ConsentWordingPublishedV1 {
+            version: version.clone(),
+            business: business.clone(),
+            language: language.clone(),
+            text: text.clone(),
+            text_hash: text_hash.clone(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::CampaignCreated {
+            campaign,
+            sender,
+            wording_version,
+            workflows,
+            medium,
+            at,
+        } => bytes(&ConsentCampaignCreatedV1 {
+            campaign: campaign.clone(),
+            sender: sender.to_string(),
+            wording_version: wording_version.clone(),
+            workflows: workflows.iter().map(ToString::to_string).collect(),
+            medium: medium.as_str().to_owned(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::OptInRequested {
+            contact,
+            campaign,
+            wording_version,
+            text_hash,
+            evidence,
+            at,
+        } => bytes(&OptInRequestedV1 {
+            contact: contact.to_string(),
+            campaign: campaign.clone(),
+            wording_version: wording_version.clone(),
+            text_hash: text_hash.clone(),
+            evidence: evidence.clone(),
+            at_ns: ns(*at),
+        }),
     }
 }
 
@@ -1409,6 +1528,10 @@ impl Reader<'_> {
 
     fn provider_ref(&self, text: &str) -> Result<ProviderMessageRef, DecodeError> {
         ProviderMessageRef::parse(text).map_err(|error| self.malformed(error.to_string()))
+    }
+
+    fn endpoint(&self, text: &str) -> Result<EndpointId, DecodeError> {
+        EndpointId::parse(text).map_err(|error| self.malformed(error.to_string()))
     }
 
     fn template(&self, text: &str) -> Result<TemplateId, DecodeError> {
@@ -1785,6 +1908,69 @@ impl Reader<'_> {
                     reason: self.known("review reason", &m.reason, ReviewReason::parse)?,
                     decision: self.known("review decision", &m.decision, ReviewDecision::parse)?,
                     note: m.note,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ConsentWordingPublished" => {
+                let m: ConsentWordingPublishedV1 = self.mirror()?;
+                ConsentEvent::WordingPublished {
+                    version: m.version,
+                    business: m.business,
+                    language: m.language,
+                    text: m.text,
+                    text_hash: m.text_hash,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ConsentCampaignCreated" => {
+                let m: ConsentCampaignCreatedV1 = self.mirror()?;
+                ConsentEvent::CampaignCreated {
+                    campaign: m.campaign,
+                    sender: self.address(&m.sender)?,
+                    wording_version: m.wording_version,
+                    workflows: m
+                        .workflows
+                        .iter()
+                        .map(|w| self.workflow(w))
+                        .collect::<Result<_, _>>()?,
+                    medium: self.known("campaign medium", &m.medium, CampaignMedium::parse)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "OptInRequested" => {
+                let m: OptInRequestedV1 = self.mirror()?;
+                ConsentEvent::OptInRequested {
+                    contact: self.contact(&m.contact)?,
+                    campaign: m.campaign,
+                    wording_version: m.wording_version,
+                    text_hash: m.text_hash,
+                    evidence: m.evidence,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointRegistered" => {
+                let m: WebhookEndpointRegisteredV1 = self.mirror()?;
+                let events = m
+                    .events
+                    .iter()
+                    .map(|kind| self.known("outgoing event kind", kind, OutgoingEventKind::parse))
+                    .collect::<Result<Vec<_>, _>>()?;
+                EndpointEvent::Registered {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    url: m.url,
+                    events,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointDeleted" => {
+                let m: WebhookEndpointDeletedV1 = self.mirror()?;
+                EndpointEvent::Deleted {
+                    endpoint: self.endpoint(&m.endpoint)?,
                     at: self.at(m.at_ns),
                 }
                 .into()

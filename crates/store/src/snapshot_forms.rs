@@ -8,8 +8,8 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use wagate_domain::contact::SenderWindow;
 use wagate_domain::{
-    Consent, ConsentReceipt, ContactId, ContactState, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioId, PortfolioState, Timestamp, WhatsAppAddress,
+    Consent, ConsentReceipt, ContactId, ContactState, MessageId, MessagingLimit, OptInSource,
+    OptOutSource, PortfolioId, PortfolioState, ReviewState, Timestamp, WhatsAppAddress,
 };
 
 /// The projection snapshot's current form.
@@ -18,6 +18,10 @@ pub const PROJECTION_FORM: u16 = 1;
 pub const PORTFOLIO_FORM: u16 = 1;
 /// The contact aggregate snapshot's current form.
 pub const CONTACT_FORM: u16 = 1;
+/// The ops counts snapshot's current form.
+pub const COUNTS_FORM: u16 = 1;
+/// The review queue's aggregate (`review:queue`) snapshot's current form.
+pub const REVIEW_FORM: u16 = 1;
 
 /// Why snapshot bytes were not used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,6 +40,35 @@ pub struct ProjectionV1 {
     pub templates: Vec<String>,
     /// Open messages (UUID bytes) with the log position of their intent event.
     pub open_messages: Vec<([u8; 16], u64)>,
+}
+
+/// The ops counts' state (the app's `counts` module): aggregated rows, and the funnel entries
+/// of the messages still open (bounded by open work). Rules and outcomes are held by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountsV1 {
+    /// Hour number (unix hours) → rule name → refusals.
+    pub refusals: Vec<(i64, Vec<(String, u64)>)>,
+    /// Workflow, template, messages per stage.
+    pub funnel: Vec<(String, String, [u64; 8])>,
+    /// Open messages' entries: UUID bytes, index of their row in `funnel`, the stages reached
+    /// (bits), their intent's time (unix seconds).
+    pub messages: Vec<([u8; 16], u32, u8, i64)>,
+    /// Outcome name → count.
+    pub dispatch: Vec<(String, u64)>,
+    /// Claimed messages without an outcome (UUID bytes).
+    pub awaiting_outcome: Vec<[u8; 16]>,
+    /// Each portfolio's state in its own form ([`encode_portfolio`]).
+    pub portfolios: Vec<Vec<u8>>,
+    /// The newest event time seen (unix seconds): what ages the funnel entries.
+    pub newest: Option<i64>,
+}
+
+pub fn encode_counts(form: &CountsV1) -> Vec<u8> {
+    encode_versioned(COUNTS_FORM, form)
+}
+
+pub fn decode_counts(bytes: &[u8]) -> Result<CountsV1, FormError> {
+    decode_versioned(COUNTS_FORM, bytes)
 }
 
 fn encode_versioned<T: Serialize>(version: u16, body: &T) -> Vec<u8> {
@@ -295,9 +328,70 @@ pub fn decode_contact(bytes: &[u8]) -> Result<ContactState, FormError> {
     })
 }
 
+/// The review stream's state: resolved item ids, messages raised as overdue (UUID bytes), and
+/// when the last rejection-burst and silence items were raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ReviewV1 {
+    resolved: Vec<u64>,
+    overdue_raised: Vec<[u8; 16]>,
+    rejections_raised_at: Option<TimeV1>,
+    silence_raised_at: Option<TimeV1>,
+}
+
+pub fn encode_review(state: &ReviewState) -> Vec<u8> {
+    let form = ReviewV1 {
+        resolved: state.resolved.iter().copied().collect(),
+        overdue_raised: state
+            .overdue_raised
+            .iter()
+            .map(|id| id.as_uuid().into_bytes())
+            .collect(),
+        rejections_raised_at: state.rejections_raised_at.as_ref().map(time_form),
+        silence_raised_at: state.silence_raised_at.as_ref().map(time_form),
+    };
+    encode_versioned(REVIEW_FORM, &form)
+}
+
+pub fn decode_review(bytes: &[u8]) -> Result<ReviewState, FormError> {
+    let form: ReviewV1 = decode_versioned(REVIEW_FORM, bytes)?;
+    Ok(ReviewState {
+        resolved: form.resolved.into_iter().collect(),
+        overdue_raised: form
+            .overdue_raised
+            .into_iter()
+            .map(|bytes| {
+                MessageId::from_uuid(uuid::Uuid::from_bytes(bytes))
+                    .map_err(|error| FormError::Malformed(error.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+        rejections_raised_at: optional_time(form.rejections_raised_at)?,
+        silence_raised_at: optional_time(form.silence_raised_at)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_state_round_trips() {
+        let at = DateTime::from_timestamp(1_764_000_000, 9).expect("time");
+        let state = ReviewState {
+            resolved: [3, 17, 4_000_000_000].into(),
+            overdue_raised: [MessageId::from_uuid(uuid::Uuid::now_v7()).expect("id")].into(),
+            rejections_raised_at: Some(at),
+            silence_raised_at: None,
+        };
+        let bytes = encode_review(&state);
+        assert_eq!(decode_review(&bytes), Ok(state));
+        assert!(decode_review(&bytes[..bytes.len() - 1]).is_err());
+        let mut other = bytes.clone();
+        other[..2].copy_from_slice(&2u16.to_be_bytes());
+        assert!(matches!(
+            decode_review(&other),
+            Err(FormError::Version { found: 2, .. })
+        ));
+    }
 
     #[test]
     fn a_portfolio_round_trips() {
@@ -360,6 +454,28 @@ mod tests {
         let bytes = encode_contact(&state);
         assert_eq!(decode_contact(&bytes), Ok(state));
         assert!(decode_contact(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn counts_round_trip_and_other_versions_are_refused() {
+        let form = CountsV1 {
+            refusals: vec![(490_000, vec![("opted_out".into(), 3)])],
+            funnel: vec![("wf".into(), "tpl".into(), [1, 1, 0, 1, 0, 0, 0, 0])],
+            messages: vec![([9; 16], 0, 0b1011, 1_764_000_000)],
+            dispatch: vec![("succeeded".into(), 4)],
+            awaiting_outcome: vec![[9; 16]],
+            portfolios: vec![encode_portfolio(&PortfolioState::default())],
+            newest: Some(1_764_000_000),
+        };
+        let bytes = encode_counts(&form);
+        assert_eq!(decode_counts(&bytes), Ok(form));
+        let mut older = bytes.clone();
+        older[..2].copy_from_slice(&0u16.to_be_bytes());
+        assert!(matches!(
+            decode_counts(&older),
+            Err(FormError::Version { found: 0, .. })
+        ));
+        assert!(decode_counts(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

@@ -13,12 +13,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wagate_domain::{
-    ApprovalStatus, ContactEvent, ContactFlag, ContactId, Event, EventType, IdentitySource,
-    MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource, OptOutSource,
-    PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef,
-    Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId, SenderEvent,
-    SenderRate, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    ApprovalStatus, CampaignMedium, ConsentEvent, ContactEvent, ContactFlag, ContactId, Event,
+    EventType, IdentitySource, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
+    OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
+    ProviderMessageRef, Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject,
+    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress,
+    Workflow,
 };
+use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
 use wagate_store::send_result::{self, RequestDigest, SendResult, StoredSend};
 use wagate_store::{AppendRequest, ExpectedVersion, Store, StreamId};
@@ -265,11 +267,48 @@ fn golden_samples() -> Vec<Event> {
             detail: "discord answered 404 three times".into(),
             at: t,
         }),
+        Event::Endpoint(EndpointEvent::Registered {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            url: "https://agent.example.com/wagate-events".into(),
+            events: vec![
+                OutgoingEventKind::InboundMessage,
+                OutgoingEventKind::OptedOut,
+            ],
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Deleted {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            at: t,
+        }),
         Event::Review(ReviewEvent::Resolved {
             item: 7,
             reason: ReviewReason::OptOutRequest,
             decision: ReviewDecision::ConfirmOptOut,
             note: "wrote \"bitte nicht mehr\"".into(),
+            at: t,
+        }),
+        Event::Consent(ConsentEvent::WordingPublished {
+            version: "w-0123456789abcdef".into(),
+            business: "Acme Homes".into(),
+            language: "de".into(),
+            text: "Ich möchte WhatsApp-Nachrichten von Acme Homes erhalten.".into(),
+            text_hash: "ab".repeat(32),
+            at: t,
+        }),
+        Event::Consent(ConsentEvent::CampaignCreated {
+            campaign: "WG-OPEN1".into(),
+            sender: sender(),
+            wording_version: "w-0123456789abcdef".into(),
+            workflows: vec![Workflow::parse("lead_qualification").expect("workflow")],
+            medium: CampaignMedium::QrCode,
+            at: t,
+        }),
+        Event::Consent(ConsentEvent::OptInRequested {
+            contact: contact(),
+            campaign: "WG-OPEN1".into(),
+            wording_version: "w-0123456789abcdef".into(),
+            text_hash: "ab".repeat(32),
+            evidence: "submitted 2026-01-01T00:00:00Z from 192.0.2.1 (Mozilla/5.0)".into(),
             at: t,
         }),
         Event::Template(TemplateEvent::Registered {

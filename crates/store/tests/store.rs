@@ -94,6 +94,22 @@ event_log_contract!(sled_store, |clock| {
     )
 });
 
+// The same contract on PostgreSQL: a private server for this test process, a fresh database per
+// test. If the server cannot start, the tests fail saying why.
+event_log_contract!(postgres, |clock| {
+    let url = wagate_store_postgres::test_server::shared().fresh_database();
+    Arc::new(
+        wagate_store_postgres::PgLog::open(
+            &url,
+            wagate_store_postgres::PgOptions {
+                clock,
+                ..Default::default()
+            },
+        )
+        .expect("open a PostgreSQL log"),
+    )
+});
+
 /// The sled store behind a wrapper that keeps the trait's default `replay` (chunked reads through
 /// `read_from`), so the default a future backend inherits is held to the contract too.
 #[derive(Debug)]

@@ -641,6 +641,8 @@ impl Auditor {
             // The review queue's bookkeeping: no compliance rule reads it (a confirmed opt-out is
             // its own `OptedOut`, checked above).
             "ReviewRaised" | "ReviewResolved" => {}
+            // Outgoing webhook endpoints: configuration no compliance rule reads.
+            "WebhookEndpointRegistered" | "WebhookEndpointDeleted" => {}
             other => {
                 *self
                     .summary

@@ -16,10 +16,16 @@ pub struct AlertSettings {
     /// `WAGATE_NO_TERMINAL_STATUS_MINUTES` (default 60): a message the provider accepted with
     /// no delivered/read/failed status after this long is raised as `no_terminal_status`.
     pub no_terminal_status_after: chrono::TimeDelta,
+    /// `WAGATE_WEBHOOK_SILENCE_MINUTES` (default 30): accepted messages waiting for their first
+    /// status callback with none arriving for this long are raised as `webhook_silence`.
+    pub webhook_silence_after: chrono::TimeDelta,
 }
 
 /// The default of `WAGATE_NO_TERMINAL_STATUS_MINUTES`.
 const NO_TERMINAL_STATUS_MINUTES: i64 = 60;
+/// The default of `WAGATE_WEBHOOK_SILENCE_MINUTES`: providers send the first callback (`sent`)
+/// within seconds, so half an hour without any while messages wait is not a slow network.
+const WEBHOOK_SILENCE_MINUTES: i64 = 30;
 
 /// A generic endpoint and the key its requests are signed with.
 #[derive(Debug, Clone)]
@@ -61,23 +67,41 @@ pub(super) fn alerts(sources: &Sources<'_>) -> Result<AlertSettings, ConfigError
             })
         }
     };
-    let minutes = match sources.env(env::NO_TERMINAL_STATUS_MINUTES) {
-        None => NO_TERMINAL_STATUS_MINUTES,
+    Ok(AlertSettings {
+        discord_url,
+        webhook,
+        no_terminal_status_after: minutes(
+            sources,
+            env::NO_TERMINAL_STATUS_MINUTES,
+            NO_TERMINAL_STATUS_MINUTES,
+        )?,
+        webhook_silence_after: minutes(
+            sources,
+            env::WEBHOOK_SILENCE_MINUTES,
+            WEBHOOK_SILENCE_MINUTES,
+        )?,
+    })
+}
+
+/// A watcher's delay: whole minutes, 1 to a week.
+fn minutes(
+    sources: &Sources<'_>,
+    setting: &str,
+    default: i64,
+) -> Result<chrono::TimeDelta, ConfigError> {
+    let minutes = match sources.env(setting) {
+        None => default,
         Some(raw) => match raw.trim().parse::<i64>() {
             Ok(minutes) if (1..=10_080).contains(&minutes) => minutes,
             _ => {
                 return Err(ConfigError::Invalid {
-                    setting: env::NO_TERMINAL_STATUS_MINUTES.into(),
+                    setting: setting.into(),
                     reason: format!("{raw:?} is not a whole number of minutes between 1 and 10080"),
                 })
             }
         },
     };
-    Ok(AlertSettings {
-        discord_url,
-        webhook,
-        no_terminal_status_after: chrono::TimeDelta::minutes(minutes),
-    })
+    Ok(chrono::TimeDelta::minutes(minutes))
 }
 
 fn check_url(setting: &str, url: &str, show: bool) -> Result<(), ConfigError> {
@@ -114,6 +138,17 @@ mod tests {
         assert!(none.discord_url.is_none() && none.webhook.is_none());
         assert_eq!(none.no_terminal_status_after, chrono::TimeDelta::hours(1));
         assert!(resolve(&[(env::NO_TERMINAL_STATUS_MINUTES, "0")]).is_err());
+        assert_eq!(none.webhook_silence_after, chrono::TimeDelta::minutes(30));
+        let silence = resolve(&[(env::WEBHOOK_SILENCE_MINUTES, "15")]).expect("15");
+        assert_eq!(
+            silence.webhook_silence_after,
+            chrono::TimeDelta::minutes(15)
+        );
+        let error = resolve(&[(env::WEBHOOK_SILENCE_MINUTES, "soon")]).expect_err("not minutes");
+        assert!(
+            error.to_string().contains("WAGATE_WEBHOOK_SILENCE_MINUTES"),
+            "{error}"
+        );
         let both = resolve(&[
             (
                 env::DISCORD_WEBHOOK_URL,

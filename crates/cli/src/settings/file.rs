@@ -13,6 +13,9 @@ use super::ConfigError;
 pub(super) struct FileConfig {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
+    /// `serve` only: the PostgreSQL log (see settings/store.rs).
+    pub store_url: Option<String>,
+    pub store_password: Option<String>,
     /// `dispatch` only: the hub's base URL.
     pub hub: Option<String>,
     pub public_url: Option<String>,
@@ -72,7 +75,12 @@ fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::FileInvalid {
+    parse(&text, path)
+}
+
+/// Parses the file's text; `path` only names the file in the error.
+pub(super) fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::FileInvalid {
         path: path.to_path_buf(),
         // toml's message names the key and the line; it quotes the offending line, which may
         // be a secret: keep only the first line of the message.

@@ -8,6 +8,7 @@
 //! [`HttpSettings`](wagate_http::HttpSettings), the dispatcher its providers and hub client.
 
 mod alerts;
+mod crm;
 mod dispatch;
 mod error;
 mod file;
@@ -17,17 +18,34 @@ mod policy;
 mod rejected;
 mod serve;
 mod sources;
+mod store;
 mod tokens;
 
 pub use alerts::AlertSettings;
+pub use crm::{CrmSettings, Mirrored};
 pub use dispatch::{DispatchConfig, DispatchFlags, DispatchProviders};
 pub use error::ConfigError;
 pub use op::OpCli;
 pub use serve::{Providers, ServeConfig, ServeFlags};
+pub use store::StoreSetting;
+
+/// The HubSpot mirror's settings for `wagate crm backfill`: the process environment and
+/// `config`, as `serve` reads them; `None` without a token.
+pub fn crm_settings(
+    config: Option<&std::path::Path>,
+    data: &std::path::Path,
+) -> Result<Option<CrmSettings>, ConfigError> {
+    let environment = |name: &str| std::env::var(name).ok();
+    let op = OpCli::default();
+    let sources = sources::Sources::load(config, &environment, &op)?;
+    crm::crm(&sources, data)
+}
 
 /// Environment variables the settings are read from.
 pub mod env {
     pub const PUBLIC_URL: &str = "WAGATE_PUBLIC_URL";
+    pub const STORE_URL: &str = "WAGATE_STORE_URL";
+    pub const STORE_PASSWORD: &str = "WAGATE_STORE_PASSWORD";
     /// An operator token (the single token of earlier versions).
     pub const API_TOKEN: &str = "WAGATE_API_TOKEN";
     pub const AGENT_TOKEN: &str = "WAGATE_AGENT_TOKEN";
@@ -62,6 +80,15 @@ pub mod env {
     pub const ALERT_WEBHOOK_URL: &str = "WAGATE_ALERT_WEBHOOK_URL";
     pub const ALERT_WEBHOOK_SECRET: &str = "WAGATE_ALERT_WEBHOOK_SECRET";
     pub const NO_TERMINAL_STATUS_MINUTES: &str = "WAGATE_NO_TERMINAL_STATUS_MINUTES";
+    pub const WEBHOOK_SILENCE_MINUTES: &str = "WAGATE_WEBHOOK_SILENCE_MINUTES";
+    // The HubSpot timeline (see settings/crm.rs).
+    pub const HUBSPOT_TOKEN: &str = "WAGATE_HUBSPOT_TOKEN";
+    pub const HUBSPOT_API_BASE: &str = "WAGATE_HUBSPOT_API_BASE";
+    pub const HUBSPOT_EVENTS: &str = "WAGATE_HUBSPOT_EVENTS";
+    pub const HUBSPOT_CREATE_CONTACTS: &str = "WAGATE_HUBSPOT_CREATE_CONTACTS";
+    pub const HUBSPOT_CONSENT_PROPERTY: &str = "WAGATE_HUBSPOT_CONSENT_PROPERTY";
+    pub const HUBSPOT_ID_PROPERTY: &str = "WAGATE_HUBSPOT_ID_PROPERTY";
+    pub const HUBSPOT_STATE_FILE: &str = "WAGATE_HUBSPOT_STATE_FILE";
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub const DEFAULT_DATA: &str = "./wagate-data";
 pub struct ServeFlags {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
+    /// `--store`: a PostgreSQL URL (`None`: the environment, the file, else sled in `data`).
+    pub store: Option<String>,
     pub config: Option<PathBuf>,
     /// Start even when a provider's webhooks cannot be verified (`--allow-unverifiable-webhooks`).
     pub allow_unverifiable_webhooks: bool,
@@ -99,6 +101,8 @@ pub struct GeneratedSecret {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the event log is (sled in `data_dir` unless a PostgreSQL URL is configured).
+    pub store: super::StoreSetting,
     /// The base URL providers call (signatures cover it); `None`: `http://<bound address>`.
     pub public_url: Option<String>,
     /// The command API's tokens, each with its name and role.
@@ -116,6 +120,8 @@ pub struct ServeConfig {
     pub rejected: RejectionLimits,
     /// Where alerts go (none: the review queue only).
     pub alerts: super::AlertSettings,
+    /// The HubSpot timeline (none: no mirror).
+    pub crm: Option<super::CrmSettings>,
 }
 
 impl ServeConfig {
@@ -148,6 +154,7 @@ impl ServeConfig {
             .or(file.data.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
         let public_url = sources.public_url(None)?;
+        let store = super::store::store(flags.store.clone(), &sources)?;
 
         let mut tokens = super::tokens::configured(&sources)?;
         let twilio_auth_token = sources.secret(env::TWILIO_AUTH_TOKEN, &file.twilio_auth_token)?;
@@ -186,6 +193,7 @@ impl ServeConfig {
         let limits = super::limits::limits(&sources)?;
         let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
         let alerts = super::alerts::alerts(&sources)?;
+        let crm = super::crm::crm(&sources, &data_dir)?;
 
         let mut generated = Vec::new();
         let live =
@@ -244,6 +252,7 @@ impl ServeConfig {
         Ok(Self {
             listen,
             data_dir,
+            store,
             public_url,
             tokens,
             providers,
@@ -254,6 +263,7 @@ impl ServeConfig {
             rejected_dir,
             rejected,
             alerts,
+            crm,
         })
     }
 

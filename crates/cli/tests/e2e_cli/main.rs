@@ -2,10 +2,13 @@
 //! needs a hub) and checks what a person would see.
 
 mod audit;
+mod consent;
 mod demo;
+mod endpoints;
 mod explain;
 mod export;
 mod golden_log;
 mod import;
 mod ops;
+mod postgres_import;
 mod support;

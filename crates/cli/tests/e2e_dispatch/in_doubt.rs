@@ -106,7 +106,7 @@ async fn serve_sends_once_on_an_unreadable_2xx_and_the_callback_settles_it() {
         ),
         (
             format!("/v1/contacts/{}/opt-in", support::CONTACT),
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
         ),
     ];
     for (path, body) in setup {

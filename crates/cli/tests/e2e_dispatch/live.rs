@@ -111,7 +111,7 @@ async fn serve_sends_through_twilio_and_matches_its_callbacks() {
     post_ok(
         &hub,
         &format!("/v1/contacts/{}/opt-in", support::CONTACT),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
     )
     .await;
     let response = hub
@@ -228,7 +228,7 @@ async fn serve_sends_through_the_cloud_api() {
     post_ok(
         &hub,
         &format!("/v1/contacts/{}/opt-in", support::CONTACT),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
     )
     .await;
     let send = json!({"to": support::CONTACT, "from": META_SENDER, "workflow": "status_update",

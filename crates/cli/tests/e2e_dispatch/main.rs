@@ -49,7 +49,7 @@ async fn sandbox_ready(hub: &Hub, contact: &str) {
         ),
         (
             format!("/v1/contacts/{contact}/opt-in"),
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
         ),
     ];
     for (path, body) in calls {

@@ -266,7 +266,7 @@ async fn cloud_api_template_with_header_media_matches_the_fixture() {
     post_ok(
         &hub,
         &format!("/v1/contacts/{}/opt-in", support::CONTACT),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
     )
     .await;
     // Plain http is refused before anything is recorded.

@@ -210,7 +210,7 @@ async fn sigterm_with_a_slow_client_open_exits_within_the_grace_and_keeps_what_w
         .post(
             &format!("/v1/contacts/{CONTACT}/opt-in"),
             json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                   "recorded_by": "e2e"}),
+                   "recorded_by": "e2e", "wording_version": "v1"}),
         )
         .await;
     assert!(

@@ -3,19 +3,27 @@
 //! fixtures in `fixtures/providers/` were made with, and drives it over HTTP. The child is
 //! killed when its guard drops, so a failing test never leaves a hub behind.
 
+mod browser;
 mod support;
 mod templates;
 
 mod commands;
+mod consent;
+mod consent_browser;
+mod crm_hubspot;
+mod event_webhooks;
 mod explain;
+mod full_disk;
 mod idempotency;
 mod identities;
 mod lifecycle;
 mod limits;
 mod ops_browser;
+mod postgres;
 mod provider_values;
 mod rejected;
 mod review_alerts;
+mod review_sources;
 mod roles;
 mod rules;
 mod snapshot;

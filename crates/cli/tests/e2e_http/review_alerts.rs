@@ -17,8 +17,9 @@ use crate::support::*;
 const ALERT_SECRET: &str = "e2e-alert-secret";
 const DISCORD_PATH: &str = "/api/webhooks/123/e2e-token";
 
-/// A signed Meta webhook: one text message from the contact.
-async fn meta_inbound(hub: &Hub, id: &str, text: &str) {
+/// A signed Meta webhook: one text message from the contact (the ops page's browser test uses
+/// it too).
+pub(crate) async fn meta_inbound(hub: &Hub, id: &str, text: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
@@ -91,6 +92,19 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The value of an unlabelled series on the hub's `/metrics`.
+async fn metric(hub: &Hub, name: &str) -> Option<String> {
+    let text = hub
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(str::to_owned)
 }
 
 async fn posts(server: &MockServer) -> Vec<Request> {
@@ -200,6 +214,15 @@ async fn needs_a_person_items_are_queued_alerted_once_and_resolved_by_an_operato
         posts(&discord).await.len() == 4 && posts(&generic).await.len() == 3
     })
     .await;
+    // Counted on /metrics through the facade: six taken, the 429 waited out (not a failure).
+    wait_for("six alerts counted as sent", async || {
+        metric(&hub, "wagate_alerts_sent_total").await.as_deref() == Some("6")
+    })
+    .await;
+    assert_eq!(
+        metric(&hub, "wagate_alerts_failed_total").await.as_deref(),
+        Some("0")
+    );
     let discord_posts = posts(&discord).await;
     assert_eq!(
         body(&discord_posts[0]),

@@ -20,7 +20,7 @@ async fn an_agent_is_refused_an_operator_action_with_403_and_nothing_appended() 
         .post_as(
             AGENT_TOKEN,
             "/v1/contacts/+41790000002/opt-in",
-            json!({"source": "web_form", "evidence": "trust me", "recorded_by": "agent"}),
+            json!({"source": "web_form", "evidence": "trust me", "recorded_by": "agent", "wording_version": "v1"}),
         )
         .await;
     assert_eq!(response.status(), 403);

@@ -221,7 +221,7 @@ async fn keyword_consent_comes_only_from_the_contact() {
     let opt_in = |body: Value| hub.post(&path, body);
     let before = hub.events().await.len();
     let keyword = opt_in(json!({"source": "keyword", "evidence": "START",
-                                "recorded_by": "agent"}))
+                                "recorded_by": "agent", "wording_version": "v1"}))
     .await;
     let error = error_of(keyword, 400).await;
     assert_eq!(error["field"], "source", "{error}");
@@ -233,25 +233,25 @@ async fn keyword_consent_comes_only_from_the_contact() {
     let before = hub.events().await.len();
     let undated = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                                "recorded_by": "ops"}),
+                                "recorded_by": "ops", "wording_version": "v1"}),
     )
     .await;
     assert_eq!(error_of(undated, 400).await["field"], "evidence_at");
     let stale = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                              "recorded_by": "ops", "evidence_at": "2026-01-01T00:00:00Z"}),
+                              "recorded_by": "ops", "wording_version": "v1", "evidence_at": "2026-01-01T00:00:00Z"}),
     )
     .await;
     assert_eq!(error_of(stale, 400).await["field"], "evidence_at");
     let future = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                               "recorded_by": "ops", "evidence_at": "2999-01-01T00:00:00Z"}),
+                               "recorded_by": "ops", "wording_version": "v1", "evidence_at": "2999-01-01T00:00:00Z"}),
     )
     .await;
     assert_eq!(error_of(future, 400).await["field"], "evidence_at");
     let garbled = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                                "recorded_by": "ops", "evidence_at": "yesterday"}),
+                                "recorded_by": "ops", "wording_version": "v1", "evidence_at": "yesterday"}),
     )
     .await;
     assert_eq!(error_of(garbled, 400).await["field"], "evidence_at");
@@ -262,7 +262,7 @@ async fn keyword_consent_comes_only_from_the_contact() {
         .to_rfc3339();
     let renewed = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/3",
-                                "recorded_by": "ops", "evidence_at": fresh}),
+                                "recorded_by": "ops", "wording_version": "v1", "evidence_at": fresh}),
     )
     .await;
     assert_eq!(renewed.status(), 200);

@@ -238,6 +238,22 @@ impl Hub {
             .collect()
     }
 
+    /// The hub's exit status once it exits by itself, or `None` if it is still running after
+    /// `within` (a guard against a hung suite, not a timing bound).
+    #[allow(dead_code)] // Used by some e2e targets only.
+    pub fn exited_within(&mut self, within: std::time::Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Stops the hub with SIGTERM and waits for it.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -272,7 +288,7 @@ impl Hub {
             (
                 "/v1/contacts/+41790000001/opt-in",
                 json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                       "recorded_by": "e2e"}),
+                       "recorded_by": "e2e", "wording_version": "v1"}),
             ),
         ];
         for (path, body) in calls {

@@ -29,7 +29,7 @@ async fn sendable_contact(hub: &Hub, sender: &str, provider: &str) {
         ),
         (
             format!("/v1/contacts/{CONTACT}/opt-in"),
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
         ),
     ];
     for (route, body) in calls {

@@ -228,7 +228,7 @@ async fn concurrent_webhooks_and_commands_each_land_exactly_once() {
                 let opt_in = hub
                     .post(
                         &format!("/v1/contacts/{contact}/opt-in"),
-                        serde_json::json!({"source": "api", "evidence": "e2e", "recorded_by": "e2e"}),
+                        serde_json::json!({"source": "api", "evidence": "e2e", "recorded_by": "e2e", "wording_version": "v1"}),
                     )
                     .await
                     .status();

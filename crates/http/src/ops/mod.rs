@@ -94,8 +94,16 @@ fn to_sign_in() -> Response {
     Redirect::to("/ops/sign-in").into_response()
 }
 
-fn dashboard_data(state: &AppState, notice: Option<String>) -> page::Dashboard {
+async fn dashboard_data(state: &AppState, mut notice: Option<String>) -> page::Dashboard {
     let hub = state.hub();
+    let (review, review_older_resolved) = match review::review_items(hub).await {
+        Ok(items) => review::for_page(items),
+        Err(error) => {
+            tracing::warn!(%error, "the ops page could not read the review queue");
+            notice.get_or_insert_with(|| format!("The review queue cannot be read now: {error}"));
+            (Vec::new(), 0)
+        }
+    };
     let templates = hub
         .templates()
         .iter()
@@ -116,7 +124,8 @@ fn dashboard_data(state: &AppState, notice: Option<String>) -> page::Dashboard {
         .collect();
     page::Dashboard {
         counts: hub.ops_counts(),
-        review: review::review_items(hub),
+        review,
+        review_older_resolved,
         templates,
         senders,
         store: hub.log_stats(),
@@ -129,7 +138,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
     match session_of(&state, &headers) {
         Some((_, session)) => html(
             StatusCode::OK,
-            page::dashboard(&dashboard_data(&state, None), &session),
+            page::dashboard(&dashboard_data(&state, None).await, &session),
         ),
         None => to_sign_in(),
     }
@@ -263,29 +272,35 @@ async fn resolve(
     let Some((_, session)) = session_of(&state, &headers) else {
         return to_sign_in();
     };
-    let refuse = |status: StatusCode, notice: String| {
+    let refuse = async |status: StatusCode, notice: String| {
         html(
             status,
-            page::dashboard(&dashboard_data(&state, Some(notice)), &session),
+            page::dashboard(&dashboard_data(&state, Some(notice)).await, &session),
         )
     };
     if !same_secret(&session.csrf, &form.csrf) {
         return refuse(
             StatusCode::FORBIDDEN,
             "That form expired or came from elsewhere: nothing was resolved.".into(),
-        );
+        )
+        .await;
     }
     if !session.is_operator() {
         return refuse(
             StatusCode::FORBIDDEN,
             "Only an operator may resolve review items.".into(),
-        );
+        )
+        .await;
     }
     let hub = state
         .hub()
         .acting(Actor::token(session.role, session.name.clone()));
     match review::resolve(&hub, &id, &form.decision, &form.note).await {
-        Ok(()) => Redirect::to("/ops").into_response(),
-        Err(error) => refuse(StatusCode::NOT_FOUND, error.to_string()),
+        Ok(item) => {
+            tracing::info!(item = item.id, token = %session.name, "review item resolved on the ops page");
+            // Back to the item, now shown resolved.
+            Redirect::to(&format!("/ops#review-{}", item.id)).into_response()
+        }
+        Err(error) => refuse(error.status(), error.to_string()).await,
     }
 }

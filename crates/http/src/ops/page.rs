@@ -23,7 +23,8 @@ form.inline{display:inline}button{font:inherit;padding:.2rem .6rem}
 input[type=text],input[type=password]{font:inherit;padding:.35rem;width:100%;max-width:22rem;box-sizing:border-box}
 .notice{background:#fff4d6;border:1px solid #e8cf7a;padding:.5rem;border-radius:4px}
 svg{max-width:100%;height:auto}
-#funnel{grid-column:1/-1}
+#funnel,#review{grid-column:1/-1}
+:target{outline:2px solid #2e86c1}
 ";
 
 fn layout(title: &str, body: Markup) -> Markup {
@@ -69,6 +70,8 @@ pub fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
 pub struct Dashboard {
     pub counts: OpsCounts,
     pub review: Vec<ReviewItemView>,
+    /// Resolved items older than those listed (the page keeps to the recent ones).
+    pub review_older_resolved: usize,
     pub templates: Vec<TemplateView>,
     pub senders: Vec<SenderView>,
     pub store: StoreStats,
@@ -96,7 +99,7 @@ pub fn dashboard(data: &Dashboard, session: &Session) -> Markup {
                 (refusals(&data.counts))
                 (funnel(&data.counts))
                 (portfolios(&data.counts))
-                (review(&data.review, session))
+                (review(&data.review, data.review_older_resolved, session))
                 (configuration(&data.templates, &data.senders))
                 (store(&data.store, &data.counts))
             }
@@ -242,23 +245,25 @@ fn portfolios(counts: &OpsCounts) -> Markup {
     }
 }
 
-fn review(items: &[ReviewItemView], session: &Session) -> Markup {
+fn review(items: &[ReviewItemView], older_resolved: usize, session: &Session) -> Markup {
     html! {
         section id="review" {
             h2 { "Review queue" }
             @if items.is_empty() {
-                p.muted { "no review items" }
+                p.muted { "Nothing needs a person: the review queue is empty." }
             } @else {
                 table {
                     thead { tr {
-                        th { "Reason" } th { "State" } th { "Contact" } th { "Message" } th { "Raised" }
+                        th { "Reason" } th { "What" } th { "State" } th { "Contact" } th { "Message" } th { "Raised" }
                         @if session.is_operator() { th { "Resolve" } }
                     } }
                     tbody {
                         @for item in items {
-                            tr data-review-id=(item.id) {
+                            // The anchor alerts link to (`/ops#review-{id}`).
+                            tr id={ "review-" (item.id) } data-review-id=(item.id) data-state=(item.state) {
                                 td { code { (item.reason) } }
-                                td { (item.state) }
+                                td { (item.title) @if !item.detail.is_empty() { br; small.muted { (item.detail) } } }
+                                td.state { (item.state) }
                                 td { (item.contact.as_deref().unwrap_or("—")) }
                                 td { (item.message_id.as_deref().unwrap_or("—")) }
                                 td { (item.raised_at) }
@@ -280,6 +285,9 @@ fn review(items: &[ReviewItemView], session: &Session) -> Markup {
                         }
                     }
                 }
+            }
+            @if older_resolved > 0 {
+                p.muted { (older_resolved) " older resolved items are not listed here: " code { "GET /v1/review?state=resolved" } " or " code { "wagate review" } " has them all." }
             }
         }
     }
@@ -372,10 +380,13 @@ mod tests {
                 id: "r1".into(),
                 reason: "opt_out_request".into(),
                 state: "open".into(),
+                title: "Possible opt-out in free text".into(),
+                detail: "<i>stop</i>".into(),
                 contact: Some("<b>+41790000001</b>".into()),
                 message_id: None,
                 raised_at: "2026-11-25T09:00:00Z".into(),
             }],
+            review_older_resolved: 3,
             templates: Vec::new(),
             senders: Vec::new(),
             store: StoreStats {
@@ -392,7 +403,9 @@ mod tests {
         };
         let page = dashboard(&data, &session).into_string();
         assert!(page.contains("&lt;b&gt;+41790000001&lt;/b&gt;"), "escaped");
-        assert!(!page.contains("<b>"));
+        assert!(!page.contains("<b>") && !page.contains("<i>"));
+        assert!(page.contains("id=\"review-r1\""), "the alerts' anchor");
+        assert!(page.contains("3 older resolved items"), "said, not listed");
         if role == Role::Operator {
             assert!(page.contains(&format!("value=\"{}\"", session.csrf)));
         }

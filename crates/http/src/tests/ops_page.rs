@@ -180,7 +180,7 @@ async fn the_page_counts_a_refusal_under_its_rule_like_metrics_and_escapes_names
     assert!(text.contains("<svg"), "the hourly chart");
     assert!(text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!text.contains("<script>"));
-    assert!(text.contains("no review items"));
+    assert!(text.contains("the review queue is empty"));
 
     let metrics = call(&app, page("/metrics", None)).await.text();
     for line in [
@@ -245,4 +245,105 @@ async fn resolving_needs_an_operator_session_and_its_csrf_token() {
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
     let after = call(&app, page("/ops", Some(&operator))).await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_operator_resolves_a_real_item_from_the_page_and_it_shows_resolved() {
+    let app = app();
+    ready(&app).await;
+    app.hub
+        .request_review(
+            wagate_domain::decide::RequestReview {
+                contact: wagate_domain::ContactId::parse("+41790000001").expect("contact"),
+                text: "please stop messaging me".into(),
+                reason: "free_text_opt_out".into(),
+            },
+            "ops-page-review",
+        )
+        .await
+        .expect("review requested");
+    let id = app
+        .hub
+        .review_items(wagate_app::ReviewFilter::default())
+        .await
+        .expect("items")[0]
+        .id;
+
+    let auditor = session(&app, AUDITOR_TOKEN).await;
+    let auditor_page = call(&app, page("/ops", Some(&auditor))).await.text();
+    assert!(
+        auditor_page.contains(&format!("id=\"review-{id}\"")),
+        "the item, at the anchor alerts link to"
+    );
+    assert!(auditor_page.contains("please stop messaging me"));
+    assert!(!auditor_page.contains("/resolve"), "auditors get no form");
+
+    let operator = session(&app, TOKEN).await;
+    let operator_page = call(&app, page("/ops", Some(&operator))).await.text();
+    let csrf = csrf_field(&operator_page);
+    assert!(operator_page.contains(&format!("action=\"/ops/review/{id}/resolve\"")));
+    for decision in ["confirm_opt_out", "dismiss"] {
+        assert!(operator_page.contains(&format!("name=\"decision\" value=\"{decision}\"")));
+    }
+    let path = format!("/ops/review/{id}/resolve");
+    let foreign = call(
+        &app,
+        form(
+            &path,
+            &operator,
+            &format!("csrf={csrf}&decision=handled&note=x"),
+        ),
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(foreign.text().contains("confirm_opt_out, dismiss"));
+
+    let resolved = call(
+        &app,
+        form(
+            &path,
+            &operator,
+            &format!("csrf={csrf}&decision=confirm_opt_out&note=called+back"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        resolved.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        resolved.text()
+    );
+    assert_eq!(
+        resolved.headers[header::LOCATION],
+        format!("/ops#review-{id}").as_str()
+    );
+    let item = app.hub.review_item(id).await.expect("item");
+    let resolution = item.resolution.expect("resolved");
+    assert_eq!(resolution.decision.as_str(), "confirm_opt_out");
+    assert_eq!(resolution.note, "called back");
+    assert_eq!(resolution.by.expect("actor").name(), "test-operator");
+    let after = call(&app, page("/ops", Some(&operator))).await.text();
+    let row = after
+        .split(&format!("id=\"review-{id}\""))
+        .nth(1)
+        .expect("the row");
+    assert!(row.contains("data-state=\"resolved\""), "{row}");
+
+    let again = call(
+        &app,
+        form(
+            &path,
+            &operator,
+            &format!("csrf={csrf}&decision=dismiss&note="),
+        ),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let metrics = call(&app, page("/metrics", None)).await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "wagate_review_items{reason=\"opt_out_request\",state=\"resolved\"} 1"),
+        "{metrics}"
+    );
 }

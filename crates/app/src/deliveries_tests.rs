@@ -1,0 +1,240 @@
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use wagate_domain::decide::{RecordOptIn, RecordOptOut};
+use wagate_domain::{Actor, ContactId, OptInSource, OptOutSource, Policy, Role};
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::review::ReviewFilter;
+
+/// Records (position, kind) of what it took; answers from a script first.
+#[derive(Default)]
+struct FakeTransport {
+    taken: Mutex<Vec<(u64, OutgoingEventKind)>>,
+    attempts: Mutex<u32>,
+    script: Mutex<VecDeque<SinkError>>,
+}
+
+impl EndpointTransport for FakeTransport {
+    async fn deliver(
+        &self,
+        _endpoint: &Endpoint,
+        secret: &str,
+        delivery: &Delivery<'_>,
+    ) -> Result<(), SinkError> {
+        assert!(secret.starts_with("whsec_"));
+        *self.attempts.lock() += 1;
+        if let Some(error) = self.script.lock().pop_front() {
+            return Err(error);
+        }
+        self.taken
+            .lock()
+            .push((delivery.event.position, delivery.kind));
+        Ok(())
+    }
+}
+
+fn settings() -> DeliverySettings {
+    DeliverySettings {
+        raise_after: 3,
+        watch_every: Duration::from_millis(5),
+        follower: FollowerSettings {
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            ..DeliverySettings::default().follower
+        },
+    }
+}
+
+fn hub() -> Hub {
+    let clock = Arc::new(FixedClock::new(
+        chrono::DateTime::from_timestamp(1_764_000_000, 0).expect("time"),
+    ));
+    Hub::open_temporary(clock, Policy::default())
+        .expect("hub")
+        .acting(Actor::token(Role::Operator, "ops"))
+}
+
+fn contact(n: u32) -> ContactId {
+    ContactId::parse(&format!("+4179{n:07}")).expect("contact")
+}
+
+async fn opt_in(hub: &Hub, n: u32) -> u64 {
+    hub.opt_in(RecordOptIn {
+        contact: contact(n),
+        source: OptInSource::WebForm,
+        evidence: "form".into(),
+        recorded_by: "test".into(),
+        wording_version: "v1".into(),
+        evidence_at: None,
+    })
+    .await
+    .expect("opt in")[0]
+}
+
+async fn opt_out(hub: &Hub, n: u32) -> u64 {
+    hub.opt_out(RecordOptOut {
+        contact: contact(n),
+        source: OptOutSource::Api,
+        detail: "stop".into(),
+    })
+    .await
+    .expect("opt out")[0]
+}
+
+/// Runs the deliveries until `done` holds, then stops them.
+async fn run_until(
+    hub: &Hub,
+    transport: &Arc<FakeTransport>,
+    done: impl Fn(&FakeTransport) -> bool,
+) {
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(run_deliveries(
+        hub.clone(),
+        Arc::clone(transport),
+        settings(),
+        shutdown,
+    ));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done(transport) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the deliveries got there");
+    stop.send(true).expect("stop");
+    task.await.expect("join");
+}
+
+#[tokio::test]
+async fn only_the_kinds_asked_for_after_the_registration_are_delivered_in_order() {
+    let hub = hub();
+    opt_out(&hub, 0).await; // before the registration: not delivered
+    let (endpoint, secret) = hub
+        .register_endpoint("http://127.0.0.1:9/hook", &["opted_out".into()])
+        .await
+        .expect("registered");
+    assert_eq!(endpoint.registered_by, hub.actor().cloned());
+    assert_eq!(
+        hub.endpoint_secret(&endpoint.id).await.expect("secret"),
+        secret
+    );
+    let first = opt_out(&hub, 1).await;
+    opt_in(&hub, 2).await; // not asked for
+    let second = opt_out(&hub, 3).await;
+    let transport = Arc::new(FakeTransport::default());
+    run_until(&hub, &transport, |t| t.taken.lock().len() >= 2).await;
+    assert_eq!(
+        *transport.taken.lock(),
+        vec![
+            (first, OutgoingEventKind::OptedOut),
+            (second, OutgoingEventKind::OptedOut)
+        ]
+    );
+    // A restart delivers nothing again.
+    let again = Arc::new(FakeTransport::default());
+    let name = checkpoint_name(&endpoint);
+    let head = hub.head_position();
+    run_until(&hub, &again, |_| {
+        hub.checkpoint(&name).expect("checkpoint") == Some(head)
+    })
+    .await;
+    assert!(again.taken.lock().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_receiver_raises_one_item_and_then_gets_everything_in_order() {
+    let hub = hub();
+    let (endpoint, _) = hub
+        .register_endpoint(
+            "https://agent.example.com/hook",
+            &["opted_in".into(), "opted_out".into()],
+        )
+        .await
+        .expect("registered");
+    let positions = vec![
+        opt_in(&hub, 1).await,
+        opt_out(&hub, 1).await,
+        opt_in(&hub, 2).await,
+    ];
+    let transport = Arc::new(FakeTransport::default());
+    transport.script.lock().extend([
+        SinkError::Transient("answered 503".into()),
+        SinkError::RetryAfter(Duration::from_millis(3)),
+        SinkError::Transient("answered 500".into()),
+        SinkError::Transient("connection refused".into()),
+    ]);
+    run_until(&hub, &transport, |t| t.taken.lock().len() >= 3).await;
+    let taken: Vec<u64> = transport.taken.lock().iter().map(|(p, _)| *p).collect();
+    assert_eq!(taken, positions);
+    assert_eq!(*transport.attempts.lock(), 4 + 3);
+    let items = hub
+        .review_items(ReviewFilter::default())
+        .await
+        .expect("items");
+    let failing: Vec<_> = items
+        .iter()
+        .filter(|item| item.detail.contains(endpoint.id.as_str()))
+        .collect();
+    assert_eq!(failing.len(), 1, "{items:?}");
+    assert_eq!(failing[0].reason, ReviewReason::AlertDeliveryFailed);
+}
+
+#[tokio::test]
+async fn a_deleted_endpoint_gets_nothing_more() {
+    let hub = hub();
+    let (endpoint, _) = hub
+        .register_endpoint("https://agent.example.com/hook", &["opted_out".into()])
+        .await
+        .expect("registered");
+    let deleted = hub.delete_endpoint(&endpoint.id).await.expect("deleted");
+    assert!(deleted.deleted_at.is_some());
+    opt_out(&hub, 1).await;
+    let transport = Arc::new(FakeTransport::default());
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(run_deliveries(
+        hub.clone(),
+        Arc::clone(&transport),
+        settings(),
+        shutdown,
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(true).expect("stop");
+    task.await.expect("join");
+    assert!(transport.taken.lock().is_empty());
+    assert!(matches!(
+        hub.delete_endpoint(&wagate_domain::EndpointId::from_bytes([9; 16]))
+            .await,
+        Err(AppError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn review_items_are_delivered_with_the_item_only_to_endpoints_that_asked() {
+    let hub = hub();
+    hub.register_endpoint("https://a.example.com/hook", &["review_item_raised".into()])
+        .await
+        .expect("registered");
+    let item = hub
+        .raise_review(
+            ReviewReason::WebhookSilence,
+            ReviewSubject::default(),
+            "quiet",
+        )
+        .await
+        .expect("raised");
+    let raised = hub.events_after(item - 1, 1).expect("read");
+    let kinds = kind_of(&hub, &raised[0], true).expect("kinds");
+    assert_eq!(kinds.len(), 1);
+    assert_eq!(kinds[0].0, OutgoingEventKind::ReviewItemRaised);
+    assert_eq!(kinds[0].1.as_ref().map(|item| item.id), Some(item));
+    assert!(kind_of(&hub, &raised[0], false).expect("kinds").is_empty());
+    opt_out(&hub, 1).await; // not asked for
+    let transport = Arc::new(FakeTransport::default());
+    run_until(&hub, &transport, |t| !t.taken.lock().is_empty()).await;
+    assert_eq!(
+        *transport.taken.lock(),
+        vec![(item, OutgoingEventKind::ReviewItemRaised)]
+    );
+}
