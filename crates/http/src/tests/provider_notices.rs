@@ -148,7 +148,8 @@ async fn a_quality_drop_pauses_marketing_and_meta_decides_the_category() {
         ),
         (
             "/v1/contacts/+41790000001/opt-in",
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent",
+                   "wording_version": "v1"}),
         ),
     ] {
         let answer = call(&app, api(Method::POST, path, Some(body))).await;
