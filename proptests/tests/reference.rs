@@ -72,6 +72,8 @@ struct RefSender {
     registration: Option<(ProviderKind, PortfolioId, Option<String>)>,
     authorized: bool,
     suspended: bool,
+    /// The provider's last quality report was a drop.
+    quality_dropped: bool,
 }
 
 impl RefSender {
@@ -291,6 +293,9 @@ impl Reference {
                         sender.suspended = false;
                     }
                     SenderEvent::Suspended { .. } => sender.suspended = true,
+                    SenderEvent::QualityReported { dropped, .. } => {
+                        sender.quality_dropped = *dropped;
+                    }
                 }
             }
             Event::Template(e) => match e {
@@ -312,6 +317,13 @@ impl Reference {
                             approval,
                         },
                     );
+                }
+                TemplateEvent::CategoryReported {
+                    template, category, ..
+                } => {
+                    if let Some(t) = self.templates.get_mut(template) {
+                        t.category = *category;
+                    }
                 }
                 TemplateEvent::ApprovalChanged {
                     template, status, ..
@@ -729,6 +741,13 @@ impl Reference {
             if marketing && marketing_paused {
                 broken.push(RuleId::MarketingPaused);
             }
+        }
+        // sender_quality_dropped
+        let marketing = template
+            .and_then(|(t, _)| t)
+            .is_some_and(|t| t.category == TemplateCategory::Marketing);
+        if policy.pause_marketing_on_quality_drop && marketing && s.quality_dropped {
+            broken.push(RuleId::SenderQualityDropped);
         }
         broken
     }

@@ -98,6 +98,10 @@ pub fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(template, status)| Step::TemplateApproval { template, status }),
         1 => (0_usize..2, prop::bool::weighted(0.7))
             .prop_map(|(sender, authorize)| Step::Sender { sender, authorize }),
+        1 => (0_usize..2, prop::bool::weighted(0.5))
+            .prop_map(|(sender, dropped)| Step::Quality { sender, dropped }),
+        1 => (0_usize..3, prop::bool::weighted(0.3))
+            .prop_map(|(template, marketing)| Step::Category { template, marketing }),
         1 => (0_usize..4).prop_map(|limit| Step::SetLimit { limit }),
         6 => (sender(), recipient(), prop_oneof![3 => 0_usize..2, 1 => Just(2_usize)],
               prop_oneof![4 => Just(None), 1 => (0_usize..5).prop_map(Some)], workflow())

@@ -308,6 +308,16 @@ pub enum Step {
         sender: usize,
         authorize: bool,
     },
+    /// Meta reports a number's quality (a drop, or a recovery).
+    Quality {
+        sender: usize,
+        dropped: bool,
+    },
+    /// Meta moves a template to another category.
+    Category {
+        template: usize,
+        marketing: bool,
+    },
     SetLimit {
         limit: usize,
     },
@@ -493,6 +503,7 @@ impl World {
                 sender: address.clone(),
                 provider: *provider,
                 portfolio: portfolio_id(),
+                rate: Default::default(),
                 meta_phone_number_id: (*provider == ProviderKind::Meta)
                     .then(|| "109876543210".to_owned()),
             };
@@ -820,6 +831,7 @@ impl World {
                     provider,
                     portfolio: PortfolioId::parse(PORTFOLIOS[*portfolio % PORTFOLIOS.len()])
                         .expect("valid portfolio"),
+                    rate: Default::default(),
                     meta_phone_number_id: (provider == ProviderKind::Meta)
                         .then(|| "109876543210".to_owned()),
                 };
@@ -864,6 +876,32 @@ impl World {
             }
             Step::Sender { sender, authorize } => {
                 self.set_sender(*sender % SENDERS.len(), *authorize)
+            }
+            Step::Quality { sender, dropped } => {
+                let address = sender_address(*sender % SENDERS.len());
+                let event = if *dropped { "FLAGGED" } else { "UNFLAGGED" };
+                let events = decide::report_sender_quality(
+                    &self.sender(&address),
+                    &address,
+                    event,
+                    *dropped,
+                    now,
+                );
+                self.append(&events);
+            }
+            Step::Category {
+                template,
+                marketing,
+            } => {
+                let id = template_id(*template % TEMPLATES.len());
+                let category = if *marketing {
+                    TemplateCategory::Marketing
+                } else {
+                    TemplateCategory::Utility
+                };
+                let events =
+                    decide::report_template_category(&self.template(&id), &id, category, "", now);
+                self.append(&events);
             }
             Step::SetLimit { limit } => {
                 let portfolio = portfolio_id();

@@ -603,6 +603,14 @@ pub struct RegisterSenderRequest {
     /// Cloud API senders are addressed by phone-number id.
     #[serde(default)]
     pub meta_phone_number_id: Option<String>,
+    /// Meta upgraded this Cloud API number to 1,000 msg/s (default false: 80 msg/s). Twilio
+    /// senders have one tier (80 msg/s).
+    #[serde(default)]
+    pub upgraded: Option<bool>,
+    /// Messages per second to hold this sender to, over its provider's and tier's default
+    /// (1 to 1,000).
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
 }
 
 /// `POST /v1/senders/{address}/authorize` (the body is optional).
@@ -628,6 +636,13 @@ pub struct SenderView {
     pub provider: Option<String>,
     pub portfolio: Option<String>,
     pub meta_phone_number_id: Option<String>,
+    /// Meta upgraded the Cloud API number (registered as such).
+    #[serde(default)]
+    pub upgraded: bool,
+    /// The rate the dispatcher holds it to, in messages per second (its provider's and tier's
+    /// default unless registered with its own); absent before registration.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
     pub authorized_by: Option<String>,
     pub suspended: Option<String>,
     /// Registered, authorized and not suspended.
@@ -659,6 +674,10 @@ pub struct PendingMessageView {
     pub phase: Phase,
     /// Log position of the message's intent event.
     pub position: u64,
+    /// The sender's rate in messages per second from its registration (provider, tier or an
+    /// operator's figure); absent from a hub that does not say (the dispatcher's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_rate_per_second: Option<u32>,
 }
 
 /// `GET /v1/dispatch/pending`
@@ -920,6 +939,7 @@ mod tests {
                 not_before: None,
             },
             position: 7,
+            sender_rate_per_second: None,
         };
         let wire = json!({
             "message_id": "01934b8e-0000-7000-8000-000000000000",

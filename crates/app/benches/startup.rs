@@ -79,6 +79,7 @@ async fn set_up(hub: &Hub) {
         sender: sender.clone(),
         provider: ProviderKind::Sandbox,
         portfolio: PortfolioId::parse("default").expect("portfolio"),
+        rate: Default::default(),
         meta_phone_number_id: None,
     })
     .await

@@ -16,7 +16,7 @@ use wagate_domain::decide::{
 use wagate_domain::{
     Actor, ApprovalStatus, ContactId, ContactState, Event, MessageId, MessageState, MessagingLimit,
     Policy, PortfolioId, PortfolioState, Recipient, SendContent, SenderState, StreamKey,
-    TemplateId, TemplateState, Timestamp, WhatsAppAddress,
+    TemplateCategory, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 use wagate_store::send_result::{self, RequestDigest, SendResult};
 use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, IdempotencyKey};
@@ -277,6 +277,13 @@ impl Hub {
             Some(_) => None,
             None => Some(dedup),
         })
+    }
+
+    /// True when a webhook with `dedup_key` was already recorded: a caller that acts on a
+    /// webhook through other commands (an account notice suspending senders) asks first, so a
+    /// redelivery is not acted on twice.
+    pub fn webhook_seen(&self, dedup_key: &str) -> Result<bool> {
+        Ok(self.unseen_webhook(dedup_key)?.is_none())
     }
 
     /// Appends a webhook's plan: what it appended, or `Duplicate` when its key was recorded
@@ -913,6 +920,40 @@ impl Hub {
             |state: &TemplateState, now| {
                 Ok(decide::report_template_status(
                     state, template, status, reason, now,
+                ))
+            },
+        )
+        .await
+    }
+
+    pub async fn report_template_category(
+        &self,
+        template: &TemplateId,
+        category: TemplateCategory,
+        previous: &str,
+    ) -> Result<Vec<u64>> {
+        self.decide_one(
+            StreamKey::Template(template.clone()),
+            |state: &TemplateState, now| {
+                Ok(decide::report_template_category(
+                    state, template, category, previous, now,
+                ))
+            },
+        )
+        .await
+    }
+
+    pub async fn report_sender_quality(
+        &self,
+        sender: &WhatsAppAddress,
+        event: &str,
+        dropped: bool,
+    ) -> Result<Vec<u64>> {
+        self.decide_one(
+            StreamKey::Sender(sender.clone()),
+            |state: &SenderState, now| {
+                Ok(decide::report_sender_quality(
+                    state, sender, event, dropped, now,
                 ))
             },
         )

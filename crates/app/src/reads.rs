@@ -2,9 +2,13 @@
 //! the dispatch routes, the in-process dispatcher) needs from the log, decoded. Nobody else holds
 //! the log: the hub is its only door.
 
+use std::collections::BTreeMap;
 use tokio::sync::watch;
 use wagate_domain::open_intent::{OpenIntent, INTENT_EVENT_TYPES};
-use wagate_domain::{Actor, DispatchPhase, Event, MessageId, MessageState, StreamKey};
+
+use wagate_domain::{
+    Actor, DispatchPhase, Event, MessageId, MessageState, StreamKey, WhatsAppAddress,
+};
 use wagate_store::RecordedEvent;
 
 use crate::codec;
@@ -90,7 +94,30 @@ impl Hub {
             // `None`: the message closed since the projection was read.
             intents.extend(OpenIntent::of(message_id, &state, position));
         }
+        self.fill_sender_rates(&mut intents)?;
         Ok(OpenIntents { head, intents })
+    }
+
+    /// Each intent's sender rate from the sender's registration (one load per sender): the
+    /// dispatcher holds every number to its own provider's and tier's rate.
+    fn fill_sender_rates(&self, intents: &mut [OpenIntent]) -> Result<()> {
+        let mut rates: BTreeMap<WhatsAppAddress, Option<u32>> = BTreeMap::new();
+        for intent in intents.iter_mut() {
+            let rate = match rates.get(&intent.sender) {
+                Some(rate) => *rate,
+                None => {
+                    let state = self.sender(&intent.sender)?.state;
+                    let rate = state
+                        .registration
+                        .as_ref()
+                        .map(|registration| registration.rate_per_second());
+                    rates.insert(intent.sender.clone(), rate);
+                    rate
+                }
+            };
+            intent.sender_rate_per_second = rate;
+        }
+        Ok(())
     }
 
     /// The intents among the events after position `after` (at most `limit` events read). Only
@@ -106,6 +133,7 @@ impl Hub {
                 intents.extend(OpenIntent::announced(&event, record.position));
             }
         }
+        self.fill_sender_rates(&mut intents)?;
         Ok(NewIntents {
             intents,
             last_position: records.last().map(|record| record.position),

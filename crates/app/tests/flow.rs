@@ -35,6 +35,8 @@ async fn template_send_claim_and_outcome() {
     assert_eq!(intent.message_id, accepted.message_id);
     assert_eq!(intent.recipient, contact());
     assert_eq!(intent.sender, sender());
+    // The sender's rate comes with it, from its registration (sandbox: Twilio's 80/s).
+    assert_eq!(intent.sender_rate_per_second, Some(80));
     let (intent_position, _) = log(&t.hub)
         .into_iter()
         .find(|(_, event)| matches!(event.type_name(), "TemplateSent"))
@@ -84,6 +86,36 @@ async fn template_send_claim_and_outcome() {
     assert!(t.hub.open_intents().expect("open").intents.is_empty());
     let contact_view = t.hub.contact(&contact()).expect("contact");
     assert_eq!(contact_view.recent_messages.len(), 1);
+}
+
+/// A re-registration with another rate reaches the dispatcher through the work list, from the
+/// full list and from the new-events reader alike.
+#[tokio::test]
+async fn the_work_list_carries_each_senders_registered_rate() {
+    let t = hub();
+    ready(&t.hub).await;
+    opt_in(&t.hub, &contact()).await;
+    t.hub
+        .register_sender(wagate_domain::decide::RegisterSender {
+            sender: sender(),
+            provider: wagate_domain::ProviderKind::Sandbox,
+            portfolio: wagate_domain::PortfolioId::parse("default").expect("portfolio"),
+            rate: wagate_domain::SenderRate {
+                upgraded: false,
+                per_second: Some(15),
+            },
+            meta_phone_number_id: None,
+        })
+        .await
+        .expect("re-register");
+    t.hub
+        .send(template_request(CONTACT), no_options())
+        .await
+        .expect("send");
+    let open = t.hub.open_intents().expect("open").intents;
+    assert_eq!(open[0].sender_rate_per_second, Some(15));
+    let new = t.hub.intents_after(0, 1000).expect("new").intents;
+    assert_eq!(new[0].sender_rate_per_second, Some(15));
 }
 
 #[tokio::test]

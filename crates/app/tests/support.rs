@@ -66,6 +66,7 @@ pub async fn ready(hub: &Hub) {
         sender: sender(),
         provider: ProviderKind::Sandbox,
         portfolio: PortfolioId::parse("default").expect("portfolio"),
+        rate: Default::default(),
         meta_phone_number_id: None,
     })
     .await

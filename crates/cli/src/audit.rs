@@ -89,6 +89,7 @@ pub fn hub_default_policy() -> AuditPolicy {
             .map(|workflow| workflow.as_str().to_owned())
             .collect(),
         default_limit: limit(policy.default_messaging_limit),
+        pause_marketing_on_quality_drop: policy.pause_marketing_on_quality_drop,
     }
 }
 

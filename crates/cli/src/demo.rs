@@ -526,6 +526,8 @@ impl Demo {
                 provider: "sandbox".into(),
                 portfolio: None,
                 meta_phone_number_id: None,
+                upgraded: None,
+                rate_per_second: None,
             },
             "POST /v1/senders",
         )

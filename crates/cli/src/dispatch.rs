@@ -52,7 +52,9 @@ pub struct DispatchArgs {
     #[arg(long)]
     sandbox: bool,
 
-    /// Messages per second per sender (Twilio's default is 80; Cloud API numbers allow more).
+    /// Messages per second for a sender the hub reports no rate for (a hub before per-sender
+    /// rates). Every registered sender is otherwise held to its own rate: its provider's and
+    /// tier's (Twilio 80, Cloud API 80, upgraded 1,000) or the figure it was registered with.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     sender_rate: Option<u32>,
 }

@@ -339,6 +339,12 @@ pub enum SendersCommand {
         /// The Cloud API phone-number id (required for --provider meta).
         #[arg(long, value_name = "ID")]
         meta_phone_number_id: Option<String>,
+        /// Meta upgraded this Cloud API number (1,000 msg/s instead of 80).
+        #[arg(long)]
+        upgraded: bool,
+        /// Hold it to this many messages per second instead of its provider's and tier's rate.
+        #[arg(long, value_name = "N")]
+        rate_per_second: Option<u32>,
         #[command(flatten)]
         common: Common,
     },
@@ -967,6 +973,8 @@ pub async fn senders(command: SendersCommand) -> anyhow::Result<ExitCode> {
             provider,
             portfolio,
             meta_phone_number_id,
+            upgraded,
+            rate_per_second,
             common,
         } => {
             let request = api::RegisterSenderRequest {
@@ -974,6 +982,8 @@ pub async fn senders(command: SendersCommand) -> anyhow::Result<ExitCode> {
                 provider,
                 portfolio,
                 meta_phone_number_id,
+                upgraded: upgraded.then_some(true),
+                rate_per_second,
             };
             post_and_show(
                 &common,
@@ -1039,7 +1049,7 @@ fn sender_line(view: &api::SenderView) -> String {
         "may not send".to_owned()
     };
     format!(
-        "{}  {}  provider={} portfolio={}{}",
+        "{}  {}  provider={} portfolio={}{}{}",
         view.address,
         state,
         or_none(view.provider.as_deref()),
@@ -1047,6 +1057,12 @@ fn sender_line(view: &api::SenderView) -> String {
         view.meta_phone_number_id
             .as_deref()
             .map(|id| format!(" meta_phone_number_id={id}"))
+            .unwrap_or_default(),
+        view.rate_per_second
+            .map(|rate| format!(
+                " rate={rate}/s{}",
+                if view.upgraded { " (upgraded)" } else { "" }
+            ))
             .unwrap_or_default()
     )
 }

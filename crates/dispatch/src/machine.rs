@@ -38,6 +38,9 @@ pub struct PendingIntent {
     /// The log position of the message's intent event (`TemplateSent`/`ReplySent`): the
     /// checkpoint never passes a message the machine still tracks.
     pub position: u64,
+    /// The sender's rate as the hub knows it from its registration (provider and tier, or an
+    /// operator's figure); `None` from a hub that does not say: `Config::sender_limit_default`.
+    pub sender_rate_per_second: Option<u32>,
 }
 
 /// The hub's work-list entry (`wagate_domain::OpenIntent`) is exactly what the machine tracks.
@@ -49,6 +52,7 @@ impl From<wagate_domain::OpenIntent> for PendingIntent {
             recipient: open.recipient,
             phase: open.phase,
             position: open.position,
+            sender_rate_per_second: open.sender_rate_per_second,
         }
     }
 }
@@ -140,9 +144,11 @@ pub enum Effect<R> {
 /// The machine's configuration. Everything has a default; nothing is read from anywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Per-sender limit for senders not listed in `sender_limits` (`None`: unthrottled).
+    /// Per-sender limit for senders neither listed in `sender_limits` nor given a rate by the
+    /// hub (`PendingIntent::sender_rate_per_second`) (`None`: unthrottled).
     pub sender_limit_default: Option<RateLimit>,
-    /// Per-sender overrides (`None`: unthrottled), e.g. `RateLimit::for_provider` of each.
+    /// Per-sender overrides over what the hub reports (`None`: unthrottled), e.g.
+    /// `RateLimit::for_provider` of each.
     pub sender_limits: BTreeMap<WhatsAppAddress, Option<RateLimit>>,
     /// Per (sender, recipient) limit (`None`: unthrottled).
     pub pair_limit: Option<RateLimit>,
@@ -181,10 +187,15 @@ impl Config {
         }
     }
 
-    fn sender_limit(&self, sender: &WhatsAppAddress) -> Option<RateLimit> {
-        match self.sender_limits.get(sender) {
-            Some(limit) => *limit,
-            None => self.sender_limit_default,
+    fn sender_limit(
+        &self,
+        sender: &WhatsAppAddress,
+        reported: Option<&RateLimit>,
+    ) -> Option<RateLimit> {
+        match (self.sender_limits.get(sender), reported) {
+            (Some(limit), _) => *limit,
+            (None, Some(reported)) => Some(*reported),
+            (None, None) => self.sender_limit_default,
         }
     }
 }
@@ -273,6 +284,8 @@ pub struct Dispatcher {
     rng: SplitMix64,
     messages: BTreeMap<MessageId, Tracked>,
     queues: BTreeMap<WhatsAppAddress, SenderQueue>,
+    /// Each sender's limit as the hub last reported it (from its registration).
+    reported_limits: BTreeMap<WhatsAppAddress, RateLimit>,
     pairs: BTreeMap<(WhatsAppAddress, ContactId), Bucket>,
     /// In-doubt expiries and record re-sends, by due time.
     timers: BTreeSet<(Timestamp, MessageId)>,
@@ -297,6 +310,7 @@ impl Dispatcher {
             config,
             messages: BTreeMap::new(),
             queues: BTreeMap::new(),
+            reported_limits: BTreeMap::new(),
             pairs: BTreeMap::new(),
             timers: BTreeSet::new(),
             positions: BTreeSet::new(),
@@ -379,6 +393,9 @@ impl Dispatcher {
     // Inputs
 
     fn learn(&mut self, intent: PendingIntent, now: Timestamp) {
+        if let Some(rate) = intent.sender_rate_per_second {
+            self.learn_rate(&intent.sender, RateLimit::per_second(rate));
+        }
         let id = intent.message_id;
         let Some(tracked) = self.messages.get(&id) else {
             if let Some(stage) = self.stage_for(intent.phase, now) {
@@ -856,9 +873,24 @@ impl Dispatcher {
         }
     }
 
+    /// A sender's rate as the hub reports it now: a re-registration (an upgraded tier, an
+    /// operator's figure) applies to its queue from here, keeping the bucket's state.
+    fn learn_rate(&mut self, sender: &WhatsAppAddress, limit: RateLimit) {
+        if self.reported_limits.get(sender) == Some(&limit) {
+            return;
+        }
+        self.reported_limits.insert(sender.clone(), limit);
+        let limit = self.config.sender_limit(sender, Some(&limit));
+        if let Some(queue) = self.queues.get_mut(sender) {
+            queue.limit = limit;
+        }
+    }
+
     fn index(&mut self, id: MessageId, sender: &WhatsAppAddress, stage: &Stage) {
         if let Stage::Waiting { ready_at, .. } = stage {
-            let limit = self.config.sender_limit(sender);
+            let limit = self
+                .config
+                .sender_limit(sender, self.reported_limits.get(sender));
             self.queues
                 .entry(sender.clone())
                 .or_insert_with(|| SenderQueue {

@@ -2,7 +2,7 @@
 //! token bucket) that never reads a clock, so a fake clock measures it exactly.
 
 use chrono::TimeDelta;
-use wagate_domain::{ProviderKind, Timestamp};
+use wagate_domain::{sender, ProviderKind, Timestamp};
 
 /// At most `messages` per `interval` on average, with up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +17,12 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// Twilio's default WhatsApp sender throughput.
-    pub const TWILIO_SENDER: Self = Self::per_second(80);
+    pub const TWILIO_SENDER: Self = Self::per_second(sender::TWILIO_SENDER_PER_SECOND);
     /// Cloud API business numbers: 80 msg/s per registered number by default (Meta's
     /// throughput page, docs/providers.md "The window, limits and throughput").
-    pub const CLOUD_API_SENDER: Self = Self::per_second(80);
+    pub const CLOUD_API_SENDER: Self = Self::per_second(sender::CLOUD_API_SENDER_PER_SECOND);
     /// A Cloud API number Meta upgraded (automatically, for eligible numbers): 1,000 msg/s.
-    pub const CLOUD_API_UPGRADED: Self = Self::per_second(1000);
+    pub const CLOUD_API_UPGRADED: Self = Self::per_second(sender::CLOUD_API_UPGRADED_PER_SECOND);
     /// Meta's pair rate limit: about one message per 6 s from one business number to one user.
     pub const PAIR: Self = Self {
         messages: 1,

@@ -82,6 +82,7 @@ fn pending_intent(view: &PendingMessageView) -> Result<PendingIntent, HubError> 
         recipient: ContactId::parse(&view.recipient).map_err(protocol)?,
         phase: phase_from_api(&view.phase)?,
         position: view.position,
+        sender_rate_per_second: view.sender_rate_per_second,
     })
 }
 

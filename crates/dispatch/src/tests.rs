@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta};
 use wagate_domain::decide::{self, DispatchOutcome};
 use wagate_domain::{
     ContactId, DispatchPhase, Event, MessageEvent, MessageId, MessageState, MessageStatus,
-    PhoneNumber, Policy, ProviderError, ProviderKind, ProviderMessageRef, RuleId, Timestamp,
-    TwilioSid, WhatsAppAddress, Workflow,
+    PhoneNumber, Policy, ProviderError, ProviderKind, ProviderMessageRef, RuleId, SenderRate,
+    Timestamp, TwilioSid, WhatsAppAddress, Workflow,
 };
 
 use crate::{ClaimAnswer, Config, Dispatcher, Effect, HubAnswer, Input, PendingIntent, RateLimit};
@@ -70,6 +70,8 @@ struct FakeHub {
     messages: BTreeMap<MessageId, (MessageState, WhatsAppAddress, ContactId, u64)>,
     opted_out: BTreeSet<ContactId>,
     available: bool,
+    /// Each sender's registered rate, as the hub's pending list reports it.
+    sender_rates: BTreeMap<WhatsAppAddress, u32>,
 }
 
 impl FakeHub {
@@ -121,6 +123,7 @@ impl FakeHub {
                 recipient: to.clone(),
                 phase: state.phase(),
                 position: *position,
+                sender_rate_per_second: self.sender_rates.get(from).copied(),
             })
             .collect();
         Input::IntentsAvailable {
@@ -509,6 +512,86 @@ fn senders_of_different_tiers_get_their_own_rates() {
     );
 }
 
+/// The rates come from the hub (each sender's registration: provider and tier), not from the
+/// dispatcher's configuration: a Twilio number, a Cloud API number and an upgraded one, each at
+/// its own rate on the fake clock, while the configured default (1/s) applies to none of them.
+#[test]
+fn each_sender_is_held_to_the_rate_its_registration_reports() {
+    let mut harness = Harness::new(Config {
+        sender_limit_default: Some(RateLimit::per_second(1)),
+        ..Config::default()
+    });
+    let registered = |provider, upgraded| {
+        let rate = SenderRate {
+            upgraded,
+            per_second: None,
+        };
+        rate.per_second_for(provider)
+    };
+    harness
+        .hub
+        .sender_rates
+        .insert(sender(1), registered(ProviderKind::Twilio, true));
+    harness
+        .hub
+        .sender_rates
+        .insert(sender(2), registered(ProviderKind::Meta, false));
+    harness
+        .hub
+        .sender_rates
+        .insert(sender(3), registered(ProviderKind::Meta, true));
+    let twilio: BTreeSet<MessageId> = harness.add(2_000, sender(1), false).into_iter().collect();
+    let cloud: BTreeSet<MessageId> = harness.add(2_000, sender(2), false).into_iter().collect();
+    let upgraded: BTreeSet<MessageId> = harness.add(20_000, sender(3), false).into_iter().collect();
+    harness.poll();
+    harness.run_until(t0() + TimeDelta::seconds(10));
+    let count = |ids: &BTreeSet<MessageId>| {
+        harness
+            .calls
+            .iter()
+            .filter(|(_, id, _)| ids.contains(id))
+            .count()
+    };
+    // 80/s + burst 4 and 1000/s + burst 50, minus the call that opens second 11.
+    assert_eq!(count(&twilio), 803);
+    assert_eq!(count(&cloud), 803);
+    assert_eq!(count(&upgraded), 10_049);
+}
+
+/// An operator's own figure at registration wins over the tier, and an explicit dispatcher
+/// override (`Config::sender_limits`) wins over both.
+#[test]
+fn a_registered_rate_applies_and_an_explicit_override_beats_it() {
+    let mut config = Config::default();
+    config
+        .sender_limits
+        .insert(sender(2), Some(RateLimit::per_second(40)));
+    let mut harness = Harness::new(config);
+    let own = SenderRate {
+        upgraded: true,
+        per_second: Some(200),
+    };
+    harness
+        .hub
+        .sender_rates
+        .insert(sender(1), own.per_second_for(ProviderKind::Meta));
+    harness.hub.sender_rates.insert(sender(2), 1000);
+    let first: BTreeSet<MessageId> = harness.add(5_000, sender(1), false).into_iter().collect();
+    let second: BTreeSet<MessageId> = harness.add(5_000, sender(2), false).into_iter().collect();
+    harness.poll();
+    harness.run_until(t0() + TimeDelta::seconds(10));
+    let count = |ids: &BTreeSet<MessageId>| {
+        harness
+            .calls
+            .iter()
+            .filter(|(_, id, _)| ids.contains(id))
+            .count()
+    };
+    // 200/s + burst 10 and 40/s + burst 2, minus the call that opens second 11.
+    assert_eq!(count(&first), 2_009);
+    assert_eq!(count(&second), 401);
+}
+
 #[test]
 fn each_sender_has_its_own_limit() {
     let mut config = Config::default();
@@ -733,6 +816,7 @@ fn never_two_calls_in_flight_for_one_message() {
                 not_before: None,
             },
             position: 0,
+            sender_rate_per_second: None,
         }],
         read_up_to: 1,
     };

@@ -140,6 +140,7 @@ async fn prepare(hub: &Hub) {
         sender: sender(),
         provider: ProviderKind::Sandbox,
         portfolio: PortfolioId::parse("default").expect("portfolio"),
+        rate: Default::default(),
         meta_phone_number_id: None,
     })
     .await

@@ -24,7 +24,7 @@ use crate::message::{DispatchPhase, MessageContent, MessageState};
 use crate::policy::{Policy, PROVIDER_CLOCK_SKEW, PROVIDER_RETRY_HORIZON};
 use crate::portfolio::PortfolioState;
 use crate::rules::Refusal;
-use crate::sender::SenderState;
+use crate::sender::{SenderRate, SenderState};
 use crate::template::{TemplateContent, TemplateState};
 use crate::Timestamp;
 
@@ -1160,7 +1160,13 @@ pub struct RegisterSender {
     pub provider: ProviderKind,
     pub portfolio: PortfolioId,
     pub meta_phone_number_id: Option<String>,
+    /// Tier and optional override of its throughput (`SenderRate::default()`: the provider's).
+    pub rate: SenderRate,
 }
+
+/// The highest per-sender rate a provider documents (Meta's upgraded tier): a larger figure is
+/// a typo, and the dispatcher would hold the number to a rate the provider refuses.
+pub const SENDER_RATE_MAX: u32 = crate::sender::CLOUD_API_UPGRADED_PER_SECOND;
 
 pub fn register_sender(
     state: &SenderState,
@@ -1173,10 +1179,19 @@ pub fn register_sender(
             reason: "a Cloud API sender needs its phone-number id".into(),
         });
     }
+    if let Some(rate) = command.rate.per_second {
+        if rate == 0 || rate > SENDER_RATE_MAX {
+            return Err(CommandError::InvalidField {
+                field: "rate_per_second",
+                reason: format!("must be 1 to {SENDER_RATE_MAX} messages per second, not {rate}"),
+            });
+        }
+    }
     if let Some(existing) = &state.registration {
         let same = existing.provider == command.provider
             && existing.portfolio == command.portfolio
-            && existing.meta_phone_number_id == command.meta_phone_number_id;
+            && existing.meta_phone_number_id == command.meta_phone_number_id
+            && existing.rate == command.rate;
         if same {
             return Ok(Vec::new());
         }
@@ -1186,6 +1201,7 @@ pub fn register_sender(
         provider: command.provider,
         portfolio: command.portfolio.clone(),
         meta_phone_number_id: command.meta_phone_number_id.clone(),
+        rate: command.rate,
         at: now,
     }
     .into()])
@@ -1391,6 +1407,54 @@ pub fn report_template_status(
         template: template.clone(),
         status,
         reason: reason.to_owned(),
+        at: now,
+    }
+    .into()]
+}
+
+/// The provider moved a known template to `category`; nothing when it already has it (a
+/// redelivered or repeated report). A template wagate does not know is not created by it.
+pub fn report_template_category(
+    state: &TemplateState,
+    template: &TemplateId,
+    category: TemplateCategory,
+    previous: &str,
+    now: Timestamp,
+) -> Vec<Event> {
+    match &state.definition {
+        Some(definition) if definition.category != category => {
+            vec![TemplateEvent::CategoryReported {
+                template: template.clone(),
+                category,
+                previous: previous.to_owned(),
+                at: now,
+            }
+            .into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The provider reported a registered sender's quality; nothing when it changes nothing (the
+/// same drop again, or a recovery while none was recorded).
+pub fn report_sender_quality(
+    state: &SenderState,
+    sender: &WhatsAppAddress,
+    event: &str,
+    dropped: bool,
+    now: Timestamp,
+) -> Vec<Event> {
+    let unchanged = match &state.quality_dropped {
+        Some(previous) => dropped && previous == event,
+        None => !dropped,
+    };
+    if state.registration.is_none() || unchanged {
+        return Vec::new();
+    }
+    vec![SenderEvent::QualityReported {
+        sender: sender.clone(),
+        event: event.to_owned(),
+        dropped,
         at: now,
     }
     .into()]

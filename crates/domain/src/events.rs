@@ -10,6 +10,7 @@ use crate::ids::{
 };
 use crate::review::{ReviewDecision, ReviewReason, ReviewSubject};
 use crate::rules::RuleId;
+use crate::sender::SenderRate;
 use crate::status::MessageStatus;
 use crate::template::TemplateContent;
 use crate::Timestamp;
@@ -471,11 +472,23 @@ pub enum SenderEvent {
         portfolio: PortfolioId,
         /// Meta Cloud API senders are addressed by phone-number id.
         meta_phone_number_id: Option<String>,
+        /// Its throughput: the provider's tier default unless set (docs/providers.md).
+        rate: SenderRate,
         at: Timestamp,
     },
     Authorized {
         sender: WhatsAppAddress,
         by: String,
+        at: Timestamp,
+    },
+    /// The provider reported the number's quality (Meta's `phone_number_quality_update`):
+    /// `event` as sent (`FLAGGED`, `DOWNGRADE`, `UNFLAGGED`, `UPGRADE`, …) and whether it is a
+    /// drop, which pauses its marketing templates while the policy says so
+    /// (`RuleId::SenderQualityDropped`) until a report that is not a drop.
+    QualityReported {
+        sender: WhatsAppAddress,
+        event: String,
+        dropped: bool,
         at: Timestamp,
     },
     Suspended {
@@ -512,6 +525,15 @@ pub enum TemplateEvent {
         language: String,
         category: TemplateCategory,
         content: TemplateContent,
+        at: Timestamp,
+    },
+    /// The provider moved the template to another category (Meta's `template_category_update`):
+    /// the send gates follow it (a template Meta made marketing is gated as marketing).
+    CategoryReported {
+        template: TemplateId,
+        category: TemplateCategory,
+        /// The category Meta said it had before, as sent.
+        previous: String,
         at: Timestamp,
     },
     /// The provider reported the template's status (its API answer, a poll or a webhook), with
@@ -753,12 +775,14 @@ impl Event {
                 SenderEvent::Registered { .. } => EventType::SenderRegistered,
                 SenderEvent::Authorized { .. } => EventType::SenderAuthorized,
                 SenderEvent::Suspended { .. } => EventType::SenderSuspended,
+                SenderEvent::QualityReported { .. } => EventType::SenderQualityReported,
             },
             Self::Template(event) => match event {
                 TemplateEvent::Registered { .. } => EventType::TemplateRegistered,
                 TemplateEvent::ApprovalChanged { .. } => EventType::TemplateApprovalChanged,
                 TemplateEvent::Created { .. } => EventType::TemplateCreated,
                 TemplateEvent::StatusReported { .. } => EventType::TemplateStatusReported,
+                TemplateEvent::CategoryReported { .. } => EventType::TemplateCategoryReported,
             },
             Self::Portfolio(event) => match event {
                 PortfolioEvent::MessagingLimitChanged { .. } => EventType::MessagingLimitChanged,
@@ -860,6 +884,7 @@ impl SenderEvent {
         match self {
             Self::Registered { sender, .. }
             | Self::Authorized { sender, .. }
+            | Self::QualityReported { sender, .. }
             | Self::Suspended { sender, .. } => sender,
         }
     }
@@ -868,6 +893,7 @@ impl SenderEvent {
         match self {
             Self::Registered { at, .. }
             | Self::Authorized { at, .. }
+            | Self::QualityReported { at, .. }
             | Self::Suspended { at, .. } => *at,
         }
     }
@@ -879,6 +905,7 @@ impl TemplateEvent {
             Self::Registered { template, .. }
             | Self::ApprovalChanged { template, .. }
             | Self::Created { template, .. }
+            | Self::CategoryReported { template, .. }
             | Self::StatusReported { template, .. } => template,
         }
     }
@@ -888,6 +915,7 @@ impl TemplateEvent {
             Self::Registered { at, .. }
             | Self::ApprovalChanged { at, .. }
             | Self::Created { at, .. }
+            | Self::CategoryReported { at, .. }
             | Self::StatusReported { at, .. } => *at,
         }
     }
@@ -993,6 +1021,8 @@ event_types! {
     ProviderNoticeReceived,
     ReviewRaised,
     ReviewResolved,
+    SenderQualityReported,
+    TemplateCategoryReported,
     ConsentWordingPublished,
     ConsentCampaignCreated,
     OptInRequested,

@@ -1021,7 +1021,44 @@ impl<'a> View<'a> {
                         ),
                     });
                 }
+                self.category_reported_fact(facts);
             }
+            RuleId::SenderQualityDropped => {
+                match self.sender_event(|e| matches!(e, SenderEvent::QualityReported { dropped: true, .. })) {
+                    Some((position, SenderEvent::QualityReported { event, at, .. })) => facts.push(Fact {
+                        position,
+                        text: format!(
+                            "Rule {rule}: {}: the provider reported sender {sender}'s quality dropped ({event}), and no recovery was reported since; the policy pauses its marketing templates.",
+                            stamp(*at)
+                        ),
+                    }),
+                    _ => facts.push(own(format!("Rule {rule}: {}", refused.message))),
+                }
+                self.category_reported_fact(facts);
+            }
+        }
+    }
+
+    /// The provider's last category change of the template, when it made the send marketing.
+    fn category_reported_fact(&self, facts: &mut Vec<Fact>) {
+        if let Some((
+            position,
+            TemplateEvent::CategoryReported {
+                category,
+                previous,
+                at,
+                ..
+            },
+        )) = self.template_event(|e| matches!(e, TemplateEvent::CategoryReported { .. }))
+        {
+            facts.push(Fact {
+                position,
+                text: format!(
+                    "{}: the provider moved the template from {previous} to {}.",
+                    stamp(*at),
+                    category.as_str()
+                ),
+            });
         }
     }
 
@@ -1371,6 +1408,7 @@ mod tests {
             sender: sender(),
             provider: ProviderKind::Sandbox,
             portfolio: portfolio(),
+            rate: Default::default(),
             meta_phone_number_id: None,
             at: t(0),
         });
@@ -1657,6 +1695,22 @@ mod tests {
                         contact: contact(CONTACT),
                         flag: ContactFlag::MarketingPaused,
                         reason: "131050".into(),
+                        at: t(5),
+                    });
+                    (CONTACT, "status_update", template_send(), Some(p))
+                }
+                RuleId::SenderQualityDropped => {
+                    // Registered as utility; Meta made it marketing, then flagged the number.
+                    log.push(TemplateEvent::CategoryReported {
+                        template: template(),
+                        category: TemplateCategory::Marketing,
+                        previous: "UTILITY".into(),
+                        at: t(4),
+                    });
+                    let p = log.push(SenderEvent::QualityReported {
+                        sender: sender(),
+                        event: "FLAGGED".into(),
+                        dropped: true,
                         at: t(5),
                     });
                     (CONTACT, "status_update", template_send(), Some(p))

@@ -353,6 +353,16 @@ pub fn broken_rules(
             format!("{to} stopped marketing messages from this business"),
         ));
     }
+    if policy.pause_marketing_on_quality_drop && category == Some(TemplateCategory::Marketing) {
+        if let Some(event) = &facts.sender.quality_dropped {
+            broken.push((
+                RuleId::SenderQualityDropped,
+                format!(
+                    "the provider reported sender {sender}'s quality dropped ({event}): marketing templates from it are paused until its quality recovers"
+                ),
+            ));
+        }
+    }
     broken
 }
 

@@ -57,7 +57,7 @@ pub use portfolio::PortfolioState;
 pub use review::{Raise, ReviewDecision, ReviewError, ReviewReason, ReviewState, ReviewSubject};
 pub use rich::{MediaKind, MediaMessage, MediaUrl, ReplyButton, RichReply, TemplateMedia};
 pub use rules::{Refusal, RuleId};
-pub use sender::SenderState;
+pub use sender::{SenderRate, SenderState};
 pub use status::MessageStatus;
 pub use template::TemplateState;
 

@@ -23,6 +23,10 @@ pub struct OpenIntent {
     /// The log position of the message's intent event: a dispatcher's checkpoint never passes a
     /// message it still tracks.
     pub position: u64,
+    /// The sender's registered rate in messages per second (`SenderRegistration::rate_per_second`),
+    /// filled in by the reader that knows the senders; `None`: unknown here, the dispatcher's
+    /// default applies.
+    pub sender_rate_per_second: Option<u32>,
 }
 
 /// True for the phases the dispatcher has work in.
@@ -46,6 +50,7 @@ impl OpenIntent {
             recipient: intent.contact.clone(),
             phase,
             position: intent_position,
+            sender_rate_per_second: None,
         })
     }
 
@@ -74,6 +79,7 @@ impl OpenIntent {
                     not_before: None,
                 },
                 position,
+                sender_rate_per_second: None,
             }),
             _ => None,
         }

@@ -45,6 +45,11 @@ pub struct Policy {
     /// How long inbound and status webhooks are de-duplicated by their provider key; never
     /// shorter than `PROVIDER_RETRY_HORIZON` (the settings refuse less).
     pub webhook_dedup: TimeDelta,
+    /// Refuse marketing templates from a number whose quality the provider reported dropped
+    /// (`RuleId::SenderQualityDropped`) until it recovers. On by default: Meta lowers a flagged
+    /// number's messaging limit if its quality stays low, and marketing is what users most often
+    /// block or report, so sending more of it deepens the drop that utility messages share.
+    pub pause_marketing_on_quality_drop: bool,
 }
 
 impl Default for Policy {
@@ -67,6 +72,7 @@ impl Default for Policy {
             in_doubt_timeout: TimeDelta::minutes(15),
             keyword_wording_version: "keyword-start".into(),
             webhook_dedup: WEBHOOK_DEDUP_DEFAULT,
+            pause_marketing_on_quality_drop: true,
         }
     }
 }

@@ -18,11 +18,12 @@ pub enum RuleId {
     TierLimit,
     NotOnWhatsapp,
     MarketingPaused,
+    SenderQualityDropped,
 }
 
 impl RuleId {
     /// Every rule, in check order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::ChannelNotAuthorized,
         Self::InvalidNumber,
         Self::OptedOut,
@@ -35,6 +36,7 @@ impl RuleId {
         Self::TierLimit,
         Self::NotOnWhatsapp,
         Self::MarketingPaused,
+        Self::SenderQualityDropped,
     ];
 
     /// The stable id used in the API, the log export and the docs.
@@ -52,6 +54,7 @@ impl RuleId {
             Self::TierLimit => "tier_limit",
             Self::NotOnWhatsapp => "not_on_whatsapp",
             Self::MarketingPaused => "marketing_paused",
+            Self::SenderQualityDropped => "sender_quality_dropped",
         }
     }
 

@@ -195,6 +195,11 @@ impl TemplateState {
                     self.source = Some(StatusSource::Provider);
                 }
             }
+            TemplateEvent::CategoryReported { category, .. } => {
+                if let Some(definition) = &mut self.definition {
+                    definition.category = *category;
+                }
+            }
             TemplateEvent::StatusReported { status, reason, .. } => {
                 self.approval = Some(*status);
                 self.provider_status = Some(*status);
@@ -499,3 +504,6 @@ fn check_cards(content: &TemplateContent) -> Result<(), CommandError> {
 
 #[cfg(test)]
 mod tests;
+
+mod send_media;
+pub use send_media::check_send_media;

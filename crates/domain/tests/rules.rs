@@ -242,6 +242,21 @@ fn send_cases() -> Vec<SendCase> {
         &[],
     ));
 
+    // sender_quality_dropped: marketing from a number the provider flagged.
+    let mut fx = Fx::ready();
+    fx.register_template(TemplateCategory::Marketing, &["1"], t0() - hours(2));
+    let sender = fx.sender_address.clone();
+    let drop = decide::report_sender_quality(&fx.sender, &sender, "FLAGGED", true, t0() - hours(1));
+    fx.apply(&drop);
+    let command = fx.default_template_send();
+    cases.push(case(
+        fx,
+        command,
+        RuleId::SenderQualityDropped,
+        "quality dropped (FLAGGED)",
+        &[],
+    ));
+
     cases
 }
 
@@ -620,6 +635,22 @@ fn every_rule_is_rechecked_at_claim() {
         later,
         RuleId::MarketingPaused,
         "stopped marketing",
+    );
+
+    let mut fx = Fx::ready();
+    fx.register_template(TemplateCategory::Marketing, &["1"], t0() - hours(1));
+    let command = fx.default_template_send();
+    let message = fx.allowed(&command, t0());
+    let sender = fx.sender_address.clone();
+    let drop =
+        decide::report_sender_quality(&fx.sender, &sender, "DOWNGRADE", true, t0() + mins(1));
+    fx.apply(&drop);
+    check(
+        &mut fx,
+        &message,
+        later,
+        RuleId::SenderQualityDropped,
+        "quality dropped (DOWNGRADE)",
     );
 
     assert_eq!(

@@ -138,6 +138,7 @@ impl Fx {
             sender: self.sender_address.clone(),
             provider: ProviderKind::Twilio,
             portfolio: PortfolioId::parse("acme").expect("valid"),
+            rate: Default::default(),
             meta_phone_number_id: None,
         };
         let events = decide::register_sender(&self.sender, &command, at).expect("registers");

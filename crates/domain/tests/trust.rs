@@ -9,7 +9,7 @@ use wagate_domain::decide::{
 };
 use wagate_domain::{
     Consent, ContactEvent, Event, OptInSource, OptOutSource, PortfolioId, ProviderKind, RuleId,
-    SenderState, Timestamp, WhatsAppAddress,
+    SenderRate, SenderState, TemplateCategory, Timestamp, WhatsAppAddress,
 };
 
 use crate::support::*;
@@ -157,12 +157,59 @@ fn sender_state(events: &[Event]) -> SenderState {
         })
 }
 
+/// A sender's rate (tier or an operator's figure) is part of its registration: a change is a
+/// new registration event that keeps the authorization (same channel, other throughput), and a
+/// figure no provider offers is refused naming the field.
+#[test]
+fn a_sender_rate_is_registered_validated_and_keeps_the_authorization() {
+    let register = |rate: SenderRate| RegisterSender {
+        sender: address(SENDER),
+        provider: ProviderKind::Twilio,
+        portfolio: PortfolioId::parse("acme").expect("valid"),
+        rate,
+        meta_phone_number_id: None,
+    };
+    let mut fx = Fx::ready();
+    let own = SenderRate {
+        upgraded: false,
+        per_second: Some(20),
+    };
+    let events = decide::register_sender(&fx.sender, &register(own), t0()).expect("valid");
+    assert_eq!(events.len(), 1, "a changed rate is recorded");
+    fx.apply(&events);
+    assert!(fx.sender.may_send(), "a rate change is not another channel");
+    let registration = fx.sender.registration.as_ref().expect("registered");
+    assert_eq!(registration.rate_per_second(), 20);
+    assert!(decide::register_sender(&fx.sender, &register(own), t0())
+        .expect("valid")
+        .is_empty());
+    for bad in [0, 1001] {
+        let rate = SenderRate {
+            upgraded: false,
+            per_second: Some(bad),
+        };
+        match decide::register_sender(&fx.sender, &register(rate), t0()) {
+            Err(CommandError::InvalidField { field, .. }) => assert_eq!(field, "rate_per_second"),
+            other => panic!("{bad}/s was not refused: {other:?}"),
+        }
+    }
+    // Tiers: Twilio has one; a Cloud API number is 80 until Meta upgrades it.
+    let upgraded = SenderRate {
+        upgraded: true,
+        per_second: None,
+    };
+    assert_eq!(upgraded.per_second_for(ProviderKind::Twilio), 80);
+    assert_eq!(upgraded.per_second_for(ProviderKind::Meta), 1000);
+    assert_eq!(SenderRate::default().per_second_for(ProviderKind::Meta), 80);
+}
+
 #[test]
 fn a_changed_registration_withdraws_the_authorization() {
     let register = |portfolio: &str, provider: ProviderKind, id: Option<&str>| RegisterSender {
         sender: address(SENDER),
         provider,
         portfolio: PortfolioId::parse(portfolio).expect("valid"),
+        rate: Default::default(),
         meta_phone_number_id: id.map(str::to_owned),
     };
     let changes = [
@@ -350,6 +397,7 @@ fn freeform_from(fx: &mut Fx, sender: &str, now: Timestamp) -> SendDecision {
             sender: address.clone(),
             provider: ProviderKind::Twilio,
             portfolio: PortfolioId::parse("acme").expect("valid"),
+            rate: Default::default(),
             meta_phone_number_id: None,
         },
         t0() - days(2),
@@ -477,4 +525,55 @@ fn a_providers_window_error_names_the_sender_that_sent() {
         event,
         Event::Contact(ContactEvent::WindowReportedClosed { sender: Some(s), .. }) if *s == fx.sender_address
     )));
+}
+
+/// Meta made a utility template marketing, then flagged the number: marketing from it is
+/// refused naming `sender_quality_dropped` while the policy says so, utility is not, and a
+/// recovery report lifts it. The same drop reported again changes nothing.
+#[test]
+fn a_quality_drop_pauses_marketing_until_it_recovers() {
+    let mut fx = Fx::ready();
+    let sender = fx.sender_address.clone();
+    let template = fx.template_id.clone();
+    let drop = decide::report_sender_quality(&fx.sender, &sender, "FLAGGED", true, t0());
+    assert_eq!(drop.len(), 1);
+    fx.apply(&drop);
+    assert!(
+        decide::report_sender_quality(&fx.sender, &sender, "FLAGGED", true, t0()).is_empty(),
+        "the same drop again is nothing new"
+    );
+    let command = fx.default_template_send();
+    assert!(
+        fx.send(&command, t0()).is_ok(),
+        "a utility template is not paused"
+    );
+
+    let moved = decide::report_template_category(
+        &fx.template,
+        &template,
+        TemplateCategory::Marketing,
+        "UTILITY",
+        t0(),
+    );
+    assert_eq!(moved.len(), 1);
+    fx.apply(&moved);
+    let command = fx.default_template_send();
+    check_refusal(
+        &fx.send(&command, t0() + mins(1)),
+        RuleId::SenderQualityDropped,
+        "quality dropped (FLAGGED)",
+        &[],
+    );
+    fx.policy.pause_marketing_on_quality_drop = false;
+    let command = fx.default_template_send();
+    assert!(
+        fx.send(&command, t0() + mins(2)).is_ok(),
+        "the policy is off"
+    );
+    fx.policy.pause_marketing_on_quality_drop = true;
+
+    let recovered = decide::report_sender_quality(&fx.sender, &sender, "UNFLAGGED", false, t0());
+    fx.apply(&recovered);
+    let command = fx.default_template_send();
+    assert!(fx.send(&command, t0() + mins(3)).is_ok(), "recovered");
 }

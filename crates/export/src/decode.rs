@@ -10,7 +10,7 @@ use wagate_domain::{
     MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
     PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
     Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
     WhatsAppAddress, Workflow,
 };
 
@@ -104,6 +104,14 @@ impl Payload<'_> {
                         format!("expected an unsigned integer, found {value}"),
                     )
                 }),
+        }
+    }
+
+    fn optional_bool(&self, field: &str) -> Result<Option<bool>, DecodeError> {
+        match self.value(field) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(other) => Err(bad(field, format!("expected true or false, found {other}"))),
         }
     }
 
@@ -437,6 +445,10 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             provider: p.id("provider", ProviderKind::parse)?,
             portfolio: p.parsed("portfolio", PortfolioId::parse)?,
             meta_phone_number_id: p.optional_text("meta_phone_number_id")?,
+            rate: SenderRate {
+                upgraded: p.optional_bool("upgraded")?.unwrap_or(false),
+                per_second: p.optional_number("rate_per_second")?,
+            },
             at: at()?,
         }
         .into(),
@@ -449,6 +461,22 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
         "SenderSuspended" => SenderEvent::Suspended {
             sender: p.address("sender")?,
             reason: p.text("reason")?,
+            at: at()?,
+        }
+        .into(),
+        "SenderQualityReported" => SenderEvent::QualityReported {
+            sender: p.address("sender")?,
+            event: p.text("event")?,
+            dropped: p
+                .optional_bool("dropped")?
+                .ok_or_else(|| bad("dropped", "missing"))?,
+            at: at()?,
+        }
+        .into(),
+        "TemplateCategoryReported" => TemplateEvent::CategoryReported {
+            template: p.parsed("template", TemplateId::parse)?,
+            category: p.id("category", TemplateCategory::parse)?,
+            previous: p.text("previous")?,
             at: at()?,
         }
         .into(),

@@ -296,16 +296,36 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 provider,
                 portfolio,
                 meta_phone_number_id,
+                rate,
                 at,
-            } => json!({
-                "sender": sender.to_string(), "provider": provider.as_str(), "portfolio": portfolio.as_str(),
-                "meta_phone_number_id": meta_phone_number_id, "at": time(*at),
-            }),
+            } => {
+                let mut payload = json!({
+                    "sender": sender.to_string(), "provider": provider.as_str(), "portfolio": portfolio.as_str(),
+                    "meta_phone_number_id": meta_phone_number_id, "at": time(*at),
+                });
+                // Only when set, so a default-tier registration exports as it did before v2.
+                if rate.upgraded {
+                    payload["upgraded"] = json!(true);
+                }
+                if let Some(per_second) = rate.per_second {
+                    payload["rate_per_second"] = json!(per_second);
+                }
+                payload
+            }
             SenderEvent::Authorized { sender, by, at } => json!({
                 "sender": sender.to_string(), "by": by, "at": time(*at),
             }),
             SenderEvent::Suspended { sender, reason, at } => json!({
                 "sender": sender.to_string(), "reason": reason, "at": time(*at),
+            }),
+            SenderEvent::QualityReported {
+                sender,
+                event,
+                dropped,
+                at,
+            } => json!({
+                "sender": sender.to_string(), "event": event, "dropped": dropped,
+                "source": "provider", "at": time(*at),
             }),
         },
         Event::Template(event) => match event {
@@ -357,6 +377,15 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             } => json!({
                 "template": template.as_str(), "status": status.as_str(), "source": "provider",
                 "reason": reason, "at": time(*at),
+            }),
+            TemplateEvent::CategoryReported {
+                template,
+                category,
+                previous,
+                at,
+            } => json!({
+                "template": template.as_str(), "category": category.as_str(), "source": "provider",
+                "previous": previous, "at": time(*at),
             }),
         },
         Event::Portfolio(event) => match event {

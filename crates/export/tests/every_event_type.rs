@@ -215,6 +215,7 @@ fn sample(event_type: EventType) -> Event {
             sender,
             provider: ProviderKind::Twilio,
             portfolio,
+            rate: Default::default(),
             meta_phone_number_id: None,
             at,
         }
@@ -324,6 +325,20 @@ fn sample(event_type: EventType) -> Event {
                 }],
                 cards: Vec::new(),
             },
+            at,
+        }
+        .into(),
+        EventType::SenderQualityReported => SenderEvent::QualityReported {
+            sender,
+            event: "FLAGGED".into(),
+            dropped: true,
+            at,
+        }
+        .into(),
+        EventType::TemplateCategoryReported => TemplateEvent::CategoryReported {
+            template,
+            category: TemplateCategory::Marketing,
+            previous: "UTILITY".into(),
             at,
         }
         .into(),
@@ -509,6 +524,10 @@ fn the_export_decoder_inverts_the_other_side_of_every_optional_field() {
             sender: WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender"),
             provider: ProviderKind::Meta,
             portfolio: PortfolioId::parse("default").expect("portfolio"),
+            rate: wagate_domain::SenderRate {
+                upgraded: true,
+                per_second: Some(600),
+            },
             meta_phone_number_id: Some("1234567890".into()),
             at,
         }

@@ -74,9 +74,23 @@ pub(crate) async fn act(
                 }
             }
             meta::AccountSignal::QualityDrop { event, .. } => {
-                // The recorded notice raises a `quality_drop` review item
-                // (`wagate_domain::review::raised_by`): a person decides what to slow or pause.
+                // The recorded notice also raises a `quality_drop` review item
+                // (`wagate_domain::review::raised_by`).
                 tracing::warn!(%event, "Meta reported a phone number quality drop");
+                for sender in &senders {
+                    let positions = hub
+                        .report_sender_quality(&sender.address, &event, true)
+                        .await?;
+                    state.metrics().appended(Source::Webhook, positions.len());
+                }
+            }
+            meta::AccountSignal::QualityRecovered { event, .. } => {
+                for sender in &senders {
+                    let positions = hub
+                        .report_sender_quality(&sender.address, &event, false)
+                        .await?;
+                    state.metrics().appended(Source::Webhook, positions.len());
+                }
             }
             meta::AccountSignal::Restricted { reason } => {
                 for sender in &senders {

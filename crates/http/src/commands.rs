@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use wagate_app::{SendOptions, SendRequest};
+use wagate_app::{Hub, SendOptions, SendRequest};
 use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
 use wagate_domain::{
     ApprovalStatus, ContactId, MediaKind, MessageId, OptInSource, OptOutSource, PortfolioId,
-    ProviderKind, ReplyButton, RichReply, SendContent, TemplateCategory, TemplateId, TemplateMedia,
-    WhatsAppAddress,
+    ProviderKind, ReplyButton, RichReply, SendContent, SenderRate, TemplateCategory, TemplateId,
+    TemplateMedia, WhatsAppAddress,
 };
 
 use crate::api::{self, Recorded};
@@ -194,6 +194,7 @@ pub async fn send(
         request.media,
         request.interactive,
     )?;
+    created_template_media(&hub, &content)?;
     let sender = request
         .from
         .as_deref()
@@ -400,6 +401,10 @@ pub async fn register_sender(
             sender: address.clone(),
             provider,
             portfolio,
+            rate: SenderRate {
+                upgraded: request.upgraded.unwrap_or(false),
+                per_second: request.rate_per_second,
+            },
             meta_phone_number_id: request.meta_phone_number_id,
         })
         .await?;
@@ -456,6 +461,44 @@ pub async fn messaging_limit(
         .ok_or_else(|| ApiError::invalid("limit", "a number of recipients, or \"unlimited\""))?;
     let positions = hub.set_messaging_limit(&portfolio, limit).await?;
     Ok(recorded(&state, positions))
+}
+
+/// A send of a template created in wagate carries exactly the media its definition takes, or it
+/// is a 400 naming the field, before anything is recorded: the provider would refuse it after
+/// the send was allowed. A Cloud API template takes its media header and one header per
+/// carousel card as parameters; a Twilio Content template takes none (its definition names
+/// them). Templates only registered by `content_sid` have no definition here; the provider
+/// checks those.
+fn created_template_media(hub: &Hub, content: &SendContent) -> Result<(), ApiError> {
+    let SendContent::Template {
+        template, media, ..
+    } = content
+    else {
+        return Ok(());
+    };
+    let loaded = hub.template(template)?;
+    let Some(created) = &loaded.state.created else {
+        return Ok(());
+    };
+    if created.provider != wagate_domain::ProviderKind::Meta {
+        // A Twilio Content template names its media in its definition; media beside it make
+        // its dispatch fail unsent.
+        return match media.first() {
+            None => Ok(()),
+            Some(_) => Err(ApiError::invalid(
+                "template.media",
+                "a Twilio Content template names its media in its definition: give the URL as the variable it defines there, not as template.media",
+            )),
+        };
+    }
+    wagate_domain::template::check_send_media(&created.content, media).map_err(
+        |error| match error {
+            wagate_domain::CommandError::InvalidField { field, reason } => {
+                ApiError::invalid(field, reason)
+            }
+            other => ApiError::invalid("template.media", other.to_string()),
+        },
+    )
 }
 
 /// Exactly one kind of content: a template, or (inside the window) text, media or buttons.

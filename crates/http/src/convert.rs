@@ -236,6 +236,8 @@ pub fn sender_view(address: &WhatsAppAddress, state: &SenderState) -> SenderView
         provider: registration.map(|r| r.provider.as_str().to_owned()),
         portfolio: registration.map(|r| r.portfolio.to_string()),
         meta_phone_number_id: registration.and_then(|r| r.meta_phone_number_id.clone()),
+        upgraded: registration.is_some_and(|r| r.rate.upgraded),
+        rate_per_second: registration.map(|r| r.rate_per_second()),
         authorized_by: state.authorized_by.clone(),
         suspended: state.suspended.clone(),
         may_send: state.may_send(),
@@ -291,6 +293,7 @@ pub fn pending(open: &OpenIntent) -> wagate_api::PendingMessageView {
         recipient: open.recipient.to_string(),
         phase: phase(&open.phase),
         position: open.position,
+        sender_rate_per_second: open.sender_rate_per_second,
     }
 }
 

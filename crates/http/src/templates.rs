@@ -285,14 +285,18 @@ impl From<wagate_app::AppError> for SyncError {
     }
 }
 
-/// Records one of Meta's template webhooks. `Ok(None)`: nothing to act on (a quality score, a
-/// status word that does not change whether it may be sent), described for the rejection log's
-/// notes; `Ok(Some(n))`: `n` events appended.
+/// Acts on one of Meta's template webhooks. `Ok(None)`: nothing beyond the provider notice the
+/// webhook's events already record (a quality score; a category move that changes nothing);
+/// `Ok(Some(Err(note)))`: nothing to act on, described for the rejection log's notes (a status
+/// word that does not change whether it may be sent); `Ok(Some(Ok(n)))`: `n` events appended.
 pub(crate) async fn report_notice(
     state: &AppState,
     hub: &Hub,
     notice: &TemplateNotice,
-) -> Result<Result<usize, String>, ApiError> {
+) -> Result<Option<Result<usize, String>>, ApiError> {
+    if let TemplateChange::Quality { .. } = notice.change {
+        return Ok(None);
+    }
     let id = resolve(hub, &notice.template)?;
     match &notice.change {
         TemplateChange::Status {
@@ -302,16 +306,27 @@ pub(crate) async fn report_notice(
         } => {
             let positions = hub.report_template_status(&id, *status, reason).await?;
             state.metrics().appended(Source::Webhook, positions.len());
-            Ok(Ok(positions.len()))
+            Ok(Some(Ok(positions.len())))
         }
-        TemplateChange::Status { event, reason, .. } => Ok(Err(format!(
+        TemplateChange::Status { event, reason, .. } => Ok(Some(Err(format!(
             "template {id}: status {event} ({reason}) does not change whether it may be sent"
-        ))),
-        TemplateChange::Quality { previous, new } => {
-            Ok(Err(format!("template {id}: quality {previous} -> {new}")))
+        )))),
+        TemplateChange::Quality { .. } => Ok(None),
+        TemplateChange::Category {
+            previous,
+            category: Some(category),
+            ..
+        } => {
+            // The send gates follow the category Meta gives it (a marketing template is gated
+            // as marketing whatever it was registered as).
+            let positions = hub
+                .report_template_category(&id, *category, previous)
+                .await?;
+            state.metrics().appended(Source::Webhook, positions.len());
+            Ok((!positions.is_empty()).then_some(Ok(positions.len())))
         }
-        TemplateChange::Category { previous, new, .. } => {
-            Ok(Err(format!("template {id}: category {previous} -> {new}")))
-        }
+        TemplateChange::Category { previous, new, .. } => Ok(Some(Err(format!(
+            "template {id}: category {previous} -> {new}, a category wagate does not know"
+        )))),
     }
 }

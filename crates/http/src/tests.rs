@@ -761,6 +761,77 @@ async fn a_replayed_refusal_is_the_same_422_and_says_so() {
     assert_eq!(head(&app), after_first);
 }
 
+/// A sender's rate is registered with it (tier or an operator's figure), shown on the sender and
+/// handed to the dispatcher with each pending message; a rate no provider offers is a 400
+/// naming the field, and nothing is appended.
+#[tokio::test]
+async fn a_senders_rate_is_registered_and_reaches_the_pending_list() {
+    let app = app();
+    ready(&app).await;
+    let upgraded = call(
+        &app,
+        api(
+            Method::POST,
+            "/v1/senders",
+            Some(
+                json!({"address": "whatsapp:+15555550101", "provider": "meta",
+                        "meta_phone_number_id": "1099", "upgraded": true}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(upgraded.status, StatusCode::CREATED, "{}", upgraded.text());
+    assert_eq!(upgraded.json()["rate_per_second"], 1000);
+    assert_eq!(upgraded.json()["upgraded"], true);
+
+    let before = head(&app);
+    let zero = call(
+        &app,
+        api(
+            Method::POST,
+            "/v1/senders",
+            Some(
+                json!({"address": SENDER, "provider": "twilio", "portfolio": "acme",
+                        "rate_per_second": 0}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST, "{}", zero.text());
+    assert!(zero.text().contains("rate_per_second"), "{}", zero.text());
+    assert_eq!(head(&app), before);
+
+    let own = call(
+        &app,
+        api(
+            Method::POST,
+            "/v1/senders",
+            Some(
+                json!({"address": SENDER, "provider": "twilio", "portfolio": "acme",
+                        "rate_per_second": 25}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.text());
+    assert_eq!(
+        own.json()["may_send"],
+        true,
+        "a rate is not another channel"
+    );
+    let mut send = template_send();
+    send["from"] = json!(SENDER);
+    let sent = call(&app, api(Method::POST, "/v1/messages", Some(send))).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text());
+    let pending = call(&app, api(Method::GET, "/v1/dispatch/pending", None)).await;
+    assert_eq!(
+        pending.json()["messages"][0]["sender_rate_per_second"],
+        25,
+        "{}",
+        pending.text()
+    );
+}
+
 #[tokio::test]
 async fn the_dispatcher_routes_claim_record_and_report_phases() {
     let app = app();
@@ -777,6 +848,7 @@ async fn the_dispatcher_routes_claim_record_and_report_phases() {
     assert_eq!(pending["messages"][0]["message_id"], id.as_str());
     assert_eq!(pending["messages"][0]["phase"], "pending");
     assert_eq!(pending["messages"][0]["sender"], SENDER);
+    assert_eq!(pending["messages"][0]["sender_rate_per_second"], 80);
 
     let claim = call(
         &app,
@@ -1456,3 +1528,4 @@ async fn a_burst_of_rejected_webhooks_raises_one_review_item() {
 }
 
 mod ops_page;
+mod provider_notices;

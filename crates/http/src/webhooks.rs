@@ -415,6 +415,12 @@ pub(crate) async fn ingest_provider_notice(
     let WebhookEvent::Notice(notice) = event else {
         unreachable!("built as WebhookEvent::Notice three lines above");
     };
+    // De-duplication first: a redelivered notice is not acted on again (an operator may have
+    // re-authorized a sender the first delivery suspended). A crash between acting and
+    // recording acts again on the redelivery, which is the safe side for a restriction.
+    if webhook_hub(state, provider).webhook_seen(key.as_str())? {
+        return Ok(count(state, provider, &Ingested::Duplicate));
+    }
     if provider == ProviderKind::Meta {
         crate::account_notices::act(state, &webhook_hub(state, provider), &notice).await?;
     }
@@ -714,10 +720,12 @@ pub async fn meta_events(State(state): State<AppState>, request: Request) -> Res
     let template_hub = webhook_hub(&state, ProviderKind::Meta);
     for notice in &webhook.templates {
         match crate::templates::report_notice(&state, &template_hub, notice).await {
-            Ok(Ok(0)) => duplicates += 1,
-            Ok(Ok(_)) => appended += 1,
+            // Recorded as the webhook's provider notice (counted with the events above).
+            Ok(None) => {}
+            Ok(Some(Ok(0))) => duplicates += 1,
+            Ok(Some(Ok(_))) => appended += 1,
             // Kept in the rejection log's notes, so an auditor sees it.
-            Ok(Err(note)) => notes.push(("unhandled", note)),
+            Ok(Some(Err(note))) => notes.push(("unhandled", note)),
             Err(error) if error.is_unavailable() => return hub_failed(&state, &raw, error).await,
             Err(error) => notes.push(("item_rejected", format!("{error:?}"))),
         }

@@ -203,6 +203,7 @@ impl SimHub {
             sender: sender.clone(),
             provider: ProviderKind::Twilio,
             portfolio: portfolio.clone(),
+            rate: Default::default(),
             meta_phone_number_id: None,
         };
         let state = self.senders.get(sender).cloned().unwrap_or_default();

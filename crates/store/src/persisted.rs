@@ -25,7 +25,7 @@ use wagate_domain::{
     MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
     PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
     Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
+    SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
     WhatsAppAddress, Workflow,
 };
 
@@ -75,13 +75,14 @@ pub fn current_version(event_type: &str) -> u16 {
         | "StatusChanged"
         | "UnmatchedStatusReceived"
         | "ReplySent"
-        | "TemplateSent" => 2,
+        | "TemplateSent"
+        | "SenderRegistered" => 2,
         _ => 1,
     }
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 36] = [
+pub const EVENT_TYPES: [&str; 38] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -113,6 +114,8 @@ pub const EVENT_TYPES: [&str; 36] = [
     "ProviderNoticeReceived",
     "ReviewRaised",
     "ReviewResolved",
+    "SenderQualityReported",
+    "TemplateCategoryReported",
     "ConsentWordingPublished",
     "ConsentCampaignCreated",
     "OptInRequested",
@@ -653,6 +656,33 @@ struct SenderRegisteredV1 {
     at_ns: i64,
 }
 
+/// `SenderRegistered` v2: v1 plus the sender's tier and rate override.
+#[derive(Serialize, Deserialize)]
+struct SenderRegisteredV2 {
+    sender: String,
+    provider: String,
+    portfolio: String,
+    meta_phone_number_id: Option<String>,
+    upgraded: bool,
+    rate_per_second: Option<u32>,
+    at_ns: i64,
+}
+
+impl From<SenderRegisteredV1> for SenderRegisteredV2 {
+    /// A v1 sender is on its provider's default tier with no override.
+    fn from(v1: SenderRegisteredV1) -> Self {
+        Self {
+            sender: v1.sender,
+            provider: v1.provider,
+            portfolio: v1.portfolio,
+            meta_phone_number_id: v1.meta_phone_number_id,
+            upgraded: false,
+            rate_per_second: None,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct SenderAuthorizedV1 {
     sender: String,
@@ -717,6 +747,22 @@ struct TemplateCreatedV1 {
     header: Option<TemplateHeaderV1>,
     buttons: Vec<TemplateButtonV1>,
     cards: Vec<TemplateCardV1>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SenderQualityReportedV1 {
+    sender: String,
+    event: String,
+    dropped: bool,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TemplateCategoryReportedV1 {
+    template: String,
+    category: String,
+    previous: String,
     at_ns: i64,
 }
 
@@ -991,12 +1037,15 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 provider,
                 portfolio,
                 meta_phone_number_id,
+                rate,
                 at,
-            } => bytes(&SenderRegisteredV1 {
+            } => bytes(&SenderRegisteredV2 {
                 sender: sender.to_string(),
                 provider: provider.as_str().into(),
                 portfolio: portfolio.to_string(),
                 meta_phone_number_id: meta_phone_number_id.clone(),
+                upgraded: rate.upgraded,
+                rate_per_second: rate.per_second,
                 at_ns: ns(*at),
             }),
             SenderEvent::Authorized { sender, by, at } => bytes(&SenderAuthorizedV1 {
@@ -1007,6 +1056,17 @@ fn encode_payload(event: &Event) -> Vec<u8> {
             SenderEvent::Suspended { sender, reason, at } => bytes(&SenderSuspendedV1 {
                 sender: sender.to_string(),
                 reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
+            SenderEvent::QualityReported {
+                sender,
+                event,
+                dropped,
+                at,
+            } => bytes(&SenderQualityReportedV1 {
+                sender: sender.to_string(),
+                event: event.clone(),
+                dropped: *dropped,
                 at_ns: ns(*at),
             }),
         },
@@ -1076,6 +1136,17 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 template: template.to_string(),
                 status: status.as_str().into(),
                 reason: reason.clone(),
+                at_ns: ns(*at),
+            }),
+            TemplateEvent::CategoryReported {
+                template,
+                category,
+                previous,
+                at,
+            } => bytes(&TemplateCategoryReportedV1 {
+                template: template.to_string(),
+                category: category.as_str().into(),
+                previous: previous.clone(),
                 at_ns: ns(*at),
             }),
         },
@@ -1620,12 +1691,19 @@ impl Reader<'_> {
                 .into()
             }
             "SenderRegistered" => {
-                let m: SenderRegisteredV1 = self.mirror()?;
+                let m: SenderRegisteredV2 = match self.version {
+                    1 => self.mirror::<SenderRegisteredV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 SenderEvent::Registered {
                     sender: self.address(&m.sender)?,
                     provider: self.provider(&m.provider)?,
                     portfolio: self.portfolio(&m.portfolio)?,
                     meta_phone_number_id: m.meta_phone_number_id,
+                    rate: SenderRate {
+                        upgraded: m.upgraded,
+                        per_second: m.rate_per_second,
+                    },
                     at: self.at(m.at_ns),
                 }
                 .into()
@@ -1719,6 +1797,30 @@ impl Reader<'_> {
                         buttons: buttons(m.buttons)?,
                         cards,
                     },
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "SenderQualityReported" => {
+                let m: SenderQualityReportedV1 = self.mirror()?;
+                SenderEvent::QualityReported {
+                    sender: self.address(&m.sender)?,
+                    event: m.event,
+                    dropped: m.dropped,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "TemplateCategoryReported" => {
+                let m: TemplateCategoryReportedV1 = self.mirror()?;
+                TemplateEvent::CategoryReported {
+                    template: self.template(&m.template)?,
+                    category: self.known(
+                        "template category",
+                        &m.category,
+                        TemplateCategory::parse,
+                    )?,
+                    previous: m.previous,
                     at: self.at(m.at_ns),
                 }
                 .into()

@@ -17,7 +17,8 @@ use wagate_domain::{
     EventType, IdentitySource, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
     OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
     ProviderMessageRef, Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject,
-    RuleId, SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress,
+    Workflow,
 };
 use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
@@ -238,6 +239,10 @@ fn golden_samples() -> Vec<Event> {
             sender: sender(),
             provider: ProviderKind::Meta,
             portfolio: portfolio(),
+            rate: SenderRate {
+                upgraded: true,
+                per_second: Some(500),
+            },
             meta_phone_number_id: Some("106540352242922".into()),
             at: t,
         }),
@@ -346,6 +351,18 @@ fn golden_samples() -> Vec<Event> {
             template: template(),
             status: ApprovalStatus::Paused,
             reason: "FIRST_PAUSE".into(),
+            at: t,
+        }),
+        Event::Template(TemplateEvent::CategoryReported {
+            template: template(),
+            category: TemplateCategory::Marketing,
+            previous: "UTILITY".into(),
+            at: t,
+        }),
+        Event::Sender(SenderEvent::QualityReported {
+            sender: sender(),
+            event: "FLAGGED".into(),
+            dropped: true,
             at: t,
         }),
         Event::Portfolio(PortfolioEvent::MessagingLimitChanged {
@@ -459,6 +476,7 @@ fn other_samples() -> Vec<Event> {
             sender: sender(),
             provider: ProviderKind::Twilio,
             portfolio: portfolio(),
+            rate: Default::default(),
             meta_phone_number_id: None,
             at: at(1_764_000_000, 1),
         }),
@@ -679,6 +697,27 @@ fn golden_files_decode_forever() {
             "fixtures/events/{event_type}/v1.bin is missing (run with WAGATE_BLESS=1 once)"
         );
     }
+}
+
+/// `SenderRegistered` v1 (before per-sender rates) decodes to the provider's default tier with
+/// no override: the dispatcher holds an old registration to its provider's rate.
+#[test]
+fn sender_registered_v1_is_upcast_to_the_default_tier() {
+    let v1 = std::fs::read(fixtures_dir().join("SenderRegistered/v1.bin")).expect("v1 fixture");
+    let upcast = persisted::decode_payload("SenderRegistered", 1, &v1).expect("v1 decodes");
+    let Event::Sender(SenderEvent::Registered {
+        provider,
+        rate,
+        meta_phone_number_id,
+        ..
+    }) = upcast
+    else {
+        panic!("not a registration: {upcast:?}");
+    };
+    assert_eq!(rate, SenderRate::default());
+    assert_eq!(provider, ProviderKind::Meta);
+    assert_eq!(meta_phone_number_id.as_deref(), Some("106540352242922"));
+    assert_eq!(rate.per_second_for(provider), 80);
 }
 
 /// `SendRefused` v1 (no `also_broken`) is upcast to the current shape: every other field as

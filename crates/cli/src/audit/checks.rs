@@ -43,6 +43,8 @@ pub struct AuditPolicy {
     pub workflows: BTreeSet<String>,
     /// The portfolio limit until a `MessagingLimitChanged` sets one (`None`: unlimited).
     pub default_limit: Option<u64>,
+    /// Marketing is paused on a number whose last `SenderQualityReported` was a drop.
+    pub pause_marketing_on_quality_drop: bool,
 }
 
 /// Most violations kept with their details; the count goes on.
@@ -87,6 +89,8 @@ pub enum Check {
     NotOnWhatsapp,
     /// A marketing template sent or claimed for a contact who paused marketing messages.
     MarketingPaused,
+    /// A marketing template sent or claimed from a number whose last quality report was a drop.
+    SenderQualityDropped,
     /// An `OptedIn` with source `keyword` that no signed inbound webhook appended, or that relied
     /// on a message written longer ago than the providers' retry horizon (a replay).
     KeywordOptInNotFromContact,
@@ -123,6 +127,7 @@ impl Check {
             Self::TierLimit => "tier_limit",
             Self::NotOnWhatsapp => "not_on_whatsapp",
             Self::MarketingPaused => "marketing_paused",
+            Self::SenderQualityDropped => "sender_quality_dropped",
             Self::KeywordOptInNotFromContact => "keyword_opt_in_not_from_contact",
             Self::OptInOverNewerStop => "opt_in_over_newer_stop",
             Self::OptInRoleNotAllowed => "opt_in_role_not_allowed",
@@ -277,6 +282,8 @@ struct SenderFacts {
     /// How a re-registration changed it after its last authorization, which that withdrew;
     /// cleared by a new authorization.
     withdrawn: Option<String>,
+    /// The provider's `event` of its last quality report, when that was a drop.
+    quality_dropped: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -616,13 +623,15 @@ impl Auditor {
             | "FlagCleared"
             | "IdentityLinked"
             | "GroupMessageReceived" => self.contact_event(&event),
-            "SenderRegistered" | "SenderAuthorized" | "SenderSuspended" => {
-                self.sender_event(&event)
-            }
+            "SenderRegistered"
+            | "SenderAuthorized"
+            | "SenderSuspended"
+            | "SenderQualityReported" => self.sender_event(&event),
             "TemplateRegistered"
             | "TemplateApprovalChanged"
             | "TemplateCreated"
-            | "TemplateStatusReported" => self.template_event(&event),
+            | "TemplateStatusReported"
+            | "TemplateCategoryReported" => self.template_event(&event),
             "TemplateSent" | "ReplySent" | "SendRefused" | "DispatchClaimed" | "ClaimRefused"
             | "DispatchSucceeded" | "DispatchFailed" | "StatusChanged" | "InDoubtExpired" => {
                 self.message_event(&event)
@@ -958,6 +967,10 @@ impl Auditor {
                 sender.withdrawn = None;
             }
             "SenderSuspended" => sender.suspended = true,
+            "SenderQualityReported" => {
+                let dropped = record.payload.get("dropped").and_then(Value::as_bool) == Some(true);
+                sender.quality_dropped = dropped.then(|| record.text("event").to_owned());
+            }
             _ => {}
         }
     }
@@ -1019,6 +1032,14 @@ impl Auditor {
             "TemplateApprovalChanged" | "TemplateStatusReported" => {
                 let status = record.text("status").to_owned();
                 self.templates.get(id).approval = Some(status);
+            }
+            // The provider decides the category from here on (a known template only).
+            "TemplateCategoryReported" => {
+                let category = record.text("category").to_owned();
+                let template = self.templates.get(id);
+                if template.registered {
+                    template.category = Some(category);
+                }
             }
             _ => {}
         }
@@ -1264,6 +1285,7 @@ impl Auditor {
         let sender_name = self.senders.name(intent.sender).to_owned();
         let sender = self.senders.get(intent.sender);
         let portfolio = sender.portfolio;
+        let quality_dropped = sender.quality_dropped.clone();
         if let (true, Some(change)) = (sender.registered, &sender.withdrawn) {
             problems.push((
                 Check::SenderNotReauthorized,
@@ -1424,11 +1446,23 @@ impl Auditor {
                 "was for a contact reported not to be on WhatsApp, with no inbound message and no clearing since".into(),
             ));
         }
-        if let (true, true, Some(template_name)) = (number_valid, marketing_paused, marketing) {
+        if let (true, true, Some(template_name)) = (number_valid, marketing_paused, &marketing) {
             problems.push((
                 Check::MarketingPaused,
                 format!(
                     "used marketing template {template_name} while the contact had paused marketing messages"
+                ),
+            ));
+        }
+        if let (true, Some(event), Some(template_name)) = (
+            self.policy.pause_marketing_on_quality_drop,
+            &quality_dropped,
+            &marketing,
+        ) {
+            problems.push((
+                Check::SenderQualityDropped,
+                format!(
+                    "used marketing template {template_name} from sender {sender_name}, whose quality the provider reported dropped ({event}) with no recovery since"
                 ),
             ));
         }
@@ -1607,6 +1641,7 @@ mod tests {
                 .map(str::to_owned)
                 .into(),
             default_limit: Some(250),
+            pause_marketing_on_quality_drop: true,
         }
     }
 
@@ -2136,6 +2171,42 @@ mod tests {
         assert!(summary.violations[1]
             .message
             .contains(&format!("marketing template {PROMO}")));
+    }
+
+    /// Marketing from a number whose last quality report was a drop is found; utility is not,
+    /// a recovery lifts it, and a template Meta moved to marketing counts as marketing.
+    #[test]
+    fn marketing_from_a_number_whose_quality_dropped_is_found() {
+        let mut log = Log::default();
+        log.ready();
+        log.marketing_template();
+        log.contact("OptedIn");
+        let sender = format!("sender:{SENDER}");
+        let quality = |event: &str, dropped: bool| json!({"sender": SENDER, "event": event, "dropped": dropped, "source": "provider"});
+        log.push(&sender, "SenderQualityReported", quality("FLAGGED", true));
+        let sent = log.template_to(1, LEA, PROMO);
+        log.template_to(2, LEA, TEMPLATE);
+        log.push(
+            &format!("template:{TEMPLATE}"),
+            "TemplateCategoryReported",
+            json!({"template": TEMPLATE, "category": "marketing", "previous": "UTILITY"}),
+        );
+        let moved = log.template_to(3, LEA, TEMPLATE);
+        log.push(
+            &sender,
+            "SenderQualityReported",
+            quality("UNFLAGGED", false),
+        );
+        log.template_to(4, LEA, PROMO);
+        let summary = log.audit();
+        assert_eq!(
+            checks(&summary),
+            [
+                (Some(sent), Check::SenderQualityDropped),
+                (Some(moved), Check::SenderQualityDropped),
+            ]
+        );
+        assert!(summary.violations[0].message.contains("FLAGGED"));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub(super) struct FileConfig {
     pub window_margin_seconds: Option<i64>,
     pub messaging_limit: Option<toml::Value>,
     pub webhook_dedup_days: Option<i64>,
+    /// `serve` only: refuse marketing templates from a number whose quality dropped.
+    pub pause_marketing_on_quality_drop: Option<bool>,
     /// `dispatch` only: the hub's dispatcher token (else `api_token`).
     pub dispatcher_token: Option<String>,
     /// Named tokens of the command API, each with its role (`[[tokens]]` tables).

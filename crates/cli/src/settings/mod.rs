@@ -62,6 +62,7 @@ pub mod env {
     pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";
     pub const WEBHOOK_DEDUP_DAYS: &str = "WAGATE_WEBHOOK_DEDUP_DAYS";
     pub const IN_DOUBT_TIMEOUT_SECONDS: &str = "WAGATE_IN_DOUBT_TIMEOUT_SECONDS";
+    pub const PAUSE_MARKETING_ON_QUALITY_DROP: &str = "WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP";
     // `serve`'s connection limits (see settings/limits.rs).
     pub const HEADER_READ_TIMEOUT_SECONDS: &str = "WAGATE_HEADER_READ_TIMEOUT_SECONDS";
     pub const BODY_READ_TIMEOUT_SECONDS: &str = "WAGATE_BODY_READ_TIMEOUT_SECONDS";

@@ -87,6 +87,26 @@ pub(super) fn policy(
     Ok(policy)
 }
 
+/// `WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP` (`true`/`false`, `1`/`0`, `on`/`off`) or
+/// `pause_marketing_on_quality_drop`; on by default (`Policy::pause_marketing_on_quality_drop`
+/// says why).
+pub(super) fn pause_marketing_on_quality_drop(
+    from_env: Option<String>,
+    from_file: Option<bool>,
+) -> Result<bool, ConfigError> {
+    match from_env {
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "on" | "yes" => Ok(true),
+            "false" | "0" | "off" | "no" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                setting: env::PAUSE_MARKETING_ON_QUALITY_DROP.into(),
+                reason: format!("{raw:?} is not true or false"),
+            }),
+        },
+        None => Ok(from_file.unwrap_or(true)),
+    }
+}
+
 /// How long webhooks are de-duplicated: `WAGATE_WEBHOOK_DEDUP_DAYS` or `webhook_dedup_days`,
 /// 30 days by default. Always longer than the providers' retry horizon (7 days): a key that
 /// expired while Meta still retries would let the same inbound be applied twice.

@@ -17,7 +17,7 @@ use wagate_domain::{Policy, Role};
 use wagate_http::{ApiToken, HttpSettings, Limits, RejectionLimits, WebhookSecrets};
 use wagate_providers::Secret;
 
-use super::policy::{policy, webhook_dedup};
+use super::policy::{pause_marketing_on_quality_drop, policy, webhook_dedup};
 use super::sources::Sources;
 use super::{env, ConfigError, OpCli};
 
@@ -183,6 +183,10 @@ impl ServeConfig {
                 sources.env(env::IN_DOUBT_TIMEOUT_SECONDS),
             )?
             .unwrap_or(policy.in_doubt_timeout),
+            pause_marketing_on_quality_drop: pause_marketing_on_quality_drop(
+                sources.env(env::PAUSE_MARKETING_ON_QUALITY_DROP),
+                file.pause_marketing_on_quality_drop,
+            )?,
             ..policy
         };
 
@@ -406,11 +410,13 @@ mod tests {
                 (env::WINDOW_MARGIN_SECONDS, "0"),
                 (env::MESSAGING_LIMIT, "unlimited"),
                 (env::WEBHOOK_DEDUP_DAYS, "45"),
+                (env::PAUSE_MARKETING_ON_QUALITY_DROP, "off"),
             ]),
             &OpCli::default(),
         )
         .expect("live");
         assert_eq!(config.policy.webhook_dedup, TimeDelta::days(45));
+        assert!(!config.policy.pause_marketing_on_quality_drop);
         assert!(!config.providers.is_sandbox());
         assert!(config.generated.is_empty());
         assert_eq!(
@@ -441,6 +447,11 @@ mod tests {
                 "WAGATE_WEBHOOK_DEDUP_DAYS",
             ),
             (env::WORKFLOWS, "Bad-Name", "WAGATE_WORKFLOWS"),
+            (
+                env::PAUSE_MARKETING_ON_QUALITY_DROP,
+                "maybe",
+                "WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP",
+            ),
             (env::PUBLIC_URL, "hub.example.com", "WAGATE_PUBLIC_URL"),
         ] {
             let error = ServeConfig::resolve(

@@ -652,6 +652,7 @@ async fn a_reply_from_a_number_the_contact_did_not_write_to_is_window_closed() {
             sender: other_sender.clone(),
             provider: wagate_domain::ProviderKind::Sandbox,
             portfolio: wagate_domain::PortfolioId::parse("default").expect("portfolio"),
+            rate: Default::default(),
             meta_phone_number_id: None,
         })
         .await
@@ -907,6 +908,7 @@ async fn a_template_from_a_sender_moved_to_another_portfolio_is_found() {
             sender: sender(),
             provider: wagate_domain::ProviderKind::Sandbox,
             portfolio: wagate_domain::PortfolioId::parse("other").expect("portfolio"),
+            rate: Default::default(),
             meta_phone_number_id: None,
         })
         .await
@@ -949,6 +951,7 @@ async fn late_deliveries_replays_groups_and_second_numbers_audit_clean() {
             sender: other.clone(),
             provider: wagate_domain::ProviderKind::Meta,
             portfolio: wagate_domain::PortfolioId::parse("default").expect("portfolio"),
+            rate: Default::default(),
             meta_phone_number_id: Some("1234".into()),
         })
         .await

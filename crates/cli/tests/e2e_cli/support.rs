@@ -77,6 +77,7 @@ impl LogBuilder {
                 sender: sender(),
                 provider: ProviderKind::Sandbox,
                 portfolio: PortfolioId::parse("default").expect("portfolio"),
+                rate: Default::default(),
                 meta_phone_number_id: None,
             })
             .await

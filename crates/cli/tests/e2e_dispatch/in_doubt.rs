@@ -182,6 +182,7 @@ async fn an_unreadable_2xx_with_no_callback_expires_into_failed_after_one_call()
         sender: sender(),
         provider: ProviderKind::Twilio,
         portfolio: PortfolioId::parse("default").expect("portfolio"),
+        rate: Default::default(),
         meta_phone_number_id: None,
     })
     .await

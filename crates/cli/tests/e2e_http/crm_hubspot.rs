@@ -427,8 +427,14 @@ async fn a_message_lifecycle_is_one_communication_updated_to_read() {
 
     // The contact answers: a second Communication, on the same contact.
     inbound(&hub, "Thanks, <see> you Thursday").await;
-    wait_for("the inbound communication", || {
-        fake.with(|s| s.communications.len() == 2)
+    // Created, then associated (a second call): wait for both.
+    wait_for("the inbound communication, associated", || {
+        fake.with(|s| {
+            s.communications.len() == 2
+                && s.associations
+                    .iter()
+                    .any(|(kind, id, _)| kind == "communications" && *id != comm_id)
+        })
     })
     .await;
     fake.with(|s| {

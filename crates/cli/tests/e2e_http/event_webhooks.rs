@@ -145,7 +145,8 @@ async fn opt_in(hub: &Hub) -> u64 {
     let response = hub
         .post(
             &format!("/v1/contacts/{CONTACT}/opt-in"),
-            json!({"source": "web_form", "evidence": "https://example.com/f/2", "recorded_by": "e2e"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/2", "recorded_by": "e2e",
+                   "wording_version": "v1"}),
         )
         .await;
     assert!(response.status().is_success(), "{}", response.status());

@@ -44,15 +44,25 @@ async fn sendable_contact(hub: &Hub, sender: &str, provider: &str) {
 
 /// A dry-run send of the template `id`: 202 when allowed, 422 with the rule when refused.
 async fn try_send(hub: &Hub, sender: &str, id: &str) -> (u16, Value) {
+    try_send_media(hub, sender, id, json!([])).await
+}
+
+/// A dry-run send carrying `media` (a Cloud API template with a media header needs its media).
+async fn try_send_media(hub: &Hub, sender: &str, id: &str, media: Value) -> (u16, Value) {
     let response = hub
         .post(
             "/v1/messages?dry_run=true",
             json!({"to": CONTACT, "from": sender, "workflow": "appointment_scheduling",
-                   "template": {"id": id, "variables": {"1": "Lea"}}}),
+                   "template": {"id": id, "variables": {"1": "Lea"}, "media": media}}),
         )
         .await;
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
+}
+
+/// The image the Meta template's header takes at send time.
+fn header_media() -> Value {
+    json!([{"type": "image", "url": "https://cdn.example.com/p/2.jpg"}])
 }
 
 async fn listed(hub: &Hub, id: &str) -> Value {
@@ -313,7 +323,7 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
     // Meta knows a template by name and language: the same again is a conflict.
     assert_eq!(hub.post("/v1/templates", request).await.status(), 409);
 
-    let (status, refusal) = try_send(&hub, sender, id).await;
+    let (status, refusal) = try_send_media(&hub, sender, id, header_media()).await;
     assert_eq!(status, 422, "{refusal}");
 
     // Meta approves it by webhook (language as Meta's webhook spells it).
@@ -330,11 +340,12 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
                "reason": "NONE", "message_template_category": "MARKETING"}),
     )
     .await;
-    assert_eq!(summary["appended"], 1, "{summary}");
+    // The notice itself (ProviderNoticeReceived) and the status it reports.
+    assert_eq!(summary["appended"], 2, "{summary}");
     let approved = listed(&hub, id).await;
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["source"], "provider");
-    let (status, allowed) = try_send(&hub, sender, id).await;
+    let (status, allowed) = try_send_media(&hub, sender, id, header_media()).await;
     assert_eq!(status, 202, "{allowed}");
 
     // The webhook of the pause is lost; the backstop poll finds it.
@@ -345,7 +356,7 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         .mount(&graph)
         .await;
     wait_for_status(&hub, id, "paused").await;
-    let (status, refusal) = try_send(&hub, sender, id).await;
+    let (status, refusal) = try_send_media(&hub, sender, id, header_media()).await;
     assert_eq!(status, 422, "{refusal}");
     assert_eq!(refusal["error"]["rule"], "template_not_approved");
     assert!(
@@ -360,7 +371,7 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         .post(
             "/v1/messages",
             json!({"to": CONTACT, "from": sender, "workflow": "appointment_scheduling",
-                   "template": {"id": id, "variables": {"1": "Lea"}}}),
+                   "template": {"id": id, "variables": {"1": "Lea"}, "media": header_media()}}),
         )
         .await;
     assert_eq!(refused.status(), 422);
@@ -389,7 +400,7 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         "the pause is cited: {explained}"
     );
 
-    // The pause's webhook arriving late changes nothing and appends nothing.
+    // The pause's webhook arriving late changes nothing: only the notice itself is kept.
     let head = hub.events().await.len();
     let late = meta_webhook(
         &hub,
@@ -399,7 +410,9 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
     )
     .await;
     assert_eq!(late["duplicates"], 1, "{late}");
-    assert_eq!(hub.events().await.len(), head);
+    let after = hub.events().await;
+    assert_eq!(after.len(), head + 1);
+    assert_eq!(after[head]["type"], "ProviderNoticeReceived");
 
     let forced = hub
         .post(
@@ -408,5 +421,5 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         )
         .await;
     assert_eq!(forced.status(), 409);
-    assert_eq!(hub.events().await.len(), head, "a 409 appends nothing");
+    assert_eq!(hub.events().await.len(), head + 1, "a 409 appends nothing");
 }

@@ -25,6 +25,12 @@ pub enum AccountSignal {
         /// Meta's `event`.
         event: String,
     },
+    /// A number's quality recovered (`UNFLAGGED`, `UPGRADE`, or a GREEN rating): the pause a
+    /// drop caused is lifted.
+    QualityRecovered {
+        number: Option<PhoneNumber>,
+        event: String,
+    },
     /// The account is restricted or banned: its senders must stop.
     Restricted {
         /// Meta's `event` (and ban state, when given).
@@ -78,14 +84,24 @@ pub fn signals(notice: &ProviderNotice) -> Vec<AccountSignal> {
             if let Some(reported) = reported {
                 out.push(AccountSignal::MessagingLimit(reported));
             }
-            if notice.kind == "phone_number_quality_update"
-                && matches!(event.as_str(), "FLAGGED" | "DOWNGRADE")
-            {
+            if notice.kind == "phone_number_quality_update" {
                 let number = get("display_phone_number").and_then(|display| {
                     let digits: String = display.chars().filter(char::is_ascii_digit).collect();
                     PhoneNumber::parse(&format!("+{digits}")).ok()
                 });
-                out.push(AccountSignal::QualityDrop { number, event });
+                // A rating, where a payload carries one (UNVERIFIED field names: both read).
+                let rating = ["quality_rating", "current_quality_rating"]
+                    .iter()
+                    .find_map(|field| get(field))
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                if matches!(event.as_str(), "FLAGGED" | "DOWNGRADE") || rating == "RED" {
+                    let event = if event.is_empty() { rating } else { event };
+                    out.push(AccountSignal::QualityDrop { number, event });
+                } else if matches!(event.as_str(), "UNFLAGGED" | "UPGRADE") || rating == "GREEN" {
+                    let event = if event.is_empty() { rating } else { event };
+                    out.push(AccountSignal::QualityRecovered { number, event });
+                }
             }
         }
         "account_update" => {

@@ -139,7 +139,12 @@ mod tests {
     fn a_status_update_names_the_template_by_name_and_language_with_its_reason() {
         let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","time":1751247548,"changes":[{"field":"message_template_status_update","value":{"event":"PAUSED","message_template_id":1689556908129832,"message_template_name":"order_confirmation","message_template_language":"en-US","reason":"NONE","message_template_category":"UTILITY","other_info":{"title":"FIRST_PAUSE","description":"paused for 3 hours"}}}]}]}"#;
         let parsed = parse_webhook(body).expect("parsed");
-        assert!(parsed.events.is_empty(), "{:?}", parsed.events);
+        // Recorded whole as a provider notice beside the template change.
+        assert!(
+            matches!(&parsed.events[..], [crate::WebhookEvent::Notice(n)] if n.kind == "message_template_status_update"),
+            "{:?}",
+            parsed.events
+        );
         let notice = &parsed.templates[0];
         assert_eq!(notice.template.as_str(), "order_confirmation@en_US");
         assert_eq!(notice.provider_ref, "1689556908129832");
@@ -157,6 +162,22 @@ mod tests {
     fn quality_and_category_updates_are_parsed() {
         let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"message_template_quality_update","value":{"previous_quality_score":"GREEN","new_quality_score":"RED","message_template_id":1,"message_template_name":"a","message_template_language":"de"}},{"field":"template_category_update","value":{"message_template_id":2,"message_template_name":"b","message_template_language":"de","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#;
         let parsed = parse_webhook(body).expect("parsed");
+        let kinds: Vec<&str> = parsed
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                crate::WebhookEvent::Notice(n) => Some(n.kind.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "message_template_quality_update",
+                "template_category_update"
+            ],
+            "each is a provider notice too"
+        );
         assert_eq!(
             parsed.templates[0].change,
             TemplateChange::Quality {

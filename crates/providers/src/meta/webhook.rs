@@ -117,6 +117,11 @@ fn parse_change(
     let field = change.req_str("field")?;
     if let Some(result) = super::template_notice::parse(field, change) {
         out.templates.push(result?);
+        // Recorded whole as a provider notice too, through the single notice path (its
+        // de-duplication and the auditors' record), beside what the change does to the template.
+        let value = change.value().get("value");
+        out.events
+            .push(WebhookEvent::Notice(notice(field, value, info)));
         return Ok(());
     }
     if !matches!(field, "messages" | "user_preferences") {
