@@ -1,8 +1,9 @@
 //! Indexes over the whole log that the streams alone cannot answer: which message a provider id
 //! belongs to, a contact's recent messages, the registered senders and templates, and the
 //! messages the dispatcher still has work for. Kept current by the service after each of its
-//! own appends (the hub is the log's only writer), saved as a snapshot with the log position it
-//! reflects (`crate::snapshots`), and restored from it at start.
+//! own appends (and, when several hubs share a PostgreSQL log, by `Hub::follow_shared_log` for
+//! the others'), saved as a snapshot with the log position it reflects (`crate::snapshots`),
+//! and restored from it at start.
 //!
 //! Memory grows with open work, not with history. In memory: the senders, the templates, the
 //! open messages, and the two big indexes' entries written since the last saved snapshot. The
