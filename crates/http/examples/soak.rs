@@ -244,7 +244,7 @@ impl Traffic {
                 .bearer_auth(&self.args.api_token)
                 .header("Content-Type", "application/json")
                 .body(format!(
-                    r#"{{"source":"web_form","evidence":"https://example.com/forms/{n}","recorded_by":"soak"}}"#
+                    r#"{{"source":"web_form","evidence":"https://example.com/forms/{n}","recorded_by":"soak","wording_version":"soak-v1"}}"#
                 )),
             Kind::Send => {
                 let (to, query) = if n % 2 == 0 {
