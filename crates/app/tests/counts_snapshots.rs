@@ -3,66 +3,14 @@
 //! per-message entries leave memory at a terminal stage or with age, and concurrent sends are
 //! counted exactly once.
 
-use std::sync::Arc;
-
-use chrono::{TimeDelta, TimeZone, Utc};
-use futures::future::join_all;
-use wagate_app::{FixedClock, Hub, OpsCounts, Stage, StatusCallback, COUNTS_SLOT};
+use chrono::TimeDelta;
+use wagate_app::{Hub, OpsCounts, Stage, StatusCallback, COUNTS_SLOT};
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
-use wagate_domain::{
-    ContactId, MessageId, MessageStatus, MessagingLimit, PhoneNumber, Policy, PortfolioId,
-    ProviderKind, ProviderMessageRef,
-};
-use wagate_store::{EventLog, Options, SnapshotSave, Store};
+use wagate_domain::{MessageId, MessageStatus, ProviderKind};
+use wagate_store::{EventLog, SnapshotSave};
 
+use crate::reopen::*;
 use crate::support::*;
-
-fn hub_on(store: &Store) -> TestHub {
-    let clock = FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-            .single()
-            .expect("time"),
-    );
-    let hub = Hub::open(
-        Arc::new(store.clone()),
-        Arc::new(clock.clone()),
-        Policy::default(),
-    )
-    .expect("hub");
-    TestHub {
-        hub,
-        clock,
-        store: store.clone(),
-    }
-}
-
-fn open(dir: &std::path::Path) -> Store {
-    Store::open(dir, Options::default()).expect("open store")
-}
-
-fn close(t: TestHub) {
-    drop(t.hub);
-    t.store.close().expect("close");
-}
-
-fn phone(n: usize) -> String {
-    format!("+4179{n:07}")
-}
-
-async fn ready_for(t: &TestHub, contacts: usize) {
-    ready(&t.hub).await;
-    t.hub
-        .set_messaging_limit(
-            &PortfolioId::parse("default").expect("portfolio"),
-            MessagingLimit::Unlimited,
-        )
-        .await
-        .expect("limit");
-    let contacts: Vec<ContactId> = (0..contacts)
-        .map(|n| ContactId::Phone(PhoneNumber::parse(&phone(n)).expect("phone")))
-        .collect();
-    join_all(contacts.iter().map(|contact| opt_in(&t.hub, contact))).await;
-}
 
 async fn send(hub: &Hub, n: usize) -> MessageId {
     hub.send(template_request(&phone(n)), no_options())
@@ -77,10 +25,6 @@ async fn refused_send(hub: &Hub, n: usize) {
         .send(template_request(&phone(1000 + n)), no_options())
         .await
         .is_err());
-}
-
-fn reference(n: usize) -> ProviderMessageRef {
-    ProviderMessageRef::parse(&format!("SM{n:032x}")).expect("sid")
 }
 
 async fn callback(hub: &Hub, n: usize, status: MessageStatus) {

@@ -1,5 +1,6 @@
 //! wagate-app integration tests: the command service against a real (temporary) store.
 
+mod reopen;
 mod support;
 
 mod actors;

@@ -1,79 +1,21 @@
 //! The projection's snapshot: a reopened hub replays only the log's tail, a bad snapshot is
 //! rebuilt, settled messages leave memory but are still found by provider id.
 
-use std::sync::Arc;
-
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::TimeDelta;
 use futures::future::join_all;
-use wagate_app::{FixedClock, Hub, Ingested, StatusCallback};
+use wagate_app::{Hub, Ingested, StatusCallback};
 use wagate_domain::decide::{DispatchOutcome, RecordOutcome};
-use wagate_domain::{
-    ContactId, MessageId, MessageStatus, MessagingLimit, PhoneNumber, Policy, PortfolioId,
-    ProviderKind, ProviderMessageRef,
-};
+use wagate_domain::{ContactId, MessageId, MessageStatus, PhoneNumber, PortfolioId, ProviderKind};
 use wagate_store::{EventLog, Options, SnapshotSave, Store};
 
+use crate::reopen::*;
 use crate::support::*;
-
-fn hub_on(store: &Store) -> TestHub {
-    let clock = FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-            .single()
-            .expect("time"),
-    );
-    let hub = Hub::open(
-        Arc::new(store.clone()),
-        Arc::new(clock.clone()),
-        Policy::default(),
-    )
-    .expect("hub");
-    TestHub {
-        hub,
-        clock,
-        store: store.clone(),
-    }
-}
-
-fn open(dir: &std::path::Path) -> Store {
-    Store::open(dir, Options::default()).expect("open store")
-}
-
-fn close(t: TestHub) {
-    drop(t.hub);
-    t.store.close().expect("close");
-}
-
-fn phone(n: usize) -> String {
-    format!("+4179{n:07}")
-}
-
-/// A ready hub, contacts opted in, and no tier limit (many recipients in a day).
-async fn ready_for(t: &TestHub, contacts: usize) {
-    ready(&t.hub).await;
-    t.hub
-        .set_messaging_limit(
-            &PortfolioId::parse("default").expect("portfolio"),
-            MessagingLimit::Unlimited,
-        )
-        .await
-        .expect("limit");
-    let contacts: Vec<ContactId> = (0..contacts)
-        .map(|n| ContactId::Phone(PhoneNumber::parse(&phone(n)).expect("phone")))
-        .collect();
-    for chunk in contacts.chunks(250) {
-        join_all(chunk.iter().map(|contact| opt_in(&t.hub, contact))).await;
-    }
-}
 
 async fn send(hub: &Hub, n: usize) -> MessageId {
     hub.send(template_request(&phone(n)), no_options())
         .await
         .expect("send")
         .message_id
-}
-
-fn reference(n: usize) -> ProviderMessageRef {
-    ProviderMessageRef::parse(&format!("SM{n:032x}")).expect("sid")
 }
 
 async fn callback(hub: &Hub, n: usize, status: MessageStatus) -> Ingested {
