@@ -9,8 +9,13 @@
 //! number of consecutive failures the follower stops with [`FollowerError::GaveUp`]. Idle, it
 //! sleeps until the durable head moves or it is told to stop.
 //!
-//! Used by the review queue (an in-memory follower, rebuilt from the log at every start) and the
-//! alert outbox (a durable one).
+//! A handler that wants only some event types says so ([`Handler::accepts`]): the others are
+//! skipped by their type name without being decoded, and the checkpoint still moves past them.
+//!
+//! Used by the review queue (an in-memory follower, rebuilt from the log at every start), the
+//! alert outbox, the outgoing webhooks and the CRM mirror (durable ones), and the in-process
+//! dispatcher's discovery of new intents (an in-memory one that starts after the head of the
+//! open-message list it read first: wagate-dispatch, `in_process.rs`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -83,6 +88,12 @@ impl HandlerFailure {
 
 /// What a follower does with its events.
 pub trait Handler: Send {
+    /// Whether events of this type (`Event::type_name`) are handed to [`Handler::handle`];
+    /// the others are not decoded and count as handled. Every type by default.
+    fn accepts(&self, _event_type: &str) -> bool {
+        true
+    }
+
     /// Acts on `events` (in log order, never empty). `Ok` means every one of them is done.
     fn handle(
         &mut self,
@@ -165,6 +176,15 @@ impl Follower {
         }
     }
 
+    /// A follower that keeps its checkpoint in memory and starts after position `after`: for a
+    /// reader that learned everything up to `after` another way (a list read first).
+    pub fn in_memory_after(name: &str, after: u64, settings: FollowerSettings) -> Self {
+        Follower {
+            position: after,
+            ..Self::in_memory(name, settings)
+        }
+    }
+
     /// The last position handled (0: nothing yet).
     pub fn position(&self) -> u64 {
         self.position
@@ -181,14 +201,22 @@ impl Follower {
         hub: &Hub,
         handler: &mut H,
     ) -> Result<Step, StepError> {
-        let events = hub
-            .events_after(self.position, self.settings.batch.max(1))
+        let batch = self.settings.batch.max(1);
+        let read = hub
+            .events_after_where(self.position, batch, |event_type| {
+                handler.accepts(event_type)
+            })
             .map_err(StepError::Read)?;
-        let Some(last) = events.last().map(|event| event.position) else {
+        let Some(last) = read.last_position else {
             return Ok(Step::Idle);
         };
-        let more = events.len() >= self.settings.batch.max(1);
-        match handler.handle(hub, &events).await {
+        let more = read.records_read >= batch && read.complete;
+        if read.events.is_empty() {
+            // Nothing this handler wants: the skipped events count as handled.
+            self.advance(hub, last).await?;
+            return Ok(Step::Advanced { to: last, more });
+        }
+        match handler.handle(hub, &read.events).await {
             Ok(()) => {
                 self.advance(hub, last).await?;
                 Ok(Step::Advanced { to: last, more })

@@ -252,3 +252,64 @@ async fn a_handlers_retry_after_is_waited_for_even_beyond_the_backoff() {
     task.await.expect("join").expect("stopped");
     assert_eq!(*recorder.seen.lock(), positions);
 }
+
+/// Takes only the events of one type; records the positions it was handed.
+struct Selective {
+    wanted: &'static str,
+    seen: Vec<u64>,
+}
+
+impl Handler for Selective {
+    fn accepts(&self, event_type: &str) -> bool {
+        event_type == self.wanted
+    }
+
+    async fn handle(&mut self, _hub: &Hub, events: &[LoggedEvent]) -> Result<(), HandlerFailure> {
+        assert!(
+            events
+                .iter()
+                .all(|event| event.event.type_name() == self.wanted),
+            "only the wanted type is handed over"
+        );
+        self.seen.extend(events.iter().map(|event| event.position));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_selective_handler_sees_only_its_types_and_the_checkpoint_moves_past_the_rest() {
+    let hub = Hub::open_temporary(clock(), Policy::default()).expect("hub");
+    let positions = append(&hub, 0, 3).await;
+    let opted_out = hub.events_after(0, 1).expect("read")[0].event.type_name();
+    let mut follower = Follower::in_memory("test", settings(10));
+    let mut none = Selective {
+        wanted: "NoSuchEvent",
+        seen: Vec::new(),
+    };
+    assert_eq!(
+        follower.step(&hub, &mut none).await.expect("step"),
+        Step::Advanced {
+            to: positions[2],
+            more: false
+        }
+    );
+    assert!(none.seen.is_empty());
+    assert_eq!(follower.position(), positions[2]);
+    let later = append(&hub, 3, 2).await;
+    let mut some = Selective {
+        wanted: opted_out,
+        seen: Vec::new(),
+    };
+    follower.step(&hub, &mut some).await.expect("step");
+    assert_eq!(some.seen, later);
+}
+
+#[tokio::test]
+async fn a_follower_started_after_a_position_reads_only_what_follows_it() {
+    let hub = Hub::open_temporary(clock(), Policy::default()).expect("hub");
+    let positions = append(&hub, 0, 4).await;
+    let mut follower = Follower::in_memory_after("test", positions[1], settings(10));
+    let mut recorder = Recorder::default();
+    follower.step(&hub, &mut recorder).await.expect("step");
+    assert_eq!(*recorder.seen.lock(), positions[2..].to_vec());
+}

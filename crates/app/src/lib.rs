@@ -50,7 +50,7 @@ pub use follower::{
 };
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
 pub use projection::ProjectionSizes;
-pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
+pub use reads::{FilteredEvents, LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};
 pub use snapshots::{OpenStats, SNAPSHOT_EVERY, SNAPSHOT_EVERY_EVENTS};
 pub use views::{

@@ -52,6 +52,20 @@ pub struct OpenIntents {
     pub intents: Vec<OpenIntent>,
 }
 
+/// What [`Hub::events_after_where`] read.
+#[derive(Debug, Clone)]
+pub struct FilteredEvents {
+    /// The wanted events, decoded, in log order.
+    pub events: Vec<LoggedEvent>,
+    /// Position of the last event read, wanted or not, before anything undecodable; `None`
+    /// when nothing was read.
+    pub last_position: Option<u64>,
+    /// Events read, wanted or not.
+    pub records_read: usize,
+    /// False when the read stopped before an event this version cannot decode.
+    pub complete: bool,
+}
+
 /// The intents among a run of new events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIntents {
@@ -78,6 +92,39 @@ impl Hub {
             }
         }
         Ok(events)
+    }
+
+    /// Like [`Hub::events_after`], but only the events whose type name `wanted` accepts are
+    /// decoded and answered: a reader of a few types does not pay for decoding the rest.
+    /// `last_position` still covers the skipped ones, so the reader can move past them.
+    pub fn events_after_where(
+        &self,
+        after: u64,
+        limit: usize,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<FilteredEvents> {
+        let records = self.inner.log.read_from(after.saturating_add(1), limit)?;
+        let mut read = FilteredEvents {
+            events: Vec::new(),
+            last_position: None,
+            records_read: records.len(),
+            complete: true,
+        };
+        for record in &records {
+            if wanted(&record.event_type) {
+                match LoggedEvent::decode(record) {
+                    Ok(event) => read.events.push(event),
+                    // The first event read cannot be decoded: say so, as `events_after` does.
+                    Err(error) if read.last_position.is_none() => return Err(error),
+                    Err(_) => {
+                        read.complete = false;
+                        break;
+                    }
+                }
+            }
+            read.last_position = Some(record.position);
+        }
+        Ok(read)
     }
 
     /// The messages the dispatcher still has work for (pending, waiting for a retry, or claimed
@@ -139,6 +186,20 @@ impl Hub {
             last_position: records.last().map(|record| record.position),
             events_read: records.len(),
         })
+    }
+
+    /// The intents the intent events among `events` announced (waiting for their first claim),
+    /// with their senders' rates: what [`Hub::intents_after`] answers, for a reader that
+    /// already holds the decoded events (the dispatcher's follower).
+    pub fn announced_intents(&self, events: &[LoggedEvent]) -> Result<Vec<OpenIntent>> {
+        let mut intents = Vec::new();
+        for logged in events {
+            if let Event::Message(event) = &logged.event {
+                intents.extend(OpenIntent::announced(event, logged.position));
+            }
+        }
+        self.fill_sender_rates(&mut intents)?;
+        Ok(intents)
     }
 
     /// A message's dispatch phase now, from its cached state; [`AppError::NotFound`] when the
