@@ -151,6 +151,8 @@ pub struct Follower {
     settings: FollowerSettings,
     position: u64,
     durable: bool,
+    /// The shortest time between two reads after waking on a new head (zero: none).
+    read_gap: Duration,
 }
 
 impl Follower {
@@ -162,6 +164,7 @@ impl Follower {
             settings,
             position: hub.checkpoint(name)?.unwrap_or(0),
             durable: true,
+            read_gap: Duration::ZERO,
         })
     }
 
@@ -173,7 +176,17 @@ impl Follower {
             settings,
             position: 0,
             durable: false,
+            read_gap: Duration::ZERO,
         }
+    }
+
+    /// Reads at most once per `gap` when woken by a new head: on a busy log the head moves
+    /// with every append (the dispatcher's own claims and outcomes, for its follower), and one
+    /// read per gap takes whatever landed meanwhile in one batch. A full batch is followed at
+    /// once regardless.
+    pub fn with_read_gap(mut self, gap: Duration) -> Self {
+        self.read_gap = gap;
+        self
     }
 
     /// A follower that keeps its checkpoint in memory and starts after position `after`: for a
@@ -256,17 +269,23 @@ impl Follower {
             if *shutdown.borrow() {
                 return Ok(());
             }
+            let read_at = tokio::time::Instant::now();
             match self.step(&hub, &mut handler).await {
                 Ok(Step::Advanced { more: true, .. }) => failures = 0,
                 Ok(Step::Advanced { more: false, .. } | Step::Idle) => {
                     failures = 0;
                     // A head announced after our read is already marked changed: no lost wake-up.
-                    if *heads.borrow_and_update() > self.position {
-                        continue;
+                    if *heads.borrow_and_update() <= self.position {
+                        tokio::select! {
+                            changed = heads.changed() => if changed.is_err() { return Ok(()) },
+                            _ = shutdown.changed() => {}
+                        }
                     }
-                    tokio::select! {
-                        changed = heads.changed() => if changed.is_err() { return Ok(()) },
-                        _ = shutdown.changed() => {}
+                    if !self.read_gap.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(read_at + self.read_gap) => {}
+                            _ = shutdown.changed() => {}
+                        }
                     }
                 }
                 Err(error) => {

@@ -313,3 +313,31 @@ async fn a_follower_started_after_a_position_reads_only_what_follows_it() {
     follower.step(&hub, &mut recorder).await.expect("step");
     assert_eq!(*recorder.seen.lock(), positions[2..].to_vec());
 }
+
+#[tokio::test]
+async fn a_read_gap_holds_the_next_read_and_shutdown_cuts_it_short() {
+    let hub = Hub::open_temporary(clock(), Policy::default()).expect("hub");
+    let (stop, shutdown) = watch::channel(false);
+    let recorder = Recorder::default();
+    let follower =
+        Follower::in_memory("gapped", settings(10)).with_read_gap(Duration::from_secs(3600));
+    let first = append(&hub, 0, 1).await;
+    let task = tokio::spawn(follower.run(hub.clone(), recorder.clone(), shutdown));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while *recorder.seen.lock() != first {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the first read");
+    // Landed inside the gap: not read before it ends (an hour), nor after the shutdown.
+    append(&hub, 1, 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the shutdown ends the gap")
+        .expect("join")
+        .expect("stopped cleanly");
+    assert_eq!(*recorder.seen.lock(), first);
+}

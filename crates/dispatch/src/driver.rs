@@ -91,6 +91,20 @@ pub trait HubPort: Send + Sync + 'static {
     /// A signal that new events may have landed (the durable head), if the hub offers one;
     /// without it the driver polls on its interval only.
     fn changes(&self) -> Option<watch::Receiver<u64>>;
+    /// A reader of the log that sends the intents appended after position `after` to `sink`
+    /// (in log order; each snapshot's `read_up_to` one past its last intent) until `stop`
+    /// turns true, if the hub has one: the in-process hub follows its log with a
+    /// `wagate_app::Follower`, the mechanism every other reader of the log is built on. `None`
+    /// (the default): the driver reads [`HubPort::intents_since`] whenever
+    /// [`HubPort::changes`] fires, as it must over HTTP.
+    fn follow_intents(
+        &self,
+        _after: u64,
+        _sink: mpsc::UnboundedSender<Snapshot>,
+        _stop: watch::Receiver<bool>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
 }
 
 /// The providers messages can go out through, by kind.
@@ -309,6 +323,7 @@ pub async fn run<H: HubPort>(
         full_again: false,
         stopped: false,
         checkpoints: None,
+        following: None,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
     // One saver, always writing the newest position, so saves never land out of order.
@@ -331,6 +346,8 @@ pub async fn run<H: HubPort>(
     tokio::pin!(shutdown);
     let mut shutdown_done = false;
     let mut change_poll_at: Option<Instant> = None;
+    let (followed_sender, mut followed) = mpsc::unbounded_channel::<Snapshot>();
+    let (stop_follower, follower_stopped) = watch::channel(false);
     info!(checkpoint, "dispatcher started");
     loop {
         let wake = loop_state.wake;
@@ -346,6 +363,23 @@ pub async fn run<H: HubPort>(
                     loop_state.polling = false;
                     match result {
                         Ok(snapshot) => {
+                            // New intents after the first full list: from the hub's follower
+                            // when it has one (the head signal and the incremental reads are
+                            // then its business), else read here on each change.
+                            if full && loop_state.following.is_none() {
+                                let after = snapshot.read_up_to.saturating_sub(1);
+                                let follower = loop_state.hub.follow_intents(
+                                    after,
+                                    followed_sender.clone(),
+                                    follower_stopped.clone(),
+                                );
+                                if let Some(follower) = follower {
+                                    debug!(after, "following new intents");
+                                    loop_state.following = Some(tokio::spawn(follower));
+                                    changes = None;
+                                    change_poll_at = None;
+                                }
+                            }
                             let next = loop_state.read_from.unwrap_or(0).max(snapshot.read_up_to);
                             // A full snapshot lists everything below its head: read on from there.
                             loop_state.read_from = Some(if full { snapshot.read_up_to } else { next });
@@ -366,6 +400,13 @@ pub async fn run<H: HubPort>(
                     }
                 }
             },
+            Some(snapshot) = followed.recv() => loop_state.feed(
+                Input::IntentsAvailable {
+                    intents: snapshot.intents,
+                    read_up_to: snapshot.read_up_to,
+                },
+                &sender,
+            ),
             () = sleep_until(wake, loop_state.clock.now()), if wake.is_some() => {
                 loop_state.wake = None;
                 loop_state.feed(Input::Tick, &sender);
@@ -390,6 +431,12 @@ pub async fn run<H: HubPort>(
         }
         if loop_state.stopped {
             break;
+        }
+    }
+    stop_follower.send_replace(true);
+    if let Some(follower) = loop_state.following.take() {
+        if let Err(error) = follower.await {
+            warn!(%error, "the intent follower ended abnormally");
         }
     }
     // The saver ends once its sender is gone; the last position is then saved here, awaited.
@@ -450,6 +497,8 @@ struct Loop<H> {
     full_again: bool,
     stopped: bool,
     checkpoints: Option<watch::Sender<Option<u64>>>,
+    /// The hub's follower of new intents, once started ([`HubPort::follow_intents`]).
+    following: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<H: HubPort> Loop<H> {

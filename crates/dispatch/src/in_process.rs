@@ -2,8 +2,14 @@
 //! Failures of the command service's storage become `Unavailable` (the machine asks again);
 //! refusals of the domain come back as the message's phase.
 
-use wagate_app::{AppError, DispatchUpdate, Hub};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use wagate_app::{
+    AppError, DispatchUpdate, Follower, FollowerSettings, Handler, HandlerFailure, Hub, LoggedEvent,
+};
 use wagate_domain::decide::RecordOutcome;
+use wagate_domain::open_intent::INTENT_EVENT_TYPES;
 use wagate_domain::{DispatchPhase, MessageContent, MessageId};
 
 use crate::driver::{BoxFuture, ClaimedIntent, HubError, HubPort, Snapshot};
@@ -11,6 +17,68 @@ use crate::machine::{ClaimAnswer, HubAnswer, PendingIntent};
 
 /// The store checkpoint the in-process dispatcher saves under.
 pub const CHECKPOINT_NAME: &str = "dispatcher";
+
+/// The name of the in-process dispatcher's follower of new intents (for its log lines: it keeps
+/// its position in memory, see [`follow_intents`]).
+pub const FOLLOWER_NAME: &str = "dispatcher.intents";
+
+/// How the follower of new intents reads: the incremental reads' batch, a short backoff (the
+/// dispatcher's latency), and no giving up (a dispatcher that stopped discovering would be
+/// silent; the driver's full list on its interval covers the gap meanwhile).
+fn follower_settings() -> FollowerSettings {
+    FollowerSettings {
+        batch: READ_LIMIT,
+        min_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(5),
+        max_attempts: u32::MAX,
+        ..FollowerSettings::default()
+    }
+}
+
+/// Hands the intent events a follower reads to the driver, as the intents they announced.
+struct IntentFeed {
+    sink: mpsc::UnboundedSender<Snapshot>,
+}
+
+impl Handler for IntentFeed {
+    fn accepts(&self, event_type: &str) -> bool {
+        INTENT_EVENT_TYPES.contains(&event_type)
+    }
+
+    async fn handle(&mut self, hub: &Hub, events: &[LoggedEvent]) -> Result<(), HandlerFailure> {
+        let intents = hub
+            .announced_intents(events)
+            .map_err(|error| HandlerFailure::new(error.to_string()))?;
+        let last = events.last().map_or(0, |event| event.position);
+        // A closed sink: the driver is stopping, and stops this follower next.
+        let _ = self.sink.send(Snapshot {
+            intents: intents.into_iter().map(PendingIntent::from).collect(),
+            read_up_to: last + 1,
+            more: false,
+        });
+        Ok(())
+    }
+}
+
+/// The in-process discovery of new intents: an in-memory [`Follower`] that starts after the
+/// open-message list the driver read first (so nothing is skipped and its position need not be
+/// saved: a restart lists the open messages again) and reads only the intent events.
+fn follow_intents(
+    hub: Hub,
+    after: u64,
+    sink: mpsc::UnboundedSender<Snapshot>,
+    stop: watch::Receiver<bool>,
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        // At most one read per 200 ms, as the driver's own reads: most heads a busy hub
+        // announces are the dispatcher's own claims and outcomes.
+        let follower = Follower::in_memory_after(FOLLOWER_NAME, after, follower_settings())
+            .with_read_gap(READ_GAP);
+        if let Err(error) = follower.run(hub, IntentFeed { sink }, stop).await {
+            tracing::error!(%error, "the dispatcher's intent follower stopped");
+        }
+    })
+}
 
 /// The hub's view of the message's dispatch phase; `None` when it cannot be read now.
 fn phase_of(hub: &Hub, message_id: MessageId) -> Option<DispatchPhase> {
@@ -46,6 +114,9 @@ fn snapshot(hub: &Hub) -> Result<Snapshot, HubError> {
         more: false,
     })
 }
+
+/// The shortest time between two reads of the follower of new intents.
+const READ_GAP: Duration = Duration::from_millis(200);
 
 /// Events read per incremental poll.
 const READ_LIMIT: usize = 4096;
@@ -150,5 +221,14 @@ impl HubPort for Hub {
 
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         Some(Hub::subscribe(self))
+    }
+
+    fn follow_intents(
+        &self,
+        after: u64,
+        sink: mpsc::UnboundedSender<Snapshot>,
+        stop: watch::Receiver<bool>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        Some(follow_intents(self.clone(), after, sink, stop))
     }
 }

@@ -9,10 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use wagate_app::{Hub, SendOptions, SendRequest, SystemClock};
-use wagate_dispatch::{run, Config, DriverOptions, Providers, RateLimit, RunReport};
-use wagate_domain::decide::{RecordOptIn, RecordOptOut, RegisterSender, RegisterTemplate};
+use wagate_dispatch::driver::BoxFuture;
+use wagate_dispatch::{
+    run, ClaimAnswer, ClaimedIntent, Config, DriverOptions, HubAnswer, HubError, HubPort,
+    Providers, RateLimit, RunReport, Snapshot,
+};
+use wagate_domain::decide::{
+    RecordOptIn, RecordOptOut, RecordOutcome, RegisterSender, RegisterTemplate,
+};
 use wagate_domain::{
     ApprovalStatus, ContactId, DispatchPhase, Event, MessageEvent, MessageId, MessageStatus,
     OptInSource, OptOutSource, PhoneNumber, Policy, PortfolioId, ProviderKind, ProviderMessageRef,
@@ -400,6 +406,91 @@ async fn shutdown_waits_for_the_call_in_flight_and_records_it() {
             ..
         }
     ));
+}
+
+/// The in-process hub with its head signal and its incremental read taken away: only the
+/// follower of new intents ([`HubPort::follow_intents`]) can tell the driver about a message
+/// sent after its first full list.
+struct FollowerOnly(Hub);
+
+impl HubPort for FollowerOnly {
+    fn pending(&self) -> BoxFuture<'_, Result<Snapshot, HubError>> {
+        HubPort::pending(&self.0)
+    }
+    fn intents_since(&self, _from: u64) -> BoxFuture<'_, Result<Snapshot, HubError>> {
+        Box::pin(async { Err(HubError::Unavailable("not offered in this test".into())) })
+    }
+    fn claim(&self, message_id: MessageId) -> BoxFuture<'_, ClaimAnswer<ClaimedIntent>> {
+        HubPort::claim(&self.0, message_id)
+    }
+    fn record_outcome(&self, command: RecordOutcome) -> BoxFuture<'_, HubAnswer> {
+        HubPort::record_outcome(&self.0, command)
+    }
+    fn expire_in_doubt(&self, message_id: MessageId) -> BoxFuture<'_, HubAnswer> {
+        HubPort::expire_in_doubt(&self.0, message_id)
+    }
+    fn checkpoint(&self) -> BoxFuture<'_, Result<u64, HubError>> {
+        HubPort::checkpoint(&self.0)
+    }
+    fn save_checkpoint(&self, position: u64) -> BoxFuture<'_, Result<(), HubError>> {
+        HubPort::save_checkpoint(&self.0, position)
+    }
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+    fn follow_intents(
+        &self,
+        after: u64,
+        sink: mpsc::UnboundedSender<Snapshot>,
+        stop: watch::Receiver<bool>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        HubPort::follow_intents(&self.0, after, sink, stop)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_intents_reach_the_machine_through_the_hubs_follower() {
+    let hub = hub().await;
+    let before = send(&hub).await;
+    let provider = FakeProvider::new([]);
+    let (stop_driver, stopped) = oneshot::channel::<()>();
+    // No second full list during the test: the first one finds `before`, the follower the rest.
+    let options = DriverOptions {
+        poll_interval: Duration::from_secs(3600),
+        poll_gap_min: Duration::from_millis(10),
+    };
+    let handle = tokio::spawn(run(
+        Arc::new(FollowerOnly(hub.clone())),
+        Providers::new().with(
+            ProviderKind::Sandbox,
+            Arc::clone(&provider) as Arc<dyn Provider>,
+        ),
+        config(&hub),
+        options,
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    until("the first message", || {
+        phase(&hub, before) == DispatchPhase::Done
+    })
+    .await;
+    let after: Vec<MessageId> = [send(&hub).await, send(&hub).await].into();
+    until("the later messages", || {
+        after
+            .iter()
+            .all(|id| phase(&hub, *id) == DispatchPhase::Done)
+    })
+    .await;
+    let _ = stop_driver.send(());
+    let report = tokio::time::timeout(Duration::from_secs(20), handle)
+        .await
+        .expect("the driver stops")
+        .expect("driver task")
+        .expect("driver ran");
+    assert_eq!(provider.call_count(), 3, "each message sent once");
+    assert_eq!(report.provider_calls, 3);
 }
 
 /// Not a test: a measurement (`cargo test --release -p wagate-dispatch --test driver --
