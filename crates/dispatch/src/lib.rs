@@ -49,9 +49,11 @@
 //! # Driver
 //! [`run`] drives the machine with tokio: one task per effect, answers back through a channel,
 //! a timer for `SleepUntil`, a full list of the hub's open messages at start and on an interval
-//! (callbacks, expiries and other dispatchers change messages without new intents), reads of
-//! the intents appended since the last read whenever the hub's durable head moves (at most one
-//! per `poll_gap_min`), and a `dispatch` tracing span per provider call. The hub is a
+//! (callbacks, expiries and other dispatchers change messages without new intents), the intents
+//! appended after the first list (in-process: a `wagate_app::Follower`, the mechanism every
+//! reader of the log shares, through [`HubPort::follow_intents`]; otherwise the driver's own
+//! reads whenever the hub's durable head moves, at most one per `poll_gap_min`), and a
+//! `dispatch` tracing span per provider call. The hub is a
 //! [`HubPort`]: `wagate_app::Hub` itself in `wagate serve` (checkpoint saved in the store as
 //! [`CHECKPOINT_NAME`]), or [`RemoteHub`] over the command API for `wagate dispatch --hub URL`
 //! (the process that holds the provider credentials). [`Providers`] routes each claim to the
