@@ -509,6 +509,26 @@ pub struct RegisterTemplateRequest {
     /// (`example_<key>` where missing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub examples: BTreeMap<String, String>,
+    /// Creating a Meta template with a media header: the sample file Meta's reviewers see
+    /// (`wagate templates create --header-file`). Without it wagate fetches the sample from
+    /// the header's URL. Either way it is uploaded through Meta's Resumable Upload API
+    /// (needs `WAGATE_META_APP_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_sample: Option<TemplateHeaderSample>,
+}
+
+/// A media header's sample file, carried in the request (the JSON body is limited to 2 MiB,
+/// so a file of about 1.5 MiB at most).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateHeaderSample {
+    /// The file's name, e.g. `listing.jpg`.
+    pub file_name: String,
+    /// `image/jpeg`, `image/png` (image header), `video/mp4` (video) or `application/pdf`
+    /// (document).
+    pub content_type: String,
+    /// The file's bytes, base64 (standard alphabet, padded).
+    pub data_base64: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -33,9 +33,10 @@ marketing; no template to a new recipient outside a window once the portfolio re
 in the rolling 24 h; no keyword opt-in but from a signed inbound, no opt-in recorded by anyone but an \
 operator or a webhook, no opt-in with evidence older than the newest opt-out; no claim that moves a message \
 backwards; no claim without its decision; positions and stream versions without gaps.\n\n\
-The allowlist and the default messaging limit are the hub's settings, not facts in the log: give the \
-hub's values (--workflows, --messaging-limit, or the same WAGATE_WORKFLOWS and WAGATE_MESSAGING_LIMIT \
-the hub reads); without them the hub's defaults are assumed.\n\n\
+The allowlist, the default messaging limit and the marketing pause on a quality drop are the hub's \
+settings, not facts in the log: give the hub's values (--workflows, --messaging-limit, --quality-pause, \
+or the same WAGATE_WORKFLOWS, WAGATE_MESSAGING_LIMIT and WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP the hub \
+reads); without them the hub's defaults are assumed.\n\n\
 Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read or a setting is invalid.\n\n\
 Examples:\n  wagate audit --data ./wagate-data\n  wagate audit --file log.jsonl --json"
 )]
@@ -71,6 +72,18 @@ pub struct AuditArgs {
     /// `MessagingLimitChanged` in the log overrides it.
     #[arg(long, env = "WAGATE_MESSAGING_LIMIT", value_name = "N|unlimited")]
     messaging_limit: Option<String>,
+
+    /// Whether the hub paused marketing templates on a number whose quality dropped, as the
+    /// hub's own setting (`on` or `off`, also true/false/1/0/yes/no; default: the hub's
+    /// default, on). The hub does not record this setting in the log, so a hub run with
+    /// WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP=off must be audited with `--quality-pause off`:
+    /// with it off, marketing from a number whose quality dropped is not a violation.
+    #[arg(
+        long,
+        env = "WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP",
+        value_name = "on|off"
+    )]
+    quality_pause: Option<String>,
 
     /// Print the summary as one JSON object (for machines) instead of text.
     #[arg(long)]
@@ -124,7 +137,23 @@ fn audit_policy(args: &AuditArgs) -> anyhow::Result<AuditPolicy> {
         })?;
         policy.default_limit = limit(parsed);
     }
+    if let Some(raw) = &args.quality_pause {
+        policy.pause_marketing_on_quality_drop = switch(raw).with_context(|| {
+            format!(
+                "--quality-pause (WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP) {raw:?} is neither on nor off"
+            )
+        })?;
+    }
     Ok(policy)
+}
+
+/// An on/off setting read with the words the hub accepts for it (settings/policy.rs).
+fn switch(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Some(true),
+        "off" | "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -355,4 +384,50 @@ pub fn render(label: &str, summary: &Summary) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{audit_policy, AuditArgs};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AuditArgs,
+    }
+
+    fn args(extra: &[&str]) -> AuditArgs {
+        let mut argv = vec!["wagate-audit", "--file", "log.jsonl"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("arguments").args
+    }
+
+    #[test]
+    fn the_quality_pause_is_on_by_default_and_the_flag_turns_it_off() {
+        // The hub's default (on) unless the flag (or the hub's variable) says otherwise.
+        let default = args(&[]);
+        if default.quality_pause.is_none() {
+            assert!(
+                audit_policy(&default)
+                    .expect("policy")
+                    .pause_marketing_on_quality_drop
+            );
+        }
+        let off = audit_policy(&args(&["--quality-pause", "off"])).expect("policy");
+        assert!(!off.pause_marketing_on_quality_drop);
+        let on = audit_policy(&args(&["--quality-pause", "ON"])).expect("policy");
+        assert!(on.pause_marketing_on_quality_drop);
+        let hub_word = audit_policy(&args(&["--quality-pause", "false"])).expect("policy");
+        assert!(!hub_word.pause_marketing_on_quality_drop);
+    }
+
+    #[test]
+    fn a_quality_pause_that_is_neither_on_nor_off_is_refused_naming_the_flag() {
+        let error = audit_policy(&args(&["--quality-pause", "sometimes"])).expect_err("refused");
+        let text = format!("{error:#}");
+        assert!(text.contains("--quality-pause"), "{text}");
+        assert!(text.contains("sometimes"), "{text}");
+    }
 }

@@ -32,6 +32,7 @@ mod serve;
 mod settings;
 mod signals;
 mod source;
+mod template_sample;
 mod template_sync;
 
 /// Exit code when `audit` finds a violation.

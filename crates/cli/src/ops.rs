@@ -214,7 +214,7 @@ pub enum TemplatesCommand {
     },
     /// Create a template in wagate and submit it to the provider for WhatsApp's approval.
     #[command(
-        after_help = "Example:\n  wagate templates create --provider meta --name listing_update --language de \\\n      --category marketing --body 'Hallo {{1}}, neues Objekt in {{2}}.' \\\n      --header image:https://cdn.example.com/p/1.jpg --button url:Details:https://example.com/p/1 \\\n      --example 1=Ana --example 2=Mitte"
+        after_help = "Example:\n  wagate templates create --provider meta --name listing_update --language de \\\n      --category marketing --body 'Hallo {{1}}, neues Objekt in {{2}}.' \\\n      --header image:https://cdn.example.com/p/1.jpg --header-file listing.jpg \\\n      --button url:Details:https://example.com/p/1 --example 1=Ana --example 2=Mitte"
     )]
     Create(CreateTemplateArgs),
     /// Read every template's status from the providers now; import the ones wagate does not know.
@@ -260,6 +260,10 @@ pub struct CreateTemplateArgs {
     /// A sample value for a placeholder, shown to the reviewers (repeat: --example 1=Ana).
     #[arg(long = "example", value_name = "KEY=VALUE", value_parser = parse_var)]
     examples: Vec<(String, String)>,
+    /// Meta, media header: the sample file Meta's reviewers see (.jpg, .png, .mp4 or .pdf, at
+    /// most 1.5 MB), instead of the file at the header's URL. The hub needs WAGATE_META_APP_ID.
+    #[arg(long, value_name = "FILE")]
+    header_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -316,6 +320,11 @@ impl CreateTemplateArgs {
             buttons,
             cards,
             examples: self.examples.iter().cloned().collect(),
+            header_sample: self
+                .header_file
+                .as_deref()
+                .map(crate::template_sample::read)
+                .transpose()?,
         })
     }
 }

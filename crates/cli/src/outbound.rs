@@ -26,6 +26,8 @@ pub struct LiveCredentials {
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<Secret>,
     pub meta_access_token: Option<Secret>,
+    /// The Meta app for template media header uploads (templates only).
+    pub meta_app_id: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -91,7 +93,7 @@ pub fn live(credentials: &LiveCredentials, public_url: &str) -> anyhow::Result<P
 /// The providers' template APIs the credentials allow: Twilio's Content API
 /// (`WAGATE_TWILIO_CONTENT_API_BASE`, default `https://content.twilio.com`) with the account SID
 /// and auth token; Meta's (`WAGATE_META_API_BASE`, `WAGATE_META_API_VERSION`) with the access
-/// token and `WAGATE_META_WABA_ID`.
+/// token and `WAGATE_META_WABA_ID` (and `WAGATE_META_APP_ID` for media header samples).
 pub fn template_clients(credentials: &LiveCredentials) -> anyhow::Result<TemplateClients> {
     let mut clients = TemplateClients::default();
     if let (Some(account_sid), Some(auth_token)) = (
@@ -118,6 +120,7 @@ pub fn template_clients(credentials: &LiveCredentials) -> anyhow::Result<Templat
                 waba_id,
                 access_token: access_token.clone(),
                 timeout: PROVIDER_TIMEOUT,
+                app_id: credentials.meta_app_id.clone(),
             };
             clients.meta = Some(Arc::new(
                 MetaTemplates::new(config).context("WAGATE_META_WABA_ID")?,

@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// only: genuine webhooks, STOPs included, are then refused with 403.
     #[arg(long)]
     allow_unverifiable_webhooks: bool,
+
+    /// The Meta app whose Resumable Upload API takes the sample of a Meta template's media
+    /// header (also WAGATE_META_APP_ID, meta_app_id in the file); without it a Meta template
+    /// with an image, video or document header is refused.
+    #[arg(long, value_name = "APP_ID")]
+    meta_app_id: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -78,6 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store: args.store,
         config: args.config,
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
+        meta_app_id: args.meta_app_id,
     };
     let config = ServeConfig::load(&flags)?;
     for warning in &config.unverifiable {
@@ -274,6 +281,7 @@ fn templates_for(
                 twilio_account_sid: twilio.as_ref().and_then(|t| t.account_sid.clone()),
                 twilio_auth_token: twilio.as_ref().map(|t| t.auth_token.clone()),
                 meta_access_token: meta.access_token.clone(),
+                meta_app_id: meta.app_id.clone(),
             })
         }
     }
@@ -300,6 +308,7 @@ fn providers_for(
                 twilio_account_sid: twilio.as_ref().and_then(|t| t.account_sid.clone()),
                 twilio_auth_token: twilio.as_ref().map(|t| t.auth_token.clone()),
                 meta_access_token: meta.access_token.clone(),
+                meta_app_id: None,
             },
             server.public_url(),
         ),

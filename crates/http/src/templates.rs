@@ -3,6 +3,7 @@
 //! [`sync`] reads every template's status back from the providers (the binary's poller, `POST
 //! /v1/templates/sync`); [`report_notice`] records what Meta's template webhooks say.
 
+use base64::Engine as _;
 use wagate_api as api;
 use wagate_app::Hub;
 use wagate_domain::decide::{CreateTemplate, RegisterTemplate};
@@ -11,7 +12,7 @@ use wagate_domain::template::{
 };
 use wagate_domain::{Actor, ProviderKind, TemplateCategory, TemplateId};
 use wagate_providers::meta::template_notice::{TemplateChange, TemplateNotice};
-use wagate_providers::templates::{NewTemplate, TemplateApiError, TemplateClients};
+use wagate_providers::templates::{MediaSample, NewTemplate, TemplateApiError, TemplateClients};
 
 use crate::error::ApiError;
 use crate::metrics::Source;
@@ -82,6 +83,44 @@ fn content(request: &api::RegisterTemplateRequest) -> Result<TemplateContent, Ap
     })
 }
 
+/// The media header's sample the request carries: Meta only (Twilio takes the media by URL),
+/// and only beside a media header; its type and size are checked by the Meta client.
+fn header_sample(
+    provider: ProviderKind,
+    content: &TemplateContent,
+    body: Option<&api::TemplateHeaderSample>,
+) -> Result<Option<MediaSample>, ApiError> {
+    let Some(body) = body else {
+        return Ok(None);
+    };
+    if provider != ProviderKind::Meta {
+        return Err(ApiError::invalid(
+            "header_sample",
+            "only a Meta template takes a header sample (Twilio reads the media from the header's URL)",
+        ));
+    }
+    if content
+        .header
+        .as_ref()
+        .is_none_or(|h| h.format == HeaderFormat::Text)
+    {
+        return Err(ApiError::invalid(
+            "header_sample",
+            "a header sample needs an image, video or document header",
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.data_base64.trim())
+        .map_err(|e| {
+            ApiError::invalid("header_sample", format!("data_base64 is not base64: {e}"))
+        })?;
+    Ok(Some(MediaSample {
+        file_name: body.file_name.clone(),
+        content_type: body.content_type.clone(),
+        bytes,
+    }))
+}
+
 /// Validates, creates and submits the template, and records it with the provider's answer.
 pub(crate) async fn create(
     state: &AppState,
@@ -121,6 +160,7 @@ pub(crate) async fn create(
     })?;
     let content = content(&request)?;
     template::validate(&content).map_err(wagate_app::AppError::from)?;
+    let sample = header_sample(provider, &content, request.header_sample.as_ref())?;
     if provider == ProviderKind::Meta {
         // Meta knows a template by name and language: refuse a duplicate before asking Meta.
         let id = TemplateId::meta(&request.name, &request.language)
@@ -144,9 +184,16 @@ pub(crate) async fn create(
         category,
         content: content.clone(),
         examples: request.examples.clone(),
+        header_sample: sample,
     };
     let submitted = client.create(&new).await.map_err(|error| match error {
         TemplateApiError::Unsupported { reason, .. } => ApiError::invalid("provider", reason),
+        // A setting wagate lacks, or a sample it cannot use: nothing went to the provider's
+        // template API, and the answer says which setting or what was wrong with the media.
+        error @ TemplateApiError::NotConfigured { .. } => {
+            ApiError::invalid("header", error.to_string())
+        }
+        TemplateApiError::Media { reason } => ApiError::invalid("header", reason),
         other => ApiError::Provider(other.to_string()),
     })?;
     tracing::info!(

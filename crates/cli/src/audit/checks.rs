@@ -2209,6 +2209,32 @@ mod tests {
         assert!(summary.violations[0].message.contains("FLAGGED"));
     }
 
+    /// The same marketing send after a quality drop is a violation when the hub paused
+    /// marketing on a drop and clean when it ran with the pause off (`--quality-pause off`).
+    #[test]
+    fn marketing_after_a_quality_drop_follows_the_hubs_pause_setting() {
+        let mut log = Log::default();
+        log.ready();
+        log.marketing_template();
+        log.contact("OptedIn");
+        log.push(
+            &format!("sender:{SENDER}"),
+            "SenderQualityReported",
+            json!({"sender": SENDER, "event": "DOWNGRADE", "dropped": true, "source": "provider"}),
+        );
+        let sent = log.template_to(1, LEA, PROMO);
+        let on = log.audit_with(AuditPolicy {
+            pause_marketing_on_quality_drop: true,
+            ..policy()
+        });
+        assert_eq!(checks(&on), [(Some(sent), Check::SenderQualityDropped)]);
+        let off = log.audit_with(AuditPolicy {
+            pause_marketing_on_quality_drop: false,
+            ..policy()
+        });
+        assert_eq!(checks(&off), []);
+    }
+
     #[test]
     fn the_tier_limit_counts_unique_recipients_outside_a_window_in_a_rolling_day() {
         let mut log = Log::default();

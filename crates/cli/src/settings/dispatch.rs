@@ -97,6 +97,8 @@ impl DispatchConfig {
                 twilio_auth_token,
                 meta_access_token: sources
                     .secret(env::META_ACCESS_TOKEN, &file.meta_access_token)?,
+                // The dispatcher sends; it creates no templates.
+                meta_app_id: None,
             };
             if credentials.twilio_account_sid.is_none() && credentials.meta_access_token.is_none() {
                 return Err(ConfigError::NoProviderCredentials);

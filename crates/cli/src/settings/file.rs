@@ -25,6 +25,8 @@ pub(super) struct FileConfig {
     pub meta_app_secret: Option<String>,
     pub meta_verify_token: Option<String>,
     pub meta_access_token: Option<String>,
+    /// `serve` only: the Meta app id (template media header uploads).
+    pub meta_app_id: Option<String>,
     pub workflows: Option<Vec<String>>,
     pub window_margin_seconds: Option<i64>,
     pub messaging_limit: Option<toml::Value>,

@@ -57,6 +57,8 @@ pub mod env {
     pub const META_APP_SECRET: &str = "WAGATE_META_APP_SECRET";
     pub const META_VERIFY_TOKEN: &str = "WAGATE_META_VERIFY_TOKEN";
     pub const META_ACCESS_TOKEN: &str = "WAGATE_META_ACCESS_TOKEN";
+    /// The Meta app whose Resumable Upload API takes template media header samples.
+    pub const META_APP_ID: &str = "WAGATE_META_APP_ID";
     pub const WORKFLOWS: &str = "WAGATE_WORKFLOWS";
     pub const WINDOW_MARGIN_SECONDS: &str = "WAGATE_WINDOW_MARGIN_SECONDS";
     pub const MESSAGING_LIMIT: &str = "WAGATE_MESSAGING_LIMIT";

@@ -36,6 +36,8 @@ pub struct ServeFlags {
     pub config: Option<PathBuf>,
     /// Start even when a provider's webhooks cannot be verified (`--allow-unverifiable-webhooks`).
     pub allow_unverifiable_webhooks: bool,
+    /// `--meta-app-id` (`None`: the environment, the file).
+    pub meta_app_id: Option<String>,
 }
 
 /// Twilio credentials (webhook signatures; the dispatcher's Messages API calls).
@@ -52,6 +54,9 @@ pub struct MetaSettings {
     pub app_secret: Option<Secret>,
     pub verify_token: Option<Secret>,
     pub access_token: Option<Secret>,
+    /// The app whose Resumable Upload API takes template media header samples
+    /// (`--meta-app-id`, `WAGATE_META_APP_ID`, `meta_app_id`): a number, not a secret.
+    pub app_id: Option<String>,
 }
 
 /// Which providers the hub talks to.
@@ -86,6 +91,29 @@ impl Providers {
     pub fn is_sandbox(&self) -> bool {
         matches!(self, Self::Sandbox { .. })
     }
+}
+
+/// The Meta app id: `--meta-app-id`, else `WAGATE_META_APP_ID`, else `meta_app_id`; digits only,
+/// so a token pasted into the wrong setting is refused rather than sent in a URL.
+fn meta_app_id(
+    flag: Option<String>,
+    from_env: Option<String>,
+    from_file: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let (setting, raw) = match (flag, from_env, from_file) {
+        (Some(raw), _, _) => ("--meta-app-id", raw),
+        (None, Some(raw), _) => (env::META_APP_ID, raw),
+        (None, None, Some(raw)) => ("meta_app_id", raw),
+        (None, None, None) => return Ok(None),
+    };
+    let id = raw.trim();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ConfigError::Invalid {
+            setting: setting.into(),
+            reason: "expected the Meta app's numeric id (App Dashboard, App ID)".into(),
+        });
+    }
+    Ok(Some(id.to_owned()))
 }
 
 /// A secret `serve` generated; the caller prints it once.
@@ -165,6 +193,11 @@ impl ServeConfig {
             app_secret: sources.secret(env::META_APP_SECRET, &file.meta_app_secret)?,
             verify_token: sources.secret(env::META_VERIFY_TOKEN, &file.meta_verify_token)?,
             access_token: sources.secret(env::META_ACCESS_TOKEN, &file.meta_access_token)?,
+            app_id: meta_app_id(
+                flags.meta_app_id.clone(),
+                sources.env(env::META_APP_ID),
+                file.meta_app_id.clone(),
+            )?,
         };
         let policy = policy(
             sources.env(env::WORKFLOWS),
@@ -775,5 +808,35 @@ mod tests {
         )
         .expect("safe");
         assert!(config.unverifiable.is_empty());
+    }
+
+    /// The Meta app id: the flag over the environment over the file; anything but digits is
+    /// refused naming where it came from.
+    #[test]
+    fn the_meta_app_id_comes_from_the_flag_the_environment_or_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("wagate.toml");
+        std::fs::write(&path, "meta_app_id = \"111\"\napi_token = \"t\"\n").expect("write");
+        let app_id = |flag: Option<&str>, environment: &[(&str, &str)]| {
+            let flags = ServeFlags {
+                config: Some(path.clone()),
+                meta_app_id: flag.map(str::to_owned),
+                ..ServeFlags::default()
+            };
+            ServeConfig::resolve(&flags, &env_of(environment), &OpCli::default())
+                .map(|config| config.providers.meta().and_then(|m| m.app_id.clone()))
+        };
+        let live = [(env::META_ACCESS_TOKEN, "m"), (env::META_APP_SECRET, "s")];
+        assert_eq!(app_id(None, &live).expect("file"), Some("111".into()));
+        let with_env = [live[0], live[1], (env::META_APP_ID, "222")];
+        assert_eq!(app_id(None, &with_env).expect("env"), Some("222".into()));
+        assert_eq!(
+            app_id(Some("333"), &with_env).expect("flag"),
+            Some("333".into())
+        );
+        let bad = [live[0], live[1], (env::META_APP_ID, "EAAG-token")];
+        let error = app_id(None, &bad).expect_err("not a number");
+        assert!(error.to_string().contains("WAGATE_META_APP_ID"), "{error}");
+        assert!(!error.to_string().contains("EAAG"), "{error}");
     }
 }

@@ -6,6 +6,7 @@
 mod browser;
 mod support;
 mod templates;
+mod templates_media;
 
 mod commands;
 mod consent;

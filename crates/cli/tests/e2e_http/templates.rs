@@ -276,7 +276,7 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
             "parameter_format": "positional",
             "components": [
                 {"type": "HEADER", "format": "IMAGE",
-                 "example": {"header_handle": ["https://cdn.example.com/p/1.jpg"]}},
+                 "example": {"header_handle": ["4::aW1hZ2UvanBlZw==:e2e"]}},
                 {"type": "BODY", "text": "Hallo {{1}}, ein neues Objekt wartet auf Sie.",
                  "example": {"body_text": [["Lea"]]}},
                 {"type": "BUTTONS", "buttons": [
@@ -292,6 +292,22 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
         .mount(&graph)
         .await;
+    // The header's sample goes through the Resumable Upload API first
+    // (templates_media.rs checks the upload's requests).
+    Mock::given(method("POST"))
+        .and(path("/v21.0/7654321/uploads"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "upload:e2e"})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v21.0/upload:e2e"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"h": "4::aW1hZ2UvanBlZw==:e2e"})),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
 
     let dir = tempfile::tempdir().expect("dir");
     let hub = start_with(
@@ -301,6 +317,7 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
             ("WAGATE_META_APP_SECRET", META_APP_SECRET),
             ("WAGATE_META_API_BASE", &graph.uri()),
             ("WAGATE_META_WABA_ID", WABA),
+            ("WAGATE_META_APP_ID", "7654321"),
             ("WAGATE_TEMPLATE_SYNC_SECONDS", "1"),
         ],
         &["--no-dispatch"],
@@ -312,7 +329,8 @@ async fn a_meta_template_is_created_approved_by_webhook_and_paused_by_the_poll()
         "category": "marketing", "body": "Hallo {{1}}, ein neues Objekt wartet auf Sie.",
         "header": {"format": "image", "value": "https://cdn.example.com/p/1.jpg"},
         "buttons": [{"type": "url", "text": "Details", "value": "https://example.com/p/1"}],
-        "examples": {"1": "Lea"}});
+        "examples": {"1": "Lea"},
+        "header_sample": {"file_name": "1.jpg", "content_type": "image/jpeg", "data_base64": "/9j/4AAQ"}});
     let created = hub.post("/v1/templates", request.clone()).await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.expect("json");

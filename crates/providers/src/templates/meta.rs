@@ -1,7 +1,8 @@
 //! Meta's WhatsApp Business Management API: `POST /{waba-id}/message_templates` creates and
 //! submits a template in one call; `GET /{waba-id}/message_templates` lists them (the backstop
 //! to the `message_template_status_update` webhook). Bearer token; docs/providers.md, "Meta
-//! templates".
+//! templates". A media header's sample is uploaded first (`meta_upload.rs`) and its handle
+//! sent as `example.header_handle`.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 use wagate_domain::template::{ButtonKind, HeaderFormat, TemplateButton, TemplateHeader};
 use wagate_domain::{ApprovalStatus, ProviderKind, TemplateCategory, TemplateId};
 
+use super::meta_upload::{check_sample, fetch_sample, Uploader};
 use super::{
     exchange, http_error, meta_status, same_origin, NewTemplate, RemoteTemplate, Submitted,
     TemplateApi, TemplateApiError, TemplateFuture,
@@ -30,15 +32,28 @@ pub struct MetaTemplateConfig {
     pub waba_id: String,
     pub access_token: Secret,
     pub timeout: Duration,
+    /// The Meta app whose Resumable Upload API takes media header samples
+    /// (`WAGATE_META_APP_ID`); without it a media-header template is refused.
+    pub app_id: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct MetaTemplates {
     http: reqwest::Client,
+    /// Fetches media header samples and uploads them (longer timeout, no credentials kept).
+    media: reqwest::Client,
     base: String,
     templates_url: String,
     access_token: Secret,
     timeout: Duration,
+    uploader: Option<Uploader>,
+}
+
+/// The upload handles of a template's media headers, in the order the body uses them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Handles {
+    pub(crate) header: Option<String>,
+    pub(crate) cards: Vec<Option<String>>,
 }
 
 impl MetaTemplates {
@@ -49,17 +64,87 @@ impl MetaTemplates {
                 reason: "must be the WhatsApp Business Account's numeric id",
             });
         }
+        if let Some(app_id) = &config.app_id {
+            if app_id.is_empty() || !app_id.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ConfigError::Invalid {
+                    name: "app_id",
+                    reason: "must be the Meta app's numeric id",
+                });
+            }
+        }
         let base = base_url(&config.api_base, "api_base")?;
+        let versioned_base = format!("{base}/{}", config.api_version);
         Ok(Self {
             http: build_client(config.timeout)?,
-            templates_url: format!(
-                "{base}/{}/{}/message_templates",
-                config.api_version, config.waba_id
-            ),
+            media: build_client(super::meta_upload::MEDIA_TIMEOUT)?,
+            templates_url: format!("{versioned_base}/{}/message_templates", config.waba_id),
+            uploader: config.app_id.map(|app_id| Uploader {
+                versioned_base,
+                app_id,
+            }),
             base,
             access_token: config.access_token,
             timeout: config.timeout,
         })
+    }
+
+    /// Uploads a sample for every media header (the template's, each card's) and answers the
+    /// handles. Everything is checked before anything is created: without an app id, or when a
+    /// sample cannot be had, the template is refused and Meta's template API is not called.
+    async fn upload_samples(&self, template: &NewTemplate) -> Result<Handles, TemplateApiError> {
+        let content = &template.content;
+        let header = content
+            .header
+            .as_ref()
+            .filter(|h| h.format != HeaderFormat::Text);
+        let media_cards = content
+            .cards
+            .iter()
+            .filter(|card| card.header.format != HeaderFormat::Text)
+            .count();
+        if header.is_none() && media_cards == 0 {
+            return Ok(Handles::default());
+        }
+        let Some(uploader) = &self.uploader else {
+            return Err(TemplateApiError::NotConfigured {
+                provider: PROVIDER,
+                setting: "WAGATE_META_APP_ID",
+                reason: "a media header's sample goes to Meta through the app's Resumable \
+                         Upload API; set the Meta app id (--meta-app-id, WAGATE_META_APP_ID or \
+                         meta_app_id in the config file)"
+                    .into(),
+            });
+        };
+        let mut handles = Handles::default();
+        if let Some(header) = header {
+            let sample = match &template.header_sample {
+                Some(sample) => {
+                    check_sample(header.format, sample)?;
+                    sample.clone()
+                }
+                None => fetch_sample(&self.media, header.format, &header.value).await?,
+            };
+            handles.header = Some(
+                uploader
+                    .upload(&self.media, &self.access_token, &sample)
+                    .await?,
+            );
+        }
+        for card in &content.cards {
+            let handle = if card.header.format == HeaderFormat::Text {
+                None
+            } else {
+                let sample =
+                    fetch_sample(&self.media, card.header.format, &card.header.value).await?;
+                Some(
+                    uploader
+                        .upload(&self.media, &self.access_token, &sample)
+                        .await?,
+                )
+            };
+            handles.cards.push(handle);
+        }
+        Ok(handles)
     }
 
     async fn create_inner(&self, template: &NewTemplate) -> Result<Submitted, TemplateApiError> {
@@ -69,7 +154,19 @@ impl MetaTemplates {
                 reason: e.to_string(),
             }
         })?;
-        let body = create_body(template);
+        if template.header_sample.is_some()
+            && template
+                .content
+                .header
+                .as_ref()
+                .is_none_or(|h| h.format == HeaderFormat::Text)
+        {
+            return Err(TemplateApiError::Media {
+                reason: "a header sample was given but the template has no media header".into(),
+            });
+        }
+        let handles = self.upload_samples(template).await?;
+        let body = create_body(template, &handles);
         let request = self
             .http
             .post(&self.templates_url)
@@ -189,7 +286,11 @@ struct Listed {
     rejected_reason: Option<String>,
 }
 
-fn header_component(header: &TemplateHeader, samples: &[(String, String)]) -> Value {
+fn header_component(
+    header: &TemplateHeader,
+    samples: &[(String, String)],
+    handle: Option<&str>,
+) -> Value {
     match header.format {
         HeaderFormat::Text => {
             let keys =
@@ -209,12 +310,12 @@ fn header_component(header: &TemplateHeader, samples: &[(String, String)]) -> Va
             }
             component
         }
-        // Meta documents `header_handle` as a Resumable-Upload handle; wagate passes the
-        // header's value (a URL, or a handle the operator uploaded) as that example.
+        // Meta takes a Resumable-Upload handle as the example, not a URL; the create path
+        // uploads every media header's sample before it builds the body.
         media => json!({
             "type": "HEADER",
             "format": media.as_str().to_ascii_uppercase(),
-            "example": {"header_handle": [header.value]},
+            "example": {"header_handle": [handle.unwrap_or_default()]},
         }),
     }
 }
@@ -262,14 +363,18 @@ fn body_component(text: &str, samples: &[(String, String)], named: bool) -> Valu
     component
 }
 
-/// The `POST /{waba-id}/message_templates` body.
-pub(crate) fn create_body(template: &NewTemplate) -> Value {
+/// The `POST /{waba-id}/message_templates` body, with the upload `handles` of its media headers.
+pub(crate) fn create_body(template: &NewTemplate, handles: &Handles) -> Value {
     let content = &template.content;
     let samples = template.samples();
     let named = samples.iter().any(|(key, _)| key.parse::<u32>().is_err());
     let mut components = Vec::new();
     if let Some(header) = &content.header {
-        components.push(header_component(header, &samples));
+        components.push(header_component(
+            header,
+            &samples,
+            handles.header.as_deref(),
+        ));
     }
     components.push(body_component(&content.body, &samples, named));
     if !content.buttons.is_empty() {
@@ -279,9 +384,11 @@ pub(crate) fn create_body(template: &NewTemplate) -> Value {
         let cards: Vec<Value> = content
             .cards
             .iter()
-            .map(|card| {
+            .enumerate()
+            .map(|(index, card)| {
+                let handle = handles.cards.get(index).and_then(Option::as_deref);
                 json!({"components": [
-                    header_component(&card.header, &samples),
+                    header_component(&card.header, &samples, handle),
                     body_component(&card.body, &samples, named),
                     buttons_component(&card.buttons),
                 ]})

@@ -4,6 +4,7 @@
 //! decides, and backs off on [`TemplateApiError::is_throttled`].
 
 mod meta;
+mod meta_upload;
 mod twilio;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use wagate_domain::template::TemplateContent;
 use wagate_domain::{ApprovalStatus, ProviderKind, TemplateCategory, TemplateId};
 
 pub use meta::{MetaTemplateConfig, MetaTemplates};
+pub use meta_upload::{check_sample, sample_max_bytes, sample_types};
 pub use twilio::{TwilioContentConfig, TwilioTemplates};
 
 /// A template to create: what the operator wrote, already checked against WhatsApp's rules.
@@ -29,6 +31,29 @@ pub struct NewTemplate {
     /// Sample values per placeholder key, which both providers require for review; a key
     /// without one gets `example_<key>`.
     pub examples: BTreeMap<String, String>,
+    /// The media header's sample for Meta's review, given by the operator
+    /// (`--header-file`); without one, Meta's client fetches it from the header's URL.
+    pub header_sample: Option<MediaSample>,
+}
+
+/// A media header's sample file, as Meta's Resumable Upload API takes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MediaSample {
+    pub file_name: String,
+    /// The MIME type (`image/jpeg`, `image/png`, `video/mp4`, `application/pdf`).
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for MediaSample {
+    // The bytes are media, not something a log should hold.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaSample")
+            .field("file_name", &self.file_name)
+            .field("content_type", &self.content_type)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl NewTemplate {
@@ -107,6 +132,18 @@ pub enum TemplateApiError {
         provider: &'static str,
         reason: String,
     },
+    /// A setting the call needs is missing (e.g. `WAGATE_META_APP_ID` for a media header);
+    /// nothing was sent.
+    #[error("{provider} needs {setting}: {reason}")]
+    NotConfigured {
+        provider: &'static str,
+        setting: &'static str,
+        reason: String,
+    },
+    /// A media header's sample could not be had (fetch failed, wrong type, too large);
+    /// nothing was created.
+    #[error("header media: {reason}")]
+    Media { reason: String },
     /// The template cannot be expressed at this provider (e.g. a text header on Twilio).
     #[error("{provider} cannot take this template: {reason}")]
     Unsupported {

@@ -32,6 +32,7 @@ fn listing(header: Option<TemplateHeader>, buttons: Vec<TemplateButton>) -> NewT
             cards: Vec::new(),
         },
         examples: BTreeMap::from([("1".into(), "Ana".into())]),
+        header_sample: None,
     }
 }
 
