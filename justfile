@@ -31,7 +31,7 @@ bench:
     cargo bench -p wagate-store
 
 # Start-up time and RSS of a hub against its log's size, with and without snapshots
-# (default 100k and 1M events; `just bench-startup 10000000` for 10M: ~25 GB of disk).
+# (default 100k and 1M events; `just bench-startup 10000000` for 10M: ~9 GB of disk).
 bench-startup *sizes:
     cargo bench -p wagate-app --bench startup -- {{sizes}}
 

@@ -378,5 +378,9 @@ fn main() {
         generate(dir.path(), events);
         println!("without snapshots: {}", child(dir.path()));
         println!("with snapshots:    {}", child(dir.path()));
+        // Kept for profiling `Store::open` on it (delete it afterwards: ~1 KB per event).
+        if std::env::var_os("WAGATE_BENCH_KEEP").is_some() {
+            println!("kept: {}", dir.keep().display());
+        }
     }
 }

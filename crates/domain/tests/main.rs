@@ -8,6 +8,7 @@ mod dispatch;
 mod identities;
 mod keywords;
 mod open_intent;
+mod portfolio_pruning;
 mod provider_facts;
 mod rules;
 mod support;

@@ -14,8 +14,10 @@ use wagate_domain::{
 
 /// The projection snapshot's current form.
 pub const PROJECTION_FORM: u16 = 1;
-/// The portfolio aggregate snapshot's current form.
-pub const PORTFOLIO_FORM: u16 = 1;
+/// The portfolio aggregate snapshot's current form (2: the reaches of the rolling 24 h and the
+/// newest event's time they are relative to; 1, which kept two periods and no time, still
+/// restores, pruned to the 24 h before its newest reach).
+pub const PORTFOLIO_FORM: u16 = 2;
 /// The contact aggregate snapshot's current form.
 pub const CONTACT_FORM: u16 = 1;
 /// The ops counts snapshot's current form.
@@ -129,6 +131,7 @@ fn time_of((secs, nanos): TimeV1) -> Result<Timestamp, FormError> {
         .ok_or_else(|| FormError::Malformed(format!("time {secs}.{nanos} out of range")))
 }
 
+/// Form 1 of the portfolio: read only (restored, then pruned).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct PortfolioV1 {
     id: Option<String>,
@@ -136,8 +139,18 @@ struct PortfolioV1 {
     reached: Vec<(String, TimeV1)>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PortfolioV2 {
+    id: Option<String>,
+    limit: Option<LimitV1>,
+    /// The reaches of the 24 h before `newest`, oldest first.
+    reached: Vec<(String, TimeV1)>,
+    /// The newest event applied.
+    newest: Option<TimeV1>,
+}
+
 pub fn encode_portfolio(state: &PortfolioState) -> Vec<u8> {
-    let form = PortfolioV1 {
+    let form = PortfolioV2 {
         id: state.id.as_ref().map(ToString::to_string),
         limit: state.limit.map(|limit| match limit {
             MessagingLimit::Limited(n) => LimitV1::Limited(n),
@@ -145,30 +158,39 @@ pub fn encode_portfolio(state: &PortfolioState) -> Vec<u8> {
         }),
         reached: state
             .reached()
-            .iter()
             .map(|(contact, at)| (contact.to_string(), time_form(at)))
             .collect(),
+        newest: state.newest().as_ref().map(time_form),
     };
     encode_versioned(PORTFOLIO_FORM, &form)
 }
 
+/// Decodes form 2, or form 1 (the counts snapshot embeds portfolios, and a slot may still hold
+/// form 1 until the next save).
 pub fn decode_portfolio(bytes: &[u8]) -> Result<PortfolioState, FormError> {
-    let form: PortfolioV1 = decode_versioned(PORTFOLIO_FORM, bytes)?;
+    let (id, limit, reached, newest) = match decode_versioned::<PortfolioV2>(PORTFOLIO_FORM, bytes)
+    {
+        Ok(form) => (form.id, form.limit, form.reached, form.newest),
+        Err(FormError::Version { found: 1, .. }) => {
+            let form: PortfolioV1 = decode_versioned(1, bytes)?;
+            (form.id, form.limit, form.reached, None)
+        }
+        Err(error) => return Err(error),
+    };
     let malformed = |error: wagate_domain::IdError| FormError::Malformed(error.to_string());
-    let id = form
-        .id
+    let id = id
         .map(|id| PortfolioId::parse(&id).map_err(malformed))
         .transpose()?;
-    let limit = form.limit.map(|limit| match limit {
+    let limit = limit.map(|limit| match limit {
         LimitV1::Limited(n) => MessagingLimit::Limited(n),
         LimitV1::Unlimited => MessagingLimit::Unlimited,
     });
-    let reached = form
-        .reached
+    let reached = reached
         .into_iter()
         .map(|(contact, at)| Ok((ContactId::parse(&contact).map_err(malformed)?, time_of(at)?)))
         .collect::<Result<Vec<_>, FormError>>()?;
-    Ok(PortfolioState::from_parts(id, limit, reached))
+    let newest = newest.map(time_of).transpose()?;
+    Ok(PortfolioState::from_parts(id, limit, reached, newest))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,6 +435,34 @@ mod tests {
         let bytes = encode_portfolio(&state);
         assert_eq!(decode_portfolio(&bytes), Ok(state));
         assert!(decode_portfolio(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_form_1_portfolio_restores_pruned_to_its_rolling_24_h() {
+        let contact = |n: u8| format!("+4179000000{n}");
+        let t = |hours: i64| (1_764_000_000 + hours * 3600, 0);
+        let form = PortfolioV1 {
+            id: Some("default".into()),
+            limit: Some(LimitV1::Limited(250)),
+            // Form 1 kept two periods: the reach 30 h before the newest is dropped.
+            reached: vec![(contact(1), t(0)), (contact(2), t(20)), (contact(3), t(30))],
+        };
+        let state = decode_portfolio(&encode_versioned(1, &form)).expect("form 1 restores");
+        let kept: Vec<String> = state.reached().map(|(c, _)| c.to_string()).collect();
+        assert_eq!(kept, [contact(2), contact(3)]);
+        assert_eq!(state.limit, Some(MessagingLimit::Limited(250)));
+        assert_eq!(state.newest(), Some(time_of(t(30)).expect("time")));
+        // Saved again it is form 2, and round-trips.
+        let bytes = encode_portfolio(&state);
+        assert_eq!(u16::from_be_bytes([bytes[0], bytes[1]]), 2);
+        assert_eq!(decode_portfolio(&bytes), Ok(state));
+        // A form this build does not know is refused (rebuilt from the log).
+        let mut other = bytes.clone();
+        other[1] = 9;
+        assert!(matches!(
+            decode_portfolio(&other),
+            Err(FormError::Version { found: 9, .. })
+        ));
     }
 
     #[test]
