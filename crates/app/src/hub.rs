@@ -24,6 +24,7 @@ use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Idem
 use crate::aggregates::{Cache, Loaded, Stored};
 use crate::clock::Clock;
 use crate::codec;
+use crate::costs::Costs;
 use crate::counts::Counts;
 use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
@@ -78,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) projection: Projection,
     pub(crate) saver: Saver,
     pub(crate) counts: Counts,
+    /// The cost ledger (`costs.rs`), caught up on every read.
+    pub(crate) costs: Costs,
     /// The review queue's projection (`review.rs`), caught up on every read.
     pub(crate) review: ReviewQueue,
     /// The outgoing webhooks' signing key (`endpoints.rs`), read or created on first use.
@@ -166,6 +169,7 @@ impl Hub {
                 projection: Projection::default(),
                 saver: Saver::default(),
                 counts: Counts::default(),
+                costs: Costs::default(),
                 review: ReviewQueue::default(),
                 endpoint_key: tokio::sync::OnceCell::new(),
             }),

@@ -14,6 +14,8 @@ mod alerts;
 mod clock;
 mod codec;
 mod consent;
+mod costs;
+mod costs_reader;
 mod counts;
 mod counts_reader;
 mod deliveries;
@@ -35,6 +37,10 @@ pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::ConsentReceiptEntry;
+pub use costs::{
+    CostDimension, CostGroup, CostReport, CostSums, ProviderPricing, COSTS_SLOT,
+    COST_ENTRY_MAX_AGE, NO_CAMPAIGN,
+};
 pub use counts::{
     FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
     NO_WORKFLOW, REFUSAL_HOURS_KEPT,
