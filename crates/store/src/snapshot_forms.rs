@@ -73,7 +73,7 @@ pub struct CostsV1 {
     pub prices: String,
     /// Dimension (0 campaign, 1 workflow, 2 template, 3 sender, 4 month), key, currency (`None`:
     /// unpriced), [messages, billable, unpriced], provider micros, fee micros.
-    pub groups: Vec<(u8, String, Option<String>, [u64; 3], i64, i64)>,
+    pub groups: Vec<CostGroupV1>,
     /// Messages waiting: UUID bytes and their entry.
     pub messages: Vec<([u8; 16], CostEntryV1)>,
     /// Campaign attributions seen before their message's intent: UUID bytes, campaign, unix
@@ -85,6 +85,10 @@ pub struct CostsV1 {
     /// The newest event time seen (unix seconds).
     pub newest: Option<i64>,
 }
+
+/// One group's sums: dimension, key, currency, [messages, billable, unpriced], provider micros,
+/// fee micros.
+pub type CostGroupV1 = (u8, String, Option<String>, [u64; 3], i64, i64);
 
 /// One message waiting to be charged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
