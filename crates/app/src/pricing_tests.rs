@@ -284,3 +284,10 @@ fn the_hub_carries_its_price_table() {
     let hub = hub.with_price_table(table());
     assert_eq!(hub.price_table().entries().count(), 5);
 }
+
+#[test]
+fn the_example_table_in_the_docs_parses() {
+    let text = include_str!("../../../docs/examples/prices.example.toml");
+    let table = PriceTable::from_toml(text).expect("the documented example is valid");
+    assert_eq!(table.entries().count(), 5);
+}

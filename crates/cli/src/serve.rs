@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// only: genuine webhooks, STOPs included, are then refused with 403.
     #[arg(long)]
     allow_unverifiable_webhooks: bool,
+
+    /// The cost ledger's price table, a TOML file of `[[prices]]` entries (docs/costs.md;
+    /// also WAGATE_PRICE_TABLE, or `price_table` in the --config file). Without one every cost
+    /// is reported unpriced.
+    #[arg(long, value_name = "FILE")]
+    price_table: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -78,6 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store: args.store,
         config: args.config,
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
+        price_table: args.price_table,
     };
     let config = ServeConfig::load(&flags)?;
     for warning in &config.unverifiable {
@@ -90,6 +97,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         compose::open(&config.data_dir, &config.store, config.policy.clone())
             .await
             .context("cannot start the hub")?;
+    let hub = hub.with_price_table(config.prices.clone());
     let mut http_settings = config.http_settings();
     http_settings.templates = templates_for(&config)?;
     let server = match Server::bind(&http_settings, hub).await {

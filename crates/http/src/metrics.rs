@@ -20,7 +20,8 @@
 //! `wagate_dispatch_retries_total`, `wagate_dispatch_in_doubt_expired_total`,
 //! `wagate_dispatch_claims_awaiting_outcome`,
 //! `wagate_messaging_limit_used{portfolio}`, `wagate_messaging_limit{portfolio}`,
-//! `wagate_review_items{reason, state}`.
+//! `wagate_review_items{reason, state}`. From the cost ledger, see [`render_costs`]:
+//! `wagate_cost_total{currency, part}`, `wagate_cost_unpriced_messages_total`.
 //!
 //! Anything any crate records through the `metrics` facade (`metrics::counter!(…)`) is rendered
 //! after these by the process-wide Prometheus recorder ([`facade`]), among them
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
-use wagate_app::{OpsCounts, Stage, StoreStats};
+use wagate_app::{format_micros, CostReport, OpsCounts, Stage, StoreStats};
 
 use crate::ops::review::ReviewItemView;
 
@@ -437,4 +438,39 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
     }
+}
+
+/// The cost ledger's totals (`report`: any grouping; only its totals are read): what delivered
+/// messages cost since the log began, per currency and part (`provider`, `fee`), and how many
+/// delivered messages had no rate.
+pub fn render_costs(out: &mut String, report: &CostReport) {
+    let _ = writeln!(
+        out,
+        "# HELP wagate_cost_total What delivered messages cost (the price table's rates), per \
+         currency and part.\n# TYPE wagate_cost_total counter"
+    );
+    let mut unpriced = 0;
+    for total in &report.totals {
+        unpriced += total.sums.unpriced;
+        let Some(currency) = &total.currency else {
+            continue;
+        };
+        for (part, micros) in [
+            ("provider", total.sums.provider_micros),
+            ("fee", total.sums.fee_micros),
+        ] {
+            let _ = writeln!(
+                out,
+                "wagate_cost_total{{currency=\"{}\",part=\"{part}\"}} {}",
+                escape(currency),
+                format_micros(micros)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_cost_unpriced_messages_total Delivered messages the price table has no \
+         rate for.\n# TYPE wagate_cost_unpriced_messages_total counter\n\
+         wagate_cost_unpriced_messages_total {unpriced}"
+    );
 }

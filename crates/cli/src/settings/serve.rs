@@ -36,6 +36,8 @@ pub struct ServeFlags {
     pub config: Option<PathBuf>,
     /// Start even when a provider's webhooks cannot be verified (`--allow-unverifiable-webhooks`).
     pub allow_unverifiable_webhooks: bool,
+    /// `--price-table FILE`: the cost ledger's price table.
+    pub price_table: Option<PathBuf>,
 }
 
 /// Twilio credentials (webhook signatures; the dispatcher's Messages API calls).
@@ -122,6 +124,8 @@ pub struct ServeConfig {
     pub alerts: super::AlertSettings,
     /// The HubSpot timeline (none: no mirror).
     pub crm: Option<super::CrmSettings>,
+    /// What messages cost (empty: every cost is reported unpriced).
+    pub prices: wagate_app::PriceTable,
 }
 
 impl ServeConfig {
@@ -194,6 +198,7 @@ impl ServeConfig {
         let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
         let alerts = super::alerts::alerts(&sources)?;
         let crm = super::crm::crm(&sources, &data_dir)?;
+        let prices = super::prices::price_table(flags.price_table.clone(), &sources)?;
 
         let mut generated = Vec::new();
         let live =
@@ -264,6 +269,7 @@ impl ServeConfig {
             rejected,
             alerts,
             crm,
+            prices,
         })
     }
 
