@@ -73,7 +73,9 @@ async fn meta_status(hub: &Hub, wamid: &str, recipient: &str, status: &str, pric
 }
 
 async fn costs(hub: &Hub, by: &str) -> Value {
-    let response = hub.get_as(AUDITOR_TOKEN, &format!("/v1/costs?by={by}")).await;
+    let response = hub
+        .get_as(AUDITOR_TOKEN, &format!("/v1/costs?by={by}"))
+        .await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("json")
 }
@@ -173,23 +175,45 @@ async fn delivered_template_sends_are_summed_by_template_and_month() {
         json!({"key": key, "messages": 2, "billable": 2, "unpriced": 0, "provider": "0.150000",
                "fee": "0.010000", "total": "0.160000", "currency": "USD"})
     };
-    assert_eq!(by_template["groups"], json!([expected(TEMPLATE)]), "{by_template}");
-    assert_eq!(by_template["totals"], json!([expected("")]), "{by_template}");
+    assert_eq!(
+        by_template["groups"],
+        json!([expected(TEMPLATE)]),
+        "{by_template}"
+    );
+    assert_eq!(
+        by_template["totals"],
+        json!([expected("")]),
+        "{by_template}"
+    );
 
     let by_month = costs(&hub, "month").await;
-    let month = by_month["groups"][0]["key"].as_str().expect("a month").to_owned();
+    let month = by_month["groups"][0]["key"]
+        .as_str()
+        .expect("a month")
+        .to_owned();
     assert!(month == month_before || month == month_after, "{by_month}");
     assert_eq!(by_month["groups"], json!([expected(&month)]), "{by_month}");
 
     let bad = hub.get_as(AUDITOR_TOKEN, "/v1/costs?by=day").await;
     assert_eq!(bad.status(), 400);
     let bad = bad.text().await.expect("body");
-    assert!(bad.contains("campaign, workflow, template, sender, month"), "{bad}");
+    assert!(
+        bad.contains("campaign, workflow, template, sender, month"),
+        "{bad}"
+    );
     let agent = hub.get_as(AGENT_TOKEN, "/v1/costs").await;
     assert_eq!(agent.status(), 403);
 
     let output = Command::new(env!("CARGO_BIN_EXE_wagate"))
-        .args(["costs", "--by", "month", "--hub", &hub.url(""), "--token", AUDITOR_TOKEN])
+        .args([
+            "costs",
+            "--by",
+            "month",
+            "--hub",
+            &hub.url(""),
+            "--token",
+            AUDITOR_TOKEN,
+        ])
         .env("WAGATE_LOG", "warn")
         .output()
         .expect("wagate costs");
