@@ -1222,3 +1222,36 @@ pub struct EndpointList {
     /// In registration order, deleted ones included.
     pub endpoints: Vec<EndpointView>,
 }
+
+/// One row of `GET /v1/costs`: what the delivered messages of one group cost in one currency.
+/// Amounts are decimal strings with six decimals (exact, never floats).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CostGroupView {
+    /// The group (a campaign id or `(none)`, a workflow, a template, a sender, a month
+    /// `YYYY-MM`); empty in `totals`.
+    pub key: String,
+    /// Delivered messages.
+    pub messages: u64,
+    /// Of them, the ones the provider bills (not `billable: false`).
+    pub billable: u64,
+    /// Of them, the ones the price table has no rate for (their cost is not included).
+    pub unpriced: u64,
+    /// The provider's (Meta's) price.
+    pub provider: String,
+    /// The BSP's fee (e.g. Twilio's per-message fee).
+    pub fee: String,
+    pub total: String,
+    /// ISO 4217; `null` for the row of unpriced messages.
+    pub currency: Option<String>,
+}
+
+/// `GET /v1/costs?by=…`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CostReport {
+    /// `campaign`, `workflow`, `template`, `sender` or `month`.
+    pub by: String,
+    /// One row per group and currency, by key.
+    pub groups: Vec<CostGroupView>,
+    /// One row per currency, the unpriced row last.
+    pub totals: Vec<CostGroupView>,
+}

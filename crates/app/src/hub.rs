@@ -24,9 +24,11 @@ use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Idem
 use crate::aggregates::{Cache, Loaded, Stored};
 use crate::clock::Clock;
 use crate::codec;
+use crate::costs::Costs;
 use crate::counts::Counts;
 use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
+use crate::pricing::PriceTable;
 use crate::projection::Projection;
 use crate::reads::LoggedEvent;
 use crate::review::ReviewQueue;
@@ -62,6 +64,9 @@ pub struct Hub {
     /// Who the commands of this handle are asked by: recorded with every event they append,
     /// never read by a decision (see [`Hub::acting`]).
     actor: Option<Actor>,
+    /// What messages cost (`pricing.rs`); empty unless the composition sets one, and then
+    /// every cost is reported unpriced.
+    prices: PriceTable,
 }
 
 #[derive(Debug)]
@@ -74,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) projection: Projection,
     pub(crate) saver: Saver,
     pub(crate) counts: Counts,
+    /// The cost ledger (`costs.rs`), caught up on every read.
+    pub(crate) costs: Costs,
     /// The review queue's projection (`review.rs`), caught up on every read.
     pub(crate) review: ReviewQueue,
     /// The outgoing webhooks' signing key (`endpoints.rs`), read or created on first use.
@@ -162,10 +169,12 @@ impl Hub {
                 projection: Projection::default(),
                 saver: Saver::default(),
                 counts: Counts::default(),
+                costs: Costs::default(),
                 review: ReviewQueue::default(),
                 endpoint_key: tokio::sync::OnceCell::new(),
             }),
             actor: None,
+            prices: PriceTable::empty(),
         };
         hub.restore_projection()?;
         Ok(hub)
@@ -203,7 +212,19 @@ impl Hub {
         Hub {
             inner: Arc::clone(&self.inner),
             actor: Some(actor),
+            prices: self.prices.clone(),
         }
+    }
+
+    /// The same hub, pricing messages by `prices` (the cost ledger and previews read it).
+    pub fn with_price_table(mut self, prices: PriceTable) -> Hub {
+        self.prices = prices;
+        self
+    }
+
+    /// The price table this hub prices messages by (cheap to clone: shared inside).
+    pub fn price_table(&self) -> &PriceTable {
+        &self.prices
     }
 
     /// Who this handle's commands are recorded as asked by.

@@ -14,6 +14,8 @@ mod alerts;
 mod clock;
 mod codec;
 mod consent;
+mod costs;
+mod costs_reader;
 mod counts;
 mod counts_reader;
 mod deliveries;
@@ -23,6 +25,7 @@ mod explain;
 mod follower;
 mod hub;
 mod locks;
+mod pricing;
 mod projection;
 mod reads;
 mod review;
@@ -34,6 +37,10 @@ pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::ConsentReceiptEntry;
+pub use costs::{
+    CostDimension, CostGroup, CostReport, CostSums, ProviderPricing, COSTS_SLOT,
+    COST_ENTRY_MAX_AGE, NO_CAMPAIGN,
+};
 pub use counts::{
     FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
     NO_WORKFLOW, REFUSAL_HOURS_KEPT,
@@ -49,6 +56,10 @@ pub use follower::{
     Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,
 };
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
+pub use pricing::{
+    country_of, format_micros, parse_micros, PriceCategory, PriceEntry, PriceQuery, PriceTable,
+    PriceTableError, Quote, ANY_COUNTRY,
+};
 pub use projection::ProjectionSizes;
 pub use reads::{FilteredEvents, LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};

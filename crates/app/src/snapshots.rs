@@ -84,6 +84,7 @@ impl Hub {
         let projection = &self.inner.projection;
         let mut stats = OpenStats::default();
         let counts = self.restore_counts()?;
+        self.restore_costs()?;
         stats.counts_snapshot_position = counts.snapshot_position;
         stats.counts_snapshot_refused = counts.snapshot_refused;
         let from = match log.snapshot(SNAPSHOT_SLOT)? {
@@ -296,7 +297,8 @@ impl Hub {
                 self.inner.projection.saved(pending);
                 saver.reflected.store(head, Ordering::Release);
                 *saver.last_save.lock() = Instant::now();
-                self.save_counts().await
+                self.save_counts().await?;
+                self.save_costs().await
             }
             Err(error) => {
                 // Counted again, and tried again after the interval (not on every append).

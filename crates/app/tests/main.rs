@@ -5,6 +5,7 @@ mod support;
 
 mod actors;
 mod concurrency;
+mod costs_snapshots;
 mod counts;
 mod counts_snapshots;
 mod flow;

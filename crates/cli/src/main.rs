@@ -15,6 +15,7 @@ mod audit;
 mod client;
 mod compose;
 mod consent;
+mod costs;
 mod crm;
 mod demo;
 mod dispatch;
@@ -107,6 +108,8 @@ enum Command {
     Webhooks(rejected::WebhooksCommand),
     /// The review queue: what needs a person; `review resolve ID` resolves an item.
     Review(review::ReviewArgs),
+    /// What delivered messages cost, by campaign, workflow, template, sender or month.
+    Costs(costs::CostsArgs),
     /// The HubSpot timeline: `crm backfill --from POSITION` mirrors the log from a position.
     #[command(subcommand)]
     Crm(crm::CrmArgs),
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Webhooks(command) => rejected::run(command).await,
             Command::Review(args) => review::run(args).await,
+            Command::Costs(args) => costs::run(args).await,
             Command::Crm(args) => crm::backfill(args).await,
             Command::Consent(command) => consent::run(command).await,
             Command::Endpoints(command) => endpoints::run(command).await,

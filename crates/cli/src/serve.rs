@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// with an image, video or document header is refused.
     #[arg(long, value_name = "APP_ID")]
     meta_app_id: Option<String>,
+    /// The cost ledger's price table, a TOML file of `[[prices]]` entries (docs/costs.md;
+    /// also WAGATE_PRICE_TABLE, or `price_table` in the --config file). Without one every cost
+    /// is reported unpriced.
+    #[arg(long, value_name = "FILE")]
+    price_table: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -85,6 +90,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
         meta_app_id: args.meta_app_id,
+        price_table: args.price_table,
     };
     let config = ServeConfig::load(&flags)?;
     for warning in &config.unverifiable {
@@ -97,6 +103,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         compose::open(&config.data_dir, &config.store, config.policy.clone())
             .await
             .context("cannot start the hub")?;
+    let hub = hub.with_price_table(config.prices.clone());
     let mut http_settings = config.http_settings();
     http_settings.templates = templates_for(&config)?;
     let server = match Server::bind(&http_settings, hub).await {

@@ -70,6 +70,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
     };
     crate::metrics::render_counts(&mut text, &state.hub().ops_counts(), review.as_deref());
+    crate::metrics::render_costs(
+        &mut text,
+        &state.hub().costs(wagate_app::CostDimension::Month),
+    );
     text.push_str(&crate::metrics::facade().render());
     (
         StatusCode::OK,

@@ -24,6 +24,7 @@ mod commands;
 mod consent;
 mod consent_page;
 mod convert;
+mod costs;
 mod dispatch;
 pub mod endpoints;
 mod error;

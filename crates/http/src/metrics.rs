@@ -20,7 +20,8 @@
 //! `wagate_dispatch_retries_total`, `wagate_dispatch_in_doubt_expired_total`,
 //! `wagate_dispatch_claims_awaiting_outcome`,
 //! `wagate_messaging_limit_used{portfolio}`, `wagate_messaging_limit{portfolio}`,
-//! `wagate_review_items{reason, state}`.
+//! `wagate_review_items{reason, state}`. From the cost ledger, see [`render_costs`]:
+//! `wagate_cost_total{currency, part}`, `wagate_cost_unpriced_messages_total`.
 //!
 //! Anything any crate records through the `metrics` facade (`metrics::counter!(…)`) is rendered
 //! after these by the process-wide Prometheus recorder ([`facade`]), among them
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
-use wagate_app::{OpsCounts, Stage, StoreStats};
+use wagate_app::{format_micros, CostReport, OpsCounts, Stage, StoreStats};
 
 use crate::ops::review::ReviewItemView;
 
@@ -398,9 +399,69 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The cost ledger's totals (`report`: any grouping; only its totals are read): what delivered
+/// messages cost since the log began, per currency and part (`provider`, `fee`), and how many
+/// delivered messages had no rate.
+pub fn render_costs(out: &mut String, report: &CostReport) {
+    let _ = writeln!(
+        out,
+        "# HELP wagate_cost_total What delivered messages cost (the price table's rates), per \
+         currency and part.\n# TYPE wagate_cost_total counter"
+    );
+    let mut unpriced = 0;
+    for total in &report.totals {
+        unpriced += total.sums.unpriced;
+        let Some(currency) = &total.currency else {
+            continue;
+        };
+        for (part, micros) in [
+            ("provider", total.sums.provider_micros),
+            ("fee", total.sums.fee_micros),
+        ] {
+            let _ = writeln!(
+                out,
+                "wagate_cost_total{{currency=\"{}\",part=\"{part}\"}} {}",
+                escape(currency),
+                format_micros(micros)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_cost_unpriced_messages_total Delivered messages the price table has no \
+         rate for.\n# TYPE wagate_cost_unpriced_messages_total counter\n\
+         wagate_cost_unpriced_messages_total {unpriced}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_totals_per_currency_and_part_and_the_unpriced_count() {
+        let row = |currency: Option<&str>, unpriced, provider_micros| wagate_app::CostGroup {
+            key: String::new(),
+            currency: currency.map(str::to_owned),
+            sums: wagate_app::CostSums {
+                messages: 2,
+                billable: 2,
+                unpriced,
+                provider_micros,
+                fee_micros: 10_000,
+            },
+        };
+        let report = CostReport {
+            position: 1,
+            groups: Vec::new(),
+            totals: vec![row(Some("USD"), 0, 150_000), row(None, 2, 0)],
+        };
+        let mut out = String::new();
+        render_costs(&mut out, &report);
+        assert!(out.contains("wagate_cost_total{currency=\"USD\",part=\"provider\"} 0.150000"));
+        assert!(out.contains("wagate_cost_total{currency=\"USD\",part=\"fee\"} 0.010000"));
+        assert!(out.contains("wagate_cost_unpriced_messages_total 2"));
+    }
 
     #[test]
     fn renders_counters_and_cumulative_histograms() {

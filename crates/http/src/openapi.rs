@@ -53,6 +53,10 @@ const TAGS: &[(&str, &str)] = &[
         "webhook-endpoints",
         "Outgoing event webhooks: signed deliveries of the log's events to registered endpoints (docs/webhooks.md).",
     ),
+    (
+        "costs",
+        "What delivered messages cost, by the configured price table (docs/costs.md).",
+    ),
     ("ops", "Health and metrics."),
 ];
 
@@ -1010,6 +1014,20 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
             .fails([Invalid])
             .fails(HUB)
         }
+        ("GET", "/v1/costs") => Spec::new(
+            "costs",
+            "costs",
+            "What delivered messages cost, grouped by campaign, workflow, template, sender or month",
+        )
+        .parameters([parameter(
+            "by",
+            ParameterIn::Query,
+            false,
+            "How to group (default `template`); another value is 400 naming the allowed ones.",
+            string().enum_values(Some(wagate_app::CostDimension::ALL.map(|d| d.as_str()))),
+        )])
+        .answers("200", json("OK", schemas.json::<api::CostReport>()))
+        .fails([Invalid]),
         _ => return None,
     };
     Some(spec)

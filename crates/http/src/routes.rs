@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, consent, dispatch, endpoints, feed, review, webhooks};
+use crate::{commands, consent, costs, dispatch, endpoints, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,8 @@ const EXPLAINERS: Access = Access::Roles(&[Role::Auditor, Role::Agent, Role::Ope
 const DISPATCHER: Access = Access::Roles(&[Role::Dispatcher]);
 /// The review queue: the people who look at it (the agent and the dispatcher are programs).
 const REVIEWERS: Access = Access::Roles(&[Role::Auditor, Role::Operator]);
+/// What messages cost: the people who pay and check (the cost ledger).
+const COSTS: Access = Access::Roles(&[Role::Auditor, Role::Operator]);
 /// Facts only a person may record: consent, templates, senders, limits.
 const OPERATOR: Access = Access::Roles(&[Role::Operator]);
 
@@ -128,6 +130,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/webhook-endpoints", OPERATOR),
     (Method::GET, "/v1/webhook-endpoints", OPERATOR),
     (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
+    (Method::GET, "/v1/costs", COSTS),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -172,6 +175,7 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/webhook-endpoints") => post(endpoints::register),
         ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
         ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
+        ("GET", "/v1/costs") => get(costs::report),
         _ => return None,
     };
     Some(route)

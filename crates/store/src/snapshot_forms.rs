@@ -22,6 +22,8 @@ pub const PORTFOLIO_FORM: u16 = 2;
 pub const CONTACT_FORM: u16 = 1;
 /// The ops counts snapshot's current form.
 pub const COUNTS_FORM: u16 = 1;
+/// The cost ledger's snapshot's current form.
+pub const COSTS_FORM: u16 = 1;
 /// The review queue's aggregate (`review:queue`) snapshot's current form.
 pub const REVIEW_FORM: u16 = 1;
 
@@ -63,6 +65,57 @@ pub struct CountsV1 {
     pub portfolios: Vec<Vec<u8>>,
     /// The newest event time seen (unix seconds): what ages the funnel entries.
     pub newest: Option<i64>,
+}
+
+/// The cost ledger's state (the app's `costs` module): the sums per group, and the messages
+/// still waiting to be charged (bounded by open work). Everything is held as text or integers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostsV1 {
+    /// A digest of the price table the sums were priced with: another table rebuilds them.
+    pub prices: String,
+    /// Dimension (0 campaign, 1 workflow, 2 template, 3 sender, 4 month), key, currency (`None`:
+    /// unpriced), [messages, billable, unpriced], provider micros, fee micros.
+    pub groups: Vec<CostGroupV1>,
+    /// Messages waiting: UUID bytes and their entry.
+    pub messages: Vec<([u8; 16], CostEntryV1)>,
+    /// Campaign attributions seen before their message's intent: UUID bytes, campaign, unix
+    /// seconds.
+    pub pending_campaigns: Vec<([u8; 16], String, i64)>,
+    /// Open customer-service windows: contact, business number (`None`: any), last inbound
+    /// (unix seconds).
+    pub windows: Vec<(String, Option<String>, i64)>,
+    /// The newest event time seen (unix seconds).
+    pub newest: Option<i64>,
+}
+
+/// One group's sums: dimension, key, currency, [messages, billable, unpriced], provider micros,
+/// fee micros.
+pub type CostGroupV1 = (u8, String, Option<String>, [u64; 3], i64, i64);
+
+/// One message waiting to be charged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostEntryV1 {
+    pub workflow: String,
+    pub template: String,
+    pub sender: String,
+    pub campaign: Option<String>,
+    /// The category it is priced by unless the provider reports one (`marketing`, …).
+    pub category: String,
+    /// The recipient (`+E164` or `bsuid:…`).
+    pub contact: String,
+    pub window_open: bool,
+    pub intent_at: i64,
+    /// What the provider reported in `pricing` (category as Meta spells it, billable).
+    pub provider_category: Option<String>,
+    pub billable: Option<bool>,
+}
+
+pub fn encode_costs(form: &CostsV1) -> Vec<u8> {
+    encode_versioned(COSTS_FORM, form)
+}
+
+pub fn decode_costs(bytes: &[u8]) -> Result<CostsV1, FormError> {
+    decode_versioned(COSTS_FORM, bytes)
 }
 
 pub fn encode_counts(form: &CountsV1) -> Vec<u8> {

@@ -50,6 +50,8 @@ pub(super) struct FileConfig {
     pub rejected_segment_mib: Option<u64>,
     pub rejected_max_mib: Option<u64>,
     pub rejected_retention_days: Option<u64>,
+    /// `serve` only: the cost ledger's price table file (see settings/prices.rs).
+    pub price_table: Option<PathBuf>,
 }
 
 /// One `[[tokens]]` table: `name = "outreach-bot"`, `role = "agent"`, `token = "…"` (or an

@@ -15,6 +15,7 @@ mod file;
 mod limits;
 mod op;
 mod policy;
+mod prices;
 mod rejected;
 mod serve;
 mod sources;
@@ -46,6 +47,8 @@ pub mod env {
     pub const PUBLIC_URL: &str = "WAGATE_PUBLIC_URL";
     pub const STORE_URL: &str = "WAGATE_STORE_URL";
     pub const STORE_PASSWORD: &str = "WAGATE_STORE_PASSWORD";
+    /// The cost ledger's price table (see settings/prices.rs).
+    pub const PRICE_TABLE: &str = "WAGATE_PRICE_TABLE";
     /// An operator token (the single token of earlier versions).
     pub const API_TOKEN: &str = "WAGATE_API_TOKEN";
     pub const AGENT_TOKEN: &str = "WAGATE_AGENT_TOKEN";

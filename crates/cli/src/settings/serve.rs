@@ -38,6 +38,8 @@ pub struct ServeFlags {
     pub allow_unverifiable_webhooks: bool,
     /// `--meta-app-id` (`None`: the environment, the file).
     pub meta_app_id: Option<String>,
+    /// `--price-table FILE`: the cost ledger's price table.
+    pub price_table: Option<PathBuf>,
 }
 
 /// Twilio credentials (webhook signatures; the dispatcher's Messages API calls).
@@ -150,6 +152,8 @@ pub struct ServeConfig {
     pub alerts: super::AlertSettings,
     /// The HubSpot timeline (none: no mirror).
     pub crm: Option<super::CrmSettings>,
+    /// What messages cost (empty: every cost is reported unpriced).
+    pub prices: wagate_app::PriceTable,
 }
 
 impl ServeConfig {
@@ -227,6 +231,7 @@ impl ServeConfig {
         let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
         let alerts = super::alerts::alerts(&sources)?;
         let crm = super::crm::crm(&sources, &data_dir)?;
+        let prices = super::prices::price_table(flags.price_table.clone(), &sources)?;
 
         let mut generated = Vec::new();
         let live =
@@ -297,6 +302,7 @@ impl ServeConfig {
             rejected,
             alerts,
             crm,
+            prices,
         })
     }
 

@@ -11,6 +11,7 @@ mod templates_media;
 mod commands;
 mod consent;
 mod consent_browser;
+mod costs;
 mod crm_hubspot;
 mod event_webhooks;
 mod explain;

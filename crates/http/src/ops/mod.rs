@@ -12,6 +12,7 @@
 //! API's route table ([`ROUTES`](crate::ROUTES)) or its OpenAPI document. The numbers come from
 //! the hub's counts projection ([`wagate_app::Hub::ops_counts`]), the same source as `/metrics`.
 
+mod costs;
 mod page;
 pub mod review;
 pub mod sessions;
@@ -124,6 +125,7 @@ async fn dashboard_data(state: &AppState, mut notice: Option<String>) -> page::D
         .collect();
     page::Dashboard {
         counts: hub.ops_counts(),
+        costs: hub.costs(wagate_app::CostDimension::Month),
         review,
         review_older_resolved,
         templates,

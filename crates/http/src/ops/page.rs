@@ -69,6 +69,8 @@ pub fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
 #[derive(Debug)]
 pub struct Dashboard {
     pub counts: OpsCounts,
+    /// The cost ledger by month (`super::costs`).
+    pub costs: wagate_app::CostReport,
     pub review: Vec<ReviewItemView>,
     /// Resolved items older than those listed (the page keeps to the recent ones).
     pub review_older_resolved: usize,
@@ -99,6 +101,7 @@ pub fn dashboard(data: &Dashboard, session: &Session) -> Markup {
                 (refusals(&data.counts))
                 (funnel(&data.counts))
                 (portfolios(&data.counts))
+                (super::costs::section(&data.costs))
                 (review(&data.review, data.review_older_resolved, session))
                 (configuration(&data.templates, &data.senders))
                 (store(&data.store, &data.counts))
@@ -376,6 +379,7 @@ mod tests {
         let session = sessions.get(&id).expect("session");
         let data = Dashboard {
             counts: OpsCounts::default(),
+            costs: wagate_app::CostReport::default(),
             review: vec![ReviewItemView {
                 id: "r1".into(),
                 reason: "opt_out_request".into(),
