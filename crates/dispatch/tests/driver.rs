@@ -402,13 +402,28 @@ async fn shutdown_waits_for_the_call_in_flight_and_records_it() {
     ));
 }
 
+/// The measurement's hub: on sled, or on the PostgreSQL database `WAGATE_BENCH_STORE_URL` names
+/// (an empty one; `just load-pg` starts a private server and sets it).
+async fn measured_hub() -> Hub {
+    let Ok(url) = std::env::var("WAGATE_BENCH_STORE_URL") else {
+        return hub().await;
+    };
+    let log = wagate_store_postgres::PgLog::open(&url, wagate_store_postgres::PgOptions::default())
+        .expect("the PostgreSQL log of WAGATE_BENCH_STORE_URL");
+    println!("store: PostgreSQL at {}", log.target());
+    let hub = Hub::open(Arc::new(log), Arc::new(SystemClock), policy()).expect("hub");
+    prepare(&hub).await;
+    hub
+}
+
 /// Not a test: a measurement (`cargo test --release -p wagate-dispatch --test driver --
 /// --ignored --nocapture`). Unthrottled dispatch of queued messages through the in-process
-/// hub (sled, durable appends) and a zero-latency provider.
+/// hub (sled, durable appends, or PostgreSQL with `WAGATE_BENCH_STORE_URL`) and a zero-latency
+/// provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, run by hand"]
 async fn measure_unthrottled_dispatch_rate() {
-    let hub = hub().await;
+    let hub = measured_hub().await;
     let count = 5_000;
     hub.set_messaging_limit(
         &PortfolioId::parse("default").expect("portfolio"),
