@@ -475,6 +475,8 @@ async fn measure_unthrottled_dispatch_rate() {
     let provider = FakeProvider::new([]);
     let unthrottled = Config {
         sender_limit_default: None,
+        // The hub reports the registered sender's rate (80/s by default): override it.
+        sender_limits: [(sender(), None)].into(),
         pair_limit: None,
         ..config(&hub)
     };
