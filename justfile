@@ -84,10 +84,17 @@ load-pg requests="20000" concurrency="64":
     url() { echo "postgres://postgres@$(echo "$pg" | sed 's|/|%2F|g'):5432/$1"; }
     serve() { # port, then serve's store flags
       local port=$1; shift
+      # Another process on the port would take the load instead of this hub.
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is in use: stop what listens there first" >&2; exit 1
+      fi
       local data; data=$(mktemp -d); dirs+=("$data" "$data.rejected")
       WAGATE_LOG=warn WAGATE_TWILIO_AUTH_TOKEN=12345 WAGATE_API_TOKEN=load         WAGATE_PUBLIC_URL=https://hub.example.com         target/release/wagate serve --listen "127.0.0.1:$port" --data "$data" --no-dispatch "$@" &
       hubs+=($!)
-      for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
+      for _ in $(seq 100); do
+        kill -0 "${hubs[-1]}" 2>/dev/null || { echo "the hub on port $port exited" >&2; exit 1; }
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1
+      done
       echo "the hub on port $port did not start" >&2; exit 1
     }
     load() { # port, requests
@@ -95,20 +102,20 @@ load-pg requests="20000" concurrency="64":
     }
     stop_hubs() { for hub in "${hubs[@]}"; do kill "$hub"; wait "$hub" || true; done; hubs=(); }
     echo "== ingest, one hub on sled"
-    serve 18090; load 18090 {{requests}}; stop_hubs
+    serve 18290; load 18290 {{requests}}; stop_hubs
     for db in ingest1 ingest2 dispatch; do "${as[@]}" "$bin/createdb" -h "$pg" -U postgres "$db"; done
     echo "== ingest, one hub on PostgreSQL"
-    serve 18091 --store "$(url ingest1)"; load 18091 {{requests}}; stop_hubs
+    serve 18291 --store "$(url ingest1)"; load 18291 {{requests}}; stop_hubs
     echo "== ingest, two hubs on one PostgreSQL database (each generator half the callbacks)"
-    serve 18092 --store "$(url ingest2)"; serve 18093 --store "$(url ingest2)"
-    load 18092 $(({{requests}} / 2)) | sed 's/^/hub 1: /' &
+    serve 18292 --store "$(url ingest2)"; serve 18293 --store "$(url ingest2)"
+    load 18292 $(({{requests}} / 2)) | sed 's/^/hub 1: /' &
     first=$!
-    load 18093 $(({{requests}} / 2)) | sed 's/^/hub 2: /'
+    load 18293 $(({{requests}} / 2)) | sed 's/^/hub 2: /'
     wait "$first"; stop_hubs
     echo "== dispatch, sled"
-    cargo test --release -q -p wagate-dispatch --test driver -- --ignored --nocapture measure_unthrottled_dispatch_rate 2>&1 | grep -E "^(store|[0-9]+ messages|all )"
+    cargo test --release -q -p wagate-dispatch --test driver -- --ignored --nocapture measure_unthrottled_dispatch_rate 2>&1 | grep -E "^(store|[0-9]+ messages|all |thread .* panicked)"
     echo "== dispatch, PostgreSQL"
-    WAGATE_BENCH_STORE_URL="$(url dispatch)"       cargo test --release -q -p wagate-dispatch --test driver -- --ignored --nocapture measure_unthrottled_dispatch_rate 2>&1 | grep -E "^(store|[0-9]+ messages|all )"
+    WAGATE_BENCH_STORE_URL="$(url dispatch)"       cargo test --release -q -p wagate-dispatch --test driver -- --ignored --nocapture measure_unthrottled_dispatch_rate 2>&1 | grep -E "^(store|[0-9]+ messages|all |thread .* panicked)"
 
 # Bytes on disk per appended status callback and keys written per webhook, at the store level
 # (crates/store/examples/disk.rs; data in a temporary folder under target/tmp, removed after).
