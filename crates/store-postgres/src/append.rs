@@ -256,7 +256,7 @@ async fn append_one(
                 });
             }
         }
-        let committed = insert_events(&tx, request, head, &current).await?;
+        let committed = insert_events(tx, request, head, &current).await?;
         AppendOutcome::Appended(committed)
     };
 
