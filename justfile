@@ -58,6 +58,65 @@ load requests="100000" concurrency="64":
     bytes=$(du -sb "$data" | cut -f1)
     echo "data folder after the load: $bytes bytes, $((bytes / {{requests}})) bytes per callback"
 
+# Ingest and dispatch on PostgreSQL against sled, in the same run (docs/performance.md, "sled and
+# PostgreSQL"): a private PostgreSQL server (initdb into a temporary folder, a Unix socket only,
+# fsync on as in production; as the `postgres` user when run as root), then the load generator
+# against one sled hub, one PostgreSQL hub, and two PostgreSQL hubs on one database (two
+# generators, half the callbacks each, at the same time), then the dispatch-rate measurement on
+# sled and on PostgreSQL. Everything is removed at the end.
+load-pg requests="20000" concurrency="64":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p wagate-cli -p wagate-http --bin wagate --example load
+    cargo test --release -p wagate-dispatch --test driver --no-run
+    bin=${WAGATE_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)}
+    pg=$(mktemp -d); chmod 755 "$pg"
+    as=(); [ "$(id -u)" = 0 ] && { chown postgres: "$pg"; as=(runuser -u postgres --); }
+    hubs=(); dirs=("$pg")
+    cleanup() {
+      for hub in "${hubs[@]}"; do kill "$hub" 2>/dev/null || true; wait "$hub" 2>/dev/null || true; done
+      "${as[@]}" "$bin/pg_ctl" stop -m fast -D "$pg/data" >/dev/null 2>&1 || true
+      rm -rf "${dirs[@]}"
+    }
+    trap cleanup EXIT
+    "${as[@]}" "$bin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 >/dev/null
+    "${as[@]}" "$bin/pg_ctl" start -w -D "$pg/data" -l "$pg/server.log"       -o "-k $pg -c listen_addresses='' -c max_connections=100" >/dev/null
+    url() { echo "postgres://postgres@$(echo "$pg" | sed 's|/|%2F|g'):5432/$1"; }
+    serve() { # port, then serve's store flags
+      local port=$1; shift
+      # Another process on the port would take the load instead of this hub.
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is in use: stop what listens there first" >&2; exit 1
+      fi
+      local data; data=$(mktemp -d); dirs+=("$data" "$data.rejected")
+      WAGATE_LOG=warn WAGATE_TWILIO_AUTH_TOKEN=12345 WAGATE_API_TOKEN=load         WAGATE_PUBLIC_URL=https://hub.example.com         target/release/wagate serve --listen "127.0.0.1:$port" --data "$data" --no-dispatch "$@" &
+      hubs+=($!)
+      for _ in $(seq 100); do
+        kill -0 "${hubs[-1]}" 2>/dev/null || { echo "the hub on port $port exited" >&2; exit 1; }
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1
+      done
+      echo "the hub on port $port did not start" >&2; exit 1
+    }
+    load() { # port, requests
+      target/release/examples/load --hub "http://127.0.0.1:$1" --public-url https://hub.example.com         --auth-token 12345 -n "$2" -c {{concurrency}} --duplicates
+    }
+    stop_hubs() { for hub in "${hubs[@]}"; do kill "$hub"; wait "$hub" || true; done; hubs=(); }
+    echo "== ingest, one hub on sled"
+    serve 18290; load 18290 {{requests}}; stop_hubs
+    for db in ingest1 ingest2 dispatch; do "${as[@]}" "$bin/createdb" -h "$pg" -U postgres "$db"; done
+    echo "== ingest, one hub on PostgreSQL"
+    serve 18291 --store "$(url ingest1)"; load 18291 {{requests}}; stop_hubs
+    echo "== ingest, two hubs on one PostgreSQL database (each generator half the callbacks)"
+    serve 18292 --store "$(url ingest2)"; serve 18293 --store "$(url ingest2)"
+    load 18292 $(({{requests}} / 2)) | sed 's/^/hub 1: /' &
+    first=$!
+    load 18293 $(({{requests}} / 2)) | sed 's/^/hub 2: /'
+    wait "$first"; stop_hubs
+    echo "== dispatch, sled"
+    cargo test --release -q -p wagate-dispatch --test driver -- --ignored --nocapture measure_unthrottled_dispatch_rate 2>&1 | grep -E "^(store|[0-9]+ messages|all |thread .* panicked)"
+    echo "== dispatch, PostgreSQL"
+    WAGATE_BENCH_STORE_URL="$(url dispatch)"       cargo test --release -q -p wagate-dispatch --test driver -- --ignored --nocapture measure_unthrottled_dispatch_rate 2>&1 | grep -E "^(store|[0-9]+ messages|all |thread .* panicked)"
+
 # Bytes on disk per appended status callback and keys written per webhook, at the store level
 # (crates/store/examples/disk.rs; data in a temporary folder under target/tmp, removed after).
 disk events="100000" concurrency="64":

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
-use wagate_store::StoreError;
+use wagate_store::{EventLog as _, StoreError};
 
 use checks::{AuditPolicy, Auditor, Check, Summary};
 
@@ -22,7 +22,7 @@ use crate::EXIT_VIOLATION;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("source").required(true).args(["data", "file", "hub"])),
+    group(clap::ArgGroup::new("source").required(true).args(["data", "store", "file", "hub"])),
     after_help = "Checks, in log order: no dispatch after an opt-out without a new opt-in, nor to a \
 contact while an identity linked to it is opted out; no template sent or claimed without an opt-in and an \
 approved template (with matching variables); no freeform text from a sender outside the 24 h window the \
@@ -38,12 +38,17 @@ settings, not facts in the log: give the hub's values (--workflows, --messaging-
 or the same WAGATE_WORKFLOWS, WAGATE_MESSAGING_LIMIT and WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP the hub \
 reads); without them the hub's defaults are assumed.\n\n\
 Exit codes: 0 clean, 3 a violation was found, 1 the log could not be read or a setting is invalid.\n\n\
-Examples:\n  wagate audit --data ./wagate-data\n  wagate audit --file log.jsonl --json"
+Examples:\n  wagate audit --data ./wagate-data\n  wagate audit --file log.jsonl --json\n  wagate audit --store postgres://wagate@db.internal/wagate"
 )]
 pub struct AuditArgs {
     /// Audit a stopped hub's database directory (a running hub holds its lock: use --hub).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+
+    /// Audit the log in this PostgreSQL database (`postgres://…`) directly, up to its head when
+    /// the audit starts (hubs may be running on it).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 
     /// Audit an export file (`wagate export` output, JSON Lines, the whole log from position 1).
     #[arg(long, value_name = "EXPORT.jsonl")]
@@ -164,6 +169,11 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("the audit thread stopped")??;
         (label, summary)
+    } else if let Some(url) = args.store.clone() {
+        let (summary, target) = tokio::task::spawn_blocking(move || audit_postgres(&url, policy))
+            .await
+            .context("the audit thread stopped")??;
+        (format!("PostgreSQL log {target}"), summary)
     } else if let Some(path) = args.file.clone() {
         let label = format!("export file {}", path.display());
         let summary = tokio::task::spawn_blocking(move || audit_file(&path, policy))
@@ -176,7 +186,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         (format!("hub {}", client.base()), summary)
     } else {
         // Unreachable: clap requires one source.
-        anyhow::bail!("give --data DIR, --file EXPORT.jsonl or --hub URL");
+        anyhow::bail!("give --data DIR, --store URL, --file EXPORT.jsonl or --hub URL");
     };
     if args.json {
         println!("{}", to_json(&label, &summary));
@@ -251,6 +261,30 @@ pub fn audit_database(dir: &Path, policy: AuditPolicy) -> anyhow::Result<Summary
         .close()
         .context("closing the database after the audit")?;
     Ok(auditor.finish())
+}
+
+/// Audits the PostgreSQL log `url` up to its head at open; answers the summary and the database
+/// (without its password) for the label.
+pub fn audit_postgres(url: &str, policy: AuditPolicy) -> anyhow::Result<(Summary, String)> {
+    let log = source::open_postgres(url)?;
+    let target = log.target().to_owned();
+    let bar = progress_bar(log.head_position(), false);
+    let mut auditor = Auditor::new(policy);
+    let replayed = log.replay(1, &mut |record| {
+        match source::export_record(&record) {
+            Ok(event) => auditor.observe(&event),
+            Err(why) => auditor.observe_undecodable(
+                record.position,
+                record.stream.as_str(),
+                record.version,
+                &why,
+            ),
+        }
+        bar.set_position(record.position);
+    });
+    bar.finish_and_clear();
+    replayed.with_context(|| format!("replaying the PostgreSQL log at {target}"))?;
+    Ok((auditor.finish(), target))
 }
 
 pub fn audit_file(path: &Path, policy: AuditPolicy) -> anyhow::Result<Summary> {

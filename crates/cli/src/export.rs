@@ -7,20 +7,25 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use wagate_store::{SalvageEnd, SalvageFlow, SalvageStop, StoreError};
+use wagate_store::{EventLog as _, SalvageEnd, SalvageFlow, SalvageStop, StoreError};
 
 use crate::client::HubClient;
 use crate::source::{self, Flow};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("source").required(true).args(["data", "hub"])),
-    after_help = "Examples:\n  wagate export --data ./wagate-data > log.jsonl\n  wagate export --hub http://127.0.0.1:8080 --from 1000 --output tail.jsonl\n\nThe format is documented in docs/events.md (\"Export format\")."
+    group(clap::ArgGroup::new("source").required(true).args(["data", "store", "hub"])),
+    after_help = "Examples:\n  wagate export --data ./wagate-data > log.jsonl\n  wagate export --hub http://127.0.0.1:8080 --from 1000 --output tail.jsonl\n  wagate export --store postgres://wagate@db.internal/wagate > log.jsonl\n\nThe format is documented in docs/events.md (\"Export format\")."
 )]
 pub struct ExportArgs {
     /// Read a stopped hub's database directory directly (a running hub holds its lock: use --hub).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+
+    /// Read the log in this PostgreSQL database (`postgres://…`) directly; hubs may be running on
+    /// it: the export ends at the head when it starts (or --to).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 
     /// Read from a running hub's event feed (GET /v1/events), e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL")]
@@ -57,6 +62,18 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let mut sink = Sink::open(args.output.as_deref())?;
     let outcome = match (&args.data, &args.hub) {
+        _ if args.store.is_some() => {
+            let url = args.store.clone().unwrap_or_default();
+            let (from, to) = (args.from, args.to);
+            let (result, sink_back) = tokio::task::spawn_blocking(move || {
+                let result = export_postgres(&url, from, to, &mut sink);
+                (result, sink)
+            })
+            .await
+            .context("the export thread stopped")?;
+            sink = sink_back;
+            result
+        }
         (Some(dir), _) => {
             let dir = dir.clone();
             let (from, to) = (args.from, args.to);
@@ -73,7 +90,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             .await
             .map(|count| (count, None)),
         // Unreachable: clap requires one of the two.
-        (None, None) => Err(anyhow::anyhow!("give --data DIR or --hub URL")),
+        (None, None) => Err(anyhow::anyhow!("give --data DIR, --store URL or --hub URL")),
     };
     let (written, damage) = match outcome {
         Ok(written) => written,
@@ -194,6 +211,37 @@ fn export_database(
         }
         Err(error) => Err(error),
     }
+}
+
+/// Exports positions `from..=to` of the PostgreSQL log `url`. The database checks what it holds,
+/// so there is no salvage read: an undecodable payload stops the export like `--data`'s.
+fn export_postgres(
+    url: &str,
+    from: u64,
+    to: Option<u64>,
+    sink: &mut Sink,
+) -> anyhow::Result<(Count, Option<Damage>)> {
+    let log = source::open_postgres(url)?;
+    let head = log.head_position();
+    let to = to.map_or(head, |to| to.min(head));
+    let mut count = Count::default();
+    let mut damage = None;
+    source::database_records(&log, from, to, |record| {
+        let line = match source::export_record(record) {
+            Ok(event) => event.to_line(),
+            Err(why) => {
+                damage = Some(undecodable(record, &why));
+                return Ok(Flow::Stop);
+            }
+        };
+        let flow = sink.line(&line)?;
+        if flow == Flow::Continue {
+            count.add(record.position);
+        }
+        Ok(flow)
+    })
+    .with_context(|| format!("reading the PostgreSQL log at {}", log.target()))?;
+    Ok((count, damage))
 }
 
 fn is_corrupt(error: &anyhow::Error) -> bool {

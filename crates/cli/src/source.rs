@@ -8,7 +8,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use wagate_export::ExportedEvent;
-use wagate_store::{Options, RecordedEvent, Store, StoreError};
+use wagate_store::{EventLog, Options, RecordedEvent, Store, StoreError};
+use wagate_store_postgres::{PgLog, PgOptions};
 
 use crate::client::HubClient;
 
@@ -61,9 +62,24 @@ pub fn export_record(record: &RecordedEvent) -> Result<ExportedEvent, String> {
         .map_err(|error| error.to_string())
 }
 
-/// Reads positions `from..=to` of an open database in pages.
+/// Opens the wagate log in the PostgreSQL database `url` names, to read it (`--store`). Unlike a
+/// sled folder, the database may be in use by running hubs: the reader sees the log up to the
+/// head at the time it opened.
+pub fn open_postgres(url: &str) -> anyhow::Result<PgLog> {
+    if !wagate_store_postgres::is_postgres_url(url) {
+        bail!("--store takes a postgres:// (or postgresql://) URL; for a sled folder use --data");
+    }
+    // One connection: a reader reads in order, one page at a time.
+    let options = PgOptions {
+        connections: 1,
+        ..PgOptions::default()
+    };
+    PgLog::open(url, options).context("cannot open the PostgreSQL log")
+}
+
+/// Reads positions `from..=to` of an open log (sled or PostgreSQL) in pages.
 pub fn database_records(
-    store: &Store,
+    store: &dyn EventLog,
     from: u64,
     to: u64,
     mut each: impl FnMut(&RecordedEvent) -> anyhow::Result<Flow>,

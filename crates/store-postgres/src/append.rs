@@ -1,4 +1,5 @@
-//! One append, as one transaction.
+//! Appends, several queued ones in one transaction (group commit, as the sled store's writer
+//! batches what is queued into one flush).
 //!
 //! Positions: the transaction first locks the single row of `wagate_head` (an `UPDATE` of it)
 //! and holds that lock until it commits, so appends from every hub commit one after another in
@@ -91,14 +92,23 @@ pub(crate) fn validate(request: &AppendRequest, max_payload_bytes: usize) -> Res
     Ok(())
 }
 
-/// Appends `request` (already validated); answers the outcome and the head after it.
-pub(crate) async fn append(
+/// One queued append: the request (already validated) and the time its keys expire by.
+pub(crate) struct Queued {
+    pub(crate) request: AppendRequest,
+    pub(crate) now_ms: i64,
+}
+
+/// Appends `batch` in one transaction (group commit): the head row is locked once, each request
+/// runs under a savepoint of its own — so one that fails (a conflict, a bad request) writes
+/// nothing and the others commit — and the head is moved and announced once, at the end.
+/// Answers each request's outcome and the head after the commit; an error is the transaction's
+/// (nothing of the batch is written).
+pub(crate) async fn append_batch(
     client: &mut Client,
-    request: &AppendRequest,
-    now_ms: i64,
-) -> Result<(AppendOutcome, u64)> {
-    let tx = client.transaction().await.map_err(from_pg)?;
-    let head: i64 = tx
+    batch: &[Queued],
+) -> Result<(Vec<Result<AppendOutcome>>, u64)> {
+    let mut tx = client.transaction().await.map_err(from_pg)?;
+    let locked: i64 = tx
         .query_one(
             "UPDATE wagate_head SET position = position WHERE id RETURNING position",
             &[],
@@ -106,8 +116,48 @@ pub(crate) async fn append(
         .await
         .map_err(from_pg)?
         .get(0);
-    let head = head as u64;
+    let locked = locked as u64;
+    let mut head = locked;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for queued in batch {
+        let savepoint = tx.savepoint("wagate_append").await.map_err(from_pg)?;
+        match append_one(&savepoint, &queued.request, queued.now_ms, head).await {
+            Ok((outcome, after)) => {
+                savepoint.commit().await.map_err(from_pg)?;
+                head = after;
+                outcomes.push(Ok(outcome));
+            }
+            Err(error) => {
+                savepoint.rollback().await.map_err(from_pg)?;
+                outcomes.push(Err(error));
+            }
+        }
+    }
+    if head > locked {
+        let head_i = head as i64;
+        tx.execute("UPDATE wagate_head SET position = $1", &[&head_i])
+            .await
+            .map_err(from_pg)?;
+        // Delivered to listeners only at commit, so a woken reader finds the rows.
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&HEAD_CHANNEL, &head.to_string()],
+        )
+        .await
+        .map_err(from_pg)?;
+    }
+    tx.commit().await.map_err(from_pg)?;
+    Ok((outcomes, head))
+}
 
+/// One request inside the batch's transaction, after the appends before it (`head`); answers
+/// its outcome and the head after it.
+async fn append_one(
+    tx: &tokio_postgres::Transaction<'_>,
+    request: &AppendRequest,
+    now_ms: i64,
+    head: u64,
+) -> Result<(AppendOutcome, u64)> {
     if let Some(key) = &request.idempotency_key {
         let row = tx
             .query_opt(
@@ -206,7 +256,7 @@ pub(crate) async fn append(
                 });
             }
         }
-        let committed = insert_events(&tx, request, head, &current).await?;
+        let committed = insert_events(tx, request, head, &current).await?;
         AppendOutcome::Appended(committed)
     };
 
@@ -227,23 +277,9 @@ pub(crate) async fn append(
         .map_err(from_pg)?;
     }
     let new_head = match (&outcome, committed.last_position()) {
-        (AppendOutcome::Appended(_), Some(last)) => {
-            let last_i = last as i64;
-            tx.execute("UPDATE wagate_head SET position = $1", &[&last_i])
-                .await
-                .map_err(from_pg)?;
-            // Delivered to listeners only at commit, so a woken reader finds the rows.
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&HEAD_CHANNEL, &last.to_string()],
-            )
-            .await
-            .map_err(from_pg)?;
-            last
-        }
+        (AppendOutcome::Appended(_), Some(last)) => last,
         _ => head,
     };
-    tx.commit().await.map_err(from_pg)?;
     Ok((outcome, new_head))
 }
 

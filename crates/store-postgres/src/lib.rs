@@ -1,8 +1,9 @@
 //! wagate's event log on PostgreSQL: the [`EventLog`] contract of `wagate-store`, kept by the
 //! database instead of one process, so several hubs can share one log.
 //!
-//! - appends: one transaction each, serialized by a lock on the head row (see `append.rs` for
-//!   why that gives readers a gap-free order), guarded by a unique (stream, version) constraint;
+//! - appends: what is queued committed as one transaction (group commit), serialized across hubs
+//!   by a lock on the head row (see `append.rs` for why that gives readers a gap-free order),
+//!   guarded by a unique (stream, version) constraint;
 //! - the durable head: `NOTIFY` at commit, `LISTEN`ed by every open log, with polling as the
 //!   fallback when a notification is lost (a dropped listener connection);
 //! - the schema: numbered migrations at open (`schema.rs`).

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_postgres::{Config, Row};
 use wagate_store::{
     AppendOutcome, AppendRequest, Clock, EventLog, IdempotencyRecord, LogFuture, Origin,
@@ -13,6 +13,7 @@ use wagate_store::{
     MAX_CHECKPOINT_NAME_BYTES,
 };
 
+use crate::append::Queued;
 use crate::bridge::Bridge;
 use crate::error::from_pg;
 use crate::head::{follow, raise};
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub struct PgLog {
     shared: Arc<Shared>,
+    /// The queue of the log's writer (group commit); closing it stops the writer.
+    writer: mpsc::UnboundedSender<Pending>,
     failure: watch::Sender<Option<StoreError>>,
     // Last: the runtime goes after the handles that use it.
     bridge: Bridge,
@@ -113,10 +116,13 @@ impl PgLog {
             Ok(())
         })?;
         bridge.handle().spawn(follow(Arc::clone(&shared)));
+        let (writer, queue) = mpsc::unbounded_channel();
+        bridge.handle().spawn(write(Arc::clone(&shared), queue));
         let (failure, _) = watch::channel(None);
         tracing::info!(database = %shared.pool.target(), "opened the PostgreSQL log");
         Ok(PgLog {
             shared,
+            writer,
             failure,
             bridge,
         })
@@ -131,6 +137,51 @@ impl PgLog {
 impl Drop for PgLog {
     fn drop(&mut self) {
         self.shared.closed.notify_waiters();
+    }
+}
+
+/// An append waiting for the writer, and where its answer goes.
+struct Pending {
+    queued: Queued,
+    reply: oneshot::Sender<Result<AppendOutcome>>,
+}
+
+/// The most appends committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// The log's writer: takes what is queued (up to [`MAX_BATCH`]) and commits it as one
+/// transaction, so concurrent appends share a commit — and its WAL flush — instead of waiting
+/// for the head lock one by one. Ends when the log is dropped (its queue closes).
+async fn write(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (queued, replies): (Vec<Queued>, Vec<_>) = batch
+            .drain(..)
+            .map(|pending| (pending.queued, pending.reply))
+            .unzip();
+        let committed = async {
+            let mut conn = shared.pool.get().await?;
+            crate::append::append_batch(conn.client(), &queued).await
+        }
+        .await;
+        match committed {
+            Ok((outcomes, head)) => {
+                shared.commits.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .requests
+                    .fetch_add(queued.len() as u64, Ordering::Relaxed);
+                raise(&shared.head, head);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The caller may have gone (a cancelled request): its append stands.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
     }
 }
 
@@ -228,21 +279,15 @@ impl EventLog for PgLog {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             crate::append::validate(&request, shared.options.max_payload_bytes)?;
-            let outcome = self
-                .bridge
-                .run(async move {
-                    let now = shared.options.clock.now_ms();
-                    let mut conn = shared.pool.get().await?;
-                    let (outcome, head) =
-                        crate::append::append(conn.client(), &request, now).await?;
-                    drop(conn);
-                    shared.commits.fetch_add(1, Ordering::Relaxed);
-                    shared.requests.fetch_add(1, Ordering::Relaxed);
-                    raise(&shared.head, head);
-                    Ok(outcome)
-                })
-                .await?;
-            Ok(outcome)
+            let (reply, answer) = oneshot::channel();
+            let queued = Queued {
+                request,
+                now_ms: shared.options.clock.now_ms(),
+            };
+            self.writer
+                .send(Pending { queued, reply })
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
         })
     }
 

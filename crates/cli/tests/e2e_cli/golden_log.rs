@@ -13,7 +13,7 @@ use crate::support::*;
 /// Fields of an export line added since the golden log was written.
 const ADDED_FIELDS: &[&str] = &["actor"];
 
-fn golden() -> &'static Path {
+pub(crate) fn golden() -> &'static Path {
     Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/golden-log"
@@ -21,7 +21,7 @@ fn golden() -> &'static Path {
 }
 
 /// A private copy: opening a sled folder writes to it.
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create dir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");

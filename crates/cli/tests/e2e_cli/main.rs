@@ -10,5 +10,6 @@ mod export;
 mod golden_log;
 mod import;
 mod ops;
+mod postgres_export;
 mod postgres_import;
 mod support;

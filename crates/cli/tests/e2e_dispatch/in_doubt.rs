@@ -74,7 +74,7 @@ fn types(view: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn serve_sends_once_on_an_unreadable_2xx_and_the_callback_settles_it() {
+pub(crate) async fn serve_sends_once_on_an_unreadable_2xx_and_the_callback_settles_it() {
     let twilio = unreadable_twilio().await;
     let data = tempfile::tempdir().expect("tempdir");
     let hub = support::start_with(

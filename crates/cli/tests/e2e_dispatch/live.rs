@@ -56,7 +56,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn serve_sends_through_twilio_and_matches_its_callbacks() {
+pub(crate) async fn serve_sends_through_twilio_and_matches_its_callbacks() {
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!(

@@ -7,6 +7,7 @@ mod support;
 
 mod in_doubt;
 mod live;
+mod on_postgres;
 mod remote_driver;
 mod rich;
 
@@ -100,7 +101,7 @@ fn history_types(view: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn serve_carries_a_message_through_the_sandbox_to_read() {
+pub(crate) async fn serve_carries_a_message_through_the_sandbox_to_read() {
     let data = tempfile::tempdir().expect("tempdir");
     let hub = support::start_sandbox(data.path());
     sandbox_ready(&hub, support::CONTACT).await;
@@ -198,7 +199,7 @@ async fn wait_until_read(hub: &Hub, id: &str) {
 }
 
 #[tokio::test]
-async fn wagate_dispatch_as_a_second_process() {
+pub(crate) async fn wagate_dispatch_as_a_second_process() {
     let data = tempfile::tempdir().expect("tempdir");
     // The hub checks Twilio-style webhooks with this token; the dispatcher's sandbox signs with it.
     let token = "e2e-sandbox-token";

@@ -83,7 +83,7 @@ async fn bad_input_unknown_ids_dry_runs_and_idempotency_keys() {
 }
 
 #[tokio::test]
-async fn the_event_feed_follows_new_events() {
+pub(crate) async fn the_event_feed_follows_new_events() {
     let dir = tempfile::tempdir().expect("dir");
     let hub = start(dir.path());
     hub.ready().await;

@@ -65,7 +65,7 @@ async fn template_intents(hub: &Hub) -> usize {
 }
 
 #[tokio::test]
-async fn replays_reused_keys_and_races_over_http_and_across_a_restart() {
+pub(crate) async fn replays_reused_keys_and_races_over_http_and_across_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let hub = start(dir.path());
     hub.ready().await;

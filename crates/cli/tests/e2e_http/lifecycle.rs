@@ -40,7 +40,7 @@ async fn sandbox_mode_prints_generated_tokens_once_and_they_work() {
 }
 
 #[tokio::test]
-async fn sigterm_stops_gracefully_and_the_log_survives_a_restart() {
+pub(crate) async fn sigterm_stops_gracefully_and_the_log_survives_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let hub = start(dir.path());
     hub.ready().await;

@@ -20,6 +20,7 @@ mod idempotency;
 mod identities;
 mod lifecycle;
 mod limits;
+mod on_postgres;
 mod ops_browser;
 mod postgres;
 mod provider_values;

@@ -45,6 +45,67 @@ impl Drop for Hub {
     }
 }
 
+/// The variable that puts every hub of a test binary on PostgreSQL: `WAGATE_E2E_STORE=postgres`
+/// (unset or `sled`: the default, a sled folder in the data directory).
+pub const E2E_STORE: &str = "WAGATE_E2E_STORE";
+
+thread_local! {
+    /// Set by [`on_postgres`] for the scenario running on this thread; counts the hubs started.
+    static ON_POSTGRES: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `scenario` (a test function of this suite) with its hubs on PostgreSQL, and fails if it
+/// started none there. The store is chosen per thread, so the scenario must start its hubs on
+/// the thread that runs it (as `#[tokio::test]`'s main future does).
+#[allow(dead_code)] // Not every test binary sharing this module runs scenarios on PostgreSQL.
+pub fn on_postgres(scenario: fn()) {
+    ON_POSTGRES.with(|cell| cell.set(Some(0)));
+    // Reset even when the scenario panics, so the test thread is left as found.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ON_POSTGRES.with(|cell| cell.set(None));
+        }
+    }
+    let _reset = Reset;
+    scenario();
+    let started = ON_POSTGRES.with(std::cell::Cell::get).unwrap_or(0);
+    assert!(started > 0, "the scenario started no hub on PostgreSQL");
+}
+
+/// Whether the hubs started on this thread go on PostgreSQL.
+fn postgres_selected() -> bool {
+    if ON_POSTGRES.with(std::cell::Cell::get).is_some() {
+        return true;
+    }
+    match std::env::var(E2E_STORE).as_deref() {
+        Err(_) | Ok("sled") | Ok("") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("{E2E_STORE}={other:?}: expected `sled` or `postgres`"),
+    }
+}
+
+/// The PostgreSQL database of the hub on data directory `data`, when PostgreSQL is selected:
+/// one database per data directory (a hub restarted on the same directory finds its log again),
+/// all on one private server per test binary (wagate-store-postgres's `test_server`).
+fn postgres_store(data: &Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DATABASES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    if !postgres_selected() {
+        return None;
+    }
+    ON_POSTGRES.with(|cell| cell.set(cell.get().map(|started| started + 1)));
+    let mut databases = DATABASES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let url = databases
+        .entry(data.to_path_buf())
+        .or_insert_with(|| wagate_store_postgres::test_server::shared().fresh_database());
+    Some(url.clone())
+}
+
 fn command(data: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wagate"));
     command
@@ -59,6 +120,9 @@ fn command(data: &Path) -> Command {
     // With Twilio credentials the template poller would call content.twilio.com; a test that
     // wants it points WAGATE_TWILIO_CONTENT_API_BASE at a fake and sets this again.
     command.env("WAGATE_TEMPLATE_SYNC_SECONDS", "0");
+    if let Some(url) = postgres_store(data) {
+        command.env("WAGATE_STORE_URL", url);
+    }
     command
 }
 
@@ -137,6 +201,16 @@ fn spawn(mut command: Command, token: String) -> Hub {
             break;
         }
     }
+    let on_postgres = command
+        .get_envs()
+        .any(|(name, value)| name == "WAGATE_STORE_URL" && value.is_some());
+    assert_eq!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("store: PostgreSQL at ")),
+        on_postgres,
+        "the hub runs on the store the harness chose: {banner:?}"
+    );
     let address = banner
         .iter()
         .find_map(|l| l.strip_prefix("wagate listening on "))

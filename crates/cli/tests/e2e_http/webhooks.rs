@@ -9,7 +9,7 @@ use wagate_providers::Secret;
 use crate::support::*;
 
 #[tokio::test]
-async fn signed_fixtures_are_accepted_once_tampered_ones_rejected_and_audited() {
+pub(crate) async fn signed_fixtures_are_accepted_once_tampered_ones_rejected_and_audited() {
     let dir = tempfile::tempdir().expect("dir");
     let hub = start(dir.path());
     let path = "/webhooks/twilio/inbound";
@@ -141,7 +141,7 @@ async fn signed_fixtures_are_accepted_once_tampered_ones_rejected_and_audited() 
 }
 
 #[tokio::test]
-async fn a_stop_makes_the_next_send_422_opted_out() {
+pub(crate) async fn a_stop_makes_the_next_send_422_opted_out() {
     let dir = tempfile::tempdir().expect("dir");
     let hub = start(dir.path());
     hub.ready().await;
@@ -187,7 +187,7 @@ async fn a_stop_makes_the_next_send_422_opted_out() {
 }
 
 #[tokio::test]
-async fn concurrent_webhooks_and_commands_each_land_exactly_once() {
+pub(crate) async fn concurrent_webhooks_and_commands_each_land_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
     let hub = Arc::new(start(dir.path()));
     hub.ready().await;
