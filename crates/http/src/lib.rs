@@ -24,6 +24,7 @@ mod commands;
 mod consent;
 mod consent_page;
 mod convert;
+pub mod crm;
 mod dispatch;
 pub mod endpoints;
 mod error;

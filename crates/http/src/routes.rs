@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, consent, dispatch, endpoints, feed, review, webhooks};
+use crate::{commands, consent, crm, dispatch, endpoints, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +128,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/webhook-endpoints", OPERATOR),
     (Method::GET, "/v1/webhook-endpoints", OPERATOR),
     (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
+    (Method::POST, "/v1/crm/backfill", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -172,6 +173,7 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/webhook-endpoints") => post(endpoints::register),
         ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
         ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
+        ("POST", "/v1/crm/backfill") => post(crm::backfill),
         _ => return None,
     };
     Some(route)
