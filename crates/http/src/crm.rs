@@ -65,3 +65,7 @@ pub(crate) async fn backfill(
         Err(BackfillRefusal::Stopped(message)) => Err(ApiError::Unavailable(message)),
     }
 }
+
+#[cfg(test)]
+#[path = "crm_tests.rs"]
+mod tests;
