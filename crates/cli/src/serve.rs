@@ -113,6 +113,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = match Server::bind(&http_settings, hub).await {
         Ok(server) => server,
         Err(error) => {
+            // The mirror holds the hub too: let go of it before the log closes.
+            drop((crm, http_settings));
             compose::close(store).await?;
             return Err(error).context("cannot start the hub");
         }
