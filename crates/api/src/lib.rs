@@ -1255,3 +1255,22 @@ pub struct CostReport {
     /// One row per currency, the unpriced row last.
     pub totals: Vec<CostGroupView>,
 }
+
+/// `POST /v1/crm/backfill`: mirror the log into HubSpot again from a position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrmBackfillRequest {
+    /// The first log position to mirror (1 is the beginning), at most the head + 1.
+    pub from: u64,
+}
+
+/// What `POST /v1/crm/backfill` scheduled (202), or the backfill already running (in a 409's
+/// message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CrmBackfillScheduled {
+    /// The first position re-read.
+    pub from: u64,
+    /// The log's head when it was scheduled: the backfill stops there (the live mirror has
+    /// every later event).
+    pub to: u64,
+}

@@ -106,9 +106,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hub = hub.with_price_table(config.prices.clone());
     let mut http_settings = config.http_settings();
     http_settings.templates = templates_for(&config)?;
+    // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
+    // stops accepting, then the store closes: outcomes are never written to a closed log.
+    let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
+    // The HubSpot timeline, made before the server so that its backfill route can reach it.
+    let crm = match config.crm.as_ref() {
+        Some(settings) => {
+            match crate::crm::live(hub.clone(), settings, stop_dispatch.subscribe()) {
+                Ok(live) => Some(live),
+                Err(error) => {
+                    // As before the backfill route: serving goes on without the timeline.
+                    tracing::error!(%error, "the HubSpot mirror cannot start");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    http_settings.crm = crm.clone().map(|live| live as wagate_http::crm::CrmHandle);
     let server = match Server::bind(&http_settings, hub).await {
         Ok(server) => server,
         Err(error) => {
+            // The mirror holds the hub too: let go of it before the log closes.
+            drop((crm, http_settings));
             compose::close(store).await?;
             return Err(error).context("cannot start the hub");
         }
@@ -146,9 +166,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     drop(stdout);
 
-    // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
-    // stops accepting, then the store closes: outcomes are never written to a closed log.
-    let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
     let dispatcher = if args.no_dispatch {
         None
     } else {
@@ -189,13 +206,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { hub.follow_shared_log(stop).await })
     });
     // The HubSpot timeline: stopped with the dispatcher, before the log closes.
-    let crm = config.crm.clone().map(|settings| {
-        tokio::spawn(crate::crm::run(
-            server.hub().clone(),
-            settings,
-            stop_dispatch.subscribe(),
-        ))
-    });
+    let crm = crm.map(|live| tokio::spawn(crate::crm::run(live)));
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
     let mut log_failure = server.hub().log_failure();

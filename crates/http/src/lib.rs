@@ -25,6 +25,7 @@ mod consent;
 mod consent_page;
 mod convert;
 mod costs;
+pub mod crm;
 mod dispatch;
 pub mod endpoints;
 mod error;

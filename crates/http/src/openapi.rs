@@ -57,6 +57,10 @@ const TAGS: &[(&str, &str)] = &[
         "costs",
         "What delivered messages cost, by the configured price table (docs/costs.md).",
     ),
+    (
+        "crm",
+        "The HubSpot timeline mirror run by `wagate serve` (docs/operations.md).",
+    ),
     ("ops", "Health and metrics."),
 ];
 
@@ -138,7 +142,7 @@ impl Failure {
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
-            Self::Conflict => "The request contradicts what is recorded (`error.code` `conflict`): a review item already resolved, an operator approving a template the provider reports rejected, paused or disabled, or creating a template that exists. Nothing was recorded.",
+            Self::Conflict => "The request contradicts what is recorded (`error.code` `conflict`): a review item already resolved, an operator approving a template the provider reports rejected, paused or disabled, or creating a template that exists, a CRM backfill while one runs or on a hub with no CRM mirror. Nothing was recorded.",
             Self::ProviderError => "The provider's API refused or failed the call this request needed (`error.code` `provider_error`, the provider's message in `error.message`); nothing was recorded.",
             Self::Timeout => "The request (its body included) was not complete within the hub's request timeout (WAGATE_REQUEST_TIMEOUT_SECONDS, default 30); it may or may not have been recorded, so retry it (webhooks are de-duplicated; a send retried with the same `Idempotency-Key` is not sent twice).",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
@@ -880,6 +884,25 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         )])
         .answers("200", json("The deleted endpoint.", schemas.json::<api::EndpointView>()))
         .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/crm/backfill") => Spec::new(
+            "crm_backfill",
+            "crm",
+            "Mirror the log into HubSpot again from a position, beside the running mirror (one backfill at a time)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::CrmBackfillRequest>(),
+        ))
+        .answers(
+            "202",
+            json(
+                "Scheduled: positions `from` to `to` (the head now) are mirrored again; what HubSpot already has is patched, never created twice.",
+                schemas.json::<api::CrmBackfillScheduled>(),
+            ),
+        )
+        .fails([Invalid, Conflict])
         .fails(HUB),
         ("POST", "/v1/consent/wordings") => Spec::new(
             "publish_consent_wording",

@@ -22,7 +22,7 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, consent, costs, dispatch, endpoints, feed, review, webhooks};
+use crate::{commands, consent, costs, crm, dispatch, endpoints, feed, review, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +131,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/webhook-endpoints", OPERATOR),
     (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
     (Method::GET, "/v1/costs", COSTS),
+    (Method::POST, "/v1/crm/backfill", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -176,6 +177,7 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
         ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
         ("GET", "/v1/costs") => get(costs::report),
+        ("POST", "/v1/crm/backfill") => post(crm::backfill),
         _ => return None,
     };
     Some(route)

@@ -311,6 +311,7 @@ impl ServeConfig {
         let meta = self.providers.meta();
         HttpSettings {
             templates: Default::default(),
+            crm: None,
             listen: self.listen,
             audit_dir: self.rejected_dir.clone(),
             rejected: self.rejected,

@@ -12,6 +12,7 @@ mod commands;
 mod consent;
 mod consent_browser;
 mod costs;
+mod crm_backfill;
 mod crm_hubspot;
 mod event_webhooks;
 mod explain;
