@@ -5,7 +5,7 @@
 //! state (`Started`, `Paused`, `Cancelled`, `Completed`) and one outcome per row (`RowSent`,
 //! `RowRefused`). A row's outcome is appended in the same append as the send's own events, with
 //! this stream's expected version, so the log orders a cancel against every row and a row is
-//! processed at most once ([`row_outcome`]). `Listed` goes to the index stream `campaigns`, so a
+//! processed at most once ([`row_outcome`]). `Listed` goes to the index stream `campaigns:index`, so a
 //! hub finds every campaign (and resumes the running ones) by reading one stream.
 
 pub mod preview;
@@ -25,7 +25,7 @@ pub const ROWS_MAX: usize = 10_000;
 /// How many row errors a refused create lists (the count says how many there were).
 pub const ROW_ERRORS_LISTED: usize = 20;
 /// The name of the index stream.
-pub const INDEX_STREAM: &str = "campaigns";
+pub const INDEX_STREAM: &str = "campaigns:index";
 
 /// What to do with a row that would exceed the portfolio's messaging limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,11 +70,20 @@ pub enum CampaignEvent {
         on_limit: OnLimit,
         at: Timestamp,
     },
-    /// The campaign's entry in the index stream `campaigns` (appended with `Created`).
-    Listed { campaign: CampaignId, at: Timestamp },
+    /// The campaign's entry in the index stream `campaigns:index` (appended with `Created`).
+    Listed {
+        campaign: CampaignId,
+        at: Timestamp,
+    },
     /// Started, or resumed after a pause: its rows are processed in order.
-    Started { campaign: CampaignId, at: Timestamp },
-    Paused { campaign: CampaignId, at: Timestamp },
+    Started {
+        campaign: CampaignId,
+        at: Timestamp,
+    },
+    Paused {
+        campaign: CampaignId,
+        at: Timestamp,
+    },
     /// The rows not processed yet are withdrawn (`withdrawn` of them); messages already
     /// requested go on and stay tracked.
     Cancelled {
@@ -98,7 +107,10 @@ pub enum CampaignEvent {
         at: Timestamp,
     },
     /// Every row was processed.
-    Completed { campaign: CampaignId, at: Timestamp },
+    Completed {
+        campaign: CampaignId,
+        at: Timestamp,
+    },
 }
 
 impl CampaignEvent {
@@ -579,4 +591,3 @@ impl CampaignState {
         counts
     }
 }
-

@@ -661,7 +661,7 @@ pub enum Event {
     Consent(crate::consent::ConsentEvent),
     /// Outgoing webhook endpoints (crate::endpoints).
     Endpoint(crate::endpoints::EndpointEvent),
-    /// Campaigns (crate::campaign): `campaign:<id>` and the index `campaigns`.
+    /// Campaigns (crate::campaign): `campaign:<id>` and the index `campaigns:index`.
     Campaign(crate::campaign::CampaignEvent),
 }
 
@@ -685,7 +685,7 @@ pub enum StreamKey {
     Consent(String),
     /// Every endpoint's registration and deletion: one stream, so the list is one read.
     Endpoints,
-    /// Campaigns: `campaign:<id>` or the index `campaigns` (the whole name, from
+    /// Campaigns: `campaign:<id>` or the index `campaigns:index` (the whole name, from
     /// `wagate_domain::campaign`).
     Campaign(String),
 }

@@ -36,8 +36,8 @@ pub mod template;
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 pub use actor::{Actor, Role};
-pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use campaign::{CampaignEvent, CampaignState};
+pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use consent::{CampaignMedium, ConsentEvent, ConsentState};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;

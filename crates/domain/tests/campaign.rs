@@ -6,9 +6,7 @@ use wagate_domain::campaign::{
     self, CampaignEvent, CampaignState, CreateCampaign, CreateError, OnLimit, RowInput,
     RowWithdrawn, RunCommand, RunState,
 };
-use wagate_domain::{
-    CampaignId, ContactState, Event, MessagingLimit, Refusal, RuleId, Workflow,
-};
+use wagate_domain::{CampaignId, ContactState, Event, MessagingLimit, Refusal, RuleId, Workflow};
 
 use crate::support::*;
 
@@ -69,7 +67,7 @@ fn create_lists_the_campaign_and_refuses_bad_rows_by_number() {
             Event::Campaign(CampaignEvent::Listed { .. })
         ]
     ));
-    assert_eq!(events[1].stream().to_string(), "campaigns");
+    assert_eq!(events[1].stream().to_string(), "campaigns:index");
     assert_eq!(
         events[0].stream().to_string(),
         format!("campaign:{}", campaign_id())
@@ -84,8 +82,12 @@ fn create_lists_the_campaign_and_refuses_bad_rows_by_number() {
         },
         row("+41790000001", "Lea again"),
     ];
-    let error = campaign::create(&CampaignState::default(), &command(bad, OnLimit::Wait), t0())
-        .expect_err("bad rows");
+    let error = campaign::create(
+        &CampaignState::default(),
+        &command(bad, OnLimit::Wait),
+        t0(),
+    )
+    .expect_err("bad rows");
     let CreateError::InvalidRows { count, errors } = error else {
         panic!("expected invalid rows, got {error:?}");
     };
@@ -100,7 +102,11 @@ fn create_refuses_more_rows_than_the_limit_and_an_existing_campaign() {
         .map(|i| row(&format!("+4179{i:07}"), "x"))
         .collect();
     assert!(matches!(
-        campaign::create(&CampaignState::default(), &command(many, OnLimit::Wait), t0()),
+        campaign::create(
+            &CampaignState::default(),
+            &command(many, OnLimit::Wait),
+            t0()
+        ),
         Err(CreateError::TooManyRows { given: 10_001, .. })
     ));
     let state = created(vec![row("+41790000001", "Lea")], OnLimit::Wait);
@@ -141,8 +147,8 @@ fn a_row_is_processed_once_and_only_while_running() {
         message: "opted out".into(),
         also_broken: Vec::new(),
     };
-    let refused = campaign::row_outcome(&running, 2, message_id(3), Some(&refusal), t0())
-        .expect("row 2");
+    let refused =
+        campaign::row_outcome(&running, 2, message_id(3), Some(&refusal), t0()).expect("row 2");
     assert!(matches!(
         &refused,
         Event::Campaign(CampaignEvent::RowRefused {
@@ -175,7 +181,10 @@ fn cancel_withdraws_the_unprocessed_rows_and_stops_every_row_after_it() {
     let cancel = campaign::run_command(&paused, RunCommand::Cancel, t0()).expect("cancels");
     assert!(matches!(
         cancel.as_slice(),
-        [Event::Campaign(CampaignEvent::Cancelled { withdrawn: 2, .. })]
+        [Event::Campaign(CampaignEvent::Cancelled {
+            withdrawn: 2,
+            ..
+        })]
     ));
     let cancelled = fold(paused, &cancel);
     assert!(matches!(

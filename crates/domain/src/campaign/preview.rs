@@ -72,8 +72,10 @@ pub struct Preview {
 
 /// A throwaway id for the simulated reaches (the preview records nothing).
 fn preview_message_id() -> MessageId {
-    MessageId::from_uuid(uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0000))
-        .expect("a constant v7 uuid")
+    MessageId::from_uuid(uuid::Uuid::from_u128(
+        0x0000_0000_0000_7000_8000_0000_0000_0000,
+    ))
+    .expect("a constant v7 uuid")
 }
 
 /// Folds every row through the gates (see the module's doc).
