@@ -27,6 +27,7 @@ use crate::codec;
 use crate::counts::Counts;
 use crate::error::{AppError, Result};
 use crate::locks::StreamLocks;
+use crate::pricing::PriceTable;
 use crate::projection::Projection;
 use crate::reads::LoggedEvent;
 use crate::review::ReviewQueue;
@@ -62,6 +63,9 @@ pub struct Hub {
     /// Who the commands of this handle are asked by: recorded with every event they append,
     /// never read by a decision (see [`Hub::acting`]).
     actor: Option<Actor>,
+    /// What messages cost (`pricing.rs`); empty unless the composition sets one, and then
+    /// every cost is reported unpriced.
+    prices: PriceTable,
 }
 
 #[derive(Debug)]
@@ -166,6 +170,7 @@ impl Hub {
                 endpoint_key: tokio::sync::OnceCell::new(),
             }),
             actor: None,
+            prices: PriceTable::empty(),
         };
         hub.restore_projection()?;
         Ok(hub)
@@ -203,7 +208,19 @@ impl Hub {
         Hub {
             inner: Arc::clone(&self.inner),
             actor: Some(actor),
+            prices: self.prices.clone(),
         }
+    }
+
+    /// The same hub, pricing messages by `prices` (the cost ledger and previews read it).
+    pub fn with_price_table(mut self, prices: PriceTable) -> Hub {
+        self.prices = prices;
+        self
+    }
+
+    /// The price table this hub prices messages by (cheap to clone: shared inside).
+    pub fn price_table(&self) -> &PriceTable {
+        &self.prices
     }
 
     /// Who this handle's commands are recorded as asked by.

@@ -23,6 +23,7 @@ mod explain;
 mod follower;
 mod hub;
 mod locks;
+mod pricing;
 mod projection;
 mod reads;
 mod review;
@@ -49,6 +50,10 @@ pub use follower::{
     Follower, FollowerError, FollowerSettings, Handler, HandlerFailure, Step, StepError,
 };
 pub use hub::{Hub, SendOptions, SendRequest, StatusCallback, COMMAND_KEY_TTL, WEBHOOK_DEDUP_TTL};
+pub use pricing::{
+    country_of, format_micros, parse_micros, PriceCategory, PriceEntry, PriceQuery, PriceTable,
+    PriceTableError, Quote, ANY_COUNTRY,
+};
 pub use projection::ProjectionSizes;
 pub use reads::{LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};
