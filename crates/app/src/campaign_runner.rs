@@ -106,23 +106,20 @@ async fn step(
             continue;
         };
         let id = definition.id;
-        if !paces.contains_key(&id) {
-            let rate = hub
-                .load::<SenderState>(&StreamKey::Sender(definition.sender.clone()))?
-                .state
-                .registration
-                .map_or(1, |registration| registration.rate_per_second().max(1));
-            paces.insert(
-                id,
-                Pace {
+        let pace = match paces.entry(id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let rate = hub
+                    .load::<SenderState>(&StreamKey::Sender(definition.sender.clone()))?
+                    .state
+                    .registration
+                    .map_or(1, |registration| registration.rate_per_second().max(1));
+                entry.insert(Pace {
                     next_at: tokio::time::Instant::now(),
                     interval: Duration::from_secs(1) / rate,
                     actor: hub.campaign_starter(id)?,
-                },
-            );
-        }
-        let Some(pace) = paces.get_mut(&id) else {
-            continue;
+                })
+            }
         };
         let acting = match &pace.actor {
             Some(actor) => hub.acting(actor.clone()),
