@@ -419,7 +419,8 @@ fn replay_is_chunking_invariant(world: &World, chunks: &[usize]) -> Checked {
             | StreamKey::Provider(_)
             | StreamKey::Review
             | StreamKey::Consent(_)
-            | StreamKey::Endpoints => {}
+            | StreamKey::Endpoints
+            | StreamKey::Campaign(_) => {}
         }
     }
     Ok(())

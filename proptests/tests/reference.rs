@@ -385,7 +385,7 @@ impl Reference {
             // The review queue's bookkeeping: no rule reads it.
             Event::Review(_) => {}
             // Consent capture: pending requests let nothing through; confirmations are `OptedIn`.
-            Event::Consent(_) | Event::Endpoint(_) => {}
+            Event::Consent(_) | Event::Endpoint(_) | Event::Campaign(_) => {}
         }
     }
 

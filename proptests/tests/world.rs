@@ -586,8 +586,9 @@ impl World {
                 Event::Provider(_) => {}
                 // The review queue's bookkeeping: the world's decisions never read it.
                 Event::Review(_) => {}
-                // Consent capture: its confirmations are ordinary `OptedIn` events.
-                Event::Consent(_) | Event::Endpoint(_) => {}
+                // Consent capture: its confirmations are ordinary `OptedIn` events; a campaign's rows are
+                // ordinary sends (the world generates no campaign commands).
+                Event::Consent(_) | Event::Endpoint(_) | Event::Campaign(_) => {}
             }
         }
     }

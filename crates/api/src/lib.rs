@@ -15,6 +15,9 @@
 
 use std::collections::BTreeMap;
 
+mod campaigns;
+pub use campaigns::*;
+
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,

@@ -11,6 +11,8 @@
 
 mod aggregates;
 mod alerts;
+mod campaign_runner;
+mod campaigns;
 mod clock;
 mod codec;
 mod consent;
@@ -35,6 +37,11 @@ mod views;
 
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
+pub use campaign_runner::{run_campaigns, RunnerSettings};
+pub use campaigns::{
+    CampaignCounts, CampaignPreview, CampaignView, EstimatedCost, NewCampaign, PreviewRefusedRow,
+    RowRef, RowStep, CAMPAIGNS_LISTED_MAX,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::ConsentReceiptEntry;
 pub use costs::{

@@ -199,6 +199,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The outgoing event webhooks: stopped with the alerts, before the log closes.
     let event_webhooks = compose::spawn_event_webhooks(server.hub());
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
+    // The campaign runner: stopped with the dispatcher, before the log closes (a row being
+    // sent finishes first; the rest resume at the next start).
+    let campaigns = tokio::spawn(wagate_app::run_campaigns(
+        server.hub().clone(),
+        wagate_app::RunnerSettings::default(),
+        stop_dispatch.subscribe(),
+    ));
     // Several hubs may share a PostgreSQL log: the projection follows what the others append.
     let shared_log = matches!(config.store, StoreSetting::Postgres { .. }).then(|| {
         let hub = server.hub().clone();
@@ -248,6 +255,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         event_webhooks.stop().await;
+        if let Err(error) = campaigns.await {
+            tracing::error!(%error, "the campaign runner task failed");
+        }
         if let Some(sync) = template_sync {
             let _ = sync.await;
         }

@@ -661,6 +661,8 @@ pub enum Event {
     Consent(crate::consent::ConsentEvent),
     /// Outgoing webhook endpoints (crate::endpoints).
     Endpoint(crate::endpoints::EndpointEvent),
+    /// Campaigns (crate::campaign): `campaign:<id>` and the index `campaigns:index`.
+    Campaign(crate::campaign::CampaignEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -683,6 +685,9 @@ pub enum StreamKey {
     Consent(String),
     /// Every endpoint's registration and deletion: one stream, so the list is one read.
     Endpoints,
+    /// Campaigns: `campaign:<id>` or the index `campaigns:index` (the whole name, from
+    /// `wagate_domain::campaign`).
+    Campaign(String),
 }
 
 impl fmt::Display for StreamKey {
@@ -698,6 +703,7 @@ impl fmt::Display for StreamKey {
             Self::Review => f.write_str("review:queue"),
             Self::Consent(name) => f.write_str(name),
             Self::Endpoints => f.write_str("webhook:endpoints"),
+            Self::Campaign(name) => f.write_str(name),
         }
     }
 }
@@ -721,6 +727,7 @@ impl Event {
             Self::Review(_) => StreamKey::Review,
             Self::Consent(event) => StreamKey::Consent(event.stream_name()),
             Self::Endpoint(_) => StreamKey::Endpoints,
+            Self::Campaign(event) => StreamKey::Campaign(event.stream_name()),
         }
     }
 
@@ -735,6 +742,7 @@ impl Event {
             Self::Review(event) => event.at(),
             Self::Consent(event) => event.at(),
             Self::Endpoint(event) => event.at(),
+            Self::Campaign(event) => event.at(),
         }
     }
 
@@ -812,6 +820,19 @@ impl Event {
                     EventType::WebhookEndpointDeleted
                 }
             },
+            Self::Campaign(event) => {
+                use crate::campaign::CampaignEvent as C;
+                match event {
+                    C::Created { .. } => EventType::CampaignCreated,
+                    C::Listed { .. } => EventType::CampaignListed,
+                    C::Started { .. } => EventType::CampaignStarted,
+                    C::Paused { .. } => EventType::CampaignPaused,
+                    C::Cancelled { .. } => EventType::CampaignCancelled,
+                    C::RowSent { .. } => EventType::CampaignRowSent,
+                    C::RowRefused { .. } => EventType::CampaignRowRefused,
+                    C::Completed { .. } => EventType::CampaignCompleted,
+                }
+            }
         }
     }
 }
@@ -1028,6 +1049,14 @@ event_types! {
     OptInRequested,
     WebhookEndpointRegistered,
     WebhookEndpointDeleted,
+    CampaignCreated,
+    CampaignListed,
+    CampaignStarted,
+    CampaignPaused,
+    CampaignCancelled,
+    CampaignRowSent,
+    CampaignRowRefused,
+    CampaignCompleted,
 }
 
 impl std::fmt::Display for EventType {

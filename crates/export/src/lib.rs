@@ -21,6 +21,7 @@ use wagate_domain::{
 };
 use wagate_store::RecordedEvent;
 
+mod campaign;
 mod decode;
 pub use decode::DecodeError;
 
@@ -444,6 +445,7 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             }),
         },
         Event::Consent(event) => consent_payload(event),
+        Event::Campaign(event) => campaign::payload(event),
         // The signing secret is not in the log, so not here either (docs/webhooks.md).
         Event::Endpoint(event) => match event {
             EndpointEvent::Registered {

@@ -20,6 +20,7 @@
 mod account_notices;
 pub mod audit;
 mod body;
+mod campaigns;
 mod commands;
 mod consent;
 mod consent_page;

@@ -61,6 +61,10 @@ const TAGS: &[(&str, &str)] = &[
         "crm",
         "The HubSpot timeline mirror run by `wagate serve` (docs/operations.md).",
     ),
+    (
+        "campaigns",
+        "One template to a list, each row an ordinary send through every gate (docs/campaigns.md).",
+    ),
     ("ops", "Health and metrics."),
 ];
 
@@ -251,6 +255,31 @@ fn parameter(
         .description(Some(description))
         .schema(Some(schema))
         .build()
+}
+
+fn campaign_parameter() -> Parameter {
+    parameter(
+        "id",
+        ParameterIn::Path,
+        true,
+        "The campaign's id (UUID v7).",
+        string(),
+    )
+}
+
+/// A campaign's run command: the campaign as it is after it.
+fn campaign_command(schemas: &mut Schemas, id: &'static str, summary: &'static str) -> Spec {
+    Spec::new(id, "campaigns", summary)
+        .parameters([campaign_parameter()])
+        .answers(
+            "200",
+            json(
+                "The campaign now (nothing appended when it already was so).",
+                schemas.json::<api::CampaignView>(),
+            ),
+        )
+        .fails([Failure::Invalid, Failure::NotFound, Failure::Conflict])
+        .fails(HUB)
 }
 
 fn consent_parameter(name: &str, description: &str) -> Parameter {
@@ -952,6 +981,51 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         )
         .fails([Invalid, Conflict, TooLarge])
         .fails(HUB),
+        ("POST", "/v1/campaigns") => Spec::new(
+            "create_campaign",
+            "campaigns",
+            "Create a campaign (nothing is sent until it is started). A CSV body (`Content-Type: text/csv`, header `to,<placeholder>,…`) gives the rows instead, with `sender`, `workflow`, `template_sid` or `template_id`, `on_limit` and `id` as query parameters",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::NewCampaignRequest>(),
+        ))
+        .answers("201", json("Created.", schemas.json::<api::CampaignView>()))
+        .answers(
+            "200",
+            json(
+                "Already created with this id and these contents: nothing appended.",
+                schemas.json::<api::CampaignView>(),
+            ),
+        )
+        .fails([Invalid, NotFound, Conflict, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/campaigns") => Spec::new("campaigns", "campaigns", "Every campaign, oldest first")
+            .answers("200", json("OK", schemas.json::<api::CampaignList>()))
+            .fails(HUB),
+        ("GET", "/v1/campaigns/{id}") => Spec::new(
+            "campaign",
+            "campaigns",
+            "A campaign's state and counts",
+        )
+        .parameters([campaign_parameter()])
+        .answers("200", json("OK", schemas.json::<api::CampaignView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("GET", "/v1/campaigns/{id}/preview") => Spec::new(
+            "campaign_preview",
+            "campaigns",
+            "The dry run: every row through the gates now, the messaging limit counted cumulatively, the time and the estimated cost; nothing is recorded",
+        )
+        .parameters([campaign_parameter()])
+        .answers("200", json("OK", schemas.json::<api::CampaignPreviewView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/campaigns/{id}/start") => campaign_command(schemas, "start_campaign", "Start the campaign (its rows are sent, paced)"),
+        ("POST", "/v1/campaigns/{id}/pause") => campaign_command(schemas, "pause_campaign", "Pause the campaign (no further row is processed)"),
+        ("POST", "/v1/campaigns/{id}/resume") => campaign_command(schemas, "resume_campaign", "Resume a paused campaign"),
+        ("POST", "/v1/campaigns/{id}/cancel") => campaign_command(schemas, "cancel_campaign", "Cancel the campaign: its unprocessed rows are withdrawn; messages already requested go on"),
         ("GET", "/v1/consent/campaigns/{id}") => Spec::new(
             "consent_campaign",
             "consent",

@@ -22,7 +22,9 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, consent, costs, crm, dispatch, endpoints, feed, review, webhooks};
+use crate::{
+    campaigns, commands, consent, costs, crm, dispatch, endpoints, feed, review, webhooks,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +134,14 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
     (Method::GET, "/v1/costs", COSTS),
     (Method::POST, "/v1/crm/backfill", OPERATOR),
+    (Method::POST, "/v1/campaigns", OPERATOR),
+    (Method::GET, "/v1/campaigns", REVIEWERS),
+    (Method::GET, "/v1/campaigns/{id}", REVIEWERS),
+    (Method::GET, "/v1/campaigns/{id}/preview", REVIEWERS),
+    (Method::POST, "/v1/campaigns/{id}/start", OPERATOR),
+    (Method::POST, "/v1/campaigns/{id}/pause", OPERATOR),
+    (Method::POST, "/v1/campaigns/{id}/resume", OPERATOR),
+    (Method::POST, "/v1/campaigns/{id}/cancel", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -178,6 +188,14 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
         ("GET", "/v1/costs") => get(costs::report),
         ("POST", "/v1/crm/backfill") => post(crm::backfill),
+        ("POST", "/v1/campaigns") => post(campaigns::create),
+        ("GET", "/v1/campaigns") => get(campaigns::list),
+        ("GET", "/v1/campaigns/{id}") => get(campaigns::show),
+        ("GET", "/v1/campaigns/{id}/preview") => get(campaigns::preview),
+        ("POST", "/v1/campaigns/{id}/start") => post(campaigns::start),
+        ("POST", "/v1/campaigns/{id}/pause") => post(campaigns::pause),
+        ("POST", "/v1/campaigns/{id}/resume") => post(campaigns::resume),
+        ("POST", "/v1/campaigns/{id}/cancel") => post(campaigns::cancel),
         _ => return None,
     };
     Some(route)

@@ -182,7 +182,7 @@ impl SimHub {
             // Recorded for auditors; no aggregate folds them.
             Event::Provider(_) => {}
             // The review queue's bookkeeping: no decision the simulator makes reads it.
-            Event::Review(_) | Event::Endpoint(_) => {}
+            Event::Review(_) | Event::Endpoint(_) | Event::Campaign(_) => {}
             // Consent capture: its confirmations are ordinary `OptedIn` events.
             Event::Consent(_) => {}
         }

@@ -31,6 +31,8 @@ use wagate_domain::{
 
 use crate::record::{NewEvent, RecordedEvent};
 
+mod campaign;
+
 /// Why a stored event could not be turned back into a domain event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -82,7 +84,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 38] = [
+pub const EVENT_TYPES: [&str; 46] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -121,6 +123,14 @@ pub const EVENT_TYPES: [&str; 38] = [
     "OptInRequested",
     "WebhookEndpointRegistered",
     "WebhookEndpointDeleted",
+    "CampaignCreated",
+    "CampaignListed",
+    "CampaignStarted",
+    "CampaignPaused",
+    "CampaignCancelled",
+    "CampaignRowSent",
+    "CampaignRowRefused",
+    "CampaignCompleted",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1220,6 +1230,7 @@ fn encode_payload(event: &Event) -> Vec<u8> {
             }),
         },
         Event::Consent(event) => encode_consent(event),
+        Event::Campaign(event) => campaign::encode(event),
         Event::Endpoint(event) => match event {
             EndpointEvent::Registered {
                 endpoint,
@@ -1564,6 +1575,9 @@ impl Reader<'_> {
     }
 
     fn decode(&mut self) -> Result<Event, DecodeError> {
+        if let Some(campaign) = self.decode_campaign() {
+            return campaign;
+        }
         let event: Event = match self.event_type {
             "OptedIn" => {
                 let m: OptedInV2 = match self.version {

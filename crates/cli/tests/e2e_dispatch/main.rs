@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod campaigns;
 mod in_doubt;
 mod live;
 mod on_postgres;
