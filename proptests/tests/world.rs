@@ -464,6 +464,8 @@ pub struct World {
     pub api_opt_ins: Vec<Answer>,
     pub inbound_times: Vec<Answer>,
     pub consent_mismatches: Vec<ConsentMismatch>,
+    /// The consent wording every API opt-in cites, published in [`World::new`].
+    pub wording: wagate_domain::ConsentState,
     next_id: u64,
 }
 
@@ -494,9 +496,21 @@ impl World {
             api_opt_ins: Vec::new(),
             inbound_times: Vec::new(),
             consent_mismatches: Vec::new(),
+            wording: wagate_domain::ConsentState::default(),
             next_id: 0,
         };
         let now = world.now;
+        let events = wagate_domain::consent::publish_wording(
+            &world.wording,
+            &wagate_domain::consent::PublishWording {
+                business: "Acme".into(),
+                language: "en".into(),
+                text: "I agree to receive WhatsApp messages from Acme.".into(),
+            },
+            now,
+        )
+        .expect("publishes");
+        world.append(&events);
         for (index, (_, provider)) in SENDERS.iter().enumerate() {
             let address = sender_address(index);
             let command = decide::RegisterSender {
@@ -586,8 +600,10 @@ impl World {
                 Event::Provider(_) => {}
                 // The review queue's bookkeeping: the world's decisions never read it.
                 Event::Review(_) => {}
-                // Consent capture: its confirmations are ordinary `OptedIn` events.
-                Event::Consent(_) | Event::Endpoint(_) => {}
+                // Consent capture: its confirmations are ordinary `OptedIn` events; the
+                // wording is kept because API opt-ins cite it.
+                Event::Consent(e) => self.wording = self.wording.clone().apply(e),
+                Event::Endpoint(_) => {}
             }
         }
     }
@@ -716,13 +732,17 @@ impl World {
                     source,
                     evidence: "https://acme.example/form".into(),
                     recorded_by: "operator".into(),
-                    wording_version: "v1".into(),
+                    wording_version: self
+                        .wording
+                        .wording
+                        .as_ref()
+                        .map_or_else(String::new, |w| w.version.clone()),
                     evidence_at,
                 };
                 let expected = self
                     .reference
                     .api_opt_in_allowed(&id, source, evidence_at, now);
-                let result = decide::opt_in(&self.contact(Some(&id)), &command, now);
+                let result = decide::opt_in(&self.contact(Some(&id)), &self.wording, &command, now);
                 self.api_opt_ins.push(Answer {
                     what: format!("{command:?} at {now}"),
                     domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),

@@ -803,6 +803,9 @@ impl Event {
                     EventType::ConsentCampaignCreated
                 }
                 crate::consent::ConsentEvent::OptInRequested { .. } => EventType::OptInRequested,
+                crate::consent::ConsentEvent::CampaignClosed { .. } => {
+                    EventType::ConsentCampaignClosed
+                }
             },
             Self::Endpoint(event) => match event {
                 crate::endpoints::EndpointEvent::Registered { .. } => {
@@ -1026,6 +1029,7 @@ event_types! {
     ConsentWordingPublished,
     ConsentCampaignCreated,
     OptInRequested,
+    ConsentCampaignClosed,
     WebhookEndpointRegistered,
     WebhookEndpointDeleted,
 }

@@ -102,14 +102,30 @@ impl LogBuilder {
             .expect("approve");
     }
 
+    /// Publishes the consent wording test opt-ins cite (an opt-in must cite a published one);
+    /// the same text again is the same version. Answers the version.
+    pub async fn published_wording(&self) -> String {
+        self.hub
+            .publish_wording(wagate_domain::consent::PublishWording {
+                business: "Acme Homes".into(),
+                language: "en".into(),
+                text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+            })
+            .await
+            .expect("publish wording")
+            .0
+            .version
+    }
+
     pub async fn opt_in(&self, number: &str) {
+        let wording_version = self.published_wording().await;
         self.hub
             .opt_in(RecordOptIn {
                 contact: contact(number),
                 source: OptInSource::WebForm,
                 evidence: "https://example.com/forms/123".into(),
                 recorded_by: "agent".into(),
-                wording_version: "v1".into(),
+                wording_version,
                 evidence_at: None,
             })
             .await

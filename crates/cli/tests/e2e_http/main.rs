@@ -10,6 +10,7 @@ mod templates;
 mod commands;
 mod consent;
 mod consent_browser;
+mod consent_close;
 mod crm_hubspot;
 mod event_webhooks;
 mod explain;
