@@ -356,6 +356,25 @@ impl ServedHub {
 }
 
 impl ServedHub {
+    /// Publishes the consent wording the tests' opt-ins cite, through `wagate consent
+    /// wording` (an opt-in must cite a published one); answers its version.
+    pub fn published_wording(&self) -> String {
+        let output = self.wagate(&[
+            "consent",
+            "wording",
+            "--business",
+            "Acme Homes",
+            "--language",
+            "en",
+            "--text",
+            "I agree to receive WhatsApp messages from Acme Homes.",
+            "--json",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("json");
+        answer["version"].as_str().expect("version").to_owned()
+    }
+
     /// Stops the hub (its database stays, for `--data` commands).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
