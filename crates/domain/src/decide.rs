@@ -102,10 +102,10 @@ pub fn opt_in(
     require_text("evidence", &command.evidence, 4096)?;
     require_text("recorded_by", &command.recorded_by, 256)?;
     require_text("wording_version", &command.wording_version, 256)?;
-    if !wording
+    if wording
         .wording
         .as_ref()
-        .is_some_and(|w| w.version == command.wording_version)
+        .is_none_or(|w| w.version != command.wording_version)
     {
         return Err(CommandError::InvalidField {
             field: "wording_version",
