@@ -135,7 +135,7 @@ async fn prepare(hub: &Hub) {
     hub.set_template_status(&template(), ApprovalStatus::Approved, "approved")
         .await
         .expect("approve");
-    let wording_version = crate::published_wording(&hub).await;
+    let wording_version = crate::published_wording(hub).await;
     hub.opt_in(RecordOptIn {
         contact: ContactId::Phone(PhoneNumber::parse(CONTACT).expect("contact")),
         source: OptInSource::WebForm,
