@@ -1145,6 +1145,10 @@ pub struct ConsentCampaignView {
     pub qr_png_url: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// When an operator closed it (`POST …/close`); a closed campaign records nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub closed_at: Option<String>,
 }
 
 /// `GET /v1/contacts/{contact}/consent`

@@ -60,13 +60,28 @@ fn contact(n: u32) -> ContactId {
     ContactId::parse(&format!("+4179{n:07}")).expect("contact")
 }
 
+/// Publishes the consent wording test opt-ins cite (opt-ins must cite a published one); the
+/// same text again is the same version, so calling it twice is harmless. Answers the version.
+async fn published_wording(hub: &Hub) -> String {
+    hub.publish_wording(wagate_domain::consent::PublishWording {
+        business: "Acme Homes".into(),
+        language: "en".into(),
+        text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+    })
+    .await
+    .expect("publish wording")
+    .0
+    .version
+}
+
 async fn opt_in(hub: &Hub, n: u32) -> u64 {
+    let wording_version = published_wording(hub).await;
     hub.opt_in(RecordOptIn {
         contact: contact(n),
         source: OptInSource::WebForm,
         evidence: "form".into(),
         recorded_by: "test".into(),
-        wording_version: "v1".into(),
+        wording_version,
         evidence_at: None,
     })
     .await

@@ -354,8 +354,15 @@ impl Hub {
 
     pub async fn opt_in(&self, command: RecordOptIn) -> Result<Vec<u64>> {
         let key = StreamKey::Contact(command.contact.clone());
+        // Wordings are immutable once published, so reading it outside the contact's lock
+        // cannot go stale in a way that matters.
+        let wording = self
+            .load::<wagate_domain::ConsentState>(&StreamKey::Consent(
+                wagate_domain::consent::wording_stream(&command.wording_version),
+            ))?
+            .state;
         self.decide_one(key, |contact: &ContactState, now| {
-            Ok(decide::opt_in(contact, &command, now)?)
+            Ok(decide::opt_in(contact, &wording, &command, now)?)
         })
         .instrument(info_span!("opt_in", contact = %command.contact))
         .await

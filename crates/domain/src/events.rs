@@ -811,6 +811,9 @@ impl Event {
                     EventType::ConsentCampaignCreated
                 }
                 crate::consent::ConsentEvent::OptInRequested { .. } => EventType::OptInRequested,
+                crate::consent::ConsentEvent::CampaignClosed { .. } => {
+                    EventType::ConsentCampaignClosed
+                }
             },
             Self::Endpoint(event) => match event {
                 crate::endpoints::EndpointEvent::Registered { .. } => {
@@ -1047,6 +1050,7 @@ event_types! {
     ConsentWordingPublished,
     ConsentCampaignCreated,
     OptInRequested,
+    ConsentCampaignClosed,
     WebhookEndpointRegistered,
     WebhookEndpointDeleted,
     CampaignCreated,

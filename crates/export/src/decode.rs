@@ -612,6 +612,11 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             at: at()?,
         }
         .into(),
+        "ConsentCampaignClosed" => ConsentEvent::CampaignClosed {
+            campaign: p.text("campaign")?,
+            at: at()?,
+        }
+        .into(),
         "WebhookEndpointRegistered" => EndpointEvent::Registered {
             endpoint: p.parsed("endpoint", EndpointId::parse)?,
             url: p.text("url")?,

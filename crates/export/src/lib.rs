@@ -503,6 +503,9 @@ fn consent_payload(event: &ConsentEvent) -> Value {
             "wording_version": wording_version, "text_hash": text_hash, "evidence": evidence,
             "at": time(*at),
         }),
+        ConsentEvent::CampaignClosed { campaign, at } => json!({
+            "campaign": campaign, "at": time(*at),
+        }),
     }
 }
 

@@ -342,6 +342,11 @@ fn sample(event_type: EventType) -> Event {
             at,
         }
         .into(),
+        EventType::ConsentCampaignClosed => ConsentEvent::CampaignClosed {
+            campaign: "WG-OPEN1".into(),
+            at,
+        }
+        .into(),
         EventType::ReviewResolved => ReviewEvent::Resolved {
             item: 42,
             reason: ReviewReason::OptOutRequest,

@@ -354,6 +354,8 @@ struct Spec {
     parameters: Vec<Parameter>,
     body: Option<RequestBody>,
     success: (&'static str, Response),
+    /// Further successes of one operation (201 created, 200 already there).
+    also: Vec<(&'static str, Response)>,
     failures: Vec<Failure>,
 }
 
@@ -366,6 +368,7 @@ impl Spec {
             parameters: Vec::new(),
             body: None,
             success: ("200", ResponseBuilder::new().description("OK").build()),
+            also: Vec::new(),
             failures: Vec::new(),
         }
     }
@@ -385,6 +388,11 @@ impl Spec {
         self
     }
 
+    fn also_answers(mut self, status: &'static str, response: Response) -> Self {
+        self.also.push((status, response));
+        self
+    }
+
     fn fails(mut self, failures: impl IntoIterator<Item = Failure>) -> Self {
         self.failures.extend(failures);
         self
@@ -398,6 +406,9 @@ impl Spec {
             .parameters(Some(self.parameters))
             .request_body(self.body)
             .response(self.success.0, self.success.1);
+        for (status, response) in std::mem::take(&mut self.also) {
+            operation = operation.response(status, response);
+        }
         match access {
             // An open route overrides the document's bearer requirement with none.
             Access::Open => {
@@ -947,7 +958,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
             "201",
             json("Published.", schemas.json::<api::ConsentWordingView>()),
         )
-        .answers(
+        .also_answers(
             "200",
             json(
                 "Already published: the same version, nothing appended.",
@@ -1033,6 +1044,21 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         )
         .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
         .answers("200", json("OK", schemas.json::<api::ConsentCampaignView>()))
+        .fails([NotFound])
+        .fails(HUB),
+        ("POST", "/v1/consent/campaigns/{id}/close") => Spec::new(
+            "close_consent_campaign",
+            "consent",
+            "Close a consent campaign: its page and its code record nothing from then on",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers(
+            "200",
+            json(
+                "Closed (closing again appends nothing).",
+                schemas.json::<api::ConsentCampaignView>(),
+            ),
+        )
         .fails([NotFound])
         .fails(HUB),
         ("GET", "/v1/consent/campaigns/{id}/qr.svg") => Spec::new(

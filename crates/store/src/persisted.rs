@@ -84,7 +84,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 46] = [
+pub const EVENT_TYPES: [&str; 47] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -121,6 +121,7 @@ pub const EVENT_TYPES: [&str; 46] = [
     "ConsentWordingPublished",
     "ConsentCampaignCreated",
     "OptInRequested",
+    "ConsentCampaignClosed",
     "WebhookEndpointRegistered",
     "WebhookEndpointDeleted",
     "CampaignCreated",
@@ -874,6 +875,12 @@ struct OptInRequestedV1 {
     at_ns: i64,
 }
 
+#[derive(Serialize, Deserialize)]
+struct ConsentCampaignClosedV1 {
+    campaign: String,
+    at_ns: i64,
+}
+
 /// No secret: deliveries are signed with a secret derived from a key kept outside the log.
 #[derive(Serialize, Deserialize)]
 struct WebhookEndpointRegisteredV1 {
@@ -1296,6 +1303,10 @@ fn encode_consent(event: &ConsentEvent) -> Vec<u8> {
             wording_version: wording_version.clone(),
             text_hash: text_hash.clone(),
             evidence: evidence.clone(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::CampaignClosed { campaign, at } => bytes(&ConsentCampaignClosedV1 {
+            campaign: campaign.clone(),
             at_ns: ns(*at),
         }),
     }
@@ -1962,6 +1973,14 @@ impl Reader<'_> {
                     wording_version: m.wording_version,
                     text_hash: m.text_hash,
                     evidence: m.evidence,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "ConsentCampaignClosed" => {
+                let m: ConsentCampaignClosedV1 = self.mirror()?;
+                ConsentEvent::CampaignClosed {
+                    campaign: m.campaign,
                     at: self.at(m.at_ns),
                 }
                 .into()

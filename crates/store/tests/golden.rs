@@ -373,6 +373,10 @@ fn golden_samples_before_campaigns(t: DateTime<Utc>) -> Vec<Event> {
             evidence: "submitted 2026-01-01T00:00:00Z from 192.0.2.1 (Mozilla/5.0)".into(),
             at: t,
         }),
+        Event::Consent(ConsentEvent::CampaignClosed {
+            campaign: "WG-OPEN1".into(),
+            at: t,
+        }),
         Event::Template(TemplateEvent::Registered {
             template: template(),
             name: "appointment_reminder".into(),

@@ -52,6 +52,7 @@ async fn post(hub: &Hub, path: &str, body: Value) {
 
 /// Records the consent of every row, a few requests at a time.
 async fn consent(hub: &Hub) {
+    let wording = hub.published_wording().await;
     let mut tasks = tokio::task::JoinSet::new();
     for row in 1..=ROWS {
         if !opted_in(row) {
@@ -61,13 +62,14 @@ async fn consent(hub: &Hub) {
         let url = hub.url(&format!("/v1/contacts/{}/opt-in", number(row)));
         let out = hub.url(&format!("/v1/contacts/{}/opt-out", number(row)));
         let token = hub.token.clone();
+        let wording = wording.clone();
         tasks.spawn(async move {
             let response = http
                 .post(url)
                 .bearer_auth(&token)
                 .json(
                     &json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                              "recorded_by": "e2e", "wording_version": "v1"}),
+                              "recorded_by": "e2e", "wording_version": wording}),
                 )
                 .send()
                 .await

@@ -11,6 +11,7 @@ mod templates_media;
 mod commands;
 mod consent;
 mod consent_browser;
+mod consent_close;
 mod costs;
 mod crm_backfill;
 mod crm_hubspot;
