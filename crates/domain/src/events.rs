@@ -811,6 +811,12 @@ impl Event {
                 crate::endpoints::EndpointEvent::Deleted { .. } => {
                     EventType::WebhookEndpointDeleted
                 }
+                crate::endpoints::EndpointEvent::Disabled { .. } => {
+                    EventType::WebhookEndpointDisabled
+                }
+                crate::endpoints::EndpointEvent::Enabled { .. } => {
+                    EventType::WebhookEndpointEnabled
+                }
             },
         }
     }
@@ -1028,6 +1034,8 @@ event_types! {
     OptInRequested,
     WebhookEndpointRegistered,
     WebhookEndpointDeleted,
+    WebhookEndpointDisabled,
+    WebhookEndpointEnabled,
 }
 
 impl std::fmt::Display for EventType {
