@@ -42,12 +42,8 @@ pub fn endpoint_view(
             .map(|actor| actor.name().to_owned()),
         position: endpoint.registered_position,
         delivered_through,
-        state: if endpoint.deleted_at.is_some() {
-            "deleted"
-        } else {
-            "active"
-        }
-        .to_owned(),
+        // `active`, `disabled` (failed too long; `POST …/retry` re-enables it) or `deleted`.
+        state: endpoint.state().to_owned(),
         deleted_at: endpoint.deleted_at.map(timestamp),
         secret,
     })
