@@ -128,6 +128,12 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/webhook-endpoints", OPERATOR),
     (Method::GET, "/v1/webhook-endpoints", OPERATOR),
     (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
+    (
+        Method::GET,
+        "/v1/webhook-endpoints/{id}/deliveries",
+        REVIEWERS,
+    ),
+    (Method::POST, "/v1/webhook-endpoints/{id}/retry", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -172,6 +178,8 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/webhook-endpoints") => post(endpoints::register),
         ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
         ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
+        ("GET", "/v1/webhook-endpoints/{id}/deliveries") => get(endpoints::deliveries),
+        ("POST", "/v1/webhook-endpoints/{id}/retry") => post(endpoints::retry),
         _ => return None,
     };
     Some(route)
