@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// only: genuine webhooks, STOPs included, are then refused with 403.
     #[arg(long)]
     allow_unverifiable_webhooks: bool,
+
+    /// Disable an outgoing webhook endpoint (and raise a review item) after it failed
+    /// continuously this many days (also WAGATE_WEBHOOK_DISABLE_AFTER_DAYS; default 3;
+    /// fractions accepted).
+    #[arg(long, value_name = "DAYS")]
+    webhook_disable_after_days: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -78,6 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store: args.store,
         config: args.config,
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
+        webhook_disable_after_days: args.webhook_disable_after_days,
     };
     let config = ServeConfig::load(&flags)?;
     for warning in &config.unverifiable {
@@ -166,7 +173,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
     // The outgoing event webhooks: stopped with the alerts, before the log closes.
-    let event_webhooks = compose::spawn_event_webhooks(server.hub());
+    let event_webhooks = compose::spawn_event_webhooks(server.hub(), config.webhook_disable_after);
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
     // Several hubs may share a PostgreSQL log: the projection follows what the others append.
     let shared_log = matches!(config.store, StoreSetting::Postgres { .. }).then(|| {

@@ -48,6 +48,8 @@ pub(super) struct FileConfig {
     pub rejected_segment_mib: Option<u64>,
     pub rejected_max_mib: Option<u64>,
     pub rejected_retention_days: Option<u64>,
+    /// `serve` only: disable an outgoing webhook endpoint after failing this many days.
+    pub webhook_disable_after_days: Option<f64>,
 }
 
 /// One `[[tokens]]` table: `name = "outreach-bot"`, `role = "agent"`, `token = "…"` (or an

@@ -36,6 +36,8 @@ pub struct ServeFlags {
     pub config: Option<PathBuf>,
     /// Start even when a provider's webhooks cannot be verified (`--allow-unverifiable-webhooks`).
     pub allow_unverifiable_webhooks: bool,
+    /// `--webhook-disable-after-days` (checked with the other sources' values).
+    pub webhook_disable_after_days: Option<String>,
 }
 
 /// Twilio credentials (webhook signatures; the dispatcher's Messages API calls).
@@ -122,6 +124,8 @@ pub struct ServeConfig {
     pub alerts: super::AlertSettings,
     /// The HubSpot timeline (none: no mirror).
     pub crm: Option<super::CrmSettings>,
+    /// How long an outgoing webhook endpoint fails before it is disabled.
+    pub webhook_disable_after: chrono::TimeDelta,
 }
 
 impl ServeConfig {
@@ -194,6 +198,10 @@ impl ServeConfig {
         let (rejected_dir, rejected) = super::rejected::rejected(&sources, &data_dir)?;
         let alerts = super::alerts::alerts(&sources)?;
         let crm = super::crm::crm(&sources, &data_dir)?;
+        let webhook_disable_after = super::event_webhooks::disable_after(
+            flags.webhook_disable_after_days.clone(),
+            &sources,
+        )?;
 
         let mut generated = Vec::new();
         let live =
@@ -264,6 +272,7 @@ impl ServeConfig {
             rejected,
             alerts,
             crm,
+            webhook_disable_after,
         })
     }
 
