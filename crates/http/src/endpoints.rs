@@ -190,10 +190,13 @@ mod tests {
 
     #[test]
     fn the_limit_defaults_is_capped_and_must_be_positive() {
-        assert_eq!(deliveries_limit(&query(&[])).unwrap(), 50);
-        assert_eq!(deliveries_limit(&query(&[("limit", "3")])).unwrap(), 3);
+        assert_eq!(deliveries_limit(&query(&[])).expect("valid"), 50);
         assert_eq!(
-            deliveries_limit(&query(&[("limit", "999999")])).unwrap(),
+            deliveries_limit(&query(&[("limit", "3")])).expect("valid"),
+            3
+        );
+        assert_eq!(
+            deliveries_limit(&query(&[("limit", "999999")])).expect("valid"),
             DELIVERY_LOG_KEEP as usize
         );
         assert!(deliveries_limit(&query(&[("limit", "0")])).is_err());

@@ -80,17 +80,20 @@ mod tests {
     #[test]
     fn flags_win_over_the_environment_over_the_file_over_the_default() {
         let var = env::WEBHOOK_DISABLE_AFTER_DAYS;
-        assert_eq!(resolve(None, &[], "").unwrap(), chrono::TimeDelta::days(3));
         assert_eq!(
-            resolve(None, &[], "webhook_disable_after_days = 2\n").unwrap(),
+            resolve(None, &[], "").expect("valid"),
+            chrono::TimeDelta::days(3)
+        );
+        assert_eq!(
+            resolve(None, &[], "webhook_disable_after_days = 2\n").expect("valid"),
             chrono::TimeDelta::days(2)
         );
         assert_eq!(
-            resolve(None, &[(var, "0.5")], "webhook_disable_after_days = 2\n").unwrap(),
+            resolve(None, &[(var, "0.5")], "webhook_disable_after_days = 2\n").expect("valid"),
             chrono::TimeDelta::hours(12)
         );
         assert_eq!(
-            resolve(Some("0.00005"), &[(var, "0.5")], "").unwrap(),
+            resolve(Some("0.00005"), &[(var, "0.5")], "").expect("valid"),
             chrono::TimeDelta::milliseconds(4_320)
         );
     }
