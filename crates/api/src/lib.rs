@@ -1212,11 +1212,24 @@ pub struct EndpointView {
     /// Every event up to this log position was delivered (acknowledged 2xx) or is not of the
     /// types asked for; compare with the log's head to see how far behind the endpoint is.
     pub delivered_through: u64,
-    /// `active` or `deleted`.
+    /// `active`, `disabled` (failed continuously too long: nothing is delivered until
+    /// `POST /v1/webhook-endpoints/{id}/retry`) or `deleted`.
     pub state: String,
     /// RFC 3339, when deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// RFC 3339: the first failed attempt since the last acknowledged one (absent: not failing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
+    /// RFC 3339: the last acknowledged (2xx) delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+    /// RFC 3339, when disabled after failing too long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
+    /// Why it was disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     /// The signing secret (`whsec_…`): only in the answer to its registration. Deliveries carry
     /// `Wagate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1280,4 +1293,36 @@ pub struct CrmBackfillScheduled {
     /// The log's head when it was scheduled: the backfill stops there (the live mirror has
     /// every later event).
     pub to: u64,
+}
+/// One delivery attempt to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryAttemptView {
+    /// The delivered event's log position.
+    pub position: u64,
+    /// The delivered event's id.
+    pub event_id: String,
+    /// The delivery's event type (`inbound_message`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339, when it was attempted.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// 1 for the event's first attempt, counting on while it fails.
+    pub attempt: u32,
+    /// The receiver's HTTP status (absent: no answer, see `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why there was no answer (connection refused, timeout, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the receiver acknowledged it (any 2xx).
+    pub acknowledged: bool,
+}
+
+/// `GET /v1/webhook-endpoints/{id}/deliveries`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    pub endpoint: EndpointView,
+    /// Newest first (at most the `limit` asked for, and at most the 1000 kept).
+    pub deliveries: Vec<DeliveryAttemptView>,
 }

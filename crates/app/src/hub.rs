@@ -85,6 +85,11 @@ pub(crate) struct Inner {
     pub(crate) review: ReviewQueue,
     /// The outgoing webhooks' signing key (`endpoints.rs`), read or created on first use.
     pub(crate) endpoint_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// Manual retries of webhook endpoints (`deliveries.rs`): each endpoint's follower listens
+    /// for its id and retries at once, cutting its backoff.
+    pub(crate) endpoint_retries: tokio::sync::broadcast::Sender<wagate_domain::EndpointId>,
+    /// Serializes writes of the webhook delivery logs (`delivery_log.rs`: read, then save).
+    pub(crate) delivery_log: tokio::sync::Mutex<()>,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
@@ -172,6 +177,8 @@ impl Hub {
                 costs: Costs::default(),
                 review: ReviewQueue::default(),
                 endpoint_key: tokio::sync::OnceCell::new(),
+                endpoint_retries: tokio::sync::broadcast::channel(64).0,
+                delivery_log: tokio::sync::Mutex::new(()),
             }),
             actor: None,
             prices: PriceTable::empty(),

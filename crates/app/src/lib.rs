@@ -21,6 +21,7 @@ mod costs_reader;
 mod counts;
 mod counts_reader;
 mod deliveries;
+mod delivery_log;
 mod endpoints;
 mod error;
 mod explain;
@@ -55,8 +56,9 @@ pub use counts::{
 pub use counts_reader::COUNTS_BATCH;
 pub use deliveries::{
     checkpoint_name, kind_of, run_deliveries, run_endpoint, Delivery, DeliveryError,
-    DeliverySettings, EndpointTransport,
+    DeliverySettings, EndpointTransport, Reply,
 };
+pub use delivery_log::{Answer, DeliveryAttempt, DeliveryHealth, DELIVERY_LOG_KEEP};
 pub use endpoints::{check_url, derive_secret, parse_kinds, Endpoint};
 pub use error::{AppError, Result};
 pub use follower::{

@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// is reported unpriced.
     #[arg(long, value_name = "FILE")]
     price_table: Option<PathBuf>,
+    /// Disable an outgoing webhook endpoint (and raise a review item) after it failed
+    /// continuously this many days (also WAGATE_WEBHOOK_DISABLE_AFTER_DAYS; default 3;
+    /// fractions accepted).
+    #[arg(long, value_name = "DAYS")]
+    webhook_disable_after_days: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -91,6 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
         meta_app_id: args.meta_app_id,
         price_table: args.price_table,
+        webhook_disable_after_days: args.webhook_disable_after_days,
     };
     let config = ServeConfig::load(&flags)?;
     for warning in &config.unverifiable {
@@ -197,7 +203,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
     // The outgoing event webhooks: stopped with the alerts, before the log closes.
-    let event_webhooks = compose::spawn_event_webhooks(server.hub());
+    let event_webhooks = compose::spawn_event_webhooks(server.hub(), config.webhook_disable_after);
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
     // The campaign runner: stopped with the dispatcher, before the log closes (a row being
     // sent finishes first; the rest resume at the next start).

@@ -822,6 +822,12 @@ impl Event {
                 crate::endpoints::EndpointEvent::Deleted { .. } => {
                     EventType::WebhookEndpointDeleted
                 }
+                crate::endpoints::EndpointEvent::Disabled { .. } => {
+                    EventType::WebhookEndpointDisabled
+                }
+                crate::endpoints::EndpointEvent::Enabled { .. } => {
+                    EventType::WebhookEndpointEnabled
+                }
             },
             Self::Campaign(event) => {
                 use crate::campaign::CampaignEvent as C;
@@ -1061,6 +1067,8 @@ event_types! {
     CampaignRowSent,
     CampaignRowRefused,
     CampaignCompleted,
+    WebhookEndpointDisabled,
+    WebhookEndpointEnabled,
 }
 
 impl std::fmt::Display for EventType {

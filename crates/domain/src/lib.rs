@@ -41,7 +41,7 @@ pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use consent::{CampaignMedium, ConsentEvent, ConsentState};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
-pub use endpoints::{EndpointEvent, EndpointId, OutgoingEventKind};
+pub use endpoints::{failed_long_enough, EndpointEvent, EndpointId, OutgoingEventKind};
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,

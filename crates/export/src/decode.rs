@@ -636,6 +636,18 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             at: at()?,
         }
         .into(),
+        "WebhookEndpointDisabled" => EndpointEvent::Disabled {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            reason: p.text("reason")?,
+            failing_since: p.time("failing_since")?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointEnabled" => EndpointEvent::Enabled {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            at: at()?,
+        }
+        .into(),
         other => return Err(DecodeError::UnknownType(other.to_owned())),
     })
 }

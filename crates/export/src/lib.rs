@@ -461,6 +461,18 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             EndpointEvent::Deleted { endpoint, at } => json!({
                 "endpoint": endpoint.as_str(), "at": time(*at),
             }),
+            EndpointEvent::Disabled {
+                endpoint,
+                reason,
+                failing_since,
+                at,
+            } => json!({
+                "endpoint": endpoint.as_str(), "reason": reason,
+                "failing_since": time(*failing_since), "at": time(*at),
+            }),
+            EndpointEvent::Enabled { endpoint, at } => json!({
+                "endpoint": endpoint.as_str(), "at": time(*at),
+            }),
         },
     })
 }

@@ -315,6 +315,18 @@ fn sample(event_type: EventType) -> Event {
             at,
         }
         .into(),
+        EventType::WebhookEndpointDisabled => EndpointEvent::Disabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            reason: "answered 503 for 3 days".into(),
+            failing_since: at - chrono::TimeDelta::days(3),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointEnabled => EndpointEvent::Enabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            at,
+        }
+        .into(),
         EventType::ConsentWordingPublished => ConsentEvent::WordingPublished {
             version: "w-0123456789abcdef".into(),
             business: "Acme Homes".into(),

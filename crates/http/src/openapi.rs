@@ -944,6 +944,51 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         )
         .fails([Invalid, Conflict])
         .fails(HUB),
+        ("GET", "/v1/webhook-endpoints/{id}/deliveries") => Spec::new(
+            "webhook_endpoint_deliveries",
+            "webhook-endpoints",
+            "An endpoint's delivery log: its newest attempts (status or transport error, attempt number), newest first",
+        )
+        .parameters([
+            parameter(
+                "id",
+                ParameterIn::Path,
+                true,
+                "The endpoint's id.",
+                string().pattern(Some("^ep_[0-9a-f]{32}$")),
+            ),
+            parameter(
+                "limit",
+                ParameterIn::Query,
+                false,
+                "At most this many attempts (default 50; capped at the 1000 kept).",
+                count().minimum(Some(1)).default(Some(50.into())),
+            ),
+        ])
+        .answers(
+            "200",
+            json(
+                "The endpoint (with its state and health) and its attempts.",
+                schemas.json::<api::DeliveryList>(),
+            ),
+        )
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/webhook-endpoints/{id}/retry") => Spec::new(
+            "retry_webhook_endpoint",
+            "webhook-endpoints",
+            "Retry an endpoint now: a disabled one is re-enabled (recorded with who) and resumes from where its deliveries stopped; a live one's backoff is cut short",
+        )
+        .parameters([parameter(
+            "id",
+            ParameterIn::Path,
+            true,
+            "The endpoint's id.",
+            string().pattern(Some("^ep_[0-9a-f]{32}$")),
+        )])
+        .answers("200", json("The endpoint.", schemas.json::<api::EndpointView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
         ("POST", "/v1/consent/wordings") => Spec::new(
             "publish_consent_wording",
             "consent",

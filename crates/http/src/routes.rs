@@ -143,6 +143,12 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/campaigns/{id}/pause", OPERATOR),
     (Method::POST, "/v1/campaigns/{id}/resume", OPERATOR),
     (Method::POST, "/v1/campaigns/{id}/cancel", OPERATOR),
+    (
+        Method::GET,
+        "/v1/webhook-endpoints/{id}/deliveries",
+        REVIEWERS,
+    ),
+    (Method::POST, "/v1/webhook-endpoints/{id}/retry", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -198,6 +204,8 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/v1/campaigns/{id}/pause") => post(campaigns::pause),
         ("POST", "/v1/campaigns/{id}/resume") => post(campaigns::resume),
         ("POST", "/v1/campaigns/{id}/cancel") => post(campaigns::cancel),
+        ("GET", "/v1/webhook-endpoints/{id}/deliveries") => get(endpoints::deliveries),
+        ("POST", "/v1/webhook-endpoints/{id}/retry") => post(endpoints::retry),
         _ => return None,
     };
     Some(route)

@@ -84,7 +84,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 47] = [
+pub const EVENT_TYPES: [&str; 49] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -132,6 +132,8 @@ pub const EVENT_TYPES: [&str; 47] = [
     "CampaignRowSent",
     "CampaignRowRefused",
     "CampaignCompleted",
+    "WebhookEndpointDisabled",
+    "WebhookEndpointEnabled",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -896,6 +898,20 @@ struct WebhookEndpointDeletedV1 {
     at_ns: i64,
 }
 
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointDisabledV1 {
+    endpoint: String,
+    reason: String,
+    failing_since_ns: i64,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointEnabledV1 {
+    endpoint: String,
+    at_ns: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -1251,6 +1267,21 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 at_ns: ns(*at),
             }),
             EndpointEvent::Deleted { endpoint, at } => bytes(&WebhookEndpointDeletedV1 {
+                endpoint: endpoint.to_string(),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Disabled {
+                endpoint,
+                reason,
+                failing_since,
+                at,
+            } => bytes(&WebhookEndpointDisabledV1 {
+                endpoint: endpoint.to_string(),
+                reason: reason.clone(),
+                failing_since_ns: ns(*failing_since),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Enabled { endpoint, at } => bytes(&WebhookEndpointEnabledV1 {
                 endpoint: endpoint.to_string(),
                 at_ns: ns(*at),
             }),
@@ -2003,6 +2034,24 @@ impl Reader<'_> {
             "WebhookEndpointDeleted" => {
                 let m: WebhookEndpointDeletedV1 = self.mirror()?;
                 EndpointEvent::Deleted {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointDisabled" => {
+                let m: WebhookEndpointDisabledV1 = self.mirror()?;
+                EndpointEvent::Disabled {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    reason: m.reason,
+                    failing_since: self.at(m.failing_since_ns),
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointEnabled" => {
+                let m: WebhookEndpointEnabledV1 = self.mirror()?;
+                EndpointEvent::Enabled {
                     endpoint: self.endpoint(&m.endpoint)?,
                     at: self.at(m.at_ns),
                 }

@@ -342,6 +342,16 @@ fn golden_samples_before_campaigns(t: DateTime<Utc>) -> Vec<Event> {
             endpoint: EndpointId::from_bytes([0x5a; 16]),
             at: t,
         }),
+        Event::Endpoint(EndpointEvent::Disabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            reason: "answered 503".into(),
+            failing_since: t,
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Enabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            at: t,
+        }),
         Event::Review(ReviewEvent::Resolved {
             item: 7,
             reason: ReviewReason::OptOutRequest,

@@ -32,4 +32,5 @@ mod review_sources;
 mod roles;
 mod rules;
 mod snapshot;
+mod webhook_endpoint_disable;
 mod webhooks;
