@@ -99,11 +99,12 @@ async fn endpoint(hub: &Hub, id: &str) -> Value {
 
 /// An explicit opt-in of the test contact: its log position.
 async fn opt_in(hub: &Hub) -> u64 {
+    let wording = hub.published_wording().await;
     let response = hub
         .post(
             &format!("/v1/contacts/{CONTACT}/opt-in"),
             json!({"source": "web_form", "evidence": "https://example.com/f/3", "recorded_by": "e2e",
-                   "wording_version": "v1"}),
+                   "wording_version": wording}),
         )
         .await;
     assert!(response.status().is_success(), "{}", response.status());
