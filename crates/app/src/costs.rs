@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wagate_domain::{
     ContactEvent, ContactId, Event, MessageEvent, MessageId, MessageStatus, ProviderDetails,
-    Timestamp,
+    StatusPricing, Timestamp,
 };
 use wagate_store::snapshot_forms::{CostEntryV1, CostsV1};
 
@@ -319,13 +319,14 @@ impl Ledger {
                 message_id,
                 status,
                 details,
+                pricing,
                 at,
                 ..
             } => {
                 let Some(entry) = self.messages.get_mut(message_id) else {
                     return;
                 };
-                if let Some(pricing) = ProviderPricing::from_details(details) {
+                if let Some(pricing) = ProviderPricing::of_status(pricing.as_ref(), details) {
                     if pricing.category.is_some() {
                         entry.provider_category = pricing.category;
                     }
@@ -571,9 +572,8 @@ impl Ledger {
     }
 }
 
-/// What a provider reported about a message's price, read from its status details: Meta's
-/// `pricing` object arrives flattened as `pricing.category`, `pricing.billable`,
-/// `pricing.type`, `pricing.pricing_model` (on one of `sent`/`delivered`).
+/// What a provider reported about a message's price on a status: Meta's `pricing` object
+/// (on one of `sent`/`delivered`), reduced to what the ledger prices by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderPricing {
     pub category: Option<String>,
@@ -581,23 +581,26 @@ pub struct ProviderPricing {
 }
 
 impl ProviderPricing {
-    pub fn from_details(details: &ProviderDetails) -> Option<Self> {
-        let get = |key: &str| {
-            details
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
+    /// From a status's typed `pricing` (`StatusChanged` v3), else from its `details`, where
+    /// statuses recorded before v3 kept the object flattened as `pricing.*` pairs.
+    pub fn of_status(pricing: Option<&StatusPricing>, details: &ProviderDetails) -> Option<Self> {
+        let from_details;
+        let pricing = match pricing {
+            Some(pricing) => pricing,
+            None => {
+                from_details = StatusPricing::from_details(details)?;
+                &from_details
+            }
         };
-        let category = get("pricing.category").map(str::to_owned);
+        let category = pricing.category.clone();
         // `billable` is being deprecated by Meta; a `free_*` type says the same thing.
-        let billable = match (get("pricing.billable"), get("pricing.type")) {
-            (_, Some(kind)) if kind.starts_with("free_") => Some(false),
-            (Some("false"), _) => Some(false),
-            (Some("true"), _) => Some(true),
-            (_, Some("regular")) => Some(true),
-            _ => None,
-        };
+        let billable = pricing.is_billable();
         (category.is_some() || billable.is_some()).then_some(Self { category, billable })
+    }
+
+    /// From a status's `details` only (statuses recorded before `StatusChanged` v3).
+    pub fn from_details(details: &ProviderDetails) -> Option<Self> {
+        Self::of_status(None, details)
     }
 }
 

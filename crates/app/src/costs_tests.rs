@@ -76,6 +76,7 @@ fn status(n: u8, status: MessageStatus, details: &[(&str, &str)], when: Timestam
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         at: when,
+        pricing: None,
     })
 }
 
@@ -223,6 +224,67 @@ fn provider_pricing_overrides_the_template_category_and_billable_false_is_free()
     assert_eq!(
         (row.messages, row.billable, row.provider_micros),
         (2, 1, 136_500)
+    );
+}
+
+/// A status recorded since `StatusChanged` v3 carries Meta's `pricing` typed: the ledger reads
+/// it, and prefers it to `details` (the test above covers the `details` of older statuses).
+#[test]
+fn typed_pricing_is_read_and_preferred_to_the_details() {
+    let mut feed = Feed::default();
+    feed.observe(&sent(
+        1,
+        "+4915123456789",
+        UTILITY,
+        TemplateCategory::Utility,
+        at(2, 9),
+    ));
+    let Event::Message(MessageEvent::StatusChanged {
+        message_id,
+        provider_ref,
+        status: word,
+        error_code,
+        details,
+        at: when,
+        ..
+    }) = status(
+        1,
+        MessageStatus::Delivered,
+        // What an older build flattened: the typed field must win over it.
+        &[("pricing.category", "utility")],
+        at(2, 10),
+    )
+    else {
+        unreachable!("status builds a StatusChanged")
+    };
+    feed.observe(&Event::Message(MessageEvent::StatusChanged {
+        message_id,
+        provider_ref,
+        status: word,
+        error_code,
+        details,
+        pricing: Some(StatusPricing {
+            billable: Some(true),
+            pricing_model: Some("PMP".into()),
+            category: Some("marketing".into()),
+            kind: Some("regular".into()),
+        }),
+        at: when,
+    }));
+    let row = feed.row(CostDimension::Template, UTILITY, Some("USD"));
+    assert_eq!((row.messages, row.provider_micros), (1, 136_500));
+    assert_eq!(
+        ProviderPricing::of_status(
+            Some(&StatusPricing {
+                kind: Some("free_entry_point".into()),
+                ..StatusPricing::default()
+            }),
+            &Vec::new()
+        ),
+        Some(ProviderPricing {
+            category: None,
+            billable: Some(false)
+        })
     );
 }
 

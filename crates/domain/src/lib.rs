@@ -43,7 +43,8 @@ pub use endpoints::{EndpointEvent, EndpointId, OutgoingEventKind};
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,
-    ProviderEvent, ReviewEvent, SenderEvent, StreamKey, TemplateCategory, TemplateEvent,
+    ProviderEvent, ReviewEvent, SenderEvent, StatusPricing, StreamKey, TemplateCategory,
+    TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{
