@@ -35,6 +35,7 @@ mod signals;
 mod source;
 mod template_sample;
 mod template_sync;
+mod twilio_prices;
 
 /// Exit code when `audit` finds a violation.
 pub const EXIT_VIOLATION: u8 = 3;

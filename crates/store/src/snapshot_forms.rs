@@ -90,8 +90,12 @@ pub struct CostsV2 {
     /// Charged Twilio messages awaiting the price Twilio reports: UUID bytes, their five group
     /// keys (campaign, workflow, template, sender, month), the currency and provider micros
     /// they were charged with, when they were charged (unix seconds).
-    pub awaiting_price: Vec<([u8; 16], [String; 5], Option<String>, i64, i64)>,
+    pub awaiting_price: Vec<AwaitingPriceV2>,
 }
+
+/// A charged Twilio message awaiting its price: UUID bytes, group keys, currency, provider
+/// micros, charged at (unix seconds).
+pub type AwaitingPriceV2 = ([u8; 16], [String; 5], Option<String>, i64, i64);
 
 /// One group's sums: dimension, key, currency, [messages, billable, unpriced], provider micros,
 /// fee micros.

@@ -30,4 +30,5 @@ mod review_sources;
 mod roles;
 mod rules;
 mod snapshot;
+mod twilio_prices;
 mod webhooks;
