@@ -419,7 +419,8 @@ fn replay_is_chunking_invariant(world: &World, chunks: &[usize]) -> Checked {
             | StreamKey::Provider(_)
             | StreamKey::Review
             | StreamKey::Consent(_)
-            | StreamKey::Endpoints => {}
+            | StreamKey::Endpoints
+            | StreamKey::Campaign(_) => {}
         }
     }
     Ok(())
@@ -481,7 +482,12 @@ fn consent_follows_its_sources(world: &World) -> Checked {
             mismatch.after
         );
     }
-    for answer in world.api_opt_ins.iter().chain(&world.inbound_times) {
+    for answer in world
+        .api_opt_ins
+        .iter()
+        .chain(&world.inbound_times)
+        .chain(&world.page_opt_ins)
+    {
         prop_assert_eq!(
             answer.domain.is_ok(),
             answer.reference,
@@ -639,6 +645,10 @@ fn the_generator_reaches_every_rule_and_event() {
     let mut replays = 0;
     let mut late_starts = 0;
     let mut registrations = 0;
+    // Consent capture: opt-ins a campaign code confirmed, and page submissions a closed
+    // campaign refused.
+    let mut code_confirmed = 0;
+    let mut closed_pages = 0;
     for _ in 0..WORLDS {
         let (setup, steps) = strategy.new_tree(&mut runner).expect("generates").current();
         let world = run(&setup, &steps);
@@ -668,6 +678,19 @@ fn the_generator_reaches_every_rule_and_event() {
                 }
             }
         }
+        closed_pages += world
+            .page_opt_ins
+            .iter()
+            .filter(|a| a.domain.as_ref().is_err_and(|e| e.contains("closed")))
+            .count();
+        code_confirmed += world
+            .log
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Contact(ContactEvent::OptedIn { recorded_by, .. })
+                    if recorded_by == "wagate:consent")
+            })
+            .count();
         future_refused += world
             .inbound_times
             .iter()
@@ -712,6 +735,11 @@ fn the_generator_reaches_every_rule_and_event() {
         );
     }
     assert!(future_refused > 0, "no provider time from the future");
+    assert!(code_confirmed > 0, "no opt-in confirmed by a campaign code");
+    assert!(
+        closed_pages > 0,
+        "no page submission refused by a closed campaign"
+    );
     assert!(replays > 0, "no inbound older than the retry horizon");
     assert!(late_starts > 0, "no START written before a newer STOP");
     // Two at each world's start.
@@ -767,6 +795,9 @@ fn the_generator_reaches_every_rule_and_event() {
         "RecipientReached",
         "IdentityLinked",
         "GroupMessageReceived",
+        "ConsentCampaignCreated",
+        "OptInRequested",
+        "ConsentCampaignClosed",
     ] {
         assert!(types.contains(name), "no {name} in any generated world");
     }

@@ -42,6 +42,7 @@ use wagate_domain::{
 };
 
 use crate::world::{Keyword, TEXTS, TEXT_KEYWORDS};
+use wagate_domain::consent::{CampaignMedium, ConsentEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefConsent {
@@ -124,6 +125,10 @@ pub struct Reference {
     margin: TimeDelta,
     pub intents: BTreeMap<MessageId, RefIntent>,
     dispatch: BTreeMap<MessageId, RefDispatch>,
+    /// Consent campaigns by code: (their sender, whether a QR code alone opts in, closed).
+    campaigns: BTreeMap<String, (WhatsAppAddress, bool, bool)>,
+    /// Pending page opt-ins: (identity, campaign code).
+    requested: BTreeSet<(ContactId, String)>,
 }
 
 const DAY: TimeDelta = TimeDelta::hours(24);
@@ -174,6 +179,8 @@ impl Reference {
             margin,
             intents: BTreeMap::new(),
             dispatch: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
+            requested: BTreeSet::new(),
         }
     }
 
@@ -183,8 +190,14 @@ impl Reference {
                 let contact = self.contacts.entry(e.contact().clone()).or_default();
                 match e {
                     // Keyword consent is derived from the message itself (below).
-                    ContactEvent::OptedIn { source, .. } => {
-                        if *source != OptInSource::Keyword {
+                    // A campaign code's confirmation is derived from the message itself
+                    // ([`Reference::code_message`]), like keywords.
+                    ContactEvent::OptedIn {
+                        source,
+                        recorded_by,
+                        ..
+                    } => {
+                        if *source != OptInSource::Keyword && recorded_by != "wagate:consent" {
                             contact.consent = Some(RefConsent::In);
                         }
                     }
@@ -384,8 +397,34 @@ impl Reference {
             Event::Provider(_) => {}
             // The review queue's bookkeeping: no rule reads it.
             Event::Review(_) => {}
-            // Consent capture: pending requests let nothing through; confirmations are `OptedIn`.
-            Event::Consent(_) | Event::Endpoint(_) => {}
+            // Consent capture: pending requests let nothing through by themselves; what a
+            // campaign code confirms is derived in `code_message`.
+            Event::Consent(e) => match e {
+                ConsentEvent::CampaignCreated {
+                    campaign,
+                    sender,
+                    medium,
+                    ..
+                } => {
+                    self.campaigns.insert(
+                        campaign.clone(),
+                        (sender.clone(), *medium != CampaignMedium::WebForm, false),
+                    );
+                }
+                ConsentEvent::CampaignClosed { campaign, .. } => {
+                    if let Some(c) = self.campaigns.get_mut(campaign) {
+                        c.2 = true;
+                    }
+                }
+                ConsentEvent::OptInRequested {
+                    contact, campaign, ..
+                } => {
+                    self.requested.insert((contact.clone(), campaign.clone()));
+                }
+                ConsentEvent::WordingPublished { .. } => {}
+            },
+            // A campaign's rows are ordinary sends (the world generates no campaign commands).
+            Event::Endpoint(_) | Event::Campaign(_) => {}
         }
     }
 
@@ -479,7 +518,10 @@ impl Reference {
                     d.closed = true;
                 }
             }
-            MessageEvent::SendRefused { .. } | MessageEvent::UnmatchedStatusReceived { .. } => {}
+            // A provider's price changes nothing the rules read.
+            MessageEvent::SendRefused { .. }
+            | MessageEvent::UnmatchedStatusReceived { .. }
+            | MessageEvent::PriceReported { .. } => {}
         }
     }
 
@@ -585,6 +627,32 @@ impl Reference {
 
     pub fn last_opt_out(&self, id: &ContactId) -> Option<Timestamp> {
         self.contacts.get(id).and_then(|c| c.last_opt_out)
+    }
+
+    /// Whether the hosted page of `campaign` records a pending opt-in: only while it is open.
+    pub fn page_records(&self, campaign: &str) -> bool {
+        self.campaigns.get(campaign).is_some_and(|c| !c.2)
+    }
+
+    /// The person `id` sent `campaign`'s prefilled message to `to`, written at `written`: it
+    /// opts them in when the campaign is open, it went to the campaign's number, it was written
+    /// no earlier than their newest opt-out, and they asked on the page (a QR or direct-mail
+    /// campaign's code alone is enough).
+    pub fn code_message(
+        &mut self,
+        id: &ContactId,
+        campaign: &str,
+        to: &WhatsAppAddress,
+        written: Timestamp,
+    ) {
+        let Some((sender, code_alone, closed)) = self.campaigns.get(campaign) else {
+            return;
+        };
+        let asked = *code_alone || self.requested.contains(&(id.clone(), campaign.to_owned()));
+        let in_order = self.last_opt_out(id).is_none_or(|stop| written >= stop);
+        if !closed && sender == to && asked && in_order {
+            self.contacts.entry(id.clone()).or_default().consent = Some(RefConsent::In);
+        }
     }
 
     /// Whether an API opt-in for `id` should be recorded.

@@ -92,6 +92,21 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (0_usize..2, 0_usize..2)
             .prop_map(|(sender, portfolio)| Step::Reregister { sender, portfolio }),
         1 => identity().prop_map(|contact| Step::OperatorOptOut { contact }),
+        // Consent capture: campaigns, their page, their prefilled message (mostly to the
+        // campaign's number), and closing them.
+        1 => (0_usize..2, any::<bool>())
+            .prop_map(|(sender, code_alone)| Step::Campaign { sender, code_alone }),
+        2 => (0_usize..3, identity())
+            .prop_map(|(campaign, contact)| Step::PageOptIn { campaign, contact }),
+        3 => (0_usize..3, identity(), prop_oneof![3 => Just(0_usize), 1 => Just(1_usize)],
+              prop::bool::weighted(0.2))
+            .prop_map(|(campaign, contact, sender, late)| Step::CodeMessage {
+                campaign,
+                contact,
+                sender,
+                late,
+            }),
+        1 => (0_usize..3).prop_map(|campaign| Step::CloseCampaign { campaign }),
         3 => (identity(), 0_usize..2, prop::bool::weighted(0.75))
             .prop_map(|(contact, flag, raised)| Step::Flag { contact, flag, raised }),
         2 => (0_usize..3, prop_oneof![1 => Just(2_usize), 1 => 0_usize..6])

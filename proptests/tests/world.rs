@@ -18,8 +18,10 @@ use wagate_domain::{
     MessageEvent, MessageId, MessageState, MessageStatus, MessagingLimit, OptInSource,
     OptOutSource, PhoneNumber, Policy, PortfolioId, PortfolioState, ProviderError, ProviderKind,
     ProviderMessageRef, Recipient, RuleId, SendContent, SenderState, TemplateCategory, TemplateId,
-    TemplateState, Timestamp, WhatsAppAddress,
+    TemplateState, Timestamp, WhatsAppAddress, Workflow,
 };
+
+use wagate_domain::consent::{self, CampaignMedium, ConsentEvent};
 
 use crate::reference::{RefConsent, Reference};
 
@@ -294,6 +296,28 @@ pub enum Step {
     OperatorOptOut {
         contact: usize,
     },
+    /// Consent capture: an operator creates a campaign for a sender (`code_alone`: a QR code
+    /// campaign, whose prefilled message opts in by itself; otherwise a web form's).
+    Campaign {
+        sender: usize,
+        code_alone: bool,
+    },
+    /// Someone submits a campaign's hosted page: a pending opt-in.
+    PageOptIn {
+        campaign: usize,
+        contact: usize,
+    },
+    /// Someone sends a campaign's prefilled message to `sender`, written now or (`late`) 1 s
+    /// before their newest opt-out.
+    CodeMessage {
+        campaign: usize,
+        contact: usize,
+        sender: usize,
+        late: bool,
+    },
+    CloseCampaign {
+        campaign: usize,
+    },
     /// An operator or a webhook (Meta's `user_preferences`) raises or clears a flag.
     Flag {
         contact: usize,
@@ -464,6 +488,15 @@ pub struct World {
     pub api_opt_ins: Vec<Answer>,
     pub inbound_times: Vec<Answer>,
     pub consent_mismatches: Vec<ConsentMismatch>,
+    /// The consent wording every API opt-in and campaign cites, published in [`World::new`].
+    pub wording: wagate_domain::ConsentState,
+    /// Campaign codes in creation order, and each campaign's stream.
+    pub campaign_codes: Vec<String>,
+    pub campaigns: BTreeMap<String, wagate_domain::ConsentState>,
+    /// Each identity's `consent-requests` stream (pending page opt-ins).
+    pub requests: BTreeMap<ContactId, wagate_domain::ConsentState>,
+    /// Page submissions: recorded by the domain, and whether the reference expected it.
+    pub page_opt_ins: Vec<Answer>,
     next_id: u64,
 }
 
@@ -494,9 +527,25 @@ impl World {
             api_opt_ins: Vec::new(),
             inbound_times: Vec::new(),
             consent_mismatches: Vec::new(),
+            wording: wagate_domain::ConsentState::default(),
+            campaign_codes: Vec::new(),
+            campaigns: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            page_opt_ins: Vec::new(),
             next_id: 0,
         };
         let now = world.now;
+        let events = wagate_domain::consent::publish_wording(
+            &world.wording,
+            &wagate_domain::consent::PublishWording {
+                business: "Acme".into(),
+                language: "en".into(),
+                text: "I agree to receive WhatsApp messages from Acme.".into(),
+            },
+            now,
+        )
+        .expect("publishes");
+        world.append(&events);
         for (index, (_, provider)) in SENDERS.iter().enumerate() {
             let address = sender_address(index);
             let command = decide::RegisterSender {
@@ -586,8 +635,24 @@ impl World {
                 Event::Provider(_) => {}
                 // The review queue's bookkeeping: the world's decisions never read it.
                 Event::Review(_) => {}
-                // Consent capture: its confirmations are ordinary `OptedIn` events.
-                Event::Consent(_) | Event::Endpoint(_) => {}
+                // Consent capture: its confirmations are ordinary `OptedIn` events; the
+                // wording is kept because API opt-ins cite it.
+                Event::Consent(e) => match e {
+                    ConsentEvent::WordingPublished { .. } => {
+                        self.wording = self.wording.clone().apply(e);
+                    }
+                    ConsentEvent::CampaignCreated { campaign, .. }
+                    | ConsentEvent::CampaignClosed { campaign, .. } => {
+                        let state = self.campaigns.remove(campaign).unwrap_or_default();
+                        self.campaigns.insert(campaign.clone(), state.apply(e));
+                    }
+                    ConsentEvent::OptInRequested { contact, .. } => {
+                        let state = self.requests.remove(contact).unwrap_or_default();
+                        self.requests.insert(contact.clone(), state.apply(e));
+                    }
+                },
+                // A campaign's rows are ordinary sends (the world generates no campaign commands).
+                Event::Endpoint(_) | Event::Campaign(_) => {}
             }
         }
     }
@@ -631,6 +696,66 @@ impl World {
             .as_ref()
             .and_then(|intent| self.sender(&intent.sender).registration)
             .map_or(ProviderKind::Twilio, |r| r.provider)
+    }
+
+    fn wording_version(&self) -> String {
+        self.wording
+            .wording
+            .as_ref()
+            .map_or_else(String::new, |w| w.version.clone())
+    }
+
+    fn campaign_code(&self, index: usize) -> Option<String> {
+        (!self.campaign_codes.is_empty())
+            .then(|| self.campaign_codes[index % self.campaign_codes.len()].clone())
+    }
+
+    /// As the hub does with a signed inbound carrying a campaign code: the inbound, then (in
+    /// the same append) the opt-in it confirms, decided on the contact as the inbound left it.
+    fn code_message(&mut self, code: &str, id: &ContactId, sender: usize, late: bool) {
+        let now = self.now;
+        let to = sender_address(sender % SENDERS.len());
+        let provider_at = self
+            .reference
+            .last_opt_out(id)
+            .filter(|_| late)
+            .map(|stop| stop - TimeDelta::seconds(1))
+            .filter(|written| now - *written < TimeDelta::days(7));
+        let command = ReceiveInbound {
+            contact: id.clone(),
+            sender: Some(to.clone()),
+            provider_ref: None,
+            kind: "text".into(),
+            text: consent::prefilled_message("Acme", code),
+            provider_at,
+            details: Vec::new(),
+        };
+        let Ok(events) = decide::inbound(&self.contact(Some(id)), &command, &self.policy, now)
+        else {
+            return;
+        };
+        self.append(&events);
+        let written = wagate_domain::contact::written_at(provider_at, now);
+        self.reference.code_message(id, code, &to, written);
+        let campaign = self.campaigns[code].campaign.clone().expect("created");
+        let wording = self.wording.wording.clone().expect("published");
+        let requests = self.requests.get(id).cloned().unwrap_or_default();
+        let message = consent::CodeMessage {
+            contact: id.clone(),
+            to: Some(to),
+            message_ref: format!("wamid.{}", self.log.len()),
+            written_at: written,
+        };
+        if let Ok(events) = consent::confirm(
+            &campaign,
+            &wording,
+            &requests,
+            &self.contact(Some(id)),
+            &message,
+            now,
+        ) {
+            self.append(&events);
+        }
     }
 
     // -- steps -----------------------------------------------------------------------------
@@ -716,13 +841,17 @@ impl World {
                     source,
                     evidence: "https://acme.example/form".into(),
                     recorded_by: "operator".into(),
-                    wording_version: "v1".into(),
+                    wording_version: self
+                        .wording
+                        .wording
+                        .as_ref()
+                        .map_or_else(String::new, |w| w.version.clone()),
                     evidence_at,
                 };
                 let expected = self
                     .reference
                     .api_opt_in_allowed(&id, source, evidence_at, now);
-                let result = decide::opt_in(&self.contact(Some(&id)), &command, now);
+                let result = decide::opt_in(&self.contact(Some(&id)), &self.wording, &command, now);
                 self.api_opt_ins.push(Answer {
                     what: format!("{command:?} at {now}"),
                     domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
@@ -848,6 +977,63 @@ impl World {
                 };
                 let events = decide::opt_out(&self.contact(Some(&id)), &command, now);
                 self.append(&events);
+            }
+            Step::Campaign { sender, code_alone } => {
+                let code = format!("WG-CAMP{}", self.campaign_codes.len());
+                let command = consent::CreateCampaign {
+                    code: code.clone(),
+                    sender: sender_address(*sender % SENDERS.len()),
+                    wording_version: self.wording_version(),
+                    workflows: vec![Workflow::parse("lead_qualification").expect("valid workflow")],
+                    medium: if *code_alone {
+                        CampaignMedium::QrCode
+                    } else {
+                        CampaignMedium::WebForm
+                    },
+                };
+                let events = consent::create_campaign(&self.wording, true, &command, now)
+                    .expect("a complete campaign");
+                self.campaign_codes.push(code);
+                self.append(&events);
+            }
+            Step::PageOptIn { campaign, contact } => {
+                if let Some(code) = self.campaign_code(*campaign) {
+                    let id = identity(*contact);
+                    let result = consent::request_opt_in(
+                        &self.campaigns[&code],
+                        &self.wording,
+                        &consent::RequestOptIn {
+                            contact: id.clone(),
+                            evidence: "ip 192.0.2.1".into(),
+                        },
+                        now,
+                    );
+                    self.page_opt_ins.push(Answer {
+                        what: format!("page of {code} for {id} at {now}"),
+                        domain: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+                        reference: self.reference.page_records(&code),
+                    });
+                    if let Ok(events) = result {
+                        self.append(&events);
+                    }
+                }
+            }
+            Step::CodeMessage {
+                campaign,
+                contact,
+                sender,
+                late,
+            } => {
+                if let Some(code) = self.campaign_code(*campaign) {
+                    self.code_message(&code, &identity(*contact), *sender, *late);
+                }
+            }
+            Step::CloseCampaign { campaign } => {
+                if let Some(code) = self.campaign_code(*campaign) {
+                    let events = consent::close_campaign(&self.campaigns[&code], &code, now)
+                        .expect("an existing campaign");
+                    self.append(&events);
+                }
             }
             Step::Flag {
                 contact,
@@ -1036,6 +1222,7 @@ impl World {
                             CALLBACK_CODES[*code % CALLBACK_CODES.len()],
                         ),
                         details: Vec::new(),
+                        pricing: None,
                     };
                     self.callback(command);
                 }

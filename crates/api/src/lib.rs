@@ -15,6 +15,9 @@
 
 use std::collections::BTreeMap;
 
+mod campaigns;
+pub use campaigns::*;
+
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
@@ -1142,6 +1145,10 @@ pub struct ConsentCampaignView {
     pub qr_png_url: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// When an operator closed it (`POST …/close`); a closed campaign records nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub closed_at: Option<String>,
 }
 
 /// `GET /v1/contacts/{contact}/consent`
@@ -1205,11 +1212,24 @@ pub struct EndpointView {
     /// Every event up to this log position was delivered (acknowledged 2xx) or is not of the
     /// types asked for; compare with the log's head to see how far behind the endpoint is.
     pub delivered_through: u64,
-    /// `active` or `deleted`.
+    /// `active`, `disabled` (failed continuously too long: nothing is delivered until
+    /// `POST /v1/webhook-endpoints/{id}/retry`) or `deleted`.
     pub state: String,
     /// RFC 3339, when deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// RFC 3339: the first failed attempt since the last acknowledged one (absent: not failing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
+    /// RFC 3339: the last acknowledged (2xx) delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+    /// RFC 3339, when disabled after failing too long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
+    /// Why it was disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     /// The signing secret (`whsec_…`): only in the answer to its registration. Deliveries carry
     /// `Wagate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1254,4 +1274,55 @@ pub struct CostReport {
     pub groups: Vec<CostGroupView>,
     /// One row per currency, the unpriced row last.
     pub totals: Vec<CostGroupView>,
+}
+
+/// `POST /v1/crm/backfill`: mirror the log into HubSpot again from a position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrmBackfillRequest {
+    /// The first log position to mirror (1 is the beginning), at most the head + 1.
+    pub from: u64,
+}
+
+/// What `POST /v1/crm/backfill` scheduled (202), or the backfill already running (in a 409's
+/// message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CrmBackfillScheduled {
+    /// The first position re-read.
+    pub from: u64,
+    /// The log's head when it was scheduled: the backfill stops there (the live mirror has
+    /// every later event).
+    pub to: u64,
+}
+/// One delivery attempt to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryAttemptView {
+    /// The delivered event's log position.
+    pub position: u64,
+    /// The delivered event's id.
+    pub event_id: String,
+    /// The delivery's event type (`inbound_message`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339, when it was attempted.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// 1 for the event's first attempt, counting on while it fails.
+    pub attempt: u32,
+    /// The receiver's HTTP status (absent: no answer, see `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why there was no answer (connection refused, timeout, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the receiver acknowledged it (any 2xx).
+    pub acknowledged: bool,
+}
+
+/// `GET /v1/webhook-endpoints/{id}/deliveries`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    pub endpoint: EndpointView,
+    /// Newest first (at most the `limit` asked for, and at most the 1000 kept).
+    pub deliveries: Vec<DeliveryAttemptView>,
 }

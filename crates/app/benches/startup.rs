@@ -106,12 +106,21 @@ async fn set_up(hub: &Hub) {
     )
     .await
     .expect("limit");
+    // Opt-ins cite a published consent wording.
+    let (wording, _) = hub
+        .publish_wording(wagate_domain::consent::PublishWording {
+            business: "Acme Homes".into(),
+            language: "en".into(),
+            text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+        })
+        .await
+        .expect("wording");
     hub.opt_in(RecordOptIn {
         contact: ContactId::Phone(PhoneNumber::parse("+41780000000").expect("phone")),
         source: OptInSource::WebForm,
         evidence: "https://example.com/forms/1".into(),
         recorded_by: "bench".into(),
-        wording_version: "v1".into(),
+        wording_version: wording.version,
         evidence_at: None,
     })
     .await

@@ -58,6 +58,7 @@ pub enum Cached {
     Portfolio(PortfolioState),
     Review(ReviewState),
     Consent(ConsentState),
+    Campaign(wagate_domain::CampaignState),
 }
 
 macro_rules! stored {
@@ -175,6 +176,7 @@ impl Stored for ReviewState {
     }
 }
 stored!(ConsentState, Consent, Event::Consent(inner) => inner);
+stored!(wagate_domain::CampaignState, Campaign, Event::Campaign(inner) => inner);
 
 impl Stored for MessageState {
     fn pick(event: Event) -> Option<MessageEvent> {

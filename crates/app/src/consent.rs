@@ -117,6 +117,29 @@ impl Hub {
             })
     }
 
+    /// Closes a campaign: its page and its code record nothing from then on. Answers the
+    /// campaign as closed and whether this call closed it (a second close appends nothing).
+    pub async fn close_campaign(&self, code: &str) -> Result<((Campaign, Wording), bool)> {
+        if !consent::is_campaign_code(code) {
+            return Err(AppError::NotFound {
+                what: format!("consent campaign {code}"),
+            });
+        }
+        let key = StreamKey::Consent(consent::campaign_stream(code));
+        let positions = self
+            .decide_one(key, |existing: &ConsentState, now| {
+                Ok(consent::close_campaign(existing, code, now)?)
+            })
+            .await?;
+        let found = self.campaign(code)?.ok_or_else(|| AppError::NotFound {
+            what: format!("consent campaign {code}"),
+        })?;
+        if !positions.is_empty() {
+            info!(campaign = %code, "consent campaign closed");
+        }
+        Ok((found, !positions.is_empty()))
+    }
+
     /// A form submission: records the pending opt-in with its evidence.
     pub async fn request_opt_in(&self, code: &str, command: RequestOptIn) -> Result<Vec<u64>> {
         let Some((campaign, _)) = self.campaign(code)? else {

@@ -23,8 +23,8 @@ use parking_lot::{Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wagate_domain::{
-    ContactEvent, ContactId, Event, MessageEvent, MessageId, MessageStatus, ProviderDetails,
-    ProviderKind, StatusPricing, Timestamp,
+    CampaignEvent, ContactEvent, ContactId, Event, MessageEvent, MessageId, MessageStatus,
+    ProviderDetails, ProviderKind, StatusPricing, Timestamp,
 };
 use wagate_store::snapshot_forms::{CostEntryV1, CostsV2};
 
@@ -222,18 +222,18 @@ impl Ledger {
                 self.windows
                     .insert((contact.to_string(), sender), at.timestamp());
             }
+            Event::Campaign(CampaignEvent::RowSent {
+                campaign, message, ..
+            }) => self.attribute_to_campaign(*message, &campaign.to_string()),
             _ => {}
         }
         self.position = position;
     }
 
     /// Attributes `message` to `campaign`: its cost is then summed under that campaign (the
-    /// campaigns' `CampaignRowSent` event is wired here). Messages never attributed are summed
-    /// under [`NO_CAMPAIGN`]. An attribution seen before the message's intent is kept until the
-    /// intent arrives (bounded like the entries).
-    // Called from `observe` once the campaigns' `CampaignRowSent` event exists (merge of the
-    // campaigns branch); until then only its tests call it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// campaigns' `CampaignRowSent`, appended with the row's intent, calls it from `observe`).
+    /// Messages never attributed are summed under [`NO_CAMPAIGN`]. An attribution seen before
+    /// the message's intent is kept until the intent arrives (bounded like the entries).
     pub fn attribute_to_campaign(&mut self, message: MessageId, campaign: &str) {
         match self.messages.get_mut(&message) {
             Some(entry) => entry.campaign = Some(campaign.to_owned()),

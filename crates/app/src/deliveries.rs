@@ -10,6 +10,11 @@
 //!   backoff, or the receiver's `Retry-After`) before anything after it.
 //! - Watched: an endpoint failing [`DeliverySettings::raise_after`] times in a row raises one
 //!   `alert_delivery_failed` review item and is still retried, resuming where it stopped.
+//! - Recorded: every attempt goes to the endpoint's bounded delivery log (`delivery_log.rs`).
+//! - Disabled: once it has failed continuously for [`DeliverySettings::disable_after`]
+//!   ([`failed_long_enough`], with the hub's clock), a `WebhookEndpointDisabled` is appended
+//!   (it raises a `webhook_endpoint_disabled` item) and its follower stops, its checkpoint
+//!   kept. A manual retry (`Hub::retry_endpoint`) re-enables it, or cuts a live one's backoff.
 //!
 //! How a delivery is sent (its body, the `Wagate-Signature` header) is the binary's
 //! [`EndpointTransport`]: this module decides what is delivered when.
@@ -19,12 +24,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use wagate_domain::{
-    ContactEvent, Event, MessageEvent, OutgoingEventKind, ReviewReason, ReviewSubject,
+    failed_long_enough, ContactEvent, EndpointId, Event, MessageEvent, OutgoingEventKind,
+    ReviewReason, ReviewSubject,
 };
 
-use crate::alerts::SinkError;
+use crate::delivery_log::{Answer, DeliveryAttempt, DELIVERY_LOG_KEEP};
 use crate::endpoints::Endpoint;
 use crate::error::AppError;
 use crate::follower::{Follower, FollowerError, FollowerSettings, Handler, HandlerFailure};
@@ -41,6 +47,23 @@ pub struct Delivery<'a> {
     pub item: Option<ReviewItem>,
 }
 
+/// What one delivery request got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub answer: Answer,
+    /// How long the receiver asked us to wait (a 429's or 503's `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Answer> for Reply {
+    fn from(answer: Answer) -> Self {
+        Reply {
+            answer,
+            retry_after: None,
+        }
+    }
+}
+
 /// Sends deliveries (one HTTP request each).
 pub trait EndpointTransport: Send + Sync + 'static {
     fn deliver(
@@ -48,7 +71,7 @@ pub trait EndpointTransport: Send + Sync + 'static {
         endpoint: &Endpoint,
         secret: &str,
         delivery: &Delivery<'_>,
-    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+    ) -> impl Future<Output = Reply> + Send;
 }
 
 /// What kinds of outgoing event `event` is, if any (and the review item it raises, looked up only
@@ -95,6 +118,11 @@ pub struct DeliverySettings {
     pub raise_after: u32,
     /// How often the list of endpoints is read for new and deleted ones.
     pub watch_every: Duration,
+    /// How long an endpoint fails continuously before it is disabled
+    /// (`WAGATE_WEBHOOK_DISABLE_AFTER_DAYS`).
+    pub disable_after: chrono::TimeDelta,
+    /// Attempts kept in each endpoint's delivery log.
+    pub keep_attempts: u64,
     pub follower: FollowerSettings,
 }
 
@@ -104,6 +132,8 @@ impl Default for DeliverySettings {
             // With the follower's backoff (0.2 s doubling to 60 s), about 5 minutes.
             raise_after: 12,
             watch_every: Duration::from_secs(1),
+            disable_after: chrono::TimeDelta::days(3),
+            keep_attempts: DELIVERY_LOG_KEEP,
             follower: FollowerSettings {
                 // The checkpoint moves after each batch: a crash repeats at most one batch.
                 batch: 16,
@@ -124,11 +154,13 @@ struct Deliverer<T> {
     settings: DeliverySettings,
     failures: u32,
     raised: bool,
+    /// Turned true once the endpoint is disabled: the follower stops.
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl<T: EndpointTransport> Deliverer<T> {
-    async fn failed(&mut self, hub: &Hub, position: u64, error: SinkError) -> HandlerFailure {
-        self.failures = self.failures.saturating_add(1);
+    async fn failed(&mut self, hub: &Hub, position: u64, reply: Reply) -> HandlerFailure {
+        let error = &reply.answer;
         let cause = format!("endpoint {}: {error}", self.endpoint.id);
         if self.failures >= self.settings.raise_after && !self.raised {
             tracing::error!(endpoint = %self.endpoint.id, failures = self.failures, "webhook endpoint keeps failing; raising a review item");
@@ -150,12 +182,53 @@ impl<T: EndpointTransport> Deliverer<T> {
         }
         HandlerFailure {
             handled_through: position.checked_sub(1),
-            retry_after: match error {
-                SinkError::RetryAfter(after) => Some(after),
-                _ => None,
-            },
+            retry_after: reply.retry_after,
             cause,
         }
+    }
+
+    /// Records the attempt; disables the endpoint when it has failed long enough.
+    async fn record(&mut self, hub: &Hub, attempt: &DeliveryAttempt) -> Result<(), HandlerFailure> {
+        let health = hub
+            .record_attempt(&self.endpoint.id, attempt, self.settings.keep_attempts)
+            .await
+            .map_err(|error| HandlerFailure {
+                handled_through: attempt.position.checked_sub(1),
+                retry_after: None,
+                cause: format!("cannot record the delivery attempt: {error}"),
+            })?;
+        let Some(since) = health.failing_since else {
+            return Ok(());
+        };
+        if !failed_long_enough(Some(since), hub.now(), self.settings.disable_after) {
+            return Ok(());
+        }
+        tracing::error!(endpoint = %self.endpoint.id, %since, "webhook endpoint failed too long; disabling it");
+        let reason = format!(
+            "failed continuously for longer than {}; the last attempt {}",
+            describe(self.settings.disable_after),
+            attempt.answer
+        );
+        match hub
+            .disable_endpoint(&self.endpoint.id, &reason, since)
+            .await
+        {
+            Ok(_) => {
+                let _ = self.stop.send(true);
+            }
+            Err(error) => tracing::warn!(%error, "cannot disable the failing endpoint"),
+        }
+        Ok(())
+    }
+}
+
+/// A threshold for people: whole days, else seconds.
+fn describe(threshold: chrono::TimeDelta) -> String {
+    let seconds = threshold.num_seconds();
+    if seconds > 0 && seconds % 86_400 == 0 {
+        format!("{} days", seconds / 86_400)
+    } else {
+        format!("{seconds} seconds")
     }
 }
 
@@ -176,21 +249,34 @@ impl<T: EndpointTransport> Handler for Deliverer<T> {
                     continue;
                 }
                 let delivery = Delivery { kind, event, item };
-                match self
+                let reply = self
                     .transport
                     .deliver(&self.endpoint, &self.secret, &delivery)
-                    .await
-                {
-                    Ok(()) => {
-                        if self.raised {
-                            tracing::info!(endpoint = %self.endpoint.id, "webhook endpoint answers again");
-                        }
-                        self.failures = 0;
-                        self.raised = false;
+                    .await;
+                let attempt = DeliveryAttempt {
+                    position: event.position,
+                    event_id: event.event_id.to_string(),
+                    kind,
+                    at: hub.now(),
+                    answer: reply.answer.clone(),
+                    attempt: self.failures.saturating_add(1),
+                };
+                if reply.answer.acknowledged() {
+                    if self.raised {
+                        tracing::info!(endpoint = %self.endpoint.id, "webhook endpoint answers again");
                     }
+                    self.failures = 0;
+                    self.raised = false;
+                    // Delivered: a failure to record it must not deliver it again.
+                    if let Err(failure) = self.record(hub, &attempt).await {
+                        tracing::warn!(endpoint = %self.endpoint.id, cause = %failure.cause, "delivery not recorded");
+                    }
+                } else {
+                    self.failures = self.failures.saturating_add(1);
+                    self.record(hub, &attempt).await?;
                     // An event of two kinds is retried whole: the receiver de-duplicates by
                     // id and type.
-                    Err(error) => return Err(self.failed(hub, event.position, error).await),
+                    return Err(self.failed(hub, event.position, reply).await);
                 }
             }
         }
@@ -203,13 +289,14 @@ pub fn checkpoint_name(endpoint: &Endpoint) -> String {
     format!("webhook:{}", endpoint.id)
 }
 
-/// Delivers to one endpoint until `shutdown` turns true.
+/// Delivers to one endpoint until `shutdown` turns true or the endpoint is disabled; a manual
+/// retry (`Hub::retry_endpoint`) restarts its follower at once, cutting the backoff.
 pub async fn run_endpoint<T: EndpointTransport>(
     hub: Hub,
     endpoint: Endpoint,
     transport: Arc<T>,
     settings: DeliverySettings,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DeliveryError> {
     let name = checkpoint_name(&endpoint);
     if hub.checkpoint(&name)?.is_none() {
@@ -217,17 +304,79 @@ pub async fn run_endpoint<T: EndpointTransport>(
             .await?;
     }
     let secret = hub.endpoint_secret(&endpoint.id).await?;
-    let follower = Follower::durable(&hub, &name, settings.follower)?;
-    let deliverer = Deliverer {
-        endpoint,
-        secret,
-        transport,
-        settings,
-        failures: 0,
-        raised: false,
+    let mut retries = hub.inner.endpoint_retries.subscribe();
+    // Where the attempt count stopped, so a restart goes on counting.
+    let mut failures = match hub.deliveries(&endpoint.id, 1)?.first() {
+        Some(last) if !last.acknowledged() => last.attempt,
+        _ => 0,
     };
-    follower.run(hub, deliverer, shutdown).await?;
-    Ok(())
+    loop {
+        let (stop, stopped) = watch::channel(false);
+        let stop = Arc::new(stop);
+        let follower = Follower::durable(&hub, &name, settings.follower)?;
+        let mut deliverer = Deliverer {
+            endpoint: endpoint.clone(),
+            secret: secret.clone(),
+            transport: Arc::clone(&transport),
+            settings,
+            failures,
+            raised: false,
+            stop: Arc::clone(&stop),
+        };
+        let retried = {
+            // The handler is lent, so its failure count is still ours after a retry.
+            let run = follower_run(&hub, follower, &mut deliverer, stopped);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    result = &mut run => {
+                        result?;
+                        break false;
+                    }
+                    _ = shutdown.changed() => {
+                        if *shutdown.borrow() {
+                            let _ = stop.send(true);
+                        }
+                    }
+                    retry = retries.recv() => match retry {
+                        Ok(id) if id != endpoint.id => {}
+                        // A retry of this endpoint (or retries missed: perhaps of it).
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                            let _ = stop.send(true);
+                            (&mut run).await?;
+                            break true;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {}
+                    },
+                }
+            }
+        };
+        if !retried || *shutdown.borrow() {
+            return Ok(());
+        }
+        failures = deliverer.failures;
+        tracing::info!(endpoint = %endpoint.id, "webhook endpoint retried now");
+    }
+}
+
+async fn follower_run<T: EndpointTransport>(
+    hub: &Hub,
+    follower: Follower,
+    deliverer: &mut Deliverer<T>,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), FollowerError> {
+    follower
+        .run(hub.clone(), Borrowed(deliverer), stopped)
+        .await
+}
+
+/// A handler lent to a follower.
+struct Borrowed<'a, H>(&'a mut H);
+
+impl<H: Handler> Handler for Borrowed<'_, H> {
+    async fn handle(&mut self, hub: &Hub, events: &[LoggedEvent]) -> Result<(), HandlerFailure> {
+        self.0.handle(hub, events).await
+    }
 }
 
 /// Runs a delivery follower per live endpoint, starting new ones and stopping deleted ones,
@@ -258,7 +407,15 @@ pub async fn run_deliveries<T: EndpointTransport>(
             }
         };
         for endpoint in endpoints {
-            let live = endpoint.deleted_at.is_none();
+            let live = endpoint.is_live();
+            // A follower that ended (its endpoint disabled, then re-enabled) starts again.
+            if let Some((_, task)) = running.get(&endpoint.id) {
+                if live && task.is_finished() {
+                    if let Some((_, task)) = running.remove(&endpoint.id) {
+                        finish(&endpoint.id, task).await;
+                    }
+                }
+            }
             if live && !running.contains_key(&endpoint.id) {
                 let (stop, stopped) = watch::channel(false);
                 let id = endpoint.id.clone();
@@ -284,10 +441,7 @@ pub async fn run_deliveries<T: EndpointTransport>(
     }
 }
 
-async fn finish(
-    id: &wagate_domain::EndpointId,
-    task: tokio::task::JoinHandle<Result<(), DeliveryError>>,
-) {
+async fn finish(id: &EndpointId, task: tokio::task::JoinHandle<Result<(), DeliveryError>>) {
     match task.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {

@@ -38,6 +38,30 @@ pub struct Endpoint {
     pub registered_by: Option<Actor>,
     /// Deleted (nothing more is delivered): when.
     pub deleted_at: Option<Timestamp>,
+    /// Disabled after failing too long (nothing is delivered until it is re-enabled): when,
+    /// and why.
+    pub disabled_at: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
+    /// Who last re-enabled it after a disable (a manual retry).
+    pub enabled_by: Option<Actor>,
+}
+
+impl Endpoint {
+    /// Whether deliveries run: neither deleted nor disabled.
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none() && self.disabled_at.is_none()
+    }
+
+    /// `active`, `disabled` or `deleted`.
+    pub fn state(&self) -> &'static str {
+        if self.deleted_at.is_some() {
+            "deleted"
+        } else if self.disabled_at.is_some() {
+            "disabled"
+        } else {
+            "active"
+        }
+    }
 }
 
 /// Checks an endpoint URL: `https://`, or `http://` to a loopback host (127.0.0.0/8,
@@ -123,16 +147,45 @@ fn fold(events: &[LoggedEvent]) -> Vec<Endpoint> {
                 registered_position: logged.position,
                 registered_by: logged.actor.clone(),
                 deleted_at: None,
+                disabled_at: None,
+                disabled_reason: None,
+                enabled_by: None,
             }),
             Event::Endpoint(EndpointEvent::Deleted { endpoint, at }) => {
                 if let Some(found) = list.iter_mut().find(|e| &e.id == endpoint) {
                     found.deleted_at = Some(*at);
                 }
             }
+            Event::Endpoint(EndpointEvent::Disabled {
+                endpoint,
+                reason,
+                at,
+                ..
+            }) => {
+                if let Some(found) = list.iter_mut().find(|e| &e.id == endpoint) {
+                    found.disabled_at = Some(*at);
+                    found.disabled_reason = Some(reason.clone());
+                }
+            }
+            Event::Endpoint(EndpointEvent::Enabled { endpoint, .. }) => {
+                if let Some(found) = list.iter_mut().find(|e| &e.id == endpoint) {
+                    found.disabled_at = None;
+                    found.disabled_reason = None;
+                    found.enabled_by = logged.actor.clone();
+                }
+            }
             _ => {}
         }
     }
     list
+}
+
+fn find<'a>(list: &'a [Endpoint], id: &EndpointId) -> Result<&'a Endpoint> {
+    list.iter()
+        .find(|endpoint| &endpoint.id == id)
+        .ok_or_else(|| AppError::NotFound {
+            what: format!("webhook endpoint {id}"),
+        })
 }
 
 impl Hub {
@@ -200,12 +253,7 @@ impl Hub {
         let _guards = self.inner.locks.lock(&[&key]).await;
         self.retrying(|| async {
             let (list, version) = self.endpoint_stream()?;
-            let found = list
-                .iter()
-                .find(|endpoint| &endpoint.id == id)
-                .ok_or_else(|| AppError::NotFound {
-                    what: format!("webhook endpoint {id}"),
-                })?;
+            let found = find(&list, id)?;
             if found.deleted_at.is_some() {
                 return Ok(Vec::new());
             }
@@ -216,6 +264,69 @@ impl Hub {
             self.commit_simple(key.clone(), version, vec![event]).await
         })
         .await?;
+        self.endpoint(id)
+    }
+
+    /// Disables a live endpoint that failed continuously since `failing_since` (the
+    /// deliveries' decision): its follower stops, and the event raises a review item. A
+    /// deleted or already disabled one is left as it is.
+    pub async fn disable_endpoint(
+        &self,
+        id: &EndpointId,
+        reason: &str,
+        failing_since: Timestamp,
+    ) -> Result<Endpoint> {
+        let key = StreamKey::Endpoints;
+        let _guards = self.inner.locks.lock(&[&key]).await;
+        self.retrying(|| async {
+            let (list, version) = self.endpoint_stream()?;
+            let found = find(&list, id)?;
+            if !found.is_live() {
+                return Ok(Vec::new());
+            }
+            let event = Event::Endpoint(EndpointEvent::Disabled {
+                endpoint: id.clone(),
+                reason: reason.to_owned(),
+                failing_since,
+                at: self.now(),
+            });
+            self.commit_simple(key.clone(), version, vec![event]).await
+        })
+        .await?;
+        self.endpoint(id)
+    }
+
+    /// Retries endpoint `id` now: a disabled one is re-enabled (the acting operator is
+    /// recorded) and resumes from its checkpoint; a live one's current backoff is cut short.
+    /// A deleted one cannot be retried.
+    pub async fn retry_endpoint(&self, id: &EndpointId) -> Result<Endpoint> {
+        let key = StreamKey::Endpoints;
+        {
+            let _guards = self.inner.locks.lock(&[&key]).await;
+            self.retrying(|| async {
+                let (list, version) = self.endpoint_stream()?;
+                let found = find(&list, id)?;
+                if found.deleted_at.is_some() {
+                    return Err(AppError::Invalid {
+                        field: "id".into(),
+                        reason: format!("webhook endpoint {id} is deleted: register it again"),
+                    });
+                }
+                if found.disabled_at.is_none() {
+                    return Ok(Vec::new());
+                }
+                let event = Event::Endpoint(EndpointEvent::Enabled {
+                    endpoint: id.clone(),
+                    at: self.now(),
+                });
+                self.commit_simple(key.clone(), version, vec![event]).await
+            })
+            .await?;
+        }
+        // The failure threshold counts anew from the re-enable.
+        self.reset_failing(id).await?;
+        // No follower listening (a disabled endpoint's starts with the next watch) is fine.
+        let _ = self.inner.endpoint_retries.send(id.clone());
         self.endpoint(id)
     }
 

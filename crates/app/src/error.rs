@@ -53,6 +53,16 @@ pub enum AppError {
     /// mixes written and new events): stop and look.
     #[error(transparent)]
     Log(StoreError),
+    /// A campaign row the campaign may not process now (it is not running, or the row was
+    /// already processed): nothing was appended. Not a compliance refusal: a withdrawal.
+    #[error("campaign row withdrawn: {reason}")]
+    CampaignRowWithdrawn { reason: String },
+    /// A campaign row (with `on_limit: wait`) the messaging limit alone refuses now: nothing was
+    /// appended; headroom frees at `until` (when the earliest reach in the rolling 24 h expires).
+    #[error("campaign row held by the messaging limit")]
+    CampaignRowHeld {
+        until: Option<wagate_domain::Timestamp>,
+    },
     /// The log's write queue is full (the disk is behind): nothing was written; retry shortly.
     #[error("the log's write queue is full ({capacity} requests); retry")]
     Busy { capacity: usize },

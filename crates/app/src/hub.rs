@@ -85,11 +85,16 @@ pub(crate) struct Inner {
     pub(crate) review: ReviewQueue,
     /// The outgoing webhooks' signing key (`endpoints.rs`), read or created on first use.
     pub(crate) endpoint_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// Manual retries of webhook endpoints (`deliveries.rs`): each endpoint's follower listens
+    /// for its id and retries at once, cutting its backoff.
+    pub(crate) endpoint_retries: tokio::sync::broadcast::Sender<wagate_domain::EndpointId>,
+    /// Serializes writes of the webhook delivery logs (`delivery_log.rs`: read, then save).
+    pub(crate) delivery_log: tokio::sync::Mutex<()>,
 }
 
 /// A decision ready to append: the streams it read (with their versions) and what it writes.
 #[derive(Debug, Default)]
-struct Plan {
+pub(crate) struct Plan {
     streams: BTreeMap<StreamKey, (ExpectedVersion, Vec<Event>)>,
     order: Vec<StreamKey>,
     key: Option<IdempotencyKey>,
@@ -97,13 +102,13 @@ struct Plan {
 
 impl Plan {
     /// The decision read `key` at `version`: the append fails if it changed.
-    fn read(&mut self, key: StreamKey, version: u64) {
+    pub(crate) fn read(&mut self, key: StreamKey, version: u64) {
         self.entry(key).0 = ExpectedVersion::Exact(version);
     }
 
     /// Appends `events`, each to its own stream (unread streams are appended at any version:
     /// they receive facts, not decisions).
-    fn write(&mut self, events: Vec<Event>) {
+    pub(crate) fn write(&mut self, events: Vec<Event>) {
         for event in events {
             self.entry(event.stream()).1.push(event);
         }
@@ -144,7 +149,7 @@ impl Plan {
 }
 
 /// What an append did.
-enum Appended {
+pub(crate) enum Appended {
     Written {
         positions: Vec<u64>,
         events: Vec<Event>,
@@ -172,6 +177,8 @@ impl Hub {
                 costs: Costs::default(),
                 review: ReviewQueue::default(),
                 endpoint_key: tokio::sync::OnceCell::new(),
+                endpoint_retries: tokio::sync::broadcast::channel(64).0,
+                delivery_log: tokio::sync::Mutex::new(()),
             }),
             actor: None,
             prices: PriceTable::empty(),
@@ -257,7 +264,7 @@ impl Hub {
     }
 
     /// Appends a plan durably and indexes what it wrote.
-    async fn commit(&self, plan: Plan) -> Result<Appended> {
+    pub(crate) async fn commit(&self, plan: Plan) -> Result<Appended> {
         let (request, events) = plan.into_request(self.actor.as_ref())?;
         let outcome = self.inner.log.append(request).await?;
         match outcome {
@@ -354,8 +361,15 @@ impl Hub {
 
     pub async fn opt_in(&self, command: RecordOptIn) -> Result<Vec<u64>> {
         let key = StreamKey::Contact(command.contact.clone());
+        // Wordings are immutable once published, so reading it outside the contact's lock
+        // cannot go stale in a way that matters.
+        let wording = self
+            .load::<wagate_domain::ConsentState>(&StreamKey::Consent(
+                wagate_domain::consent::wording_stream(&command.wording_version),
+            ))?
+            .state;
         self.decide_one(key, |contact: &ContactState, now| {
-            Ok(decide::opt_in(contact, &command, now)?)
+            Ok(decide::opt_in(contact, &wording, &command, now)?)
         })
         .instrument(info_span!("opt_in", contact = %command.contact))
         .await
@@ -539,6 +553,20 @@ impl Hub {
 
     /// Decides a send; appends the intent (or the refusal) unless `dry_run`.
     pub async fn send(&self, request: SendRequest, options: SendOptions) -> Result<SendAccepted> {
+        self.send_as(request, options, None).await
+    }
+
+    /// A send, optionally as a campaign's row: then the row's outcome is appended in the same
+    /// append as the send's events, with the campaign stream's expected version, and a row the
+    /// campaign may not process now (not running, already processed) appends nothing
+    /// ([`AppError::CampaignRowWithdrawn`]); with `hold_on_limit`, a send refused by the
+    /// messaging limit alone appends nothing either ([`AppError::CampaignRowHeld`]).
+    pub(crate) async fn send_as(
+        &self,
+        request: SendRequest,
+        options: SendOptions,
+        campaign_row: Option<crate::campaigns::RowRef>,
+    ) -> Result<SendAccepted> {
         let sender = match request.sender.clone() {
             Some(sender) => sender,
             None => self.only_sender()?,
@@ -615,7 +643,39 @@ impl Hub {
             };
             let now = self.now();
             let decision = decide::send(&state, &command, &self.inner.policy, now);
-            let (events, refusal) = decision.into_parts();
+            let (mut events, refusal) = decision.into_parts();
+            let mut campaign_read = None;
+            if let Some(row_ref) = &campaign_row {
+                let key = row_ref.stream_key();
+                let loaded = self.load::<wagate_domain::CampaignState>(&key)?;
+                if row_ref.hold_on_limit
+                    && refusal.as_ref().is_some_and(|refusal| {
+                        refusal.rule == wagate_domain::RuleId::TierLimit
+                            && refusal.also_broken.is_empty()
+                    })
+                {
+                    wagate_domain::campaign::check_row(&loaded.state, row_ref.row).map_err(
+                        |withdrawn| AppError::CampaignRowWithdrawn {
+                            reason: withdrawn.to_string(),
+                        },
+                    )?;
+                    return Err(AppError::CampaignRowHeld {
+                        until: portfolio.state.next_headroom_at(now),
+                    });
+                }
+                let outcome = wagate_domain::campaign::row_outcome(
+                    &loaded.state,
+                    row_ref.row,
+                    message_id,
+                    refusal.as_ref(),
+                    now,
+                )
+                .map_err(|withdrawn| AppError::CampaignRowWithdrawn {
+                    reason: withdrawn.to_string(),
+                })?;
+                events.push(outcome);
+                campaign_read = Some((key, loaded.version));
+            }
             if options.dry_run {
                 return match refusal {
                     None => Ok(SendAccepted {
@@ -643,6 +703,11 @@ impl Hub {
             }
             if let (Some(key), true) = (&portfolio_key, request.content.is_template()) {
                 plan.read(key.clone(), portfolio.version);
+            }
+            // A cancel or another hub's row recorded meanwhile makes the append conflict, and
+            // the row is decided again (then withdrawn).
+            if let Some((key, version)) = &campaign_read {
+                plan.read(key.clone(), *version);
             }
             let accepted = SendAccepted {
                 message_id,
@@ -1025,7 +1090,7 @@ impl Hub {
     /// Every other identity of `contact`'s person (reachable through `IdentityLinked`, breadth
     /// first, sorted by stream), loaded: the decisions judge consent over all of them and
     /// assert each one's version, so a STOP landing on any of them forces a new decision.
-    fn load_linked(
+    pub(crate) fn load_linked(
         &self,
         contact: &ContactId,
         state: &ContactState,

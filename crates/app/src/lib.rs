@@ -11,6 +11,8 @@
 
 mod aggregates;
 mod alerts;
+mod campaign_runner;
+mod campaigns;
 mod clock;
 mod codec;
 mod consent;
@@ -19,6 +21,7 @@ mod costs_reader;
 mod counts;
 mod counts_reader;
 mod deliveries;
+mod delivery_log;
 mod endpoints;
 mod error;
 mod explain;
@@ -35,6 +38,11 @@ mod views;
 
 pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
+pub use campaign_runner::{run_campaigns, RunnerSettings};
+pub use campaigns::{
+    CampaignCounts, CampaignPreview, CampaignView, EstimatedCost, NewCampaign, PreviewRefusedRow,
+    RowRef, RowStep, CAMPAIGNS_LISTED_MAX,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::ConsentReceiptEntry;
 pub use costs::{
@@ -48,8 +56,9 @@ pub use counts::{
 pub use counts_reader::COUNTS_BATCH;
 pub use deliveries::{
     checkpoint_name, kind_of, run_deliveries, run_endpoint, Delivery, DeliveryError,
-    DeliverySettings, EndpointTransport,
+    DeliverySettings, EndpointTransport, Reply,
 };
+pub use delivery_log::{Answer, DeliveryAttempt, DeliveryHealth, DELIVERY_LOG_KEEP};
 pub use endpoints::{check_url, derive_secret, parse_kinds, Endpoint};
 pub use error::{AppError, Result};
 pub use follower::{

@@ -4,6 +4,7 @@ mod reopen;
 mod support;
 
 mod actors;
+mod campaigns;
 mod concurrency;
 mod costs_snapshots;
 mod counts;

@@ -88,13 +88,28 @@ pub async fn ready(hub: &Hub) {
         .expect("approve");
 }
 
+/// Publishes the consent wording test opt-ins cite (opt-ins must cite a published one); the
+/// same text again is the same version, so calling it twice is harmless. Answers the version.
+pub async fn published_wording(hub: &Hub) -> String {
+    hub.publish_wording(wagate_domain::consent::PublishWording {
+        business: "Acme Homes".into(),
+        language: "en".into(),
+        text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+    })
+    .await
+    .expect("publish wording")
+    .0
+    .version
+}
+
 pub async fn opt_in(hub: &Hub, contact: &ContactId) {
+    let wording_version = published_wording(hub).await;
     hub.opt_in(RecordOptIn {
         contact: contact.clone(),
         source: OptInSource::WebForm,
         evidence: "https://example.com/forms/123".into(),
         recorded_by: "agent".into(),
-        wording_version: "v1".into(),
+        wording_version,
         evidence_at: None,
     })
     .await

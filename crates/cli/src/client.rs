@@ -236,6 +236,24 @@ impl HubClient {
         self.check(response, what).await
     }
 
+    /// A POST of raw bytes with their content type (a CSV upload).
+    pub async fn post_bytes(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        content_type: &str,
+        body: Vec<u8>,
+        what: &str,
+    ) -> anyhow::Result<Answer> {
+        let url = self.url(segments, query)?;
+        let builder = self
+            .request(Method::POST, url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let response = self.send(builder, what).await?;
+        self.check(response, what).await
+    }
+
     pub async fn delete(&self, segments: &[&str], what: &str) -> anyhow::Result<Answer> {
         let url = self.url(segments, &[])?;
         let response = self.send(self.request(Method::DELETE, url), what).await?;

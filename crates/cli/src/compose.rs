@@ -251,13 +251,16 @@ pub struct EventWebhookTasks {
 }
 
 /// Starts delivering to the registered endpoints (new ones are picked up as they are
-/// registered).
-pub fn spawn_event_webhooks(hub: &Hub) -> EventWebhookTasks {
+/// registered); an endpoint failing continuously for `disable_after` is disabled.
+pub fn spawn_event_webhooks(hub: &Hub, disable_after: chrono::TimeDelta) -> EventWebhookTasks {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(wagate_app::run_deliveries(
         hub.clone(),
         Arc::new(crate::event_webhooks::HttpTransport::new()),
-        wagate_app::DeliverySettings::default(),
+        wagate_app::DeliverySettings {
+            disable_after,
+            ..wagate_app::DeliverySettings::default()
+        },
         shutdown,
     ));
     EventWebhookTasks { stop, task }

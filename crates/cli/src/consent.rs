@@ -14,7 +14,8 @@ use crate::ops::{client, expect_ok, output, post_and_show, typed, Common};
 pub enum ConsentCommand {
     /// Publish a consent wording (immutable; the same text again is the same version).
     Wording(WordingArgs),
-    /// Create a consent campaign: hosted page, click-to-chat link, QR codes.
+    /// Create a consent campaign (hosted page, click-to-chat link, QR codes), or
+    /// `campaign close ID` to close one.
     Campaign(CampaignArgs),
     /// Write a campaign's QR code (SVG, or PNG when FILE ends in .png).
     Qr(QrArgs),
@@ -37,20 +38,39 @@ pub struct WordingArgs {
     common: Common,
 }
 
+/// Without a subcommand the flags create a campaign; `close ID` closes one (the flags are
+/// then neither needed nor allowed).
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CampaignArgs {
+    #[command(subcommand)]
+    action: Option<CampaignAction>,
     /// The business number people confirm to (`whatsapp:+E164`).
-    #[arg(long)]
-    sender: String,
+    #[arg(long, required = true)]
+    sender: Option<String>,
     /// A published wording's version.
-    #[arg(long)]
-    wording_version: String,
+    #[arg(long, required = true)]
+    wording_version: Option<String>,
     /// A workflow the consent covers (repeat for more).
     #[arg(long = "workflow", required = true)]
     workflows: Vec<String>,
     /// web_form, qr_code or direct_mail.
-    #[arg(long)]
-    medium: String,
+    #[arg(long, required = true)]
+    medium: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CampaignAction {
+    /// Close a campaign: its page and its code record nothing from then on.
+    Close(CloseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CloseArgs {
+    /// The campaign code (`WG-…`).
+    campaign: String,
     #[command(flatten)]
     common: Common,
 }
@@ -92,12 +112,36 @@ pub async fn run(command: ConsentCommand) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        ConsentCommand::Campaign(CampaignArgs {
+            action: Some(CampaignAction::Close(args)),
+            ..
+        }) => {
+            post_and_show(
+                &args.common,
+                &["v1", "consent", "campaigns", &args.campaign, "close"],
+                &serde_json::json!({}),
+                |c: &api::ConsentCampaignView| {
+                    format!(
+                        "campaign {} closed at {}\n",
+                        c.id,
+                        c.closed_at.as_deref().unwrap_or("?")
+                    )
+                },
+            )
+            .await
+        }
         ConsentCommand::Campaign(args) => {
+            // clap requires the three when there is no subcommand.
+            let (Some(sender), Some(wording_version), Some(medium)) =
+                (args.sender, args.wording_version, args.medium)
+            else {
+                anyhow::bail!("creating a campaign needs --sender, --wording-version and --medium");
+            };
             let request = api::CreateCampaignRequest {
-                sender: args.sender,
-                wording_version: args.wording_version,
+                sender,
+                wording_version,
                 workflows: args.workflows,
-                medium: args.medium,
+                medium,
             };
             post_and_show(
                 &args.common,

@@ -580,13 +580,28 @@ impl Demo {
         ));
 
         self.step(&format!("Lea ({LEA}) opts in through the web form"));
+        // The form's consent text, published first: every opt-in cites a published wording.
+        let wording = self
+            .ok(
+                &["v1", "consent", "wordings"],
+                &api::PublishWordingRequest {
+                    business: "Acme Homes".into(),
+                    language: "en".into(),
+                    text: "I agree to receive WhatsApp messages from Acme Homes about my \
+                           viewings."
+                        .into(),
+                },
+                "POST /v1/consent/wordings",
+            )
+            .await?;
+        let wording: api::ConsentWordingView = serde_json::from_value(wording)?;
         self.ok(
             &["v1", "contacts", LEA, "opt-in"],
             &api::OptInRequest {
                 source: "web_form".into(),
                 evidence: "https://example.com/forms/viewing?id=123".into(),
                 recorded_by: "website".into(),
-                wording_version: Some("v1".into()),
+                wording_version: Some(wording.version),
                 evidence_at: None,
             },
             "POST /v1/contacts/…/opt-in",

@@ -1,6 +1,8 @@
-//! `wagate endpoints add|list|delete`: outgoing event webhooks, through the hub's API
-//! (`POST /v1/webhook-endpoints`, `GET /v1/webhook-endpoints`,
-//! `DELETE /v1/webhook-endpoints/{id}`; operator token). docs/webhooks.md.
+//! `wagate endpoints add|list|delete|deliveries|retry`: outgoing event webhooks, through the
+//! hub's API (`POST /v1/webhook-endpoints`, `GET /v1/webhook-endpoints`,
+//! `DELETE /v1/webhook-endpoints/{id}`, `GET /v1/webhook-endpoints/{id}/deliveries`,
+//! `POST /v1/webhook-endpoints/{id}/retry`; operator token, or auditor for deliveries).
+//! docs/webhooks.md.
 
 use std::process::ExitCode;
 
@@ -10,7 +12,7 @@ use crate::ops::{client, expect_ok, output, typed, Common};
 
 #[derive(Debug, clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  wagate endpoints add https://agent.example.com/wagate --event inbound_message --event opted_out\n  wagate endpoints list\n  wagate endpoints delete ep_5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+    after_help = "Examples:\n  wagate endpoints add https://agent.example.com/wagate --event inbound_message --event opted_out\n  wagate endpoints list\n  wagate endpoints delete ep_5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\n  wagate endpoints deliveries ep_5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a --limit 20\n  wagate endpoints retry ep_5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 )]
 pub enum EndpointsCommand {
     /// Register an endpoint; prints its id and signing secret (shown once).
@@ -31,6 +33,24 @@ pub enum EndpointsCommand {
     },
     /// Delete an endpoint: nothing more is delivered to it.
     Delete {
+        /// The endpoint's id (ep_…).
+        id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show an endpoint's delivery log: its newest attempts, newest first.
+    Deliveries {
+        /// The endpoint's id (ep_…).
+        id: String,
+        /// At most this many attempts (default 50; at most the 1000 kept).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Retry an endpoint now: re-enables a disabled one (it resumes where it stopped), or cuts
+    /// a live one's backoff short.
+    Retry {
         /// The endpoint's id (ep_…).
         id: String,
         #[command(flatten)]
@@ -95,6 +115,46 @@ pub async fn run(command: EndpointsCommand) -> anyhow::Result<ExitCode> {
                 Ok(format!("deleted {}\n", line(&endpoint)))
             })
         }
+        EndpointsCommand::Deliveries { id, limit, common } => {
+            let what = format!("GET /v1/webhook-endpoints/{id}/deliveries");
+            let query: Vec<(&str, String)> = limit
+                .map(|limit| ("limit", limit.to_string()))
+                .into_iter()
+                .collect();
+            let body = expect_ok(
+                client(&common)?
+                    .get_query(
+                        &["v1", "webhook-endpoints", &id, "deliveries"],
+                        &query,
+                        &what,
+                    )
+                    .await?,
+                &what,
+            )?;
+            output(&common, &body, || {
+                let list: api::DeliveryList = typed(body.clone(), &what)?;
+                Ok(deliveries_table(&list))
+            })
+        }
+        EndpointsCommand::Retry { id, common } => {
+            let what = format!("POST /v1/webhook-endpoints/{id}/retry");
+            let body = expect_ok(
+                client(&common)?
+                    .post(
+                        &["v1", "webhook-endpoints", &id, "retry"],
+                        &[],
+                        &[],
+                        &serde_json::json!({}),
+                        &what,
+                    )
+                    .await?,
+                &what,
+            )?;
+            output(&common, &body, || {
+                let endpoint: api::EndpointView = typed(body.clone(), &what)?;
+                Ok(format!("retrying {}\n", line(&endpoint)))
+            })
+        }
     }
 }
 
@@ -107,4 +167,43 @@ fn line(endpoint: &api::EndpointView) -> String {
         endpoint.events.join(","),
         endpoint.created_by.as_deref().unwrap_or("?")
     )
+}
+
+/// The endpoint's health, then one row per attempt.
+fn deliveries_table(list: &api::DeliveryList) -> String {
+    let endpoint = &list.endpoint;
+    let mut out = format!("{}\n", line(endpoint));
+    if let Some(since) = &endpoint.failing_since {
+        out.push_str(&format!("failing since {since}\n"));
+    }
+    if let Some(at) = &endpoint.last_success_at {
+        out.push_str(&format!("last success  {at}\n"));
+    }
+    if let Some(at) = &endpoint.disabled_at {
+        out.push_str(&format!(
+            "disabled at   {at}: {}\n",
+            endpoint.disabled_reason.as_deref().unwrap_or("?")
+        ));
+    }
+    if list.deliveries.is_empty() {
+        out.push_str("no deliveries\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "{:<24}  {:>8}  {:>7}  {:<18}  {}\n",
+        "AT", "POSITION", "ATTEMPT", "TYPE", "ANSWER"
+    ));
+    for attempt in &list.deliveries {
+        let answer = match (&attempt.status, &attempt.error) {
+            (Some(status), _) if attempt.acknowledged => format!("{status} ok"),
+            (Some(status), _) => format!("{status} failed"),
+            (None, Some(error)) => format!("failed: {error}"),
+            (None, None) => "failed".to_owned(),
+        };
+        out.push_str(&format!(
+            "{:<24}  {:>8}  {:>7}  {:<18}  {}\n",
+            attempt.at, attempt.position, attempt.attempt, attempt.kind, answer
+        ));
+    }
+    out
 }

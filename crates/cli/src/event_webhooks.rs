@@ -7,13 +7,17 @@
 //! (`OptedOut`), `data` the event's payload exactly as the export has it, and `item` (for
 //! `review_item_raised`) the review item as `GET /v1/review` shows it. Header
 //! `Wagate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` keyed with the
-//! endpoint's secret. Any 2xx acknowledges; a 429's `Retry-After` is waited for; anything else
-//! is retried (the app decides when).
+//! endpoint's secret. Any 2xx acknowledges; a 429's or 503's `Retry-After` is waited for;
+//! anything else is retried (the app decides when). What is answered (the status, or the
+//! transport error without the URL) goes to the endpoint's delivery log; the response body is
+//! never read into it.
 
 use serde_json::{json, Value};
-use wagate_app::{Delivery, Endpoint, EndpointTransport, SinkError};
+use std::time::Duration;
 
-use crate::alerts::{client, post, timestamped_hmac};
+use wagate_app::{Answer, Delivery, Endpoint, EndpointTransport, Reply};
+
+use crate::alerts::{client, timestamped_hmac};
 
 /// The signature header of every delivery.
 pub const SIGNATURE_HEADER: &str = "Wagate-Signature";
@@ -57,24 +61,44 @@ impl HttpTransport {
 }
 
 impl EndpointTransport for HttpTransport {
-    async fn deliver(
-        &self,
-        endpoint: &Endpoint,
-        secret: &str,
-        delivery: &Delivery<'_>,
-    ) -> Result<(), SinkError> {
-        let body = serde_json::to_vec(&body(delivery))
-            .map_err(|error| SinkError::Transient(error.to_string()))?;
+    async fn deliver(&self, endpoint: &Endpoint, secret: &str, delivery: &Delivery<'_>) -> Reply {
+        let body = match serde_json::to_vec(&body(delivery)) {
+            Ok(body) => body,
+            Err(error) => return Answer::Transport(format!("cannot encode: {error}")).into(),
+        };
         let timestamp = chrono::Utc::now().timestamp();
-        post(
-            self.client
-                .post(&endpoint.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, signature_header(secret, timestamp, &body))
-                .body(body),
-        )
-        .await
+        let sent = self
+            .client
+            .post(&endpoint.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature_header(secret, timestamp, &body))
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) => Reply {
+                retry_after: retry_after(&response),
+                answer: Answer::Status(response.status().as_u16()),
+            },
+            // Without the URL: a receiver's may carry a token in its query.
+            Err(error) => {
+                Answer::Transport(format!("request failed: {}", error.without_url())).into()
+            }
+        }
     }
+}
+
+/// A `Retry-After` in seconds (an HTTP date is not honoured: the backoff applies).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod alerts;
 mod audit;
+mod campaign;
 mod client;
 mod compose;
 mod consent;
@@ -120,6 +121,10 @@ enum Command {
     /// Outgoing event webhooks: register, list and delete endpoints (docs/webhooks.md).
     #[command(subcommand)]
     Endpoints(endpoints::EndpointsCommand),
+    /// Campaigns: one template to a list, previewed, paced, paused, cancelled
+    /// (docs/campaigns.md).
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
 }
 
 fn main() -> ExitCode {
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
             Command::Crm(args) => crm::backfill(args).await,
             Command::Consent(command) => consent::run(command).await,
             Command::Endpoints(command) => endpoints::run(command).await,
+            Command::Campaign(command) => campaign::run(command).await,
         }
     });
     match result {

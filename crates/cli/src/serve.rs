@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// is reported unpriced.
     #[arg(long, value_name = "FILE")]
     price_table: Option<PathBuf>,
+    /// Disable an outgoing webhook endpoint (and raise a review item) after it failed
+    /// continuously this many days (also WAGATE_WEBHOOK_DISABLE_AFTER_DAYS; default 3;
+    /// fractions accepted).
+    #[arg(long, value_name = "DAYS")]
+    webhook_disable_after_days: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -91,6 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_unverifiable_webhooks: args.allow_unverifiable_webhooks,
         meta_app_id: args.meta_app_id,
         price_table: args.price_table,
+        webhook_disable_after_days: args.webhook_disable_after_days,
     };
     let config = ServeConfig::load(&flags)?;
     for warning in &config.unverifiable {
@@ -106,9 +112,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hub = hub.with_price_table(config.prices.clone());
     let mut http_settings = config.http_settings();
     http_settings.templates = templates_for(&config)?;
+    // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
+    // stops accepting, then the store closes: outcomes are never written to a closed log.
+    let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
+    // The HubSpot timeline, made before the server so that its backfill route can reach it.
+    let crm = match config.crm.as_ref() {
+        Some(settings) => {
+            match crate::crm::live(hub.clone(), settings, stop_dispatch.subscribe()) {
+                Ok(live) => Some(live),
+                Err(error) => {
+                    // As before the backfill route: serving goes on without the timeline.
+                    tracing::error!(%error, "the HubSpot mirror cannot start");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    http_settings.crm = crm.clone().map(|live| live as wagate_http::crm::CrmHandle);
     let server = match Server::bind(&http_settings, hub).await {
         Ok(server) => server,
         Err(error) => {
+            // The mirror holds the hub too: let go of it before the log closes.
+            drop((crm, http_settings));
             compose::close(store).await?;
             return Err(error).context("cannot start the hub");
         }
@@ -146,9 +172,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     drop(stdout);
 
-    // The dispatcher stops first (no new claims, in-flight calls recorded), then the server
-    // stops accepting, then the store closes: outcomes are never written to a closed log.
-    let (stop_dispatch, dispatch_stopped) = tokio::sync::watch::channel(false);
     let dispatcher = if args.no_dispatch {
         None
     } else {
@@ -180,8 +203,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The alert outboxes: stopped with the dispatcher, before the log closes.
     let alerts = compose::spawn_alerts(server.hub(), &config.alerts, server.public_url());
     // The outgoing event webhooks: stopped with the alerts, before the log closes.
-    let event_webhooks = compose::spawn_event_webhooks(server.hub());
+    let event_webhooks = compose::spawn_event_webhooks(server.hub(), config.webhook_disable_after);
     let template_sync = crate::template_sync::spawn(&server, stop_dispatch.subscribe())?;
+    // The campaign runner: stopped with the dispatcher, before the log closes (a row being
+    // sent finishes first; the rest resume at the next start).
+    let campaigns = tokio::spawn(wagate_app::run_campaigns(
+        server.hub().clone(),
+        wagate_app::RunnerSettings::default(),
+        stop_dispatch.subscribe(),
+    ));
     // Several hubs may share a PostgreSQL log: the projection follows what the others append.
     let shared_log = matches!(config.store, StoreSetting::Postgres { .. }).then(|| {
         let hub = server.hub().clone();
@@ -189,13 +219,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { hub.follow_shared_log(stop).await })
     });
     // The HubSpot timeline: stopped with the dispatcher, before the log closes.
-    let crm = config.crm.clone().map(|settings| {
-        tokio::spawn(crate::crm::run(
-            server.hub().clone(),
-            settings,
-            stop_dispatch.subscribe(),
-        ))
-    });
+    let crm = crm.map(|live| tokio::spawn(crate::crm::run(live)));
     // Twilio's price of each final message: stopped with the dispatcher, before the log closes.
     let twilio_prices = twilio_price_client(&config, &server)?
         .map(|client| crate::twilio_prices::spawn(server.hub(), client, stop_dispatch.subscribe()));
@@ -247,6 +271,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         event_webhooks.stop().await;
+        if let Err(error) = campaigns.await {
+            tracing::error!(%error, "the campaign runner task failed");
+        }
         if let Some(sync) = template_sync {
             let _ = sync.await;
         }

@@ -166,16 +166,31 @@ async fn prepare(hub: &Hub) {
     hub.set_template_status(&template(), ApprovalStatus::Approved, "approved")
         .await
         .expect("approve");
+    let wording_version = published_wording(hub).await;
     hub.opt_in(RecordOptIn {
         contact: contact(),
         source: OptInSource::WebForm,
         evidence: "https://example.com/forms/1".into(),
         recorded_by: "agent".into(),
-        wording_version: "v1".into(),
+        wording_version,
         evidence_at: None,
     })
     .await
     .expect("opt in");
+}
+
+/// Publishes the consent wording the opt-ins cite (they must cite a published one); the same
+/// text again is the same version. Answers the version.
+async fn published_wording(hub: &Hub) -> String {
+    hub.publish_wording(wagate_domain::consent::PublishWording {
+        business: "Acme Homes".into(),
+        language: "en".into(),
+        text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+    })
+    .await
+    .expect("publish wording")
+    .0
+    .version
 }
 
 async fn send(hub: &Hub) -> MessageId {
@@ -564,7 +579,7 @@ async fn measure_unthrottled_dispatch_rate() {
                     source: OptInSource::WebForm,
                     evidence: "https://example.com/forms/1".into(),
                     recorded_by: "agent".into(),
-                    wording_version: "v1".into(),
+                    wording_version: published_wording(&hub).await,
                     evidence_at: None,
                 })
                 .await

@@ -98,6 +98,9 @@ pub enum ConsentEvent {
         evidence: String,
         at: Timestamp,
     },
+    /// An operator closed a campaign: its page records nothing more and its code confirms no
+    /// opt-in from then on (an inbound carrying it is an ordinary inbound).
+    CampaignClosed { campaign: String, at: Timestamp },
 }
 
 impl ConsentEvent {
@@ -105,7 +108,8 @@ impl ConsentEvent {
         match self {
             Self::WordingPublished { at, .. }
             | Self::CampaignCreated { at, .. }
-            | Self::OptInRequested { at, .. } => *at,
+            | Self::OptInRequested { at, .. }
+            | Self::CampaignClosed { at, .. } => *at,
         }
     }
 
@@ -115,6 +119,7 @@ impl ConsentEvent {
             Self::WordingPublished { version, .. } => wording_stream(version),
             Self::CampaignCreated { campaign, .. } => campaign_stream(campaign),
             Self::OptInRequested { contact, .. } => requests_stream(contact),
+            Self::CampaignClosed { campaign, .. } => campaign_stream(campaign),
         }
     }
 }
@@ -166,6 +171,14 @@ pub struct Campaign {
     pub workflows: Vec<Workflow>,
     pub medium: CampaignMedium,
     pub at: Timestamp,
+    /// When an operator closed it; a closed campaign records and confirms nothing.
+    pub closed_at: Option<Timestamp>,
+}
+
+impl Campaign {
+    pub fn is_closed(&self) -> bool {
+        self.closed_at.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +237,14 @@ impl Aggregate for ConsentState {
                     workflows: workflows.clone(),
                     medium: *medium,
                     at: *at,
+                    closed_at: None,
                 });
+            }
+            ConsentEvent::CampaignClosed { at, .. } => {
+                // The first close stands; closing is not undone.
+                if let Some(campaign) = &mut self.campaign {
+                    campaign.closed_at.get_or_insert(*at);
+                }
             }
             ConsentEvent::OptInRequested {
                 campaign,
@@ -360,6 +380,26 @@ pub fn create_campaign(
     })])
 }
 
+/// Closes a campaign (its stream, `existing`). Closing a closed campaign appends nothing.
+pub fn close_campaign(
+    existing: &ConsentState,
+    code: &str,
+    now: Timestamp,
+) -> Result<Vec<Event>, CommandError> {
+    let Some(campaign) = &existing.campaign else {
+        return Err(CommandError::NotFound {
+            what: format!("consent campaign {code}"),
+        });
+    };
+    if campaign.is_closed() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::Consent(ConsentEvent::CampaignClosed {
+        campaign: campaign.code.clone(),
+        at: now,
+    })])
+}
+
 /// `WG-` followed by 4 to 32 upper-case letters or digits.
 pub fn is_campaign_code(code: &str) -> bool {
     code.strip_prefix(CAMPAIGN_CODE_PREFIX).is_some_and(|rest| {
@@ -402,6 +442,15 @@ pub fn request_opt_in(
             what: "consent campaign".into(),
         });
     };
+    if let Some(closed) = campaign.closed_at {
+        return Err(CommandError::Conflict {
+            reason: format!(
+                "consent campaign {} was closed at {}: it records no opt-in",
+                campaign.code,
+                closed.to_rfc3339()
+            ),
+        });
+    }
     let Some(wording) = &wording.wording else {
         return Err(CommandError::NotFound {
             what: format!("consent wording {}", campaign.wording_version),
@@ -421,6 +470,8 @@ pub fn request_opt_in(
 /// Why a message carrying a campaign code confirmed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotConfirmed {
+    /// The campaign is closed: its code confirms nothing (the inbound stays an ordinary one).
+    Closed,
     /// Sent to another business number than the campaign's.
     WrongSender,
     /// No form submission for this campaign from this number.
@@ -455,6 +506,9 @@ pub fn confirm(
     message: &CodeMessage,
     now: Timestamp,
 ) -> Result<Vec<Event>, NotConfirmed> {
+    if campaign.is_closed() {
+        return Err(NotConfirmed::Closed);
+    }
     if message.to.as_ref() != Some(&campaign.sender) {
         return Err(NotConfirmed::WrongSender);
     }
@@ -806,6 +860,78 @@ mod tests {
             ),
             Err(NotConfirmed::AlreadyConfirmed)
         );
+    }
+
+    #[test]
+    fn a_closed_campaign_records_and_confirms_nothing_and_closes_once() {
+        let (wording, campaign) = setup();
+        let contact = ContactId::parse("+41790000001").expect("contact");
+        let open = ConsentState {
+            campaign: Some(campaign.clone()),
+            ..ConsentState::default()
+        };
+        let requests = fold(
+            &request_opt_in(
+                &open,
+                &wording,
+                &RequestOptIn {
+                    contact,
+                    evidence: "ip 192.0.2.1".into(),
+                },
+                t(2),
+            )
+            .expect("requested while open"),
+        );
+        let closing = close_campaign(&open, &campaign.code, t(3)).expect("closes");
+        assert_eq!(closing.len(), 1);
+        let Event::Consent(event) = &closing[0] else {
+            panic!("{closing:?}");
+        };
+        let closed = open.clone().apply(event);
+        assert_eq!(
+            closed.campaign.as_ref().and_then(|c| c.closed_at),
+            Some(t(3))
+        );
+        assert!(close_campaign(&closed, &campaign.code, t(4))
+            .expect("again")
+            .is_empty());
+        assert!(matches!(
+            close_campaign(&ConsentState::default(), "WG-NONE", t(4)),
+            Err(CommandError::NotFound { .. })
+        ));
+        let refused = request_opt_in(
+            &closed,
+            &wording,
+            &RequestOptIn {
+                contact: ContactId::parse("+41790000002").expect("contact"),
+                evidence: "ip 192.0.2.2".into(),
+            },
+            t(5),
+        );
+        assert!(
+            matches!(&refused, Err(CommandError::Conflict { reason }) if reason.contains("closed")),
+            "{refused:?}"
+        );
+        let closed_campaign = closed.campaign.clone().expect("campaign");
+        // The pending request made while it was open is not confirmed after the close, and a
+        // QR campaign's code alone opts no one in either.
+        for medium in [CampaignMedium::WebForm, CampaignMedium::QrCode] {
+            let c = Campaign {
+                medium,
+                ..closed_campaign.clone()
+            };
+            assert_eq!(
+                confirm(
+                    &c,
+                    &wording_of(&wording),
+                    &requests,
+                    &ContactState::default(),
+                    &message(&c.sender, "wamid.9", 6),
+                    t(6)
+                ),
+                Err(NotConfirmed::Closed)
+            );
+        }
     }
 
     #[test]

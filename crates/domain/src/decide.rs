@@ -81,9 +81,13 @@ pub struct RecordOptIn {
 ///
 /// Facts come from their sources: consent by keyword comes only from the contact's own signed
 /// message (`inbound`), never from this command; and after a STOP only new evidence, dated
-/// after it, can opt the contact in again.
+/// after it, can opt the contact in again. Every opt-in cites a published consent wording:
+/// `wording` is the stream of `command.wording_version` (`consent-wording:<version>`), and an
+/// unpublished version is refused. Only new commands are checked: history (opt-ins of wave 1
+/// citing `"unversioned"`) is applied as it was recorded.
 pub fn opt_in(
     contact: &ContactState,
+    wording: &crate::consent::ConsentState,
     command: &RecordOptIn,
     now: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
@@ -98,6 +102,20 @@ pub fn opt_in(
     require_text("evidence", &command.evidence, 4096)?;
     require_text("recorded_by", &command.recorded_by, 256)?;
     require_text("wording_version", &command.wording_version, 256)?;
+    if wording
+        .wording
+        .as_ref()
+        .is_none_or(|w| w.version != command.wording_version)
+    {
+        return Err(CommandError::InvalidField {
+            field: "wording_version",
+            reason: format!(
+                "{:?} is not a published consent wording (publish the text with POST \
+                 /v1/consent/wordings and cite the version it answers)",
+                command.wording_version
+            ),
+        });
+    }
     let evidence_at = match (command.evidence_at, contact.last_opt_out_at) {
         (Some(at), _) if at > now => {
             return Err(CommandError::InvalidField {

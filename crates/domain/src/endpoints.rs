@@ -100,18 +100,49 @@ pub enum EndpointEvent {
         endpoint: EndpointId,
         at: crate::Timestamp,
     },
+    /// It failed continuously since `failing_since` for longer than the hub's threshold
+    /// ([`failed_long_enough`]): its deliveries stop (its checkpoint stays) and a review item
+    /// is raised. `reason` says why, for people (the last answer, never a body or secret).
+    Disabled {
+        endpoint: EndpointId,
+        reason: String,
+        failing_since: crate::Timestamp,
+        at: crate::Timestamp,
+    },
+    /// An operator re-enabled it (a manual retry; who: the event's actor): deliveries resume
+    /// from its checkpoint, so the receiver still gets every event in log order.
+    Enabled {
+        endpoint: EndpointId,
+        at: crate::Timestamp,
+    },
+}
+
+/// Whether an endpoint failing continuously since `failing_since` (`None`: it is not failing)
+/// has, at `now`, failed for at least `threshold`: then it is disabled.
+pub fn failed_long_enough(
+    failing_since: Option<crate::Timestamp>,
+    now: crate::Timestamp,
+    threshold: chrono::TimeDelta,
+) -> bool {
+    failing_since.is_some_and(|since| now.signed_duration_since(since) >= threshold)
 }
 
 impl EndpointEvent {
     pub fn at(&self) -> crate::Timestamp {
         match self {
-            Self::Registered { at, .. } | Self::Deleted { at, .. } => *at,
+            Self::Registered { at, .. }
+            | Self::Deleted { at, .. }
+            | Self::Disabled { at, .. }
+            | Self::Enabled { at, .. } => *at,
         }
     }
 
     pub fn endpoint(&self) -> &EndpointId {
         match self {
-            Self::Registered { endpoint, .. } | Self::Deleted { endpoint, .. } => endpoint,
+            Self::Registered { endpoint, .. }
+            | Self::Deleted { endpoint, .. }
+            | Self::Disabled { endpoint, .. }
+            | Self::Enabled { endpoint, .. } => endpoint,
         }
     }
 }
@@ -126,6 +157,26 @@ mod tests {
             assert_eq!(OutgoingEventKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(OutgoingEventKind::parse("delivered"), None);
+    }
+
+    #[test]
+    fn an_endpoint_is_disabled_only_once_it_failed_for_the_whole_threshold() {
+        let since = chrono::DateTime::from_timestamp(1_764_000_000, 0).expect("time");
+        let days = chrono::TimeDelta::days(3);
+        assert!(!failed_long_enough(None, since + days * 2, days));
+        assert!(!failed_long_enough(
+            Some(since),
+            since + days - chrono::TimeDelta::seconds(1),
+            days
+        ));
+        assert!(failed_long_enough(Some(since), since + days, days));
+        assert!(failed_long_enough(Some(since), since + days * 2, days));
+        // A clock that went back never disables.
+        assert!(!failed_long_enough(
+            Some(since),
+            since - chrono::TimeDelta::hours(1),
+            days
+        ));
     }
 
     #[test]

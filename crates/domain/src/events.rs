@@ -727,6 +727,8 @@ pub enum Event {
     Consent(crate::consent::ConsentEvent),
     /// Outgoing webhook endpoints (crate::endpoints).
     Endpoint(crate::endpoints::EndpointEvent),
+    /// Campaigns (crate::campaign): `campaign:<id>` and the index `campaigns:index`.
+    Campaign(crate::campaign::CampaignEvent),
 }
 
 /// The stream an event belongs to; `Display` gives the store's stream name.
@@ -749,6 +751,9 @@ pub enum StreamKey {
     Consent(String),
     /// Every endpoint's registration and deletion: one stream, so the list is one read.
     Endpoints,
+    /// Campaigns: `campaign:<id>` or the index `campaigns:index` (the whole name, from
+    /// `wagate_domain::campaign`).
+    Campaign(String),
 }
 
 impl fmt::Display for StreamKey {
@@ -764,6 +769,7 @@ impl fmt::Display for StreamKey {
             Self::Review => f.write_str("review:queue"),
             Self::Consent(name) => f.write_str(name),
             Self::Endpoints => f.write_str("webhook:endpoints"),
+            Self::Campaign(name) => f.write_str(name),
         }
     }
 }
@@ -787,6 +793,7 @@ impl Event {
             Self::Review(_) => StreamKey::Review,
             Self::Consent(event) => StreamKey::Consent(event.stream_name()),
             Self::Endpoint(_) => StreamKey::Endpoints,
+            Self::Campaign(event) => StreamKey::Campaign(event.stream_name()),
         }
     }
 
@@ -801,6 +808,7 @@ impl Event {
             Self::Review(event) => event.at(),
             Self::Consent(event) => event.at(),
             Self::Endpoint(event) => event.at(),
+            Self::Campaign(event) => event.at(),
         }
     }
 
@@ -870,6 +878,9 @@ impl Event {
                     EventType::ConsentCampaignCreated
                 }
                 crate::consent::ConsentEvent::OptInRequested { .. } => EventType::OptInRequested,
+                crate::consent::ConsentEvent::CampaignClosed { .. } => {
+                    EventType::ConsentCampaignClosed
+                }
             },
             Self::Endpoint(event) => match event {
                 crate::endpoints::EndpointEvent::Registered { .. } => {
@@ -878,7 +889,26 @@ impl Event {
                 crate::endpoints::EndpointEvent::Deleted { .. } => {
                     EventType::WebhookEndpointDeleted
                 }
+                crate::endpoints::EndpointEvent::Disabled { .. } => {
+                    EventType::WebhookEndpointDisabled
+                }
+                crate::endpoints::EndpointEvent::Enabled { .. } => {
+                    EventType::WebhookEndpointEnabled
+                }
             },
+            Self::Campaign(event) => {
+                use crate::campaign::CampaignEvent as C;
+                match event {
+                    C::Created { .. } => EventType::CampaignCreated,
+                    C::Listed { .. } => EventType::CampaignListed,
+                    C::Started { .. } => EventType::CampaignStarted,
+                    C::Paused { .. } => EventType::CampaignPaused,
+                    C::Cancelled { .. } => EventType::CampaignCancelled,
+                    C::RowSent { .. } => EventType::CampaignRowSent,
+                    C::RowRefused { .. } => EventType::CampaignRowRefused,
+                    C::Completed { .. } => EventType::CampaignCompleted,
+                }
+            }
         }
     }
 }
@@ -1095,9 +1125,20 @@ event_types! {
     ConsentWordingPublished,
     ConsentCampaignCreated,
     OptInRequested,
+    ConsentCampaignClosed,
     WebhookEndpointRegistered,
     WebhookEndpointDeleted,
     ProviderPriceReported,
+    CampaignCreated,
+    CampaignListed,
+    CampaignStarted,
+    CampaignPaused,
+    CampaignCancelled,
+    CampaignRowSent,
+    CampaignRowRefused,
+    CampaignCompleted,
+    WebhookEndpointDisabled,
+    WebhookEndpointEnabled,
 }
 
 impl std::fmt::Display for EventType {

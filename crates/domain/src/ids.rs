@@ -169,6 +169,46 @@ impl fmt::Display for MessageId {
     }
 }
 
+/// A campaign's id: a UUID v7 like a message's, chosen by whoever creates the campaign (the API
+/// generates one), so a retried create names the same campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CampaignId(Uuid);
+
+impl CampaignId {
+    pub fn from_uuid(uuid: Uuid) -> Result<Self, IdError> {
+        if uuid.get_version_num() != 7 {
+            return Err(IdError::Name {
+                what: "campaign id",
+                input: uuid.to_string(),
+                reason: format!(
+                    "version {} UUID, wagate ids are UUID v7",
+                    uuid.get_version_num()
+                ),
+            });
+        }
+        Ok(Self(uuid))
+    }
+
+    pub fn parse(input: &str) -> Result<Self, IdError> {
+        let uuid = Uuid::parse_str(input).map_err(|error| IdError::Name {
+            what: "campaign id",
+            input: input.to_owned(),
+            reason: error.to_string(),
+        })?;
+        Self::from_uuid(uuid)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// What a Twilio SID names, from its two-letter prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TwilioSidKind {

@@ -10,6 +10,7 @@
 //! `State::apply(state, &event) -> state`.
 
 pub mod actor;
+pub mod campaign;
 pub mod classify;
 pub mod consent;
 pub mod contact;
@@ -35,11 +36,12 @@ pub mod template;
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 pub use actor::{Actor, Role};
+pub use campaign::{CampaignEvent, CampaignState};
 pub use classify::{ErrorClass, FollowUp, ProviderKind, Retry};
 pub use consent::{CampaignMedium, ConsentEvent, ConsentState};
 pub use contact::{Consent, ConsentReceipt, ContactState};
 pub use decide::CommandError;
-pub use endpoints::{EndpointEvent, EndpointId, OutgoingEventKind};
+pub use endpoints::{failed_long_enough, EndpointEvent, EndpointId, OutgoingEventKind};
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,
@@ -48,7 +50,7 @@ pub use events::{
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{
-    BusinessScopedUserId, ContactId, IdError, MessageId, PhoneNumber, PortfolioId,
+    BusinessScopedUserId, CampaignId, ContactId, IdError, MessageId, PhoneNumber, PortfolioId,
     ProviderMessageRef, TemplateId, TwilioSid, TwilioSidKind, Wamid, WhatsAppAddress, Workflow,
 };
 pub use message::{DispatchPhase, Intent, MessageContent, MessageState, StatusObservation};
@@ -94,3 +96,4 @@ aggregate!(MessageState, MessageEvent);
 aggregate!(SenderState, SenderEvent);
 aggregate!(TemplateState, TemplateEvent);
 aggregate!(PortfolioState, PortfolioEvent);
+aggregate!(CampaignState, CampaignEvent);

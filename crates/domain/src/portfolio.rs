@@ -104,6 +104,16 @@ impl PortfolioState {
         contacts.len()
     }
 
+    /// When the earliest reach within the 24 h before `now` leaves the period (freeing one
+    /// recipient of headroom); `None` when nothing is within the period.
+    pub fn next_headroom_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.reached
+            .iter()
+            .filter(|(_, at)| Self::within_period(now, *at))
+            .map(|(_, at)| *at + TIER_PERIOD)
+            .min()
+    }
+
     pub fn reached_within_period(&self, contact: &ContactId, now: Timestamp) -> bool {
         self.reached
             .iter()

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::endpoints::EndpointEvent;
 use crate::events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, MessageEvent, ProviderEvent, ReviewEvent,
     SenderEvent, TemplateEvent,
@@ -45,10 +46,13 @@ pub enum ReviewReason {
     /// HubSpot refused to take a record of the CRM mirror (a contact it cannot create, a
     /// property it does not know): that record is missing from the timeline.
     CrmSyncFailed,
+    /// An outgoing webhook endpoint failed for longer than the threshold and was disabled
+    /// (`WebhookEndpointDisabled`): its receiver gets nothing until it is retried.
+    WebhookEndpointDisabled,
 }
 
 impl ReviewReason {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::OptOutRequest,
         Self::PermanentFailure,
         Self::NotOnWhatsapp,
@@ -62,6 +66,7 @@ impl ReviewReason {
         Self::WebhookRejections,
         Self::AlertDeliveryFailed,
         Self::CrmSyncFailed,
+        Self::WebhookEndpointDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +84,7 @@ impl ReviewReason {
             Self::WebhookRejections => "webhook_rejections",
             Self::AlertDeliveryFailed => "alert_delivery_failed",
             Self::CrmSyncFailed => "crm_sync_failed",
+            Self::WebhookEndpointDisabled => "webhook_endpoint_disabled",
         }
     }
 
@@ -104,6 +110,7 @@ impl ReviewReason {
             Self::WebhookRejections => "Burst of rejected webhooks",
             Self::AlertDeliveryFailed => "Alerts are not being delivered",
             Self::CrmSyncFailed => "A record did not reach HubSpot",
+            Self::WebhookEndpointDisabled => "A webhook endpoint was disabled",
         }
     }
 
@@ -136,6 +143,9 @@ impl ReviewReason {
             Self::AlertDeliveryFailed => "fix the alert webhook URL, then `handled`",
             Self::CrmSyncFailed => {
                 "fix the cause in HubSpot (the detail says which), then `wagate crm backfill`, then `handled`"
+            }
+            Self::WebhookEndpointDisabled => {
+                "fix the receiver, then `wagate endpoints retry ID` (it resumes where it stopped), then `handled`"
             }
         }
     }
@@ -329,6 +339,19 @@ pub fn raised_by(event: &Event) -> Option<Raise> {
             detail,
             ..
         }) => (*reason, raised.clone(), detail.clone()),
+        Event::Endpoint(EndpointEvent::Disabled {
+            endpoint,
+            reason,
+            failing_since,
+            ..
+        }) => (
+            ReviewReason::WebhookEndpointDisabled,
+            subject,
+            format!(
+                "webhook endpoint {endpoint} disabled: failing since {}: {reason}",
+                failing_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ),
         _ => return None,
     };
     Some(Raise {

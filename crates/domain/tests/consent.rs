@@ -15,7 +15,7 @@ fn an_opt_in_records_its_provenance() {
             source: OptInSource::QrCode,
             evidence: "https://acme.example/form/42".into(),
             recorded_by: "agent:lea".into(),
-            wording_version: "2026-01".into(),
+            wording_version: published_wording_version(),
             evidence_at: t0(),
             at: t0(),
         })
@@ -95,6 +95,37 @@ fn every_opt_in_is_a_new_receipt_and_needs_its_evidence() {
             wording_version: wording.into(),
             evidence_at: None,
         };
-        assert!(decide::opt_in(&fx.contact, &command, t0()).is_err());
+        assert!(decide::opt_in(&fx.contact, &published_wording(), &command, t0()).is_err());
     }
+}
+
+#[test]
+fn an_opt_in_citing_an_unpublished_wording_is_refused_and_names_it() {
+    let fx = Fx::empty();
+    let version = published_wording_version();
+    let command = |wording_version: &str| RecordOptIn {
+        contact: fx.contact_id.clone(),
+        source: OptInSource::Api,
+        evidence: "form".into(),
+        recorded_by: "ops".into(),
+        wording_version: wording_version.into(),
+        evidence_at: None,
+    };
+    // Made up, or a real version checked against another version's stream: both refused.
+    for (stream, cited) in [
+        (wagate_domain::ConsentState::default(), version.as_str()),
+        (published_wording(), "v1"),
+        (wagate_domain::ConsentState::default(), "unversioned"),
+    ] {
+        match decide::opt_in(&fx.contact, &stream, &command(cited), t0()) {
+            Err(decide::CommandError::InvalidField { field, reason }) => {
+                assert_eq!(field, "wording_version");
+                assert!(reason.contains(cited), "{reason}");
+            }
+            other => panic!("{cited}: {other:?}"),
+        }
+    }
+    let events = decide::opt_in(&fx.contact, &published_wording(), &command(&version), t0())
+        .expect("published");
+    assert_eq!(events.len(), 1);
 }

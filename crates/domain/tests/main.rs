@@ -3,6 +3,7 @@
 //! Status transitions and classified error codes are unit-tested next to their tables in
 //! `src/status.rs` and `src/classify.rs`; these tests drive the domain through its commands.
 
+mod campaign;
 mod consent;
 mod dispatch;
 mod identities;

@@ -14,6 +14,33 @@ use wagate_domain::{
     SenderState, TemplateCategory, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 
+/// The consent wording every fixture opt-in cites, published (its `consent-wording` stream).
+pub fn published_wording() -> wagate_domain::ConsentState {
+    use wagate_domain::consent::{publish_wording, PublishWording};
+    let events = publish_wording(
+        &wagate_domain::ConsentState::default(),
+        &PublishWording {
+            business: "Acme Homes".into(),
+            language: "en".into(),
+            text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+        },
+        t0() - TimeDelta::days(400),
+    )
+    .expect("published");
+    events.iter().fold(
+        wagate_domain::ConsentState::default(),
+        |state, event| match event {
+            Event::Consent(e) => state.apply(e),
+            _ => state,
+        },
+    )
+}
+
+/// The version of [`published_wording`].
+pub fn published_wording_version() -> String {
+    published_wording().wording.expect("published").version
+}
+
 /// 2026-11-25 09:00:00 UTC: every test counts from here, never from the wall clock.
 pub fn t0() -> Timestamp {
     DateTime::from_timestamp(1_795_597_200, 0).expect("valid timestamp")
@@ -188,10 +215,11 @@ impl Fx {
             source,
             evidence: "https://acme.example/form/42".into(),
             recorded_by: "agent:lea".into(),
-            wording_version: "2026-01".into(),
+            wording_version: published_wording_version(),
             evidence_at: None,
         };
-        let events = decide::opt_in(&self.contact, &command, at).expect("valid opt-in");
+        let events = decide::opt_in(&self.contact, &published_wording(), &command, at)
+            .expect("valid opt-in");
         self.apply(&events);
     }
 

@@ -54,7 +54,7 @@ fn api_opt_in(evidence_at: Option<Timestamp>, source: OptInSource, fx: &Fx) -> R
         source,
         evidence: "https://acme.example/form/43".into(),
         recorded_by: "ops@acme".into(),
-        wording_version: "2026-01".into(),
+        wording_version: published_wording_version(),
         evidence_at,
     }
 }
@@ -78,7 +78,7 @@ fn keyword_consent_never_comes_from_the_api() {
     let fx = Fx::empty();
     let command = api_opt_in(None, OptInSource::Keyword, &fx);
     field_error(
-        decide::opt_in(&fx.contact, &command, t0()),
+        decide::opt_in(&fx.contact, &published_wording(), &command, t0()),
         "source",
         "only from the contact's own message",
     );
@@ -112,7 +112,7 @@ fn after_a_stop_only_newer_evidence_opts_in_again() {
     for (evidence_at, fragment) in cases {
         let command = api_opt_in(evidence_at, OptInSource::WebForm, &fx);
         field_error(
-            decide::opt_in(&fx.contact, &command, now),
+            decide::opt_in(&fx.contact, &published_wording(), &command, now),
             "evidence_at",
             fragment,
         );
@@ -120,7 +120,8 @@ fn after_a_stop_only_newer_evidence_opts_in_again() {
     assert!(fx.contact.is_opted_out());
 
     let command = api_opt_in(Some(t0() + hours(1)), OptInSource::WebForm, &fx);
-    let events = decide::opt_in(&fx.contact, &command, now).expect("newer evidence");
+    let events =
+        decide::opt_in(&fx.contact, &published_wording(), &command, now).expect("newer evidence");
     fx.apply(&events);
     match &fx.contact.consent {
         Consent::OptedIn(receipt) => {
@@ -135,13 +136,13 @@ fn after_a_stop_only_newer_evidence_opts_in_again() {
 fn an_opt_in_without_a_stop_is_dated_now_unless_told() {
     let fx = Fx::empty();
     let command = api_opt_in(None, OptInSource::QrCode, &fx);
-    let events = decide::opt_in(&fx.contact, &command, t0()).expect("valid");
+    let events = decide::opt_in(&fx.contact, &published_wording(), &command, t0()).expect("valid");
     assert!(matches!(
         contact_events(&events)[..],
         [ContactEvent::OptedIn { evidence_at, .. }] if evidence_at == t0()
     ));
     let command = api_opt_in(Some(t0() - days(3)), OptInSource::QrCode, &fx);
-    let events = decide::opt_in(&fx.contact, &command, t0()).expect("valid");
+    let events = decide::opt_in(&fx.contact, &published_wording(), &command, t0()).expect("valid");
     assert!(matches!(
         contact_events(&events)[..],
         [ContactEvent::OptedIn { evidence_at, .. }] if evidence_at == t0() - days(3)

@@ -20,6 +20,8 @@ use wagate_domain::template::{
 
 use crate::ExportedEvent;
 
+mod campaign;
+
 /// Why a line's payload is not the event its type names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -231,6 +233,9 @@ fn parse_time(text: &str) -> Result<Timestamp, chrono::ParseError> {
 /// The domain event `line` was exported from.
 pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
     let p = Payload(&line.payload);
+    if let Some(event) = campaign::event(&line.event_type, &p) {
+        return event;
+    }
     let at = || p.time("at");
     Ok(match line.event_type.as_str() {
         "OptedIn" => ContactEvent::OptedIn {
@@ -635,6 +640,11 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             at: at()?,
         }
         .into(),
+        "ConsentCampaignClosed" => ConsentEvent::CampaignClosed {
+            campaign: p.text("campaign")?,
+            at: at()?,
+        }
+        .into(),
         "WebhookEndpointRegistered" => EndpointEvent::Registered {
             endpoint: p.parsed("endpoint", EndpointId::parse)?,
             url: p.text("url")?,
@@ -650,6 +660,18 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
         }
         .into(),
         "WebhookEndpointDeleted" => EndpointEvent::Deleted {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointDisabled" => EndpointEvent::Disabled {
+            endpoint: p.parsed("endpoint", EndpointId::parse)?,
+            reason: p.text("reason")?,
+            failing_since: p.time("failing_since")?,
+            at: at()?,
+        }
+        .into(),
+        "WebhookEndpointEnabled" => EndpointEvent::Enabled {
             endpoint: p.parsed("endpoint", EndpointId::parse)?,
             at: at()?,
         }

@@ -21,6 +21,7 @@ use wagate_domain::{
 };
 use wagate_store::RecordedEvent;
 
+mod campaign;
 mod decode;
 pub use decode::DecodeError;
 
@@ -467,6 +468,7 @@ pub fn payload(event: &Event) -> Map<String, Value> {
             }),
         },
         Event::Consent(event) => consent_payload(event),
+        Event::Campaign(event) => campaign::payload(event),
         // The signing secret is not in the log, so not here either (docs/webhooks.md).
         Event::Endpoint(event) => match event {
             EndpointEvent::Registered {
@@ -480,6 +482,18 @@ pub fn payload(event: &Event) -> Map<String, Value> {
                 "at": time(*at),
             }),
             EndpointEvent::Deleted { endpoint, at } => json!({
+                "endpoint": endpoint.as_str(), "at": time(*at),
+            }),
+            EndpointEvent::Disabled {
+                endpoint,
+                reason,
+                failing_since,
+                at,
+            } => json!({
+                "endpoint": endpoint.as_str(), "reason": reason,
+                "failing_since": time(*failing_since), "at": time(*at),
+            }),
+            EndpointEvent::Enabled { endpoint, at } => json!({
                 "endpoint": endpoint.as_str(), "at": time(*at),
             }),
         },
@@ -523,6 +537,9 @@ fn consent_payload(event: &ConsentEvent) -> Value {
             "contact": contact.to_string(), "campaign": campaign,
             "wording_version": wording_version, "text_hash": text_hash, "evidence": evidence,
             "at": time(*at),
+        }),
+        ConsentEvent::CampaignClosed { campaign, at } => json!({
+            "campaign": campaign, "at": time(*at),
         }),
     }
 }

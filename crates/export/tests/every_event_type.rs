@@ -27,6 +27,62 @@ fn at() -> DateTime<Utc> {
     DateTime::from_timestamp(1_764_000_000, 0).expect("valid timestamp")
 }
 
+fn campaign_samples(t: DateTime<Utc>) -> Vec<Event> {
+    use wagate_domain::campaign::{CampaignEvent, CampaignRow, OnLimit};
+    let campaign = wagate_domain::CampaignId::from_uuid(Uuid::from_u128(
+        0x0190_b5a2_7c1e_7000_8000_0000_0000_0c0d,
+    ))
+    .expect("campaign id");
+    let message = MessageId::from_uuid(Uuid::from_u128(0x0190_b5a2_7c1e_7000_8000_0000_0000_0001))
+        .expect("message id");
+    vec![
+        CampaignEvent::Created {
+            campaign,
+            sender: WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender"),
+            workflow: Workflow::parse("lead_qualification").expect("workflow"),
+            template: TemplateId::parse("deal_alert").expect("template"),
+            rows: vec![
+                CampaignRow {
+                    to: wagate_domain::PhoneNumber::parse("+41790000001").expect("number"),
+                    variables: vec![("1".into(), "Ana".into()), ("2".into(), "Zürich".into())],
+                },
+                CampaignRow {
+                    to: wagate_domain::PhoneNumber::parse("+41790000002").expect("number"),
+                    variables: vec![("1".into(), "Max".into()), ("2".into(), "Bern".into())],
+                },
+            ],
+            on_limit: OnLimit::Wait,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::Listed { campaign, at: t }.into(),
+        CampaignEvent::Started { campaign, at: t }.into(),
+        CampaignEvent::Paused { campaign, at: t }.into(),
+        CampaignEvent::Cancelled {
+            campaign,
+            withdrawn: 1,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::RowSent {
+            campaign,
+            row: 1,
+            message,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::RowRefused {
+            campaign,
+            row: 2,
+            message,
+            rule: RuleId::OptedOut,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::Completed { campaign, at: t }.into(),
+    ]
+}
+
 /// One event of `event_type`. Exhaustive over `EventType`: a new type does not compile here.
 fn sample(event_type: EventType) -> Event {
     let contact = ContactId::parse("+41790000001").expect("contact");
@@ -258,7 +314,30 @@ fn sample(event_type: EventType) -> Event {
             at,
         }
         .into(),
+        EventType::CampaignCreated
+        | EventType::CampaignListed
+        | EventType::CampaignStarted
+        | EventType::CampaignPaused
+        | EventType::CampaignCancelled
+        | EventType::CampaignRowSent
+        | EventType::CampaignRowRefused
+        | EventType::CampaignCompleted => campaign_samples(at)
+            .into_iter()
+            .find(|event| event.event_type() == event_type)
+            .expect("a sample of every campaign event type"),
         EventType::WebhookEndpointDeleted => EndpointEvent::Deleted {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointDisabled => EndpointEvent::Disabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            reason: "answered 503 for 3 days".into(),
+            failing_since: at - chrono::TimeDelta::days(3),
+            at,
+        }
+        .into(),
+        EventType::WebhookEndpointEnabled => EndpointEvent::Enabled {
             endpoint: EndpointId::from_bytes([0x5a; 16]),
             at,
         }
@@ -287,6 +366,11 @@ fn sample(event_type: EventType) -> Event {
             wording_version: "w-0123456789abcdef".into(),
             text_hash: "ab".repeat(32),
             evidence: "submitted from 192.0.2.1".into(),
+            at,
+        }
+        .into(),
+        EventType::ConsentCampaignClosed => ConsentEvent::CampaignClosed {
+            campaign: "WG-OPEN1".into(),
             at,
         }
         .into(),

@@ -172,6 +172,8 @@ impl Kind {
 /// run's random prefix, so SIDs and wamids never repeat.
 struct Traffic {
     args: Args,
+    /// The published consent wording every opt-in cites.
+    wording: String,
     run: u64,
     twilio: Secret,
     meta: Secret,
@@ -244,7 +246,8 @@ impl Traffic {
                 .bearer_auth(&self.args.api_token)
                 .header("Content-Type", "application/json")
                 .body(format!(
-                    r#"{{"source":"web_form","evidence":"https://example.com/forms/{n}","recorded_by":"soak","wording_version":"soak-v1"}}"#
+                    r#"{{"source":"web_form","evidence":"https://example.com/forms/{n}","recorded_by":"soak","wording_version":"{}"}}"#,
+                    self.wording
                 )),
             Kind::Send => {
                 let (to, query) = if n % 2 == 0 {
@@ -366,7 +369,9 @@ fn judge(samples: &[Sample], args: &Args) -> Result<String, String> {
 /// A sender and an approved template, so that sends are evaluated against every rule rather than
 /// refused for want of a sender. Answers other than 2xx stop the soak: the hub is not the one
 /// `just soak` starts.
-async fn setup(client: &reqwest::Client, args: &Args) -> Result<(), String> {
+/// Registers the sender and template and publishes the consent wording the opt-ins cite;
+/// answers the wording's version.
+async fn setup(client: &reqwest::Client, args: &Args) -> Result<String, String> {
     let hub = &args.hub;
     let steps = [
         (
@@ -401,7 +406,26 @@ async fn setup(client: &reqwest::Client, args: &Args) -> Result<(), String> {
             return Err(format!("setup {url}: HTTP {status}: {text}"));
         }
     }
-    Ok(())
+    let url = format!("{hub}/v1/consent/wordings");
+    let response = client
+        .post(&url)
+        .bearer_auth(&args.api_token)
+        .header("Content-Type", "application/json")
+        .body(r#"{"business":"Soak Homes","language":"en","text":"I agree to receive WhatsApp messages from Soak Homes."}"#)
+        .send()
+        .await
+        .map_err(|e| format!("setup {url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("setup {url}: HTTP {status}: {text}"));
+    }
+    let wording: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("setup {url}: {e}"))?;
+    wording["version"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("setup {url}: no version in {text}"))
 }
 
 async fn run(args: Args) -> Result<bool, String> {
@@ -411,8 +435,9 @@ async fn run(args: Args) -> Result<bool, String> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
-    setup(&client, &args).await?;
+    let wording = setup(&client, &args).await?;
     let traffic = Arc::new(Traffic {
+        wording,
         run: rand::thread_rng().next_u64(),
         twilio: Secret::new(args.twilio_auth_token.clone()),
         meta: Secret::new(args.meta_app_secret.clone()),

@@ -123,6 +123,19 @@ pub async fn campaign(
     Ok(Json(campaign_view(&state, &campaign, &wording)))
 }
 
+/// `POST /v1/consent/campaigns/{id}/close`: the page and the code record nothing from then on.
+pub async fn close_campaign(
+    State(state): State<AppState>,
+    Acting(hub): Acting,
+    Path(id): Path<String>,
+) -> Result<Json<api::ConsentCampaignView>, ApiError> {
+    let ((campaign, wording), closed_now) = hub.close_campaign(&id).await?;
+    state
+        .metrics()
+        .appended(Source::Command, usize::from(closed_now));
+    Ok(Json(campaign_view(&state, &campaign, &wording)))
+}
+
 /// `GET /v1/consent/campaigns/{id}/qr.svg`: the click-to-chat link as a QR code.
 pub async fn qr_svg(Acting(hub): Acting, Path(id): Path<String>) -> Result<Response, ApiError> {
     let (campaign, wording) = find(&hub, &id)?;
@@ -206,6 +219,7 @@ pub(crate) fn campaign_view(
         qr_svg_url: format!("{api_base}/qr.svg"),
         qr_png_url: format!("{api_base}/qr.png"),
         created_at: timestamp(campaign.at),
+        closed_at: campaign.closed_at.map(timestamp),
     }
 }
 

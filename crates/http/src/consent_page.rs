@@ -69,6 +69,12 @@ fn unknown_campaign() -> Response {
     html(StatusCode::NOT_FOUND, page::unknown())
 }
 
+/// A closed campaign's page: 410 Gone, saying so; it records nothing. (Opting out still works
+/// through its opt-out form, and STOP on WhatsApp always does.)
+fn closed_campaign(campaign: &Campaign, wording: &Wording) -> Response {
+    html(StatusCode::GONE, page::closed(campaign, wording))
+}
+
 /// The form, with a fresh single-use CSRF token.
 fn form_page(
     state: &AppState,
@@ -94,6 +100,7 @@ fn form_page(
 /// `GET /consent/{campaign}`
 async fn show(State(state): State<AppState>, Path(code): Path<String>) -> Response {
     match campaign_of(&state, &code) {
+        Some((campaign, wording)) if campaign.is_closed() => closed_campaign(&campaign, &wording),
         Some((campaign, wording)) => {
             form_page(&state, &campaign, &wording, StatusCode::OK, None, "")
         }
@@ -169,6 +176,10 @@ async fn submit(
     let Some((campaign, wording)) = campaign_of(&state, &code) else {
         return unknown_campaign();
     };
+    if campaign.is_closed() {
+        tracing::info!(campaign = %code, "consent page: campaign closed, nothing recorded");
+        return closed_campaign(&campaign, &wording);
+    }
     let ip = client_ip(connect.as_ref().map(|c| &c.0));
     let guard = state.consent_guard();
     let refuse = |status: StatusCode, message: &str| {
@@ -237,6 +248,8 @@ async fn submit(
                 page::confirm(&campaign, &wording, &wa_me_link(&campaign, &wording)),
             )
         }
+        // Closed between the page's check and the decision: the domain refused it.
+        Err(wagate_app::AppError::Conflict { .. }) => closed_campaign(&campaign, &wording),
         Err(error) => {
             tracing::warn!(campaign = %code, %error, "consent page: could not record the request");
             refuse(

@@ -1,13 +1,17 @@
 //! The outgoing webhook endpoints' routes (operators): `POST /v1/webhook-endpoints` (answers
-//! the secret, once), `GET /v1/webhook-endpoints`, `DELETE /v1/webhook-endpoints/{id}`. The
-//! endpoints are the hub's (`Hub::register_endpoint`, …); the binary delivers to them.
+//! the secret, once), `GET /v1/webhook-endpoints`, `DELETE /v1/webhook-endpoints/{id}`,
+//! `GET /v1/webhook-endpoints/{id}/deliveries` (its delivery log; auditors too) and
+//! `POST /v1/webhook-endpoints/{id}/retry`. The endpoints are the hub's
+//! (`Hub::register_endpoint`, …); the binary delivers to them.
 
-use axum::extract::{Path, State};
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use wagate_app::{checkpoint_name, Endpoint, Hub};
+use wagate_app::{checkpoint_name, Answer, DeliveryAttempt, Endpoint, Hub, DELIVERY_LOG_KEEP};
 use wagate_domain::EndpointId;
 
 use crate::api;
@@ -24,6 +28,7 @@ pub fn endpoint_view(
     endpoint: &Endpoint,
     secret: Option<String>,
 ) -> Result<api::EndpointView, ApiError> {
+    let health = hub.delivery_health(&endpoint.id)?;
     let delivered_through = hub
         .checkpoint(&checkpoint_name(endpoint))?
         .unwrap_or(endpoint.registered_position);
@@ -42,13 +47,13 @@ pub fn endpoint_view(
             .map(|actor| actor.name().to_owned()),
         position: endpoint.registered_position,
         delivered_through,
-        state: if endpoint.deleted_at.is_some() {
-            "deleted"
-        } else {
-            "active"
-        }
-        .to_owned(),
+        // `active`, `disabled` (failed too long; `POST …/retry` re-enables it) or `deleted`.
+        state: endpoint.state().to_owned(),
         deleted_at: endpoint.deleted_at.map(timestamp),
+        failing_since: health.failing_since.map(timestamp),
+        last_success_at: health.last_success.map(timestamp),
+        disabled_at: endpoint.disabled_at.map(timestamp),
+        disabled_reason: endpoint.disabled_reason.clone(),
         secret,
     })
 }
@@ -94,4 +99,109 @@ pub(crate) async fn delete(
     let endpoint = hub.delete_endpoint(&id).await?;
     state.metrics().appended(Source::Command, 1);
     Ok(Json(endpoint_view(&hub, &endpoint, None)?))
+}
+
+fn attempt_view(attempt: &DeliveryAttempt) -> api::DeliveryAttemptView {
+    let (status, error) = match &attempt.answer {
+        Answer::Status(code) => (Some(*code), None),
+        Answer::Transport(error) => (None, Some(error.clone())),
+    };
+    api::DeliveryAttemptView {
+        position: attempt.position,
+        event_id: attempt.event_id.clone(),
+        kind: attempt.kind.as_str().to_owned(),
+        at: timestamp(attempt.at),
+        attempt: attempt.attempt,
+        status,
+        error,
+        acknowledged: attempt.acknowledged(),
+    }
+}
+
+/// The `limit` query parameter: 1 to [`DELIVERY_LOG_KEEP`] (larger asks are capped: no more is
+/// kept), 50 when absent.
+fn deliveries_limit(query: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+    const DEFAULT: u64 = 50;
+    for name in query.keys() {
+        if name != "limit" {
+            return Err(ApiError::invalid(
+                name,
+                "unknown query parameter (use limit)",
+            ));
+        }
+    }
+    let limit = match query.get("limit") {
+        None => DEFAULT,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(limit) if limit > 0 => limit,
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("{raw:?} is not a positive whole number"),
+                ))
+            }
+        },
+    };
+    Ok(usize::try_from(limit.min(DELIVERY_LOG_KEEP)).unwrap_or(usize::MAX))
+}
+
+/// `GET /v1/webhook-endpoints/{id}/deliveries?limit=` → the endpoint and its newest attempts.
+pub(crate) async fn deliveries(
+    Acting(hub): Acting,
+    Path(raw): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Json<api::DeliveryList>, ApiError> {
+    let id = endpoint_id(&raw)?;
+    let limit = deliveries_limit(&query)?;
+    let endpoint = hub.endpoint(&id)?;
+    let attempts = hub.deliveries(&id, limit)?;
+    Ok(Json(api::DeliveryList {
+        endpoint: endpoint_view(&hub, &endpoint, None)?,
+        deliveries: attempts.iter().map(attempt_view).collect(),
+    }))
+}
+
+/// `POST /v1/webhook-endpoints/{id}/retry` → the endpoint: a disabled one is re-enabled (recorded
+/// with who), a live one's backoff is cut short.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Acting(hub): Acting,
+    Path(raw): Path<String>,
+) -> Result<Json<api::EndpointView>, ApiError> {
+    let id = endpoint_id(&raw)?;
+    let was_disabled = hub.endpoint(&id)?.disabled_at.is_some();
+    let endpoint = hub.retry_endpoint(&id).await?;
+    if was_disabled && endpoint.disabled_at.is_none() {
+        state.metrics().appended(Source::Command, 1);
+    }
+    Ok(Json(endpoint_view(&hub, &endpoint, None)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_limit_defaults_is_capped_and_must_be_positive() {
+        assert_eq!(deliveries_limit(&query(&[])).expect("valid"), 50);
+        assert_eq!(
+            deliveries_limit(&query(&[("limit", "3")])).expect("valid"),
+            3
+        );
+        assert_eq!(
+            deliveries_limit(&query(&[("limit", "999999")])).expect("valid"),
+            DELIVERY_LOG_KEEP as usize
+        );
+        assert!(deliveries_limit(&query(&[("limit", "0")])).is_err());
+        assert!(deliveries_limit(&query(&[("limit", "-1")])).is_err());
+        assert!(deliveries_limit(&query(&[("limit", "x")])).is_err());
+        assert!(deliveries_limit(&query(&[("after", "1")])).is_err());
+    }
 }

@@ -212,6 +212,9 @@ impl From<AppError> for ApiError {
             },
             AppError::NotFound { what } => Self::NotFound(format!("{what} not found")),
             AppError::Conflict { reason } => Self::Conflict(reason),
+            error @ (AppError::CampaignRowWithdrawn { .. } | AppError::CampaignRowHeld { .. }) => {
+                Self::Conflict(error.to_string())
+            }
             error @ AppError::NotClaimable { .. } => Self::NotClaimable {
                 message: error.to_string(),
                 phase: None,

@@ -20,11 +20,13 @@
 mod account_notices;
 pub mod audit;
 mod body;
+mod campaigns;
 mod commands;
 mod consent;
 mod consent_page;
 mod convert;
 mod costs;
+pub mod crm;
 mod dispatch;
 pub mod endpoints;
 mod error;

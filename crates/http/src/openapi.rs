@@ -57,6 +57,14 @@ const TAGS: &[(&str, &str)] = &[
         "costs",
         "What delivered messages cost, by the configured price table (docs/costs.md).",
     ),
+    (
+        "crm",
+        "The HubSpot timeline mirror run by `wagate serve` (docs/operations.md).",
+    ),
+    (
+        "campaigns",
+        "One template to a list, each row an ordinary send through every gate (docs/campaigns.md).",
+    ),
     ("ops", "Health and metrics."),
 ];
 
@@ -138,7 +146,7 @@ impl Failure {
             Self::NotFound => "Unknown id.",
             Self::NotClaimable => "Nothing to claim or record now; on claim, `error.phase` says where the message stands.",
             Self::IdempotencyKeyReused => "The `Idempotency-Key` was already used (within 24 h) with a different request: another body, recipient, sender or `dry_run` (`error.code` `idempotency_key_reused`, `error.field` `Idempotency-Key`). Nothing was recorded; a new request needs a new key.",
-            Self::Conflict => "The request contradicts what is recorded (`error.code` `conflict`): a review item already resolved, an operator approving a template the provider reports rejected, paused or disabled, or creating a template that exists. Nothing was recorded.",
+            Self::Conflict => "The request contradicts what is recorded (`error.code` `conflict`): a review item already resolved, an operator approving a template the provider reports rejected, paused or disabled, or creating a template that exists, a CRM backfill while one runs or on a hub with no CRM mirror. Nothing was recorded.",
             Self::ProviderError => "The provider's API refused or failed the call this request needed (`error.code` `provider_error`, the provider's message in `error.message`); nothing was recorded.",
             Self::Timeout => "The request (its body included) was not complete within the hub's request timeout (WAGATE_REQUEST_TIMEOUT_SECONDS, default 30); it may or may not have been recorded, so retry it (webhooks are de-duplicated; a send retried with the same `Idempotency-Key` is not sent twice).",
             Self::TooLarge => "Body over the limit (webhooks: 1 MiB).",
@@ -249,6 +257,31 @@ fn parameter(
         .build()
 }
 
+fn campaign_parameter() -> Parameter {
+    parameter(
+        "id",
+        ParameterIn::Path,
+        true,
+        "The campaign's id (UUID v7).",
+        string(),
+    )
+}
+
+/// A campaign's run command: the campaign as it is after it.
+fn campaign_command(schemas: &mut Schemas, id: &'static str, summary: &'static str) -> Spec {
+    Spec::new(id, "campaigns", summary)
+        .parameters([campaign_parameter()])
+        .answers(
+            "200",
+            json(
+                "The campaign now (nothing appended when it already was so).",
+                schemas.json::<api::CampaignView>(),
+            ),
+        )
+        .fails([Failure::Invalid, Failure::NotFound, Failure::Conflict])
+        .fails(HUB)
+}
+
 fn consent_parameter(name: &str, description: &str) -> Parameter {
     parameter(name, ParameterIn::Path, true, description, string())
 }
@@ -321,6 +354,8 @@ struct Spec {
     parameters: Vec<Parameter>,
     body: Option<RequestBody>,
     success: (&'static str, Response),
+    /// Further successes of one operation (201 created, 200 already there).
+    also: Vec<(&'static str, Response)>,
     failures: Vec<Failure>,
 }
 
@@ -333,6 +368,7 @@ impl Spec {
             parameters: Vec::new(),
             body: None,
             success: ("200", ResponseBuilder::new().description("OK").build()),
+            also: Vec::new(),
             failures: Vec::new(),
         }
     }
@@ -352,6 +388,11 @@ impl Spec {
         self
     }
 
+    fn also_answers(mut self, status: &'static str, response: Response) -> Self {
+        self.also.push((status, response));
+        self
+    }
+
     fn fails(mut self, failures: impl IntoIterator<Item = Failure>) -> Self {
         self.failures.extend(failures);
         self
@@ -365,6 +406,9 @@ impl Spec {
             .parameters(Some(self.parameters))
             .request_body(self.body)
             .response(self.success.0, self.success.1);
+        for (status, response) in std::mem::take(&mut self.also) {
+            operation = operation.response(status, response);
+        }
         match access {
             // An open route overrides the document's bearer requirement with none.
             Access::Open => {
@@ -881,6 +925,70 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         .answers("200", json("The deleted endpoint.", schemas.json::<api::EndpointView>()))
         .fails([Invalid, NotFound])
         .fails(HUB),
+        ("POST", "/v1/crm/backfill") => Spec::new(
+            "crm_backfill",
+            "crm",
+            "Mirror the log into HubSpot again from a position, beside the running mirror (one backfill at a time)",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::CrmBackfillRequest>(),
+        ))
+        .answers(
+            "202",
+            json(
+                "Scheduled: positions `from` to `to` (the head now) are mirrored again; what HubSpot already has is patched, never created twice.",
+                schemas.json::<api::CrmBackfillScheduled>(),
+            ),
+        )
+        .fails([Invalid, Conflict])
+        .fails(HUB),
+        ("GET", "/v1/webhook-endpoints/{id}/deliveries") => Spec::new(
+            "webhook_endpoint_deliveries",
+            "webhook-endpoints",
+            "An endpoint's delivery log: its newest attempts (status or transport error, attempt number), newest first",
+        )
+        .parameters([
+            parameter(
+                "id",
+                ParameterIn::Path,
+                true,
+                "The endpoint's id.",
+                string().pattern(Some("^ep_[0-9a-f]{32}$")),
+            ),
+            parameter(
+                "limit",
+                ParameterIn::Query,
+                false,
+                "At most this many attempts (default 50; capped at the 1000 kept).",
+                count().minimum(Some(1)).default(Some(50.into())),
+            ),
+        ])
+        .answers(
+            "200",
+            json(
+                "The endpoint (with its state and health) and its attempts.",
+                schemas.json::<api::DeliveryList>(),
+            ),
+        )
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/webhook-endpoints/{id}/retry") => Spec::new(
+            "retry_webhook_endpoint",
+            "webhook-endpoints",
+            "Retry an endpoint now: a disabled one is re-enabled (recorded with who) and resumes from where its deliveries stopped; a live one's backoff is cut short",
+        )
+        .parameters([parameter(
+            "id",
+            ParameterIn::Path,
+            true,
+            "The endpoint's id.",
+            string().pattern(Some("^ep_[0-9a-f]{32}$")),
+        )])
+        .answers("200", json("The endpoint.", schemas.json::<api::EndpointView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
         ("POST", "/v1/consent/wordings") => Spec::new(
             "publish_consent_wording",
             "consent",
@@ -895,7 +1003,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
             "201",
             json("Published.", schemas.json::<api::ConsentWordingView>()),
         )
-        .answers(
+        .also_answers(
             "200",
             json(
                 "Already published: the same version, nothing appended.",
@@ -929,6 +1037,51 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         )
         .fails([Invalid, Conflict, TooLarge])
         .fails(HUB),
+        ("POST", "/v1/campaigns") => Spec::new(
+            "create_campaign",
+            "campaigns",
+            "Create a campaign (nothing is sent until it is started). A CSV body (`Content-Type: text/csv`, header `to,<placeholder>,…`) gives the rows instead, with `sender`, `workflow`, `template_sid` or `template_id`, `on_limit` and `id` as query parameters",
+        )
+        .body(body(
+            true,
+            "application/json",
+            schemas.json::<api::NewCampaignRequest>(),
+        ))
+        .answers("201", json("Created.", schemas.json::<api::CampaignView>()))
+        .answers(
+            "200",
+            json(
+                "Already created with this id and these contents: nothing appended.",
+                schemas.json::<api::CampaignView>(),
+            ),
+        )
+        .fails([Invalid, NotFound, Conflict, TooLarge])
+        .fails(HUB),
+        ("GET", "/v1/campaigns") => Spec::new("campaigns", "campaigns", "Every campaign, oldest first")
+            .answers("200", json("OK", schemas.json::<api::CampaignList>()))
+            .fails(HUB),
+        ("GET", "/v1/campaigns/{id}") => Spec::new(
+            "campaign",
+            "campaigns",
+            "A campaign's state and counts",
+        )
+        .parameters([campaign_parameter()])
+        .answers("200", json("OK", schemas.json::<api::CampaignView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("GET", "/v1/campaigns/{id}/preview") => Spec::new(
+            "campaign_preview",
+            "campaigns",
+            "The dry run: every row through the gates now, the messaging limit counted cumulatively, the time and the estimated cost; nothing is recorded",
+        )
+        .parameters([campaign_parameter()])
+        .answers("200", json("OK", schemas.json::<api::CampaignPreviewView>()))
+        .fails([Invalid, NotFound])
+        .fails(HUB),
+        ("POST", "/v1/campaigns/{id}/start") => campaign_command(schemas, "start_campaign", "Start the campaign (its rows are sent, paced)"),
+        ("POST", "/v1/campaigns/{id}/pause") => campaign_command(schemas, "pause_campaign", "Pause the campaign (no further row is processed)"),
+        ("POST", "/v1/campaigns/{id}/resume") => campaign_command(schemas, "resume_campaign", "Resume a paused campaign"),
+        ("POST", "/v1/campaigns/{id}/cancel") => campaign_command(schemas, "cancel_campaign", "Cancel the campaign: its unprocessed rows are withdrawn; messages already requested go on"),
         ("GET", "/v1/consent/campaigns/{id}") => Spec::new(
             "consent_campaign",
             "consent",
@@ -936,6 +1089,21 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
         )
         .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
         .answers("200", json("OK", schemas.json::<api::ConsentCampaignView>()))
+        .fails([NotFound])
+        .fails(HUB),
+        ("POST", "/v1/consent/campaigns/{id}/close") => Spec::new(
+            "close_consent_campaign",
+            "consent",
+            "Close a consent campaign: its page and its code record nothing from then on",
+        )
+        .parameters([consent_parameter("id", "The campaign code (`WG-…`).")])
+        .answers(
+            "200",
+            json(
+                "Closed (closing again appends nothing).",
+                schemas.json::<api::ConsentCampaignView>(),
+            ),
+        )
         .fails([NotFound])
         .fails(HUB),
         ("GET", "/v1/consent/campaigns/{id}/qr.svg") => Spec::new(

@@ -63,6 +63,14 @@ async fn readyz_answers_503_with_the_cause_once_the_store_failed_and_while_drain
     let (_, metrics) = get(&router, "/metrics").await;
     assert!(metrics.contains("wagate_store_failed 0"), "{metrics}");
 
+    let (wording, _) = hub
+        .publish_wording(wagate_domain::consent::PublishWording {
+            business: "Acme Homes".into(),
+            language: "en".into(),
+            text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+        })
+        .await
+        .expect("wording");
     fault.fail_next();
     let failed = hub
         .opt_in(RecordOptIn {
@@ -70,7 +78,7 @@ async fn readyz_answers_503_with_the_cause_once_the_store_failed_and_while_drain
             source: OptInSource::WebForm,
             evidence: "https://example.com/forms/1".into(),
             recorded_by: "test".into(),
-            wording_version: "v1".into(),
+            wording_version: wording.version,
             evidence_at: None,
         })
         .await;

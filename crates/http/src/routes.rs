@@ -22,7 +22,9 @@ use wagate_domain::{Actor, Role};
 use crate::error::{ApiError, RefusedRule, Verdict, REQUEST_ID};
 use crate::settings::{ApiToken, Limits};
 use crate::state::AppState;
-use crate::{commands, consent, costs, dispatch, endpoints, feed, review, webhooks};
+use crate::{
+    campaigns, commands, consent, costs, crm, dispatch, endpoints, feed, review, webhooks,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/consent/wordings/{version}", OBSERVERS),
     (Method::POST, "/v1/consent/campaigns", OPERATOR),
     (Method::GET, "/v1/consent/campaigns/{id}", OBSERVERS),
+    (Method::POST, "/v1/consent/campaigns/{id}/close", OPERATOR),
     (Method::GET, "/v1/consent/campaigns/{id}/qr.svg", OBSERVERS),
     (Method::GET, "/v1/consent/campaigns/{id}/qr.png", OBSERVERS),
     (Method::GET, "/v1/contacts/{contact}/consent", REVIEWERS),
@@ -131,6 +134,21 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/webhook-endpoints", OPERATOR),
     (Method::DELETE, "/v1/webhook-endpoints/{id}", OPERATOR),
     (Method::GET, "/v1/costs", COSTS),
+    (Method::POST, "/v1/crm/backfill", OPERATOR),
+    (Method::POST, "/v1/campaigns", OPERATOR),
+    (Method::GET, "/v1/campaigns", REVIEWERS),
+    (Method::GET, "/v1/campaigns/{id}", REVIEWERS),
+    (Method::GET, "/v1/campaigns/{id}/preview", REVIEWERS),
+    (Method::POST, "/v1/campaigns/{id}/start", OPERATOR),
+    (Method::POST, "/v1/campaigns/{id}/pause", OPERATOR),
+    (Method::POST, "/v1/campaigns/{id}/resume", OPERATOR),
+    (Method::POST, "/v1/campaigns/{id}/cancel", OPERATOR),
+    (
+        Method::GET,
+        "/v1/webhook-endpoints/{id}/deliveries",
+        REVIEWERS,
+    ),
+    (Method::POST, "/v1/webhook-endpoints/{id}/retry", OPERATOR),
 ];
 
 fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
@@ -169,6 +187,7 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/consent/wordings/{version}") => get(consent::wording),
         ("POST", "/v1/consent/campaigns") => post(consent::create_campaign),
         ("GET", "/v1/consent/campaigns/{id}") => get(consent::campaign),
+        ("POST", "/v1/consent/campaigns/{id}/close") => post(consent::close_campaign),
         ("GET", "/v1/consent/campaigns/{id}/qr.svg") => get(consent::qr_svg),
         ("GET", "/v1/consent/campaigns/{id}/qr.png") => get(consent::qr_png),
         ("GET", "/v1/contacts/{contact}/consent") => get(consent::receipts),
@@ -176,6 +195,17 @@ fn handler(method: &Method, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/webhook-endpoints") => get(endpoints::list),
         ("DELETE", "/v1/webhook-endpoints/{id}") => delete(endpoints::delete),
         ("GET", "/v1/costs") => get(costs::report),
+        ("POST", "/v1/crm/backfill") => post(crm::backfill),
+        ("POST", "/v1/campaigns") => post(campaigns::create),
+        ("GET", "/v1/campaigns") => get(campaigns::list),
+        ("GET", "/v1/campaigns/{id}") => get(campaigns::show),
+        ("GET", "/v1/campaigns/{id}/preview") => get(campaigns::preview),
+        ("POST", "/v1/campaigns/{id}/start") => post(campaigns::start),
+        ("POST", "/v1/campaigns/{id}/pause") => post(campaigns::pause),
+        ("POST", "/v1/campaigns/{id}/resume") => post(campaigns::resume),
+        ("POST", "/v1/campaigns/{id}/cancel") => post(campaigns::cancel),
+        ("GET", "/v1/webhook-endpoints/{id}/deliveries") => get(endpoints::deliveries),
+        ("POST", "/v1/webhook-endpoints/{id}/retry") => post(endpoints::retry),
         _ => return None,
     };
     Some(route)

@@ -85,7 +85,7 @@ impl Server {
             meta_verify_token: settings.webhooks.meta_verify_token.clone(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = AppState::with_templates(
+        let state = AppState::with_parts(
             hub,
             settings.tokens.clone(),
             keys,
@@ -93,6 +93,7 @@ impl Server {
             shutdown_rx,
             settings.sandbox,
             settings.templates.clone(),
+            settings.crm.clone(),
         );
         Ok(Self {
             listener,

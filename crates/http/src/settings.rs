@@ -32,6 +32,9 @@ pub struct HttpSettings {
     /// The providers' template APIs (creating templates, reading their status); empty: creating
     /// a template is refused naming the missing configuration.
     pub templates: wagate_providers::templates::TemplateClients,
+    /// The binary's CRM mirror, for `POST /v1/crm/backfill`; `None`: the hub runs none (the
+    /// route answers 409 saying so).
+    pub crm: Option<crate::crm::CrmHandle>,
 }
 
 /// The smallest header limit accepted (hyper's own smallest read buffer: a smaller limit would
@@ -119,6 +122,7 @@ impl HttpSettings {
             sandbox: false,
             limits: Limits::default(),
             templates: Default::default(),
+            crm: None,
         }
     }
 }

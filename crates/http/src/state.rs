@@ -50,6 +50,7 @@ struct Inner {
     /// the review queue's `webhook_rejections`.
     rejections: parking_lot::Mutex<std::collections::VecDeque<wagate_domain::Timestamp>>,
     templates: wagate_providers::templates::TemplateClients,
+    crm: Option<crate::crm::CrmHandle>,
 }
 
 impl AppState {
@@ -83,6 +84,21 @@ impl AppState {
         sandbox: bool,
         templates: wagate_providers::templates::TemplateClients,
     ) -> Self {
+        Self::with_parts(hub, tokens, keys, audit, shutdown, sandbox, templates, None)
+    }
+
+    /// [`AppState::with_templates`] with the binary's CRM mirror.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn with_parts(
+        hub: Hub,
+        tokens: Vec<ApiToken>,
+        keys: WebhookKeys,
+        audit: WebhookAudit,
+        shutdown: watch::Receiver<bool>,
+        sandbox: bool,
+        templates: wagate_providers::templates::TemplateClients,
+        crm: Option<crate::crm::CrmHandle>,
+    ) -> Self {
         // Installed before anything is recorded through the `metrics` facade, which would
         // otherwise be dropped.
         crate::metrics::facade();
@@ -99,6 +115,7 @@ impl AppState {
                 mode: if sandbox { "sandbox" } else { "providers" },
                 rejections: parking_lot::Mutex::default(),
                 templates,
+                crm,
             }),
         }
     }
@@ -156,6 +173,11 @@ impl AppState {
     /// The providers' template APIs.
     pub fn templates(&self) -> &wagate_providers::templates::TemplateClients {
         &self.inner.templates
+    }
+
+    /// The binary's CRM mirror, when the hub runs one.
+    pub(crate) fn crm(&self) -> Option<&crate::crm::CrmHandle> {
+        self.inner.crm.as_ref()
     }
 
     pub(crate) fn mode(&self) -> &'static str {

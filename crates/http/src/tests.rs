@@ -266,10 +266,6 @@ async fn ready(app: &TestApp) {
             "/v1/templates/HX0123456789abcdef0123456789abcdef/status",
             json!({"status": "approved", "reason": "Meta approved"}),
         ),
-        (
-            "/v1/contacts/+41790000001/opt-in",
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent", "wording_version": "v1"}),
-        ),
     ];
     for (path, body) in calls {
         let answer = call(app, api(Method::POST, path, Some(body))).await;
@@ -280,6 +276,41 @@ async fn ready(app: &TestApp) {
             answer.text()
         );
     }
+    // The wording after the registrations, so the log still opens with them.
+    let wording = published_wording(app).await;
+    let opted_in = call(
+        app,
+        api(
+            Method::POST,
+            "/v1/contacts/+41790000001/opt-in",
+            Some(
+                json!({"source": "web_form", "evidence": "https://example.com/f/1",
+                        "recorded_by": "agent", "wording_version": wording}),
+            ),
+        ),
+    )
+    .await;
+    assert!(opted_in.status.is_success(), "{}", opted_in.text());
+}
+
+/// Publishes the consent wording test opt-ins cite (an opt-in must cite a published one); the
+/// same text again is the same version. Answers the version.
+async fn published_wording(app: &TestApp) -> String {
+    let answer = call(
+        app,
+        api(
+            Method::POST,
+            "/v1/consent/wordings",
+            Some(json!({"business": "Acme Homes", "language": "en",
+                        "text": "I agree to receive WhatsApp messages from Acme Homes."})),
+        ),
+    )
+    .await;
+    assert!(answer.status.is_success(), "{}", answer.text());
+    answer.json()["version"]
+        .as_str()
+        .expect("version")
+        .to_owned()
 }
 
 fn template_send() -> Value {

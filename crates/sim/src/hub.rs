@@ -6,16 +6,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use wagate_dispatch::{ClaimAnswer, HubAnswer, PendingIntent};
+use wagate_domain::consent;
 use wagate_domain::decide::{
     self, ClaimDecision, ClaimDispatch, EarlyStatus, ReceiveInbound, RecordOptIn, RecordOptOut,
     RecordOutcome, RegisterSender, RegisterTemplate, SendMessage, SendState, StatusCallback,
 };
 use wagate_domain::{
-    ApprovalStatus, CommandError, ContactEvent, ContactId, ContactState, DispatchPhase, Event,
-    MessageContent, MessageEvent, MessageId, MessageState, MessageStatus, MessagingLimit,
-    OpenIntent, OptInSource, OptOutSource, Policy, PortfolioEvent, PortfolioId, PortfolioState,
-    ProviderKind, ProviderMessageRef, Refusal, SendContent, SenderEvent, SenderState, StreamKey,
-    TemplateEvent, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
+    Aggregate, ApprovalStatus, CommandError, ConsentState, ContactEvent, ContactId, ContactState,
+    DispatchPhase, Event, MessageContent, MessageEvent, MessageId, MessageState, MessageStatus,
+    MessagingLimit, OpenIntent, OptInSource, OptOutSource, Policy, PortfolioEvent, PortfolioId,
+    PortfolioState, ProviderKind, ProviderMessageRef, Refusal, SendContent, SenderEvent,
+    SenderState, StreamKey, TemplateEvent, TemplateId, TemplateState, Timestamp, WhatsAppAddress,
 };
 
 /// One event as the log holds it.
@@ -56,6 +57,8 @@ pub struct SimHub {
     early: BTreeMap<ProviderMessageRef, Vec<EarlyStatus>>,
     webhook_ids: BTreeSet<u64>,
     checkpoint: u64,
+    /// Consent streams (`consent-wording:…`, …) by name: opt-ins cite a published wording.
+    consent: BTreeMap<String, ConsentState>,
 }
 
 impl SimHub {
@@ -182,9 +185,16 @@ impl SimHub {
             // Recorded for auditors; no aggregate folds them.
             Event::Provider(_) => {}
             // The review queue's bookkeeping: no decision the simulator makes reads it.
-            Event::Review(_) | Event::Endpoint(_) => {}
-            // Consent capture: its confirmations are ordinary `OptedIn` events.
-            Event::Consent(_) => {}
+            Event::Review(_) | Event::Endpoint(_) | Event::Campaign(_) => {}
+            // Consent capture: its confirmations are ordinary `OptedIn` events; the wording
+            // streams are kept because an opt-in must cite a published one.
+            Event::Consent(event) => {
+                let state = self
+                    .consent
+                    .remove(&event.stream_name())
+                    .unwrap_or_default();
+                self.consent.insert(event.stream_name(), state.apply(event));
+            }
         }
     }
 
@@ -252,16 +262,39 @@ impl SimHub {
     // -----------------------------------------------------------------------------------------
     // Contacts
 
+    /// The wording the simulator's opt-ins cite, published on first use as an operator would.
+    fn published_wording(&mut self, now: Timestamp) -> ConsentState {
+        let command = consent::PublishWording {
+            business: "Simulated Business".into(),
+            language: "en".into(),
+            text: "I agree to receive WhatsApp messages from Simulated Business.".into(),
+        };
+        let stream = consent::wording_stream(&consent::wording_version(
+            &command.business,
+            &command.language,
+            &command.text,
+        ));
+        let existing = self.consent.get(&stream).cloned().unwrap_or_default();
+        if let Ok(events) = consent::publish_wording(&existing, &command, now) {
+            self.append(events);
+        }
+        self.consent.get(&stream).cloned().unwrap_or_default()
+    }
+
     pub fn opt_in(&mut self, contact: &ContactId, now: Timestamp) {
+        let wording = self.published_wording(now);
         let command = RecordOptIn {
             contact: contact.clone(),
             source: OptInSource::WebForm,
             evidence: "https://example.test/form".into(),
             recorded_by: "sim".into(),
-            wording_version: "v1".into(),
+            wording_version: wording
+                .wording
+                .as_ref()
+                .map_or_else(String::new, |w| w.version.clone()),
             evidence_at: None,
         };
-        if let Ok(events) = decide::opt_in(&self.contact(contact), &command, now) {
+        if let Ok(events) = decide::opt_in(&self.contact(contact), &wording, &command, now) {
             self.append(events);
         }
     }

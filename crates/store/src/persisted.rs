@@ -31,6 +31,8 @@ use wagate_domain::{
 
 use crate::record::{NewEvent, RecordedEvent};
 
+mod campaign;
+
 /// Why a stored event could not be turned back into a domain event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -83,7 +85,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 39] = [
+pub const EVENT_TYPES: [&str; 50] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -120,9 +122,20 @@ pub const EVENT_TYPES: [&str; 39] = [
     "ConsentWordingPublished",
     "ConsentCampaignCreated",
     "OptInRequested",
+    "ConsentCampaignClosed",
     "WebhookEndpointRegistered",
     "WebhookEndpointDeleted",
     "ProviderPriceReported",
+    "CampaignCreated",
+    "CampaignListed",
+    "CampaignStarted",
+    "CampaignPaused",
+    "CampaignCancelled",
+    "CampaignRowSent",
+    "CampaignRowRefused",
+    "CampaignCompleted",
+    "WebhookEndpointDisabled",
+    "WebhookEndpointEnabled",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -910,6 +923,12 @@ struct OptInRequestedV1 {
     at_ns: i64,
 }
 
+#[derive(Serialize, Deserialize)]
+struct ConsentCampaignClosedV1 {
+    campaign: String,
+    at_ns: i64,
+}
+
 /// No secret: deliveries are signed with a secret derived from a key kept outside the log.
 #[derive(Serialize, Deserialize)]
 struct WebhookEndpointRegisteredV1 {
@@ -921,6 +940,20 @@ struct WebhookEndpointRegisteredV1 {
 
 #[derive(Serialize, Deserialize)]
 struct WebhookEndpointDeletedV1 {
+    endpoint: String,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointDisabledV1 {
+    endpoint: String,
+    reason: String,
+    failing_since_ns: i64,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WebhookEndpointEnabledV1 {
     endpoint: String,
     at_ns: i64,
 }
@@ -1266,6 +1299,7 @@ fn encode_payload(event: &Event) -> Vec<u8> {
             }),
         },
         Event::Consent(event) => encode_consent(event),
+        Event::Campaign(event) => campaign::encode(event),
         Event::Endpoint(event) => match event {
             EndpointEvent::Registered {
                 endpoint,
@@ -1279,6 +1313,21 @@ fn encode_payload(event: &Event) -> Vec<u8> {
                 at_ns: ns(*at),
             }),
             EndpointEvent::Deleted { endpoint, at } => bytes(&WebhookEndpointDeletedV1 {
+                endpoint: endpoint.to_string(),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Disabled {
+                endpoint,
+                reason,
+                failing_since,
+                at,
+            } => bytes(&WebhookEndpointDisabledV1 {
+                endpoint: endpoint.to_string(),
+                reason: reason.clone(),
+                failing_since_ns: ns(*failing_since),
+                at_ns: ns(*at),
+            }),
+            EndpointEvent::Enabled { endpoint, at } => bytes(&WebhookEndpointEnabledV1 {
                 endpoint: endpoint.to_string(),
                 at_ns: ns(*at),
             }),
@@ -1331,6 +1380,10 @@ fn encode_consent(event: &ConsentEvent) -> Vec<u8> {
             wording_version: wording_version.clone(),
             text_hash: text_hash.clone(),
             evidence: evidence.clone(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::CampaignClosed { campaign, at } => bytes(&ConsentCampaignClosedV1 {
+            campaign: campaign.clone(),
             at_ns: ns(*at),
         }),
     }
@@ -1630,6 +1683,9 @@ impl Reader<'_> {
     }
 
     fn decode(&mut self) -> Result<Event, DecodeError> {
+        if let Some(campaign) = self.decode_campaign() {
+            return campaign;
+        }
         let event: Event = match self.event_type {
             "OptedIn" => {
                 let m: OptedInV2 = match self.version {
@@ -2018,6 +2074,14 @@ impl Reader<'_> {
                 }
                 .into()
             }
+            "ConsentCampaignClosed" => {
+                let m: ConsentCampaignClosedV1 = self.mirror()?;
+                ConsentEvent::CampaignClosed {
+                    campaign: m.campaign,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
             "WebhookEndpointRegistered" => {
                 let m: WebhookEndpointRegisteredV1 = self.mirror()?;
                 let events = m
@@ -2036,6 +2100,24 @@ impl Reader<'_> {
             "WebhookEndpointDeleted" => {
                 let m: WebhookEndpointDeletedV1 = self.mirror()?;
                 EndpointEvent::Deleted {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointDisabled" => {
+                let m: WebhookEndpointDisabledV1 = self.mirror()?;
+                EndpointEvent::Disabled {
+                    endpoint: self.endpoint(&m.endpoint)?,
+                    reason: m.reason,
+                    failing_since: self.at(m.failing_since_ns),
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "WebhookEndpointEnabled" => {
+                let m: WebhookEndpointEnabledV1 = self.mirror()?;
+                EndpointEvent::Enabled {
                     endpoint: self.endpoint(&m.endpoint)?,
                     at: self.at(m.at_ns),
                 }

@@ -27,6 +27,9 @@ pub const COUNTS_FORM: u16 = 1;
 pub const COSTS_FORM: u16 = 2;
 /// The review queue's aggregate (`review:queue`) snapshot's current form.
 pub const REVIEW_FORM: u16 = 1;
+/// A webhook endpoint's delivery log (slot `webhook-deliveries:<id>`) current form, of its
+/// state and of each attempt entry.
+pub const DELIVERY_LOG_FORM: u16 = 1;
 
 /// Why snapshot bytes were not used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -133,6 +136,50 @@ pub fn encode_counts(form: &CountsV1) -> Vec<u8> {
 
 pub fn decode_counts(bytes: &[u8]) -> Result<CountsV1, FormError> {
     decode_versioned(COUNTS_FORM, bytes)
+}
+
+/// A webhook endpoint's delivery log state: the next attempt's number (attempts are the slot's
+/// entries, keyed by number; the oldest beyond the bound are removed as new ones are written),
+/// and the endpoint's health. Times are (unix seconds, nanoseconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryLogV1 {
+    pub next: u64,
+    /// The first failure since the last acknowledged attempt (`None`: not failing).
+    pub failing_since: Option<(i64, u32)>,
+    pub last_success: Option<(i64, u32)>,
+}
+
+/// One delivery attempt: never a body, a header or a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttemptV1 {
+    pub position: u64,
+    pub event_id: String,
+    /// The outgoing kind's name (`opted_out`, …).
+    pub kind: String,
+    pub at: (i64, u32),
+    /// The receiver's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// The transport error, when it did not (or how an answer was read).
+    pub error: Option<String>,
+    /// 1 for the first attempt of this event, counting on while it fails.
+    pub attempt: u32,
+    pub acknowledged: bool,
+}
+
+pub fn encode_delivery_log(form: &DeliveryLogV1) -> Vec<u8> {
+    encode_versioned(DELIVERY_LOG_FORM, form)
+}
+
+pub fn decode_delivery_log(bytes: &[u8]) -> Result<DeliveryLogV1, FormError> {
+    decode_versioned(DELIVERY_LOG_FORM, bytes)
+}
+
+pub fn encode_delivery_attempt(form: &DeliveryAttemptV1) -> Vec<u8> {
+    encode_versioned(DELIVERY_LOG_FORM, form)
+}
+
+pub fn decode_delivery_attempt(bytes: &[u8]) -> Result<DeliveryAttemptV1, FormError> {
+    decode_versioned(DELIVERY_LOG_FORM, bytes)
 }
 
 fn encode_versioned<T: Serialize>(version: u16, body: &T) -> Vec<u8> {

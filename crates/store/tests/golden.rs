@@ -73,6 +73,68 @@ fn portfolio() -> PortfolioId {
 /// The golden sample of every event type: every optional field set, non-trivial values.
 fn golden_samples() -> Vec<Event> {
     let t = at(1_764_000_000, 123_456_789);
+    let mut samples = campaign_samples(t);
+    samples.extend(golden_samples_before_campaigns(t));
+    samples
+}
+
+fn campaign_samples(t: DateTime<Utc>) -> Vec<Event> {
+    use wagate_domain::campaign::{CampaignEvent, CampaignRow, OnLimit};
+    let campaign = wagate_domain::CampaignId::from_uuid(Uuid::from_u128(
+        0x0190_b5a2_7c1e_7000_8000_0000_0000_0c0d,
+    ))
+    .expect("campaign id");
+    let message = MessageId::from_uuid(Uuid::from_u128(0x0190_b5a2_7c1e_7000_8000_0000_0000_0001))
+        .expect("message id");
+    vec![
+        CampaignEvent::Created {
+            campaign,
+            sender: WhatsAppAddress::parse("whatsapp:+15550001111").expect("sender"),
+            workflow: Workflow::parse("lead_qualification").expect("workflow"),
+            template: TemplateId::parse("deal_alert").expect("template"),
+            rows: vec![
+                CampaignRow {
+                    to: wagate_domain::PhoneNumber::parse("+41790000001").expect("number"),
+                    variables: vec![("1".into(), "Ana".into()), ("2".into(), "Zürich".into())],
+                },
+                CampaignRow {
+                    to: wagate_domain::PhoneNumber::parse("+41790000002").expect("number"),
+                    variables: vec![("1".into(), "Max".into()), ("2".into(), "Bern".into())],
+                },
+            ],
+            on_limit: OnLimit::Wait,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::Listed { campaign, at: t }.into(),
+        CampaignEvent::Started { campaign, at: t }.into(),
+        CampaignEvent::Paused { campaign, at: t }.into(),
+        CampaignEvent::Cancelled {
+            campaign,
+            withdrawn: 1,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::RowSent {
+            campaign,
+            row: 1,
+            message,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::RowRefused {
+            campaign,
+            row: 2,
+            message,
+            rule: RuleId::OptedOut,
+            at: t,
+        }
+        .into(),
+        CampaignEvent::Completed { campaign, at: t }.into(),
+    ]
+}
+
+fn golden_samples_before_campaigns(t: DateTime<Utc>) -> Vec<Event> {
     vec![
         Event::Contact(ContactEvent::OptedIn {
             contact: contact(),
@@ -293,6 +355,16 @@ fn golden_samples() -> Vec<Event> {
             endpoint: EndpointId::from_bytes([0x5a; 16]),
             at: t,
         }),
+        Event::Endpoint(EndpointEvent::Disabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            reason: "answered 503".into(),
+            failing_since: t,
+            at: t,
+        }),
+        Event::Endpoint(EndpointEvent::Enabled {
+            endpoint: EndpointId::from_bytes([0x5a; 16]),
+            at: t,
+        }),
         Event::Review(ReviewEvent::Resolved {
             item: 7,
             reason: ReviewReason::OptOutRequest,
@@ -322,6 +394,10 @@ fn golden_samples() -> Vec<Event> {
             wording_version: "w-0123456789abcdef".into(),
             text_hash: "ab".repeat(32),
             evidence: "submitted 2026-01-01T00:00:00Z from 192.0.2.1 (Mozilla/5.0)".into(),
+            at: t,
+        }),
+        Event::Consent(ConsentEvent::CampaignClosed {
+            campaign: "WG-OPEN1".into(),
             at: t,
         }),
         Event::Template(TemplateEvent::Registered {

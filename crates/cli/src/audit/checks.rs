@@ -642,7 +642,10 @@ impl Auditor {
             // its own `OptedOut`, checked above).
             "ReviewRaised" | "ReviewResolved" => {}
             // Outgoing webhook endpoints: configuration no compliance rule reads.
-            "WebhookEndpointRegistered" | "WebhookEndpointDeleted" => {}
+            "WebhookEndpointRegistered"
+            | "WebhookEndpointDeleted"
+            | "WebhookEndpointDisabled"
+            | "WebhookEndpointEnabled" => {}
             other => {
                 *self
                     .summary

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use wagate_app::{Handler, HandlerFailure, Hub, LoggedEvent};
 use wagate_domain::{
-    ContactEvent, ContactId, Event, MessageEvent, MessageId, ReviewReason, ReviewSubject, Timestamp,
+    Consent, ContactEvent, ContactId, Event, MessageEvent, MessageId, ReviewReason, ReviewSubject,
+    Timestamp,
 };
 use wagate_providers::hubspot::{
     CommunicationInput, HubSpotClient, HubSpotError, NoteInput, ObjectType,
@@ -181,8 +182,7 @@ impl Mirror {
                     "WhatsApp opt-in recorded by wagate (source: {}).",
                     source.as_str()
                 );
-                self.consent(contact, logged, &text, evidence_at, "opted_in")
-                    .await
+                self.consent(hub, contact, logged, &text, evidence_at).await
             }
             Event::Contact(ContactEvent::OptedOut {
                 contact,
@@ -194,8 +194,7 @@ impl Mirror {
                     "WhatsApp opt-out recorded by wagate (source: {}): no more business-initiated WhatsApp messages.",
                     source.as_str()
                 );
-                self.consent(contact, logged, &text, evidence_at, "opted_out")
-                    .await
+                self.consent(hub, contact, logged, &text, evidence_at).await
             }
             _ => Ok(()),
         }
@@ -236,13 +235,15 @@ impl Mirror {
         Ok(())
     }
 
+    /// The note of one opt-in or opt-out, and the consent property set to the contact's
+    /// consent now: a backfill re-reading an old opt-out must not undo a later opt-in.
     async fn consent(
         &mut self,
+        hub: &Hub,
         contact: &ContactId,
         logged: &LoggedEvent,
         text: &str,
         at: &Timestamp,
-        state: &str,
     ) -> Result<(), MirrorError> {
         let record = Record::Note(NoteInput {
             body: render::html(text),
@@ -256,6 +257,14 @@ impl Mirror {
         if let Some(property) = self.options.consent_property.clone() {
             let Some(hubspot_contact) = self.contact(contact).await? else {
                 return Ok(());
+            };
+            let view = hub
+                .contact(contact)
+                .map_err(|error| MirrorError::Hub(error.to_string()))?;
+            let state = match view.state.consent {
+                Consent::OptedIn(_) => "opted_in",
+                Consent::OptedOut { .. } => "opted_out",
+                Consent::Unknown => return Ok(()),
             };
             let properties = BTreeMap::from([(property, state.to_owned())]);
             self.client

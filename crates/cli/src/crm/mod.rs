@@ -3,16 +3,20 @@
 //! ([`mirror`]), with its own durable record of what became which HubSpot object ([`links`]).
 //!
 //! `serve` runs it when `WAGATE_HUBSPOT_TOKEN` is set, starting at the head the first time (the
-//! history is `wagate crm backfill`'s); `wagate crm backfill --from POSITION` mirrors a stopped
-//! database's log from a position to its head with the same handler and the same links, so
-//! nothing it already mirrored is created twice.
+//! history is a backfill's). A backfill mirrors the log again from a position with the same
+//! handler and the same links, so nothing already mirrored is created twice: on a running hub
+//! (`POST /v1/crm/backfill`, `wagate crm backfill --hub URL`) its mirror does it beside the
+//! live follower ([`live`]); `wagate crm backfill --data DIR` does it on a stopped database.
 
 mod backfill;
 pub mod links;
+pub mod live;
 pub mod mirror;
 mod render;
 
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use wagate_app::{Follower, FollowerError, FollowerSettings, Hub};
@@ -21,6 +25,7 @@ use wagate_providers::hubspot::HubSpotClient;
 pub use backfill::{run as backfill, CrmArgs};
 
 use crate::settings::CrmSettings;
+use live::LiveMirror;
 use mirror::{Mirror, MirrorOptions};
 
 /// The follower's checkpoint name.
@@ -61,13 +66,32 @@ pub fn mirror(settings: &CrmSettings) -> Result<Mirror, CrmError> {
     ))
 }
 
-/// Runs the mirror until `shutdown` turns true. With no checkpoint yet it starts at the head.
-pub async fn run(
+/// The mirror `serve` runs (not yet following: [`run`] does), as the HTTP face's backfill
+/// handle too.
+pub fn live(
     hub: Hub,
-    settings: CrmSettings,
+    settings: &CrmSettings,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), CrmError> {
-    let handler = mirror(&settings)?;
+) -> Result<Arc<LiveMirror>, CrmError> {
+    let handler = mirror(settings)?;
+    Ok(Arc::new(LiveMirror::new(
+        hub,
+        handler,
+        follower_settings(),
+        shutdown,
+    )))
+}
+
+/// Runs the mirror until its shutdown turns true. With no checkpoint yet it starts at the head.
+/// A backfill still running is awaited (it stops at the same shutdown).
+pub async fn run(live: Arc<LiveMirror>) -> Result<(), CrmError> {
+    let result = follow(&live).await;
+    live.stopped().await;
+    result
+}
+
+async fn follow(live: &LiveMirror) -> Result<(), CrmError> {
+    let hub = live.hub().clone();
     let start = |error: wagate_app::AppError| CrmError::Start(error.to_string());
     if hub.checkpoint(CHECKPOINT).map_err(start)?.is_none() {
         hub.save_checkpoint(CHECKPOINT, hub.head_position())
@@ -76,7 +100,7 @@ pub async fn run(
     }
     let follower = Follower::durable(&hub, CHECKPOINT, follower_settings()).map_err(start)?;
     tracing::info!(from = follower.position(), "HubSpot mirror started");
-    if let Err(error) = follower.run(hub, handler, shutdown).await {
+    if let Err(error) = follower.run(hub, live.handler(), live.shutdown()).await {
         // Said at once, not only when `serve` stops: the timeline is no longer updated.
         tracing::error!(%error, "the HubSpot mirror stopped; restart serve once HubSpot answers");
         return Err(error.into());

@@ -52,6 +52,8 @@ pub(super) struct FileConfig {
     pub rejected_retention_days: Option<u64>,
     /// `serve` only: the cost ledger's price table file (see settings/prices.rs).
     pub price_table: Option<PathBuf>,
+    /// `serve` only: disable an outgoing webhook endpoint after failing this many days.
+    pub webhook_disable_after_days: Option<f64>,
 }
 
 /// One `[[tokens]]` table: `name = "outreach-bot"`, `role = "agent"`, `token = "…"` (or an

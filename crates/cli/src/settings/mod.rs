@@ -11,6 +11,7 @@ mod alerts;
 mod crm;
 mod dispatch;
 mod error;
+mod event_webhooks;
 mod file;
 mod limits;
 mod op;
@@ -94,6 +95,8 @@ pub mod env {
     pub const HUBSPOT_CONSENT_PROPERTY: &str = "WAGATE_HUBSPOT_CONSENT_PROPERTY";
     pub const HUBSPOT_ID_PROPERTY: &str = "WAGATE_HUBSPOT_ID_PROPERTY";
     pub const HUBSPOT_STATE_FILE: &str = "WAGATE_HUBSPOT_STATE_FILE";
+    // The outgoing event webhooks (see settings/event_webhooks.rs).
+    pub const WEBHOOK_DISABLE_AFTER_DAYS: &str = "WAGATE_WEBHOOK_DISABLE_AFTER_DAYS";
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct ServeFlags {
     pub meta_app_id: Option<String>,
     /// `--price-table FILE`: the cost ledger's price table.
     pub price_table: Option<PathBuf>,
+    /// `--webhook-disable-after-days` (checked with the other sources' values).
+    pub webhook_disable_after_days: Option<String>,
 }
 
 /// Twilio credentials (webhook signatures; the dispatcher's Messages API calls).
@@ -154,6 +156,8 @@ pub struct ServeConfig {
     pub crm: Option<super::CrmSettings>,
     /// What messages cost (empty: every cost is reported unpriced).
     pub prices: wagate_app::PriceTable,
+    /// How long an outgoing webhook endpoint fails before it is disabled.
+    pub webhook_disable_after: chrono::TimeDelta,
 }
 
 impl ServeConfig {
@@ -232,6 +236,10 @@ impl ServeConfig {
         let alerts = super::alerts::alerts(&sources)?;
         let crm = super::crm::crm(&sources, &data_dir)?;
         let prices = super::prices::price_table(flags.price_table.clone(), &sources)?;
+        let webhook_disable_after = super::event_webhooks::disable_after(
+            flags.webhook_disable_after_days.clone(),
+            &sources,
+        )?;
 
         let mut generated = Vec::new();
         let live =
@@ -303,6 +311,7 @@ impl ServeConfig {
             alerts,
             crm,
             prices,
+            webhook_disable_after,
         })
     }
 
@@ -311,6 +320,7 @@ impl ServeConfig {
         let meta = self.providers.meta();
         HttpSettings {
             templates: Default::default(),
+            crm: None,
             listen: self.listen,
             audit_dir: self.rejected_dir.clone(),
             rejected: self.rejected,

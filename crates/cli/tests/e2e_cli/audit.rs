@@ -757,7 +757,7 @@ async fn an_opt_in_with_evidence_older_than_the_stop_is_found() {
             source: wagate_domain::OptInSource::WebForm,
             evidence: "https://example.com/forms/1".into(),
             recorded_by: "ops".into(),
-            wording_version: "v1".into(),
+            wording_version: log.published_wording().await,
             evidence_at: None,
         })
         .await
@@ -766,12 +766,13 @@ async fn an_opt_in_with_evidence_older_than_the_stop_is_found() {
     log.inbound(LEA, "STOP", "in-stop").await;
     log.advance(chrono::TimeDelta::minutes(10));
     // The hub refuses the old form as new consent; a newer one opts her in again.
+    let wording = log.published_wording().await;
     let again = |evidence_at| wagate_domain::decide::RecordOptIn {
         contact: contact(LEA),
         source: wagate_domain::OptInSource::WebForm,
         evidence: "https://example.com/forms/2".into(),
         recorded_by: "ops".into(),
-        wording_version: "v1".into(),
+        wording_version: wording.clone(),
         evidence_at: Some(evidence_at),
     };
     assert!(operator(&log).opt_in(again(before)).await.is_err());
@@ -811,7 +812,7 @@ async fn an_opt_in_recorded_by_the_agent_is_found() {
             source: wagate_domain::OptInSource::WebForm,
             evidence: "https://example.com/forms/1".into(),
             recorded_by: "ops".into(),
-            wording_version: "v1".into(),
+            wording_version: log.published_wording().await,
             evidence_at: None,
         })
         .await

@@ -67,6 +67,7 @@ fn explain_says_why_in_plain_words_citing_log_positions() {
         "2",
     ]));
     ok(&hub.wagate(&["templates", "status", TEMPLATE, "approved"]));
+    let wording = hub.published_wording();
     ok(&hub.wagate(&[
         "opt-in",
         LEA,
@@ -77,7 +78,7 @@ fn explain_says_why_in_plain_words_citing_log_positions() {
         "--recorded-by",
         "ops@example.com",
         "--wording-version",
-        "v2",
+        wording.as_str(),
     ]));
     let sent: Value = serde_json::from_str(&ok(&hub.wagate(&SEND_TEMPLATE))).expect("json");
     let id = sent["message_id"].as_str().expect("message id").to_owned();

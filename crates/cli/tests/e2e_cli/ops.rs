@@ -87,6 +87,7 @@ fn an_operator_sets_up_a_hub_and_sends() {
     assert_eq!(output.status.code(), Some(4));
     assert_eq!(json(&output)["error"]["rule"], "no_opt_in");
 
+    let wording = hub.published_wording();
     let text = ok(&hub.wagate(&[
         "opt-in",
         LEA,
@@ -97,7 +98,7 @@ fn an_operator_sets_up_a_hub_and_sends() {
         "--recorded-by",
         "ops@example.com",
         "--wording-version",
-        "v2",
+        wording.as_str(),
     ]));
     assert!(
         text.contains("opt-in of +41790000001 (web_form) recorded at position"),
@@ -128,7 +129,7 @@ fn an_operator_sets_up_a_hub_and_sends() {
 
     let text = ok(&hub.wagate(&["contact", LEA]));
     assert!(text.contains("consent          opted_in"), "{text}");
-    assert!(text.contains("wording v2"), "{text}");
+    assert!(text.contains(&format!("wording {wording}")), "{text}");
     assert!(text.contains(&id), "{text}");
 
     // Freeform without an inbound: window_closed.

@@ -102,14 +102,30 @@ impl LogBuilder {
             .expect("approve");
     }
 
+    /// Publishes the consent wording test opt-ins cite (an opt-in must cite a published one);
+    /// the same text again is the same version. Answers the version.
+    pub async fn published_wording(&self) -> String {
+        self.hub
+            .publish_wording(wagate_domain::consent::PublishWording {
+                business: "Acme Homes".into(),
+                language: "en".into(),
+                text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+            })
+            .await
+            .expect("publish wording")
+            .0
+            .version
+    }
+
     pub async fn opt_in(&self, number: &str) {
+        let wording_version = self.published_wording().await;
         self.hub
             .opt_in(RecordOptIn {
                 contact: contact(number),
                 source: OptInSource::WebForm,
                 evidence: "https://example.com/forms/123".into(),
                 recorded_by: "agent".into(),
-                wording_version: "v1".into(),
+                wording_version,
                 evidence_at: None,
             })
             .await
@@ -341,6 +357,25 @@ impl ServedHub {
 }
 
 impl ServedHub {
+    /// Publishes the consent wording the tests' opt-ins cite, through `wagate consent
+    /// wording` (an opt-in must cite a published one); answers its version.
+    pub fn published_wording(&self) -> String {
+        let output = self.wagate(&[
+            "consent",
+            "wording",
+            "--business",
+            "Acme Homes",
+            "--language",
+            "en",
+            "--text",
+            "I agree to receive WhatsApp messages from Acme Homes.",
+            "--json",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("json");
+        answer["version"].as_str().expect("version").to_owned()
+    }
+
     /// Stops the hub (its database stays, for `--data` commands).
     pub fn stop(&mut self) {
         let _ = self.child.kill();

@@ -86,6 +86,7 @@ pub(crate) async fn serve_sends_once_on_an_unreadable_2xx_and_the_callback_settl
         ],
         &[],
     );
+    let wording = hub.published_wording().await;
     let setup = [
         (
             "/v1/senders".to_owned(),
@@ -106,7 +107,7 @@ pub(crate) async fn serve_sends_once_on_an_unreadable_2xx_and_the_callback_settl
         ),
         (
             format!("/v1/contacts/{}/opt-in", support::CONTACT),
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
         ),
     ];
     for (path, body) in setup {
@@ -202,12 +203,13 @@ async fn an_unreadable_2xx_with_no_callback_expires_into_failed_after_one_call()
     hub.set_template_status(&template(), ApprovalStatus::Approved, "approved")
         .await
         .expect("approve");
+    let wording_version = crate::published_wording(&hub).await;
     hub.opt_in(RecordOptIn {
         contact: ContactId::Phone(PhoneNumber::parse(support::CONTACT).expect("contact")),
         source: OptInSource::WebForm,
         evidence: "https://example.com/forms/1".into(),
         recorded_by: "agent".into(),
-        wording_version: "v1".into(),
+        wording_version,
         evidence_at: None,
     })
     .await

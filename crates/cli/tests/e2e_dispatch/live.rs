@@ -108,10 +108,11 @@ pub(crate) async fn serve_sends_through_twilio_and_matches_its_callbacks() {
         json!({"status": "approved"}),
     )
     .await;
+    let wording = hub.published_wording().await;
     post_ok(
         &hub,
         &format!("/v1/contacts/{}/opt-in", support::CONTACT),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
     )
     .await;
     let response = hub
@@ -225,10 +226,11 @@ async fn serve_sends_through_the_cloud_api() {
         json!({"status": "approved"}),
     )
     .await;
+    let wording = hub.published_wording().await;
     post_ok(
         &hub,
         &format!("/v1/contacts/{}/opt-in", support::CONTACT),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
     )
     .await;
     let send = json!({"to": support::CONTACT, "from": META_SENDER, "workflow": "status_update",

@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod campaigns;
 mod in_doubt;
 mod live;
 mod on_postgres;
@@ -30,6 +31,7 @@ impl Drop for Dispatcher {
 const SANDBOX_SENDER: &str = "whatsapp:+15550001111";
 
 async fn sandbox_ready(hub: &Hub, contact: &str) {
+    let wording = hub.published_wording().await;
     let calls = [
         (
             "/v1/senders".to_owned(),
@@ -50,7 +52,7 @@ async fn sandbox_ready(hub: &Hub, contact: &str) {
         ),
         (
             format!("/v1/contacts/{contact}/opt-in"),
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
         ),
     ];
     for (path, body) in calls {
@@ -285,4 +287,18 @@ fn wagate_dispatch_names_a_missing_hub_token() {
             && stderr.contains("WAGATE_DISPATCHER_TOKEN"),
         "{stderr}"
     );
+}
+
+/// Publishes, through an in-process hub, the consent wording test opt-ins cite (an opt-in must
+/// cite a published one); the same text again is the same version. Answers the version.
+pub(crate) async fn published_wording(hub: &wagate_app::Hub) -> String {
+    hub.publish_wording(wagate_domain::consent::PublishWording {
+        business: "Acme Homes".into(),
+        language: "en".into(),
+        text: "I agree to receive WhatsApp messages from Acme Homes.".into(),
+    })
+    .await
+    .expect("publish wording")
+    .0
+    .version
 }

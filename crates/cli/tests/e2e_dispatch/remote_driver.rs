@@ -135,12 +135,13 @@ async fn prepare(hub: &Hub) {
     hub.set_template_status(&template(), ApprovalStatus::Approved, "approved")
         .await
         .expect("approve");
+    let wording_version = crate::published_wording(hub).await;
     hub.opt_in(RecordOptIn {
         contact: ContactId::Phone(PhoneNumber::parse(CONTACT).expect("contact")),
         source: OptInSource::WebForm,
         evidence: "https://example.com/forms/1".into(),
         recorded_by: "agent".into(),
-        wording_version: "v1".into(),
+        wording_version,
         evidence_at: None,
     })
     .await

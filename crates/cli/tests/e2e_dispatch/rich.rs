@@ -263,10 +263,11 @@ async fn cloud_api_template_with_header_media_matches_the_fixture() {
         json!({"status": "approved"}),
     )
     .await;
+    let wording = hub.published_wording().await;
     post_ok(
         &hub,
         &format!("/v1/contacts/{}/opt-in", support::CONTACT),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
     )
     .await;
     // Plain http is refused before anything is recorded.

@@ -77,19 +77,19 @@ pub fn local(hub: &Hub, page_url: &str) -> String {
 }
 
 /// The hidden CSRF value of the page's opt-in form.
-fn csrf_of(page: &str) -> String {
+pub fn csrf_of(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     page[start..start + 64].to_owned()
 }
 
-async fn open_form(hub: &Hub, page: &str) -> String {
+pub async fn open_form(hub: &Hub, page: &str) -> String {
     let response = hub.http.get(page).send().await.expect("page");
     assert_eq!(response.status(), 200);
     let html = response.text().await.expect("html");
     csrf_of(&html)
 }
 
-async fn submit(hub: &Hub, page: &str, fields: &[(&str, &str)]) -> (u16, String) {
+pub async fn submit(hub: &Hub, page: &str, fields: &[(&str, &str)]) -> (u16, String) {
     let response = hub
         .http
         .post(page)
@@ -110,7 +110,7 @@ pub async fn receipts(hub: &Hub, contact: &str) -> Vec<Value> {
     body["receipts"].as_array().expect("receipts").clone()
 }
 
-fn send_to(contact: &str) -> Value {
+pub fn send_to(contact: &str) -> Value {
     json!({"to": contact, "workflow": "appointment_scheduling",
            "template": {"content_sid": TEMPLATE, "variables": {"1": "Ana", "2": "Thu 10:00"}}})
 }

@@ -119,13 +119,14 @@ async fn delivered_template_sends_are_summed_by_template_and_month() {
         post_ok(&hub, API_TOKEN, path, body).await;
     }
     let month_before = chrono::Utc::now().format("%Y-%m").to_string();
+    let wording = hub.published_wording().await;
     for (n, contact) in CONTACTS.iter().enumerate() {
         post_ok(
             &hub,
             API_TOKEN,
             &format!("/v1/contacts/{contact}/opt-in"),
             json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                   "recorded_by": "e2e", "wording_version": "v1"}),
+                   "recorded_by": "e2e", "wording_version": wording}),
         )
         .await;
         let sent = post_ok(&hub, AGENT_TOKEN, "/v1/messages", template_send(contact)).await;

@@ -21,30 +21,32 @@ const PROVIDER_SID: &str = "SM0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 /// HubSpot as far as the mirror uses it, in memory.
 #[derive(Debug, Default)]
-struct State {
-    next_id: u64,
+pub(crate) struct State {
+    pub(crate) next_id: u64,
     /// id → phone.
-    contacts: BTreeMap<String, String>,
-    contact_properties: BTreeMap<String, Map<String, Value>>,
-    communications: BTreeMap<String, Map<String, Value>>,
-    notes: BTreeMap<String, Map<String, Value>>,
+    pub(crate) contacts: BTreeMap<String, String>,
+    pub(crate) contact_properties: BTreeMap<String, Map<String, Value>>,
+    pub(crate) communications: BTreeMap<String, Map<String, Value>>,
+    pub(crate) notes: BTreeMap<String, Map<String, Value>>,
     /// (object type, object id, contact id).
-    associations: Vec<(String, String, String)>,
+    pub(crate) associations: Vec<(String, String, String)>,
     /// 429s still to answer (to the next requests, whatever they are).
-    rate_limited: u32,
+    pub(crate) rate_limited: u32,
     /// Communication creates answered only after this long (the create is done at once).
-    slow_creates: Option<Duration>,
-    communication_searches: u32,
-    unauthorized: u32,
+    pub(crate) slow_creates: Option<Duration>,
+    /// Note creates answered only after this long (the create is done at once).
+    pub(crate) slow_notes: Option<Duration>,
+    pub(crate) communication_searches: u32,
+    pub(crate) unauthorized: u32,
     /// Contact creates answered 400, as HubSpot does for an invalid property value.
-    refuse_contacts: bool,
+    pub(crate) refuse_contacts: bool,
 }
 
 #[derive(Clone, Default)]
-struct FakeHubSpot(Arc<Mutex<State>>);
+pub(crate) struct FakeHubSpot(Arc<Mutex<State>>);
 
 impl FakeHubSpot {
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.0.lock().expect("fake state"))
     }
 }
@@ -185,7 +187,11 @@ impl Respond for FakeHubSpot {
                 let props = properties(request);
                 let id = new_id(&mut state);
                 state.notes.insert(id.clone(), props.clone());
-                ResponseTemplate::new(201).set_body_json(object(&id, &props))
+                let answer = ResponseTemplate::new(201).set_body_json(object(&id, &props));
+                match state.slow_notes {
+                    Some(delay) => answer.set_delay(delay),
+                    None => answer,
+                }
             }
             (
                 "PUT",
@@ -205,7 +211,7 @@ impl Respond for FakeHubSpot {
     }
 }
 
-async fn fake_hubspot() -> (MockServer, FakeHubSpot) {
+pub(crate) async fn fake_hubspot() -> (MockServer, FakeHubSpot) {
     let server = MockServer::start().await;
     let fake = FakeHubSpot::default();
     Mock::given(any())
@@ -215,7 +221,7 @@ async fn fake_hubspot() -> (MockServer, FakeHubSpot) {
     (server, fake)
 }
 
-fn start_hub(data: &std::path::Path, hubspot: &MockServer) -> Hub {
+pub(crate) fn start_hub(data: &std::path::Path, hubspot: &MockServer) -> Hub {
     start_with(
         data,
         &[
@@ -230,7 +236,7 @@ fn start_hub(data: &std::path::Path, hubspot: &MockServer) -> Hub {
     )
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -239,7 +245,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Sends the template as the agent: its message id.
-async fn send(hub: &Hub) -> String {
+pub(crate) async fn send(hub: &Hub) -> String {
     let sent = hub
         .post_as(AGENT_TOKEN, "/v1/messages", template_send(CONTACT))
         .await;
@@ -251,7 +257,7 @@ async fn send(hub: &Hub) -> String {
 }
 
 /// Claims `id` and reports Twilio's acceptance, as the dispatcher.
-async fn dispatch(hub: &Hub, id: &str) {
+pub(crate) async fn dispatch(hub: &Hub, id: &str) {
     let claim = hub
         .post_as(
             DISPATCHER_TOKEN,
@@ -626,7 +632,7 @@ async fn a_record_hubspot_refuses_is_a_review_item_and_the_rest_goes_on() {
     });
 }
 
-async fn wait_for_async(what: &str, mut done: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for_async(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -142,11 +142,12 @@ async fn register(hub: &Hub, url: &str, events: &[&str]) -> (String, String) {
 
 /// An explicit opt-in of the test contact (recorded every time: each is a receipt).
 async fn opt_in(hub: &Hub) -> u64 {
+    let wording = hub.published_wording().await;
     let response = hub
         .post(
             &format!("/v1/contacts/{CONTACT}/opt-in"),
             json!({"source": "web_form", "evidence": "https://example.com/f/2", "recorded_by": "e2e",
-                   "wording_version": "v1"}),
+                   "wording_version": wording}),
         )
         .await;
     assert!(response.status().is_success(), "{}", response.status());

@@ -206,11 +206,12 @@ async fn sigterm_with_a_slow_client_open_exits_within_the_grace_and_keeps_what_w
         ("WAGATE_BODY_READ_TIMEOUT_SECONDS", "600"),
     ];
     let hub = serve(data.path(), &limits);
+    let wording = hub.published_wording().await;
     let acknowledged = hub
         .post(
             &format!("/v1/contacts/{CONTACT}/opt-in"),
             json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                   "recorded_by": "e2e", "wording_version": "v1"}),
+                   "recorded_by": "e2e", "wording_version": wording}),
         )
         .await;
     assert!(

@@ -219,9 +219,25 @@ async fn keyword_consent_comes_only_from_the_contact() {
     hub.ready().await;
     let path = format!("/v1/contacts/{CONTACT}/opt-in");
     let opt_in = |body: Value| hub.post(&path, body);
+    let wording = hub.published_wording().await;
     let before = hub.events().await.len();
+    // Every opt-in cites a published wording: a made-up version is refused, naming it.
+    let made_up = opt_in(
+        json!({"source": "web_form", "evidence": "https://example.com/f/9",
+                                "recorded_by": "ops", "wording_version": "v1"}),
+    )
+    .await;
+    let error = error_of(made_up, 400).await;
+    assert_eq!(error["field"], "wording_version", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"v1\"")),
+        "{error}"
+    );
+    assert_eq!(hub.events().await.len(), before, "nothing appended");
     let keyword = opt_in(json!({"source": "keyword", "evidence": "START",
-                                "recorded_by": "agent", "wording_version": "v1"}))
+                                "recorded_by": "agent", "wording_version": wording}))
     .await;
     let error = error_of(keyword, 400).await;
     assert_eq!(error["field"], "source", "{error}");
@@ -233,25 +249,25 @@ async fn keyword_consent_comes_only_from_the_contact() {
     let before = hub.events().await.len();
     let undated = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                                "recorded_by": "ops", "wording_version": "v1"}),
+                                "recorded_by": "ops", "wording_version": wording}),
     )
     .await;
     assert_eq!(error_of(undated, 400).await["field"], "evidence_at");
     let stale = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                              "recorded_by": "ops", "wording_version": "v1", "evidence_at": "2026-01-01T00:00:00Z"}),
+                              "recorded_by": "ops", "wording_version": wording, "evidence_at": "2026-01-01T00:00:00Z"}),
     )
     .await;
     assert_eq!(error_of(stale, 400).await["field"], "evidence_at");
     let future = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                               "recorded_by": "ops", "wording_version": "v1", "evidence_at": "2999-01-01T00:00:00Z"}),
+                               "recorded_by": "ops", "wording_version": wording, "evidence_at": "2999-01-01T00:00:00Z"}),
     )
     .await;
     assert_eq!(error_of(future, 400).await["field"], "evidence_at");
     let garbled = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/2",
-                                "recorded_by": "ops", "wording_version": "v1", "evidence_at": "yesterday"}),
+                                "recorded_by": "ops", "wording_version": wording, "evidence_at": "yesterday"}),
     )
     .await;
     assert_eq!(error_of(garbled, 400).await["field"], "evidence_at");
@@ -262,7 +278,7 @@ async fn keyword_consent_comes_only_from_the_contact() {
         .to_rfc3339();
     let renewed = opt_in(
         json!({"source": "web_form", "evidence": "https://example.com/f/3",
-                                "recorded_by": "ops", "wording_version": "v1", "evidence_at": fresh}),
+                                "recorded_by": "ops", "wording_version": wording, "evidence_at": fresh}),
     )
     .await;
     assert_eq!(renewed.status(), 200);

@@ -339,8 +339,24 @@ impl Hub {
         self.child.wait().expect("wait")
     }
 
+    /// Publishes the consent wording test opt-ins cite (an opt-in must cite a published one);
+    /// the same text again is the same version. Answers the version.
+    pub async fn published_wording(&self) -> String {
+        let response = self
+            .post(
+                "/v1/consent/wordings",
+                json!({"business": "Acme Homes", "language": "en",
+                       "text": "I agree to receive WhatsApp messages from Acme Homes."}),
+            )
+            .await;
+        assert!(response.status().is_success(), "{}", response.status());
+        let body: Value = response.json().await.expect("json");
+        body["version"].as_str().expect("version").to_owned()
+    }
+
     /// A sender, an approved template and an opted-in contact.
     pub async fn ready(&self) {
+        let wording = self.published_wording().await;
         let calls = [
             (
                 "/v1/senders",
@@ -362,7 +378,7 @@ impl Hub {
             (
                 "/v1/contacts/+41790000001/opt-in",
                 json!({"source": "web_form", "evidence": "https://example.com/f/1",
-                       "recorded_by": "e2e", "wording_version": "v1"}),
+                       "recorded_by": "e2e", "wording_version": wording}),
             ),
         ];
         for (path, body) in calls {

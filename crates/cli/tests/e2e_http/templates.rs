@@ -21,6 +21,7 @@ async fn sendable_contact(hub: &Hub, sender: &str, provider: &str) {
     if provider == "meta" {
         register["meta_phone_number_id"] = json!("1098");
     }
+    let wording = hub.published_wording().await;
     let calls = [
         ("/v1/senders".to_owned(), register),
         (
@@ -29,7 +30,7 @@ async fn sendable_contact(hub: &Hub, sender: &str, provider: &str) {
         ),
         (
             format!("/v1/contacts/{CONTACT}/opt-in"),
-            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+            json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
         ),
     ];
     for (route, body) in calls {

@@ -207,6 +207,7 @@ pub(crate) async fn concurrent_webhooks_and_commands_each_land_exactly_once() {
             (body, signature)
         })
         .collect();
+    let wording = hub.published_wording().await;
     let mut tasks = tokio::task::JoinSet::new();
     // Every callback three times, concurrently, interleaved with sends and opt-ins.
     for round in 0..3 {
@@ -223,12 +224,13 @@ pub(crate) async fn concurrent_webhooks_and_commands_each_land_exactly_once() {
         }
         for n in 0..20 {
             let hub = Arc::clone(&hub);
+            let wording = wording.clone();
             tasks.spawn(async move {
                 let contact = format!("+4179100{round}{n:04}");
                 let opt_in = hub
                     .post(
                         &format!("/v1/contacts/{contact}/opt-in"),
-                        serde_json::json!({"source": "api", "evidence": "e2e", "recorded_by": "e2e", "wording_version": "v1"}),
+                        serde_json::json!({"source": "api", "evidence": "e2e", "recorded_by": "e2e", "wording_version": wording}),
                     )
                     .await
                     .status();

@@ -106,6 +106,20 @@ pub fn opted_out(wording: &Wording) -> Markup {
     )
 }
 
+pub fn closed(campaign: &Campaign, wording: &Wording) -> Markup {
+    layout(
+        "Campaign closed",
+        html! {
+            h1 { "This consent form is closed" }
+            p id="closed-campaign" {
+                "This form of " (wording.business) " (campaign " (campaign.code) ") is closed: "
+                "nothing was recorded and sending its WhatsApp message no longer records consent."
+            }
+            p { "To stop messages from " (wording.business) ", send STOP to them on WhatsApp." }
+        },
+    )
+}
+
 pub fn unknown() -> Markup {
     layout(
         "Unknown campaign",

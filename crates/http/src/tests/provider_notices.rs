@@ -136,6 +136,7 @@ async fn send_offer(app: &TestApp) -> Answer {
 async fn a_quality_drop_pauses_marketing_and_meta_decides_the_category() {
     let app = app();
     meta_sender(&app).await;
+    let wording = published_wording(&app).await;
     for (path, body) in [
         (
             "/v1/templates",
@@ -149,7 +150,7 @@ async fn a_quality_drop_pauses_marketing_and_meta_decides_the_category() {
         (
             "/v1/contacts/+41790000001/opt-in",
             json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "agent",
-                   "wording_version": "v1"}),
+                   "wording_version": wording}),
         ),
     ] {
         let answer = call(&app, api(Method::POST, path, Some(body))).await;
