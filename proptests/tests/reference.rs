@@ -518,7 +518,10 @@ impl Reference {
                     d.closed = true;
                 }
             }
-            MessageEvent::SendRefused { .. } | MessageEvent::UnmatchedStatusReceived { .. } => {}
+            // A provider's price changes nothing the rules read.
+            MessageEvent::SendRefused { .. }
+            | MessageEvent::UnmatchedStatusReceived { .. }
+            | MessageEvent::PriceReported { .. } => {}
         }
     }
 

@@ -1222,6 +1222,7 @@ impl World {
                             CALLBACK_CODES[*code % CALLBACK_CODES.len()],
                         ),
                         details: Vec::new(),
+                        pricing: None,
                     };
                     self.callback(command);
                 }

@@ -172,6 +172,7 @@ fn message_events(n: usize, at: Timestamp) -> (MessageId, Vec<Event>, Option<Eve
             error_code: None,
             details: Vec::new(),
             at,
+            pricing: None,
         }),
         Event::Message(MessageEvent::StatusChanged {
             message_id: id,
@@ -180,6 +181,7 @@ fn message_events(n: usize, at: Timestamp) -> (MessageId, Vec<Event>, Option<Eve
             error_code: None,
             details: Vec::new(),
             at,
+            pricing: None,
         }),
     ];
     (id, vec![intent], Some(reach), life)

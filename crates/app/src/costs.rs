@@ -24,9 +24,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wagate_domain::{
     CampaignEvent, ContactEvent, ContactId, Event, MessageEvent, MessageId, MessageStatus,
-    ProviderDetails, Timestamp,
+    ProviderDetails, ProviderKind, StatusPricing, Timestamp,
 };
-use wagate_store::snapshot_forms::{CostEntryV1, CostsV1};
+use wagate_store::snapshot_forms::{CostEntryV1, CostsV2};
 
 use crate::counts::FREEFORM;
 use crate::pricing::{PriceCategory, PriceQuery, PriceTable};
@@ -40,6 +40,10 @@ pub const NO_CAMPAIGN: &str = "(none)";
 /// How long after its intent a message waits to be charged: 30 days (Meta keeps trying to
 /// deliver a message for up to 30 days).
 pub const COST_ENTRY_MAX_AGE: TimeDelta = TimeDelta::days(30);
+
+/// How long after its charge a Twilio message's reported price still replaces the table's: the
+/// price follower gives up well before (docs/costs.md).
+pub const PRICE_WAIT: TimeDelta = TimeDelta::days(2);
 
 /// How long an inbound message keeps the customer-service window open.
 const WINDOW: TimeDelta = TimeDelta::hours(24);
@@ -150,6 +154,19 @@ pub(crate) struct Ledger {
     pending_campaigns: HashMap<MessageId, (String, i64)>,
     windows: HashMap<(String, Option<String>), i64>,
     newest: Option<i64>,
+    /// Charged Twilio messages whose provider price may still be reported.
+    awaiting_price: HashMap<MessageId, Charged>,
+}
+
+/// How a message sent through Twilio was charged, kept until Twilio reports its price
+/// (`ProviderPriceReported`) or [`PRICE_WAIT`] passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Charged {
+    /// Its keys in the five dimensions, in [`CostDimension::ALL`] order.
+    keys: [String; 5],
+    currency: Option<String>,
+    provider_micros: i64,
+    at: i64,
 }
 
 /// A digest of a table's entries: a ledger priced with another table is rebuilt.
@@ -251,6 +268,9 @@ impl Ledger {
         self.messages.retain(|_, entry| entry.intent_at >= oldest);
         self.pending_campaigns
             .retain(|_, (_, seen)| *seen >= oldest);
+        let price_oldest = at - PRICE_WAIT.num_seconds();
+        self.awaiting_price
+            .retain(|_, charged| charged.at >= price_oldest);
         let window_oldest = at - WINDOW.num_seconds();
         self.windows.retain(|_, last| *last >= window_oldest);
     }
@@ -317,15 +337,17 @@ impl Ledger {
             ),
             MessageEvent::StatusChanged {
                 message_id,
+                provider_ref,
                 status,
                 details,
+                pricing,
                 at,
                 ..
             } => {
                 let Some(entry) = self.messages.get_mut(message_id) else {
                     return;
                 };
-                if let Some(pricing) = ProviderPricing::from_details(details) {
+                if let Some(pricing) = ProviderPricing::of_status(pricing.as_ref(), details) {
                     if pricing.category.is_some() {
                         entry.provider_category = pricing.category;
                     }
@@ -336,7 +358,14 @@ impl Ledger {
                 match status {
                     MessageStatus::Delivered | MessageStatus::Read => {
                         if let Some(entry) = self.messages.remove(message_id) {
-                            self.charge(&entry, *at, prices);
+                            let charged = self.charge(&entry, *at, prices);
+                            // Twilio reports its price later, on the Message resource.
+                            if provider_ref
+                                .as_ref()
+                                .is_some_and(|r| r.provider() == ProviderKind::Twilio)
+                            {
+                                self.awaiting_price.insert(*message_id, charged);
+                            }
                         }
                     }
                     MessageStatus::Failed | MessageStatus::Undelivered => {
@@ -358,12 +387,40 @@ impl Ledger {
             } => {
                 self.messages.remove(message_id);
             }
+            MessageEvent::PriceReported {
+                message_id,
+                amount_micros,
+                currency,
+                ..
+            } => self.reprice(*message_id, *amount_micros, currency),
             _ => {}
         }
     }
 
-    /// Adds one delivered message to its five groups.
-    fn charge(&mut self, entry: &Entry, at: Timestamp, prices: &PriceTable) {
+    /// Replaces the table's provider price of a charged message by the one its provider
+    /// reported, in the reported currency (the fee stays the table's). A price for a message
+    /// not charged (failed, or charged too long ago) changes nothing.
+    fn reprice(&mut self, message: MessageId, amount_micros: i64, currency: &str) {
+        let Some(charged) = self.awaiting_price.remove(&message) else {
+            return;
+        };
+        for (dimension, key) in CostDimension::ALL.into_iter().zip(charged.keys) {
+            if let Some(sums) =
+                self.groups
+                    .get_mut(&(dimension, key.clone(), charged.currency.clone()))
+            {
+                sums.provider_micros = sums.provider_micros.saturating_sub(charged.provider_micros);
+            }
+            let sums = self
+                .groups
+                .entry((dimension, key, Some(currency.to_owned())))
+                .or_default();
+            sums.provider_micros = sums.provider_micros.saturating_add(amount_micros);
+        }
+    }
+
+    /// Adds one delivered message to its five groups; answers how it was charged.
+    fn charge(&mut self, entry: &Entry, at: Timestamp, prices: &PriceTable) -> Charged {
         let category = match &entry.provider_category {
             Some(reported) => PriceCategory::parse(reported),
             None => Some(entry.category),
@@ -414,11 +471,17 @@ impl Ledger {
             (CostDimension::Sender, entry.sender.clone()),
             (CostDimension::Month, at.format("%Y-%m").to_string()),
         ];
-        for (dimension, key) in keys {
+        for (dimension, key) in keys.clone() {
             self.groups
                 .entry((dimension, key, currency.clone()))
                 .or_default()
                 .add(&sums);
+        }
+        Charged {
+            keys: keys.map(|(_, key)| key),
+            currency,
+            provider_micros: sums.provider_micros,
+            at: at.timestamp(),
         }
     }
 
@@ -460,8 +523,8 @@ impl Ledger {
         self.messages.len()
     }
 
-    pub(crate) fn to_form(&self) -> CostsV1 {
-        CostsV1 {
+    pub(crate) fn to_form(&self) -> CostsV2 {
+        CostsV2 {
             prices: self.prices.clone(),
             groups: self
                 .groups
@@ -509,10 +572,23 @@ impl Ledger {
                 .map(|((contact, sender), at)| (contact.clone(), sender.clone(), *at))
                 .collect(),
             newest: self.newest,
+            awaiting_price: self
+                .awaiting_price
+                .iter()
+                .map(|(id, c)| {
+                    (
+                        *id.as_uuid().as_bytes(),
+                        c.keys.clone(),
+                        c.currency.clone(),
+                        c.provider_micros,
+                        c.at,
+                    )
+                })
+                .collect(),
         }
     }
 
-    pub(crate) fn from_form(position: u64, form: CostsV1) -> Result<Self, String> {
+    pub(crate) fn from_form(position: u64, form: CostsV2) -> Result<Self, String> {
         let message = |raw: [u8; 16]| {
             MessageId::from_uuid(Uuid::from_bytes(raw)).map_err(|e| format!("message id: {e}"))
         };
@@ -567,13 +643,23 @@ impl Ledger {
         for (contact, sender, at) in form.windows {
             ledger.windows.insert((contact, sender), at);
         }
+        for (raw, keys, currency, provider_micros, at) in form.awaiting_price {
+            ledger.awaiting_price.insert(
+                message(raw)?,
+                Charged {
+                    keys,
+                    currency,
+                    provider_micros,
+                    at,
+                },
+            );
+        }
         Ok(ledger)
     }
 }
 
-/// What a provider reported about a message's price, read from its status details: Meta's
-/// `pricing` object arrives flattened as `pricing.category`, `pricing.billable`,
-/// `pricing.type`, `pricing.pricing_model` (on one of `sent`/`delivered`).
+/// What a provider reported about a message's price on a status: Meta's `pricing` object
+/// (on one of `sent`/`delivered`), reduced to what the ledger prices by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderPricing {
     pub category: Option<String>,
@@ -581,23 +667,26 @@ pub struct ProviderPricing {
 }
 
 impl ProviderPricing {
-    pub fn from_details(details: &ProviderDetails) -> Option<Self> {
-        let get = |key: &str| {
-            details
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
+    /// From a status's typed `pricing` (`StatusChanged` v3), else from its `details`, where
+    /// statuses recorded before v3 kept the object flattened as `pricing.*` pairs.
+    pub fn of_status(pricing: Option<&StatusPricing>, details: &ProviderDetails) -> Option<Self> {
+        let from_details;
+        let pricing = match pricing {
+            Some(pricing) => pricing,
+            None => {
+                from_details = StatusPricing::from_details(details)?;
+                &from_details
+            }
         };
-        let category = get("pricing.category").map(str::to_owned);
+        let category = pricing.category.clone();
         // `billable` is being deprecated by Meta; a `free_*` type says the same thing.
-        let billable = match (get("pricing.billable"), get("pricing.type")) {
-            (_, Some(kind)) if kind.starts_with("free_") => Some(false),
-            (Some("false"), _) => Some(false),
-            (Some("true"), _) => Some(true),
-            (_, Some("regular")) => Some(true),
-            _ => None,
-        };
+        let billable = pricing.is_billable();
         (category.is_some() || billable.is_some()).then_some(Self { category, billable })
+    }
+
+    /// From a status's `details` only (statuses recorded before `StatusChanged` v3).
+    pub fn from_details(details: &ProviderDetails) -> Option<Self> {
+        Self::of_status(None, details)
     }
 }
 

@@ -76,6 +76,7 @@ fn status(n: u8, status: MessageStatus, details: &[(&str, &str)], when: Timestam
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         at: when,
+        pricing: None,
     })
 }
 
@@ -223,6 +224,67 @@ fn provider_pricing_overrides_the_template_category_and_billable_false_is_free()
     assert_eq!(
         (row.messages, row.billable, row.provider_micros),
         (2, 1, 136_500)
+    );
+}
+
+/// A status recorded since `StatusChanged` v3 carries Meta's `pricing` typed: the ledger reads
+/// it, and prefers it to `details` (the test above covers the `details` of older statuses).
+#[test]
+fn typed_pricing_is_read_and_preferred_to_the_details() {
+    let mut feed = Feed::default();
+    feed.observe(&sent(
+        1,
+        "+4915123456789",
+        UTILITY,
+        TemplateCategory::Utility,
+        at(2, 9),
+    ));
+    let Event::Message(MessageEvent::StatusChanged {
+        message_id,
+        provider_ref,
+        status: word,
+        error_code,
+        details,
+        at: when,
+        ..
+    }) = status(
+        1,
+        MessageStatus::Delivered,
+        // What an older build flattened: the typed field must win over it.
+        &[("pricing.category", "utility")],
+        at(2, 10),
+    )
+    else {
+        unreachable!("status builds a StatusChanged")
+    };
+    feed.observe(&Event::Message(MessageEvent::StatusChanged {
+        message_id,
+        provider_ref,
+        status: word,
+        error_code,
+        details,
+        pricing: Some(StatusPricing {
+            billable: Some(true),
+            pricing_model: Some("PMP".into()),
+            category: Some("marketing".into()),
+            kind: Some("regular".into()),
+        }),
+        at: when,
+    }));
+    let row = feed.row(CostDimension::Template, UTILITY, Some("USD"));
+    assert_eq!((row.messages, row.provider_micros), (1, 136_500));
+    assert_eq!(
+        ProviderPricing::of_status(
+            Some(&StatusPricing {
+                kind: Some("free_entry_point".into()),
+                ..StatusPricing::default()
+            }),
+            &Vec::new()
+        ),
+        Some(ProviderPricing {
+            category: None,
+            billable: Some(false)
+        })
     );
 }
 
@@ -381,4 +443,93 @@ fn another_price_table_starts_the_ledger_over() {
     assert!(feed.0.for_table("b"));
     assert_eq!(feed.0.position(), 0);
     assert!(CostDimension::parse("month").is_some() && CostDimension::parse("day").is_none());
+}
+
+fn twilio_status(n: u8, status: MessageStatus, when: Timestamp) -> Event {
+    let Event::Message(MessageEvent::StatusChanged {
+        message_id,
+        status,
+        error_code,
+        details,
+        pricing,
+        at,
+        ..
+    }) = self::status(n, status, &[], when)
+    else {
+        unreachable!("status builds a StatusChanged")
+    };
+    Event::Message(MessageEvent::StatusChanged {
+        message_id,
+        provider_ref: Some(
+            wagate_domain::ProviderMessageRef::parse("SM9a4e1c7d3b2f8065e1d4c9b7a3f20e61")
+                .expect("sid"),
+        ),
+        status,
+        error_code,
+        details,
+        pricing,
+        at,
+    })
+}
+
+fn price_reported(n: u8, amount_micros: i64, currency: &str, when: Timestamp) -> Event {
+    Event::Message(MessageEvent::PriceReported {
+        message_id: message(n),
+        provider: ProviderKind::Twilio,
+        amount_micros,
+        currency: currency.into(),
+        at: when,
+    })
+}
+
+/// Twilio's reported price replaces the table's provider price of that message (the fee stays
+/// the table's), also across a snapshot; a price for a message never charged changes nothing.
+#[test]
+fn the_provider_reported_price_replaces_the_table_price() {
+    let mut feed = Feed::default();
+    for n in [1, 2] {
+        feed.observe(&sent(
+            n,
+            "+4915123456789",
+            MARKETING,
+            TemplateCategory::Marketing,
+            at(2, 9),
+        ));
+        feed.observe(&twilio_status(n, MessageStatus::Delivered, at(2, 10)));
+    }
+    let row = feed.row(CostDimension::Template, MARKETING, Some("USD"));
+    assert_eq!((row.provider_micros, row.fee_micros), (273_000, 10_000));
+
+    feed.observe(&price_reported(1, 125_000, "USD", at(2, 11)));
+    let row = feed.row(CostDimension::Template, MARKETING, Some("USD"));
+    assert_eq!(
+        (row.messages, row.provider_micros, row.fee_micros),
+        (2, 136_500 + 125_000, 10_000)
+    );
+    // Reported twice (a repeated fetch): the first report counted, the second changes nothing.
+    feed.observe(&price_reported(1, 999_000, "USD", at(2, 11)));
+
+    // Through a snapshot: message 2 is still awaiting its price.
+    let form = feed.0.to_form();
+    let restored = Ledger::from_form(feed.0.position(), form).expect("restores");
+    assert_eq!(restored, feed.0);
+    let mut feed = Feed(restored);
+    feed.observe(&price_reported(2, 110_000, "EUR", at(2, 12)));
+    let usd = feed.row(CostDimension::Campaign, NO_CAMPAIGN, Some("USD"));
+    let eur = feed.row(CostDimension::Campaign, NO_CAMPAIGN, Some("EUR"));
+    assert_eq!((usd.provider_micros, usd.fee_micros), (125_000, 10_000));
+    assert_eq!((eur.messages, eur.provider_micros), (0, 110_000));
+
+    // A message that failed is never charged, whatever price arrives.
+    feed.observe(&sent(
+        3,
+        "+4915123456789",
+        MARKETING,
+        TemplateCategory::Marketing,
+        at(2, 9),
+    ));
+    feed.observe(&twilio_status(3, MessageStatus::Failed, at(2, 10)));
+    feed.observe(&price_reported(3, 50_000, "USD", at(2, 12)));
+    let usd = feed.row(CostDimension::Campaign, NO_CAMPAIGN, Some("USD"));
+    assert_eq!(usd.provider_micros, 125_000);
 }

@@ -336,7 +336,7 @@ impl Tallies {
                 };
                 self.reach(*message_id, None, stages);
             }
-            MessageEvent::UnmatchedStatusReceived { .. } => {}
+            MessageEvent::UnmatchedStatusReceived { .. } | MessageEvent::PriceReported { .. } => {}
         }
     }
 }
@@ -640,6 +640,7 @@ mod tests {
                 error_code: None,
                 details: Vec::new(),
                 at: at(0),
+                pricing: None,
             })
         };
         counts.observe(&sent(1, 0));
@@ -653,6 +654,7 @@ mod tests {
             error_code: None,
             details: Vec::new(),
             at: at(0),
+            pricing: None,
         }));
         let snapshot = counts.snapshot(at(0), MessagingLimit::Unlimited);
         assert_eq!(snapshot.funnel.len(), 1);
@@ -718,6 +720,7 @@ mod tests {
             error_code: None,
             details: Vec::new(),
             at: at(hours_ago),
+            pricing: None,
         })
     }
 

@@ -13,7 +13,8 @@
 //! skipped by their type name without being decoded, and the checkpoint still moves past them.
 //!
 //! Used by the review queue (an in-memory follower, rebuilt from the log at every start), the
-//! alert outbox, the outgoing webhooks and the CRM mirror (durable ones), and the in-process
+//! alert outbox, the outgoing webhooks, the CRM mirror and the Twilio price follower (durable
+//! ones; the last drives `step` itself to try its retries as they fall due), and the in-process
 //! dispatcher's discovery of new intents (an in-memory one that starts after the head of the
 //! open-message list it read first: wagate-dispatch, `in_process.rs`).
 

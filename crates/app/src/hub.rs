@@ -392,6 +392,30 @@ impl Hub {
         .await
     }
 
+    /// Records what a provider billed for a message (Twilio's Message resource `price`, read
+    /// once final): the cost ledger prices the message by it (docs/costs.md).
+    pub async fn record_provider_price(
+        &self,
+        message_id: MessageId,
+        provider: wagate_domain::ProviderKind,
+        amount_micros: i64,
+        currency: &str,
+    ) -> Result<Vec<u64>> {
+        let key = StreamKey::Message(message_id);
+        self.decide_one(key, |_: &MessageState, now| {
+            Ok(vec![wagate_domain::MessageEvent::PriceReported {
+                message_id,
+                provider,
+                amount_micros,
+                currency: currency.to_owned(),
+                at: now,
+            }
+            .into()])
+        })
+        .instrument(info_span!("provider_price", message_id = %message_id))
+        .await
+    }
+
     /// Runs a command that reads and writes one stream: lock it, load it, decide, append at the
     /// version read, and decide again on a conflict.
     pub(crate) async fn decide_one<A, F>(&self, key: StreamKey, decide: F) -> Result<Vec<u64>>

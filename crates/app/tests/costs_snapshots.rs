@@ -47,6 +47,7 @@ async fn delivered(hub: &Hub, n: usize) {
             status: MessageStatus::Delivered,
             error_code: None,
             details: Vec::new(),
+            pricing: None,
         },
         &format!("twilio:{n}:delivered"),
     )

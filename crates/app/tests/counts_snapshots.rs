@@ -37,6 +37,7 @@ async fn callback(hub: &Hub, n: usize, status: MessageStatus) {
             status,
             error_code: None,
             details: Vec::new(),
+            pricing: None,
         },
         &dedup,
     )

@@ -50,6 +50,7 @@ async fn an_unsettled_message_is_raised_once_after_the_configured_time() {
                 status: MessageStatus::Delivered,
                 error_code: None,
                 details: Vec::new(),
+                pricing: None,
             },
             "delivered-2",
         )
@@ -91,6 +92,7 @@ async fn callback(t: &TestHub, reference: ProviderMessageRef, status: MessageSta
                 status,
                 error_code: None,
                 details: Vec::new(),
+                pricing: None,
             },
             key,
         )

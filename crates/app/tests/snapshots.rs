@@ -28,6 +28,7 @@ async fn callback(hub: &Hub, n: usize, status: MessageStatus) -> Ingested {
             status,
             error_code: None,
             details: Vec::new(),
+            pricing: None,
         },
         &dedup,
     )

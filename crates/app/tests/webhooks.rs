@@ -93,6 +93,7 @@ async fn callbacks_before_the_response_are_joined() {
                 provider_ref: Some(reference.clone()),
                 status: MessageStatus::Sent,
                 error_code: None,
+                pricing: None,
             },
             "twilio:SM0123:sent",
         )
@@ -131,6 +132,7 @@ async fn callbacks_before_the_response_are_joined() {
                 provider_ref: Some(reference),
                 status: MessageStatus::Read,
                 error_code: None,
+                pricing: None,
             },
             "twilio:SM0123:read",
         )

@@ -36,6 +36,7 @@ mod signals;
 mod source;
 mod template_sample;
 mod template_sync;
+mod twilio_prices;
 
 /// Exit code when `audit` finds a violation.
 pub const EXIT_VIOLATION: u8 = 3;

@@ -14,7 +14,7 @@ use wagate_providers::sandbox::{SandboxConfig, SandboxProvider};
 use wagate_providers::templates::{
     MetaTemplateConfig, MetaTemplates, TemplateClients, TwilioContentConfig, TwilioTemplates,
 };
-use wagate_providers::twilio::{TwilioClient, TwilioConfig};
+use wagate_providers::twilio::{TwilioClient, TwilioConfig, TwilioPriceClient};
 use wagate_providers::Secret;
 
 /// How long one provider call may take before it counts as a transport failure (in doubt).
@@ -49,6 +49,40 @@ pub fn sandbox(
     ))
 }
 
+/// The Twilio client settings: `WAGATE_TWILIO_API_BASE` overrides the API's base URL.
+fn twilio_config(
+    account_sid: &str,
+    auth_token: &Secret,
+    public_url: &str,
+) -> anyhow::Result<TwilioConfig> {
+    let account_sid = TwilioSid::parse_kind(account_sid, &[TwilioSidKind::Account])
+        .context("WAGATE_TWILIO_ACCOUNT_SID")?;
+    let mut config = TwilioConfig::new(account_sid, auth_token.clone(), public_url);
+    if let Some(base) = env("WAGATE_TWILIO_API_BASE") {
+        config.api_base = base;
+    }
+    config.timeout = PROVIDER_TIMEOUT;
+    Ok(config)
+}
+
+/// The client reading Twilio's price of sent messages (the Message resource), when both Twilio
+/// credentials are present.
+pub fn twilio_prices(
+    credentials: &LiveCredentials,
+    public_url: &str,
+) -> anyhow::Result<Option<TwilioPriceClient>> {
+    let (Some(account_sid), Some(auth_token)) = (
+        &credentials.twilio_account_sid,
+        &credentials.twilio_auth_token,
+    ) else {
+        return Ok(None);
+    };
+    let config = twilio_config(account_sid, auth_token, public_url)?;
+    Ok(Some(
+        TwilioPriceClient::new(&config).context("Twilio price client")?,
+    ))
+}
+
 /// Twilio and/or Cloud API clients for whichever credentials are present. `public_url` is where
 /// providers reach the hub (Twilio's `StatusCallback`).
 pub fn live(credentials: &LiveCredentials, public_url: &str) -> anyhow::Result<Providers> {
@@ -58,13 +92,7 @@ pub fn live(credentials: &LiveCredentials, public_url: &str) -> anyhow::Result<P
         &credentials.twilio_auth_token,
     ) {
         (Some(account_sid), Some(auth_token)) => {
-            let account_sid = TwilioSid::parse_kind(account_sid, &[TwilioSidKind::Account])
-                .context("WAGATE_TWILIO_ACCOUNT_SID")?;
-            let mut config = TwilioConfig::new(account_sid, auth_token.clone(), public_url);
-            if let Some(base) = env("WAGATE_TWILIO_API_BASE") {
-                config.api_base = base;
-            }
-            config.timeout = PROVIDER_TIMEOUT;
+            let config = twilio_config(account_sid, auth_token, public_url)?;
             let client = TwilioClient::new(config).context("Twilio client")?;
             providers = providers.with(ProviderKind::Twilio, Arc::new(client));
         }

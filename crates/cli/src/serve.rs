@@ -220,6 +220,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     // The HubSpot timeline: stopped with the dispatcher, before the log closes.
     let crm = crm.map(|live| tokio::spawn(crate::crm::run(live)));
+    // Twilio's price of each final message: stopped with the dispatcher, before the log closes.
+    let twilio_prices = twilio_price_client(&config, &server)?
+        .map(|client| crate::twilio_prices::spawn(server.hub(), client, stop_dispatch.subscribe()));
     // Stop on a signal, or once the log has failed: a failed log refuses every write until it is
     // reopened, so staying up would only answer 503 (and /readyz says so meanwhile).
     let mut log_failure = server.hub().log_failure();
@@ -258,6 +261,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     tracing::error!(%error, "the HubSpot mirror stopped with an error")
                 }
                 Err(error) => tracing::error!(%error, "the HubSpot mirror task failed"),
+            }
+        }
+        if let Some(prices) = twilio_prices {
+            match prices.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the Twilio price follower stopped"),
+                Err(error) => tracing::error!(%error, "the Twilio price follower task failed"),
             }
         }
         event_webhooks.stop().await;
@@ -323,6 +333,28 @@ fn templates_for(
 
 /// The providers of the in-process dispatcher: the sandbox in sandbox mode (calling back this very
 /// hub), otherwise the real clients the credentials allow.
+/// The Twilio price client when live Twilio credentials are configured (never for the sandbox).
+fn twilio_price_client(
+    config: &ServeConfig,
+    server: &Server,
+) -> anyhow::Result<Option<wagate_providers::twilio::TwilioPriceClient>> {
+    match &config.providers {
+        Providers::Live {
+            twilio: Some(twilio),
+            meta,
+        } => outbound::twilio_prices(
+            &outbound::LiveCredentials {
+                twilio_account_sid: twilio.account_sid.clone(),
+                twilio_auth_token: Some(twilio.auth_token.clone()),
+                meta_access_token: meta.access_token.clone(),
+                meta_app_id: None,
+            },
+            server.public_url(),
+        ),
+        _ => Ok(None),
+    }
+}
+
 fn providers_for(
     config: &ServeConfig,
     server: &Server,

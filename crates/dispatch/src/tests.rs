@@ -789,6 +789,7 @@ fn a_callback_settles_an_in_doubt_claim_before_it_expires() {
         status: MessageStatus::Delivered,
         error_code: None,
         at: harness.now,
+        pricing: None,
     };
     harness.hub.apply(id, &[callback.into()]);
     harness.now += TimeDelta::minutes(1);
@@ -978,6 +979,7 @@ fn a_callback_settles_an_attempt_left_in_doubt_by_its_answer() {
         status: MessageStatus::Delivered,
         error_code: None,
         at: harness.now,
+        pricing: None,
     };
     harness.hub.apply(id, &[callback.into()]);
     harness.now += TimeDelta::minutes(1);

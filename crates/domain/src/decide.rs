@@ -861,6 +861,8 @@ pub fn record_outcome(
                 status: early.status.clone(),
                 error_code: early.error_code,
                 details: early.details.clone(),
+                // An early status keeps Meta's `pricing` only in its details.
+                pricing: crate::events::StatusPricing::from_details(&early.details),
             },
             now,
         );
@@ -973,6 +975,8 @@ pub struct RecordStatus {
     pub error_code: Option<u32>,
     /// The rest of what the provider said (recorded, never decided on).
     pub details: crate::events::ProviderDetails,
+    /// Meta's `pricing` object (recorded for the cost ledger, never decided on).
+    pub pricing: Option<crate::events::StatusPricing>,
 }
 
 /// Records a status callback (even one that changes nothing, so auditors see it) with its
@@ -987,6 +991,7 @@ pub fn record_status(message: &MessageState, command: &RecordStatus, now: Timest
         status: command.status.clone(),
         error_code: command.error_code,
         details: command.details.clone(),
+        pricing: command.pricing.clone(),
         at: now,
     }
     .into()];
@@ -1013,6 +1018,8 @@ pub struct StatusCallback {
     pub error_code: Option<u32>,
     /// Pricing, conversation, every error's title/message/details, …: recorded, never decided on.
     pub details: crate::events::ProviderDetails,
+    /// Meta's `pricing` object, typed (recorded for the cost ledger, never decided on).
+    pub pricing: Option<crate::events::StatusPricing>,
 }
 
 /// Where a status callback goes.
@@ -1062,6 +1069,7 @@ pub fn status_callback(
                 status: callback.status.clone(),
                 error_code: callback.error_code,
                 details: callback.details.clone(),
+                pricing: callback.pricing.clone(),
             };
             Ok(StatusDecision::Matched {
                 message_id,

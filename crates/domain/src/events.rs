@@ -237,6 +237,56 @@ pub enum MessagingLimit {
 /// value of a genuine webhook is in the log for auditors; no decision reads it.
 pub type ProviderDetails = Vec<(String, String)>;
 
+/// Meta's `pricing` object on a status webhook (on one of `sent`/`delivered`), as reported:
+/// each field is optional because Meta is deprecating `billable` and older webhooks lack `type`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StatusPricing {
+    /// `billable` (to be deprecated by Meta; `type` says the same).
+    pub billable: Option<bool>,
+    /// `pricing_model`: `PMP` (per message), `CBP` (per conversation, before 2025-07-01).
+    pub pricing_model: Option<String>,
+    /// `category`: `marketing`, `utility`, `authentication`, `service`, … verbatim.
+    pub category: Option<String>,
+    /// `type`: `regular`, `free_customer_service`, `free_entry_point`, … verbatim.
+    pub kind: Option<String>,
+}
+
+impl StatusPricing {
+    /// Whether the message is charged: `false` for a `free_*` type or `billable: false`, `true`
+    /// for `regular` or `billable: true`, `None` when the object says neither.
+    pub fn is_billable(&self) -> Option<bool> {
+        match (self.billable, self.kind.as_deref()) {
+            (_, Some(kind)) if kind.starts_with("free_") => Some(false),
+            (Some(billable), _) => Some(billable),
+            (None, Some("regular")) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The same object read back from a status's `details` (`pricing.category`, …), where
+    /// statuses recorded before `StatusChanged` v3 kept it, and where an early
+    /// (`UnmatchedStatusReceived`) status still keeps it. `None` when there is no `pricing.*`.
+    pub fn from_details(details: &ProviderDetails) -> Option<Self> {
+        let get = |key: &str| {
+            details
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let pricing = Self {
+            billable: get("pricing.billable").and_then(|v| match v.as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }),
+            pricing_model: get("pricing.pricing_model"),
+            category: get("pricing.category"),
+            kind: get("pricing.type"),
+        };
+        (pricing != Self::default()).then_some(pricing)
+    }
+}
+
 /// An error a provider returned, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProviderError {
@@ -443,6 +493,9 @@ pub enum MessageEvent {
         /// Pricing, conversation, every error's code/title/message/details, … (schema v2;
         /// empty when read from v1).
         details: ProviderDetails,
+        /// Meta's `pricing` object, typed (schema v3; `None` when read from v1/v2, whose
+        /// `details` may still hold it as `pricing.*`).
+        pricing: Option<StatusPricing>,
         at: Timestamp,
     },
     /// A claim with no recorded outcome and no callback within the in-doubt timeout: failed, for
@@ -460,6 +513,19 @@ pub enum MessageEvent {
         error_code: Option<u32>,
         /// As `StatusChanged`'s (schema v2; empty when read from v1).
         details: ProviderDetails,
+        at: Timestamp,
+    },
+    /// What the provider billed for the message, read from the provider once final (Twilio's
+    /// Message resource `price`/`price_unit`). The cost ledger uses it instead of the price
+    /// table's provider price.
+    PriceReported {
+        message_id: MessageId,
+        provider: ProviderKind,
+        /// The amount charged, in millionths of `currency`, as a positive number (Twilio reports
+        /// a charge as a negative price).
+        amount_micros: i64,
+        /// ISO 4217, upper case.
+        currency: String,
         at: Timestamp,
     },
 }
@@ -778,6 +844,7 @@ impl Event {
                 MessageEvent::StatusChanged { .. } => EventType::StatusChanged,
                 MessageEvent::InDoubtExpired { .. } => EventType::InDoubtExpired,
                 MessageEvent::UnmatchedStatusReceived { .. } => EventType::UnmatchedStatusReceived,
+                MessageEvent::PriceReported { .. } => EventType::ProviderPriceReported,
             },
             Self::Sender(event) => match event {
                 SenderEvent::Registered { .. } => EventType::SenderRegistered,
@@ -888,6 +955,7 @@ impl MessageEvent {
             | Self::DispatchSucceeded { message_id, .. }
             | Self::DispatchFailed { message_id, .. }
             | Self::StatusChanged { message_id, .. }
+            | Self::PriceReported { message_id, .. }
             | Self::InDoubtExpired { message_id, .. } => Some(*message_id),
             Self::UnmatchedStatusReceived { .. } => None,
         }
@@ -904,6 +972,7 @@ impl MessageEvent {
             | Self::DispatchFailed { at, .. }
             | Self::StatusChanged { at, .. }
             | Self::InDoubtExpired { at, .. }
+            | Self::PriceReported { at, .. }
             | Self::UnmatchedStatusReceived { at, .. } => *at,
         }
     }
@@ -1059,6 +1128,7 @@ event_types! {
     ConsentCampaignClosed,
     WebhookEndpointRegistered,
     WebhookEndpointDeleted,
+    ProviderPriceReported,
     CampaignCreated,
     CampaignListed,
     CampaignStarted,

@@ -45,7 +45,8 @@ pub use endpoints::{failed_long_enough, EndpointEvent, EndpointId, OutgoingEvent
 pub use events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, EventType, IdentitySource, MessageEvent,
     MessagingLimit, OptInSource, OptOutSource, PortfolioEvent, ProviderDetails, ProviderError,
-    ProviderEvent, ReviewEvent, SenderEvent, StreamKey, TemplateCategory, TemplateEvent,
+    ProviderEvent, ReviewEvent, SenderEvent, StatusPricing, StreamKey, TemplateCategory,
+    TemplateEvent,
 };
 pub use gates::{Recipient, SendContent};
 pub use ids::{

@@ -220,6 +220,8 @@ impl MessageState {
                     .get_or_insert_with(|| provider_ref.clone());
                 self.observe(status, *error_code, *at);
             }
+            // The price is the cost ledger's business; it changes nothing about delivery.
+            MessageEvent::PriceReported { .. } => {}
             MessageEvent::InDoubtExpired { .. } => {
                 self.claimed_at = None;
                 self.dispatch_closed = true;

@@ -721,6 +721,7 @@ mod tests {
                 error_code: Some(63016),
                 details: Vec::new(),
                 at: at(0),
+                pricing: None,
             })
         };
         let raise = raised_by(&status(MessageStatus::Failed)).expect("raised");

@@ -104,6 +104,7 @@ fn status(
         provider_ref: Some(sid()),
         status: MessageStatus::parse(status),
         error_code,
+        pricing: None,
     };
     let events = decide::record_status(message, &command, now);
     let after = fold_message(message.clone(), &events);
@@ -599,6 +600,7 @@ fn callback(status: &str, error_code: Option<u32>) -> StatusCallback {
         provider_ref: Some(sid()),
         status: MessageStatus::parse(status),
         error_code,
+        pricing: None,
     }
 }
 

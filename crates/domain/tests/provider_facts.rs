@@ -68,6 +68,7 @@ fn a_status_keeps_its_details_matched_or_not() {
         status: MessageStatus::Failed,
         error_code: Some(131047),
         details: details.clone(),
+        pricing: None,
     };
     let decision = decide::status_callback(None, &callback, t0()).expect("kept");
     let StatusDecision::Unmatched { events, .. } = decision else {

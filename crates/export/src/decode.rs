@@ -10,8 +10,8 @@ use wagate_domain::{
     MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
     PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
     Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
-    SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    SenderEvent, SenderRate, StatusPricing, TemplateCategory, TemplateEvent, TemplateId,
+    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use wagate_domain::template::{
@@ -428,6 +428,34 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
             status: p.status("status")?,
             error_code: p.optional_number("error_code")?,
             details: p.pairs("details")?,
+            pricing: match p.value("pricing") {
+                None => None,
+                Some(_) => {
+                    let pricing = p.object("pricing")?;
+                    Some(StatusPricing {
+                        billable: pricing.optional_bool("billable")?,
+                        pricing_model: pricing.optional_text("pricing_model")?,
+                        category: pricing.optional_text("category")?,
+                        kind: pricing.optional_text("type")?,
+                    })
+                }
+            },
+            at: at()?,
+        }
+        .into(),
+        "ProviderPriceReported" => MessageEvent::PriceReported {
+            message_id: p.message_id()?,
+            provider: p.id("provider", ProviderKind::parse)?,
+            amount_micros: match p.value("amount_micros") {
+                Some(value) => value.as_i64().ok_or_else(|| {
+                    bad(
+                        "amount_micros",
+                        format!("expected an integer, found {value}"),
+                    )
+                })?,
+                None => return Err(bad("amount_micros", "missing")),
+            },
+            currency: p.text("currency")?,
             at: at()?,
         }
         .into(),

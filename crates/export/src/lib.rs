@@ -165,6 +165,29 @@ fn without_empty_details(mut value: Value) -> Value {
     value
 }
 
+/// `StatusChanged.pricing` (schema v3): `{"billable", "pricing_model", "category", "type"}`
+/// with Meta's names, each only when reported; absent when there is no pricing object, so the
+/// export of an older status is unchanged.
+fn with_pricing(mut value: Value, pricing: Option<&wagate_domain::StatusPricing>) -> Value {
+    if let (Value::Object(map), Some(pricing)) = (&mut value, pricing) {
+        let mut object = serde_json::Map::new();
+        if let Some(billable) = pricing.billable {
+            object.insert("billable".into(), Value::Bool(billable));
+        }
+        for (key, field) in [
+            ("pricing_model", &pricing.pricing_model),
+            ("category", &pricing.category),
+            ("type", &pricing.kind),
+        ] {
+            if let Some(text) = field {
+                object.insert(key.into(), Value::String(text.clone()));
+            }
+        }
+        map.insert("pricing".into(), Value::Object(object));
+    }
+    value
+}
+
 /// `value.pipe(f)` is `f(value)`, so a `json!` literal can be post-processed in place.
 trait Pipe: Sized {
     fn pipe(self, f: impl FnOnce(Self) -> Self) -> Self {
@@ -629,12 +652,25 @@ fn message_payload(event: &MessageEvent) -> Value {
             status,
             error_code,
             details,
+            pricing,
             at,
         } => json!({
             "message_id": message_id.to_string(), "provider_ref": provider_ref.as_ref().map(ToString::to_string),
             "status": status.as_str(), "error_code": error_code, "details": details, "at": time(*at),
         })
-        .pipe(without_empty_details),
+        .pipe(without_empty_details)
+        .pipe(|value| with_pricing(value, pricing.as_ref())),
+        MessageEvent::PriceReported {
+            message_id,
+            provider,
+            amount_micros,
+            currency,
+            at,
+        } => json!({
+            "message_id": message_id.to_string(), "provider": provider.as_str(),
+            "amount_micros": amount_micros, "currency": currency, "source": "provider",
+            "at": time(*at),
+        }),
         MessageEvent::InDoubtExpired {
             message_id,
             attempt,

@@ -12,7 +12,8 @@ use wagate_domain::{
     EventType, IdentitySource, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
     OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
     ProviderMessageRef, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RuleId,
-    SenderEvent, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress, Workflow,
+    SenderEvent, StatusPricing, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress,
+    Workflow,
 };
 use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_export::ExportedEvent;
@@ -250,6 +251,20 @@ fn sample(event_type: EventType) -> Event {
             status: MessageStatus::Delivered,
             error_code: None,
             details: vec![("pricing.category".into(), "marketing".into())],
+            pricing: Some(StatusPricing {
+                billable: Some(true),
+                pricing_model: Some("PMP".into()),
+                category: Some("marketing".into()),
+                kind: Some("regular".into()),
+            }),
+            at,
+        }
+        .into(),
+        EventType::ProviderPriceReported => MessageEvent::PriceReported {
+            message_id,
+            provider: ProviderKind::Twilio,
+            amount_micros: 5_000,
+            currency: "USD".into(),
             at,
         }
         .into(),
@@ -570,6 +585,7 @@ fn the_export_decoder_inverts_the_other_side_of_every_optional_field() {
             status: MessageStatus::parse("read_by_robot"),
             error_code: Some(63016),
             details: Vec::new(),
+            pricing: None,
             at,
         }
         .into(),

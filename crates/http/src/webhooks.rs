@@ -349,6 +349,7 @@ async fn ingest_status(state: &AppState, update: StatusUpdate) -> Result<Ingest,
         status: update.status.clone(),
         error_code: update.errors.first().map(|e| e.code),
         details: update.details,
+        pricing: update.pricing,
     };
     let ingested = webhook_hub(state, provider)
         .record_status_callback(update.message_id, callback, key.as_str())

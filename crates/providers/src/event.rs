@@ -6,7 +6,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use wagate_domain::{
     BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderDetails,
-    ProviderError, ProviderKind, ProviderMessageRef,
+    ProviderError, ProviderKind, ProviderMessageRef, StatusPricing,
 };
 
 /// One thing a provider told us.
@@ -352,6 +352,9 @@ pub struct StatusUpdate {
     /// Everything else the provider said: pricing, conversation, every error's title,
     /// message and details, Twilio's extra fields ([`crate::details`]).
     pub details: ProviderDetails,
+    /// Meta's `pricing` object (on one of `sent`/`delivered`), typed. Twilio: always `None`
+    /// (its price is read from the Message resource, [`crate::twilio::price`]).
+    pub pricing: Option<StatusPricing>,
 }
 
 impl StatusUpdate {

@@ -8,6 +8,7 @@ mod common;
 
 use common::fixture;
 use serde_json::Value;
+use wagate_domain::StatusPricing;
 use wagate_providers::meta::{account_signals, parse_webhook, AccountSignal};
 use wagate_providers::twilio::{parse_inbound, parse_status};
 use wagate_providers::{PreferenceValue, WebhookEvent};
@@ -197,6 +198,40 @@ fn statuses_keep_pricing_conversation_and_every_error_compactly() {
     };
     assert_eq!(detail(&failed.details, "errors[0].code"), Some("131047"));
     assert!(detail(&failed.details, "errors[0].title").is_some());
+}
+
+/// Meta's `pricing` object is a typed field of the status: the old per-conversation shape
+/// (`CBP`, no `type`) and the per-message one (`PMP`, `type`); a status without one has none.
+#[test]
+fn statuses_carry_meta_pricing_typed() {
+    let parsed = parse_webhook(&fixture("meta_webhook_status_pricing.json")).expect("parses");
+    let [WebhookEvent::Status(sent), WebhookEvent::Status(delivered)] = parsed.events.as_slice()
+    else {
+        panic!("{:?}", parsed.events)
+    };
+    assert_eq!(
+        sent.pricing,
+        Some(StatusPricing {
+            billable: Some(true),
+            pricing_model: Some("CBP".into()),
+            category: Some("marketing".into()),
+            kind: None,
+        })
+    );
+    assert_eq!(
+        delivered.pricing,
+        Some(StatusPricing {
+            billable: Some(true),
+            pricing_model: Some("PMP".into()),
+            category: Some("marketing".into()),
+            kind: Some("regular".into()),
+        })
+    );
+    let parsed = parse_webhook(&fixture("meta_webhook_status_read.json")).expect("parses");
+    let WebhookEvent::Status(read) = &parsed.events[0] else {
+        panic!("{:?}", parsed.events)
+    };
+    assert_eq!(read.pricing, None);
 }
 
 #[test]

@@ -513,6 +513,7 @@ impl SimHub {
             status: status.clone(),
             error_code,
             details: Vec::new(),
+            pricing: None,
         };
         let decision = decide::status_callback(matched, &callback, now)
             .expect("a callback that names a provider id can always be kept");

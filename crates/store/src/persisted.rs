@@ -25,8 +25,8 @@ use wagate_domain::{
     MessageStatus, MessagingLimit, OptInSource, OptOutSource, OutgoingEventKind, PortfolioEvent,
     PortfolioId, ProviderError, ProviderEvent, ProviderKind, ProviderMessageRef, ReplyButton,
     Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject, RichReply, RuleId,
-    SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, TemplateMedia, Timestamp,
-    WhatsAppAddress, Workflow,
+    SenderEvent, SenderRate, StatusPricing, TemplateCategory, TemplateEvent, TemplateId,
+    TemplateMedia, Timestamp, WhatsAppAddress, Workflow,
 };
 
 use crate::record::{NewEvent, RecordedEvent};
@@ -68,13 +68,14 @@ pub enum DecodeError {
 /// provider said; older versions read with none).
 /// `ReplySent` v2 added `rich` (freeform media or quick-reply buttons; v1 reads as `None`, plain
 /// text). `TemplateSent` v2 added `media` (the header media of the send; v1 reads as none).
+/// `StatusChanged` v3 added `pricing` (Meta's `pricing` object, typed; v1 and v2 read as `None`,
+/// their `details` may still hold it as `pricing.*` pairs).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
-        "SendRefused" | "InboundReceived" => 3,
+        "SendRefused" | "InboundReceived" | "StatusChanged" => 3,
         "OptedIn"
         | "OptedOut"
         | "WindowReportedClosed"
-        | "StatusChanged"
         | "UnmatchedStatusReceived"
         | "ReplySent"
         | "TemplateSent"
@@ -84,7 +85,7 @@ pub fn current_version(event_type: &str) -> u16 {
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 49] = [
+pub const EVENT_TYPES: [&str; 50] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -124,6 +125,7 @@ pub const EVENT_TYPES: [&str; 49] = [
     "ConsentCampaignClosed",
     "WebhookEndpointRegistered",
     "WebhookEndpointDeleted",
+    "ProviderPriceReported",
     "CampaignCreated",
     "CampaignListed",
     "CampaignStarted",
@@ -611,6 +613,50 @@ impl From<StatusChangedV1> for StatusChangedV2 {
             at_ns: v1.at_ns,
         }
     }
+}
+
+/// v3: adds `pricing` (Meta's `pricing` object, typed).
+#[derive(Serialize, Deserialize)]
+struct StatusChangedV3 {
+    message_id: [u8; 16],
+    provider_ref: Option<String>,
+    status: String,
+    error_code: Option<u32>,
+    details: Vec<(String, String)>,
+    pricing: Option<StatusPricingV1>,
+    at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StatusPricingV1 {
+    billable: Option<bool>,
+    pricing_model: Option<String>,
+    category: Option<String>,
+    kind: Option<String>,
+}
+
+impl From<StatusChangedV2> for StatusChangedV3 {
+    /// The upcaster: v2 kept Meta's pricing only in `details`.
+    fn from(v2: StatusChangedV2) -> Self {
+        Self {
+            message_id: v2.message_id,
+            provider_ref: v2.provider_ref,
+            status: v2.status,
+            error_code: v2.error_code,
+            details: v2.details,
+            pricing: None,
+            at_ns: v2.at_ns,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProviderPriceReportedV1 {
+    message_id: [u8; 16],
+    provider: String,
+    amount_micros: i64,
+    currency: String,
+    at_ns: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1469,13 +1515,33 @@ fn encode_message(event: &MessageEvent) -> Vec<u8> {
             status,
             error_code,
             details,
+            pricing,
             at,
-        } => bytes(&StatusChangedV2 {
+        } => bytes(&StatusChangedV3 {
             message_id: id(message_id),
             provider_ref: provider_ref.as_ref().map(ToString::to_string),
             status: status.as_str().into(),
             error_code: *error_code,
             details: details.clone(),
+            pricing: pricing.as_ref().map(|p| StatusPricingV1 {
+                billable: p.billable,
+                pricing_model: p.pricing_model.clone(),
+                category: p.category.clone(),
+                kind: p.kind.clone(),
+            }),
+            at_ns: ns(*at),
+        }),
+        MessageEvent::PriceReported {
+            message_id,
+            provider,
+            amount_micros,
+            currency,
+            at,
+        } => bytes(&ProviderPriceReportedV1 {
+            message_id: id(message_id),
+            provider: provider.as_str().into(),
+            amount_micros: *amount_micros,
+            currency: currency.clone(),
             at_ns: ns(*at),
         }),
         MessageEvent::InDoubtExpired {
@@ -2187,8 +2253,9 @@ impl Reader<'_> {
                 }
             }
             "StatusChanged" => {
-                let m: StatusChangedV2 = match self.version {
-                    1 => self.mirror::<StatusChangedV1>()?.into(),
+                let m: StatusChangedV3 = match self.version {
+                    1 => StatusChangedV2::from(self.mirror::<StatusChangedV1>()?).into(),
+                    2 => self.mirror::<StatusChangedV2>()?.into(),
                     _ => self.mirror()?,
                 };
                 MessageEvent::StatusChanged {
@@ -2201,6 +2268,22 @@ impl Reader<'_> {
                     status: MessageStatus::parse(&m.status),
                     error_code: m.error_code,
                     details: m.details,
+                    pricing: m.pricing.map(|p| StatusPricing {
+                        billable: p.billable,
+                        pricing_model: p.pricing_model,
+                        category: p.category,
+                        kind: p.kind,
+                    }),
+                    at: self.at(m.at_ns),
+                }
+            }
+            "ProviderPriceReported" => {
+                let m: ProviderPriceReportedV1 = self.mirror()?;
+                MessageEvent::PriceReported {
+                    message_id: self.message_id(m.message_id)?,
+                    provider: self.provider(&m.provider)?,
+                    amount_micros: m.amount_micros,
+                    currency: m.currency,
                     at: self.at(m.at_ns),
                 }
             }

@@ -22,8 +22,9 @@ pub const PORTFOLIO_FORM: u16 = 2;
 pub const CONTACT_FORM: u16 = 1;
 /// The ops counts snapshot's current form.
 pub const COUNTS_FORM: u16 = 1;
-/// The cost ledger's snapshot's current form.
-pub const COSTS_FORM: u16 = 1;
+/// The cost ledger's snapshot's current form (2: adds the charged messages awaiting their
+/// provider's price; a form-1 snapshot is not restored, the ledger is rebuilt from the log).
+pub const COSTS_FORM: u16 = 2;
 /// The review queue's aggregate (`review:queue`) snapshot's current form.
 pub const REVIEW_FORM: u16 = 1;
 /// A webhook endpoint's delivery log (slot `webhook-deliveries:<id>`) current form, of its
@@ -73,7 +74,7 @@ pub struct CountsV1 {
 /// The cost ledger's state (the app's `costs` module): the sums per group, and the messages
 /// still waiting to be charged (bounded by open work). Everything is held as text or integers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CostsV1 {
+pub struct CostsV2 {
     /// A digest of the price table the sums were priced with: another table rebuilds them.
     pub prices: String,
     /// Dimension (0 campaign, 1 workflow, 2 template, 3 sender, 4 month), key, currency (`None`:
@@ -89,7 +90,15 @@ pub struct CostsV1 {
     pub windows: Vec<(String, Option<String>, i64)>,
     /// The newest event time seen (unix seconds).
     pub newest: Option<i64>,
+    /// Charged Twilio messages awaiting the price Twilio reports: UUID bytes, their five group
+    /// keys (campaign, workflow, template, sender, month), the currency and provider micros
+    /// they were charged with, when they were charged (unix seconds).
+    pub awaiting_price: Vec<AwaitingPriceV2>,
 }
+
+/// A charged Twilio message awaiting its price: UUID bytes, group keys, currency, provider
+/// micros, charged at (unix seconds).
+pub type AwaitingPriceV2 = ([u8; 16], [String; 5], Option<String>, i64, i64);
 
 /// One group's sums: dimension, key, currency, [messages, billable, unpriced], provider micros,
 /// fee micros.
@@ -113,11 +122,11 @@ pub struct CostEntryV1 {
     pub billable: Option<bool>,
 }
 
-pub fn encode_costs(form: &CostsV1) -> Vec<u8> {
+pub fn encode_costs(form: &CostsV2) -> Vec<u8> {
     encode_versioned(COSTS_FORM, form)
 }
 
-pub fn decode_costs(bytes: &[u8]) -> Result<CostsV1, FormError> {
+pub fn decode_costs(bytes: &[u8]) -> Result<CostsV2, FormError> {
     decode_versioned(COSTS_FORM, bytes)
 }
 

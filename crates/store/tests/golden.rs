@@ -17,8 +17,8 @@ use wagate_domain::{
     EventType, IdentitySource, MessageEvent, MessageId, MessageStatus, MessagingLimit, OptInSource,
     OptOutSource, PortfolioEvent, PortfolioId, ProviderError, ProviderEvent, ProviderKind,
     ProviderMessageRef, Refusal, Retry, ReviewDecision, ReviewEvent, ReviewReason, ReviewSubject,
-    RuleId, SenderEvent, SenderRate, TemplateCategory, TemplateEvent, TemplateId, WhatsAppAddress,
-    Workflow,
+    RuleId, SenderEvent, SenderRate, StatusPricing, TemplateCategory, TemplateEvent, TemplateId,
+    WhatsAppAddress, Workflow,
 };
 use wagate_domain::{EndpointEvent, EndpointId, OutgoingEventKind};
 use wagate_store::persisted::{self, current_version, EVENT_TYPES};
@@ -283,6 +283,19 @@ fn golden_samples_before_campaigns(t: DateTime<Utc>) -> Vec<Event> {
                 ("pricing.category".into(), "marketing".into()),
                 ("errors[0].title".into(), "Re-engagement message".into()),
             ],
+            pricing: Some(StatusPricing {
+                billable: Some(true),
+                pricing_model: Some("PMP".into()),
+                category: Some("marketing".into()),
+                kind: Some("regular".into()),
+            }),
+            at: t,
+        }),
+        Event::Message(MessageEvent::PriceReported {
+            message_id: message_id(),
+            provider: ProviderKind::Twilio,
+            amount_micros: 5_000,
+            currency: "USD".into(),
             at: t,
         }),
         Event::Message(MessageEvent::InDoubtExpired {
@@ -547,6 +560,7 @@ fn other_samples() -> Vec<Event> {
             error_code: None,
             details: Vec::new(),
             at: at(1_764_000_000, 0),
+            pricing: None,
         }),
         Event::Sender(SenderEvent::Registered {
             sender: sender(),
@@ -1009,6 +1023,22 @@ fn inbound_received_v2_is_upcast_to_v3() {
             at,
         })
     );
+}
+
+/// `StatusChanged` v2 (pricing only in `details`) reads with no typed `pricing`, its details
+/// kept: the cost ledger falls back to them.
+#[test]
+fn status_changed_v2_is_upcast_to_v3_without_pricing() {
+    let v2 = std::fs::read(fixtures_dir().join("StatusChanged/v2.bin")).expect("v2 fixture");
+    let upcast = persisted::decode_payload("StatusChanged", 2, &v2).expect("v2 decodes");
+    let Event::Message(MessageEvent::StatusChanged {
+        pricing, details, ..
+    }) = upcast
+    else {
+        panic!("decoded {upcast:?}");
+    };
+    assert_eq!(pricing, None);
+    assert!(details.iter().any(|(k, _)| k == "pricing.category"));
 }
 
 /// `StatusChanged` and `UnmatchedStatusReceived` v1 (no `details`) read with none.

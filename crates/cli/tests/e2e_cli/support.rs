@@ -222,6 +222,7 @@ impl LogBuilder {
                         provider_ref: Some(reference.clone()),
                         status: MessageStatus::parse(status),
                         error_code: None,
+                        pricing: None,
                     },
                     &format!("{sid}:{status}"),
                 )

@@ -32,5 +32,6 @@ mod review_sources;
 mod roles;
 mod rules;
 mod snapshot;
+mod twilio_prices;
 mod webhook_endpoint_disable;
 mod webhooks;

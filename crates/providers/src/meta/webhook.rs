@@ -12,7 +12,7 @@
 use serde_json::Value;
 use wagate_domain::{
     BusinessScopedUserId, ContactId, MessageId, MessageStatus, PhoneNumber, ProviderMessageRef,
-    Wamid,
+    StatusPricing, Wamid,
 };
 
 use super::json::{Node, Owned};
@@ -486,8 +486,24 @@ fn status(item: Node<'_>, business: &BusinessEndpoint) -> Result<StatusUpdate, P
         timestamp: item.timestamp("timestamp")?,
         event_type: None,
         // Statuses are the high-volume path: only what the event does not already hold.
+        // `pricing` stays in the details too: an early (unmatched) status keeps it only there.
         details: item_details(item, &["id", "status"], business, None),
+        pricing: pricing(item),
     })
+}
+
+/// The status's `pricing` object. Informational: a field of an unexpected JSON type is read as
+/// absent (it is still in the details) rather than refusing the status.
+fn pricing(item: Node<'_>) -> Option<StatusPricing> {
+    let object = item.value().get("pricing")?.as_object()?;
+    let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
+    let pricing = StatusPricing {
+        billable: object.get("billable").and_then(Value::as_bool),
+        pricing_model: text("pricing_model"),
+        category: text("category"),
+        kind: text("type"),
+    };
+    (pricing != StatusPricing::default()).then_some(pricing)
 }
 
 fn error_detail(item: Node<'_>) -> Result<ProviderErrorDetail, ParseError> {

@@ -240,6 +240,7 @@ pub fn parse_status(body: &[u8], callback_query: &str) -> Result<StatusUpdate, P
         timestamp: None,
         event_type: form.owned("EventType"),
         details: form.details(&[&SID_FIELDS[..], &["MessageStatus", "SmsStatus"]].concat()),
+        pricing: None,
     })
 }
 
