@@ -6,7 +6,7 @@ use maud::{html, Markup};
 
 /// How many campaigns the page lists: the newest; older ones are counted, not listed (the API
 /// lists them all).
-pub(super) const SHOWN: usize = 20;
+pub(crate) const SHOWN: usize = 20;
 
 /// The campaigns the page shows, newest first, and how many older ones it leaves out.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@
 //! API's route table ([`ROUTES`](crate::ROUTES)) or its OpenAPI document. The numbers come from
 //! the hub's counts projection ([`wagate_app::Hub::ops_counts`]), the same source as `/metrics`.
 
-mod campaigns;
+pub(crate) mod campaigns;
 mod costs;
 mod page;
 pub mod review;
