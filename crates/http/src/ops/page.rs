@@ -23,7 +23,7 @@ form.inline{display:inline}button{font:inherit;padding:.2rem .6rem}
 input[type=text],input[type=password]{font:inherit;padding:.35rem;width:100%;max-width:22rem;box-sizing:border-box}
 .notice{background:#fff4d6;border:1px solid #e8cf7a;padding:.5rem;border-radius:4px}
 svg{max-width:100%;height:auto}
-#funnel,#review{grid-column:1/-1}
+#funnel,#campaigns,#review{grid-column:1/-1}
 :target{outline:2px solid #2e86c1}
 ";
 
