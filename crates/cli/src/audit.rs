@@ -32,7 +32,8 @@ allowlist, to a contact flagged not on WhatsApp, or of a marketing template to a
 marketing; no template to a new recipient outside a window once the portfolio reached its messaging limit \
 in the rolling 24 h; no keyword opt-in but from a signed inbound, no opt-in recorded by anyone but an \
 operator or a webhook, no opt-in with evidence older than the newest opt-out; no claim that moves a message \
-backwards; no claim without its decision; positions and stream versions without gaps.\n\n\
+backwards; no claim without its decision; no campaign row processed twice, after its campaign was \
+cancelled or completed, beyond its rows, or without its send; positions and stream versions without gaps.\n\n\
 The allowlist, the default messaging limit and the marketing pause on a quality drop are the hub's \
 settings, not facts in the log: give the hub's values (--workflows, --messaging-limit, --quality-pause, \
 or the same WAGATE_WORKFLOWS, WAGATE_MESSAGING_LIMIT and WAGATE_PAUSE_MARKETING_ON_QUALITY_DROP the hub \

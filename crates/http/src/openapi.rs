@@ -1048,7 +1048,7 @@ fn spec(method: &Method, path: &str, schemas: &mut Schemas) -> Option<Spec> {
             schemas.json::<api::NewCampaignRequest>(),
         ))
         .answers("201", json("Created.", schemas.json::<api::CampaignView>()))
-        .answers(
+        .also_answers(
             "200",
             json(
                 "Already created with this id and these contents: nothing appended.",

@@ -24,6 +24,8 @@ use serde::Serialize;
 use serde_json::Value;
 use wagate_export::ExportedEvent;
 
+mod campaigns;
+
 /// Meta's customer-service window. The hub closes it a little earlier (a safety margin); the audit
 /// checks the hard limit.
 const WINDOW: TimeDelta = TimeDelta::hours(24);
@@ -105,6 +107,15 @@ pub enum Check {
     /// A send or claim from a sender whose registration (portfolio, provider or Meta
     /// phone-number id) changed after its last authorization, with no authorization since.
     SenderNotReauthorized,
+    /// A campaign row processed (`CampaignRowSent` or `CampaignRowRefused`) a second time.
+    CampaignRowTwice,
+    /// A campaign row processed after the campaign's `CampaignCancelled` or `CampaignCompleted`.
+    CampaignRowAfterEnd,
+    /// A `CampaignRowSent` with no `TemplateSent` of its message before it (or a
+    /// `CampaignRowRefused` with no `SendRefused`).
+    CampaignRowWithoutSend,
+    /// A campaign row numbered outside the campaign's rows (or of a campaign never created).
+    CampaignRowOutOfRange,
 }
 
 impl Check {
@@ -133,6 +144,10 @@ impl Check {
             Self::OptInRoleNotAllowed => "opt_in_role_not_allowed",
             Self::LinkedIdentityOptedOut => "linked_identity_opted_out",
             Self::SenderNotReauthorized => "sender_not_reauthorized",
+            Self::CampaignRowTwice => "campaign_row_twice",
+            Self::CampaignRowAfterEnd => "campaign_row_after_end",
+            Self::CampaignRowWithoutSend => "campaign_row_without_send",
+            Self::CampaignRowOutOfRange => "campaign_row_out_of_range",
         }
     }
 }
@@ -521,6 +536,7 @@ pub struct Auditor {
     templates: Table<TemplateFacts>,
     portfolios: Table<PortfolioFacts>,
     messages: HashMap<u128, MessageFacts>,
+    campaigns: HashMap<Box<str>, campaigns::CampaignFacts>,
 }
 
 /// One record being checked: the record and its parsed time.
@@ -541,6 +557,7 @@ impl Auditor {
             templates: Table::new(),
             portfolios: Table::new(),
             messages: HashMap::new(),
+            campaigns: HashMap::new(),
         }
     }
 
@@ -637,6 +654,9 @@ impl Auditor {
                 self.message_event(&event)
             }
             "UnmatchedStatusReceived" => self.summary.unmatched_statuses += 1,
+            "CampaignCreated" | "CampaignListed" | "CampaignStarted" | "CampaignPaused"
+            | "CampaignCancelled" | "CampaignRowSent" | "CampaignRowRefused"
+            | "CampaignCompleted" => self.campaign_event(&event),
             "MessagingLimitChanged" | "RecipientReached" => self.portfolio_event(&event),
             // The review queue's bookkeeping: no compliance rule reads it (a confirmed opt-out is
             // its own `OptedOut`, checked above).
@@ -1630,6 +1650,8 @@ fn placeholder_keys(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    mod campaigns;
 
     const LEA: &str = "+41790000001";
     const SENDER: &str = "whatsapp:+15550001111";

@@ -1,7 +1,8 @@
 //! The ops page in a real headless browser: Debian's `chromium` driven through `chromedriver`
 //! (WebDriver) with fantoccini, against the real `wagate serve`. Signs in with the operator's
 //! token through the form, sees a refusal counted under its rule, resolves a review item (a
-//! free-text opt-out request from a signed inbound) with the page's form, and keeps a screenshot
+//! free-text opt-out request from a signed inbound) with the page's form, sees a campaign in the
+//! Campaigns section, and keeps a screenshot
 //! of the page at `target/artifacts/ops-page.png` (and a phone-width one beside it).
 //!
 //! Needs `chromium` and `chromium-driver` (`.ci/run` installs them): where they are missing the
@@ -10,7 +11,7 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::browser::{artifacts, browser, start_driver, text_of};
 use crate::support::*;
@@ -30,6 +31,18 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
     // And one allowed send, for the funnel.
     let allowed = hub.post("/v1/messages", template_send(CONTACT)).await;
     assert_eq!(allowed.status(), 202);
+    // A campaign, for the Campaigns section (created, not started: nothing is sent).
+    let campaign = hub
+        .post(
+            "/v1/campaigns",
+            json!({"sender": SENDER, "workflow": "appointment_scheduling",
+                   "template": {"content_sid": TEMPLATE},
+                   "rows": [{"to": CONTACT, "variables": {"1": "Lea", "2": "Thu 10:00"}}]}),
+        )
+        .await;
+    assert_eq!(campaign.status(), 201);
+    let campaign: Value = campaign.json().await.expect("campaign");
+    let campaign_id = campaign["id"].as_str().expect("campaign id").to_owned();
     // A free-text opt-out request, through a signed inbound: a review item.
     crate::review_alerts::meta_inbound(&hub, "opsbrowser1", "Please stop messaging me, thanks")
         .await;
@@ -94,6 +107,9 @@ async fn an_operator_signs_in_and_sees_a_refusal_counted_under_its_rule() {
     );
     assert_eq!(text_of(&client, &format!("{funnel} td.allowed")).await, "1");
     assert!(text_of(&client, "#store").await.contains("healthy"));
+    let campaign_row =
+        format!("#campaigns tr[data-campaign=\"{campaign_id}\"][data-state=\"draft\"]");
+    assert!(text_of(&client, &campaign_row).await.contains("draft"));
     // The review item, at the anchor alerts link to, open, with the operator's form.
     let row = format!("#review-{id}");
     assert_eq!(text_of(&client, &format!("{row} td.state")).await, "open");

@@ -12,6 +12,7 @@
 //! API's route table ([`ROUTES`](crate::ROUTES)) or its OpenAPI document. The numbers come from
 //! the hub's counts projection ([`wagate_app::Hub::ops_counts`]), the same source as `/metrics`.
 
+pub(crate) mod campaigns;
 mod costs;
 mod page;
 pub mod review;
@@ -123,8 +124,14 @@ async fn dashboard_data(state: &AppState, mut notice: Option<String>) -> page::D
                 .map(|loaded| convert::sender_view(address, &loaded.state))
         })
         .collect();
+    let campaigns = campaigns::panel(hub).unwrap_or_else(|error| {
+        tracing::warn!(%error, "the ops page could not read the campaigns");
+        notice.get_or_insert_with(|| format!("The campaigns cannot be read now: {error}"));
+        campaigns::CampaignsPanel::default()
+    });
     page::Dashboard {
         counts: hub.ops_counts(),
+        campaigns,
         costs: hub.costs(wagate_app::CostDimension::Month),
         review,
         review_older_resolved,

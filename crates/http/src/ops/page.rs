@@ -23,7 +23,7 @@ form.inline{display:inline}button{font:inherit;padding:.2rem .6rem}
 input[type=text],input[type=password]{font:inherit;padding:.35rem;width:100%;max-width:22rem;box-sizing:border-box}
 .notice{background:#fff4d6;border:1px solid #e8cf7a;padding:.5rem;border-radius:4px}
 svg{max-width:100%;height:auto}
-#funnel,#review{grid-column:1/-1}
+#funnel,#campaigns,#review{grid-column:1/-1}
 :target{outline:2px solid #2e86c1}
 ";
 
@@ -71,6 +71,8 @@ pub struct Dashboard {
     pub counts: OpsCounts,
     /// The cost ledger by month (`super::costs`).
     pub costs: wagate_app::CostReport,
+    /// The newest campaigns and their progress (`super::campaigns`).
+    pub campaigns: super::campaigns::CampaignsPanel,
     pub review: Vec<ReviewItemView>,
     /// Resolved items older than those listed (the page keeps to the recent ones).
     pub review_older_resolved: usize,
@@ -101,6 +103,7 @@ pub fn dashboard(data: &Dashboard, session: &Session) -> Markup {
                 (refusals(&data.counts))
                 (funnel(&data.counts))
                 (portfolios(&data.counts))
+                (super::campaigns::section(&data.campaigns))
                 (super::costs::section(&data.costs))
                 (review(&data.review, data.review_older_resolved, session))
                 (configuration(&data.templates, &data.senders))
@@ -380,6 +383,7 @@ mod tests {
         let data = Dashboard {
             counts: OpsCounts::default(),
             costs: wagate_app::CostReport::default(),
+            campaigns: Default::default(),
             review: vec![ReviewItemView {
                 id: "r1".into(),
                 reason: "opt_out_request".into(),

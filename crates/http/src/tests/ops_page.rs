@@ -347,3 +347,42 @@ async fn an_operator_resolves_a_real_item_from_the_page_and_it_shows_resolved() 
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn the_page_lists_the_newest_campaigns_first_and_counts_the_older_ones() {
+    let app = app();
+    ready(&app).await;
+    let shown = crate::ops::campaigns::SHOWN;
+    let mut ids = Vec::new();
+    for n in 0..=shown {
+        let created = call(
+            &app,
+            api(
+                Method::POST,
+                "/v1/campaigns",
+                Some(json!({"sender": SENDER, "workflow": "appointment_scheduling",
+                            "template": {"content_sid": TEMPLATE},
+                            "rows": [{"to": CONTACT, "variables": {"1": format!("Lea {n}"), "2": "Thu"}}]})),
+            ),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let body: Value = serde_json::from_str(&created.text()).expect("json");
+        ids.push(body["id"].as_str().expect("an id").to_owned());
+    }
+    let cookie = session(&app, AUDITOR_TOKEN).await;
+    let text = call(&app, page("/ops", Some(&cookie))).await.text();
+    let section = text
+        .split("<section id=\"campaigns\">")
+        .nth(1)
+        .expect("the campaigns section");
+    let listed: Vec<&str> = section
+        .split("data-campaign=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').expect("a closing quote")])
+        .collect();
+    let newest: Vec<&str> = ids.iter().rev().take(shown).map(String::as_str).collect();
+    assert_eq!(listed, newest, "the {shown} newest, newest first");
+    assert!(section.contains("data-state=\"draft\""));
+    assert!(section.contains("1 older campaigns"));
+}
