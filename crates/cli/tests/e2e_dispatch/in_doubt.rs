@@ -43,8 +43,15 @@ async fn unreadable_twilio() -> MockServer {
     twilio
 }
 
+/// Sends, that is POSTs to the Messages API (the hub's Twilio price follower also GETs a final
+/// message's resource from the same fake; a read is not a send).
 async fn provider_calls(twilio: &MockServer) -> usize {
-    twilio.received_requests().await.map_or(0, |r| r.len())
+    twilio.received_requests().await.map_or(0, |requests| {
+        requests
+            .iter()
+            .filter(|request| request.method == wiremock::http::Method::POST)
+            .count()
+    })
 }
 
 async fn post_ok(hub: &Hub, path: &str, body: Value) {

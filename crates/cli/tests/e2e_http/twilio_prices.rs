@@ -120,10 +120,11 @@ async fn a_final_twilio_message_is_charged_at_the_price_twilio_reports() {
         json!({"status": "approved"}),
     )
     .await;
+    let wording = hub.published_wording().await;
     post_ok(
         &hub,
         &format!("/v1/contacts/{CONTACT}/opt-in"),
-        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": "v1"}),
+        json!({"source": "web_form", "evidence": "https://example.com/f/1", "recorded_by": "e2e", "wording_version": wording}),
     )
     .await;
     let response = hub.post("/v1/messages", template_send(CONTACT)).await;
