@@ -14,9 +14,9 @@
 //! [`confirmation_payload`]) confirms the pending request exactly as the campaign code does
 //! ([`crate::consent::confirm`]), so the receipt is the same.
 //!
-//! Status: these rules are decided and tested here but not yet wired into `gates::check`, the
-//! campaign (a `confirmation_template` field), the app or the inbound path; see the module's
-//! tests for the contract the wiring must keep.
+//! `gates::check` applies the exception at `no_opt_in` (so the dispatcher's claim, which re-runs
+//! the gates, agrees), and the send decision records `OptInConfirmationSent` beside the
+//! `TemplateSent`, which is how the second confirmation is refused.
 
 use chrono::TimeDelta;
 
@@ -62,6 +62,14 @@ pub struct PendingConfirmation<'a> {
     pub requested_at: Timestamp,
     /// The message already allowed as this request's confirmation, if any.
     pub sent: Option<MessageId>,
+}
+
+/// What the gates carry for a send naming [`CONFIRMATION_WORKFLOW`]: the contact's pending
+/// opt-in and the send's own id.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfirmationCheck<'a> {
+    pub pending: PendingConfirmation<'a>,
+    pub message_id: MessageId,
 }
 
 /// The send asking to be the confirmation.

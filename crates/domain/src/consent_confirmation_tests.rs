@@ -31,6 +31,7 @@ fn campaign() -> Campaign {
         wording_version: "w-1".into(),
         workflows: vec![Workflow::parse("lead_qualification").expect("workflow")],
         medium: CampaignMedium::WebForm,
+        confirmation_template: Some(template()),
         at: t(0),
         closed_at: None,
     }
@@ -228,6 +229,7 @@ fn requests(at: i64) -> ConsentState {
             text_hash: "abc".into(),
             evidence: "ip 192.0.2.1".into(),
             at: t(at),
+            confirmation_sent: None,
         }],
         ..ConsentState::default()
     }
@@ -319,4 +321,68 @@ fn a_late_wrong_or_unasked_answer_confirms_nothing() {
         ),
         Err(AnswerRefused::Confirmation(NotConfirmed::Closed))
     );
+}
+
+#[test]
+fn a_campaigns_confirmation_template_must_be_an_approved_utility_template() {
+    use crate::consent::{create_campaign, CreateCampaign};
+    use crate::decide::CommandError;
+    use crate::events::{ApprovalStatus, TemplateCategory};
+    use crate::template::{TemplateDefinition, TemplateState};
+    let wording = ConsentState {
+        wording: Some(wording()),
+        ..ConsentState::default()
+    };
+    let command = CreateCampaign {
+        code: "WG-OPEN1".into(),
+        sender: sender("+41445550000"),
+        wording_version: "w-1".into(),
+        workflows: vec![Workflow::parse("lead_qualification").expect("workflow")],
+        medium: CampaignMedium::WebForm,
+        confirmation_template: Some(template()),
+    };
+    let state = |category, approval| TemplateState {
+        id: Some(template()),
+        definition: Some(TemplateDefinition {
+            name: "optin_confirm".into(),
+            language: "en".into(),
+            category,
+            placeholders: Vec::new(),
+        }),
+        approval,
+        ..TemplateState::default()
+    };
+    let refusal = |template: Option<&TemplateState>| match create_campaign(
+        &wording,
+        true,
+        template,
+        &command,
+        t(0),
+    ) {
+        Err(CommandError::InvalidField { field, reason }) => {
+            assert_eq!(field, "confirmation_template");
+            reason
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(refusal(None).contains("not a registered template"));
+    assert!(refusal(Some(&state(
+        TemplateCategory::Utility,
+        Some(ApprovalStatus::Pending)
+    )))
+    .contains("not approved"));
+    assert!(refusal(Some(&state(
+        TemplateCategory::Marketing,
+        Some(ApprovalStatus::Approved)
+    )))
+    .contains("must be utility"));
+    let ok = state(TemplateCategory::Utility, Some(ApprovalStatus::Approved));
+    let events = create_campaign(&wording, true, Some(&ok), &command, t(0)).expect("created");
+    assert!(matches!(
+        &events[0],
+        Event::Consent(crate::consent::ConsentEvent::CampaignCreated {
+            confirmation_template: Some(_),
+            ..
+        })
+    ));
 }

@@ -814,6 +814,9 @@ impl Event {
                 crate::consent::ConsentEvent::CampaignClosed { .. } => {
                     EventType::ConsentCampaignClosed
                 }
+                crate::consent::ConsentEvent::ConfirmationSent { .. } => {
+                    EventType::OptInConfirmationSent
+                }
             },
             Self::Endpoint(event) => match event {
                 crate::endpoints::EndpointEvent::Registered { .. } => {
@@ -1069,6 +1072,7 @@ event_types! {
     CampaignCompleted,
     WebhookEndpointDisabled,
     WebhookEndpointEnabled,
+    OptInConfirmationSent,
 }
 
 impl std::fmt::Display for EventType {
