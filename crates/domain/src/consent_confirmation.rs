@@ -18,7 +18,7 @@
 //! the gates, agrees), and the send decision records `OptInConfirmationSent` beside the
 //! `TemplateSent`, which is how the second confirmation is refused.
 
-use chrono::TimeDelta;
+use chrono::{SubsecRound, TimeDelta};
 
 use crate::consent::{confirm, Campaign, CodeMessage, ConsentState, NotConfirmed, Wording};
 use crate::events::Event;
@@ -206,7 +206,9 @@ pub fn confirm_by_answer(
     else {
         return Err(AnswerRefused::NoPendingRequest);
     };
-    if message.written_at < request.at || message.written_at > request.at + CONFIRMATION_BOUND {
+    // Meta dates a message in whole seconds: an answer in the request's own second counts.
+    let earliest = request.at.trunc_subsecs(0);
+    if message.written_at < earliest || message.written_at > request.at + CONFIRMATION_BOUND {
         return Err(AnswerRefused::Late);
     }
     confirm(campaign, wording, requests, contact, message, now).map_err(AnswerRefused::Confirmation)

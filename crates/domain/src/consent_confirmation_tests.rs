@@ -274,6 +274,24 @@ fn a_yes_within_the_bound_confirms_like_the_campaign_code() {
 }
 
 #[test]
+fn an_answer_dated_in_the_requests_own_second_counts() {
+    let c = campaign();
+    let mut requests = requests(10);
+    requests.requests[0].at = t(10) + chrono::TimeDelta::milliseconds(700);
+    assert!(confirm_by_answer(
+        &c,
+        &wording(),
+        &requests,
+        &ContactState::default(),
+        &answer(&c.sender, 10),
+        Some("ja"),
+        None,
+        t(11),
+    )
+    .is_ok());
+}
+
+#[test]
 fn a_late_wrong_or_unasked_answer_confirms_nothing() {
     let c = campaign();
     let run = |requests: &ConsentState, to: &WhatsAppAddress, at: i64, text: &str| {
@@ -298,6 +316,10 @@ fn a_late_wrong_or_unasked_answer_confirms_nothing() {
     );
     assert_eq!(
         run(&requests(10), &c.sender, 11 + 24 * HOUR, "YES"),
+        Err(AnswerRefused::Late)
+    );
+    assert_eq!(
+        run(&requests(10), &c.sender, 9, "YES"),
         Err(AnswerRefused::Late)
     );
     assert_eq!(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::consent_confirmation::{
-    permits_confirmation, ConfirmationCheck, ConfirmationSend, NotPermitted,
+    permits_confirmation, ConfirmationCheck, ConfirmationSend, NotPermitted, CONFIRMATION_WORKFLOW,
 };
 use crate::contact::ContactState;
 use crate::events::{ContactFlag, MessagingLimit, TemplateCategory};
@@ -339,8 +339,12 @@ pub fn broken_rules(
             "the send names no workflow: every message belongs to a task-specific workflow".into(),
         )),
         Some(name) => {
-            let allowed =
-                Workflow::parse(name).is_ok_and(|w| policy.workflows_allowed.contains(&w));
+            // The confirmation workflow needs no place in the policy: it is allowed exactly
+            // when the send is the one confirmation a pending opt-in permits.
+            let allowed = Workflow::parse(name)
+                .is_ok_and(|w| policy.workflows_allowed.contains(&w))
+                || (name == CONFIRMATION_WORKFLOW
+                    && matches!(confirmation_permitted(facts, now), Some(Ok(()))));
             if !allowed {
                 let list: Vec<&str> = policy
                     .workflows_allowed
