@@ -124,6 +124,7 @@ async fn the_confirmation_template_is_the_one_message_a_pending_opt_in_lets_thro
     )
     .await;
     assert_eq!(status, 200, "{html}");
+    assert!(html.contains("reply YES"), "{html}");
     let events = confirmation_sent(&hub).await;
     let sent: Vec<&Value> = events
         .iter()
