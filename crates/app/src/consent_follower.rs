@@ -87,7 +87,13 @@ async fn confirm_one(hub: &Hub, logged: &LoggedEvent) -> Result<(), AppError> {
         idempotency_key: Some(confirmation_key(logged.position)),
         dry_run: false,
     };
-    match hub.send(request, options).await {
+    // Recorded as asked for by whoever made the request (the hosted page): the send is its
+    // consequence, not an operator's.
+    let acting = match &logged.actor {
+        Some(actor) => hub.acting(actor.clone()),
+        None => hub.clone(),
+    };
+    match acting.send(request, options).await {
         Ok(accepted) => {
             info!(campaign = %campaign, message_id = %accepted.message_id, "consent confirmation template sent");
             Ok(())
