@@ -229,6 +229,7 @@ impl Run {
             linked: &[],
             template: &template,
             portfolio: &portfolio,
+            confirmation: None,
         };
         let (mut events, refusal) =
             decide::send(&state, &command, &self.world.policy, self.world.now).into_parts();

@@ -421,7 +421,8 @@ impl Reference {
                 } => {
                     self.requested.insert((contact.clone(), campaign.clone()));
                 }
-                ConsentEvent::WordingPublished { .. } => {}
+                // The world creates no campaign with a confirmation template, so sends none.
+                ConsentEvent::WordingPublished { .. } | ConsentEvent::ConfirmationSent { .. } => {}
             },
             // A campaign's rows are ordinary sends (the world generates no campaign commands).
             Event::Endpoint(_) | Event::Campaign(_) => {}

@@ -646,7 +646,8 @@ impl World {
                         let state = self.campaigns.remove(campaign).unwrap_or_default();
                         self.campaigns.insert(campaign.clone(), state.apply(e));
                     }
-                    ConsentEvent::OptInRequested { contact, .. } => {
+                    ConsentEvent::OptInRequested { contact, .. }
+                    | ConsentEvent::ConfirmationSent { contact, .. } => {
                         let state = self.requests.remove(contact).unwrap_or_default();
                         self.requests.insert(contact.clone(), state.apply(e));
                     }
@@ -990,8 +991,9 @@ impl World {
                     } else {
                         CampaignMedium::WebForm
                     },
+                    confirmation_template: None,
                 };
-                let events = consent::create_campaign(&self.wording, true, &command, now)
+                let events = consent::create_campaign(&self.wording, true, None, &command, now)
                     .expect("a complete campaign");
                 self.campaign_codes.push(code);
                 self.append(&events);
@@ -1287,6 +1289,7 @@ impl World {
             linked: &linked,
             template: &template,
             portfolio: &portfolio,
+            confirmation: None,
         };
         let reference = self.reference.broken(
             &command.sender,
@@ -1339,6 +1342,7 @@ impl World {
             linked: &linked,
             template: &template,
             portfolio: &portfolio,
+            confirmation: None,
         };
         let claimable = self.reference.claimable(id, &self.policy, now);
         let reference = self.reference.broken_at_claim(id, &self.policy, now);

@@ -1122,6 +1122,11 @@ pub struct CreateCampaignRequest {
     pub workflows: Vec<String>,
     /// Where it is used: `web_form`, `qr_code` or `direct_mail`.
     pub medium: String,
+    /// A registered, approved template of category utility without variables (template id or
+    /// Twilio content SID) that the hub sends after each form submission, asking the person to
+    /// confirm; they answer YES (or press its button carrying `confirmation_payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_template: Option<String>,
 }
 
 /// A consent campaign with its page, click-to-chat link and QR codes.
@@ -1149,6 +1154,12 @@ pub struct ConsentCampaignView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub closed_at: Option<String>,
+    /// The confirmation template the hub sends after a form submission, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_template: Option<String>,
+    /// The quick-reply payload that confirms (`<id>:CONFIRM`), when there is a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_payload: Option<String>,
 }
 
 /// `GET /v1/contacts/{contact}/consent`

@@ -6,11 +6,12 @@ use tracing::info;
 use wagate_domain::consent::{
     self, Campaign, CreateCampaign, PublishWording, RequestOptIn, Wording,
 };
+use wagate_domain::consent_confirmation;
 use wagate_domain::contact::written_at;
 use wagate_domain::decide::ReceiveInbound;
 use wagate_domain::{
     ConsentEvent, ConsentState, ContactEvent, ContactId, ContactState, Event, SenderState,
-    StreamKey, Timestamp,
+    StreamKey, TemplateState, Timestamp,
 };
 
 use crate::codec;
@@ -97,6 +98,13 @@ impl Hub {
         let sender = self.load::<SenderState>(&StreamKey::Sender(command.sender.clone()))?;
         let wording = self.load::<ConsentState>(&wording_key)?;
         let registered = sender.version > 0;
+        let template = match &command.confirmation_template {
+            Some(id) => Some(
+                self.load::<TemplateState>(&StreamKey::Template(id.clone()))?
+                    .state,
+            ),
+            None => None,
+        };
         self.decide_one(key, |existing: &ConsentState, now| {
             if existing.campaign.is_some() {
                 return Err(AppError::Conflict {
@@ -106,6 +114,7 @@ impl Hub {
             Ok(consent::create_campaign(
                 &wording.state,
                 registered,
+                template.as_ref(),
                 &command,
                 now,
             )?)
@@ -252,7 +261,7 @@ impl Hub {
             return Ok(None);
         }
         let Some(code) = consent::campaign_code_in(&command.text) else {
-            return Ok(None);
+            return self.answer_confirmation(command, before, inbound_events, now);
         };
         let campaign_key = StreamKey::Consent(consent::campaign_stream(&code));
         let campaign = self.load::<ConsentState>(&campaign_key)?;
@@ -262,22 +271,8 @@ impl Hub {
         };
         let requests_key = StreamKey::Consent(consent::requests_stream(&command.contact));
         let requests = self.load::<ConsentState>(&requests_key)?;
-        // The contact as the inbound leaves it (a STOP in the same message would count).
-        let after = inbound_events
-            .iter()
-            .fold(before.clone(), |state, event| match event {
-                Event::Contact(contact_event) => state.apply(contact_event),
-                _ => state,
-            });
-        let message = consent::CodeMessage {
-            contact: command.contact.clone(),
-            to: command.sender.clone(),
-            message_ref: command
-                .provider_ref
-                .as_ref()
-                .map_or_else(|| "(no provider id)".to_owned(), ToString::to_string),
-            written_at: written_at(command.provider_at, now),
-        };
+        let after = after_inbound(before, inbound_events);
+        let message = code_message(command, now);
         let Some(wording) = self.wording(&found.wording_version)? else {
             return Ok(None);
         };
@@ -299,6 +294,110 @@ impl Hub {
         }
     }
 
+    /// An inbound without a campaign code that answers the confirmation template of the
+    /// contact's newest pending request ("YES", "JA", … or the template's button payload):
+    /// confirms it exactly as the campaign code would, within the bound after the request.
+    fn answer_confirmation(
+        &self,
+        command: &ReceiveInbound,
+        before: &ContactState,
+        inbound_events: &[Event],
+        now: Timestamp,
+    ) -> Result<Option<Confirmation>> {
+        // YES from an opted-out contact is already a keyword opt-in (START's family): that
+        // receipt stands on its own, the answer adds none.
+        if inbound_events
+            .iter()
+            .any(|e| matches!(e, Event::Contact(ContactEvent::OptedIn { .. })))
+        {
+            return Ok(None);
+        }
+        let requests_key = StreamKey::Consent(consent::requests_stream(&command.contact));
+        let requests = self.load::<ConsentState>(&requests_key)?;
+        let Some(code) = requests.state.requests.last().map(|r| r.campaign.clone()) else {
+            return Ok(None);
+        };
+        let campaign_key = StreamKey::Consent(consent::campaign_stream(&code));
+        let campaign = self.load::<ConsentState>(&campaign_key)?;
+        let Some(found) = campaign
+            .state
+            .campaign
+            .as_ref()
+            .filter(|c| c.confirmation_template.is_some())
+        else {
+            return Ok(None);
+        };
+        let Some(wording) = self.wording(&found.wording_version)? else {
+            return Ok(None);
+        };
+        let expected = consent_confirmation::confirmation_payload(&code);
+        let payload = command
+            .details
+            .iter()
+            .map(|(_, value)| value.as_str())
+            .find(|value| value.trim() == expected);
+        let after = after_inbound(before, inbound_events);
+        match consent_confirmation::confirm_by_answer(
+            found,
+            &wording,
+            &requests.state,
+            &after,
+            &code_message(command, now),
+            Some(&command.text),
+            payload,
+            now,
+        ) {
+            Ok(events) => {
+                info!(campaign = %code, "consent confirmed by the answer to the confirmation template");
+                Ok(Some((
+                    vec![
+                        (campaign_key, campaign.version),
+                        (requests_key, requests.version),
+                    ],
+                    events,
+                )))
+            }
+            Err(consent_confirmation::AnswerRefused::NotAnAnswer) => Ok(None),
+            Err(why) => {
+                info!(campaign = %code, reason = ?why, "answer confirmed nothing");
+                Ok(None)
+            }
+        }
+    }
+
+    /// For a send naming the workflow `consent_confirmation`: the contact's newest form
+    /// submission, its campaign, and the requests stream at the version read (asserted when the
+    /// send is appended, so two confirmations cannot both pass). `None` when there is none.
+    pub(crate) fn pending_confirmation(
+        &self,
+        contact: Option<&StreamKey>,
+        workflow: Option<&str>,
+    ) -> Result<Option<PendingLoaded>> {
+        let Some(StreamKey::Contact(contact)) = contact else {
+            return Ok(None);
+        };
+        if workflow != Some(consent_confirmation::CONFIRMATION_WORKFLOW) {
+            return Ok(None);
+        }
+        let requests_key = StreamKey::Consent(consent::requests_stream(contact));
+        let requests = self.load::<ConsentState>(&requests_key)?;
+        let Some(request) = requests.state.requests.last().cloned() else {
+            return Ok(None);
+        };
+        let Some(campaign) = self
+            .consent_stream(consent::campaign_stream(&request.campaign))?
+            .campaign
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PendingLoaded {
+            requests_key,
+            requests_version: requests.version,
+            campaign,
+            request,
+        }))
+    }
+
     fn read_all(&self, key: &StreamKey) -> Result<Vec<LoggedEvent>> {
         let stream = codec::stream_id(key)?;
         self.inner
@@ -307,6 +406,48 @@ impl Hub {
             .iter()
             .map(LoggedEvent::decode)
             .collect()
+    }
+}
+
+/// The contact as the inbound leaves it (a STOP in the same message would count).
+fn after_inbound(before: &ContactState, inbound_events: &[Event]) -> ContactState {
+    inbound_events
+        .iter()
+        .fold(before.clone(), |state, event| match event {
+            Event::Contact(contact_event) => state.apply(contact_event),
+            _ => state,
+        })
+}
+
+/// The inbound as the evidence of a confirmation.
+fn code_message(command: &ReceiveInbound, now: Timestamp) -> consent::CodeMessage {
+    consent::CodeMessage {
+        contact: command.contact.clone(),
+        to: command.sender.clone(),
+        message_ref: command
+            .provider_ref
+            .as_ref()
+            .map_or_else(|| "(no provider id)".to_owned(), ToString::to_string),
+        written_at: written_at(command.provider_at, now),
+    }
+}
+
+/// A contact's pending opt-in as a confirmation send reads it.
+pub(crate) struct PendingLoaded {
+    pub requests_key: StreamKey,
+    pub requests_version: u64,
+    pub campaign: Campaign,
+    pub request: consent::OptInRequest,
+}
+
+impl PendingLoaded {
+    pub fn as_pending(&self) -> consent_confirmation::PendingConfirmation<'_> {
+        consent_confirmation::PendingConfirmation {
+            campaign: &self.campaign,
+            confirmation_template: self.campaign.confirmation_template.as_ref(),
+            requested_at: self.request.at,
+            sent: self.request.confirmation_sent,
+        }
     }
 }
 

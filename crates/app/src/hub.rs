@@ -24,6 +24,7 @@ use wagate_store::{AppendOutcome, AppendRequest, EventLog, ExpectedVersion, Idem
 use crate::aggregates::{Cache, Loaded, Stored};
 use crate::clock::Clock;
 use crate::codec;
+use crate::consent::PendingLoaded;
 use crate::costs::Costs;
 use crate::counts::Counts;
 use crate::error::{AppError, Result};
@@ -634,12 +635,15 @@ impl Hub {
             };
             let template = self.load_or_empty::<TemplateState>(template_key.as_ref())?;
             let portfolio = self.load_or_empty::<PortfolioState>(portfolio_key.as_ref())?;
+            let pending =
+                self.pending_confirmation(contact_key.as_ref(), request.workflow.as_deref())?;
             let state = SendState {
                 sender: &sender_state.state,
                 contact: &contact.state,
                 linked: &linked_states,
                 template: &template.state,
                 portfolio: &portfolio.state,
+                confirmation: pending.as_ref().map(PendingLoaded::as_pending),
             };
             let now = self.now();
             let decision = decide::send(&state, &command, &self.inner.policy, now);
@@ -703,6 +707,11 @@ impl Hub {
             }
             if let (Some(key), true) = (&portfolio_key, request.content.is_template()) {
                 plan.read(key.clone(), portfolio.version);
+            }
+            // A confirmation recorded meanwhile for the same request makes the append conflict,
+            // and this one is decided again (then refused).
+            if let Some(pending) = &pending {
+                plan.read(pending.requests_key.clone(), pending.requests_version);
             }
             // A cancel or another hub's row recorded meanwhile makes the append conflict, and
             // the row is decided again (then withdrawn).
@@ -806,12 +815,15 @@ impl Hub {
             };
             let template = self.load_or_empty::<TemplateState>(template_key.as_ref())?;
             let portfolio = self.load_or_empty::<PortfolioState>(portfolio_key.as_ref())?;
+            let pending =
+                self.pending_confirmation(Some(&contact_key), Some(intent.workflow.as_str()))?;
             let state = SendState {
                 sender: &sender.state,
                 contact: &contact.state,
                 linked: &linked_states,
                 template: &template.state,
                 portfolio: &portfolio.state,
+                confirmation: pending.as_ref().map(PendingLoaded::as_pending),
             };
             let decision = decide::claim(
                 &message.state,

@@ -16,6 +16,7 @@ mod campaigns;
 mod clock;
 mod codec;
 mod consent;
+mod consent_follower;
 mod costs;
 mod costs_reader;
 mod counts;
@@ -45,6 +46,10 @@ pub use campaigns::{
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consent::ConsentReceiptEntry;
+pub use consent_follower::{
+    confirmation_key, run_consent_confirmations, ConfirmationsError, ConsentConfirmations,
+    CONFIRMATIONS_CHECKPOINT,
+};
 pub use costs::{
     CostDimension, CostGroup, CostReport, CostSums, ProviderPricing, COSTS_SLOT,
     COST_ENTRY_MAX_AGE, NO_CAMPAIGN,

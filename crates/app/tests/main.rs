@@ -6,6 +6,7 @@ mod support;
 mod actors;
 mod campaigns;
 mod concurrency;
+mod consent_confirmation;
 mod costs_snapshots;
 mod counts;
 mod counts_snapshots;

@@ -57,6 +57,10 @@ pub struct CampaignArgs {
     /// web_form, qr_code or direct_mail.
     #[arg(long, required = true)]
     medium: Option<String>,
+    /// An approved utility template (id or content SID) the hub sends after each form
+    /// submission, asking the person to confirm.
+    #[arg(long)]
+    confirmation_template: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -142,6 +146,7 @@ pub async fn run(command: ConsentCommand) -> anyhow::Result<ExitCode> {
                 wording_version,
                 workflows: args.workflows,
                 medium,
+                confirmation_template: args.confirmation_template,
             };
             post_and_show(
                 &args.common,

@@ -212,6 +212,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         wagate_app::RunnerSettings::default(),
         stop_dispatch.subscribe(),
     ));
+    // The consent confirmation templates (a durable follower of form submissions): stopped
+    // with the dispatcher, before the log closes; what it had not handled resumes next start.
+    let confirmations = tokio::spawn(wagate_app::run_consent_confirmations(
+        server.hub().clone(),
+        wagate_app::FollowerSettings::default(),
+        stop_dispatch.subscribe(),
+    ));
     // Several hubs may share a PostgreSQL log: the projection follows what the others append.
     let shared_log = matches!(config.store, StoreSetting::Postgres { .. }).then(|| {
         let hub = server.hub().clone();
@@ -273,6 +280,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         event_webhooks.stop().await;
         if let Err(error) = campaigns.await {
             tracing::error!(%error, "the campaign runner task failed");
+        }
+        match confirmations.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the consent confirmations stopped with an error")
+            }
+            Err(error) => tracing::error!(%error, "the consent confirmations task failed"),
         }
         if let Some(sync) = template_sync {
             let _ = sync.await;

@@ -17,8 +17,9 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::decide::CommandError;
-use crate::events::{ContactEvent, Event, OptInSource};
-use crate::ids::{ContactId, WhatsAppAddress, Workflow};
+use crate::events::{ApprovalStatus, ContactEvent, Event, OptInSource, TemplateCategory};
+use crate::ids::{ContactId, MessageId, TemplateId, WhatsAppAddress, Workflow};
+use crate::template::TemplateState;
 use crate::{Aggregate, ContactState, Timestamp};
 
 /// The prefix of every campaign code, so an inbound message can be searched for one cheaply.
@@ -85,6 +86,9 @@ pub enum ConsentEvent {
         wording_version: String,
         workflows: Vec<Workflow>,
         medium: CampaignMedium,
+        /// The approved utility template the hub sends to confirm a form submission (schema
+        /// v2; `None` when read from v1: the person confirms by the prefilled message only).
+        confirmation_template: Option<TemplateId>,
         at: Timestamp,
     },
     /// A person submitted a campaign's form: pending until their own message confirms it.
@@ -101,6 +105,15 @@ pub enum ConsentEvent {
     /// An operator closed a campaign: its page records nothing more and its code confirms no
     /// opt-in from then on (an inbound carrying it is an ordinary inbound).
     CampaignClosed { campaign: String, at: Timestamp },
+    /// The hub sent the campaign's confirmation template for the contact's pending request:
+    /// the one message a pending opt-in permits (`crate::consent_confirmation`); recorded with
+    /// the send so that no second one passes the gates.
+    ConfirmationSent {
+        contact: ContactId,
+        campaign: String,
+        message_id: MessageId,
+        at: Timestamp,
+    },
 }
 
 impl ConsentEvent {
@@ -109,7 +122,8 @@ impl ConsentEvent {
             Self::WordingPublished { at, .. }
             | Self::CampaignCreated { at, .. }
             | Self::OptInRequested { at, .. }
-            | Self::CampaignClosed { at, .. } => *at,
+            | Self::CampaignClosed { at, .. }
+            | Self::ConfirmationSent { at, .. } => *at,
         }
     }
 
@@ -120,6 +134,7 @@ impl ConsentEvent {
             Self::CampaignCreated { campaign, .. } => campaign_stream(campaign),
             Self::OptInRequested { contact, .. } => requests_stream(contact),
             Self::CampaignClosed { campaign, .. } => campaign_stream(campaign),
+            Self::ConfirmationSent { contact, .. } => requests_stream(contact),
         }
     }
 }
@@ -170,6 +185,8 @@ pub struct Campaign {
     pub wording_version: String,
     pub workflows: Vec<Workflow>,
     pub medium: CampaignMedium,
+    /// The template that asks the person to confirm (`crate::consent_confirmation`).
+    pub confirmation_template: Option<TemplateId>,
     pub at: Timestamp,
     /// When an operator closed it; a closed campaign records and confirms nothing.
     pub closed_at: Option<Timestamp>,
@@ -188,6 +205,8 @@ pub struct OptInRequest {
     pub text_hash: String,
     pub evidence: String,
     pub at: Timestamp,
+    /// The confirmation template sent for this request, if any (at most one).
+    pub confirmation_sent: Option<MessageId>,
 }
 
 /// Any consent stream folded: a wording's, a campaign's or a contact's requests.
@@ -228,6 +247,7 @@ impl Aggregate for ConsentState {
                 wording_version,
                 workflows,
                 medium,
+                confirmation_template,
                 at,
             } => {
                 self.campaign.get_or_insert_with(|| Campaign {
@@ -236,6 +256,7 @@ impl Aggregate for ConsentState {
                     wording_version: wording_version.clone(),
                     workflows: workflows.clone(),
                     medium: *medium,
+                    confirmation_template: confirmation_template.clone(),
                     at: *at,
                     closed_at: None,
                 });
@@ -259,7 +280,23 @@ impl Aggregate for ConsentState {
                 text_hash: text_hash.clone(),
                 evidence: evidence.clone(),
                 at: *at,
+                confirmation_sent: None,
             }),
+            ConsentEvent::ConfirmationSent {
+                campaign,
+                message_id,
+                ..
+            } => {
+                // It answers the newest request for its campaign (the one it was sent for).
+                if let Some(request) = self
+                    .requests
+                    .iter_mut()
+                    .rev()
+                    .find(|r| &r.campaign == campaign)
+                {
+                    request.confirmation_sent.get_or_insert(*message_id);
+                }
+            }
         }
         self
     }
@@ -332,13 +369,17 @@ pub struct CreateCampaign {
     pub wording_version: String,
     pub workflows: Vec<Workflow>,
     pub medium: CampaignMedium,
+    /// The confirmation template, if the campaign has one.
+    pub confirmation_template: Option<TemplateId>,
 }
 
 /// Creates a campaign citing a published wording (`wording`, that version's stream) and a
-/// registered sender (`sender_registered`).
+/// registered sender (`sender_registered`); `template` is the confirmation template's state
+/// when the command names one (it must be registered, approved and of category utility).
 pub fn create_campaign(
     wording: &ConsentState,
     sender_registered: bool,
+    template: Option<&TemplateState>,
     command: &CreateCampaign,
     now: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
@@ -370,14 +411,53 @@ pub fn create_campaign(
             reason: "name at least one workflow the consent covers".into(),
         });
     }
+    if let Some(id) = &command.confirmation_template {
+        check_confirmation_template(id, template)?;
+    }
     Ok(vec![Event::Consent(ConsentEvent::CampaignCreated {
         campaign: command.code.clone(),
         sender: command.sender.clone(),
         wording_version: command.wording_version.clone(),
         workflows: command.workflows.clone(),
         medium: command.medium,
+        confirmation_template: command.confirmation_template.clone(),
         at: now,
     })])
+}
+
+/// A confirmation template asks a person who has not yet confirmed: it must be one Meta approved,
+/// and of category utility (a marketing template is never a confirmation).
+fn check_confirmation_template(
+    id: &TemplateId,
+    template: Option<&TemplateState>,
+) -> Result<(), CommandError> {
+    let invalid = |reason: String| CommandError::InvalidField {
+        field: "confirmation_template",
+        reason,
+    };
+    let Some(definition) = template.and_then(|t| t.definition.as_ref()) else {
+        return Err(invalid(format!("{id} is not a registered template")));
+    };
+    let approval = template.and_then(|t| t.approval);
+    if approval != Some(ApprovalStatus::Approved) {
+        return Err(invalid(format!(
+            "{id} is not approved (status {})",
+            approval.map_or("unknown", ApprovalStatus::as_str)
+        )));
+    }
+    if definition.category != TemplateCategory::Utility {
+        return Err(invalid(format!(
+            "{id} is of category {}: a confirmation template must be utility",
+            definition.category.as_str()
+        )));
+    }
+    if !definition.placeholders.is_empty() {
+        return Err(invalid(format!(
+            "{id} has variables ({}): the hub sends the confirmation without any",
+            definition.placeholders.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Closes a campaign (its stream, `existing`). Closing a closed campaign appends nothing.
@@ -694,12 +774,14 @@ mod tests {
             &create_campaign(
                 &wording,
                 true,
+                None,
                 &CreateCampaign {
                     code: "WG-OPEN1".into(),
                     sender: sender("+41445550000"),
                     wording_version: version,
                     workflows: vec![Workflow::parse("lead_qualification").expect("workflow")],
                     medium: CampaignMedium::WebForm,
+                    confirmation_template: None,
                 },
                 t(1),
             )
@@ -733,12 +815,14 @@ mod tests {
         let missing = create_campaign(
             &ConsentState::default(),
             true,
+            None,
             &CreateCampaign {
                 code: "WG-ABCD".into(),
                 sender: sender("+41445550000"),
                 wording_version: "w-0".into(),
                 workflows: vec![],
                 medium: CampaignMedium::QrCode,
+                confirmation_template: None,
             },
             t(0),
         );
@@ -753,12 +837,14 @@ mod tests {
         let no_workflow = create_campaign(
             &wording,
             true,
+            None,
             &CreateCampaign {
                 code: "WG-ABCD".into(),
                 sender: sender("+41445550000"),
                 wording_version: "x".into(),
                 workflows: vec![],
                 medium: CampaignMedium::QrCode,
+                confirmation_template: None,
             },
             t(0),
         );

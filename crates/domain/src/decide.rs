@@ -9,6 +9,7 @@ use chrono::TimeDelta;
 use crate::classify::{
     classify_code, classify_http_status, classify_transport, FollowUp, ProviderKind, Retry,
 };
+use crate::consent_confirmation::ConfirmationCheck;
 use crate::contact::{written_at, ContactState};
 use crate::events::{
     ApprovalStatus, ContactEvent, ContactFlag, Event, IdentitySource, MessageEvent, MessagingLimit,
@@ -477,6 +478,9 @@ pub struct SendState<'a> {
     pub linked: &'a [ContactState],
     pub template: &'a TemplateState,
     pub portfolio: &'a PortfolioState,
+    /// The contact's pending opt-in, loaded only for a send naming the workflow
+    /// `consent_confirmation` (`None` otherwise): see `crate::consent_confirmation`.
+    pub confirmation: Option<crate::consent_confirmation::PendingConfirmation<'a>>,
 }
 
 /// What a send decision appends (unless it was a dry run).
@@ -533,6 +537,10 @@ pub fn send(
         template: state.template,
         workflow: command.workflow.as_deref(),
         portfolio: state.portfolio,
+        confirmation: state.confirmation.map(|pending| ConfirmationCheck {
+            pending,
+            message_id: command.message_id,
+        }),
     };
     let allowed = match gates::check(&facts, policy, now) {
         Ok(allowed) => allowed,
@@ -586,6 +594,19 @@ pub fn send(
     };
     let mut events = vec![intent];
     events.extend(limit_count(state, &allowed, command.message_id, now));
+    // The one message a pending opt-in permits is spent: recorded with the send, so a second
+    // confirmation finds it and is refused `no_opt_in`.
+    if let Some(campaign) = &allowed.confirmation_of {
+        events.push(
+            crate::consent::ConsentEvent::ConfirmationSent {
+                contact: allowed.contact.clone(),
+                campaign: campaign.clone(),
+                message_id: command.message_id,
+                at: now,
+            }
+            .into(),
+        );
+    }
     SendDecision::Allowed { events }
 }
 
@@ -713,6 +734,10 @@ pub fn claim(
         template: state.template,
         workflow: Some(intent.workflow.as_str()),
         portfolio: state.portfolio,
+        confirmation: state.confirmation.map(|pending| ConfirmationCheck {
+            pending,
+            message_id: command.message_id,
+        }),
     };
     match gates::check(&facts, policy, now) {
         Ok(allowed) => {

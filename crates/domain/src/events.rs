@@ -881,6 +881,9 @@ impl Event {
                 crate::consent::ConsentEvent::CampaignClosed { .. } => {
                     EventType::ConsentCampaignClosed
                 }
+                crate::consent::ConsentEvent::ConfirmationSent { .. } => {
+                    EventType::OptInConfirmationSent
+                }
             },
             Self::Endpoint(event) => match event {
                 crate::endpoints::EndpointEvent::Registered { .. } => {
@@ -1139,6 +1142,7 @@ event_types! {
     CampaignCompleted,
     WebhookEndpointDisabled,
     WebhookEndpointEnabled,
+    OptInConfirmationSent,
 }
 
 impl std::fmt::Display for EventType {

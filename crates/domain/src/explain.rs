@@ -786,11 +786,15 @@ impl<'a> View<'a> {
                 template: &self.template,
                 workflow: Some(workflow),
                 portfolio: &self.portfolio,
+                // Explanations do not fold consent requests; a confirmation send is not
+                // re-checked below.
+                confirmation: None,
             },
             self.policy,
             at,
         );
-        if let Err(refusal) = checked {
+        let is_confirmation = workflow == crate::consent_confirmation::CONFIRMATION_WORKFLOW;
+        if let (Err(refusal), false) = (checked, is_confirmation) {
             facts.push(Fact {
                 position,
                 text: format!(
@@ -1319,6 +1323,7 @@ mod tests {
                     template: &template,
                     portfolio: &portfolio,
                     linked: &[],
+                    confirmation: None,
                 },
                 &SendMessage {
                     message_id,
@@ -1767,6 +1772,7 @@ mod tests {
                 template: &template_state,
                 portfolio: &portfolio_state,
                 linked: &[],
+                confirmation: None,
             },
             &ClaimDispatch { message_id: id },
             &Policy::default(),

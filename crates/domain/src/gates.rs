@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::consent_confirmation::{
+    permits_confirmation, ConfirmationCheck, ConfirmationSend, NotPermitted, CONFIRMATION_WORKFLOW,
+};
 use crate::contact::ContactState;
 use crate::events::{ContactFlag, MessagingLimit, TemplateCategory};
 use crate::ids::{ContactId, IdError, PhoneNumber, TemplateId, WhatsAppAddress, Workflow};
@@ -106,6 +109,10 @@ pub struct SendFacts<'a> {
     pub workflow: Option<&'a str>,
     /// The sender's portfolio (empty when the sender is unknown).
     pub portfolio: &'a PortfolioState,
+    /// For a send naming the workflow `consent_confirmation`: the contact's pending opt-in and
+    /// this send's id, the only facts under which a template may reach a contact without an
+    /// opt-in ([`crate::consent_confirmation`]). `None` for every other send.
+    pub confirmation: Option<ConfirmationCheck<'a>>,
 }
 
 /// The outcome of a gate check that passed.
@@ -116,6 +123,9 @@ pub struct Allowed {
     pub category: Option<TemplateCategory>,
     /// A business-initiated message outside an open window: counts toward the portfolio limit.
     pub counts_toward_limit: bool,
+    /// The campaign whose confirmation template this send is, when it passed only as the one
+    /// message a pending opt-in permits (the decision records `OptInConfirmationSent`).
+    pub confirmation_of: Option<String>,
 }
 
 /// Checks every rule; `Err` names the first one broken and lists the others.
@@ -149,6 +159,9 @@ pub fn check(facts: &SendFacts<'_>, policy: &Policy, now: Timestamp) -> Result<A
                     .filter(|_| is_template)
                     .map(|d| d.category),
                 counts_toward_limit: is_template && !window_open,
+                confirmation_of: (is_template && !facts.contact.is_opted_in())
+                    .then(|| facts.confirmation.map(|c| c.pending.campaign.code.clone()))
+                    .flatten(),
             })
         }
         // Unreachable while broken_rules checks both; kept as a refusal rather than a panic.
@@ -168,6 +181,29 @@ fn single(rule: RuleId, message: String) -> Refusal {
         message,
         also_broken: Vec::new(),
     }
+}
+
+/// For a template send that carries a pending opt-in: whether it is the one confirmation that
+/// opt-in permits. `None` when the send carries none (the ordinary `no_opt_in`).
+fn confirmation_permitted(
+    facts: &SendFacts<'_>,
+    now: Timestamp,
+) -> Option<Result<(), NotPermitted>> {
+    let check = facts.confirmation?;
+    let SendContent::Template { template, .. } = facts.content else {
+        return None;
+    };
+    Some(permits_confirmation(
+        &check.pending,
+        &ConfirmationSend {
+            message_id: check.message_id,
+            sender: facts.sender_address,
+            template,
+            workflow: facts.workflow,
+            contact: facts.contact,
+        },
+        now,
+    ))
 }
 
 /// Every broken rule, in check order, with a sentence for each.
@@ -221,10 +257,22 @@ pub fn broken_rules(
         ));
     }
     if number_valid && is_template && !contact.is_opted_in() {
-        broken.push((
-            RuleId::NoOptIn,
-            format!("{to} has no explicit opt-in on record: business-initiated messages need one"),
-        ));
+        match confirmation_permitted(facts, now) {
+            Some(Ok(())) => {}
+            Some(Err(why)) => broken.push((
+                RuleId::NoOptIn,
+                format!(
+                    "{to} has no explicit opt-in on record, and this is not the one \
+                     confirmation template their pending opt-in permits: {why}"
+                ),
+            )),
+            None => broken.push((
+                RuleId::NoOptIn,
+                format!(
+                    "{to} has no explicit opt-in on record: business-initiated messages need one"
+                ),
+            )),
+        }
     }
     if number_valid && !is_template && !window_open {
         let last_to_sender = contact
@@ -291,8 +339,12 @@ pub fn broken_rules(
             "the send names no workflow: every message belongs to a task-specific workflow".into(),
         )),
         Some(name) => {
-            let allowed =
-                Workflow::parse(name).is_ok_and(|w| policy.workflows_allowed.contains(&w));
+            // The confirmation workflow needs no place in the policy: it is allowed exactly
+            // when the send is the one confirmation a pending opt-in permits.
+            let allowed = Workflow::parse(name)
+                .is_ok_and(|w| policy.workflows_allowed.contains(&w))
+                || (name == CONFIRMATION_WORKFLOW
+                    && matches!(confirmation_permitted(facts, now), Some(Ok(()))));
             if !allowed {
                 let list: Vec<&str> = policy
                     .workflows_allowed

@@ -13,6 +13,7 @@ pub mod actor;
 pub mod campaign;
 pub mod classify;
 pub mod consent;
+pub mod consent_confirmation;
 pub mod contact;
 pub mod decide;
 pub mod endpoints;

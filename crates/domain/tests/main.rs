@@ -5,6 +5,7 @@
 
 mod campaign;
 mod consent;
+mod consent_confirmation;
 mod dispatch;
 mod identities;
 mod keywords;

@@ -274,6 +274,7 @@ impl Fx {
             linked: &self.linked,
             template: &self.template,
             portfolio: &self.portfolio,
+            confirmation: None,
         }
     }
 

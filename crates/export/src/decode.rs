@@ -628,6 +628,7 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
                 .map(|w| Workflow::parse(w).map_err(|e| bad("workflows", e.to_string())))
                 .collect::<Result<_, _>>()?,
             medium: p.id("medium", CampaignMedium::parse)?,
+            confirmation_template: p.optional("confirmation_template", TemplateId::parse)?,
             at: at()?,
         }
         .into(),
@@ -642,6 +643,13 @@ pub fn event(line: &ExportedEvent) -> Result<Event, DecodeError> {
         .into(),
         "ConsentCampaignClosed" => ConsentEvent::CampaignClosed {
             campaign: p.text("campaign")?,
+            at: at()?,
+        }
+        .into(),
+        "OptInConfirmationSent" => ConsentEvent::ConfirmationSent {
+            contact: p.contact("contact")?,
+            campaign: p.text("campaign")?,
+            message_id: p.message_id()?,
             at: at()?,
         }
         .into(),

@@ -519,12 +519,15 @@ fn consent_payload(event: &ConsentEvent) -> Value {
             wording_version,
             workflows,
             medium,
+            confirmation_template,
             at,
         } => json!({
             "campaign": campaign, "sender": sender.to_string(),
             "wording_version": wording_version,
             "workflows": workflows.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "medium": medium.as_str(), "at": time(*at),
+            "medium": medium.as_str(),
+            "confirmation_template": confirmation_template.as_ref().map(|t| t.as_str()),
+            "at": time(*at),
         }),
         ConsentEvent::OptInRequested {
             contact,
@@ -540,6 +543,15 @@ fn consent_payload(event: &ConsentEvent) -> Value {
         }),
         ConsentEvent::CampaignClosed { campaign, at } => json!({
             "campaign": campaign, "at": time(*at),
+        }),
+        ConsentEvent::ConfirmationSent {
+            contact,
+            campaign,
+            message_id,
+            at,
+        } => json!({
+            "contact": contact.to_string(), "campaign": campaign,
+            "message_id": message_id.to_string(), "at": time(*at),
         }),
     }
 }

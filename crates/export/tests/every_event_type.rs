@@ -357,6 +357,7 @@ fn sample(event_type: EventType) -> Event {
             wording_version: "w-0123456789abcdef".into(),
             workflows: vec![workflow],
             medium: CampaignMedium::WebForm,
+            confirmation_template: Some(TemplateId::parse("optin_confirm@en").expect("template")),
             at,
         }
         .into(),
@@ -371,6 +372,13 @@ fn sample(event_type: EventType) -> Event {
         .into(),
         EventType::ConsentCampaignClosed => ConsentEvent::CampaignClosed {
             campaign: "WG-OPEN1".into(),
+            at,
+        }
+        .into(),
+        EventType::OptInConfirmationSent => ConsentEvent::ConfirmationSent {
+            contact,
+            campaign: "WG-OPEN1".into(),
+            message_id,
             at,
         }
         .into(),

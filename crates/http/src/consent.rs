@@ -12,7 +12,7 @@ use wagate_app::{ConsentReceiptEntry, Hub};
 use wagate_domain::consent::{
     self, Campaign, CampaignMedium, CreateCampaign, PublishWording, Wording,
 };
-use wagate_domain::{WhatsAppAddress, Workflow};
+use wagate_domain::{TemplateId, WhatsAppAddress, Workflow};
 
 use crate::api;
 use crate::body::json;
@@ -95,6 +95,14 @@ pub async fn create_campaign(
         .iter()
         .map(|w| Workflow::parse(w).map_err(|e| ApiError::invalid("workflows", e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    let confirmation_template = request
+        .confirmation_template
+        .as_deref()
+        .map(|t| {
+            TemplateId::parse(t)
+                .map_err(|e| ApiError::invalid("confirmation_template", e.to_string()))
+        })
+        .transpose()?;
     let code = new_code();
     let (campaign, wording) = hub
         .create_campaign(CreateCampaign {
@@ -103,6 +111,7 @@ pub async fn create_campaign(
             wording_version: request.wording_version,
             workflows,
             medium,
+            confirmation_template,
         })
         .await?;
     state.metrics().appended(Source::Command, 1);
@@ -220,6 +229,14 @@ pub(crate) fn campaign_view(
         qr_png_url: format!("{api_base}/qr.png"),
         created_at: timestamp(campaign.at),
         closed_at: campaign.closed_at.map(timestamp),
+        confirmation_template: campaign
+            .confirmation_template
+            .as_ref()
+            .map(ToString::to_string),
+        confirmation_payload: campaign
+            .confirmation_template
+            .as_ref()
+            .map(|_| wagate_domain::consent_confirmation::confirmation_payload(&campaign.code)),
     }
 }
 

@@ -377,6 +377,7 @@ impl SimHub {
                 .and_then(|template| self.templates.get(template))
                 .unwrap_or(&empty_template),
             portfolio,
+            confirmation: None,
         })
     }
 

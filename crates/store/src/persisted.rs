@@ -70,6 +70,7 @@ pub enum DecodeError {
 /// text). `TemplateSent` v2 added `media` (the header media of the send; v1 reads as none).
 /// `StatusChanged` v3 added `pricing` (Meta's `pricing` object, typed; v1 and v2 read as `None`,
 /// their `details` may still hold it as `pricing.*` pairs).
+/// `ConsentCampaignCreated` v2 added `confirmation_template` (v1 reads as none).
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "SendRefused" | "InboundReceived" | "StatusChanged" => 3,
@@ -79,13 +80,14 @@ pub fn current_version(event_type: &str) -> u16 {
         | "UnmatchedStatusReceived"
         | "ReplySent"
         | "TemplateSent"
-        | "SenderRegistered" => 2,
+        | "SenderRegistered"
+        | "ConsentCampaignCreated" => 2,
         _ => 1,
     }
 }
 
 /// Every event type name, as stored in the envelope (and returned by `Event::type_name`).
-pub const EVENT_TYPES: [&str; 50] = [
+pub const EVENT_TYPES: [&str; 51] = [
     "OptedIn",
     "InboundReceived",
     "OptedOut",
@@ -136,6 +138,7 @@ pub const EVENT_TYPES: [&str; 50] = [
     "CampaignCompleted",
     "WebhookEndpointDisabled",
     "WebhookEndpointEnabled",
+    "OptInConfirmationSent",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -913,6 +916,41 @@ struct ConsentCampaignCreatedV1 {
     at_ns: i64,
 }
 
+/// v2: adds `confirmation_template`.
+#[derive(Serialize, Deserialize)]
+struct ConsentCampaignCreatedV2 {
+    campaign: String,
+    sender: String,
+    wording_version: String,
+    workflows: Vec<String>,
+    medium: String,
+    confirmation_template: Option<String>,
+    at_ns: i64,
+}
+
+impl From<ConsentCampaignCreatedV1> for ConsentCampaignCreatedV2 {
+    /// The upcaster: a v1 campaign had no confirmation template.
+    fn from(v1: ConsentCampaignCreatedV1) -> Self {
+        Self {
+            campaign: v1.campaign,
+            sender: v1.sender,
+            wording_version: v1.wording_version,
+            workflows: v1.workflows,
+            medium: v1.medium,
+            confirmation_template: None,
+            at_ns: v1.at_ns,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct OptInConfirmationSentV1 {
+    contact: String,
+    campaign: String,
+    message_id: [u8; 16],
+    at_ns: i64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct OptInRequestedV1 {
     contact: String,
@@ -1358,13 +1396,15 @@ fn encode_consent(event: &ConsentEvent) -> Vec<u8> {
             wording_version,
             workflows,
             medium,
+            confirmation_template,
             at,
-        } => bytes(&ConsentCampaignCreatedV1 {
+        } => bytes(&ConsentCampaignCreatedV2 {
             campaign: campaign.clone(),
             sender: sender.to_string(),
             wording_version: wording_version.clone(),
             workflows: workflows.iter().map(ToString::to_string).collect(),
             medium: medium.as_str().to_owned(),
+            confirmation_template: confirmation_template.as_ref().map(ToString::to_string),
             at_ns: ns(*at),
         }),
         ConsentEvent::OptInRequested {
@@ -1384,6 +1424,17 @@ fn encode_consent(event: &ConsentEvent) -> Vec<u8> {
         }),
         ConsentEvent::CampaignClosed { campaign, at } => bytes(&ConsentCampaignClosedV1 {
             campaign: campaign.clone(),
+            at_ns: ns(*at),
+        }),
+        ConsentEvent::ConfirmationSent {
+            contact,
+            campaign,
+            message_id,
+            at,
+        } => bytes(&OptInConfirmationSentV1 {
+            contact: contact.to_string(),
+            campaign: campaign.clone(),
+            message_id: id(message_id),
             at_ns: ns(*at),
         }),
     }
@@ -2047,7 +2098,10 @@ impl Reader<'_> {
                 .into()
             }
             "ConsentCampaignCreated" => {
-                let m: ConsentCampaignCreatedV1 = self.mirror()?;
+                let m: ConsentCampaignCreatedV2 = match self.version {
+                    1 => self.mirror::<ConsentCampaignCreatedV1>()?.into(),
+                    _ => self.mirror()?,
+                };
                 ConsentEvent::CampaignCreated {
                     campaign: m.campaign,
                     sender: self.address(&m.sender)?,
@@ -2058,6 +2112,11 @@ impl Reader<'_> {
                         .map(|w| self.workflow(w))
                         .collect::<Result<_, _>>()?,
                     medium: self.known("campaign medium", &m.medium, CampaignMedium::parse)?,
+                    confirmation_template: m
+                        .confirmation_template
+                        .as_deref()
+                        .map(|t| self.template(t))
+                        .transpose()?,
                     at: self.at(m.at_ns),
                 }
                 .into()
@@ -2078,6 +2137,16 @@ impl Reader<'_> {
                 let m: ConsentCampaignClosedV1 = self.mirror()?;
                 ConsentEvent::CampaignClosed {
                     campaign: m.campaign,
+                    at: self.at(m.at_ns),
+                }
+                .into()
+            }
+            "OptInConfirmationSent" => {
+                let m: OptInConfirmationSentV1 = self.mirror()?;
+                ConsentEvent::ConfirmationSent {
+                    contact: self.contact(&m.contact)?,
+                    campaign: m.campaign,
+                    message_id: self.message_id(m.message_id)?,
                     at: self.at(m.at_ns),
                 }
                 .into()

@@ -386,6 +386,7 @@ fn golden_samples_before_campaigns(t: DateTime<Utc>) -> Vec<Event> {
             wording_version: "w-0123456789abcdef".into(),
             workflows: vec![Workflow::parse("lead_qualification").expect("workflow")],
             medium: CampaignMedium::QrCode,
+            confirmation_template: Some(TemplateId::parse("optin_confirm@en").expect("template")),
             at: t,
         }),
         Event::Consent(ConsentEvent::OptInRequested {
@@ -398,6 +399,12 @@ fn golden_samples_before_campaigns(t: DateTime<Utc>) -> Vec<Event> {
         }),
         Event::Consent(ConsentEvent::CampaignClosed {
             campaign: "WG-OPEN1".into(),
+            at: t,
+        }),
+        Event::Consent(ConsentEvent::ConfirmationSent {
+            contact: contact(),
+            campaign: "WG-OPEN1".into(),
+            message_id: message_id(),
             at: t,
         }),
         Event::Template(TemplateEvent::Registered {
@@ -787,6 +794,24 @@ fn golden_files_decode_forever() {
             "fixtures/events/{event_type}/v1.bin is missing (run with WAGATE_BLESS=1 once)"
         );
     }
+}
+
+/// `ConsentCampaignCreated` v1 (before confirmation templates) decodes with none: such a
+/// campaign is confirmed by its prefilled message only.
+#[test]
+fn consent_campaign_created_v1_has_no_confirmation_template() {
+    let v1 = std::fs::read(fixtures_dir().join("ConsentCampaignCreated/v1.bin")).expect("v1");
+    let upcast = persisted::decode_payload("ConsentCampaignCreated", 1, &v1).expect("decodes");
+    let Event::Consent(ConsentEvent::CampaignCreated {
+        campaign,
+        confirmation_template,
+        ..
+    }) = upcast
+    else {
+        panic!("not a campaign: {upcast:?}");
+    };
+    assert_eq!(campaign, "WG-OPEN1");
+    assert_eq!(confirmation_template, None);
 }
 
 /// `SenderRegistered` v1 (before per-sender rates) decodes to the provider's default tier with

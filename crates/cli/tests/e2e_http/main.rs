@@ -12,6 +12,7 @@ mod commands;
 mod consent;
 mod consent_browser;
 mod consent_close;
+mod consent_confirm_template;
 mod costs;
 mod crm_backfill;
 mod crm_hubspot;

@@ -128,6 +128,7 @@ pub fn preview(
             template: state.template,
             workflow: Some(definition.workflow.as_str()),
             portfolio: &portfolio,
+            confirmation: None,
         };
         match gates::check(&facts, policy, now) {
             Ok(allowed) => {

@@ -88,7 +88,13 @@ pub fn confirm(campaign: &Campaign, wording: &Wording, link: &str) -> Markup {
         "Confirm on WhatsApp",
         html! {
             h1 { "One more step" }
-            p { "To confirm, send us the prepared WhatsApp message. Until you do, " (business) " sends you nothing." }
+            @if campaign.confirmation_template.is_some() {
+                // The hub sends the campaign's confirmation template (the one message a pending
+                // opt-in permits); a YES to it confirms as the prepared message does.
+                p { "We have sent you a WhatsApp message asking you to confirm: reply YES to it, or send us the prepared message below. Until you do, " (business) " sends you nothing else." }
+            } @else {
+                p { "To confirm, send us the prepared WhatsApp message. Until you do, " (business) " sends you nothing." }
+            }
             p { a.button id="click-to-chat" href=(link) { "Confirm on WhatsApp" } }
             p.muted { "The message carries the code " code { (campaign.code) } ". If the link does not open WhatsApp, send that code to " (campaign.sender.number()) "." }
             p.muted { "To opt out later, reply STOP on WhatsApp." }
