@@ -146,44 +146,20 @@ fn import(file: &Path, data: &Path, horizon: TimeDelta) -> anyhow::Result<Summar
     }
     let store = Store::open(data, Options::default())
         .with_context(|| format!("cannot create the database at {}", data.display()))?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut lines = ImportLines::new(horizon);
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-    let mut keys: HashMap<String, i64> = HashMap::new();
-    let mut expired_keys = 0_u64;
-    let mut line_number = 0_u64;
-    let mut expected_position = 1_u64;
     source::file_records(
         file,
         |line| {
-            line_number += 1;
-            let at = format!("line {line_number} (position {})", line.position);
-            if line.position != expected_position {
-                bail!(
-                    "{at}: expected position {expected_position}; an import needs a complete export, from position 1 without gaps"
-                );
-            }
-            let event = line.to_event().with_context(|| {
-                format!("{at}: the {} payload does not decode", line.event_type)
-            })?;
-            let request = append_request(&line, &event).with_context(|| at.clone())?;
-            if let Some(key) = webhook_key(&line, &event) {
-                let expires_at_ms = (event.at() + horizon).timestamp_millis();
-                if expires_at_ms <= now_ms {
-                    expired_keys += 1;
-                } else {
-                    let entry = keys.entry(key).or_insert(expires_at_ms);
-                    *entry = (*entry).max(expires_at_ms);
-                }
-            }
+            let (_, request) = lines.read(&line)?;
             in_flight.push_back(InFlight {
-                line: line_number,
+                line: lines.line_number,
                 position: line.position,
                 pending: store.append(request),
             });
             if in_flight.len() >= IN_FLIGHT {
                 settle(in_flight.pop_front())?;
             }
-            expected_position += 1;
             Ok(Flow::Continue)
         },
         |_| {},
@@ -193,7 +169,7 @@ fn import(file: &Path, data: &Path, horizon: TimeDelta) -> anyhow::Result<Summar
     }
     let mut restored = 0_u64;
     let mut waiting = VecDeque::new();
-    for (key, expires_at_ms) in keys {
+    for (key, expires_at_ms) in lines.keys {
         waiting.push_back(store.append(AppendRequest::key_only(IdempotencyKey {
             key: key.into_bytes(),
             expires_at_ms,
@@ -219,10 +195,67 @@ fn import(file: &Path, data: &Path, horizon: TimeDelta) -> anyhow::Result<Summar
     store.close().context("closing the imported database")?;
     Ok(Summary {
         data: data.to_path_buf(),
-        events: expected_position - 1,
+        events: lines.expected_position - 1,
         keys: restored,
-        expired_keys,
+        expired_keys: lines.expired_keys,
     })
+}
+
+/// What every import does with the export's lines, whichever store they go to: each line must
+/// follow the last one's position, decodes to its append request, and may carry a webhook
+/// de-duplication key, kept (with its newest expiry) while still inside its horizon.
+pub(crate) struct ImportLines {
+    horizon: TimeDelta,
+    now_ms: i64,
+    /// The 1-based number of the last line read.
+    pub(crate) line_number: u64,
+    /// The position the next line must have.
+    pub(crate) expected_position: u64,
+    /// Webhook keys still inside their horizon, with their expiry (ms since the epoch).
+    pub(crate) keys: HashMap<String, i64>,
+    /// Webhook keys already past their horizon, not restored.
+    pub(crate) expired_keys: u64,
+}
+
+impl ImportLines {
+    pub(crate) fn new(horizon: TimeDelta) -> Self {
+        Self {
+            horizon,
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            line_number: 0,
+            expected_position: 1,
+            keys: HashMap::new(),
+            expired_keys: 0,
+        }
+    }
+
+    /// The next line as its append request, with the words that name it in errors
+    /// (`line N (position P)`).
+    pub(crate) fn read(&mut self, line: &ExportedEvent) -> anyhow::Result<(String, AppendRequest)> {
+        self.line_number += 1;
+        let at = format!("line {} (position {})", self.line_number, line.position);
+        if line.position != self.expected_position {
+            bail!(
+                "{at}: expected position {}; an import needs a complete export, from position 1 without gaps",
+                self.expected_position
+            );
+        }
+        let event = line
+            .to_event()
+            .with_context(|| format!("{at}: the {} payload does not decode", line.event_type))?;
+        let request = append_request(line, &event).with_context(|| at.clone())?;
+        if let Some(key) = webhook_key(line, &event) {
+            let expires_at_ms = (event.at() + self.horizon).timestamp_millis();
+            if expires_at_ms <= self.now_ms {
+                self.expired_keys += 1;
+            } else {
+                let entry = self.keys.entry(key).or_insert(expires_at_ms);
+                *entry = (*entry).max(expires_at_ms);
+            }
+        }
+        self.expected_position += 1;
+        Ok((at, request))
+    }
 }
 
 /// Waits for one append and checks it landed on its line's position.

@@ -4,7 +4,6 @@
 //! versions and event ids land as in the export, so `wagate export --hub` of a hub serving the
 //! database gives the same lines.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +12,7 @@ use chrono::TimeDelta;
 use wagate_store::{AppendOutcome, AppendRequest, EventLog, IdempotencyKey};
 use wagate_store_postgres::{PgLog, PgOptions};
 
-use crate::import::{append_request, webhook_key};
+use crate::import::ImportLines;
 use crate::source::{self, Flow};
 
 pub async fn run(file: PathBuf, url: String, horizon: TimeDelta) -> anyhow::Result<ExitCode> {
@@ -45,34 +44,11 @@ fn import(
             log.head_position()
         );
     }
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let mut keys: HashMap<String, i64> = HashMap::new();
-    let mut expired = 0_u64;
-    let mut line_number = 0_u64;
-    let mut expected_position = 1_u64;
+    let mut lines = ImportLines::new(horizon);
     source::file_records(
         file,
         |line| {
-            line_number += 1;
-            let at = format!("line {line_number} (position {})", line.position);
-            if line.position != expected_position {
-                bail!(
-                    "{at}: expected position {expected_position}; an import needs a complete export, from position 1 without gaps"
-                );
-            }
-            let event = line.to_event().with_context(|| {
-                format!("{at}: the {} payload does not decode", line.event_type)
-            })?;
-            let request = append_request(&line, &event).with_context(|| at.clone())?;
-            if let Some(key) = webhook_key(&line, &event) {
-                let expires_at_ms = (event.at() + horizon).timestamp_millis();
-                if expires_at_ms <= now_ms {
-                    expired += 1;
-                } else {
-                    let entry = keys.entry(key).or_insert(expires_at_ms);
-                    *entry = (*entry).max(expires_at_ms);
-                }
-            }
+            let (at, request) = lines.read(&line)?;
             match handle.block_on(log.append(request)) {
                 Ok(AppendOutcome::Appended(committed)) if committed.positions == [line.position] => {}
                 Ok(other) => bail!(
@@ -83,13 +59,12 @@ fn import(
                         .context(format!("{at} could not be appended")))
                 }
             }
-            expected_position += 1;
             Ok(Flow::Continue)
         },
         |_| {},
     )?;
-    let restored = keys.len() as u64;
-    for (key, expires_at_ms) in keys {
+    let restored = lines.keys.len() as u64;
+    for (key, expires_at_ms) in lines.keys {
         handle
             .block_on(log.append(AppendRequest::key_only(IdempotencyKey {
                 key: key.into_bytes(),
@@ -98,5 +73,10 @@ fn import(
             })))
             .context("recording a webhook de-duplication key")?;
     }
-    Ok((target, expected_position - 1, restored, expired))
+    Ok((
+        target,
+        lines.expected_position - 1,
+        restored,
+        lines.expired_keys,
+    ))
 }
