@@ -1,15 +1,39 @@
-//! The cost ledger as a checkpointed reader of the durable log (see [`crate::costs`]): caught
-//! up from its own position to the durable head, saved in its own snapshot slot, restored at
-//! open. A snapshot that is missing, of another form version, unreadable, past the log's head,
-//! or priced with another price table is not used: the ledger is rebuilt from position 1.
+//! The cost ledger as a checkpointed reader of the durable log (see [`crate::costs`] and the
+//! shared reader in [`crate::projection_reader`]): saved in its own snapshot slot, restored at
+//! open. Beside what the shared reader refuses, a ledger priced with another price table is not
+//! used either: it is rebuilt from position 1.
 
 use tracing::warn;
-use wagate_store::{snapshot_forms, SnapshotSave};
+use wagate_domain::Event;
+use wagate_store::snapshot_forms;
 
 use crate::costs::{table_digest, CostDimension, CostReport, Ledger, COSTS_SLOT};
-use crate::counts_reader::COUNTS_BATCH;
 use crate::error::Result;
 use crate::hub::Hub;
+use crate::projection_reader::SnapshottedProjection;
+
+impl SnapshottedProjection for Ledger {
+    const SLOT: &'static str = COSTS_SLOT;
+    const NAME: &'static str = "cost ledger";
+
+    fn position(&self) -> u64 {
+        Ledger::position(self)
+    }
+
+    fn observe(&mut self, position: u64, event: &Event, hub: &Hub) {
+        Ledger::observe(self, position, event, hub.price_table());
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        snapshot_forms::encode_costs(&self.to_form())
+    }
+
+    fn decode(position: u64, bytes: &[u8]) -> std::result::Result<Self, String> {
+        snapshot_forms::decode_costs(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|form| Ledger::from_form(position, form))
+    }
+}
 
 impl Hub {
     /// Applies to `ledger` every event after its position up to the durable head, priced with
@@ -18,48 +42,15 @@ impl Hub {
         if ledger.for_table(&table_digest(self.price_table())) {
             warn!("the price table changed; rebuilding the cost ledger from the log");
         }
-        let head = self.head_position();
-        while ledger.position() < head {
-            let events = self.events_after(ledger.position(), COUNTS_BATCH)?;
-            if events.is_empty() {
-                break;
-            }
-            for logged in &events {
-                ledger.observe(logged.position, &logged.event, self.price_table());
-            }
-        }
-        Ok(())
+        self.catch_up_reader(ledger)
     }
 
     /// Restores the ledger from its snapshot, or starts it empty at position 0. Returns the
     /// snapshot position used (0: none).
     pub(crate) fn restore_costs(&self) -> Result<u64> {
-        let log = self.inner.log.as_ref();
-        let restored = match log.snapshot(COSTS_SLOT)? {
-            Some(snapshot) if snapshot.position <= log.head_position() => {
-                match snapshot_forms::decode_costs(&snapshot.bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|form| Ledger::from_form(snapshot.position, form))
-                {
-                    Ok(ledger) => ledger,
-                    Err(reason) => {
-                        warn!(%reason, "cost ledger snapshot not used; rebuilding it from the log");
-                        Ledger::default()
-                    }
-                }
-            }
-            Some(snapshot) => {
-                warn!(
-                    position = snapshot.position,
-                    "cost ledger snapshot is past the log's head; rebuilding it from the log"
-                );
-                Ledger::default()
-            }
-            None => Ledger::default(),
-        };
-        let position = restored.position();
+        let (restored, open) = self.restore_reader::<Ledger>()?;
         *self.inner.costs.lock() = restored;
-        Ok(position)
+        Ok(open.snapshot_position)
     }
 
     /// Catches the ledger up and saves it in its slot at the position it then reflects.
@@ -71,12 +62,7 @@ impl Hub {
                 return Ok(());
             }
             self.catch_up_costs(&mut ledger)?;
-            SnapshotSave {
-                position: ledger.position(),
-                bytes: snapshot_forms::encode_costs(&ledger.to_form()),
-                entries: Vec::new(),
-                replace_entries: false,
-            }
+            self.reader_snapshot(&mut *ledger)?
         };
         Ok(self.inner.log.save_snapshot(COSTS_SLOT, save).await?)
     }

@@ -31,6 +31,7 @@ mod hub;
 mod locks;
 mod pricing;
 mod projection;
+mod projection_reader;
 mod reads;
 mod review;
 mod send_digest;
@@ -58,7 +59,6 @@ pub use counts::{
     FunnelRow, OpsCounts, PortfolioUsage, Stage, COUNTS_SLOT, FREEFORM, FUNNEL_ENTRY_MAX_AGE,
     NO_WORKFLOW, REFUSAL_HOURS_KEPT,
 };
-pub use counts_reader::COUNTS_BATCH;
 pub use deliveries::{
     checkpoint_name, kind_of, run_deliveries, run_endpoint, Delivery, DeliveryError,
     DeliverySettings, EndpointTransport, Reply,
@@ -75,6 +75,7 @@ pub use pricing::{
     PriceTableError, Quote, ANY_COUNTRY,
 };
 pub use projection::ProjectionSizes;
+pub use projection_reader::COUNTS_BATCH;
 pub use reads::{FilteredEvents, LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};
 pub use snapshots::{OpenStats, SNAPSHOT_EVERY, SNAPSHOT_EVERY_EVENTS};
