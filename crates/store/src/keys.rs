@@ -9,6 +9,7 @@
 //! | `k`    | idempotency key                  | postcard `KeyRecordV1`                  |
 //! | `c`    | checkpoint name                  | position u64                            |
 //! | `m`    | meta name                        | meta value                              |
+//! | `L`, `S`, `E` | packed blocks of the above three (older events; `crate::packed`) |  |
 //!
 //! Format 1 (wave 1 until issue 12) also wrote, per append, `h` + stream id → (version, position
 //! of that event) and, per idempotency key, `x` + expiry (sortable i64) + key → empty (a sweep
@@ -33,8 +34,11 @@ pub(crate) const CHECKPOINT: u8 = b'c';
 pub(crate) const META_MAGIC: &[u8] = b"mmagic";
 /// Value of [`META_MAGIC`]: the magic text followed by the format version (u32 big-endian).
 pub(crate) const MAGIC: &[u8] = b"wagate-store\0";
-/// The on-disk layout version this code writes (and migrates format 1 to, on open).
-pub(crate) const DISK_FORMAT: u32 = 2;
+/// The on-disk layout version this code writes (and migrates formats 1 and 2 to, on open):
+/// format 2 plus packed blocks (`crate::packed`).
+pub(crate) const DISK_FORMAT: u32 = 3;
+/// Format 2: one key per event and index entry, no packed blocks.
+pub(crate) const DISK_FORMAT_UNPACKED: u32 = 2;
 /// Wave 1's layout, with `h` and `x` keys; still opened (see the module comment).
 pub(crate) const DISK_FORMAT_WITH_HEADS: u32 = 1;
 

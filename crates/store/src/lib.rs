@@ -18,6 +18,7 @@ mod envelope;
 mod error;
 mod keys;
 mod log;
+mod packed;
 /// Persisted forms of domain events (written by the lead; extend with new schema versions and
 /// upcasters, keep the v1 mirrors byte-stable).
 pub mod persisted;
@@ -35,11 +36,12 @@ mod writer;
 pub use envelope::EnvelopeError;
 pub use error::{Result, StoreError};
 pub use log::{EventLog, LogFuture};
+#[doc(hidden)]
+pub use packed::LOG_BLOCK_EVENTS;
 pub use record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
     NewEvent, Origin, RecordedEvent, StreamAppend,
 };
-#[doc(hidden)]
 pub use salvage::overwrite_log_entry;
 pub use salvage::{salvage, SalvageEnd, SalvageFlow, SalvageStop};
 pub use snapshot::{Snapshot, SnapshotSave};

@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::envelope;
 use crate::error::{from_sled, Result, StoreError};
 use crate::keys;
+use crate::packed::History;
 use crate::record::RecordedEvent;
 
 /// Where a salvage read stopped before the end of the log, and why.
@@ -57,12 +58,23 @@ pub fn salvage(
         .open()
         .map_err(|e| from_sled(e, path))?;
     let magic = db.get(keys::META_MAGIC).map_err(|e| from_sled(e, path))?;
-    if magic.as_deref() != Some(keys::magic_value().as_slice()) {
+    // Formats 2 (never packed) and 3 read alike here; format 1 needs an open to migrate.
+    let readable = [keys::DISK_FORMAT_UNPACKED, keys::DISK_FORMAT].map(|format| {
+        let mut value = keys::MAGIC.to_vec();
+        value.extend_from_slice(&format.to_be_bytes());
+        value
+    });
+    if !readable
+        .iter()
+        .any(|value| magic.as_deref() == Some(value.as_slice()))
+    {
         return Err(StoreError::Foreign {
             path: path.to_path_buf(),
             detail: "no wagate magic key of the format this build reads".into(),
         });
     }
+    let history = History::new(&db, path);
+    let packed = history.packed_position()?;
     let from = from.max(1);
     let to = to.unwrap_or(u64::MAX);
     if from > to {
@@ -73,7 +85,36 @@ pub fn salvage(
     // An export from a later position still needs the earlier ones to exist: a log that does not
     // start at 1 is damaged at its start.
     let mut expected = from;
-    for item in db.range(keys::log(from)..=keys::log(to)) {
+    // The packed part first, block by block.
+    while expected <= to.min(packed) {
+        let block = match history.log_block(expected) {
+            Ok(Some(block)) => block,
+            Ok(None) => return damaged(expected, "its packed log block is missing".into()),
+            Err(error) => return damaged(expected, format!("its packed log block: {error}")),
+        };
+        let (first, envelopes) = block;
+        for (position, bytes) in (first..).zip(&envelopes) {
+            if position < expected {
+                continue;
+            }
+            if position > to {
+                return Ok(SalvageEnd::Complete);
+            }
+            match check(position, bytes) {
+                Ok(event) => {
+                    if each(event) == SalvageFlow::Stop {
+                        return Ok(SalvageEnd::Stopped);
+                    }
+                }
+                Err(reason) => return damaged(position, reason),
+            }
+            expected = position + 1;
+        }
+    }
+    if expected > to {
+        return Ok(SalvageEnd::Complete);
+    }
+    for item in db.range(keys::log(expected)..=keys::log(to)) {
         let (key, value) = match item {
             Ok(entry) => entry,
             Err(error) => {
@@ -92,19 +133,10 @@ pub fn salvage(
                 format!("missing from the log (the next entry is position {position})"),
             );
         }
-        let event = match envelope::decode(&value) {
+        let event = match check(position, &value) {
             Ok(event) => event,
-            Err(error) => return damaged(position, format!("undecodable envelope: {error}")),
+            Err(reason) => return damaged(position, reason),
         };
-        if event.position != position {
-            return damaged(
-                position,
-                format!(
-                    "the entry holds the envelope of position {}",
-                    event.position
-                ),
-            );
-        }
         if each(event) == SalvageFlow::Stop {
             return Ok(SalvageEnd::Stopped);
         }
@@ -114,6 +146,19 @@ pub fn salvage(
         expected = position + 1;
     }
     Ok(SalvageEnd::Complete)
+}
+
+/// The event stored for `position`, or what is wrong with it.
+fn check(position: u64, bytes: &[u8]) -> std::result::Result<RecordedEvent, String> {
+    let event =
+        envelope::decode(bytes).map_err(|error| format!("undecodable envelope: {error}"))?;
+    if event.position != position {
+        return Err(format!(
+            "the entry holds the envelope of position {}",
+            event.position
+        ));
+    }
+    Ok(event)
 }
 
 /// Test hook: replaces the stored envelope at `position` of the stopped database at `path` with

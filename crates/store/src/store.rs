@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::envelope;
 use crate::error::{from_sled, Result, StoreError};
 use crate::keys;
+use crate::packed::{History, LOG_BLOCK_EVENTS};
 use crate::record::{AppendOutcome, AppendRequest, IdempotencyRecord, RecordedEvent};
 use crate::stream::StreamId;
 pub use crate::writer::SyncFault;
@@ -83,6 +84,13 @@ pub struct Options {
     pub clock: Clock,
     /// Test hook: arm it to make the next group commit fail (see [`SyncFault`]).
     pub sync_fault: SyncFault,
+    /// Events at the end of the log kept as one sled key each; older ones are packed into
+    /// blocks when the writer has time (`crate::packed`), so sled's open time and memory grow
+    /// with this tail, not with history. `u64::MAX`: never pack.
+    pub unpacked_tail_events: u64,
+    /// Most log blocks (of [`LOG_BLOCK_EVENTS`] events) one pack step moves: it bounds how long
+    /// a step can delay an append that arrives meanwhile.
+    pub pack_step_blocks: u64,
 }
 
 /// Default [`Options::max_queued_requests`]: two full group commits (`max_batch_requests` is
@@ -108,6 +116,10 @@ impl Default for Options {
             max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
             clock: Clock::system(),
             sync_fault: SyncFault::default(),
+            // Recent events are the ones read and deduplicated most; 100,000 keeps sled's open
+            // well under a second while a pack step happens every 1,024 events.
+            unpacked_tail_events: 100_000,
+            pack_step_blocks: 16,
         }
     }
 }
@@ -218,6 +230,8 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     clock: Clock,
     replay_threads: usize,
+    /// [`Options::unpacked_tail_events`], for [`Store::wait_packed`].
+    unpacked_tail_events: u64,
     /// Keeps a temporary directory alive; dropped last (field order), after sled let go of it.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -322,13 +336,15 @@ impl Store {
             .open()
             .map_err(|e| from_sled(e, &path))?;
         check_magic(&db, &path)?;
-        let last_position = check_tail(&db, &path, options.tail_check_events)?;
+        let packed_position = History::new(&db, &path).packed_position()?;
+        let last_position = check_tail(&db, &path, packed_position, options.tail_check_events)?;
         let mut durability = Durability::new(&path)?;
         db.flush().map_err(|e| from_sled(e, &path))?;
         durability.sync()?;
 
         let shared = Arc::new(Shared {
             durable_position: AtomicU64::new(last_position),
+            packed_position: AtomicU64::new(packed_position),
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
             commits: AtomicU64::new(0),
@@ -348,6 +364,7 @@ impl Store {
         let (queue, commands) = mpsc::sync_channel(queue_capacity);
         let clock = options.clock.clone();
         let replay_threads = options.replay_threads;
+        let unpacked_tail_events = options.unpacked_tail_events;
         let writer = Writer::new(
             db.clone(),
             path.clone(),
@@ -370,6 +387,7 @@ impl Store {
                 writer: Mutex::new(Some(handle)),
                 clock,
                 replay_threads,
+                unpacked_tail_events,
                 _temporary: temporary,
             }),
         })
@@ -472,36 +490,53 @@ impl Store {
 
     /// Current version of a stream (0 if it does not exist), as of the durable head.
     pub fn stream_version(&self, stream: &StreamId) -> Result<u64> {
-        let head = self.head_position();
-        // The stream's last index key is its head; a newer one may belong to a batch still being
-        // made durable, so take the newest durable one.
-        for item in self
-            .inner
-            .db
-            .range(keys::stream_range(stream.as_str()))
-            .rev()
-        {
-            let (key, value) = item.map_err(|e| self.sled(e))?;
-            let position = keys::be_u64(&value)
-                .ok_or_else(|| self.corrupt(format!("bad stream index value for {stream}")))?;
-            if position <= head {
-                return keys::stream_key_version(&key)
-                    .ok_or_else(|| self.corrupt(format!("bad stream index key for {stream}")));
-            }
-        }
-        Ok(0)
+        // The stream's last index entry is its head; a newer one may belong to a batch still
+        // being made durable, so take the newest durable one.
+        Ok(self
+            .history()
+            .stream_head(stream.as_str(), self.head_position())?
+            .map_or(0, |(version, _)| version))
     }
 
     /// Position of an event by its id, if it is durable.
     pub fn position_of(&self, event_id: Uuid) -> Result<Option<u64>> {
         let head = self.head_position();
-        match self.get(&keys::event_id(event_id))? {
-            None => Ok(None),
-            Some(value) => {
-                let position = keys::be_u64(&value)
-                    .ok_or_else(|| self.corrupt("bad event id index value".into()))?;
-                Ok((position <= head).then_some(position))
+        Ok(self
+            .history()
+            .event_position(event_id)?
+            .filter(|position| *position <= head))
+    }
+
+    /// The last position packed into blocks (0: none); see [`Options::unpacked_tail_events`].
+    pub fn packed_position(&self) -> u64 {
+        self.inner.shared.packed_position.load(Ordering::Acquire)
+    }
+
+    /// Waits (up to `timeout`) until the writer has packed everything older than the unpacked
+    /// tail, as of the durable head now; returns the packed position then. For benchmarks and
+    /// tests: packing otherwise happens whenever the writer has time.
+    pub fn wait_packed(&self, timeout: Duration) -> Result<u64> {
+        let target = self
+            .head_position()
+            .saturating_sub(self.inner.unpacked_tail_events)
+            / LOG_BLOCK_EVENTS
+            * LOG_BLOCK_EVENTS;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let packed = self.packed_position();
+            if packed >= target {
+                return Ok(packed);
             }
+            if let Some(error) = self.refusal() {
+                return Err(error);
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Io {
+                    kind: std::io::ErrorKind::TimedOut,
+                    detail: format!("packing reached {packed} of {target} in {timeout:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -530,22 +565,18 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let head = self.head_position();
-        let start = keys::stream(stream.as_str(), from_version.max(1));
-        let end = keys::stream(stream.as_str(), u64::MAX);
+        let from = from_version.max(1);
+        let positions = self.history().stream_positions(
+            stream.as_str(),
+            from,
+            limit,
+            self.packed_position() > 0,
+        )?;
         let mut events = Vec::new();
-        let versions = from_version.max(1)..;
-        for (expected_version, item) in versions.zip(self.inner.db.range(start..=end)) {
-            if events.len() >= limit {
-                break;
-            }
-            let (key, value) = item.map_err(|e| self.sled(e))?;
-            let position = keys::be_u64(&value)
-                .ok_or_else(|| self.corrupt(format!("bad stream index value for {stream}")))?;
+        for (expected_version, (version, position)) in (from..).zip(positions) {
             if position > head {
                 break;
             }
-            let version = keys::stream_key_version(&key)
-                .ok_or_else(|| self.corrupt(format!("bad stream index key for {stream}")))?;
             if version != expected_version {
                 return Err(self.corrupt(format!(
                     "stream {stream} jumps from version {} to {version}",
@@ -675,7 +706,10 @@ impl Store {
     }
 
     /// Scans positions `start..=end` in order (stopping after `limit` events), checking that
-    /// every position in the range is present and holds its own envelope.
+    /// every position in the range is present and holds its own envelope. Packed positions are
+    /// read from their blocks, the rest from their keys; a position missing from the keys is
+    /// looked for in its block before it counts as a gap (a pack step may have moved it while
+    /// the scan ran).
     fn scan_range(
         &self,
         start: u64,
@@ -683,22 +717,11 @@ impl Store {
         limit: u64,
         each: &mut impl FnMut(RecordedEvent),
     ) -> Result<()> {
-        if start > end || limit == 0 {
-            return Ok(());
-        }
-        let head = end;
+        let history = self.history();
         let mut expected = start;
         let mut delivered = 0;
-        for item in self.inner.db.range(keys::log(start)..=keys::log(end)) {
-            let (key, value) = item.map_err(|e| self.sled(e))?;
-            let position =
-                keys::log_position(&key).ok_or_else(|| self.corrupt("bad log key".into()))?;
-            if position != expected {
-                return Err(self.corrupt(format!(
-                    "gap in the log: expected {expected}, found {position}"
-                )));
-            }
-            let event = envelope::decode(&value)
+        let mut deliver = |position: u64, bytes: &[u8], delivered: &mut u64| -> Result<()> {
+            let event = envelope::decode(bytes)
                 .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;
             if event.position != position {
                 return Err(self.corrupt(format!(
@@ -707,17 +730,48 @@ impl Store {
                 )));
             }
             each(event);
-            expected += 1;
-            delivered += 1;
-            if delivered >= limit {
-                return Ok(());
+            *delivered += 1;
+            Ok(())
+        };
+        while expected <= end && delivered < limit {
+            let mut found_instead = None;
+            if expected > self.packed_position() {
+                for item in self.inner.db.range(keys::log(expected)..=keys::log(end)) {
+                    let (key, value) = item.map_err(|e| self.sled(e))?;
+                    let position = keys::log_position(&key)
+                        .ok_or_else(|| self.corrupt("bad log key".into()))?;
+                    if position != expected {
+                        found_instead = Some(position);
+                        break;
+                    }
+                    deliver(position, &value, &mut delivered)?;
+                    expected += 1;
+                    if delivered >= limit {
+                        return Ok(());
+                    }
+                }
+                if expected > end {
+                    return Ok(());
+                }
             }
-        }
-        if expected <= head {
-            return Err(self.corrupt(format!(
-                "log ends at {} before the head {head}",
-                expected - 1
-            )));
+            let Some((first, envelopes)) = history.log_block(expected)? else {
+                return Err(self.corrupt(match found_instead {
+                    Some(position) => {
+                        format!("gap in the log: expected {expected}, found {position}")
+                    }
+                    None => format!("log ends at {} before the head {end}", expected - 1),
+                }));
+            };
+            for (position, bytes) in (first..).zip(&envelopes) {
+                if position < expected {
+                    continue;
+                }
+                if position > end || delivered >= limit {
+                    return Ok(());
+                }
+                deliver(position, bytes, &mut delivered)?;
+                expected += 1;
+            }
         }
         Ok(())
     }
@@ -742,20 +796,24 @@ impl Store {
                 ));
             }
             *last = event.version;
-            match self.get(&keys::stream(event.stream.as_str(), event.version)) {
-                Ok(Some(v)) if keys::be_u64(&v) == Some(event.position) => {}
+            let history = self.history();
+            match history.stream_position(event.stream.as_str(), event.version) {
+                Ok(Some(position)) if position == event.position => {}
                 _ => problem = Some(format!("stream index disagrees at {}", event.position)),
             }
-            match self.get(&keys::event_id(event.event_id)) {
-                Ok(Some(v)) if keys::be_u64(&v) == Some(event.position) => {}
+            match history.event_position(event.event_id) {
+                Ok(Some(position)) if position == event.position => {}
                 _ => problem = Some(format!("event id index disagrees at {}", event.position)),
             }
         })?;
         if let Some(problem) = problem {
             return Err(self.corrupt(problem));
         }
+        let history = self.history();
         for (stream, version) in &versions {
-            let head = last_stream_version(&self.inner.db, &self.inner.path, stream.as_str())?;
+            let head = history
+                .stream_head(stream.as_str(), u64::MAX)?
+                .map(|(version, _)| version);
             if head != Some(*version) {
                 return Err(
                     self.corrupt(format!("head of {stream} is {head:?}, log says {version}"))
@@ -808,7 +866,8 @@ impl Store {
 
     fn event_at(&self, position: u64) -> Result<RecordedEvent> {
         let value = self
-            .get(&keys::log(position))?
+            .history()
+            .entry(position)?
             .ok_or_else(|| self.corrupt(format!("missing log entry {position}")))?;
         let event = envelope::decode(&value)
             .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;
@@ -819,6 +878,10 @@ impl Store {
             )));
         }
         Ok(event)
+    }
+
+    fn history(&self) -> History<'_> {
+        History::new(&self.inner.db, &self.inner.path)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
@@ -857,9 +920,16 @@ fn check_magic(db: &sled::Db, path: &Path) -> Result<()> {
             if format == keys::DISK_FORMAT_WITH_HEADS {
                 return migrate_from_heads(db, path);
             }
+            if format == keys::DISK_FORMAT_UNPACKED {
+                // Format 3 only adds packed blocks, which format 2 never wrote: relabelling is
+                // the whole migration (and keeps a format-2 build from misreading packed data).
+                db.insert(keys::META_MAGIC, keys::magic_value())
+                    .map_err(sled_error)?;
+                return Ok(());
+            }
             if format != keys::DISK_FORMAT {
                 return Err(foreign(format!(
-                    "on-disk format {format}, this build reads formats {} and {}",
+                    "on-disk format {format}, this build reads formats {} to {}",
                     keys::DISK_FORMAT_WITH_HEADS,
                     keys::DISK_FORMAT
                 )));
@@ -915,81 +985,79 @@ fn migrate_from_heads(db: &sled::Db, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The version named by a stream's last stream-index key: its head (`None`: no such stream).
-fn last_stream_version(db: &sled::Db, path: &Path, stream: &str) -> Result<Option<u64>> {
-    let Some(item) = db.range(keys::stream_range(stream)).next_back() else {
-        return Ok(None);
-    };
-    let (key, _) = item.map_err(|e| from_sled(e, path))?;
-    keys::stream_key_version(&key)
-        .map(Some)
-        .ok_or_else(|| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("bad stream index key for {stream}"),
-        })
-}
-
-/// Checks the last `count` log entries and returns the last position (0 for an empty log).
-fn check_tail(db: &sled::Db, path: &Path, count: u64) -> Result<u64> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    };
+/// Checks the last `count` log entries and returns the last position (0 for an empty log):
+/// contiguous, decodable, each agreeing with the stream index, the event-id index and its
+/// stream's head. `packed` is the last packed position recorded on disk.
+fn check_tail(db: &sled::Db, path: &Path, packed: u64, count: u64) -> Result<u64> {
+    let history = History::new(db, path);
     let sled_error = |e| from_sled(e, path);
     let log_range = keys::log(0)..=keys::log(u64::MAX);
-    let Some(first) = db.range(log_range.clone()).next() else {
-        return Ok(0);
+    let first_key = match db.range(log_range.clone()).next() {
+        None => None,
+        Some(item) => Some(keys::log_position(&item.map_err(sled_error)?.0)),
     };
-    let (first_key, _) = first.map_err(sled_error)?;
-    if keys::log_position(&first_key) != Some(1) {
-        return Err(corrupt("the log does not start at position 1".into()));
-    }
-    let mut last_position = 0;
-    let mut expected_next: Option<u64> = None;
-    let mut seen_streams = std::collections::HashSet::new();
-    for item in db.range(log_range).rev().take(count.max(2) as usize) {
-        let (key, value) = item.map_err(sled_error)?;
-        let position = keys::log_position(&key).ok_or_else(|| corrupt("bad log key".into()))?;
-        match expected_next {
-            None => last_position = position,
-            Some(expected) if expected != position => {
-                return Err(corrupt(format!(
-                    "gap in the log tail: position {} is followed by {}",
-                    position,
-                    expected + 1
+    let last_position = match db.range(log_range).next_back() {
+        None => packed,
+        Some(item) => keys::log_position(&item.map_err(sled_error)?.0)
+            .ok_or_else(|| history.corrupt("bad log key".into()))?,
+    };
+    // The log starts at 1: in a block when packed, else at the first key.
+    match first_key {
+        _ if packed > 0 => {
+            if history.log_block(1)?.is_none() {
+                return Err(history.corrupt(format!(
+                    "packed up to {packed} but the first log block is missing"
                 )));
             }
-            Some(_) => {}
+            if let Some(first) = first_key {
+                if first != Some(packed + 1) {
+                    return Err(history.corrupt(format!(
+                        "packed up to {packed} but the first log key is {first:?}"
+                    )));
+                }
+            }
         }
-        expected_next = position.checked_sub(1);
-        let event =
-            envelope::decode(&value).map_err(|e| corrupt(format!("position {position}: {e}")))?;
+        None => return Ok(0),
+        Some(first) if first != Some(1) => {
+            return Err(history.corrupt("the log does not start at position 1".into()));
+        }
+        Some(_) => {}
+    }
+    let mut seen_streams = std::collections::HashSet::new();
+    let oldest = last_position
+        .saturating_sub(count.max(2).saturating_sub(1))
+        .max(1);
+    for position in (oldest..=last_position).rev() {
+        let Some(value) = history.entry(position)? else {
+            return Err(history.corrupt(format!(
+                "gap in the log tail: position {position} is missing before {last_position}"
+            )));
+        };
+        let event = envelope::decode(&value)
+            .map_err(|e| history.corrupt(format!("position {position}: {e}")))?;
         if event.position != position {
-            return Err(corrupt(format!(
+            return Err(history.corrupt(format!(
                 "log key {position} holds an envelope for position {}",
                 event.position
             )));
         }
-        let index = db
-            .get(keys::stream(event.stream.as_str(), event.version))
-            .map_err(sled_error)?;
-        if index.as_deref().and_then(keys::be_u64) != Some(position) {
-            return Err(corrupt(format!(
-                "stream index disagrees with position {position}"
-            )));
+        if history.stream_position(event.stream.as_str(), event.version)? != Some(position) {
+            return Err(history.corrupt(format!("stream index disagrees with position {position}")));
         }
-        let by_id = db.get(keys::event_id(event.event_id)).map_err(sled_error)?;
-        if by_id.as_deref().and_then(keys::be_u64) != Some(position) {
-            return Err(corrupt(format!(
-                "event id index disagrees with position {position}"
-            )));
+        if history.event_position(event.event_id)? != Some(position) {
+            return Err(
+                history.corrupt(format!("event id index disagrees with position {position}"))
+            );
         }
         // Scanning backwards, the first time a stream shows up is its newest event: the stream's
-        // last index key (its head) must be exactly that one.
+        // last index entry (its head) must be exactly that one.
         if seen_streams.insert(event.stream.clone())
-            && last_stream_version(db, path, event.stream.as_str())? != Some(event.version)
+            && history
+                .stream_head(event.stream.as_str(), u64::MAX)?
+                .map(|(version, _)| version)
+                != Some(event.version)
         {
-            return Err(corrupt(format!(
+            return Err(history.corrupt(format!(
                 "head of {} disagrees with its newest event at {position}",
                 event.stream
             )));

@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::envelope::{self, ByteBuf, EnvelopeFields};
 use crate::error::{from_sled, Result, StoreError};
 use crate::keys;
+use crate::packed::{self, History, LOG_BLOCK_EVENTS};
 use crate::record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
 };
@@ -63,6 +64,9 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     /// Highest position that is durable; readers never look past it.
     pub durable_position: AtomicU64,
+    /// Last position packed into blocks (`crate::packed`); only the writer advances it, after
+    /// the step's batch is applied.
+    pub packed_position: AtomicU64,
     /// Set once an I/O failure put the store in the failed state.
     pub failed: Mutex<Option<StoreError>>,
     /// Set by `close`, so new requests fail fast.
@@ -291,6 +295,8 @@ pub(crate) struct Writer {
     failure: Option<StoreError>,
     /// Number of the last batch handed on (see [`Shared::pending_keys`]).
     flight_seq: u64,
+    /// Pack steps applied since the last flush (an idle writer flushes them).
+    packed_unflushed: u64,
 }
 
 impl Writer {
@@ -313,6 +319,7 @@ impl Writer {
             sweep_cursor: None,
             failure: None,
             flight_seq: 0,
+            packed_unflushed: 0,
         }
     }
 
@@ -369,10 +376,17 @@ impl Writer {
     fn serve(&mut self, queue: &Receiver<Command>, flights: &SyncSender<Flight>) {
         let sweep_interval = Duration::from_millis(self.options.sweep_interval_ms.max(1));
         loop {
-            let first = match queue.recv_timeout(sweep_interval) {
+            // With packing to do, only look for requests before the next step.
+            let wait = if self.pack_limit().is_some() {
+                Duration::ZERO
+            } else {
+                sweep_interval
+            };
+            let first = match queue.recv_timeout(wait) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
                     self.maybe_sweep();
+                    self.maybe_pack();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -403,6 +417,61 @@ impl Writer {
                 return;
             }
             self.maybe_sweep();
+            self.maybe_pack();
+        }
+    }
+
+    /// The position packing may reach now, if at least one block is due: everything durable
+    /// except the newest `unpacked_tail_events`.
+    fn pack_limit(&self) -> Option<u64> {
+        if self.failure.is_some() {
+            return None;
+        }
+        let durable = self.shared.durable_position.load(Ordering::Acquire);
+        let limit = durable.saturating_sub(self.options.unpacked_tail_events);
+        let packed = self.shared.packed_position.load(Ordering::Acquire);
+        (limit >= packed + LOG_BLOCK_EVENTS).then_some(limit)
+    }
+
+    /// One pack step (`crate::packed`), if one is due; once none is, flushes the steps applied
+    /// so far (when busy, the next group commit's flush does). A failed step fails the store:
+    /// it is the same sled that takes the appends.
+    fn maybe_pack(&mut self) {
+        let Some(limit) = self.pack_limit() else {
+            if self.packed_unflushed > 0 && self.failure.is_none() {
+                self.packed_unflushed = 0;
+                if let Err(error) = self.db.flush() {
+                    let error = from_sled(error, &self.path);
+                    tracing::error!(error = %error, "flushing packed blocks failed; the store refuses further writes");
+                    self.fail(error);
+                }
+            }
+            return;
+        };
+        let packed = self.shared.packed_position.load(Ordering::Acquire);
+        let history = History::new(&self.db, &self.path);
+        let step = packed::plan_step(&history, packed, limit, self.options.pack_step_blocks)
+            .and_then(|step| match step {
+                None => Ok(None),
+                Some(step) => {
+                    let upto = step.upto;
+                    self.db
+                        .apply_batch(step.batch)
+                        .map_err(|e| from_sled(e, &self.path))?;
+                    Ok(Some((upto, step.removed_keys)))
+                }
+            });
+        match step {
+            Ok(Some((upto, removed_keys))) => {
+                self.shared.packed_position.store(upto, Ordering::Release);
+                self.packed_unflushed += 1;
+                tracing::debug!(upto, removed_keys, "packed old log entries into blocks");
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(error = %error, "packing old log entries failed; the store refuses further writes");
+                self.fail(error);
+            }
         }
     }
 
@@ -754,19 +823,11 @@ impl Writer {
         if let Some(version) = self.heads.get(stream) {
             return Ok(*version);
         }
-        let last = self
-            .db
-            .range(keys::stream_range(stream))
-            .next_back()
-            .transpose()
-            .map_err(|e| from_sled(e, &self.path))?;
-        let version = match last {
-            None => 0,
-            Some((key, _)) => match keys::stream_key_version(&key) {
-                Some(version) => version,
-                None => return Err(self.corrupt(format!("bad stream index key for {stream}"))),
-            },
-        };
+        // Every position the writer applied counts here (not only durable ones): the next
+        // version follows the last one written.
+        let version = History::new(&self.db, &self.path)
+            .stream_head(stream, u64::MAX)?
+            .map_or(0, |(version, _)| version);
         if self.heads.len() >= self.options.head_cache_streams {
             self.heads.clear();
         }
@@ -781,19 +842,12 @@ impl Writer {
         if let Some(found) = overlay.event_ids.get(&id) {
             return Ok(Some(*found));
         }
-        let Some(value) = self
-            .db
-            .get(keys::event_id(id))
-            .map_err(|e| from_sled(e, &self.path))?
-        else {
+        let history = History::new(&self.db, &self.path);
+        let Some(position) = history.event_position(id)? else {
             return Ok(None);
         };
-        let position = keys::be_u64(&value)
-            .ok_or_else(|| self.corrupt(format!("bad event id index value for {id}")))?;
-        let stored = self
-            .db
-            .get(keys::log(position))
-            .map_err(|e| from_sled(e, &self.path))?
+        let stored = history
+            .entry(position)?
             .ok_or_else(|| self.corrupt(format!("event id {id} points at missing {position}")))?;
         let event = envelope::decode(&stored)
             .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;

@@ -94,6 +94,20 @@ event_log_contract!(sled_store, |clock| {
     )
 });
 
+// The same contract with packing as eager as it gets: every whole block of 64 durable events is
+// packed as soon as the writer has time, so reads run across blocks and keys, and race pack steps.
+event_log_contract!(sled_packed_eagerly, |clock| {
+    Arc::new(
+        Store::open_temporary_with(Options {
+            clock,
+            unpacked_tail_events: 0,
+            pack_step_blocks: 1,
+            ..Options::default()
+        })
+        .expect("open a temporary sled store"),
+    )
+});
+
 // The same contract on PostgreSQL: a private server for this test process, a fresh database per
 // test. If the server cannot start, the tests fail saying why.
 event_log_contract!(postgres, |clock| {
@@ -1064,12 +1078,12 @@ mod sled_only {
         filled_store(dir.path());
         tamper(dir.path(), |db| {
             let mut value = b"wagate-store\0".to_vec();
-            value.extend_from_slice(&3u32.to_be_bytes());
+            value.extend_from_slice(&4u32.to_be_bytes());
             db.insert(b"mmagic", value).expect("insert");
         });
         match Store::open(dir.path(), Options::default()) {
             Err(StoreError::Foreign { detail, .. }) => {
-                assert!(detail.contains("format 3"), "{detail}")
+                assert!(detail.contains("format 4"), "{detail}")
             }
             other => panic!("expected Foreign, got {other:?}"),
         }
@@ -1095,8 +1109,9 @@ mod sled_only {
     }
 
     /// The golden log is a real wave-1 database (on-disk format 1, with stream-head `h` keys):
-    /// it opens, is migrated to format 2 (no `h` keys, which would go stale), keeps every event
-    /// and stream version, takes appends at the right versions, and reopens as format 2.
+    /// it opens, is migrated to format 3 (no `h` keys, which would go stale; format 3 adds packed
+    /// blocks), keeps every event and stream version, takes appends at the right versions, and
+    /// reopens as format 3.
     #[test]
     fn a_format_1_database_is_migrated_on_open() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1131,14 +1146,14 @@ mod sled_only {
         store.close().expect("close");
         assert_eq!(raw_keys(&path, b'h'), 0);
 
-        let store = Store::open(&path, Options::default()).expect("reopen as format 2");
+        let store = Store::open(&path, Options::default()).expect("reopen as format 3");
         assert_eq!(store.verify().expect("verify").events, report.events + 1);
         let reread = store.read_from(1, events.len()).expect("read");
         assert_eq!(reread, events);
         store.close().expect("close");
         let db = sled::open(&path).expect("sled");
         let magic = db.get(b"mmagic").expect("get").expect("magic");
-        assert_eq!(&magic[magic.len() - 4..], &2u32.to_be_bytes());
+        assert_eq!(&magic[magic.len() - 4..], &3u32.to_be_bytes());
     }
 
     #[test]
