@@ -119,7 +119,7 @@ impl Default for Options {
             // Recent events are the ones read and deduplicated most; 100,000 keeps sled's open
             // well under a second while a pack step happens every 1,024 events.
             unpacked_tail_events: 100_000,
-            pack_step_blocks: 16,
+            pack_step_blocks: 32,
         }
     }
 }
@@ -992,7 +992,9 @@ fn check_tail(db: &sled::Db, path: &Path, packed: u64, count: u64) -> Result<u64
     let history = History::new(db, path);
     let sled_error = |e| from_sled(e, path);
     let log_range = keys::log(0)..=keys::log(u64::MAX);
-    let first_key = match db.range(log_range.clone()).next() {
+    // Seek past the packed positions: their removed keys can leave sled with empty leaves that a
+    // scan from position 0 would walk one by one (measured: seconds at 1M packed events).
+    let first_key = match db.range(keys::log(packed + 1)..=keys::log(u64::MAX)).next() {
         None => None,
         Some(item) => Some(keys::log_position(&item.map_err(sled_error)?.0)),
     };
