@@ -228,14 +228,15 @@ impl<'a> History<'a> {
     }
 
     /// `stream`'s versions `from..from + count` (fewer at its end) → positions, as stored (the
-    /// caller checks contiguity and the head). `packed_any`: whether anything may be packed (the
-    /// blocks are not read when nothing is).
+    /// caller checks contiguity and the head). `packing_began`: whether anything may be in
+    /// blocks, asked after the per-event keys were read (the blocks are not read when nothing
+    /// may be; asked before, a step landing in between would go unseen).
     pub(crate) fn stream_positions(
         &self,
         stream: &str,
         from: u64,
         count: usize,
-        packed_any: bool,
+        packing_began: impl Fn() -> bool,
     ) -> Result<BTreeMap<u64, u64>> {
         let mut found = BTreeMap::new();
         if count == 0 {
@@ -257,7 +258,7 @@ impl<'a> History<'a> {
         }
         // Fewer than asked: the stream ends, or older versions are packed, or a pack step moved
         // some of them while the scan ran (they are in the blocks now).
-        if packed_any && found.len() < count {
+        if found.len() < count && packing_began() {
             let packed = self.index_range(
                 STREAM_BLOCK,
                 &stream_entry(stream, from),

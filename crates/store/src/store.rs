@@ -345,6 +345,7 @@ impl Store {
         let shared = Arc::new(Shared {
             durable_position: AtomicU64::new(last_position),
             packed_position: AtomicU64::new(packed_position),
+            packing_began: AtomicBool::new(packed_position > 0),
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
             commits: AtomicU64::new(0),
@@ -566,12 +567,10 @@ impl Store {
     ) -> Result<Vec<RecordedEvent>> {
         let head = self.head_position();
         let from = from_version.max(1);
-        let positions = self.history().stream_positions(
-            stream.as_str(),
-            from,
-            limit,
-            self.packed_position() > 0,
-        )?;
+        let began = || self.inner.shared.packing_began.load(Ordering::Acquire);
+        let positions = self
+            .history()
+            .stream_positions(stream.as_str(), from, limit, began)?;
         let mut events = Vec::new();
         for (expected_version, (version, position)) in (from..).zip(positions) {
             if position > head {

@@ -67,6 +67,10 @@ pub(crate) struct Shared {
     /// Last position packed into blocks (`crate::packed`); only the writer advances it, after
     /// the step's batch is applied.
     pub packed_position: AtomicU64,
+    /// Whether anything may be in blocks: set before the first step's batch is applied (and at
+    /// open when something is packed), so a reader that finds it unset after a read of
+    /// per-event keys knows no entry can have moved into a block before that read.
+    pub packing_began: AtomicBool,
     /// Set once an I/O failure put the store in the failed state.
     pub failed: Mutex<Option<StoreError>>,
     /// Set by `close`, so new requests fail fast.
@@ -455,6 +459,7 @@ impl Writer {
                 None => Ok(None),
                 Some(step) => {
                     let upto = step.upto;
+                    self.shared.packing_began.store(true, Ordering::Release);
                     self.db
                         .apply_batch(step.batch)
                         .map_err(|e| from_sled(e, &self.path))?;
