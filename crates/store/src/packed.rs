@@ -252,8 +252,10 @@ impl<'a> History<'a> {
             found.insert(version, position);
         }
         // Fewer than asked: the stream ends, or older versions are packed, or a pack step moved
-        // some of them while the scan ran (they are in the blocks now).
-        if packed_any && found.len() < count {
+        // some of them while the scan ran (they are in the blocks now). `packed_any` was read
+        // before the scan: the first step may have run since, and its batch set `mpacked` with
+        // the keys it removed, so sled's value of it now is the one to ask.
+        if found.len() < count && (packed_any || self.packed_position()? > 0) {
             let packed = self.index_range(
                 STREAM_BLOCK,
                 &stream_entry(stream, from),
@@ -270,11 +272,7 @@ impl<'a> History<'a> {
     }
 
     /// The block of index `prefix` that would hold `key`: the greatest block key ≤ it.
-    fn index_block_at(
-        &self,
-        prefix: u8,
-        key: &[u8],
-    ) -> Result<Option<(sled::IVec, Entries)>> {
+    fn index_block_at(&self, prefix: u8, key: &[u8]) -> Result<Option<(sled::IVec, Entries)>> {
         let bound = block_key(prefix, key);
         let Some(item) = self.db.range(..=bound).next_back() else {
             return Ok(None);
