@@ -522,7 +522,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Readers on other threads while the writer packs a large backlog (tail 0, one block per step,
-/// so packing runs through the reads): no gap, no short stream, no wrong version, no error.
+/// so packing runs through the reads): no gap, no short stream, no wrong version or position,
+/// no error.
 /// Several rounds on copies of the unpacked database, so the first pack steps (from nothing
 /// packed) race the readers more than once.
 #[test]
@@ -555,7 +556,7 @@ fn readers_racing_pack_steps_see_every_event() {
                     loop {
                         let finished = done.load(Ordering::Acquire);
                         let packing_now = store.packed_position() < target;
-                        match rng.gen_range(0..4) {
+                        match rng.gen_range(0..5) {
                             0 => {
                                 let from = rng.gen_range(0..=portfolio_len + 1);
                                 let limit = rng.gen_range(1..400);
@@ -581,6 +582,17 @@ fn readers_racing_pack_steps_see_every_event() {
                                     &model.log_slice(from, limit),
                                     &format!("read_from({from}, {limit})"),
                                 );
+                            }
+                            3 => {
+                                // An event-id lookup: its key, else its `E` block.
+                                for _ in 0..20 {
+                                    let event = &model.events[rng.gen_range(0..model.events.len())];
+                                    assert_eq!(
+                                        store.position_of(event.event_id),
+                                        Ok(Some(event.position)),
+                                        "position_of while packing"
+                                    );
+                                }
                             }
                             _ => {
                                 let id = &streams[rng.gen_range(0..streams.len())];
