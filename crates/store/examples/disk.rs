@@ -36,6 +36,7 @@ fn main() {
     let mut events = 100_000usize;
     let mut concurrency = 64usize;
     let mut dir = std::env::temp_dir();
+    let mut unpacked_tail = Options::default().unpacked_tail_events;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&arg));
@@ -45,6 +46,12 @@ fn main() {
                 concurrency = value().parse().unwrap_or_else(|_| usage("--concurrency"))
             }
             "--dir" => dir = PathBuf::from(value()),
+            "--unpacked-tail" => {
+                unpacked_tail = match value().as_str() {
+                    "never" => u64::MAX,
+                    n => n.parse().unwrap_or_else(|_| usage("--unpacked-tail")),
+                }
+            }
             other => usage(other),
         }
     }
@@ -55,7 +62,7 @@ fn main() {
         .tempdir_in(&dir)
         .expect("a temporary folder");
     let ingest = folder.path().join("ingest");
-    let (seconds, after) = ingest_callbacks(&ingest, events, concurrency);
+    let (seconds, after) = ingest_callbacks(&ingest, events, concurrency, unpacked_tail);
     let du = allocated_bytes(&ingest);
     let sled_size = size_on_disk(&ingest);
     println!("status callbacks appended: {events} from {concurrency} tasks");
@@ -93,7 +100,10 @@ fn main() {
 }
 
 fn usage(arg: &str) -> ! {
-    eprintln!("unexpected argument {arg}; usage: disk [--events N] [--concurrency C] [--dir DIR]");
+    eprintln!(
+        "unexpected argument {arg}; usage: disk [--events N] [--concurrency C] [--dir DIR] \
+         [--unpacked-tail N|never]"
+    );
     std::process::exit(2)
 }
 
@@ -175,8 +185,13 @@ fn ingest_callbacks(
     path: &Path,
     events: usize,
     concurrency: usize,
+    unpacked_tail: u64,
 ) -> (f64, BTreeMap<char, usize>) {
-    let store = Store::open(path, Options::default()).expect("open the store");
+    let options = Options {
+        unpacked_tail_events: unpacked_tail,
+        ..Options::default()
+    };
+    let store = Store::open(path, options).expect("open the store");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -199,6 +214,11 @@ fn ingest_callbacks(
         }
     });
     let seconds = started.elapsed().as_secs_f64();
+    // What a hub that kept running would have packed by now (crates/store/src/packed.rs).
+    let packed = store
+        .wait_packed(std::time::Duration::from_secs(600))
+        .expect("packing catches up");
+    println!("  packed up to position {packed} (unpacked tail: {unpacked_tail})");
     store.close().expect("close");
     (seconds, count_keys(path))
 }

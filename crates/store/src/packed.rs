@@ -169,12 +169,33 @@ impl<'a> History<'a> {
 
     /// The stored envelope at `position`: its per-event key, else its block.
     pub(crate) fn entry(&self, position: u64) -> Result<Option<Vec<u8>>> {
+        self.entry_cached(position, &mut None)
+    }
+
+    /// [`History::entry`], keeping the last block it decoded in `cache`: a read of several
+    /// positions (a stream's events) decodes each block once, not once per event.
+    pub(crate) fn entry_cached(
+        &self,
+        position: u64,
+        cache: &mut Option<(u64, Vec<Vec<u8>>)>,
+    ) -> Result<Option<Vec<u8>>> {
+        if let Some((first, envelopes)) = cache {
+            if let Some(bytes) = position
+                .checked_sub(*first)
+                .and_then(|at| envelopes.get(at as usize))
+            {
+                return Ok(Some(bytes.clone()));
+            }
+        }
         if let Some(value) = self.db.get(keys::log(position)).map_err(|e| self.sled(e))? {
             return Ok(Some(value.to_vec()));
         }
-        Ok(self
-            .log_block(position)?
-            .map(|(first, mut envelopes)| envelopes.swap_remove((position - first) as usize)))
+        let Some((first, envelopes)) = self.log_block(position)? else {
+            return Ok(None);
+        };
+        let bytes = envelopes[(position - first) as usize].clone();
+        *cache = Some((first, envelopes));
+        Ok(Some(bytes))
     }
 
     /// The position of `stream`'s event `version`, if there is one.

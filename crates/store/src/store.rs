@@ -572,6 +572,7 @@ impl Store {
             .history()
             .stream_positions(stream.as_str(), from, limit, began)?;
         let mut events = Vec::new();
+        let mut block = None;
         for (expected_version, (version, position)) in (from..).zip(positions) {
             if position > head {
                 break;
@@ -582,7 +583,7 @@ impl Store {
                     expected_version - 1
                 )));
             }
-            let event = self.event_at(position)?;
+            let event = self.event_at_cached(position, &mut block)?;
             if event.stream != *stream || event.version != version {
                 return Err(self.corrupt(format!(
                     "stream index {stream}@{version} points at position {position} holding {}@{}",
@@ -863,10 +864,14 @@ impl Store {
         }
     }
 
-    fn event_at(&self, position: u64) -> Result<RecordedEvent> {
+    fn event_at_cached(
+        &self,
+        position: u64,
+        block: &mut Option<(u64, Vec<Vec<u8>>)>,
+    ) -> Result<RecordedEvent> {
         let value = self
             .history()
-            .entry(position)?
+            .entry_cached(position, block)?
             .ok_or_else(|| self.corrupt(format!("missing log entry {position}")))?;
         let event = envelope::decode(&value)
             .map_err(|e| self.corrupt(format!("position {position}: {e}")))?;

@@ -454,7 +454,8 @@ fn a_log_of_whole_blocks_packs_completely_and_reopens() {
     let store = Store::open(&path, packing(0, 1)).expect("open");
     let mut rng = StdRng::seed_from_u64(3);
     let id = stream(PORTFOLIO);
-    for version in 0..2 * LOG_BLOCK_EVENTS / 4 {
+    let whole = 2 * LOG_BLOCK_EVENTS;
+    for version in 0..whole / 4 {
         store
             .append_blocking(AppendRequest::single(
                 id.clone(),
@@ -463,7 +464,7 @@ fn a_log_of_whole_blocks_packs_completely_and_reopens() {
             ))
             .expect("append");
     }
-    assert_eq!(store.wait_packed(PACK_TIMEOUT).expect("packs"), 128);
+    assert_eq!(store.wait_packed(PACK_TIMEOUT).expect("packs"), whole);
     let model = Model::read(&store);
     store.close().expect("close");
     let counts = raw_key_counts(&path);
@@ -473,20 +474,20 @@ fn a_log_of_whole_blocks_packs_completely_and_reopens() {
     assert_eq!(counts.get(&b'L'), Some(&2), "{counts:?}");
 
     let store = Store::open(&path, packing(0, 1)).expect("reopen fully packed");
-    assert_eq!(store.head_position(), 128);
-    assert_eq!(store.packed_position(), 128);
-    assert_eq!(store.stream_version(&id).expect("version"), 128);
+    assert_eq!(store.head_position(), whole);
+    assert_eq!(store.packed_position(), whole);
+    assert_eq!(store.stream_version(&id).expect("version"), whole);
     check_reads(&store, &model, &mut rng, true);
     let outcome = store
         .append_blocking(AppendRequest::single(
             id.clone(),
-            ExpectedVersion::Exact(128),
+            ExpectedVersion::Exact(whole),
             vec![new_event(&mut rng, "E")],
         ))
         .expect("append");
     let committed = outcome.committed().expect("appended");
-    assert_eq!(committed.positions, vec![129]);
-    assert_eq!(committed.stream_versions, vec![129]);
+    assert_eq!(committed.positions, vec![whole + 1]);
+    assert_eq!(committed.stream_versions, vec![whole + 1]);
     store.verify().expect("verify");
     store.close().expect("close");
 }
@@ -660,7 +661,7 @@ fn salvage_of_packed_and_damaged_blocks() {
     assert_eq!(end, SalvageEnd::Complete);
     assert_eq!(salvaged, model.events[69..(packed + 3) as usize].to_vec());
 
-    // Garbage in the third block (positions 129..=192), far from the tail the open checks.
+    // Garbage in the third block, far from the tail the open checks.
     let third = 2 * LOG_BLOCK_EVENTS + 1;
     let garbage = |path: &Path, first: u64| {
         let db = sled::open(path).expect("sled");
