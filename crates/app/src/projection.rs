@@ -8,7 +8,8 @@
 //! Memory grows with open work and recent traffic, not with history. In memory (and in the
 //! snapshot's bytes): the senders, the templates, the open messages, and the provider id →
 //! message id lookup of the messages that are open or whose latest event is within
-//! [`PROVIDER_REF_HORIZON`] of the newest event observed (pruned as event time advances). On
+//! [`PROVIDER_REF_HORIZON`] of the newest event observed (pruned as event time advances; at
+//! start, decoded on a thread of its own while the hub gets ready, see `Projection::restore`). On
 //! disk, in the snapshot slot's index, written atomically with the snapshot
 //! (`EventLog::save_snapshot`) and read from there on a miss: each contact's last
 //! [`RECENT_MESSAGES_MAX`] message ids (one entry per contact: the size of the business, not
@@ -35,15 +36,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use std::thread::JoinHandle;
+
 use chrono::TimeDelta;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+use tracing::warn;
 use uuid::Uuid;
 use wagate_domain::open_intent::is_open;
 use wagate_domain::{
     ContactId, Event, MessageEvent, MessageId, MessageState, ProviderMessageRef, SenderEvent,
     TemplateEvent, TemplateId, WhatsAppAddress,
 };
-use wagate_store::snapshot_forms::ProjectionV2;
+use wagate_store::snapshot_forms::{self, ProjectionV2};
 use wagate_store::{EventLog, SnapshotSave};
 
 use crate::error::{AppError, Result};
@@ -136,6 +140,14 @@ impl Indexes {
         entry.refs.push(reference.clone());
     }
 
+    /// Takes the provider-id lookup a restore built (see [`Projection::restore`]). Every change
+    /// to the lookup waits for that restore first (`Projection::refs_ready`), so until now it
+    /// was empty.
+    fn take_refs(&mut self, built: Indexes) {
+        self.by_provider_ref = built.by_provider_ref;
+        self.tracked = built.tracked;
+    }
+
     /// Whether `id`'s provider ids are still answered (exact between two prunings).
     fn within_horizon(&self, id: &MessageId) -> bool {
         if self.open_messages.contains_key(id) {
@@ -162,6 +174,38 @@ pub struct ProjectionSizes {
 #[derive(Debug, Default)]
 pub struct Projection {
     indexes: RwLock<Indexes>,
+    /// The provider-id lookup of the snapshot restored last, decoded and built on a thread of
+    /// its own (it is most of the snapshot: decoding it in `Hub::open` made readiness wait for
+    /// a lookup that only status callbacks without wagate's id need). Taken into `indexes` by
+    /// the first use of the lookup, which waits for it; held locked meanwhile, so no reader
+    /// sees the lookup before it is taken.
+    restoring: Mutex<Option<JoinHandle<Indexes>>>,
+}
+
+/// The provider-id lookup in a snapshot's `provider_refs` bytes. A bad entry is left out with
+/// a warning rather than failing the restore: the lookup is only a fallback (module doc).
+fn build_refs(bytes: &[u8]) -> Indexes {
+    let mut built = Indexes::default();
+    let refs = match snapshot_forms::decode_provider_refs(bytes) {
+        Ok(refs) => refs,
+        Err(error) => {
+            warn!(%error, "projection snapshot: provider ids not restored");
+            return built;
+        }
+    };
+    for (raw, latest, references) in refs {
+        let Ok(id) = MessageId::from_uuid(Uuid::from_bytes(raw)) else {
+            warn!("projection snapshot: a provider id's message id is not valid; left out");
+            continue;
+        };
+        for reference in references {
+            match ProviderMessageRef::parse(&reference) {
+                Ok(reference) => built.track(&reference, id, latest),
+                Err(error) => warn!(%error, "projection snapshot: a provider id left out"),
+            }
+        }
+    }
+    built
 }
 
 fn entry_key(kind: u8, text: &str) -> Vec<u8> {
@@ -208,6 +252,9 @@ impl Projection {
         position: u64,
         message: Option<&MessageState>,
     ) -> Result<()> {
+        if matches!(event, Event::Message(_)) {
+            self.refs_ready();
+        }
         let mut indexes = self.indexes.write();
         if let Event::Message(
             MessageEvent::TemplateSent { contact, .. } | MessageEvent::ReplySent { contact, .. },
@@ -315,6 +362,7 @@ impl Projection {
     /// The message `reference` names, while that message is open or its latest event is within
     /// [`PROVIDER_REF_HORIZON`] of the newest event observed.
     pub fn message_by_provider_ref(&self, reference: &ProviderMessageRef) -> Option<MessageId> {
+        self.refs_ready();
         let indexes = self.indexes.read();
         let id = indexes.by_provider_ref.get(reference)?;
         indexes.within_horizon(id).then_some(*id)
@@ -350,6 +398,7 @@ impl Projection {
     }
 
     pub fn sizes(&self) -> ProjectionSizes {
+        self.refs_ready();
         let indexes = self.indexes.read();
         ProjectionSizes {
             open_messages: indexes.open_messages.len(),
@@ -383,24 +432,43 @@ impl Projection {
                 .map_err(|e| bad("message id", e.to_string()))?;
             restored.open_messages.insert(id, position);
         }
-        for (raw, latest, references) in form.provider_refs {
-            let id = MessageId::from_uuid(Uuid::from_bytes(raw))
-                .map_err(|e| bad("message id", e.to_string()))?;
-            for reference in references {
-                let reference = ProviderMessageRef::parse(&reference)
-                    .map_err(|e| bad("provider id", e.to_string()))?;
-                restored.track(&reference, id, latest);
+        restored.newest = form.newest;
+        let bytes: std::sync::Arc<[u8]> = form.provider_refs.into();
+        let for_thread = std::sync::Arc::clone(&bytes);
+        let mut restoring = self.restoring.lock();
+        // A restore pending from before is replaced whole (its thread is left to finish).
+        restoring.take();
+        *self.indexes.write() = restored;
+        *restoring = match std::thread::Builder::new()
+            .name("projection-restore".into())
+            .spawn(move || build_refs(&for_thread))
+        {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                warn!(%error, "no thread to restore provider ids on; restored now");
+                self.indexes.write().take_refs(build_refs(&bytes));
+                None
+            }
+        };
+        Ok(())
+    }
+
+    /// Waits for the provider ids a restore is building, and takes them (once).
+    fn refs_ready(&self) {
+        let mut restoring = self.restoring.lock();
+        if let Some(handle) = restoring.take() {
+            match handle.join() {
+                Ok(built) => self.indexes.write().take_refs(built),
+                Err(_) => warn!("restoring the provider ids failed; they are not kept"),
             }
         }
-        restored.newest = form.newest;
-        *self.indexes.write() = restored;
-        Ok(())
     }
 
     /// What a save of this projection at `position` writes: the state held in memory, and the
     /// recent lists changed since the last save (all of them, replacing the disk index, after a
     /// rebuild).
     pub fn to_save(&self, position: u64) -> (SnapshotSave, Pending) {
+        self.refs_ready();
         let indexes = self.indexes.read();
         let form = ProjectionV2 {
             senders: indexes.senders.iter().map(ToString::to_string).collect(),
@@ -410,18 +478,20 @@ impl Projection {
                 .iter()
                 .map(|(id, position)| (*id.as_uuid().as_bytes(), *position))
                 .collect(),
-            provider_refs: indexes
-                .tracked
-                .iter()
-                .map(|(id, entry)| {
-                    (
-                        *id.as_uuid().as_bytes(),
-                        entry.latest,
-                        entry.refs.iter().map(ToString::to_string).collect(),
-                    )
-                })
-                .collect(),
             newest: indexes.newest,
+            provider_refs: snapshot_forms::encode_provider_refs(
+                &indexes
+                    .tracked
+                    .iter()
+                    .map(|(id, entry)| {
+                        (
+                            *id.as_uuid().as_bytes(),
+                            entry.latest,
+                            entry.refs.iter().map(ToString::to_string).collect(),
+                        )
+                    })
+                    .collect(),
+            ),
         };
         let mut entries = Vec::with_capacity(indexes.recent_by_contact.len());
         let mut pending = Pending::default();
@@ -576,11 +646,11 @@ mod tests {
         projection
             .restore(ProjectionV2 {
                 open_messages: vec![(*message(1).as_uuid().as_bytes(), 1)],
-                provider_refs: vec![(
+                provider_refs: snapshot_forms::encode_provider_refs(&vec![(
                     *message(1).as_uuid().as_bytes(),
                     at(1, 9).timestamp(),
                     vec![reference(1).to_string()],
-                )],
+                )]),
                 newest: Some(at(1, 9).timestamp()),
                 ..ProjectionV2::default()
             })
@@ -592,6 +662,22 @@ mod tests {
             Some(message(1))
         );
         assert_eq!(projection.sizes().provider_refs_in_memory, 1);
+    }
+
+    #[test]
+    fn undecodable_provider_ids_are_left_out_and_the_rest_is_restored() {
+        let projection = Projection::default();
+        projection
+            .restore(ProjectionV2 {
+                senders: vec!["whatsapp:+15555550100".into()],
+                open_messages: vec![(*message(1).as_uuid().as_bytes(), 1)],
+                provider_refs: vec![0xff, 0xff],
+                ..ProjectionV2::default()
+            })
+            .expect("restore");
+        assert_eq!(projection.message_by_provider_ref(&reference(1)), None);
+        assert_eq!(projection.senders().len(), 1);
+        assert_eq!(projection.open_messages(), vec![(message(1), 1)]);
     }
 
     #[test]
@@ -616,7 +702,14 @@ mod tests {
             "no provider id is written as an index entry"
         );
         let form = decode_projection(&save.bytes).expect("decodes");
-        assert_eq!(form.provider_refs.len(), 1);
+        assert_eq!(
+            snapshot_forms::decode_provider_refs(&form.provider_refs),
+            Ok(vec![(
+                *message(1).as_uuid().as_bytes(),
+                at(1, 10).timestamp(),
+                vec![reference(1).to_string()]
+            )])
+        );
         assert_eq!(form.newest, Some(at(1, 11).timestamp()));
         let restored = Projection::default();
         restored.restore(form.clone()).expect("restore");

@@ -61,12 +61,32 @@ pub struct ProjectionV2 {
     pub templates: Vec<String>,
     /// Open messages (UUID bytes) with the log position of their intent event.
     pub open_messages: Vec<([u8; 16], u64)>,
-    /// The messages whose provider ids are kept (open, or with an event within the
-    /// projection's horizon): UUID bytes, the time of its latest event (unix seconds), its
-    /// provider ids.
-    pub provider_refs: Vec<([u8; 16], i64, Vec<String>)>,
     /// The newest event time observed (unix seconds): what the horizon is relative to.
     pub newest: Option<i64>,
+    /// The messages whose provider ids are kept (open, or with an event within the
+    /// projection's horizon), as [`encode_provider_refs`] bytes: most of the snapshot, so kept
+    /// apart to be decoded apart (the app does it in the background at start).
+    pub provider_refs: Vec<u8>,
+}
+
+/// The provider ids a projection keeps, by message: UUID bytes, the time of its latest event
+/// (unix seconds), its provider ids. Versioned by the [`ProjectionV2`] that holds it.
+pub type ProviderRefsV1 = Vec<([u8; 16], i64, Vec<String>)>;
+
+pub fn encode_provider_refs(refs: &ProviderRefsV1) -> Vec<u8> {
+    // As in `encode_versioned`: a Vec grows, and these are supported types.
+    postcard::to_allocvec(refs).unwrap_or_default()
+}
+
+pub fn decode_provider_refs(bytes: &[u8]) -> Result<ProviderRefsV1, FormError> {
+    match postcard::take_from_bytes::<ProviderRefsV1>(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(FormError::Malformed(format!(
+            "{} bytes left over",
+            rest.len()
+        ))),
+        Err(error) => Err(FormError::Malformed(error.to_string())),
+    }
 }
 
 /// The ops counts' state (the app's `counts` module): aggregated rows, and the funnel entries
@@ -662,11 +682,20 @@ mod tests {
             senders: vec!["whatsapp:+15550000001".into()],
             templates: vec!["welcome".into()],
             open_messages: vec![([7; 16], 42)],
-            provider_refs: vec![([8; 16], 1_764_000_000, vec!["SM0123".into()])],
             newest: Some(1_764_000_100),
+            provider_refs: encode_provider_refs(&vec![(
+                [8; 16],
+                1_764_000_000,
+                vec!["SM0123".into()],
+            )]),
         };
         let bytes = encode_projection(&form);
-        assert_eq!(decode_projection(&bytes), Ok(form));
+        assert_eq!(decode_projection(&bytes).as_ref(), Ok(&form));
+        assert_eq!(
+            decode_provider_refs(&form.provider_refs),
+            Ok(vec![([8; 16], 1_764_000_000, vec!["SM0123".into()])])
+        );
+        assert!(decode_provider_refs(&form.provider_refs[1..]).is_err());
         // Form 1 is refused (the projection is rebuilt from the log).
         let first = encode_versioned(1, &ProjectionV1::default());
         assert_eq!(
