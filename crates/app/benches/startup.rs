@@ -15,6 +15,12 @@
 //! portfolio's reach, then one of its claim, the provider's acceptance and the `sent` and
 //! `delivered` callbacks (6 events), written through the log interface in requests of a few
 //! thousand events; one message in 100 is left open (only its intent).
+//!
+//! The messages go to `WAGATE_BENCH_CONTACTS` contacts (default 100,000), in turn: a business
+//! writes to its address book again and again, so the log grows with history while the number
+//! of contacts does not. That matters here because the state kept per contact (a contact's
+//! recent messages, its aggregate) is the size of the business, not of its history; one new
+//! contact per message would make it grow with the log and hide what start-up costs per event.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,8 +70,21 @@ fn open_hub(store: &Store) -> Hub {
     .expect("open hub")
 }
 
-fn contact(n: usize) -> ContactId {
-    ContactId::Phone(PhoneNumber::parse(&format!("+4179{:07}", n % 10_000_000)).expect("phone"))
+/// Contacts the messages go to, in turn (see the module doc).
+const DEFAULT_CONTACTS: usize = 100_000;
+
+fn contacts() -> usize {
+    match std::env::var("WAGATE_BENCH_CONTACTS") {
+        Ok(value) => match value.parse::<usize>() {
+            Ok(count) if (1..=10_000_000).contains(&count) => count,
+            _ => panic!("WAGATE_BENCH_CONTACTS must be a number from 1 to 10000000, not {value:?}"),
+        },
+        Err(_) => DEFAULT_CONTACTS,
+    }
+}
+
+fn contact(n: usize, contacts: usize) -> ContactId {
+    ContactId::Phone(PhoneNumber::parse(&format!("+4179{:07}", n % contacts)).expect("phone"))
 }
 
 fn stream(name: String) -> StreamId {
@@ -128,9 +147,13 @@ async fn set_up(hub: &Hub) {
 }
 
 /// The events of message `n`: its intent (and the portfolio's reach), then its life.
-fn message_events(n: usize, at: Timestamp) -> (MessageId, Vec<Event>, Option<Event>, Vec<Event>) {
+fn message_events(
+    n: usize,
+    contacts: usize,
+    at: Timestamp,
+) -> (MessageId, Vec<Event>, Option<Event>, Vec<Event>) {
     let id = MessageId::from_uuid(Uuid::now_v7()).expect("id");
-    let contact = contact(n);
+    let contact = contact(n, contacts);
     let intent = Event::Message(MessageEvent::TemplateSent {
         message_id: id,
         contact: contact.clone(),
@@ -205,6 +228,7 @@ fn generate(dir: &Path, events: u64) {
         drop(hub);
         let log: Arc<dyn EventLog> = Arc::new(store.clone());
         let portfolio = stream("portfolio:default".into());
+        let contacts = contacts();
         let mut n = 0usize;
         // Requests in flight together, so group commits overlap with encoding.
         let mut in_flight = Vec::new();
@@ -215,7 +239,7 @@ fn generate(dir: &Path, events: u64) {
             let mut reaches = Vec::new();
             let at = now() - chrono::TimeDelta::seconds(((events as usize - n) / 6) as i64);
             for _ in 0..MESSAGES_PER_REQUEST {
-                let (id, intent, reach, life) = message_events(n, at);
+                let (id, intent, reach, life) = message_events(n, contacts, at);
                 let message = stream(format!("message:{id}"));
                 intents = intents.with_stream(
                     message.clone(),

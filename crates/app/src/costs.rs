@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::TimeDelta;
-use parking_lot::{Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wagate_domain::{
@@ -690,16 +689,8 @@ impl ProviderPricing {
     }
 }
 
-#[derive(Debug, Default)]
-pub struct Costs {
-    ledger: Mutex<Ledger>,
-}
-
-impl Costs {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock()
-    }
-}
+/// The ledger, restored on first use (`crate::projection_reader`).
+pub(crate) type Costs = crate::projection_reader::ReaderCell<Ledger>;
 
 #[cfg(test)]
 #[path = "costs_tests.rs"]

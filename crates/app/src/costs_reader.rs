@@ -1,6 +1,6 @@
 //! The cost ledger as a checkpointed reader of the durable log (see [`crate::costs`] and the
-//! shared reader in [`crate::projection_reader`]): saved in its own snapshot slot, restored at
-//! open. Beside what the shared reader refuses, a ledger priced with another price table is not
+//! shared reader in [`crate::projection_reader`]): saved in its own snapshot slot, restored on
+//! first use. Beside what the shared reader refuses, a ledger priced with another price table is not
 //! used either: it is rebuilt from position 1.
 
 use tracing::warn;
@@ -45,18 +45,10 @@ impl Hub {
         self.catch_up_reader(ledger)
     }
 
-    /// Restores the ledger from its snapshot, or starts it empty at position 0. Returns the
-    /// snapshot position used (0: none).
-    pub(crate) fn restore_costs(&self) -> Result<u64> {
-        let (restored, open) = self.restore_reader::<Ledger>()?;
-        *self.inner.costs.lock() = restored;
-        Ok(open.snapshot_position)
-    }
-
     /// Catches the ledger up and saves it in its slot at the position it then reflects.
     pub(crate) async fn save_costs(&self) -> Result<()> {
         let save = {
-            let mut ledger = self.inner.costs.lock();
+            let mut ledger = self.reader(&self.inner.costs);
             // A handle made before the composition set the table must not reprice the ledger.
             if !ledger.priced_with_or_new(&table_digest(self.price_table())) {
                 return Ok(());
@@ -70,7 +62,7 @@ impl Hub {
     /// What delivered messages cost, grouped `by`, caught up with the durable head first. When
     /// the catch-up fails the sums as of their position (`CostReport::position`) are answered.
     pub fn costs(&self, by: CostDimension) -> CostReport {
-        let mut ledger = self.inner.costs.lock();
+        let mut ledger = self.reader(&self.inner.costs);
         if let Err(error) = self.catch_up_costs(&mut ledger) {
             warn!(%error, position = ledger.position(), "cost ledger not caught up");
         }
@@ -79,6 +71,6 @@ impl Hub {
 
     /// Messages the ledger still waits to charge: a test hook for its memory bound.
     pub fn costs_open_entries(&self) -> usize {
-        self.inner.costs.lock().open_entries()
+        self.reader(&self.inner.costs).open_entries()
     }
 }

@@ -24,7 +24,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::TimeDelta;
-use parking_lot::{Mutex, MutexGuard};
 use uuid::Uuid;
 use wagate_domain::{
     Event, MessageEvent, MessageId, MessageStatus, MessagingLimit, PortfolioId, PortfolioState,
@@ -534,19 +533,9 @@ impl Follower {
     }
 }
 
-/// The projection: see the module documentation.
-#[derive(Debug, Default)]
-pub struct Counts {
-    follower: Mutex<Follower>,
-}
-
-impl Counts {
-    /// The follower, locked: whoever catches it up holds this lock for the whole catch-up, so
-    /// two readers never apply the same events.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Follower> {
-        self.follower.lock()
-    }
-}
+/// The projection (see the module documentation), restored on first use
+/// (`crate::projection_reader`).
+pub(crate) type Counts = crate::projection_reader::ReaderCell<Follower>;
 
 #[cfg(test)]
 mod tests {

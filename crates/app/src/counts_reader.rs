@@ -1,7 +1,7 @@
 //! The ops counts as a checkpointed reader of the durable log (see [`crate::counts`] and the
 //! shared reader in [`crate::projection_reader`]): saved in their own snapshot slot next to the
-//! projection's, restored at open; a snapshot not used means the counts alone are rebuilt from
-//! position 1 (the projection keeps its own snapshot).
+//! projection's, restored on first use; a snapshot not used means the counts alone are rebuilt
+//! from position 1 (the projection keeps its own snapshot).
 
 use wagate_domain::Event;
 use wagate_store::snapshot_forms;
@@ -10,6 +10,7 @@ use crate::counts::{Follower, COUNTS_SLOT};
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::projection_reader::{Restored, SnapshottedProjection};
+use parking_lot::MappedMutexGuard;
 
 impl SnapshottedProjection for Follower {
     const SLOT: &'static str = COUNTS_SLOT;
@@ -41,23 +42,26 @@ impl Hub {
         self.catch_up_reader(follower)
     }
 
-    /// Restores the counts from their snapshot, or starts them empty at position 0.
-    pub(crate) fn restore_counts(&self) -> Result<Restored> {
-        let (restored, open) = self.restore_reader::<Follower>()?;
-        *self.inner.counts.lock() = restored;
-        Ok(open)
+    /// The counts, locked, restored from their snapshot on first use.
+    pub(crate) fn counts(&self) -> MappedMutexGuard<'_, Follower> {
+        self.reader(&self.inner.counts)
+    }
+
+    /// What the counts' restore found (restoring them now if nothing used them yet).
+    pub(crate) fn counts_restored(&self) -> Restored {
+        self.reader_restored(&self.inner.counts)
     }
 
     /// Catches the counts up with the durable head and saves them in their slot at the
     /// position they then reflect.
     pub(crate) async fn save_counts(&self) -> Result<()> {
-        let save = self.reader_snapshot(&mut *self.inner.counts.lock())?;
+        let save = self.reader_snapshot(&mut *self.counts())?;
         Ok(self.inner.log.save_snapshot(COUNTS_SLOT, save).await?)
     }
 
     /// Funnel entries the counts hold (messages not yet terminal nor aged out): a test hook for
     /// their memory bound.
     pub fn counts_open_entries(&self) -> usize {
-        self.inner.counts.lock().open_entries()
+        self.counts().open_entries()
     }
 }

@@ -498,13 +498,10 @@ impl Hub {
         let Some(dedup) = self.unseen_webhook(dedup_key)? else {
             return Ok(Ingested::Duplicate);
         };
-        let by_ref = match &command.provider_ref {
-            Some(reference) => self
-                .inner
-                .projection
-                .message_by_provider_ref(self.inner.log.as_ref(), reference)?,
-            None => None,
-        };
+        let by_ref = command
+            .provider_ref
+            .as_ref()
+            .and_then(|reference| self.inner.projection.message_by_provider_ref(reference));
         let message_id = match message_id {
             Some(id) if self.load::<MessageState>(&StreamKey::Message(id))?.version > 0 => Some(id),
             _ => by_ref,

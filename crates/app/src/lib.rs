@@ -74,7 +74,7 @@ pub use pricing::{
     country_of, format_micros, parse_micros, PriceCategory, PriceEntry, PriceQuery, PriceTable,
     PriceTableError, Quote, ANY_COUNTRY,
 };
-pub use projection::ProjectionSizes;
+pub use projection::{ProjectionSizes, PROVIDER_REF_HORIZON};
 pub use projection_reader::COUNTS_BATCH;
 pub use reads::{FilteredEvents, LoggedEvent, NewIntents, OpenIntents, StoreStats};
 pub use review::{Resolution, ReviewChange, ReviewFilter, ReviewItem, ReviewItemState};

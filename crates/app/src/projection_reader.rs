@@ -1,10 +1,17 @@
 //! What the ops counts and the cost ledger have in common: each is a projection that reads the
 //! durable log from its own position (never fed by the append path, so it sees each event once,
 //! in log order), saves itself in its own snapshot slot at the position it reflects, and is
-//! restored from that slot at open. A snapshot that is missing, of another form version,
-//! unreadable or past the log's head is not used: that projection alone is rebuilt from
+//! restored from that slot on its first use. A snapshot that is missing, of another form
+//! version, unreadable or past the log's head is not used: that projection alone is rebuilt from
 //! position 1.
+//!
+//! Why on first use rather than in `Hub::open`: their snapshots grow with the business (the cost
+//! ledger's was ~20 MB at 1M events, the counts' ~4 MB) and decoding them took nearly all of
+//! `Hub::open`'s time, while nothing the hub needs to be ready reads them. The first reader
+//! (`/metrics`, the ops page, `/v1/costs`, a snapshot save) waits for the restore instead, and
+//! sees exactly what a restore at open would have given.
 
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use tracing::warn;
 use wagate_domain::Event;
 use wagate_store::SnapshotSave;
@@ -42,7 +49,61 @@ pub(crate) struct Restored {
     pub(crate) snapshot_refused: bool,
 }
 
+/// A [`SnapshottedProjection`], restored from its slot by the first [`Hub::reader`].
+#[derive(Debug, Default)]
+pub(crate) struct ReaderCell<P> {
+    slot: Mutex<Slot<P>>,
+}
+
+#[derive(Debug, Default)]
+struct Slot<P> {
+    /// What the restore found; `None` until the first use.
+    restored: Option<Restored>,
+    projection: P,
+}
+
 impl Hub {
+    /// `cell`'s projection, locked (whoever catches it up holds this lock for the whole
+    /// catch-up, so two readers never apply the same events), restored from its slot first
+    /// when this is its first use.
+    pub(crate) fn reader<'a, P: SnapshottedProjection>(
+        &self,
+        cell: &'a ReaderCell<P>,
+    ) -> MappedMutexGuard<'a, P> {
+        MutexGuard::map(self.restored_slot(cell), |slot| &mut slot.projection)
+    }
+
+    /// What `cell`'s restore found (restoring it now if nothing used it yet).
+    pub(crate) fn reader_restored<P: SnapshottedProjection>(
+        &self,
+        cell: &ReaderCell<P>,
+    ) -> Restored {
+        self.restored_slot(cell).restored.unwrap_or_default()
+    }
+
+    fn restored_slot<'a, P: SnapshottedProjection>(
+        &self,
+        cell: &'a ReaderCell<P>,
+    ) -> MutexGuard<'a, Slot<P>> {
+        let mut slot = cell.slot.lock();
+        if slot.restored.is_none() {
+            let (projection, restored) = self.restore_reader::<P>().unwrap_or_else(|error| {
+                // The slot could not be read: rebuilt from the log, as for a snapshot not used.
+                warn!(%error, projection = P::NAME, "snapshot not read; rebuilding from the log");
+                (
+                    P::default(),
+                    Restored {
+                        snapshot_position: 0,
+                        snapshot_refused: true,
+                    },
+                )
+            });
+            slot.projection = projection;
+            slot.restored = Some(restored);
+        }
+        slot
+    }
+
     /// Applies to `projection` every event after its position up to the durable head read now,
     /// in log order, [`COUNTS_BATCH`] at a time. Stops at an event this version cannot read
     /// (the projection then stays at the event before it, and the error is answered).
@@ -64,7 +125,7 @@ impl Hub {
     }
 
     /// The projection in its snapshot slot, or an empty one at position 0.
-    pub(crate) fn restore_reader<P: SnapshottedProjection>(&self) -> Result<(P, Restored)> {
+    fn restore_reader<P: SnapshottedProjection>(&self) -> Result<(P, Restored)> {
         let log = self.inner.log.as_ref();
         let mut open = Restored::default();
         let restored = match log.snapshot(P::SLOT)? {

@@ -252,7 +252,7 @@ impl Hub {
     /// (reading only the events since the last catch-up). When the log cannot be read, the
     /// counts as of their position (`OpsCounts::position`) are answered and the cause logged.
     pub fn ops_counts(&self) -> crate::OpsCounts {
-        let mut follower = self.inner.counts.lock();
+        let mut follower = self.counts();
         if let Err(error) = self.catch_up_counts(&mut follower) {
             tracing::warn!(%error, position = follower.position(), "ops counts not caught up");
         }

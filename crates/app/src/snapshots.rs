@@ -11,7 +11,7 @@
 //! projection is rebuilt from position 1 and the next save replaces it whole.
 //!
 //! The ops counts are saved with it, in their own slot at their own position
-//! (`counts_reader`); at open, the one replay feeds both where their snapshots agree.
+//! (`counts_reader`), and restored on their first use, not at open (`projection_reader`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,7 +44,8 @@ pub struct OpenStats {
     pub replayed_events: u64,
     /// Why a snapshot found was not used, if one was found and refused.
     pub snapshot_refused: bool,
-    /// The position of the ops counts' snapshot they started from (0: rebuilt from the log).
+    /// The position of the ops counts' snapshot they started from (0: rebuilt from the log);
+    /// they are restored on their first use, see [`crate::Hub::open_stats`].
     pub counts_snapshot_position: u64,
     /// A counts snapshot was found and not used (the counts were rebuilt from the log).
     pub counts_snapshot_refused: bool,
@@ -78,15 +79,13 @@ impl Default for Saver {
 
 impl Hub {
     /// Restores the projection from its snapshot and replays the log after it (or the whole
-    /// log, when there is no usable snapshot).
+    /// log, when there is no usable snapshot). The ops counts and the cost ledger are restored
+    /// on their first use (`projection_reader`), except by a replay of the whole log, which
+    /// feeds the counts too.
     pub(crate) fn restore_projection(&self) -> Result<()> {
         let log = self.inner.log.as_ref();
         let projection = &self.inner.projection;
         let mut stats = OpenStats::default();
-        let counts = self.restore_counts()?;
-        self.restore_costs()?;
-        stats.counts_snapshot_position = counts.snapshot_position;
-        stats.counts_snapshot_refused = counts.snapshot_refused;
         let from = match log.snapshot(SNAPSHOT_SLOT)? {
             Some(snapshot) if snapshot.position <= log.head_position() => {
                 match snapshot_forms::decode_projection(&snapshot.bytes)
@@ -114,17 +113,10 @@ impl Hub {
             }
             None => 0,
         };
-        // The replay below feeds the counts the events after their position, in log order: so
-        // they must already reflect everything up to where it starts (a counts snapshot older
-        // than the projection's, or none beside one, is caught up first, on its own).
-        if counts.snapshot_position < from {
-            let mut follower = self.inner.counts.lock();
-            self.catch_up_counts(&mut follower)?;
-        }
         stats.replayed_events = if from == 0 {
             self.replay_full()?
         } else {
-            self.catch_up(from, true)?
+            self.catch_up(from)?
         };
         self.inner
             .saver
@@ -138,7 +130,6 @@ impl Hub {
         info!(
             snapshot_position = stats.snapshot_position,
             replayed = stats.replayed_events,
-            counts_snapshot_position = stats.counts_snapshot_position,
             "projection ready"
         );
         *self.inner.saver.open_stats.lock() = stats;
@@ -147,13 +138,15 @@ impl Hub {
 
     /// Replays the whole log, following each message's state in a local map that drops a
     /// message once it is settled (the projection needs the state only to tell open from done).
+    /// Feeds the counts too (restored first: they apply only the events after their position),
+    /// so that a hub without snapshots reads its log once, not twice.
     fn replay_full(&self) -> Result<u64> {
         let mut messages: HashMap<MessageId, MessageState> = HashMap::new();
         let mut failure = None;
         let mut count = 0;
         let log = self.inner.log.as_ref();
         let projection = &self.inner.projection;
-        let mut counts = self.inner.counts.lock();
+        let mut counts = self.counts();
         log.replay(1, &mut |record| {
             if failure.is_some() {
                 return;
@@ -188,12 +181,10 @@ impl Hub {
 
     /// Replays the log after `position` into the projection, with each message's newest state
     /// (read through the aggregate cache): a tail is short, and whether a message is open is a
-    /// question about now. Answers how many events it replayed.
-    /// `feed_counts`: also feed the ops counts (at open, when they reflect at least `position`;
-    /// later they follow the log on their own, from their own position).
-    fn catch_up(&self, position: u64, feed_counts: bool) -> Result<u64> {
+    /// question about now. Answers how many events it replayed. (The ops counts follow the log
+    /// on their own, from their own position.)
+    fn catch_up(&self, position: u64) -> Result<u64> {
         let log = self.inner.log.as_ref();
-        let mut counts = feed_counts.then(|| self.inner.counts.lock());
         let mut failure = None;
         let mut count = 0;
         log.replay(position + 1, &mut |record| {
@@ -209,9 +200,6 @@ impl Hub {
                     },
                     _ => None,
                 };
-                if let Some(counts) = counts.as_mut() {
-                    counts.observe(record.position, &event);
-                }
                 self.inner
                     .projection
                     .observe(log, &event, record.position, state.as_ref())
@@ -256,15 +244,22 @@ impl Hub {
         let head = self.inner.log.head_position();
         let reflected = saver.reflected.load(Ordering::Acquire);
         if reflected < head {
-            self.catch_up(reflected, false)?;
+            self.catch_up(reflected)?;
             saver.reflected.store(head, Ordering::Release);
         }
         Ok(())
     }
 
-    /// What the last open did (snapshot position, events replayed).
+    /// What the last open did (snapshot position, events replayed). The counts' fields say
+    /// what their restore found, which happens on their first use: this restores them if
+    /// nothing used them yet.
     pub fn open_stats(&self) -> OpenStats {
-        *self.inner.saver.open_stats.lock()
+        let counts = self.counts_restored();
+        OpenStats {
+            counts_snapshot_position: counts.snapshot_position,
+            counts_snapshot_refused: counts.snapshot_refused,
+            ..*self.inner.saver.open_stats.lock()
+        }
     }
 
     /// Events the aggregate loads applied since open (a test hook: a load that starts from a
@@ -288,7 +283,7 @@ impl Hub {
         let reflected = saver.reflected.load(Ordering::Acquire);
         let appended = saver.appended_since_save.swap(0, Ordering::AcqRel);
         if reflected < head {
-            self.catch_up(reflected, false)?;
+            self.catch_up(reflected)?;
         }
         let (save, pending) = self.inner.projection.to_save(head);
         let result = self.inner.log.save_snapshot(SNAPSHOT_SLOT, save).await;

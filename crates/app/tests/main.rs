@@ -14,5 +14,6 @@ mod flow;
 mod idempotency;
 mod identities;
 mod overdue;
+mod provider_ref_horizon;
 mod snapshots;
 mod webhooks;

@@ -12,8 +12,11 @@ use wagate_domain::{
     OptOutSource, PortfolioId, PortfolioState, ReviewState, Timestamp, WhatsAppAddress,
 };
 
-/// The projection snapshot's current form.
-pub const PROJECTION_FORM: u16 = 1;
+/// The projection snapshot's current form (2: adds the provider ids kept in memory, and no
+/// longer has one index entry per message dispatched; a form-1 snapshot is not restored, the
+/// projection is rebuilt from the log and its next save replaces the slot's index whole, which
+/// removes those entries).
+pub const PROJECTION_FORM: u16 = 2;
 /// The portfolio aggregate snapshot's current form (2: the reaches of the rolling 24 h and the
 /// newest event's time they are relative to; 1, which kept two periods and no time, still
 /// restores, pruned to the 24 h before its newest reach).
@@ -40,14 +43,50 @@ pub enum FormError {
     Malformed(String),
 }
 
-/// The projection's in-memory part: what is small and bounded by open work (the big indexes
-/// are the slot's entries, read from disk on demand).
+/// Form 1 of the projection, no longer written nor restored (see [`PROJECTION_FORM`]): its
+/// slot index held one `p` entry per message ever dispatched.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectionV1 {
     pub senders: Vec<String>,
     pub templates: Vec<String>,
     /// Open messages (UUID bytes) with the log position of their intent event.
     pub open_messages: Vec<([u8; 16], u64)>,
+}
+
+/// The projection's in-memory part: what is bounded by open work and a horizon of recent
+/// messages (a contact's recent messages are the slot's entries, read from disk on demand).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectionV2 {
+    pub senders: Vec<String>,
+    pub templates: Vec<String>,
+    /// Open messages (UUID bytes) with the log position of their intent event.
+    pub open_messages: Vec<([u8; 16], u64)>,
+    /// The newest event time observed (unix seconds): what the horizon is relative to.
+    pub newest: Option<i64>,
+    /// The messages whose provider ids are kept (open, or with an event within the
+    /// projection's horizon), as [`encode_provider_refs`] bytes: most of the snapshot, so kept
+    /// apart to be decoded apart (the app does it in the background at start).
+    pub provider_refs: Vec<u8>,
+}
+
+/// The provider ids a projection keeps, by message: UUID bytes, the time of its latest event
+/// (unix seconds), its provider ids. Versioned by the [`ProjectionV2`] that holds it.
+pub type ProviderRefsV1 = Vec<([u8; 16], i64, Vec<String>)>;
+
+pub fn encode_provider_refs(refs: &ProviderRefsV1) -> Vec<u8> {
+    // As in `encode_versioned`: a Vec grows, and these are supported types.
+    postcard::to_allocvec(refs).unwrap_or_default()
+}
+
+pub fn decode_provider_refs(bytes: &[u8]) -> Result<ProviderRefsV1, FormError> {
+    match postcard::take_from_bytes::<ProviderRefsV1>(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(FormError::Malformed(format!(
+            "{} bytes left over",
+            rest.len()
+        ))),
+        Err(error) => Err(FormError::Malformed(error.to_string())),
+    }
 }
 
 /// The ops counts' state (the app's `counts` module): aggregated rows, and the funnel entries
@@ -214,11 +253,11 @@ fn decode_versioned<'a, T: Deserialize<'a>>(
     }
 }
 
-pub fn encode_projection(form: &ProjectionV1) -> Vec<u8> {
+pub fn encode_projection(form: &ProjectionV2) -> Vec<u8> {
     encode_versioned(PROJECTION_FORM, form)
 }
 
-pub fn decode_projection(bytes: &[u8]) -> Result<ProjectionV1, FormError> {
+pub fn decode_projection(bytes: &[u8]) -> Result<ProjectionV2, FormError> {
     decode_versioned(PROJECTION_FORM, bytes)
 }
 
@@ -639,13 +678,33 @@ mod tests {
 
     #[test]
     fn a_projection_round_trips_and_other_versions_are_refused() {
-        let form = ProjectionV1 {
+        let form = ProjectionV2 {
             senders: vec!["whatsapp:+15550000001".into()],
             templates: vec!["welcome".into()],
             open_messages: vec![([7; 16], 42)],
+            newest: Some(1_764_000_100),
+            provider_refs: encode_provider_refs(&vec![(
+                [8; 16],
+                1_764_000_000,
+                vec!["SM0123".into()],
+            )]),
         };
         let bytes = encode_projection(&form);
-        assert_eq!(decode_projection(&bytes), Ok(form));
+        assert_eq!(decode_projection(&bytes).as_ref(), Ok(&form));
+        assert_eq!(
+            decode_provider_refs(&form.provider_refs),
+            Ok(vec![([8; 16], 1_764_000_000, vec!["SM0123".into()])])
+        );
+        assert!(decode_provider_refs(&form.provider_refs[1..]).is_err());
+        // Form 1 is refused (the projection is rebuilt from the log).
+        let first = encode_versioned(1, &ProjectionV1::default());
+        assert_eq!(
+            decode_projection(&first),
+            Err(FormError::Version {
+                found: 1,
+                expected: PROJECTION_FORM
+            })
+        );
         let mut older = bytes.clone();
         older[..2].copy_from_slice(&0u16.to_be_bytes());
         assert_eq!(
