@@ -65,7 +65,7 @@ pub async fn open(
     store: &StoreSetting,
     policy: Policy,
 ) -> Result<Opened, StartError> {
-    if matches!(store, StoreSetting::Sled) {
+    if matches!(store, StoreSetting::Sled { .. }) {
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.to_path_buf(),
             source,
@@ -75,7 +75,15 @@ pub async fn open(
     let store = store.clone();
     tokio::task::spawn_blocking(move || -> Result<Opened, StartError> {
         let store = match store {
-            StoreSetting::Sled => OpenLog::Sled(Store::open(&data_dir, Options::default())?),
+            StoreSetting::Sled {
+                unpacked_tail_events,
+            } => {
+                let options = Options {
+                    unpacked_tail_events,
+                    ..Options::default()
+                };
+                OpenLog::Sled(Store::open(&data_dir, options)?)
+            }
             StoreSetting::Postgres { url, password } => {
                 let options = PgOptions {
                     password: password.map(|secret| Password(secret.expose().to_owned())),

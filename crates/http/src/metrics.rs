@@ -12,6 +12,7 @@
 //! - `wagate_log_head_position`, `wagate_store_commits_total`,
 //!   `wagate_store_committed_requests_total`, `wagate_store_writer_seconds_total{stage}`
 //!   (prepare, apply, flush, sync): the store's own counters.
+//! - `wagate_store_packed_position`: the last log position packed into blocks (sled).
 //! - `wagate_store_failed`: 1 once the store is in the failed state (see docs/storage.md).
 //!
 //! From the hub's counts projection (the numbers of the ops page; a reader of the log restored
@@ -210,8 +211,12 @@ impl Metrics {
              wagate_store_commits_total {}\n\
              # HELP wagate_store_committed_requests_total Requests answered by those commits.\n\
              # TYPE wagate_store_committed_requests_total counter\n\
-             wagate_store_committed_requests_total {}",
-            store.head_position, store.commits, store.committed_requests
+             wagate_store_committed_requests_total {}\n\
+             # HELP wagate_store_packed_position The last log position packed into blocks \
+             (sled; docs/storage.md, \"Packing\").\n\
+             # TYPE wagate_store_packed_position gauge\n\
+             wagate_store_packed_position {}",
+            store.head_position, store.commits, store.committed_requests, store.packed_position
         );
         let _ = writeln!(
             out,
@@ -475,6 +480,7 @@ mod tests {
             commits: 1,
             committed_requests: 2,
             head_position: 5,
+            packed_position: 4,
             prepare_us: 0,
             apply_us: 1_500_000,
             flush_us: 0,
@@ -492,6 +498,7 @@ mod tests {
             "wagate_refusals_total{rule=\"opted_out\"} 1",
             "wagate_events_appended_total{source=\"webhook\"} 2",
             "wagate_log_head_position 5",
+            "wagate_store_packed_position 4",
             "wagate_store_failed 1",
             "wagate_store_writer_seconds_total{stage=\"apply\"} 1.5",
         ] {

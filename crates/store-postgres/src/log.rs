@@ -505,6 +505,8 @@ impl EventLog for PgLog {
             commits: self.shared.commits.load(Ordering::Relaxed),
             committed_requests: self.shared.requests.load(Ordering::Relaxed),
             head_position: self.head_position(),
+            // PostgreSQL keeps one row per event; its open does not grow with them.
+            packed_position: 0,
             prepare_us: 0,
             apply_us: 0,
             flush_us: 0,

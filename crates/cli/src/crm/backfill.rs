@@ -168,7 +168,7 @@ async fn offline(from: u64, data: PathBuf, config: Option<PathBuf>) -> anyhow::R
         .ok_or_else(|| anyhow::anyhow!("WAGATE_HUBSPOT_TOKEN is not set: nothing to mirror to"))?;
     let crate::compose::Opened { store, hub } = crate::compose::open(
         &data,
-        &crate::settings::StoreSetting::Sled,
+        &crate::settings::StoreSetting::default(),
         wagate_domain::Policy::default(),
     )
     .await?;

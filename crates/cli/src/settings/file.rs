@@ -16,6 +16,8 @@ pub(super) struct FileConfig {
     /// `serve` only: the PostgreSQL log (see settings/store.rs).
     pub store_url: Option<String>,
     pub store_password: Option<String>,
+    /// sled only: events kept unpacked (see settings/store.rs).
+    pub unpacked_tail_events: Option<u64>,
     /// `dispatch` only: the hub's base URL.
     pub hub: Option<String>,
     pub public_url: Option<String>,

@@ -9,17 +9,26 @@ use super::sources::Sources;
 use super::{env, ConfigError};
 
 /// The event log's backend.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum StoreSetting {
-    /// sled in the data directory.
-    #[default]
-    Sled,
+    /// sled in the data directory, keeping the newest `unpacked_tail_events` events as one key
+    /// each and packing older ones into blocks (`WAGATE_UNPACKED_TAIL_EVENTS`, the file's
+    /// `unpacked_tail_events`; docs/storage.md, "Packing").
+    Sled { unpacked_tail_events: u64 },
     /// A PostgreSQL database. The URL is kept as a secret: it may hold the password.
     Postgres {
         url: Secret,
         /// The password to use instead of the URL's (resolved from `op://` if it was one).
         password: Option<Secret>,
     },
+}
+
+impl Default for StoreSetting {
+    fn default() -> Self {
+        StoreSetting::Sled {
+            unpacked_tail_events: wagate_store::Options::default().unpacked_tail_events,
+        }
+    }
 }
 
 /// Resolves the store from `flag` (`--store`), the environment and the file.
@@ -29,7 +38,7 @@ pub(super) fn store(flag: Option<String>, sources: &Sources) -> Result<StoreSett
         (None, Some(var)) => (env::STORE_URL, var),
         (None, None) => match sources.file.store_url.clone() {
             Some(url) => ("store_url (in the --config file)", url),
-            None => return Ok(StoreSetting::Sled),
+            None => return sled(sources),
         },
     };
     let raw = raw.trim().to_owned();
@@ -59,6 +68,26 @@ pub(super) fn store(flag: Option<String>, sources: &Sources) -> Result<StoreSett
     })
 }
 
+/// sled's settings: how many of the newest events stay unpacked.
+fn sled(sources: &Sources) -> Result<StoreSetting, ConfigError> {
+    let unpacked_tail_events = match sources.env(env::UNPACKED_TAIL_EVENTS) {
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError::Invalid {
+                setting: env::UNPACKED_TAIL_EVENTS.into(),
+                reason: format!("{raw:?} is not a whole number of events"),
+            })?,
+        None => match sources.file.unpacked_tail_events {
+            Some(events) => events,
+            None => return Ok(StoreSetting::default()),
+        },
+    };
+    Ok(StoreSetting::Sled {
+        unpacked_tail_events,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,7 +111,25 @@ mod tests {
     #[test]
     fn sled_is_the_default_and_a_flag_beats_the_environment() {
         let op = OpCli::default();
-        assert!(matches!(resolve(None, &[], &op), Ok(StoreSetting::Sled)));
+        assert!(matches!(
+            resolve(None, &[], &op),
+            Ok(StoreSetting::Sled {
+                unpacked_tail_events: 100_000
+            })
+        ));
+        assert!(matches!(
+            resolve(None, &[("WAGATE_UNPACKED_TAIL_EVENTS", "0")], &op),
+            Ok(StoreSetting::Sled {
+                unpacked_tail_events: 0
+            })
+        ));
+        match resolve(None, &[("WAGATE_UNPACKED_TAIL_EVENTS", "many")], &op) {
+            Err(error) => assert!(
+                error.to_string().contains("WAGATE_UNPACKED_TAIL_EVENTS"),
+                "{error}"
+            ),
+            Ok(other) => panic!("expected an error, got {other:?}"),
+        }
         let chosen = resolve(
             Some("postgres://flag@db/log"),
             &[(env::STORE_URL, "postgres://env@db/log")],

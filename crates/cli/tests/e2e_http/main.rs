@@ -25,6 +25,7 @@ mod lifecycle;
 mod limits;
 mod on_postgres;
 mod ops_browser;
+mod packing;
 mod postgres;
 mod provider_values;
 mod rejected;

@@ -401,6 +401,7 @@ mod tests {
                 commits: 0,
                 committed_requests: 0,
                 head_position: 0,
+                packed_position: 0,
                 prepare_us: 0,
                 apply_us: 0,
                 flush_us: 0,
