@@ -16,10 +16,10 @@
 //!
 //! Nothing about an event changes: its position, stream, version, id and envelope bytes are the
 //! same, and every read of the store answers as before. Log blocks are aligned (block `n` holds
-//! positions `n·32+1 ..= n·32+32`), so the block of a position is one point read. An index block
+//! positions `n·16+1 ..= n·16+16`), so the block of a position is one point read. An index block
 //! map partitions its key space in order: a block's key is its first entry, and a key belongs to
-//! the block with the greatest block key not above it (like the leaves of a B-tree, with 128
-//! entries instead of sled's 16).
+//! the block with the greatest block key not above it (like the leaves of a B-tree whose leaves
+//! are sled values: 16 stream-index entries, 128 event ids).
 //!
 //! A pack step moves whole log blocks in one sled batch: it inserts the log blocks, merges the
 //! index entries into their blocks, removes the per-event keys and advances `packed`. sled
@@ -51,13 +51,20 @@ pub(crate) const EVENT_ID_BLOCK: u8 = b'E';
 pub(crate) const META_PACKED: &[u8] = b"mpacked";
 
 /// Events per log block. Every packed position is in a full block. Sizes are chosen so that a
-/// sled leaf (up to 17 values before it splits) of typical blocks stays under sled's blob
-/// threshold (128 KiB, a quarter of a segment): a larger leaf is written as a file of its own,
-/// which the store must fsync (`writer::Durability`), measured at 645 files and over a second
-/// of fsyncs at open for 1M events with 64-event blocks and 256-entry index blocks.
-pub const LOG_BLOCK_EVENTS: u64 = 32;
-/// Most entries of an index block; a fuller one is split evenly.
-const INDEX_BLOCK_MAX_ENTRIES: usize = 128;
+/// sled leaf (up to 17 values before it splits) of blocks of events up to ~450 bytes stays
+/// under sled's blob threshold (128 KiB, a quarter of a segment): a larger leaf is written as a
+/// file of its own, which the store must fsync (`writer::Durability`), measured at 645 files
+/// and over a second of fsyncs at open for 1M events with 64-event blocks.
+pub const LOG_BLOCK_EVENTS: u64 = 16;
+/// Most entries of a stream-index block; a fuller one is split evenly. Small, because stream
+/// ids need not arrive in order (a contact's phone number, a provider's message id): an entry
+/// landing inside an existing block rewrites that block, so this bounds the write
+/// amplification of a pack step (measured on events whose streams are named at random: 8.5 KB
+/// on disk per event with 128, 4.6 KB with 32, against 2.1 KB unpacked; docs/performance.md).
+const STREAM_BLOCK_MAX_ENTRIES: usize = 16;
+/// Most entries of an event-id block. Event ids are UUIDv7 (time-ordered), so new entries land
+/// at the end of the map and a step rewrites about one block: larger blocks cost little.
+const EVENT_ID_BLOCK_MAX_ENTRIES: usize = 128;
 /// Format byte leading every block value (the blocks' own schema version).
 const BLOCK_FORMAT: u8 = 1;
 
@@ -400,11 +407,12 @@ impl<'a> History<'a> {
 
     /// Writes into `batch` the blocks of index `prefix` with `new` (sorted by key, unique)
     /// merged in. Each block touched is read once and rewritten once, split evenly when it
-    /// outgrows [`INDEX_BLOCK_MAX_ENTRIES`].
+    /// outgrows `max_entries`.
     fn index_merge(
         &self,
         prefix: u8,
         new: &[(Vec<u8>, u64)],
+        max_entries: usize,
         batch: &mut sled::Batch,
     ) -> Result<()> {
         let mut at = 0;
@@ -427,7 +435,7 @@ impl<'a> History<'a> {
             // key is above it, so at least new[at] lands here.
             assert!(end > at, "an index merge makes progress");
             let merged = self.merge_sorted(existing, &new[at..end])?;
-            let pieces = merged.len().div_ceil(INDEX_BLOCK_MAX_ENTRIES);
+            let pieces = merged.len().div_ceil(max_entries);
             let size = merged.len().div_ceil(pieces);
             for piece in merged.chunks(size) {
                 let value = encode(&IndexBlockV1 {
@@ -545,8 +553,8 @@ pub(crate) fn plan_step(
             pair[1].1
         )));
     }
-    history.index_merge(STREAM_BLOCK, &streams, &mut batch)?;
-    history.index_merge(EVENT_ID_BLOCK, &ids, &mut batch)?;
+    history.index_merge(STREAM_BLOCK, &streams, STREAM_BLOCK_MAX_ENTRIES, &mut batch)?;
+    history.index_merge(EVENT_ID_BLOCK, &ids, EVENT_ID_BLOCK_MAX_ENTRIES, &mut batch)?;
     batch.insert(META_PACKED, &upto.to_be_bytes()[..]);
     Ok(Some(PackStep {
         batch,
@@ -579,7 +587,7 @@ mod tests {
     fn merge(history: &History<'_>, new: &[(Vec<u8>, u64)]) {
         let mut batch = sled::Batch::default();
         history
-            .index_merge(STREAM_BLOCK, new, &mut batch)
+            .index_merge(STREAM_BLOCK, new, STREAM_BLOCK_MAX_ENTRIES, &mut batch)
             .expect("merge");
         history.db.apply_batch(batch).expect("apply");
     }
@@ -619,7 +627,7 @@ mod tests {
         for item in db.scan_prefix([STREAM_BLOCK]) {
             let (key, value) = item.expect("block");
             let block = history.decode_index_block(&key, &value).expect("decodes");
-            assert!(block.len() <= INDEX_BLOCK_MAX_ENTRIES);
+            assert!(block.len() <= STREAM_BLOCK_MAX_ENTRIES);
             assert!(block.windows(2).all(|pair| pair[0].0 < pair[1].0));
         }
         for (key, position) in &expected {
@@ -666,7 +674,12 @@ mod tests {
         let mut batch = sled::Batch::default();
         let conflicting = vec![(5u32.to_be_bytes().to_vec(), 7)];
         let error = history
-            .index_merge(STREAM_BLOCK, &conflicting, &mut batch)
+            .index_merge(
+                STREAM_BLOCK,
+                &conflicting,
+                STREAM_BLOCK_MAX_ENTRIES,
+                &mut batch,
+            )
             .expect_err("refused");
         assert!(error.to_string().contains("is at 50 and at 7"), "{error}");
     }
@@ -674,8 +687,8 @@ mod tests {
     #[test]
     fn log_blocks_are_aligned() {
         assert_eq!(log_block_first(1), 1);
-        assert_eq!(log_block_first(32), 1);
-        assert_eq!(log_block_first(33), 33);
-        assert_eq!(log_block_first(64), 33);
+        assert_eq!(log_block_first(16), 1);
+        assert_eq!(log_block_first(17), 17);
+        assert_eq!(log_block_first(32), 17);
     }
 }

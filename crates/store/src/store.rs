@@ -119,7 +119,7 @@ impl Default for Options {
             // Recent events are the ones read and deduplicated most; 100,000 keeps sled's open
             // well under a second while a pack step happens every 1,024 events.
             unpacked_tail_events: 100_000,
-            pack_step_blocks: 32,
+            pack_step_blocks: 64,
         }
     }
 }
