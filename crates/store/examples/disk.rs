@@ -46,6 +46,11 @@ fn main() {
                 concurrency = value().parse().unwrap_or_else(|_| usage("--concurrency"))
             }
             "--dir" => dir = PathBuf::from(value()),
+            "--stream-names" => match value().as_str() {
+                "random" => {}
+                "ordered" => ORDERED_STREAMS.store(true, std::sync::atomic::Ordering::Relaxed),
+                _ => usage("--stream-names"),
+            },
             "--unpacked-tail" => {
                 unpacked_tail = match value().as_str() {
                     "never" => u64::MAX,
@@ -102,7 +107,7 @@ fn main() {
 fn usage(arg: &str) -> ! {
     eprintln!(
         "unexpected argument {arg}; usage: disk [--events N] [--concurrency C] [--dir DIR] \
-         [--unpacked-tail N|never]"
+         [--unpacked-tail N|never] [--stream-names random|ordered]"
     );
     std::process::exit(2)
 }
@@ -169,10 +174,20 @@ fn stream(id: String) -> StreamId {
     StreamId::new(id).expect("a valid stream id")
 }
 
+/// Whether the ingested callbacks' streams are named at random (an unmatched callback's
+/// `provider-message:<sid>`, the worst case for the packed stream index) or in time order (a
+/// matched callback's `message:<UUIDv7>`).
+static ORDERED_STREAMS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn unmatched_status() -> AppendRequest {
     let sid = sid();
+    let name = if ORDERED_STREAMS.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("message:{}", time_ordered_id())
+    } else {
+        format!("provider-message:{sid}")
+    };
     AppendRequest::single(
-        stream(format!("provider-message:{sid}")),
+        stream(name),
         ExpectedVersion::Any,
         vec![event("UnmatchedStatusReceived")],
     )
