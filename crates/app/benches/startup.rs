@@ -42,6 +42,8 @@ const SENDER: &str = "whatsapp:+15550001111";
 const TEMPLATE: &str = "HX0123456789abcdef0123456789abcdef";
 /// Messages per append request during generation (× 6 events).
 const MESSAGES_PER_REQUEST: usize = 500;
+/// Requests between two waits for the store's packing during generation (~150,000 events).
+const PACK_EVERY_REQUESTS: usize = 50;
 
 fn now() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
@@ -260,6 +262,18 @@ fn generate(dir: &Path, events: u64) {
                 for pending in in_flight.drain(..) {
                     pending.await.expect("append lives");
                 }
+            }
+            // A hub takes months to reach millions of events and its writer packs as it goes
+            // (it has idle time between requests); generating at full speed would leave the
+            // whole log unpacked until the end, which no hub sees, and leave sled holding pages
+            // for all of it. So let packing catch up every so often.
+            if (n / MESSAGES_PER_REQUEST) % PACK_EVERY_REQUESTS == 0 {
+                for pending in in_flight.drain(..) {
+                    pending.await.expect("append lives");
+                }
+                store
+                    .wait_packed(Duration::from_secs(600))
+                    .expect("packing catches up");
             }
         }
         for pending in in_flight.drain(..) {
