@@ -71,9 +71,13 @@ fn open_store(dir: &Path) -> Store {
 }
 
 fn open_hub(store: &Store) -> Hub {
+    open_hub_at(store, now())
+}
+
+fn open_hub_at(store: &Store, at: Timestamp) -> Hub {
     Hub::open(
         Arc::new(store.clone()),
-        Arc::new(FixedClock::new(now())),
+        Arc::new(FixedClock::new(at)),
         Policy::default(),
     )
     .expect("open hub")
@@ -244,7 +248,10 @@ fn generate(dir: &Path, events: u64) {
     let store = open_store(dir);
     let rt = runtime();
     rt.block_on(async {
-        let hub = open_hub(&store);
+        // The set-up happens when the history starts: a hub's events arrive in time order, and
+        // the rolling windows (provider ids, costs, funnel) move with the newest event time.
+        let start = now() - chrono::TimeDelta::days(days() as i64) - chrono::TimeDelta::hours(1);
+        let hub = open_hub_at(&store, start);
         set_up(&hub).await;
         drop(hub);
         let log: Arc<dyn EventLog> = Arc::new(store.clone());
