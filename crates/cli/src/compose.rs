@@ -80,6 +80,8 @@ pub async fn open(
             } => {
                 let options = Options {
                     unpacked_tail_events,
+                    // A clean stop pays sled's log scan so that the next start does not.
+                    refresh_sled_snapshot_on_close: true,
                     ..Options::default()
                 };
                 OpenLog::Sled(Store::open(&data_dir, options)?)

@@ -91,6 +91,12 @@ pub struct Options {
     /// Most log blocks (of [`LOG_BLOCK_EVENTS`] events) one pack step moves: it bounds how long
     /// a step can delay an append that arrives meanwhile.
     pub pack_step_blocks: u64,
+    /// On a clean close, open sled once more and let it go: sled 0.34 writes its page-table
+    /// snapshot only when it opens, so without this the next start scans everything written
+    /// since this one started (seconds after a long run); with it, the close pays that scan and
+    /// the next start does not. Off by default (tests open and close stores by the thousand);
+    /// `wagate serve` turns it on.
+    pub refresh_sled_snapshot_on_close: bool,
 }
 
 /// Default [`Options::max_queued_requests`]: two full group commits (`max_batch_requests` is
@@ -120,6 +126,7 @@ impl Default for Options {
             // well under a second while a pack step happens every 1,024 events.
             unpacked_tail_events: 100_000,
             pack_step_blocks: 64,
+            refresh_sled_snapshot_on_close: false,
         }
     }
 }
@@ -234,6 +241,8 @@ struct Inner {
     replay_threads: usize,
     /// [`Options::unpacked_tail_events`], for [`Store::wait_packed`].
     unpacked_tail_events: u64,
+    /// [`Options::refresh_sled_snapshot_on_close`], and the cache size to reopen with.
+    refresh_on_close: Option<u64>,
     /// Keeps a temporary directory alive; dropped last (field order), after sled let go of it.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -368,6 +377,9 @@ impl Store {
         let clock = options.clock.clone();
         let replay_threads = options.replay_threads;
         let unpacked_tail_events = options.unpacked_tail_events;
+        let refresh_on_close = options
+            .refresh_sled_snapshot_on_close
+            .then_some(options.cache_capacity_bytes);
         let writer = Writer::new(
             db.clone(),
             path.clone(),
@@ -391,6 +403,7 @@ impl Store {
                 clock,
                 replay_threads,
                 unpacked_tail_events,
+                refresh_on_close,
                 _temporary: temporary,
             }),
         })
@@ -839,12 +852,18 @@ impl Store {
             Err(_) => Ok(()),
         };
         let db_file = self.inner.path.join("db");
+        let path = self.inner.path.clone();
+        let refresh = self.inner.refresh_on_close;
         let last_handle = Arc::strong_count(&self.inner) == 1;
         drop(self);
         // A failed store's sled handle is never dropped (see `writer::never_drop`), so its lock
         // stays until the process exits: nothing to wait for.
         if last_handle && outcome.is_ok() {
             wait_until_unlocked(&db_file);
+            if let Some(cache_capacity) = refresh {
+                refresh_sled_snapshot(&path, cache_capacity);
+                wait_until_unlocked(&db_file);
+            }
         }
         outcome
     }
@@ -903,6 +922,30 @@ impl Store {
         StoreError::Corrupt {
             path: self.inner.path.clone(),
             detail,
+        }
+    }
+}
+
+/// Opens the closed database at `path` with sled alone and lets it go, so sled writes its
+/// page-table snapshot (see [`Options::refresh_sled_snapshot_on_close`]). Everything is durable
+/// already: a failure here only costs the next start its scan, so it is logged, not returned.
+fn refresh_sled_snapshot(path: &Path, cache_capacity: u64) {
+    let started = Instant::now();
+    match sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity)
+        .flush_every_ms(None)
+        .open()
+    {
+        Ok(db) => {
+            drop(db);
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "sled's page-table snapshot refreshed on close"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "could not refresh sled's page-table snapshot on close; the next start scans sled's log");
         }
     }
 }

@@ -1072,6 +1072,47 @@ mod sled_only {
         }
     }
 
+    /// sled writes its page-table snapshot only when it opens; a clean close with
+    /// `refresh_sled_snapshot_on_close` reopens it once so the snapshot covers everything written,
+    /// and without the option no snapshot newer than the writes is left.
+    #[test]
+    fn a_clean_close_can_leave_sled_a_fresh_page_table_snapshot() {
+        let newest_snapshot = |path: &std::path::Path| {
+            std::fs::read_dir(path)
+                .expect("read dir")
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("snap."))
+                .filter_map(|entry| entry.metadata().ok()?.modified().ok())
+                .max()
+        };
+        for refresh in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("data");
+            let options = Options {
+                refresh_sled_snapshot_on_close: refresh,
+                ..Options::default()
+            };
+            let store = Store::open(&path, options).expect("open");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let written_from = std::time::SystemTime::now();
+            for n in 0..50u64 {
+                store
+                    .append_blocking(AppendRequest::single(
+                        stream("portfolio:p"),
+                        ExpectedVersion::Exact(n),
+                        vec![event("E", b"x")],
+                    ))
+                    .expect("append");
+            }
+            store.close().expect("close");
+            let fresh = newest_snapshot(&path).is_some_and(|at| at >= written_from);
+            assert_eq!(fresh, refresh, "refresh {refresh}");
+            let store = Store::open(&path, Options::default()).expect("reopen");
+            assert_eq!(store.head_position(), 50);
+            store.close().expect("close");
+        }
+    }
+
     #[test]
     fn a_newer_format_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
