@@ -6,11 +6,7 @@
 //! never past the log's end), then reopens it: it verifies, every acknowledged event is there at
 //! its position, and the next round appends on top. Several rounds on the same database.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
@@ -18,6 +14,9 @@ use wagate_store::{
     AppendOutcome, AppendRequest, ExpectedVersion, NewEvent, Options, Store, StreamId,
     LOG_BLOCK_EVENTS,
 };
+
+#[path = "common/kill.rs"]
+mod kill;
 
 const CHILD_ENV: &str = "WAGATE_CRASH_PACKING_CHILD";
 const WRITERS: usize = 8;
@@ -100,41 +99,14 @@ fn parse_ack(line: &str) -> Option<(Uuid, u64)> {
 
 /// Runs one child until a random moment after it is ready, SIGKILLs it, returns its acks.
 fn run_and_kill(dir: &Path, rng: &mut impl Rng) -> Vec<(Uuid, u64)> {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "crash_packing_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut acks = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.ends_with("READY") {
-                let _ = ready_tx.send(());
-            } else if let Some(ack) = parse_ack(&line) {
-                acks.push(ack);
-            }
-        }
-        acks
-    });
-    // A child that cannot open the database never says READY: fail instead of hanging.
-    ready_rx
-        .recv_timeout(Duration::from_secs(15))
-        .expect("child did not become ready");
-    std::thread::sleep(Duration::from_millis(rng.gen_range(50..400)));
-    // std's Child::kill sends SIGKILL on Unix.
-    child.kill().expect("kill child");
-    child.wait().expect("reap child");
-    reader.join().expect("reader thread")
+    kill::run_and_kill(
+        "crash_packing_child",
+        CHILD_ENV,
+        dir,
+        50..400,
+        rng,
+        parse_ack,
+    )
 }
 
 /// The killed database as sled has it: the packed position (whole blocks, each present) and the
