@@ -43,8 +43,13 @@ pub(crate) const DISK_FORMAT_UNPACKED: u32 = 2;
 pub(crate) const DISK_FORMAT_WITH_HEADS: u32 = 1;
 
 pub(crate) fn magic_value() -> Vec<u8> {
+    magic_value_of(DISK_FORMAT)
+}
+
+/// The magic key's value for on-disk format `format`.
+pub(crate) fn magic_value_of(format: u32) -> Vec<u8> {
     let mut value = MAGIC.to_vec();
-    value.extend_from_slice(&DISK_FORMAT.to_be_bytes());
+    value.extend_from_slice(&format.to_be_bytes());
     value
 }
 

@@ -59,11 +59,7 @@ pub fn salvage(
         .map_err(|e| from_sled(e, path))?;
     let magic = db.get(keys::META_MAGIC).map_err(|e| from_sled(e, path))?;
     // Formats 2 (never packed) and 3 read alike here; format 1 needs an open to migrate.
-    let readable = [keys::DISK_FORMAT_UNPACKED, keys::DISK_FORMAT].map(|format| {
-        let mut value = keys::MAGIC.to_vec();
-        value.extend_from_slice(&format.to_be_bytes());
-        value
-    });
+    let readable = [keys::DISK_FORMAT_UNPACKED, keys::DISK_FORMAT].map(keys::magic_value_of);
     if !readable
         .iter()
         .any(|value| magic.as_deref() == Some(value.as_slice()))
