@@ -15,7 +15,6 @@
 //! every resolve loads it).
 //! Senders' streams stay short (registrations and authorizations): no snapshot form.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -205,9 +204,22 @@ pub struct Loaded<A> {
     pub version: u64,
 }
 
-/// Bounded: when full it is emptied (crude, but it never serves anything wrong, and hot
-/// aggregates refill at once).
-const CACHE_ENTRIES_MAX: usize = 100_000;
+/// Most aggregates the cache holds. Which ones stay is quick_cache's S3-FIFO policy: a stream
+/// loaded once and never again (the message of a refused send, a callback for an unknown
+/// message) passes through a small probationary queue and leaves without pushing out the
+/// aggregates read again and again (contacts, senders, portfolios, open messages). Emptying the
+/// cache when full (what it did before) let such one-off streams grow it for as long as it took
+/// them to reach this bound: about an hour at the soak's rate.
+pub const CACHE_ENTRIES_MAX: usize = 100_000;
+
+/// The gauge of cached aggregates on `/metrics`.
+pub const CACHE_ENTRIES_GAUGE: &str = "wagate_aggregate_cache_entries";
+
+/// Share of [`CACHE_ENTRIES_MAX`] kept as "ghosts" (keys of entries evicted from the
+/// probationary queue, so a stream read again soon after goes straight to the main queue).
+/// quick_cache's default is 0.5; a ghost is a whole slot (its key and links), and one-off
+/// streams arrive steadily, so fewer keep the cache's size settled sooner.
+const CACHE_GHOST_ALLOCATION: f64 = 0.1;
 
 /// How many events a load reads per store call.
 const READ_CHUNK: usize = 4096;
@@ -221,26 +233,95 @@ fn slot(stream: &wagate_store::StreamId) -> Option<String> {
     (name.len() <= wagate_store::MAX_CHECKPOINT_NAME_BYTES).then_some(name)
 }
 
-#[derive(Debug, Default)]
+/// Whether a load puts a stream that was not cached into the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    Always,
+    IfCached,
+}
+
+/// A cached aggregate: the stream version it reflects, the state (boxed, so a slot of the
+/// cache's table costs a pointer, not the largest state), and the version of its last snapshot.
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    version: u64,
+    state: Box<Cached>,
+    snapshot_version: u64,
+}
+
+#[derive(Debug)]
 pub struct Cache {
-    /// Per stream: the version cached, the state, and the version of its last snapshot.
-    entries: Mutex<HashMap<StreamKey, (u64, Cached, u64)>>,
+    entries: Mutex<quick_cache::unsync::Cache<StreamKey, CacheEntry>>,
     /// Events applied by loads since open (a test hook: a load that starts from a snapshot
     /// applies only the events after it).
     applied: AtomicU64,
 }
 
+impl Default for Cache {
+    fn default() -> Self {
+        Self::with_capacity(CACHE_ENTRIES_MAX)
+    }
+}
+
 impl Cache {
+    /// A cache of at most `entries` aggregates.
+    pub fn with_capacity(entries: usize) -> Self {
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(entries)
+            .weight_capacity(entries as u64)
+            .ghost_allocation(CACHE_GHOST_ALLOCATION)
+            .build();
+        // The options are constants but for the capacity, and the builder refuses only a
+        // missing capacity or an allocation outside 0..=1.
+        let options = match options {
+            Ok(options) => options,
+            Err(refused) => unreachable!("quick_cache refused the cache's options: {refused}"),
+        };
+        Self {
+            entries: Mutex::new(quick_cache::unsync::Cache::with_options(
+                options,
+                quick_cache::UnitWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                quick_cache::unsync::DefaultLifecycle::default(),
+            )),
+            applied: AtomicU64::new(0),
+        }
+    }
+
+    /// How many aggregates are cached.
+    pub fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+
+    /// `key`'s aggregate, from the cache and what the stream gained since, then cached.
     pub fn load<A: Stored>(&self, log: &Arc<dyn EventLog>, key: &StreamKey) -> Result<Loaded<A>> {
-        let cached = self
-            .entries
-            .lock()
-            .get(key)
-            .and_then(|(version, cached, snapshot)| {
-                A::from_cached(cached).map(|state| (*version, state, *snapshot))
-            });
+        self.load_filling(log, key, Fill::Always)
+    }
+
+    /// Like [`Cache::load`], but a stream that is not cached stays uncached: for reads that
+    /// follow a write (the projection's view of a message just appended), which say nothing
+    /// about whether the aggregate will be decided on again. A refused send's message is never
+    /// read again; one admitted is loaded by the dispatcher, whose load caches it.
+    pub fn load_if_cached_or_read<A: Stored>(
+        &self,
+        log: &Arc<dyn EventLog>,
+        key: &StreamKey,
+    ) -> Result<Loaded<A>> {
+        self.load_filling(log, key, Fill::IfCached)
+    }
+
+    fn load_filling<A: Stored>(
+        &self,
+        log: &Arc<dyn EventLog>,
+        key: &StreamKey,
+        fill: Fill,
+    ) -> Result<Loaded<A>> {
+        let cached = self.entries.lock().get(key).and_then(|entry| {
+            A::from_cached(&entry.state).map(|state| (entry.version, state, entry.snapshot_version))
+        });
         let stream = codec::stream_id(key)?;
         let slot = slot(&stream);
+        let was_cached = cached.is_some();
         let (mut version, mut state, mut snapshot_version) = match cached {
             Some(cached) => cached,
             None => self.start_from_snapshot::<A>(log.as_ref(), slot.as_deref())?,
@@ -271,7 +352,9 @@ impl Cache {
                 }
             }
         }
-        self.put_with_snapshot(key.clone(), version, state.clone(), snapshot_version);
+        if fill == Fill::Always || was_cached {
+            self.put_with_snapshot(key.clone(), version, state.clone(), snapshot_version);
+        }
         Ok(Loaded { state, version })
     }
 
@@ -303,20 +386,21 @@ impl Cache {
 
     fn put_with_snapshot<A: Stored>(&self, key: StreamKey, version: u64, state: A, snapshot: u64) {
         let mut entries = self.entries.lock();
-        if entries.len() >= CACHE_ENTRIES_MAX {
-            entries.clear();
-        }
-        match entries.get(&key) {
+        let snapshot_version = match entries.peek(&key) {
             // Never replace a newer state with an older one (concurrent loads).
-            Some((cached_version, _, _)) if *cached_version > version => {}
-            Some((_, _, saved)) => {
-                let snapshot = snapshot.max(*saved);
-                entries.insert(key, (version, state.into_cached(), snapshot));
-            }
-            None => {
-                entries.insert(key, (version, state.into_cached(), snapshot));
-            }
-        }
+            Some(cached) if cached.version > version => return,
+            Some(cached) => snapshot.max(cached.snapshot_version),
+            None => snapshot,
+        };
+        entries.insert(
+            key,
+            CacheEntry {
+                version,
+                state: Box::new(state.into_cached()),
+                snapshot_version,
+            },
+        );
+        metrics::gauge!(CACHE_ENTRIES_GAUGE).set(entries.len() as f64);
     }
 }
 
@@ -346,4 +430,96 @@ fn save_in_background<A: Stored>(
         }
     });
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached_version(cache: &Cache, key: &StreamKey) -> Option<u64> {
+        cache.entries.lock().peek(key).map(|entry| entry.version)
+    }
+
+    fn put(cache: &Cache, key: &StreamKey, version: u64) {
+        cache.put_with_snapshot(key.clone(), version, SenderState::default(), 0);
+    }
+
+    fn hot(n: usize) -> StreamKey {
+        StreamKey::Consent(format!("consent-wording:{n}"))
+    }
+
+    fn one_off(n: usize) -> StreamKey {
+        StreamKey::Provider(format!("provider:meta:{n}"))
+    }
+
+    #[test]
+    fn streams_loaded_once_leave_without_pushing_out_those_loaded_again() {
+        let cache = Cache::with_capacity(1_000);
+        for n in 0..100 {
+            put(&cache, &hot(n), 1);
+        }
+        for _ in 0..2 {
+            for n in 0..100 {
+                assert!(cache.entries.lock().get(&hot(n)).is_some());
+            }
+        }
+        for n in 0..20_000 {
+            put(&cache, &one_off(n), 1);
+            if n % 1_000 == 0 {
+                // Hot aggregates keep being read while the one-off streams pass.
+                for n in 0..100 {
+                    cache.entries.lock().get(&hot(n));
+                }
+            }
+        }
+        let kept = (0..100)
+            .filter(|&n| cached_version(&cache, &hot(n)).is_some())
+            .count();
+        assert_eq!(
+            kept, 100,
+            "every hot aggregate survives 20 times its capacity in one-offs"
+        );
+        assert!(
+            cache.entries.lock().len() <= 1_000,
+            "{} entries, bound 1,000",
+            cache.entries.lock().len()
+        );
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let cache = Cache::with_capacity(500);
+        for n in 0..10_000 {
+            put(&cache, &one_off(n), 1);
+            assert!(
+                cache.entries.lock().len() <= 500,
+                "{} entries after {n} puts",
+                cache.entries.lock().len()
+            );
+        }
+        assert!(!cache.entries.lock().is_empty());
+    }
+
+    #[test]
+    fn an_older_state_never_replaces_a_newer_one() {
+        let cache = Cache::with_capacity(10);
+        put(&cache, &hot(1), 7);
+        put(&cache, &hot(1), 5);
+        assert_eq!(cached_version(&cache, &hot(1)), Some(7));
+        put(&cache, &hot(1), 9);
+        assert_eq!(cached_version(&cache, &hot(1)), Some(9));
+    }
+
+    #[test]
+    fn a_snapshot_version_is_kept_across_replacements() {
+        let cache = Cache::with_capacity(10);
+        cache.put_with_snapshot(hot(1), 1_500, SenderState::default(), 1_200);
+        cache.put_with_snapshot(hot(1), 1_600, SenderState::default(), 0);
+        let snapshot = cache
+            .entries
+            .lock()
+            .peek(&hot(1))
+            .map(|entry| entry.snapshot_version);
+        assert_eq!(snapshot, Some(1_200));
+    }
 }

@@ -264,6 +264,23 @@ impl Hub {
         }
     }
 
+    /// The message state the projection indexes a message event with: the message's aggregate
+    /// now, read without filling the cache (a write or a replay says nothing about whether the
+    /// message will be decided on again: a refused send's never is).
+    pub(crate) fn projected_message_state(&self, event: &Event) -> Result<Option<MessageState>> {
+        let Event::Message(message_event) = event else {
+            return Ok(None);
+        };
+        let Some(id) = message_event.message_id() else {
+            return Ok(None);
+        };
+        let loaded = self
+            .inner
+            .cache
+            .load_if_cached_or_read::<MessageState>(&self.inner.log, &StreamKey::Message(id))?;
+        Ok(Some(loaded.state))
+    }
+
     /// Appends a plan durably and indexes what it wrote.
     pub(crate) async fn commit(&self, plan: Plan) -> Result<Appended> {
         let (request, events) = plan.into_request(self.actor.as_ref())?;
@@ -272,15 +289,7 @@ impl Hub {
             AppendOutcome::Appended(committed) | AppendOutcome::AlreadyAppended(committed) => {
                 // The log answers the positions in request order, which is `events`' order.
                 for (event, position) in events.iter().zip(&committed.positions) {
-                    let state = match event {
-                        Event::Message(message_event) => match message_event.message_id() {
-                            Some(id) => {
-                                Some(self.load::<MessageState>(&StreamKey::Message(id))?.state)
-                            }
-                            None => None,
-                        },
-                        _ => None,
-                    };
+                    let state = self.projected_message_state(event)?;
                     self.inner.projection.observe(
                         self.inner.log.as_ref(),
                         event,

@@ -38,7 +38,7 @@ mod send_digest;
 mod snapshots;
 mod views;
 
-pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY};
+pub use aggregates::{Loaded, AGGREGATE_SNAPSHOT_EVERY, CACHE_ENTRIES_GAUGE, CACHE_ENTRIES_MAX};
 pub use alerts::{run_outbox, Alert, AlertSink, OutboxError, OutboxSettings, SinkError};
 pub use campaign_runner::{run_campaigns, RunnerSettings};
 pub use campaigns::{

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 use wagate_domain::open_intent::is_open;
-use wagate_domain::{Event, MessageId, MessageState, StreamKey};
+use wagate_domain::{Event, MessageId, MessageState};
 use wagate_store::snapshot_forms;
 
 use crate::codec;
@@ -180,7 +180,7 @@ impl Hub {
     }
 
     /// Replays the log after `position` into the projection, with each message's newest state
-    /// (read through the aggregate cache): a tail is short, and whether a message is open is a
+    /// ([`Hub::projected_message_state`]): a tail is short, and whether a message is open is a
     /// question about now. Answers how many events it replayed. (The ops counts follow the log
     /// on their own, from their own position.)
     fn catch_up(&self, position: u64) -> Result<u64> {
@@ -193,13 +193,7 @@ impl Hub {
             }
             count += 1;
             let result = codec::decode(&record).and_then(|event| {
-                let state = match &event {
-                    Event::Message(message_event) => match message_event.message_id() {
-                        Some(id) => Some(self.load::<MessageState>(&StreamKey::Message(id))?.state),
-                        None => None,
-                    },
-                    _ => None,
-                };
+                let state = self.projected_message_state(&event)?;
                 self.inner
                     .projection
                     .observe(log, &event, record.position, state.as_ref())
@@ -266,6 +260,12 @@ impl Hub {
     /// snapshot applies only the events after it).
     pub fn aggregate_events_applied(&self) -> u64 {
         self.inner.cache.applied()
+    }
+
+    /// Aggregates in the load cache now (a test hook, also on `/metrics` as
+    /// `wagate_aggregate_cache_entries`).
+    pub fn aggregates_cached(&self) -> usize {
+        self.inner.cache.len()
     }
 
     /// Sizes of the projection's in-memory structures.

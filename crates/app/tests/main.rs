@@ -4,6 +4,7 @@ mod reopen;
 mod support;
 
 mod actors;
+mod aggregate_cache;
 mod campaigns;
 mod concurrency;
 mod consent_confirmation;

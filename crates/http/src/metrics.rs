@@ -26,7 +26,8 @@
 //!
 //! Anything any crate records through the `metrics` facade (`metrics::counter!(…)`) is rendered
 //! after these by the process-wide Prometheus recorder ([`facade`]), among them
-//! `wagate_alerts_sent_total` and `wagate_alerts_failed_total`.
+//! `wagate_alerts_sent_total`, `wagate_alerts_failed_total` and
+//! `wagate_aggregate_cache_entries` (aggregates in the hub's load cache).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -376,6 +377,10 @@ pub fn facade() -> &'static PrometheusHandle {
         metrics::describe_counter!(
             "wagate_alerts_failed_total",
             "Alert deliveries that failed."
+        );
+        metrics::describe_gauge!(
+            wagate_app::CACHE_ENTRIES_GAUGE,
+            "Aggregates held by the hub's load cache (bounded; docs/performance.md, \"Soak\")."
         );
         metrics::counter!("wagate_alerts_sent_total").increment(0);
         metrics::counter!("wagate_alerts_failed_total").increment(0);
