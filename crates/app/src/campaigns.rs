@@ -470,8 +470,10 @@ impl Hub {
             let RowOutcome::Sent(message) = outcome else {
                 continue;
             };
+            // A view of a large campaign reads every sent row's message: it must not wash the
+            // aggregates being decided on out of the cache.
             let status = self
-                .load::<MessageState>(&StreamKey::Message(*message))?
+                .load_without_caching::<MessageState>(&StreamKey::Message(*message))?
                 .state
                 .status;
             match status {

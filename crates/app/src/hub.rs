@@ -252,6 +252,16 @@ impl Hub {
         self.inner.cache.load(&self.inner.log, key)
     }
 
+    /// Loads `key`'s aggregate for a read that says nothing about whether it will be decided on
+    /// again (a view, the projection's look after a write): a cached state serves and is
+    /// refreshed, but one not cached stays out of the cache, so such reads cannot push out the
+    /// aggregates commands keep deciding on.
+    pub(crate) fn load_without_caching<A: Stored>(&self, key: &StreamKey) -> Result<Loaded<A>> {
+        self.inner
+            .cache
+            .load_if_cached_or_read(&self.inner.log, key)
+    }
+
     /// Loads `key`'s aggregate, or an empty one at version 0 when the decision reads no such
     /// stream (no template for freeform text, no portfolio for an unknown sender).
     fn load_or_empty<A: Stored>(&self, key: Option<&StreamKey>) -> Result<Loaded<A>> {
@@ -274,11 +284,10 @@ impl Hub {
         let Some(id) = message_event.message_id() else {
             return Ok(None);
         };
-        let loaded = self
-            .inner
-            .cache
-            .load_if_cached_or_read::<MessageState>(&self.inner.log, &StreamKey::Message(id))?;
-        Ok(Some(loaded.state))
+        Ok(Some(
+            self.load_without_caching::<MessageState>(&StreamKey::Message(id))?
+                .state,
+        ))
     }
 
     /// Appends a plan durably and indexes what it wrote.

@@ -50,3 +50,49 @@ async fn an_admitted_message_is_cached_once_the_dispatcher_reads_it() {
         .expect("dispatch phase");
     assert_eq!(t.hub.aggregates_cached(), before + 1);
 }
+
+/// A campaign's view reads the message of every row sent; a large campaign's view must not wash
+/// the aggregates being decided on out of the cache.
+#[tokio::test]
+async fn a_campaign_view_reads_its_messages_without_caching_them() {
+    use wagate_app::{NewCampaign, RowStep};
+    use wagate_domain::campaign::{OnLimit, RowInput, RunCommand};
+    use wagate_domain::CampaignId;
+
+    use crate::reopen::{close, hub_on, open, phone, ready_for};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let t = hub_on(&open(dir.path()));
+    ready_for(&t, 3).await;
+    let id = CampaignId::from_uuid(uuid::Uuid::now_v7()).expect("v7");
+    let rows = (0..3)
+        .map(|n| RowInput {
+            to: phone(n),
+            variables: vec![("1".into(), "Lea".into()), ("2".into(), "Thu".into())],
+        })
+        .collect();
+    t.hub
+        .campaign_create(NewCampaign {
+            id,
+            sender: sender(),
+            workflow: "appointment_scheduling".into(),
+            template: template(),
+            rows,
+            on_limit: OnLimit::Wait,
+        })
+        .await
+        .expect("create");
+    t.hub
+        .campaign_command(id, RunCommand::Start)
+        .await
+        .expect("start");
+    for row in 0..3 {
+        let step = t.hub.process_campaign_row(id).await.expect("row");
+        assert_eq!(step, RowStep::Sent, "row {row}");
+    }
+    let before = t.hub.aggregates_cached();
+    let view = t.hub.campaign_view(id).expect("view");
+    assert_eq!(view.counts.allowed, 3);
+    assert_eq!(t.hub.aggregates_cached(), before, "three messages read, none cached");
+    close(t);
+}
