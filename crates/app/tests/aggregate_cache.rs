@@ -93,6 +93,10 @@ async fn a_campaign_view_reads_its_messages_without_caching_them() {
     let before = t.hub.aggregates_cached();
     let view = t.hub.campaign_view(id).expect("view");
     assert_eq!(view.counts.allowed, 3);
-    assert_eq!(t.hub.aggregates_cached(), before, "three messages read, none cached");
+    assert_eq!(
+        t.hub.aggregates_cached(),
+        before,
+        "three messages read, none cached"
+    );
     close(t);
 }
