@@ -302,7 +302,7 @@ impl Cache {
     /// follow a write (the projection's view of a message just appended), which say nothing
     /// about whether the aggregate will be decided on again. A refused send's message is never
     /// read again; one admitted is loaded by the dispatcher, whose load caches it.
-    pub fn load_if_cached_or_read<A: Stored>(
+    pub fn load_without_caching<A: Stored>(
         &self,
         log: &Arc<dyn EventLog>,
         key: &StreamKey,

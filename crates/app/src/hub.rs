@@ -257,9 +257,7 @@ impl Hub {
     /// refreshed, but one not cached stays out of the cache, so such reads cannot push out the
     /// aggregates commands keep deciding on.
     pub(crate) fn load_without_caching<A: Stored>(&self, key: &StreamKey) -> Result<Loaded<A>> {
-        self.inner
-            .cache
-            .load_if_cached_or_read(&self.inner.log, key)
+        self.inner.cache.load_without_caching(&self.inner.log, key)
     }
 
     /// Loads `key`'s aggregate, or an empty one at version 0 when the decision reads no such

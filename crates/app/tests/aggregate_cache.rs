@@ -55,33 +55,17 @@ async fn an_admitted_message_is_cached_once_the_dispatcher_reads_it() {
 /// the aggregates being decided on out of the cache.
 #[tokio::test]
 async fn a_campaign_view_reads_its_messages_without_caching_them() {
-    use wagate_app::{NewCampaign, RowStep};
-    use wagate_domain::campaign::{OnLimit, RowInput, RunCommand};
-    use wagate_domain::CampaignId;
+    use wagate_app::RowStep;
+    use wagate_domain::campaign::RunCommand;
 
-    use crate::reopen::{close, hub_on, open, phone, ready_for};
+    use crate::reopen::{campaign, close, hub_on, open, ready_for};
 
     let dir = tempfile::tempdir().expect("dir");
     let t = hub_on(&open(dir.path()));
     ready_for(&t, 3).await;
-    let id = CampaignId::from_uuid(uuid::Uuid::now_v7()).expect("v7");
-    let rows = (0..3)
-        .map(|n| RowInput {
-            to: phone(n),
-            variables: vec![("1".into(), "Lea".into()), ("2".into(), "Thu".into())],
-        })
-        .collect();
-    t.hub
-        .campaign_create(NewCampaign {
-            id,
-            sender: sender(),
-            workflow: "appointment_scheduling".into(),
-            template: template(),
-            rows,
-            on_limit: OnLimit::Wait,
-        })
-        .await
-        .expect("create");
+    let new = campaign(3);
+    let id = new.id;
+    t.hub.campaign_create(new).await.expect("create");
     t.hub
         .campaign_command(id, RunCommand::Start)
         .await

@@ -1,28 +1,12 @@
 //! Campaigns in the hub: a row's outcome is appended with its send, a cancel withdraws the rest
 //! (appending nothing for them), and a reopened hub goes on at the next row.
 
-use wagate_app::{NewCampaign, RowStep};
-use wagate_domain::campaign::{OnLimit, RowInput, RunCommand, RunState};
-use wagate_domain::{CampaignEvent, CampaignId, Event, MessageEvent};
+use wagate_app::RowStep;
+use wagate_domain::campaign::{RunCommand, RunState};
+use wagate_domain::{CampaignEvent, Event, MessageEvent};
 
-use crate::reopen::{close, hub_on, open, phone, ready_for};
+use crate::reopen::{campaign, close, hub_on, open, ready_for};
 use crate::support::*;
-
-fn campaign(rows: usize) -> NewCampaign {
-    NewCampaign {
-        id: CampaignId::from_uuid(uuid::Uuid::now_v7()).expect("v7"),
-        sender: sender(),
-        workflow: "appointment_scheduling".into(),
-        template: template(),
-        rows: (0..rows)
-            .map(|n| RowInput {
-                to: phone(n),
-                variables: vec![("1".into(), "Lea".into()), ("2".into(), "Thu".into())],
-            })
-            .collect(),
-        on_limit: OnLimit::Wait,
-    }
-}
 
 #[tokio::test]
 async fn each_row_outcome_is_in_the_same_append_as_its_send_and_a_cancel_withdraws_the_rest() {

@@ -45,6 +45,24 @@ pub fn phone(n: usize) -> String {
     format!("+4179{n:07}")
 }
 
+/// A campaign of `rows` rows to `phone(0..rows)`, waiting at the messaging limit.
+pub fn campaign(rows: usize) -> wagate_app::NewCampaign {
+    use wagate_domain::campaign::{OnLimit, RowInput};
+    wagate_app::NewCampaign {
+        id: wagate_domain::CampaignId::from_uuid(uuid::Uuid::now_v7()).expect("v7"),
+        sender: sender(),
+        workflow: "appointment_scheduling".into(),
+        template: template(),
+        rows: (0..rows)
+            .map(|n| RowInput {
+                to: phone(n),
+                variables: vec![("1".into(), "Lea".into()), ("2".into(), "Thu".into())],
+            })
+            .collect(),
+        on_limit: OnLimit::Wait,
+    }
+}
+
 /// A ready hub, contacts opted in, and no tier limit (many recipients in a day).
 pub async fn ready_for(t: &TestHub, contacts: usize) {
     ready(&t.hub).await;
