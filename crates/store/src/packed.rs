@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -73,12 +74,15 @@ struct LogBlockV1 {
     envelopes: Vec<Vec<u8>>,
 }
 
-/// An index block's entries: key → position, sorted by key.
-type Entries = Vec<(Vec<u8>, u64)>;
+/// An index block's entries: key → value (a position, for the log's indexes), sorted by key.
+pub(crate) type Entries<V = u64> = Vec<(Vec<u8>, V)>;
 
+/// An index block. Generic over the entry's value so that `crate::packed_keys` keeps its key
+/// records in the same kind of block; with `u64` values it encodes exactly as the blocks written
+/// before it was generic.
 #[derive(Serialize, Deserialize)]
-struct IndexBlockV1 {
-    entries: Vec<(Vec<u8>, u64)>,
+struct IndexBlockV1<V> {
+    entries: Vec<(Vec<u8>, V)>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -95,6 +99,11 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     }
 }
 
+/// An index block's stored value.
+pub(crate) fn encode_index_block<V: Serialize>(entries: Vec<(Vec<u8>, V)>) -> Vec<u8> {
+    encode(&IndexBlockV1 { entries })
+}
+
 /// The first position of the log block holding `position` (≥ 1).
 pub(crate) fn log_block_first(position: u64) -> u64 {
     (position - 1) / LOG_BLOCK_EVENTS * LOG_BLOCK_EVENTS + 1
@@ -107,7 +116,7 @@ pub(crate) fn log_block_key(first: u64) -> [u8; 9] {
     key
 }
 
-fn block_key(prefix: u8, key: &[u8]) -> Vec<u8> {
+pub(crate) fn block_key(prefix: u8, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 1);
     out.push(prefix);
     out.extend_from_slice(key);
@@ -303,7 +312,11 @@ impl<'a> History<'a> {
     }
 
     /// The block of index `prefix` that would hold `key`: the greatest block key ≤ it.
-    fn index_block_at(&self, prefix: u8, key: &[u8]) -> Result<Option<(sled::IVec, Entries)>> {
+    pub(crate) fn index_block_at<V: DeserializeOwned>(
+        &self,
+        prefix: u8,
+        key: &[u8],
+    ) -> Result<Option<(sled::IVec, Entries<V>)>> {
         let bound = block_key(prefix, key);
         let Some(item) = self.db.range(..=bound).next_back() else {
             return Ok(None);
@@ -316,8 +329,12 @@ impl<'a> History<'a> {
         Ok(Some((block_key, entries)))
     }
 
-    fn decode_index_block(&self, key: &[u8], value: &[u8]) -> Result<Vec<(Vec<u8>, u64)>> {
-        let block: IndexBlockV1 = decode(value).ok_or_else(|| {
+    pub(crate) fn decode_index_block<V: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Entries<V>> {
+        let block: IndexBlockV1<V> = decode(value).ok_or_else(|| {
             self.corrupt(format!(
                 "undecodable index block {}",
                 String::from_utf8_lossy(key)
@@ -332,14 +349,18 @@ impl<'a> History<'a> {
         }
     }
 
-    fn index_get(&self, prefix: u8, key: &[u8]) -> Result<Option<u64>> {
-        let Some((_, entries)) = self.index_block_at(prefix, key)? else {
+    pub(crate) fn index_get<V: DeserializeOwned>(
+        &self,
+        prefix: u8,
+        key: &[u8],
+    ) -> Result<Option<V>> {
+        let Some((_, mut entries)) = self.index_block_at::<V>(prefix, key)? else {
             return Ok(None);
         };
         Ok(entries
             .binary_search_by(|(k, _)| k.as_slice().cmp(key))
             .ok()
-            .map(|at| entries[at].1))
+            .map(|at| entries.swap_remove(at).1))
     }
 
     /// The greatest entry with a key in `lo..=hi`.
@@ -393,7 +414,11 @@ impl<'a> History<'a> {
     }
 
     /// The key of the first block of index `prefix` above `after` (or the first at all).
-    fn next_block_key(&self, prefix: u8, after: Option<&[u8]>) -> Result<Option<sled::IVec>> {
+    pub(crate) fn next_block_key(
+        &self,
+        prefix: u8,
+        after: Option<&[u8]>,
+    ) -> Result<Option<sled::IVec>> {
         let lower = match after {
             Some(key) => Bound::Excluded(key.to_vec()),
             None => Bound::Included(vec![prefix]),
@@ -407,17 +432,19 @@ impl<'a> History<'a> {
 
     /// Writes into `batch` the blocks of index `prefix` with `new` (sorted by key, unique)
     /// merged in. Each block touched is read once and rewritten once, split evenly when it
-    /// outgrows `max_entries`.
-    fn index_merge(
+    /// outgrows `max_entries`. `resolve` decides a key both in a block and in `new`: it returns
+    /// the value to keep, or an error.
+    pub(crate) fn index_merge<V: Serialize + DeserializeOwned + Clone>(
         &self,
         prefix: u8,
-        new: &[(Vec<u8>, u64)],
+        new: &[(Vec<u8>, V)],
         max_entries: usize,
         batch: &mut sled::Batch,
+        resolve: impl Fn(&[u8], V, &V) -> Result<V>,
     ) -> Result<()> {
         let mut at = 0;
         while at < new.len() {
-            let (existing, next) = match self.index_block_at(prefix, &new[at].0)? {
+            let (existing, next) = match self.index_block_at::<V>(prefix, &new[at].0)? {
                 Some((key, entries)) => {
                     let next = self.next_block_key(prefix, Some(&key))?;
                     (entries, next)
@@ -434,45 +461,53 @@ impl<'a> History<'a> {
             // Invariant: the block holding new[at] starts at or below it, and the next block's
             // key is above it, so at least new[at] lands here.
             assert!(end > at, "an index merge makes progress");
-            let merged = self.merge_sorted(existing, &new[at..end])?;
+            let merged = merge_sorted(existing, &new[at..end], &resolve)?;
             let pieces = merged.len().div_ceil(max_entries);
             let size = merged.len().div_ceil(pieces);
             for piece in merged.chunks(size) {
-                let value = encode(&IndexBlockV1 {
-                    entries: piece.to_vec(),
-                });
-                batch.insert(block_key(prefix, &piece[0].0), value);
+                batch.insert(
+                    block_key(prefix, &piece[0].0),
+                    encode_index_block(piece.to_vec()),
+                );
             }
             at = end;
         }
         Ok(())
     }
 
-    fn merge_sorted(
-        &self,
-        existing: Vec<(Vec<u8>, u64)>,
-        new: &[(Vec<u8>, u64)],
-    ) -> Result<Vec<(Vec<u8>, u64)>> {
-        let mut merged = Vec::with_capacity(existing.len() + new.len());
-        let mut old = existing.into_iter().peekable();
-        for entry in new {
-            while let Some(next) = old.next_if(|(key, _)| key < &entry.0) {
-                merged.push(next);
-            }
-            if let Some((key, position)) = old.next_if(|(key, _)| key == &entry.0) {
-                if position != entry.1 {
-                    return Err(self.corrupt(format!(
-                        "packing: index entry {} is at {position} and at {}",
-                        String::from_utf8_lossy(&key),
-                        entry.1
-                    )));
-                }
-            }
-            merged.push(entry.clone());
+    /// [`History::index_merge`]'s `resolve` for the log's indexes: an entry is written once, so
+    /// the same key at two positions is corruption, never a silent overwrite.
+    fn same_position(&self, key: &[u8], stored: u64, new: &u64) -> Result<u64> {
+        if stored != *new {
+            return Err(self.corrupt(format!(
+                "packing: index entry {} is at {stored} and at {new}",
+                String::from_utf8_lossy(key),
+            )));
         }
-        merged.extend(old);
-        Ok(merged)
+        Ok(stored)
     }
+}
+
+/// `existing` and `new` (both sorted by key) as one sorted list; `resolve` decides a key in both.
+fn merge_sorted<V: Clone>(
+    existing: Vec<(Vec<u8>, V)>,
+    new: &[(Vec<u8>, V)],
+    resolve: &impl Fn(&[u8], V, &V) -> Result<V>,
+) -> Result<Vec<(Vec<u8>, V)>> {
+    let mut merged = Vec::with_capacity(existing.len() + new.len());
+    let mut old = existing.into_iter().peekable();
+    for (key, value) in new {
+        while let Some(next) = old.next_if(|(stored, _)| stored < key) {
+            merged.push(next);
+        }
+        let value = match old.next_if(|(stored, _)| stored == key) {
+            Some((_, stored)) => resolve(key, stored, value)?,
+            None => value.clone(),
+        };
+        merged.push((key.clone(), value));
+    }
+    merged.extend(old);
+    Ok(merged)
 }
 
 /// One pack step, ready to apply.
@@ -553,8 +588,21 @@ pub(crate) fn plan_step(
             pair[1].1
         )));
     }
-    history.index_merge(STREAM_BLOCK, &streams, STREAM_BLOCK_MAX_ENTRIES, &mut batch)?;
-    history.index_merge(EVENT_ID_BLOCK, &ids, EVENT_ID_BLOCK_MAX_ENTRIES, &mut batch)?;
+    let same = |key: &[u8], stored, new: &u64| history.same_position(key, stored, new);
+    history.index_merge(
+        STREAM_BLOCK,
+        &streams,
+        STREAM_BLOCK_MAX_ENTRIES,
+        &mut batch,
+        same,
+    )?;
+    history.index_merge(
+        EVENT_ID_BLOCK,
+        &ids,
+        EVENT_ID_BLOCK_MAX_ENTRIES,
+        &mut batch,
+        same,
+    )?;
     batch.insert(META_PACKED, &upto.to_be_bytes()[..]);
     Ok(Some(PackStep {
         batch,
@@ -587,7 +635,13 @@ mod tests {
     fn merge(history: &History<'_>, new: &[(Vec<u8>, u64)]) {
         let mut batch = sled::Batch::default();
         history
-            .index_merge(STREAM_BLOCK, new, STREAM_BLOCK_MAX_ENTRIES, &mut batch)
+            .index_merge(
+                STREAM_BLOCK,
+                new,
+                STREAM_BLOCK_MAX_ENTRIES,
+                &mut batch,
+                |key, stored, new| history.same_position(key, stored, new),
+            )
             .expect("merge");
         history.db.apply_batch(batch).expect("apply");
     }
@@ -626,7 +680,9 @@ mod tests {
         assert_eq!(all(&history), expected);
         for item in db.scan_prefix([STREAM_BLOCK]) {
             let (key, value) = item.expect("block");
-            let block = history.decode_index_block(&key, &value).expect("decodes");
+            let block = history
+                .decode_index_block::<u64>(&key, &value)
+                .expect("decodes");
             assert!(block.len() <= STREAM_BLOCK_MAX_ENTRIES);
             assert!(block.windows(2).all(|pair| pair[0].0 < pair[1].0));
         }
@@ -638,7 +694,7 @@ mod tests {
         }
         assert_eq!(
             history
-                .index_get(STREAM_BLOCK, &2u32.to_be_bytes())
+                .index_get::<u64>(STREAM_BLOCK, &2u32.to_be_bytes())
                 .expect("get"),
             None
         );
@@ -679,6 +735,7 @@ mod tests {
                 &conflicting,
                 STREAM_BLOCK_MAX_ENTRIES,
                 &mut batch,
+                |key, stored, new| history.same_position(key, stored, new),
             )
             .expect_err("refused");
         assert!(error.to_string().contains("is at 50 and at 7"), "{error}");
