@@ -10,6 +10,7 @@
 //! | `c`    | checkpoint name                  | position u64                            |
 //! | `m`    | meta name                        | meta value                              |
 //! | `L`, `S`, `E` | packed blocks of the above three (older events; `crate::packed`) |  |
+//! | `K`    | packed blocks of durable `k` records without a result (`crate::packed_keys`) | |
 //!
 //! Format 1 (wave 1 until issue 12) also wrote, per append, `h` + stream id → (version, position
 //! of that event) and, per idempotency key, `x` + expiry (sortable i64) + key → empty (a sweep
@@ -34,9 +35,12 @@ pub(crate) const CHECKPOINT: u8 = b'c';
 pub(crate) const META_MAGIC: &[u8] = b"mmagic";
 /// Value of [`META_MAGIC`]: the magic text followed by the format version (u32 big-endian).
 pub(crate) const MAGIC: &[u8] = b"wagate-store\0";
-/// The on-disk layout version this code writes (and migrates formats 1 and 2 to, on open):
-/// format 2 plus packed blocks (`crate::packed`).
-pub(crate) const DISK_FORMAT: u32 = 3;
+/// The on-disk layout version this code writes (and migrates formats 1 to 3 to, on open):
+/// format 3 plus packed idempotency keys (`crate::packed_keys`). A format-3 build must not open
+/// it: it would not see the keys in blocks and would take a retried webhook as new.
+pub(crate) const DISK_FORMAT: u32 = 4;
+/// Format 3: format 2 plus packed events (`crate::packed`), every idempotency key a `k` key.
+pub(crate) const DISK_FORMAT_PACKED_EVENTS: u32 = 3;
 /// Format 2: one key per event and index entry, no packed blocks.
 pub(crate) const DISK_FORMAT_UNPACKED: u32 = 2;
 /// Wave 1's layout, with `h` and `x` keys; still opened (see the module comment).

@@ -19,6 +19,7 @@ mod error;
 mod keys;
 mod log;
 mod packed;
+mod packed_keys;
 /// Persisted forms of domain events (written by the lead; extend with new schema versions and
 /// upcasters, keep the v1 mirrors byte-stable).
 pub mod persisted;

@@ -58,8 +58,14 @@ pub fn salvage(
         .open()
         .map_err(|e| from_sled(e, path))?;
     let magic = db.get(keys::META_MAGIC).map_err(|e| from_sled(e, path))?;
-    // Formats 2 (never packed) and 3 read alike here; format 1 needs an open to migrate.
-    let readable = [keys::DISK_FORMAT_UNPACKED, keys::DISK_FORMAT].map(keys::magic_value_of);
+    // Formats 2 (never packed), 3 and 4 (key blocks, which salvage does not read) read alike
+    // here; format 1 needs an open to migrate.
+    let readable = [
+        keys::DISK_FORMAT_UNPACKED,
+        keys::DISK_FORMAT_PACKED_EVENTS,
+        keys::DISK_FORMAT,
+    ]
+    .map(keys::magic_value_of);
     if !readable
         .iter()
         .any(|value| magic.as_deref() == Some(value.as_slice()))

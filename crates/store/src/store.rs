@@ -21,7 +21,7 @@ use crate::packed::{History, LOG_BLOCK_EVENTS};
 use crate::record::{AppendOutcome, AppendRequest, IdempotencyRecord, RecordedEvent};
 use crate::stream::StreamId;
 pub use crate::writer::SyncFault;
-use crate::writer::{decode_key_record, Command, Durability, Shared, Writer};
+use crate::writer::{Command, Durability, Shared, Writer};
 use std::collections::HashMap;
 
 /// The store's source of "now" for idempotency-key expiry, in ms since the Unix epoch.
@@ -91,6 +91,10 @@ pub struct Options {
     /// Most log blocks (of [`LOG_BLOCK_EVENTS`] events) one pack step moves: it bounds how long
     /// a step can delay an append that arrives meanwhile.
     pub pack_step_blocks: u64,
+    /// Idempotency keys written before the writer walks the `k` keys again to move the durable
+    /// ones without an answer into blocks (`crate::packed_keys`), so that sled's memory does not
+    /// grow with every webhook of the de-duplication horizon. `u64::MAX`: never pack keys.
+    pub key_walk_after_keys: u64,
     /// On a clean close, open sled once more and let it go: sled 0.34 writes its page-table
     /// snapshot only when it opens, so without this the next start scans everything written
     /// since this one started (seconds after a long run); with it, the close pays that scan and
@@ -126,6 +130,9 @@ impl Default for Options {
             // well under a second while a pack step happens every 1,024 events.
             unpacked_tail_events: 100_000,
             pack_step_blocks: 64,
+            // A walk reads every `k` key; 4,096 keeps the unpacked keys to a few hundred sled
+            // pages while a walk moves enough keys at once to share some block rewrites.
+            key_walk_after_keys: 4096,
             refresh_sled_snapshot_on_close: false,
         }
     }
@@ -367,6 +374,7 @@ impl Store {
             sync_us: AtomicU64::new(0),
             pending_keys: Mutex::new(HashMap::new()),
             key_writes: Mutex::new(std::collections::BTreeMap::new()),
+            keys_packed: AtomicU64::new(0),
             failure_watch: watch::channel(None).0,
         });
         let (watch_sender, watch_receiver) = watch::channel(last_position);
@@ -483,6 +491,12 @@ impl Store {
         }
     }
 
+    /// Idempotency keys moved into blocks since open (`Options::key_walk_after_keys`). For
+    /// measurements (examples/disk.rs) and tests.
+    pub fn keys_packed(&self) -> u64 {
+        self.inner.shared.keys_packed.load(Ordering::Relaxed)
+    }
+
     /// Keys written to sled by appends and checkpoints since open, by key prefix (the one-byte
     /// kinds of crates/store/src/keys.rs: `l` log, `s` stream index, `e` event id, `k`
     /// idempotency key, `c` checkpoint, …). For measurements (examples/disk.rs) and tests.
@@ -561,16 +575,15 @@ impl Store {
     /// a key of a batch still syncing, or of a batch that failed, answers `None` (the append that
     /// carries the key then decides, after that batch, in the writer).
     pub fn idempotency_key(&self, key: &[u8]) -> Result<Option<IdempotencyRecord>> {
-        // sled first, then the pending set: the writer registers a key as pending before sled
-        // holds it, so a key found here and not pending afterwards is durable.
-        let Some(value) = self.get(&keys::idempotency(key))? else {
+        // sled first (its `k` key, else its block), then the pending set: the writer registers
+        // a key as pending before sled holds it, so a key found here and not pending afterwards
+        // is durable.
+        let Some(record) = self.history().key_record(key)? else {
             return Ok(None);
         };
         if self.inner.shared.key_pending(key) {
             return Ok(None);
         }
-        let record = decode_key_record(&value)
-            .ok_or_else(|| self.corrupt("undecodable idempotency key record".into()))?;
         Ok((record.expires_at_ms > self.inner.clock.now_ms()).then_some(record))
     }
 
@@ -970,9 +983,10 @@ fn check_magic(db: &sled::Db, path: &Path) -> Result<()> {
             if format == keys::DISK_FORMAT_WITH_HEADS {
                 return migrate_from_heads(db, path);
             }
-            if format == keys::DISK_FORMAT_UNPACKED {
-                // Format 3 only adds packed blocks, which format 2 never wrote: relabelling is
-                // the whole migration (and keeps a format-2 build from misreading packed data).
+            if format == keys::DISK_FORMAT_UNPACKED || format == keys::DISK_FORMAT_PACKED_EVENTS {
+                // Formats 3 and 4 only add kinds of blocks which the older format never wrote:
+                // relabelling is the whole migration (and keeps an older build from misreading
+                // the blocks); the writer packs what is due in the background.
                 db.insert(keys::META_MAGIC, keys::magic_value())
                     .map_err(sled_error)?;
                 return Ok(());
@@ -1151,6 +1165,8 @@ mod tests {
             clock: Clock::from_fn(move || reader.load(Ordering::SeqCst)),
             sweep_interval_ms: 1,
             sweep_slice_keys: 2,
+            // This test is about the sweep of `k` keys: none moves into a block.
+            key_walk_after_keys: u64::MAX,
             ..Options::default()
         })
         .expect("open");
@@ -1195,6 +1211,7 @@ mod tests {
             // Larger than the keys stored: the walk alone would remove them at once, so this
             // slice is about the index: "old" and its entry must both go.
             sweep_slice_keys: 1000,
+            key_walk_after_keys: u64::MAX,
             ..Options::default()
         })
         .expect("open");
@@ -1236,6 +1253,81 @@ mod tests {
                 .expect("remove");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Keys without an answer move into blocks once durable (`crate::packed_keys`); lookups, the
+    /// writer's duplicate check and the sweep find them there, and a command's key with its
+    /// answer stays a key of its own.
+    #[test]
+    fn durable_keys_move_into_blocks_and_still_deduplicate_and_expire() {
+        let now = Arc::new(AtomicI64::new(0));
+        let reader = Arc::clone(&now);
+        let store = Store::open_temporary_with(Options {
+            clock: Clock::from_fn(move || reader.load(Ordering::SeqCst)),
+            sweep_interval_ms: 1,
+            sweep_slice_keys: 7,
+            key_walk_after_keys: 1,
+            ..Options::default()
+        })
+        .expect("open");
+        let names: Vec<String> = (0..60)
+            .map(|n| format!("webhook:SM{:03}", (n * 37) % 60))
+            .collect();
+        for name in &names {
+            store.append_blocking(key(name, 1_000)).expect("record");
+        }
+        store
+            .append_blocking(AppendRequest::key_only(IdempotencyKey {
+                key: b"command".to_vec(),
+                expires_at_ms: 1_000,
+                result: b"the first answer".to_vec(),
+            }))
+            .expect("record with an answer");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stored_keys(&store, keys::IDEMPOTENCY) != [b"kcommand".to_vec()] {
+            assert!(Instant::now() < deadline, "keys were not packed");
+            // Wakes the writer, whose walk runs between batches.
+            store
+                .append_blocking(key("command", 1_000))
+                .expect("append");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(stored_keys(&store, crate::packed_keys::KEY_BLOCK).len() >= 4);
+        for name in &names {
+            let record = store.idempotency_key(name.as_bytes()).expect("lookup");
+            assert_eq!(record.map(|r| r.expires_at_ms), Some(1_000), "{name}");
+        }
+        // A retry is a duplicate, decided by the writer from the block.
+        assert!(matches!(
+            store.append_blocking(key(&names[7], 5_000)).expect("retry"),
+            AppendOutcome::Duplicate {
+                expires_at_ms: 1_000,
+                ..
+            }
+        ));
+        // Once expired, the sweep empties the blocks, and the key can be recorded again.
+        now.store(2_000, Ordering::SeqCst);
+        while !stored_keys(&store, crate::packed_keys::KEY_BLOCK).is_empty()
+            || !stored_keys(&store, keys::IDEMPOTENCY).is_empty()
+        {
+            assert!(Instant::now() < deadline, "blocks were not swept");
+            store
+                .append_blocking(AppendRequest::key_only(IdempotencyKey {
+                    key: b"tick".to_vec(),
+                    expires_at_ms: 0,
+                    result: Vec::new(),
+                }))
+                .expect("wake the writer");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            store.idempotency_key(names[7].as_bytes()).expect("lookup"),
+            None
+        );
+        assert!(matches!(
+            store.append_blocking(key(&names[7], 5_000)).expect("again"),
+            AppendOutcome::Appended(_)
+        ));
     }
 
     /// The keys one append writes, by prefix: each is ~500 bytes on disk in sled

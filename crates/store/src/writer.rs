@@ -15,7 +15,8 @@
 //! promised, and readers never look past the durable head.
 //!
 //! Between batches the writer sweeps expired idempotency keys in bounded slices (see
-//! [`Writer::sweep_slice`]).
+//! [`Writer::sweep_slice`]) and packs old events and durable keys into blocks (`crate::packed`,
+//! `crate::packed_keys`), one bounded step at a time.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +36,7 @@ use crate::envelope::{self, ByteBuf, EnvelopeFields};
 use crate::error::{from_sled, Result, StoreError};
 use crate::keys;
 use crate::packed::{self, History, LOG_BLOCK_EVENTS};
+use crate::packed_keys;
 use crate::record::{
     AppendOutcome, AppendRequest, Committed, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
 };
@@ -96,6 +98,8 @@ pub(crate) struct Shared {
     /// (keys.rs): what `Store::keys_written` reports, for measurements and the tests that pin
     /// the keys one append writes.
     pub key_writes: Mutex<BTreeMap<u8, u64>>,
+    /// Idempotency keys moved into blocks since open (`crate::packed_keys`).
+    pub keys_packed: AtomicU64,
     /// The failure once the store entered the failed state, announced to whoever watches
     /// (`wagate serve` exits on it).
     pub failure_watch: watch::Sender<Option<StoreError>>,
@@ -301,6 +305,33 @@ pub(crate) struct Writer {
     flight_seq: u64,
     /// Pack steps applied since the last flush (an idle writer flushes them).
     packed_unflushed: u64,
+    /// The walk that moves durable idempotency keys into blocks (`crate::packed_keys`).
+    key_walk: KeyWalk,
+    /// Where the sweep of the key blocks resumes; `None`: at the first block.
+    block_sweep_cursor: Option<Vec<u8>>,
+}
+
+/// Most `k` keys one walk step examines: it bounds how long a step can delay an append.
+const KEY_WALK_STEP_KEYS: usize = 1024;
+
+/// Progress of the walk that moves idempotency keys into blocks.
+struct KeyWalk {
+    /// Where the walk in progress resumes; `None` with `walking`: at the first key.
+    cursor: Option<Vec<u8>>,
+    /// A walk is in progress. True at open: keys written before (by an older build, or left
+    /// by a crash) are moved by a first walk whatever their number.
+    walking: bool,
+    /// Keys written since the walk in progress (or the last one) began.
+    written: u64,
+    /// [`Options::key_walk_after_keys`]: each walk reads every `k` key, so walks are spaced out
+    /// by the keys they will find.
+    after_keys: u64,
+}
+
+impl KeyWalk {
+    fn due(&self) -> bool {
+        self.after_keys != u64::MAX && (self.walking || self.written >= self.after_keys)
+    }
 }
 
 impl Writer {
@@ -311,6 +342,7 @@ impl Writer {
         next_position: u64,
         options: Options,
     ) -> Self {
+        let after_keys = options.key_walk_after_keys;
         Writer {
             db,
             path,
@@ -324,6 +356,13 @@ impl Writer {
             failure: None,
             flight_seq: 0,
             packed_unflushed: 0,
+            key_walk: KeyWalk {
+                cursor: None,
+                walking: true,
+                written: 0,
+                after_keys,
+            },
+            block_sweep_cursor: None,
         }
     }
 
@@ -381,7 +420,7 @@ impl Writer {
         let sweep_interval = Duration::from_millis(self.options.sweep_interval_ms.max(1));
         loop {
             // With packing to do, only look for requests before the next step.
-            let wait = if self.pack_limit().is_some() {
+            let wait = if self.pack_limit().is_some() || self.key_walk_due() {
                 Duration::ZERO
             } else {
                 sweep_interval
@@ -437,12 +476,25 @@ impl Writer {
         (limit >= packed + LOG_BLOCK_EVENTS).then_some(limit)
     }
 
-    /// One pack step (`crate::packed`), if one is due; once none is, flushes the steps applied
-    /// so far (when busy, the next group commit's flush does). A failed step fails the store:
-    /// it is the same sled that takes the appends.
+    /// Whether the walk that packs idempotency keys has a step to take.
+    fn key_walk_due(&self) -> bool {
+        self.failure.is_none() && self.key_walk.due()
+    }
+
+    /// One pack step, if one is due: old events first (`crate::packed`), then durable keys
+    /// (`crate::packed_keys`). Once none is due, flushes the steps applied so far (when busy,
+    /// the next group commit's flush does). A failed step fails the store: it is the same sled
+    /// that takes the appends.
     fn maybe_pack(&mut self) {
-        let Some(limit) = self.pack_limit() else {
-            if self.packed_unflushed > 0 && self.failure.is_none() {
+        if self.failure.is_some() {
+            return;
+        }
+        let step = if let Some(limit) = self.pack_limit() {
+            self.pack_events(limit)
+        } else if self.key_walk.due() {
+            self.pack_keys()
+        } else {
+            if self.packed_unflushed > 0 {
                 self.packed_unflushed = 0;
                 if let Err(error) = self.db.flush() {
                     let error = from_sled(error, &self.path);
@@ -452,32 +504,64 @@ impl Writer {
             }
             return;
         };
-        let packed = self.shared.packed_position.load(Ordering::Acquire);
-        let history = History::new(&self.db, &self.path);
-        let step = packed::plan_step(&history, packed, limit, self.options.pack_step_blocks)
-            .and_then(|step| match step {
-                None => Ok(None),
-                Some(step) => {
-                    let upto = step.upto;
-                    self.shared.packing_began.store(true, Ordering::Release);
-                    self.db
-                        .apply_batch(step.batch)
-                        .map_err(|e| from_sled(e, &self.path))?;
-                    Ok(Some((upto, step.removed_keys)))
-                }
-            });
         match step {
-            Ok(Some((upto, removed_keys))) => {
-                self.shared.packed_position.store(upto, Ordering::Release);
-                self.packed_unflushed += 1;
-                tracing::debug!(upto, removed_keys, "packed old log entries into blocks");
-            }
-            Ok(None) => {}
+            Ok(()) => self.packed_unflushed += 1,
             Err(error) => {
-                tracing::error!(error = %error, "packing old log entries failed; the store refuses further writes");
+                tracing::error!(error = %error, "packing into blocks failed; the store refuses further writes");
                 self.fail(error);
             }
         }
+    }
+
+    fn pack_events(&mut self, limit: u64) -> Result<()> {
+        let packed = self.shared.packed_position.load(Ordering::Acquire);
+        let history = History::new(&self.db, &self.path);
+        let Some(step) = packed::plan_step(&history, packed, limit, self.options.pack_step_blocks)?
+        else {
+            return Ok(());
+        };
+        let (upto, removed_keys) = (step.upto, step.removed_keys);
+        self.shared.packing_began.store(true, Ordering::Release);
+        self.db
+            .apply_batch(step.batch)
+            .map_err(|e| from_sled(e, &self.path))?;
+        self.shared.packed_position.store(upto, Ordering::Release);
+        tracing::debug!(upto, removed_keys, "packed old log entries into blocks");
+        Ok(())
+    }
+
+    /// One step of the walk over the `k` keys: moves the durable ones without an answer into
+    /// their blocks and drops the expired ones.
+    fn pack_keys(&mut self) -> Result<()> {
+        if !self.key_walk.walking {
+            self.key_walk.walking = true;
+            self.key_walk.written = 0;
+        }
+        let history = History::new(&self.db, &self.path);
+        let shared = &self.shared;
+        let step = packed_keys::plan_key_step(
+            &history,
+            self.key_walk.cursor.as_deref(),
+            self.clock.now_ms(),
+            KEY_WALK_STEP_KEYS,
+            |key| shared.key_pending(key),
+        )?;
+        let (moved, dropped) = (step.moved, step.dropped);
+        if moved + dropped > 0 {
+            self.db
+                .apply_batch(step.batch)
+                .map_err(|e| from_sled(e, &self.path))?;
+        }
+        self.shared
+            .keys_packed
+            .fetch_add(moved as u64, Ordering::Relaxed);
+        // Keys left as pending were written before this walk began: count them again, so that
+        // they bring the next walk closer.
+        self.key_walk.written += step.pending as u64;
+        self.key_walk.walking = step.resume_at.is_some();
+        self.key_walk.cursor = step.resume_at;
+        tracing::debug!(moved, dropped, "packed idempotency keys into blocks");
+        Ok(())
     }
 
     fn shared_failure(&self) -> Option<StoreError> {
@@ -600,6 +684,7 @@ impl Writer {
         }
         // sled's memory now holds the batch: later batches validate against it.
         self.next_position = next_position;
+        self.key_walk.written += flight_keys.len() as u64;
         if let Ok(mut counts) = self.shared.key_writes.lock() {
             for (prefix, count) in written {
                 *counts.entry(prefix).or_default() += count;
@@ -863,16 +948,7 @@ impl Writer {
         if let Some(record) = overlay.keys.get(key) {
             return Ok(Some(record.clone()));
         }
-        match self
-            .db
-            .get(keys::idempotency(key))
-            .map_err(|e| from_sled(e, &self.path))?
-        {
-            None => Ok(None),
-            Some(value) => decode_key_record(&value)
-                .map(Some)
-                .ok_or_else(|| self.corrupt("undecodable idempotency key record".into())),
-        }
+        History::new(&self.db, &self.path).key_record(key)
     }
 
     fn corrupt(&self, detail: String) -> StoreError {
@@ -910,13 +986,26 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let indexed = self.sweep_indexed(now, &mut batch)?;
         let walked = self.sweep_walk(now, &mut batch)?;
-        if indexed + walked > 0 {
+        let blocks = packed_keys::sweep_key_blocks(
+            &History::new(&self.db, &self.path),
+            self.block_sweep_cursor.take().as_deref(),
+            now,
+            self.options.sweep_slice_keys,
+            &mut batch,
+        )?;
+        self.block_sweep_cursor = blocks.resume_at;
+        let packed = blocks.removed;
+        if indexed + walked + packed > 0 {
             self.db
                 .apply_batch(batch)
                 .map_err(|e| from_sled(e, &self.path))?;
-            tracing::debug!(indexed, walked, "swept expired idempotency keys");
+            tracing::debug!(indexed, walked, packed, "swept expired idempotency keys");
         }
-        Ok(Swept { indexed, walked })
+        Ok(Swept {
+            indexed,
+            walked,
+            packed,
+        })
     }
 
     /// Removes up to `sweep_slice_keys` due entries of the format-1 sweep index, and each key
@@ -984,6 +1073,8 @@ pub(crate) struct Swept {
     pub indexed: usize,
     /// Expired keys found by the walk over the `k` keys.
     pub walked: usize,
+    /// Expired entries removed from key blocks (`crate::packed_keys`).
+    pub packed: usize,
 }
 
 /// The second pipeline stage: makes applied batches durable, in order, and answers them.

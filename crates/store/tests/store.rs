@@ -1119,12 +1119,12 @@ mod sled_only {
         filled_store(dir.path());
         tamper(dir.path(), |db| {
             let mut value = b"wagate-store\0".to_vec();
-            value.extend_from_slice(&4u32.to_be_bytes());
+            value.extend_from_slice(&5u32.to_be_bytes());
             db.insert(b"mmagic", value).expect("insert");
         });
         match Store::open(dir.path(), Options::default()) {
             Err(StoreError::Foreign { detail, .. }) => {
-                assert!(detail.contains("format 4"), "{detail}")
+                assert!(detail.contains("format 5"), "{detail}")
             }
             other => panic!("expected Foreign, got {other:?}"),
         }
@@ -1150,9 +1150,9 @@ mod sled_only {
     }
 
     /// The golden log is a real wave-1 database (on-disk format 1, with stream-head `h` keys):
-    /// it opens, is migrated to format 3 (no `h` keys, which would go stale; format 3 adds packed
-    /// blocks), keeps every event and stream version, takes appends at the right versions, and
-    /// reopens as format 3.
+    /// it opens, is migrated to format 4 (no `h` keys, which would go stale; formats 3 and 4 add
+    /// packed blocks), keeps every event and stream version, takes appends at the right
+    /// versions, and reopens as format 4.
     #[test]
     fn a_format_1_database_is_migrated_on_open() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1187,14 +1187,14 @@ mod sled_only {
         store.close().expect("close");
         assert_eq!(raw_keys(&path, b'h'), 0);
 
-        let store = Store::open(&path, Options::default()).expect("reopen as format 3");
+        let store = Store::open(&path, Options::default()).expect("reopen as format 4");
         assert_eq!(store.verify().expect("verify").events, report.events + 1);
         let reread = store.read_from(1, events.len()).expect("read");
         assert_eq!(reread, events);
         store.close().expect("close");
         let db = sled::open(&path).expect("sled");
         let magic = db.get(b"mmagic").expect("get").expect("magic");
-        assert_eq!(&magic[magic.len() - 4..], &3u32.to_be_bytes());
+        assert_eq!(&magic[magic.len() - 4..], &4u32.to_be_bytes());
     }
 
     #[test]
