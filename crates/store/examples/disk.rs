@@ -14,7 +14,8 @@
 //!    `x` expiry index; see crates/store/src/keys.rs), the keys the writer wrote for them
 //!    (`Store::keys_written`: inserts and overwrites) and the keys they added to the folder.
 //!
-//! Usage: `disk [--events N] [--concurrency C] [--dir DIR]`. Data goes to a temporary folder
+//! Usage: `disk [--events N] [--concurrency C] [--dir DIR] [--unpacked-tail N|never]
+//! [--stream-names random|ordered] [--key-walk-after N|never]`. Data goes to a temporary folder
 //! under DIR (default: the system temp dir), removed at the end.
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ fn main() {
     let mut concurrency = 64usize;
     let mut dir = std::env::temp_dir();
     let mut unpacked_tail = Options::default().unpacked_tail_events;
+    let mut key_walk_after = Options::default().key_walk_after_keys;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&arg));
@@ -57,6 +59,12 @@ fn main() {
                     n => n.parse().unwrap_or_else(|_| usage("--unpacked-tail")),
                 }
             }
+            "--key-walk-after" => {
+                key_walk_after = match value().as_str() {
+                    "never" => u64::MAX,
+                    n => n.parse().unwrap_or_else(|_| usage("--key-walk-after")),
+                }
+            }
             other => usage(other),
         }
     }
@@ -67,7 +75,12 @@ fn main() {
         .tempdir_in(&dir)
         .expect("a temporary folder");
     let ingest = folder.path().join("ingest");
-    let (seconds, after) = ingest_callbacks(&ingest, events, concurrency, unpacked_tail);
+    let options = Options {
+        unpacked_tail_events: unpacked_tail,
+        key_walk_after_keys: key_walk_after,
+        ..Options::default()
+    };
+    let (seconds, after) = ingest_callbacks(&ingest, events, concurrency, options);
     let du = allocated_bytes(&ingest);
     let sled_size = size_on_disk(&ingest);
     println!("status callbacks appended: {events} from {concurrency} tasks");
@@ -107,7 +120,7 @@ fn main() {
 fn usage(arg: &str) -> ! {
     eprintln!(
         "unexpected argument {arg}; usage: disk [--events N] [--concurrency C] [--dir DIR] \
-         [--unpacked-tail N|never] [--stream-names random|ordered]"
+         [--unpacked-tail N|never] [--stream-names random|ordered] [--key-walk-after N|never]"
     );
     std::process::exit(2)
 }
@@ -200,12 +213,10 @@ fn ingest_callbacks(
     path: &Path,
     events: usize,
     concurrency: usize,
-    unpacked_tail: u64,
+    options: Options,
 ) -> (f64, BTreeMap<char, usize>) {
-    let options = Options {
-        unpacked_tail_events: unpacked_tail,
-        ..Options::default()
-    };
+    let unpacked_tail = options.unpacked_tail_events;
+    let key_walk_after = options.key_walk_after_keys;
     let store = Store::open(path, options).expect("open the store");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -234,6 +245,19 @@ fn ingest_callbacks(
         .wait_packed(std::time::Duration::from_secs(600))
         .expect("packing catches up");
     println!("  packed up to position {packed} (unpacked tail: {unpacked_tail})");
+    // Likewise the keys: all but those written since the last walk began
+    // (crates/store/src/packed_keys.rs).
+    if key_walk_after != u64::MAX {
+        let due = (events as u64).saturating_sub(key_walk_after);
+        let deadline = Instant::now() + std::time::Duration::from_secs(600);
+        while store.keys_packed() < due && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    println!(
+        "  idempotency keys moved into blocks: {}",
+        store.keys_packed()
+    );
     store.close().expect("close");
     (seconds, count_keys(path))
 }
