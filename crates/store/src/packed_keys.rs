@@ -160,6 +160,27 @@ pub(crate) fn plan_key_step(
     })
 }
 
+/// Reads every key block: each must decode and start with its key, and the keys must ascend
+/// strictly across all of them (the partition every lookup relies on). Returns the entries.
+pub(crate) fn check_key_blocks(history: &History<'_>) -> Result<u64> {
+    let mut last: Option<Vec<u8>> = None;
+    let mut entries = 0;
+    for item in history.db.scan_prefix([KEY_BLOCK]) {
+        let (stored_key, value) = item.map_err(|e| from_sled(e, history.path))?;
+        for (key, _) in history.decode_index_block::<PackedKeyV1>(&stored_key, &value)? {
+            if last.as_ref().is_some_and(|last| *last >= key) {
+                return Err(history.corrupt(format!(
+                    "key block {} is out of order",
+                    String::from_utf8_lossy(&stored_key[1..])
+                )));
+            }
+            last = Some(key);
+            entries += 1;
+        }
+    }
+    Ok(entries)
+}
+
 /// What one slice of the block sweep did.
 pub(crate) struct BlockSweep {
     /// Expired entries removed.
@@ -332,6 +353,33 @@ mod tests {
 
     fn step_all(history: &History<'_>) {
         step(history, &[]);
+    }
+
+    #[test]
+    fn the_check_reads_every_block_and_refuses_overlapping_ones() {
+        let (_dir, db) = db();
+        let history = History::new(&db, Path::new("test"));
+        for n in 0..50u32 {
+            put(&db, &n.to_be_bytes(), &record(5_000, b""));
+        }
+        step_all(&history);
+        assert_eq!(check_key_blocks(&history).expect("check"), 50);
+        // A block whose entries reach past the next block's first key.
+        let entry = PackedKeyV1 {
+            expires_at_ms: 5_000,
+            first_position: None,
+        };
+        let overlapping = vec![
+            (0u32.to_be_bytes().to_vec(), entry.clone()),
+            (49u32.to_be_bytes().to_vec(), entry),
+        ];
+        db.insert(
+            block_key(KEY_BLOCK, &0u32.to_be_bytes()),
+            encode_index_block(overlapping),
+        )
+        .expect("insert");
+        let error = check_key_blocks(&history).expect_err("refused");
+        assert!(error.to_string().contains("out of order"), "{error}");
     }
 
     #[test]

@@ -806,7 +806,8 @@ impl Store {
     }
 
     /// Checks the whole database: positions 1..=head contiguous, every stream's versions
-    /// contiguous from 1, and the stream index, event-id index and heads agreeing with the log.
+    /// contiguous from 1, the stream index, event-id index and heads agreeing with the log, and
+    /// the idempotency keys' blocks readable and in order.
     /// Reads everything; meant for tests, audits and after-crash checks, not for the hot path.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut versions: std::collections::HashMap<StreamId, u64> = Default::default();
@@ -849,6 +850,7 @@ impl Store {
                 );
             }
         }
+        crate::packed_keys::check_key_blocks(&history)?;
         Ok(VerifyReport {
             events,
             streams: versions.len() as u64,
