@@ -10,18 +10,20 @@
 //!
 //! | prefix | key                           | value                                               |
 //! |--------|-------------------------------|-----------------------------------------------------|
-//! | `K`    | its first entry's key         | sorted (key, expiry, first position) of ≤ 16 keys   |
+//! | `K`    | its first entry's key         | sorted (key, expiry, first position, result) of ≤ 16 keys |
 //!
 //! The blocks partition the key space like the log's index blocks (`crate::packed`): a key
 //! belongs to the block with the greatest block key not above it.
 //!
-//! **What moves.** A record without a stored answer (a webhook's de-duplication key, a key
-//! restored by `wagate import`) once it is durable: the writer walks the `k` keys between
-//! batches and moves each such key into its block in one sled batch (remove the key, rewrite the
-//! block), which sled applies whole or not at all, across a crash too. A key still syncing is
-//! left for the next walk; an expired one is dropped instead of moved. A command's
-//! Idempotency-Key record carries its answer (up to 16 KiB) and lives 24 hours: it stays a key
-//! of its own, swept as before.
+//! **What moves.** A record once it is durable, with its stored answer if that is at most
+//! [`KEY_BLOCK_RESULT_MAX_BYTES`] (a webhook's de-duplication key has none, a send's
+//! `Idempotency-Key` a digest and a message id or a refusal): the writer walks the `k` keys
+//! between batches and moves each such key into its block in one sled batch (remove the key,
+//! rewrite the block), which sled applies whole or not at all, across a crash too. A key still
+//! syncing is left for the next walk; an expired one is dropped instead of moved. A record with
+//! a larger answer (the store accepts up to 16 KiB) stays a key of its own, swept as before, so
+//! a block stays small enough for sled to keep a leaf of them inline (below its 128 KiB blob
+//! threshold).
 //!
 //! **Reads** look at the `k` key first and the block second, as for the log's indexes: a move
 //! only takes keys out of `k` into blocks, so a key moved between the two reads is in its block
@@ -42,15 +44,19 @@ use crate::writer::decode_key_record;
 pub(crate) const KEY_BLOCK: u8 = b'K';
 /// Most entries of a key block; a fuller one is split evenly. Keys arrive in random order (a
 /// provider's message id), so every moved key rewrites the block it lands in: small blocks keep
-/// that rewrite small (an entry is ~70 bytes), while 16 × 16 keys per sled leaf is already 16
-/// times fewer pages than one key each.
+/// that rewrite small (a webhook's entry is ~70 bytes), while 16 × 16 keys per sled leaf is
+/// already 16 times fewer pages than one key each.
 pub(crate) const KEY_BLOCK_MAX_ENTRIES: usize = 16;
+/// Largest stored answer a record may carry into a block. With keys of at most 512 bytes
+/// (`MAX_IDEMPOTENCY_KEY_BYTES`), a block stays under 17 KiB.
+pub(crate) const KEY_BLOCK_RESULT_MAX_BYTES: usize = 512;
 
-/// A packed key's record: [`IdempotencyRecord`] without its (always empty) result.
+/// A packed key's record: an [`IdempotencyRecord`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PackedKeyV1 {
     expires_at_ms: i64,
     first_position: Option<u64>,
+    result: Vec<u8>,
 }
 
 impl PackedKeyV1 {
@@ -58,7 +64,7 @@ impl PackedKeyV1 {
         IdempotencyRecord {
             first_position: self.first_position,
             expires_at_ms: self.expires_at_ms,
-            result: Vec::new(),
+            result: self.result,
         }
     }
 }
@@ -102,6 +108,8 @@ pub(crate) struct KeyStep {
 /// Plans one step of the walk over the `k` keys from `from` (the first key when `None`):
 /// examines at most `max_examined` of them and moves those due (see the module documentation)
 /// into their blocks. `pending`: whether a key's batch is not durable yet.
+/// (A key with a larger answer stays; it is read by every walk, which is why walks are spaced
+/// out by [`crate::Options::key_walk_after_keys`].)
 pub(crate) fn plan_key_step(
     history: &History<'_>,
     from: Option<&[u8]>,
@@ -132,13 +140,14 @@ pub(crate) fn plan_key_step(
         if record.expires_at_ms <= now_ms {
             batch.remove(&stored_key[..]);
             dropped += 1;
-        } else if record.result.is_empty() {
+        } else if record.result.len() <= KEY_BLOCK_RESULT_MAX_BYTES {
             batch.remove(&stored_key[..]);
             moving.push((
                 key.to_vec(),
                 PackedKeyV1 {
                     expires_at_ms: record.expires_at_ms,
                     first_position: record.first_position,
+                    result: record.result,
                 },
             ));
         }
@@ -298,14 +307,16 @@ mod tests {
         for name in &names {
             put(&db, name, &record(5_000, b""));
         }
-        put(&db, b"cmd:with-answer", &record(5_000, b"{\"id\":1}"));
+        put(&db, b"cmd:small-answer", &record(5_000, b"{\"id\":1}"));
+        let large = vec![7u8; KEY_BLOCK_RESULT_MAX_BYTES + 1];
+        put(&db, b"cmd:large-answer", &record(5_000, &large));
         put(&db, b"expired", &record(1_000, b""));
         put(&db, b"still-syncing", &record(5_000, b""));
         let (moved, dropped) = step(&history, &[b"still-syncing"]);
-        assert_eq!((moved, dropped), (100, 1));
+        assert_eq!((moved, dropped), (101, 1));
         assert_eq!(
             k_keys(&db),
-            vec![b"cmd:with-answer".to_vec(), b"still-syncing".to_vec()]
+            vec![b"cmd:large-answer".to_vec(), b"still-syncing".to_vec()]
         );
         for name in &names {
             assert_eq!(
@@ -318,8 +329,12 @@ mod tests {
         assert_eq!(history.key_record(b"expired").expect("read"), None);
         assert_eq!(history.key_record(b"absent").expect("read"), None);
         assert_eq!(
-            history.key_record(b"cmd:with-answer").expect("read"),
+            history.packed_key(b"cmd:small-answer").expect("read"),
             Some(record(5_000, b"{\"id\":1}"))
+        );
+        assert_eq!(
+            history.key_record(b"cmd:large-answer").expect("read"),
+            Some(record(5_000, &large))
         );
         let blocks = db.scan_prefix([KEY_BLOCK]).count();
         assert!((7..=13).contains(&blocks), "{blocks} blocks for 100 keys");
@@ -368,6 +383,7 @@ mod tests {
         let entry = PackedKeyV1 {
             expires_at_ms: 5_000,
             first_position: None,
+            result: Vec::new(),
         };
         let overlapping = vec![
             (0u32.to_be_bytes().to_vec(), entry.clone()),

@@ -1257,8 +1257,8 @@ mod tests {
         }
     }
 
-    /// Keys without an answer move into blocks once durable (`crate::packed_keys`); lookups, the
-    /// writer's duplicate check and the sweep find them there, and a command's key with its
+    /// Keys move into blocks once durable, with a small answer (`crate::packed_keys`); lookups,
+    /// the writer's duplicate check and the sweep find them there, and a key with a larger
     /// answer stays a key of its own.
     #[test]
     fn durable_keys_move_into_blocks_and_still_deduplicate_and_expire() {
@@ -1278,13 +1278,19 @@ mod tests {
         for name in &names {
             store.append_blocking(key(name, 1_000)).expect("record");
         }
-        store
-            .append_blocking(AppendRequest::key_only(IdempotencyKey {
-                key: b"command".to_vec(),
+        let with_answer = |key: &str, result: Vec<u8>| {
+            AppendRequest::key_only(IdempotencyKey {
+                key: key.as_bytes().to_vec(),
                 expires_at_ms: 1_000,
-                result: b"the first answer".to_vec(),
-            }))
-            .expect("record with an answer");
+                result,
+            })
+        };
+        store
+            .append_blocking(with_answer("send", b"the first answer".to_vec()))
+            .expect("record with a small answer");
+        store
+            .append_blocking(with_answer("command", vec![b'a'; 600]))
+            .expect("record with a large answer");
         let deadline = Instant::now() + Duration::from_secs(20);
         while stored_keys(&store, keys::IDEMPOTENCY) != [b"kcommand".to_vec()] {
             assert!(Instant::now() < deadline, "keys were not packed");
@@ -1299,7 +1305,7 @@ mod tests {
             let record = store.idempotency_key(name.as_bytes()).expect("lookup");
             assert_eq!(record.map(|r| r.expires_at_ms), Some(1_000), "{name}");
         }
-        // A retry is a duplicate, decided by the writer from the block.
+        // A retry is a duplicate, decided by the writer from the block, with the first answer.
         assert!(matches!(
             store.append_blocking(key(&names[7], 5_000)).expect("retry"),
             AppendOutcome::Duplicate {
@@ -1307,6 +1313,13 @@ mod tests {
                 ..
             }
         ));
+        match store
+            .append_blocking(with_answer("send", b"a second answer".to_vec()))
+            .expect("retry")
+        {
+            AppendOutcome::Duplicate { result, .. } => assert_eq!(result, b"the first answer"),
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
         // Once expired, the sweep empties the blocks, and the key can be recorded again.
         now.store(2_000, Ordering::SeqCst);
         while !stored_keys(&store, crate::packed_keys::KEY_BLOCK).is_empty()
