@@ -77,9 +77,11 @@ pub async fn open(
         let store = match store {
             StoreSetting::Sled {
                 unpacked_tail_events,
+                cache_mib,
             } => {
                 let options = Options {
                     unpacked_tail_events,
+                    cache_capacity_bytes: cache_mib * 1024 * 1024,
                     // A clean stop pays sled's log scan so that the next start does not.
                     refresh_sled_snapshot_on_close: true,
                     ..Options::default()

@@ -18,6 +18,8 @@ pub(super) struct FileConfig {
     pub store_password: Option<String>,
     /// sled only: events kept unpacked (see settings/store.rs).
     pub unpacked_tail_events: Option<u64>,
+    /// sled only: its page cache, in MiB (see settings/store.rs).
+    pub sled_cache_mib: Option<u64>,
     /// `dispatch` only: the hub's base URL.
     pub hub: Option<String>,
     pub public_url: Option<String>,

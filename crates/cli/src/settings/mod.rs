@@ -49,6 +49,7 @@ pub mod env {
     pub const STORE_URL: &str = "WAGATE_STORE_URL";
     pub const STORE_PASSWORD: &str = "WAGATE_STORE_PASSWORD";
     pub const UNPACKED_TAIL_EVENTS: &str = "WAGATE_UNPACKED_TAIL_EVENTS";
+    pub const SLED_CACHE_MIB: &str = "WAGATE_SLED_CACHE_MIB";
     /// The cost ledger's price table (see settings/prices.rs).
     pub const PRICE_TABLE: &str = "WAGATE_PRICE_TABLE";
     /// An operator token (the single token of earlier versions).

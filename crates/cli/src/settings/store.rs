@@ -13,8 +13,12 @@ use super::{env, ConfigError};
 pub enum StoreSetting {
     /// sled in the data directory, keeping the newest `unpacked_tail_events` events as one key
     /// each and packing older ones into blocks (`WAGATE_UNPACKED_TAIL_EVENTS`, the file's
-    /// `unpacked_tail_events`; docs/storage.md, "Packing").
-    Sled { unpacked_tail_events: u64 },
+    /// `unpacked_tail_events`; docs/storage.md, "Packing"), with a page cache of `cache_mib`
+    /// MiB (`WAGATE_SLED_CACHE_MIB`, the file's `sled_cache_mib`).
+    Sled {
+        unpacked_tail_events: u64,
+        cache_mib: u64,
+    },
     /// A PostgreSQL database. The URL is kept as a secret: it may hold the password.
     Postgres {
         url: Secret,
@@ -25,8 +29,10 @@ pub enum StoreSetting {
 
 impl Default for StoreSetting {
     fn default() -> Self {
+        let options = wagate_store::Options::default();
         StoreSetting::Sled {
-            unpacked_tail_events: wagate_store::Options::default().unpacked_tail_events,
+            unpacked_tail_events: options.unpacked_tail_events,
+            cache_mib: options.cache_capacity_bytes / MIB,
         }
     }
 }
@@ -68,8 +74,14 @@ pub(super) fn store(flag: Option<String>, sources: &Sources) -> Result<StoreSett
     })
 }
 
-/// sled's settings: how many of the newest events stay unpacked.
+const MIB: u64 = 1024 * 1024;
+/// Bounds of `WAGATE_SLED_CACHE_MIB`: below 1 MiB sled reads every page from the file; 64 GiB is
+/// beyond any machine this runs on, so a larger value is a typo.
+const SLED_CACHE_MIB_RANGE: std::ops::RangeInclusive<u64> = 1..=64 * 1024;
+
+/// sled's settings: how many of the newest events stay unpacked, and its page cache.
 fn sled(sources: &Sources) -> Result<StoreSetting, ConfigError> {
+    let defaults = wagate_store::Options::default();
     let unpacked_tail_events = match sources.env(env::UNPACKED_TAIL_EVENTS) {
         Some(raw) => raw
             .trim()
@@ -78,13 +90,42 @@ fn sled(sources: &Sources) -> Result<StoreSetting, ConfigError> {
                 setting: env::UNPACKED_TAIL_EVENTS.into(),
                 reason: format!("{raw:?} is not a whole number of events"),
             })?,
-        None => match sources.file.unpacked_tail_events {
-            Some(events) => events,
-            None => return Ok(StoreSetting::default()),
-        },
+        None => sources
+            .file
+            .unpacked_tail_events
+            .unwrap_or(defaults.unpacked_tail_events),
     };
+    let (setting, cache_mib) = match sources.env(env::SLED_CACHE_MIB) {
+        Some(raw) => (
+            env::SLED_CACHE_MIB,
+            raw.trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Invalid {
+                    setting: env::SLED_CACHE_MIB.into(),
+                    reason: format!("{raw:?} is not a whole number of MiB"),
+                })?,
+        ),
+        None => (
+            "sled_cache_mib (in the --config file)",
+            sources
+                .file
+                .sled_cache_mib
+                .unwrap_or(defaults.cache_capacity_bytes / MIB),
+        ),
+    };
+    if !SLED_CACHE_MIB_RANGE.contains(&cache_mib) {
+        return Err(ConfigError::Invalid {
+            setting: setting.into(),
+            reason: format!(
+                "{cache_mib} MiB is outside {}..={} MiB",
+                SLED_CACHE_MIB_RANGE.start(),
+                SLED_CACHE_MIB_RANGE.end()
+            ),
+        });
+    }
     Ok(StoreSetting::Sled {
         unpacked_tail_events,
+        cache_mib,
     })
 }
 
@@ -114,15 +155,33 @@ mod tests {
         assert!(matches!(
             resolve(None, &[], &op),
             Ok(StoreSetting::Sled {
-                unpacked_tail_events: 100_000
+                unpacked_tail_events: 100_000,
+                cache_mib: 64,
             })
         ));
         assert!(matches!(
             resolve(None, &[("WAGATE_UNPACKED_TAIL_EVENTS", "0")], &op),
             Ok(StoreSetting::Sled {
-                unpacked_tail_events: 0
+                unpacked_tail_events: 0,
+                cache_mib: 64,
             })
         ));
+        assert!(matches!(
+            resolve(None, &[("WAGATE_SLED_CACHE_MIB", " 16 ")], &op),
+            Ok(StoreSetting::Sled {
+                unpacked_tail_events: 100_000,
+                cache_mib: 16,
+            })
+        ));
+        for bad in ["0", "65537", "lots"] {
+            match resolve(None, &[("WAGATE_SLED_CACHE_MIB", bad)], &op) {
+                Err(error) => assert!(
+                    error.to_string().contains("WAGATE_SLED_CACHE_MIB"),
+                    "{bad}: {error}"
+                ),
+                Ok(other) => panic!("{bad}: expected an error, got {other:?}"),
+            }
+        }
         match resolve(None, &[("WAGATE_UNPACKED_TAIL_EVENTS", "many")], &op) {
             Err(error) => assert!(
                 error.to_string().contains("WAGATE_UNPACKED_TAIL_EVENTS"),
