@@ -13,6 +13,7 @@
 //!   `wagate_store_committed_requests_total`, `wagate_store_writer_seconds_total{stage}`
 //!   (prepare, apply, flush, sync): the store's own counters.
 //! - `wagate_store_packed_position`: the last log position packed into blocks (sled).
+//! - `wagate_store_keys_packed_total`: idempotency keys moved into blocks since start (sled).
 //! - `wagate_store_failed`: 1 once the store is in the failed state (see docs/storage.md).
 //!
 //! From the hub's counts projection (the numbers of the ops page; a reader of the log restored
@@ -216,8 +217,16 @@ impl Metrics {
              # HELP wagate_store_packed_position The last log position packed into blocks \
              (sled; docs/storage.md, \"Packing\").\n\
              # TYPE wagate_store_packed_position gauge\n\
-             wagate_store_packed_position {}",
-            store.head_position, store.commits, store.committed_requests, store.packed_position
+             wagate_store_packed_position {}\n\
+             # HELP wagate_store_keys_packed_total Idempotency keys moved into blocks since start \
+             (sled; docs/storage.md, \"Packing idempotency keys\").\n\
+             # TYPE wagate_store_keys_packed_total counter\n\
+             wagate_store_keys_packed_total {}",
+            store.head_position,
+            store.commits,
+            store.committed_requests,
+            store.packed_position,
+            store.keys_packed
         );
         let _ = writeln!(
             out,
@@ -486,6 +495,7 @@ mod tests {
             committed_requests: 2,
             head_position: 5,
             packed_position: 4,
+            keys_packed: 3,
             prepare_us: 0,
             apply_us: 1_500_000,
             flush_us: 0,
@@ -504,6 +514,7 @@ mod tests {
             "wagate_events_appended_total{source=\"webhook\"} 2",
             "wagate_log_head_position 5",
             "wagate_store_packed_position 4",
+            "wagate_store_keys_packed_total 3",
             "wagate_store_failed 1",
             "wagate_store_writer_seconds_total{stage=\"apply\"} 1.5",
         ] {

@@ -507,6 +507,7 @@ impl EventLog for PgLog {
             head_position: self.head_position(),
             // PostgreSQL keeps one row per event; its open does not grow with them.
             packed_position: 0,
+            keys_packed: 0,
             prepare_us: 0,
             apply_us: 0,
             flush_us: 0,

@@ -210,6 +210,8 @@ pub struct StoreStats {
     pub head_position: u64,
     /// The last position packed into blocks (sled; 0 where nothing packs, e.g. PostgreSQL).
     pub packed_position: u64,
+    /// Idempotency keys moved into blocks since open (sled; 0 where nothing packs).
+    pub keys_packed: u64,
     /// Writer time spent validating requests and building batches, in µs.
     pub prepare_us: u64,
     /// Writer time spent in sled's `apply_batch`, in µs.
@@ -483,6 +485,7 @@ impl Store {
             committed_requests: shared.committed_requests.load(Ordering::Relaxed),
             head_position: self.head_position(),
             packed_position: self.packed_position(),
+            keys_packed: self.keys_packed(),
             prepare_us: shared.prepare_us.load(Ordering::Relaxed),
             apply_us: shared.apply_us.load(Ordering::Relaxed),
             flush_us: shared.flush_us.load(Ordering::Relaxed),

@@ -402,6 +402,7 @@ mod tests {
                 committed_requests: 0,
                 head_position: 0,
                 packed_position: 0,
+                keys_packed: 0,
                 prepare_us: 0,
                 apply_us: 0,
                 flush_us: 0,
