@@ -612,10 +612,11 @@ pub(crate) fn plan_step(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, sled::Db) {
+    /// A sled database in a temporary folder (also used by `crate::packed_keys`' tests).
+    pub(crate) fn db() -> (tempfile::TempDir, sled::Db) {
         let dir = tempfile::tempdir().expect("dir");
         let db = sled::Config::new()
             .path(dir.path())

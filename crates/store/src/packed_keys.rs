@@ -247,17 +247,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    use crate::packed::tests::db;
     use crate::writer::encode_key_record;
-
-    fn db() -> (tempfile::TempDir, sled::Db) {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = sled::Config::new()
-            .path(dir.path())
-            .temporary(true)
-            .open()
-            .expect("db");
-        (dir, db)
-    }
 
     fn record(expires_at_ms: i64, result: &[u8]) -> IdempotencyRecord {
         IdempotencyRecord {
