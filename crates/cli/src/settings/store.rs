@@ -5,6 +5,7 @@
 
 use wagate_providers::Secret;
 
+use super::limits::number;
 use super::sources::Sources;
 use super::{env, ConfigError};
 
@@ -82,47 +83,22 @@ const SLED_CACHE_MIB_RANGE: std::ops::RangeInclusive<u64> = 1..=64 * 1024;
 /// sled's settings: how many of the newest events stay unpacked, and its page cache.
 fn sled(sources: &Sources) -> Result<StoreSetting, ConfigError> {
     let defaults = wagate_store::Options::default();
-    let unpacked_tail_events = match sources.env(env::UNPACKED_TAIL_EVENTS) {
-        Some(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ConfigError::Invalid {
-                setting: env::UNPACKED_TAIL_EVENTS.into(),
-                reason: format!("{raw:?} is not a whole number of events"),
-            })?,
-        None => sources
-            .file
-            .unpacked_tail_events
-            .unwrap_or(defaults.unpacked_tail_events),
-    };
-    let (setting, cache_mib) = match sources.env(env::SLED_CACHE_MIB) {
-        Some(raw) => (
-            env::SLED_CACHE_MIB,
-            raw.trim()
-                .parse::<u64>()
-                .map_err(|_| ConfigError::Invalid {
-                    setting: env::SLED_CACHE_MIB.into(),
-                    reason: format!("{raw:?} is not a whole number of MiB"),
-                })?,
-        ),
-        None => (
-            "sled_cache_mib (in the --config file)",
-            sources
-                .file
-                .sled_cache_mib
-                .unwrap_or(defaults.cache_capacity_bytes / MIB),
-        ),
-    };
-    if !SLED_CACHE_MIB_RANGE.contains(&cache_mib) {
-        return Err(ConfigError::Invalid {
-            setting: setting.into(),
-            reason: format!(
-                "{cache_mib} MiB is outside {}..={} MiB",
-                SLED_CACHE_MIB_RANGE.start(),
-                SLED_CACHE_MIB_RANGE.end()
-            ),
-        });
-    }
+    let unpacked_tail_events = number(
+        sources,
+        env::UNPACKED_TAIL_EVENTS,
+        sources.file.unpacked_tail_events,
+        0..=u64::MAX,
+        "events",
+    )?
+    .unwrap_or(defaults.unpacked_tail_events);
+    let cache_mib = number(
+        sources,
+        env::SLED_CACHE_MIB,
+        sources.file.sled_cache_mib,
+        SLED_CACHE_MIB_RANGE,
+        "MiB",
+    )?
+    .unwrap_or(defaults.cache_capacity_bytes / MIB);
     Ok(StoreSetting::Sled {
         unpacked_tail_events,
         cache_mib,
