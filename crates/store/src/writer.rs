@@ -505,7 +505,7 @@ impl Writer {
             return;
         };
         match step {
-            Ok(()) => self.packed_unflushed += 1,
+            Ok(applied) => self.packed_unflushed += u64::from(applied),
             Err(error) => {
                 tracing::error!(error = %error, "packing into blocks failed; the store refuses further writes");
                 self.fail(error);
@@ -513,12 +513,13 @@ impl Writer {
         }
     }
 
-    fn pack_events(&mut self, limit: u64) -> Result<()> {
+    /// One step of event packing; whether it applied a batch.
+    fn pack_events(&mut self, limit: u64) -> Result<bool> {
         let packed = self.shared.packed_position.load(Ordering::Acquire);
         let history = History::new(&self.db, &self.path);
         let Some(step) = packed::plan_step(&history, packed, limit, self.options.pack_step_blocks)?
         else {
-            return Ok(());
+            return Ok(false);
         };
         let (upto, removed_keys) = (step.upto, step.removed_keys);
         self.shared.packing_began.store(true, Ordering::Release);
@@ -527,12 +528,12 @@ impl Writer {
             .map_err(|e| from_sled(e, &self.path))?;
         self.shared.packed_position.store(upto, Ordering::Release);
         tracing::debug!(upto, removed_keys, "packed old log entries into blocks");
-        Ok(())
+        Ok(true)
     }
 
     /// One step of the walk over the `k` keys: moves the durable ones without an answer into
-    /// their blocks and drops the expired ones.
-    fn pack_keys(&mut self) -> Result<()> {
+    /// their blocks and drops the expired ones; whether it applied a batch.
+    fn pack_keys(&mut self) -> Result<bool> {
         if !self.key_walk.walking {
             self.key_walk.walking = true;
             self.key_walk.written = 0;
@@ -547,7 +548,8 @@ impl Writer {
             |key| shared.key_pending(key),
         )?;
         let (moved, dropped) = (step.moved, step.dropped);
-        if moved + dropped > 0 {
+        let applied = moved + dropped > 0;
+        if applied {
             self.db
                 .apply_batch(step.batch)
                 .map_err(|e| from_sled(e, &self.path))?;
@@ -561,7 +563,7 @@ impl Writer {
         self.key_walk.walking = step.resume_at.is_some();
         self.key_walk.cursor = step.resume_at;
         tracing::debug!(moved, dropped, "packed idempotency keys into blocks");
-        Ok(())
+        Ok(applied)
     }
 
     fn shared_failure(&self) -> Option<StoreError> {
