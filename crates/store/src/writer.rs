@@ -486,6 +486,11 @@ impl Writer {
     /// the next group commit's flush does). A failed step fails the store: it is the same sled
     /// that takes the appends.
     fn maybe_pack(&mut self) {
+        if self.failure.is_none() {
+            // The syncer may have failed a batch meanwhile; its keys then stay pending for good,
+            // and a walk that keeps finding them must not keep the writer spinning.
+            self.failure = self.shared_failure();
+        }
         if self.failure.is_some() {
             return;
         }
