@@ -509,6 +509,21 @@ fn same(read: Result<Vec<RecordedEvent>, StoreError>, expected: &[RecordedEvent]
 }
 
 /// Copies a closed database directory (sled keeps a few files in it).
+/// Drops a raw sled handle and waits until sled's threads let go of the folder's lock (they can
+/// outlive the handle by a moment), so the next open in the test is not refused as
+/// `AlreadyOpen` (seen under the full suite's load).
+fn release(db: sled::Db, path: &Path) {
+    use fs2::FileExt as _;
+    drop(db);
+    let file = std::fs::File::open(path.join("db")).expect("sled's db file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while file.try_lock_exclusive().is_err() {
+        assert!(std::time::Instant::now() < deadline, "sled kept the lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fs2::FileExt::unlock(&file).expect("unlock");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
@@ -670,6 +685,7 @@ fn salvage_of_packed_and_damaged_blocks() {
         assert!(db.get(&key).expect("get").is_some(), "block {first} exists");
         db.insert(key, &b"\x01garbage"[..]).expect("insert");
         db.flush().expect("flush");
+        release(db, path);
     };
     garbage(&path, third);
     let mut salvaged = Vec::new();
@@ -806,7 +822,7 @@ fn a_damaged_index_block_is_corruption_and_salvage_still_reads_the_log() {
             .expect("read");
         db.insert(key, &b"\x01garbage"[..]).expect("insert");
         db.flush().expect("flush");
-        drop(db);
+        release(db, &path);
 
         let mut salvaged = Vec::new();
         let end = salvage(&path, 1, None, |event| {
