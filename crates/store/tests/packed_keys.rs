@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+#[path = "common/raw_sled.rs"]
+mod raw_sled;
+use raw_sled::release;
 use wagate_store::{AppendOutcome, AppendRequest, IdempotencyKey, Options, Store};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +47,8 @@ fn raw_key_counts(path: &Path) -> BTreeMap<u8, u64> {
     for key in db.iter().keys() {
         *counts.entry(key.expect("key")[0]).or_default() += 1;
     }
+    // The test reopens the store right after.
+    release(db, path);
     counts
 }
 

@@ -15,6 +15,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
+#[path = "common/raw_sled.rs"]
+mod raw_sled;
+use raw_sled::release;
 use wagate_store::{
     salvage, AppendOutcome, AppendRequest, ExpectedVersion, NewEvent, Options, RecordedEvent,
     SalvageEnd, SalvageFlow, Store, StoreError, StreamId, LOG_BLOCK_EVENTS,
@@ -509,21 +512,6 @@ fn same(read: Result<Vec<RecordedEvent>, StoreError>, expected: &[RecordedEvent]
 }
 
 /// Copies a closed database directory (sled keeps a few files in it).
-/// Drops a raw sled handle and waits until sled's threads let go of the folder's lock (they can
-/// outlive the handle by a moment), so the next open in the test is not refused as
-/// `AlreadyOpen` (seen under the full suite's load).
-fn release(db: sled::Db, path: &Path) {
-    use fs2::FileExt as _;
-    drop(db);
-    let file = std::fs::File::open(path.join("db")).expect("sled's db file");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while file.try_lock_exclusive().is_err() {
-        assert!(std::time::Instant::now() < deadline, "sled kept the lock");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    fs2::FileExt::unlock(&file).expect("unlock");
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
